@@ -1,0 +1,1 @@
+"""Inbound HTTP: the Alertmanager webhook, health and readiness, written to Kafka."""

@@ -1,0 +1,28 @@
+"""JSON error responses: every refusal names the problem, never a secret.
+
+Status codes are Alertmanager's retry policy: it retries 5xx and network errors only, so a payload
+that can never succeed gets 4xx, and only a transient failure (Kafka down) gets 503 + Retry-After.
+"""
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+__all__ = ["error_response", "validation_details"]
+
+
+def error_response(
+    status: int, error: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A JSON body ``{"error": code, "message": text, ...}`` with the given status."""
+    return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Each validation problem as ``{"field": "alerts.0.startsAt", "reason": "..."}``."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        details.append({"field": field, "reason": err["msg"]})
+    return details

@@ -1,0 +1,75 @@
+"""Command-line entry point.
+
+Settings are read from the environment exactly once, here, and passed down. ``sevflow --help``
+lists every setting with its environment variable, default and meaning.
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from models.settings import Settings
+
+__all__ = ["main"]
+
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = ",".join(str(d) for d in default) or "(none)"
+        lines.append(
+            f"  SEVFLOW_{name.upper()}  (default: {default if default is not None else '(unset)'})"
+        )
+        lines.append(f"      {field.description}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sevflow",
+        description="sevflow: Alertmanager webhooks -> Kafka -> SEV1-SEV4 incidents.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="run the receiver and the stream worker together (the main job)")
+    sub.add_parser("receiver", help="run only the HTTP receiver (Alertmanager webhook -> Kafka)")
+    sub.add_parser("worker", help="run only the stream worker (Kafka -> incident store)")
+    sub.add_parser("init-db", help="create the incident store's tables and exit")
+    return parser
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SEVFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise SystemExit(f"sevflow: invalid settings: {problems}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, build settings, run the chosen command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = _load_settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    from sevflow import runner  # heavy imports only once the arguments are valid
+
+    commands = {
+        "run": runner.run_all,
+        "receiver": runner.run_receiver,
+        "worker": runner.run_worker,
+        "init-db": runner.init_db,
+    }
+    return commands[args.command](settings)

@@ -1,0 +1,156 @@
+"""What each command starts, wired from one Settings object."""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from types import FrameType
+
+import uvicorn
+from aiokafka.errors import KafkaError
+
+from models.settings import Settings
+from receiver.app import create_app as create_receiver
+from receiver.auth import BearerAuth
+from receiver.kafka import KafkaAlertPublisher, ensure_topic
+from store.alerts import create_schema
+from store.db import UnsupportedDatabaseError, sync_engine
+
+__all__ = ["init_db", "run_all", "run_receiver", "run_worker"]
+
+log = logging.getLogger("sevflow")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def init_db(settings: Settings) -> int:
+    """Create the store's tables (idempotent)."""
+    try:
+        engine = sync_engine(settings.sqlalchemy_url())
+    except UnsupportedDatabaseError as exc:
+        print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()
+    log.info("incident store ready (%s)", engine.url.get_backend_name())
+    return 0
+
+
+def run_receiver(settings: Settings) -> int:
+    """Serve the webhook until SIGINT/SIGTERM."""
+    problem = settings.webhook_auth_problem()
+    if problem:
+        print(f"sevflow: {problem}", file=sys.stderr)
+        return 2
+    publisher = KafkaAlertPublisher(
+        settings.kafka_bootstrap,
+        settings.alerts_topic,
+        settings.topic_partitions,
+        settings.kafka_timeout_seconds,
+    )
+    app = create_receiver(
+        publisher=publisher,
+        auth=BearerAuth(settings.webhook_tokens, allow_unauthenticated=settings.allow_unauthenticated),
+        now=_utc_now,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+
+    async def serve() -> None:
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await publisher.close()
+
+    log.info("receiver listening on http://%s:%d", settings.http_host, settings.http_port)
+    asyncio.run(serve())
+    return 0
+
+
+def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
+    """Run the stream worker until SIGINT/SIGTERM."""
+    status = init_db(settings)
+    if status:
+        return status
+    if not _wait_for_topic(settings):
+        return 1
+    import faust  # faust patches the event loop policy on import: only for the worker
+
+    from streams.app import create_app
+
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()  # never returns: exits the process when the worker stops
+
+
+def _wait_for_topic(settings: Settings, attempts: int = 60) -> bool:
+    """Create the alerts topic before the worker subscribes (faust does not create source topics).
+
+    Waits for Kafka up to ``attempts`` seconds, so a worker started with the broker is not lost.
+    """
+    for attempt in range(attempts):
+        try:
+            asyncio.run(
+                ensure_topic(
+                    settings.kafka_bootstrap,
+                    settings.alerts_topic,
+                    settings.topic_partitions,
+                    settings.kafka_timeout_seconds,
+                )
+            )
+        except (OSError, TimeoutError, KafkaError) as exc:
+            if attempt == 0:
+                log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
+            time.sleep(1)
+        else:
+            return True
+    print(f"sevflow: Kafka at {settings.kafka_bootstrap} is not reachable", file=sys.stderr)
+    return False
+
+
+def run_all(settings: Settings) -> int:
+    """Run the receiver and the worker as two child processes; stop both when either ends."""
+    problem = settings.webhook_auth_problem()
+    if problem:
+        print(f"sevflow: {problem}", file=sys.stderr)
+        return 2
+    status = init_db(settings)
+    if status:
+        return status
+    children = [
+        subprocess.Popen([sys.executable, "-m", "sevflow", cmd], env=os.environ.copy())  # noqa: S603
+        for cmd in ("worker", "receiver")
+    ]
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while all(c.poll() is None for c in children):
+        time.sleep(0.2)
+    if not stopping:
+        log.error("a child process exited; stopping the other")
+        stop(signal.SIGTERM, None)
+    codes = [c.wait() for c in children]
+    return 0 if stopping else max(abs(c) for c in codes) or 1

@@ -1,0 +1,1 @@
+"""The incident store: SQLAlchemy tables and repositories, on PostgreSQL or SQLite."""

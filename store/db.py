@@ -1,0 +1,72 @@
+"""Database URLs and engines for the two supported back ends, PostgreSQL and SQLite.
+
+Users write ordinary URLs (``postgresql://…``, ``sqlite:///file.db``); this module picks the drivers:
+psycopg 3 for PostgreSQL (sync and async), the standard ``sqlite3`` and ``aiosqlite`` for SQLite.
+Schema changes run on a synchronous engine; the stream worker uses the async one.
+"""
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "sync_engine"]
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database sevflow does not support."""
+
+
+def normalise_url(url: str, *, asynchronous: bool) -> URL:
+    """Return ``url`` with the driver sevflow uses for its back end."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise UnsupportedDatabaseError(f"not a database URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite")
+    raise UnsupportedDatabaseError(
+        f"unsupported database {backend!r}: use postgresql://… or sqlite:///…"
+    )
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    """WAL lets the status page read while the worker writes; a busy timeout avoids spurious locks."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def sync_engine(url: str) -> Engine:
+    """A synchronous engine (schema management, CLI reads)."""
+    normalised = normalise_url(url, asynchronous=False)
+    _prepare_sqlite_file(normalised)
+    engine = create_engine(normalised, pool_pre_ping=True)
+    if normalised.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def async_engine(url: str) -> AsyncEngine:
+    """An asyncio engine (the stream worker)."""
+    normalised = normalise_url(url, asynchronous=True)
+    _prepare_sqlite_file(normalised)
+    engine = create_async_engine(normalised, pool_pre_ping=True)
+    if normalised.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine.sync_engine)
+    return engine

@@ -1,0 +1,1 @@
+"""The stream processors (faust-streaming): alerts topic -> incident store -> incident events."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: where the real services are, and the shared fixtures directory.
+
+Integration and e2e tests need the Kafka broker and PostgreSQL that ``scripts/test`` starts. When
+one is not running those tests fail with a message saying how to start it; they never skip.
+"""
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["tests.store_backends"]
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("SEVFLOW_FIXTURES", REPO.parent / "shared" / "fixtures"))
+AM_FIXTURES = FIXTURES / "alertmanager"
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def load_fixture(name: str) -> Any:
+    """A JSON document from the shared Alertmanager fixtures."""
+    return json.loads((AM_FIXTURES / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The real broker's bootstrap address (scripts/kafka.sh start)."""
+    bootstrap = os.environ.get("SEVFLOW_TEST_KAFKA", "127.0.0.1:19092")
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if not _port_open(host, int(port)):
+        pytest.fail(f"no Kafka broker at {bootstrap}: start it with scripts/kafka.sh start")
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test database on the real PostgreSQL (scripts/postgres.sh start)."""
+    url = os.environ.get(
+        "SEVFLOW_TEST_DATABASE_URL", "postgresql://sevflow:sevflow@127.0.0.1:15432/sevflow_test"
+    )
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not _port_open(parsed.host or "127.0.0.1", parsed.port or 5432):
+        pytest.fail(f"no PostgreSQL at {parsed.host}:{parsed.port}: run scripts/postgres.sh start")
+    return url

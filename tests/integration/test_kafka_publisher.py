@@ -1,0 +1,76 @@
+"""The receiver's publisher against the real broker: acknowledged, keyed by fingerprint, partitioned."""
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from models.alert import AlertRecord
+from models.alertmanager import WebhookPayload, to_records
+from receiver.kafka import KafkaAlertPublisher, PublishError, ensure_topic
+from tests.conftest import free_port, load_fixture
+from tests.unit.test_receiver_http import NOW
+
+pytestmark = pytest.mark.integration
+
+
+async def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, bytes, int]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    seen: list[tuple[bytes, bytes, int]] = []
+    try:
+        for _ in range(50):
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                seen.extend((m.key, m.value, m.partition) for m in messages)
+            if len(seen) >= expected:
+                # One more poll proves nothing extra was written.
+                extra = await consumer.getmany(timeout_ms=500)
+                seen.extend((m.key, m.value, m.partition) for ms in extra.values() for m in ms)
+                break
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_publish_is_acknowledged_and_keyed(kafka_bootstrap: str) -> None:
+    topic = f"test-alerts-{uuid.uuid4().hex[:8]}"
+    publisher = KafkaAlertPublisher(kafka_bootstrap, topic, partitions=4, timeout=10)
+    payload = WebhookPayload.model_validate(
+        load_fixture("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    )
+    records = to_records(payload, NOW)
+    try:
+        await publisher.publish(records)
+        assert await publisher.ready()
+    finally:
+        await publisher.close()
+    seen = await consume_all(kafka_bootstrap, topic, len(records))
+    assert sorted(k for k, _, _ in seen) == sorted(r.fingerprint.encode() for r in records)
+    by_key = {r.fingerprint: r for r in records}
+    assert all(AlertRecord.from_bytes(v) == by_key[k.decode()] for k, v, _ in seen)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert len(description["partitions"]) == 4
+
+
+async def test_ensure_topic_is_idempotent(kafka_bootstrap: str) -> None:
+    topic = f"test-topic-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(kafka_bootstrap, topic, 2)
+    await ensure_topic(kafka_bootstrap, topic, 2)
+
+
+async def test_unreachable_broker_is_a_publish_error() -> None:
+    publisher = KafkaAlertPublisher(f"127.0.0.1:{free_port()}", "nowhere", 1, timeout=2)
+    payload = WebhookPayload.model_validate(load_fixture("zulip__resolved_single_alert.json"))
+    with pytest.raises(PublishError, match="Kafka unreachable"):
+        await publisher.publish(to_records(payload, NOW))
+    assert not await publisher.ready()
+    await publisher.close()

@@ -1,0 +1,45 @@
+"""A fixture that yields a fresh incident store on each supported back end.
+
+SQLite runs everywhere (a file in tmp_path); PostgreSQL is the real server of scripts/postgres.sh,
+so its parameter carries the ``integration`` marker.
+"""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.db import async_engine, sync_engine
+from store.schema import metadata
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
+]
+
+
+def fresh_database(url: str) -> None:
+    """Drop and create every table so each test starts empty."""
+    engine = sync_engine(url)
+    try:
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    fresh_database(url)
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = async_engine(database_url)
+    yield engine
+    await engine.dispose()

@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sevflow", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_documents_every_setting() -> None:
+    from models.settings import Settings
+
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in Settings.model_fields:
+        assert f"SEVFLOW_{name.upper()}" in result.stdout
+
+
+def test_invalid_setting_is_a_clear_cli_error() -> None:
+    result = run_cli("init-db", env={"SEVFLOW_TOPIC_PARTITIONS": "many", "PATH": ""})
+    assert result.returncode != 0
+    assert "SEVFLOW_TOPIC_PARTITIONS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_receiver_refuses_to_start_without_credentials() -> None:
+    result = run_cli("receiver", env={"PATH": ""})
+    assert result.returncode == 2
+    assert "SEVFLOW_WEBHOOK_TOKENS" in result.stderr
+
+
+def test_unsupported_database_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("init-db", env={"SEVFLOW_DATABASE_URL": "mysql://u:secretpw@h/db", "PATH": ""})
+    assert result.returncode == 2
+    assert "unsupported database 'mysql'" in result.stderr
+    assert "secretpw" not in result.stderr

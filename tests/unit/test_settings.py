@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from models.settings import Settings
+
+
+def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"SEVFLOW_{name.upper()}", raising=False)
+    settings = Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.sqlalchemy_url() == f"sqlite:///{(Path('.sevflow') / 'sevflow.db').resolve()}"
+    assert settings.webhook_auth_problem() is not None
+
+
+def test_tokens_split_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVFLOW_WEBHOOK_TOKENS", " a-token , b-token ,")
+    monkeypatch.setenv("SEVFLOW_DATABASE_URL", "postgresql://u:hunter2@db/sevflow")
+    settings = Settings()
+    assert [t.get_secret_value() for t in settings.webhook_tokens] == ["a-token", "b-token"]
+    assert settings.webhook_auth_problem() is None
+    shown = repr(settings) + str(settings.model_dump())
+    assert "a-token" not in shown
+    assert "hunter2" not in shown
+    assert settings.sqlalchemy_url() == "postgresql://u:hunter2@db/sevflow"
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVFLOW_TOPIC_PARTITIONS", "0")
+    with pytest.raises(ValidationError, match="topic_partitions"):
+        Settings()
+    monkeypatch.setenv("SEVFLOW_TOPIC_PARTITIONS", "8")
+    monkeypatch.setenv("SEVFLOW_LOG_LEVEL", "chatty")
+    with pytest.raises(ValidationError, match="unknown log level"):
+        Settings()

@@ -1,0 +1,134 @@
+"""Every shared Alertmanager fixture is accepted or refused as EXPECTED.md there says."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from models.alertmanager import WebhookPayload, format_group_key, to_records
+from models.fingerprint import fingerprint
+from tests.conftest import AM_FIXTURES, load_fixture
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+ACCEPTED = sorted(
+    p.name
+    for p in AM_FIXTURES.glob("*.json")
+    if "request_log" not in p.name and "legacy_v3" not in p.name
+)
+
+
+def records_of(name: str):  # type: ignore[no-untyped-def]
+    return to_records(WebhookPayload.model_validate(load_fixture(name)), NOW)
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_accepted_fixture_gives_one_record_per_alert(name: str) -> None:
+    document = load_fixture(name)
+    records = records_of(name)
+    assert len(records) == len(document["alerts"])
+    for record, alert in zip(records, document["alerts"], strict=True):
+        assert record.labels == alert["labels"]
+        assert record.fingerprint == alert.get("fingerprint", fingerprint(alert["labels"]))
+        assert record.receiver == document["receiver"]
+        assert record.received_at == NOW
+        if "status" in alert:
+            assert record.status == alert["status"]
+
+
+def test_legacy_version_is_refused_naming_version() -> None:
+    with pytest.raises(ValidationError) as err:
+        WebhookPayload.model_validate(
+            load_fixture("inCaller-prometheus_bot__legacy_v3_numeric_groupkey.json")
+        )
+    fields = {".".join(map(str, e["loc"])) for e in err.value.errors()}
+    assert "version" in fields
+    assert "groupKey" in fields
+
+
+def test_truncated_alerts_kept() -> None:
+    records = records_of("alertmanager-v0.25.0-captured__firing_max_alerts_truncated.json")
+    document = load_fixture("alertmanager-v0.25.0-captured__firing_max_alerts_truncated.json")
+    assert document["truncatedAlerts"] > 0
+    assert {r.truncated_alerts for r in records} == {document["truncatedAlerts"]}
+
+
+def test_resolved_status_wins_over_zero_end_time() -> None:
+    (record,) = records_of("zulip__resolved_single_alert.json")
+    assert record.status == "resolved"
+
+
+def test_zero_end_time_means_no_end() -> None:
+    records = records_of("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    assert all(r.ends_at is None for r in records)
+    assert all(r.status == "firing" for r in records)
+
+
+def test_missing_fingerprint_and_group_key_are_derived() -> None:
+    (record,) = records_of("idealista-prom2teams__no_fingerprint_no_groupkey.json")
+    assert record.fingerprint == fingerprint(record.labels)
+    # No groupLabels either: the alert's own labels form the group.
+    assert record.group_key == format_group_key(record.labels)
+
+
+def test_group_key_derived_from_group_labels_else_alert_labels() -> None:
+    document = load_fixture("idealista-prom2teams__diskspace_two_resolved.json")
+    assert "groupKey" not in document
+    assert "groupLabels" not in document
+    records = records_of("idealista-prom2teams__diskspace_two_resolved.json")
+    assert [r.group_key for r in records] == [format_group_key(r.labels) for r in records]
+    document["groupLabels"] = {"alertname": "DiskSpace"}
+    records = to_records(WebhookPayload.model_validate(document), NOW)
+    assert {r.group_key for r in records} == {'{}:{alertname="DiskSpace"}'}
+
+
+def test_missing_status_derived_from_end_time() -> None:
+    (record,) = records_of("prometheus-msteams__minimal_no_alert_status.json")
+    assert record.status == "firing"
+    base = load_fixture("prometheus-msteams__minimal_no_alert_status.json")
+    base["alerts"][0]["endsAt"] = (NOW - timedelta(minutes=1)).isoformat()
+    (past,) = to_records(WebhookPayload.model_validate(base), NOW)
+    assert past.status == "resolved"
+    base["alerts"][0]["endsAt"] = (NOW + timedelta(minutes=5)).isoformat()
+    (future,) = to_records(WebhookPayload.model_validate(base), NOW)
+    assert future.status == "firing"
+
+
+def test_time_zone_offsets_preserved_as_instants() -> None:
+    records = records_of("bougou-alertmanager-webhook-adapter__vmalert_mixed_firing_resolved.json")
+    assert records[0].starts_at == datetime(2021, 3, 30, 12, 17, 50, 814674, tzinfo=UTC)
+    assert {r.status for r in records} == {"firing", "resolved"}
+
+
+def test_trailing_spaces_are_data() -> None:
+    document = load_fixture("grafana-alertmanager-webhook-proxy__single_firing.json")
+    (plain,) = to_records(WebhookPayload.model_validate(document), NOW)
+    assert plain.generator_url == document["alerts"][0]["generatorURL"]
+    document["alerts"][0]["labels"]["dc"] = "eu-west-1 "
+    (spaced,) = to_records(WebhookPayload.model_validate(document), NOW)
+    assert spaced.labels["dc"] == "eu-west-1 "
+    assert spaced.fingerprint != plain.fingerprint
+
+
+def test_group_key_format_matches_alertmanager() -> None:
+    document = load_fixture("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    assert format_group_key(document["groupLabels"]) == document["groupKey"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.update(status="exploded"), "status"),
+        (lambda d: d["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
+        (lambda d: d["alerts"][0].update(labels={"a": 1}), "alerts.0.labels.a"),
+        (lambda d: d.pop("alerts"), "alerts"),
+        (lambda d: d.update(truncatedAlerts=-1), "truncatedAlerts"),
+        (lambda d: d["alerts"][0].update(startsAt="2026-01-01T00:00:00"), "alerts.0.startsAt"),
+    ],
+)
+def test_invalid_fields_are_named(mutate, field: str) -> None:  # type: ignore[no-untyped-def]
+    document = load_fixture("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    mutate(document)
+    with pytest.raises(ValidationError) as err:
+        WebhookPayload.model_validate(document)
+    assert field in {".".join(map(str, e["loc"])) for e in err.value.errors()}
