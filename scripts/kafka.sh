@@ -33,7 +33,7 @@ fetch_jars() {
   mkdir -p "$libs"
   mvn -B -q -Dstyle.color=never -f "$here/kafka/pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$libs" \
+    -DincludeScope=runtime -DoutputDirectory="$libs" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2 \
     || die "Maven could not resolve org.apache.kafka:kafka_2.13:$kafka_version (is Maven Central reachable?)"
   touch "$libs/.complete"
 }
