@@ -55,6 +55,7 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sevflow') THEN
     CREATE ROLE sevflow LOGIN PASSWORD '$password';
   END IF;
+  ALTER ROLE sevflow CREATEDB;  -- tests create a throw-away database per run
 END \$\$;
 SELECT 'CREATE DATABASE sevflow OWNER sevflow' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'sevflow')\gexec
 SELECT 'CREATE DATABASE sevflow_test OWNER sevflow' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'sevflow_test')\gexec

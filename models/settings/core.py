@@ -1,0 +1,56 @@
+"""Core settings: Kafka, the store, logging."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+__all__ = ["CoreSettings"]
+
+
+class CoreSettings(BaseModel):
+    """Where Kafka and the store are, and how sevflow logs."""
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:19092",
+        description="Kafka bootstrap servers, comma separated host:port (the local broker of "
+        "scripts/kafka.sh by default).",
+    )
+    alerts_topic: str = Field(
+        default="sevflow-alerts",
+        description="Topic the receiver writes one record per alert to, keyed by fingerprint.",
+    )
+    topic_partitions: int = Field(
+        default=8,
+        ge=1,
+        description="Partitions of the topics sevflow creates; faust's tables need the same count "
+        "on every topic of one pipeline, so set it before the first start.",
+    )
+    app_id: str = Field(
+        default="sevflow",
+        description="Stream application id: the Kafka consumer group and the prefix of faust's "
+        "internal topics.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the incident store, e.g. postgresql://user:pw@host/db. "
+        "Unset: an SQLite file in SEVFLOW_DATA_DIR.",
+    )
+    data_dir: Path = Field(
+        default=Path(".sevflow"),
+        description="Directory for the embedded SQLite database and the stream worker's state.",
+    )
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    def sqlalchemy_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file's."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'sevflow.db').resolve()}"
