@@ -40,7 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the receiver and the stream worker together (the main job)")
     sub.add_parser("receiver", help="run only the HTTP receiver (Alertmanager webhook -> Kafka)")
     sub.add_parser("worker", help="run only the stream worker (Kafka -> incident store)")
-    sub.add_parser("init-db", help="create the incident store's tables and exit")
+    sub.add_parser("init-db", help="create or migrate the incident store's tables and exit")
+    explain = sub.add_parser(
+        "explain", help="show which severity rule an alert matches, why, and which incident it joins"
+    )
+    explain.add_argument("labels", nargs="+", metavar="NAME=VALUE", help="the alert's labels")
+    explain.add_argument(
+        "--annotation", "-a", action="append", default=[], metavar="NAME=VALUE", help="an annotation"
+    )
+    explain.add_argument("--group-key", help="Alertmanager's groupKey of the alert's group")
+    sub.add_parser("schema", help="print the JSON Schema of incident-events records")
     return parser
 
 
@@ -64,6 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "schema":
+        import json
+
+        from models.events import IncidentEvent
+
+        print(json.dumps(IncidentEvent.model_json_schema(), indent=2, sort_keys=True))
+        return 0
+    if args.command == "explain":
+        from models.classification import RulesError
+        from sevflow.explain import explain, parse_pairs
+
+        try:
+            labels = parse_pairs(args.labels, "a label")
+            annotations = parse_pairs(args.annotation, "an annotation")
+            print(explain(settings, labels, annotations, args.group_key))
+        except (ValueError, RulesError) as exc:
+            print(f"sevflow explain: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from sevflow import runner  # heavy imports only once the arguments are valid
 
     commands = {

@@ -41,15 +41,24 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
-    """WAL lets the status page read while the worker writes; a busy timeout avoids spurious locks."""
+    """SQLite as a serious store: WAL so readers never block the writer, a busy timeout instead of
+    spurious "database is locked", and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
+    holds the write lock from its first statement (the equivalent of PostgreSQL's
+    ``SELECT … FOR UPDATE``, which SQLite lacks)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sync_engine(url: str) -> Engine:

@@ -2,11 +2,40 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, MetaData, String, Table, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
 
-__all__ = ["UTCDateTime", "alerts", "metadata"]
+__all__ = [
+    "UTCDateTime",
+    "alerts",
+    "commands",
+    "incident_events",
+    "incident_groups",
+    "incidents",
+    "leases",
+    "metadata",
+]
 
-metadata = MetaData()
+# Constraint names are fixed so Alembic migrations are the same on PostgreSQL and SQLite.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -44,4 +73,73 @@ alerts = Table(
     Column("external_url", Text, nullable=True),
     Column("first_received_at", UTCDateTime, nullable=False),
     Column("last_received_at", UTCDateTime, nullable=False),
+    # The incident the alert belongs to now (None: resolved with no incident to resolve).
+    Column("incident_id", String(64), nullable=True, index=True),
+    Column("severity", String(8), nullable=True),
+    Column("rule", String(255), nullable=True),
+)
+
+#: One row per group key: the lock that serialises every change of that group's incidents, and
+#: a pointer to its latest incident.
+incident_groups = Table(
+    "incident_groups",
+    metadata,
+    Column("group_key", Text, primary_key=True),
+    Column("incident_id", String(64), nullable=True),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("group_key", Text, nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("quiet_since", UTCDateTime, nullable=True),
+    Column("sequence", Integer, nullable=False),
+    Column("document", JSON, nullable=False),  # models.incident.Incident, the source of truth
+    Index("ix_incidents_state_opened", "state", "opened_at"),
+)
+
+#: The timeline of every incident, and the outbox of the incident-events topic: a row is written
+#: in the same transaction as the change it describes and marked published once Kafka acked it.
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column(
+        "position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("sequence", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("document", JSON, nullable=False),  # models.events.IncidentEvent
+    Column("published_at", UTCDateTime, nullable=True),
+    Index("ix_incident_events_unpublished", "published_at", "position"),
+)
+
+#: Manual commands already applied (idempotency of acknowledge/resolve requests).
+commands = Table(
+    "commands",
+    metadata,
+    Column("command_id", String(128), primary_key=True),
+    Column("incident_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+#: Leases: which worker may run a singleton loop (outbox relay, timers); ``token`` fences
+#: a holder whose lease expired.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

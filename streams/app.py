@@ -1,24 +1,48 @@
 """The faust application: built from :class:`Settings`, never at import time.
 
-One agent for now: alerts topic -> alert store. It runs ``at_least_once`` (faust's exactly_once has
-open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes nothing.
-Per-event errors are handled inside the agent: an exception escaping an agent can skip that event's
-offset on restart (faust issue #315).
+Agents are thin adapters: they decode records, hand batches to :class:`streams.pipeline.Pipeline`
+and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
+open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes
+nothing. Per-event errors are handled inside the agents: an exception escaping an agent can skip
+that event's offset on restart (faust issue #315). Database errors are retried until they pass,
+so an offset is never committed past an unapplied record.
+
+* ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
+* ``commands``: commands topic → acknowledge / resolve;
+* timer ``relay``: outbox → ``incident-events`` (one worker at a time, by lease);
+* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period.
 """
 
+import asyncio
 import logging
-from typing import Any
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 import faust
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
+from models.alert import AlertRecord
+from models.incident import Command
 from models.settings import Settings
-from store.alerts import AlertStore
 from store.db import async_engine
-from streams.persist import InvalidRecord, decode_alert, store_alert
+from store.incidents import IncidentStore
+from store.leases import Lease
+from streams.pipeline import Pipeline
+from streams.relay import KafkaEventPublisher, OutboxRelay
+from streams.rules import load_rules
 
-__all__ = ["broker_urls", "create_app"]
+__all__ = ["broker_urls", "create_app", "retry_transient"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -26,7 +50,40 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def create_app(settings: Settings, **overrides: Any) -> faust.App:
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def retry_transient(
+    what: str,
+    step: Callable[[], Awaitable[T]],
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_delay: float = 30.0,
+) -> T:
+    """Run ``step`` until it succeeds, backing off on database errors (never skipping work)."""
+    delay = 0.2
+    while True:
+        try:
+            return await step()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+            await sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def _decode(raw: bytes | None, model: type[Any], where: str) -> Any:
+    """Decode a record value, or log it as poison (it can never succeed) and return None."""
+    try:
+        if raw is None:
+            raise ValueError("empty record value")
+        return model.model_validate_json(raw)
+    except (ValidationError, ValueError) as exc:
+        log.error("skipping poison record at %s: %s", where, str(exc).splitlines()[0])
+        return None
+
+
+def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
     app = faust.App(
         settings.app_id,
@@ -44,28 +101,72 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         broker_commit_interval=1.0,
         **overrides,
     )
-    alerts_topic = app.topic(
-        settings.alerts_topic,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    store = AlertStore(async_engine(settings.sqlalchemy_url()))
+    raw: dict[str, Any] = {
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": settings.topic_partitions,
+    }
+    alerts_topic = app.topic(settings.alerts_topic, **raw)
+    commands_topic = app.topic(settings.commands_topic, **raw)
 
-    @app.agent(alerts_topic, name="persist-alerts")
-    async def persist_alerts(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                record = decode_alert(event.value)
-            except InvalidRecord as exc:
-                log.error(
-                    "skipping poison record at %s[%d]@%d: %s",
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
-                    exc.reason,
+    engine = async_engine(settings.sqlalchemy_url())
+    store = IncidentStore(engine)
+    pipeline = Pipeline(
+        store,
+        load_rules(settings.rules_file),
+        settings.lifecycle_policy(),
+        settings.group_by,
+    )
+    publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
+
+    @app.agent(alerts_topic, name="alerts")
+    async def process_alerts(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, within=0.05):  # type: ignore[attr-defined]
+            records: list[AlertRecord] = []
+            for event in events:
+                where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
+                record = _decode(event.value, AlertRecord, where)
+                if record is not None:
+                    records.append(record)
+            if records:
+                await retry_transient(
+                    f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
                 )
+
+    @app.agent(commands_topic, name="commands")
+    async def process_commands(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
+            command = _decode(event.value, Command, where)
+            if command is None:
                 continue
-            await store_alert(store, record)
+            result = await retry_transient(
+                f"command {command.command_id}", partial(pipeline.process_command, command)
+            )
+            log.info(
+                "command %s %s %s: %s",
+                command.command_id,
+                command.action,
+                command.incident_id,
+                result.reason,
+            )
+
+    @app.timer(interval=0.2, name="relay")  # type: ignore[untyped-decorator]
+    async def relay_outbox() -> None:
+        try:
+            while await relay.run_once(clock()):
+                pass
+        except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
+            # Nothing is lost: unpublished events stay in the outbox for the next tick.
+            log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
+
+    @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
+    async def expire_quiet_periods() -> None:
+        try:
+            await pipeline.expire_quiet(clock())
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("quiet-period check failed: %s: %s", type(exc).__name__, exc)
 
     return app

@@ -18,12 +18,16 @@ BACKENDS = [
 ]
 
 
-def fresh_database(url: str) -> None:
-    """Drop and create every table so each test starts empty."""
+def fresh_database(url: str, *, create: bool = True) -> None:
+    """Drop every table (and the migration history) so each test starts empty; create the
+    declared tables unless ``create`` is False (sevflow itself migrates the database then)."""
     engine = sync_engine(url)
     try:
         metadata.drop_all(engine)
-        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        if create:
+            metadata.create_all(engine)
     finally:
         engine.dispose()
 

@@ -1,9 +1,70 @@
-"""The stream worker: classification, grouping, lifecycle."""
+"""The stream worker: classification, grouping, lifecycle, the incident-events topic."""
 
-from pydantic import BaseModel
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
+
+from models.incident import LifecyclePolicy
 
 __all__ = ["StreamSettings"]
 
 
 class StreamSettings(BaseModel):
-    """The stream worker: classification, grouping, lifecycle."""
+    """The stream worker: classification, grouping, lifecycle, the incident-events topic."""
+
+    rules_file: Path | None = Field(
+        default=None,
+        description="YAML severity rules (first match wins). Unset: the shipped rules that encode "
+        "the playbook's SEV table (streams/rules/default.yaml).",
+    )
+    events_topic: str = Field(
+        default="incident-events",
+        description="Topic every incident change is published on, keyed by incident id.",
+    )
+    commands_topic: str = Field(
+        default="sevflow-commands",
+        description="Topic of manual acknowledge/resolve commands, keyed by incident id.",
+    )
+    group_by: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Labels that group alerts into one incident, comma separated. Unset: "
+        "Alertmanager's groupKey (its route's group_by).",
+    )
+    quiet_period_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="All alerts of an incident resolved for this long resolves the incident.",
+    )
+    reopen_window_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="The same group firing again within this time after resolution reopens the "
+        "incident (counted as a flap) instead of opening a new one.",
+    )
+    blast_radius_instances: int = Field(
+        default=5, ge=2, description="Firing instances in one incident that raise its severity."
+    )
+    blast_radius_services: int = Field(
+        default=3, ge=2, description="Services in one incident that raise its severity."
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=10000, description="Alert records processed per transaction."
+    )
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    def lifecycle_policy(self) -> LifecyclePolicy:
+        return LifecyclePolicy(
+            quiet_period=timedelta(seconds=self.quiet_period_seconds),
+            reopen_window=timedelta(seconds=self.reopen_window_seconds),
+            blast_radius_instances=self.blast_radius_instances,
+            blast_radius_services=self.blast_radius_services,
+        )

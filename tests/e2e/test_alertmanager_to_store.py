@@ -3,13 +3,16 @@
 Runs once with the embedded SQLite store and once with PostgreSQL.
 """
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
+from models.events import IncidentEvent
 from models.fingerprint import fingerprint
 from store.db import sync_engine
 from store.schema import alerts
@@ -26,7 +29,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'e2e.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    fresh_database(url)
+    fresh_database(url, create=False)
     return url
 
 
@@ -35,6 +38,11 @@ def pipeline(
     tmp_path, kafka_bootstrap: str, database_url: str
 ) -> Iterator[tuple[Sevflow, Alertmanager]]:  # type: ignore[no-untyped-def]
     sevflow = Sevflow(tmp_path, kafka_bootstrap, database_url)
+    sevflow.extra_env.update(
+        SEVFLOW_EVENTS_TOPIC=f"e2e-events-{sevflow.suffix}",
+        SEVFLOW_COMMANDS_TOPIC=f"e2e-commands-{sevflow.suffix}",
+        SEVFLOW_QUIET_PERIOD_SECONDS="0",
+    )
     alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
     try:
         sevflow.start()
@@ -57,7 +65,9 @@ def stored_alert(url: str, fp: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def test_fire_and_resolve_through_real_alertmanager(pipeline, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_fire_and_resolve_through_real_alertmanager(
+    pipeline, database_url: str, kafka_bootstrap: str
+) -> None:  # type: ignore[no-untyped-def]
     sevflow, alertmanager = pipeline
     label_args = [f"{k}={v}" for k, v in LABELS.items()]
     alertmanager.amtool(
@@ -92,3 +102,39 @@ def test_fire_and_resolve_through_real_alertmanager(pipeline, database_url: str)
     assert resolved["first_received_at"] == fired["first_received_at"]
     assert resolved["last_received_at"] > fired["last_received_at"]
     assert "webhook" in alertmanager.log()
+
+    # The incident opened and resolved, and every change reached the incident-events topic.
+    incident_id = resolved["incident_id"]
+    assert incident_id
+    events = wait_for(
+        lambda: (e := asyncio.run(read_events(kafka_bootstrap, sevflow))) and len(e) >= 3 and e,
+        60,
+        f"3 incident events on e2e-events-{sevflow.suffix}",
+    )
+    assert [(e.type.value, e.sequence) for e in events] == [
+        ("opened", 1),
+        ("alert_resolved", 2),
+        ("resolved", 3),
+    ]
+    assert {e.incident_id for e in events} == {incident_id}
+    assert events[0].incident.severity.value == "SEV1"  # CheckoutDown + critical: service down
+    assert events[0].incident.title == "Checkout is down"
+    assert events[-1].incident.state.value == "resolved"
+
+
+async def read_events(bootstrap: str, sevflow: Sevflow) -> list[IncidentEvent]:
+    consumer = AIOKafkaConsumer(
+        f"e2e-events-{sevflow.suffix}",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=1000)
+    finally:
+        await consumer.stop()
+    return sorted(
+        (IncidentEvent.from_bytes(m.value) for ms in batch.values() for m in ms),
+        key=lambda e: e.sequence,
+    )

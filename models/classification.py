@@ -1,0 +1,186 @@
+"""Severity rules: ordered matchers, first match wins, each giving SEV1..SEV4.
+
+A rules document (YAML) looks like::
+
+    default: {severity: SEV3}
+    security: ['security=~"true|yes"']      # any match marks a security incident
+    data_loss: ['annotations.impact=~"(?i).*data loss.*"']
+    rules:
+      - name: service-down
+        severity: SEV1
+        description: Service completely down
+        matchers: ['alertname=~"(?i).*down.*"', 'severity="critical"']
+
+:func:`parse_rules` refuses a document that does not parse or names an unknown severity, with the
+line and the reason, so a bad file fails at start-up instead of misclassifying at 3 a.m.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from models.incident import Classification
+from models.matchers import Matcher, MatcherError, parse_matcher
+from models.severity import Severity
+
+__all__ = ["Explanation", "Rule", "RuleSet", "RulesError", "parse_rules"]
+
+
+class RulesError(ValueError):
+    """A rules document that cannot be used; names the source, the line and the reason."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: Severity
+    matchers: tuple[Matcher, ...]
+    description: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an alert got its severity: the rule that matched and every rule tried before it."""
+
+    classification: Classification
+    matched: Rule | None
+    tried: list[tuple[str, str]] = field(default_factory=list)  # (rule, first failing matcher)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    default: Severity = Severity.SEV3
+    security: tuple[Matcher, ...] = ()
+    data_loss: tuple[Matcher, ...] = ()
+
+    def explain(self, labels: dict[str, str], annotations: dict[str, str]) -> Explanation:
+        security = [str(m) for m in self.security if m.matches(labels, annotations)]
+        data_loss = [str(m) for m in self.data_loss if m.matches(labels, annotations)]
+        extra = tuple(
+            [f"security: {', '.join(security)}"] * bool(security)
+            + [f"data loss: {', '.join(data_loss)}"] * bool(data_loss)
+        )
+        tried: list[tuple[str, str]] = []
+        for rule in self.rules:
+            failing = next((m for m in rule.matchers if not m.matches(labels, annotations)), None)
+            if failing is None:
+                reasons = (f"matched {', '.join(map(str, rule.matchers))}", *extra)
+                severity = rule.severity
+                if data_loss:
+                    severity = Severity.SEV1
+                cls = Classification(
+                    severity=severity,
+                    rule=rule.name,
+                    reasons=reasons,
+                    security=bool(security),
+                    data_loss=bool(data_loss),
+                )
+                return Explanation(cls, rule, tried)
+            tried.append((rule.name, str(failing)))
+        severity = Severity.SEV1 if data_loss else self.default
+        cls = Classification(
+            severity=severity,
+            rule="default",
+            reasons=("no rule matched", *extra),
+            security=bool(security),
+            data_loss=bool(data_loss),
+        )
+        return Explanation(cls, None, tried)
+
+    def classify(self, labels: dict[str, str], annotations: dict[str, str]) -> Classification:
+        return self.explain(labels, annotations).classification
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping (as ``__line__``)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _severity(value: object, where: str) -> Severity:
+    try:
+        return Severity(str(value).upper())
+    except ValueError:
+        raise RulesError(f"{where}: unknown severity {value!r} (use SEV1, SEV2, SEV3 or SEV4)") from None
+
+
+def _matchers(values: object, where: str) -> tuple[Matcher, ...]:
+    if values is None:
+        return ()
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RulesError(f"{where}: matchers must be a list of strings like 'severity=\"critical\"'")
+    try:
+        return tuple(parse_matcher(v) for v in values)
+    except MatcherError as exc:
+        raise RulesError(f"{where}: {exc}") from None
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    """Parse a rules document; raises :class:`RulesError` naming ``source``, the line and reason."""
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RulesError(f"{source}{line}: not valid YAML: {problem}") from None
+    if not isinstance(document, dict):
+        raise RulesError(f"{source}: expected a mapping with a 'rules' list")
+    top = f"{source} line {document.get('__line__', 1)}"
+    unknown = set(document) - {"__line__", "default", "security", "data_loss", "rules"}
+    if unknown:
+        raise RulesError(f"{top}: unknown keys {sorted(unknown)}")
+    default = document.get("default") or {}
+    if not isinstance(default, dict):
+        raise RulesError(f"{top}: 'default' must be a mapping like {{severity: SEV3}}")
+    default_severity = _severity(
+        default.get("severity", "SEV3"), f"{source} line {default.get('__line__', 1)}"
+    )
+    raw_rules = document.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RulesError(f"{top}: 'rules' must be a non-empty list")
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for index, raw in enumerate(raw_rules):
+        if not isinstance(raw, dict):
+            raise RulesError(f"{top}: rule #{index + 1} must be a mapping")
+        where = f"{source} line {raw.get('__line__', '?')}"
+        extra = set(raw) - {"__line__", "name", "severity", "matchers", "description"}
+        if extra:
+            raise RulesError(f"{where}: unknown keys {sorted(extra)} in rule #{index + 1}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise RulesError(f"{where}: rule #{index + 1} needs a name")
+        if name in names:
+            raise RulesError(f"{where}: duplicate rule name {name!r}")
+        names.add(name)
+        if "severity" not in raw:
+            raise RulesError(f"{where}: rule {name!r} needs a severity")
+        matchers = _matchers(raw.get("matchers"), where)
+        if not matchers:
+            raise RulesError(f"{where}: rule {name!r} needs at least one matcher")
+        rules.append(
+            Rule(
+                name=name,
+                severity=_severity(raw["severity"], where),
+                matchers=matchers,
+                description=str(raw.get("description", "")),
+                line=int(raw.get("__line__", 0)),
+            )
+        )
+    return RuleSet(
+        rules=tuple(rules),
+        default=default_severity,
+        security=_matchers(document.get("security"), top),
+        data_loss=_matchers(document.get("data_loss"), top),
+    )

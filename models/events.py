@@ -1,0 +1,142 @@
+"""The ``incident-events`` topic: every change of every incident, as a self-describing record.
+
+Each event carries the incident's snapshot *after* the change, so a consumer (sinks, analytics)
+needs no database: it can rebuild every incident's full history from the topic alone. Records are
+keyed by incident id (all events of one incident are on one partition, in ``sequence`` order).
+
+``event_id`` is derived from ``(incident_id, sequence)``, so a replayed change produces the same id
+and consumers can deduplicate on it. The JSON Schema is exported to
+``docs/incident-events.schema.json`` (``sevflow schema``); fields are only ever added, and
+``schema_version`` changes when a consumer would have to behave differently.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.severity import Severity
+
+__all__ = [
+    "EVENT_NAMESPACE",
+    "EVENT_SCHEMA_VERSION",
+    "Actor",
+    "AlertSnapshot",
+    "EventType",
+    "IncidentEvent",
+    "IncidentSnapshot",
+    "IncidentState",
+    "event_id",
+]
+
+EVENT_SCHEMA_VERSION = 1
+
+#: Namespace of the deterministic event ids (uuid5).
+EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3a0e-4d0b-9d7e-5e1f0c2b7a41")
+
+
+class IncidentState(StrEnum):
+    """Lifecycle states: triggered → acknowledged → resolved (and reopened back to triggered)."""
+
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class EventType(StrEnum):
+    """What changed. Consumers must ignore types they do not know (new ones may be added)."""
+
+    OPENED = "opened"
+    ALERT_ADDED = "alert_added"
+    ALERT_RESOLVED = "alert_resolved"
+    ALERT_REFIRED = "alert_refired"
+    SEVERITY_CHANGED = "severity_changed"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    ESCALATED = "escalated"
+    SLA_BREACHED = "sla_breached"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Actor(_Frozen):
+    """Who made a change and through what: ``via`` is alertmanager, sevflow (timers), api, cli,
+    slack or pagerduty; ``name`` is the user or system name when known."""
+
+    via: str
+    name: str | None = None
+
+
+class AlertSnapshot(_Frozen):
+    """One alert as it stands in the incident."""
+
+    fingerprint: str
+    status: str
+    severity: Severity
+    rule: str = Field(description="Name of the classification rule that matched.")
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str | None = None
+
+
+class IncidentSnapshot(_Frozen):
+    """The incident after the change."""
+
+    id: str
+    group_key: str
+    title: str
+    slug: str = Field(description="Short lower-case description, used in channel names.")
+    severity: Severity
+    state: IncidentState
+    security: bool = False
+    data_loss: bool = False
+    services: list[str] = Field(default_factory=list)
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: Actor | None = None
+    resolved_at: datetime | None = None
+    resolved_by: Actor | None = None
+    flaps: int = 0
+    alerts_total: int = 0
+    alerts_firing: int = 0
+    runbook_url: str | None = None
+    external_url: str | None = Field(default=None, description="Alertmanager's URL.")
+    generator_url: str | None = None
+    impact: str | None = Field(default=None, description="The first alert's impact annotation.")
+
+
+class IncidentEvent(_Frozen):
+    """One change of one incident, as published on ``incident-events``."""
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    event_id: uuid.UUID
+    type: EventType
+    incident_id: str
+    sequence: int = Field(ge=1, description="1 for `opened`, then +1 per event of the incident.")
+    occurred_at: datetime
+    actor: Actor
+    incident: IncidentSnapshot
+    alert: AlertSnapshot | None = Field(default=None, description="For alert_* events.")
+    previous_severity: Severity | None = Field(default=None, description="For severity_changed.")
+    reason: str | None = Field(default=None, description="Why, in words (e.g. the rule, a flap).")
+    data: dict[str, str] = Field(
+        default_factory=dict, description="Type-specific details (e.g. escalation level)."
+    )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "IncidentEvent":
+        return cls.model_validate_json(raw)
+
+
+def event_id(incident_id: str, sequence: int) -> uuid.UUID:
+    """The deterministic id of an incident's ``sequence``-th event."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{incident_id}/{sequence}")

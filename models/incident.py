@@ -1,0 +1,526 @@
+"""Incidents and their lifecycle: a pure state machine over alerts, commands and time.
+
+::
+
+    (no incident) --firing alert--> TRIGGERED --ack--> ACKNOWLEDGED --resolve--> RESOLVED
+                                        |  ^------------- reopen (firing within the window) --|
+                                        '--resolve / all alerts resolved + quiet period ------>'
+
+Every function here takes the current state and ``now`` and returns the new state with the events
+that describe the change, or ``None`` when nothing changes (a duplicate, a stale record, an ack of
+an acknowledged incident). Nothing here reads a clock or does I/O, so the whole lifecycle is tested
+in milliseconds; the stream worker persists the result and the events in one transaction.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.alert import AlertRecord
+from models.events import (
+    Actor,
+    AlertSnapshot,
+    EventType,
+    IncidentEvent,
+    IncidentSnapshot,
+    IncidentState,
+    event_id,
+)
+from models.severity import Severity
+
+__all__ = [
+    "ALERTMANAGER",
+    "SEVFLOW",
+    "AlertState",
+    "Classification",
+    "Command",
+    "Incident",
+    "LifecyclePolicy",
+    "Outcome",
+    "annotate",
+    "apply_alert",
+    "apply_command",
+    "expire_quiet_period",
+    "new_incident_id",
+    "slugify",
+]
+
+ALERTMANAGER = Actor(via="alertmanager")
+SEVFLOW = Actor(via="sevflow")
+
+#: Labels that name a service / an instance, most specific first (blast radius, services list).
+SERVICE_LABELS = ("service", "app", "job")
+INSTANCE_LABELS = ("instance", "pod", "host", "node")
+#: Distinct names kept per incident; enough to decide blast radius without unbounded growth.
+_NAMES_KEPT = 50
+
+
+class LifecyclePolicy(BaseModel):
+    """How incidents open, grow and close."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quiet_period: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="All alerts resolved for this long resolves the incident.",
+    )
+    reopen_window: timedelta = Field(
+        default=timedelta(hours=1),
+        description="The same group firing again within this time after resolution reopens the "
+        "incident (a flap) instead of opening a new one.",
+    )
+    blast_radius_instances: int = Field(
+        default=5, ge=2, description="Firing instances in one incident that raise its severity."
+    )
+    blast_radius_services: int = Field(
+        default=3, ge=2, description="Services in one incident that raise its severity."
+    )
+
+
+class Classification(BaseModel):
+    """What the severity rules say of one alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    severity: Severity
+    rule: str
+    reasons: tuple[str, ...] = ()
+    security: bool = False
+    data_loss: bool = False
+
+
+class AlertState(BaseModel):
+    """The stored state of one alert (by fingerprint) and the incident it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: str
+    incident_id: str | None
+    status: Literal["firing", "resolved"]
+    severity: Severity
+    rule: str
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str | None = None
+    receiver: str
+    group_key: str
+    external_url: str | None = None
+    first_received_at: datetime
+    last_received_at: datetime
+
+    def snapshot(self) -> AlertSnapshot:
+        return AlertSnapshot(
+            fingerprint=self.fingerprint,
+            status=self.status,
+            severity=self.severity,
+            rule=self.rule,
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            generator_url=self.generator_url,
+        )
+
+
+class Incident(BaseModel):
+    """The persisted state of an incident (its snapshot plus bookkeeping)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    group_key: str
+    title: str
+    slug: str
+    severity: Severity
+    alert_severity: Severity | None = Field(
+        default=None,
+        description="The most severe classification among the alerts; the blast radius raises "
+        "the incident above it (None in documents written before this field: use severity).",
+    )
+    state: IncidentState = IncidentState.TRIGGERED
+    security: bool = False
+    data_loss: bool = False
+    services: tuple[str, ...] = ()
+    instances: tuple[str, ...] = ()
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: Actor | None = None
+    resolved_at: datetime | None = None
+    resolved_by: Actor | None = None
+    quiet_since: datetime | None = Field(
+        default=None, description="When the last firing alert resolved (quiet period start)."
+    )
+    flaps: int = 0
+    sequence: int = Field(default=0, description="Events emitted so far.")
+    alerts_total: int = 0
+    alerts_firing: int = 0
+    runbook_url: str | None = None
+    external_url: str | None = None
+    generator_url: str | None = None
+    impact: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not IncidentState.RESOLVED
+
+    def snapshot(self) -> IncidentSnapshot:
+        return IncidentSnapshot(
+            id=self.id,
+            group_key=self.group_key,
+            title=self.title,
+            slug=self.slug,
+            severity=self.severity,
+            state=self.state,
+            security=self.security,
+            data_loss=self.data_loss,
+            services=list(self.services),
+            opened_at=self.opened_at,
+            acknowledged_at=self.acknowledged_at,
+            acknowledged_by=self.acknowledged_by,
+            resolved_at=self.resolved_at,
+            resolved_by=self.resolved_by,
+            flaps=self.flaps,
+            alerts_total=self.alerts_total,
+            alerts_firing=self.alerts_firing,
+            runbook_url=self.runbook_url,
+            external_url=self.external_url,
+            generator_url=self.generator_url,
+            impact=self.impact,
+        )
+
+
+class Command(BaseModel):
+    """A manual change requested through the API, the CLI, Slack or PagerDuty."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    command_id: str = Field(min_length=1, description="Idempotency key of the request.")
+    action: Literal["acknowledge", "resolve"]
+    incident_id: str
+    actor: Actor
+    requested_at: datetime
+
+
+@dataclass
+class Outcome:
+    """The result of one step: the new incident and alert state, and what changed."""
+
+    incident: Incident | None
+    alert: AlertState | None = None
+    events: list[IncidentEvent] = field(default_factory=list)
+
+
+def new_incident_id(record: AlertRecord) -> str:
+    """A deterministic id for the incident a record opens: replaying the record gives the same id."""
+    seed = f"{record.group_key}\x00{record.fingerprint}\x00{record.received_at.isoformat()}"
+    return "inc_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    """``HighErrorRate`` → ``high-error-rate``: lower case, digits and hyphens only."""
+    words = _CAMEL.sub("-", text)
+    slug = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "alert"
+
+
+def _first(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if labels.get(name):
+            return labels[name]
+    return None
+
+
+def _with_name(names: tuple[str, ...], name: str | None) -> tuple[str, ...]:
+    if name is None or name in names or len(names) >= _NAMES_KEPT:
+        return names
+    return (*names, name)
+
+
+def _alert_state(
+    record: AlertRecord, cls: Classification, incident_id: str | None, previous: AlertState | None
+) -> AlertState:
+    return AlertState(
+        fingerprint=record.fingerprint,
+        incident_id=incident_id,
+        status=record.status,
+        severity=cls.severity,
+        rule=cls.rule,
+        labels=record.labels,
+        annotations=record.annotations,
+        starts_at=record.starts_at,
+        ends_at=record.ends_at,
+        generator_url=record.generator_url,
+        receiver=record.receiver,
+        group_key=record.group_key,
+        external_url=record.external_url,
+        first_received_at=previous.first_received_at if previous else record.received_at,
+        last_received_at=record.received_at,
+    )
+
+
+class _Recorder:
+    """Accumulates events, numbering them after the incident's last sequence."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.events: list[IncidentEvent] = []
+
+    def emit(
+        self,
+        incident: Incident,
+        type_: EventType,
+        actor: Actor,
+        *,
+        alert: AlertState | None = None,
+        previous_severity: Severity | None = None,
+        reason: str | None = None,
+        data: dict[str, str] | None = None,
+    ) -> Incident:
+        sequence = incident.sequence + 1
+        incident = incident.model_copy(update={"sequence": sequence})
+        self.events.append(
+            IncidentEvent(
+                event_id=event_id(incident.id, sequence),
+                type=type_,
+                incident_id=incident.id,
+                sequence=sequence,
+                occurred_at=self.now,
+                actor=actor,
+                incident=incident.snapshot(),
+                alert=alert.snapshot() if alert else None,
+                previous_severity=previous_severity,
+                reason=reason,
+                data=data or {},
+            )
+        )
+        return incident
+
+
+def _open(
+    record: AlertRecord, cls: Classification, incident_id: str, now: datetime, rec: _Recorder
+) -> Outcome:
+    alert = _alert_state(record, cls, incident_id, None)
+    alertname = record.labels.get("alertname", "alert")
+    incident = Incident(
+        id=incident_id,
+        group_key=record.group_key,
+        title=record.annotations.get("summary") or alertname,
+        slug=slugify(alertname),
+        severity=cls.severity,
+        alert_severity=cls.severity,
+        security=cls.security,
+        data_loss=cls.data_loss,
+        services=_with_name((), _first(record.labels, SERVICE_LABELS)),
+        instances=_with_name((), _first(record.labels, INSTANCE_LABELS)),
+        opened_at=now,
+        alerts_total=1,
+        alerts_firing=1,
+        runbook_url=record.annotations.get("runbook_url") or record.annotations.get("runbook"),
+        external_url=record.external_url,
+        generator_url=record.generator_url,
+        impact=record.annotations.get("impact") or record.annotations.get("description"),
+    )
+    reason = f"rule {cls.rule}: " + "; ".join(cls.reasons) if cls.reasons else f"rule {cls.rule}"
+    incident = rec.emit(incident, EventType.OPENED, ALERTMANAGER, alert=alert, reason=reason)
+    return Outcome(incident, alert, rec.events)
+
+
+def _blast_radius_severity(incident: Incident, policy: LifecyclePolicy) -> tuple[Severity, str]:
+    """The alerts' own severity raised one step per blast-radius threshold reached."""
+    severity, reasons = incident.alert_severity or incident.severity, []
+    if len(incident.instances) >= policy.blast_radius_instances:
+        severity = severity.raised()
+        reasons.append(f"{len(incident.instances)} instances affected")
+    if len(incident.services) >= policy.blast_radius_services:
+        severity = severity.raised()
+        reasons.append(f"{len(incident.services)} services affected")
+    return severity, "blast radius: " + ", ".join(reasons) if reasons else ""
+
+
+def apply_alert(
+    incident: Incident | None,
+    previous: AlertState | None,
+    record: AlertRecord,
+    cls: Classification,
+    policy: LifecyclePolicy,
+    now: datetime,
+) -> Outcome | None:
+    """Apply one alert record to the incident of its group.
+
+    ``incident`` is the group's latest incident (open, or resolved) or None; ``previous`` the
+    stored state of this fingerprint. Returns None when the record changes nothing: a repeat of
+    the same status (Alertmanager re-sends every group/repeat interval) or a record older than
+    what is stored.
+    """
+    if previous is not None and record.received_at < previous.last_received_at:
+        return None  # stale: a newer state of this alert is already applied
+    rec = _Recorder(now)
+    reopenable = (
+        incident is not None
+        and not incident.is_open
+        and incident.resolved_at is not None
+        and now - incident.resolved_at <= policy.reopen_window
+    )
+    if incident is None or (not incident.is_open and not reopenable):
+        if record.status == "resolved":
+            # A resolution with no incident to resolve: remember the alert, open nothing.
+            if previous is not None and previous.status == "resolved":
+                return None
+            return Outcome(None, _alert_state(record, cls, None, previous))
+        return _open(record, cls, new_incident_id(record), now, rec)
+
+    known = previous if previous is not None and previous.incident_id == incident.id else None
+    if known is not None and known.status == record.status:
+        return None  # duplicate: same alert, same status
+    alert = _alert_state(record, cls, incident.id, previous)
+
+    if record.status == "resolved":
+        if known is None:
+            incident = incident.model_copy(update={"alerts_total": incident.alerts_total + 1})
+        else:
+            incident = incident.model_copy(update={"alerts_firing": incident.alerts_firing - 1})
+        incident = rec.emit(incident, EventType.ALERT_RESOLVED, ALERTMANAGER, alert=alert)
+        if incident.alerts_firing == 0 and incident.is_open:
+            incident = incident.model_copy(update={"quiet_since": now})
+            incident = _expire(incident, policy, now, rec)
+        return Outcome(incident, alert, rec.events)
+
+    # A firing alert joins (or fires again in) the incident.
+    if not incident.is_open:
+        incident = incident.model_copy(
+            update={
+                "state": IncidentState.TRIGGERED,
+                "flaps": incident.flaps + 1,
+                "resolved_at": None,
+                "resolved_by": None,
+                "acknowledged_at": None,
+                "acknowledged_by": None,
+            }
+        )
+        incident = rec.emit(
+            incident,
+            EventType.REOPENED,
+            ALERTMANAGER,
+            alert=alert,
+            reason=f"fired again within the reopen window (flap {incident.flaps})",
+        )
+    updates: dict[str, object] = {
+        "alerts_firing": incident.alerts_firing + 1,
+        "quiet_since": None,
+        "security": incident.security or cls.security,
+        "data_loss": incident.data_loss or cls.data_loss,
+        "services": _with_name(incident.services, _first(record.labels, SERVICE_LABELS)),
+        "instances": _with_name(incident.instances, _first(record.labels, INSTANCE_LABELS)),
+    }
+    if known is None:
+        updates["alerts_total"] = incident.alerts_total + 1
+    incident = incident.model_copy(update=updates)
+    type_ = EventType.ALERT_ADDED if known is None else EventType.ALERT_REFIRED
+    incident = rec.emit(incident, type_, ALERTMANAGER, alert=alert)
+
+    base = incident.alert_severity or incident.severity
+    if cls.severity.is_more_severe_than(base):
+        incident = incident.model_copy(update={"alert_severity": cls.severity})
+    previous_severity = incident.severity
+    severity, reason = previous_severity, ""
+    if cls.severity.is_more_severe_than(severity):
+        severity, reason = cls.severity, f"alert {alert.fingerprint} is {cls.severity} (rule {cls.rule})"
+    radius, radius_reason = _blast_radius_severity(incident, policy)
+    if radius.is_more_severe_than(severity) and radius_reason:
+        severity, reason = radius, radius_reason
+    if severity is not previous_severity:
+        incident = incident.model_copy(update={"severity": severity})
+        incident = rec.emit(
+            incident,
+            EventType.SEVERITY_CHANGED,
+            ALERTMANAGER,
+            alert=alert,
+            previous_severity=previous_severity,
+            reason=reason,
+        )
+    return Outcome(incident, alert, rec.events)
+
+
+def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Recorder) -> Incident:
+    if (
+        incident.is_open
+        and incident.alerts_firing == 0
+        and incident.quiet_since is not None
+        and now >= incident.quiet_since + policy.quiet_period
+    ):
+        incident = incident.model_copy(
+            update={
+                "state": IncidentState.RESOLVED,
+                "resolved_at": now,
+                "resolved_by": SEVFLOW,
+                "quiet_since": None,
+            }
+        )
+        incident = rec.emit(
+            incident,
+            EventType.RESOLVED,
+            SEVFLOW,
+            reason=f"all alerts resolved for {policy.quiet_period}",
+        )
+    return incident
+
+
+def expire_quiet_period(incident: Incident, policy: LifecyclePolicy, now: datetime) -> Outcome | None:
+    """Resolve an incident whose alerts have all been resolved for the quiet period."""
+    rec = _Recorder(now)
+    updated = _expire(incident, policy, now, rec)
+    return Outcome(updated, None, rec.events) if rec.events else None
+
+
+def apply_command(incident: Incident, command: Command, now: datetime) -> Outcome | None:
+    """Acknowledge or resolve by hand; None when the incident is already in that state."""
+    rec = _Recorder(now)
+    if command.action == "acknowledge":
+        if incident.state is not IncidentState.TRIGGERED:
+            return None
+        incident = incident.model_copy(
+            update={
+                "state": IncidentState.ACKNOWLEDGED,
+                "acknowledged_at": now,
+                "acknowledged_by": command.actor,
+            }
+        )
+        incident = rec.emit(incident, EventType.ACKNOWLEDGED, command.actor)
+    else:
+        if incident.state is IncidentState.RESOLVED:
+            return None
+        incident = incident.model_copy(
+            update={
+                "state": IncidentState.RESOLVED,
+                "resolved_at": now,
+                "resolved_by": command.actor,
+                "quiet_since": None,
+            }
+        )
+        incident = rec.emit(incident, EventType.RESOLVED, command.actor, reason="resolved by hand")
+    return Outcome(incident, None, rec.events)
+
+
+def annotate(
+    incident: Incident,
+    type_: EventType,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    data: dict[str, str] | None = None,
+) -> Outcome:
+    """Record something that happened to an incident without changing its state (an escalation
+    step fired, an SLA target was missed): one event, numbered after the incident's last one."""
+    rec = _Recorder(now)
+    incident = rec.emit(incident, type_, actor, reason=reason, data=data)
+    return Outcome(incident, None, rec.events)

@@ -1,0 +1,102 @@
+"""``sevflow explain``: which severity rule an alert matches, why, and which incident it joins."""
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from models.alertmanager import format_group_key
+from models.fingerprint import fingerprint
+from models.settings import Settings
+from store.db import async_engine
+from store.incidents import IncidentStore
+from store.schema import alerts, incident_groups
+from streams.rules import load_rules
+
+__all__ = ["explain", "parse_pairs"]
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
+    """``["a=1", "b=2"]`` → ``{"a": "1", "b": "2"}``; raises ValueError naming a bad pair."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{what} must be name=value, got {pair!r}")
+        out[name] = value
+    return out
+
+
+async def _incident_for(settings: Settings, fp: str, group_key: str | None) -> list[str]:
+    engine = async_engine(settings.sqlalchemy_url())
+    lines: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            if group_key is None:
+                stored = (
+                    await conn.execute(select(alerts.c.group_key).where(alerts.c.fingerprint == fp))
+                ).scalar_one_or_none()
+                if stored is None:
+                    return [
+                        "group:     decided by Alertmanager's groupKey (its route's group_by); "
+                        "pass --group-key or set SEVFLOW_GROUP_BY"
+                    ]
+                group_key = stored
+            incident_id = (
+                await conn.execute(
+                    select(incident_groups.c.incident_id).where(incident_groups.c.group_key == group_key)
+                )
+            ).scalar_one_or_none()
+        lines.append(f"group:     {group_key}")
+        incident = await IncidentStore(engine).get(incident_id) if incident_id else None
+    finally:
+        await engine.dispose()
+    policy = settings.lifecycle_policy()
+    if incident is None:
+        lines.append("incident:  none yet: a firing alert would open a new incident")
+    elif incident.is_open:
+        lines.append(
+            f"incident:  would join {incident.id} ({incident.state.value}, {incident.severity.value}, "
+            f'"{incident.title}", opened {incident.opened_at:%Y-%m-%d %H:%M} UTC)'
+        )
+    else:
+        lines.append(
+            f"incident:  {incident.id} resolved at {incident.resolved_at:%Y-%m-%d %H:%M} UTC; "
+            f"a firing alert reopens it within {policy.reopen_window} of that, else opens a new one"
+        )
+    return lines
+
+
+def explain(
+    settings: Settings, labels: dict[str, str], annotations: dict[str, str], group_key: str | None
+) -> str:
+    """A readable explanation of how sevflow would handle an alert with these labels."""
+    rules = load_rules(settings.rules_file)
+    explanation = rules.explain(labels, annotations)
+    cls = explanation.classification
+    fp = fingerprint(labels)
+    lines = [f"alert:     {format_group_key(labels).removeprefix('{}:')} (fingerprint {fp})"]
+    if explanation.matched is not None:
+        rule = explanation.matched
+        lines.append(f"severity:  {cls.severity.value} ({cls.severity.info.description})")
+        lines.append(
+            f"rule:      {rule.name} (line {rule.line}): {rule.description or '-'}; "
+            + ", ".join(str(m) for m in rule.matchers)
+        )
+    else:
+        lines.append(f"severity:  {cls.severity.value} (default: no rule matched)")
+    lines.append(f"response:  {cls.severity.info.response_text}")
+    for name, failing in explanation.tried:
+        lines.append(f"  skipped  {name}: {failing} does not match")
+    if cls.security:
+        lines.append("security:  yes (security contact is notified)")
+    if cls.data_loss:
+        lines.append("data loss: yes (SEV1; legal contact is notified)")
+    if group_key is None and settings.group_by:
+        group_key = format_group_key({n: labels.get(n, "") for n in settings.group_by})
+    try:
+        lines.extend(asyncio.run(_incident_for(settings, fp, group_key)))
+    except SQLAlchemyError as exc:
+        lines.append(f"incident:  unknown: the incident store is not readable ({type(exc).__name__})")
+    return "\n".join(lines)

@@ -1,0 +1,266 @@
+"""The incident repository: incidents, their alerts and the event timeline/outbox.
+
+Every change goes through :meth:`IncidentStore.transaction`. Inside it, :meth:`IncidentTx.lock_groups`
+takes the per-group row lock (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the transaction
+holds the database write lock from ``BEGIN IMMEDIATE``), so two workers never change one group's
+incidents at the same time, and :meth:`IncidentTx.stage` queues the new incident and alert states
+and their events, written together when the transaction commits. An event is thus stored exactly
+when its change is, and the outbox relay publishes it afterwards.
+"""
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from models.events import IncidentEvent, IncidentState
+from models.incident import AlertState, Incident, Outcome
+from store.schema import alerts, commands, incident_events, incident_groups, incidents
+
+__all__ = ["IncidentStore", "IncidentTx"]
+
+
+def _incident_row(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "group_key": incident.group_key,
+        "state": incident.state.value,
+        "severity": incident.severity.value,
+        "title": incident.title,
+        "opened_at": incident.opened_at,
+        "acknowledged_at": incident.acknowledged_at,
+        "resolved_at": incident.resolved_at,
+        "quiet_since": incident.quiet_since,
+        "sequence": incident.sequence,
+        "document": incident.model_dump(mode="json"),
+    }
+
+
+def _alert_row(alert: AlertState) -> dict[str, Any]:
+    row = alert.model_dump(exclude={"severity"})
+    row["severity"] = alert.severity.value
+    return row
+
+
+def _event_row(event: IncidentEvent) -> dict[str, Any]:
+    return {
+        "event_id": str(event.event_id),
+        "incident_id": event.incident_id,
+        "sequence": event.sequence,
+        "type": event.type.value,
+        "occurred_at": event.occurred_at,
+        "document": event.model_dump(mode="json"),
+        "published_at": None,
+    }
+
+
+def _alert_from_row(row: Any) -> AlertState:
+    return AlertState.model_validate(
+        {k: row[k] for k in AlertState.model_fields if k in row.keys()}  # noqa: SIM118
+        | {"severity": row["severity"] or "SEV3", "rule": row["rule"] or "default"}
+    )
+
+
+class IncidentTx:
+    """One transaction's view: locked groups, cached reads, staged writes."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._dialect = conn.dialect.name
+        self._insert: Any = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self.incidents_by_group: dict[str, Incident | None] = {}
+        self._incidents: dict[str, Incident] = {}
+        self._alerts: dict[str, AlertState] = {}
+        self._events: list[IncidentEvent] = []
+        self._dirty_incidents: set[str] = set()
+        self._dirty_alerts: set[str] = set()
+
+    async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
+        """Lock each group (in sorted order: no deadlocks) and load its latest incident."""
+        wanted = sorted(set(group_keys) - set(self.incidents_by_group))
+        if not wanted:
+            return self.incidents_by_group
+        await self._conn.execute(
+            self._insert(incident_groups)
+            .values([{"group_key": g, "incident_id": None} for g in wanted])
+            .on_conflict_do_nothing(index_elements=["group_key"])
+        )
+        lock = (
+            select(incident_groups.c.group_key)
+            .where(incident_groups.c.group_key.in_(wanted))
+            .order_by(incident_groups.c.group_key)
+        )
+        if self._dialect == "postgresql":
+            lock = lock.with_for_update()
+        await self._conn.execute(lock)
+        # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
+        # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
+        # incident as of before the wait, and a concurrent change would be lost.)
+        query = (
+            select(incident_groups.c.group_key, incidents.c.document)
+            .select_from(
+                incident_groups.outerjoin(incidents, incidents.c.id == incident_groups.c.incident_id)
+            )
+            .where(incident_groups.c.group_key.in_(wanted))
+        )
+        for group_key, document in (await self._conn.execute(query)).all():
+            incident = Incident.model_validate(document) if document is not None else None
+            self.incidents_by_group[group_key] = incident
+            if incident is not None:
+                self._incidents[incident.id] = incident
+        return self.incidents_by_group
+
+    async def lock_incident(self, incident_id: str) -> Incident | None:
+        """Lock the group of one incident and return the incident's current state."""
+        row = (
+            await self._conn.execute(select(incidents.c.group_key).where(incidents.c.id == incident_id))
+        ).first()
+        if row is None:
+            return None
+        await self.lock_groups([row.group_key])
+        if incident_id in self._incidents:
+            return self._incidents[incident_id]
+        document = (
+            await self._conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
+        ).scalar_one()
+        incident = Incident.model_validate(document)
+        self._incidents[incident_id] = incident
+        return incident
+
+    async def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, AlertState]:
+        """The stored state of these alerts (those known), cached for the transaction."""
+        wanted = sorted(set(fingerprints) - set(self._alerts))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            result = await self._conn.execute(select(alerts).where(alerts.c.fingerprint.in_(chunk)))
+            for row in result.mappings():
+                self._alerts[row["fingerprint"]] = _alert_from_row(row)
+        return self._alerts
+
+    def alert(self, fingerprint: str) -> AlertState | None:
+        return self._alerts.get(fingerprint)
+
+    async def command_applied(self, command_id: str) -> bool:
+        result = await self._conn.execute(
+            select(commands.c.command_id).where(commands.c.command_id == command_id)
+        )
+        return result.first() is not None
+
+    async def record_command(self, command_id: str, incident_id: str, action: str, at: datetime) -> None:
+        await self._conn.execute(
+            self._insert(commands)
+            .values(command_id=command_id, incident_id=incident_id, action=action, applied_at=at)
+            .on_conflict_do_nothing(index_elements=["command_id"])
+        )
+
+    def stage(self, outcome: Outcome) -> None:
+        """Queue an outcome's writes; later reads in this transaction see them."""
+        if outcome.incident is not None:
+            self._incidents[outcome.incident.id] = outcome.incident
+            self.incidents_by_group[outcome.incident.group_key] = outcome.incident
+            self._dirty_incidents.add(outcome.incident.id)
+        if outcome.alert is not None:
+            self._alerts[outcome.alert.fingerprint] = outcome.alert
+            self._dirty_alerts.add(outcome.alert.fingerprint)
+        self._events.extend(outcome.events)
+
+    async def flush(self) -> list[IncidentEvent]:
+        """Write everything staged; returns the events written (the outbox rows)."""
+        rows = [_incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
+        if rows:
+            stmt = self._insert(incidents)
+            await self._conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
+                ),
+                rows,
+            )
+            for incident_row in rows:
+                await self._conn.execute(
+                    update(incident_groups)
+                    .where(incident_groups.c.group_key == incident_row["group_key"])
+                    .values(incident_id=incident_row["id"])
+                )
+        alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
+        if alert_rows:
+            stmt = self._insert(alerts)
+            await self._conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["fingerprint"],
+                    set_={c: stmt.excluded[c] for c in alert_rows[0] if c != "fingerprint"},
+                ),
+                alert_rows,
+            )
+        events, self._events = self._events, []
+        if events:
+            await self._conn.execute(
+                self._insert(incident_events).on_conflict_do_nothing(index_elements=["event_id"]),
+                [_event_row(e) for e in events],
+            )
+        self._dirty_incidents.clear()
+        self._dirty_alerts.clear()
+        return events
+
+
+class IncidentStore:
+    """Transactions and reads over the incident tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[IncidentTx]:
+        """A write transaction; staged changes are flushed and committed on normal exit."""
+        async with self.engine.begin() as conn:
+            tx = IncidentTx(conn)
+            yield tx
+            await tx.flush()
+
+    async def get(self, incident_id: str) -> Incident | None:
+        async with self.engine.connect() as conn:
+            document = (
+                await conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
+            ).scalar_one_or_none()
+        return Incident.model_validate(document) if document is not None else None
+
+    async def list_incidents(
+        self, *, state: IncidentState | None = None, limit: int = 100
+    ) -> Sequence[Incident]:
+        query = select(incidents.c.document).order_by(incidents.c.opened_at.desc()).limit(limit)
+        if state is not None:
+            query = query.where(incidents.c.state == state.value)
+        async with self.engine.connect() as conn:
+            documents = (await conn.execute(query)).scalars().all()
+        return [Incident.model_validate(d) for d in documents]
+
+    async def timeline(self, incident_id: str) -> list[IncidentEvent]:
+        query = (
+            select(incident_events.c.document)
+            .where(incident_events.c.incident_id == incident_id)
+            .order_by(incident_events.c.sequence)
+        )
+        async with self.engine.connect() as conn:
+            documents = (await conn.execute(query)).scalars().all()
+        return [IncidentEvent.model_validate(d) for d in documents]
+
+    async def quiet_incidents(self, before: datetime, limit: int = 100) -> list[str]:
+        """Open incidents whose alerts all resolved before ``before`` (quiet period candidates)."""
+        query = (
+            select(incidents.c.id)
+            .where(
+                and_(
+                    incidents.c.state != IncidentState.RESOLVED.value,
+                    incidents.c.quiet_since.is_not(None),
+                    incidents.c.quiet_since <= before,
+                )
+            )
+            .order_by(incidents.c.quiet_since)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())

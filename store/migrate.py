@@ -1,0 +1,51 @@
+"""Schema migrations (Alembic), run by ``sevflow init-db`` and at worker start.
+
+The migration scripts live in ``store/migrations/versions``; a new one is written with
+``python -m store.migrate revision "message"`` after a change to store/schema.py (or a module that
+adds tables to its metadata) and reviewed like code.
+"""
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+import store.schema  # noqa: F401  (the tables the migrations describe)
+from store.db import sync_engine
+
+__all__ = ["upgrade"]
+
+_SCRIPTS = Path(__file__).resolve().parent / "migrations"
+
+
+def _config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database's schema to ``revision`` (idempotent)."""
+    config = _config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def _revision(url: str, message: str) -> None:
+    engine = sync_engine(url)
+    upgrade(engine)
+    config = _config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=True)
+
+
+if __name__ == "__main__":  # python -m store.migrate revision "message" [sqlite-url]
+    if len(sys.argv) < 3 or sys.argv[1] != "revision":
+        raise SystemExit('usage: python -m store.migrate revision "message" [database-url]')
+    _revision(sys.argv[3] if len(sys.argv) > 3 else "sqlite:///:memory:", sys.argv[2])

@@ -1,0 +1,109 @@
+"""The processing steps, in order, over the incident store: classify → dedup → group → persist.
+
+This is the one place the order of steps is written. Each step is a pure function from
+``models`` (classification, :func:`models.incident.apply_alert`, …); this module only loads the
+state they need, calls them and stages the results, all inside one store transaction, so the
+incident change and the events describing it are committed together (the outbox).
+
+Alert-driven changes take their time from the record (``received_at``): replaying a record after
+a crash produces the very same incident ids, events and event ids. Commands use their request time;
+only the quiet-period timer reads the injected clock.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.alert import AlertRecord
+from models.alertmanager import format_group_key
+from models.classification import RuleSet
+from models.events import IncidentEvent
+from models.incident import (
+    Command,
+    LifecyclePolicy,
+    apply_alert,
+    apply_command,
+    expire_quiet_period,
+)
+from store.incidents import IncidentStore
+
+__all__ = ["CommandResult", "Pipeline", "regroup"]
+
+
+def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
+    """Replace Alertmanager's groupKey by one built from ``group_by`` labels (when configured)."""
+    if not group_by:
+        return record
+    key = format_group_key({name: record.labels.get(name, "") for name in group_by})
+    return record.model_copy(update={"group_key": key})
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What became of a manual command."""
+
+    applied: bool
+    reason: str
+    events: tuple[IncidentEvent, ...] = ()
+
+
+@dataclass
+class Pipeline:
+    """Applies alert records, commands and time to the incident store."""
+
+    store: IncidentStore
+    rules: RuleSet
+    policy: LifecyclePolicy
+    group_by: tuple[str, ...] = ()
+
+    async def process_alerts(self, records: Sequence[AlertRecord]) -> list[IncidentEvent]:
+        """Apply a batch of alert records (in order) in one transaction; returns the new events."""
+        batch = [regroup(r, self.group_by) for r in records]
+        async with self.store.transaction() as tx:
+            await tx.lock_groups(r.group_key for r in batch)
+            await tx.load_alerts(r.fingerprint for r in batch)
+            events: list[IncidentEvent] = []
+            for record in batch:
+                outcome = apply_alert(
+                    tx.incidents_by_group[record.group_key],
+                    tx.alert(record.fingerprint),
+                    record,
+                    self.rules.classify(record.labels, record.annotations),
+                    self.policy,
+                    record.received_at,
+                )
+                if outcome is not None:
+                    tx.stage(outcome)
+                    events.extend(outcome.events)
+        return events
+
+    async def process_command(self, command: Command) -> CommandResult:
+        """Acknowledge or resolve; a command id already applied changes nothing."""
+        async with self.store.transaction() as tx:
+            if await tx.command_applied(command.command_id):
+                return CommandResult(False, "command already applied")
+            incident = await tx.lock_incident(command.incident_id)
+            if incident is None:
+                return CommandResult(False, f"no incident {command.incident_id}")
+            outcome = apply_command(incident, command, command.requested_at)
+            await tx.record_command(
+                command.command_id, command.incident_id, command.action, command.requested_at
+            )
+            if outcome is None:
+                return CommandResult(False, f"incident is already {incident.state.value}")
+            tx.stage(outcome)
+            return CommandResult(True, f"{command.action}d", tuple(outcome.events))
+
+    async def expire_quiet(self, now: datetime) -> list[IncidentEvent]:
+        """Resolve the incidents whose alerts have all been resolved for the quiet period."""
+        events: list[IncidentEvent] = []
+        for incident_id in await self.store.quiet_incidents(now - self.policy.quiet_period):
+            async with self.store.transaction() as tx:
+                incident = await tx.lock_incident(incident_id)
+                if incident is None:
+                    continue
+                outcome = expire_quiet_period(incident, self.policy, now)
+                if outcome is not None:
+                    tx.stage(outcome)
+                    events.extend(outcome.events)
+        return events

@@ -1,0 +1,169 @@
+"""The outbox relay: publishes stored incident events to the ``incident-events`` topic.
+
+Events are written to ``incident_events`` in the same transaction as the change they describe;
+this relay sends the unpublished ones in storage order (so each incident's events keep their
+sequence order), waits for Kafka's acknowledgement (acks=all) and only then marks them published.
+A crash between the ack and the mark would publish a batch twice; to prevent that, a relay that
+has just (re)acquired its lease first reads the tail of every partition and marks the events it
+finds there as published. One lease (store/leases.py) makes sure only one worker relays at a time,
+and the mark is fenced by the lease token.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.leases import Lease
+from store.schema import incident_events, leases
+
+__all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay"]
+
+log = logging.getLogger(__name__)
+
+
+class EventPublisher(Protocol):
+    """Where the relay sends events: (key, value) pairs, acknowledged before returning."""
+
+    async def publish(self, records: Sequence[tuple[str, bytes]]) -> None: ...
+
+    async def recent_event_ids(self, per_partition: int) -> set[str]: ...
+
+
+class KafkaEventPublisher:
+    """An idempotent aiokafka producer for the incident-events topic."""
+
+    def __init__(self, bootstrap: str, topic: str, timeout: float = 30.0) -> None:
+        self._bootstrap = bootstrap
+        self.topic = topic
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                request_timeout_ms=int(self._timeout * 1000),
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def publish(self, records: Sequence[tuple[str, bytes]]) -> None:
+        producer = await self._started()
+        async with asyncio.timeout(self._timeout):
+            futures = [await producer.send(self.topic, key=k.encode(), value=v) for k, v in records]
+            await asyncio.gather(*futures)
+
+    async def recent_event_ids(self, per_partition: int) -> set[str]:
+        """The event ids among the last ``per_partition`` records of every partition."""
+        producer = await self._started()
+        partitions = await producer.partitions_for(self.topic)
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        found: set[str] = set()
+        if not tps:
+            return found
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            pending = {tp for tp in tps if ends[tp] > starts[tp]}
+            for tp in pending:
+                consumer.seek(tp, max(starts[tp], ends[tp] - per_partition))
+            async with asyncio.timeout(self._timeout):
+                while pending:
+                    batch = await consumer.getmany(*pending, timeout_ms=500)
+                    for tp, messages in batch.items():
+                        for message in messages:
+                            found.add(json.loads(message.value)["event_id"])
+                            if message.offset + 1 >= ends[tp]:
+                                pending.discard(tp)
+        finally:
+            await consumer.stop()
+        return found
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class OutboxRelay:
+    """Moves events from the outbox table to Kafka, once each."""
+
+    def __init__(
+        self, engine: AsyncEngine, lease: Lease, publisher: EventPublisher, batch_size: int = 500
+    ) -> None:
+        self._engine = engine
+        self._lease = lease
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._recovered = False
+
+    async def _unpublished(self) -> list[Any]:
+        query = (
+            select(
+                incident_events.c.position,
+                incident_events.c.event_id,
+                incident_events.c.incident_id,
+                incident_events.c.document,
+            )
+            .where(incident_events.c.published_at.is_(None))
+            .order_by(incident_events.c.position)
+            .limit(self._batch_size)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def _mark(self, positions: list[int], now: datetime) -> None:
+        fence = exists().where(
+            and_(
+                leases.c.name == self._lease.name,
+                leases.c.holder == self._lease.holder,
+                leases.c.token == self._lease.token,
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(incident_events)
+                .where(incident_events.c.position.in_(positions), fence)
+                .values(published_at=now)
+            )
+
+    async def run_once(self, now: datetime) -> int:
+        """Publish one batch; returns how many events were published (0 when not the holder)."""
+        if not await self._lease.acquire(now):
+            self._recovered = False
+            return 0
+        rows = await self._unpublished()
+        if not rows:
+            self._recovered = True
+            return 0
+        if not self._recovered:
+            present = await self._publisher.recent_event_ids(per_partition=2 * self._batch_size)
+            already = [r.position for r in rows if r.event_id in present]
+            if already:
+                log.info(
+                    "%d events were published before a restart; not sending them again", len(already)
+                )
+                await self._mark(already, now)
+                rows = [r for r in rows if r.event_id not in present]
+            self._recovered = True
+        if not rows:
+            return 0
+        await self._publisher.publish(
+            [(r.incident_id, json.dumps(r.document, separators=(",", ":")).encode()) for r in rows]
+        )
+        await self._mark([r.position for r in rows], now)
+        return len(rows)

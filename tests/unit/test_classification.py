@@ -1,0 +1,131 @@
+"""Severity rules: Alertmanager matcher syntax, first match wins, the playbook's defaults."""
+
+from pathlib import Path
+
+import pytest
+
+from models.classification import RulesError, parse_rules
+from models.matchers import MatcherError, parse_matcher
+from models.severity import Severity
+from streams.rules import load_rules
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        ('severity="critical"', {"severity": "critical"}, True),
+        ("severity=critical", {"severity": "warning"}, False),
+        ('severity!="critical"', {}, True),
+        ('alertname=~"High.*"', {"alertname": "HighErrorRate"}, True),
+        ('alertname=~"High"', {"alertname": "HighErrorRate"}, False),  # anchored like Alertmanager
+        ('alertname!~"Watchdog|InfoInhibitor"', {"alertname": "Watchdog"}, False),
+        ('team=""', {}, True),  # a missing label matches as ""
+        ('annotations.summary=~".*disk.*"', {}, False),
+    ],
+)
+def test_matchers(text: str, labels: dict[str, str], expected: bool) -> None:
+    assert parse_matcher(text).matches(labels, {}) is expected
+
+
+def test_annotation_matcher() -> None:
+    m = parse_matcher('annotations.impact=~"(?i).*all users.*"')
+    assert m.matches({}, {"impact": "All users unable to log in"})
+
+
+@pytest.mark.parametrize("text", ["severity", "=x", 'a=~"("', 'a="unterminated'])
+def test_bad_matchers_are_refused(text: str) -> None:
+    with pytest.raises(MatcherError):
+        parse_matcher(text)
+
+
+DEFAULTS = load_rules(None)
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "severity", "rule"),
+    [
+        ({"alertname": "CheckoutDown", "severity": "critical"}, {}, Severity.SEV1, "service-down"),
+        (
+            {"alertname": "Login", "severity": "warning"},
+            {"impact": "All users unable to access"},
+            Severity.SEV1,
+            "all-users-affected",
+        ),
+        ({"alertname": "HighErrorRate", "severity": "warning"}, {}, Severity.SEV2, "high-error-rate"),
+        ({"alertname": "CartBroken", "severity": "critical"}, {}, Severity.SEV2, "core-feature-broken"),
+        ({"alertname": "HighLatency", "severity": "warning"}, {}, Severity.SEV3, "degraded-performance"),
+        (
+            {"alertname": "SearchBroken", "severity": "warning"},
+            {},
+            Severity.SEV3,
+            "non-critical-feature",
+        ),
+        ({"alertname": "ButtonMisaligned", "severity": "info"}, {}, Severity.SEV4, "cosmetic"),
+        ({"alertname": "Anything", "severity": "P1"}, {}, Severity.SEV1, "explicit-sev1"),
+        ({"alertname": "Unknown"}, {}, Severity.SEV3, "default"),
+    ],
+)
+def test_default_rules_follow_the_playbook(labels, annotations, severity, rule) -> None:  # type: ignore[no-untyped-def]
+    cls = DEFAULTS.classify(labels, annotations)
+    assert (cls.severity, cls.rule) == (severity, rule)
+
+
+def test_data_loss_is_sev1_and_flagged() -> None:
+    cls = DEFAULTS.classify(
+        {"alertname": "ReplicaLag", "severity": "warning"}, {"impact": "possible data loss"}
+    )
+    assert cls.severity is Severity.SEV1
+    assert cls.data_loss
+
+
+def test_security_label_marks_security_incident() -> None:
+    cls = DEFAULTS.classify({"alertname": "BruteForce", "severity": "warning", "security": "true"}, {})
+    assert cls.security
+    assert any("security" in r for r in cls.reasons)
+
+
+def test_explain_names_the_rules_tried() -> None:
+    explanation = DEFAULTS.explain({"alertname": "HighLatency", "severity": "warning"}, {})
+    assert explanation.matched is not None
+    assert explanation.matched.name == "degraded-performance"
+    tried = dict(explanation.tried)
+    assert "service-down" in tried
+    assert "alertname" in tried["service-down"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules: [", "line 1: not valid YAML"),
+        (
+            "rules:\n  - name: a\n    severity: SEV5\n    matchers: ['x=\"1\"']\n",
+            "line 2: unknown severity 'SEV5'",
+        ),
+        ("rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x']\n", "line 2: not a matcher"),
+        ("rules:\n  - name: a\n    severity: SEV1\n", "line 2: rule 'a' needs at least one matcher"),
+        (
+            "rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x=1']\n  - name: a\n    severity: SEV2\n    matchers: ['x=2']\n",
+            "line 5: duplicate rule name 'a'",
+        ),
+        ("rule: []\n", "unknown keys ['rule']"),
+        (
+            "default: {severity: SEV0}\nrules:\n  - {name: a, severity: SEV1, matchers: ['x=1']}\n",
+            "line 1: unknown severity 'SEV0'",
+        ),
+    ],
+)
+def test_bad_rules_fail_with_line_and_reason(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as err:
+        parse_rules(text, "my-rules.yaml")
+    assert str(err.value).startswith("my-rules.yaml")
+    assert message in str(err.value)
+
+
+def test_rules_file_from_disk(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - {name: db, severity: SEV1, matchers: ['service=\"db\"']}\n")
+    rules = load_rules(path)
+    assert rules.classify({"service": "db"}, {}).severity is Severity.SEV1
+    assert rules.classify({"service": "web"}, {}).rule == "default"
+    with pytest.raises(RulesError, match="cannot read rules file"):
+        load_rules(tmp_path / "missing.yaml")

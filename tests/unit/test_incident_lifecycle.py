@@ -1,0 +1,254 @@
+"""The incident state machine, pure: every rule in milliseconds, time passed in."""
+
+from datetime import timedelta
+
+import pytest
+
+from models.events import EventType, IncidentState
+from models.incident import (
+    Classification,
+    LifecyclePolicy,
+    Outcome,
+    apply_alert,
+    apply_command,
+    expire_quiet_period,
+    new_incident_id,
+    slugify,
+)
+from models.severity import Severity
+from tests.builders import T0, alert, command
+
+SEV2 = Classification(severity=Severity.SEV2, rule="high-error-rate")
+SEV1 = Classification(severity=Severity.SEV1, rule="service-down")
+POLICY = LifecyclePolicy(quiet_period=timedelta(minutes=5), reopen_window=timedelta(hours=1))
+
+
+def opened() -> Outcome:
+    outcome = apply_alert(None, None, alert(instance="a"), SEV2, POLICY, T0)
+    assert outcome is not None
+    return outcome
+
+
+def test_first_firing_alert_opens_incident() -> None:
+    outcome = opened()
+    incident = outcome.incident
+    assert incident is not None
+    assert incident.id == new_incident_id(alert(instance="a"))
+    assert incident.state is IncidentState.TRIGGERED
+    assert incident.severity is Severity.SEV2
+    assert incident.title == "HighErrorRate fired"
+    assert incident.slug == "high-error-rate"
+    assert [e.type for e in outcome.events] == [EventType.OPENED]
+    event = outcome.events[0]
+    assert event.sequence == 1
+    assert event.incident.alerts_firing == 1
+    assert event.alert is not None
+    assert event.alert.fingerprint == alert(instance="a").fingerprint
+    assert outcome.alert is not None
+    assert outcome.alert.incident_id == incident.id
+
+
+def test_same_alert_resent_changes_nothing() -> None:
+    first = opened()
+    again = alert(instance="a", at=T0 + timedelta(minutes=5))
+    assert apply_alert(first.incident, first.alert, again, SEV2, POLICY, again.received_at) is None
+
+
+def test_stale_record_changes_nothing() -> None:
+    first = opened()
+    older = alert(instance="a", status="resolved", at=T0 - timedelta(seconds=1))
+    assert apply_alert(first.incident, first.alert, older, SEV2, POLICY, T0) is None
+
+
+def test_new_alert_joins_and_higher_severity_raises() -> None:
+    first = opened()
+    b = alert(instance="b", at=T0 + timedelta(minutes=1))
+    outcome = apply_alert(first.incident, None, b, SEV1, POLICY, b.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert [e.type for e in outcome.events] == [EventType.ALERT_ADDED, EventType.SEVERITY_CHANGED]
+    assert [e.sequence for e in outcome.events] == [2, 3]
+    assert outcome.incident.severity is Severity.SEV1
+    assert outcome.events[1].previous_severity is Severity.SEV2
+    assert "SEV1" in (outcome.events[1].reason or "")
+    assert outcome.incident.alerts_total == 2
+    assert outcome.incident.alerts_firing == 2
+
+
+def test_lower_severity_alert_does_not_lower_incident() -> None:
+    first = opened()
+    sev4 = Classification(severity=Severity.SEV4, rule="cosmetic")
+    outcome = apply_alert(first.incident, None, alert(instance="b"), sev4, POLICY, T0)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.severity is Severity.SEV2
+    assert [e.type for e in outcome.events] == [EventType.ALERT_ADDED]
+
+
+def test_blast_radius_raises_severity_once_threshold_reached() -> None:
+    policy = LifecyclePolicy(blast_radius_instances=3)
+    outcome = apply_alert(None, None, alert(instance="i0"), SEV2, policy, T0)
+    assert outcome is not None
+    severities = []
+    for n in (1, 2):
+        outcome = apply_alert(outcome.incident, None, alert(instance=f"i{n}"), SEV2, policy, T0)
+        assert outcome is not None
+        assert outcome.incident is not None
+        severities.append(outcome.incident.severity)
+    assert severities == [Severity.SEV2, Severity.SEV1]
+    assert "3 instances affected" in (outcome.events[-1].reason or "")
+    # More instances do not raise it again: the radius raises the alerts' severity once.
+    policy2 = LifecyclePolicy(blast_radius_instances=2)
+    outcome = apply_alert(
+        None,
+        None,
+        alert(instance="i0"),
+        SEV2.model_copy(update={"severity": Severity.SEV3}),
+        policy2,
+        T0,
+    )
+    assert outcome is not None
+    for n in range(1, 6):
+        outcome = apply_alert(
+            outcome.incident,
+            None,
+            alert(instance=f"i{n}"),
+            SEV2.model_copy(update={"severity": Severity.SEV3}),
+            policy2,
+            T0,
+        )
+        assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.severity is Severity.SEV2
+
+
+def test_security_and_data_loss_flags_stick() -> None:
+    flagged = Classification(severity=Severity.SEV3, rule="r", security=True, data_loss=True)
+    outcome = apply_alert(None, None, alert(), flagged, POLICY, T0)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.security
+    assert outcome.incident.data_loss
+
+
+def resolve_all(first: Outcome, at_minutes: int) -> Outcome:
+    resolved = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=at_minutes))
+    outcome = apply_alert(first.incident, first.alert, resolved, SEV2, POLICY, resolved.received_at)
+    assert outcome is not None
+    return outcome
+
+
+def test_all_resolved_waits_for_quiet_period_then_resolves() -> None:
+    quiet = resolve_all(opened(), 10)
+    assert quiet.incident is not None
+    assert [e.type for e in quiet.events] == [EventType.ALERT_RESOLVED]
+    assert quiet.incident.state is IncidentState.TRIGGERED
+    assert quiet.incident.quiet_since == T0 + timedelta(minutes=10)
+    assert expire_quiet_period(quiet.incident, POLICY, T0 + timedelta(minutes=14)) is None
+    done = expire_quiet_period(quiet.incident, POLICY, T0 + timedelta(minutes=15))
+    assert done is not None
+    assert done.incident is not None
+    assert done.incident.state is IncidentState.RESOLVED
+    assert done.incident.resolved_at == T0 + timedelta(minutes=15)
+    assert [e.type for e in done.events] == [EventType.RESOLVED]
+    assert done.events[0].actor.via == "sevflow"
+
+
+def test_zero_quiet_period_resolves_with_the_last_alert() -> None:
+    policy = LifecyclePolicy(quiet_period=timedelta(0))
+    first = apply_alert(None, None, alert(instance="a"), SEV2, policy, T0)
+    assert first is not None
+    resolved = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=3))
+    outcome = apply_alert(first.incident, first.alert, resolved, SEV2, policy, resolved.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert [e.type for e in outcome.events] == [EventType.ALERT_RESOLVED, EventType.RESOLVED]
+    assert outcome.incident.state is IncidentState.RESOLVED
+
+
+def test_refiring_during_quiet_period_keeps_incident_open() -> None:
+    quiet = resolve_all(opened(), 10)
+    refire = alert(instance="a", at=T0 + timedelta(minutes=12))
+    outcome = apply_alert(quiet.incident, quiet.alert, refire, SEV2, POLICY, refire.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert [e.type for e in outcome.events] == [EventType.ALERT_REFIRED]
+    assert outcome.incident.quiet_since is None
+    assert expire_quiet_period(outcome.incident, POLICY, T0 + timedelta(hours=2)) is None
+
+
+def closed() -> Outcome:
+    quiet = resolve_all(opened(), 10)
+    assert quiet.incident is not None
+    done = expire_quiet_period(quiet.incident, POLICY, T0 + timedelta(minutes=15))
+    assert done is not None
+    done.alert = quiet.alert
+    return done
+
+
+def test_firing_again_within_reopen_window_reopens_as_flap() -> None:
+    done = closed()
+    again = alert(instance="a", at=T0 + timedelta(minutes=45))
+    outcome = apply_alert(done.incident, done.alert, again, SEV2, POLICY, again.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.id == done.incident.id  # type: ignore[union-attr]
+    assert [e.type for e in outcome.events] == [EventType.REOPENED, EventType.ALERT_REFIRED]
+    assert outcome.incident.flaps == 1
+    assert outcome.incident.state is IncidentState.TRIGGERED
+    assert outcome.incident.resolved_at is None
+
+
+def test_firing_after_reopen_window_opens_new_incident() -> None:
+    done = closed()
+    later = alert(instance="a", at=T0 + timedelta(hours=3))
+    outcome = apply_alert(done.incident, done.alert, later, SEV2, POLICY, later.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.id != done.incident.id  # type: ignore[union-attr]
+    assert [e.type for e in outcome.events] == [EventType.OPENED]
+    assert outcome.events[0].sequence == 1
+
+
+def test_resolved_alert_without_incident_opens_nothing() -> None:
+    outcome = apply_alert(None, None, alert(status="resolved"), SEV2, POLICY, T0)
+    assert outcome is not None
+    assert outcome.incident is None
+    assert outcome.events == []
+    assert outcome.alert is not None
+    assert outcome.alert.incident_id is None
+
+
+def test_acknowledge_then_resolve_by_hand() -> None:
+    incident = opened().incident
+    assert incident is not None
+    acked = apply_command(incident, command(incident.id), T0 + timedelta(minutes=4))
+    assert acked is not None
+    assert acked.incident is not None
+    assert acked.incident.state is IncidentState.ACKNOWLEDGED
+    assert acked.events[0].actor.name == "alice"
+    assert acked.events[0].incident.acknowledged_at == T0 + timedelta(minutes=4)
+    assert apply_command(acked.incident, command(incident.id, command_id="c2"), T0) is None
+    resolved = apply_command(acked.incident, command(incident.id, "resolve"), T0 + timedelta(hours=1))
+    assert resolved is not None
+    assert resolved.incident is not None
+    assert resolved.incident.state is IncidentState.RESOLVED
+    assert [e.sequence for e in resolved.events] == [3]
+    assert apply_command(resolved.incident, command(incident.id, "acknowledge"), T0) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("HighErrorRate", "high-error-rate"),
+        ("API_Latency p95", "api-latency-p95"),
+        ("KubePodCrashLooping", "kube-pod-crash-looping"),
+        ("!!!", "alert"),
+    ],
+)
+def test_slugify(text: str, slug: str) -> None:
+    assert slugify(text) == slug
+
+
+def test_event_ids_are_deterministic() -> None:
+    assert [e.event_id for e in opened().events] == [e.event_id for e in opened().events]

@@ -1,0 +1,90 @@
+"""The pipeline over the real store (SQLite here, PostgreSQL under the integration marker):
+incident, alerts and events are committed together; replays change nothing."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from models.events import EventType, IncidentState
+from models.incident import LifecyclePolicy
+from store.incidents import IncidentStore
+from store.schema import alerts, incident_events
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import T0, alert, command
+
+POLICY = LifecyclePolicy(quiet_period=timedelta(minutes=5))
+
+
+def pipeline(engine, **kw) -> Pipeline:  # type: ignore[no-untyped-def]
+    return Pipeline(
+        IncidentStore(engine), load_rules(None), kw.get("policy", POLICY), kw.get("group_by", ())
+    )
+
+
+async def count_events(engine) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(incident_events))).scalar_one())
+
+
+async def test_batch_opens_one_incident_per_group(engine) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(engine)
+    batch = [alert(instance="a"), alert(instance="b"), alert("CheckoutDown", instance="c")]
+    events = await p.process_alerts(batch)
+    assert sorted(e.type for e in events) == sorted(
+        [EventType.OPENED, EventType.ALERT_ADDED, EventType.OPENED]
+    )
+    incidents = await p.store.list_incidents()
+    assert len(incidents) == 2
+    by_title = {i.title: i for i in incidents}
+    assert by_title["HighErrorRate fired"].alerts_firing == 2
+    assert by_title["HighErrorRate fired"].severity.value == "SEV2"
+    assert by_title["CheckoutDown fired"].severity.value == "SEV1"
+    timeline = await p.store.timeline(by_title["HighErrorRate fired"].id)
+    assert [e.sequence for e in timeline] == [1, 2]
+    assert await count_events(engine) == 3
+
+
+async def test_replayed_batch_changes_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(engine)
+    batch = [alert(instance="a"), alert(instance="a", status="resolved", at=T0 + timedelta(minutes=2))]
+    first = await p.process_alerts(batch)
+    assert [e.type for e in first] == [EventType.OPENED, EventType.ALERT_RESOLVED]
+    assert await p.process_alerts(batch) == []
+    assert await count_events(engine) == 2
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alerts))).mappings().one()
+    assert row["status"] == "resolved"
+    assert row["incident_id"] == first[0].incident_id
+    assert row["first_received_at"] == T0
+
+
+async def test_quiet_period_resolution_and_commands(engine) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(engine)
+    (opened,) = await p.process_alerts([alert(instance="a")])
+    incident_id = opened.incident_id
+    ack = await p.process_command(command(incident_id, at=T0 + timedelta(minutes=1)))
+    assert ack.applied
+    assert [e.type for e in ack.events] == [EventType.ACKNOWLEDGED]
+    again = await p.process_command(command(incident_id, at=T0 + timedelta(minutes=1)))
+    assert not again.applied
+    assert again.reason == "command already applied"
+    missing = await p.process_command(command("inc_nope", command_id="c9"))
+    assert not missing.applied
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=2))])
+    assert await p.expire_quiet(T0 + timedelta(minutes=6)) == []
+    (resolved,) = await p.expire_quiet(T0 + timedelta(minutes=7))
+    assert resolved.type is EventType.RESOLVED
+    incident = await p.store.get(incident_id)
+    assert incident is not None
+    assert incident.state is IncidentState.RESOLVED
+    assert await p.expire_quiet(T0 + timedelta(minutes=8)) == []
+
+
+async def test_group_by_labels_overrides_group_key(engine) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(engine, group_by=("service",))
+    await p.process_alerts(
+        [alert("A", service="checkout"), alert("B", service="checkout"), alert("C", service="search")]
+    )
+    incidents = await p.store.list_incidents()
+    assert sorted(i.group_key for i in incidents) == ['{}:{service="checkout"}', '{}:{service="search"}']
