@@ -56,7 +56,10 @@ class RuleSet:
     security: tuple[Matcher, ...] = ()
     data_loss: tuple[Matcher, ...] = ()
 
-    def explain(self, labels: dict[str, str], annotations: dict[str, str]) -> Explanation:
+    def explain(
+        self, labels: dict[str, str], annotations: dict[str, str], *, trace: bool = True
+    ) -> Explanation:
+        """Classify, recording (when ``trace``) the first failing matcher of every rule tried."""
         security = [str(m) for m in self.security if m.matches(labels, annotations)]
         data_loss = [str(m) for m in self.data_loss if m.matches(labels, annotations)]
         extra = tuple(
@@ -79,7 +82,8 @@ class RuleSet:
                     data_loss=bool(data_loss),
                 )
                 return Explanation(cls, rule, tried)
-            tried.append((rule.name, str(failing)))
+            if trace:
+                tried.append((rule.name, str(failing)))
         severity = Severity.SEV1 if data_loss else self.default
         cls = Classification(
             severity=severity,
@@ -91,7 +95,7 @@ class RuleSet:
         return Explanation(cls, None, tried)
 
     def classify(self, labels: dict[str, str], annotations: dict[str, str]) -> Classification:
-        return self.explain(labels, annotations).classification
+        return self.explain(labels, annotations, trace=False).classification
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,7 +36,7 @@ def _incident_row(incident: Incident) -> dict[str, Any]:
         "resolved_at": incident.resolved_at,
         "quiet_since": incident.quiet_since,
         "sequence": incident.sequence,
-        "document": incident.model_dump(mode="json"),
+        "document": incident.model_dump_json(),
     }
 
 
@@ -53,7 +53,7 @@ def _event_row(event: IncidentEvent) -> dict[str, Any]:
         "sequence": event.sequence,
         "type": event.type.value,
         "occurred_at": event.occurred_at,
-        "document": event.model_dump(mode="json"),
+        "document": event.model_dump_json(),
         "published_at": None,
     }
 
@@ -108,7 +108,7 @@ class IncidentTx:
             .where(incident_groups.c.group_key.in_(wanted))
         )
         for group_key, document in (await self._conn.execute(query)).all():
-            incident = Incident.model_validate(document) if document is not None else None
+            incident = Incident.model_validate_json(document) if document is not None else None
             self.incidents_by_group[group_key] = incident
             if incident is not None:
                 self._incidents[incident.id] = incident
@@ -127,7 +127,7 @@ class IncidentTx:
         document = (
             await self._conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
         ).scalar_one()
-        incident = Incident.model_validate(document)
+        incident = Incident.model_validate_json(document)
         self._incidents[incident_id] = incident
         return incident
 
@@ -180,12 +180,12 @@ class IncidentTx:
                 ),
                 rows,
             )
-            for incident_row in rows:
-                await self._conn.execute(
-                    update(incident_groups)
-                    .where(incident_groups.c.group_key == incident_row["group_key"])
-                    .values(incident_id=incident_row["id"])
-                )
+            await self._conn.execute(
+                update(incident_groups)
+                .where(incident_groups.c.group_key == bindparam("g"))
+                .values(incident_id=bindparam("i")),
+                [{"g": r["group_key"], "i": r["id"]} for r in rows],
+            )
         alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
         if alert_rows:
             stmt = self._insert(alerts)
@@ -226,7 +226,7 @@ class IncidentStore:
             document = (
                 await conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
             ).scalar_one_or_none()
-        return Incident.model_validate(document) if document is not None else None
+        return Incident.model_validate_json(document) if document is not None else None
 
     async def list_incidents(
         self, *, state: IncidentState | None = None, limit: int = 100
@@ -236,7 +236,7 @@ class IncidentStore:
             query = query.where(incidents.c.state == state.value)
         async with self.engine.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
-        return [Incident.model_validate(d) for d in documents]
+        return [Incident.model_validate_json(d) for d in documents]
 
     async def timeline(self, incident_id: str) -> list[IncidentEvent]:
         query = (
@@ -246,7 +246,7 @@ class IncidentStore:
         )
         async with self.engine.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
-        return [IncidentEvent.model_validate(d) for d in documents]
+        return [IncidentEvent.model_validate_json(d) for d in documents]
 
     async def quiet_incidents(self, before: datetime, limit: int = 100) -> list[str]:
         """Open incidents whose alerts all resolved before ``before`` (quiet period candidates)."""

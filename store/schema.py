@@ -101,7 +101,9 @@ incidents = Table(
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("quiet_since", UTCDateTime, nullable=True),
     Column("sequence", Integer, nullable=False),
-    Column("document", JSON, nullable=False),  # models.incident.Incident, the source of truth
+    # models.incident.Incident as JSON text, the source of truth (text: written and read by
+    # pydantic's fast serialiser, never queried inside)
+    Column("document", Text, nullable=False),
     Index("ix_incidents_state_opened", "state", "opened_at"),
 )
 
@@ -118,7 +120,7 @@ incident_events = Table(
     Column("sequence", Integer, nullable=False),
     Column("type", String(32), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
-    Column("document", JSON, nullable=False),  # models.events.IncidentEvent
+    Column("document", Text, nullable=False),  # models.events.IncidentEvent, exactly as published
     Column("published_at", UTCDateTime, nullable=True),
     Index("ix_incident_events_unpublished", "published_at", "position"),
 )

@@ -163,7 +163,7 @@ class OutboxRelay:
         if not rows:
             return 0
         await self._publisher.publish(
-            [(r.incident_id, json.dumps(r.document, separators=(",", ":")).encode()) for r in rows]
+            [(r.incident_id, r.document.encode()) for r in rows]
         )
         await self._mark([r.position for r in rows], now)
         return len(rows)

@@ -78,7 +78,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
                     .order_by(incident_events.c.position)
                 )
             ).all()
-        await publisher.publish([(r.incident_id, json.dumps(r.document).encode()) for r in rows])
+        await publisher.publish([(r.incident_id, r.document.encode()) for r in rows])
     finally:
         await publisher.close()
 

@@ -220,15 +220,10 @@ def test_kill_and_rebalance_lose_and_double_nothing(
 
     # Every group has exactly one incident, with the figures of an uninterrupted run.
     assert len(rows) == GROUPS
+    documents = {r.group_key: json.loads(r.document) for r in rows}
     actual = {
-        r.group_key: (
-            r.document["state"],
-            r.document["severity"],
-            r.document["alerts_total"],
-            r.document["alerts_firing"],
-            r.document["sequence"],
-        )
-        for r in rows
+        key: (d["state"], d["severity"], d["alerts_total"], d["alerts_firing"], d["sequence"])
+        for key, d in documents.items()
     }
     ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
     fresh_database(ref_url)

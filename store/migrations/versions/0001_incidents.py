@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 11:55:54.911455
+Create Date: 2026-11-27 12:05:07.448718
 """
 
 from collections.abc import Sequence
@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("occurred_at", store.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.Column("published_at", store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("position", name=op.f("pk_incident_events")),
         sa.UniqueConstraint("event_id", name=op.f("uq_incident_events_event_id")),
@@ -94,7 +94,7 @@ def upgrade() -> None:
         sa.Column("resolved_at", store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("quiet_since", store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:

@@ -1,0 +1,250 @@
+"""Stream worker throughput, storm drain time and memory, next to a raw aiokafka loop.
+
+Measured in one run on this machine's real broker (scripts/kafka.sh start):
+
+1. raw: an aiokafka consumer reading N alert records and producing each to another topic
+   (consume → produce, nothing else) — the ceiling for any Kafka processor in Python here;
+2. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
+   over the same N records, alerts/s from its first stored alert to its last;
+3. storm: S alerts of one group (one incident), time until all are stored and every event is
+   published, and the worker's RSS with S open alerts.
+
+Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000] [--database-url URL]
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import create_engine, func, select
+
+from models.alert import AlertRecord
+from models.alertmanager import format_group_key
+from models.fingerprint import fingerprint
+from receiver.kafka import ensure_topic
+from store.db import normalise_url
+from store.schema import alerts, incident_events
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def records(n: int, groups: int, start: datetime) -> list[AlertRecord]:
+    out = []
+    for i in range(n):
+        group = i % groups
+        labels = {
+            "alertname": f"Bench{group}",
+            "severity": "warning",
+            "instance": f"host-{i}",
+            "job": "api",
+        }
+        out.append(
+            AlertRecord(
+                fingerprint=fingerprint(labels),
+                status="firing",
+                labels=labels,
+                annotations={"summary": f"Bench{group} on host-{i}", "description": "x" * 120},
+                starts_at=start,
+                receiver="bench",
+                group_key=format_group_key({"alertname": f"Bench{group}"}),
+                external_url="http://alertmanager.bench",
+                generator_url="http://prometheus.bench/graph",
+                received_at=start + timedelta(microseconds=i),
+            )
+        )
+    return out
+
+
+async def produce(bootstrap: str, topic: str, batch: list[AlertRecord]) -> None:
+    await ensure_topic(bootstrap, topic, 8)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, key=r.fingerprint.encode(), value=r.to_bytes()) for r in batch
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_loop(bootstrap: str, source: str, n: int) -> float:
+    """Seconds for a bare aiokafka consume → produce loop over ``n`` records."""
+    sink = f"{source}-raw-out"
+    await ensure_topic(bootstrap, sink, 8)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await consumer.start()
+    await producer.start()
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            futures = []
+            for messages in batch.values():
+                for m in messages:
+                    started = started or time.perf_counter()
+                    futures.append(await producer.send(sink, key=m.key, value=m.value))
+            await asyncio.gather(*futures)
+            seen += len(futures)
+        await consumer.commit()
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def worker_env(bootstrap: str, topic: str, database_url: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    suffix = uuid.uuid4().hex[:6]
+    env.update(
+        SEVFLOW_KAFKA_BOOTSTRAP=bootstrap,
+        SEVFLOW_ALERTS_TOPIC=topic,
+        SEVFLOW_EVENTS_TOPIC=f"{topic}-events",
+        SEVFLOW_COMMANDS_TOPIC=f"{topic}-commands",
+        SEVFLOW_APP_ID=f"bench-{suffix}",
+        SEVFLOW_DATABASE_URL=database_url,
+        SEVFLOW_DATA_DIR=str(data_dir),
+        SEVFLOW_LOG_LEVEL="WARNING",
+        SEVFLOW_QUIET_PERIOD_SECONDS="3600",
+    )
+    return env
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_worker(
+    bootstrap: str, topic: str, n: int, database_url: str, data_dir: Path
+) -> tuple[float, float, float]:
+    """(alerts/s, seconds until everything was published, RSS MB at the end) of one worker."""
+    engine = create_engine(normalise_url(database_url, asynchronous=False))
+
+    def count(query) -> int:  # type: ignore[no-untyped-def]
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+        except Exception:
+            return 0
+
+    stored = select(func.count()).select_from(alerts)
+    unpublished = (
+        select(func.count()).select_from(incident_events).where(incident_events.c.published_at.is_(None))
+    )
+    log = (data_dir / "worker.log").open("wb")
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sevflow", "worker"],
+        cwd=REPO,
+        env=worker_env(bootstrap, topic, database_url, data_dir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        first: tuple[float, int] | None = None
+        while True:
+            done = count(stored)
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= n:
+                break
+            if process.poll() is not None:
+                raise SystemExit(f"worker exited: see {data_dir / 'worker.log'}")
+            if now - launched > 900:
+                raise SystemExit(f"worker too slow: {done}/{n} after 900 s")
+            time.sleep(0.05)
+        finished = time.perf_counter()
+        while count(unpublished) > 0:
+            time.sleep(0.05)
+        published = time.perf_counter()
+        memory = rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+        engine.dispose()
+    assert first is not None
+    rate = (n - first[1]) / max(finished - first[0], 1e-9)
+    return rate, published - first[0], memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--groups", type=int, default=500)
+    parser.add_argument("--storm", type=int, default=100_000)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file (the embedded store)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
+        base = Path(tmp)
+        topic = f"bench-alerts-{uuid.uuid4().hex[:6]}"
+        start = datetime.now(UTC)
+        asyncio.run(produce(args.bootstrap, topic, records(args.alerts, args.groups, start)))
+        raw_seconds = asyncio.run(raw_loop(args.bootstrap, topic, args.alerts))
+        raw_rate = args.alerts / raw_seconds
+
+        (base / "w").mkdir()
+        url = args.database_url or f"sqlite:///{base / 'w' / 'bench.db'}"
+        rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w")
+
+        print(
+            f"records: {args.alerts} alerts in {args.groups} groups, {len(records(1, 1, start)[0].to_bytes())} bytes each"
+        )
+        print(f"store:   {'SQLite (embedded)' if not args.database_url else 'PostgreSQL'}")
+        print(f"raw aiokafka consume->produce: {raw_rate:9.0f} alerts/s")
+        print(f"sevflow worker (1 process):    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
+
+        if args.storm:
+            storm_topic = f"bench-storm-{uuid.uuid4().hex[:6]}"
+            asyncio.run(produce(args.bootstrap, storm_topic, records(args.storm, 1, start)))
+            (base / "s").mkdir()
+            storm_url = (
+                f"sqlite:///{base / 's' / 'storm.db'}" if not args.database_url else args.database_url
+            )
+            if args.database_url:
+                from tests.store_backends import fresh_database
+
+                fresh_database(storm_url, create=False)
+            storm_rate, drained, memory = run_worker(
+                args.bootstrap, storm_topic, args.storm, storm_url, base / "s"
+            )
+            print(
+                f"storm: {args.storm} alerts of one group drained in {drained:.1f} s "
+                f"({storm_rate:.0f} alerts/s); worker RSS with {args.storm} open alerts: {memory:.0f} MB"
+            )
+
+
+if __name__ == "__main__":
+    main()
