@@ -12,10 +12,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
-from models.events import IncidentEvent
+from models.events import Actor, IncidentEvent
 from models.fingerprint import fingerprint
+from models.incident import Command
+from receiver.commands import CommandPublisher
 from store.db import sync_engine
-from store.schema import alerts
+from store.schema import alerts, incidents
 from tests.harness import Alertmanager, Sevflow, wait_for
 from tests.store_backends import fresh_database
 
@@ -91,6 +93,21 @@ def test_fire_and_resolve_through_real_alertmanager(
     assert fired["external_url"]
     assert fired["ends_at"] is None
 
+    # Someone acknowledges through the commands topic (as the API, CLI and Slack do).
+    ack = Command(
+        command_id=f"ack-{sevflow.suffix}",
+        action="acknowledge",
+        incident_id=fired["incident_id"],
+        actor=Actor(via="cli", name="alice"),
+        requested_at=datetime.now(UTC),
+    )
+    asyncio.run(send_command(kafka_bootstrap, f"e2e-commands-{sevflow.suffix}", ack))
+    wait_for(
+        lambda: incident_state(database_url, fired["incident_id"]) == "acknowledged",
+        60,
+        f"incident acknowledged (sevflow log: {sevflow.log_path})",
+    )
+
     end = datetime.now(UTC) - timedelta(seconds=1)
     alertmanager.amtool("alert", "add", *label_args, f"--end={end.strftime('%Y-%m-%dT%H:%M:%SZ')}")
     resolved = wait_for(
@@ -107,19 +124,40 @@ def test_fire_and_resolve_through_real_alertmanager(
     incident_id = resolved["incident_id"]
     assert incident_id
     events = wait_for(
-        lambda: (e := asyncio.run(read_events(kafka_bootstrap, sevflow))) and len(e) >= 3 and e,
+        lambda: (e := asyncio.run(read_events(kafka_bootstrap, sevflow))) and len(e) >= 4 and e,
         60,
-        f"3 incident events on e2e-events-{sevflow.suffix}",
+        f"4 incident events on e2e-events-{sevflow.suffix}",
     )
     assert [(e.type.value, e.sequence) for e in events] == [
         ("opened", 1),
-        ("alert_resolved", 2),
-        ("resolved", 3),
+        ("acknowledged", 2),
+        ("alert_resolved", 3),
+        ("resolved", 4),
     ]
+    assert events[1].actor == Actor(via="cli", name="alice")
     assert {e.incident_id for e in events} == {incident_id}
     assert events[0].incident.severity.value == "SEV1"  # CheckoutDown + critical: service down
     assert events[0].incident.title == "Checkout is down"
     assert events[-1].incident.state.value == "resolved"
+
+
+async def send_command(bootstrap: str, topic: str, command: Command) -> None:
+    publisher = CommandPublisher(bootstrap, topic)
+    try:
+        await publisher.publish(command)
+    finally:
+        await publisher.close()
+
+
+def incident_state(url: str, incident_id: str) -> str | None:
+    engine = sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                select(incidents.c.state).where(incidents.c.id == incident_id)
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
 
 
 async def read_events(bootstrap: str, sevflow: Sevflow) -> list[IncidentEvent]:
