@@ -1,24 +1,96 @@
 """The Alertmanager webhook payload (version 4), as Alertmanager and Grafana alerting send it.
 
-Reference: Alertmanager ``notify/webhook`` and ``template.Data``. Unknown fields are ignored (Grafana
-adds several). What other senders omit but can be derived faithfully is derived by :func:`to_records`:
-a missing ``fingerprint`` from the label set, a missing per-alert ``status`` from ``endsAt``, a
-missing ``groupKey`` from ``groupLabels`` (or the alert's labels). Anything else that is missing or of
-the wrong type is a validation error naming the field.
+Reference: Alertmanager ``notify/webhook/webhook.go`` (``Message``: ``template.Data`` plus
+``version``, ``groupKey``, ``truncatedAlerts``) and ``template/template.go``. Unknown fields are
+ignored (Grafana adds ``orgId``, ``title``, ``state``, ``message``, per-alert ``values``,
+``silenceURL``... and Alertmanager ≥ 0.32 adds ``notification_reason``, ≥ 0.34 ``routeLabels``).
+
+Grafana alerting sends the same shape with ``"version": "1"`` and an ``orgId``; that pair is
+accepted as Grafana's. Any other version is refused: a payload we cannot interpret is never guessed
+at (Alertmanager's ``payload:`` templates can send anything).
+
+What other senders omit but can be derived faithfully is derived by :func:`to_records`: a missing
+``fingerprint`` from the label set (exactly as Alertmanager computes it), a missing per-alert
+``status`` from ``endsAt``, a missing ``groupKey`` from ``groupLabels`` (or the alert's labels).
+
+Rules Alertmanager itself enforces on alerts (``model.Alert.Validate`` in prometheus/common) are
+enforced here too, so that nothing reaches Kafka that a real Alertmanager could not have sent: at
+least one label; label names non-empty (Prometheus 3 / Alertmanager ≥ 0.28 accept any UTF-8 name, so
+the legacy ``[a-zA-Z_][a-zA-Z0-9_]*`` rule is not imposed: it would refuse, for ever, alerts a
+modern Alertmanager legitimately sends); every string valid UTF-8 (JSON can smuggle lone surrogates,
+which could never be written to Kafka). Sizes are capped (:data:`MAX_ALERTS`, :data:`MAX_LABELS`)
+so a hostile body within the byte cap cannot make the receiver do absurd amounts of work.
 """
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.alert import AlertRecord, AlertStatus
 from models.fingerprint import fingerprint
 
-__all__ = ["ZERO_TIME", "WebhookAlert", "WebhookPayload", "format_group_key", "to_records"]
+__all__ = [
+    "MAX_ALERTS",
+    "MAX_LABELS",
+    "ZERO_TIME",
+    "WebhookAlert",
+    "WebhookPayload",
+    "format_group_key",
+    "to_records",
+]
 
 #: Go's zero ``time.Time``: Alertmanager's ``endsAt`` for an alert with no known end.
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+#: More alerts than this in one notification is not something Alertmanager sends in practice
+#: (``max_alerts`` exists to keep notifications small); refuse rather than fan out without bound.
+MAX_ALERTS = 10_000
+
+#: Labels or annotations per alert (Prometheus' own default ``label_limit`` is unlimited, but real
+#: rules carry tens); a bound keeps fingerprinting and validation linear in a sane size.
+MAX_LABELS = 1_000
+
+#: ``truncatedAlerts`` is a Go ``uint64``.
+_MAX_UINT64 = 2**64 - 1
+
+
+def _surrogate_at(value: object, path: str) -> str | None:
+    """The path of the first string (key or value) that is not valid UTF-8, if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(body)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if (found := _surrogate_at(key, where)) or (found := _surrogate_at(item, where)):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _surrogate_at(item, f"{path}.{index}" if path else str(index)):
+                return found
+    return None
+
+
+def _label_set(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} entries are accepted")
+    if "" in value:
+        raise ValueError("label names must not be empty")
+    return value
+
+
+LabelSet = Annotated[dict[str, str], AfterValidator(_label_set)]
 
 
 class _Wire(BaseModel):
@@ -29,12 +101,20 @@ class WebhookAlert(_Wire):
     """One alert of a webhook payload."""
 
     status: AlertStatus | None = None
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: LabelSet
+    annotations: LabelSet = Field(default_factory=dict)
     starts_at: datetime = Field(alias="startsAt")
     ends_at: datetime | None = Field(default=None, alias="endsAt")
     generator_url: str | None = Field(default=None, alias="generatorURL")
     fingerprint: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _not_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        # prometheus/common model.Alert.Validate: "at least one label pair required".
+        if not value:
+            raise ValueError("at least one label pair is required")
+        return value
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -47,16 +127,36 @@ class WebhookAlert(_Wire):
 class WebhookPayload(_Wire):
     """A notification for one alert group."""
 
-    version: Literal["4"]
+    version: Literal["4", "1"] = Field(
+        description='"4" (Alertmanager); "1" only with orgId (Grafana alerting).'
+    )
+    org_id: int | None = Field(default=None, alias="orgId", description="Grafana's organisation.")
     group_key: str | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=_MAX_UINT64)
     status: AlertStatus
     receiver: str
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    group_labels: LabelSet = Field(default_factory=dict, alias="groupLabels")
+    common_labels: LabelSet = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: LabelSet = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str | None = Field(default=None, alias="externalURL")
-    alerts: list[WebhookAlert]
+    alerts: list[WebhookAlert] = Field(min_length=1, max_length=MAX_ALERTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_utf8(cls, data: object, info: ValidationInfo) -> object:
+        # The JSON parser already refuses lone surrogates (400); Python callers can still pass them,
+        # and such a string could never be encoded for Kafka.
+        if info.mode == "python" and (where := _surrogate_at(data, "")):
+            raise ValueError(f"{where}: must be valid UTF-8 (lone surrogate)")
+        return data
+
+    @model_validator(mode="after")
+    def _known_version(self) -> Self:
+        if self.version == "1" and self.org_id is None:
+            # Only Grafana's webhook is version "1" (and it always sends orgId); anything else
+            # calling itself "1" is an older format we would misread.
+            raise ValueError('version "1" is only accepted from Grafana alerting (with orgId)')
+        return self
 
 
 def format_group_key(labels: dict[str, str]) -> str:

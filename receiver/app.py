@@ -1,31 +1,55 @@
-"""The receiver's HTTP application: ``POST /webhooks/alertmanager``, ``GET /health``, ``GET /ready``.
+"""The receiver's HTTP application: the Alertmanager webhook, ``/health``, ``/ready``, ``/metrics``.
 
-A webhook payload is authenticated, read up to a size cap, validated as Alertmanager's version 4
-payload, turned into one record per alert and written to Kafka. 200 is answered only once Kafka
-has acknowledged every record; a broker that is down or slow gives 503 with Retry-After.
+A webhook request passes these steps, in this order, and the first that refuses answers:
+
+1. rate limit per source address → 429 + Retry-After (before auth, so guessing is throttled too);
+2. credentials (bearer or basic, constant time) → 401, never saying which part was wrong;
+3. content type ``application/json`` → 415;
+4. body size, read at most ``max_body_bytes`` + 1 bytes → 413;
+5. JSON → 400; the version 4 webhook contract → 422 naming each field and reason;
+6. every record small enough for Kafka → 413 naming the alert;
+7. a turn to publish (at most ``max_concurrent_publishes`` at once, first come first served) within
+   ``publish_queue_seconds`` → else 503 + Retry-After (overloaded);
+8. Kafka acknowledges every record (``acks=all``) → 200; otherwise 503 + Retry-After. A sender that
+   hung up meanwhile is remembered by the publisher so its retry is not written twice.
+
+Status codes are Alertmanager's retry policy: it retries 5xx and network errors only, so only a
+transient failure (Kafka) gets 5xx. Every response carries ``X-Request-ID`` (the caller's, when it
+sent a sane one) and every webhook request logs one ``key=value`` line with it; no line or body ever
+carries a credential.
 """
 
-import json
+import asyncio
 import logging
-from collections.abc import Callable
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
-from receiver.auth import BearerAuth
+from receiver.auth import WebhookAuth
 from receiver.errors import error_response, validation_details
-from receiver.kafka import AlertPublisher, PublishError
+from receiver.kafka import MAX_RECORD_BYTES, AlertPublisher, PublishError
+from receiver.metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
+from receiver.ratelimit import RateLimiter, retry_after_header
 
-__all__ = ["create_app"]
+__all__ = ["RETRY_AFTER_SECONDS", "WEBHOOK_PATH", "create_app"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+WEBHOOK_PATH = "/webhooks/alertmanager"
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _TooLarge(Exception):
@@ -33,9 +57,9 @@ class _TooLarge(Exception):
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
-    """Read the body, stopping as soon as it exceeds ``limit`` bytes."""
+    """Read the body, stopping as soon as it exceeds ``limit`` bytes (never buffering more)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
@@ -47,37 +71,70 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def request_id_of(header: str | None) -> str:
+    """The caller's X-Request-ID when it is short and plain (it lands in logs), else a new one."""
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
 def create_app(
     *,
     publisher: AlertPublisher,
-    auth: BearerAuth,
+    auth: WebhookAuth,
     now: Callable[[], datetime],
     max_body_bytes: int = 1024 * 1024,
+    rate_limiter: RateLimiter | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    metrics: ReceiverMetrics | None = None,
+    max_concurrent_publishes: int = 64,
+    publish_queue_seconds: float = 5.0,
+    extra_routes: Sequence[Route] = (),
 ) -> Starlette:
-    """Build the receiver; ``publisher`` and ``now`` are the seams tests and benchmarks use."""
+    """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
+
+    ``extra_routes`` (the incident API, Slack and PagerDuty callbacks) are served beside the
+    webhook, with the same request ids, logs and metrics; each does its own authentication.
+    """
+    limiter = rate_limiter or RateLimiter(0, 1)
+    stats = metrics or ReceiverMetrics()
+    # FIFO admission to Kafka: in a storm, thousands of payloads interleaving their sends would
+    # all miss their deadline together; taking turns keeps each one fast.
+    slots = asyncio.Semaphore(max_concurrent_publishes)
 
     async def webhook(request: Request) -> Response:
+        source = request.client.host if request.client else "unknown"
+        wait = limiter.acquire(source, monotonic())
+        if wait > 0:
+            return error_response(
+                429,
+                "rate_limited",
+                "too many requests from this source",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         if not auth.allows(request.headers.get("authorization")):
             return error_response(
                 401,
                 "unauthorized",
                 "missing or invalid credentials",
-                headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
+                headers={"WWW-Authenticate": 'Bearer realm="sevflow", Basic realm="sevflow"'},
             )
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error_response(415, "unsupported_media_type", "the body must be application/json")
         try:
             body = await _read_capped(request, max_body_bytes)
+        except ClientDisconnect:
+            return error_response(400, "client_disconnected", "the body was not received in full")
         except _TooLarge:
             return error_response(413, "payload_too_large", f"the body exceeds {max_body_bytes} bytes")
         try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
-        try:
-            payload = WebhookPayload.model_validate(document)
+            payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            if any(e["type"] == "json_invalid" for e in errors):
+                reason = errors[0]["msg"]
+                return error_response(400, "malformed_json", f"the body is not valid JSON: {reason}")
             return error_response(
                 422,
                 "invalid_payload",
@@ -85,16 +142,52 @@ def create_app(
                 details=validation_details(exc),
             )
         records = to_records(payload, now())
+        stats.alerts_received.inc(len(records))
+        if len(body) > MAX_RECORD_BYTES // 2:
+            for index, record in enumerate(records):
+                if len(record.to_bytes()) > MAX_RECORD_BYTES:
+                    return error_response(
+                        413,
+                        "record_too_large",
+                        f"alert {index} is larger than Kafka accepts ({MAX_RECORD_BYTES} bytes)",
+                        details=[{"field": f"alerts.{index}", "reason": "record too large"}],
+                    )
         try:
-            await publisher.publish(records)
+            async with asyncio.timeout(publish_queue_seconds):
+                await slots.acquire()
+        except TimeoutError:
+            stats.alerts_refused.inc(len(records))
+            request.state.log_extra = f"alerts={len(records)} reason=overloaded"
+            return error_response(
+                503,
+                "overloaded",
+                "too many payloads waiting for Kafka; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        started = monotonic()
+        try:
+            result = await publisher.publish(records)
         except PublishError as exc:
-            log.warning("refused %d alerts with 503: %s", len(records), exc)
+            stats.produce_duration.observe(monotonic() - started)
+            stats.alerts_refused.inc(len(records))
+            request.state.log_extra = f"alerts={len(records)} reason={_quote(str(exc))}"
             return error_response(
                 503,
                 "kafka_unavailable",
                 "alerts could not be stored; retry later",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        finally:
+            slots.release()
+        stats.produce_duration.observe(monotonic() - started)
+        if await request.is_disconnected():
+            # The sender gave up (its own deadline) while Kafka was acknowledging: it will retry
+            # a payload that is already in the topic.
+            publisher.note_unanswered(records)
+        deduplicated = result.deduplicated if result is not None else 0
+        stats.alerts_produced.inc(len(records) - deduplicated)
+        stats.alerts_deduplicated.inc(deduplicated)
+        request.state.log_extra = f"alerts={len(records)} deduplicated={deduplicated}"
         return JSONResponse({"status": "accepted", "alerts": len(records)})
 
     async def health(_: Request) -> Response:
@@ -110,10 +203,60 @@ def create_app(
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(stats.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    def instrumented(path: str, handler: Handler, level: int) -> Handler:
+        """Request id, duration, the request counter and one log line around ``handler``."""
+
+        async def wrapped(request: Request) -> Response:
+            request_id = request_id_of(request.headers.get("x-request-id"))
+            started = monotonic()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status_code
+                response.headers["X-Request-ID"] = request_id
+                return response
+            finally:
+                elapsed = monotonic() - started
+                stats.requests.labels(request.method, path, str(status)).inc()
+                stats.duration.labels(request.method, path).observe(elapsed)
+                if log.isEnabledFor(level if status < 500 else logging.WARNING):
+                    extra = getattr(request.state, "log_extra", "")
+                    log.log(
+                        level if status < 500 else logging.WARNING,
+                        "request_id=%s method=%s path=%s status=%d duration_ms=%.1f source=%s %s",
+                        request_id,
+                        request.method,
+                        path,
+                        status,
+                        elapsed * 1000,
+                        request.client.host if request.client else "unknown",
+                        extra,
+                    )
+
+        return wrapped
+
     return Starlette(
         routes=[
-            Route("/webhooks/alertmanager", webhook, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
+            Route(WEBHOOK_PATH, instrumented(WEBHOOK_PATH, webhook, logging.INFO), methods=["POST"]),
+            Route("/health", instrumented("/health", health, logging.DEBUG), methods=["GET"]),
+            Route("/ready", instrumented("/ready", ready, logging.DEBUG), methods=["GET"]),
+            Route(
+                "/metrics", instrumented("/metrics", metrics_endpoint, logging.DEBUG), methods=["GET"]
+            ),
+            *(
+                Route(
+                    r.path,
+                    instrumented(r.path, r.endpoint, logging.INFO),
+                    methods=sorted(r.methods or {"GET"}),
+                )
+                for r in extra_routes
+            ),
         ]
     )
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -60,6 +60,10 @@ class Sevflow:
     port: int = field(default_factory=free_port)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     process: subprocess.Popen[bytes] | None = None
+    #: ``run`` (receiver + worker) or ``receiver`` alone.
+    command: str = "run"
+    #: More ``SEVFLOW_*`` settings for this instance (they win over the defaults above).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -68,6 +72,10 @@ class Sevflow:
     @property
     def log_path(self) -> Path:
         return self.workdir / "sevflow.log"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"e2e-alerts-{self.suffix}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
@@ -80,12 +88,13 @@ class Sevflow:
             SEVFLOW_HTTP_PORT=str(self.port),
             SEVFLOW_WEBHOOK_TOKENS=self.token,
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> "Sevflow":
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sevflow", "run"],
+                [sys.executable, "-m", "sevflow", self.command],
                 cwd=REPO,
                 env=self.env(),
                 stdout=log,
@@ -107,6 +116,25 @@ class Sevflow:
         if self.process is not None:
             _stop(self.process)
 
+    def metric(self, name: str) -> float:
+        """Sum of every sample of ``name`` on sevflow's /metrics (0 when absent)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return metric_sum(text, name)
+
+
+def metric_sum(exposition: str, name: str, **labels: str) -> float:
+    """Sum the samples of ``name`` (optionally only those with ``labels``) in a text exposition."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series != name and not series.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total
+
 
 @dataclass
 class Alertmanager:
@@ -117,29 +145,45 @@ class Alertmanager:
     token: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: ``webhook_config.max_alerts`` (0: unlimited).
+    max_alerts: int = 0
+    group_interval: str = "1s"
+    group_wait: str = "1s"
+    #: Send ``basic_auth`` with this (user, password) instead of the bearer token.
+    basic_auth: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> str:
+        if self.basic_auth is None:
+            auth = f"""\
+          authorization:
+            type: Bearer
+            credentials: {self.token}
+"""
+        else:
+            auth = f"""\
+          basic_auth:
+            username: {self.basic_auth[0]}
+            password: {self.basic_auth[1]}
+"""
+        limit = f"        max_alerts: {self.max_alerts}\n" if self.max_alerts else ""
         return f"""\
 route:
   receiver: sevflow
   group_by: ['alertname']
-  group_wait: 1s
-  group_interval: 1s
+  group_wait: {self.group_wait}
+  group_interval: {self.group_interval}
   repeat_interval: 1h
 receivers:
   - name: sevflow
     webhook_configs:
       - url: {self.webhook_url}
         send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials: {self.token}
-"""
+{limit}        http_config:
+{auth}"""
 
     def start(self) -> "Alertmanager":
         if not os.access(ALERTMANAGER, os.X_OK):
@@ -191,6 +235,97 @@ receivers:
     def log(self) -> str:
         return (self.workdir / "alertmanager.log").read_text()
 
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Push alerts through Alertmanager's own API (``POST /api/v2/alerts``)."""
+        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=30)
+        if response.status_code != 200:
+            raise AssertionError(f"Alertmanager refused alerts: {response.status_code} {response.text}")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of one of Alertmanager's own metrics."""
+        return metric_sum(httpx.get(f"{self.url}/metrics", timeout=10).text, name, **labels)
+
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+
+
+@dataclass
+class PrivateKafka:
+    """A broker of a test's own (scripts/kafka.sh on other ports, data under ``home``).
+
+    For tests that stop and start Kafka: the shared broker on 19092 is never touched.
+    """
+
+    home: Path
+    port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    heap: str = "384m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _script(self, action: str) -> None:
+        env = dict(
+            os.environ,
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(self.controller_port),
+            KAFKA_HEAP=self.heap,
+            SEVFLOW_HOME=str(self.home),
+        )
+        result = subprocess.run(
+            [str(REPO / "scripts" / "kafka.sh"), action],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"scripts/kafka.sh {action} failed:\n{result.stderr[-4000:]}")
+
+    def start(self) -> "PrivateKafka":
+        self._script("start")
+        return self
+
+    def stop(self) -> None:
+        self._script("stop")
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int = 1, settle: float = 2.0, timeout: float = 60
+) -> list[Any]:
+    """Every record of ``topic``, read until there are at least ``expect`` and nothing new has
+    arrived for ``settle`` seconds (so extra, duplicate records would be seen), or ``timeout``."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def read() -> list[Any]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            request_timeout_ms=10_000,
+        )
+        await asyncio.wait_for(consumer.start(), 20)
+        seen: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout
+            quiet_since = time.monotonic()
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                got = [m for messages in batch.values() for m in messages]
+                if got:
+                    seen.extend(got)
+                    quiet_since = time.monotonic()
+                elif len(seen) >= expect and time.monotonic() - quiet_since >= settle:
+                    break
+        finally:
+            await consumer.stop()
+        return seen
+
+    return asyncio.run(read())

@@ -74,3 +74,52 @@ async def test_unreachable_broker_is_a_publish_error() -> None:
         await publisher.publish(to_records(payload, NOW))
     assert not await publisher.ready()
     await publisher.close()
+
+
+async def test_retry_of_a_refused_payload_lands_once(kafka_bootstrap: str) -> None:
+    """A payload refused while its records were still in flight, then retried: one copy each."""
+    topic = f"test-alerts-{uuid.uuid4().hex[:8]}"
+    publisher = KafkaAlertPublisher(kafka_bootstrap, topic, partitions=2, timeout=10)
+    document = load_fixture("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    first = to_records(WebhookPayload.model_validate(document), NOW)
+    retry = to_records(WebhookPayload.model_validate(document), NOW.replace(minute=1))
+    try:
+        assert await publisher.ready()
+        with pytest.raises(PublishError, match="in time"):
+            # No time to wait for the acks: answered 503, but the records are already queued.
+            await publisher.publish(first, ack_budget=0)
+        assert len(publisher.ledger) == 3
+        result = await publisher.publish(retry)
+        assert (result.written, result.deduplicated) == (0, 3)
+        fresh = first[0].model_copy(update={"status": "resolved"})
+        assert (await publisher.publish([fresh])).written == 1
+    finally:
+        await publisher.close()
+    seen = await consume_all(kafka_bootstrap, topic, 4)
+    assert sorted(k for k, _, _ in seen) == sorted(
+        [r.fingerprint.encode() for r in first] + [fresh.fingerprint.encode()]
+    )
+    assert {AlertRecord.from_bytes(v).received_at for _, v, _ in seen} == {NOW}
+
+
+async def test_ready_asks_the_broker(kafka_bootstrap: str) -> None:
+    topic = f"test-alerts-{uuid.uuid4().hex[:8]}"
+    publisher = KafkaAlertPublisher(kafka_bootstrap, topic, partitions=1, timeout=10)
+    try:
+        assert await publisher.ready()
+    finally:
+        await publisher.close()
+
+
+async def test_acknowledged_but_unanswered_payload_is_not_rewritten(kafka_bootstrap: str) -> None:
+    topic = f"test-alerts-{uuid.uuid4().hex[:8]}"
+    publisher = KafkaAlertPublisher(kafka_bootstrap, topic, partitions=2, timeout=10)
+    document = load_fixture("zulip__firing_two_alerts_cpu_temp.json")
+    records = to_records(WebhookPayload.model_validate(document), NOW)
+    try:
+        assert (await publisher.publish(records)).written == 2
+        publisher.note_unanswered(records)  # the sender hung up before our 200
+        assert (await publisher.publish(records)).deduplicated == 2
+    finally:
+        await publisher.close()
+    assert len(await consume_all(kafka_bootstrap, topic, 2)) == 2

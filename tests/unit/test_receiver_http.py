@@ -4,22 +4,26 @@ Kafka is replaced at its boundary by a recording publisher (the AlertPublisher p
 producer is exercised in tests/integration and tests/e2e.
 """
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from models.alert import AlertRecord
 from receiver.app import create_app
-from receiver.auth import BearerAuth
+from receiver.auth import WebhookAuth
 from receiver.kafka import PublishError
+from receiver.ratelimit import RateLimiter
 from tests.conftest import AM_FIXTURES, load_fixture
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOKEN = "t0ken-with-enough-entropy"
+BASIC = "amuser:ampass"
 
 
 class RecordingPublisher:
@@ -27,12 +31,16 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.records: list[AlertRecord] = []
+        self.unanswered: list[AlertRecord] = []
         self.down = False
 
     async def publish(self, records: Sequence[AlertRecord]) -> None:
         if self.down:
             raise PublishError("Kafka unreachable: KafkaConnectionError")
         self.records.extend(records)
+
+    def note_unanswered(self, records: Sequence[AlertRecord]) -> None:
+        self.unanswered.extend(records)
 
     async def ready(self) -> bool:
         return not self.down
@@ -47,7 +55,7 @@ def publisher() -> RecordingPublisher:
 def client(publisher: RecordingPublisher) -> TestClient:
     app = create_app(
         publisher=publisher,
-        auth=BearerAuth([SecretStr("old-token"), SecretStr(TOKEN)]),
+        auth=WebhookAuth([SecretStr("old-token"), SecretStr(TOKEN)], [SecretStr(BASIC)]),
         now=lambda: NOW,
         max_body_bytes=64 * 1024,
     )
@@ -142,3 +150,213 @@ def test_health_answers(client) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_basic_auth_as_alertmanager_sends_it(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_basic_auth_route.json")
+    # Observed from Alertmanager 0.25 for basic_auth {username: amuser, password: ampass}.
+    assert post(client, body, authorization="Basic YW11c2VyOmFtcGFzcw==").status_code == 200
+    wrong = post(client, body, authorization="Basic YW11c2VyOndyb25n")  # amuser:wrong
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": "unauthorized", "message": "missing or invalid credentials"}
+    assert len(publisher.records) == len(
+        load_fixture("alertmanager-v0.25.0-captured__firing_basic_auth_route.json")["alerts"]
+    )
+
+
+def test_empty_alert_list_422_names_alerts(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    document = load_fixture("zulip__resolved_single_alert.json")
+    document["alerts"] = []
+    response = post(client, json.dumps(document))
+    assert response.status_code == 422
+    assert "alerts" in {d["field"] for d in response.json()["details"]}
+    assert publisher.records == []
+
+
+def test_body_over_cap_413_when_streamed_without_length(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    chunks = (b"x" * 8192 for _ in range(20))  # chunked: no Content-Length to trust
+    response = client.post(
+        "/webhooks/alertmanager",
+        content=chunks,
+        headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert publisher.records == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"version": "4", "alerts": [}',
+        "[" * 20_000 + "]" * 20_000,
+        b'{"version": "4"\xff}',
+    ],
+)
+def test_hostile_json_400_not_500(client, publisher, body) -> None:  # type: ignore[no-untyped-def]
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+    assert publisher.records == []
+
+
+def test_nan_where_a_list_belongs_is_422(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    response = post(client, '{"version": "4", "status": "firing", "receiver": "r", "alerts": NaN}')
+    assert response.status_code == 422
+    assert "alerts" in {d["field"] for d in response.json()["details"]}
+    assert publisher.records == []
+
+
+def test_lone_surrogate_in_label_is_refused_not_crashing(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    text = fixture_body("zulip__resolved_single_alert.json").replace(
+        '"alertname": "', '"alertname": "\\ud800', 1
+    )
+    response = post(client, text)
+    assert 400 <= response.status_code < 500
+    assert publisher.records == []
+
+
+def test_request_id_honoured_or_generated(client) -> None:  # type: ignore[no-untyped-def]
+    body = fixture_body("zulip__resolved_single_alert.json")
+    assert post(client, body, **{"x-request-id": "am-42"}).headers["x-request-id"] == "am-42"
+    generated = post(client, body, **{"x-request-id": "bad id\twith spaces"}).headers["x-request-id"]
+    assert generated != "bad id\twith spaces"
+    assert len(generated) == 32
+    assert client.get("/health").headers["x-request-id"]
+
+
+def test_metrics_count_requests_alerts_and_latency(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    post(client, fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json"))
+    post(client, "{", authorization="Bearer nope")
+    publisher.down = True
+    post(client, fixture_body("zulip__resolved_single_alert.json"))
+    text = client.get("/metrics").text
+    path = 'path="/webhooks/alertmanager"'
+    assert f'http_requests_total{{method="POST",{path},status="200"}} 1.0' in text
+    assert f'http_requests_total{{method="POST",{path},status="401"}} 1.0' in text
+    assert f'http_requests_total{{method="POST",{path},status="503"}} 1.0' in text
+    assert f'http_request_duration_seconds_bucket{{le="+Inf",method="POST",{path}}} 3.0' in text
+    assert "sevflow_alerts_received_total 4.0" in text
+    assert "sevflow_alerts_produced_total 3.0" in text
+    assert "sevflow_alerts_refused_total 1.0" in text
+    assert "sevflow_kafka_produce_duration_seconds_count 2.0" in text
+    assert TOKEN not in text
+
+
+def test_rate_limit_429_with_retry_after_then_recovers(publisher) -> None:  # type: ignore[no-untyped-def]
+    clock = [100.0]
+    app = create_app(
+        publisher=publisher,
+        auth=WebhookAuth([SecretStr(TOKEN)]),
+        now=lambda: NOW,
+        rate_limiter=RateLimiter(rate=1, burst=2),
+        monotonic=lambda: clock[0],
+    )
+    client = TestClient(app)
+    body = fixture_body("zulip__resolved_single_alert.json")
+    assert [post(client, body).status_code for _ in range(2)] == [200, 200]
+    limited = post(client, body)
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert len(publisher.records) == 2
+    clock[0] += 1.0
+    assert post(client, body).status_code == 200
+
+
+def test_oversized_record_is_413_not_503(publisher) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(
+        publisher=publisher,
+        auth=WebhookAuth([SecretStr(TOKEN)]),
+        now=lambda: NOW,
+        max_body_bytes=4 * 1024 * 1024,
+    )
+    document = load_fixture("zulip__resolved_single_alert.json")
+    document["alerts"][0]["annotations"]["description"] = "x" * 1_100_000
+    response = post(TestClient(app), json.dumps(document))
+    assert response.status_code == 413
+    assert response.json()["details"] == [{"field": "alerts.0", "reason": "record too large"}]
+    assert publisher.records == []
+
+
+def test_secrets_never_in_logs(client, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
+    body = fixture_body("zulip__resolved_single_alert.json")
+    post(client, body)
+    post(client, body, authorization=f"Bearer {TOKEN}x")
+    post(client, body, authorization="Basic YW11c2VyOmFtcGFzcw==")
+    assert "request_id=" in caplog.text
+    assert TOKEN not in caplog.text
+    assert "ampass" not in caplog.text
+    assert "YW11c2VyOmFtcGFzcw" not in caplog.text
+
+
+class GatedPublisher(RecordingPublisher):
+    """Kafka that acknowledges only when the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def publish(self, records: Sequence[AlertRecord]) -> None:
+        await self.gate.wait()
+        await super().publish(records)
+
+
+async def test_payloads_take_turns_and_an_overlong_wait_is_503() -> None:
+    publisher = GatedPublisher()
+    app = create_app(
+        publisher=publisher,
+        auth=WebhookAuth([SecretStr(TOKEN)]),
+        now=lambda: NOW,
+        max_concurrent_publishes=1,
+        publish_queue_seconds=0.05,
+    )
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    body = fixture_body("zulip__resolved_single_alert.json")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sevflow") as http:
+        first = asyncio.create_task(http.post("/webhooks/alertmanager", content=body, headers=headers))
+        await asyncio.sleep(0.01)
+        second = await http.post("/webhooks/alertmanager", content=body, headers=headers)
+        assert second.status_code == 503
+        assert second.json()["error"] == "overloaded"
+        assert second.headers["retry-after"]
+        publisher.gate.set()
+        assert (await first).status_code == 200
+    assert len(publisher.records) == 1
+
+
+async def test_sender_that_hung_up_is_remembered_for_its_retry(publisher) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(publisher=publisher, auth=WebhookAuth([SecretStr(TOKEN)]), now=lambda: NOW)
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json").encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        # The body, then the connection is gone (Alertmanager's deadline passed).
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/alertmanager",
+        "raw_path": b"/webhooks/alertmanager",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {TOKEN}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    await app(scope, receive, send)
+    assert len(publisher.records) == 3
+    assert publisher.unanswered == publisher.records

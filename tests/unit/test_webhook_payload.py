@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, format_group_key, to_records
 from models.fingerprint import fingerprint
 from tests.conftest import AM_FIXTURES, load_fixture
@@ -132,3 +133,77 @@ def test_invalid_fields_are_named(mutate, field: str) -> None:  # type: ignore[n
     with pytest.raises(ValidationError) as err:
         WebhookPayload.model_validate(document)
     assert field in {".".join(map(str, e["loc"])) for e in err.value.errors()}
+
+
+def base_document() -> dict:  # type: ignore[type-arg]
+    return load_fixture("alertmanager-v0.25.0-captured__firing_three_alerts.json")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.update(alerts=[]), "alerts"),
+        (lambda d: d["alerts"][0].update(labels={}), "alerts.0.labels"),
+        (lambda d: d["alerts"][0]["labels"].update({"": "x"}), "alerts.0.labels"),
+        (lambda d: d["alerts"][0]["annotations"].update({"": "x"}), "alerts.0.annotations"),
+        (lambda d: d.update(truncatedAlerts=2**64), "truncatedAlerts"),
+        (lambda d: d.update(version=4), "version"),
+        (lambda d: d.update(version="5"), "version"),
+        (lambda d: d.update(version="1"), "(body)"),
+        (lambda d: d.update(alerts=d["alerts"] * 4000), "alerts"),
+        (lambda d: d["alerts"][0].update(labels={f"l{i}": "v" for i in range(1001)}), "alerts.0.labels"),
+        (lambda d: d["alerts"][0].update(status="pending"), "alerts.0.status"),
+        (lambda d: d.update(receiver=None), "receiver"),
+    ],
+)
+def test_gaps_are_refused_naming_the_field(mutate, field: str) -> None:  # type: ignore[no-untyped-def]
+    document = base_document()
+    mutate(document)
+    with pytest.raises(ValidationError) as err:
+        WebhookPayload.model_validate(document)
+    fields = {".".join(map(str, e["loc"])) or "(body)" for e in err.value.errors()}
+    assert field in fields
+
+
+def test_grafana_alerting_version_1_with_org_id_is_accepted() -> None:
+    # Grafana alerting's webhook: Alertmanager's shape, "version": "1", plus its own fields.
+    document = base_document()
+    document.update(
+        version="1", orgId=1, title="[FIRING:3] HighErrorRate", state="alerting", message="..."
+    )
+    for alert in document["alerts"]:
+        alert.update(silenceURL="http://grafana/s", dashboardURL="", values={"A": 1.5})
+    records = to_records(WebhookPayload.model_validate(document), NOW)
+    assert [r.fingerprint for r in records] == [a["fingerprint"] for a in document["alerts"]]
+
+
+def test_newer_alertmanager_fields_are_ignored() -> None:
+    document = base_document()
+    document.update(notification_reason="first notification", routeLabels={"team": "a"})
+    assert len(to_records(WebhookPayload.model_validate(document), NOW)) == 3
+
+
+def test_utf8_label_names_of_prometheus_3_are_accepted() -> None:
+    document = base_document()
+    document["alerts"][0]["labels"]["service.name"] = "checkout"
+    document["alerts"][0].pop("fingerprint")
+    (record, *_) = to_records(WebhookPayload.model_validate(document), NOW)
+    assert record.fingerprint == fingerprint(record.labels)
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_records_pass_their_own_validation(name: str) -> None:
+    # The record survives its own wire format unchanged (what the worker reads back).
+    for record in records_of(name):
+        assert AlertRecord.model_validate(record.model_dump()) == record
+        assert AlertRecord.from_bytes(record.to_bytes()) == record
+
+
+def test_lone_surrogates_are_refused_naming_the_field() -> None:
+    # From JSON the parser refuses them (400); from Python they must not reach Kafka either.
+    document = base_document()
+    document["alerts"][1]["labels"]["job"] = "\ud800"
+    with pytest.raises(ValidationError, match=r"alerts\.1\.labels\.job: must be valid UTF-8"):
+        WebhookPayload.model_validate(document)
+    with pytest.raises(ValidationError, match="Invalid JSON"):
+        WebhookPayload.model_validate_json(b'{"version": "4", "receiver": "\\udc00"}')
