@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-import store.schema  # noqa: F401  (the tables the migrations describe)
+import store.tables  # noqa: F401  (every table the migrations describe)
 from store.db import sync_engine
 
 __all__ = ["upgrade"]

@@ -10,7 +10,10 @@ so an offset is never committed past an unapplied record.
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
 * timer ``relay``: outbox → ``incident-events`` (one worker at a time, by lease);
-* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period.
+* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
+* timer ``escalations``: pages the next escalation level of unacknowledged incidents and records
+  SLA breaches (streams/escalation.py: the incident lock plus a compare-and-set make each level
+  fire once, whichever worker runs it).
 """
 
 import asyncio
@@ -33,6 +36,7 @@ from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
 from store.leases import Lease
+from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
@@ -117,6 +121,8 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
         settings.lifecycle_policy(),
         settings.group_by,
     )
+    escalation_policy = load_policy(settings.escalation_policy_file)  # bad policy: fail at start
+    escalation_metrics = EscalationMetrics()
     publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
     holder = f"{socket.gethostname()}:{os.getpid()}"
     relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
@@ -168,5 +174,18 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
             await pipeline.expire_quiet(clock())
         except (SQLAlchemyError, OSError) as exc:
             log.warning("quiet-period check failed: %s: %s", type(exc).__name__, exc)
+
+    @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
+    async def escalate() -> None:
+        try:
+            await run_escalations(
+                store,
+                escalation_policy,
+                clock(),
+                limit=settings.escalation_batch_size,
+                metrics=escalation_metrics,
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("escalation run failed: %s: %s", type(exc).__name__, exc)
 
     return app

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import async_engine, sync_engine
-from store.schema import metadata
+from store.tables import metadata
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -1,9 +1,100 @@
-"""Escalation policy, timers and acknowledgement callbacks."""
+"""Escalation policy, timers and acknowledgement callbacks.
 
-from pydantic import BaseModel
+The policy itself (levels, targets, response targets, overrides, business hours) is a YAML file,
+``SEVFLOW_ESCALATION_POLICY_FILE``; unset, the playbook's policy applies
+(:func:`models.escalation.playbook_policy`). The file is read once at start-up by
+``streams.escalation.load_policy``. The callback secrets verify who is calling:
+``SEVFLOW_SLACK_SIGNING_SECRET`` (Slack's ``X-Slack-Signature``) and
+``SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS`` (``X-PagerDuty-Signature``); a callback whose secret is unset
+is not served at all.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 __all__ = ["EscalationSettings"]
 
 
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    return value
+
+
 class EscalationSettings(BaseModel):
     """Escalation policy, timers and acknowledgement callbacks."""
+
+    escalation_policy_file: Path | None = Field(
+        default=None,
+        description="YAML escalation policy (levels and their targets, response targets, "
+        "security/legal contacts, per-service and per-SEV overrides, repeats, business hours). "
+        "Unset: the incident-response playbook's policy.",
+    )
+    escalation_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often the escalation loop compares stored deadlines with the clock; a "
+        "level fires at most this late.",
+    )
+    escalation_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=10000,
+        description="Incidents the escalation loop examines per run (each in its own transaction).",
+    )
+    escalation_pagerduty_routing_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Names of PagerDuty targets in the policy → Events API routing keys, e.g. "
+        "primary=<key>,secondary=<key>. Keys stay here and never travel in events.",
+    )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted on POST /api/incidents/{id}/ack and /resolve, comma "
+        "separated (several allow rotation). Unset: the webhook tokens (SEVFLOW_WEBHOOK_TOKENS).",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Slack app signing secret: verifies X-Slack-Signature on "
+        "POST /callbacks/slack/interactivity (Acknowledge/Resolve buttons). Unset: not served.",
+    )
+    slack_replay_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Oldest (or most future) X-Slack-Request-Timestamp accepted; Slack's "
+        "documented window is 5 minutes.",
+    )
+    pagerduty_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="PagerDuty webhook v3 subscription secrets, comma separated (several during "
+        "rotation): verify X-PagerDuty-Signature on POST /callbacks/pagerduty. Unset: not served.",
+    )
+    callback_max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest callback body accepted (PagerDuty drops webhooks over 256 KB).",
+    )
+
+    # Validator names must be unique across the settings mixins: Settings inherits them all, and a
+    # same-named method of an earlier mixin would silently replace this one.
+    @field_validator("api_tokens", "pagerduty_webhook_secrets", mode="before")
+    @classmethod
+    def _split_escalation_lists(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("escalation_pagerduty_routing_keys", mode="before")
+    @classmethod
+    def _routing_key_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs: dict[str, str] = {}
+            for item in (p for p in value.split(",") if p.strip()):
+                name, sep, key = item.partition("=")
+                if not sep or not name.strip() or not key.strip():
+                    raise ValueError("each entry must be name=routing-key")  # never echo the key
+                pairs[name.strip()] = key.strip()
+            return pairs
+        return value

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from store.schema import metadata
+from store.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

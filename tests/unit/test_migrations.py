@@ -6,7 +6,7 @@ from sqlalchemy import inspect
 
 from store.db import sync_engine
 from store.migrate import upgrade
-from store.schema import metadata
+from store.tables import metadata
 
 
 def test_migrations_match_the_declared_schema(database_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,603 @@
+"""Escalation: the policy, its snapshot on an incident, and the pure step that advances it.
+
+The playbook's path, the default policy (:func:`playbook_policy`)::
+
+    level 1  primary on-call (PagerDuty)      at once
+    level 2  secondary on-call (PagerDuty)    after 15 min unacknowledged
+    level 3  engineering manager (phone)      after 30 min unacknowledged, SEV1 only
+    + security contact (security@optimal-build.com, Slack #security-incidents) for security incidents
+    + legal contact (legal@optimal-build.com) for data-loss incidents
+
+Response targets (time to acknowledge): SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 the end of the
+next business day of the :class:`BusinessCalendar`.
+
+How it runs (goalert's and grafana oncall's lessons): when escalation is *armed* for an incident,
+:func:`arm` resolves the policy for the incident's services into one :class:`SeverityPlan` per
+severity and stores that snapshot with the incident's escalation state, so editing the policy never
+changes a running escalation (only the incident's *current* severity picks the plan). The state
+carries the next step and the deadline the loop compares with ``now``; :func:`advance` is the one
+rule, a pure function of (state, incident, now) that says what fires now and what the state
+becomes. The loop runs it under the incident's lock and writes the result with a compare-and-set
+on the state's version, so a restart loses nothing and a duplicate run fires nothing.
+
+Every firing has a ``key`` unique within one escalation (``level:2``, ``repeat1:level:1``,
+``sla:acknowledge``, ``contact:security``): the audit log is keyed by it, so a step fires at most
+once even if two runs raced past every other guard.
+
+Nothing here reads a clock or does I/O.
+"""
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from models.events import EventType, IncidentState
+from models.incident import Incident
+from models.severity import Severity
+
+__all__ = [
+    "NEXT_BUSINESS_DAY",
+    "Advance",
+    "BusinessCalendar",
+    "Duration",
+    "EscalationLevel",
+    "EscalationOverride",
+    "EscalationPolicy",
+    "EscalationSnapshot",
+    "EscalationState",
+    "EscalationStatus",
+    "Firing",
+    "SeverityPlan",
+    "SlaTarget",
+    "Target",
+    "advance",
+    "arm",
+    "escalation_id",
+    "format_duration",
+    "parse_duration",
+    "playbook_policy",
+]
+
+NEXT_BUSINESS_DAY = "next_business_day"
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_duration(value: object) -> object:
+    """``"15m"``, ``"2h"``, ``"1h30m"``, ``"1d"``, ``"45s"`` or a number of seconds → timedelta.
+
+    Anything else is passed on for pydantic's own timedelta parsing (ISO 8601 ``PT15M``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        match = _DURATION.fullmatch(text)
+        if match and text:
+            d, h, m, s = (int(g) if g else 0 for g in match.groups())
+            return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    return value
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of :func:`parse_duration` for whole seconds: ``timedelta(minutes=90)`` → ``1h30m``."""
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return sign + ("".join(parts) or "0s")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+#: A response target: a duration, or ``next_business_day`` (SEV4).
+SlaTarget = Duration | Literal["next_business_day"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Frozen):
+    """Someone to notify at a level. ``to`` by kind:
+
+    * ``pagerduty``: a PagerDuty service/escalation name (resolved to a routing key by the sink,
+      see ``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS``; keys never travel in events);
+    * ``slack``: ``#channel``, ``@user``, a user id ``U…`` or a user group mention ``<!subteam^S…>``;
+    * ``email``: an address (a notification record);
+    * ``phone``: a contact for manual escalation (a notification record, e.g. the engineering manager).
+    """
+
+    kind: Literal["pagerduty", "slack", "email", "phone"]
+    to: str = Field(min_length=1, max_length=255)
+    label: str | None = Field(default=None, max_length=255)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.to}"
+
+
+class EscalationLevel(_Frozen):
+    """One rung: notify ``targets`` when the incident is still unacknowledged ``after`` it opened."""
+
+    name: str = Field(min_length=1, max_length=128)
+    after: Duration = Field(description="Delay from the start of the escalation (cumulative).")
+    targets: tuple[Target, ...] = Field(min_length=1)
+    severities: tuple[Severity, ...] = Field(
+        default=(), description="Only for these severities (empty: all)."
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("a level cannot fire before the incident opened")
+        return value
+
+
+class BusinessCalendar(_Frozen):
+    """Business hours in one time zone, for "next business day" (SEV4)."""
+
+    timezone: str = "UTC"
+    days: tuple[int, ...] = Field(
+        default=(0, 1, 2, 3, 4), description="Business weekdays, Monday=0 (names like mon also)."
+    )
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(_WEEKDAYS.index(v.lower()[:3]) if isinstance(v, str) else v for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _sane(self) -> "BusinessCalendar":
+        if not self.days or any(d not in range(7) for d in self.days):
+            raise ValueError("business days must be weekdays 0 (Monday) to 6 (Sunday)")
+        if self.end <= self.start:
+            raise ValueError("business hours must end after they start")
+        return self
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() in self.days and day not in self.holidays
+
+    def next_business_day_end(self, moment: datetime) -> datetime:
+        """The close of business of the first business day after ``moment``'s local date.
+
+        Opened Friday 18:00 → Monday 17:00; opened Monday 03:00 → Tuesday 17:00 (the response is
+        due *on* the next business day, by its close)."""
+        zone = ZoneInfo(self.timezone)
+        day = moment.astimezone(zone).date()
+        for _ in range(366 + 7):
+            day += timedelta(days=1)
+            if self.is_business_day(day):
+                return datetime.combine(day, self.end, zone).astimezone(moment.tzinfo)
+        raise ValueError("no business day within a year: check the calendar's holidays")
+
+
+class SeverityPlan(_Frozen):
+    """The escalation of one incident at one severity: what the snapshot holds."""
+
+    levels: tuple[EscalationLevel, ...]
+    repeat: int = Field(default=0, ge=0, description="Times the whole path runs again.")
+    repeat_interval: Duration = Field(
+        default=timedelta(minutes=15), description="Pause after the last level before a repeat."
+    )
+    acknowledge_target: SlaTarget | None = None
+    resolve_target: SlaTarget | None = None
+
+    @property
+    def steps(self) -> int:
+        return len(self.levels) * (self.repeat + 1)
+
+    def step_at(self, started_at: datetime, step: int) -> datetime:
+        """When step ``step`` (0-based, across repeats) is due."""
+        cycle, index = divmod(step, len(self.levels))
+        cycle_length = self.levels[-1].after + self.repeat_interval
+        return started_at + cycle * cycle_length + self.levels[index].after
+
+    def step_key(self, step: int) -> str:
+        cycle, index = divmod(step, len(self.levels))
+        key = f"level:{index + 1}"
+        return f"repeat{cycle}:{key}" if cycle else key
+
+
+class EscalationOverride(_Frozen):
+    """Replaces parts of the default path for some services and/or severities (first match wins)."""
+
+    services: tuple[str, ...] = Field(default=(), description="Any of these services (empty: any).")
+    severities: tuple[Severity, ...] = Field(default=(), description="Any of these (empty: any).")
+    levels: tuple[EscalationLevel, ...] | None = None
+    repeat: int | None = Field(default=None, ge=0)
+    repeat_interval: Duration | None = None
+
+    def matches(self, services: Iterable[str], severity: Severity) -> bool:
+        if self.severities and severity not in self.severities:
+            return False
+        return not self.services or bool(set(self.services) & set(services))
+
+
+class EscalationPolicy(_Frozen):
+    """The configured policy (YAML, see ``SEVFLOW_ESCALATION_POLICY_FILE``)."""
+
+    levels: tuple[EscalationLevel, ...] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0)
+    repeat_interval: Duration = timedelta(minutes=15)
+    acknowledge_targets: dict[Severity, SlaTarget] = Field(default_factory=dict)
+    resolve_targets: dict[Severity, SlaTarget] = Field(default_factory=dict)
+    security_targets: tuple[Target, ...] = ()
+    data_loss_targets: tuple[Target, ...] = ()
+    overrides: tuple[EscalationOverride, ...] = ()
+    business_hours: BusinessCalendar = BusinessCalendar()
+
+    def plan(self, services: Iterable[str], severity: Severity) -> SeverityPlan:
+        """The path an incident of these services at this severity follows."""
+        services = tuple(services)
+        levels, repeat, interval = self.levels, self.repeat, self.repeat_interval
+        for override in self.overrides:
+            if override.matches(services, severity):
+                levels = override.levels if override.levels is not None else levels
+                repeat = override.repeat if override.repeat is not None else repeat
+                interval = override.repeat_interval or interval
+                break
+        chosen = tuple(lv for lv in levels if not lv.severities or severity in lv.severities)
+        return SeverityPlan(
+            levels=chosen,
+            repeat=repeat if chosen else 0,
+            repeat_interval=interval,
+            acknowledge_target=self.acknowledge_targets.get(severity),
+            resolve_target=self.resolve_targets.get(severity),
+        )
+
+    def snapshot(self, services: Iterable[str]) -> "EscalationSnapshot":
+        services = tuple(services)
+        return EscalationSnapshot(
+            plans={severity: self.plan(services, severity) for severity in Severity},
+            security_targets=self.security_targets,
+            data_loss_targets=self.data_loss_targets,
+            business_hours=self.business_hours,
+        )
+
+
+class EscalationSnapshot(_Frozen):
+    """The policy as it applied to one incident when escalation was armed."""
+
+    plans: dict[Severity, SeverityPlan]
+    security_targets: tuple[Target, ...] = ()
+    data_loss_targets: tuple[Target, ...] = ()
+    business_hours: BusinessCalendar = BusinessCalendar()
+
+    def sla_deadline(self, target: SlaTarget | None, started_at: datetime) -> datetime | None:
+        if target is None:
+            return None
+        if target == NEXT_BUSINESS_DAY:
+            return self.business_hours.next_business_day_end(started_at)
+        assert isinstance(target, timedelta)
+        return started_at + target
+
+
+def playbook_policy() -> EscalationPolicy:
+    """The incident-response playbook's escalation path, response targets and contacts."""
+    return EscalationPolicy(
+        levels=(
+            EscalationLevel(
+                name="primary on-call",
+                after=timedelta(0),
+                targets=(Target(kind="pagerduty", to="primary", label="Primary On-Call"),),
+            ),
+            EscalationLevel(
+                name="secondary on-call",
+                after=timedelta(minutes=15),
+                targets=(Target(kind="pagerduty", to="secondary", label="Secondary On-Call"),),
+            ),
+            EscalationLevel(
+                name="engineering manager",
+                after=timedelta(minutes=30),
+                targets=(
+                    Target(
+                        kind="phone",
+                        to="engineering-manager",
+                        label="Engineering Manager (manual escalation)",
+                    ),
+                ),
+                severities=(Severity.SEV1,),
+            ),
+        ),
+        acknowledge_targets={
+            Severity.SEV1: timedelta(minutes=15),
+            Severity.SEV2: timedelta(minutes=30),
+            Severity.SEV3: timedelta(hours=2),
+            Severity.SEV4: NEXT_BUSINESS_DAY,
+        },
+        security_targets=(
+            Target(kind="email", to="security@optimal-build.com", label="Security"),
+            Target(kind="slack", to="#security-incidents", label="Security"),
+        ),
+        data_loss_targets=(Target(kind="email", to="legal@optimal-build.com", label="Legal"),),
+    )
+
+
+class EscalationStatus(StrEnum):
+    """``active``: levels still to fire; ``exhausted``: every level fired, still unacknowledged;
+    ``acknowledged`` / ``resolved``: stopped (SLA figures recorded)."""
+
+    ACTIVE = "active"
+    EXHAUSTED = "exhausted"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+def escalation_id(incident_id: str, generation: int) -> str:
+    """The fence of one escalation run: a reopened incident (a flap) gets a new one."""
+    return f"{incident_id}#{generation}"
+
+
+class EscalationState(_Frozen):
+    """The stored escalation of one incident (one row, updated by compare-and-set on ``version``)."""
+
+    incident_id: str
+    generation: int = Field(ge=0, description="The incident's flap count when armed.")
+    started_at: datetime
+    snapshot: EscalationSnapshot
+    severity: Severity = Field(description="The severity whose plan is in use.")
+    next_step: int = 0
+    status: EscalationStatus = EscalationStatus.ACTIVE
+    security_notified: bool = False
+    data_loss_notified: bool = False
+    acknowledge_breached: bool = False
+    resolve_breached: bool = False
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    seen_sequence: int = Field(
+        default=0, description="The incident's last event sequence the loop has examined."
+    )
+    version: int = 0
+
+    @property
+    def escalation_id(self) -> str:
+        return escalation_id(self.incident_id, self.generation)
+
+    @property
+    def plan(self) -> SeverityPlan:
+        return self.snapshot.plans[self.severity]
+
+    @property
+    def next_level_at(self) -> datetime | None:
+        """When the next level fires (None: none left, or stopped)."""
+        if self.status is not EscalationStatus.ACTIVE or self.next_step >= self.plan.steps:
+            return None
+        return self.plan.step_at(self.started_at, self.next_step)
+
+    @property
+    def next_level(self) -> EscalationLevel | None:
+        if self.next_level_at is None:
+            return None
+        return self.plan.levels[self.next_step % len(self.plan.levels)]
+
+    @property
+    def acknowledge_due_at(self) -> datetime | None:
+        if self.acknowledge_breached or self.status in (
+            EscalationStatus.ACKNOWLEDGED,
+            EscalationStatus.RESOLVED,
+        ):
+            return None
+        return self.snapshot.sla_deadline(self.plan.acknowledge_target, self.started_at)
+
+    @property
+    def resolve_due_at(self) -> datetime | None:
+        if self.resolve_breached or self.status is EscalationStatus.RESOLVED:
+            return None
+        return self.snapshot.sla_deadline(self.plan.resolve_target, self.started_at)
+
+    @property
+    def due_at(self) -> datetime | None:
+        """The earliest moment something may fire: what the loop's scan compares with ``now``."""
+        moments = [m for m in (self.next_level_at, self.acknowledge_due_at, self.resolve_due_at) if m]
+        return min(moments) if moments else None
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        return self.acknowledged_at - self.started_at if self.acknowledged_at else None
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return self.resolved_at - self.started_at if self.resolved_at else None
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One thing that fires now: an ``escalated`` or ``sla_breached`` annotation of the incident."""
+
+    key: str
+    type: EventType
+    reason: str
+    data: dict[str, str]
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class Advance:
+    """The result of :func:`advance`: what fires now and the state to store."""
+
+    state: EscalationState
+    firings: tuple[Firing, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.firings)
+
+
+def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> EscalationState:
+    """Start escalating ``incident``: snapshot the policy for its services.
+
+    The first escalation of an incident starts when it opened (a worker that arms late, after a
+    restart, still fires on the original deadlines); a reopened incident's starts ``now``."""
+    return EscalationState(
+        incident_id=incident.id,
+        generation=incident.flaps,
+        started_at=incident.opened_at if incident.flaps == 0 else now,
+        snapshot=policy.snapshot(incident.services),
+        severity=incident.severity,
+    )
+
+
+def _targets_json(targets: Iterable[Target]) -> str:
+    return json.dumps([t.model_dump(exclude_none=True) for t in targets], separators=(",", ":"))
+
+
+def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...]) -> Firing:
+    plan = state.plan
+    cycle, index = divmod(step, len(plan.levels))
+    level = plan.levels[index]
+    targets = level.targets + tuple(t for t in contacts if t not in level.targets)
+    waited = format_duration(level.after)
+    reason = (
+        f"notifying {level.name}"
+        if level.after == timedelta(0) and cycle == 0
+        else f"unacknowledged for {waited}: escalating to {level.name}"
+    )
+    if cycle:
+        reason += f" (repeat {cycle} of {plan.repeat})"
+    data = {
+        "escalation_id": state.escalation_id,
+        "step": plan.step_key(step),
+        "level": str(index + 1),
+        "level_name": level.name,
+        "cycle": str(cycle),
+        "targets": _targets_json(targets),
+        "targets_text": ", ".join(t.label or t.to for t in targets),
+    }
+    return Firing(plan.step_key(step), EventType.ESCALATED, reason, data, targets)
+
+
+def _contact_firing(state: EscalationState, contact: str, targets: tuple[Target, ...]) -> Firing:
+    data = {
+        "escalation_id": state.escalation_id,
+        "step": f"contact:{contact}",
+        "level": contact,
+        "level_name": f"{contact} contact",
+        "cycle": "0",
+        "targets": _targets_json(targets),
+        "targets_text": ", ".join(t.label or t.to for t in targets),
+    }
+    reason = f"{contact.replace('_', '-')} incident: notifying the {contact.replace('_', ' ')} contact"
+    return Firing(f"contact:{contact}", EventType.ESCALATED, reason, data, targets)
+
+
+def _sla_firing(
+    state: EscalationState, kind: Literal["acknowledge", "resolve"], deadline: datetime, late: str
+) -> Firing:
+    target = state.plan.acknowledge_target if kind == "acknowledge" else state.plan.resolve_target
+    target_text = target if isinstance(target, str) else format_duration(target or timedelta(0))
+    verb = "acknowledged" if kind == "acknowledge" else "resolved"
+    data = {
+        "escalation_id": state.escalation_id,
+        "kind": kind,
+        "severity": state.severity.value,
+        "target": target_text.replace("_", " "),
+        "deadline": deadline.isoformat(),
+    }
+    reason = f"{state.severity} {late or 'not ' + verb} within its target ({data['target']})"
+    return Firing(f"sla:{kind}", EventType.SLA_BREACHED, reason, data)
+
+
+def advance(state: EscalationState, incident: Incident, now: datetime) -> Advance:
+    """What fires for ``incident`` at ``now`` and the state after it (pure, idempotent).
+
+    * Acknowledged or resolved: no level ever fires again; the times to acknowledge / resolve are
+      recorded, and an SLA breach the loop did not see in time (it was down) is recorded once.
+    * Still triggered: the contacts its flags call for (security, data loss) are notified once,
+      every level whose deadline passed fires once, in order (after a long outage several fire in
+      one go: each was owed), then the acknowledge target is checked.
+    * The plan follows the incident's current severity (raised SEV3 → SEV1 adds the SEV1 levels).
+
+    Calling it again with the returned state and the same ``now`` fires nothing.
+    """
+    firings: list[Firing] = []
+    updates: dict[str, Any] = {}
+    if incident.state is not IncidentState.RESOLVED and incident.severity is not state.severity:
+        updates["severity"] = incident.severity
+    current = state.model_copy(update=updates)
+
+    ack_due = current.snapshot.sla_deadline(current.plan.acknowledge_target, current.started_at)
+    resolve_due = current.snapshot.sla_deadline(current.plan.resolve_target, current.started_at)
+
+    if incident.state is IncidentState.TRIGGERED:
+        contacts: list[tuple[str, tuple[Target, ...]]] = []
+        if incident.security and not current.security_notified:
+            updates["security_notified"] = True  # even with no contact: nothing left to do
+            if current.snapshot.security_targets:
+                contacts.append(("security", current.snapshot.security_targets))
+        if incident.data_loss and not current.data_loss_notified:
+            updates["data_loss_notified"] = True
+            if current.snapshot.data_loss_targets:
+                contacts.append(("data_loss", current.snapshot.data_loss_targets))
+        extra = tuple(t for _, ts in contacts for t in ts)
+        step, plan = current.next_step, current.plan
+        while step < plan.steps and plan.step_at(current.started_at, step) <= now:
+            # The contacts ride along on the first level that fires now.
+            firings.append(_level_firing(current, step, extra))
+            extra = ()
+            step += 1
+        if extra:  # no level fired now: notify the contacts on their own
+            firings.extend(_contact_firing(current, name, targets) for name, targets in contacts)
+        updates["next_step"] = step
+        updates["status"] = EscalationStatus.ACTIVE if step < plan.steps else EscalationStatus.EXHAUSTED
+        if ack_due is not None and ack_due <= now and not current.acknowledge_breached:
+            firings.append(_sla_firing(current, "acknowledge", ack_due, ""))
+            updates["acknowledge_breached"] = True
+    else:
+        resolved = incident.state is IncidentState.RESOLVED
+        updates["status"] = EscalationStatus.RESOLVED if resolved else EscalationStatus.ACKNOWLEDGED
+        acked_at = incident.acknowledged_at
+        if acked_at is not None and acked_at >= current.started_at:
+            updates["acknowledged_at"] = acked_at
+        if resolved and incident.resolved_at is not None:
+            updates["resolved_at"] = incident.resolved_at
+        answered = acked_at if acked_at is not None and acked_at >= current.started_at else None
+        answered = answered or (incident.resolved_at if resolved else None)
+        if (
+            ack_due is not None
+            and not current.acknowledge_breached
+            and answered is not None
+            and answered > ack_due
+        ):
+            late = f"answered after {format_duration(answered - current.started_at)}, not"
+            firings.append(_sla_firing(current, "acknowledge", ack_due, late))
+            updates["acknowledge_breached"] = True
+
+    # Resolve target: breached while open past it, or resolved late while the loop was away.
+    if resolve_due is not None and not current.resolve_breached:
+        resolved_at = incident.resolved_at if incident.state is IncidentState.RESOLVED else None
+        if resolved_at is None and resolve_due <= now:
+            firings.append(_sla_firing(current, "resolve", resolve_due, ""))
+            updates["resolve_breached"] = True
+        elif resolved_at is not None and resolved_at > resolve_due:
+            late = f"resolved after {format_duration(resolved_at - current.started_at)}, not"
+            firings.append(_sla_firing(current, "resolve", resolve_due, late))
+            updates["resolve_breached"] = True
+
+    new_state = state.model_copy(update=updates)
+    return Advance(new_state, tuple(firings))

@@ -1,0 +1,439 @@
+"""Acknowledge and resolve from outside: the HTTP API, Slack buttons and PagerDuty webhooks.
+
+=========================================  ==================================================
+``POST /api/incidents/{id}/ack|resolve``   bearer token (``SEVFLOW_API_TOKENS``); optional JSON
+                                           ``{"by": "alice"}``; optional ``Idempotency-Key``
+``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
+                                           ``value`` = incident id; ``X-Slack-Signature`` v0
+``POST /callbacks/pagerduty``              webhooks v3 ``incident.acknowledged`` / ``.resolved``;
+                                           ``data.incident_key`` (our dedup_key) = incident id;
+                                           ``X-PagerDuty-Signature`` v1
+=========================================  ==================================================
+
+Each request becomes a :class:`models.incident.Command` (``actor`` says who and through what) that
+is published to the commands topic; the stream worker applies it idempotently by ``command_id``
+and emits ``acknowledged`` / ``resolved`` on ``incident-events``. Applying it takes the incident's
+lock, the same one the escalation loop takes, so once the acknowledgement is applied no further
+level fires.
+
+Status codes: a missing or wrong credential or signature, or a Slack timestamp outside the replay
+window, is ``401`` and publishes nothing. ``503`` + ``Retry-After`` when Kafka did not take the
+command (Slack shows an error, PagerDuty retries). Anything else that can never succeed is a 4xx
+naming the problem, except for PagerDuty, which disables a subscription after repeated 4xx: an
+event sevflow does not act on is answered ``202`` with ``"ignored"`` and the reason.
+
+Signatures are compared in constant time; secrets never appear in a response or a log line.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qs
+
+from aiokafka.errors import KafkaError
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from models.events import Actor
+from models.incident import Command
+from models.settings import Settings
+from receiver.auth import WebhookAuth
+from receiver.errors import error_response
+
+__all__ = [
+    "API_ACK_PATH",
+    "API_RESOLVE_PATH",
+    "PAGERDUTY_PATH",
+    "SLACK_PATH",
+    "CommandSink",
+    "callback_routes",
+    "pagerduty_signature",
+    "routes_from_settings",
+    "slack_signature",
+    "verify_pagerduty",
+    "verify_slack",
+]
+
+log = logging.getLogger(__name__)
+
+API_ACK_PATH = "/api/incidents/{incident_id}/ack"
+API_RESOLVE_PATH = "/api/incidents/{incident_id}/resolve"
+SLACK_PATH = "/callbacks/slack/interactivity"
+PAGERDUTY_PATH = "/callbacks/pagerduty"
+
+RETRY_AFTER_SECONDS = 5
+#: Incident ids are ``inc_`` + hex today; accept any short plain id, refuse anything else.
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_NAME_MAX = 128
+_SLACK_ACTIONS: dict[str, Literal["acknowledge", "resolve"]] = {
+    "ack": "acknowledge",
+    "resolve": "resolve",
+}
+_PAGERDUTY_EVENTS: dict[str, Literal["acknowledge", "resolve"]] = {
+    "incident.acknowledged": "acknowledge",
+    "incident.resolved": "resolve",
+}
+
+Clock = Callable[[], datetime]
+
+
+class CommandSink(Protocol):
+    """Where commands go: :class:`receiver.commands.CommandPublisher` (Kafka), or a test recorder.
+
+    ``publish`` returns once the command is durably accepted and raises on failure or timeout."""
+
+    async def publish(self, command: Command) -> None: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- signatures (pure) ------------------------------------------------------------------------
+
+
+def slack_signature(secret: SecretStr, timestamp: str, body: bytes) -> str:
+    """``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}`` (Slack, "Verifying requests")."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    digest = hmac.new(secret.get_secret_value().encode(), base, hashlib.sha256).hexdigest()
+    return "v0=" + digest
+
+
+def verify_slack(
+    secret: SecretStr,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: datetime,
+    window: timedelta = timedelta(minutes=5),
+) -> bool:
+    """True when ``signature`` signs ``body`` at ``timestamp`` and the timestamp is within
+    ``window`` of ``now`` (Slack's replay protection: 5 minutes either way)."""
+    if not timestamp or not signature or not timestamp.strip().isdigit():
+        return False
+    if abs(now.timestamp() - int(timestamp)) > window.total_seconds():
+        return False
+    expected = slack_signature(secret, timestamp.strip(), body)
+    return hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace"))
+
+
+def pagerduty_signature(secret: SecretStr, body: bytes) -> str:
+    """``v1=`` + hex HMAC-SHA256 of the raw body (PagerDuty webhooks v3, "Verifying Signatures")."""
+    return "v1=" + hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_pagerduty(secrets: Sequence[SecretStr], header: str | None, body: bytes) -> bool:
+    """True when any ``v1=`` entry of ``X-PagerDuty-Signature`` (comma separated, several during
+    rotation) matches the body under any configured secret; other versions are ignored."""
+    if not header or not secrets:
+        return False
+    given = [s.strip().encode("utf-8", "replace") for s in header.split(",")]
+    given = [g for g in given if g.startswith(b"v1=")]
+    matched = False
+    for secret in secrets:
+        expected = pagerduty_signature(secret, body).encode()
+        for candidate in given:
+            matched |= hmac.compare_digest(expected, candidate)
+    return matched
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _command_id(source: str, *parts: str) -> str:
+    """A short stable id: the same request (a retry) gives the same id, so it applies once."""
+    return f"{source}:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def _name(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:_NAME_MAX]
+    return None
+
+
+def _unauthorized(scheme: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": scheme} if scheme else None
+    return error_response(401, "unauthorized", "missing or invalid credentials", headers=headers)
+
+
+class _Callbacks:
+    def __init__(
+        self,
+        publisher: CommandSink,
+        *,
+        api_auth: WebhookAuth,
+        slack_signing_secret: SecretStr | None,
+        pagerduty_secrets: Sequence[SecretStr],
+        clock: Clock,
+        slack_replay_window: timedelta,
+        max_body_bytes: int,
+    ) -> None:
+        self._publisher = publisher
+        self._api_auth = api_auth
+        self._slack_secret = slack_signing_secret
+        self._pd_secrets = list(pagerduty_secrets)
+        self._clock = clock
+        self._window = slack_replay_window
+        self._limit = max_body_bytes
+
+    async def _publish(self, commands: list[Command], where: str) -> Response | None:
+        """Publish every command; a 503 response when Kafka did not take them, else None."""
+        try:
+            for command in commands:
+                await self._publisher.publish(command)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("%s: command not published (%s); answering 503", where, type(exc).__name__)
+            return error_response(
+                503,
+                "unavailable",
+                "the command could not be queued; retry",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        for command in commands:
+            log.info(
+                "%s: %s %s by %s/%s (command %s)",
+                where,
+                command.action,
+                command.incident_id,
+                command.actor.via,
+                command.actor.name or "-",
+                command.command_id,
+            )
+        return None
+
+    async def _body(self, request: Request) -> bytes | Response:
+        try:
+            return await _read_capped(request, self._limit)
+        except _TooLarge:
+            return error_response(413, "too_large", f"body over {self._limit} bytes")
+
+    # --- HTTP API -----------------------------------------------------------------------------
+
+    def api(self, action: Literal["acknowledge", "resolve"]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if not self._api_auth.allows(request.headers.get("authorization")):
+                return _unauthorized("Bearer")
+            incident_id = request.path_params["incident_id"]
+            if not _INCIDENT_ID.fullmatch(incident_id):
+                return error_response(422, "invalid_incident_id", "not an incident id")
+            body = await self._body(request)
+            if isinstance(body, Response):
+                return body
+            by: str | None = None
+            if body.strip():
+                try:
+                    document = json.loads(body)
+                except (ValueError, UnicodeDecodeError):
+                    return error_response(400, "invalid_json", "the body is not JSON")
+                if not isinstance(document, dict) or not (
+                    document.get("by") is None or isinstance(document.get("by"), str)
+                ):
+                    return error_response(422, "invalid_body", 'expected {"by": "<who>"} (optional)')
+                by = _name(document.get("by"))
+            key = request.headers.get("idempotency-key")
+            command_id = (
+                _command_id("api", incident_id, action, key)
+                if key and key.strip()
+                else f"api:{uuid.uuid4().hex}"
+            )
+            command = Command(
+                command_id=command_id,
+                action=action,
+                incident_id=incident_id,
+                actor=Actor(via="api", name=by),
+                requested_at=self._clock(),
+            )
+            refused = await self._publish([command], "api")
+            if refused is not None:
+                return refused
+            return JSONResponse(
+                {
+                    "status": "accepted",
+                    "command_id": command_id,
+                    "incident_id": incident_id,
+                    "action": action,
+                },
+                202,
+            )
+
+        return endpoint
+
+    # --- Slack --------------------------------------------------------------------------------
+
+    async def slack(self, request: Request) -> Response:
+        assert self._slack_secret is not None
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        if not verify_slack(
+            self._slack_secret,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+            body,
+            self._clock(),
+            self._window,
+        ):
+            log.warning("slack: refused a request with a bad or stale signature")
+            return _unauthorized()
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+            payload = json.loads(form["payload"][0])
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+            return error_response(400, "invalid_payload", "expected a form field payload=<JSON>")
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return Response(status_code=200)  # other interactions are not ours to handle
+        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        assert isinstance(user, dict)
+        who = _name(user.get("username")) or _name(user.get("name")) or _name(user.get("id"))
+        commands: list[Command] = []
+        actions = payload.get("actions")
+        for item in actions if isinstance(actions, list) else []:
+            if not isinstance(item, dict):
+                continue
+            action = _SLACK_ACTIONS.get(str(item.get("action_id")))
+            incident_id = item.get("value")
+            if action is None or not isinstance(incident_id, str):
+                continue
+            if not _INCIDENT_ID.fullmatch(incident_id):
+                continue
+            commands.append(
+                Command(
+                    command_id=_command_id(
+                        "slack",
+                        str(user.get("id")),
+                        str(item.get("action_ts")),
+                        str(item.get("action_id")),
+                        incident_id,
+                    ),
+                    action=action,
+                    incident_id=incident_id,
+                    actor=Actor(via="slack", name=who),
+                    requested_at=self._clock(),
+                )
+            )
+        refused = await self._publish(commands, "slack")
+        return refused or Response(status_code=200)
+
+    # --- PagerDuty ----------------------------------------------------------------------------
+
+    async def pagerduty(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        if not verify_pagerduty(self._pd_secrets, request.headers.get("x-pagerduty-signature"), body):
+            log.warning("pagerduty: refused a webhook with a bad or missing signature")
+            return _unauthorized()
+        try:
+            document = json.loads(body)
+            event: dict[str, Any] = document["event"]
+            event_type = str(event["event_type"])
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+            return error_response(400, "invalid_payload", "expected a webhooks v3 {event: {...}}")
+        action = _PAGERDUTY_EVENTS.get(event_type)
+        if action is None:
+            return _ignored(f"event type {event_type} is not acted on")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        incident_id = data.get("incident_key")
+        if not isinstance(incident_id, str) or not _INCIDENT_ID.fullmatch(incident_id):
+            return _ignored("no sevflow incident key (data.incident_key) on the incident")
+        agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
+        assert isinstance(agent, dict)
+        delivery = str(event.get("id") or request.headers.get("x-webhook-id") or "")
+        command = Command(
+            command_id=_command_id(
+                "pagerduty", delivery or hashlib.sha256(body).hexdigest(), event_type
+            ),
+            action=action,
+            incident_id=incident_id,
+            actor=Actor(via="pagerduty", name=_name(agent.get("summary")) or _name(agent.get("id"))),
+            requested_at=self._clock(),
+        )
+        refused = await self._publish([command], "pagerduty")
+        if refused is not None:
+            return refused
+        return JSONResponse(
+            {"status": "accepted", "command_id": command.command_id, "incident_id": incident_id},
+            202,
+        )
+
+
+def _ignored(reason: str) -> JSONResponse:
+    return JSONResponse({"status": "ignored", "reason": reason}, 202)
+
+
+def callback_routes(
+    publisher: CommandSink,
+    *,
+    api_tokens: Sequence[SecretStr] = (),
+    slack_signing_secret: SecretStr | None = None,
+    pagerduty_secrets: Sequence[SecretStr] = (),
+    clock: Clock = _utc_now,
+    slack_replay_window: timedelta = timedelta(minutes=5),
+    max_body_bytes: int = 256 * 1024,
+) -> list[Route]:
+    """The acknowledgement routes, to mount into the receiver's Starlette app.
+
+    The API routes are always served (with no token configured they refuse every request); the
+    Slack and PagerDuty routes only when their secret is configured."""
+    callbacks = _Callbacks(
+        publisher,
+        api_auth=WebhookAuth(tokens=api_tokens),
+        slack_signing_secret=slack_signing_secret,
+        pagerduty_secrets=pagerduty_secrets,
+        clock=clock,
+        slack_replay_window=slack_replay_window,
+        max_body_bytes=max_body_bytes,
+    )
+    routes = [
+        Route(API_ACK_PATH, callbacks.api("acknowledge"), methods=["POST"], name="api_ack"),
+        Route(API_RESOLVE_PATH, callbacks.api("resolve"), methods=["POST"], name="api_resolve"),
+    ]
+    if slack_signing_secret is not None:
+        routes.append(Route(SLACK_PATH, callbacks.slack, methods=["POST"], name="slack_callback"))
+    if pagerduty_secrets:
+        routes.append(
+            Route(PAGERDUTY_PATH, callbacks.pagerduty, methods=["POST"], name="pagerduty_callback")
+        )
+    return routes
+
+
+def routes_from_settings(
+    settings: Settings, publisher: CommandSink, *, clock: Clock = _utc_now
+) -> list[Route]:
+    """:func:`callback_routes` configured from settings (API tokens default to the webhook's)."""
+    return callback_routes(
+        publisher,
+        api_tokens=settings.api_tokens or settings.webhook_tokens,
+        slack_signing_secret=settings.slack_signing_secret,
+        pagerduty_secrets=settings.pagerduty_webhook_secrets,
+        clock=clock,
+        slack_replay_window=timedelta(seconds=settings.slack_replay_window_seconds),
+        max_body_bytes=settings.callback_max_body_bytes,
+    )

@@ -1,0 +1,210 @@
+"""``sevflow ack <id>``, ``sevflow resolve <id>`` and ``sevflow escalations [<id>]``.
+
+``ack`` and ``resolve`` publish a command to the commands topic, exactly as the HTTP API and the
+Slack / PagerDuty callbacks do (``Actor(via="cli", name=<--by or the login name>)``); the worker
+applies it and the escalation stops. ``escalations`` reads the store and prints, for every
+escalation that may still fire, what fires next and when (and the response-target deadline);
+with an incident id it also prints what already fired.
+
+Wiring (``sevflow/cli.py``)::
+
+    escalation_cli.add_subcommands(sub)               # after the other sub-parsers
+    if args.command in escalation_cli.COMMANDS:
+        return escalation_cli.run(args, settings)
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+from models.escalation import EscalationState, format_duration
+from models.events import Actor
+from models.incident import Command
+from models.settings import Settings
+from receiver.callbacks import CommandSink
+from store.escalations import EscalationRepo, FiredStep, PendingEscalation
+
+__all__ = [
+    "COMMANDS",
+    "ack",
+    "add_subcommands",
+    "escalations",
+    "format_history",
+    "format_pending",
+    "resolve",
+    "run",
+    "send_command",
+]
+
+COMMANDS = ("ack", "resolve", "escalations")
+
+
+def _login() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
+async def send_command(
+    publisher: CommandSink,
+    incident_id: str,
+    action: Literal["acknowledge", "resolve"],
+    *,
+    by: str | None,
+    now: datetime,
+) -> Command:
+    """Publish one acknowledge/resolve command from the command line; returns it."""
+    command = Command(
+        command_id=f"cli:{uuid.uuid4().hex}",
+        action=action,
+        incident_id=incident_id,
+        actor=Actor(via="cli", name=by),
+        requested_at=now,
+    )
+    await publisher.publish(command)
+    return command
+
+
+def _command(
+    settings: Settings,
+    incident_id: str,
+    action: Literal["acknowledge", "resolve"],
+    by: str | None,
+    out: TextIO,
+) -> int:
+    from aiokafka.errors import KafkaError
+
+    from receiver.commands import CommandPublisher
+
+    async def main() -> Command:
+        publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
+        try:
+            return await send_command(
+                publisher, incident_id, action, by=by or _login(), now=datetime.now(UTC)
+            )
+        finally:
+            await publisher.close()
+
+    try:
+        command = asyncio.run(main())
+    except (KafkaError, TimeoutError, OSError) as exc:
+        print(f"sevflow: could not queue the command: Kafka: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"{action} of {incident_id} queued (command {command.command_id})", file=out)
+    return 0
+
+
+def ack(settings: Settings, incident_id: str, *, by: str | None = None, out: TextIO = sys.stdout) -> int:
+    """``sevflow ack <id>``: acknowledge (stops escalation); exit status 0 once Kafka has it."""
+    return _command(settings, incident_id, "acknowledge", by, out)
+
+
+def resolve(
+    settings: Settings, incident_id: str, *, by: str | None = None, out: TextIO = sys.stdout
+) -> int:
+    """``sevflow resolve <id>``: resolve by hand."""
+    return _command(settings, incident_id, "resolve", by, out)
+
+
+def _when(moment: datetime, now: datetime) -> str:
+    delta = moment - now
+    relative = f"in {format_duration(delta)}" if delta.total_seconds() > 0 else "now (overdue)"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z ({relative})"
+
+
+def _next(state: EscalationState, now: datetime) -> str:
+    level, at = state.next_level, state.next_level_at
+    if level is None or at is None:
+        return "no level left" if state.status.value != "acknowledged" else "stopped (acknowledged)"
+    targets = ", ".join(t.label or str(t) for t in level.targets)
+    number = state.next_step % len(state.plan.levels) + 1
+    return f"level {number} {level.name} → {targets} at {_when(at, now)}"
+
+
+def format_pending(pending: Sequence[PendingEscalation], now: datetime) -> str:
+    """What fires next and when, one block per incident (pure: ``now`` is given)."""
+    if not pending:
+        return "no pending escalations"
+    lines = []
+    for item in pending:
+        state = item.state
+        lines.append(f"{state.incident_id}  {state.severity}  {item.incident_state.value}  {item.title}")
+        lines.append(f"    next: {_next(state, now)}")
+        if state.acknowledge_due_at is not None:
+            lines.append(f"    acknowledge due: {_when(state.acknowledge_due_at, now)}")
+        if state.resolve_due_at is not None:
+            lines.append(f"    resolve due: {_when(state.resolve_due_at, now)}")
+    return "\n".join(lines)
+
+
+def format_history(state: EscalationState | None, fired: Sequence[FiredStep], now: datetime) -> str:
+    """One incident's escalation: its state, and every step that fired."""
+    if state is None:
+        return "no escalation (not armed yet, or unknown incident)"
+    lines = [
+        f"{state.incident_id}  escalation {state.escalation_id}  {state.severity}  {state.status.value}",
+        f"    started: {state.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z",
+        f"    next: {_next(state, now)}",
+    ]
+    if state.time_to_acknowledge is not None:
+        lines.append(f"    time to acknowledge: {format_duration(state.time_to_acknowledge)}")
+    if state.time_to_resolve is not None:
+        lines.append(f"    time to resolve: {format_duration(state.time_to_resolve)}")
+    for step in fired:
+        targets = ", ".join(str(t.get("label") or t.get("to")) for t in step.targets)
+        lines.append(
+            f"    fired {step.fired_at.astimezone(UTC):%H:%M:%S}Z {step.step}: {step.reason}"
+            + (f" → {targets}" if targets else "")
+        )
+    return "\n".join(lines)
+
+
+def escalations(
+    settings: Settings,
+    *,
+    incident_id: str | None = None,
+    now: datetime | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """``sevflow escalations [<id>]``: what fires next and when (or one incident's history)."""
+    from store.db import async_engine
+
+    moment = now or datetime.now(UTC)
+
+    async def main() -> str:
+        engine = async_engine(settings.sqlalchemy_url())
+        try:
+            repo = EscalationRepo(engine)
+            if incident_id is None:
+                return format_pending(await repo.pending(), moment)
+            return format_history(await repo.get(incident_id), await repo.history(incident_id), moment)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(main()), file=out)
+    return 0
+
+
+def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register ``ack``, ``resolve`` and ``escalations`` on the ``sevflow`` parser."""
+    for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
+        parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
+        parser.add_argument("incident_id", help="the incident id (inc_…)")
+        parser.add_argument("--by", default=None, help="who (default: your login name)")
+    parser = sub.add_parser("escalations", help="show what escalates next and when")
+    parser.add_argument("incident_id", nargs="?", default=None, help="one incident's history")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the sub-command ``args.command`` (one of :data:`COMMANDS`)."""
+    if args.command == "ack":
+        return ack(settings, args.incident_id, by=args.by)
+    if args.command == "resolve":
+        return resolve(settings, args.incident_id, by=args.by)
+    return escalations(settings, incident_id=args.incident_id)

@@ -1,0 +1,225 @@
+"""The escalation repository: escalation state rows, the audit log, the loop's scan.
+
+:func:`escalation_transaction` opens one transaction that holds both an
+:class:`store.incidents.IncidentTx` (lock the incident, stage its events into the outbox) and an
+:class:`EscalationTx` over the same connection, so an ``escalated`` event and the step it records
+commit together or not at all. :meth:`EscalationTx.save` is a compare-and-set on ``version``: a
+write based on a stale read raises :class:`StaleEscalation`, which rolls the whole transaction back
+(its staged events included).
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from models.escalation import EscalationState, EscalationStatus, Firing
+from models.events import IncidentEvent, IncidentState
+from store.escalation_schema import escalation_log, escalations
+from store.incidents import IncidentTx
+from store.schema import incidents
+
+__all__ = [
+    "EscalationRepo",
+    "EscalationTx",
+    "FiredStep",
+    "PendingEscalation",
+    "StaleEscalation",
+    "escalation_transaction",
+]
+
+_OPEN = (EscalationStatus.ACTIVE.value, EscalationStatus.EXHAUSTED.value)
+_TIMED = (*_OPEN, EscalationStatus.ACKNOWLEDGED.value)
+
+
+class StaleEscalation(Exception):
+    """The escalation row changed since it was read: this run lost the race and does nothing."""
+
+
+def _row(state: EscalationState, now: datetime) -> dict[str, Any]:
+    return {
+        "incident_id": state.incident_id,
+        "escalation_id": state.escalation_id,
+        "generation": state.generation,
+        "status": state.status.value,
+        "severity": state.severity.value,
+        "started_at": state.started_at,
+        "next_step": state.next_step,
+        "seen_sequence": state.seen_sequence,
+        "due_at": state.due_at,
+        "security_notified": state.security_notified,
+        "data_loss_notified": state.data_loss_notified,
+        "acknowledged_at": state.acknowledged_at,
+        "resolved_at": state.resolved_at,
+        "version": state.version,
+        "updated_at": now,
+        "document": state.model_dump(mode="json"),
+    }
+
+
+class EscalationTx:
+    """The escalation rows of one transaction (the caller holds the incident's lock)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def load(self, incident_id: str) -> EscalationState | None:
+        document = (
+            await self._conn.execute(
+                select(escalations.c.document).where(escalations.c.incident_id == incident_id)
+            )
+        ).scalar_one_or_none()
+        return EscalationState.model_validate(document) if document is not None else None
+
+    async def save(
+        self, state: EscalationState, expected_version: int | None, now: datetime
+    ) -> EscalationState:
+        """Write ``state``: insert when ``expected_version`` is None, else update the row only if it
+        still has that version. Returns the state as stored (its version advanced)."""
+        if expected_version is None:
+            stored = state.model_copy(update={"version": 1})
+            await self._conn.execute(insert(escalations).values(_row(stored, now)))
+            return stored
+        stored = state.model_copy(update={"version": expected_version + 1})
+        result = await self._conn.execute(
+            update(escalations)
+            .where(
+                escalations.c.incident_id == state.incident_id,
+                escalations.c.version == expected_version,
+            )
+            .values(_row(stored, now))
+        )
+        if result.rowcount != 1:
+            raise StaleEscalation(f"escalation of {state.incident_id} changed under this run")
+        return stored
+
+    async def log(
+        self, state: EscalationState, firing: Firing, event: IncidentEvent, now: datetime
+    ) -> None:
+        """Audit one firing; a second firing of the same step violates the primary key."""
+        await self._conn.execute(
+            insert(escalation_log).values(
+                escalation_id=state.escalation_id,
+                step=firing.key,
+                incident_id=state.incident_id,
+                type=firing.type.value,
+                fired_at=now,
+                event_id=str(event.event_id),
+                reason=firing.reason,
+                targets=[t.model_dump(exclude_none=True) for t in firing.targets],
+            )
+        )
+
+
+@asynccontextmanager
+async def escalation_transaction(engine: AsyncEngine) -> AsyncIterator[tuple[IncidentTx, EscalationTx]]:
+    """One write transaction for both the incident (lock, outbox) and its escalation row.
+
+    Mirrors :meth:`store.incidents.IncidentStore.transaction` (staged incident changes are flushed
+    on normal exit; an exception rolls everything back)."""
+    async with engine.begin() as conn:
+        tx = IncidentTx(conn)
+        yield tx, EscalationTx(conn)
+        await tx.flush()
+
+
+@dataclass(frozen=True)
+class PendingEscalation:
+    """An escalation as ``sevflow escalations`` shows it."""
+
+    state: EscalationState
+    title: str
+    incident_state: IncidentState
+
+
+@dataclass(frozen=True)
+class FiredStep:
+    """One audited firing."""
+
+    escalation_id: str
+    step: str
+    type: str
+    fired_at: datetime
+    reason: str
+    targets: list[dict[str, str]]
+
+
+class EscalationRepo:
+    """Reads over the escalation tables, and the loop's scan."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def candidates(
+        self, now: datetime, *, limit: int = 200, settle_horizon: timedelta = timedelta(hours=1)
+    ) -> list[str]:
+        """Incidents the loop must look at now, most overdue first:
+
+        * to arm: triggered with no escalation yet; also acknowledged/resolved ones opened within
+          ``settle_horizon`` that were never armed (opened and answered while no loop ran), so
+          their times and SLA are still recorded;
+        * due: an escalation whose ``due_at`` passed;
+        * changed: the incident changed since the loop last examined it (its ``sequence`` moved:
+          acknowledged, resolved, reopened, severity or security/data-loss flags changed), unless
+          both the escalation and the incident are resolved.
+
+        Only the incidents table's plain columns are read (never its document), so the scan is
+        the same on PostgreSQL and SQLite.
+        """
+        inc, esc = incidents, escalations
+        triggered = inc.c.state == IncidentState.TRIGGERED.value
+        condition = or_(
+            and_(esc.c.incident_id.is_(None), or_(triggered, inc.c.opened_at >= now - settle_horizon)),
+            and_(esc.c.status.in_(_TIMED), esc.c.due_at <= now),
+            and_(
+                esc.c.seen_sequence != inc.c.sequence,
+                or_(esc.c.status != EscalationStatus.RESOLVED.value, triggered),
+            ),
+        )
+        query = (
+            select(inc.c.id)
+            .select_from(inc.outerjoin(esc, esc.c.incident_id == inc.c.id))
+            .where(condition)
+            .order_by(func.coalesce(esc.c.due_at, inc.c.opened_at), inc.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def get(self, incident_id: str) -> EscalationState | None:
+        async with self.engine.connect() as conn:
+            return await EscalationTx(conn).load(incident_id)
+
+    async def pending(self, *, limit: int = 100) -> list[PendingEscalation]:
+        """Escalations that may still fire something (a level or an SLA target), soonest first."""
+        query = (
+            select(escalations.c.document, incidents.c.title, incidents.c.state)
+            .select_from(escalations.join(incidents, incidents.c.id == escalations.c.incident_id))
+            .where(escalations.c.status.in_(_TIMED), escalations.c.due_at.is_not(None))
+            .order_by(escalations.c.due_at, escalations.c.incident_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            PendingEscalation(EscalationState.model_validate(doc), title, IncidentState(state))
+            for doc, title, state in rows
+        ]
+
+    async def history(self, incident_id: str) -> Sequence[FiredStep]:
+        """Everything that fired for an incident, in order."""
+        query = (
+            select(escalation_log)
+            .where(escalation_log.c.incident_id == incident_id)
+            .order_by(escalation_log.c.fired_at, escalation_log.c.escalation_id, escalation_log.c.step)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            FiredStep(r["escalation_id"], r["step"], r["type"], r["fired_at"], r["reason"], r["targets"])
+            for r in rows
+        ]

@@ -1,0 +1,12 @@
+"""Every table of the store, in one import: what migrations and ``create_all`` must see.
+
+Each part declares its tables in its own module on the shared :data:`store.schema.metadata`;
+importing this module registers them all.
+"""
+
+import store.escalation_schema
+from store.schema import metadata
+
+__all__ = ["metadata"]
+
+_REGISTERED = (store.escalation_schema,)

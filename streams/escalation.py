@@ -1,0 +1,246 @@
+"""The escalation loop: stored deadlines compared with ``now``, advanced under the incident's lock.
+
+The worker calls :func:`run_escalations` from a timer (every ``SEVFLOW_ESCALATION_INTERVAL_SECONDS``)
+with the injected clock's ``now``. One run:
+
+1. scans for incidents that need attention (:meth:`store.escalations.EscalationRepo.candidates`):
+   newly opened ones are armed here, lazily, so the alert pipeline needs no change;
+2. for each, in **one** transaction: locks the incident (``tx.lock_incident``), reads its
+   escalation row, arms it (policy snapshot) when the incident is new or reopened, calls the pure
+   :func:`models.escalation.advance` and, for each firing, stages
+   ``annotate(incident, escalated | sla_breached, Actor(via="sevflow"), now, ...)`` into the outbox,
+   audits it, and writes the row back with a compare-and-set on its version.
+
+Why it is safe with several workers and after restarts: deadlines live in the database, so a
+restarted worker sees what is overdue and fires it once; the incident lock serialises a run with
+acknowledgements (an ack committed first means nothing fires; an escalation committed first is
+followed by the ack); a second run that read the same row before the first committed fails the
+compare-and-set (or the audit log's primary key) and rolls back everything it staged. A
+:class:`store.leases.Lease` may be passed so that only one worker scans at a time; it is an
+optimisation, not what guarantees "exactly once".
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from models.escalation import (
+    EscalationPolicy,
+    EscalationState,
+    advance,
+    arm,
+    playbook_policy,
+)
+from models.events import EventType, IncidentEvent, IncidentState
+from models.incident import SEVFLOW, annotate
+from store.escalations import EscalationRepo, StaleEscalation, escalation_transaction
+from store.incidents import IncidentStore
+from store.leases import Lease
+
+__all__ = [
+    "EscalationMetrics",
+    "PolicyError",
+    "load_policy",
+    "parse_policy",
+    "run_escalations",
+]
+
+log = logging.getLogger(__name__)
+
+_SLA_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
+
+
+class PolicyError(ValueError):
+    """The escalation policy file is unreadable or invalid (the message names the field)."""
+
+
+def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
+    """An :class:`EscalationPolicy` from YAML text.
+
+    Example (every key optional except ``levels``; durations like ``15m``, ``2h``, ``1h30m``)::
+
+        levels:
+          - {name: primary on-call, after: 0m, targets: [{kind: pagerduty, to: primary}]}
+          - {name: secondary on-call, after: 15m, targets: [{kind: pagerduty, to: secondary}]}
+          - name: engineering manager
+            after: 30m
+            severities: [SEV1]
+            targets: [{kind: phone, to: engineering-manager}]
+        repeat: 1
+        repeat_interval: 15m
+        acknowledge_targets: {SEV1: 15m, SEV2: 30m, SEV3: 2h, SEV4: next_business_day}
+        resolve_targets: {SEV1: 4h}
+        security_targets: [{kind: email, to: security@optimal-build.com},
+                           {kind: slack, to: "#security-incidents"}]
+        data_loss_targets: [{kind: email, to: legal@optimal-build.com}]
+        overrides:
+          - services: [payments]
+            severities: [SEV1, SEV2]
+            levels: [{name: payments on-call, after: 0m, targets: [{kind: slack, to: "@payments"}]}]
+        business_hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri],
+                         start: "09:00", end: "17:30", holidays: [2026-12-25]}
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{source}: expected a mapping with at least 'levels'")
+    try:
+        return EscalationPolicy.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(policy)'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise PolicyError(f"{source}: {problems}") from None
+
+
+def load_policy(path: Path | None) -> EscalationPolicy:
+    """The policy in ``path`` (``SEVFLOW_ESCALATION_POLICY_FILE``), or the playbook's when None.
+
+    Read once at start-up; a bad file stops the worker with a message naming the field."""
+    if path is None:
+        return playbook_policy()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
+    return parse_policy(text, source=str(path))
+
+
+class EscalationMetrics:
+    """Escalation and SLA metrics, on a registry of their own (the caller exposes it)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.escalations = Counter(
+            "sevflow_escalations_total",
+            "Escalation levels fired (escalated events), by level.",
+            ["level"],
+            registry=self.registry,
+        )
+        self.sla_breaches = Counter(
+            "sevflow_sla_breaches_total",
+            "Response targets missed (sla_breached events), by severity and kind "
+            "(acknowledge, resolve).",
+            ["severity", "kind"],
+            registry=self.registry,
+        )
+        self.time_to_acknowledge = Histogram(
+            "sevflow_time_to_acknowledge_seconds",
+            "From the start of an escalation to its acknowledgement, by severity.",
+            ["severity"],
+            buckets=_SLA_BUCKETS,
+            registry=self.registry,
+        )
+        self.time_to_resolve = Histogram(
+            "sevflow_time_to_resolve_seconds",
+            "From the start of an escalation to the incident's resolution, by severity.",
+            ["severity"],
+            buckets=_SLA_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(
+        self, before: EscalationState | None, after: EscalationState, events: list[IncidentEvent]
+    ) -> None:
+        for event in events:
+            if event.type is EventType.ESCALATED:
+                self.escalations.labels(event.data.get("level", "")).inc()
+            elif event.type is EventType.SLA_BREACHED:
+                self.sla_breaches.labels(after.severity.value, event.data.get("kind", "")).inc()
+        severity = after.severity.value
+        if after.time_to_acknowledge is not None and (before is None or before.acknowledged_at is None):
+            self.time_to_acknowledge.labels(severity).observe(after.time_to_acknowledge.total_seconds())
+        if after.time_to_resolve is not None and (before is None or before.resolved_at is None):
+            self.time_to_resolve.labels(severity).observe(after.time_to_resolve.total_seconds())
+
+
+@dataclass
+class _Result:
+    before: EscalationState | None = None
+    after: EscalationState | None = None
+    events: list[IncidentEvent] = field(default_factory=list)
+
+
+async def _escalate(
+    store: IncidentStore, policy: EscalationPolicy, incident_id: str, now: datetime
+) -> _Result:
+    result = _Result()
+    async with escalation_transaction(store.engine) as (tx, etx):
+        incident = await tx.lock_incident(incident_id)
+        if incident is None:
+            return result
+        stored = await etx.load(incident_id)
+        result.before = stored
+        state = stored
+        if stored is None or (
+            incident.state is IncidentState.TRIGGERED and incident.flaps > stored.generation
+        ):
+            state = arm(incident, policy, now)
+        assert state is not None
+        step = advance(state, incident, now)
+        if stored is not None and step.state == stored and incident.sequence == stored.seen_sequence:
+            return result  # nothing fired, nothing changed
+        for firing in step.firings:
+            outcome = annotate(
+                incident, firing.type, SEVFLOW, now, reason=firing.reason, data=firing.data
+            )
+            assert outcome.incident is not None
+            incident = outcome.incident
+            tx.stage(outcome)
+            result.events.extend(outcome.events)
+            await etx.log(step.state, firing, outcome.events[0], now)
+        seen = step.state.model_copy(update={"seen_sequence": incident.sequence})
+        result.after = await etx.save(seen, stored.version if stored is not None else None, now)
+    return result
+
+
+async def run_escalations(
+    store: IncidentStore,
+    policy: EscalationPolicy,
+    now: datetime,
+    *,
+    limit: int = 200,
+    lease: Lease | None = None,
+    metrics: EscalationMetrics | None = None,
+    settle_horizon: timedelta = timedelta(hours=1),
+) -> list[IncidentEvent]:
+    """Advance every escalation that needs it at ``now``; returns the events written (committed).
+
+    Call it from a timer with the clock's ``now``. Database errors other than a lost race
+    propagate (nothing is half-done: each incident is one transaction), so the caller logs and
+    the next tick retries. With ``lease``, a worker that does not hold it does nothing.
+    """
+    if lease is not None and not await lease.acquire(now):
+        return []
+    repo = EscalationRepo(store.engine)
+    events: list[IncidentEvent] = []
+    for incident_id in await repo.candidates(now, limit=limit, settle_horizon=settle_horizon):
+        try:
+            result = await _escalate(store, policy, incident_id, now)
+        except (StaleEscalation, IntegrityError) as exc:
+            # Another run advanced this escalation first; everything staged here was rolled back.
+            log.info("escalation of %s already advanced elsewhere (%s)", incident_id, type(exc).__name__)
+            continue
+        if result.after is None:
+            continue
+        for event in result.events:
+            log.info(
+                "incident %s %s: %s (%s)",
+                incident_id,
+                event.type.value,
+                event.reason,
+                event.data.get("targets_text") or event.data.get("kind", ""),
+            )
+        if metrics is not None:
+            metrics.observe(result.before, result.after, result.events)
+        events.extend(result.events)
+    return events

@@ -1,0 +1,393 @@
+"""Acknowledge / resolve callbacks: the API, Slack buttons, PagerDuty webhooks.
+
+Signatures are checked against the official Slack test vector and the PagerDuty vector of the
+contracts; the payloads are the shared fixtures (real Slack block_actions, real PagerDuty v3
+webhooks). The publisher is a recorder at the Kafka boundary (and one that fails like Kafka).
+"""
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from models.incident import Command
+from models.settings import Settings
+from receiver.callbacks import (
+    callback_routes,
+    pagerduty_signature,
+    routes_from_settings,
+    slack_signature,
+    verify_pagerduty,
+    verify_slack,
+)
+from tests.conftest import FIXTURES
+
+# Slack's documented example ("Verifying requests from Slack"), as in the contracts.
+SLACK_VECTOR_SECRET = SecretStr("8f742231b10e8888abcd99yyyzzz85a5")
+SLACK_VECTOR_TS = "1531420618"
+SLACK_VECTOR_BODY = (
+    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmib"
+    b"IGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
+SLACK_VECTOR_SIG = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+
+PD_VECTOR_SECRET = SecretStr("whsec-test-secret")
+PD_VECTOR_BODY = b'{"event":{"id":"01BZYK8N47N5JG55J1EEEHPEJI","event_type":"incident.acknowledged"}}'
+PD_VECTOR_SIG = "v1=3ecff3a5d9309112f107b23552afc8e66c709868947d766b324752a980232704"
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+SLACK_SECRET = SecretStr("slack-signing-secret-for-tests")
+PD_SECRET = SecretStr("pd-webhook-secret-for-tests")
+API_TOKEN = SecretStr("api-token-for-tests")
+INCIDENT = "inc_0123456789abcdef"
+
+
+class RecordingPublisher:
+    """The Kafka boundary: records what would have been published."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    async def publish(self, command: Command) -> None:
+        self.commands.append(command)
+
+
+class DownPublisher:
+    """Kafka not acknowledging (the real producer raises this on a timeout)."""
+
+    async def publish(self, command: Command) -> None:
+        raise KafkaTimeoutError()
+
+
+def client(publisher: Any, **options: Any) -> httpx.AsyncClient:
+    options = {
+        "api_tokens": [API_TOKEN],
+        "slack_signing_secret": SLACK_SECRET,
+        "pagerduty_secrets": [PD_SECRET],
+        "clock": lambda: NOW,
+        **options,
+    }
+    app = Starlette(routes=callback_routes(publisher, **options))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sevflow.test")
+
+
+# --- signature vectors -------------------------------------------------------------------------
+
+
+def test_slack_official_test_vector() -> None:
+    assert slack_signature(SLACK_VECTOR_SECRET, SLACK_VECTOR_TS, SLACK_VECTOR_BODY) == SLACK_VECTOR_SIG
+    at = datetime.fromtimestamp(int(SLACK_VECTOR_TS), UTC)
+    assert verify_slack(SLACK_VECTOR_SECRET, SLACK_VECTOR_TS, SLACK_VECTOR_SIG, SLACK_VECTOR_BODY, at)
+    # The replay window is five minutes either way.
+    assert verify_slack(
+        SLACK_VECTOR_SECRET,
+        SLACK_VECTOR_TS,
+        SLACK_VECTOR_SIG,
+        SLACK_VECTOR_BODY,
+        at + timedelta(seconds=300),
+    )
+    for moment in (at + timedelta(seconds=301), at - timedelta(seconds=301)):
+        assert not verify_slack(
+            SLACK_VECTOR_SECRET, SLACK_VECTOR_TS, SLACK_VECTOR_SIG, SLACK_VECTOR_BODY, moment
+        )
+    assert not verify_slack(
+        SLACK_VECTOR_SECRET, SLACK_VECTOR_TS, SLACK_VECTOR_SIG, SLACK_VECTOR_BODY + b"x", at
+    )
+    assert not verify_slack(SecretStr("other"), SLACK_VECTOR_TS, SLACK_VECTOR_SIG, SLACK_VECTOR_BODY, at)
+    assert not verify_slack(SLACK_VECTOR_SECRET, None, SLACK_VECTOR_SIG, SLACK_VECTOR_BODY, at)
+    assert not verify_slack(SLACK_VECTOR_SECRET, "soon", SLACK_VECTOR_SIG, SLACK_VECTOR_BODY, at)
+
+
+def test_pagerduty_test_vector_and_rotation() -> None:
+    assert pagerduty_signature(PD_VECTOR_SECRET, PD_VECTOR_BODY) == PD_VECTOR_SIG
+    assert verify_pagerduty([PD_VECTOR_SECRET], PD_VECTOR_SIG, PD_VECTOR_BODY)
+    assert verify_pagerduty([PD_VECTOR_SECRET], f"v1=00ff, {PD_VECTOR_SIG}", PD_VECTOR_BODY)
+    assert verify_pagerduty([SecretStr("old"), PD_VECTOR_SECRET], PD_VECTOR_SIG, PD_VECTOR_BODY)
+    assert not verify_pagerduty([PD_VECTOR_SECRET], PD_VECTOR_SIG.replace("v1=", "v2="), PD_VECTOR_BODY)
+    assert not verify_pagerduty([PD_VECTOR_SECRET], PD_VECTOR_SIG, PD_VECTOR_BODY + b" ")
+    assert not verify_pagerduty([PD_VECTOR_SECRET], None, PD_VECTOR_BODY)
+    assert not verify_pagerduty([], PD_VECTOR_SIG, PD_VECTOR_BODY)
+
+
+# --- Slack -------------------------------------------------------------------------------------
+
+
+def slack_body(action_id: str = "ack", value: str = INCIDENT) -> bytes:
+    payload = json.loads(
+        (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_payload.json").read_text()
+    )
+    payload["actions"][0].update({"action_id": action_id, "value": value})
+    return f"payload={quote(json.dumps(payload))}".encode()
+
+
+def slack_headers(
+    body: bytes, *, secret: SecretStr = SLACK_SECRET, at: datetime = NOW
+) -> dict[str, str]:
+    ts = str(int(at.timestamp()))
+    return {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": slack_signature(secret, ts, body),
+    }
+
+
+@pytest.mark.parametrize(("action_id", "action"), [("ack", "acknowledge"), ("resolve", "resolve")])
+async def test_slack_button_publishes_a_command_with_the_user(action_id: str, action: str) -> None:
+    publisher = RecordingPublisher()
+    body = slack_body(action_id)
+    async with client(publisher) as http:
+        response = await http.post(
+            "/callbacks/slack/interactivity", content=body, headers=slack_headers(body)
+        )
+        again = await http.post(
+            "/callbacks/slack/interactivity", content=body, headers=slack_headers(body)
+        )
+    assert response.status_code == 200
+    assert again.status_code == 200
+    first, second = publisher.commands
+    assert first.action == action
+    assert first.incident_id == INCIDENT
+    assert (first.actor.via, first.actor.name) == ("slack", "primary-owner")
+    assert first.requested_at == NOW
+    assert second.command_id == first.command_id  # a redelivered click applies once
+
+
+async def test_slack_fixture_raw_body_with_foreign_action_is_accepted_and_ignored() -> None:
+    publisher = RecordingPublisher()
+    body = (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_raw_body.txt").read_bytes()
+    async with client(publisher) as http:
+        response = await http.post(
+            "/callbacks/slack/interactivity", content=body, headers=slack_headers(body)
+        )
+    assert response.status_code == 200
+    assert publisher.commands == []  # action_id "a" is not ours
+
+
+@pytest.mark.parametrize(
+    "forge",
+    ["wrong-secret", "tampered-body", "no-signature", "no-timestamp", "replayed", "from-the-future"],
+)
+async def test_forged_slack_callbacks_are_refused(forge: str) -> None:
+    publisher = RecordingPublisher()
+    body = slack_body()
+    headers = slack_headers(body)
+    sent = body
+    if forge == "wrong-secret":
+        headers = slack_headers(body, secret=SecretStr("not-the-secret"))
+    elif forge == "tampered-body":
+        sent = slack_body(value="inc_ffffffffffffffff")
+    elif forge == "no-signature":
+        del headers["x-slack-signature"]
+    elif forge == "no-timestamp":
+        del headers["x-slack-request-timestamp"]
+    elif forge == "replayed":
+        headers = slack_headers(body, at=NOW - timedelta(minutes=5, seconds=1))
+    else:
+        headers = slack_headers(body, at=NOW + timedelta(minutes=6))
+    async with client(publisher) as http:
+        response = await http.post("/callbacks/slack/interactivity", content=sent, headers=headers)
+    assert response.status_code == 401
+    assert publisher.commands == []
+    assert SLACK_SECRET.get_secret_value() not in response.text
+
+
+async def test_slack_signed_garbage_is_400() -> None:
+    publisher = RecordingPublisher()
+    body = b"payload=%7Bnot-json"
+    async with client(publisher) as http:
+        response = await http.post(
+            "/callbacks/slack/interactivity", content=body, headers=slack_headers(body)
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_payload"
+    assert publisher.commands == []
+
+
+# --- PagerDuty ---------------------------------------------------------------------------------
+
+
+def pd_body(name: str, incident_key: str | None = INCIDENT) -> bytes:
+    document = json.loads(
+        (FIXTURES / "pagerduty" / f"zulip__pagerduty_webhook_v3_incident_{name}.json").read_text()
+    )
+    if incident_key is not None:
+        document["event"]["data"]["incident_key"] = incident_key
+    return json.dumps(document).encode()
+
+
+def pd_headers(body: bytes, secret: SecretStr = PD_SECRET) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-pagerduty-signature": pagerduty_signature(secret, body),
+        "x-webhook-id": "wh-1",
+    }
+
+
+@pytest.mark.parametrize(("name", "action"), [("acknowledged", "acknowledge"), ("resolved", "resolve")])
+async def test_pagerduty_webhook_publishes_a_command(name: str, action: str) -> None:
+    publisher = RecordingPublisher()
+    body = pd_body(name)
+    async with client(publisher) as http:
+        response = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+    assert response.status_code == 202
+    (command,) = publisher.commands
+    assert command.action == action
+    assert command.incident_id == INCIDENT
+    assert (command.actor.via, command.actor.name) == ("pagerduty", "PIG 208")
+    assert response.json()["command_id"] == command.command_id
+
+
+async def test_pagerduty_events_we_do_not_act_on_are_202_ignored() -> None:
+    publisher = RecordingPublisher()
+    triggered = pd_body("triggered")
+    without_key = pd_body("acknowledged", incident_key=None)  # the fixture verbatim
+    async with client(publisher) as http:
+        first = await http.post("/callbacks/pagerduty", content=triggered, headers=pd_headers(triggered))
+        second = await http.post(
+            "/callbacks/pagerduty", content=without_key, headers=pd_headers(without_key)
+        )
+    assert (first.status_code, first.json()["status"]) == (202, "ignored")
+    assert (second.status_code, second.json()["status"]) == (202, "ignored")
+    assert "incident_key" in second.json()["reason"]
+    assert publisher.commands == []
+
+
+@pytest.mark.parametrize("forge", ["wrong-secret", "tampered", "missing", "other-version"])
+async def test_forged_pagerduty_webhooks_are_refused(forge: str) -> None:
+    publisher = RecordingPublisher()
+    body = pd_body("resolved")
+    headers = pd_headers(body)
+    sent = body
+    if forge == "wrong-secret":
+        headers = pd_headers(body, SecretStr("not-the-secret"))
+    elif forge == "tampered":
+        sent = pd_body("resolved", incident_key="inc_ffffffffffffffff")
+    elif forge == "missing":
+        del headers["x-pagerduty-signature"]
+    else:
+        digest = hmac.new(PD_SECRET.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+        headers["x-pagerduty-signature"] = f"v0={digest}"
+    async with client(publisher) as http:
+        response = await http.post("/callbacks/pagerduty", content=sent, headers=headers)
+    assert response.status_code == 401
+    assert publisher.commands == []
+
+
+# --- the HTTP API ------------------------------------------------------------------------------
+
+
+async def test_api_ack_and_resolve_with_a_token() -> None:
+    publisher = RecordingPublisher()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    async with client(publisher) as http:
+        ack = await http.post(f"/api/incidents/{INCIDENT}/ack", json={"by": "alice"}, headers=auth)
+        resolve = await http.post(f"/api/incidents/{INCIDENT}/resolve", headers=auth)
+    assert ack.status_code == 202
+    assert ack.json() == {
+        "status": "accepted",
+        "command_id": publisher.commands[0].command_id,
+        "incident_id": INCIDENT,
+        "action": "acknowledge",
+    }
+    assert resolve.status_code == 202
+    assert [(c.action, c.actor.via, c.actor.name) for c in publisher.commands] == [
+        ("acknowledge", "api", "alice"),
+        ("resolve", "api", None),
+    ]
+
+
+async def test_api_idempotency_key_gives_a_stable_command_id() -> None:
+    publisher = RecordingPublisher()
+    headers = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}", "idempotency-key": "k-1"}
+    async with client(publisher) as http:
+        for _ in range(2):
+            assert (
+                await http.post(f"/api/incidents/{INCIDENT}/ack", headers=headers)
+            ).status_code == 202
+    first, second = publisher.commands
+    assert first.command_id == second.command_id
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", "Basic YTpi", f"Bearer {API_TOKEN.get_secret_value()}x"]
+)
+async def test_api_without_a_valid_token_is_401(authorization: str | None) -> None:
+    publisher = RecordingPublisher()
+    headers = {"authorization": authorization} if authorization else {}
+    async with client(publisher) as http:
+        response = await http.post(f"/api/incidents/{INCIDENT}/ack", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert publisher.commands == []
+
+
+async def test_api_with_no_token_configured_refuses_everyone() -> None:
+    publisher = RecordingPublisher()
+    async with client(publisher, api_tokens=[]) as http:
+        response = await http.post(
+            f"/api/incidents/{INCIDENT}/ack", headers={"authorization": "Bearer "}
+        )
+    assert response.status_code == 401
+    assert publisher.commands == []
+
+
+async def test_api_refuses_bad_ids_and_bodies() -> None:
+    publisher = RecordingPublisher()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    async with client(publisher) as http:
+        bad_id = await http.post("/api/incidents/inc%20x%27;--/ack", headers=auth)
+        bad_json = await http.post(f"/api/incidents/{INCIDENT}/ack", content=b"{", headers=auth)
+        bad_by = await http.post(f"/api/incidents/{INCIDENT}/ack", json={"by": 5}, headers=auth)
+        huge = await http.post(f"/api/incidents/{INCIDENT}/ack", content=b"x" * 300_000, headers=auth)
+    assert (bad_id.status_code, bad_id.json()["error"]) == (422, "invalid_incident_id")
+    assert (bad_json.status_code, bad_json.json()["error"]) == (400, "invalid_json")
+    assert bad_by.status_code == 422
+    assert huge.status_code == 413
+    assert publisher.commands == []
+
+
+async def test_kafka_down_is_503_with_retry_after_everywhere() -> None:
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    slack = slack_body()
+    pd = pd_body("acknowledged")
+    async with client(DownPublisher()) as http:
+        responses = [
+            await http.post(f"/api/incidents/{INCIDENT}/ack", headers=auth),
+            await http.post(
+                "/callbacks/slack/interactivity", content=slack, headers=slack_headers(slack)
+            ),
+            await http.post("/callbacks/pagerduty", content=pd, headers=pd_headers(pd)),
+        ]
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert all(r.headers["retry-after"] == "5" for r in responses)
+
+
+async def test_routes_from_settings_serve_only_configured_callbacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"SEVFLOW_{name.upper()}", raising=False)
+    monkeypatch.setenv("SEVFLOW_WEBHOOK_TOKENS", "webhook-token")
+    settings = Settings()
+    publisher = RecordingPublisher()
+    app = Starlette(routes=routes_from_settings(settings, publisher, clock=lambda: NOW))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
+        slack = await http.post("/callbacks/slack/interactivity", content=b"payload=%7B%7D")
+        pd = await http.post("/callbacks/pagerduty", content=b"{}")
+        api = await http.post(
+            f"/api/incidents/{INCIDENT}/ack", headers={"authorization": "Bearer webhook-token"}
+        )
+    assert (slack.status_code, pd.status_code) == (404, 404)
+    assert api.status_code == 202  # the API falls back to the webhook tokens
+    assert "webhook-token" not in repr(settings)

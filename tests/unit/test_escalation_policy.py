@@ -1,0 +1,330 @@
+"""The escalation policy and its pure step: fast-forwarded clocks, no services."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from models.escalation import (
+    NEXT_BUSINESS_DAY,
+    BusinessCalendar,
+    EscalationPolicy,
+    EscalationState,
+    EscalationStatus,
+    Target,
+    advance,
+    arm,
+    format_duration,
+    parse_duration,
+    playbook_policy,
+)
+from models.events import Actor, EventType, IncidentState
+from models.incident import Incident
+from models.severity import Severity
+from streams.escalation import PolicyError, load_policy, parse_policy
+from tests.builders import T0
+
+M = timedelta(minutes=1)
+
+
+def incident(severity: Severity = Severity.SEV1, **updates: object) -> Incident:
+    base = Incident(
+        id="inc_0123456789abcdef",
+        group_key='{}:{alertname="ApiDown"}',
+        title="API down",
+        slug="api-down",
+        severity=severity,
+        services=("api",),
+        opened_at=T0,
+        sequence=1,
+    )
+    return base.model_copy(update=updates)
+
+
+def acked(inc: Incident, at: datetime) -> Incident:
+    return inc.model_copy(
+        update={
+            "state": IncidentState.ACKNOWLEDGED,
+            "acknowledged_at": at,
+            "acknowledged_by": Actor(via="slack", name="alice"),
+        }
+    )
+
+
+def run(state: EscalationState, inc: Incident, *moments: datetime) -> list[tuple[datetime, str]]:
+    """Advance at each moment in turn; (moment, firing key) for everything that fired."""
+    fired: list[tuple[datetime, str]] = []
+    for moment in moments:
+        step = advance(state, inc, moment)
+        state = step.state
+        fired.extend((moment, f.key) for f in step.firings)
+    return fired
+
+
+# --- the playbook's policy -------------------------------------------------------------------
+
+
+def test_playbook_policy_levels_and_targets_per_severity() -> None:
+    policy = playbook_policy()
+    sev1 = policy.plan(["api"], Severity.SEV1)
+    assert [(lv.name, lv.after) for lv in sev1.levels] == [
+        ("primary on-call", timedelta(0)),
+        ("secondary on-call", 15 * M),
+        ("engineering manager", 30 * M),
+    ]
+    assert [str(t) for t in sev1.levels[0].targets] == ["pagerduty:primary"]
+    assert [str(t) for t in sev1.levels[1].targets] == ["pagerduty:secondary"]
+    assert sev1.levels[2].targets[0].kind == "phone"
+    # The engineering manager is the manual escalation contact for SEV1 only.
+    for severity in (Severity.SEV2, Severity.SEV3, Severity.SEV4):
+        assert [lv.name for lv in policy.plan([], severity).levels] == [
+            "primary on-call",
+            "secondary on-call",
+        ]
+    assert policy.acknowledge_targets == {
+        Severity.SEV1: 15 * M,
+        Severity.SEV2: 30 * M,
+        Severity.SEV3: timedelta(hours=2),
+        Severity.SEV4: NEXT_BUSINESS_DAY,
+    }
+    assert {str(t) for t in policy.security_targets} == {
+        "email:security@optimal-build.com",
+        "slack:#security-incidents",
+    }
+    assert [str(t) for t in policy.data_loss_targets] == ["email:legal@optimal-build.com"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("15m", 15 * M),
+        ("2h", timedelta(hours=2)),
+        ("1h30m", 90 * M),
+        ("1d", timedelta(days=1)),
+        (45, timedelta(seconds=45)),
+    ],
+)
+def test_durations_parse_and_format(text: object, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert parse_duration(format_duration(expected)) == expected
+
+
+# --- business hours ----------------------------------------------------------------------------
+
+
+def test_next_business_day_skips_weekends_and_holidays_in_its_time_zone() -> None:
+    calendar = BusinessCalendar(timezone="Europe/London", days=("mon", "tue", "wed", "thu", "fri"))
+    friday_evening = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # a Friday
+    assert calendar.next_business_day_end(friday_evening) == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    with_holiday = calendar.model_copy(update={"holidays": (date(2026, 11, 30),)})
+    assert with_holiday.next_business_day_end(friday_evening) == datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+    # Local date, not UTC date: 23:30 UTC on Sunday 29 March 2026 is already Monday in London
+    # (BST, UTC+1), so the next business day is Tuesday, closing at 17:00 BST = 16:00 UTC.
+    late_sunday = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)
+    assert calendar.next_business_day_end(late_sunday) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
+
+
+def test_calendar_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        BusinessCalendar(timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="end after they start"):
+        BusinessCalendar(start=time(17), end=time(9))
+
+
+# --- the pure step -----------------------------------------------------------------------------
+
+
+def test_sev1_fires_each_level_once_on_time_with_its_targets() -> None:
+    inc = incident()
+    state = arm(inc, playbook_policy(), T0)
+    moments = [T0, T0 + 14 * M, T0 + 15 * M, T0 + 16 * M, T0 + 29 * M, T0 + 30 * M, T0 + 3 * 60 * M]
+    assert run(state, inc, *moments) == [
+        (T0, "level:1"),
+        (T0 + 15 * M, "level:2"),
+        (T0 + 15 * M, "sla:acknowledge"),
+        (T0 + 30 * M, "level:3"),
+    ]
+    step = advance(state, inc, T0 + 15 * M)
+    _level1, level2, breach = step.firings
+    assert level2.type is EventType.ESCALATED
+    assert level2.data["level"] == "2"
+    assert [str(t) for t in level2.targets] == ["pagerduty:secondary"]
+    assert "unacknowledged for 15m" in level2.reason
+    assert breach.type is EventType.SLA_BREACHED
+    assert breach.data["kind"] == "acknowledge"
+    assert breach.data["target"] == "15m"
+    assert step.state.next_step == 2
+    assert step.state.due_at == T0 + 30 * M
+
+
+def test_advance_is_idempotent() -> None:
+    inc = incident()
+    first = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M)
+    again = advance(first.state, inc, T0 + 20 * M)
+    assert len(first.firings) == 3
+    assert again.firings == ()
+    assert again.state == first.state
+
+
+def test_acknowledgement_before_the_deadline_stops_everything() -> None:
+    inc = incident()
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    answered = acked(inc, T0 + 10 * M)
+    step = advance(state, answered, T0 + 2 * 60 * M)
+    assert step.firings == ()
+    assert step.state.status is EscalationStatus.ACKNOWLEDGED
+    assert step.state.time_to_acknowledge == 10 * M
+    assert step.state.due_at is None
+
+
+def test_late_acknowledgement_seen_after_an_outage_records_one_breach_and_fires_no_level() -> None:
+    inc = incident(Severity.SEV2)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    # The loop was down from T0 to T0+2h; the incident was acknowledged at T0+40m.
+    step = advance(state, acked(inc, T0 + 40 * M), T0 + 2 * 60 * M)
+    assert [f.key for f in step.firings] == ["sla:acknowledge"]
+    assert "answered after 40m" in step.firings[0].reason
+    assert step.state.acknowledge_breached
+
+
+def test_restart_after_several_deadlines_fires_each_missed_level_once_in_order() -> None:
+    inc = incident()
+    step = advance(arm(inc, playbook_policy(), T0), inc, T0 + 45 * M)
+    assert [f.key for f in step.firings] == ["level:1", "level:2", "level:3", "sla:acknowledge"]
+    assert step.state.status is EscalationStatus.EXHAUSTED
+
+
+def test_security_and_data_loss_contacts_are_notified_once() -> None:
+    inc = incident(security=True)
+    state = arm(inc, playbook_policy(), T0)
+    first = advance(state, inc, T0)
+    (level1,) = first.firings
+    assert [str(t) for t in level1.targets] == [
+        "pagerduty:primary",
+        "email:security@optimal-build.com",
+        "slack:#security-incidents",
+    ]
+    # Data loss discovered later, between levels: the legal contact is notified on its own.
+    later = inc.model_copy(update={"data_loss": True})
+    second = advance(first.state, later, T0 + 5 * M)
+    assert [(f.key, [str(t) for t in f.targets]) for f in second.firings] == [
+        ("contact:data_loss", ["email:legal@optimal-build.com"])
+    ]
+    assert advance(second.state, later, T0 + 6 * M).firings == ()
+
+
+def test_raised_severity_switches_to_that_plan() -> None:
+    inc = incident(Severity.SEV3)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M).state
+    assert state.status is EscalationStatus.EXHAUSTED  # SEV3: primary, secondary
+    raised = inc.model_copy(update={"severity": Severity.SEV1})
+    step = advance(state, raised, T0 + 31 * M)
+    assert [f.key for f in step.firings] == ["level:3", "sla:acknowledge"]
+    assert step.state.severity is Severity.SEV1
+
+
+def test_sev4_is_due_by_the_end_of_the_next_business_day() -> None:
+    inc = incident(Severity.SEV4)  # opened Friday 12:00 UTC
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M).state
+    assert state.acknowledge_due_at == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    assert advance(state, inc, datetime(2026, 11, 30, 16, 59, tzinfo=UTC)).firings == ()
+    late = advance(state, inc, datetime(2026, 11, 30, 17, 0, tzinfo=UTC))
+    assert [f.key for f in late.firings] == ["sla:acknowledge"]
+
+
+def test_repeat_runs_the_path_again() -> None:
+    policy = playbook_policy().model_copy(update={"repeat": 1})
+    inc = incident(Severity.SEV2)
+    state = arm(inc, policy, T0)
+    fired = run(state, inc, T0, T0 + 15 * M, T0 + 30 * M, T0 + 45 * M, T0 + 60 * M)
+    assert [key for _, key in fired if key.startswith(("level", "repeat"))] == [
+        "level:1",
+        "level:2",
+        "repeat1:level:1",
+        "repeat1:level:2",
+    ]
+    assert (T0 + 30 * M, "repeat1:level:1") in fired  # 15m after the last level
+
+
+def test_resolve_target_breach_is_recorded() -> None:
+    policy = playbook_policy().model_copy(
+        update={"resolve_targets": {Severity.SEV2: timedelta(hours=1)}}
+    )
+    inc = incident(Severity.SEV2)
+    state = advance(arm(inc, policy, T0), inc, T0).state
+    state = advance(state, acked(inc, T0 + 5 * M), T0 + 10 * M).state
+    assert state.due_at == T0 + 60 * M  # still owed a resolution
+    step = advance(state, acked(inc, T0 + 5 * M), T0 + 61 * M)
+    assert [(f.key, f.data["kind"]) for f in step.firings] == [("sla:resolve", "resolve")]
+
+
+def test_reopened_incident_arms_a_new_escalation_from_now() -> None:
+    inc = incident(flaps=1)
+    state = arm(inc, playbook_policy(), T0 + 60 * M)
+    assert state.escalation_id == "inc_0123456789abcdef#1"
+    assert state.started_at == T0 + 60 * M
+
+
+# --- the policy file ----------------------------------------------------------------------------
+
+POLICY_YAML = """
+levels:
+  - {name: primary on-call, after: 0m, targets: [{kind: pagerduty, to: primary}]}
+  - {name: secondary on-call, after: 10m, targets: [{kind: slack, to: "@secondary"}]}
+repeat: 2
+acknowledge_targets: {SEV1: 5m, SEV4: next_business_day}
+security_targets: [{kind: email, to: security@optimal-build.com}]
+overrides:
+  - services: [payments]
+    severities: [SEV1]
+    levels:
+      - {name: payments lead, after: 0m, targets: [{kind: slack, to: "<!subteam^S0PAY>"}]}
+    repeat: 0
+business_hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri], start: "08:00", end: "18:00"}
+"""
+
+
+def test_policy_file_with_per_service_and_severity_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY_YAML)
+    policy = load_policy(path)
+    assert isinstance(policy, EscalationPolicy)
+    assert policy.repeat == 2
+    assert policy.acknowledge_targets[Severity.SEV1] == 5 * M
+    payments = policy.plan(["payments"], Severity.SEV1)
+    assert [lv.name for lv in payments.levels] == ["payments lead"]
+    assert payments.repeat == 0
+    assert payments.levels[0].targets == (Target(kind="slack", to="<!subteam^S0PAY>"),)
+    other = policy.plan(["payments"], Severity.SEV2)
+    assert [lv.name for lv in other.levels] == ["primary on-call", "secondary on-call"]
+    assert other.repeat == 2
+    assert policy.business_hours.start == time(8, 0)
+
+
+def test_snapshot_survives_a_round_trip_through_json() -> None:
+    state = arm(incident(Severity.SEV4), playbook_policy(), T0)
+    again = EscalationState.model_validate_json(state.model_dump_json())
+    assert again == state
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("levels: [", "not YAML"),
+        ("- a list", "expected a mapping"),
+        ("levels: []", "levels: Tuple should have at least 1 item"),
+        (
+            "levels: [{name: x, after: -5m, targets: [{kind: pagerduty, to: p}]}]",
+            "levels.0.after",
+        ),
+        ("levels: [{name: x, after: 0m, targets: [{kind: fax, to: p}]}]", "levels.0.targets.0.kind"),
+    ],
+)
+def test_bad_policy_names_the_problem(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text)
+
+
+def test_missing_policy_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="No such file"):
+        load_policy(tmp_path / "absent.yaml")
