@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from models.settings import Settings
+from sevflow import escalation_cli, operator_cli
 
 __all__ = ["main"]
 
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--group-key", help="Alertmanager's groupKey of the alert's group")
     sub.add_parser("schema", help="print the JSON Schema of incident-events records")
+    escalation_cli.add_subcommands(sub)
+    operator_cli.add_operator_commands(sub)
     return parser
 
 
@@ -73,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if (status := operator_cli.run_operator_command(settings, args)) is not None:
+        return status
+    if args.command in escalation_cli.COMMANDS:
+        return escalation_cli.run(args, settings)
     if args.command == "schema":
         import json
 

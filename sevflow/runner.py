@@ -15,10 +15,14 @@ from aiokafka.errors import KafkaError
 
 from models.settings import Settings
 from receiver.app import create_app as create_receiver
-from receiver.auth import BearerAuth
+from receiver.auth import WebhookAuth
+from receiver.callbacks import routes_from_settings
+from receiver.commands import CommandPublisher
+from receiver.incident_api import incident_routes
 from receiver.kafka import KafkaAlertPublisher, ensure_topic
-from store.alerts import create_schema
-from store.db import UnsupportedDatabaseError, sync_engine
+from receiver.ratelimit import RateLimiter
+from store.db import UnsupportedDatabaseError, async_engine, sync_engine
+from store.migrate import upgrade
 
 __all__ = ["init_db", "run_all", "run_receiver", "run_worker"]
 
@@ -30,14 +34,14 @@ def _utc_now() -> datetime:
 
 
 def init_db(settings: Settings) -> int:
-    """Create the store's tables (idempotent)."""
+    """Bring the store's schema to the latest migration (idempotent)."""
     try:
         engine = sync_engine(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:
         print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
         return 2
     try:
-        create_schema(engine)
+        upgrade(engine)
     finally:
         engine.dispose()
     log.info("incident store ready (%s)", engine.url.get_backend_name())
@@ -50,16 +54,31 @@ def run_receiver(settings: Settings) -> int:
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2
+    store_engine = async_engine(settings.sqlalchemy_url())
+    commands = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
     publisher = KafkaAlertPublisher(
         settings.kafka_bootstrap,
         settings.alerts_topic,
         settings.topic_partitions,
         settings.kafka_timeout_seconds,
+        retry_dedup_seconds=settings.retry_dedup_seconds,
     )
     app = create_receiver(
         publisher=publisher,
-        auth=BearerAuth(settings.webhook_tokens, allow_unauthenticated=settings.allow_unauthenticated),
+        auth=WebhookAuth(
+            settings.webhook_tokens,
+            settings.webhook_basic_auth,
+            allow_unauthenticated=settings.allow_unauthenticated,
+        ),
         now=_utc_now,
+        max_body_bytes=settings.max_body_bytes,
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        max_concurrent_publishes=settings.max_concurrent_publishes,
+        publish_queue_seconds=settings.publish_queue_seconds,
+        extra_routes=[
+            *incident_routes(store_engine, api_tokens=settings.api_tokens or settings.webhook_tokens),
+            *routes_from_settings(settings, commands),
+        ],
     )
     config = uvicorn.Config(
         app,
@@ -68,6 +87,9 @@ def run_receiver(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         lifespan="off",
+        # Alertmanager keeps connections alive; a longer idle timeout than uvicorn's 5 s avoids
+        # reconnect churn between group_interval ticks.
+        timeout_keep_alive=30,
     )
 
     async def serve() -> None:
@@ -75,6 +97,8 @@ def run_receiver(settings: Settings) -> int:
             await uvicorn.Server(config).serve()
         finally:
             await publisher.close()
+            await commands.close()
+            await store_engine.dispose()
 
     log.info("receiver listening on http://%s:%d", settings.http_host, settings.http_port)
     asyncio.run(serve())
@@ -86,7 +110,7 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     status = init_db(settings)
     if status:
         return status
-    if not _wait_for_topic(settings):
+    if not _wait_for_topics(settings):
         return 1
     import faust  # faust patches the event loop policy on import: only for the worker
 
@@ -98,21 +122,24 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
 
 
-def _wait_for_topic(settings: Settings, attempts: int = 60) -> bool:
-    """Create the alerts topic before the worker subscribes (faust does not create source topics).
+def _wait_for_topics(settings: Settings, attempts: int = 60) -> bool:
+    """Create the worker's topics before it subscribes (faust does not create source topics).
 
     Waits for Kafka up to ``attempts`` seconds, so a worker started with the broker is not lost.
     """
+
+    async def ensure_all() -> None:
+        for topic in (settings.alerts_topic, settings.commands_topic, settings.events_topic):
+            await ensure_topic(
+                settings.kafka_bootstrap,
+                topic,
+                settings.topic_partitions,
+                settings.kafka_timeout_seconds,
+            )
+
     for attempt in range(attempts):
         try:
-            asyncio.run(
-                ensure_topic(
-                    settings.kafka_bootstrap,
-                    settings.alerts_topic,
-                    settings.topic_partitions,
-                    settings.kafka_timeout_seconds,
-                )
-            )
+            asyncio.run(ensure_all())
         except (OSError, TimeoutError, KafkaError) as exc:
             if attempt == 0:
                 log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)

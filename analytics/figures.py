@@ -1,0 +1,290 @@
+"""Response figures per severity: MTTA, MTTR (mean, median, p90) and SLA compliance.
+
+Every figure is computed from :class:`IncidentTimes`, the few instants of an incident that matter
+for response analytics. Two sources build them — the ``incident-events`` topic
+(:func:`times_from_events`) and the incident store (``analytics.database``) — so the figures do not
+depend on where the data came from, and :func:`compute_report` is a pure function of the times,
+the targets and ``now`` (which decides whether an unacknowledged incident has already missed its
+target or is still within it).
+
+Definitions (docs/incident-events.md, "Rebuilding incidents from the topic alone"):
+
+- time to acknowledge: the first ``acknowledged`` event's ``acknowledged_at`` - ``opened_at``;
+- time to resolve: ``resolved_at`` - ``opened_at`` of incidents whose latest state is resolved
+  (the last resolution; an incident reopened since counts as open);
+- response (the playbook's "Response Time", what the SLA measures): the first acknowledgement, or
+  the first resolution when the incident was resolved before anyone acknowledged it;
+- severity: the incident's latest severity (severities only ever rise within an incident).
+
+Means hide the long tail that on-call reviews care about, so every duration also has its median
+and 90th percentile (linear interpolation between closest ranks, numpy's default).
+"""
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from models.events import EventType, IncidentEvent, IncidentState
+from models.severity import PLAYBOOK, Severity
+
+__all__ = [
+    "DEFAULT_SEV4_TARGET_HOURS",
+    "DurationStats",
+    "IncidentTimes",
+    "Report",
+    "ResponseTargets",
+    "SeverityFigures",
+    "SlaStatus",
+    "acknowledged_at_of",
+    "compute_report",
+    "duration_stats",
+    "percentile",
+    "resolved_at_of",
+    "sla_status",
+    "times_from_events",
+]
+
+#: SEV4's playbook target is "next business day"; without a calendar it is this many hours.
+DEFAULT_SEV4_TARGET_HOURS = 24.0
+
+
+@dataclass(frozen=True)
+class ResponseTargets:
+    """The playbook's response target per severity (SEV1 15 min, SEV2 30 min, SEV3 2 h).
+
+    SEV4's target is "next business day", which needs a calendar; the report treats it as a fixed
+    number of hours instead (``sev4_hours``, default 24) and says so in its output.
+    """
+
+    sev4_hours: float = DEFAULT_SEV4_TARGET_HOURS
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sev4_hours) and self.sev4_hours > 0):
+            raise ValueError(
+                f"the SEV4 target must be a positive number of hours, not {self.sev4_hours}"
+            )
+
+    def target(self, severity: Severity) -> timedelta:
+        playbook = PLAYBOOK[severity].response_target
+        return playbook if playbook is not None else timedelta(hours=self.sev4_hours)
+
+
+@dataclass(frozen=True)
+class IncidentTimes:
+    """What response analytics needs of one incident."""
+
+    incident_id: str
+    severity: Severity
+    state: IncidentState
+    opened_at: datetime
+    first_acknowledged_at: datetime | None = None
+    first_resolved_at: datetime | None = None
+    #: Set only when the incident is resolved now (its last resolution).
+    resolved_at: datetime | None = None
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        if self.first_acknowledged_at is None:
+            return None
+        return self.first_acknowledged_at - self.opened_at
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return None if self.resolved_at is None else self.resolved_at - self.opened_at
+
+    @property
+    def responded_at(self) -> datetime | None:
+        """The first acknowledgement, or the first resolution when that came first."""
+        moments = [m for m in (self.first_acknowledged_at, self.first_resolved_at) if m is not None]
+        return min(moments) if moments else None
+
+
+class SlaStatus:
+    """Whether an incident met its response target (string constants, kept in report rows)."""
+
+    MET = "met"
+    BREACHED = "breached"
+    PENDING = "pending"
+
+
+def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) -> str:
+    """``met`` / ``breached`` once responded; unresponded: ``breached`` once the target has passed
+    at ``now``, else ``pending`` (it may still be met, so it counts neither way)."""
+    target = targets.target(times.severity)
+    responded = times.responded_at
+    if responded is not None:
+        return SlaStatus.MET if responded - times.opened_at <= target else SlaStatus.BREACHED
+    return SlaStatus.BREACHED if now - times.opened_at > target else SlaStatus.PENDING
+
+
+def percentile(sorted_values: Sequence[timedelta], fraction: float) -> timedelta:
+    """The ``fraction`` quantile of ascending ``sorted_values``, interpolating linearly between
+    the closest ranks (numpy's default "linear" method), to the microsecond."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction {fraction} is not within [0, 1]")
+    position = (len(sorted_values) - 1) * fraction
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    weight = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * weight
+
+
+@dataclass(frozen=True)
+class DurationStats:
+    """Mean, median and 90th percentile of a set of durations."""
+
+    count: int
+    mean: timedelta
+    median: timedelta
+    p90: timedelta
+
+
+def duration_stats(values: Iterable[timedelta]) -> DurationStats | None:
+    """The stats of ``values``; None when there are none (rather than a misleading zero)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    total = sum(ordered, timedelta())
+    return DurationStats(
+        count=len(ordered),
+        mean=total / len(ordered),
+        median=percentile(ordered, 0.5),
+        p90=percentile(ordered, 0.9),
+    )
+
+
+@dataclass(frozen=True)
+class SeverityFigures:
+    """The figures of one severity (or of all incidents: ``severity`` None)."""
+
+    severity: Severity | None
+    target: timedelta | None
+    incidents: int
+    acknowledged: int
+    resolved: int
+    mtta: DurationStats | None
+    mttr: DurationStats | None
+    sla_met: int
+    sla_breached: int
+    sla_pending: int
+
+    @property
+    def sla_compliance(self) -> float | None:
+        """Share of decided incidents that met the target (pending ones excluded); None if none."""
+        decided = self.sla_met + self.sla_breached
+        return self.sla_met / decided if decided else None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Figures per severity (SEV1…SEV4, each present even when empty) and over all incidents."""
+
+    targets: ResponseTargets
+    now: datetime
+    by_severity: Mapping[Severity, SeverityFigures]
+    overall: SeverityFigures
+    #: Records read but not used (unknown event types, invalid records): shown, never hidden.
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def _figures(
+    severity: Severity | None,
+    items: Sequence[IncidentTimes],
+    targets: ResponseTargets,
+    now: datetime,
+) -> SeverityFigures:
+    statuses = [sla_status(t, targets, now) for t in items]
+    acks = [t.time_to_acknowledge for t in items if t.time_to_acknowledge is not None]
+    resolves = [t.time_to_resolve for t in items if t.time_to_resolve is not None]
+    return SeverityFigures(
+        severity=severity,
+        target=targets.target(severity) if severity is not None else None,
+        incidents=len(items),
+        acknowledged=len(acks),
+        resolved=len(resolves),
+        mtta=duration_stats(acks),
+        mttr=duration_stats(resolves),
+        sla_met=statuses.count(SlaStatus.MET),
+        sla_breached=statuses.count(SlaStatus.BREACHED),
+        sla_pending=statuses.count(SlaStatus.PENDING),
+    )
+
+
+def compute_report(
+    times: Iterable[IncidentTimes],
+    targets: ResponseTargets,
+    now: datetime,
+    *,
+    skipped: Mapping[str, int] | None = None,
+) -> Report:
+    """The report over ``times``; ``now`` decides which unresponded incidents already breached."""
+    items = sorted(times, key=lambda t: t.incident_id)
+    by_severity = {
+        severity: _figures(severity, [t for t in items if t.severity is severity], targets, now)
+        for severity in Severity
+    }
+    return Report(
+        targets=targets,
+        now=now,
+        by_severity=by_severity,
+        overall=_figures(None, items, targets, now),
+        skipped=dict(skipped or {}),
+    )
+
+
+def _in_window(opened_at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or opened_at >= since) and (until is None or opened_at < until)
+
+
+def times_from_events(
+    events: Iterable[IncidentEvent],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[IncidentTimes]:
+    """Rebuild every incident's times from its events, in any order and with repeats.
+
+    Events are deduplicated on ``event_id`` (delivery is at-least-once) and ordered by
+    ``sequence``; the latest snapshot gives severity, state and the current resolution. Only
+    incidents opened in ``[since, until)`` are returned.
+    """
+    per_incident: dict[str, dict[int, IncidentEvent]] = {}
+    for event in events:
+        per_incident.setdefault(event.incident_id, {}).setdefault(event.sequence, event)
+    result = []
+    for incident_id, by_sequence in per_incident.items():
+        ordered = [by_sequence[s] for s in sorted(by_sequence)]
+        latest = ordered[-1].incident
+        if not _in_window(latest.opened_at, since, until):
+            continue
+        first_ack = next((e for e in ordered if e.type is EventType.ACKNOWLEDGED), None)
+        first_resolve = next((e for e in ordered if e.type is EventType.RESOLVED), None)
+        result.append(
+            IncidentTimes(
+                incident_id=incident_id,
+                severity=latest.severity,
+                state=latest.state,
+                opened_at=latest.opened_at,
+                first_acknowledged_at=acknowledged_at_of(first_ack),
+                first_resolved_at=resolved_at_of(first_resolve),
+                resolved_at=latest.resolved_at if latest.state is IncidentState.RESOLVED else None,
+            )
+        )
+    return sorted(result, key=lambda t: t.incident_id)
+
+
+def acknowledged_at_of(event: IncidentEvent | None) -> datetime | None:
+    """When an ``acknowledged`` event acknowledged (its snapshot's time, else when it happened)."""
+    if event is None:
+        return None
+    return event.incident.acknowledged_at or event.occurred_at
+
+
+def resolved_at_of(event: IncidentEvent | None) -> datetime | None:
+    """When a ``resolved`` event resolved (its snapshot's time, else when it happened)."""
+    if event is None:
+        return None
+    return event.incident.resolved_at or event.occurred_at

@@ -1,0 +1,196 @@
+"""Plain-text rendering for terminals: aligned tables, short durations, the report.
+
+Pure string functions (no printing), so the CLI's output is tested exactly and the same renderers
+can serve any other text surface.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from analytics.figures import DurationStats, Report, SeverityFigures
+from analytics.incidents import IncidentDetail
+from analytics.postmortem import describe_event
+from models.events import AlertSnapshot
+from models.incident import Incident
+
+__all__ = [
+    "format_duration",
+    "format_time",
+    "render_detail",
+    "render_incidents",
+    "render_report",
+    "render_table",
+]
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the headers."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, ["-" * w for w in widths], *rows]
+    ]
+    return "\n".join(lines)
+
+
+def format_duration(delta: timedelta | None) -> str:
+    """``45s``, ``12m30s``, ``2h05m``, ``3d04h``; ``-`` for no value."""
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{sign}{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d{hours:02d}h"
+
+
+def format_time(moment: datetime | None) -> str:
+    """``2026-11-27 14:30 UTC`` (minutes are what operators compare); ``-`` for no value."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_incidents(incidents: Sequence[Incident]) -> str:
+    """The ``incidents list`` table."""
+    rows = [
+        [
+            i.id,
+            i.severity.value,
+            i.state.value,
+            format_time(i.opened_at),
+            ",".join(i.services) or "-",
+            f"{i.alerts_firing}/{i.alerts_total}",
+            i.title,
+        ]
+        for i in incidents
+    ]
+    return render_table(["ID", "SEV", "STATE", "OPENED", "SERVICES", "FIRING", "TITLE"], rows)
+
+
+def _alert_rows(alerts: Sequence[AlertSnapshot]) -> list[list[str]]:
+    return [
+        [
+            a.labels.get("alertname", "-"),
+            a.status,
+            a.severity.value,
+            a.labels.get("instance") or a.labels.get("pod") or a.labels.get("host") or "-",
+            format_time(a.starts_at),
+            a.fingerprint,
+        ]
+        for a in alerts
+    ]
+
+
+def render_detail(detail: IncidentDetail) -> str:
+    """The ``incidents show`` page: fields, timeline, alerts."""
+    i = detail.incident
+    acked = (
+        f"{format_time(i.acknowledged_at)} by {i.acknowledged_by.name or i.acknowledged_by.via}"
+        if i.acknowledged_at is not None and i.acknowledged_by is not None
+        else format_time(i.acknowledged_at)
+    )
+    resolved = (
+        f"{format_time(i.resolved_at)} by {i.resolved_by.name or i.resolved_by.via}"
+        if i.resolved_at is not None and i.resolved_by is not None
+        else format_time(i.resolved_at)
+    )
+    fields = [
+        ("Incident", i.id),
+        ("Title", i.title),
+        ("Severity", f"{i.severity.value} ({i.severity.info.description})"),
+        ("State", i.state.value),
+        ("Services", ", ".join(i.services) or "-"),
+        ("Opened", format_time(i.opened_at)),
+        ("Acknowledged", acked),
+        ("Resolved", resolved),
+        ("Alerts", f"{i.alerts_firing} firing of {i.alerts_total}"),
+        ("Flaps", str(i.flaps)),
+        ("Security", "yes" if i.security else "no"),
+        ("Data loss", "yes" if i.data_loss else "no"),
+        ("Runbook", i.runbook_url or "-"),
+        ("Impact", i.impact or "-"),
+    ]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name + ':':<{width + 1}} {value}" for name, value in fields]
+    timeline = [
+        [str(e.sequence), format_time(e.occurred_at), e.type.value, describe_event(e)]
+        for e in sorted(detail.timeline, key=lambda e: e.sequence)
+    ]
+    lines += ["", "Timeline", render_table(["#", "AT", "TYPE", "WHAT"], timeline)]
+    lines += [
+        "",
+        "Alerts",
+        render_table(
+            ["ALERT", "STATUS", "SEV", "INSTANCE", "STARTS", "FINGERPRINT"], _alert_rows(detail.alerts)
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _stats_cells(stats: DurationStats | None) -> list[str]:
+    if stats is None:
+        return ["-", "-", "-"]
+    return [format_duration(stats.mean), format_duration(stats.median), format_duration(stats.p90)]
+
+
+def _figures_row(name: str, f: SeverityFigures) -> list[str]:
+    compliance = f.sla_compliance
+    return [
+        name,
+        format_duration(f.target) if f.target is not None else "-",
+        str(f.incidents),
+        str(f.acknowledged),
+        *_stats_cells(f.mtta),
+        str(f.resolved),
+        *_stats_cells(f.mttr),
+        str(f.sla_met),
+        str(f.sla_breached),
+        str(f.sla_pending),
+        f"{compliance:.1%}" if compliance is not None else "-",
+    ]
+
+
+def render_report(report: Report, *, source: str) -> str:
+    """The ``report`` table, with the definitions an operator needs to read it."""
+    headers = [
+        "SEV",
+        "TARGET",
+        "INCIDENTS",
+        "ACKED",
+        "MTTA",
+        "TTA p50",
+        "TTA p90",
+        "RESOLVED",
+        "MTTR",
+        "TTR p50",
+        "TTR p90",
+        "MET",
+        "BREACHED",
+        "PENDING",
+        "SLA",
+    ]
+    rows = [_figures_row(s.value, f) for s, f in report.by_severity.items()]
+    rows.append(_figures_row("ALL", report.overall))
+    notes = [
+        f"Source: {source}; as of {format_time(report.now)}.",
+        "TTA: time to first acknowledgement; TTR: time to resolution (resolved incidents only).",
+        "SLA: responded (acknowledged, or resolved first) within the playbook's target; "
+        "PENDING: not yet responded and still within target (excluded from SLA %).",
+        f"SEV4's target is 'next business day' in the playbook; treated here as "
+        f"{report.targets.sev4_hours:g} hours (--sev4-target-hours).",
+    ]
+    if report.skipped:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
+        notes.append(f"Skipped records: {skipped}.")
+    return render_table(headers, rows) + "\n\n" + "\n".join(notes)

@@ -1,0 +1,203 @@
+"""The read side of the Incident API: list and show incidents, and the API's OpenAPI document.
+
+::
+
+    GET /api/incidents               filters: state, severity, service, since, until;
+                                     pagination: limit (1-500, default 50) + cursor (next_cursor)
+    GET /api/incidents/{incident_id} the incident with its timeline and alerts
+    GET /api/openapi.yaml            receiver/openapi.yaml (public: it describes, it reveals nothing)
+
+Incident routes need ``Authorization: Bearer <token>`` (one of ``SEVFLOW_API_TOKENS``; with none
+configured they refuse every request) and answer errors as the receiver does,
+``{"error": code, "message": text}``: 401 bad credentials, 400 a bad query parameter (named), 404 an
+unknown incident, 503 when the store cannot be read (transient: retry). Lists are newest first
+with keyset pagination (see :mod:`analytics.incidents`), so paging never repeats or skips.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from analytics.incidents import (
+    MAX_PAGE_SIZE,
+    CursorError,
+    IncidentFilter,
+    find_incidents,
+    load_incident,
+)
+from models.events import IncidentState
+from models.incident import Incident
+from models.severity import Severity
+from receiver.auth import WebhookAuth
+from receiver.errors import error_response
+
+__all__ = [
+    "INCIDENTS_PATH",
+    "INCIDENT_PATH",
+    "OPENAPI_DOCUMENT",
+    "OPENAPI_PATH",
+    "incident_routes",
+]
+
+log = logging.getLogger(__name__)
+
+INCIDENTS_PATH = "/api/incidents"
+INCIDENT_PATH = "/api/incidents/{incident_id}"
+OPENAPI_PATH = "/api/openapi.yaml"
+#: The committed document, shipped with the package (``receiver/openapi.yaml``).
+OPENAPI_DOCUMENT = Path(__file__).resolve().parent / "openapi.yaml"
+
+DEFAULT_PAGE_SIZE = 50
+RETRY_AFTER_SECONDS = 5
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _BadParameter(ValueError):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadParameter(name, "not an RFC 3339 time (e.g. 2026-11-27T14:30:00Z)") from None
+    if moment.tzinfo is None:
+        raise _BadParameter(name, "the time needs a zone (Z or +hh:mm)")
+    return moment.astimezone(UTC)
+
+
+def _choice(name: str, value: str | None, choices: type[IncidentState] | type[Severity]) -> Any:
+    if value is None:
+        return None
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise _BadParameter(name, f"must be one of {allowed}") from None
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise _BadParameter("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(value)
+
+
+def _filter_of(params: Any) -> IncidentFilter:
+    """The list filter from query parameters; raises :class:`_BadParameter` naming the field."""
+    since = _time("since", params.get("since"))
+    until = _time("until", params.get("until"))
+    if since is not None and until is not None and since >= until:
+        raise _BadParameter("until", "must be after since")
+    return IncidentFilter(
+        state=_choice("state", params.get("state"), IncidentState),
+        severity=_choice("severity", params.get("severity"), Severity),
+        service=params.get("service") or None,
+        since=since,
+        until=until,
+    )
+
+
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    """An incident as the API shows it: the ``incident`` object of the incident-events schema."""
+    return incident.snapshot().model_dump(mode="json")
+
+
+def incident_routes(
+    engine: AsyncEngine,
+    *,
+    api_tokens: Sequence[SecretStr],
+    openapi_document: Path = OPENAPI_DOCUMENT,
+) -> list[Route]:
+    """The routes to mount into the receiver's Starlette app (``routes=[..., *incident_routes(…)]``)."""
+    auth = WebhookAuth(tokens=api_tokens)
+    try:
+        document: bytes | None = openapi_document.read_bytes()  # once, at start-up
+    except OSError:
+        log.warning("OpenAPI document %s not found: %s answers 404", openapi_document, OPENAPI_PATH)
+        document = None
+
+    def guarded(handler: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            if not auth.allows(request.headers.get("authorization")):
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "missing or invalid credentials",
+                    headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
+                )
+            try:
+                return await handler(request)
+            except _BadParameter as exc:
+                return error_response(
+                    400,
+                    "invalid_parameter",
+                    f"invalid query parameter {exc.name}: {exc.reason}",
+                    details=[{"field": exc.name, "reason": exc.reason}],
+                )
+            except SQLAlchemyError as exc:
+                log.warning("incident API cannot read the store: %s", type(exc).__name__)
+                return error_response(
+                    503,
+                    "store_unavailable",
+                    "the incident store cannot be read; retry later",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+
+        return wrapped
+
+    async def list_incidents(request: Request) -> Response:
+        criteria = _filter_of(request.query_params)
+        limit = _limit(request.query_params.get("limit"))
+        try:
+            page = await find_incidents(
+                engine, criteria, limit=limit, cursor=request.query_params.get("cursor")
+            )
+        except CursorError:
+            raise _BadParameter("cursor", "not a cursor this API issued") from None
+        return JSONResponse(
+            {
+                "incidents": [_incident_json(i) for i in page.incidents],
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    async def show_incident(request: Request) -> Response:
+        incident_id = request.path_params["incident_id"]
+        detail = await load_incident(engine, incident_id)
+        if detail is None:
+            return error_response(404, "not_found", f"no incident {incident_id}")
+        return JSONResponse(
+            {
+                "incident": _incident_json(detail.incident),
+                "timeline": [e.model_dump(mode="json") for e in detail.timeline],
+                "alerts": [a.model_dump(mode="json") for a in detail.alerts],
+            }
+        )
+
+    async def openapi(_: Request) -> Response:
+        if document is None:
+            return error_response(404, "not_found", "the OpenAPI document is not installed")
+        return Response(document, media_type="application/yaml")
+
+    return [
+        Route(INCIDENTS_PATH, guarded(list_incidents), methods=["GET"], name="api_incidents"),
+        Route(INCIDENT_PATH, guarded(show_incident), methods=["GET"], name="api_incident"),
+        Route(OPENAPI_PATH, openapi, methods=["GET"], name="api_openapi"),
+    ]

@@ -1,0 +1,65 @@
+"""The example consumer reads the documented schema and agrees with sevflow's own analytics; the
+topic decoder skips unknown types and broken records instead of failing."""
+
+import importlib.util
+import json
+import sys
+from types import ModuleType
+
+from analytics.figures import times_from_events
+from analytics.topic import decode_event
+from models.events import IncidentEvent
+from tests.conftest import REPO
+from tests.unit.test_analytics_scenario import build_scenario
+
+
+def example() -> ModuleType:
+    path = REPO / "examples" / "analytics_consumer.py"
+    spec = importlib.util.spec_from_file_location("analytics_consumer_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
+    spec.loader.exec_module(module)
+    return module
+
+
+def as_records(events: list[IncidentEvent]) -> list[dict[str, object]]:
+    """Exactly what is on the wire: the JSON the relay publishes, decoded by a foreign consumer."""
+    return [json.loads(e.to_bytes()) for e in events]
+
+
+async def test_example_consumer_agrees_with_sevflow_analytics(engine) -> None:  # type: ignore[no-untyped-def]
+    scenario = await build_scenario(engine)
+    tracker = example().ResponseTracker()
+    records = as_records(scenario.events)
+    for record in records + records[:3]:  # repeats are absorbed
+        tracker.apply(record)
+    tracker.apply({**records[0], "type": "postmortem_written", "event_id": "x"})
+    tracker.apply({**records[0], "schema_version": 2, "event_id": "y"})
+    assert tracker.ignored == 2
+    ours = {t.incident_id: t for t in times_from_events(scenario.events)}
+    assert set(tracker.incidents) == set(ours)
+    for incident_id, view in tracker.incidents.items():
+        assert view.severity == ours[incident_id].severity.value
+        assert view.first_acknowledged_at == ours[incident_id].first_acknowledged_at
+        assert view.resolved_at == ours[incident_id].resolved_at
+    summary = tracker.summary()
+    assert summary["SEV3"]["incidents"] == 2
+    assert summary["SEV3"]["ttr_median_s"] == 23 * 60
+    assert summary["SEV1"]["tta_mean_s"] == 20 * 60
+
+
+async def test_decode_event_skips_what_consumers_must_skip(engine) -> None:  # type: ignore[no-untyped-def]
+    scenario = await build_scenario(engine)
+    raw = scenario.events[0].to_bytes()
+    assert decode_event(raw) == scenario.events[0]
+    unknown = json.dumps({**json.loads(raw), "type": "postmortem_written"}).encode()
+    assert decode_event(unknown) == "unknown type"
+    assert decode_event(b"{not json") == "invalid record"
+    assert decode_event(b"[]") == "invalid record"
+    assert decode_event(None) == "invalid record"
+    broken = json.dumps({**json.loads(raw), "sequence": 0}).encode()
+    assert decode_event(broken) == "invalid record"
+    extra = json.dumps({**json.loads(raw), "added_later": {"x": 1}}).encode()
+    assert decode_event(extra) == scenario.events[0]  # fields are only ever added

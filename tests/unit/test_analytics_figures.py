@@ -1,0 +1,171 @@
+"""Response figures: percentiles, SLA status, rebuilding times from events, and the report over the
+shared scenario, from the events and from the store (which must agree exactly)."""
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from analytics.database import load_incident_times
+from analytics.figures import (
+    IncidentTimes,
+    ResponseTargets,
+    SlaStatus,
+    compute_report,
+    duration_stats,
+    percentile,
+    sla_status,
+    times_from_events,
+)
+from models.events import IncidentState
+from models.severity import Severity
+from tests.builders import T0
+from tests.unit.test_analytics_scenario import NOW, build_scenario, minutes
+
+
+def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
+    values = [minutes(n) for n in (1, 2, 3, 4, 10)]
+    # numpy.percentile([1, 2, 3, 4, 10], [50, 90]) == [3.0, 7.6]
+    assert percentile(values, 0.5) == minutes(3)
+    assert percentile(values, 0.9) == minutes(7.6)
+    assert percentile(values, 0.0) == minutes(1)
+    assert percentile(values, 1.0) == minutes(10)
+    assert percentile([minutes(7)], 0.9) == minutes(7)
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 0.5)
+    with pytest.raises(ValueError, match="within"):
+        percentile(values, 1.5)
+
+
+def test_duration_stats_show_the_tail_a_mean_hides() -> None:
+    stats = duration_stats([minutes(2)] * 9 + [minutes(200)])
+    assert stats is not None
+    assert stats.count == 10
+    assert stats.mean == minutes(21.8)
+    assert stats.median == minutes(2)
+    assert stats.p90 == minutes(2 + 198 * 0.1)
+    assert duration_stats([]) is None
+
+
+def times(severity: Severity, **kw: object) -> IncidentTimes:
+    return IncidentTimes(
+        incident_id=str(kw.pop("incident_id", "inc_x")),
+        severity=severity,
+        state=kw.pop("state", IncidentState.TRIGGERED),  # type: ignore[arg-type]
+        opened_at=T0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_sla_status_uses_the_playbook_targets() -> None:
+    targets = ResponseTargets()
+    ack_at_15 = times(Severity.SEV1, first_acknowledged_at=T0 + minutes(15))
+    ack_at_16 = times(Severity.SEV1, first_acknowledged_at=T0 + minutes(16))
+    assert sla_status(ack_at_15, targets, T0 + minutes(15)) == SlaStatus.MET
+    assert sla_status(ack_at_16, targets, T0 + minutes(16)) == SlaStatus.BREACHED
+    sev2 = times(Severity.SEV2, first_acknowledged_at=T0 + minutes(29))
+    assert sla_status(sev2, targets, T0 + minutes(29)) == SlaStatus.MET
+    open_sev3 = times(Severity.SEV3)
+    assert sla_status(open_sev3, targets, T0 + minutes(120)) == SlaStatus.PENDING
+    assert sla_status(open_sev3, targets, T0 + minutes(121)) == SlaStatus.BREACHED
+
+
+def test_resolution_before_any_acknowledgement_is_the_response() -> None:
+    targets = ResponseTargets()
+    auto = times(
+        Severity.SEV2,
+        first_resolved_at=T0 + minutes(12),
+        resolved_at=T0 + minutes(12),
+        state=IncidentState.RESOLVED,
+    )
+    assert auto.responded_at == T0 + minutes(12)
+    assert auto.time_to_acknowledge is None
+    assert sla_status(auto, targets, T0 + timedelta(days=1)) == SlaStatus.MET
+
+
+def test_sev4_target_is_configurable_hours() -> None:
+    assert ResponseTargets().target(Severity.SEV4) == timedelta(hours=24)
+    assert ResponseTargets(sev4_hours=72).target(Severity.SEV4) == timedelta(hours=72)
+    assert ResponseTargets(sev4_hours=72).target(Severity.SEV1) == minutes(15)
+    sev4 = times(Severity.SEV4)
+    assert sla_status(sev4, ResponseTargets(), T0 + timedelta(hours=25)) == SlaStatus.BREACHED
+    assert (
+        sla_status(sev4, ResponseTargets(sev4_hours=48), T0 + timedelta(hours=25)) == SlaStatus.PENDING
+    )
+    with pytest.raises(ValueError, match="positive"):
+        ResponseTargets(sev4_hours=0)
+
+
+async def test_report_over_the_scenario(engine) -> None:  # type: ignore[no-untyped-def]
+    scenario = await build_scenario(engine)
+    report = compute_report(times_from_events(scenario.events), ResponseTargets(), NOW)
+
+    sev1 = report.by_severity[Severity.SEV1]
+    assert (sev1.incidents, sev1.acknowledged, sev1.resolved) == (1, 1, 1)
+    assert sev1.mtta is not None
+    assert sev1.mtta.median == minutes(20)
+    assert (sev1.sla_met, sev1.sla_breached, sev1.sla_compliance) == (0, 1, 0.0)
+
+    sev3 = report.by_severity[Severity.SEV3]
+    assert (sev3.incidents, sev3.acknowledged, sev3.resolved) == (2, 1, 2)
+    assert sev3.mtta is not None
+    assert sev3.mtta.mean == minutes(5)  # QueueBacklog's *first* acknowledgement
+    assert sev3.mttr is not None
+    assert (sev3.mttr.mean, sev3.mttr.median, sev3.mttr.p90) == (minutes(23), minutes(23), minutes(28.6))
+    assert sev3.sla_compliance == 1.0
+
+    sev4 = report.by_severity[Severity.SEV4]
+    assert (sev4.incidents, sev4.mtta, sev4.mttr, sev4.sla_breached) == (1, None, None, 1)
+
+    overall = report.overall
+    assert overall.incidents == 5
+    assert overall.mtta is not None
+    assert (overall.mtta.mean, overall.mtta.median, overall.mtta.p90) == (
+        minutes(35 / 3),
+        minutes(10),
+        minutes(18),
+    )
+    assert overall.mttr is not None
+    assert (overall.mttr.mean, overall.mttr.median, overall.mttr.p90) == (
+        minutes(30.5),
+        minutes(33),
+        minutes(38.8),
+    )
+    assert (overall.sla_met, overall.sla_breached, overall.sla_pending) == (3, 2, 0)
+    assert overall.sla_compliance == pytest.approx(0.6)
+
+    lenient = compute_report(times_from_events(scenario.events), ResponseTargets(sev4_hours=48), NOW)
+    assert lenient.by_severity[Severity.SEV4].sla_pending == 1
+    assert lenient.overall.sla_compliance == pytest.approx(0.75)
+
+
+async def test_events_repeated_and_shuffled_give_the_same_times(engine) -> None:  # type: ignore[no-untyped-def]
+    scenario = await build_scenario(engine)
+    shuffled = scenario.events * 2
+    random.Random(7).shuffle(shuffled)
+    assert times_from_events(shuffled) == times_from_events(scenario.events)
+
+
+async def test_store_and_events_give_identical_times_and_reports(engine) -> None:  # type: ignore[no-untyped-def]
+    scenario = await build_scenario(engine)
+    from_store = await load_incident_times(engine)
+    from_events = times_from_events(scenario.events)
+    assert len(from_store) == 5
+    assert from_store == from_events
+    targets = ResponseTargets()
+    assert compute_report(from_store, targets, NOW) == compute_report(from_events, targets, NOW)
+    since, until = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
+    windowed = await load_incident_times(engine, since=since, until=until)
+    assert [t.incident_id for t in windowed] == sorted(
+        [scenario.ids["CheckoutDown"], scenario.ids["HighLatency"]]
+    )
+    assert windowed == times_from_events(scenario.events, since=since, until=until)
+
+
+def test_analytics_package_resolves_inside_the_repository() -> None:
+    """``analytics`` is a generic name: it must be this repository's package, not an installed one."""
+    import analytics
+    from tests.conftest import REPO
+
+    assert analytics.__file__ is not None
+    assert analytics.__file__.startswith(str(REPO / "analytics"))

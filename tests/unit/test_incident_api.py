@@ -1,0 +1,216 @@
+"""The Incident API through Starlette's TestClient against a real SQLite store, and its OpenAPI
+document: valid OpenAPI 3.1, served, and describing every route."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from receiver.callbacks import callback_routes
+from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
+from store.db import async_engine
+from tests.store_backends import fresh_database
+from tests.unit.test_analytics_scenario import Scenario, build_scenario
+
+TOKEN = "api-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[TestClient, Scenario]]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    fresh_database(url)
+
+    async def populate() -> Scenario:
+        engine = async_engine(url)
+        try:
+            return await build_scenario(engine)
+        finally:
+            await engine.dispose()
+
+    scenario = asyncio.run(populate())
+    engine = async_engine(url)
+    app = Starlette(routes=incident_routes(engine, api_tokens=[SecretStr(TOKEN)]))
+    with TestClient(app) as client:
+        yield client, scenario
+        client.portal.call(engine.dispose)  # the engine's connections live on the client's loop
+
+
+def test_requests_need_a_valid_bearer_token(api: tuple[TestClient, Scenario]) -> None:
+    client, scenario = api
+    for path in ("/api/incidents", f"/api/incidents/{scenario.ids['UIGlitch']}"):
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {TOKEN}"}):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401
+            assert response.json()["error"] == "unauthorized"
+            assert response.headers["www-authenticate"] == 'Bearer realm="sevflow"'
+            assert TOKEN not in response.text
+
+
+def test_no_configured_token_refuses_everything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    fresh_database(url)
+    engine = async_engine(url)
+    with TestClient(Starlette(routes=incident_routes(engine, api_tokens=[]))) as client:
+        assert client.get("/api/incidents", headers=AUTH).status_code == 401
+        assert client.get("/api/incidents", headers={"authorization": "Bearer "}).status_code == 401
+        client.portal.call(engine.dispose)
+
+
+def test_list_filters_and_shapes(api: tuple[TestClient, Scenario]) -> None:
+    client, scenario = api
+    everything = client.get("/api/incidents", headers=AUTH)
+    assert everything.status_code == 200
+    body = everything.json()
+    assert body["next_cursor"] is None
+    assert [i["slug"] for i in body["incidents"]] == [
+        "queue-backlog",
+        "ui-glitch",
+        "high-latency",
+        "checkout-down",
+        "high-error-rate",
+    ]
+    first = body["incidents"][-1]
+    assert first["id"] == scenario.ids["HighErrorRate"]
+    assert first["acknowledged_by"] == {"via": "slack", "name": "alice"}
+    assert first["opened_at"] == "2026-11-27T12:00:00Z"
+
+    def ids(**params: str) -> list[str]:
+        response = client.get("/api/incidents", params=params, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return [i["id"] for i in response.json()["incidents"]]
+
+    assert ids(state="triggered") == [scenario.ids["UIGlitch"]]
+    assert ids(severity="SEV3", service="queue") == [scenario.ids["QueueBacklog"]]
+    assert ids(since="2026-11-27T13:00:00Z", until="2026-11-27T15:00:00+00:00") == [
+        scenario.ids["HighLatency"],
+        scenario.ids["CheckoutDown"],
+    ]
+
+
+def test_pagination_walks_every_incident_once(api: tuple[TestClient, Scenario]) -> None:
+    client, scenario = api
+    seen: list[str] = []
+    params = {"limit": "2"}
+    pages = 0
+    while True:
+        body = client.get("/api/incidents", params=params, headers=AUTH).json()
+        pages += 1
+        seen.extend(i["id"] for i in body["incidents"])
+        if body["next_cursor"] is None:
+            break
+        params = {"limit": "2", "cursor": body["next_cursor"]}
+    assert pages == 3
+    assert sorted(seen) == sorted(scenario.ids.values())
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"state": "sleeping"}, "state"),
+        ({"severity": "SEV5"}, "severity"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-11-27T12:00:00"}, "until"),  # no zone
+        ({"since": "2026-11-28T00:00:00Z", "until": "2026-11-27T00:00:00Z"}, "until"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_field(
+    api: tuple[TestClient, Scenario], params: dict[str, str], field: str
+) -> None:
+    client, _ = api
+    response = client.get("/api/incidents", params=params, headers=AUTH)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_parameter"
+    assert body["details"][0]["field"] == field
+
+
+def test_show_has_timeline_and_alerts(api: tuple[TestClient, Scenario]) -> None:
+    client, scenario = api
+    response = client.get(f"/api/incidents/{scenario.ids['CheckoutDown']}", headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["incident"]["severity"] == "SEV1"
+    assert body["incident"]["state"] == "resolved"
+    assert [e["type"] for e in body["timeline"]] == [
+        "opened",
+        "acknowledged",
+        "alert_resolved",
+        "resolved",
+    ]
+    assert body["timeline"][1]["actor"] == {"via": "pagerduty", "name": "bob"}
+    assert [(a["labels"]["alertname"], a["status"]) for a in body["alerts"]] == [
+        ("CheckoutDown", "resolved")
+    ]
+    missing = client.get("/api/incidents/inc_0000000000000000", headers=AUTH)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+def test_store_failure_is_503_with_retry_after(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-tables.db'}"
+    engine = async_engine(url)
+    app = Starlette(routes=incident_routes(engine, api_tokens=[SecretStr(TOKEN)]))
+    with TestClient(app) as client:
+        response = client.get("/api/incidents", headers=AUTH)
+        client.portal.call(engine.dispose)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "store_unavailable"
+
+
+def test_openapi_document_is_valid_and_served(api: tuple[TestClient, Scenario]) -> None:
+    client, _ = api
+    response = client.get("/api/openapi.yaml")  # no token: documentation is public
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/yaml")
+    assert response.content == OPENAPI_DOCUMENT.read_bytes()
+    document = yaml.safe_load(response.content)
+    validate(document)  # raises when it is not a valid OpenAPI 3.1 document
+    assert document["openapi"].startswith("3.1")
+
+
+def test_missing_openapi_document_is_404(tmp_path: Path) -> None:
+    engine = async_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    routes = incident_routes(engine, api_tokens=[], openapi_document=tmp_path / "none.yaml")
+    with TestClient(Starlette(routes=routes)) as client:
+        assert client.get("/api/openapi.yaml").status_code == 404
+        client.portal.call(engine.dispose)
+
+
+def _operations(routes: list[Route]) -> set[tuple[str, str]]:
+    return {(r.path, m.lower()) for r in routes for m in (r.methods or ()) if m != "HEAD"}
+
+
+def test_every_incident_api_route_is_documented(tmp_path: Path) -> None:
+    engine = async_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    ours = incident_routes(engine, api_tokens=[])
+    commands = [r for r in callback_routes(_NoPublisher()) if r.path.startswith("/api/")]
+    document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
+    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    served = _operations(ours) | _operations(commands)
+    assert served == documented
+    assert ("/api/incidents/{incident_id}/ack", "post") in served  # the commands are covered too
+    for path, method in documented - {("/api/openapi.yaml", "get")}:
+        operation = document["paths"][path][method]
+        assert "401" in operation["responses"], f"{method} {path} does not document 401"
+    asyncio.run(engine.dispose())
+
+
+class _NoPublisher:
+    """Only to list the command routes; never called."""
+
+    async def publish(self, command: object) -> None:
+        raise AssertionError("not used")
