@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
@@ -151,7 +152,7 @@ def run_worker(
         try:
             with engine.connect() as conn:
                 return int(conn.execute(query).scalar_one())
-        except Exception:
+        except SQLAlchemyError:  # the worker has not created its tables yet
             return 0
 
     stored = select(func.count()).select_from(alerts)
@@ -220,7 +221,8 @@ def main() -> None:
         rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w")
 
         print(
-            f"records: {args.alerts} alerts in {args.groups} groups, {len(records(1, 1, start)[0].to_bytes())} bytes each"
+            f"records: {args.alerts} alerts in {args.groups} groups, "
+            f"{len(records(1, 1, start)[0].to_bytes())} bytes each"
         )
         print(f"store:   {'SQLite (embedded)' if not args.database_url else 'PostgreSQL'}")
         print(f"raw aiokafka consume->produce: {raw_rate:9.0f} alerts/s")

@@ -104,7 +104,8 @@ def test_explain_names_the_rules_tried() -> None:
         ("rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x']\n", "line 2: not a matcher"),
         ("rules:\n  - name: a\n    severity: SEV1\n", "line 2: rule 'a' needs at least one matcher"),
         (
-            "rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x=1']\n  - name: a\n    severity: SEV2\n    matchers: ['x=2']\n",
+            "rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x=1']\n"
+            "  - name: a\n    severity: SEV2\n    matchers: ['x=2']\n",
             "line 5: duplicate rule name 'a'",
         ),
         ("rule: []\n", "unknown keys ['rule']"),
