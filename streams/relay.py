@@ -162,8 +162,6 @@ class OutboxRelay:
             self._recovered = True
         if not rows:
             return 0
-        await self._publisher.publish(
-            [(r.incident_id, r.document.encode()) for r in rows]
-        )
+        await self._publisher.publish([(r.incident_id, r.document.encode()) for r in rows])
         await self._mark([r.position for r in rows], now)
         return len(rows)
