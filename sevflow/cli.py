@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from models.settings import Settings
 from sevflow import escalation_cli, operator_cli
+from sevflow.dlq_cli import add_dlq_command, run_dlq
 
 __all__ = ["main"]
 
@@ -38,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="run the receiver and the stream worker together (the main job)")
+    sub.add_parser("run", help="run the receiver, the stream worker and the sinks (the main job)")
     sub.add_parser("receiver", help="run only the HTTP receiver (Alertmanager webhook -> Kafka)")
     sub.add_parser("worker", help="run only the stream worker (Kafka -> incident store)")
+    sub.add_parser("sinks", help="run only the sinks (incident-events -> PagerDuty, Slack, status page)")
     sub.add_parser("init-db", help="create or migrate the incident store's tables and exit")
     explain = sub.add_parser(
         "explain", help="show which severity rule an alert matches, why, and which incident it joins"
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of incident-events records")
     escalation_cli.add_subcommands(sub)
     operator_cli.add_operator_commands(sub)
+    add_dlq_command(sub)
     return parser
 
 
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "dlq":
+        return run_dlq(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:
@@ -105,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": runner.run_all,
         "receiver": runner.run_receiver,
         "worker": runner.run_worker,
+        "sinks": runner.run_sinks_role,
         "init-db": runner.init_db,
     }
     return commands[args.command](settings)

@@ -24,7 +24,7 @@ from receiver.ratelimit import RateLimiter
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
 
-__all__ = ["init_db", "run_all", "run_receiver", "run_worker"]
+__all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
 log = logging.getLogger("sevflow")
 
@@ -150,8 +150,15 @@ def _wait_for_topics(settings: Settings, attempts: int = 60) -> bool:
     return False
 
 
+def run_sinks_role(settings: Settings) -> int:
+    """Run the sink consumers and the built-in status page until SIGINT/SIGTERM."""
+    from sevflow.sinks_runner import run_sinks
+
+    return run_sinks(settings)
+
+
 def run_all(settings: Settings) -> int:
-    """Run the receiver and the worker as two child processes; stop both when either ends."""
+    """Run the worker, the receiver and the sinks as child processes; stop all when one ends."""
     problem = settings.webhook_auth_problem()
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
@@ -161,7 +168,7 @@ def run_all(settings: Settings) -> int:
         return status
     children = [
         subprocess.Popen([sys.executable, "-m", "sevflow", cmd], env=os.environ.copy())  # noqa: S603
-        for cmd in ("worker", "receiver")
+        for cmd in ("worker", "receiver", "sinks")
     ]
     stopping = False
 

@@ -1,5 +1,24 @@
 """Notification sinks: incident events -> PagerDuty, Slack, status page.
 
 Sinks consume the incident-events topic independently of the stream worker; they never import
-``streams``.
+``streams``. One visible pipeline per sink (:mod:`sinks.worker`)::
+
+    Kafka batch -> records (decode) -> storm (digest SEV3/SEV4) -> sink.handle(events of an incident)
+                -> effects (delivery log + retry + breaker) -> vendor client -> dead letters -> commit
+
+Modules:
+
+=========================  ==================================================================
+pure mapping               pagerduty_format, slack_format, statuspage_format, storm, breaker
+                           (plus retry.backoff, status_server.page_view)
+delivery machinery         errors (DeliveryError: retryable, reason, retry_after), retry, clock,
+                           effects, pacing, worker, dlq, records, kafka
+vendor clients             pagerduty_client (``pagerduty`` package in a thread), slack_client
+                           (slack-sdk AsyncWebClient), statuspage_client (httpx)
+sinks                      pagerduty, slack, statuspage (+ status_builtin backend), assemble
+built-in status page       status_server
+=========================  ==================================================================
+
+Exceptions: :class:`sinks.errors.DeliveryError` (and ``SlackError``, with Slack's code) for every
+vendor failure; :class:`sinks.errors.SinkStopped` when a sink dead-letters too much in a row.
 """

@@ -5,8 +5,9 @@ importing this module registers them all.
 """
 
 import store.escalation_schema
+import store.sinks_schema
 from store.schema import metadata
 
 __all__ = ["metadata"]
 
-_REGISTERED = (store.escalation_schema,)
+_REGISTERED = (store.escalation_schema, store.sinks_schema)

@@ -62,6 +62,7 @@ class Sevflow:
     process: subprocess.Popen[bytes] | None = None
     #: ``run`` (receiver + worker) or ``receiver`` alone.
     command: str = "run"
+    status_page_port: int = field(default_factory=free_port)
     #: More ``SEVFLOW_*`` settings for this instance (they win over the defaults above).
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +88,12 @@ class Sevflow:
             SEVFLOW_DATA_DIR=str(self.workdir / "data"),
             SEVFLOW_HTTP_PORT=str(self.port),
             SEVFLOW_WEBHOOK_TOKENS=self.token,
+            # Every topic, consumer group and port of its own: tests never see each other.
+            SEVFLOW_EVENTS_TOPIC=f"e2e-events-{self.suffix}",
+            SEVFLOW_COMMANDS_TOPIC=f"e2e-commands-{self.suffix}",
+            SEVFLOW_SINKS_DLQ_TOPIC=f"e2e-dlq-{self.suffix}",
+            SEVFLOW_SINKS_GROUP_PREFIX=f"e2e-sink-{self.suffix}",
+            SEVFLOW_STATUS_PAGE_PORT=str(self.status_page_port),
         )
         env.update(self.extra_env)
         return env

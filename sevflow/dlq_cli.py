@@ -1,0 +1,60 @@
+"""``sevflow dlq list|replay``: what the sinks could not deliver, and sending it again."""
+
+import argparse
+import sys
+from typing import TextIO
+
+from aiokafka.errors import KafkaError
+
+from models.settings import Settings
+from sinks.dlq import dlq_list, dlq_replay
+
+__all__ = ["add_dlq_command", "run_dlq"]
+
+
+def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    dlq = sub.add_parser("dlq", help="list or replay notifications the sinks could not deliver")
+    actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="show dead letters (sink, reason, incident, event)")
+    listing.add_argument("--sink", help="only this sink (pagerduty, slack, statuspage, ...)")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    replay = actions.add_parser("replay", help="send dead letters again (each still posts once)")
+    replay.add_argument("--sink", help="only this sink")
+    replay.add_argument(
+        "--event", action="append", dest="events", metavar="EVENT_ID", help="only these events"
+    )
+
+
+def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        if args.dlq_action == "list":
+            letters = dlq_list(settings, sink=args.sink, limit=args.limit)
+            if not letters:
+                print("no dead letters", file=out)
+                return 0
+            row = "{:<20} {:<11} {:<9} {:<21} {:<37} {}"
+            print(
+                row.format("FAILED AT (UTC)", "SINK", "RETRYABLE", "INCIDENT", "EVENT", "REASON"),
+                file=out,
+            )
+            for letter in letters:
+                print(
+                    row.format(
+                        f"{letter.failed_at:%Y-%m-%d %H:%M:%S}",
+                        letter.sink,
+                        "yes" if letter.retryable else "no",
+                        letter.incident_id or "-",
+                        letter.event_id or "-",
+                        letter.reason,
+                    ),
+                    file=out,
+                )
+            return 0
+        replayed = dlq_replay(settings, sink=args.sink, event_ids=args.events)
+        print(f"replayed {replayed} dead letters", file=out)
+        return 0
+    except (KafkaError, OSError, TimeoutError) as exc:
+        print(
+            f"sevflow dlq: Kafka at {settings.kafka_bootstrap} is not reachable: {exc}", file=sys.stderr
+        )
+        return 1

@@ -1,0 +1,137 @@
+"""``sevflow sinks``: every configured sink's consumer plus the built-in status page server."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import uvicorn
+from aiokafka.errors import KafkaError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.settings import Settings
+from sinks.assemble import build_sinks
+from sinks.clock import Clock, SystemClock
+from sinks.dlq import DeadLetterWriter
+from sinks.kafka import dead_letter_producer, ensure_topics, sink_consumer
+from sinks.status_server import create_status_app
+from sinks.storm import StormDetector
+from sinks.worker import SinkWorker
+from store.db import UnsupportedDatabaseError, async_engine, sync_engine
+from store.deliveries import StatusPageStore
+from store.migrate import upgrade
+from store.schema import metadata
+from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
+
+__all__ = ["create_sink_tables", "run_sinks", "serve_sinks"]
+
+log = logging.getLogger("sevflow.sinks")
+
+
+def create_sink_tables(url: str) -> None:
+    """Bring the store's schema up to date (Alembic), then create any sink table no migration
+    has created yet (``checkfirst``: a no-op once the sinks' migration exists)."""
+    engine = sync_engine(url)
+    try:
+        upgrade(engine)
+        metadata.create_all(engine, tables=[sink_deliveries, sink_refs, status_page_incidents])
+    finally:
+        engine.dispose()
+
+
+async def serve_sinks(
+    settings: Settings, engine: AsyncEngine, stop: asyncio.Event, clock: Clock | None = None
+) -> None:
+    """Run until ``stop`` is set or a sink fails (the exception propagates)."""
+    clock = clock or SystemClock()
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.events_topic, settings.sinks_dlq_topic],
+        settings.topic_partitions,
+        settings.kafka_timeout_seconds,
+    )
+    producer = dead_letter_producer(settings)
+    await producer.start()
+    sinks = build_sinks(settings, engine, clock)
+    consumers = [sink_consumer(settings, sink.name) for sink in sinks]
+    tasks: list[asyncio.Task[None]] = []
+    server: uvicorn.Server | None = None
+    try:
+        for sink, consumer in zip(sinks, consumers, strict=True):
+            await consumer.start()
+            worker = SinkWorker(
+                sink,
+                dead_letters=DeadLetterWriter(producer, settings.sinks_dlq_topic),
+                storm=StormDetector(settings.sinks_storm_threshold),
+                clock=clock,
+                concurrency=settings.sinks_concurrency,
+                max_consecutive_dead=settings.sinks_dlq_max_consecutive,
+            )
+            tasks.append(asyncio.create_task(worker.run(consumer, stop), name=f"sink-{sink.name}"))
+            log.info("sink %s consuming %s", sink.name, settings.events_topic)
+        if not settings.statuspage_configured():
+            app = create_status_app(StatusPageStore(engine), clock.now, settings.status_page_title)
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host=settings.status_page_host,
+                    port=settings.status_page_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
+            tasks.append(asyncio.create_task(server.serve(), name="status-page"))
+            log.info("status page on http://%s:%d", settings.status_page_host, settings.status_page_port)
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        for task in tasks:
+            if task.get_name() != "status-page":
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for consumer in consumers:
+            await consumer.stop()
+        for sink in sinks:
+            await sink.close()
+        await producer.stop()
+
+
+def run_sinks(settings: Settings) -> int:
+    """Run every configured sink until SIGINT/SIGTERM; 1 when a sink fails, 2 on bad settings."""
+    try:
+        create_sink_tables(settings.sqlalchemy_url())
+    except UnsupportedDatabaseError as exc:
+        print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        engine = async_engine(settings.sqlalchemy_url())
+        try:
+            await serve_sinks(settings, engine, stop)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.error("sinks stopped: %s", type(exc).__name__)
+            return 1
+        except Exception:
+            log.exception("a sink failed")
+            return 1
+        finally:
+            await engine.dispose()
+            with contextlib.suppress(NotImplementedError):
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,85 @@
+"""Which sinks run, built from settings in one visible place.
+
+PagerDuty runs when a routing key is set, Slack when a token is set; the status page always runs
+(Atlassian Statuspage when configured, else the built-in page).
+"""
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.settings import Settings
+from sinks.base import Sink
+from sinks.breaker import CircuitBreaker
+from sinks.clock import Clock
+from sinks.effects import Effects
+from sinks.pacing import ChannelPacer
+from sinks.pagerduty import PagerDutySink
+from sinks.pagerduty_client import PagerDutySender
+from sinks.retry import RetryPolicy
+from sinks.slack import SlackSink
+from sinks.slack_client import SlackSender
+from sinks.status_builtin import BuiltinStatusPage
+from sinks.statuspage import StatusBackend, StatusPageSink
+from sinks.statuspage_client import StatuspageClient
+from store.deliveries import DeliveryLog, StatusPageStore
+
+__all__ = ["build_sinks", "effects_for"]
+
+
+def effects_for(sink: str, settings: Settings, engine: AsyncEngine, clock: Clock) -> Effects:
+    """The delivery log, retry policy and a fresh circuit breaker of one sink."""
+    return Effects(
+        sink=sink,
+        log=DeliveryLog(engine),
+        clock=clock,
+        policy=RetryPolicy(
+            initial=settings.sinks_retry_initial_seconds,
+            maximum=settings.sinks_retry_max_seconds,
+            deadline=settings.sinks_retry_deadline_seconds,
+        ),
+        breaker=CircuitBreaker(settings.sinks_breaker_failures, settings.sinks_breaker_cooldown_seconds),
+    )
+
+
+def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[Sink]:
+    sinks: list[Sink] = []
+    timeout = settings.sinks_request_timeout_seconds
+    if settings.pagerduty_routing_key is not None:
+        sender = PagerDutySender(
+            settings.pagerduty_routing_key,
+            settings.pagerduty_url(),
+            timeout=timeout,
+            ca_file=settings.pagerduty_ca_file,
+        )
+        sinks.append(
+            PagerDutySink(
+                sender, effects_for("pagerduty", settings, engine, clock), settings.pagerduty_severities
+            )
+        )
+    if settings.slack_token is not None:
+        sinks.append(
+            SlackSink(
+                SlackSender(settings.slack_token, settings.slack_base_url, timeout=timeout),
+                effects_for("slack", settings, engine, clock),
+                settings.slack_severities,
+                announce_channel=settings.slack_announce_channel,
+                lead=settings.slack_lead,
+                pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
+            )
+        )
+    backend: StatusBackend
+    if settings.statuspage_api_key is not None and settings.statuspage_page_id is not None:
+        backend = StatuspageClient(
+            settings.statuspage_api_key,
+            settings.statuspage_page_id,
+            settings.statuspage_base_url,
+            components=settings.statuspage_components,
+            timeout=timeout,
+        )
+    else:
+        backend = BuiltinStatusPage(StatusPageStore(engine), clock)
+    sinks.append(
+        StatusPageSink(
+            backend, effects_for("statuspage", settings, engine, clock), settings.statuspage_severities
+        )
+    )
+    return sinks

@@ -1,0 +1,193 @@
+"""The dead-letter topic: what a sink could not deliver, with why, and how to send it again.
+
+Record (key: incident id, or empty for poison; value: JSON of :class:`DeadLetter`)::
+
+    {"sink": "slack", "reason": "Slack conversations.create: restricted_action", "retryable": false,
+     "failed_at": "…", "source": {"topic": "incident-events", "partition": 3, "offset": 1207},
+     "incident_id": "inc_…", "event_id": "…", "event": {…IncidentEvent…} | null, "raw": null | "…"}
+
+:func:`dlq_list` reads the topic; :func:`dlq_replay` publishes the chosen events back onto the
+events topic with a ``sevflow-replay-for: <sink>`` header, so only that sink handles them again;
+the delivery log makes a replay of something already delivered a no-op.
+"""
+
+import asyncio
+from collections.abc import Collection
+from datetime import datetime
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel, Field
+
+from models.events import IncidentEvent
+from models.settings import Settings
+from sinks.records import REPLAY_HEADER
+
+__all__ = [
+    "DeadLetter",
+    "DeadLetterWriter",
+    "DeadLetters",
+    "MemoryDeadLetters",
+    "SourcePosition",
+    "dlq_list",
+    "dlq_replay",
+]
+
+
+class SourcePosition(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeadLetter(BaseModel):
+    sink: str
+    reason: str
+    retryable: bool
+    failed_at: datetime
+    source: SourcePosition
+    incident_id: str | None = None
+    event_id: str | None = None
+    event: IncidentEvent | None = None
+    raw: str | None = Field(default=None, description="The undecodable record (poison), cut to 4 KiB.")
+    dlq_offset: int | None = Field(
+        default=None, description="Position on the dead-letter topic (read side)."
+    )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude={"dlq_offset"}).encode()
+
+
+class DeadLetters(Protocol):
+    """Where a worker puts what it could not deliver."""
+
+    async def write(self, letter: DeadLetter) -> None: ...
+
+
+class MemoryDeadLetters:
+    """Dead letters kept in memory: for running a worker without Kafka (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    async def write(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+
+class DeadLetterWriter:
+    """Writes dead letters and waits for Kafka's acknowledgement (a lost dead letter is a lost page)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    async def write(self, letter: DeadLetter) -> None:
+        key = (letter.incident_id or "").encode()
+        await self._producer.send_and_wait(self._topic, key=key, value=letter.to_bytes())
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"]
+    )
+
+
+async def _read_all(settings: Settings, wait_seconds: float) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    letters: list[DeadLetter] = []
+    try:
+        partitions = await _partitions(settings.kafka_bootstrap, settings.sinks_dlq_topic)
+        tps = [TopicPartition(settings.sinks_dlq_topic, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        async with asyncio.timeout(wait_seconds):
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=500)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        letter = DeadLetter.model_validate_json(message.value)
+                        letters.append(letter.model_copy(update={"dlq_offset": message.offset}))
+                        if message.offset + 1 >= ends[tp]:
+                            remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return letters
+
+
+def _matches(letter: DeadLetter, sink: str | None, event_ids: Collection[str] | None) -> bool:
+    return (sink is None or letter.sink == sink) and (
+        event_ids is None or (letter.event_id is not None and letter.event_id in event_ids)
+    )
+
+
+async def dlq_list_async(
+    settings: Settings, *, sink: str | None = None, limit: int = 100, wait_seconds: float = 30.0
+) -> list[DeadLetter]:
+    letters = [x for x in await _read_all(settings, wait_seconds) if _matches(x, sink, None)]
+    return letters[-limit:]
+
+
+def dlq_list(
+    settings: Settings, *, sink: str | None = None, limit: int = 100, timeout: float = 30.0
+) -> list[DeadLetter]:
+    """The newest ``limit`` dead letters (optionally of one sink), oldest first."""
+    return asyncio.run(dlq_list_async(settings, sink=sink, limit=limit, wait_seconds=timeout))
+
+
+async def dlq_replay_async(
+    settings: Settings,
+    *,
+    sink: str | None = None,
+    event_ids: Collection[str] | None = None,
+    wait_seconds: float = 30.0,
+) -> int:
+    letters = [
+        x
+        for x in await _read_all(settings, wait_seconds)
+        if _matches(x, sink, event_ids) and x.event is not None
+    ]
+    if not letters:
+        return 0
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        async with asyncio.timeout(wait_seconds):
+            for letter in letters:
+                assert letter.event is not None
+                await producer.send_and_wait(
+                    settings.events_topic,
+                    key=letter.event.incident_id.encode(),
+                    value=letter.event.to_bytes(),
+                    headers=[(REPLAY_HEADER, letter.sink.encode())],
+                )
+    finally:
+        await producer.stop()
+    return len(letters)
+
+
+def dlq_replay(
+    settings: Settings,
+    *,
+    sink: str | None = None,
+    event_ids: Collection[str] | None = None,
+    timeout: float = 30.0,
+) -> int:
+    """Send dead-lettered events (of one sink, or with these event ids) to their sink again;
+    returns how many were replayed. Poison records (no event) are listed but never replayed."""
+    return asyncio.run(dlq_replay_async(settings, sink=sink, event_ids=event_ids, wait_seconds=timeout))

@@ -1,0 +1,119 @@
+"""Each vendor call at most once per (sink, event, step): the delivery log around the retry policy.
+
+::
+
+    done in the log?        -> return what the vendor answered then (no call)
+    pending in the log?     -> ask the vendor (reconcile); found -> record it, no call
+    otherwise               -> write pending (when the effect can be reconciled), call with
+                               retries, record done + external ids
+
+Calls without a reconcile are idempotent at the vendor (PagerDuty's dedup_key, chat.update, a
+Statuspage PATCH), so repeating one after a crash is harmless and no pending row is written.
+
+The log is written only after the vendor confirmed the call, so a crash between the two leaves a
+``pending`` row, and the next attempt reconciles instead of repeating the effect.
+"""
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from models.events import IncidentEvent
+from sinks.breaker import CircuitBreaker
+from sinks.clock import Clock
+from sinks.retry import RetryPolicy, call_with_retry
+from store.deliveries import DeliveryLog, StepRecord
+
+__all__ = ["UNREAD", "Effects", "Result", "Unread"]
+
+Result = dict[str, str]
+
+
+class Unread:
+    """Marks "the caller did not read the delivery log for this step"."""
+
+
+UNREAD = Unread()
+T = TypeVar("T")
+
+
+@dataclass
+class Effects:
+    sink: str
+    log: DeliveryLog
+    clock: Clock
+    policy: RetryPolicy
+    breaker: CircuitBreaker
+
+    async def done(self, event: IncidentEvent, step: str) -> bool:
+        record = await self.log.step(self.sink, str(event.event_id), step)
+        return record is not None and record.status == "done"
+
+    async def retried(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """A read-only vendor call (a lookup) under the same retry policy and breaker."""
+        return await call_with_retry(
+            call, policy=self.policy, clock=self.clock, breaker=self.breaker, what=f"{self.sink} {what}"
+        )
+
+    async def once(
+        self,
+        events: Sequence[IncidentEvent],
+        step: str,
+        send: Callable[[], Awaitable[Result]],
+        *,
+        reconcile: Callable[[], Awaitable[Result | None]] | None = None,
+        refs: Callable[[Result], Result] | None = None,
+        scope: str | None = None,
+        prior: StepRecord | Unread | None = UNREAD,
+    ) -> Result:
+        """Perform ``send`` for ``events`` (one, or several coalesced into one call) once.
+
+        ``refs`` picks the external ids to keep from the vendor's answer (stored under ``scope``,
+        by default the incident id); ``reconcile`` finds the effect of an interrupted attempt;
+        ``prior`` is the step's log entry when the caller already read it (:meth:`DeliveryLog.state`).
+        """
+        primary = events[-1]
+        ids = [str(e.event_id) for e in events]
+        record = (
+            await self.log.step(self.sink, str(primary.event_id), step)
+            if isinstance(prior, Unread)
+            else prior
+        )
+        if record is not None and record.status == "done":
+            return record.result
+        result: Result | None = None
+        if record is not None and reconcile is not None:
+            result = await call_with_retry(
+                reconcile,
+                policy=self.policy,
+                clock=self.clock,
+                breaker=self.breaker,
+                what=f"{self.sink} {step} (reconcile)",
+            )
+        if result is None:
+            if reconcile is not None:  # a pending row is only worth writing if it can be checked
+                await self.log.begin(self.sink, ids[-1], step, primary.incident_id, self.clock.now())
+            result = await call_with_retry(
+                send,
+                policy=self.policy,
+                clock=self.clock,
+                breaker=self.breaker,
+                what=f"{self.sink} {step}",
+            )
+        await self.log.confirm(
+            self.sink,
+            ids,
+            step,
+            primary.incident_id,
+            self.clock.now(),
+            result=result,
+            refs=refs(result) if refs else None,
+            scope=scope,
+        )
+        return result
+
+
+def effect_key(event: IncidentEvent, step: str) -> str:
+    """The marker a vendor object carries so an interrupted attempt can be recognised."""
+    return json.dumps([str(event.event_id), step])

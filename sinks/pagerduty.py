@@ -1,0 +1,82 @@
+"""The PagerDuty sink: trigger, acknowledge and resolve one PagerDuty alert per incident.
+
+``dedup_key`` = incident id is PagerDuty's own idempotency key, so even a trigger repeated after a
+crash lands on the same alert; the delivery log still keeps the call count at one. The dedup_key is
+stored as the incident's external id: acknowledge/resolve go out only for incidents that were paged.
+"""
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+
+from models.events import IncidentEvent
+from models.severity import Severity
+from sinks.base import Failure, each_event
+from sinks.effects import UNREAD, Effects
+from sinks.errors import DeliveryError
+from sinks.pagerduty_client import PagerDutySender
+from sinks.pagerduty_format import PagerDutyCall, digest_call, pagerduty_calls
+
+__all__ = ["PagerDutySink"]
+
+
+class PagerDutySink:
+    name = "pagerduty"
+
+    def __init__(
+        self, sender: PagerDutySender, effects: Effects, severities: Sequence[Severity]
+    ) -> None:
+        self._sender = sender
+        self._effects = effects
+        self._severities = frozenset(severities)
+
+    async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
+        return await each_event(events, self._deliver)
+
+    async def _deliver(self, event: IncidentEvent) -> None:
+        if not pagerduty_calls(event, paged=True, severities=self._severities):
+            return  # nothing to send whatever the state: no need to read it (alert churn, storms)
+        (likely,) = pagerduty_calls(event, paged=True, severities=self._severities)
+        refs, prior = await self._effects.log.state(
+            self.name, event.incident_id, str(event.event_id), likely.action
+        )
+        for call in pagerduty_calls(event, paged="dedup_key" in refs, severities=self._severities):
+            await self._effects.once(
+                [event],
+                call.action,
+                functools.partial(self._send, call),
+                refs=lambda result: {"dedup_key": result["dedup_key"]},
+                prior=prior if call.action == likely.action else UNREAD,
+            )
+
+    async def _send(self, call: PagerDutyCall) -> dict[str, str]:
+        return {"dedup_key": await self._sender.send(call)}
+
+    async def digest(
+        self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
+    ) -> list[Failure]:
+        """One PagerDuty alert per storm (same dedup_key), re-triggered as incidents join it."""
+        paged = [e for e in events if e.incident.severity in self._severities]
+        if not paged:
+            return []
+        scope = f"storm:{storm_id}"
+        known = await self._effects.log.refs(self.name, scope)
+        snapshots = [e.incident for e in paged]
+        total = len(known.keys() | {s.id for s in snapshots})
+        call = digest_call(storm_id, snapshots, f"{since:%Y-%m-%d %H:%M} UTC", total=total)
+        send = functools.partial(self._send, call)
+
+        try:
+            await self._effects.once(
+                paged,
+                "digest",
+                send,
+                refs=lambda _result: {s.id: str(s.severity) for s in snapshots},
+                scope=scope,
+            )
+        except DeliveryError as error:
+            return [Failure(e, error) for e in paged]
+        return []
+
+    async def close(self) -> None:
+        self._sender.close()

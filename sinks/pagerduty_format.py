@@ -1,0 +1,139 @@
+"""Incident events → PagerDuty Events API v2 calls: a pure mapping, tested in milliseconds.
+
+One PagerDuty alert per incident, ``dedup_key`` = incident id, so PagerDuty itself deduplicates a
+repeated trigger. Which events make which call:
+
+=====================  =====================================================================
+opened, reopened       trigger (when the incident's severity pages)
+severity_changed       trigger carrying the new severity (when it now pages)
+acknowledged           acknowledge, unless the acknowledgement came from PagerDuty itself
+resolved               resolve
+anything else          nothing (PagerDuty runs its own escalation; alert churn is not paged)
+=====================  =====================================================================
+
+Acknowledge and resolve are sent only for incidents that were paged (``paged``), since PagerDuty
+drops them for unknown keys anyway. Limits come from the Events API v2 reference
+(developer.pagerduty.com, "Send an Alert Event"): summary ≤ 1024 chars, dedup_key ≤ 255.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from models.events import EventType, IncidentEvent, IncidentSnapshot
+from models.severity import Severity
+
+__all__ = ["PAGERDUTY_SEVERITY", "PagerDutyCall", "digest_call", "pagerduty_calls"]
+
+PAGERDUTY_SEVERITY = {
+    Severity.SEV1: "critical",
+    Severity.SEV2: "error",
+    Severity.SEV3: "warning",
+    Severity.SEV4: "info",
+}
+SUMMARY_MAX = 1024
+DEDUP_KEY_MAX = 255
+
+Action = Literal["trigger", "acknowledge", "resolve"]
+
+
+@dataclass(frozen=True)
+class PagerDutyCall:
+    """One Events API v2 request; ``payload`` holds the optional fields beyond summary/source."""
+
+    action: Action
+    dedup_key: str
+    summary: str = ""
+    source: str = ""
+    severity: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    links: list[dict[str, str]] = field(default_factory=list)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _links(incident: IncidentSnapshot, event: IncidentEvent) -> list[dict[str, str]]:
+    links = []
+    if incident.runbook_url:
+        links.append({"href": incident.runbook_url, "text": "Runbook"})
+    generator = (event.alert.generator_url if event.alert else None) or incident.generator_url
+    if generator:
+        links.append({"href": generator, "text": "Source (generatorURL)"})
+    if incident.external_url:
+        links.append({"href": incident.external_url, "text": "Alertmanager"})
+    return links
+
+
+def trigger_call(event: IncidentEvent) -> PagerDutyCall:
+    incident = event.incident
+    labels = event.alert.labels if event.alert else {}
+    source = labels.get("instance") or (incident.services[0] if incident.services else "sevflow")
+    payload: dict[str, Any] = {
+        "timestamp": incident.opened_at.isoformat(),
+        "class": labels.get("alertname") or (event.alert.rule if event.alert else incident.slug),
+        "custom_details": {
+            "incident_id": incident.id,
+            "severity": str(incident.severity),
+            "state": str(incident.state),
+            "impact": incident.impact or "not yet assessed",
+            "services": ", ".join(incident.services) or "unknown",
+            "alerts_firing": incident.alerts_firing,
+            "alerts_total": incident.alerts_total,
+            "group_key": incident.group_key,
+            "reason": event.reason or "",
+            "labels": labels,
+        },
+    }
+    if incident.services:
+        payload["component"] = incident.services[0]
+    group = labels.get("namespace") or labels.get("cluster") or labels.get("job")
+    if group:
+        payload["group"] = group
+    return PagerDutyCall(
+        action="trigger",
+        dedup_key=incident.id[:DEDUP_KEY_MAX],
+        summary=_truncate(f"[{incident.severity}] {incident.title}", SUMMARY_MAX),
+        source=source,
+        severity=PAGERDUTY_SEVERITY[incident.severity],
+        payload=payload,
+        links=_links(incident, event),
+    )
+
+
+def pagerduty_calls(
+    event: IncidentEvent, *, paged: bool, severities: frozenset[Severity]
+) -> list[PagerDutyCall]:
+    """The calls one event needs. ``paged``: a trigger for this incident was already delivered."""
+    pages = event.incident.severity in severities
+    key = event.incident_id[:DEDUP_KEY_MAX]
+    match event.type:
+        case EventType.OPENED | EventType.REOPENED if pages:
+            return [trigger_call(event)]
+        case EventType.SEVERITY_CHANGED if pages:
+            return [trigger_call(event)]
+        case EventType.ACKNOWLEDGED if paged and event.actor.via != "pagerduty":
+            return [PagerDutyCall(action="acknowledge", dedup_key=key)]
+        case EventType.RESOLVED if paged:
+            return [PagerDutyCall(action="resolve", dedup_key=key)]
+    return []
+
+
+def digest_call(
+    storm_id: str, entries: list[IncidentSnapshot], since: str, total: int | None = None
+) -> PagerDutyCall:
+    """One alert summarising the SEV3/SEV4 incidents opened during an alert storm; ``total``
+    counts those of earlier batches too."""
+    worst = Severity.most_severe(*(e.severity for e in entries))
+    titles = [f"[{e.severity}] {e.title} ({e.id})" for e in entries]
+    return PagerDutyCall(
+        action="trigger",
+        dedup_key=f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX],
+        summary=_truncate(
+            f"Alert storm: {total or len(entries)} lower-severity incidents opened since {since}",
+            SUMMARY_MAX,
+        ),
+        source="sevflow",
+        severity=PAGERDUTY_SEVERITY[worst],
+        payload={"class": "alert storm", "custom_details": {"incidents": titles[:200]}},
+    )

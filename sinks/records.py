@@ -1,0 +1,49 @@
+"""Decoding ``incident-events`` records: an event, a record to skip, or poison with a reason.
+
+Unknown event types are skipped (producers may add types; consumers must ignore them). A record
+that is not a valid event is poison: it is dead-lettered with the reason, never retried.
+"""
+
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from models.events import EventType, IncidentEvent
+
+__all__ = ["REPLAY_HEADER", "Decoded", "decode"]
+
+#: Header of a record replayed from the dead-letter topic: the one sink that should handle it.
+REPLAY_HEADER = "sevflow-replay-for"
+_TYPES = {t.value for t in EventType}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    event: IncidentEvent | None = None
+    poison: str | None = None
+    replay_for: str | None = None
+
+
+def decode(
+    value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] = ()
+) -> Decoded:
+    replay_for = next((v.decode() for k, v in headers if k == REPLAY_HEADER), None)
+    if value is None:
+        return Decoded(poison="invalid event: empty record")
+    try:
+        raw = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return Decoded(poison="invalid event: not JSON")
+    if not isinstance(raw, dict):
+        return Decoded(poison="invalid event: not a JSON object")
+    if raw.get("type") not in _TYPES:
+        return Decoded()  # a type this version does not know: skip
+    try:
+        return Decoded(event=IncidentEvent.model_validate(raw), replay_for=replay_for)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        return Decoded(poison=f"invalid event: {problems}"[:500])

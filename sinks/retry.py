@@ -1,0 +1,81 @@
+"""The one retry policy of every sink: exponential backoff with full jitter, ``Retry-After``
+honoured, bounded by a deadline, gated by the sink's circuit breaker.
+
+:func:`backoff` is pure (attempt, error, random number → delay). :func:`call_with_retry` runs an
+async call until it succeeds, fails permanently, or the deadline would pass; it raises the last
+:class:`DeliveryError` so the caller can dead-letter the event with its reason.
+"""
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sinks.breaker import CircuitBreaker
+from sinks.clock import Clock
+from sinks.errors import DeliveryError
+
+__all__ = ["RetryPolicy", "backoff", "call_with_retry"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial: float = 1.0
+    maximum: float = 60.0
+    deadline: float = 3600.0
+
+
+def backoff(policy: RetryPolicy, attempt: int, error: DeliveryError, jitter: float) -> float:
+    """Delay before attempt ``attempt + 1`` (``attempt`` ≥ 1 failed so far); ``jitter`` ∈ [0, 1).
+
+    Full jitter (a random point of the exponential window) spreads a thundering herd; a vendor's
+    ``Retry-After`` is a floor, since calling earlier is known to fail.
+    """
+    window = min(policy.maximum, policy.initial * 2.0 ** (attempt - 1))
+    delay = window * (0.5 + jitter / 2)
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+async def call_with_retry(
+    call: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    clock: Clock,
+    breaker: CircuitBreaker,
+    what: str,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``call`` until success; raise the last :class:`DeliveryError` when it is permanent or
+    the deadline would pass before the next attempt."""
+    rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+    started = clock.monotonic()
+    attempt = 0
+    while True:
+        wait = breaker.wait_time(clock.monotonic())
+        if wait > 0:
+            if clock.monotonic() + wait - started > policy.deadline:
+                raise DeliveryError(True, f"{what}: circuit open past the retry deadline")
+            await clock.sleep(wait)
+        attempt += 1
+        try:
+            result = await call()
+        except DeliveryError as error:
+            if not error.retryable:
+                raise
+            breaker.record_failure(clock.monotonic())
+            delay = backoff(policy, attempt, error, rng.random())
+            if clock.monotonic() + delay - started > policy.deadline:
+                raise DeliveryError(
+                    True, f"{error.reason} (gave up after {attempt} attempts)", error.retry_after
+                ) from None
+            log.warning("%s failed (%s); retry %d in %.1fs", what, error.reason, attempt, delay)
+            await clock.sleep(delay)
+        else:
+            breaker.record_success()
+            return result

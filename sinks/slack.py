@@ -1,0 +1,239 @@
+"""The Slack sink: incident channel, announcement in ``#incidents``, updates, resolution.
+
+For an incident whose severity is announced::
+
+    opened       create #incident-YYYYMMDD-slug (a taken name gets -2, -3 …), post the playbook's
+                 announcement to #incidents (Acknowledge / Resolve buttons) and into the channel
+    updates      new alerts, severity change, acknowledgement, escalation … posted in the channel;
+                 updates waiting in one batch are coalesced into one message (≈ 1 post/s/channel)
+    ack, sev     the #incidents announcement is edited to show the new state
+    resolved     the playbook's "INCIDENT RESOLVED" in the channel; announcement edited
+
+Every call goes through :class:`Effects` (delivery log, retries, breaker). Posts carry a metadata
+key so that a post interrupted by a crash is found in the channel history instead of repeated;
+channel creation records the name it is trying so an interrupted create is found by name.
+"""
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from models.events import EventType, IncidentEvent, IncidentState
+from models.severity import Severity
+from sinks.base import Failure
+from sinks.effects import Effects, Result, effect_key
+from sinks.errors import DeliveryError
+from sinks.pacing import ChannelPacer
+from sinks.slack_client import SlackError, SlackSender, is_channel_id
+from sinks.slack_format import (
+    SlackMessage,
+    announcement,
+    channel_name,
+    coalesce,
+    digest,
+    resolution,
+    update_line,
+)
+
+__all__ = ["SlackSink"]
+
+#: Suffixes tried when a channel name is taken, before giving up (permanently).
+NAME_ATTEMPTS = 20
+_OPENING = (EventType.OPENED, EventType.REOPENED, EventType.SEVERITY_CHANGED)
+_REFRESH = (EventType.ACKNOWLEDGED, EventType.SEVERITY_CHANGED, EventType.REOPENED, EventType.RESOLVED)
+
+
+class SlackSink:
+    name = "slack"
+
+    def __init__(
+        self,
+        sender: SlackSender,
+        effects: Effects,
+        severities: Sequence[Severity],
+        *,
+        announce_channel: str,
+        lead: str,
+        pacer: ChannelPacer,
+    ) -> None:
+        self._sender = sender
+        self._effects = effects
+        self._severities = frozenset(severities)
+        self._announce = announce_channel
+        self._announce_id: str | None = announce_channel if is_channel_id(announce_channel) else None
+        self._lead = lead
+        self._pacer = pacer
+
+    # --- the event loop of one incident ---------------------------------------------------
+    async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
+        failures: list[Failure] = []
+        waiting: list[IncidentEvent] = []  # updates to coalesce into one post
+        for event in events:
+            try:
+                refs = await self._effects.log.refs(self.name, event.incident_id)
+                if await self._opens(event, refs):
+                    failures += await self._flush(waiting, refs)
+                    waiting = []
+                    await self._open(event)
+                    continue
+                if "channel_id" not in refs:
+                    continue  # never announced here (severity not routed, or in a storm digest)
+                if update_line(event) is not None and not await self._effects.done(event, "update"):
+                    waiting.append(event)
+                if event.type is EventType.RESOLVED:
+                    failures += await self._flush(waiting, refs)
+                    waiting = []
+                    await self._post_once(event, "resolution", refs["channel_id"], resolution(event))
+                if event.type in _REFRESH and "announce_ts" in refs:
+                    await self._refresh(event, refs)
+            except DeliveryError as error:
+                failures.append(Failure(event, error))
+        if waiting:
+            failures += await self._flush(
+                waiting, await self._effects.log.refs(self.name, waiting[0].incident_id)
+            )
+        return failures
+
+    async def _opens(self, event: IncidentEvent, refs: dict[str, str]) -> bool:
+        """An opening event of an announced severity, for an incident without a channel, or the
+        event that began creating it (a redelivery finishes its remaining steps)."""
+        if (
+            event.type not in _OPENING
+            or event.incident.severity not in self._severities
+            or event.incident.state is IncidentState.RESOLVED
+        ):
+            return False
+        if "channel_id" not in refs:
+            return True
+        return await self._effects.log.step(self.name, str(event.event_id), "channel") is not None
+
+    # --- steps ------------------------------------------------------------------------------
+    async def _open(self, event: IncidentEvent) -> None:
+        channel = await self._effects.once(
+            [event],
+            "channel",
+            functools.partial(self._create_channel, event),
+            reconcile=functools.partial(self._find_channel, event),
+            refs=lambda r: {"channel_id": r["channel_id"], "channel_name": r["channel_name"]},
+        )
+        message = announcement(event.incident, lead=self._lead, channel=channel["channel_name"])
+        announce_id = await self._announce_channel()
+        posted = await self._post_once(event, "announce", announce_id, message)
+        await self._effects.log.put_refs(
+            self.name,
+            event.incident_id,
+            {"announce_channel": posted["channel"], "announce_ts": posted["ts"]},
+            self._effects.clock.now(),
+        )
+        await self._post_once(event, "intro", channel["channel_id"], message)
+
+    async def _create_channel(self, event: IncidentEvent) -> Result:
+        for attempt in range(1, NAME_ATTEMPTS + 1):
+            name = channel_name(event.incident, attempt)
+            await self._effects.log.note(self.name, str(event.event_id), "channel", {"trying": name})
+            try:
+                return await self._sender.create_channel(name)
+            except SlackError as error:
+                if error.code != "name_taken":
+                    raise
+        raise DeliveryError(False, f"Slack conversations.create: {NAME_ATTEMPTS} names taken")
+
+    async def _find_channel(self, event: IncidentEvent) -> Result | None:
+        record = await self._effects.log.step(self.name, str(event.event_id), "channel")
+        trying = record.result.get("trying") if record else None
+        if not trying:
+            return None
+        channel_id = await self._sender.find_channel(trying)
+        return {"channel_id": channel_id, "channel_name": trying} if channel_id else None
+
+    async def _announce_channel(self) -> str:
+        if self._announce_id is None:
+            name = self._announce.lstrip("#")
+            found = await self._effects.retried(
+                functools.partial(self._sender.find_channel, name), "announcement channel lookup"
+            )
+            if found is None:
+                raise DeliveryError(False, f"Slack: announcement channel #{self._announce} not found")
+            self._announce_id = found
+        return self._announce_id
+
+    async def _post_once(
+        self,
+        event: IncidentEvent,
+        step: str,
+        channel: str,
+        message: SlackMessage,
+        covers: Sequence[IncidentEvent] = (),
+    ) -> Result:
+        events = list(covers) or [event]
+        key = effect_key(events[-1], step)
+        rank = event.incident.severity.rank
+
+        async def send() -> Result:
+            async with self._pacer.slot(channel, rank):
+                return await self._sender.post(channel, message, key)
+
+        return await self._effects.once(
+            events, step, send, reconcile=functools.partial(self._sender.find_message, channel, key)
+        )
+
+    async def _flush(self, waiting: list[IncidentEvent], refs: dict[str, str]) -> list[Failure]:
+        if not waiting:
+            return []
+        lines = [line for e in waiting if (line := update_line(e))]
+        try:
+            await self._post_once(waiting[-1], "update", refs["channel_id"], coalesce(lines), waiting)
+        except DeliveryError as error:
+            return [Failure(e, error) for e in waiting]
+        return []
+
+    async def _refresh(self, event: IncidentEvent, refs: dict[str, str]) -> None:
+        """Edit the #incidents announcement to the incident's current state (chat.update is
+        idempotent, so a repeat after a crash is harmless)."""
+        message = announcement(event.incident, lead=self._lead, channel=refs.get("channel_name", ""))
+        channel, ts = refs["announce_channel"], refs["announce_ts"]
+        await self._effects.once(
+            [event], "announce-update", functools.partial(self._sender.update, channel, ts, message)
+        )
+
+    # --- storm digest -----------------------------------------------------------------------
+    async def digest(
+        self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
+    ) -> list[Failure]:
+        """One #incidents message per storm, edited as SEV3/SEV4 incidents join it."""
+        routed = [e for e in events if e.incident.severity in self._severities]
+        if not routed:
+            return []
+        scope = f"storm:{storm_id}"
+        try:
+            known = await self._effects.log.refs(self.name, scope)
+            members = {k: v for k, v in known.items() if not k.startswith("_")}
+            members.update(
+                {e.incident_id: f"[{e.incident.severity}] {e.incident.title}" for e in routed}
+            )
+            text = digest(members, since)
+            announce_id = await self._announce_channel()
+            send: Callable[[], Awaitable[Result]]
+            if "_ts" in known:
+                send = functools.partial(self._sender.update, known["_channel"], known["_ts"], text)
+            else:
+                key = effect_key(routed[-1], "digest")
+
+                async def post() -> Result:
+                    async with self._pacer.slot(announce_id, 3):
+                        return await self._sender.post(announce_id, text, key)
+
+                send = post
+            await self._effects.once(
+                routed,
+                "digest",
+                send,
+                refs=lambda r: {**members, "_channel": r["channel"], "_ts": r["ts"]},
+                scope=scope,
+            )
+        except DeliveryError as error:
+            return [Failure(e, error) for e in routed]
+        return []
+
+    async def close(self) -> None:
+        await self._sender.close()

@@ -1,0 +1,140 @@
+"""The Slack Web API subset sevflow uses, through slack-sdk's ``AsyncWebClient``.
+
+Errors become :class:`SlackError` (a :class:`DeliveryError` carrying Slack's error code): HTTP 429
+(``ratelimited`` + ``Retry-After``), 5xx, transport errors and Slack's own transient codes are
+retryable; every other ``ok: false`` is permanent. slack-sdk's retry handlers are left out so that
+sevflow's one retry policy decides. Every request has ``timeout`` seconds.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from sinks.errors import DeliveryError, parse_retry_after
+from sinks.slack_format import SlackMessage
+
+__all__ = ["SlackError", "SlackSender", "is_channel_id"]
+
+#: ``ok: false`` codes that mean "try again later" (docs.slack.dev, "Web API" common errors).
+TRANSIENT = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+METADATA_EVENT = "sevflow_delivery"
+
+
+@dataclass(frozen=True)
+class SlackError(DeliveryError):
+    code: str = ""
+
+
+def is_channel_id(value: str) -> bool:
+    return bool(_CHANNEL_ID.match(value))
+
+
+class SlackSender:
+    def __init__(self, token: SecretStr, base_url: str, *, timeout: float) -> None:
+        self._token = token
+        self._base_url = base_url
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    def _web(self) -> AsyncWebClient:
+        if self._client is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            self._client = AsyncWebClient(
+                token=self._token.get_secret_value(),
+                base_url=self._base_url,
+                timeout=math.ceil(self._timeout),
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._client
+
+    async def call(self, method: str, **args: Any) -> dict[str, Any]:
+        """Call ``method`` (e.g. ``chat.postMessage``) through the SDK's method of that name (so the
+        wire format is the SDK's); the response data, or :class:`SlackError`."""
+        function = getattr(self._web(), method.replace(".", "_"))
+        try:
+            response = await function(**args)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            code = str(data.get("error") or f"HTTP {status}")
+            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+            retryable = status == 429 or status >= 500 or code in TRANSIENT
+            raise SlackError(retryable, f"Slack {method}: {code}", retry_after, code) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SlackError(True, f"Slack {method}: transport error ({type(exc).__name__})") from None
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    async def create_channel(self, name: str) -> dict[str, str]:
+        data = await self.call("conversations.create", name=name, is_private=False)
+        channel = data["channel"]
+        return {"channel_id": str(channel["id"]), "channel_name": str(channel["name"])}
+
+    async def post(self, channel: str, message: SlackMessage, key: str) -> dict[str, str]:
+        """Post; ``key`` goes into the message metadata so an interrupted post can be found."""
+        data = await self.call(
+            "chat.postMessage",
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+        )
+        return {"channel": str(data["channel"]), "ts": str(data["ts"])}
+
+    async def update(self, channel: str, ts: str, message: SlackMessage) -> dict[str, str]:
+        data = await self.call(
+            "chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks
+        )
+        return {"channel": str(data.get("channel", channel)), "ts": str(data.get("ts", ts))}
+
+    async def find_channel(self, name: str) -> str | None:
+        """The id of the public channel called ``name``, if any (paginated conversations.list)."""
+        cursor: str | None = None
+        for _ in range(50):
+            args: dict[str, Any] = {"exclude_archived": True, "limit": 1000, "types": "public_channel"}
+            if cursor:
+                args["cursor"] = cursor
+            data = await self.call("conversations.list", **args)
+            for channel in data.get("channels", []):
+                if channel.get("name") == name:
+                    return str(channel["id"])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    async def find_message(self, channel: str, key: str) -> dict[str, str] | None:
+        """The recent message in ``channel`` that carries ``key`` in its metadata, if any."""
+        data = await self.call(
+            "conversations.history", channel=channel, limit=200, include_all_metadata=True
+        )
+        for message in data.get("messages", []):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return {"channel": channel, "ts": str(message["ts"])}
+        return None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._client = None

@@ -1,0 +1,225 @@
+"""Incident events → Slack messages and channel names, in the playbook's words. Pure.
+
+Messages are Block Kit with the same words as the ``text`` fallback (notifications and screen
+readers use it). Slack mrkdwn bolds with single asterisks. Limits (docs.slack.dev, Block Kit
+reference): a section's text ≤ 3000 chars, a button's text ≤ 75; channel names (conversations.create)
+lower-case letters, digits, ``-`` and ``_``, at most 80 characters.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+
+__all__ = [
+    "CHANNEL_NAME_MAX",
+    "SlackMessage",
+    "announcement",
+    "channel_name",
+    "coalesce",
+    "digest",
+    "format_duration",
+    "format_started",
+    "resolution",
+    "update_line",
+]
+
+CHANNEL_NAME_MAX = 80
+SECTION_TEXT_MAX = 3000
+_INVALID = re.compile(r"[^a-z0-9_-]+")
+
+_STATUS = {
+    IncidentState.TRIGGERED: "Investigating",
+    IncidentState.ACKNOWLEDGED: "Acknowledged",
+    IncidentState.RESOLVED: "Resolved",
+}
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message to post: ``text`` is the fallback, ``blocks`` the Block Kit layout."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def channel_name(incident: IncidentSnapshot, attempt: int = 1) -> str:
+    """``incident-YYYYMMDD-brief-description``; attempt 2, 3 … add ``-2``, ``-3`` (name taken)."""
+    slug = _INVALID.sub("-", incident.slug.lower()).strip("-_") or "incident"
+    base = re.sub(r"-{2,}", "-", f"incident-{incident.opened_at:%Y%m%d}-{slug}")
+    suffix = f"-{attempt}" if attempt > 1 else ""
+    return base[: CHANNEL_NAME_MAX - len(suffix)].rstrip("-_") + suffix
+
+
+def format_started(at: datetime) -> str:
+    """``2024-01-15 14:30 UTC`` (the playbook's form)."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def format_duration(duration: timedelta) -> str:
+    """``45 minutes``, ``1 hour 5 minutes``, ``2 days 3 hours``, ``less than a minute``."""
+    minutes = int(duration.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour"), (mins, "minute")]
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    return " ".join(words[:2])
+
+
+def _clip(text: str, limit: int = SECTION_TEXT_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+
+
+def _buttons(incident_id: str) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": "incident-actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "action_id": "ack",
+                "value": incident_id,
+                "style": "primary",
+            },
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Resolve"},
+                "action_id": "resolve",
+                "value": incident_id,
+                "style": "danger",
+            },
+        ],
+    }
+
+
+def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
+    by = incident.acknowledged_by
+    if by is not None and by.name:
+        return by.name if by.name.startswith(("@", "<")) else f"@{by.name}"
+    return default_lead
+
+
+def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> SlackMessage:
+    """The playbook's "Internal Notification" for ``#incidents``, with Acknowledge/Resolve."""
+    impact = incident.impact or f"{incident.severity.info.description} (impact not yet assessed)"
+    text = (
+        f":rotating_light: *INCIDENT* - [{incident.severity}] - {incident.title}\n"
+        f"\n"
+        f"*Status:* {_STATUS[incident.state]}\n"
+        f"*Impact:* {impact}\n"
+        f"*Started:* {format_started(incident.opened_at)}\n"
+        f"*Lead:* {_lead(incident, lead)}\n"
+        f"\n"
+        f"Updates in #{channel}"
+    )
+    blocks = [_section(text)]
+    if incident.state is not IncidentState.RESOLVED:
+        blocks.append(_buttons(incident.id))
+    return SlackMessage(_clip(text, 40_000), blocks)
+
+
+def _alert_words(event: IncidentEvent) -> str:
+    alert = event.alert
+    if alert is None:
+        return "an alert"
+    name = alert.labels.get("alertname", alert.rule)
+    where = alert.labels.get("instance") or alert.labels.get("service") or alert.labels.get("job")
+    summary = alert.annotations.get("summary")
+    words = f"{name} ({alert.severity})" + (f" on {where}" if where else "")
+    return words + (f": {summary}" if summary else "")
+
+
+def update_line(event: IncidentEvent) -> str | None:
+    """One line for the incident channel, or None for events the channel does not show."""
+    incident = event.incident
+    match event.type:
+        case EventType.ALERT_ADDED:
+            return f":heavy_plus_sign: New alert: {_alert_words(event)}"
+        case EventType.ALERT_REFIRED:
+            return f":repeat: Alert firing again: {_alert_words(event)}"
+        case EventType.ALERT_RESOLVED:
+            return (
+                f":white_circle: Alert resolved: {_alert_words(event)} "
+                f"({incident.alerts_firing} still firing)"
+            )
+        case EventType.SEVERITY_CHANGED:
+            before = event.previous_severity
+            arrow = (
+                ":arrow_up:"
+                if before is None or incident.severity.is_more_severe_than(before)
+                else (":arrow_down:")
+            )
+            change = f"{before} → {incident.severity}" if before else str(incident.severity)
+            return f"{arrow} Severity changed: {change}" + (f" ({event.reason})" if event.reason else "")
+        case EventType.ACKNOWLEDGED:
+            who = event.actor.name or event.actor.via
+            return f":eyes: Acknowledged by {who} (via {event.actor.via})"
+        case EventType.ESCALATED:
+            level = event.data.get("level", "next")
+            targets = event.data.get("targets") or "the next responders"
+            return f":mega: Escalated to level {level}: {targets}"
+        case EventType.SLA_BREACHED:
+            target = incident.severity.info.response_text
+            return f":hourglass: Response target missed ({incident.severity}: {target})"
+        case EventType.REOPENED:
+            return f":rotating_light: Reopened: {event.reason or 'fired again'}"
+    return None
+
+
+def coalesce(lines: list[str]) -> SlackMessage:
+    """One message for several updates waiting for the same channel (Slack: ~1 post/s/channel)."""
+    if len(lines) == 1:
+        text = lines[0]
+    else:
+        text = f"*{len(lines)} updates*\n" + "\n".join(f"• {line}" for line in lines)
+    return SlackMessage(_clip(text, 40_000), [_section(text)])
+
+
+def _or_unknown(value: str | None, unknown: str) -> str:
+    return value.strip() if value and value.strip() else unknown
+
+
+def resolution(event: IncidentEvent) -> SlackMessage:
+    """The playbook's "Close Incident" message; fields nobody recorded say so."""
+    incident = event.incident
+    resolved_at = incident.resolved_at or event.occurred_at
+    text = (
+        f":white_check_mark: *INCIDENT RESOLVED*\n"
+        f"\n"
+        f"*Duration:* {format_duration(resolved_at - incident.opened_at)}\n"
+        f"*Root Cause:* {_or_unknown(event.data.get('root_cause'), 'Unknown (not recorded yet)')}\n"
+        f"*Fix:* {_or_unknown(event.data.get('fix'), 'Unknown (not recorded yet)')}\n"
+        f"*Follow-up:* {_or_unknown(event.data.get('follow_up'), 'None recorded yet')}"
+    )
+    who = incident.resolved_by or event.actor
+    context = f"Resolved by {who.name or who.via}" + (f" ({event.reason})" if event.reason else "")
+    blocks = [
+        _section(text),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(context)}]},
+    ]
+    return SlackMessage(text, blocks)
+
+
+def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> SlackMessage:
+    """One message for the SEV3/SEV4 incidents opened during an alert storm (``members``: incident
+    id → "[SEV3] title")."""
+    lines = [f"• {title} ({incident_id})" for incident_id, title in list(members.items())[:shown]]
+    if len(members) > shown:
+        lines.append(f"• …and {len(members) - shown} more")
+    text = (
+        f":cyclone: *ALERT STORM* - {len(members)} SEV3/SEV4 incidents opened since "
+        f"{format_started(since)}\n"
+        f"They are summarised here; SEV1/SEV2 incidents are still announced one by one.\n"
+        + "\n".join(lines)
+    )
+    return SlackMessage(_clip(text, 40_000), [_section(text)])

@@ -1,0 +1,62 @@
+"""The built-in status page as a status backend: the same plan as Atlassian Statuspage, written
+to sevflow's own table and served by :mod:`sinks.status_server`."""
+
+from datetime import datetime
+
+from sinks.clock import Clock
+from sinks.statuspage_format import StatusChange
+from store.deliveries import StatusPageRecord, StatusPageStore
+
+__all__ = ["BuiltinStatusPage"]
+
+_TITLES = {
+    "investigating": "Investigating",
+    "identified": "Identified",
+    "monitoring": "Monitoring",
+    "resolved": "Resolved",
+}
+
+
+class BuiltinStatusPage:
+    def __init__(self, store: StatusPageStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def _apply(
+        self, record: StatusPageRecord | None, incident_id: str, change: StatusChange
+    ) -> StatusPageRecord:
+        now: datetime = self._clock.now()
+        updates = list(record.updates) if record else []
+        if change.body is not None:
+            updates.append(
+                {"at": now.isoformat(), "status": _TITLES[change.status], "body": change.body}
+            )
+        components = dict(record.components) if record else {}
+        components.update(change.components)
+        return StatusPageRecord(
+            incident_id=incident_id,
+            name=change.name,
+            status=change.status,
+            impact=change.impact,
+            components=components,
+            updates=updates,
+            created_at=record.created_at if record else now,
+            updated_at=now,
+            resolved_at=now if change.status == "resolved" else None,
+        )
+
+    async def create(self, incident_id: str, change: StatusChange) -> str:
+        existing = await self._store.get(incident_id)
+        if existing is None or existing.resolved_at is not None:
+            await self._store.save(self._apply(existing, incident_id, change))
+        return incident_id
+
+    async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
+        await self._store.save(self._apply(await self._store.get(external_id), incident_id, change))
+
+    async def find(self, incident_id: str) -> str | None:
+        record = await self._store.get(incident_id)
+        return incident_id if record is not None and record.resolved_at is None else None
+
+    async def close(self) -> None:
+        return None

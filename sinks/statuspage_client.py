@@ -1,0 +1,109 @@
+"""Atlassian Statuspage (Manage API v1) over httpx: create, update and find incidents.
+
+Auth is ``Authorization: OAuth <key>`` (developer.statuspage.io, "Authentication"). 420/429 and
+5xx and transport errors are retryable; 401/404/422 and other 4xx are permanent. The API key is
+only ever in that header: reasons name the status code and the API's message, never the request.
+"""
+
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from sinks.errors import DeliveryError, classify_status, parse_retry_after
+from sinks.statuspage_format import StatusChange
+
+__all__ = ["StatuspageClient"]
+
+
+class StatuspageClient:
+    """One page's incidents. ``components`` maps an incident's services to component ids."""
+
+    def __init__(
+        self,
+        api_key: SecretStr,
+        page_id: str,
+        base_url: str,
+        *,
+        components: dict[str, str],
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._page = page_id
+        self._components = components
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"OAuth {api_key.get_secret_value()}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def _body(self, change: StatusChange, incident_id: str) -> dict[str, Any]:
+        components = {
+            self._components[service]: status
+            for service, status in change.components.items()
+            if service in self._components
+        }
+        body: dict[str, Any] = {
+            "name": change.name,
+            "status": change.status,
+            "impact_override": change.impact,
+            "metadata": {"sevflow": {"incident_id": incident_id}},
+        }
+        if change.body is not None:
+            body["body"] = change.body
+        if components:
+            body["components"] = components
+            body["component_ids"] = sorted(components)
+        return {"incident": body}
+
+    async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, f"/pages/{self._page}{path}", **kwargs)
+        except httpx.TimeoutException:
+            raise DeliveryError(True, f"Statuspage {what}: timeout") from None
+        except httpx.TransportError as exc:
+            raise DeliveryError(
+                True, f"Statuspage {what}: transport error ({type(exc).__name__})"
+            ) from None
+        if response.is_success:
+            return response.json()
+        error = classify_status(
+            response.status_code,
+            f"Statuspage {what}",
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+        if not error.retryable:
+            raise DeliveryError(False, f"{error.reason}: {_message(response)}")
+        raise error
+
+    async def create(self, incident_id: str, change: StatusChange) -> str:
+        data = await self._request("POST", "/incidents", "create", json=self._body(change, incident_id))
+        return str(data["id"])
+
+    async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
+        await self._request(
+            "PATCH", f"/incidents/{external_id}", "update", json=self._body(change, incident_id)
+        )
+
+    async def find(self, incident_id: str) -> str | None:
+        """The unresolved Statuspage incident created for ``incident_id`` (interrupted create)."""
+        data = await self._request("GET", "/incidents/unresolved", "list")
+        for incident in data if isinstance(data, list) else []:
+            meta = (incident.get("metadata") or {}).get("sevflow") or {}
+            if meta.get("incident_id") == incident_id:
+                return str(incident["id"])
+        return None
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return "no details"
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or "no details")[:300]
+    return "no details"

@@ -1,0 +1,116 @@
+"""Incident events → status page changes, in the playbook's words. Pure.
+
+The same plan drives Atlassian Statuspage and the built-in status page. What the public sees:
+
+=====================  =========================================================================
+opened, reopened       create: investigating, "We are investigating reports of …. We will provide
+                       an update within 30 minutes." (when the severity is published)
+severity_changed       create when it now qualifies, else update impact and component status
+acknowledged           update: identified
+resolved               resolve: "The issue has been resolved. …", components operational
+anything else          nothing
+=====================  =========================================================================
+
+Impact and component status by severity follow Statuspage's enums (developer.statuspage.io,
+``impact_override`` and component ``status``).
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from models.events import EventType, IncidentEvent, IncidentSnapshot
+from models.severity import Severity
+
+__all__ = [
+    "COMPONENT_STATUS",
+    "IMPACT",
+    "StatusChange",
+    "investigating_body",
+    "resolved_body",
+    "status_changes",
+]
+
+IMPACT = {
+    Severity.SEV1: "critical",
+    Severity.SEV2: "major",
+    Severity.SEV3: "minor",
+    Severity.SEV4: "none",
+}
+COMPONENT_STATUS = {
+    Severity.SEV1: "major_outage",
+    Severity.SEV2: "partial_outage",
+    Severity.SEV3: "degraded_performance",
+    Severity.SEV4: "operational",
+}
+NAME_MAX = 255
+
+Kind = Literal["create", "update", "resolve"]
+Status = Literal["investigating", "identified", "monitoring", "resolved"]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One change to the public incident; ``components`` maps a service to its new status."""
+
+    kind: Kind
+    name: str
+    status: Status
+    impact: str
+    body: str | None = None
+    components: dict[str, str] = field(default_factory=dict)
+
+
+def _subject(incident: IncidentSnapshot) -> str:
+    subject = (incident.impact or incident.title).strip().rstrip(".")
+    return subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
+
+
+def investigating_body(incident: IncidentSnapshot) -> str:
+    return (
+        f"We are investigating reports of {_subject(incident)}. "
+        "We will provide an update within 30 minutes."
+    )
+
+
+def resolved_body(incident: IncidentSnapshot) -> str:
+    affected = ", ".join(incident.services) if incident.services else "The affected service"
+    verb = "are" if len(incident.services) > 1 else "is"
+    return f"The issue has been resolved. {affected} {verb} operating normally."
+
+
+def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:
+    return dict.fromkeys(incident.services, status)
+
+
+def status_changes(
+    event: IncidentEvent, *, published: bool, severities: frozenset[Severity]
+) -> list[StatusChange]:
+    """The changes one event makes; ``published``: the incident is already on the page."""
+    incident = event.incident
+    name = incident.title[:NAME_MAX]
+    qualifies = incident.severity in severities
+    impact = IMPACT[incident.severity]
+    outage = _components(incident, COMPONENT_STATUS[incident.severity])
+    create = StatusChange("create", name, "investigating", impact, investigating_body(incident), outage)
+    match event.type:
+        case EventType.OPENED | EventType.REOPENED if qualifies and not published:
+            return [create]
+        case EventType.REOPENED if published:
+            return [
+                StatusChange(
+                    "update", name, "investigating", impact, investigating_body(incident), outage
+                )
+            ]
+        case EventType.SEVERITY_CHANGED if qualifies and not published:
+            return [create]
+        case EventType.SEVERITY_CHANGED if published:
+            return [StatusChange("update", name, "investigating", impact, None, outage)]
+        case EventType.ACKNOWLEDGED if published:
+            body = "The issue has been identified and a fix is being implemented."
+            return [StatusChange("update", name, "identified", impact, body, outage)]
+        case EventType.RESOLVED if published:
+            operational = _components(incident, "operational")
+            return [
+                StatusChange("resolve", name, "resolved", impact, resolved_body(incident), operational)
+            ]
+    return []

@@ -1,0 +1,161 @@
+"""One sink's consumer: its own consumer group on the events topic, so a slow or failing sink
+never delays another.
+
+::
+
+    poll batch -> decode (poison -> dead letter, unknown type -> skip)
+               -> storm detector (SEV3/SEV4 openings in a storm -> one digest)
+               -> incidents in parallel, SEV1 first, each incident's events in order -> sink
+               -> failures -> dead-letter topic (acknowledged)
+               -> commit the batch's offsets
+
+Offsets are committed only after every record of the batch was delivered, dead-lettered or
+deliberately skipped; a crash before that redelivers the batch, and the delivery log turns the
+repeat into no calls. Too many consecutive dead letters stop the sink (:class:`SinkStopped`).
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from models.events import IncidentEvent
+from sinks.base import Failure, Sink
+from sinks.clock import Clock
+from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
+from sinks.errors import SinkStopped
+from sinks.records import decode
+from sinks.storm import StormDetector
+
+__all__ = ["Record", "SinkWorker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """The parts of a Kafka record the worker reads (aiokafka's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+class SinkWorker:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        dead_letters: DeadLetters,
+        storm: StormDetector,
+        clock: Clock,
+        concurrency: int,
+        max_consecutive_dead: int,
+    ) -> None:
+        self.sink = sink
+        self._dead = dead_letters
+        self._storm = storm
+        self._clock = clock
+        self._concurrency = concurrency
+        self._max_dead = max_consecutive_dead
+        self._dead_streak = 0
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Handle one polled batch completely (delivered, dead-lettered or skipped)."""
+        events: list[tuple[IncidentEvent, Any]] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            decoded = decode(record.value, tuple(record.headers or ()))
+            if decoded.poison is not None:
+                raw = (record.value or b"")[:4096].decode(errors="replace")
+                letters.append(self._letter(record, decoded.poison, False, None, raw))
+            elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
+                events.append((decoded.event, record))
+        where = {id(e): r for e, r in events}
+        ordered = [e for e, _ in events]
+        self._storm.observe(ordered)
+        digested = [e for e in ordered if self._storm.digests(e)]
+        storm = (self._storm.storm_id, self._storm.started_at) if digested else None
+        skip = {id(e) for e in digested}
+        groups: dict[str, list[IncidentEvent]] = {}
+        for event in ordered:
+            if id(event) not in skip:
+                groups.setdefault(event.incident_id, []).append(event)
+        queue = sorted(groups.values(), key=lambda g: min(e.incident.severity.rank for e in g))
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def deliver(group: list[IncidentEvent]) -> list[Failure]:
+            async with limit:
+                return await self.sink.handle(group)
+
+        failures = [f for result in await asyncio.gather(*map(deliver, queue)) for f in result]
+        if storm is not None and storm[1] is not None:
+            failures += await self.sink.digest(storm[0], storm[1], digested)
+        for failure in failures:
+            log.error(
+                "%s: dead-lettering %s of %s: %s",
+                self.sink.name,
+                failure.event.type,
+                failure.event.incident_id,
+                failure.error.reason,
+            )
+            record = where[id(failure.event)]
+            letters.append(
+                self._letter(record, failure.error.reason, failure.error.retryable, failure.event, None)
+            )
+        for letter in letters:
+            await self._dead.write(letter)
+        self._count_dead(len(letters), len(records))
+
+    def _count_dead(self, dead: int, total: int) -> None:
+        if dead and dead == total:
+            self._dead_streak += dead
+        elif dead < total:
+            self._dead_streak = 0
+        if self._dead_streak >= self._max_dead:
+            raise SinkStopped(
+                f"{self.sink.name}: {self._dead_streak} consecutive events dead-lettered; stopping "
+                "(replay them with sevflow dlq replay once the cause is fixed)"
+            )
+
+    def _letter(
+        self, record: Any, reason: str, retryable: bool, event: IncidentEvent | None, raw: str | None
+    ) -> DeadLetter:
+        return DeadLetter(
+            sink=self.sink.name,
+            reason=reason,
+            retryable=retryable,
+            failed_at=self._clock.now(),
+            source=SourcePosition(topic=record.topic, partition=record.partition, offset=record.offset),
+            incident_id=event.incident_id if event else None,
+            event_id=str(event.event_id) if event else None,
+            event=event,
+            raw=raw,
+        )
+
+    async def run(
+        self,
+        consumer: AIOKafkaConsumer,
+        stop: asyncio.Event,
+        *,
+        max_records: int = 500,
+    ) -> None:
+        """Poll, process, commit until ``stop`` is set. The consumer must be started."""
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            if not batch:
+                continue
+            records = [r for messages in batch.values() for r in messages]
+            await self.process(records)
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # A rebalance took the partitions: the next owner redelivers, the log dedups.
+                log.warning("%s: commit failed (%s); records will be redelivered", self.sink.name, exc)

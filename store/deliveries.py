@@ -1,0 +1,310 @@
+"""The sinks' repository: delivery log, external references, built-in status page.
+
+The delivery log is checked before a vendor call and written after the vendor confirmed it
+(Alertmanager's notification log), so a redelivered event never repeats an effect. A ``pending``
+row written just before the call marks "the process may have died mid-call": the sink then asks
+the vendor whether the effect happened (:meth:`DeliveryLog.begin` returns the earlier state)
+instead of repeating it blindly.
+"""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
+
+__all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord"]
+
+
+@dataclass(frozen=True)
+class _Confirm:
+    sink: str
+    event_ids: tuple[str, ...]
+    step: str
+    incident_id: str
+    now: datetime
+    result: dict[str, str]
+    refs: dict[str, str]
+    scope: str
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    status: str  # "pending" | "done"
+    result: dict[str, str]
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+class DeliveryLog:
+    """Which (sink, event, step) effects happened, and the vendor's ids for each incident."""
+
+    #: Confirmations written in one transaction at most.
+    MAX_BATCH = 200
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._queue: list[tuple[_Confirm, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def step(self, sink: str, event_id: str, step: str) -> StepRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sink_deliveries.c.status, sink_deliveries.c.result).where(
+                        sink_deliveries.c.sink == sink,
+                        sink_deliveries.c.event_id == event_id,
+                        sink_deliveries.c.step == step,
+                    )
+                )
+            ).first()
+        return StepRecord(row.status, dict(row.result)) if row else None
+
+    async def state(
+        self, sink: str, scope: str, event_id: str, step: str
+    ) -> tuple[dict[str, str], StepRecord | None]:
+        """:meth:`refs` and :meth:`step` in one round trip (the hot path of every event)."""
+        async with self._engine.connect() as conn:
+            refs = await conn.execute(
+                select(sink_refs.c.key, sink_refs.c.value).where(
+                    sink_refs.c.sink == sink, sink_refs.c.scope == scope
+                )
+            )
+            found = {row.key: row.value for row in refs}
+            row = (
+                await conn.execute(
+                    select(sink_deliveries.c.status, sink_deliveries.c.result).where(
+                        sink_deliveries.c.sink == sink,
+                        sink_deliveries.c.event_id == event_id,
+                        sink_deliveries.c.step == step,
+                    )
+                )
+            ).first()
+        return found, StepRecord(row.status, dict(row.result)) if row else None
+
+    async def begin(self, sink: str, event_id: str, step: str, incident_id: str, now: datetime) -> None:
+        """Mark the step as about to be attempted (kept if already there)."""
+        async with self._engine.begin() as conn:
+            stmt = _insert(conn, sink_deliveries).values(
+                sink=sink,
+                event_id=event_id,
+                step=step,
+                incident_id=incident_id,
+                status="pending",
+                result={},
+                started_at=now,
+            )
+            await conn.execute(stmt.on_conflict_do_nothing())
+
+    async def note(self, sink: str, event_id: str, step: str, result: Mapping[str, str]) -> None:
+        """Replace a pending step's notes (e.g. the channel name being tried)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(sink_deliveries)
+                .where(
+                    sink_deliveries.c.sink == sink,
+                    sink_deliveries.c.event_id == event_id,
+                    sink_deliveries.c.step == step,
+                    sink_deliveries.c.status == "pending",
+                )
+                .values(result=dict(result))
+            )
+
+    async def confirm(
+        self,
+        sink: str,
+        event_ids: Sequence[str],
+        step: str,
+        incident_id: str,
+        now: datetime,
+        *,
+        result: Mapping[str, str] | None = None,
+        refs: Mapping[str, str] | None = None,
+        scope: str | None = None,
+    ) -> None:
+        """Record a confirmed effect for each event (a coalesced post covers several) and the
+        external ids it created, atomically; returns once committed.
+
+        Confirmations arriving together (concurrent incidents) share one transaction — one
+        commit, one fsync — instead of queueing for the database one by one.
+        """
+        write = _Confirm(sink, tuple(event_ids), step, incident_id, now, dict(result or {}),
+                         dict(refs or {}), scope or incident_id)  # fmt: skip
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((write, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the confirmations of this loop iteration join
+        while self._queue:
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            try:
+                async with self._engine.begin() as conn:
+                    for write, _ in batch:
+                        await self._confirm(conn, write)
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _confirm(self, conn: AsyncConnection, write: "_Confirm") -> None:
+        for event_id in write.event_ids:
+            stmt = _insert(conn, sink_deliveries).values(
+                sink=write.sink,
+                event_id=event_id,
+                step=write.step,
+                incident_id=write.incident_id,
+                status="done",
+                result=write.result,
+                started_at=write.now,
+                delivered_at=write.now,
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["sink", "event_id", "step"],
+                    set_={"status": "done", "result": write.result, "delivered_at": write.now},
+                )
+            )
+        if write.refs:
+            await self._put_refs(conn, write.sink, write.scope, write.refs, write.now)
+
+    async def refs(self, sink: str, scope: str) -> dict[str, str]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(sink_refs.c.key, sink_refs.c.value).where(
+                    and_(sink_refs.c.sink == sink, sink_refs.c.scope == scope)
+                )
+            )
+            return {row.key: row.value for row in rows}
+
+    async def put_refs(self, sink: str, scope: str, refs: Mapping[str, str], now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await self._put_refs(conn, sink, scope, refs, now)
+
+    @staticmethod
+    async def _put_refs(
+        conn: AsyncConnection, sink: str, scope: str, refs: Mapping[str, str], now: datetime
+    ) -> None:
+        for key, value in refs.items():
+            stmt = _insert(conn, sink_refs).values(
+                sink=sink, scope=scope, key=key, value=value, updated_at=now
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["sink", "scope", "key"], set_={"value": value, "updated_at": now}
+                )
+            )
+
+    async def delivered_count(self, sink: str, incident_id: str) -> int:
+        """Confirmed steps for one incident (tests and diagnostics)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(sink_deliveries.c.step).where(
+                    sink_deliveries.c.sink == sink,
+                    sink_deliveries.c.incident_id == incident_id,
+                    sink_deliveries.c.status == "done",
+                )
+            )
+            return len(rows.all())
+
+
+@dataclass(frozen=True)
+class StatusPageRecord:
+    incident_id: str
+    name: str
+    status: str
+    impact: str
+    components: dict[str, str]
+    updates: list[dict[str, str]]
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+
+class StatusPageStore:
+    """The built-in status page's incidents."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, incident_id: str) -> StatusPageRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(status_page_incidents).where(
+                        status_page_incidents.c.incident_id == incident_id
+                    )
+                )
+            ).first()
+        return _record(row) if row else None
+
+    async def save(self, record: StatusPageRecord) -> None:
+        values = {
+            "incident_id": record.incident_id,
+            "name": record.name,
+            "status": record.status,
+            "impact": record.impact,
+            "components": record.components,
+            "updates": record.updates,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "resolved_at": record.resolved_at,
+        }
+        async with self._engine.begin() as conn:
+            stmt = _insert(conn, status_page_incidents).values(**values)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["incident_id"],
+                    set_={k: v for k, v in values.items() if k not in {"incident_id", "created_at"}},
+                )
+            )
+
+    async def open_incidents(self) -> list[StatusPageRecord]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(status_page_incidents)
+                .where(status_page_incidents.c.resolved_at.is_(None))
+                .order_by(status_page_incidents.c.created_at.desc())
+            )
+            return [_record(r) for r in rows]
+
+    async def resolved_since(self, since: datetime, limit: int = 50) -> list[StatusPageRecord]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(status_page_incidents)
+                .where(status_page_incidents.c.resolved_at >= since)
+                .order_by(status_page_incidents.c.resolved_at.desc())
+                .limit(limit)
+            )
+            return [_record(r) for r in rows]
+
+
+def _record(row: Any) -> StatusPageRecord:
+    return StatusPageRecord(
+        incident_id=row.incident_id,
+        name=row.name,
+        status=row.status,
+        impact=row.impact,
+        components=dict(row.components),
+        updates=list(row.updates),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+    )

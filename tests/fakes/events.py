@@ -1,0 +1,103 @@
+"""Real incident events for sink tests, made the way the stream worker makes them: by the pure
+lifecycle functions of models.incident (apply_alert, apply_command)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from models.alert import AlertRecord
+from models.events import Actor, IncidentEvent
+from models.incident import (
+    AlertState,
+    Classification,
+    Command,
+    Incident,
+    LifecyclePolicy,
+    apply_alert,
+    apply_command,
+)
+from models.severity import Severity
+
+__all__ = ["T0", "IncidentStory"]
+
+from datetime import UTC
+
+T0 = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
+POLICY = LifecyclePolicy()
+
+
+@dataclass
+class IncidentStory:
+    """One incident's life, step by step; ``events`` collects everything it emitted."""
+
+    name: str = "HighErrorRate"
+    severity: Severity = Severity.SEV2
+    service: str = "api"
+    summary: str = "API Error Rate Spike"
+    impact: str | None = "Users experiencing slow response times"
+    group: str = ""
+    incident: Incident | None = None
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    events: list[IncidentEvent] = field(default_factory=list)
+
+    def _record(self, fingerprint: str, status: str, at: datetime, instance: str) -> AlertRecord:
+        annotations = {"summary": self.summary, "runbook_url": "https://runbooks.example.com/api-errors"}
+        if self.impact:
+            annotations["impact"] = self.impact
+        return AlertRecord(
+            fingerprint=fingerprint,
+            status=status,  # type: ignore[arg-type]
+            labels={"alertname": self.name, "service": self.service, "instance": instance, "job": "api"},
+            annotations=annotations,
+            starts_at=at,
+            ends_at=at if status == "resolved" else None,
+            generator_url="http://prometheus.example.com/graph?g0.expr=up",
+            receiver="sevflow",
+            group_key=self.group or f'{{}}:{{alertname="{self.name}"}}',
+            external_url="http://alertmanager.example.com:9093",
+            received_at=at,
+        )
+
+    def fire(self, fingerprint: str = "fp1", at: datetime = T0, instance: str = "api-1",
+             severity: Severity | None = None) -> list[IncidentEvent]:  # fmt: skip
+        record = self._record(fingerprint, "firing", at, instance)
+        cls = Classification(severity=severity or self.severity, rule="test-rule")
+        return self._apply(
+            apply_alert(self.incident, self.alerts.get(fingerprint), record, cls, POLICY, at)
+        )
+
+    def resolve_alert(self, fingerprint: str = "fp1", at: datetime = T0) -> list[IncidentEvent]:
+        record = self._record(fingerprint, "resolved", at, "api-1")
+        cls = Classification(severity=self.severity, rule="test-rule")
+        return self._apply(
+            apply_alert(self.incident, self.alerts.get(fingerprint), record, cls, POLICY, at)
+        )
+
+    def command(
+        self, action: str, at: datetime, who: str = "alice", via: str = "slack"
+    ) -> list[IncidentEvent]:
+        assert self.incident is not None
+        command = Command(
+            command_id=f"{action}-{at.isoformat()}",
+            action=action,  # type: ignore[arg-type]
+            incident_id=self.incident.id,
+            actor=Actor(via=via, name=who),
+            requested_at=at,
+        )
+        return self._apply(apply_command(self.incident, command, at))
+
+    def ack(self, at: datetime = T0 + timedelta(minutes=5), who: str = "alice") -> list[IncidentEvent]:
+        return self.command("acknowledge", at, who)
+
+    def resolve(
+        self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice"
+    ) -> list[IncidentEvent]:
+        return self.command("resolve", at, who)
+
+    def _apply(self, outcome):  # type: ignore[no-untyped-def]
+        if outcome is None:
+            return []
+        self.incident = outcome.incident
+        if outcome.alert is not None:
+            self.alerts[outcome.alert.fingerprint] = outcome.alert
+        self.events.extend(outcome.events)
+        return list(outcome.events)

@@ -1,0 +1,216 @@
+"""A fake Slack Web API (contracts §3.7): the methods sevflow calls, with Slack's rules.
+
+Arguments are merged from the query string, a form body and a JSON body. ``Authorization:
+Bearer xox[bp]-…`` (or a ``token`` field) is required: missing → ``not_authed``, wrong →
+``invalid_auth``. Errors are HTTP 200 ``{"ok": false, "error": …}``; ``ratelimited`` is HTTP 429
+with ``Retry-After``. Optionally enforces Slack's ~1 post/s per channel on a clock.
+"""
+
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tests.fakes.http import FakeServer, Request, Response
+
+__all__ = ["FakeSlack", "SlackChannel"]
+
+NAME = re.compile(r"^[a-z0-9_-]+$")
+_ids = itertools.count(1)
+
+
+@dataclass
+class SlackChannel:
+    id: str
+    name: str
+    is_member: bool = True
+    is_archived: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ok(**data: Any) -> Response:
+    return Response(200, {"ok": True, **data})
+
+
+def _error(code: str, **extra: Any) -> Response:
+    return Response(200, {"ok": False, "error": code, **extra})
+
+
+class FakeSlack:
+    def __init__(self, token: str, *, clock: Any = None, post_interval: float | None = None) -> None:
+        self.token = token
+        self.server = FakeServer(self._handle)
+        self.channels: dict[str, SlackChannel] = {}
+        self.clock = clock
+        self.post_interval = post_interval
+        self._last_post: dict[str, float] = {}
+        self._ts = itertools.count(1)
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # accepted (ok) calls
+        self.lock = threading.Lock()
+        self.add_channel("incidents")
+        self.add_channel("general")
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/api/"
+
+    @property
+    def faults(self):  # type: ignore[no-untyped-def]
+        return self.server.faults
+
+    def start(self) -> "FakeSlack":
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        self.server.close()
+
+    def add_channel(self, name: str, *, is_member: bool = True) -> SlackChannel:
+        channel = SlackChannel(f"C{next(_ids):09d}", name, is_member)
+        self.channels[channel.id] = channel
+        return channel
+
+    def by_name(self, name: str) -> SlackChannel | None:
+        return next((c for c in self.channels.values() if c.name == name), None)
+
+    def posts(self, channel_name: str) -> list[dict[str, Any]]:
+        channel = self.by_name(channel_name)
+        return list(channel.messages) if channel else []
+
+    def created(self) -> list[str]:
+        return [args["name"] for method, args in self.calls if method == "conversations.create"]
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    def _args(self, request: Request) -> dict[str, Any] | None:
+        args: dict[str, Any] = dict(request.query)
+        content_type = request.headers.get("content-type", "")
+        if request.body:
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                args.update(parse_qsl(request.body.decode(), keep_blank_values=True))
+            elif content_type.startswith("application/json"):
+                body = json.loads(request.body)
+                if not isinstance(body, dict):
+                    return None
+                args.update(body)
+            else:
+                return None
+        return args
+
+    def _handle(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST") or not request.path.startswith("/api/"):
+            return Response(404, b"<html>Not Found</html>", content_type="text/html")
+        method = request.path.removeprefix("/api/")
+        args = self._args(request)
+        if args is None:
+            return _error("invalid_form_data")
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        if not token:
+            return _error("not_authed")
+        if not re.match(r"^xox[bp]-", token) or token != self.token:
+            return _error("invalid_auth")
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _error("unknown_method")
+        response: Response = handler(args)
+        if response.status == 200 and response.body.get("ok"):
+            self.calls.append((method, args))
+        return response
+
+    def _channel(self, ref: Any) -> SlackChannel | None:
+        if not isinstance(ref, str):
+            return None
+        return self.channels.get(ref) or self.by_name(ref.lstrip("#"))
+
+    def _conversations_create(self, args: dict[str, Any]) -> Response:
+        name = args.get("name")
+        if not name:
+            return _error("invalid_name_required")
+        if len(name) > 80:
+            return _error("invalid_name_maxlength")
+        if not NAME.match(name):
+            return _error("invalid_name_specials")
+        if re.fullmatch(r"[-_]+", name):
+            return _error("invalid_name_punctuation")
+        if self.by_name(name) is not None:
+            return _error("name_taken")
+        channel = self.add_channel(name)
+        return _ok(channel={"id": channel.id, "name": name, "is_channel": True, "is_private": False,
+                            "is_member": True, "created": 1504554479, "creator": "U0BOT",
+                            "name_normalized": name})  # fmt: skip
+
+    def _chat_postMessage(self, args: dict[str, Any]) -> Response:  # noqa: N802
+        channel = self._channel(args.get("channel"))
+        if channel is None:
+            return _error("channel_not_found")
+        if channel.is_archived:
+            return _error("is_archived")
+        if not channel.is_member:
+            return _error("not_in_channel")
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if not args.get("text") and not blocks:
+            return _error("no_text")
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+            return _error("invalid_blocks")
+        for block in blocks or []:
+            text = (block.get("text") or {}).get("text", "")
+            if len(text) > 3000:
+                return _error("invalid_blocks")
+        if self.post_interval is not None and self.clock is not None:
+            now = self.clock.monotonic()
+            last = self._last_post.get(channel.id)
+            if last is not None and now - last < self.post_interval:
+                return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+            self._last_post[channel.id] = now
+        ts = f"{1705329000 + len(channel.messages)}.{next(self._ts):06d}"
+        message = {"type": "message", "ts": ts, "text": args.get("text", ""), "blocks": blocks or []}
+        if isinstance(args.get("metadata"), dict):
+            message["metadata"] = args["metadata"]
+        channel.messages.append(message)
+        return _ok(channel=channel.id, ts=ts, message={**message, "bot_id": "B0BOT"})
+
+    def _chat_update(self, args: dict[str, Any]) -> Response:
+        channel = self.channels.get(args.get("channel", ""))
+        if channel is None:
+            return _error("channel_not_found")
+        message = next((m for m in channel.messages if m["ts"] == args.get("ts")), None)
+        if message is None:
+            return _error("message_not_found")
+        if not args.get("text") and not args.get("blocks"):
+            return _error("no_text")
+        message["text"] = args.get("text", message["text"])
+        if "blocks" in args:
+            message["blocks"] = args["blocks"]
+        message.setdefault("edits", 0)
+        message["edits"] += 1
+        return _ok(channel=channel.id, ts=message["ts"], text=message["text"])
+
+    def _conversations_list(self, args: dict[str, Any]) -> Response:
+        limit = int(args.get("limit", 100))
+        start = int(args.get("cursor", "0") or 0)
+        exclude = str(args.get("exclude_archived", "")).lower() in ("1", "true")
+        channels = [c for c in self.channels.values() if not (exclude and c.is_archived)]
+        page = channels[start : start + limit]
+        cursor = str(start + limit) if start + limit < len(channels) else ""
+        listed = [
+            {"id": c.id, "name": c.name, "is_member": c.is_member, "is_archived": c.is_archived}
+            for c in page
+        ]
+        return _ok(channels=listed, response_metadata={"next_cursor": cursor})
+
+    def _conversations_history(self, args: dict[str, Any]) -> Response:
+        channel = self.channels.get(args.get("channel", ""))
+        if channel is None:
+            return _error("channel_not_found")
+        include = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(args.get("limit", 100))
+        messages = [
+            {k: v for k, v in m.items() if include or k != "metadata"}
+            for m in reversed(channel.messages)
+        ][:limit]
+        return _ok(messages=messages, has_more=len(channel.messages) > limit)

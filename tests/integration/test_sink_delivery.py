@@ -1,0 +1,463 @@
+"""Each sink against its contract-enforcing fake, with the delivery log on SQLite and PostgreSQL
+(the ``engine`` fixture), fed records directly (the Kafka loop is tested in test_sink_kafka.py).
+
+Outages run on a fake clock: five minutes of 5xx then 429 pass in milliseconds.
+"""
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.events import EventType, IncidentEvent
+from models.severity import Severity
+from sinks.base import Sink
+from store.deliveries import DeliveryLog
+from tests.fakes import fixtures
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import T0, IncidentStory
+from tests.fakes.fixtures import (
+    ROUTING_KEY,
+    records,
+    sink_named,
+    sink_settings,
+    worker_for,
+)
+from tests.fakes.http import Fault
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+
+# The shared fixtures, used by name in this module.
+clock = fixtures.clock
+fake_pagerduty = fixtures.fake_pagerduty
+fake_slack = fixtures.fake_slack
+fake_statuspage = fixtures.fake_statuspage
+tls_cert = fixtures.tls_cert
+
+
+def three_incidents() -> tuple[list[IncidentStory], list[IncidentEvent]]:
+    """Three SEV2 incidents: opened, a second alert, acknowledged, resolved."""
+    stories = [
+        IncidentStory(name=n, group=n, service="api") for n in ("ApiErrors", "DbLatency", "QueueBacklog")
+    ]
+    events: list[IncidentEvent] = []
+    for i, s in enumerate(stories):
+        at = T0 + timedelta(seconds=i)
+        events += s.fire(at=at)
+        events += s.fire("fp2", at=at + timedelta(minutes=1), instance="api-2")
+        events += s.ack(at=at + timedelta(minutes=2))
+        events += s.resolve(at=at + timedelta(minutes=45))
+    return stories, events
+
+
+def outage(fake_faults, clock: FakeClock, body_429: bytes, type_429: str) -> None:  # type: ignore[no-untyped-def]
+    """Five minutes: 503 (HTML) for 150 s, then 429 + Retry-After: 30 for 150 s."""
+    fake_faults.outage(
+        clock,
+        [(150.0, Fault(503)), (300.0, Fault(429, 30, body_429, type_429))],
+    )
+
+
+async def test_pagerduty_outage_then_everything_once(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    stories, events = three_incidents()
+    outage(fake_pagerduty.faults, clock, b"", "text/plain")
+    try:
+        await worker.process(records(events))
+        assert dead.letters == []
+        assert clock.monotonic() >= 300  # the outage really was waited out
+        outage_calls = fake_pagerduty.faults.failed
+        assert 0 < outage_calls < 60  # backoff and the breaker kept it from hammering
+        for s in stories:
+            key = s.events[0].incident_id
+            assert fake_pagerduty.actions(key) == ["trigger", "acknowledge", "resolve"]
+            (alert,) = [a for a in fake_pagerduty.alerts if a.dedup_key == key]
+            assert alert.status == "resolved"
+            assert alert.severity == "error"
+        # Redelivery of everything (a restart before the commit): no call at all.
+        sent = len(fake_pagerduty.server.requests)
+        await worker.process(records(events))
+        assert len(fake_pagerduty.server.requests) == sent
+    finally:
+        await sink.close()
+
+
+async def test_slack_outage_then_everything_once(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    stories, events = three_incidents()
+    outage(fake_slack.faults, clock, b'{"ok":false,"error":"ratelimited"}', "application/json")
+    try:
+        await worker.process(records(events))
+        assert dead.letters == []
+        assert fake_slack.faults.failed > 0
+        assert sorted(fake_slack.created()) == [
+            "incident-20260115-api-errors",
+            "incident-20260115-db-latency",
+            "incident-20260115-queue-backlog",
+        ]
+        announcements = fake_slack.posts("incidents")
+        assert len(announcements) == 3
+        assert all(
+            m["text"].startswith(":rotating_light: *INCIDENT* - [SEV2] - ") for m in announcements
+        )
+        # Edited on ack and on resolve: the final announcement shows Resolved, without buttons.
+        assert all("*Status:* Resolved" in m["text"] and len(m["blocks"]) == 1 for m in announcements)
+        for s in stories:
+            posts = fake_slack.posts(f"incident-20260115-{s.events[0].incident.slug}")
+            texts = [p["text"] for p in posts]
+            assert texts[0].startswith(":rotating_light: *INCIDENT*")
+            assert texts[-1].startswith(":white_check_mark: *INCIDENT RESOLVED*")
+            assert sum(t.startswith(":white_check_mark:") for t in texts) == 1
+            assert any(":heavy_plus_sign: New alert" in t for t in texts)
+            assert any(":eyes: Acknowledged by alice" in t for t in texts)
+        calls = len(fake_slack.calls)
+        await worker.process(records(events))
+        assert len(fake_slack.calls) == calls
+    finally:
+        await sink.close()
+
+
+async def test_statuspage_outage_then_everything_once(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    sink = sink_named(sink_settings(statuspage=fake_statuspage), engine, clock, "statuspage")
+    worker, dead = worker_for(sink, clock)
+    _, events = three_incidents()
+    outage(fake_statuspage.faults, clock, b'{"message":"Rate limit exceeded"}', "application/json")
+    try:
+        await worker.process(records(events))
+        assert dead.letters == []
+        assert fake_statuspage.faults.failed > 0
+        assert len(fake_statuspage.incidents) == 3
+        for incident in fake_statuspage.incidents.values():
+            bodies = [(u["status"], u["body"]) for u in incident["incident_updates"]]
+            assert bodies[0] == (
+                "investigating",
+                "We are investigating reports of users experiencing slow response times. "
+                "We will provide an update within 30 minutes.",
+            )
+            assert bodies[-1] == ("resolved", "The issue has been resolved. api is operating normally.")
+            assert incident["impact"] == "major"
+            assert incident["resolved_at"] is not None
+        assert fake_statuspage.components["cmpapi000001"] == "operational"
+        writes = len(fake_statuspage.writes)
+        assert writes == 9  # per incident: create, identified, resolved
+        await worker.process(records(events))
+        assert len(fake_statuspage.writes) == writes
+    finally:
+        await sink.close()
+
+
+async def test_permanent_errors_are_dead_lettered_with_their_reason(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        slack=fake_slack,
+        cert=tls_cert,
+        slack_announce_channel="no-such-channel",
+    )
+    settings = settings.model_copy(
+        update={"pagerduty_routing_key": type(settings.slack_token)("short-key")}
+    )
+    story = IncidentStory()
+    events = story.fire()
+    for name, reason in [
+        ("pagerduty", "PagerDuty trigger: HTTP 400: Length of 'routing_key' is incorrect"),
+        ("slack", "Slack: announcement channel #no-such-channel not found"),
+    ]:
+        sink = sink_named(settings, engine, clock, name)
+        worker, dead = worker_for(sink, clock)
+        try:
+            await worker.process(records(events))
+        finally:
+            await sink.close()
+        (letter,) = dead.letters
+        assert letter.reason.startswith(reason)
+        assert not letter.retryable
+        assert letter.event == events[0]
+        assert letter.sink == name
+        assert "short-key" not in letter.model_dump_json()
+    assert fake_pagerduty.events == []
+
+
+async def test_retry_deadline_dead_letters_as_retryable(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    settings = sink_settings(statuspage=fake_statuspage, sinks_retry_deadline_seconds=120.0)
+    sink = sink_named(settings, engine, clock, "statuspage")
+    worker, dead = worker_for(sink, clock)
+    fake_statuspage.faults.outage(clock, [(10_000.0, Fault(502))])
+    try:
+        await worker.process(records(IncidentStory(severity=Severity.SEV1).fire()))
+    finally:
+        await sink.close()
+    (letter,) = dead.letters
+    assert letter.retryable
+    assert "HTTP 502" in letter.reason
+    assert clock.monotonic() <= 120 + 30  # gave up at the deadline, not later
+
+
+async def test_slack_interrupted_post_is_found_not_repeated(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A worker dies while Slack is answering the announcement: the restarted worker finds the
+    message by its metadata key in the channel history and does not post it again."""
+    import threading
+
+    settings = sink_settings(slack=fake_slack)
+    events = IncidentStory().fire()
+    fake_slack.faults.hold = threading.Event()
+    fake_slack.faults.hold_if = lambda r: r.path.endswith("chat.postMessage")
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, _ = worker_for(sink, clock)
+    task = asyncio.create_task(worker.process(records(events)))
+    await asyncio.to_thread(fake_slack.faults.held.wait, 10)
+    task.cancel()  # the "kill": the post was made, its answer never heard
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sink.close()
+    fake_slack.faults.hold.set()
+    fake_slack.faults.hold = None
+    assert len(fake_slack.posts("incidents")) == 1
+    log = DeliveryLog(engine)
+    pending = await log.step("slack", str(events[0].event_id), "announce")
+    assert pending is not None
+    assert pending.status == "pending"
+
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert len(fake_slack.posts("incidents")) == 1
+    assert len(fake_slack.created()) == 1
+    assert len(fake_slack.posts("incident-20260115-high-error-rate")) == 1  # the intro
+
+
+async def test_slack_name_taken_gets_a_suffix(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_channel("incident-20260115-high-error-rate")
+    fake_slack.add_channel("incident-20260115-high-error-rate-2")
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records(IncidentStory().fire()))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert fake_slack.created() == ["incident-20260115-high-error-rate-3"]
+    assert fake_slack.posts("incidents")[0]["text"].endswith(
+        "Updates in #incident-20260115-high-error-rate-3"
+    )
+
+
+async def test_slack_coalesces_updates_and_keeps_the_channel_rate(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    story = IncidentStory()
+    opened = story.fire()
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records(opened))
+        burst = [e for i in range(10) for e in story.fire(f"fp{i + 2}", instance=f"api-{i + 2}")]
+        await worker.process(records(burst))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert fake_slack.faults.failed == 0  # no 429: posts were paced one second apart per channel
+    channel_posts = fake_slack.posts("incident-20260115-high-error-rate")
+    updates = [p["text"] for p in channel_posts[1:]]
+    # 10 new alerts (and the blast-radius severity change they cause) in one message.
+    assert len(updates) == 1
+    assert updates[0].count(":heavy_plus_sign: New alert") == 10
+    assert ":arrow_up: Severity changed: SEV2 → SEV1" in updates[0]
+    assert len(fake_slack.posts("incidents")) == 1
+
+
+async def test_storm_mode_digests_sev3_and_sev4_only(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    settings = sink_settings(pagerduty=fake_pagerduty, slack=fake_slack, cert=tls_cert)
+    low = [
+        IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3 if i % 2 else Severity.SEV4)
+        for i in range(30)
+    ]
+    high = [IncidentStory(name=f"Down{i}", group=f"h{i}", severity=Severity.SEV1) for i in range(2)]
+    first = [e for i, s in enumerate(low[:25] + high) for e in s.fire(at=T0 + timedelta(seconds=i))]
+    later = [e for i, s in enumerate(low[25:]) for e in s.fire(at=T0 + timedelta(seconds=40 + i))]
+    for name in ("pagerduty", "slack"):
+        sink = sink_named(settings, engine, clock, name)
+        worker, dead = worker_for(sink, clock, threshold=20)
+        try:
+            await worker.process(records(first))
+            await worker.process(records(later))
+        finally:
+            await sink.close()
+        assert dead.letters == []
+    # Below the threshold (the first 20 openings) everything goes out one by one; after it the
+    # SEV3/SEV4 openings join one digest per sink, while SEV1 still pages and is announced alone.
+    individual = [s.events[0].incident_id for s in high + low[:20] if s.severity is not Severity.SEV4]
+    triggers = [e for e in fake_pagerduty.events if e["event_action"] == "trigger"]
+    assert sorted(
+        e["dedup_key"] for e in triggers if not e["dedup_key"].startswith("sevflow-storm")
+    ) == sorted(individual)
+    storm_alerts = [a for a in fake_pagerduty.alerts if a.dedup_key.startswith("sevflow-storm-")]
+    assert len(storm_alerts) == 1  # re-triggered by the second batch, still one alert
+    assert storm_alerts[0].history == ["trigger", "trigger"]
+    storm_summaries = [
+        e["payload"]["summary"] for e in triggers if e["dedup_key"].startswith("sevflow-storm")
+    ]
+    assert storm_summaries[-1].startswith("Alert storm: 5 lower-severity incidents")  # SEV3 only
+    posts = fake_slack.posts("incidents")
+    assert sum(p["text"].startswith(":rotating_light: *INCIDENT* - [SEV1]") for p in posts) == 2
+    assert sum(p["text"].startswith(":rotating_light: *INCIDENT*") for p in posts) == 22
+    (digest,) = [p for p in posts if p["text"].startswith(":cyclone: *ALERT STORM*")]
+    assert digest["text"].startswith(":cyclone: *ALERT STORM* - 10 SEV3/SEV4 incidents")
+    assert digest.get("edits") == 1  # the second batch edited the digest instead of posting again
+    assert len(fake_slack.created()) == 22
+
+
+async def test_unknown_event_types_and_poison(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    (opened,) = IncidentStory().fire()
+    future = json.loads(opened.to_bytes())
+    future["type"] = "postmortem_published"
+    batch = records([opened])
+    batch.append(type(batch[0])("incident-events", 0, 1, json.dumps(future).encode()))
+    batch.append(type(batch[0])("incident-events", 0, 2, b"\x00garbage"))
+    try:
+        await worker.process(batch)
+    finally:
+        await sink.close()
+    assert fake_pagerduty.actions() == ["trigger"]
+    (poison,) = dead.letters
+    assert poison.reason == "invalid event: not JSON"
+    assert poison.source.offset == 2
+    assert poison.event is None
+    assert opened.type is EventType.OPENED
+    assert ROUTING_KEY not in poison.model_dump_json()
+
+
+async def test_sinks_keep_their_own_pace(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """A Slack that answers slowly does not delay the page: separate workers, separate clocks."""
+    from sinks.clock import SystemClock
+
+    settings = sink_settings(pagerduty=fake_pagerduty, slack=fake_slack, cert=tls_cert)
+    fake_slack.faults.delay = 0.5
+    events = IncidentStory().fire()
+    clock = SystemClock()
+    pd = sink_named(settings, engine, clock, "pagerduty")
+    slack: Sink = sink_named(settings, engine, clock, "slack")
+    pd_worker, _ = worker_for(pd, clock)
+    slack_worker, _ = worker_for(slack, clock)
+    slow = asyncio.create_task(slack_worker.process(records(events)))
+    try:
+        await asyncio.wait_for(pd_worker.process(records(events)), 5)
+        assert fake_pagerduty.actions() == ["trigger"]
+        assert not slow.done()  # Slack still busy while the page is out
+        await asyncio.wait_for(slow, 30)
+    finally:
+        await pd.close()
+        await slack.close()
+    assert len(fake_slack.posts("incidents")) == 1
+
+
+async def test_statuspage_interrupted_create_is_found_not_repeated(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    import threading
+
+    settings = sink_settings(statuspage=fake_statuspage)
+    story = IncidentStory(severity=Severity.SEV1)
+    events = story.fire()
+    fake_statuspage.faults.hold = threading.Event()
+    fake_statuspage.faults.hold_if = lambda r: r.method == "POST"
+    sink = sink_named(settings, engine, clock, "statuspage")
+    worker, _ = worker_for(sink, clock)
+    task = asyncio.create_task(worker.process(records(events)))
+    await asyncio.to_thread(fake_statuspage.faults.held.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sink.close()
+    fake_statuspage.faults.hold.set()
+    fake_statuspage.faults.hold = None
+
+    sink = sink_named(settings, engine, clock, "statuspage")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records([*events, *story.resolve()]))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert [method for method, _ in fake_statuspage.writes] == ["POST", "PATCH"]  # found, then resolved
+    (incident,) = fake_statuspage.incidents.values()
+    assert incident["status"] == "resolved"
+    assert incident["impact"] == "critical"
+
+
+async def test_pagerduty_interrupted_trigger_lands_on_the_same_alert(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """PagerDuty has no way to ask "did my trigger arrive?": a worker killed between PagerDuty's
+    202 and the delivery log's record sends the trigger again, and the dedup_key (the incident id)
+    makes PagerDuty keep one alert. Nothing later is repeated."""
+    import threading
+
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    story = IncidentStory()
+    events = story.fire()
+    fake_pagerduty.faults.hold = threading.Event()
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, _ = worker_for(sink, clock)
+    task = asyncio.create_task(worker.process(records(events)))
+    await asyncio.to_thread(fake_pagerduty.faults.held.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sink.close()
+    fake_pagerduty.faults.hold.set()
+    fake_pagerduty.faults.hold = None
+
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records([*events, *story.resolve()]))
+        await worker.process(records([*events, *story.events[1:]]))  # and a plain redelivery
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (alert,) = fake_pagerduty.alerts
+    assert alert.history == ["trigger", "trigger", "resolve"]
+    assert alert.status == "resolved"

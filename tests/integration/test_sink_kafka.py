@@ -1,0 +1,337 @@
+"""The sinks on the real broker: events produced onto a fresh topic, every configured sink
+consuming it in its own group, the vendor fakes receiving exactly what the playbook asks for."""
+
+import asyncio
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
+
+from models.events import IncidentEvent
+from models.settings import Settings
+from models.settings.sinks import SinkSettings
+from sevflow.sinks_runner import create_sink_tables, serve_sinks
+from sinks.dlq import dlq_list_async, dlq_replay_async
+from sinks.kafka import ensure_topics
+from store.db import async_engine, sync_engine
+from store.sinks_schema import sink_deliveries
+from tests.conftest import REPO, free_port
+from tests.fakes import fixtures
+from tests.fakes.events import T0, IncidentStory
+from tests.fakes.fixtures import (
+    SLACK_TOKEN,
+    sink_settings,
+)
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+
+pytestmark = pytest.mark.integration
+
+# The shared fixtures, used by name in this module.
+fake_pagerduty = fixtures.fake_pagerduty
+fake_statuspage = fixtures.fake_statuspage
+tls_cert = fixtures.tls_cert
+
+
+@pytest.fixture
+def real_slack() -> "FakeSlack":  # type: ignore[misc]
+    fake = FakeSlack(SLACK_TOKEN).start()  # no clock: rate limits are not enforced here
+    yield fake
+    fake.close()
+
+
+def kafka_settings(kafka_bootstrap: str, tmp_path: Path, **vendors: object) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return sink_settings(
+        **vendors,  # type: ignore[arg-type]
+        kafka_bootstrap=kafka_bootstrap,
+        events_topic=f"test-incident-events-{suffix}",
+        sinks_dlq_topic=f"test-incident-events-dlq-{suffix}",
+        sinks_group_prefix=f"test-sink-{suffix}",
+        topic_partitions=2,
+        database_url=f"sqlite:///{tmp_path / 'sinks.db'}",
+        status_page_port=free_port(),
+        slack_channel_interval_seconds=0.2,
+        sinks_retry_initial_seconds=0.1,
+        sinks_retry_max_seconds=1.0,
+    )
+
+
+async def produce(settings: Settings, events: Sequence[IncidentEvent]) -> None:
+    await ensure_topics(settings.kafka_bootstrap, [settings.events_topic], settings.topic_partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                settings.events_topic, key=event.incident_id.encode(), value=event.to_bytes()
+            )
+    finally:
+        await producer.stop()
+
+
+async def eventually(check: Callable[[], object], what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class Running:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Running":
+        create_sink_tables(self.settings.sqlalchemy_url())
+        self.engine = async_engine(self.settings.sqlalchemy_url())
+        self.task = asyncio.create_task(serve_sinks(self.settings, self.engine, self.stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        try:
+            await asyncio.wait_for(self.task, 30)
+        finally:
+            await self.engine.dispose()
+
+    def check(self) -> None:
+        if self.task is not None and self.task.done() and self.task.exception():
+            raise AssertionError(f"the sinks failed: {self.task.exception()!r}")
+
+
+async def test_open_and_resolve_reach_every_sink_once(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    fake_pagerduty: FakePagerDuty,
+    real_slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    settings = kafka_settings(
+        kafka_bootstrap,
+        tmp_path,
+        pagerduty=fake_pagerduty,
+        slack=real_slack,
+        statuspage=fake_statuspage,
+        cert=tls_cert,
+    )
+    story = IncidentStory(name="ApiErrors")
+    opened = story.fire()
+    key = opened[0].incident_id
+    channel = "incident-20260115-api-errors"
+    async with Running(settings) as running:
+        await produce(settings, opened)
+        await eventually(
+            lambda: running.check() or (real_slack.posts(channel) and fake_statuspage.incidents),
+            "the opening to reach every sink",
+        )
+        await eventually(lambda: fake_pagerduty.actions(key), "the page")
+        assert fake_pagerduty.actions(key) == ["trigger"]
+        assert real_slack.created() == [channel]
+        (announcement,) = real_slack.posts("incidents")
+        assert announcement["text"].startswith(
+            ":rotating_light: *INCIDENT* - [SEV2] - API Error Rate Spike"
+        )
+        assert announcement["text"].endswith(f"Updates in #{channel}")
+        (page_incident,) = fake_statuspage.incidents.values()
+        assert page_incident["status"] == "investigating"
+
+        await produce(settings, story.resolve(at=T0 + timedelta(minutes=45)))
+        await eventually(
+            lambda: (
+                running.check()
+                or (
+                    fake_pagerduty.actions(key) == ["trigger", "resolve"]
+                    and any(
+                        p["text"].startswith(":white_check_mark:") for p in real_slack.posts(channel)
+                    )
+                    and page_incident["status"] == "resolved"
+                )
+            ),
+            "the resolution to reach every sink",
+        )
+        await asyncio.sleep(1.0)  # anything extra would show up now
+    resolves = [e for e in fake_pagerduty.events if e["event_action"] == "resolve"]
+    assert [e["dedup_key"] for e in resolves] == [key]
+    assert fake_pagerduty.actions(key) == ["trigger", "resolve"]
+    resolutions = [p for p in real_slack.posts(channel) if p["text"].startswith(":white_check_mark:")]
+    assert len(resolutions) == 1
+    assert "*Duration:* 45 minutes" in resolutions[0]["text"]
+    assert len(real_slack.posts("incidents")) == 1
+    assert [u["status"] for u in page_incident["incident_updates"]] == ["investigating", "resolved"]
+    assert len(fake_statuspage.incidents) == 1
+
+
+async def test_dead_letters_are_listed_and_replayed_once(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    fake_pagerduty: FakePagerDuty,
+    real_slack: FakeSlack,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    settings = kafka_settings(
+        kafka_bootstrap,
+        tmp_path,
+        pagerduty=fake_pagerduty,
+        slack=real_slack,
+        cert=tls_cert,
+        slack_announce_channel="sev-announcements",
+    )
+    story = IncidentStory()
+    opened = story.fire()
+    async with Running(settings) as running:
+        await produce(settings, opened)
+        letters: list = []
+
+        async def listed() -> None:
+            nonlocal letters
+            letters = await dlq_list_async(settings, sink="slack", wait_seconds=10)
+
+        for _ in range(100):
+            running.check()
+            await listed()
+            if letters:
+                break
+            await asyncio.sleep(0.2)
+        (letter,) = letters
+        assert letter.reason == "Slack: announcement channel #sev-announcements not found"
+        assert not letter.retryable
+        assert letter.event == opened[0]
+        assert fake_pagerduty.actions() == ["trigger"]  # PagerDuty was not held up by Slack
+
+        real_slack.add_channel("sev-announcements")  # the operator fixes the cause
+        assert await dlq_replay_async(settings, sink="slack", wait_seconds=10) == 1
+        await eventually(
+            lambda: running.check() or real_slack.posts("sev-announcements"), "the replayed announcement"
+        )
+        assert await dlq_replay_async(settings, sink="slack", wait_seconds=10) == 1  # replayed twice…
+        await asyncio.sleep(1.5)
+    assert len(real_slack.posts("sev-announcements")) == 1  # …announced once
+    assert real_slack.created() == ["incident-20260115-high-error-rate"]
+    assert fake_pagerduty.actions() == ["trigger"]  # the replay was for Slack only
+
+
+def _delivered(settings: Settings, sink: str, event_id: str, step: str) -> bool:
+    engine = sync_engine(settings.sqlalchemy_url())
+    try:
+        with engine.connect() as conn:
+            status = conn.execute(
+                select(sink_deliveries.c.status).where(
+                    sink_deliveries.c.sink == sink,
+                    sink_deliveries.c.event_id == event_id,
+                    sink_deliveries.c.step == step,
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    return status == "done"
+
+
+def _sinks_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    wanted = {
+        *SinkSettings.model_fields,
+        "events_topic",
+        "kafka_bootstrap",
+        "database_url",
+        "topic_partitions",
+    }
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None or name not in wanted:
+            continue
+        secret = getattr(settings, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        env[f"SEVFLOW_{name.upper()}"] = str(value)
+    code = (
+        "from models.settings import Settings; from sevflow.sinks_runner import run_sinks; "
+        "raise SystemExit(run_sinks(Settings()))"
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def test_worker_killed_mid_delivery_posts_nothing_twice(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    fake_pagerduty: FakePagerDuty,
+    real_slack: FakeSlack,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """SIGKILL while Slack is answering the announcement and PagerDuty has been paged: the next
+    worker process redelivers the uncommitted event and neither pages nor posts again."""
+    settings = kafka_settings(
+        kafka_bootstrap, tmp_path, pagerduty=fake_pagerduty, slack=real_slack, cert=tls_cert
+    )
+    log = tmp_path / "sinks.log"
+    story = IncidentStory()
+    events = story.fire()
+    real_slack.faults.hold = threading.Event()
+    real_slack.faults.hold_if = lambda r: r.path.endswith("chat.postMessage")
+    await produce(settings, events)
+    first = _sinks_process(settings, log)
+    try:
+        held = await asyncio.to_thread(real_slack.faults.held.wait, 60)
+        assert held, f"the announcement never arrived:\n{log.read_text()[-3000:]}"
+        # Kill once the page is recorded as delivered, so that the one call seen is the one call
+        # made. (Killed between PagerDuty's 202 and that record, the next worker would trigger
+        # again with the same dedup_key: one PagerDuty alert still, PagerDuty deduplicates.)
+        await eventually(
+            functools.partial(_delivered, settings, "pagerduty", str(events[0].event_id), "trigger"),
+            "the page to be recorded",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    real_slack.faults.hold.set()
+    real_slack.faults.hold = None
+    assert len(real_slack.posts("incidents")) == 1
+
+    second = _sinks_process(settings, log)
+    try:
+        channel = "incident-20260115-high-error-rate"
+        await eventually(
+            lambda: second.poll() is None and real_slack.posts(channel),
+            f"the intro post (log: {log})",
+            60,
+        )
+        await asyncio.sleep(1.5)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
+    assert second.returncode == 0, log.read_text()[-3000:]
+    assert len(real_slack.posts("incidents")) == 1
+    assert real_slack.created() == [channel]
+    assert len(real_slack.posts(channel)) == 1
+    assert fake_pagerduty.actions() == ["trigger"]
+    assert len(fake_pagerduty.alerts) == 1
+    assert SLACK_TOKEN not in log.read_text()

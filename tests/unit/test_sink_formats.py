@@ -1,0 +1,279 @@
+"""The pure mappings from incident events to PagerDuty calls, Slack messages and status page
+changes, in the playbook's exact words."""
+
+from datetime import timedelta
+
+import pytest
+
+from models.events import Actor, EventType, IncidentEvent, IncidentState
+from models.severity import Severity
+from sinks.pagerduty_format import PAGERDUTY_SEVERITY, digest_call, pagerduty_calls
+from sinks.slack_format import (
+    announcement,
+    channel_name,
+    coalesce,
+    digest,
+    format_duration,
+    resolution,
+    update_line,
+)
+from sinks.statuspage_format import IMPACT, investigating_body, resolved_body, status_changes
+from tests.fakes.events import T0, IncidentStory
+
+ALL = frozenset(Severity)
+PAGING = frozenset({Severity.SEV1, Severity.SEV2, Severity.SEV3})
+
+
+def story(**kw: object) -> tuple[IncidentStory, IncidentEvent]:
+    s = IncidentStory(**kw)  # type: ignore[arg-type]
+    (opened,) = s.fire()
+    return s, opened
+
+
+# --- PagerDuty ----------------------------------------------------------------------------------
+def test_opened_triggers_with_dedup_key_and_details() -> None:
+    _, opened = story()
+    (call,) = pagerduty_calls(opened, paged=False, severities=PAGING)
+    assert call.action == "trigger"
+    assert call.dedup_key == opened.incident_id
+    assert call.summary == "[SEV2] API Error Rate Spike"
+    assert call.severity == "error"
+    assert call.source == "api-1"
+    assert call.payload["component"] == "api"
+    assert call.payload["group"] == "api"
+    assert call.payload["class"] == "HighErrorRate"
+    assert call.payload["custom_details"]["impact"] == "Users experiencing slow response times"
+    assert [link["text"] for link in call.links] == ["Runbook", "Source (generatorURL)", "Alertmanager"]
+    assert call.links[2]["href"] == "http://alertmanager.example.com:9093"
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        (Severity.SEV1, "critical"),
+        (Severity.SEV2, "error"),
+        (Severity.SEV3, "warning"),
+        (Severity.SEV4, "info"),
+    ],
+)
+def test_severity_mapping(severity: Severity, expected: str) -> None:
+    _, opened = story(severity=severity)
+    assert PAGERDUTY_SEVERITY[severity] == expected
+    calls = pagerduty_calls(opened, paged=False, severities=ALL)
+    assert calls[0].severity == expected
+
+
+def test_sev4_does_not_page_by_default() -> None:
+    _, opened = story(severity=Severity.SEV4)
+    assert pagerduty_calls(opened, paged=False, severities=PAGING) == []
+
+
+def test_ack_and_resolve_only_for_paged_incidents() -> None:
+    s, _ = story()
+    (ack,) = s.ack()
+    (resolved,) = s.resolve()
+    assert [c.action for c in pagerduty_calls(ack, paged=True, severities=PAGING)] == ["acknowledge"]
+    assert [c.dedup_key for c in pagerduty_calls(resolved, paged=True, severities=PAGING)] == [
+        s.events[0].incident_id
+    ]
+    assert pagerduty_calls(resolved, paged=False, severities=PAGING) == []
+
+
+def test_ack_from_pagerduty_is_not_echoed_back() -> None:
+    s, _ = story()
+    (ack,) = s.command("acknowledge", T0 + timedelta(minutes=1), via="pagerduty")
+    assert pagerduty_calls(ack, paged=True, severities=PAGING) == []
+
+
+def test_alert_churn_and_escalation_do_not_page() -> None:
+    s, _ = story()
+    (added,) = s.fire("fp2", instance="api-2")
+    escalated = added.model_copy(
+        update={"type": EventType.ESCALATED, "data": {"level": "2", "targets": "@sre"}}
+    )
+    assert pagerduty_calls(added, paged=True, severities=PAGING) == []
+    assert pagerduty_calls(escalated, paged=True, severities=PAGING) == []
+
+
+def test_digest_call_counts_all_members() -> None:
+    _, opened = story(severity=Severity.SEV3)
+    call = digest_call("20260115T143000", [opened.incident], "2026-01-15 14:30 UTC", total=42)
+    assert call.dedup_key == "sevflow-storm-20260115T143000"
+    assert call.summary.startswith("Alert storm: 42 ")
+    assert call.severity == "warning"
+
+
+# --- Slack ----------------------------------------------------------------------------------------
+def test_channel_name_is_a_valid_slack_name() -> None:
+    _, opened = story(name="Weird__Name!! With Spaces" + "X" * 120)
+    name = channel_name(opened.incident)
+    assert name.startswith("incident-20260115-weird")
+    assert len(name) <= 80
+    assert all(c.islower() or c.isdigit() or c in "-_" for c in name)
+    taken = channel_name(opened.incident, 3)
+    assert taken.endswith("-3")
+    assert len(taken) <= 80
+
+
+def test_channel_name_of_the_playbook() -> None:
+    _, opened = story(name="ApiErrors")
+    assert channel_name(opened.incident) == "incident-20260115-api-errors"
+
+
+def test_announcement_in_the_playbooks_words() -> None:
+    _, opened = story(name="ApiErrors")
+    message = announcement(
+        opened.incident, lead="@oncall-engineer", channel="incident-20260115-api-errors"
+    )
+    assert message.text == (
+        ":rotating_light: *INCIDENT* - [SEV2] - API Error Rate Spike\n"
+        "\n"
+        "*Status:* Investigating\n"
+        "*Impact:* Users experiencing slow response times\n"
+        "*Started:* 2026-01-15 14:30 UTC\n"
+        "*Lead:* @oncall-engineer\n"
+        "\n"
+        "Updates in #incident-20260115-api-errors"
+    )
+    section, actions = message.blocks
+    assert section["text"]["text"] == message.text
+    assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
+        ("ack", opened.incident_id),
+        ("resolve", opened.incident_id),
+    ]
+
+
+def test_announcement_without_impact_says_so_and_ack_names_the_lead() -> None:
+    s, opened = story(impact=None)
+    assert (
+        "*Impact:* Major functionality impaired (impact not yet assessed)"
+        in announcement(opened.incident, lead="@x", channel="c").text
+    )
+    (ack,) = s.ack(who="alice")
+    text = announcement(ack.incident, lead="@x", channel="c").text
+    assert "*Status:* Acknowledged" in text
+    assert "*Lead:* @alice" in text
+
+
+def test_resolution_in_the_playbooks_words_with_unknowns() -> None:
+    s, _ = story()
+    (resolved,) = s.resolve(at=T0 + timedelta(minutes=45))
+    message = resolution(resolved)
+    assert message.text == (
+        ":white_check_mark: *INCIDENT RESOLVED*\n"
+        "\n"
+        "*Duration:* 45 minutes\n"
+        "*Root Cause:* Unknown (not recorded yet)\n"
+        "*Fix:* Unknown (not recorded yet)\n"
+        "*Follow-up:* None recorded yet"
+    )
+    known = resolved.model_copy(
+        update={
+            "data": {
+                "root_cause": "Pool exhaustion",
+                "fix": "Bigger pool",
+                "follow_up": "[JIRA-123] Add monitoring",
+            }
+        }
+    )
+    assert (
+        "*Root Cause:* Pool exhaustion\n*Fix:* Bigger pool\n*Follow-up:* [JIRA-123] Add monitoring"
+        in (resolution(known).text)
+    )
+
+
+@pytest.mark.parametrize(
+    ("delta", "words"),
+    [
+        (timedelta(seconds=20), "less than a minute"),
+        (timedelta(minutes=1), "1 minute"),
+        (timedelta(minutes=65), "1 hour 5 minutes"),
+        (timedelta(days=2, hours=3, minutes=4), "2 days 3 hours"),
+    ],
+)
+def test_duration_words(delta: timedelta, words: str) -> None:
+    assert format_duration(delta) == words
+
+
+def test_update_lines_and_coalescing() -> None:
+    s, _ = story()
+    (added,) = s.fire("fp2", instance="api-2")
+    escalated = added.model_copy(
+        update={
+            "type": EventType.ESCALATED,
+            "alert": None,
+            "data": {"level": "2", "targets": "@sre-leads"},
+        }
+    )
+    (ack,) = s.ack(who="bob")
+    lines = [update_line(e) for e in (added, escalated, ack)]
+    assert lines[0] == ":heavy_plus_sign: New alert: HighErrorRate (SEV2) on api-2: API Error Rate Spike"
+    assert lines[1] == ":mega: Escalated to level 2: @sre-leads"
+    assert lines[2] == ":eyes: Acknowledged by bob (via slack)"
+    message = coalesce([line for line in lines if line])
+    assert message.text.startswith("*3 updates*\n• :heavy_plus_sign:")
+    assert update_line(s.events[0]) is None  # opened is the announcement, not an update
+
+
+def test_severity_change_line() -> None:
+    s, _ = story(severity=Severity.SEV3)
+    events = s.fire("fp2", instance="api-2", severity=Severity.SEV1)
+    change = next(e for e in events if e.type is EventType.SEVERITY_CHANGED)
+    assert update_line(change).startswith(":arrow_up: Severity changed: SEV3 → SEV1")  # type: ignore[union-attr]
+
+
+def test_digest_lists_members_and_says_more() -> None:
+    members = {f"inc_{i}": f"[SEV3] Disk {i}" for i in range(35)}
+    message = digest(members, T0)
+    assert message.text.startswith(
+        ":cyclone: *ALERT STORM* - 35 SEV3/SEV4 incidents opened since 2026-01-15 14:30 UTC"
+    )
+    assert "• …and 5 more" in message.text
+
+
+# --- Status page ----------------------------------------------------------------------------------
+def test_status_page_words() -> None:
+    _, opened = story()
+    assert investigating_body(opened.incident) == (
+        "We are investigating reports of users experiencing slow response times. "
+        "We will provide an update within 30 minutes."
+    )
+    assert resolved_body(opened.incident) == "The issue has been resolved. api is operating normally."
+
+
+def test_status_page_plan() -> None:
+    s, opened = story(severity=Severity.SEV1)
+    (create,) = status_changes(
+        opened, published=False, severities=frozenset({Severity.SEV1, Severity.SEV2})
+    )
+    assert (create.kind, create.status, create.impact) == ("create", "investigating", "critical")
+    assert create.components == {"api": "major_outage"}
+    (ack,) = s.ack()
+    (identified,) = status_changes(ack, published=True, severities=ALL)
+    assert identified.status == "identified"
+    (resolved,) = s.resolve()
+    (resolve,) = status_changes(resolved, published=True, severities=ALL)
+    assert (resolve.kind, resolve.status, resolve.components) == (
+        "resolve",
+        "resolved",
+        {"api": "operational"},
+    )
+    assert resolve.body is not None
+    assert resolve.body.startswith("The issue has been resolved. ")
+    assert status_changes(resolved, published=False, severities=ALL) == []
+    assert IMPACT[Severity.SEV3] == "minor"
+
+
+def test_status_page_skips_unpublished_severities() -> None:
+    _, opened = story(severity=Severity.SEV3)
+    assert (
+        status_changes(opened, published=False, severities=frozenset({Severity.SEV1, Severity.SEV2}))
+        == []
+    )
+
+
+def test_resolved_state_snapshot() -> None:
+    s, _ = story()
+    (resolved,) = s.resolve()
+    assert resolved.incident.state is IncidentState.RESOLVED
+    assert resolved.actor == Actor(via="slack", name="alice")

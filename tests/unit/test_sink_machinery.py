@@ -1,0 +1,222 @@
+"""The delivery machinery as pure parts: retry policy, circuit breaker, storm detector, pacing,
+record decoding, settings."""
+
+import asyncio
+import itertools
+import json
+import random
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from models.events import EventType
+from models.settings import Settings
+from models.severity import Severity
+from sinks.breaker import CircuitBreaker
+from sinks.errors import DeliveryError, classify_status, parse_retry_after
+from sinks.pacing import ChannelPacer
+from sinks.records import REPLAY_HEADER, decode
+from sinks.retry import RetryPolicy, backoff, call_with_retry
+from sinks.storm import StormDetector
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import T0, IncidentStory
+
+POLICY = RetryPolicy(initial=1.0, maximum=60.0, deadline=600.0)
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
+    error = DeliveryError(True, "HTTP 503")
+    assert backoff(POLICY, 1, error, 0.0) == 0.5
+    assert backoff(POLICY, 1, error, 0.999) == pytest.approx(1.0, abs=0.01)
+    assert backoff(POLICY, 4, error, 1.0) == 8.0
+    assert backoff(POLICY, 30, error, 1.0) == 60.0  # capped
+    assert backoff(POLICY, 1, DeliveryError(True, "429", retry_after=30), 0.5) == 30
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (429, True),
+        (420, True),
+        (500, True),
+        (503, True),
+        (400, False),
+        (401, False),
+        (404, False),
+        (422, False),
+    ],
+)
+def test_status_classification(status: int, retryable: bool) -> None:
+    assert classify_status(status, "x").retryable is retryable
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("30") == 30
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert parse_retry_after(None) is None
+
+
+async def test_retries_until_success_on_the_clock() -> None:
+    clock = FakeClock()
+    answers: list[Exception | None] = [DeliveryError(True, "503"), DeliveryError(True, "429", 30), None]
+
+    async def call() -> str:
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+        return "ok"
+
+    breaker = CircuitBreaker(5, 30)
+    result = await call_with_retry(
+        call, policy=POLICY, clock=clock, breaker=breaker, what="t", rng=random.Random(1)
+    )
+    assert result == "ok"
+    assert clock.slept[1] == 30  # Retry-After honoured
+    assert not breaker.is_open
+
+
+async def test_permanent_error_is_not_retried() -> None:
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise DeliveryError(False, "HTTP 400")
+
+    with pytest.raises(DeliveryError, match="400"):
+        await call_with_retry(
+            call, policy=POLICY, clock=FakeClock(), breaker=CircuitBreaker(5, 30), what="t"
+        )
+    assert calls == 1
+
+
+async def test_deadline_gives_up_with_the_reason() -> None:
+    clock = FakeClock()
+
+    async def call() -> None:
+        raise DeliveryError(True, "HTTP 503")
+
+    with pytest.raises(DeliveryError, match=r"HTTP 503 \(gave up after") as caught:
+        await call_with_retry(call, policy=POLICY, clock=clock, breaker=CircuitBreaker(5, 30), what="t")
+    assert caught.value.retryable
+    assert clock.monotonic() <= POLICY.deadline
+
+
+async def test_breaker_stops_hammering() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+
+    async def call() -> str:
+        calls.append(clock.monotonic())
+        if clock.monotonic() < 300:
+            raise DeliveryError(True, "HTTP 503")
+        return "ok"
+
+    breaker = CircuitBreaker(failures_to_open=3, cooldown=60)
+    policy = RetryPolicy(initial=0.1, maximum=1.0, deadline=3600)
+    assert await call_with_retry(call, policy=policy, clock=clock, breaker=breaker, what="t") == "ok"
+    # Without the breaker ~600 calls (one per ≤1s); with it: 3 fast ones, then one per cooldown.
+    assert len(calls) < 15
+    assert not breaker.is_open
+
+
+def test_breaker_states() -> None:
+    breaker = CircuitBreaker(2, 10)
+    breaker.record_failure(0)
+    assert breaker.wait_time(0) == 0
+    breaker.record_failure(1)
+    assert breaker.wait_time(1) == 10
+    assert breaker.wait_time(11) == 0  # half-open: one trial
+    breaker.record_failure(11)
+    assert breaker.wait_time(11) == 10  # trial failed: open again
+    breaker.record_success()
+    assert not breaker.is_open
+
+
+def test_storm_detector() -> None:
+    detector = StormDetector(threshold=3)
+    stories = [IncidentStory(name=f"Disk{i}", severity=Severity.SEV3, group=f"g{i}") for i in range(5)]
+    opened = [s.fire(at=T0 + timedelta(seconds=i))[0] for i, s in enumerate(stories)]
+    detector.observe(opened[:3])
+    detector.observe(opened[:3])  # a redelivered batch counts once
+    assert not detector.digests(opened[2])
+    detector.observe(opened[3:])
+    assert detector.digests(opened[4])
+    assert detector.storm_id == "20260115T143004"
+    sev1 = IncidentStory(severity=Severity.SEV1, group="sev1").fire(at=T0 + timedelta(seconds=5))[0]
+    detector.observe([sev1])
+    assert not detector.digests(sev1)  # SEV1 always goes out on its own
+    assert not detector.active(T0 + timedelta(minutes=5))  # the window moved on
+
+
+async def test_pacer_serves_sev1_first_and_spaces_posts() -> None:
+    clock = FakeClock()
+    pacer = ChannelPacer(clock, 1.0)
+    order: list[tuple[str, float]] = []
+    gate = asyncio.Event()
+
+    async def post(name: str, rank: int, channel: str = "C1") -> None:
+        async with pacer.slot(channel, rank):
+            if name == "first":
+                await gate.wait()
+            order.append((name, clock.monotonic()))
+
+    first = asyncio.create_task(post("first", 3))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(post(n, r)) for n, r in [("sev3", 3), ("sev4", 4), ("sev1", 1)]]
+    other = asyncio.create_task(post("other-channel", 4, "C2"))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(first, *waiting, other)
+    names = [n for n, _ in order]
+    assert names.index("other-channel") < names.index("sev1")
+    assert [n for n in names if n != "other-channel"] == ["first", "sev1", "sev3", "sev4"]
+    times = [t for n, t in order if n != "other-channel"]
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+
+
+def test_decode_skips_unknown_types_and_flags_poison() -> None:
+    (opened,) = IncidentStory().fire()
+    assert decode(opened.to_bytes()).event == opened
+    future = json.loads(opened.to_bytes())
+    future["type"] = "postmortem_published"
+    assert decode(json.dumps(future).encode()).event is None
+    assert decode(json.dumps(future).encode()).poison is None
+    assert decode(b"{not json").poison == "invalid event: not JSON"
+    broken = json.loads(opened.to_bytes())
+    del broken["incident"]["title"]
+    assert "incident.title" in (decode(json.dumps(broken).encode()).poison or "")
+    assert decode(opened.to_bytes(), [(REPLAY_HEADER, b"slack")]).replay_for == "slack"
+    assert opened.type is EventType.OPENED
+
+
+def test_sink_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVFLOW_PAGERDUTY_ROUTING_KEY", "r" * 32)
+    monkeypatch.setenv("SEVFLOW_SLACK_TOKEN", "xoxb-very-secret")
+    monkeypatch.setenv("SEVFLOW_STATUSPAGE_API_KEY", "sp-secret")
+    monkeypatch.setenv("SEVFLOW_PAGERDUTY_SEVERITIES", "SEV1-SEV2,SEV4")
+    monkeypatch.setenv("SEVFLOW_PAGERDUTY_REGION", "EU")
+    monkeypatch.setenv("SEVFLOW_STATUSPAGE_COMPONENTS", "api=8kbf7d35c070, web=abc")
+    settings = Settings()
+    assert settings.pagerduty_severities == [Severity.SEV1, Severity.SEV2, Severity.SEV4]
+    assert settings.pagerduty_url() == "https://events.eu.pagerduty.com"
+    assert settings.statuspage_components == {"api": "8kbf7d35c070", "web": "abc"}
+    assert settings.slack_severities == list(Severity)
+    assert not settings.statuspage_configured()
+    shown = repr(settings) + str(settings.model_dump())
+    assert "very-secret" not in shown
+    assert "sp-secret" not in shown
+    assert "r" * 32 not in shown
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} has no description"
+
+
+def test_sink_settings_refuse_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVFLOW_PAGERDUTY_BASE_URL", "http://events.example.com")
+    with pytest.raises(ValidationError, match="https"):
+        Settings()
+    monkeypatch.delenv("SEVFLOW_PAGERDUTY_BASE_URL")
+    monkeypatch.setenv("SEVFLOW_SLACK_SEVERITIES", "SEV3-SEV1")
+    with pytest.raises(ValidationError, match="backwards"):
+        Settings()

@@ -1,0 +1,58 @@
+"""The built-in status page's view and HTML (pure)."""
+
+from datetime import timedelta
+
+from sinks.status_server import page_view, render_html
+from store.deliveries import StatusPageRecord
+from tests.fakes.events import T0
+
+
+def record(
+    incident_id: str, status: str, components: dict[str, str], resolved: bool = False
+) -> StatusPageRecord:
+    return StatusPageRecord(
+        incident_id=incident_id,
+        name="API <errors> & timeouts",
+        status=status,
+        impact="major",
+        components=components,
+        updates=[
+            {
+                "at": T0.isoformat(),
+                "status": "Investigating",
+                "body": "We are investigating reports of <x>.",
+            }
+        ],
+        created_at=T0,
+        updated_at=T0,
+        resolved_at=T0 + timedelta(hours=1) if resolved else None,
+    )
+
+
+def test_view_shows_worst_component_status() -> None:
+    view = page_view(
+        [
+            record("a", "investigating", {"api": "partial_outage"}),
+            record("b", "identified", {"api": "major_outage"}),
+        ],
+        [record("c", "resolved", {"web": "operational"}, resolved=True)],
+        T0,
+    )
+    assert view["status"] == {"indicator": "critical", "description": "Service disruption"}
+    assert view["components"] == [
+        {"name": "api", "status": "major_outage"},
+        {"name": "web", "status": "operational"},
+    ]
+    assert [i["id"] for i in view["incidents"]] == ["a", "b"]
+    assert view["history"][0]["resolved_at"] is not None
+
+
+def test_quiet_page_and_escaping() -> None:
+    assert page_view([], [], T0)["status"]["indicator"] == "none"
+    html = render_html(
+        page_view([record("a", "investigating", {"api": "partial_outage"})], [], T0), "Acme <status>"
+    )
+    assert "<title>Acme &lt;status&gt;</title>" in html
+    assert "API &lt;errors&gt; &amp; timeouts" in html
+    assert "<strong>Investigating</strong> - We are investigating reports of &lt;x&gt;." in html
+    assert "Partial outage" in html

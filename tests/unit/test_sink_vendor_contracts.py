@@ -1,0 +1,172 @@
+"""The vendor fakes enforce the contracts (../shared/contracts), and sevflow's clients classify
+each real error shape: permanent 4xx, retryable 429 (with Retry-After) and 5xx."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from models.severity import Severity
+from sinks.errors import DeliveryError
+from sinks.pagerduty_client import PagerDutySender
+from sinks.pagerduty_format import PagerDutyCall, pagerduty_calls
+from sinks.slack_client import SlackError, SlackSender
+from sinks.slack_format import SlackMessage
+from sinks.statuspage_client import StatuspageClient
+from sinks.statuspage_format import StatusChange
+from tests.fakes import fixtures
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import IncidentStory
+from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from tests.fakes.http import Fault
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+
+clock = fixtures.clock
+fake_pagerduty = fixtures.fake_pagerduty
+fake_slack = fixtures.fake_slack
+fake_statuspage = fixtures.fake_statuspage
+tls_cert = fixtures.tls_cert
+
+CHANGE = StatusChange(
+    "create", "API errors", "investigating", "major", "We are investigating.", {"api": "partial_outage"}
+)
+
+
+async def test_pagerduty_fake_speaks_tls_and_validates(
+    fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    assert fake_pagerduty.url.startswith("https://")
+    sender = PagerDutySender(SecretStr(ROUTING_KEY), fake_pagerduty.url, timeout=5, ca_file=tls_cert[0])
+    try:
+        (call,) = pagerduty_calls(IncidentStory().fire()[0], paged=False, severities=frozenset(Severity))
+        assert await sender.send(call) == call.dedup_key  # 202 + dedup_key
+        assert (
+            await sender.send(PagerDutyCall("resolve", "never-triggered")) == "never-triggered"
+        )  # dropped, 202
+        assert fake_pagerduty.alerts[0].status == "triggered"
+        bad = PagerDutyCall("trigger", "k", summary="s", source="x", severity="fatal")
+        with pytest.raises(DeliveryError, match=r"payload\.severity") as caught:
+            await sender.send(bad)
+        assert not caught.value.retryable
+        fake_pagerduty.faults.fail_next(1, 429, retry_after=None, body=b"")
+        with pytest.raises(DeliveryError, match="HTTP 429") as caught:
+            await sender.send(call)  # the package's endless 429 retry is off: one attempt
+        assert caught.value.retryable
+        fake_pagerduty.faults.fail_next(1, 502)
+        with pytest.raises(DeliveryError, match="HTTP 502"):
+            await sender.send(call)
+    finally:
+        sender.close()
+    # Without the test CA the certificate is refused: TLS is real.
+    untrusting = PagerDutySender(SecretStr(ROUTING_KEY), fake_pagerduty.url, timeout=5)
+    try:
+        with pytest.raises(DeliveryError, match="transport error"):
+            await untrusting.send(call)
+    finally:
+        untrusting.close()
+
+
+async def test_slack_fake_rules(fake_slack: FakeSlack) -> None:
+    async with httpx.AsyncClient(base_url=fake_slack.url, timeout=5) as http:
+        assert (
+            await http.post("chat.postMessage", json={"channel": "incidents", "text": "x"})
+        ).json() == {
+            "ok": False,
+            "error": "not_authed",
+        }
+        bad = await http.post(
+            "chat.postMessage", headers={"Authorization": "Bearer xoxb-wrong"}, json={"text": "x"}
+        )
+        assert bad.json()["error"] == "invalid_auth"
+    sender = SlackSender(SecretStr(SLACK_TOKEN), fake_slack.url, timeout=5)
+    try:
+        for name, code in [
+            ("Has Caps", "invalid_name_specials"),
+            ("x" * 81, "invalid_name_maxlength"),
+            ("incidents", "name_taken"),
+        ]:
+            with pytest.raises(SlackError) as caught:
+                await sender.create_channel(name)
+            assert (caught.value.code, caught.value.retryable) == (code, False)
+        with pytest.raises(SlackError) as caught:
+            await sender.post("C999999999", SlackMessage("hi"), "k")
+        assert caught.value.code == "channel_not_found"
+        fake_slack.faults.fail_next(
+            1,
+            429,
+            retry_after=7,
+            body=b'{"ok":false,"error":"ratelimited"}',
+            content_type="application/json",
+        )
+        with pytest.raises(SlackError) as caught:
+            await sender.post("incidents", SlackMessage("hi"), "k")
+        assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == (
+            "ratelimited",
+            True,
+            7,
+        )
+        fake_slack.faults.fail_next(1, 503)
+        with pytest.raises(SlackError) as caught:
+            await sender.post("incidents", SlackMessage("hi"), "k")
+        assert caught.value.retryable
+        posted = await sender.post("incidents", SlackMessage("hi"), "the-key")
+        assert posted["channel"] == fake_slack.by_name("incidents").id  # type: ignore[union-attr]
+        assert await sender.find_message(posted["channel"], "the-key") == posted
+    finally:
+        await sender.close()
+
+
+async def test_statuspage_fake_errors(fake_statuspage: FakeStatuspage) -> None:
+    components = {"api": "cmpapi000001"}
+    wrong_key = StatuspageClient(
+        SecretStr("nope"), SP_PAGE, fake_statuspage.url, components=components, timeout=5
+    )
+    wrong_page = StatuspageClient(
+        SecretStr(SP_KEY), "nopage", fake_statuspage.url, components=components, timeout=5
+    )
+    bad_component = StatuspageClient(
+        SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components={"api": "zzz"}, timeout=5
+    )
+    good = StatuspageClient(
+        SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components=components, timeout=5
+    )
+    try:
+        for client, expected in [
+            (wrong_key, "HTTP 401: Could not authenticate"),
+            (wrong_page, "HTTP 404: Page not found"),
+            (bad_component, "HTTP 422: component zzz not found"),
+        ]:
+            with pytest.raises(DeliveryError) as caught:
+                await client.create("inc_1", CHANGE)
+            assert caught.value.reason == f"Statuspage create: {expected}"
+            assert not caught.value.retryable
+        fake_statuspage.faults.fail_next(
+            1, 420, retry_after=3, body=b'{"message":"rate limited"}', content_type="application/json"
+        )
+        with pytest.raises(DeliveryError) as caught:
+            await good.create("inc_1", CHANGE)
+        assert (caught.value.retryable, caught.value.retry_after) == (True, 3)
+        page_id = await good.create("inc_1", CHANGE)
+        assert await good.find("inc_1") == page_id
+        assert fake_statuspage.components["cmpapi000001"] == "partial_outage"
+        with pytest.raises(DeliveryError, match="HTTP 404"):
+            await good.update("doesnotexist", "inc_1", CHANGE)
+    finally:
+        for client in (wrong_key, wrong_page, bad_component, good):
+            await client.close()
+    assert SP_KEY not in str(fake_statuspage.writes)
+
+
+def test_fault_windows_follow_the_clock(clock: FakeClock) -> None:
+    from tests.fakes.http import Faults
+
+    faults = Faults()
+    faults.outage(clock, [(10.0, Fault(503)), (20.0, Fault(429, 5))])
+    assert faults.take() == Fault(503)
+    clock.advance(15)
+    assert faults.take() == Fault(429, 5)
+    clock.advance(10)
+    assert faults.take() is None
