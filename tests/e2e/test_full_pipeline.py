@@ -1,0 +1,106 @@
+"""The whole pipeline, real pieces only, vendors faked at their HTTP boundary:
+
+Alertmanager (amtool) → receiver → Kafka → worker → incident-events → sinks → PagerDuty, Slack,
+Statuspage (loopback fakes that enforce the APIs' contracts). Firing and resolving one SEV1 alert
+gives exactly one PagerDuty trigger and one resolve with the same dedup_key, one Slack channel and
+announcement and one resolution message, and a status-page incident opened and resolved.
+"""
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import fixtures
+from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import Alertmanager, Sevflow, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+fake_pagerduty = fixtures.fake_pagerduty
+fake_statuspage = fixtures.fake_statuspage
+tls_cert = fixtures.tls_cert
+
+LABELS = {"alertname": "CheckoutDown", "service": "api", "severity": "critical"}
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(SLACK_TOKEN).start()
+    yield fake
+    fake.close()
+
+
+def test_alert_to_pagerduty_slack_and_status_page_once(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    sevflow = Sevflow(tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path / 'sevflow.db'}")
+    sevflow.extra_env.update(
+        SEVFLOW_QUIET_PERIOD_SECONDS="0",
+        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+        SEVFLOW_PAGERDUTY_BASE_URL=fake_pagerduty.url,
+        SEVFLOW_PAGERDUTY_CA_FILE=str(tls_cert[0]),
+        SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
+        SEVFLOW_SLACK_BASE_URL=slack.url,
+        SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
+        SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
+        SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,
+        SEVFLOW_STATUSPAGE_BASE_URL=fake_statuspage.url,
+        SEVFLOW_STATUSPAGE_COMPONENTS="api=cmpapi000001",
+    )
+    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    labels = [f"{k}={v}" for k, v in LABELS.items()]
+    try:
+        sevflow.start()
+        alertmanager.start()
+        alertmanager.amtool("alert", "add", *labels, "--annotation=summary=Checkout is down")
+
+        wait_for(lambda: fake_pagerduty.actions(), 90, f"the page (log {sevflow.log_path})")
+        (trigger,) = [e for e in fake_pagerduty.events if e["event_action"] == "trigger"]
+        incident_id = trigger["dedup_key"]
+        assert incident_id.startswith("inc_")
+        assert trigger["payload"]["severity"] == "critical"  # SEV1
+        channel = wait_for(lambda: slack.created(), 60, "the incident channel")[0]
+        today = datetime.now(UTC).strftime("%Y%m%d")
+        assert channel == f"incident-{today}-checkout-down"
+        announcement = wait_for(lambda: slack.posts("incidents"), 60, "the announcement")[0]
+        assert announcement["text"].startswith(":rotating_light: *INCIDENT* - [SEV1] - Checkout is down")
+        assert announcement["text"].endswith(f"Updates in #{channel}")
+        page = wait_for(
+            lambda: list(fake_statuspage.incidents.values()), 60, "the status page incident"
+        )[0]
+        assert page["status"] == "investigating"
+
+        end = datetime.now(UTC) - timedelta(seconds=1)
+        alertmanager.amtool("alert", "add", *labels, f"--end={end.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+
+        def resolved_everywhere() -> bool:
+            return (
+                fake_pagerduty.actions(incident_id) == ["trigger", "resolve"]
+                and any(p["text"].startswith(":white_check_mark:") for p in slack.posts(channel))
+                and page["status"] == "resolved"
+            )
+
+        wait_for(resolved_everywhere, 90, f"the resolution everywhere (log {sevflow.log_path})")
+        time.sleep(2)  # anything sent twice would show up now
+    finally:
+        alertmanager.stop()
+        sevflow.stop()
+
+    assert fake_pagerduty.actions(incident_id) == ["trigger", "resolve"]
+    assert slack.created() == [channel]
+    assert len(slack.posts("incidents")) == 1
+    resolutions = [p for p in slack.posts(channel) if p["text"].startswith(":white_check_mark:")]
+    assert len(resolutions) == 1
+    assert "*INCIDENT RESOLVED*" in resolutions[0]["text"]
+    assert len(fake_statuspage.incidents) == 1
