@@ -50,9 +50,18 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
             timeout=timeout,
             ca_file=settings.pagerduty_ca_file,
         )
+        escalation_senders = {
+            name: PagerDutySender(
+                key, settings.pagerduty_url(), timeout=timeout, ca_file=settings.pagerduty_ca_file
+            )
+            for name, key in settings.escalation_pagerduty_routing_keys.items()
+        }
         sinks.append(
             PagerDutySink(
-                sender, effects_for("pagerduty", settings, engine, clock), settings.pagerduty_severities
+                sender,
+                effects_for("pagerduty", settings, engine, clock),
+                settings.pagerduty_severities,
+                escalation_senders,
             )
         )
     if settings.slack_token is not None:

@@ -6,7 +6,7 @@ stored as the incident's external id: acknowledge/resolve go out only for incide
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from models.events import IncidentEvent
@@ -15,25 +15,43 @@ from sinks.base import Failure, each_event
 from sinks.effects import UNREAD, Effects
 from sinks.errors import DeliveryError
 from sinks.pagerduty_client import PagerDutySender
-from sinks.pagerduty_format import PagerDutyCall, digest_call, pagerduty_calls
+from sinks.pagerduty_format import (
+    PagerDutyCall,
+    digest_call,
+    escalation_calls,
+    escalation_followups,
+    pagerduty_calls,
+)
 
 __all__ = ["PagerDutySink"]
+
+
+def _escalation_ref(target: str, result: dict[str, str]) -> dict[str, str]:
+    return {f"escalation:{target}": result["dedup_key"]}
 
 
 class PagerDutySink:
     name = "pagerduty"
 
     def __init__(
-        self, sender: PagerDutySender, effects: Effects, severities: Sequence[Severity]
+        self,
+        sender: PagerDutySender,
+        effects: Effects,
+        severities: Sequence[Severity],
+        escalation_senders: Mapping[str, PagerDutySender] | None = None,
     ) -> None:
         self._sender = sender
         self._effects = effects
         self._severities = frozenset(severities)
+        #: PagerDuty targets of the escalation policy that have their own routing key.
+        self._escalation = dict(escalation_senders or {})
 
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         return await each_event(events, self._deliver)
 
     async def _deliver(self, event: IncidentEvent) -> None:
+        if self._escalation:
+            await self._escalate(event)
         if not pagerduty_calls(event, paged=True, severities=self._severities):
             return  # nothing to send whatever the state: no need to read it (alert churn, storms)
         (likely,) = pagerduty_calls(event, paged=True, severities=self._severities)
@@ -48,6 +66,24 @@ class PagerDutySink:
                 refs=lambda result: {"dedup_key": result["dedup_key"]},
                 prior=prior if call.action == likely.action else UNREAD,
             )
+
+    async def _escalate(self, event: IncidentEvent) -> None:
+        """Page an escalation level's own PagerDuty services; close them with the incident."""
+        work = escalation_calls(event, self._escalation.keys())
+        if not work and event.type.value in {"acknowledged", "resolved"}:
+            refs = await self._effects.log.refs(self.name, event.incident_id)
+            paged = {k.removeprefix("escalation:") for k in refs if k.startswith("escalation:")}
+            work = escalation_followups(event, paged & self._escalation.keys())
+        for target, call in work:
+            await self._effects.once(
+                [event],
+                f"{call.action}:escalation:{target}",
+                functools.partial(self._send_with, self._escalation[target], call),
+                refs=functools.partial(_escalation_ref, target),
+            )
+
+    async def _send_with(self, sender: PagerDutySender, call: PagerDutyCall) -> dict[str, str]:
+        return {"dedup_key": await sender.send(call)}
 
     async def _send(self, call: PagerDutyCall) -> dict[str, str]:
         return {"dedup_key": await self._sender.send(call)}
@@ -80,3 +116,5 @@ class PagerDutySink:
 
     async def close(self) -> None:
         self._sender.close()
+        for sender in self._escalation.values():
+            sender.close()

@@ -8,7 +8,11 @@ opened, reopened       trigger (when the incident's severity pages)
 severity_changed       trigger carrying the new severity (when it now pages)
 acknowledged           acknowledge, unless the acknowledgement came from PagerDuty itself
 resolved               resolve
-anything else          nothing (PagerDuty runs its own escalation; alert churn is not paged)
+escalated              trigger, on the routing key of each PagerDuty target of the level that
+                       has one (``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS``), dedup_key
+                       ``<incident>/escalation/<target>``; acknowledged / resolved then close
+                       those alerts too (:func:`escalation_calls`, :func:`escalation_followups`)
+anything else          nothing (alert churn is not paged)
 =====================  =====================================================================
 
 Acknowledge and resolve are sent only for incidents that were paged (``paged``), since PagerDuty
@@ -16,13 +20,22 @@ drops them for unknown keys anyway. Limits come from the Events API v2 reference
 (developer.pagerduty.com, "Send an Alert Event"): summary ≤ 1024 chars, dedup_key ≤ 255.
 """
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from models.events import EventType, IncidentEvent, IncidentSnapshot
 from models.severity import Severity
 
-__all__ = ["PAGERDUTY_SEVERITY", "PagerDutyCall", "digest_call", "pagerduty_calls"]
+__all__ = [
+    "PAGERDUTY_SEVERITY",
+    "PagerDutyCall",
+    "digest_call",
+    "escalation_calls",
+    "escalation_followups",
+    "pagerduty_calls",
+]
 
 PAGERDUTY_SEVERITY = {
     Severity.SEV1: "critical",
@@ -137,3 +150,55 @@ def digest_call(
         severity=PAGERDUTY_SEVERITY[worst],
         payload={"class": "alert storm", "custom_details": {"incidents": titles[:200]}},
     )
+
+
+def escalation_key(incident_id: str, target: str) -> str:
+    """The dedup_key of the alert an escalation opens on ``target``'s service."""
+    return f"{incident_id}/escalation/{target}"[:DEDUP_KEY_MAX]
+
+
+def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tuple[str, PagerDutyCall]]:
+    """(target, trigger) for each PagerDuty target of an ``escalated`` event that has a routing
+    key; targets without one (the primary on-call is the incident's own alert) are left alone."""
+    if event.type is not EventType.ESCALATED:
+        return []
+    try:
+        targets = json.loads(event.data.get("targets", "[]"))
+    except json.JSONDecodeError:
+        return []
+    level = event.data.get("level", "?")
+    base = trigger_call(event)
+    calls: list[tuple[str, PagerDutyCall]] = []
+    for target in targets if isinstance(targets, list) else []:
+        if not isinstance(target, dict):
+            continue
+        name = str(target.get("to", ""))
+        if target.get("kind") == "pagerduty" and name in routable:
+            summary = f"Escalated to {target.get('label') or name} (level {level}): {base.summary}"
+            calls.append(
+                (
+                    name,
+                    replace(
+                        base,
+                        dedup_key=escalation_key(event.incident_id, name),
+                        summary=_truncate(summary, SUMMARY_MAX),
+                    ),
+                )
+            )
+    return calls
+
+
+def escalation_followups(
+    event: IncidentEvent, paged: Collection[str]
+) -> list[tuple[str, PagerDutyCall]]:
+    """Acknowledge / resolve the escalation alerts opened on ``paged`` targets."""
+    if event.type is EventType.ACKNOWLEDGED and event.actor.via != "pagerduty":
+        action: Action = "acknowledge"
+    elif event.type is EventType.RESOLVED:
+        action = "resolve"
+    else:
+        return []
+    return [
+        (name, PagerDutyCall(action=action, dedup_key=escalation_key(event.incident_id, name)))
+        for name in sorted(paged)
+    ]

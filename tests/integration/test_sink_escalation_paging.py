@@ -1,0 +1,76 @@
+"""An escalation level with its own PagerDuty service is paged on that service, once, and its
+alert is resolved with the incident; the incident's own alert is unaffected."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.events import Actor, EventType
+from models.incident import annotate
+from sinks.pagerduty_format import escalation_key
+from tests.fakes import fixtures
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import T0, IncidentStory
+from tests.fakes.fixtures import ROUTING_KEY, sink_named, sink_settings
+from tests.fakes.pagerduty import FakePagerDuty
+
+pytestmark = pytest.mark.integration
+
+fake_pagerduty = fixtures.fake_pagerduty
+tls_cert = fixtures.tls_cert
+clock = fixtures.clock
+
+SECONDARY_KEY = "S3C0NDARYKEY0123456789abcdefABCD"
+TARGETS = [
+    {"kind": "pagerduty", "to": "secondary", "label": "Secondary On-Call"},
+    {"kind": "email", "to": "oncall@example.com"},
+]
+
+
+async def test_escalation_pages_the_level_and_resolves_it(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        cert=tls_cert,
+        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
+    )
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    story = IncidentStory()
+    opened = story.fire()
+    assert story.incident is not None
+    escalated = annotate(
+        story.incident,
+        EventType.ESCALATED,
+        Actor(via="sevflow"),
+        T0 + timedelta(minutes=15),
+        reason="unacknowledged for 15 minutes",
+        data={"level": "2", "targets": json.dumps(TARGETS)},
+    )
+    assert escalated.incident is not None
+    story.incident = escalated.incident
+    resolved = story.resolve()
+    events = [*opened, *escalated.events, *resolved]
+
+    try:
+        assert await sink.handle(events) == []
+        assert await sink.handle(events) == []  # redelivered: nothing twice
+    finally:
+        await sink.close()
+
+    incident_id = opened[0].incident_id
+    second = escalation_key(incident_id, "secondary")
+    assert fake_pagerduty.actions(incident_id) == ["trigger", "resolve"]
+    assert fake_pagerduty.actions(second) == ["trigger", "resolve"]
+    (page,) = [
+        e for e in fake_pagerduty.events if e["dedup_key"] == second and e["event_action"] == "trigger"
+    ]
+    assert page["routing_key"] == SECONDARY_KEY
+    assert page["payload"]["summary"].startswith("Escalated to Secondary On-Call (level 2): ")
+    assert {e["routing_key"] for e in fake_pagerduty.events if e["dedup_key"] == incident_id} == {
+        ROUTING_KEY
+    }
+    assert SECONDARY_KEY not in json.dumps([e.model_dump(mode="json") for e in events])
