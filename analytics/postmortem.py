@@ -91,7 +91,8 @@ def describe_event(event: IncidentEvent) -> str:
             return f"Reopened: {event.reason}" if event.reason else "Reopened"
         case EventType.ESCALATED:
             level = event.data.get("level")
-            targets = event.data.get("targets")
+            # targets_text is the readable form ("Secondary On-Call"); targets is JSON for machines
+            targets = event.data.get("targets_text") or event.data.get("targets")
             text = f"Escalated to level {level}" if level else "Escalated"
             return f"{text}: {targets}" if targets else text
         case EventType.SLA_BREACHED:

@@ -79,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
     if args.command == "dlq":
         return run_dlq(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:

@@ -166,7 +166,7 @@ def update_line(event: IncidentEvent) -> str | None:
             return f":eyes: Acknowledged by {who} (via {event.actor.via})"
         case EventType.ESCALATED:
             level = event.data.get("level", "next")
-            targets = event.data.get("targets") or "the next responders"
+            targets = event.data.get("targets_text") or "the next responders"
             return f":mega: Escalated to level {level}: {targets}"
         case EventType.SLA_BREACHED:
             target = incident.severity.info.response_text

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
+import mode
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -126,6 +127,14 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
     publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
     holder = f"{socket.gethostname()}:{os.getpid()}"
     relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
+
+    @app.service
+    class _Resources(mode.Service):
+        """Closes what the agents and timers share when the worker stops."""
+
+        async def on_stop(self) -> None:
+            await publisher.close()
+            await engine.dispose()
 
     @app.agent(alerts_topic, name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:

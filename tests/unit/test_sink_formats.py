@@ -202,7 +202,11 @@ def test_update_lines_and_coalescing() -> None:
         update={
             "type": EventType.ESCALATED,
             "alert": None,
-            "data": {"level": "2", "targets": "@sre-leads"},
+            "data": {
+                "level": "2",
+                "targets": '[{"kind":"slack","to":"@sre-leads"}]',
+                "targets_text": "@sre-leads",
+            },
         }
     )
     (ack,) = s.ack(who="bob")
