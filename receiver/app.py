@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
 from receiver.auth import WebhookAuth
+from receiver.body import BodyTooLarge, read_capped
 from receiver.errors import error_response, validation_details
 from receiver.kafka import MAX_RECORD_BYTES, AlertPublisher, PublishError
 from receiver.metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
@@ -50,25 +51,6 @@ WEBHOOK_PATH = "/webhooks/alertmanager"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """Read the body, stopping as soon as it exceeds ``limit`` bytes (never buffering more)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def request_id_of(header: str | None) -> str:
@@ -123,10 +105,10 @@ def create_app(
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error_response(415, "unsupported_media_type", "the body must be application/json")
         try:
-            body = await _read_capped(request, max_body_bytes)
+            body = await read_capped(request, max_body_bytes)
         except ClientDisconnect:
             return error_response(400, "client_disconnected", "the body was not received in full")
-        except _TooLarge:
+        except BodyTooLarge:
             return error_response(413, "payload_too_large", f"the body exceeds {max_body_bytes} bytes")
         try:
             payload = WebhookPayload.model_validate_json(body)

@@ -46,6 +46,7 @@ from models.events import Actor
 from models.incident import Command
 from models.settings import Settings
 from receiver.auth import WebhookAuth
+from receiver.body import BodyTooLarge, read_capped
 from receiver.errors import error_response
 
 __all__ = [
@@ -148,24 +149,6 @@ def verify_pagerduty(secrets: Sequence[SecretStr], header: str | None, body: byt
 # --- plumbing ---------------------------------------------------------------------------------
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _command_id(source: str, *parts: str) -> str:
     """A short stable id: the same request (a retry) gives the same id, so it applies once."""
     return f"{source}:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
@@ -229,8 +212,8 @@ class _Callbacks:
 
     async def _body(self, request: Request) -> bytes | Response:
         try:
-            return await _read_capped(request, self._limit)
-        except _TooLarge:
+            return await read_capped(request, self._limit)
+        except BodyTooLarge:
             return error_response(413, "too_large", f"body over {self._limit} bytes")
 
     # --- HTTP API -----------------------------------------------------------------------------
