@@ -113,6 +113,9 @@ class AlertState(BaseModel):
     external_url: str | None = None
     first_received_at: datetime
     last_received_at: datetime
+    suppressed_by: str | None = Field(
+        default=None, description="The maintenance window holding this alert (then in no incident)."
+    )
 
     def snapshot(self) -> AlertSnapshot:
         return AlertSnapshot(

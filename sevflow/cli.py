@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from models.settings import Settings
 from sevflow import escalation_cli, operator_cli
 from sevflow.dlq_cli import add_dlq_command, run_dlq
+from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
 
 __all__ = ["main"]
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     escalation_cli.add_subcommands(sub)
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
+    add_maintenance_command(sub)
     return parser
 
 
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
+    if args.command == "maintenance":
+        return run_maintenance(settings, args)
     if args.command == "dlq":
         return run_dlq(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:

@@ -58,7 +58,7 @@ def _event_row(event: IncidentEvent) -> dict[str, Any]:
     }
 
 
-def _alert_from_row(row: Any) -> AlertState:
+def alert_from_row(row: Any) -> AlertState:
     return AlertState.model_validate(
         {k: row[k] for k in AlertState.model_fields if k in row.keys()}  # noqa: SIM118
         | {"severity": row["severity"] or "SEV3", "rule": row["rule"] or "default"}
@@ -138,7 +138,7 @@ class IncidentTx:
             chunk = wanted[start : start + 500]
             result = await self._conn.execute(select(alerts).where(alerts.c.fingerprint.in_(chunk)))
             for row in result.mappings():
-                self._alerts[row["fingerprint"]] = _alert_from_row(row)
+                self._alerts[row["fingerprint"]] = alert_from_row(row)
         return self._alerts
 
     def alert(self, fingerprint: str) -> AlertState | None:

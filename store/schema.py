@@ -25,6 +25,7 @@ __all__ = [
     "incident_groups",
     "incidents",
     "leases",
+    "maintenance_windows",
     "metadata",
 ]
 
@@ -77,6 +78,20 @@ alerts = Table(
     Column("incident_id", String(64), nullable=True, index=True),
     Column("severity", String(8), nullable=True),
     Column("rule", String(255), nullable=True),
+    # The maintenance window holding the alert (it then belongs to no incident).
+    Column("suppressed_by", String(64), nullable=True, index=True),
+)
+
+#: Maintenance windows (models.maintenance); ``released_at`` is set once the alerts a window held
+#: have been applied again after its end.
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False, index=True),
+    Column("document", Text, nullable=False),
+    Column("released_at", UTCDateTime, nullable=True),
 )
 
 #: One row per group key: the lock that serialises every change of that group's incidents, and

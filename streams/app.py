@@ -10,6 +10,8 @@ so an offset is never committed past an unapplied record.
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
 * timer ``relay``: outbox → ``incident-events`` (one worker at a time, by lease);
+* timer ``maintenance``: applies again the still-firing alerts a maintenance window held, once
+  the window has ended;
 * timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
 * timer ``escalations``: pages the next escalation level of unacknowledged incidents and records
   SLA breaches (streams/escalation.py: the incident lock plus a compare-and-set make each level
@@ -176,6 +178,13 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
         except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
             # Nothing is lost: unpublished events stay in the outbox for the next tick.
             log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
+
+    @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
+    async def release_maintenance_windows() -> None:
+        try:
+            await pipeline.release_windows(clock())
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("maintenance-window release failed: %s: %s", type(exc).__name__, exc)
 
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:

@@ -21,11 +21,14 @@ from models.events import IncidentEvent
 from models.incident import (
     Command,
     LifecyclePolicy,
+    Outcome,
     apply_alert,
     apply_command,
     expire_quiet_period,
 )
+from models.maintenance import covering_window, released_record, suppressed_state
 from store.incidents import IncidentStore
+from store.maintenance import MaintenanceStore
 
 __all__ = ["CommandResult", "Pipeline", "regroup"]
 
@@ -59,19 +62,35 @@ class Pipeline:
     async def process_alerts(self, records: Sequence[AlertRecord]) -> list[IncidentEvent]:
         """Apply a batch of alert records (in order) in one transaction; returns the new events."""
         batch = [regroup(r, self.group_by) for r in records]
+        if not batch:
+            return []
+        windows = await MaintenanceStore(self.store.engine).overlapping(
+            min(r.received_at for r in batch), max(r.received_at for r in batch)
+        )
         async with self.store.transaction() as tx:
             await tx.lock_groups(r.group_key for r in batch)
             await tx.load_alerts(r.fingerprint for r in batch)
             events: list[IncidentEvent] = []
             for record in batch:
-                outcome = apply_alert(
-                    tx.incidents_by_group[record.group_key],
-                    tx.alert(record.fingerprint),
-                    record,
-                    self.rules.classify(record.labels, record.annotations),
-                    self.policy,
-                    record.received_at,
-                )
+                previous = tx.alert(record.fingerprint)
+                cls = self.rules.classify(record.labels, record.annotations)
+                outcome: Outcome | None
+                window = covering_window(record, windows, previous)
+                if window is not None:
+                    held = previous is not None and previous.suppressed_by == window
+                    same = held and previous is not None and previous.status == record.status
+                    outcome = (
+                        None if same else Outcome(None, suppressed_state(record, cls, previous, window))
+                    )
+                else:
+                    outcome = apply_alert(
+                        tx.incidents_by_group[record.group_key],
+                        previous,
+                        record,
+                        cls,
+                        self.policy,
+                        record.received_at,
+                    )
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
@@ -93,6 +112,17 @@ class Pipeline:
                 return CommandResult(False, f"incident is already {incident.state.value}")
             tx.stage(outcome)
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
+
+    async def release_windows(self, now: datetime) -> list[IncidentEvent]:
+        """Apply again the still-firing alerts of every maintenance window that has ended."""
+        windows = MaintenanceStore(self.store.engine)
+        events: list[IncidentEvent] = []
+        for window_id in await windows.due(now):
+            held = await windows.held(window_id)
+            if held:
+                events.extend(await self.process_alerts([released_record(a, now) for a in held]))
+            await windows.mark_released(window_id, now)
+        return events
 
     async def expire_quiet(self, now: datetime) -> list[IncidentEvent]:
         """Resolve the incidents whose alerts have all been resolved for the quiet period."""

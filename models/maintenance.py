@@ -1,0 +1,115 @@
+"""Maintenance windows: scheduled, label-scoped periods in which firing alerts page nobody.
+
+An alert that fires inside a window that matches it is *recorded* (the alerts table keeps its
+state and the window that suppressed it) but opens or changes no incident, so no sink, timer or
+escalation ever sees it. When the window ends, every alert it suppressed that is still firing is
+applied again as if it had just arrived, and is handled normally (it opens or joins an incident
+and pages). A resolution is never suppressed: resolving is not paging.
+
+Matchers use the same Alertmanager syntax as the severity rules. Nothing here reads a clock.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.alert import AlertRecord
+from models.incident import AlertState, Classification
+from models.matchers import MatcherError, parse_matcher
+
+__all__ = ["MaintenanceWindow", "covering_window", "released_record", "suppressed_state"]
+
+
+class MaintenanceWindow(BaseModel):
+    """One window: alerts matching every matcher between ``starts_at`` and ``ends_at`` are held."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    matchers: tuple[str, ...] = Field(min_length=1, description="Alertmanager matchers, all must match.")
+    starts_at: datetime
+    ends_at: datetime
+    comment: str = ""
+    created_by: str | None = None
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                parse_matcher(text)
+            except MatcherError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MaintenanceWindow":
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("start and end must carry a time zone")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("the window must end after it starts")
+        return self
+
+    def covers(self, labels: dict[str, str], annotations: dict[str, str], at: datetime) -> bool:
+        """True when the window is active at ``at`` and every matcher matches."""
+        if not self.starts_at <= at < self.ends_at:
+            return False
+        return all(parse_matcher(m).matches(labels, annotations) for m in self.matchers)
+
+
+def covering_window(
+    record: AlertRecord, windows: Iterable[MaintenanceWindow], previous: AlertState | None
+) -> str | None:
+    """The window that holds this record, or None when it is handled normally.
+
+    A firing record is held by the first window covering it at its arrival; a resolution is held
+    only when its firing was held too (it then belongs to no incident).
+    """
+    if record.status == "resolved":
+        return previous.suppressed_by if previous is not None else None
+    for window in windows:
+        if window.covers(record.labels, record.annotations, record.received_at):
+            return window.id
+    return None
+
+
+def suppressed_state(
+    record: AlertRecord, cls: Classification, previous: AlertState | None, window_id: str
+) -> AlertState:
+    """The stored state of a held alert: recorded, in no incident."""
+    return AlertState(
+        fingerprint=record.fingerprint,
+        incident_id=None,
+        status=record.status,
+        severity=cls.severity,
+        rule=cls.rule,
+        labels=record.labels,
+        annotations=record.annotations,
+        starts_at=record.starts_at,
+        ends_at=record.ends_at,
+        generator_url=record.generator_url,
+        receiver=record.receiver,
+        group_key=record.group_key,
+        external_url=record.external_url,
+        first_received_at=previous.first_received_at if previous else record.received_at,
+        last_received_at=record.received_at,
+        suppressed_by=window_id,
+    )
+
+
+def released_record(alert: AlertState, at: datetime) -> AlertRecord:
+    """A held, still-firing alert as a fresh record arriving when its window ended."""
+    return AlertRecord(
+        fingerprint=alert.fingerprint,
+        status="firing",
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+        receiver=alert.receiver,
+        group_key=alert.group_key,
+        external_url=alert.external_url,
+        received_at=max(at, alert.last_received_at),
+    )

@@ -1,0 +1,139 @@
+"""``sevflow maintenance add|list|end``: schedule label-scoped maintenance windows.
+
+Alerts that fire inside a window matching them are recorded but page nobody; when the window ends
+the worker handles what still fires as if it had just arrived (models/maintenance.py).
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from models.maintenance import MaintenanceWindow
+from models.settings import Settings
+from store.db import async_engine
+from store.maintenance import MaintenanceStore
+
+__all__ = ["add_maintenance_command", "parse_when", "run_maintenance"]
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """``now``, ``+30m`` / ``+2h`` / ``+1d``, or an RFC 3339 time with a zone (``Z`` allowed)."""
+    if text == "now":
+        return now
+    if text.startswith("+") and text[-1:] in _UNITS and text[1:-1].isdigit():
+        return now + timedelta(seconds=int(text[1:-1]) * _UNITS[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (use now, +30m, +2h, +1d or 2026-01-15T14:30:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (add Z for UTC)")
+    return moment.astimezone(UTC)
+
+
+def add_maintenance_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    maintenance = sub.add_parser(
+        "maintenance", help="schedule maintenance windows: matching alerts page nobody meanwhile"
+    )
+    actions = maintenance.add_subparsers(dest="maintenance_action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="schedule a window")
+    add.add_argument(
+        "--matcher", "-m", action="append", required=True, dest="matchers",
+        help='Alertmanager matcher, e.g. service="checkout" (repeat: all must match)',
+    )  # fmt: skip
+    add.add_argument("--start", default="now", help="now (default), +30m, +2h or an RFC 3339 time")
+    add.add_argument("--end", required=True, help="+2h, or an RFC 3339 time")
+    add.add_argument("--comment", default="", help="why (shown in listings)")
+    listing = actions.add_parser("list", help="current and future windows")
+    listing.add_argument("--all", action="store_true", help="past windows too")
+    end = actions.add_parser("end", help="end a window now")
+    end.add_argument("window_id")
+
+
+async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    engine = async_engine(settings.sqlalchemy_url())
+    store = MaintenanceStore(engine)
+    try:
+        if args.maintenance_action == "add":
+            window = MaintenanceWindow(
+                id="mw_" + uuid.uuid4().hex[:12],
+                matchers=tuple(args.matchers),
+                starts_at=parse_when(args.start, now),
+                ends_at=parse_when(args.end, now),
+                comment=args.comment,
+                created_by=getpass.getuser(),
+            )
+            await store.add(window)
+            print(
+                f"{window.id}: {', '.join(window.matchers)} from {window.starts_at:%Y-%m-%d %H:%M} "
+                f"to {window.ends_at:%Y-%m-%d %H:%M} UTC",
+                file=out,
+            )
+            return 0
+        if args.maintenance_action == "end":
+            ended = await store.end(args.window_id, now)
+            if ended is None:
+                print(f"sevflow maintenance: no window {args.window_id}", file=sys.stderr)
+                return 1
+            print(f"{ended.id} ends {ended.ends_at:%Y-%m-%d %H:%M:%S} UTC", file=out)
+            return 0
+        windows = await store.listing(since=None if args.all else now)
+        if not windows:
+            print("no maintenance windows", file=out)
+            return 0
+        row = "{:<16} {:<17} {:<17} {:<8} {:<40} {}"
+        print(row.format("ID", "STARTS (UTC)", "ENDS (UTC)", "STATE", "MATCHERS", "COMMENT"), file=out)
+        for w in windows:
+            state = (
+                "active"
+                if w.starts_at <= now < w.ends_at
+                else ("ended" if w.ends_at <= now else "planned")
+            )
+            print(
+                row.format(
+                    w.id, f"{w.starts_at:%Y-%m-%d %H:%M}", f"{w.ends_at:%Y-%m-%d %H:%M}", state,
+                    ", ".join(w.matchers), w.comment,
+                ),
+                file=out,
+            )  # fmt: skip
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def run_maintenance(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO = sys.stdout,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    try:
+        return asyncio.run(_run(settings, args, now(), out))
+    except (ValueError, ValidationError) as exc:
+        reason = (
+            "; ".join(e["msg"] for e in exc.errors(include_url=False, include_input=False))
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        print(f"sevflow maintenance: {reason}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(
+            f"sevflow maintenance: cannot use the incident store ({type(exc).__name__}); "
+            "run `sevflow init-db` first",
+            file=sys.stderr,
+        )
+        return 1

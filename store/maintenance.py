@@ -1,0 +1,97 @@
+"""Maintenance windows in the store, and the alerts they hold."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.incident import AlertState
+from models.maintenance import MaintenanceWindow
+from store.incidents import alert_from_row
+from store.schema import alerts, maintenance_windows
+
+__all__ = ["MaintenanceStore"]
+
+
+class MaintenanceStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, window: MaintenanceWindow) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                maintenance_windows.insert().values(
+                    id=window.id,
+                    starts_at=window.starts_at,
+                    ends_at=window.ends_at,
+                    document=window.model_dump_json(),
+                    released_at=None,
+                )
+            )
+
+    async def get(self, window_id: str) -> MaintenanceWindow | None:
+        async with self._engine.connect() as conn:
+            document = (
+                await conn.execute(
+                    select(maintenance_windows.c.document).where(maintenance_windows.c.id == window_id)
+                )
+            ).scalar_one_or_none()
+        return MaintenanceWindow.model_validate_json(document) if document else None
+
+    async def overlapping(self, start: datetime, end: datetime) -> list[MaintenanceWindow]:
+        """Windows active at some moment of [start, end]."""
+        query = select(maintenance_windows.c.document).where(
+            and_(maintenance_windows.c.starts_at <= end, maintenance_windows.c.ends_at > start)
+        )
+        async with self._engine.connect() as conn:
+            documents = (await conn.execute(query)).scalars().all()
+        return [MaintenanceWindow.model_validate_json(d) for d in documents]
+
+    async def listing(self, *, since: datetime | None = None) -> list[MaintenanceWindow]:
+        """Windows ending after ``since`` (all when None), by start."""
+        query = select(maintenance_windows.c.document).order_by(maintenance_windows.c.starts_at)
+        if since is not None:
+            query = query.where(maintenance_windows.c.ends_at > since)
+        async with self._engine.connect() as conn:
+            documents = (await conn.execute(query)).scalars().all()
+        return [MaintenanceWindow.model_validate_json(d) for d in documents]
+
+    async def end(self, window_id: str, at: datetime) -> MaintenanceWindow | None:
+        """End a window now (or keep its end if that is earlier); None when unknown."""
+        window = await self.get(window_id)
+        if window is None:
+            return None
+        if window.ends_at > at:
+            window = window.model_copy(update={"ends_at": max(at, window.starts_at)})
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(maintenance_windows)
+                    .where(maintenance_windows.c.id == window_id)
+                    .values(ends_at=window.ends_at, document=window.model_dump_json())
+                )
+        return window
+
+    async def due(self, now: datetime) -> list[str]:
+        """Ended windows whose held alerts have not been released yet."""
+        query = select(maintenance_windows.c.id).where(
+            and_(maintenance_windows.c.ends_at <= now, maintenance_windows.c.released_at.is_(None))
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def held(self, window_id: str) -> Sequence[AlertState]:
+        """The alerts a window holds that are still firing."""
+        query = select(alerts).where(
+            and_(alerts.c.suppressed_by == window_id, alerts.c.status == "firing")
+        )
+        async with self._engine.connect() as conn:
+            return [alert_from_row(r) for r in (await conn.execute(query)).mappings()]
+
+    async def mark_released(self, window_id: str, at: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(maintenance_windows)
+                .where(maintenance_windows.c.id == window_id)
+                .values(released_at=at)
+            )

@@ -1,0 +1,162 @@
+"""Maintenance windows: pure rules, the pipeline holding and releasing alerts, and the CLI."""
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from models.events import EventType
+from models.incident import LifecyclePolicy
+from models.maintenance import MaintenanceWindow, covering_window, released_record
+from sevflow.maintenance_cli import parse_when
+from store.incidents import IncidentStore
+from store.maintenance import MaintenanceStore
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import T0, alert
+from tests.conftest import REPO
+
+WINDOW = MaintenanceWindow(
+    id="mw_1",
+    matchers=('service="checkout"',),
+    starts_at=T0,
+    ends_at=T0 + timedelta(hours=1),
+    comment="database upgrade",
+)
+
+
+def test_window_covers_matching_alerts_while_active() -> None:
+    labels = {"alertname": "CheckoutDown", "service": "checkout"}
+    assert WINDOW.covers(labels, {}, T0)
+    assert WINDOW.covers(labels, {}, T0 + timedelta(minutes=59))
+    assert not WINDOW.covers(labels, {}, T0 + timedelta(hours=1))  # the end is exclusive
+    assert not WINDOW.covers(labels, {}, T0 - timedelta(seconds=1))
+    assert not WINDOW.covers({"service": "search"}, {}, T0)
+
+
+def test_firing_is_held_and_resolution_follows_its_firing() -> None:
+    firing = alert(service="checkout", at=T0 + timedelta(minutes=5))
+    assert covering_window(firing, [WINDOW], None) == "mw_1"
+    assert covering_window(alert(service="search", at=T0), [WINDOW], None) is None
+    resolved = alert(service="checkout", status="resolved", at=T0 + timedelta(minutes=6))
+    assert covering_window(resolved, [WINDOW], None) is None  # resolving never pages: not held
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ends_at": T0}, "must end after it starts"),
+        ({"matchers": ("service",)}, "not a matcher"),
+        ({"matchers": ()}, "at least 1"),
+    ],
+)
+def test_bad_windows_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        MaintenanceWindow.model_validate(WINDOW.model_dump() | changes)
+
+
+def test_parse_when() -> None:
+    assert parse_when("now", T0) == T0
+    assert parse_when("+90m", T0) == T0 + timedelta(minutes=90)
+    assert parse_when("+2h", T0) == T0 + timedelta(hours=2)
+    assert parse_when("2026-11-27T14:00:00Z", T0) == T0 + timedelta(hours=2)
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_when("2026-11-27T14:00:00", T0)
+    with pytest.raises(ValueError, match="not a time"):
+        parse_when("tomorrow", T0)
+
+
+async def test_held_alerts_page_nobody_until_the_window_ends(engine) -> None:  # type: ignore[no-untyped-def]
+    await MaintenanceStore(engine).add(WINDOW)
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    during = T0 + timedelta(minutes=10)
+    batch = [
+        alert("CheckoutDown", service="checkout", instance="a", at=during),
+        alert("CheckoutDown", service="checkout", instance="b", at=during),
+        alert("SearchSlow", service="search", at=during),
+    ]
+    events = await pipeline.process_alerts(batch)
+    assert [(e.type, e.incident.title) for e in events] == [(EventType.OPENED, "SearchSlow fired")]
+    # Re-sent while held: nothing; one held alert resolves inside the window: still nothing.
+    assert await pipeline.process_alerts(batch[:2]) == []
+    resolved = alert(
+        "CheckoutDown",
+        service="checkout",
+        instance="b",
+        status="resolved",
+        at=during + timedelta(minutes=5),
+    )
+    assert await pipeline.process_alerts([resolved]) == []
+    assert len(await pipeline.store.list_incidents()) == 1
+
+    assert await pipeline.release_windows(T0 + timedelta(minutes=59)) == []  # not over yet
+    released = await pipeline.release_windows(T0 + timedelta(hours=1))
+    assert [e.type for e in released] == [EventType.OPENED]  # only the one still firing
+    assert released[0].alert is not None
+    assert released[0].alert.labels["instance"] == "a"
+    assert released[0].occurred_at == T0 + timedelta(hours=1)
+    assert await pipeline.release_windows(T0 + timedelta(hours=2)) == []  # released once
+    incidents = await pipeline.store.list_incidents()
+    assert sorted(i.title for i in incidents) == ["CheckoutDown fired", "SearchSlow fired"]
+
+
+def test_released_record_arrives_at_the_window_end() -> None:
+    from models.incident import Classification
+    from models.maintenance import suppressed_state
+    from models.severity import Severity
+
+    record = alert(service="checkout", at=T0 + timedelta(minutes=1))
+    held = suppressed_state(record, Classification(severity=Severity.SEV2, rule="r"), None, "mw_1")
+    again = released_record(held, T0 + timedelta(hours=1))
+    assert again.status == "firing"
+    assert again.received_at == T0 + timedelta(hours=1)
+    assert again.fingerprint == record.fingerprint
+
+
+def sevflow(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    env["SEVFLOW_DATA_DIR"] = str(tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "sevflow", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_schedules_lists_and_ends_windows(tmp_path: Path) -> None:
+    assert sevflow(tmp_path, "init-db").returncode == 0
+    added = sevflow(
+        tmp_path,
+        "maintenance",
+        "add",
+        "-m",
+        'service="checkout"',
+        "--end",
+        "+2h",
+        "--comment",
+        "db upgrade",
+    )
+    assert added.returncode == 0, added.stderr
+    window_id = added.stdout.split(":")[0]
+    assert window_id.startswith("mw_")
+    listed = sevflow(tmp_path, "maintenance", "list")
+    assert window_id in listed.stdout
+    assert "active" in listed.stdout
+    assert "db upgrade" in listed.stdout
+    assert sevflow(tmp_path, "maintenance", "end", window_id).returncode == 0
+    assert "no maintenance windows" in sevflow(tmp_path, "maintenance", "list").stdout
+    assert window_id in sevflow(tmp_path, "maintenance", "list", "--all").stdout
+    bad = sevflow(tmp_path, "maintenance", "add", "-m", "service", "--end", "+1h")
+    assert bad.returncode == 2
+    assert "not a matcher" in bad.stderr
+    missing = sevflow(tmp_path, "maintenance", "end", "mw_nope")
+    assert missing.returncode == 1
+    assert "no window mw_nope" in missing.stderr
