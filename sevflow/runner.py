@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from types import FrameType
 
+import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
 
@@ -115,9 +116,23 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     import faust  # faust patches the event loop policy on import: only for the worker
 
     from streams.app import create_app
+    from streams.metrics import WorkerMetrics
 
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    metrics = WorkerMetrics()
+    if settings.worker_metrics_port:
+        try:
+            prometheus_client.start_http_server(
+                settings.worker_metrics_port, settings.http_host, registry=metrics.registry
+            )
+        except OSError as exc:  # a second worker on the host: run, say why there is no /metrics
+            log.warning(
+                "worker metrics not served on %s:%d: %s (set SEVFLOW_WORKER_METRICS_PORT)",
+                settings.http_host,
+                settings.worker_metrics_port,
+                exc.strerror,
+            )
+    app = create_app(settings, metrics=metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
 

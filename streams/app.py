@@ -40,6 +40,7 @@ from store.db import async_engine
 from store.incidents import IncidentStore
 from store.leases import Lease
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
+from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
@@ -90,8 +91,15 @@ def _decode(raw: bytes | None, model: type[Any], where: str) -> Any:
         return None
 
 
-def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any) -> faust.App:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = _utc_now,
+    metrics: WorkerMetrics | None = None,
+    **overrides: Any,
+) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
+    stats = metrics or WorkerMetrics()
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
@@ -125,7 +133,10 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
         settings.group_by,
     )
     escalation_policy = load_policy(settings.escalation_policy_file)  # bad policy: fail at start
-    escalation_metrics = EscalationMetrics()
+    escalation_metrics = EscalationMetrics(stats.registry)
+    lag = LagProbe(
+        settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
+    )
     publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
     holder = f"{socket.gethostname()}:{os.getpid()}"
     relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
@@ -136,6 +147,7 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
 
         async def on_stop(self) -> None:
             await publisher.close()
+            await lag.close()
             await engine.dispose()
 
     @app.agent(alerts_topic, name="alerts")
@@ -148,9 +160,12 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
                 if record is not None:
                     records.append(record)
             if records:
-                await retry_transient(
+                created = await retry_transient(
                     f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
                 )
+                stats.alerts_processed.inc(len(records))
+                for event in created:
+                    stats.events_created.labels(event.type.value).inc()
 
     @app.agent(commands_topic, name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
@@ -173,8 +188,8 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
     @app.timer(interval=0.2, name="relay")  # type: ignore[untyped-decorator]
     async def relay_outbox() -> None:
         try:
-            while await relay.run_once(clock()):
-                pass
+            while published := await relay.run_once(clock()):
+                stats.events_published.inc(published)
         except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
             # Nothing is lost: unpublished events stay in the outbox for the next tick.
             log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
@@ -185,6 +200,14 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now, **overrides: Any)
             await pipeline.release_windows(clock())
         except (SQLAlchemyError, OSError) as exc:
             log.warning("maintenance-window release failed: %s: %s", type(exc).__name__, exc)
+
+    @app.timer(interval=10.0, name="metrics")  # type: ignore[untyped-decorator]
+    async def measure() -> None:
+        try:
+            await stats.measure_backlog(engine)
+            await lag.update(stats)
+        except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
+            log.debug("metrics not measured this time: %s: %s", type(exc).__name__, exc)
 
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:

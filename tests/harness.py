@@ -63,6 +63,7 @@ class Sevflow:
     #: ``run`` (receiver + worker) or ``receiver`` alone.
     command: str = "run"
     status_page_port: int = field(default_factory=free_port)
+    worker_metrics_port: int = field(default_factory=free_port)
     #: More ``SEVFLOW_*`` settings for this instance (they win over the defaults above).
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ class Sevflow:
             SEVFLOW_SINKS_DLQ_TOPIC=f"e2e-dlq-{self.suffix}",
             SEVFLOW_SINKS_GROUP_PREFIX=f"e2e-sink-{self.suffix}",
             SEVFLOW_STATUS_PAGE_PORT=str(self.status_page_port),
+            SEVFLOW_WORKER_METRICS_PORT=str(self.worker_metrics_port),
         )
         env.update(self.extra_env)
         return env

@@ -50,6 +50,13 @@ class StreamSettings(BaseModel):
     blast_radius_services: int = Field(
         default=3, ge=2, description="Services in one incident that raise its severity."
     )
+    worker_metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of the stream worker's Prometheus /metrics (consumer lag, outbox backlog, "
+        "escalations), on SEVFLOW_HTTP_HOST; 0 turns it off. Each worker on a host needs its own.",
+    )
     batch_size: int = Field(
         default=500, ge=1, le=10000, description="Alert records processed per transaction."
     )

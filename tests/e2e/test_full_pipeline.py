@@ -6,11 +6,13 @@ gives exactly one PagerDuty trigger and one resolve with the same dedup_key, one
 announcement and one resolution message, and a status-page incident opened and resolved.
 """
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes import fixtures
@@ -93,6 +95,16 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
 
         wait_for(resolved_everywhere, 90, f"the resolution everywhere (log {sevflow.log_path})")
         time.sleep(2)  # anything sent twice would show up now
+        worker_metrics = wait_for(
+            lambda: (
+                (text := httpx.get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics").text)
+                and "sevflow_consumer_lag{" in text
+                and text
+            ),
+            30,
+            "the worker's metrics with consumer lag",
+        )
+        receiver_metrics = httpx.get(f"{sevflow.url}/metrics").text
     finally:
         alertmanager.stop()
         sevflow.stop()
@@ -104,3 +116,14 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
     assert len(resolutions) == 1
     assert "*INCIDENT RESOLVED*" in resolutions[0]["text"]
     assert len(fake_statuspage.incidents) == 1
+    assert "sevflow_worker_alerts_processed_total 2.0" in worker_metrics
+    assert 'sevflow_incident_events_total{type="opened"} 1.0' in worker_metrics
+    # The escalation loop saw the incident through: its time to resolve is recorded by severity.
+    assert re.search(
+        r'^sevflow_time_to_resolve_seconds_count\{severity="SEV1"\} 1\.0$', worker_metrics, re.M
+    )
+    assert "sevflow_outbox_backlog" in worker_metrics
+    assert (
+        'http_requests_total{method="POST",path="/webhooks/alertmanager",status="200"}'
+        in receiver_metrics
+    )
