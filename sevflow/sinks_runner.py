@@ -6,8 +6,11 @@ import logging
 import signal
 import sys
 
+import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.settings import Settings
@@ -15,11 +18,12 @@ from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
 from sinks.kafka import dead_letter_producer, ensure_topics, sink_consumer
+from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
-from store.deliveries import StatusPageStore
+from store.deliveries import DeliveryLog, StatusPageStore
 from store.migrate import upgrade
 from store.schema import metadata
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
@@ -57,6 +61,26 @@ async def serve_sinks(
     consumers = [sink_consumer(settings, sink.name) for sink in sinks]
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
+    collector = SinkCollector(sinks, settings.sinks_dlq_topic)
+    if settings.sinks_metrics_port:
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(collector)
+        try:
+            prometheus_client.start_http_server(
+                settings.sinks_metrics_port, settings.status_page_host, registry=registry
+            )
+            tasks.append(
+                asyncio.create_task(
+                    _measure_dead_letters(settings, engine, collector, stop), name="dlq-size"
+                )
+            )
+        except OSError as exc:
+            log.warning(
+                "sink metrics not served on %s:%d: %s (set SEVFLOW_SINKS_METRICS_PORT)",
+                settings.status_page_host,
+                settings.sinks_metrics_port,
+                exc.strerror,
+            )
     try:
         for sink, consumer in zip(sinks, consumers, strict=True):
             await consumer.start()
@@ -103,6 +127,20 @@ async def serve_sinks(
         for sink in sinks:
             await sink.close()
         await producer.stop()
+
+
+async def _measure_dead_letters(
+    settings: Settings, engine: AsyncEngine, collector: SinkCollector, stop: asyncio.Event
+) -> None:
+    """Refresh sevflow_dlq_size every 30 s until ``stop``."""
+    log_ = DeliveryLog(engine)
+    while not stop.is_set():
+        try:
+            collector.dlq_size = await undelivered_dead_letters(settings, log_)
+        except (KafkaError, SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.debug("dead letters not counted this time: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 30)
 
 
 def run_sinks(settings: Settings) -> int:

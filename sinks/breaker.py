@@ -21,6 +21,8 @@ class CircuitBreaker:
     cooldown: float
     consecutive_failures: int = 0
     opened_at: float | None = None
+    #: Every retryable failure since start (the sevflow_sink_failures_total metric).
+    total_failures: int = 0
 
     def wait_time(self, now: float) -> float:
         """Seconds until a call may be made (0 when closed or half-open)."""
@@ -39,5 +41,6 @@ class CircuitBreaker:
     def record_failure(self, now: float) -> None:
         """Count a retryable failure; a failed trial call while half-open reopens at once."""
         self.consecutive_failures += 1
+        self.total_failures += 1
         if self.opened_at is not None or self.consecutive_failures >= self.failures_to_open:
             self.opened_at = now

@@ -48,6 +48,21 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
 class DeliveryLog:
     """Which (sink, event, step) effects happened, and the vendor's ids for each incident."""
 
+    async def delivered(self, sink: str, event_ids: list[str]) -> set[str]:
+        """Those of ``event_ids`` with at least one confirmed step for ``sink``."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            query = select(sink_deliveries.c.event_id).where(
+                and_(
+                    sink_deliveries.c.sink == sink,
+                    sink_deliveries.c.event_id.in_(event_ids[start : start + 500]),
+                    sink_deliveries.c.status == "done",
+                )
+            )
+            async with self._engine.connect() as conn:
+                found.update((await conn.execute(query)).scalars().all())
+        return found
+
     #: Confirmations written in one transaction at most.
     MAX_BATCH = 200
 

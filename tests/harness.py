@@ -64,6 +64,7 @@ class Sevflow:
     command: str = "run"
     status_page_port: int = field(default_factory=free_port)
     worker_metrics_port: int = field(default_factory=free_port)
+    sinks_metrics_port: int = field(default_factory=free_port)
     #: More ``SEVFLOW_*`` settings for this instance (they win over the defaults above).
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -96,6 +97,7 @@ class Sevflow:
             SEVFLOW_SINKS_GROUP_PREFIX=f"e2e-sink-{self.suffix}",
             SEVFLOW_STATUS_PAGE_PORT=str(self.status_page_port),
             SEVFLOW_WORKER_METRICS_PORT=str(self.worker_metrics_port),
+            SEVFLOW_SINKS_METRICS_PORT=str(self.sinks_metrics_port),
         )
         env.update(self.extra_env)
         return env

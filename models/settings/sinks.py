@@ -169,6 +169,13 @@ class SinkSettings(BaseModel):
         default_factory=lambda: [Severity.SEV1, Severity.SEV2],
         description="Severities published on the status page, e.g. SEV1-SEV2.",
     )
+    sinks_metrics_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="Port of the sinks' Prometheus /metrics (circuit breakers, failures, dead "
+        "letters still undelivered), on SEVFLOW_STATUS_PAGE_HOST; 0 turns it off.",
+    )
     status_page_host: str = Field(
         default="127.0.0.1", description="Address of the built-in status page server."
     )

@@ -105,6 +105,15 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
             "the worker's metrics with consumer lag",
         )
         receiver_metrics = httpx.get(f"{sevflow.url}/metrics").text
+        sink_metrics = wait_for(
+            lambda: (
+                (text := httpx.get(f"http://127.0.0.1:{sevflow.sinks_metrics_port}/metrics").text)
+                and "sevflow_dlq_size{" in text
+                and text
+            ),
+            60,
+            "the sinks' metrics with the dead-letter count",
+        )
     finally:
         alertmanager.stop()
         sevflow.stop()
@@ -118,6 +127,10 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
     assert len(fake_statuspage.incidents) == 1
     assert "sevflow_worker_alerts_processed_total 2.0" in worker_metrics
     assert 'sevflow_incident_events_total{type="opened"} 1.0' in worker_metrics
+    for sink in ("pagerduty", "slack", "statuspage"):
+        assert f'sevflow_sink_circuit_open{{sink="{sink}"}} 0.0' in sink_metrics
+        assert f'sevflow_sink_failures_total{{sink="{sink}"}} 0.0' in sink_metrics
+    assert re.search(r'^sevflow_dlq_size\{topic="e2e-dlq-\w+"\} 0\.0$', sink_metrics, re.M)
     # The escalation loop saw the incident through: its time to resolve is recorded by severity.
     assert re.search(
         r'^sevflow_time_to_resolve_seconds_count\{severity="SEV1"\} 1\.0$', worker_metrics, re.M

@@ -92,6 +92,7 @@ def sink_settings(
         "sinks_retry_max_seconds": 60.0,
         "sinks_retry_deadline_seconds": 3600.0,
         "sinks_request_timeout_seconds": 5.0,
+        "sinks_metrics_port": 0,  # tests that want /metrics choose a free port
     }
     if pagerduty is not None:
         values.update(pagerduty_routing_key=ROUTING_KEY, pagerduty_base_url=pagerduty.url)
