@@ -55,10 +55,8 @@ def test_prometheus_scrapes_each_role_on_its_default_port() -> None:
     assert targets["sevflow-sinks"] == f"sevflow-sinks:{defaults['sinks_metrics_port'].default}"
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool comes with scripts/install-deps.sh"
-)
 def test_prometheus_config_is_valid(tmp_path: Path) -> None:
+    assert shutil.which("promtool"), "promtool is missing: scripts/install-deps.sh installs it"
     text = (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text()
     rules = REPO / "deploy" / "prometheus" / "sevflow-rules.yml"
     config = tmp_path / "prometheus.yml"
