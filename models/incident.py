@@ -41,6 +41,7 @@ __all__ = [
     "Incident",
     "LifecyclePolicy",
     "Outcome",
+    "alert_state",
     "annotate",
     "apply_alert",
     "apply_command",
@@ -248,9 +249,10 @@ def _with_name(names: tuple[str, ...], name: str | None) -> tuple[str, ...]:
     return (*names, name)
 
 
-def _alert_state(
+def alert_state(
     record: AlertRecord, cls: Classification, incident_id: str | None, previous: AlertState | None
 ) -> AlertState:
+    """The stored state of the alert ``record`` describes, in incident ``incident_id``."""
     return AlertState(
         fingerprint=record.fingerprint,
         incident_id=incident_id,
@@ -311,7 +313,7 @@ class _Recorder:
 def _open(
     record: AlertRecord, cls: Classification, incident_id: str, now: datetime, rec: _Recorder
 ) -> Outcome:
-    alert = _alert_state(record, cls, incident_id, None)
+    alert = alert_state(record, cls, incident_id, None)
     alertname = record.labels.get("alertname", "alert")
     incident = Incident(
         id=incident_id,
@@ -378,13 +380,13 @@ def apply_alert(
             # A resolution with no incident to resolve: remember the alert, open nothing.
             if previous is not None and previous.status == "resolved":
                 return None
-            return Outcome(None, _alert_state(record, cls, None, previous))
+            return Outcome(None, alert_state(record, cls, None, previous))
         return _open(record, cls, new_incident_id(record), now, rec)
 
     known = previous if previous is not None and previous.incident_id == incident.id else None
     if known is not None and known.status == record.status:
         return None  # duplicate: same alert, same status
-    alert = _alert_state(record, cls, incident.id, previous)
+    alert = alert_state(record, cls, incident.id, previous)
 
     if record.status == "resolved":
         if known is None:

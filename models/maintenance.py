@@ -15,7 +15,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.alert import AlertRecord
-from models.incident import AlertState, Classification
+from models.incident import AlertState, Classification, alert_state
 from models.matchers import MatcherError, parse_matcher
 
 __all__ = ["MaintenanceWindow", "covering_window", "released_record", "suppressed_state"]
@@ -78,24 +78,7 @@ def suppressed_state(
     record: AlertRecord, cls: Classification, previous: AlertState | None, window_id: str
 ) -> AlertState:
     """The stored state of a held alert: recorded, in no incident."""
-    return AlertState(
-        fingerprint=record.fingerprint,
-        incident_id=None,
-        status=record.status,
-        severity=cls.severity,
-        rule=cls.rule,
-        labels=record.labels,
-        annotations=record.annotations,
-        starts_at=record.starts_at,
-        ends_at=record.ends_at,
-        generator_url=record.generator_url,
-        receiver=record.receiver,
-        group_key=record.group_key,
-        external_url=record.external_url,
-        first_received_at=previous.first_received_at if previous else record.received_at,
-        last_received_at=record.received_at,
-        suppressed_by=window_id,
-    )
+    return alert_state(record, cls, None, previous).model_copy(update={"suppressed_by": window_id})
 
 
 def released_record(alert: AlertState, at: datetime) -> AlertRecord:
