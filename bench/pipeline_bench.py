@@ -118,7 +118,9 @@ async def raw_loop(bootstrap: str, source: str, n: int) -> float:
         await consumer.stop()
 
 
-def worker_env(bootstrap: str, topic: str, database_url: str, data_dir: Path) -> dict[str, str]:
+def worker_env(
+    bootstrap: str, topic: str, database_url: str, data_dir: Path, batch_size: int = 500
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
     suffix = uuid.uuid4().hex[:6]
     env.update(
@@ -131,6 +133,8 @@ def worker_env(bootstrap: str, topic: str, database_url: str, data_dir: Path) ->
         SEVFLOW_DATA_DIR=str(data_dir),
         SEVFLOW_LOG_LEVEL="WARNING",
         SEVFLOW_QUIET_PERIOD_SECONDS="3600",
+        SEVFLOW_BATCH_SIZE=str(batch_size),
+        SEVFLOW_WORKER_METRICS_PORT="0",
     )
     return env
 
@@ -143,7 +147,7 @@ def rss_mb(pid: int) -> float:
 
 
 def run_worker(
-    bootstrap: str, topic: str, n: int, database_url: str, data_dir: Path
+    bootstrap: str, topic: str, n: int, database_url: str, data_dir: Path, batch_size: int = 500
 ) -> tuple[float, float, float]:
     """(alerts/s, seconds until everything was published, RSS MB at the end) of one worker."""
     engine = create_engine(normalise_url(database_url, asynchronous=False))
@@ -164,7 +168,7 @@ def run_worker(
     process = subprocess.Popen(
         [sys.executable, "-m", "sevflow", "worker"],
         cwd=REPO,
-        env=worker_env(bootstrap, topic, database_url, data_dir),
+        env=worker_env(bootstrap, topic, database_url, data_dir, batch_size),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -206,6 +210,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=500)
     parser.add_argument("--storm", type=int, default=100_000)
     parser.add_argument("--database-url", help="default: a fresh SQLite file (the embedded store)")
+    parser.add_argument("--batch-size", type=int, default=500, help="SEVFLOW_BATCH_SIZE of the worker")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
@@ -218,7 +223,7 @@ def main() -> None:
 
         (base / "w").mkdir()
         url = args.database_url or f"sqlite:///{base / 'w' / 'bench.db'}"
-        rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w")
+        rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
 
         print(
             f"records: {args.alerts} alerts in {args.groups} groups, "
