@@ -1,11 +1,9 @@
 """The outbox relay on the real broker: every event once, in order, even after a crash."""
 
-import json
 import uuid
 from datetime import timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select, update
 
 from models.incident import LifecyclePolicy
@@ -17,26 +15,9 @@ from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
 from tests.builders import T0, alert
+from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    out: list[dict[str, object]] = []
-    try:
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=300)
-            got = [json.loads(m.value) for ms in batch.values() for m in ms]
-            out.extend(got)
-            idle = 0 if got else idle + 1
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def unpublished(engine) -> int:  # type: ignore[no-untyped-def]
@@ -95,7 +76,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
         await publisher2.close()
     assert await unpublished(engine) == 0
 
-    events = await read_topic(kafka_bootstrap, topic)
+    events = await read_json_topic(kafka_bootstrap, topic)
     ids = [e["event_id"] for e in events]
     assert len(ids) == 40
     assert len(set(ids)) == 40

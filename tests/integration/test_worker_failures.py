@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 
 from models.alert import AlertRecord
@@ -35,6 +35,7 @@ from streams.rules import load_rules
 from tests.builders import alert
 from tests.conftest import REPO
 from tests.harness import wait_for
+from tests.kafka_io import read_json_topic
 from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -110,24 +111,6 @@ async def produce(bootstrap: str, topic: str, records: list[AlertRecord]) -> Non
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-async def consume_all(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    out: list[dict[str, object]] = []
-    try:
-        idle = 0
-        while idle < 4:
-            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
-            got = [json.loads(m.value) for ms in batch.values() for m in ms]
-            out.extend(got)
-            idle = 0 if got else idle + 1
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def reference(
@@ -232,7 +215,7 @@ def test_kill_and_rebalance_lose_and_double_nothing(
     assert {v[2:4] for v in actual.values()} == {(PER_GROUP, PER_GROUP - RESOLVED_PER_GROUP)}
 
     # The topic holds each stored event exactly once, with gap-free sequences per incident.
-    events = asyncio.run(consume_all(kafka_bootstrap, events_topic))
+    events = asyncio.run(read_json_topic(kafka_bootstrap, events_topic))
     ids = Counter(str(e["event_id"]) for e in events)
     assert [i for i, n in ids.items() if n > 1] == []
     assert set(ids) == stored_events
