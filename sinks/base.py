@@ -25,6 +25,11 @@ class Failure:
 class Sink(Protocol):
     name: str
 
+    async def preload(self, events: Sequence[IncidentEvent]) -> None:
+        """Read what the delivery log knows about a polled batch, in one round trip, before the
+        batch's incidents are handled (per-event reads would serialise on the database)."""
+        ...
+
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         """Deliver the events of one incident, in order."""
         ...

@@ -46,6 +46,12 @@ class Effects:
     policy: RetryPolicy
     breaker: CircuitBreaker
 
+    async def preload(self, events: Sequence[IncidentEvent]) -> None:
+        """Read the log for a batch of events (and their incidents) in one round trip."""
+        await self.log.preload(
+            self.sink, [str(e.event_id) for e in events], sorted({e.incident_id for e in events})
+        )
+
     async def done(self, event: IncidentEvent, step: str) -> bool:
         record = await self.log.step(self.sink, str(event.event_id), step)
         return record is not None and record.status == "done"

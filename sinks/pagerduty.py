@@ -46,6 +46,9 @@ class PagerDutySink:
         #: PagerDuty targets of the escalation policy that have their own routing key.
         self._escalation = dict(escalation_senders or {})
 
+    async def preload(self, events: Sequence[IncidentEvent]) -> None:
+        await self._effects.preload(events)
+
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         return await each_event(events, self._deliver)
 

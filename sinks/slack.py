@@ -65,6 +65,9 @@ class SlackSink:
         self._pacer = pacer
 
     # --- the event loop of one incident ---------------------------------------------------
+    async def preload(self, events: Sequence[IncidentEvent]) -> None:
+        await self._effects.preload(events)
+
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         failures: list[Failure] = []
         waiting: list[IncidentEvent] = []  # updates to coalesce into one post

@@ -37,6 +37,9 @@ class StatusPageSink:
         self._effects = effects
         self._severities = frozenset(severities)
 
+    async def preload(self, events: Sequence[IncidentEvent]) -> None:
+        await self._effects.preload(events)
+
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         return await each_event(events, self._deliver)
 

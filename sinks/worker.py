@@ -5,6 +5,7 @@ never delays another.
 
     poll batch -> decode (poison -> dead letter, unknown type -> skip)
                -> storm detector (SEV3/SEV4 openings in a storm -> one digest)
+               -> the batch's delivery log, read in one round trip
                -> incidents in parallel, SEV1 first, each incident's events in order -> sink
                -> failures -> dead-letter topic (acknowledged)
                -> commit the batch's offsets
@@ -88,6 +89,8 @@ class SinkWorker:
             if id(event) not in skip:
                 groups.setdefault(event.incident_id, []).append(event)
         queue = sorted(groups.values(), key=lambda g: min(e.incident.severity.rank for e in g))
+        if ordered:
+            await self.sink.preload(ordered)
         limit = asyncio.Semaphore(self._concurrency)
 
         async def deliver(group: list[IncidentEvent]) -> list[Failure]:

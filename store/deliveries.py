@@ -5,11 +5,18 @@ The delivery log is checked before a vendor call and written after the vendor co
 row written just before the call marks "the process may have died mid-call": the sink then asks
 the vendor whether the effect happened (:meth:`DeliveryLog.begin` returns the earlier state)
 instead of repeating it blindly.
+
+Reads are the hot path (every event asks "done already?" before its call), so a sink worker
+preloads the log for a whole polled batch in one round trip (:meth:`DeliveryLog.preload`): the
+answers for those events and incidents then come from memory, and this process's own writes keep
+that view current. The view is sound because a sink's consumer group gives each incident's
+partition to one process at a time, the only writer of that incident's entries; the next preload
+replaces it.
 """
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +45,36 @@ class _Confirm:
 class StepRecord:
     status: str  # "pending" | "done"
     result: dict[str, str]
+
+
+@dataclass
+class _Preloaded:
+    """The delivery log of one sink's current batch: its events' steps, its incidents' refs."""
+
+    sink: str | None = None
+    events: set[str] = field(default_factory=set)
+    scopes: set[str] = field(default_factory=set)
+    steps: dict[tuple[str, str], StepRecord] = field(default_factory=dict)
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def has_event(self, sink: str, event_id: str) -> bool:
+        return sink == self.sink and event_id in self.events
+
+    def has_scope(self, sink: str, scope: str) -> bool:
+        return sink == self.sink and scope in self.scopes
+
+    def confirmed(self, write: _Confirm) -> None:
+        """Mirror a committed confirmation."""
+        for event_id in write.event_ids:
+            if self.has_event(write.sink, event_id):
+                self.steps[(event_id, write.step)] = StepRecord("done", dict(write.result))
+        if write.refs and self.has_scope(write.sink, write.scope):
+            self.refs[write.scope].update(write.refs)
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """Bounded IN lists (SQLite's default limit on bound parameters is 999 in old builds)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -70,8 +107,38 @@ class DeliveryLog:
         self._engine = engine
         self._queue: list[tuple[_Confirm, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._view = _Preloaded()
+
+    async def preload(self, sink: str, event_ids: Sequence[str], scopes: Sequence[str]) -> None:
+        """Read the steps of ``event_ids`` and the references of ``scopes`` in one round trip;
+        later reads of those are answered from memory (replaces the previous preload)."""
+        view = _Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
+        view.refs = {scope: {} for scope in view.scopes}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(view.events)):
+                rows = await conn.execute(
+                    select(
+                        sink_deliveries.c.event_id,
+                        sink_deliveries.c.step,
+                        sink_deliveries.c.status,
+                        sink_deliveries.c.result,
+                    ).where(sink_deliveries.c.sink == sink, sink_deliveries.c.event_id.in_(chunk))
+                )
+                for row in rows:
+                    view.steps[(row.event_id, row.step)] = StepRecord(row.status, dict(row.result))
+            for chunk in _chunks(sorted(view.scopes)):
+                rows = await conn.execute(
+                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
+                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
+                    )
+                )
+                for row in rows:
+                    view.refs[row.scope][row.key] = row.value
+        self._view = view
 
     async def step(self, sink: str, event_id: str, step: str) -> StepRecord | None:
+        if self._view.has_event(sink, event_id):
+            return self._view.steps.get((event_id, step))
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -88,6 +155,8 @@ class DeliveryLog:
         self, sink: str, scope: str, event_id: str, step: str
     ) -> tuple[dict[str, str], StepRecord | None]:
         """:meth:`refs` and :meth:`step` in one round trip (the hot path of every event)."""
+        if self._view.has_event(sink, event_id) and self._view.has_scope(sink, scope):
+            return dict(self._view.refs[scope]), self._view.steps.get((event_id, step))
         async with self._engine.connect() as conn:
             refs = await conn.execute(
                 select(sink_refs.c.key, sink_refs.c.value).where(
@@ -119,6 +188,8 @@ class DeliveryLog:
                 started_at=now,
             )
             await conn.execute(stmt.on_conflict_do_nothing())
+        if self._view.has_event(sink, event_id):
+            self._view.steps.setdefault((event_id, step), StepRecord("pending", {}))
 
     async def note(self, sink: str, event_id: str, step: str, result: Mapping[str, str]) -> None:
         """Replace a pending step's notes (e.g. the channel name being tried)."""
@@ -133,6 +204,9 @@ class DeliveryLog:
                 )
                 .values(result=dict(result))
             )
+        known = self._view.steps.get((event_id, step)) if self._view.has_event(sink, event_id) else None
+        if known is not None and known.status == "pending":
+            self._view.steps[(event_id, step)] = StepRecord("pending", dict(result))
 
     async def confirm(
         self,
@@ -175,7 +249,8 @@ class DeliveryLog:
                 if not isinstance(exc, Exception):
                     raise
             else:
-                for _, future in batch:
+                for write, future in batch:
+                    self._view.confirmed(write)
                     if not future.done():
                         future.set_result(None)
 
@@ -201,6 +276,8 @@ class DeliveryLog:
             await self._put_refs(conn, write.sink, write.scope, write.refs, write.now)
 
     async def refs(self, sink: str, scope: str) -> dict[str, str]:
+        if self._view.has_scope(sink, scope):
+            return dict(self._view.refs[scope])
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(sink_refs.c.key, sink_refs.c.value).where(
@@ -212,6 +289,8 @@ class DeliveryLog:
     async def put_refs(self, sink: str, scope: str, refs: Mapping[str, str], now: datetime) -> None:
         async with self._engine.begin() as conn:
             await self._put_refs(conn, sink, scope, refs, now)
+        if self._view.has_scope(sink, scope):
+            self._view.refs[scope].update(refs)
 
     @staticmethod
     async def _put_refs(

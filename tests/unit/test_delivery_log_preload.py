@@ -1,0 +1,76 @@
+"""The delivery log's batch view: a preload answers like the database, and stays current.
+
+A sink worker reads the log once per polled batch; these tests pin that every answer given from
+that view is the one the database would give, including after this process's own writes, and
+that anything outside the preloaded batch is still read from the database.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.deliveries import DeliveryLog, StepRecord
+
+NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+
+
+async def test_preloaded_answers_match_the_database(engine: AsyncEngine) -> None:
+    writer = DeliveryLog(engine)
+    await writer.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW, result={"dedup_key": "inc-1"},
+                         refs={"dedup_key": "inc-1"})  # fmt: skip
+    await writer.begin("pagerduty", "e2", "trigger", "inc-2", NOW)
+    await writer.confirm("slack", ["e3"], "announce", "inc-3", NOW, refs={"ts": "1.2"})
+
+    log = DeliveryLog(engine)
+    await log.preload("pagerduty", ["e1", "e2", "e3"], ["inc-1", "inc-2", "inc-3"])
+    fresh = DeliveryLog(engine)  # no preload: every answer from the database
+    for event_id, step, scope in [("e1", "trigger", "inc-1"), ("e2", "trigger", "inc-2"),
+                                  ("e3", "trigger", "inc-3"), ("e1", "resolve", "inc-1")]:  # fmt: skip
+        assert await log.step("pagerduty", event_id, step) == await fresh.step(
+            "pagerduty", event_id, step
+        )
+        assert await log.refs("pagerduty", scope) == await fresh.refs("pagerduty", scope)
+        assert await log.state("pagerduty", scope, event_id, step) == await fresh.state(
+            "pagerduty", scope, event_id, step
+        )
+    assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {"dedup_key": "inc-1"})
+    assert await log.step("pagerduty", "e2", "trigger") == StepRecord("pending", {})
+    assert await log.refs("pagerduty", "inc-3") == {}  # slack's refs are not pagerduty's
+
+
+async def test_own_writes_keep_the_view_current(engine: AsyncEngine) -> None:
+    log = DeliveryLog(engine)
+    await log.preload("slack", ["e1", "e2"], ["inc-1"])
+    assert await log.step("slack", "e1", "channel") is None
+
+    await log.begin("slack", "e1", "channel", "inc-1", NOW)
+    assert await log.step("slack", "e1", "channel") == StepRecord("pending", {})
+    await log.note("slack", "e1", "channel", {"name": "incident-20260115-db"})
+    assert await log.step("slack", "e1", "channel") == StepRecord(
+        "pending", {"name": "incident-20260115-db"}
+    )
+    await log.confirm("slack", ["e1", "e2"], "channel", "inc-1", NOW, result={"channel": "C1"},
+                      refs={"channel": "C1"})  # fmt: skip
+    await log.put_refs("slack", "inc-1", {"announce_ts": "1.5"}, NOW)
+
+    fresh = DeliveryLog(engine)
+    for event_id in ("e1", "e2"):
+        assert await log.step("slack", event_id, "channel") == StepRecord("done", {"channel": "C1"})
+        assert await fresh.step("slack", event_id, "channel") == StepRecord("done", {"channel": "C1"})
+    assert await log.refs("slack", "inc-1") == {"channel": "C1", "announce_ts": "1.5"}
+    assert await fresh.refs("slack", "inc-1") == {"channel": "C1", "announce_ts": "1.5"}
+
+
+async def test_outside_the_batch_reads_the_database(engine: AsyncEngine) -> None:
+    log = DeliveryLog(engine)
+    await log.preload("pagerduty", ["e1"], ["inc-1"])
+    other = DeliveryLog(engine)  # another writer: only entries outside the batch may change
+    await other.confirm("pagerduty", ["e9"], "trigger", "inc-9", NOW, refs={"dedup_key": "inc-9"})
+    await other.put_refs("pagerduty", "storm:s1", {"inc-9": "SEV3"}, NOW)
+    assert await log.step("pagerduty", "e9", "trigger") == StepRecord("done", {})
+    assert await log.refs("pagerduty", "inc-9") == {"dedup_key": "inc-9"}
+    assert await log.refs("pagerduty", "storm:s1") == {"inc-9": "SEV3"}
+    # The next preload replaces the view: e1 is read from the database again.
+    await log.preload("pagerduty", ["e9"], ["inc-9"])
+    await other.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW)
+    assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {})
