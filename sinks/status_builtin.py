@@ -45,14 +45,23 @@ class BuiltinStatusPage:
             resolved_at=now if change.status == "resolved" else None,
         )
 
+    #: A repeated create finds the open incident and changes nothing, so the sink needs no
+    #: pending marker and no lookup to recover from a crash between create and its log entry.
+    idempotent_create = True
+
     async def create(self, incident_id: str, change: StatusChange) -> str:
-        existing = await self._store.get(incident_id)
-        if existing is None or existing.resolved_at is not None:
-            await self._store.save(self._apply(existing, incident_id, change))
+        def plan(existing: StatusPageRecord | None) -> StatusPageRecord | None:
+            if existing is None or existing.resolved_at is not None:
+                return self._apply(existing, incident_id, change)
+            return None
+
+        await self._store.change(incident_id, plan)
         return incident_id
 
     async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
-        await self._store.save(self._apply(await self._store.get(external_id), incident_id, change))
+        await self._store.change(
+            external_id, lambda existing: self._apply(existing, incident_id, change)
+        )
 
     async def find(self, incident_id: str) -> str | None:
         record = await self._store.get(incident_id)

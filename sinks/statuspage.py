@@ -20,6 +20,9 @@ __all__ = ["StatusBackend", "StatusPageSink"]
 
 
 class StatusBackend(Protocol):
+    #: True when repeating a create cannot open a second incident (then no reconcile is needed).
+    idempotent_create: bool
+
     async def create(self, incident_id: str, change: StatusChange) -> str: ...
 
     async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None: ...
@@ -52,7 +55,11 @@ class StatusPageSink:
                     [event],
                     "create",
                     functools.partial(self._create, event.incident_id, change),
-                    reconcile=functools.partial(self._find, event.incident_id),
+                    reconcile=(
+                        None
+                        if self._backend.idempotent_create
+                        else functools.partial(self._find, event.incident_id)
+                    ),
                     refs=lambda r: {"page_incident_id": r["page_incident_id"]},
                 )
                 external = result["page_incident_id"]

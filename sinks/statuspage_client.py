@@ -19,6 +19,9 @@ __all__ = ["StatuspageClient"]
 class StatuspageClient:
     """One page's incidents. ``components`` maps an incident's services to component ids."""
 
+    #: A repeated POST opens a second incident: an interrupted create is looked up instead.
+    idempotent_create = False
+
     def __init__(
         self,
         api_key: SecretStr,

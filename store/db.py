@@ -12,7 +12,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "sync_engine"]
+__all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "reader", "sync_engine"]
+
+#: Execution option marking connections that only read (see :func:`reader`).
+READ_ONLY = "sevflow_read_only"
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -44,7 +47,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
     """SQLite as a serious store: WAL so readers never block the writer, a busy timeout instead of
     spurious "database is locked", and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
     holds the write lock from its first statement (the equivalent of PostgreSQL's
-    ``SELECT … FOR UPDATE``, which SQLite lacks)."""
+    ``SELECT … FOR UPDATE``, which SQLite lacks). Connections of a :func:`reader` begin a plain
+    (deferred) transaction instead: under WAL a reader sees a consistent snapshot without taking
+    the write lock, so it neither waits for the writers nor makes them wait."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -58,7 +63,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def sync_engine(url: str) -> Engine:
@@ -79,3 +85,9 @@ def async_engine(url: str) -> AsyncEngine:
     if normalised.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine.sync_engine)
     return engine
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (and pool) for transactions that only read: on SQLite they do not take the
+    write lock. Never write through it; on PostgreSQL it changes nothing."""
+    return engine.execution_options(**{READ_ONLY: True})

@@ -14,8 +14,7 @@ partition to one process at a time, the only writer of that incident's entries; 
 replaces it.
 """
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,8 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.combining import GroupCommit
+from store.db import reader
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 
 __all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord"]
@@ -96,7 +97,7 @@ class DeliveryLog:
                     sink_deliveries.c.status == "done",
                 )
             )
-            async with self._engine.connect() as conn:
+            async with self._reader.connect() as conn:
                 found.update((await conn.execute(query)).scalars().all())
         return found
 
@@ -105,8 +106,10 @@ class DeliveryLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._queue: list[tuple[_Confirm, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._reader = reader(engine)
+        self._confirms = GroupCommit(
+            engine, self._confirm_all, committed=self._mirror, max_batch=self.MAX_BATCH
+        )
         self._view = _Preloaded()
 
     async def preload(self, sink: str, event_ids: Sequence[str], scopes: Sequence[str]) -> None:
@@ -114,7 +117,7 @@ class DeliveryLog:
         later reads of those are answered from memory (replaces the previous preload)."""
         view = _Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
         view.refs = {scope: {} for scope in view.scopes}
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             for chunk in _chunks(sorted(view.events)):
                 rows = await conn.execute(
                     select(
@@ -139,7 +142,7 @@ class DeliveryLog:
     async def step(self, sink: str, event_id: str, step: str) -> StepRecord | None:
         if self._view.has_event(sink, event_id):
             return self._view.steps.get((event_id, step))
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(sink_deliveries.c.status, sink_deliveries.c.result).where(
@@ -157,7 +160,7 @@ class DeliveryLog:
         """:meth:`refs` and :meth:`step` in one round trip (the hot path of every event)."""
         if self._view.has_event(sink, event_id) and self._view.has_scope(sink, scope):
             return dict(self._view.refs[scope]), self._view.steps.get((event_id, step))
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             refs = await conn.execute(
                 select(sink_refs.c.key, sink_refs.c.value).where(
                     sink_refs.c.sink == sink, sink_refs.c.scope == scope
@@ -228,57 +231,64 @@ class DeliveryLog:
         """
         write = _Confirm(sink, tuple(event_ids), step, incident_id, now, dict(result or {}),
                          dict(refs or {}), scope or incident_id)  # fmt: skip
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((write, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(future)
+        await self._confirms.submit(write)
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the confirmations of this loop iteration join
-        while self._queue:
-            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
-            try:
-                async with self._engine.begin() as conn:
-                    for write, _ in batch:
-                        await self._confirm(conn, write)
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for write, future in batch:
-                    self._view.confirmed(write)
-                    if not future.done():
-                        future.set_result(None)
+    def _mirror(self, writes: Sequence[_Confirm]) -> None:
+        for write in writes:
+            self._view.confirmed(write)
 
-    async def _confirm(self, conn: AsyncConnection, write: "_Confirm") -> None:
-        for event_id in write.event_ids:
-            stmt = _insert(conn, sink_deliveries).values(
-                sink=write.sink,
-                event_id=event_id,
-                step=write.step,
-                incident_id=write.incident_id,
-                status="done",
-                result=write.result,
-                started_at=write.now,
-                delivered_at=write.now,
-            )
+    @staticmethod
+    async def _confirm_all(conn: AsyncConnection, writes: Sequence[_Confirm]) -> None:
+        """Every confirmation of a flush as two multi-row statements (later writes win)."""
+        steps: dict[tuple[str, str, str], dict[str, Any]] = {}
+        refs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for write in writes:
+            for event_id in write.event_ids:
+                steps[(write.sink, event_id, write.step)] = {
+                    "sink": write.sink,
+                    "event_id": event_id,
+                    "step": write.step,
+                    "incident_id": write.incident_id,
+                    "status": "done",
+                    "result": write.result,
+                    "started_at": write.now,
+                    "delivered_at": write.now,
+                }
+            for key, value in write.refs.items():
+                refs[(write.sink, write.scope, key)] = {
+                    "sink": write.sink,
+                    "scope": write.scope,
+                    "key": key,
+                    "value": value,
+                    "updated_at": write.now,
+                }
+        if steps:
+            stmt = _insert(conn, sink_deliveries)
             await conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["sink", "event_id", "step"],
-                    set_={"status": "done", "result": write.result, "delivered_at": write.now},
-                )
+                    set_={
+                        "status": stmt.excluded.status,
+                        "result": stmt.excluded.result,
+                        "delivered_at": stmt.excluded.delivered_at,
+                    },
+                ),
+                list(steps.values()),
             )
-        if write.refs:
-            await self._put_refs(conn, write.sink, write.scope, write.refs, write.now)
+        if refs:
+            stmt = _insert(conn, sink_refs)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["sink", "scope", "key"],
+                    set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+                ),
+                list(refs.values()),
+            )
 
     async def refs(self, sink: str, scope: str) -> dict[str, str]:
         if self._view.has_scope(sink, scope):
             return dict(self._view.refs[scope])
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(sink_refs.c.key, sink_refs.c.value).where(
                     and_(sink_refs.c.sink == sink, sink_refs.c.scope == scope)
@@ -308,7 +318,7 @@ class DeliveryLog:
 
     async def delivered_count(self, sink: str, incident_id: str) -> int:
         """Confirmed steps for one incident (tests and diagnostics)."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(sink_deliveries.c.step).where(
                     sink_deliveries.c.sink == sink,
@@ -332,14 +342,19 @@ class StatusPageRecord:
     resolved_at: datetime | None
 
 
+_Change = tuple[str, Callable[[StatusPageRecord | None], StatusPageRecord | None]]
+
+
 class StatusPageStore:
     """The built-in status page's incidents."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
+        self._changes: GroupCommit[_Change] = GroupCommit(engine, self._apply)
 
     async def get(self, incident_id: str) -> StatusPageRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(status_page_incidents).where(
@@ -349,7 +364,41 @@ class StatusPageStore:
             ).first()
         return _record(row) if row else None
 
+    async def change(
+        self,
+        incident_id: str,
+        plan: Callable[[StatusPageRecord | None], StatusPageRecord | None],
+    ) -> None:
+        """Read one incident, let ``plan`` say what it becomes (None: unchanged), write it. The
+        read and the write share one transaction (changes of one incident never interleave) with
+        the other changes requested at the same time."""
+        await self._changes.submit((incident_id, plan))
+
+    async def _apply(self, conn: AsyncConnection, changes: Sequence[_Change]) -> None:
+        ids = sorted({incident_id for incident_id, _ in changes})
+        current: dict[str, StatusPageRecord | None] = dict.fromkeys(ids)
+        for start in range(0, len(ids), 500):
+            rows = await conn.execute(
+                select(status_page_incidents).where(
+                    status_page_incidents.c.incident_id.in_(ids[start : start + 500])
+                )
+            )
+            for row in rows:
+                current[row.incident_id] = _record(row)
+        changed: dict[str, StatusPageRecord] = {}
+        for incident_id, plan in changes:
+            record = plan(current[incident_id])
+            if record is not None:
+                current[incident_id] = changed[incident_id] = record
+        for record in changed.values():
+            await self._save(conn, record)
+
     async def save(self, record: StatusPageRecord) -> None:
+        async with self._engine.begin() as conn:
+            await self._save(conn, record)
+
+    @staticmethod
+    async def _save(conn: AsyncConnection, record: StatusPageRecord) -> None:
         values = {
             "incident_id": record.incident_id,
             "name": record.name,
@@ -361,17 +410,16 @@ class StatusPageStore:
             "updated_at": record.updated_at,
             "resolved_at": record.resolved_at,
         }
-        async with self._engine.begin() as conn:
-            stmt = _insert(conn, status_page_incidents).values(**values)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["incident_id"],
-                    set_={k: v for k, v in values.items() if k not in {"incident_id", "created_at"}},
-                )
+        stmt = _insert(conn, status_page_incidents).values(**values)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["incident_id"],
+                set_={k: v for k, v in values.items() if k not in {"incident_id", "created_at"}},
             )
+        )
 
     async def open_incidents(self) -> list[StatusPageRecord]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(status_page_incidents)
                 .where(status_page_incidents.c.resolved_at.is_(None))
@@ -380,7 +428,7 @@ class StatusPageStore:
             return [_record(r) for r in rows]
 
     async def resolved_since(self, since: datetime, limit: int = 50) -> list[StatusPageRecord]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(status_page_incidents)
                 .where(status_page_incidents.c.resolved_at >= since)

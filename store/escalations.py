@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.escalation import EscalationState, EscalationStatus, Firing
 from models.events import IncidentEvent, IncidentState
+from store.db import reader
 from store.escalation_schema import escalation_log, escalations
 from store.incidents import IncidentTx
 from store.schema import incidents
@@ -66,8 +67,25 @@ class EscalationTx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._preloaded: dict[str, EscalationState | None] = {}
+
+    async def preload(self, incident_ids: Sequence[str]) -> None:
+        """Read several incidents' escalations in one statement; :meth:`load` then answers for
+        them from memory (once each: a second load reads the row again)."""
+        found: dict[str, EscalationState | None] = dict.fromkeys(incident_ids)
+        for start in range(0, len(incident_ids), 500):
+            rows = await self._conn.execute(
+                select(escalations.c.incident_id, escalations.c.document).where(
+                    escalations.c.incident_id.in_(incident_ids[start : start + 500])
+                )
+            )
+            for incident_id, document in rows.all():
+                found[incident_id] = EscalationState.model_validate(document)
+        self._preloaded.update(found)
 
     async def load(self, incident_id: str) -> EscalationState | None:
+        if incident_id in self._preloaded:
+            return self._preloaded.pop(incident_id)
         document = (
             await self._conn.execute(
                 select(escalations.c.document).where(escalations.c.incident_id == incident_id)
@@ -153,6 +171,7 @@ class EscalationRepo:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = reader(engine)
 
     async def candidates(
         self, now: datetime, *, limit: int = 200, settle_horizon: timedelta = timedelta(hours=1)
@@ -187,11 +206,11 @@ class EscalationRepo:
             .order_by(func.coalesce(esc.c.due_at, inc.c.opened_at), inc.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
 
     async def get(self, incident_id: str) -> EscalationState | None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return await EscalationTx(conn).load(incident_id)
 
     async def pending(self, *, limit: int = 100) -> list[PendingEscalation]:
@@ -203,7 +222,7 @@ class EscalationRepo:
             .order_by(escalations.c.due_at, escalations.c.incident_id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             PendingEscalation(EscalationState.model_validate(doc), title, IncidentState(state))
@@ -217,7 +236,7 @@ class EscalationRepo:
             .where(escalation_log.c.incident_id == incident_id)
             .order_by(escalation_log.c.fired_at, escalation_log.c.escalation_id, escalation_log.c.step)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [
             FiredStep(r["escalation_id"], r["step"], r["type"], r["fired_at"], r["reason"], r["targets"])

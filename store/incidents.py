@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.events import IncidentEvent, IncidentState
 from models.incident import AlertState, Incident, Outcome
+from store.db import reader
 from store.schema import alerts, commands, incident_events, incident_groups, incidents
 
 __all__ = ["IncidentStore", "IncidentTx"]
@@ -114,8 +115,23 @@ class IncidentTx:
                 self._incidents[incident.id] = incident
         return self.incidents_by_group
 
+    async def lock_incidents(self, incident_ids: Iterable[str]) -> None:
+        """Lock the groups of several incidents at once (later :meth:`lock_incident` calls for
+        them read nothing)."""
+        wanted = sorted(set(incident_ids) - set(self._incidents))
+        keys: list[str] = []
+        for start in range(0, len(wanted), 500):
+            rows = await self._conn.execute(
+                select(incidents.c.group_key).where(incidents.c.id.in_(wanted[start : start + 500]))
+            )
+            keys.extend(rows.scalars())
+        if keys:
+            await self.lock_groups(keys)
+
     async def lock_incident(self, incident_id: str) -> Incident | None:
         """Lock the group of one incident and return the incident's current state."""
+        if incident_id in self._incidents:  # read under its group's lock, or staged here
+            return self._incidents[incident_id]
         row = (
             await self._conn.execute(select(incidents.c.group_key).where(incidents.c.id == incident_id))
         ).first()
@@ -212,6 +228,7 @@ class IncidentStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = reader(engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[IncidentTx]:
@@ -222,7 +239,7 @@ class IncidentStore:
             await tx.flush()
 
     async def get(self, incident_id: str) -> Incident | None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             document = (
                 await conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
             ).scalar_one_or_none()
@@ -234,7 +251,7 @@ class IncidentStore:
         query = select(incidents.c.document).order_by(incidents.c.opened_at.desc()).limit(limit)
         if state is not None:
             query = query.where(incidents.c.state == state.value)
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [Incident.model_validate_json(d) for d in documents]
 
@@ -244,7 +261,7 @@ class IncidentStore:
             .where(incident_events.c.incident_id == incident_id)
             .order_by(incident_events.c.sequence)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [IncidentEvent.model_validate_json(d) for d in documents]
 
@@ -262,5 +279,5 @@ class IncidentStore:
             .order_by(incidents.c.quiet_since)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(query)).scalars().all())

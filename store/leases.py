@@ -25,9 +25,20 @@ class Lease:
         self.holder = holder
         self.ttl = ttl
         self.token: int | None = None
+        self._expires_at: datetime | None = None
 
     async def acquire(self, now: datetime) -> bool:
-        """Take or renew the lease; True while this holder has it. Sets :attr:`token`."""
+        """Take or renew the lease; True while this holder has it. Sets :attr:`token`.
+
+        A lease held for more than half its ttl still is not renewed: nobody can take it before
+        it expires, and the relay calls this for every batch it publishes.
+        """
+        if (
+            self.token is not None
+            and self._expires_at is not None
+            and now < self._expires_at - self.ttl / 2
+        ):
+            return True
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -55,8 +66,10 @@ class Lease:
             )
         if result.rowcount == 1:
             self.token = token
+            self._expires_at = now + self.ttl
             return True
         self.token = None
+        self._expires_at = None
         return False
 
     async def release(self) -> None:
@@ -68,3 +81,4 @@ class Lease:
                 .values(holder="")
             )
         self.token = None
+        self._expires_at = None

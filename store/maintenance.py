@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.incident import AlertState
 from models.maintenance import MaintenanceWindow
+from store.db import reader
 from store.incidents import alert_from_row
 from store.schema import alerts, maintenance_windows
 
@@ -17,6 +18,7 @@ __all__ = ["MaintenanceStore"]
 class MaintenanceStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
 
     async def add(self, window: MaintenanceWindow) -> None:
         async with self._engine.begin() as conn:
@@ -31,7 +33,7 @@ class MaintenanceStore:
             )
 
     async def get(self, window_id: str) -> MaintenanceWindow | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             document = (
                 await conn.execute(
                     select(maintenance_windows.c.document).where(maintenance_windows.c.id == window_id)
@@ -44,7 +46,7 @@ class MaintenanceStore:
         query = select(maintenance_windows.c.document).where(
             and_(maintenance_windows.c.starts_at <= end, maintenance_windows.c.ends_at > start)
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [MaintenanceWindow.model_validate_json(d) for d in documents]
 
@@ -53,7 +55,7 @@ class MaintenanceStore:
         query = select(maintenance_windows.c.document).order_by(maintenance_windows.c.starts_at)
         if since is not None:
             query = query.where(maintenance_windows.c.ends_at > since)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [MaintenanceWindow.model_validate_json(d) for d in documents]
 
@@ -77,7 +79,7 @@ class MaintenanceStore:
         query = select(maintenance_windows.c.id).where(
             and_(maintenance_windows.c.ends_at <= now, maintenance_windows.c.released_at.is_(None))
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
 
     async def held(self, window_id: str) -> Sequence[AlertState]:
@@ -85,7 +87,7 @@ class MaintenanceStore:
         query = select(alerts).where(
             and_(alerts.c.suppressed_by == window_id, alerts.c.status == "firing")
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return [alert_from_row(r) for r in (await conn.execute(query)).mappings()]
 
     async def mark_released(self, window_id: str, at: datetime) -> None:

@@ -21,6 +21,7 @@ optimisation, not what guarantees "exactly once".
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,8 +40,8 @@ from models.escalation import (
 )
 from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import SEVFLOW, annotate
-from store.escalations import EscalationRepo, StaleEscalation, escalation_transaction
-from store.incidents import IncidentStore
+from store.escalations import EscalationRepo, EscalationTx, StaleEscalation, escalation_transaction
+from store.incidents import IncidentStore, IncidentTx
 from store.leases import Lease
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Escalations advanced in one transaction.
+CHUNK = 50
 
 _SLA_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
 
@@ -171,36 +175,67 @@ class _Result:
 
 
 async def _escalate(
-    store: IncidentStore, policy: EscalationPolicy, incident_id: str, now: datetime
+    tx: IncidentTx, etx: EscalationTx, policy: EscalationPolicy, incident_id: str, now: datetime
 ) -> _Result:
+    """Arm or advance one incident's escalation inside the caller's transaction."""
     result = _Result()
-    async with escalation_transaction(store.engine) as (tx, etx):
-        incident = await tx.lock_incident(incident_id)
-        if incident is None:
-            return result
-        stored = await etx.load(incident_id)
-        result.before = stored
-        state = stored
-        if stored is None or (
-            incident.state is IncidentState.TRIGGERED and incident.flaps > stored.generation
-        ):
-            state = arm(incident, policy, now)
-        assert state is not None
-        step = advance(state, incident, now)
-        if stored is not None and step.state == stored and incident.sequence == stored.seen_sequence:
-            return result  # nothing fired, nothing changed
-        for firing in step.firings:
-            outcome = annotate(
-                incident, firing.type, SEVFLOW, now, reason=firing.reason, data=firing.data
-            )
-            assert outcome.incident is not None
-            incident = outcome.incident
-            tx.stage(outcome)
-            result.events.extend(outcome.events)
-            await etx.log(step.state, firing, outcome.events[0], now)
-        seen = step.state.model_copy(update={"seen_sequence": incident.sequence})
-        result.after = await etx.save(seen, stored.version if stored is not None else None, now)
+    incident = await tx.lock_incident(incident_id)
+    if incident is None:
+        return result
+    stored = await etx.load(incident_id)
+    result.before = stored
+    state = stored
+    if stored is None or (
+        incident.state is IncidentState.TRIGGERED and incident.flaps > stored.generation
+    ):
+        state = arm(incident, policy, now)
+    assert state is not None
+    step = advance(state, incident, now)
+    if stored is not None and step.state == stored and incident.sequence == stored.seen_sequence:
+        return result  # nothing fired, nothing changed
+    for firing in step.firings:
+        outcome = annotate(incident, firing.type, SEVFLOW, now, reason=firing.reason, data=firing.data)
+        assert outcome.incident is not None
+        incident = outcome.incident
+        tx.stage(outcome)
+        result.events.extend(outcome.events)
+        await etx.log(step.state, firing, outcome.events[0], now)
+    seen = step.state.model_copy(update={"seen_sequence": incident.sequence})
+    result.after = await etx.save(seen, stored.version if stored is not None else None, now)
     return result
+
+
+async def _escalate_together(
+    store: IncidentStore, policy: EscalationPolicy, incident_ids: Sequence[str], now: datetime
+) -> list[tuple[str, _Result]]:
+    """Several incidents in one transaction (one commit instead of one each: a storm of new
+    incidents is armed at the cost of a few transactions). All or nothing."""
+    results = []
+    async with escalation_transaction(store.engine) as (tx, etx):
+        await tx.lock_incidents(incident_ids)
+        await etx.preload(incident_ids)
+        for incident_id in incident_ids:
+            results.append((incident_id, await _escalate(tx, etx, policy, incident_id, now)))
+    return results
+
+
+async def _escalate_chunk(
+    store: IncidentStore, policy: EscalationPolicy, incident_ids: Sequence[str], now: datetime
+) -> list[tuple[str, _Result]]:
+    """A chunk together; when another run advanced one of them first, the others one by one."""
+    try:
+        return await _escalate_together(store, policy, incident_ids, now)
+    except (StaleEscalation, IntegrityError):
+        if len(incident_ids) == 1:
+            raise
+    results = []
+    for incident_id in incident_ids:
+        try:
+            results.extend(await _escalate_together(store, policy, [incident_id], now))
+        except (StaleEscalation, IntegrityError) as exc:
+            # Another run advanced this escalation first; everything staged here was rolled back.
+            log.info("escalation of %s already advanced elsewhere (%s)", incident_id, type(exc).__name__)
+    return results
 
 
 async def run_escalations(
@@ -223,13 +258,15 @@ async def run_escalations(
         return []
     repo = EscalationRepo(store.engine)
     events: list[IncidentEvent] = []
-    for incident_id in await repo.candidates(now, limit=limit, settle_horizon=settle_horizon):
+    candidates = await repo.candidates(now, limit=limit, settle_horizon=settle_horizon)
+    done: list[tuple[str, _Result]] = []
+    for start in range(0, len(candidates), CHUNK):
+        chunk = candidates[start : start + CHUNK]
         try:
-            result = await _escalate(store, policy, incident_id, now)
+            done.extend(await _escalate_chunk(store, policy, chunk, now))
         except (StaleEscalation, IntegrityError) as exc:
-            # Another run advanced this escalation first; everything staged here was rolled back.
-            log.info("escalation of %s already advanced elsewhere (%s)", incident_id, type(exc).__name__)
-            continue
+            log.info("escalation of %s already advanced elsewhere (%s)", chunk[0], type(exc).__name__)
+    for incident_id, result in done:
         if result.after is None:
             continue
         for event in result.events:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.db import reader
 from store.leases import Lease
 from store.schema import incident_events, leases
 
@@ -106,6 +107,7 @@ class OutboxRelay:
         self, engine: AsyncEngine, lease: Lease, publisher: EventPublisher, batch_size: int = 500
     ) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._lease = lease
         self._publisher = publisher
         self._batch_size = batch_size
@@ -123,7 +125,7 @@ class OutboxRelay:
             .order_by(incident_events.c.position)
             .limit(self._batch_size)
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(query)).all())
 
     async def _mark(self, positions: list[int], now: datetime) -> None:

@@ -10,7 +10,7 @@ from models.incident import LifecyclePolicy
 from receiver.kafka import ensure_topic
 from store.incidents import IncidentStore
 from store.leases import Lease
-from store.schema import incident_events
+from store.schema import incident_events, leases
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
@@ -84,6 +84,21 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
     for e in events:
         by_incident.setdefault(e["incident_id"], []).append(e["sequence"])
     assert all(seqs == sorted(seqs) for seqs in by_incident.values())
+
+
+async def test_a_held_lease_is_renewed_once_half_its_ttl_has_passed(engine) -> None:  # type: ignore[no-untyped-def]
+    async def expiry() -> object:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(leases.c.expires_at).where(leases.c.name == "y"))).scalar()
+
+    a = Lease(engine, "y", "a", timedelta(seconds=10))
+    b = Lease(engine, "y", "b", timedelta(seconds=10))
+    assert await a.acquire(T0)
+    assert await a.acquire(T0 + timedelta(seconds=4))  # still held for 6 s: not written again
+    assert await expiry() == T0 + timedelta(seconds=10)
+    assert await a.acquire(T0 + timedelta(seconds=6))
+    assert await expiry() == T0 + timedelta(seconds=16)
+    assert not await b.acquire(T0 + timedelta(seconds=12))  # the renewal kept b out
 
 
 async def test_lease_fences_a_stale_holder(engine) -> None:  # type: ignore[no-untyped-def]
