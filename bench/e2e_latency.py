@@ -145,13 +145,24 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
     tag = uuid.uuid4().hex[:6]
     poster = Poster(sevflow)
     cpu = cpu_seconds(sevflow)
+    base = processed(sevflow)
+    stage: dict[str, float] = {}
+
+    async def watch_worker() -> None:
+        while processed(sevflow) - base < count:
+            await asyncio.sleep(0.1)
+        stage["worker"] = time.monotonic()
+
+    watcher = asyncio.create_task(watch_worker())
     try:
         began = time.monotonic()
         await paced(count, rate, lambda i: poster.post(notification(f"{tag}x{i}", [f"{tag}-{i}"])))
+        stage["posted"] = time.monotonic()
         ids = set(poster.started)
         done = await wait_until(lambda: ids <= trigger_times(fake).keys(), 120)
         elapsed = time.monotonic() - began
     finally:
+        watcher.cancel()
         await poster.close()
     cpu_after = cpu_seconds(sevflow)
     seen = trigger_times(fake)
@@ -161,6 +172,8 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
     print(f"  {'  receiver response time':30s} {percentiles(poster.answered)}  "
           f"non-200={len(poster.failed)}")  # fmt: skip
     print(f"  {'  CPU used':30s} {cpu_report(cpu, cpu_after, count)}")
+    marks = ", ".join(f"{name} done after {t - began:.1f}s" for name, t in sorted(stage.items(), key=lambda x: x[1]))
+    print(f"  {'  stages':30s} {marks}")
 
 
 async def steady_raw(bootstrap: str, fake: FakePagerDuty, cert: Path, count: int, rate: float) -> None:

@@ -81,8 +81,15 @@ def async_engine(url: str) -> AsyncEngine:
     """An asyncio engine (the stream worker)."""
     normalised = normalise_url(url, asynchronous=True)
     _prepare_sqlite_file(normalised)
-    engine = create_async_engine(normalised, pool_pre_ping=True)
-    if normalised.get_backend_name() == "sqlite":
+    # A pre-ping is a round trip per checkout; an SQLite file connection never goes stale (and
+    # every aiosqlite call is a hop to its thread), so only PostgreSQL's connections are pinged.
+    # Likewise the pool's rollback on return: the driver runs in autocommit mode (sevflow issues
+    # BEGIN itself) and a connection closed inside a transaction rolls it back before returning.
+    sqlite = normalised.get_backend_name() == "sqlite"
+    engine = create_async_engine(
+        normalised, pool_pre_ping=not sqlite, pool_reset_on_return=None if sqlite else "rollback"
+    )
+    if sqlite:
         _sqlite_pragmas(engine.sync_engine)
     return engine
 

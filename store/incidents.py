@@ -80,6 +80,11 @@ class IncidentTx:
         self._dirty_incidents: set[str] = set()
         self._dirty_alerts: set[str] = set()
 
+    @property
+    def connection(self) -> AsyncConnection:
+        """This transaction's connection, for other repositories that read or write in it."""
+        return self._conn
+
     async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
         """Lock each group (in sorted order: no deadlocks) and load its latest incident."""
         wanted = sorted(set(group_keys) - set(self.incidents_by_group))
@@ -95,9 +100,8 @@ class IncidentTx:
             .where(incident_groups.c.group_key.in_(wanted))
             .order_by(incident_groups.c.group_key)
         )
-        if self._dialect == "postgresql":
-            lock = lock.with_for_update()
-        await self._conn.execute(lock)
+        if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
+            await self._conn.execute(lock.with_for_update())
         # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.incident import AlertState
 from models.maintenance import MaintenanceWindow
@@ -41,12 +41,17 @@ class MaintenanceStore:
             ).scalar_one_or_none()
         return MaintenanceWindow.model_validate_json(document) if document else None
 
-    async def overlapping(self, start: datetime, end: datetime) -> list[MaintenanceWindow]:
-        """Windows active at some moment of [start, end]."""
+    async def overlapping(
+        self, start: datetime, end: datetime, conn: AsyncConnection | None = None
+    ) -> list[MaintenanceWindow]:
+        """Windows active at some moment of [start, end] (read in ``conn`` when given)."""
         query = select(maintenance_windows.c.document).where(
             and_(maintenance_windows.c.starts_at <= end, maintenance_windows.c.ends_at > start)
         )
-        async with self._reader.connect() as conn:
+        if conn is None:
+            async with self._reader.connect() as own:
+                documents = (await own.execute(query)).scalars().all()
+        else:
             documents = (await conn.execute(query)).scalars().all()
         return [MaintenanceWindow.model_validate_json(d) for d in documents]
 

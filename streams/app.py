@@ -153,6 +153,8 @@ def create_app(
         try:
             while published := await relay.run_once(clock()):
                 stats.events_published.inc(published)
+                if published < relay.batch_size:
+                    break  # the outbox is drained: no need to ask again
         except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
             # Nothing is lost: unpublished events stay in the outbox for the next round.
             log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
@@ -177,9 +179,8 @@ def create_app(
 
     @app.agent(alerts_topic, name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
-        # faust waits the full ``within`` between batches even when records are buffered, so it
-        # is kept short: it is latency added to every alert at low rates.
-        async for events in stream.take_events(settings.batch_size, within=0.01):  # type: ignore[attr-defined]
+        window = settings.batch_window_seconds
+        async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
             records: list[AlertRecord] = []
             for event in events:
                 where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"

@@ -64,10 +64,10 @@ class Pipeline:
         batch = [regroup(r, self.group_by) for r in records]
         if not batch:
             return []
-        windows = await MaintenanceStore(self.store.engine).overlapping(
-            min(r.received_at for r in batch), max(r.received_at for r in batch)
-        )
         async with self.store.transaction() as tx:
+            windows = await MaintenanceStore(self.store.engine).overlapping(
+                min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
+            )
             await tx.lock_groups(r.group_key for r in batch)
             await tx.load_alerts(r.fingerprint for r in batch)
             events: list[IncidentEvent] = []

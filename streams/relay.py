@@ -110,7 +110,7 @@ class OutboxRelay:
         self._reader = reader(engine)
         self._lease = lease
         self._publisher = publisher
-        self._batch_size = batch_size
+        self.batch_size = batch_size
         self._recovered = False
 
     async def _unpublished(self) -> list[Any]:
@@ -123,7 +123,7 @@ class OutboxRelay:
             )
             .where(incident_events.c.published_at.is_(None))
             .order_by(incident_events.c.position)
-            .limit(self._batch_size)
+            .limit(self.batch_size)
         )
         async with self._reader.connect() as conn:
             return list((await conn.execute(query)).all())
@@ -153,7 +153,7 @@ class OutboxRelay:
             self._recovered = True
             return 0
         if not self._recovered:
-            present = await self._publisher.recent_event_ids(per_partition=2 * self._batch_size)
+            present = await self._publisher.recent_event_ids(per_partition=2 * self.batch_size)
             already = [r.position for r in rows if r.event_id in present]
             if already:
                 log.info(

@@ -60,6 +60,14 @@ class StreamSettings(BaseModel):
     batch_size: int = Field(
         default=500, ge=1, le=10000, description="Alert records processed per transaction."
     )
+    batch_window_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="How long the worker gathers alert records before a transaction (unless "
+        "SEVFLOW_BATCH_SIZE arrive first): added latency at low rates, fewer and larger "
+        "transactions under load.",
+    )
 
     @field_validator("group_by", mode="before")
     @classmethod
