@@ -149,8 +149,7 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
     stage: dict[str, float] = {}
 
     async def watch_worker() -> None:
-        while processed(sevflow) - base < count:
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: processed(sevflow) - base >= count, 300)
         stage["worker"] = time.monotonic()
 
     watcher = asyncio.create_task(watch_worker())
@@ -172,7 +171,8 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
     print(f"  {'  receiver response time':30s} {percentiles(poster.answered)}  "
           f"non-200={len(poster.failed)}")  # fmt: skip
     print(f"  {'  CPU used':30s} {cpu_report(cpu, cpu_after, count)}")
-    marks = ", ".join(f"{name} done after {t - began:.1f}s" for name, t in sorted(stage.items(), key=lambda x: x[1]))
+    ordered = sorted(stage.items(), key=lambda item: item[1])
+    marks = ", ".join(f"{name} done after {t - began:.1f}s" for name, t in ordered)
     print(f"  {'  stages':30s} {marks}")
 
 

@@ -131,13 +131,14 @@ def create_app(
 
     engine = async_engine(settings.sqlalchemy_url())
     store = IncidentStore(engine)
+    escalation_policy = load_policy(settings.escalation_policy_file)  # bad policy: fail at start
     pipeline = Pipeline(
         store,
         load_rules(settings.rules_file),
         settings.lifecycle_policy(),
         settings.group_by,
+        escalation_policy,
     )
-    escalation_policy = load_policy(settings.escalation_policy_file)  # bad policy: fail at start
     escalation_metrics = EscalationMetrics(stats.registry)
     lag = LagProbe(
         settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
@@ -196,6 +197,7 @@ def create_app(
                     outbox_filled.set()
                 for event in created:
                     stats.events_created.labels(event.type.value).inc()
+                escalation_metrics.count(created)
 
     @app.agent(commands_topic, name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:

@@ -40,6 +40,7 @@ from models.escalation import (
 )
 from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import SEVFLOW, annotate
+from models.severity import Severity
 from store.escalations import EscalationRepo, EscalationTx, StaleEscalation, escalation_transaction
 from store.incidents import IncidentStore, IncidentTx
 from store.leases import Lease
@@ -47,6 +48,7 @@ from store.leases import Lease
 __all__ = [
     "EscalationMetrics",
     "PolicyError",
+    "arm_opened",
     "load_policy",
     "parse_policy",
     "run_escalations",
@@ -152,14 +154,20 @@ class EscalationMetrics:
             registry=self.registry,
         )
 
-    def observe(
-        self, before: EscalationState | None, after: EscalationState, events: list[IncidentEvent]
-    ) -> None:
+    def count(self, events: Sequence[IncidentEvent], severity: Severity | None = None) -> None:
+        """Count the escalations and SLA breaches among ``events`` (breaches by ``severity``, by
+        default the incident's)."""
         for event in events:
             if event.type is EventType.ESCALATED:
                 self.escalations.labels(event.data.get("level", "")).inc()
             elif event.type is EventType.SLA_BREACHED:
-                self.sla_breaches.labels(after.severity.value, event.data.get("kind", "")).inc()
+                level = severity or event.incident.severity
+                self.sla_breaches.labels(level.value, event.data.get("kind", "")).inc()
+
+    def observe(
+        self, before: EscalationState | None, after: EscalationState, events: list[IncidentEvent]
+    ) -> None:
+        self.count(events, after.severity)
         severity = after.severity.value
         if after.time_to_acknowledge is not None and (before is None or before.acknowledged_at is None):
             self.time_to_acknowledge.labels(severity).observe(after.time_to_acknowledge.total_seconds())
@@ -203,6 +211,20 @@ async def _escalate(
     seen = step.state.model_copy(update={"seen_sequence": incident.sequence})
     result.after = await etx.save(seen, stored.version if stored is not None else None, now)
     return result
+
+
+async def arm_opened(
+    tx: IncidentTx, policy: EscalationPolicy, incident_ids: Sequence[str], now: datetime
+) -> list[IncidentEvent]:
+    """Start the escalation of incidents opened (or reopened) in ``tx``, in that transaction:
+    the first level is notified with the opening, without waiting for the loop's next tick, and
+    the incidents are already locked and in memory."""
+    etx = EscalationTx(tx.connection)
+    await etx.preload(incident_ids)
+    events: list[IncidentEvent] = []
+    for incident_id in incident_ids:
+        events.extend((await _escalate(tx, etx, policy, incident_id, now)).events)
+    return events
 
 
 async def _escalate_together(

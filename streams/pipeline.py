@@ -17,7 +17,8 @@ from datetime import datetime
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.classification import RuleSet
-from models.events import IncidentEvent
+from models.escalation import EscalationPolicy
+from models.events import EventType, IncidentEvent
 from models.incident import (
     Command,
     LifecyclePolicy,
@@ -29,8 +30,11 @@ from models.incident import (
 from models.maintenance import covering_window, released_record, suppressed_state
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
+from streams.escalation import arm_opened
 
 __all__ = ["CommandResult", "Pipeline", "regroup"]
+
+_OPENING = (EventType.OPENED, EventType.REOPENED)
 
 
 def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
@@ -58,6 +62,8 @@ class Pipeline:
     rules: RuleSet
     policy: LifecyclePolicy
     group_by: tuple[str, ...] = ()
+    #: When set, incidents opened by alerts start escalating in the same transaction.
+    escalation: EscalationPolicy | None = None
 
     async def process_alerts(self, records: Sequence[AlertRecord]) -> list[IncidentEvent]:
         """Apply a batch of alert records (in order) in one transaction; returns the new events."""
@@ -94,6 +100,10 @@ class Pipeline:
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
+            opened = [e.incident_id for e in events if e.type in _OPENING]
+            if self.escalation is not None and opened:
+                now = max(r.received_at for r in batch)
+                events.extend(await arm_opened(tx, self.escalation, opened, now))
         return events
 
     async def process_command(self, command: Command) -> CommandResult:

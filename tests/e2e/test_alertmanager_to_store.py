@@ -124,17 +124,20 @@ def test_fire_and_resolve_through_real_alertmanager(
     incident_id = resolved["incident_id"]
     assert incident_id
     events = wait_for(
-        lambda: (e := asyncio.run(read_events(kafka_bootstrap, sevflow))) and len(e) >= 4 and e,
+        lambda: (e := asyncio.run(read_events(kafka_bootstrap, sevflow))) and len(e) >= 5 and e,
         60,
-        f"4 incident events on e2e-events-{sevflow.suffix}",
+        f"5 incident events on e2e-events-{sevflow.suffix}",
     )
+    # The primary on-call is notified with the opening (the incident's first escalation level).
     assert [(e.type.value, e.sequence) for e in events] == [
         ("opened", 1),
-        ("acknowledged", 2),
-        ("alert_resolved", 3),
-        ("resolved", 4),
+        ("escalated", 2),
+        ("acknowledged", 3),
+        ("alert_resolved", 4),
+        ("resolved", 5),
     ]
-    assert events[1].actor == Actor(via="cli", name="alice")
+    assert events[1].data["level_name"] == "primary on-call"
+    assert events[2].actor == Actor(via="cli", name="alice")
     assert {e.incident_id for e in events} == {incident_id}
     assert events[0].incident.severity.value == "SEV1"  # CheckoutDown + critical: service down
     assert events[0].incident.title == "Checkout is down"

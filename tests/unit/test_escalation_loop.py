@@ -273,3 +273,30 @@ async def test_answered_before_the_loop_ever_ran_records_the_late_ack_once(engin
     assert state is not None
     assert state.status is EscalationStatus.ACKNOWLEDGED
     assert state.time_to_acknowledge == 40 * M
+
+
+async def test_an_opening_batch_notifies_the_first_level_in_its_own_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """With the policy, the pipeline arms incidents as they open: the primary is notified with the
+    opening (same commit), and the loop later fires only what falls due."""
+    armed = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy(), escalation=POLICY)
+    batch = [alert(f"Svc{n}Down", severity="sev1", service=f"svc{n}") for n in range(3)]
+    events = await armed.process_alerts(batch)
+    assert [e.type for e in events] == [EventType.OPENED] * 3 + [EventType.ESCALATED] * 3
+    assert escalated(events) == [("1", "primary on-call")] * 3
+    assert await armed.process_alerts(batch) == []  # a replayed batch arms nothing twice
+
+    store = IncidentStore(engine)
+    assert await run_escalations(store, POLICY, T0 + M) == []
+    at_15 = await run_escalations(store, POLICY, T0 + 15 * M)
+    assert escalated(at_15) == [("2", "secondary on-call")] * 3
+    for event in events[:3]:
+        assert await timeline_types(engine, event.incident_id) == [
+            "opened",
+            "escalated",
+            "escalated",
+            "sla_breached",
+        ]
+        history = await EscalationRepo(engine).history(event.incident_id)
+        assert [h.step for h in history] == ["level:1", "level:2", "sla:acknowledge"]
