@@ -134,6 +134,9 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
             )
     app = create_app(settings, metrics=metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    # faust's terminal spinner sets the root logger to DEBUG whenever the level is WARNING or
+    # above, so every library's debug message would be formatted; a service has no terminal.
+    worker.spinner = None
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
 
 
