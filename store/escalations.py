@@ -68,6 +68,9 @@ class EscalationTx:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._preloaded: dict[str, EscalationState | None] = {}
+        #: New escalation rows and log entries, written together by :meth:`flush`.
+        self._new_rows: list[dict[str, Any]] = []
+        self._new_log: list[dict[str, Any]] = []
 
     async def preload(self, incident_ids: Sequence[str]) -> None:
         """Read several incidents' escalations in one statement; :meth:`load` then answers for
@@ -100,8 +103,9 @@ class EscalationTx:
         still has that version. Returns the state as stored (its version advanced)."""
         if expected_version is None:
             stored = state.model_copy(update={"version": 1})
-            await self._conn.execute(insert(escalations).values(_row(stored, now)))
+            self._new_rows.append(_row(stored, now))
             return stored
+        await self.flush()  # the row being updated may be one inserted in this transaction
         stored = state.model_copy(update={"version": expected_version + 1})
         result = await self._conn.execute(
             update(escalations)
@@ -118,19 +122,29 @@ class EscalationTx:
     async def log(
         self, state: EscalationState, firing: Firing, event: IncidentEvent, now: datetime
     ) -> None:
-        """Audit one firing; a second firing of the same step violates the primary key."""
-        await self._conn.execute(
-            insert(escalation_log).values(
-                escalation_id=state.escalation_id,
-                step=firing.key,
-                incident_id=state.incident_id,
-                type=firing.type.value,
-                fired_at=now,
-                event_id=str(event.event_id),
-                reason=firing.reason,
-                targets=[t.model_dump(exclude_none=True) for t in firing.targets],
-            )
+        """Audit one firing; a second firing of the same step violates the primary key (when the
+        transaction flushes)."""
+        self._new_log.append(
+            {
+                "escalation_id": state.escalation_id,
+                "step": firing.key,
+                "incident_id": state.incident_id,
+                "type": firing.type.value,
+                "fired_at": now,
+                "event_id": str(event.event_id),
+                "reason": firing.reason,
+                "targets": [t.model_dump(exclude_none=True) for t in firing.targets],
+            }
         )
+
+    async def flush(self) -> None:
+        """Write the new rows and log entries, each kind in one statement."""
+        rows, self._new_rows = self._new_rows, []
+        entries, self._new_log = self._new_log, []
+        if rows:
+            await self._conn.execute(insert(escalations), rows)
+        if entries:
+            await self._conn.execute(insert(escalation_log), entries)
 
 
 @asynccontextmanager
@@ -140,8 +154,9 @@ async def escalation_transaction(engine: AsyncEngine) -> AsyncIterator[tuple[Inc
     Mirrors :meth:`store.incidents.IncidentStore.transaction` (staged incident changes are flushed
     on normal exit; an exception rolls everything back)."""
     async with engine.begin() as conn:
-        tx = IncidentTx(conn)
-        yield tx, EscalationTx(conn)
+        tx, etx = IncidentTx(conn), EscalationTx(conn)
+        yield tx, etx
+        await etx.flush()
         await tx.flush()
 
 

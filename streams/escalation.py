@@ -224,6 +224,7 @@ async def arm_opened(
     events: list[IncidentEvent] = []
     for incident_id in incident_ids:
         events.extend((await _escalate(tx, etx, policy, incident_id, now)).events)
+    await etx.flush()
     return events
 
 
