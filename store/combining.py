@@ -3,7 +3,9 @@
 Concurrent callers (a sink delivering many incidents at once) would otherwise each open a write
 transaction and queue for the database's write lock one by one — on SQLite literally, behind
 ``BEGIN IMMEDIATE``. Here each caller submits its write and waits; the first submission starts a
-flush that takes everything queued so far (up to ``max_batch``) into one transaction. A caller's
+flush that, after ``linger`` seconds, takes everything queued so far (up to ``max_batch``) into one
+transaction: a few milliseconds of linger turn the staggered completions of concurrent vendor calls
+into one commit. A caller's
 ``submit`` returns only once its write is committed, or raises the transaction's error.
 """
 
@@ -28,11 +30,13 @@ class GroupCommit(Generic[T]):
         *,
         committed: Callable[[Sequence[T]], None] | None = None,
         max_batch: int = 200,
+        linger: float = 0.0,
     ) -> None:
         self._engine = engine
         self._write = write
         self._committed = committed
         self._max_batch = max_batch
+        self._linger = linger
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -44,7 +48,8 @@ class GroupCommit(Generic[T]):
         await asyncio.shield(future)  # a cancelled caller must not cancel the others' commit
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the submissions of this loop iteration join
+        # Let the submissions of this loop iteration (and of ``linger`` seconds) join.
+        await asyncio.sleep(self._linger)
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             items = [item for item, _ in batch]

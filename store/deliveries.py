@@ -103,12 +103,18 @@ class DeliveryLog:
 
     #: Confirmations written in one transaction at most.
     MAX_BATCH = 200
+    #: How long a confirmation waits for others to share its transaction (seconds).
+    LINGER = 0.002
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reader = reader(engine)
         self._confirms = GroupCommit(
-            engine, self._confirm_all, committed=self._mirror, max_batch=self.MAX_BATCH
+            engine,
+            self._confirm_all,
+            committed=self._mirror,
+            max_batch=self.MAX_BATCH,
+            linger=self.LINGER,
         )
         self._view = _Preloaded()
 
@@ -351,7 +357,7 @@ class StatusPageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reader = reader(engine)
-        self._changes: GroupCommit[_Change] = GroupCommit(engine, self._apply)
+        self._changes: GroupCommit[_Change] = GroupCommit(engine, self._apply, linger=DeliveryLog.LINGER)
 
     async def get(self, incident_id: str) -> StatusPageRecord | None:
         async with self._reader.connect() as conn:
@@ -390,32 +396,26 @@ class StatusPageStore:
             record = plan(current[incident_id])
             if record is not None:
                 current[incident_id] = changed[incident_id] = record
-        for record in changed.values():
-            await self._save(conn, record)
+        await self._save_all(conn, list(changed.values()))
 
     async def save(self, record: StatusPageRecord) -> None:
         async with self._engine.begin() as conn:
-            await self._save(conn, record)
+            await self._save_all(conn, [record])
 
     @staticmethod
-    async def _save(conn: AsyncConnection, record: StatusPageRecord) -> None:
-        values = {
-            "incident_id": record.incident_id,
-            "name": record.name,
-            "status": record.status,
-            "impact": record.impact,
-            "components": record.components,
-            "updates": record.updates,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "resolved_at": record.resolved_at,
-        }
-        stmt = _insert(conn, status_page_incidents).values(**values)
+    async def _save_all(conn: AsyncConnection, records: Sequence[StatusPageRecord]) -> None:
+        if not records:
+            return
+        stmt = _insert(conn, status_page_incidents)
+        kept = ("incident_id", "created_at")
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["incident_id"],
-                set_={k: v for k, v in values.items() if k not in {"incident_id", "created_at"}},
-            )
+                set_={
+                    c.name: stmt.excluded[c.name] for c in status_page_incidents.c if c.name not in kept
+                },
+            ),
+            [_values(r) for r in records],
         )
 
     async def open_incidents(self) -> list[StatusPageRecord]:
@@ -450,3 +450,17 @@ def _record(row: Any) -> StatusPageRecord:
         updated_at=row.updated_at,
         resolved_at=row.resolved_at,
     )
+
+
+def _values(record: StatusPageRecord) -> dict[str, Any]:
+    return {
+        "incident_id": record.incident_id,
+        "name": record.name,
+        "status": record.status,
+        "impact": record.impact,
+        "components": record.components,
+        "updates": record.updates,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "resolved_at": record.resolved_at,
+    }
