@@ -62,4 +62,5 @@ if __name__ == "__main__":
         log_level="warning",
         lifespan="off",
         timeout_keep_alive=30,
+        backlog=4096,  # as sevflow receiver's
     )

@@ -6,17 +6,20 @@ producer is exercised in tests/integration and tests/e2e.
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from models.alert import AlertRecord
 from receiver.app import create_app
 from receiver.auth import WebhookAuth
+from receiver.body import hung_up, read_capped
 from receiver.kafka import PublishError
 from receiver.ratelimit import RateLimiter
 from tests.conftest import AM_FIXTURES, load_fixture
@@ -335,9 +338,9 @@ async def test_sender_that_hung_up_is_remembered_for_its_retry(publisher) -> Non
         # The body, then the connection is gone (Alertmanager's deadline passed).
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    sent: list[dict[str, object]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
@@ -360,3 +363,63 @@ async def test_sender_that_hung_up_is_remembered_for_its_retry(publisher) -> Non
     await app(scope, receive, send)
     assert len(publisher.records) == 3
     assert publisher.unanswered == publisher.records
+
+
+class ServerConnection:
+    """An ASGI ``receive`` shaped like uvicorn's: the body, then it waits until the peer closes."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body: bytes | None = body
+        self.closed = False
+        self.changed = asyncio.Event()
+
+    async def receive(self) -> dict[str, object]:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        if not self.closed:
+            await self.changed.wait()
+        return {"type": "http.disconnect"}
+
+
+@pytest.mark.parametrize("closed", [False, True])
+async def test_hung_up_answers_without_waiting(closed: bool) -> None:
+    connection = ServerConnection(b"{}")
+    request = Request({"type": "http", "method": "POST", "headers": []}, connection.receive)
+    assert await read_capped(request, 1024) == b"{}"
+    connection.closed = closed
+    assert await asyncio.wait_for(hung_up(request), 1) is closed
+    # The abandoned wait left nothing behind: a later disconnect wakes no stale waiter.
+    assert not connection.changed._waiters
+
+
+async def test_connected_sender_is_not_noted_as_unanswered(publisher) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(publisher=publisher, auth=WebhookAuth([SecretStr(TOKEN)]), now=lambda: NOW)
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json").encode()
+    connection = ServerConnection(body)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/alertmanager",
+        "raw_path": b"/webhooks/alertmanager",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {TOKEN}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    await asyncio.wait_for(app(scope, connection.receive, send), 5)
+    assert sent[0]["status"] == 200
+    assert len(publisher.records) == 3
+    assert publisher.unanswered == []

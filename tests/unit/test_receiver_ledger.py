@@ -71,8 +71,7 @@ async def test_failed_before_refusal_is_not_noted_and_cap_applies() -> None:
     pending: asyncio.Future[object] = loop.create_future()
     first, second = identity(records()[0]), identity(records()[1])
     ledger.refuse([(first, failed)])
-    assert len(ledger) == 0
-    assert not ledger.full
+    assert (len(ledger), ledger.full) == (0, False)
     ledger.refuse([(second, pending)])
     assert ledger.full
     pending.cancel()
