@@ -16,6 +16,8 @@ an ``AIOKafkaProducer`` (acks=all, idempotent) writing each alert and awaiting i
 ``AIOKafkaConsumer`` that POSTs a trigger per record with httpx. Prints figures only.
 
     .venv/bin/python -m bench.e2e_latency [--rate 200] [--seconds 10] [--storm 10000]
+
+``SEVFLOW_*`` variables in the environment are passed on to ``sevflow run`` (to try settings).
 """
 
 import argparse
@@ -34,6 +36,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.receiver_common import HttpConnection, encode, request_bytes
 from sinks.kafka import ensure_topics
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
@@ -103,30 +106,39 @@ async def wait_until(check: Any, limit: float) -> bool:
 
 
 class Poster:
-    """POSTs notifications to the receiver, recording start and response time of each."""
+    """POSTs notifications to the receiver over a pool of lean keep-alive connections
+    (bench/receiver_common.py: the load generator must not eat the CPU it measures), recording
+    when each alert's POST started and each response time."""
 
-    def __init__(self, sevflow: Sevflow) -> None:
-        self._url = f"{sevflow.url}/webhooks/alertmanager"
-        self._headers = {"Authorization": f"Bearer {sevflow.token}", "User-Agent": "Alertmanager/0.25.0"}
-        self._client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32))
+    def __init__(self, sevflow: Sevflow, connections: int = 32) -> None:
+        self._sevflow = sevflow
+        self._idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+        self._all = [HttpConnection(sevflow.port) for _ in range(connections)]
+        for connection in self._all:
+            self._idle.put_nowait(connection)
         self.started: dict[str, float] = {}
         self.answered: list[float] = []
         self.failed: list[int] = []
 
     async def post(self, document: dict[str, Any]) -> None:
-        body = json.dumps(document).encode()
-        start = time.monotonic()
-        for alert in document["alerts"]:
-            self.started[alert["labels"]["bench_id"]] = start
-        response = await self._client.post(
-            self._url, content=body, headers={**self._headers, "Content-Type": "application/json"}
+        raw = request_bytes(
+            self._sevflow.port, "/webhooks/alertmanager", encode(document), self._sevflow.token
         )
-        self.answered.append(time.monotonic() - start)
-        if response.status_code != 200:
-            self.failed.append(response.status_code)
+        connection = await self._idle.get()
+        try:
+            start = time.monotonic()
+            for alert in document["alerts"]:
+                self.started[alert["labels"]["bench_id"]] = start
+            status = await connection.send(raw)
+            self.answered.append(time.monotonic() - start)
+        finally:
+            self._idle.put_nowait(connection)
+        if status != 200:
+            self.failed.append(status)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        for connection in self._all:
+            await connection.close()
 
 
 async def paced(count: int, rate: float, make: Any) -> None:
@@ -171,6 +183,12 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
     print(f"  {'  receiver response time':30s} {percentiles(poster.answered)}  "
           f"non-200={len(poster.failed)}")  # fmt: skip
     print(f"  {'  CPU used':30s} {cpu_report(cpu, cpu_after, count)}")
+    bootstrap = sevflow.kafka_bootstrap
+    alerts = await record_times(bootstrap, sevflow.alerts_topic, _alert_bench_id)
+    opened = await record_times(bootstrap, f"e2e-events-{sevflow.suffix}", _opened_bench_id)
+    hop_text = hops(poster.started, ("receiver -> alerts topic", alerts),
+                    ("worker -> incident-events", opened), ("sink -> PagerDuty", seen))  # fmt: skip
+    print(f"  {'  median hops':30s} {hop_text}")
     ordered = sorted(stage.items(), key=lambda item: item[1])
     marks = ", ".join(f"{name} done after {t - began:.1f}s" for name, t in ordered)
     print(f"  {'  stages':30s} {marks}")
@@ -231,6 +249,53 @@ async def steady_raw(bootstrap: str, fake: FakePagerDuty, cert: Path, count: int
     print(f"  {'raw aiokafka + httpx':30s} {percentiles(latencies)}  "
           f"{'' if done else 'INCOMPLETE '}elapsed={elapsed:.1f}s")  # fmt: skip
     print(f"  {'  producer ack time':30s} {percentiles(acked)}")
+
+
+async def record_times(bootstrap: str, topic: str, bench_id: Any) -> dict[str, float]:
+    """bench id → the Kafka timestamp (producer's wall clock, as monotonic time) of the first record
+    of ``topic`` that ``bench_id(value)`` names."""
+    offset = time.time() - time.monotonic()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: dict[str, float] = {}
+    try:
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+            for message in (m for ms in batch.values() for m in ms):
+                name = bench_id(json.loads(message.value))
+                if name is not None and name not in found:
+                    found[name] = message.timestamp / 1000 - offset
+            idle = 0 if batch else idle + 1
+    finally:
+        await consumer.stop()
+    return found
+
+
+def _alert_bench_id(value: dict[str, Any]) -> str | None:
+    return value.get("labels", {}).get("bench_id")  # type: ignore[no-any-return]
+
+
+def _opened_bench_id(value: dict[str, Any]) -> str | None:
+    if value.get("type") != "opened":
+        return None
+    return ((value.get("alert") or {}).get("labels") or {}).get("bench_id")  # type: ignore[no-any-return]
+
+
+def hops(posted: dict[str, float], *stages: tuple[str, dict[str, float]]) -> str:
+    """Median time of each hop, over the alerts seen at every stage."""
+    names = [name for name, _ in stages]
+    times = [t for _, t in stages]
+    ids = [i for i in posted if all(i in t for t in times)]
+    if not ids:
+        return "no samples"
+    parts, before = [], posted
+    for name, after in zip(names, times, strict=True):
+        parts.append(f"{name} {statistics.median(after[i] - before[i] for i in ids) * 1000:.1f} ms")
+        before = after
+    return ", ".join(parts)
 
 
 def cpu_seconds(sevflow: Sevflow) -> dict[str, float]:
@@ -317,6 +382,7 @@ async def main() -> None:
                 "SEVFLOW_PAGERDUTY_BASE_URL": fake.url,
                 "SEVFLOW_PAGERDUTY_CA_FILE": str(cert),
                 "SEVFLOW_LOG_LEVEL": "WARNING",
+                **{name: value for name, value in os.environ.items() if name.startswith("SEVFLOW_")},
             },
         )
         try:

@@ -241,7 +241,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second (steady)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the steady scenario")
     parser.add_argument("--storm", type=int, default=10_000, help="events of the one-incident storm")
-    parser.add_argument("--concurrency", type=int, default=8, help="SEVFLOW_SINKS_CONCURRENCY")
+    parser.add_argument("--concurrency", type=int, default=32, help="SEVFLOW_SINKS_CONCURRENCY")
     parser.add_argument(
         "--database-url", default=None, help="delivery log database (default: a fresh SQLite file)"
     )

@@ -58,9 +58,10 @@ class SinkSettings(BaseModel):
         "never delays another.",
     )
     sinks_concurrency: int = Field(
-        default=8,
+        default=32,
         ge=1,
-        description="Incidents a sink delivers at once (events of one incident stay in order).",
+        description="Incidents a sink delivers at once (events of one incident stay in order). "
+        "More overlap the vendors' round trips and share delivery-log commits.",
     )
     sinks_request_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of every outbound HTTP call of a sink."
