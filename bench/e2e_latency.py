@@ -37,6 +37,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.receiver_common import HttpConnection, encode, request_bytes
+from bench.sinks_latency import percentiles
 from sinks.kafka import ensure_topics
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
@@ -44,14 +45,6 @@ from tests.harness import Sevflow, metric_sum
 
 ROUTING_KEY = "B" * 32
 STARTS_AT = datetime(2026, 11, 27, 11, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "no samples"
-    ms = sorted(v * 1000 for v in values)
-    p = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
-    return f"n={len(ms):5d}  p50={p[49]:8.1f} ms  p99={p[98]:8.1f} ms  max={ms[-1]:8.1f} ms"
 
 
 def notification(group: str, alerts: list[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ replaces it.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -415,7 +415,7 @@ class StatusPageStore:
                     c.name: stmt.excluded[c.name] for c in status_page_incidents.c if c.name not in kept
                 },
             ),
-            [_values(r) for r in records],
+            [asdict(r) for r in records],  # the fields are the columns,
         )
 
     async def open_incidents(self) -> list[StatusPageRecord]:
@@ -450,17 +450,3 @@ def _record(row: Any) -> StatusPageRecord:
         updated_at=row.updated_at,
         resolved_at=row.resolved_at,
     )
-
-
-def _values(record: StatusPageRecord) -> dict[str, Any]:
-    return {
-        "incident_id": record.incident_id,
-        "name": record.name,
-        "status": record.status,
-        "impact": record.impact,
-        "components": record.components,
-        "updates": record.updates,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "resolved_at": record.resolved_at,
-    }

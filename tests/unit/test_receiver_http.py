@@ -343,23 +343,7 @@ async def test_sender_that_hung_up_is_remembered_for_its_retry(publisher) -> Non
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/webhooks/alertmanager",
-        "raw_path": b"/webhooks/alertmanager",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {TOKEN}".encode()),
-            (b"content-type", b"application/json"),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8080),
-    }
+    scope = webhook_scope()
     await app(scope, receive, send)
     assert len(publisher.records) == 3
     assert publisher.unanswered == publisher.records
@@ -402,7 +386,16 @@ async def test_connected_sender_is_not_noted_as_unanswered(publisher) -> None:  
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
+    scope = webhook_scope()
+    await asyncio.wait_for(app(scope, connection.receive, send), 5)
+    assert sent[0]["status"] == 200
+    assert len(publisher.records) == 3
+    assert publisher.unanswered == []
+
+
+def webhook_scope() -> dict[str, Any]:
+    """The ASGI scope of an authenticated JSON POST to the webhook, as uvicorn builds it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -419,7 +412,3 @@ async def test_connected_sender_is_not_noted_as_unanswered(publisher) -> None:  
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
-    await asyncio.wait_for(app(scope, connection.receive, send), 5)
-    assert sent[0]["status"] == 200
-    assert len(publisher.records) == 3
-    assert publisher.unanswered == []
