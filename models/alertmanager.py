@@ -141,14 +141,14 @@ class WebhookPayload(_Wire):
     external_url: str | None = Field(default=None, alias="externalURL")
     alerts: list[WebhookAlert] = Field(min_length=1, max_length=MAX_ALERTS)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_utf8(cls, data: object, info: ValidationInfo) -> object:
+    @model_validator(mode="after")
+    def _valid_utf8(self, info: ValidationInfo) -> Self:
         # The JSON parser already refuses lone surrogates (400); Python callers can still pass them,
-        # and such a string could never be encoded for Kafka.
-        if info.mode == "python" and (where := _surrogate_at(data, "")):
+        # and such a string could never be encoded for Kafka. (An "after" check: a "before" one
+        # would make pydantic build Python objects from every JSON body first.)
+        if info.mode == "python" and (where := _surrogate_at(self.model_dump(by_alias=True), "")):
             raise ValueError(f"{where}: must be valid UTF-8 (lone surrogate)")
-        return data
+        return self
 
     @model_validator(mode="after")
     def _known_version(self) -> Self:
