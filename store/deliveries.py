@@ -23,6 +23,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.chunking import chunks
 from store.combining import GroupCommit
 from store.db import reader
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
@@ -73,11 +74,6 @@ class _Preloaded:
             self.refs[write.scope].update(write.refs)
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
-    """Bounded IN lists (SQLite's default limit on bound parameters is 999 in old builds)."""
-    return [values[start : start + size] for start in range(0, len(values), size)]
-
-
 def _insert(conn: AsyncConnection, table: Any) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
@@ -89,11 +85,11 @@ class DeliveryLog:
     async def delivered(self, sink: str, event_ids: list[str]) -> set[str]:
         """Those of ``event_ids`` with at least one confirmed step for ``sink``."""
         found: set[str] = set()
-        for start in range(0, len(event_ids), 500):
+        for chunk in chunks(event_ids):
             query = select(sink_deliveries.c.event_id).where(
                 and_(
                     sink_deliveries.c.sink == sink,
-                    sink_deliveries.c.event_id.in_(event_ids[start : start + 500]),
+                    sink_deliveries.c.event_id.in_(chunk),
                     sink_deliveries.c.status == "done",
                 )
             )
@@ -124,7 +120,7 @@ class DeliveryLog:
         view = _Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
         view.refs = {scope: {} for scope in view.scopes}
         async with self._reader.connect() as conn:
-            for chunk in _chunks(sorted(view.events)):
+            for chunk in chunks(sorted(view.events)):
                 rows = await conn.execute(
                     select(
                         sink_deliveries.c.event_id,
@@ -135,7 +131,7 @@ class DeliveryLog:
                 )
                 for row in rows:
                     view.steps[(row.event_id, row.step)] = StepRecord(row.status, dict(row.result))
-            for chunk in _chunks(sorted(view.scopes)):
+            for chunk in chunks(sorted(view.scopes)):
                 rows = await conn.execute(
                     select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
                         sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
@@ -383,11 +379,9 @@ class StatusPageStore:
     async def _apply(self, conn: AsyncConnection, changes: Sequence[_Change]) -> None:
         ids = sorted({incident_id for incident_id, _ in changes})
         current: dict[str, StatusPageRecord | None] = dict.fromkeys(ids)
-        for start in range(0, len(ids), 500):
+        for chunk in chunks(ids):
             rows = await conn.execute(
-                select(status_page_incidents).where(
-                    status_page_incidents.c.incident_id.in_(ids[start : start + 500])
-                )
+                select(status_page_incidents).where(status_page_incidents.c.incident_id.in_(chunk))
             )
             for row in rows:
                 current[row.incident_id] = _record(row)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.escalation import EscalationState, EscalationStatus, Firing
 from models.events import IncidentEvent, IncidentState
+from store.chunking import chunks
 from store.db import reader
 from store.escalation_schema import escalation_log, escalations
 from store.incidents import IncidentTx
@@ -76,10 +77,10 @@ class EscalationTx:
         """Read several incidents' escalations in one statement; :meth:`load` then answers for
         them from memory (once each: a second load reads the row again)."""
         found: dict[str, EscalationState | None] = dict.fromkeys(incident_ids)
-        for start in range(0, len(incident_ids), 500):
+        for chunk in chunks(incident_ids):
             rows = await self._conn.execute(
                 select(escalations.c.incident_id, escalations.c.document).where(
-                    escalations.c.incident_id.in_(incident_ids[start : start + 500])
+                    escalations.c.incident_id.in_(chunk)
                 )
             )
             for incident_id, document in rows.all():

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.events import IncidentEvent, IncidentState
 from models.incident import AlertState, Incident, Outcome
+from store.chunking import chunks
 from store.db import reader
 from store.schema import alerts, commands, incident_events, incident_groups, incidents
 
@@ -124,9 +125,9 @@ class IncidentTx:
         them read nothing)."""
         wanted = sorted(set(incident_ids) - set(self._incidents))
         keys: list[str] = []
-        for start in range(0, len(wanted), 500):
+        for chunk in chunks(wanted):
             rows = await self._conn.execute(
-                select(incidents.c.group_key).where(incidents.c.id.in_(wanted[start : start + 500]))
+                select(incidents.c.group_key).where(incidents.c.id.in_(chunk))
             )
             keys.extend(rows.scalars())
         if keys:
@@ -154,8 +155,7 @@ class IncidentTx:
     async def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, AlertState]:
         """The stored state of these alerts (those known), cached for the transaction."""
         wanted = sorted(set(fingerprints) - set(self._alerts))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in chunks(wanted):
             result = await self._conn.execute(select(alerts).where(alerts.c.fingerprint.in_(chunk)))
             for row in result.mappings():
                 self._alerts[row["fingerprint"]] = alert_from_row(row)
