@@ -42,6 +42,7 @@ from sinks.kafka import ensure_topics
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import Sevflow, metric_sum
+from tests.kafka_io import read_timed_json_topic
 
 ROUTING_KEY = "B" * 32
 STARTS_AT = datetime(2026, 11, 27, 11, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
@@ -248,22 +249,11 @@ async def record_times(bootstrap: str, topic: str, bench_id: Any) -> dict[str, f
     """bench id → the Kafka timestamp (producer's wall clock, as monotonic time) of the first record
     of ``topic`` that ``bench_id(value)`` names."""
     offset = time.time() - time.monotonic()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
     found: dict[str, float] = {}
-    try:
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
-            for message in (m for ms in batch.values() for m in ms):
-                name = bench_id(json.loads(message.value))
-                if name is not None and name not in found:
-                    found[name] = message.timestamp / 1000 - offset
-            idle = 0 if batch else idle + 1
-    finally:
-        await consumer.stop()
+    for timestamp, value in await read_timed_json_topic(bootstrap, topic, idle_polls=3):
+        name = bench_id(value)
+        if name is not None and name not in found:
+            found[name] = timestamp - offset
     return found
 
 
