@@ -42,7 +42,7 @@ from sinks.kafka import ensure_topics
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import Sevflow, metric_sum
-from tests.kafka_io import read_timed_json_topic
+from tests.kafka_io import read_timed_json_topic, topics_swept
 
 ROUTING_KEY = "B" * 32
 STARTS_AT = datetime(2026, 11, 27, 11, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
@@ -341,7 +341,7 @@ async def storm(sevflow: Sevflow, fake: FakePagerDuty, alerts: int, per_post: in
     print(f"  {'  CPU used':30s} {cpu_report(cpu, cpu_after, alerts)}")
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -352,6 +352,12 @@ async def main() -> None:
     parser.add_argument("--per-post", type=int, default=50, help="alerts per notification (storm)")
     parser.add_argument("--database-url", default=None, help="incident store (default: SQLite file)")
     args = parser.parse_args()
+    with topics_swept(args.bootstrap):
+        asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Both scenarios against one fake PagerDuty."""
     with tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
         workdir = Path(tmp)
         cert, key = make_certificate(workdir)
@@ -389,4 +395,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -33,6 +33,7 @@ from models.fingerprint import fingerprint
 from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import alerts, incident_events
+from tests.kafka_io import topics_swept
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -213,7 +214,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500, help="SEVFLOW_BATCH_SIZE of the worker")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
+    with topics_swept(args.bootstrap), tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
         base = Path(tmp)
         topic = f"bench-alerts-{uuid.uuid4().hex[:6]}"
         start = datetime.now(UTC)

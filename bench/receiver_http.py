@@ -30,6 +30,7 @@ from models.alertmanager import WebhookPayload, to_records
 from receiver.kafka import ensure_topic
 from receiver.partitioner import partition_for
 from tests.harness import Sevflow
+from tests.kafka_io import topics_swept
 
 POOL = 400  # distinct payloads cycled through, so fingerprints vary
 
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--bootstrap", default=os.environ.get("SEVFLOW_TEST_KAFKA", "127.0.0.1:19092"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with topics_swept(args.bootstrap), tempfile.TemporaryDirectory() as tmp:
         sevflow = Sevflow(
             Path(tmp),
             args.bootstrap,

@@ -28,6 +28,7 @@ import httpx
 
 from tests.conftest import REPO, free_port
 from tests.harness import Alertmanager, Sevflow, metric_sum, read_topic, wait_for
+from tests.kafka_io import topics_swept
 
 
 def storm_alerts(groups: int, per_group: int) -> list[dict[str, object]]:
@@ -117,7 +118,7 @@ def main() -> None:
         f"{os.cpu_count()} cores shared by Alertmanager, receiver and broker"
     )
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with topics_swept(args.bootstrap), tempfile.TemporaryDirectory() as tmp:
         # The bare handler.
         port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "bench.receiver_bare", str(port)], cwd=REPO)

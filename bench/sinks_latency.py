@@ -42,6 +42,7 @@ from store.db import async_engine
 from tests.fakes.events import T0, IncidentStory
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.kafka_io import topics_swept
 
 ROUTING_KEY = "B" * 32
 
@@ -233,7 +234,7 @@ async def scenario(name: str, bootstrap: str, fake: FakePagerDuty, cert: Path, w
               f"{'' if done else 'INCOMPLETE '}elapsed={elapsed:.1f}s")  # fmt: skip
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -246,6 +247,12 @@ async def main() -> None:
         "--database-url", default=None, help="delivery log database (default: a fresh SQLite file)"
     )
     args = parser.parse_args()
+    with topics_swept(args.bootstrap):
+        asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Both scenarios against one fake PagerDuty."""
     with tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
         workdir = Path(tmp)
         backend = "PostgreSQL" if args.database_url else "SQLite"
@@ -269,4 +276,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -3,6 +3,8 @@
 #
 #   scripts/kafka.sh start    fetch the broker jars with Maven (cached), format storage once,
 #                             start kafka.Kafka with java and wait until it accepts clients
+#   scripts/kafka.sh fresh    like start, but a broker that is not running starts on empty
+#                             storage (for throwaway brokers such as the tests' own)
 #   scripts/kafka.sh stop     stop the broker this script started (SIGTERM, clean shutdown)
 #   scripts/kafka.sh status   say whether a broker answers on the port
 #   scripts/kafka.sh reset    stop and delete the broker's data
@@ -72,7 +74,7 @@ start() {
   nohup java "${opts[@]}" -cp "$libs/*" kafka.Kafka "$state/server.properties" \
     >"$state/logs/broker.out" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  if ! wait_port 127.0.0.1 "$port" 90 kafka "$(cat "$pidfile")"; then
+  if ! wait_port 127.0.0.1 "$port" 180 kafka "$(cat "$pidfile")"; then
     tail -n 40 "$state/logs/broker.out" >&2 || true
     die "Kafka did not start on 127.0.0.1:$port (see $state/logs/broker.out)"
   fi
@@ -99,6 +101,12 @@ stop() {
 
 case ${1:-} in
   start) start ;;
+  fresh)
+    if ! port_open 127.0.0.1 "$port"; then
+      stop
+      rm -rf "$state"
+    fi
+    start ;;
   stop) stop ;;
   status)
     if port_open 127.0.0.1 "$port"; then say "Kafka answers on 127.0.0.1:$port"; else say "Kafka is not running on 127.0.0.1:$port"; exit 1; fi ;;

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.kafka_io import topics_swept
+
 pytest_plugins = ["tests.store_backends"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,13 +45,25 @@ def load_fixture(name: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """The real broker's bootstrap address (scripts/kafka.sh start)."""
-    bootstrap = os.environ.get("SEVFLOW_TEST_KAFKA", "127.0.0.1:19092")
+def kafka_bootstrap() -> Iterator[str]:
+    """The tests' real broker (scripts/test starts it on 127.0.0.1:19192, apart from the
+    development broker on 19092).
+
+    Every topic the run creates is deleted when it ends, so the broker does not accumulate
+    thousands of them over many runs; SEVFLOW_TEST_KEEP_TOPICS=1 keeps them for a post-mortem.
+    """
+    bootstrap = os.environ.get("SEVFLOW_TEST_KAFKA", "127.0.0.1:19192")
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if not _port_open(host, int(port)):
-        pytest.fail(f"no Kafka broker at {bootstrap}: start it with scripts/kafka.sh start")
-    return bootstrap
+        pytest.fail(
+            f"no Kafka broker at {bootstrap}: scripts/test starts it, or run "
+            "KAFKA_PORT=19192 KAFKA_CONTROLLER_PORT=19193 scripts/kafka.sh fresh"
+        )
+    if os.environ.get("SEVFLOW_TEST_KEEP_TOPICS") == "1":
+        yield bootstrap
+        return
+    with topics_swept(bootstrap):
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -265,7 +265,7 @@ receivers:
 class PrivateKafka:
     """A broker of a test's own (scripts/kafka.sh on other ports, data under ``home``).
 
-    For tests that stop and start Kafka: the shared broker on 19092 is never touched.
+    For tests that stop and start Kafka: the broker the other tests share is never touched.
     """
 
     home: Path
