@@ -348,7 +348,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--rate", type=float, default=200.0, help="alerts per second (steady)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the steady scenario")
-    parser.add_argument("--storm", type=int, default=10_000, help="alerts of the one-group storm")
+    parser.add_argument(
+        "--storm", type=int, default=10_000, help="alerts of the one-group storm (0: none)"
+    )
     parser.add_argument("--per-post", type=int, default=50, help="alerts per notification (storm)")
     parser.add_argument("--database-url", default=None, help="incident store (default: SQLite file)")
     args = parser.parse_args()
@@ -387,8 +389,9 @@ async def run(args: argparse.Namespace) -> None:
             print(f"steady: {count} alerts of distinct groups at {args.rate:.0f}/s, one per POST")
             await steady_sevflow(sevflow, fake, count, args.rate)
             await steady_raw(args.bootstrap, fake, cert, count, args.rate)
-            print(f"storm: {args.storm} alerts of one group, {args.per_post} per POST, 8 in flight")
-            await storm(sevflow, fake, args.storm, args.per_post)
+            if args.storm:
+                print(f"storm: {args.storm} alerts of one group, {args.per_post} per POST, 8 in flight")
+                await storm(sevflow, fake, args.storm, args.per_post)
         finally:
             sevflow.stop()
             fake.close()

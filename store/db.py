@@ -1,7 +1,8 @@
 """Database URLs and engines for the two supported back ends, PostgreSQL and SQLite.
 
 Users write ordinary URLs (``postgresql://…``, ``sqlite:///file.db``); this module picks the drivers:
-psycopg 3 for PostgreSQL (sync and async), the standard ``sqlite3`` and ``aiosqlite`` for SQLite.
+psycopg 3 for PostgreSQL (sync and async), the standard ``sqlite3`` for SQLite, driven through
+SQLAlchemy's aiosqlite dialect on the event loop's own thread (store/sqlite_inline.py).
 Schema changes run on a synchronous engine; the stream worker uses the async one.
 """
 
@@ -11,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from store.sqlite_inline import inline_creator
 
 __all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "reader", "sync_engine"]
 
@@ -43,9 +46,10 @@ def _prepare_sqlite_file(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
     """SQLite as a serious store: WAL so readers never block the writer, a busy timeout instead of
-    spurious "database is locked", and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
+    spurious "database is locked" (0 for the async engine, whose connections wait for the lock
+    without blocking the loop), and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
     holds the write lock from its first statement (the equivalent of PostgreSQL's
     ``SELECT … FOR UPDATE``, which SQLite lacks). Connections of a :func:`reader` begin a plain
     (deferred) transaction instead: under WAL a reader sees a consistent snapshot without taking
@@ -57,7 +61,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -81,16 +85,19 @@ def async_engine(url: str) -> AsyncEngine:
     """An asyncio engine (the stream worker)."""
     normalised = normalise_url(url, asynchronous=True)
     _prepare_sqlite_file(normalised)
-    # A pre-ping is a round trip per checkout; an SQLite file connection never goes stale (and
-    # every aiosqlite call is a hop to its thread), so only PostgreSQL's connections are pinged.
-    # Likewise the pool's rollback on return: the driver runs in autocommit mode (sevflow issues
-    # BEGIN itself) and a connection closed inside a transaction rolls it back before returning.
-    sqlite = normalised.get_backend_name() == "sqlite"
+    # A pre-ping is a round trip per checkout; an SQLite file connection never goes stale, so only
+    # PostgreSQL's connections are pinged. Likewise the pool's rollback on return: SQLite runs in
+    # autocommit mode (sevflow issues BEGIN itself) and a connection closed inside a transaction
+    # rolls it back before returning.
+    if normalised.get_backend_name() != "sqlite":
+        return create_async_engine(normalised, pool_pre_ping=True)
     engine = create_async_engine(
-        normalised, pool_pre_ping=not sqlite, pool_reset_on_return=None if sqlite else "rollback"
+        normalised,
+        async_creator=inline_creator(normalised),
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
     )
-    if sqlite:
-        _sqlite_pragmas(engine.sync_engine)
+    _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0)
     return engine
 
 
