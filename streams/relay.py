@@ -52,7 +52,9 @@ class KafkaEventPublisher:
                 bootstrap_servers=self._bootstrap,
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=5,
+                # The relay hands over whole batches already; lingering for more records would
+                # only add to every page's latency (5 ms of it at 200 alerts/s).
+                linger_ms=0,
                 request_timeout_ms=int(self._timeout * 1000),
             )
             await producer.start()
