@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from models.incident import Classification
-from models.matchers import Matcher, MatcherError, parse_matcher
+from models.matchers import Matcher, MatcherError, parse_matcher, value_of
 from models.severity import Severity
 
 __all__ = ["Explanation", "Rule", "RuleSet", "RulesError", "parse_rules"]
@@ -49,12 +49,31 @@ class Explanation:
     tried: list[tuple[str, str]] = field(default_factory=list)  # (rule, first failing matcher)
 
 
+#: Distinct inputs remembered by :meth:`RuleSet.classify` before it starts afresh.
+CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     default: Severity = Severity.SEV3
     security: tuple[Matcher, ...] = ()
     data_loss: tuple[Matcher, ...] = ()
+    #: classify() results by the values of the labels and annotations the matchers read. Alerts
+    #: differ mostly in labels no rule looks at (instance, pod…), so a storm is classified once.
+    _cache: dict[tuple[str, ...], Classification] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _names: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", self.inputs)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The label names (and ``annotations.`` names) any matcher reads, in a fixed order."""
+        matchers = [*self.security, *self.data_loss, *(m for r in self.rules for m in r.matchers)]
+        return tuple(sorted({m.name for m in matchers}))
 
     def explain(
         self, labels: dict[str, str], annotations: dict[str, str], *, trace: bool = True
@@ -95,7 +114,13 @@ class RuleSet:
         return Explanation(cls, None, tried)
 
     def classify(self, labels: dict[str, str], annotations: dict[str, str]) -> Classification:
-        return self.explain(labels, annotations, trace=False).classification
+        key = tuple(value_of(name, labels, annotations) for name in self._names)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[key] = self.explain(labels, annotations, trace=False).classification
+        return found
 
 
 class _LineLoader(yaml.SafeLoader):

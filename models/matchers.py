@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Matcher", "MatcherError", "parse_matcher"]
+__all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 
 Op = Literal["=", "!=", "=~", "!~"]
 
@@ -23,6 +23,14 @@ class MatcherError(ValueError):
     """A matcher that does not parse; the message says why."""
 
 
+def value_of(name: str, labels: dict[str, str], annotations: dict[str, str]) -> str:
+    """What a matcher on ``name`` compares: the label, or the annotation for ``annotations.x``;
+    missing reads as the empty string."""
+    if name.startswith("annotations."):
+        return annotations.get(name[len("annotations.") :], "")
+    return labels.get(name, "")
+
+
 @dataclass(frozen=True)
 class Matcher:
     """One matcher; :meth:`matches` tests labels and annotations."""
@@ -33,10 +41,7 @@ class Matcher:
     pattern: re.Pattern[str] | None = None
 
     def matches(self, labels: dict[str, str], annotations: dict[str, str]) -> bool:
-        if self.name.startswith("annotations."):
-            actual = annotations.get(self.name.removeprefix("annotations."), "")
-        else:
-            actual = labels.get(self.name, "")
+        actual = value_of(self.name, labels, annotations)
         if self.op == "=":
             return actual == self.value
         if self.op == "!=":

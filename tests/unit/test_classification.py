@@ -130,3 +130,32 @@ def test_rules_file_from_disk(tmp_path: Path) -> None:
     assert rules.classify({"service": "web"}, {}).rule == "default"
     with pytest.raises(RulesError, match="cannot read rules file"):
         load_rules(tmp_path / "missing.yaml")
+
+
+def test_classify_remembers_by_the_values_the_matchers_read() -> None:
+    rules = load_rules(None)
+    assert "alertname" in rules.inputs
+    assert "annotations.impact" in rules.inputs
+    assert "instance" not in rules.inputs
+    cases = [
+        ({"alertname": "ServiceDown", "severity": "critical"}, {}),
+        ({"alertname": "HighLatency", "severity": "warning"}, {}),
+        ({"alertname": "ServiceDown", "severity": "critical"}, {"impact": "data loss for users"}),
+        ({"alertname": "Foo", "security": "true"}, {}),
+        ({"alertname": "Foo"}, {}),
+    ]
+    for labels, annotations in cases * 2:
+        for instance in ("a", "b"):  # a label no rule reads: same classification, from the cache
+            found = rules.classify({**labels, "instance": instance}, annotations)
+            assert found == rules.explain(labels, annotations).classification
+    assert len(rules._cache) == len(cases)
+
+
+def test_the_classification_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.classification as classification
+
+    monkeypatch.setattr(classification, "CACHE_SIZE", 3)
+    rules = load_rules(None)
+    for i in range(10):
+        rules.classify({"alertname": f"Alert{i}"}, {})
+        assert len(rules._cache) <= 3
