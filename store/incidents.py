@@ -91,10 +91,11 @@ class IncidentTx:
         wanted = sorted(set(group_keys) - set(self.incidents_by_group))
         if not wanted:
             return self.incidents_by_group
+        # One statement, many parameter sets: it compiles once and is cached, where a multi-row
+        # VALUES clause would be compiled again for every batch size.
         await self._conn.execute(
-            self._insert(incident_groups)
-            .values([{"group_key": g, "incident_id": None} for g in wanted])
-            .on_conflict_do_nothing(index_elements=["group_key"])
+            self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
+            [{"group_key": g, "incident_id": None} for g in wanted],
         )
         lock = (
             select(incident_groups.c.group_key)
