@@ -46,9 +46,14 @@ java_opts() {
     "-Dlog4j2.configurationFile=file:$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$state/logs"
 }
 
+# The pid of the broker this script started, if it still runs. The command line is checked too:
+# after a reboot (or on a copy of this machine) the pid in a stale file may belong to anything.
 running_pid() {
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    cat "$pidfile"
+  local pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$state/server.properties"; then
+    echo "$pid"
   fi
 }
 
