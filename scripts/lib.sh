@@ -32,3 +32,11 @@ wait_port() {
 SEVFLOW_HOME=${SEVFLOW_HOME:-"$HOME/.local/share/sevflow"}
 SEVFLOW_CACHE=${SEVFLOW_CACHE:-"$HOME/.cache/sevflow"}
 export SEVFLOW_HOME SEVFLOW_CACHE
+
+# test_kafka ACTION: scripts/kafka.sh for the tests' own broker (SEVFLOW_TEST_KAFKA_PORT, 19192,
+# controller on the next port), apart from the development broker.
+SEVFLOW_TEST_KAFKA_PORT=${SEVFLOW_TEST_KAFKA_PORT:-19192}
+test_kafka() {
+  KAFKA_PORT=$SEVFLOW_TEST_KAFKA_PORT KAFKA_CONTROLLER_PORT=$((SEVFLOW_TEST_KAFKA_PORT + 1)) \
+    "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" "$@"
+}
