@@ -24,4 +24,3 @@ def test_sweep_deletes_only_what_appeared_inside(kafka_bootstrap: str) -> None:
         assert kept in names
     finally:
         asyncio.run(delete_topics(kafka_bootstrap, {kept}))
-
