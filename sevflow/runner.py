@@ -1,6 +1,7 @@
 """What each command starts, wired from one Settings object."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -128,6 +129,12 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
         return status
     if not _wait_for_topics(settings):
         return 1
+    import mode.loop
+
+    # uvloop (faust's ``--loop uvloop``) takes a third off faust's per-record cost: each record
+    # passes through the event loop several times on its way to an agent.
+    with contextlib.suppress(ImportError):  # uvloop is not installed on Windows
+        mode.loop.use("uvloop")
     import faust  # faust patches the event loop policy on import: only for the worker
 
     from streams.app import create_app
