@@ -4,9 +4,11 @@ Measured in one run on this machine's real broker (scripts/kafka.sh start):
 
 1. raw: an aiokafka consumer reading N alert records and producing each to another topic
    (consume → produce, nothing else) — the ceiling for any Kafka processor in Python here;
-2. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
+2. faust no-op: a faust agent taking the same records in the worker's batches and doing nothing
+   (bench/faust_noop.py) — faust's own ceiling, between the raw loop and the worker;
+3. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
    over the same N records, alerts/s from its first stored alert to its last;
-3. storm: S alerts of one group (one incident), time until all are stored and every event is
+4. storm: S alerts of one group (one incident), time until all are stored and every event is
    published, and the worker's RSS with S open alerts.
 
 Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000] [--database-url URL]
@@ -119,6 +121,22 @@ async def raw_loop(bootstrap: str, source: str, n: int) -> float:
         await consumer.stop()
 
 
+def faust_noop(bootstrap: str, topic: str, n: int, batch_size: int) -> float:
+    """Records/s of a faust agent that does nothing with them (bench/faust_noop.py)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.faust_noop", bootstrap, topic, str(n), str(batch_size)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = done.stdout.split()
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"faust no-op agent failed:\n{done.stdout}\n{done.stderr}")
+    return float(lines[-1])
+
+
 def worker_env(
     bootstrap: str, topic: str, database_url: str, data_dir: Path, batch_size: int = 500
 ) -> dict[str, str]:
@@ -221,6 +239,7 @@ def main() -> None:
         asyncio.run(produce(args.bootstrap, topic, records(args.alerts, args.groups, start)))
         raw_seconds = asyncio.run(raw_loop(args.bootstrap, topic, args.alerts))
         raw_rate = args.alerts / raw_seconds
+        noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
 
         (base / "w").mkdir()
         url = args.database_url or f"sqlite:///{base / 'w' / 'bench.db'}"
@@ -232,6 +251,10 @@ def main() -> None:
         )
         print(f"store:   {'SQLite (embedded)' if not args.database_url else 'PostgreSQL'}")
         print(f"raw aiokafka consume->produce: {raw_rate:9.0f} alerts/s")
+        print(
+            f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  "
+            f"({noop_rate / raw_rate:.2f} of raw)"
+        )
         print(f"sevflow worker (1 process):    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
 
         if args.storm:

@@ -1,0 +1,65 @@
+"""faust's own ceiling: an agent that takes the alert records in batches and does nothing else.
+
+Run by bench/pipeline_bench.py between the raw aiokafka loop and the sevflow worker, over the same
+records, with the worker's faust settings (at_least_once, uvloop, ``take_events`` with the same
+batch size and window). Whatever separates this figure from the raw loop is faust's per-record
+machinery; whatever separates the worker from it is sevflow's own work.
+
+Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH
+Prints one line: records per second after the first batch, as pipeline_bench counts the worker's.
+"""
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import mode.loop
+
+from models.settings import Settings
+
+with contextlib.suppress(ImportError):  # as sevflow/runner.py does for the worker
+    mode.loop.use("uvloop")
+import faust  # after the loop choice, as in sevflow/runner.py
+
+
+def main() -> None:
+    bootstrap, topic, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    defaults = Settings()
+    app = faust.App(
+        f"bench-noop-{uuid.uuid4().hex[:6]}",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        datadir=tempfile.mkdtemp(prefix="sevflow-noop-"),
+        topic_partitions=defaults.topic_partitions,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+    )
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    seen = {"records": 0}
+    first: list[tuple[float, int]] = []  # (when, records) of the first batch
+
+    @app.agent(source)
+    async def noop(stream: Any) -> None:
+        async for events in stream.take_events(batch, within=defaults.batch_window_seconds):
+            seen["records"] += len(events)
+            if not first:
+                first.append((time.perf_counter(), seen["records"]))
+            elif seen["records"] >= count:
+                when, records = first[0]
+                rate = (seen["records"] - records) / max(time.perf_counter() - when, 1e-9)
+                print(f"{rate:.0f}", flush=True)
+                os._exit(0)  # a figure is all this process is for
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
