@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from models.events import IncidentEvent, IncidentState
+from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import AlertState, Incident, Outcome
 from store.chunking import chunks
 from store.db import reader
@@ -75,6 +75,9 @@ class IncidentTx:
         self._dialect = conn.dialect.name
         self._insert: Any = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         self.incidents_by_group: dict[str, Incident | None] = {}
+        #: Each locked group's latest incident id as stored (flush moves only the pointers that
+        #: changed: a new incident opened or a group's first).
+        self._pointers: dict[str, str | None] = {}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, AlertState] = {}
         self._events: list[IncidentEvent] = []
@@ -117,6 +120,7 @@ class IncidentTx:
         for group_key, document in (await self._conn.execute(query)).all():
             incident = Incident.model_validate_json(document) if document is not None else None
             self.incidents_by_group[group_key] = incident
+            self._pointers[group_key] = incident.id if incident is not None else None
             if incident is not None:
                 self._incidents[incident.id] = incident
         return self.incidents_by_group
@@ -180,10 +184,16 @@ class IncidentTx:
 
     def stage(self, outcome: Outcome) -> None:
         """Queue an outcome's writes; later reads in this transaction see them."""
-        if outcome.incident is not None:
-            self._incidents[outcome.incident.id] = outcome.incident
-            self.incidents_by_group[outcome.incident.group_key] = outcome.incident
-            self._dirty_incidents.add(outcome.incident.id)
+        incident = outcome.incident
+        if incident is not None:
+            self._incidents[incident.id] = incident
+            latest = self.incidents_by_group.get(incident.group_key)
+            # A change to an earlier incident of the group (an escalation step recorded late)
+            # leaves the group with its latest one; a newly opened incident becomes it.
+            opened = any(e.type is EventType.OPENED for e in outcome.events)
+            if latest is None or latest.id == incident.id or opened:
+                self.incidents_by_group[incident.group_key] = incident
+            self._dirty_incidents.add(incident.id)
         if outcome.alert is not None:
             self._alerts[outcome.alert.fingerprint] = outcome.alert
             self._dirty_alerts.add(outcome.alert.fingerprint)
@@ -201,12 +211,19 @@ class IncidentTx:
                 ),
                 rows,
             )
-            await self._conn.execute(
-                update(incident_groups)
-                .where(incident_groups.c.group_key == bindparam("g"))
-                .values(incident_id=bindparam("i")),
-                [{"g": r["group_key"], "i": r["id"]} for r in rows],
-            )
+            moved = [
+                {"g": group_key, "i": latest.id}
+                for group_key, latest in sorted(self.incidents_by_group.items())
+                if latest is not None and self._pointers.get(group_key) != latest.id
+            ]
+            if moved:
+                await self._conn.execute(
+                    update(incident_groups)
+                    .where(incident_groups.c.group_key == bindparam("g"))
+                    .values(incident_id=bindparam("i")),
+                    moved,
+                )
+                self._pointers.update((m["g"], m["i"]) for m in moved)
         alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
         if alert_rows:
             stmt = self._insert(alerts)

@@ -6,9 +6,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from models.events import EventType, IncidentState
-from models.incident import LifecyclePolicy
+from models.incident import SEVFLOW, LifecyclePolicy, annotate
 from store.incidents import IncidentStore
-from store.schema import alerts, incident_events
+from store.schema import alerts, incident_events, incident_groups
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import T0, alert, command
@@ -88,3 +88,30 @@ async def test_group_by_labels_overrides_group_key(engine) -> None:  # type: ign
     )
     incidents = await p.store.list_incidents()
     assert sorted(i.group_key for i in incidents) == ['{}:{service="checkout"}', '{}:{service="search"}']
+
+
+async def test_a_change_to_an_older_incident_leaves_the_group_with_its_latest(engine) -> None:  # type: ignore[no-untyped-def]
+    """An escalation step recorded on a group's earlier, resolved incident (the loop catching up)
+    must not make that incident the group's current one again: the next alert joins the open
+    incident instead of opening a third."""
+    p = pipeline(engine)
+    (first,) = await p.process_alerts([alert(instance="a")])
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))])
+    await p.expire_quiet(T0 + timedelta(minutes=7))
+    later = T0 + timedelta(hours=3)  # past the reopen window: a new incident
+    (second,) = await p.process_alerts([alert(instance="b", at=later)])
+    assert second.type is EventType.OPENED
+    assert second.incident_id != first.incident_id
+
+    async with p.store.transaction() as tx:
+        older = await tx.lock_incident(first.incident_id)
+        assert older is not None
+        tx.stage(annotate(older, EventType.SLA_BREACHED, SEVFLOW, later, reason="caught up"))
+
+    events = await p.process_alerts([alert(instance="c", at=later + timedelta(minutes=1))])
+    assert [(e.type, e.incident_id) for e in events] == [(EventType.ALERT_ADDED, second.incident_id)]
+    async with engine.connect() as conn:
+        pointer = (await conn.execute(select(incident_groups.c.incident_id))).scalar_one()
+    assert pointer == second.incident_id
+    timeline = await p.store.timeline(first.incident_id)
+    assert timeline[-1].type is EventType.SLA_BREACHED
