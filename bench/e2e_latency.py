@@ -22,6 +22,7 @@ an ``AIOKafkaProducer`` (acks=all, idempotent) writing each alert and awaiting i
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import ssl
@@ -43,6 +44,7 @@ from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import Sevflow, metric_sum
 from tests.kafka_io import read_timed_json_topic, topics_swept
+from tests.store_backends import throwaway_database
 
 ROUTING_KEY = "B" * 32
 STARTS_AT = datetime(2026, 11, 27, 11, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
@@ -352,9 +354,18 @@ def main() -> None:
         "--storm", type=int, default=10_000, help="alerts of the one-group storm (0: none)"
     )
     parser.add_argument("--per-post", type=int, default=50, help="alerts per notification (storm)")
-    parser.add_argument("--database-url", default=None, help="incident store (default: SQLite file)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server to run on, in a throw-away database created beside the one the "
+        "URL names (its role needs CREATEDB; default: an SQLite file)",
+    )
     args = parser.parse_args()
-    with topics_swept(args.bootstrap):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(topics_swept(args.bootstrap))
+        if args.database_url:  # never the named database: a run starts empty and leaves nothing
+            server = args.database_url
+            args.database_url = stack.enter_context(throwaway_database(server, "sevflow_bench"))
         asyncio.run(run(args))
 
 

@@ -16,12 +16,14 @@ Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import alerts, incident_events
 from tests.kafka_io import topics_swept
+from tests.store_backends import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -220,6 +223,17 @@ def run_worker(
     return rate, published - first[0], memory
 
 
+@contextlib.contextmanager
+def store_for(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
+    """An empty incident store: a throw-away database on the PostgreSQL server of ``server_url``
+    (never the database it names), or a new SQLite file."""
+    if server_url is None:
+        yield f"sqlite:///{sqlite_file}"
+        return
+    with throwaway_database(server_url, "sevflow_bench") as url:
+        yield url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,7 +242,11 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=500)
     parser.add_argument("--storm", type=int, default=100_000)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file (the embedded store)")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to run on, in throw-away databases created beside the one the URL "
+        "names (its role needs CREATEDB; default: a fresh SQLite file, the embedded store)",
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="SEVFLOW_BATCH_SIZE of the worker")
     args = parser.parse_args()
 
@@ -242,8 +260,8 @@ def main() -> None:
         noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
 
         (base / "w").mkdir()
-        url = args.database_url or f"sqlite:///{base / 'w' / 'bench.db'}"
-        rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
+        with store_for(args.database_url, base / "w" / "bench.db") as url:
+            rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
 
         print(
             f"records: {args.alerts} alerts in {args.groups} groups, "
@@ -261,16 +279,10 @@ def main() -> None:
             storm_topic = f"bench-storm-{uuid.uuid4().hex[:6]}"
             asyncio.run(produce(args.bootstrap, storm_topic, records(args.storm, 1, start)))
             (base / "s").mkdir()
-            storm_url = (
-                f"sqlite:///{base / 's' / 'storm.db'}" if not args.database_url else args.database_url
-            )
-            if args.database_url:
-                from tests.store_backends import fresh_database
-
-                fresh_database(storm_url, create=False)
-            storm_rate, drained, memory = run_worker(
-                args.bootstrap, storm_topic, args.storm, storm_url, base / "s"
-            )
+            with store_for(args.database_url, base / "s" / "storm.db") as storm_url:
+                storm_rate, drained, memory = run_worker(
+                    args.bootstrap, storm_topic, args.storm, storm_url, base / "s"
+                )
             print(
                 f"storm: {args.storm} alerts of one group drained in {drained:.1f} s "
                 f"({storm_rate:.0f} alerts/s); worker RSS with {args.storm} open alerts: {memory:.0f} MB"

@@ -7,7 +7,6 @@ one is not running those tests fail with a message saying how to start it; they 
 import json
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,24 +72,17 @@ def postgres_url() -> Iterator[str]:
     Created from the ``sevflow_test`` database's server and dropped afterwards, so several test
     runs on one machine never share tables.
     """
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+
+    from tests.store_backends import throwaway_database
 
     base = make_url(
         os.environ.get(
             "SEVFLOW_TEST_DATABASE_URL",
             "postgresql://sevflow:sevflow@127.0.0.1:15432/sevflow_test",
         )
-    ).set(drivername="postgresql+psycopg")
+    )
     if not _port_open(base.host or "127.0.0.1", base.port or 5432):
         pytest.fail(f"no PostgreSQL at {base.host}:{base.port}: run scripts/postgres.sh start")
-    name = f"sevflow_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(base.render_as_string(hide_password=False)) as url:
+        yield url

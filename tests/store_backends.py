@@ -4,9 +4,13 @@ SQLite runs everywhere (a file in tmp_path); PostgreSQL is the real server of sc
 so its parameter carries the ``integration`` marker.
 """
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import async_engine, sync_engine
@@ -16,6 +20,25 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
 ]
+
+
+@contextmanager
+def throwaway_database(server_url: str, prefix: str = "sevflow_t") -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (whose role may create
+    databases), dropped on exit: the database ``server_url`` names is never touched."""
+    base = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def fresh_database(url: str, *, create: bool = True) -> None:
