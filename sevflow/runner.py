@@ -1,7 +1,6 @@
 """What each command starts, wired from one Settings object."""
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -129,12 +128,9 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
         return status
     if not _wait_for_topics(settings):
         return 1
-    import mode.loop
-
-    # uvloop (faust's ``--loop uvloop``) takes a third off faust's per-record cost: each record
-    # passes through the event loop several times on its way to an agent.
-    with contextlib.suppress(ImportError):  # uvloop is not installed on Windows
-        mode.loop.use("uvloop")
+    # The worker stays on asyncio's own loop. With uvloop (faust's ``--loop uvloop``) a faust agent
+    # doing nothing took records 20% faster, but bench/e2e_latency.py's webhook-to-page p50 went
+    # from about 90 ms to 240 ms.
     import faust  # faust patches the event loop policy on import: only for the worker
 
     from streams.app import create_app
