@@ -1,15 +1,14 @@
 """faust's own ceiling: an agent that takes the alert records in batches and does nothing else.
 
 Run by bench/pipeline_bench.py between the raw aiokafka loop and the sevflow worker, over the same
-records, with the worker's faust settings (at_least_once, uvloop, ``take_events`` with the same
-batch size and window). Whatever separates this figure from the raw loop is faust's per-record
+records, with the worker's faust settings (at_least_once, asyncio's own loop, ``take_events`` with
+the same batch size and window). Whatever separates this figure from the raw loop is faust's per-record
 machinery; whatever separates the worker from it is sevflow's own work.
 
 Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH
 Prints one line: records per second after the first batch, as pipeline_bench counts the worker's.
 """
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -17,13 +16,9 @@ import time
 import uuid
 from typing import Any
 
-import mode.loop
+import faust
 
 from models.settings import Settings
-
-with contextlib.suppress(ImportError):  # as sevflow/runner.py does for the worker
-    mode.loop.use("uvloop")
-import faust  # after the loop choice, as in sevflow/runner.py
 
 
 def main() -> None:
