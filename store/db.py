@@ -6,7 +6,6 @@ SQLAlchemy's aiosqlite dialect on the event loop's own thread (store/sqlite_inli
 Schema changes run on a synchronous engine; the stream worker uses the async one.
 """
 
-import weakref
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,7 +13,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from store.sqlite_inline import inline_creator
 
 __all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "reader", "sync_engine"]
@@ -43,30 +41,19 @@ def normalise_url(url: str, *, asynchronous: bool) -> URL:
     )
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    """The database file of an SQLite URL (None: in memory, or not SQLite)."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return None if url.database.startswith("file:") else Path(url.database)
-
-
 def _prepare_sqlite_file(url: URL) -> None:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(
-    engine: Engine, busy_timeout_ms: int = 30_000, autocheckpoint_pages: int | None = None
-) -> None:
+def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
     """SQLite as a serious store: WAL so readers never block the writer, a busy timeout instead of
     spurious "database is locked" (0 for the async engine, whose connections wait for the lock
     without blocking the loop), and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
     holds the write lock from its first statement (the equivalent of PostgreSQL's
     ``SELECT … FOR UPDATE``, which SQLite lacks). Connections of a :func:`reader` begin a plain
     (deferred) transaction instead: under WAL a reader sees a consistent snapshot without taking
-    the write lock, so it neither waits for the writers nor makes them wait.
-    ``autocheckpoint_pages`` raises the log size at which a commit checkpoints, for engines whose
-    checkpoints a :class:`~store.sqlite_checkpoint.WalCheckpointer` thread makes."""
+    the write lock, so it neither waits for the writers nor makes them wait."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -76,8 +63,6 @@ def _sqlite_pragmas(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        if autocheckpoint_pages is not None:
-            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -112,17 +97,7 @@ def async_engine(url: str) -> AsyncEngine:
         pool_pre_ping=False,
         pool_reset_on_return=None,
     )
-    path = _sqlite_file(normalised)
-    if path is None:
-        _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0)
-        return engine
-    # Checkpoints leave the loop's thread (store/sqlite_checkpoint.py); the thread stops with the
-    # engine, or when an engine nobody disposed is collected.
-    _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0, autocheckpoint_pages=AUTOCHECKPOINT_PAGES)
-    checkpointer = WalCheckpointer(path)
-    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: checkpointer.stop())
-    weakref.finalize(engine.sync_engine, checkpointer.stop, 0)
-    checkpointer.start()
+    _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0)
     return engine
 
 
