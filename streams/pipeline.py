@@ -100,7 +100,9 @@ class Pipeline:
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
-            opened = [e.incident_id for e in events if e.type in _OPENING]
+            # Once each: with no quiet period one batch can open and reopen an incident, and a
+            # second arming in the transaction would insert its escalation again.
+            opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))
             if self.escalation is not None and opened:
                 now = max(r.received_at for r in batch)
                 events.extend(await arm_opened(tx, self.escalation, opened, now))

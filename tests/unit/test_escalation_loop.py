@@ -275,6 +275,28 @@ async def test_answered_before_the_loop_ever_ran_records_the_late_ack_once(engin
     assert state.time_to_acknowledge == 40 * M
 
 
+async def test_a_batch_that_opens_and_reopens_an_incident_arms_it_once(engine: AsyncEngine) -> None:
+    """With no quiet period, one batch can open, resolve and reopen an incident: its escalation is
+    armed once (arming it for each opening inserted the escalation twice, and the batch failed on
+    every retry)."""
+    policy = LifecyclePolicy(quiet_period=timedelta(0))
+    armed = Pipeline(IncidentStore(engine), load_rules(None), policy, escalation=POLICY)
+    batch = [
+        alert(instance="a"),
+        alert(instance="a", status="resolved", at=T0 + M),
+        alert(instance="a", at=T0 + 2 * M),
+    ]
+    events = await armed.process_alerts(batch)
+    kinds = [e.type for e in events]
+    assert kinds[0] is EventType.OPENED
+    assert EventType.REOPENED in kinds
+    assert kinds.count(EventType.ESCALATED) == 1
+    state = await EscalationRepo(engine).get(events[0].incident_id)
+    assert state is not None
+    assert state.status is EscalationStatus.ACTIVE
+    assert await armed.process_alerts(batch) == []
+
+
 async def test_an_opening_batch_notifies_the_first_level_in_its_own_transaction(
     engine: AsyncEngine,
 ) -> None:
