@@ -4,7 +4,9 @@ An alert that fires inside a window that matches it is *recorded* (the alerts ta
 state and the window that suppressed it) but opens or changes no incident, so no sink, timer or
 escalation ever sees it. When the window ends, every alert it suppressed that is still firing is
 applied again as if it had just arrived, and is handled normally (it opens or joins an incident
-and pages). A resolution is never suppressed: resolving is not paging.
+and pages). A resolution is never suppressed: resolving is not paging. An alert that was already
+firing in an open incident when the window began stays in it: Alertmanager's re-sends of it change
+nothing, and its resolution reaches the incident.
 
 Matchers use the same Alertmanager syntax as the severity rules. Nothing here reads a clock.
 """
@@ -15,7 +17,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.alert import AlertRecord
-from models.incident import AlertState, Classification, alert_state
+from models.incident import AlertState, Classification, Incident, alert_state
 from models.matchers import MatcherError, parse_matcher
 
 __all__ = ["MaintenanceWindow", "covering_window", "released_record", "suppressed_state"]
@@ -59,15 +61,29 @@ class MaintenanceWindow(BaseModel):
 
 
 def covering_window(
-    record: AlertRecord, windows: Iterable[MaintenanceWindow], previous: AlertState | None
+    record: AlertRecord,
+    windows: Iterable[MaintenanceWindow],
+    previous: AlertState | None,
+    incident: Incident | None = None,
 ) -> str | None:
     """The window that holds this record, or None when it is handled normally.
 
-    A firing record is held by the first window covering it at its arrival; a resolution is held
-    only when its firing was held too (it then belongs to no incident).
+    A firing record is held by the first window covering it at its arrival, unless the alert is
+    already firing in ``incident`` (its group's incident) and that incident is open: a window
+    holds what starts firing in it, it does not take an alert out of its incident. A resolution
+    is held only when its firing was held too (it then belongs to no incident).
     """
     if record.status == "resolved":
         return previous.suppressed_by if previous is not None else None
+    if (
+        previous is not None
+        and previous.status == "firing"
+        and previous.suppressed_by is None
+        and incident is not None
+        and incident.is_open
+        and previous.incident_id == incident.id
+    ):
+        return None
     for window in windows:
         if window.covers(record.labels, record.annotations, record.received_at):
             return window.id

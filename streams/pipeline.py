@@ -81,7 +81,8 @@ class Pipeline:
                 previous = tx.alert(record.fingerprint)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
-                window = covering_window(record, windows, previous)
+                incident = tx.incidents_by_group[record.group_key]
+                window = covering_window(record, windows, previous, incident)
                 if window is not None:
                     held = previous is not None and previous.suppressed_by == window
                     same = held and previous is not None and previous.status == record.status
@@ -90,7 +91,7 @@ class Pipeline:
                     )
                 else:
                     outcome = apply_alert(
-                        tx.incidents_by_group[record.group_key],
+                        incident,
                         previous,
                         record,
                         cls,

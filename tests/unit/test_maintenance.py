@@ -104,6 +104,34 @@ async def test_held_alerts_page_nobody_until_the_window_ends(engine) -> None:  #
     assert sorted(i.title for i in incidents) == ["CheckoutDown fired", "SearchSlow fired"]
 
 
+@pytest.mark.parametrize("still_firing_at_the_end", [False, True])
+async def test_an_alert_firing_before_the_window_stays_in_its_incident(  # type: ignore[no-untyped-def]
+    engine, still_firing_at_the_end: bool
+) -> None:
+    """Alertmanager re-sends a firing alert during a window that began after it fired: it stays in
+    its incident, so its resolution resolves the incident and the window's end adds nothing."""
+    pipeline = Pipeline(
+        IncidentStore(engine), load_rules(None), LifecyclePolicy(quiet_period=timedelta(minutes=5))
+    )
+    before = T0 - timedelta(minutes=10)
+    (opened,) = await pipeline.process_alerts([alert("CheckoutDown", service="checkout", at=before)])
+    await MaintenanceStore(engine).add(WINDOW)
+    resent = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=10))
+    assert await pipeline.process_alerts([resent]) == []
+    resolved_at = T0 + timedelta(minutes=20 if not still_firing_at_the_end else 80)
+    if still_firing_at_the_end:
+        assert await pipeline.release_windows(T0 + timedelta(hours=1)) == []
+    resolution = alert("CheckoutDown", service="checkout", status="resolved", at=resolved_at)
+    (event,) = await pipeline.process_alerts([resolution])
+    assert (event.type, event.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert event.incident.alerts_firing == 0
+    (closed,) = await pipeline.expire_quiet(resolved_at + timedelta(minutes=5))
+    assert (closed.type, closed.incident_id) == (EventType.RESOLVED, opened.incident_id)
+    if not still_firing_at_the_end:
+        assert await pipeline.release_windows(T0 + timedelta(hours=1)) == []
+    assert len(await pipeline.store.list_incidents()) == 1
+
+
 def test_released_record_arrives_at_the_window_end() -> None:
     from models.incident import Classification
     from models.maintenance import suppressed_state
