@@ -47,6 +47,7 @@ __all__ = [
     "apply_command",
     "expire_quiet_period",
     "new_incident_id",
+    "refusal",
     "slugify",
 ]
 
@@ -161,6 +162,11 @@ class Incident(BaseModel):
         default=None, description="When the last firing alert resolved (quiet period start)."
     )
     flaps: int = 0
+    reopened_at: datetime | None = Field(
+        default=None,
+        description="When the incident last reopened: a command requested before that was meant "
+        "for the previous episode and is refused.",
+    )
     sequence: int = Field(default=0, description="Events emitted so far.")
     alerts_total: int = 0
     alerts_firing: int = 0
@@ -405,6 +411,7 @@ def apply_alert(
             update={
                 "state": IncidentState.TRIGGERED,
                 "flaps": incident.flaps + 1,
+                "reopened_at": now,
                 "resolved_at": None,
                 "resolved_by": None,
                 "acknowledged_at": None,
@@ -486,8 +493,23 @@ def expire_quiet_period(incident: Incident, policy: LifecyclePolicy, now: dateti
     return Outcome(updated, None, rec.events) if rec.events else None
 
 
+def refusal(incident: Incident, command: Command) -> str | None:
+    """Why ``command`` must not apply to ``incident``, if it must not.
+
+    Commands and alerts arrive on separate topics: a command requested before the incident
+    reopened (an acknowledgement or resolution of the previous episode, applied late) would
+    otherwise silence a flap nobody has seen.
+    """
+    if incident.reopened_at is not None and command.requested_at < incident.reopened_at:
+        return f"requested before the incident reopened at {incident.reopened_at.isoformat()}"
+    return None
+
+
 def apply_command(incident: Incident, command: Command, now: datetime) -> Outcome | None:
-    """Acknowledge or resolve by hand; None when the incident is already in that state."""
+    """Acknowledge or resolve by hand; None when the incident is already in that state or the
+    command is refused (:func:`refusal`)."""
+    if refusal(incident, command) is not None:
+        return None
     rec = _Recorder(now)
     if command.action == "acknowledge":
         if incident.state is not IncidentState.TRIGGERED:

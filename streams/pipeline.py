@@ -26,6 +26,7 @@ from models.incident import (
     apply_alert,
     apply_command,
     expire_quiet_period,
+    refusal,
 )
 from models.maintenance import covering_window, released_record, suppressed_state
 from store.incidents import IncidentStore
@@ -121,6 +122,8 @@ class Pipeline:
             await tx.record_command(
                 command.command_id, command.incident_id, command.action, command.requested_at
             )
+            if (refused := refusal(incident, command)) is not None:
+                return CommandResult(False, refused)
             if outcome is None:
                 return CommandResult(False, f"incident is already {incident.state.value}")
             tx.stage(outcome)

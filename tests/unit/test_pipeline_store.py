@@ -3,6 +3,7 @@ incident, alerts and events are committed together; replays change nothing."""
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from models.events import EventType, IncidentState
@@ -115,3 +116,27 @@ async def test_a_change_to_an_older_incident_leaves_the_group_with_its_latest(en
     assert pointer == second.incident_id
     timeline = await p.store.timeline(first.incident_id)
     assert timeline[-1].type is EventType.SLA_BREACHED
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+async def test_a_command_requested_before_a_reopen_is_refused(engine, action: str) -> None:  # type: ignore[no-untyped-def]
+    """Commands and alerts come on separate topics: an acknowledgement or resolution requested
+    while the incident was resolved, applied after it reopened, must not silence the flap."""
+    p = pipeline(engine)
+    (opened,) = await p.process_alerts([alert(instance="a")])
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=2))])
+    await p.expire_quiet(T0 + timedelta(minutes=7))
+    reopening = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=20))])
+    assert reopening[0].type is EventType.REOPENED
+
+    late = command(opened.incident_id, action, at=T0 + timedelta(minutes=10), command_id="late")
+    result = await p.process_command(late)
+    assert not result.applied
+    assert result.reason.startswith("requested before the incident reopened at 2026-11-27T12:20:00")
+    incident = await p.store.get(opened.incident_id)
+    assert incident is not None
+    assert incident.state is IncidentState.TRIGGERED
+    assert incident.reopened_at == T0 + timedelta(minutes=20)
+
+    fresh = command(opened.incident_id, action, at=T0 + timedelta(minutes=21), command_id="fresh")
+    assert (await p.process_command(fresh)).applied
