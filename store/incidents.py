@@ -169,6 +169,10 @@ class IncidentTx:
     def alert(self, fingerprint: str) -> AlertState | None:
         return self._alerts.get(fingerprint)
 
+    def incident(self, incident_id: str) -> Incident | None:
+        """An incident read (under its group's lock) or staged in this transaction."""
+        return self._incidents.get(incident_id)
+
     async def command_applied(self, command_id: str) -> bool:
         result = await self._conn.execute(
             select(commands.c.command_id).where(commands.c.command_id == command_id)

@@ -21,6 +21,7 @@ from models.escalation import EscalationPolicy
 from models.events import EventType, IncidentEvent
 from models.incident import (
     Command,
+    Incident,
     LifecyclePolicy,
     Outcome,
     apply_alert,
@@ -29,7 +30,7 @@ from models.incident import (
     refusal,
 )
 from models.maintenance import covering_window, released_record, suppressed_state
-from store.incidents import IncidentStore
+from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
 
@@ -44,6 +45,38 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
         return record
     key = format_group_key({name: record.labels.get(name, "") for name in group_by})
     return record.model_copy(update={"group_key": key})
+
+
+def _firing_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
+    """The incident this record's alert is firing in, when that is not its group's current one."""
+    previous = tx.alert(record.fingerprint)
+    if previous is None or previous.status != "firing" or previous.incident_id is None:
+        return None
+    current = tx.incidents_by_group.get(record.group_key)
+    return None if current is not None and current.id == previous.incident_id else previous.incident_id
+
+
+def _elsewhere(tx: IncidentTx, batch: Sequence[AlertRecord]) -> list[str]:
+    """Incidents of other groups that alerts of ``batch`` are firing in (to lock as well)."""
+    return sorted({i for r in batch if (i := _firing_elsewhere(tx, r)) is not None})
+
+
+def _home(tx: IncidentTx, record: AlertRecord) -> tuple[AlertRecord, Incident | None]:
+    """The record and the incident it applies to.
+
+    An alert firing in an open incident stays there whatever group key it is sent under (an
+    Alertmanager route with ``continue: true`` sends one alert in two groups; a changed
+    ``group_by`` regroups it): the record is taken as one of that incident's group, so a re-send
+    is a duplicate and its resolution reaches the incident counting it. Otherwise the record
+    belongs to its group's current incident.
+    """
+    elsewhere = _firing_elsewhere(tx, record)
+    if elsewhere is not None:
+        home = tx.incident(elsewhere)  # locked by _elsewhere; None: not its group's latest
+        if home is not None and home.is_open:
+            regrouped = record.model_copy(update={"group_key": home.group_key})
+            return regrouped, tx.incidents_by_group[home.group_key]
+    return record, tx.incidents_by_group[record.group_key]
 
 
 @dataclass(frozen=True)
@@ -77,12 +110,13 @@ class Pipeline:
             )
             await tx.lock_groups(r.group_key for r in batch)
             await tx.load_alerts(r.fingerprint for r in batch)
+            await tx.lock_incidents(_elsewhere(tx, batch))
             events: list[IncidentEvent] = []
-            for record in batch:
+            for original in batch:
+                record, incident = _home(tx, original)
                 previous = tx.alert(record.fingerprint)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
-                incident = tx.incidents_by_group[record.group_key]
                 window = covering_window(record, windows, previous, incident)
                 if window is not None:
                     held = previous is not None and previous.suppressed_by == window

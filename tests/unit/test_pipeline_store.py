@@ -140,3 +140,35 @@ async def test_a_command_requested_before_a_reopen_is_refused(engine, action: st
 
     fresh = command(opened.incident_id, action, at=T0 + timedelta(minutes=21), command_id="fresh")
     assert (await p.process_command(fresh)).applied
+
+
+async def test_an_alert_sent_in_two_groups_stays_in_its_incident(engine) -> None:  # type: ignore[no-untyped-def]
+    """Alertmanager routes with ``continue: true`` send one alert in two groups: it counts in one
+    incident, and its resolution from either group resolves that incident."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (opened,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    assert await p.process_alerts([alert(instance="a", group=team_b)]) == []  # a duplicate
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_b)
+    (resolved,) = await p.process_alerts([resolution])
+    assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert resolved.incident.alerts_firing == 0
+    again = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)
+    assert await p.process_alerts([again]) == []
+    (closed,) = await p.expire_quiet(T0 + timedelta(minutes=7))
+    assert (closed.type, closed.incident_id) == (EventType.RESOLVED, opened.incident_id)
+    assert [i.id for i in await p.store.list_incidents()] == [opened.incident_id]
+
+
+async def test_an_alert_that_fires_anew_in_another_group_joins_that_group(engine) -> None:  # type: ignore[no-untyped-def]
+    """Only a firing alert stays put: once resolved, its next firing goes to its record's group."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (first,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    await p.process_alerts(
+        [alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)]
+    )
+    (second,) = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=2), group=team_b)])
+    assert second.type is EventType.OPENED
+    assert second.incident_id != first.incident_id
+    assert second.incident.group_key == team_b
