@@ -401,7 +401,10 @@ def apply_alert(
             incident = incident.model_copy(update={"alerts_firing": incident.alerts_firing - 1})
         incident = rec.emit(incident, EventType.ALERT_RESOLVED, ALERTMANAGER, alert=alert)
         if incident.alerts_firing == 0 and incident.is_open:
-            incident = incident.model_copy(update={"quiet_since": now})
+            # The quiet period starts when the last firing alert resolves; the resolution of an
+            # alert the incident never saw firing does not start it again.
+            if incident.quiet_since is None:
+                incident = incident.model_copy(update={"quiet_since": now})
             incident = _expire(incident, policy, now, rec)
         return Outcome(incident, alert, rec.events)
 

@@ -172,3 +172,17 @@ async def test_an_alert_that_fires_anew_in_another_group_joins_that_group(engine
     assert second.type is EventType.OPENED
     assert second.incident_id != first.incident_id
     assert second.incident.group_key == team_b
+
+
+async def test_a_late_unknown_resolution_does_not_restart_the_quiet_period(engine) -> None:  # type: ignore[no-untyped-def]
+    """The resolution of an alert the incident never saw firing is recorded, but the quiet period
+    still runs from the last firing alert's resolution."""
+    p = pipeline(engine)
+    (opened,) = await p.process_alerts([alert(instance="a")])
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))])
+    unseen = alert(instance="b", status="resolved", at=T0 + timedelta(minutes=4))
+    (recorded,) = await p.process_alerts([unseen])
+    assert (recorded.type, recorded.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert recorded.incident.alerts_firing == 0
+    (closed,) = await p.expire_quiet(T0 + timedelta(minutes=6))
+    assert (closed.type, closed.incident_id) == (EventType.RESOLVED, opened.incident_id)
