@@ -76,7 +76,10 @@ class LifecyclePolicy(BaseModel):
         "incident (a flap) instead of opening a new one.",
     )
     blast_radius_instances: int = Field(
-        default=5, ge=2, description="Firing instances in one incident that raise its severity."
+        default=5,
+        ge=2,
+        description="Distinct instances that have fired in one incident (since it opened) that "
+        "raise its severity.",
     )
     blast_radius_services: int = Field(
         default=3, ge=2, description="Services in one incident that raise its severity."
