@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -81,9 +82,15 @@ class SinkWorker:
         where = {id(e): r for e, r in events}
         ordered = [e for e, _ in events]
         self._storm.observe(ordered)
-        digested = [e for e in ordered if self._storm.digests(e)]
-        storm = (self._storm.storm_id, self._storm.started_at) if digested else None
-        skip = {id(e) for e in digested}
+        # Each digested opening goes to the storm current at its time, read when it is judged: a
+        # batch that reaches past a storm's end (a backlog) ends that storm, and may start another.
+        storms: dict[tuple[str, datetime], list[IncidentEvent]] = {}
+        for event in ordered:
+            if self._storm.digests(event):
+                assert self._storm.started_at is not None  # digests() is true only in a storm
+                key = (self._storm.storm_id, self._storm.started_at)
+                storms.setdefault(key, []).append(event)
+        skip = {id(e) for digested in storms.values() for e in digested}
         groups: dict[str, list[IncidentEvent]] = {}
         for event in ordered:
             if id(event) not in skip:
@@ -98,8 +105,8 @@ class SinkWorker:
                 return await self.sink.handle(group)
 
         failures = [f for result in await asyncio.gather(*map(deliver, queue)) for f in result]
-        if storm is not None and storm[1] is not None:
-            failures += await self.sink.digest(storm[0], storm[1], digested)
+        for (storm_id, started_at), digested in storms.items():
+            failures += await self.sink.digest(storm_id, started_at, digested)
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",

@@ -8,6 +8,7 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +27,7 @@ from tests.fakes.fixtures import (
     sink_settings,
     worker_for,
 )
-from tests.fakes.http import Fault
+from tests.fakes.http import Fault, Response
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
@@ -461,3 +462,72 @@ async def test_pagerduty_interrupted_trigger_lands_on_the_same_alert(
     (alert,) = fake_pagerduty.alerts
     assert alert.history == ["trigger", "trigger", "resolve"]
     assert alert.status == "resolved"
+
+
+async def test_a_backlog_reaching_past_a_storm_is_delivered(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A polled batch whose openings reach past the storm's end: the storm's openings go into its
+    digest, the later one out on its own (this batch used to crash the worker on every
+    redelivery)."""
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    storm = [
+        IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3).fire(
+            at=T0 + timedelta(seconds=i)
+        )[0]
+        for i in range(5)
+    ]
+    late = IncidentStory(name="Late", group="late", severity=Severity.SEV3).fire(
+        at=T0 + timedelta(seconds=90)
+    )[0]
+    try:
+        worker, dead = worker_for(sink, clock, threshold=3)
+        await worker.process(records([*storm, late]))
+        assert dead.letters == []
+        assert "incident-20260115-late" in fake_slack.created()
+        (digest,) = [
+            p for p in fake_slack.posts("incidents") if p["text"].startswith(":cyclone: *ALERT STORM*")
+        ]
+        assert digest["text"].startswith(":cyclone: *ALERT STORM* - 2 SEV3/SEV4 incidents")
+    finally:
+        await sink.close()
+
+
+async def test_a_slack_post_error_inside_the_pacer_is_retried(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A transient error on a post (made inside the channel pacer) is retried; it used to escape
+    the worker as a FrozenInstanceError, with neither retry nor dead letter."""
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    post = fake_slack._chat_postMessage
+    failures = [Response(503, {"ok": False, "error": "service_unavailable"})]
+
+    def flaky(args: dict[str, Any]) -> Response:
+        return failures.pop() if failures else post(args)
+
+    fake_slack._chat_postMessage = flaky  # type: ignore[method-assign]
+    try:
+        await worker.process(records(IncidentStory().fire()))
+        assert dead.letters == []
+        assert failures == []
+        assert len(fake_slack.posts("incidents")) == 1
+    finally:
+        await sink.close()
+
+
+async def test_a_slack_5xx_that_is_not_json_is_retried(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """An edge proxy's error page labelled application/json: the SDK then hands over aiohttp's
+    response, which the sender used to read as Slack's (AttributeError out of the worker)."""
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    fake_slack.faults.fail_next(1, 502, body=b"Bad Gateway", content_type="application/json")
+    try:
+        await worker.process(records(IncidentStory().fire()))
+        assert dead.letters == []
+        assert fake_slack.faults.failed == 1
+        assert fake_slack.created() == ["incident-20260115-high-error-rate"]
+    finally:
+        await sink.close()
