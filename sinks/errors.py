@@ -15,7 +15,7 @@ from dataclasses import dataclass
 __all__ = ["DeliveryError", "SinkStopped", "classify_status"]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__ (contextlib's __aexit__ does)
 class DeliveryError(Exception):
     """A vendor call failed; ``retryable`` says whether the same call may succeed later."""
 

@@ -36,7 +36,7 @@ _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 METADATA_EVENT = "sevflow_delivery"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SlackError(DeliveryError):
     code: str = ""
 
@@ -72,11 +72,16 @@ class SlackSender:
         try:
             response = await function(**args)
         except SlackApiError as exc:
-            status = exc.response.status_code
-            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            # Usually a SlackResponse; for a body that claims JSON and is not (an edge proxy's
+            # error page) the SDK hands over aiohttp's ClientResponse, which names things apart.
+            response = exc.response
+            status = int(getattr(response, "status_code", None) or getattr(response, "status", 0))
+            body = getattr(response, "data", None)
+            data = body if isinstance(body, dict) else {}
             code = str(data.get("error") or f"HTTP {status}")
-            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
-            retryable = status == 429 or status >= 500 or code in TRANSIENT
+            headers = getattr(response, "headers", None) or {}
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            retryable = status == 429 or status >= 500 or status == 0 or code in TRANSIENT
             raise SlackError(retryable, f"Slack {method}: {code}", retry_after, code) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError(True, f"Slack {method}: transport error ({type(exc).__name__})") from None
