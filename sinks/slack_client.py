@@ -75,7 +75,7 @@ class SlackSender:
             # Usually a SlackResponse; for a body that claims JSON and is not (an edge proxy's
             # error page) the SDK hands over aiohttp's ClientResponse, which names things apart.
             response = exc.response
-            status = int(getattr(response, "status_code", None) or getattr(response, "status", 0))
+            status = int(getattr(response, "status_code", 0) or getattr(response, "status", 0) or 0)
             body = getattr(response, "data", None)
             data = body if isinstance(body, dict) else {}
             code = str(data.get("error") or f"HTTP {status}")
