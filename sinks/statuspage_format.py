@@ -6,7 +6,9 @@ The same plan drives Atlassian Statuspage and the built-in status page. What the
 opened, reopened       create: investigating, "We are investigating reports of …. We will provide
                        an update within 30 minutes." (when the severity is published)
 severity_changed       create when it now qualifies, else update impact and component status
-acknowledged           update: identified
+acknowledged           update: identified (and what an acknowledged incident shows from then on:
+                       a later severity change keeps it identified, a first publication of it
+                       creates it identified)
 resolved               resolve: "The issue has been resolved. …", components operational
 anything else          nothing
 =====================  =========================================================================
@@ -18,7 +20,7 @@ Impact and component status by severity follow Statuspage's enums (developer.sta
 from dataclasses import dataclass, field
 from typing import Literal
 
-from models.events import EventType, IncidentEvent, IncidentSnapshot
+from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
 
 __all__ = [
@@ -78,6 +80,9 @@ def resolved_body(incident: IncidentSnapshot) -> str:
     return f"The issue has been resolved. {affected} {verb} operating normally."
 
 
+IDENTIFIED_BODY = "The issue has been identified and a fix is being implemented."
+
+
 def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:
     return dict.fromkeys(incident.services, status)
 
@@ -91,7 +96,10 @@ def status_changes(
     qualifies = incident.severity in severities
     impact = IMPACT[incident.severity]
     outage = _components(incident, COMPONENT_STATUS[incident.severity])
-    create = StatusChange("create", name, "investigating", impact, investigating_body(incident), outage)
+    # An acknowledged incident stays "identified": a severity change must not take it back.
+    status: Status = "identified" if incident.state is IncidentState.ACKNOWLEDGED else "investigating"
+    opening_body = IDENTIFIED_BODY if status == "identified" else investigating_body(incident)
+    create = StatusChange("create", name, status, impact, opening_body, outage)
     match event.type:
         case EventType.OPENED | EventType.REOPENED if qualifies and not published:
             return [create]
@@ -104,10 +112,9 @@ def status_changes(
         case EventType.SEVERITY_CHANGED if qualifies and not published:
             return [create]
         case EventType.SEVERITY_CHANGED if published:
-            return [StatusChange("update", name, "investigating", impact, None, outage)]
+            return [StatusChange("update", name, status, impact, None, outage)]
         case EventType.ACKNOWLEDGED if published:
-            body = "The issue has been identified and a fix is being implemented."
-            return [StatusChange("update", name, "identified", impact, body, outage)]
+            return [StatusChange("update", name, "identified", impact, IDENTIFIED_BODY, outage)]
         case EventType.RESOLVED if published:
             operational = _components(incident, "operational")
             return [

@@ -268,6 +268,25 @@ def test_status_page_plan() -> None:
     assert IMPACT[Severity.SEV3] == "minor"
 
 
+def test_status_page_keeps_an_acknowledged_incident_identified() -> None:
+    """A severity change after the acknowledgement does not take the page back to investigating,
+    and an acknowledged incident first published by a severity change is created identified."""
+    s, _ = story(severity=Severity.SEV2)
+    s.ack()
+    (raised, *_) = [
+        e
+        for e in s.fire("fp2", instance="api-2", severity=Severity.SEV1)
+        if e.type is EventType.SEVERITY_CHANGED
+    ]
+    assert raised.incident.state.value == "acknowledged"
+    (update,) = status_changes(raised, published=True, severities=ALL)
+    assert (update.kind, update.status) == ("update", "identified")
+    sev1_only = frozenset({Severity.SEV1})
+    (create,) = status_changes(raised, published=False, severities=sev1_only)
+    assert (create.kind, create.status) == ("create", "identified")
+    assert create.body == "The issue has been identified and a fix is being implemented."
+
+
 def test_status_page_skips_unpublished_severities() -> None:
     _, opened = story(severity=Severity.SEV3)
     assert (
