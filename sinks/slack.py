@@ -217,7 +217,8 @@ class SlackSink:
             text = digest(members, since)
             announce_id = await self._announce_channel()
             send: Callable[[], Awaitable[Result]]
-            if "_ts" in known:
+            reconcile: Callable[[], Awaitable[Result | None]] | None = None
+            if "_ts" in known:  # an edit: chat.update may be repeated
                 send = functools.partial(self._sender.update, known["_channel"], known["_ts"], text)
             else:
                 key = effect_key(routed[-1], "digest")
@@ -227,12 +228,16 @@ class SlackSink:
                         return await self._sender.post(announce_id, text, key)
 
                 send = post
+                # A post is not idempotent: an attempt interrupted after Slack took it is found
+                # by its key instead of posting the digest twice.
+                reconcile = functools.partial(self._sender.find_message, announce_id, key)
             await self._effects.once(
                 routed,
                 "digest",
                 send,
                 refs=lambda r: {**members, "_channel": r["channel"], "_ts": r["ts"]},
                 scope=scope,
+                reconcile=reconcile,
             )
         except DeliveryError as error:
             return [Failure(e, error) for e in routed]

@@ -252,6 +252,48 @@ async def test_slack_interrupted_post_is_found_not_repeated(
     assert len(fake_slack.posts("incident-20260115-high-error-rate")) == 1  # the intro
 
 
+async def test_slack_interrupted_storm_digest_is_found_not_repeated(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A worker dies while Slack is answering the storm digest's post: the restarted worker finds
+    it by its key instead of posting a second digest."""
+    import threading
+
+    settings = sink_settings(slack=fake_slack)
+    events = [
+        e
+        for i in range(6)
+        for e in IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3).fire(
+            at=T0 + timedelta(seconds=i)
+        )
+    ]
+    fake_slack.faults.hold = threading.Event()
+    fake_slack.faults.hold_if = lambda r: (
+        r.path.endswith("chat.postMessage") and b"ALERT STORM" in r.body
+    )
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, _ = worker_for(sink, clock, threshold=3)
+    task = asyncio.create_task(worker.process(records(events)))
+    await asyncio.to_thread(fake_slack.faults.held.wait, 10)
+    task.cancel()  # the "kill": the digest was posted, its answer never heard
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sink.close()
+    fake_slack.faults.hold.set()
+    fake_slack.faults.hold = None
+    clock.advance(5)  # past the channel's posting rate
+
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, dead = worker_for(sink, clock, threshold=3)
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    storms = [p for p in fake_slack.posts("incidents") if p["text"].startswith(":cyclone:")]
+    assert len(storms) == 1
+
+
 async def test_slack_name_taken_gets_a_suffix(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
