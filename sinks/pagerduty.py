@@ -55,9 +55,10 @@ class PagerDutySink:
     async def _deliver(self, event: IncidentEvent) -> None:
         if self._escalation:
             await self._escalate(event)
-        if not pagerduty_calls(event, paged=True, severities=self._severities):
+        candidates = pagerduty_calls(event, paged=True, severities=self._severities)
+        if not candidates:
             return  # nothing to send whatever the state: no need to read it (alert churn, storms)
-        (likely,) = pagerduty_calls(event, paged=True, severities=self._severities)
+        likely = candidates[0]
         refs, prior = await self._effects.log.state(
             self.name, event.incident_id, str(event.event_id), likely.action
         )

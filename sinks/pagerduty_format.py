@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from models.events import EventType, IncidentEvent, IncidentSnapshot
+from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
 
 __all__ = [
@@ -121,9 +121,11 @@ def pagerduty_calls(
     pages = event.incident.severity in severities
     key = event.incident_id[:DEDUP_KEY_MAX]
     match event.type:
-        case EventType.OPENED | EventType.REOPENED if pages:
-            return [trigger_call(event)]
-        case EventType.SEVERITY_CHANGED if pages:
+        case EventType.OPENED | EventType.REOPENED | EventType.SEVERITY_CHANGED if pages:
+            if event.incident.state is IncidentState.ACKNOWLEDGED:
+                # Acknowledged before it paged (a severity raised into the paging ones after
+                # the ack, which paged nobody then): page it, and say it is being worked on.
+                return [trigger_call(event), PagerDutyCall(action="acknowledge", dedup_key=key)]
             return [trigger_call(event)]
         case EventType.ACKNOWLEDGED if paged and event.actor.via != "pagerduty":
             return [PagerDutyCall(action="acknowledge", dedup_key=key)]

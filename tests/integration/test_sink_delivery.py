@@ -573,3 +573,36 @@ async def test_a_slack_5xx_that_is_not_json_is_retried(
         assert fake_slack.created() == ["incident-20260115-high-error-rate"]
     finally:
         await sink.close()
+
+
+async def test_an_incident_acknowledged_before_it_paged_reaches_pagerduty_acknowledged(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    """A SEV4 is acknowledged, then raised to SEV1: its first page is acknowledged at once, and
+    the status page shows it identified; a replay pages nobody again (it may acknowledge again:
+    the replayed acknowledgement now finds the incident paged, and PagerDuty takes it as a
+    no-op)."""
+    settings = sink_settings(pagerduty=fake_pagerduty, statuspage=fake_statuspage, cert=tls_cert)
+    story = IncidentStory(severity=Severity.SEV4)
+    events = [*story.fire(), *story.ack(at=T0 + timedelta(minutes=2))]
+    events += story.fire("fp2", at=T0 + timedelta(minutes=3), instance="api-2", severity=Severity.SEV1)
+    sinks = [sink_named(settings, engine, clock, n) for n in ("pagerduty", "statuspage")]
+    workers = [worker_for(sink, clock) for sink in sinks]
+    try:
+        for worker, _ in workers:
+            await worker.process(records(events))
+        (alert,) = fake_pagerduty.alerts
+        assert (alert.status, alert.history) == ("acknowledged", ["trigger", "acknowledge"])
+        (public,) = fake_statuspage.incidents.values()
+        assert public["status"] == "identified"
+        for worker, dead in workers:
+            await worker.process(records(events))
+            assert dead.letters == []
+        assert alert.history.count("trigger") == 1
+    finally:
+        for sink in sinks:
+            await sink.close()

@@ -31,6 +31,24 @@ def story(**kw: object) -> tuple[IncidentStory, IncidentEvent]:
 
 
 # --- PagerDuty ----------------------------------------------------------------------------------
+def test_an_incident_acknowledged_before_it_paged_is_paged_acknowledged() -> None:
+    """A SEV4 acknowledged (paging nobody), then raised to SEV1: PagerDuty gets the trigger and
+    the acknowledgement, or it would escalate an incident someone is working on."""
+    s, _ = story(severity=Severity.SEV4)
+    (ack,) = s.ack()
+    assert pagerduty_calls(ack, paged=False, severities=PAGING) == []
+    (raised,) = [
+        e
+        for e in s.fire("fp2", instance="api-2", severity=Severity.SEV1)
+        if e.type is EventType.SEVERITY_CHANGED
+    ]
+    calls = pagerduty_calls(raised, paged=False, severities=PAGING)
+    assert [(c.action, c.dedup_key) for c in calls] == [
+        ("trigger", raised.incident_id),
+        ("acknowledge", raised.incident_id),
+    ]
+
+
 def test_opened_triggers_with_dedup_key_and_details() -> None:
     _, opened = story()
     (call,) = pagerduty_calls(opened, paged=False, severities=PAGING)
