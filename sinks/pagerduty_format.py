@@ -10,8 +10,9 @@ acknowledged           acknowledge, unless the acknowledgement came from PagerDu
 resolved               resolve
 escalated              trigger, on the routing key of each PagerDuty target of the level that
                        has one (``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS``), dedup_key
-                       ``<incident>/escalation/<target>``; acknowledged / resolved then close
-                       those alerts too (:func:`escalation_calls`, :func:`escalation_followups`)
+                       ``<incident>/escalation/<target>``; acknowledged (from anywhere,
+                       PagerDuty included) / resolved then close those alerts too
+                       (:func:`escalation_calls`, :func:`escalation_followups`)
 anything else          nothing (alert churn is not paged)
 =====================  =====================================================================
 
@@ -193,8 +194,12 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
 def escalation_followups(
     event: IncidentEvent, paged: Collection[str]
 ) -> list[tuple[str, PagerDutyCall]]:
-    """Acknowledge / resolve the escalation alerts opened on ``paged`` targets."""
-    if event.type is EventType.ACKNOWLEDGED and event.actor.via != "pagerduty":
+    """Acknowledge / resolve the escalation alerts opened on ``paged`` targets.
+
+    Whoever acknowledged, PagerDuty included: an acknowledgement there is of the incident's own
+    alert, and leaves the alerts escalation opened on other services paging their on-call.
+    """
+    if event.type is EventType.ACKNOWLEDGED:
         action: Action = "acknowledge"
     elif event.type is EventType.RESOLVED:
         action = "resolve"

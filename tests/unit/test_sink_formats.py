@@ -7,7 +7,12 @@ import pytest
 
 from models.events import Actor, EventType, IncidentEvent, IncidentState
 from models.severity import Severity
-from sinks.pagerduty_format import PAGERDUTY_SEVERITY, digest_call, pagerduty_calls
+from sinks.pagerduty_format import (
+    PAGERDUTY_SEVERITY,
+    digest_call,
+    escalation_followups,
+    pagerduty_calls,
+)
 from sinks.slack_format import (
     announcement,
     channel_name,
@@ -31,6 +36,19 @@ def story(**kw: object) -> tuple[IncidentStory, IncidentEvent]:
 
 
 # --- PagerDuty ----------------------------------------------------------------------------------
+def test_escalation_alerts_are_acknowledged_whoever_acknowledged() -> None:
+    """An acknowledgement made in PagerDuty is of the incident's own alert: the alerts escalation
+    opened on other services are acknowledged by sevflow (the own alert is not echoed)."""
+    s, _ = story(severity=Severity.SEV1)
+    (ack,) = s.ack()
+    in_pagerduty = ack.model_copy(update={"actor": Actor(via="pagerduty", name="bob")})
+    assert pagerduty_calls(in_pagerduty, paged=True, severities=PAGING) == []
+    calls = escalation_followups(in_pagerduty, ["secondary"])
+    assert [(t, c.action, c.dedup_key) for t, c in calls] == [
+        ("secondary", "acknowledge", f"{ack.incident_id}/escalation/secondary")
+    ]
+
+
 def test_an_incident_acknowledged_before_it_paged_is_paged_acknowledged() -> None:
     """A SEV4 acknowledged (paging nobody), then raised to SEV1: PagerDuty gets the trigger and
     the acknowledgement, or it would escalate an incident someone is working on."""
