@@ -6,7 +6,7 @@ worker dead-letters those. Storm digests arrive through :meth:`Sink.digest`.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -46,9 +46,16 @@ class Sink(Protocol):
 async def each_event(
     events: Sequence[IncidentEvent], deliver: Callable[[IncidentEvent], Awaitable[None]]
 ) -> list[Failure]:
-    """Deliver events one by one; a failed event is reported and the next one still goes out."""
-    failures = []
+    """Deliver one incident's events in order. Once one fails, the rest are held back with it
+    (reported with the same reason): what follows depends on it (an acknowledgement of a page
+    never sent is skipped as "not paged"), so a replay of the dead letters sends them in order."""
+    failures: list[Failure] = []
     for event in events:
+        if failures:
+            first = failures[0]
+            reason = f"held back after {first.event.type.value} failed: {first.error.reason}"
+            failures.append(Failure(event, replace(first.error, reason=reason)))
+            continue
         try:
             await deliver(event)
         except DeliveryError as error:

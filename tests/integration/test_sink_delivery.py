@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.events import EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Sink
+from sinks.records import REPLAY_HEADER
+from sinks.worker import Record
 from store.deliveries import DeliveryLog
 from tests.fakes import fixtures
 from tests.fakes.clock import FakeClock
@@ -606,3 +608,55 @@ async def test_an_incident_acknowledged_before_it_paged_reaches_pagerduty_acknow
     finally:
         for sink in sinks:
             await sink.close()
+
+
+async def test_events_after_a_failed_one_are_held_back_and_replayed_in_order(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    """An outage outlasts the retry deadline of an incident's opening: its acknowledgement and
+    resolution are dead-lettered with it (they used to be skipped as "not paged"), so replaying
+    the dead letters pages, acknowledges and resolves, in order, instead of leaving a page open."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        statuspage=fake_statuspage,
+        cert=tls_cert,
+        sinks_retry_deadline_seconds=120.0,
+    )
+    story = IncidentStory(severity=Severity.SEV1)
+    events = [*story.fire(), *story.ack(), *story.resolve()]
+    for name, fake in (("pagerduty", fake_pagerduty), ("statuspage", fake_statuspage)):
+        sink = sink_named(settings, engine, clock, name)
+        worker, dead = worker_for(sink, clock)
+        fake.faults.outage(clock, [(clock.monotonic() + 300.0, Fault(503))])
+        try:
+            await worker.process(records(events))
+            assert [
+                (d.event.type, d.reason.startswith("held back after opened failed: "))
+                for d in dead.letters
+            ] == [
+                (EventType.OPENED, False),
+                (EventType.ACKNOWLEDGED, True),
+                (EventType.RESOLVED, True),
+            ]
+            clock.advance(600)  # the outage is over; the operator replays the dead letters
+            replay = [
+                Record(
+                    "incident-events", 0, 100 + i, d.event.to_bytes(), [(REPLAY_HEADER, name.encode())]
+                )
+                for i, d in enumerate(dead.letters)
+            ]
+            await worker.process(replay)
+        finally:
+            await sink.close()
+    (alert,) = fake_pagerduty.alerts
+    assert (alert.status, alert.history) == ("resolved", ["trigger", "acknowledge", "resolve"])
+    (public,) = fake_statuspage.incidents.values()
+    assert [u["status"] for u in public["incident_updates"]] == [
+        "investigating",
+        "identified",
+        "resolved",
+    ]
