@@ -60,7 +60,10 @@ class StatuspageClient:
             body["component_ids"] = sorted(components)
         return {"incident": body}
 
-    async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, what: str, *, answer: bool = True, **kwargs: Any
+    ) -> Any:
+        """The JSON answer (``answer``: the caller reads it), or :class:`DeliveryError`."""
         try:
             response = await self._http.request(method, f"/pages/{self._page}{path}", **kwargs)
         except httpx.TimeoutException:
@@ -70,7 +73,14 @@ class StatuspageClient:
                 True, f"Statuspage {what}: transport error ({type(exc).__name__})"
             ) from None
         if response.is_success:
-            return response.json()
+            if not answer:
+                return None
+            try:
+                return response.json()
+            except ValueError:  # a proxy's page: what happened is unknown, so ask again
+                raise DeliveryError(
+                    True, f"Statuspage {what}: HTTP {response.status_code} without a JSON body"
+                ) from None
         error = classify_status(
             response.status_code,
             f"Statuspage {what}",
@@ -82,11 +92,18 @@ class StatuspageClient:
 
     async def create(self, incident_id: str, change: StatusChange) -> str:
         data = await self._request("POST", "/incidents", "create", json=self._body(change, incident_id))
+        if not isinstance(data, dict) or not data.get("id"):
+            # Created or not, the retry's reconciliation (find) tells; never a second incident.
+            raise DeliveryError(True, "Statuspage create: the answer names no incident")
         return str(data["id"])
 
     async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
         await self._request(
-            "PATCH", f"/incidents/{external_id}", "update", json=self._body(change, incident_id)
+            "PATCH",
+            f"/incidents/{external_id}",
+            "update",
+            answer=False,
+            json=self._body(change, incident_id),
         )
 
     async def find(self, incident_id: str) -> str | None:

@@ -660,3 +660,22 @@ async def test_events_after_a_failed_one_are_held_back_and_replayed_in_order(
         "identified",
         "resolved",
     ]
+
+
+async def test_statuspage_success_without_json_is_asked_again(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """A proxy answers 200 with an HTML page instead of Statuspage's JSON: the create is retried
+    (and reconciled), not an exception out of the worker; one incident on the page."""
+    sink = sink_named(sink_settings(statuspage=fake_statuspage), engine, clock, "statuspage")
+    worker, dead = worker_for(sink, clock)
+    fake_statuspage.faults.fail_next(1, 200, body=b"<html>OK</html>", content_type="text/html")
+    story = IncidentStory(severity=Severity.SEV1)
+    try:
+        await worker.process(records([*story.fire(), *story.ack()]))
+        assert dead.letters == []
+        assert fake_statuspage.faults.failed == 1
+        (public,) = fake_statuspage.incidents.values()
+        assert [u["status"] for u in public["incident_updates"]] == ["investigating", "identified"]
+    finally:
+        await sink.close()
