@@ -31,7 +31,12 @@ class ChannelPacer:
         if channel in self._busy:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiting.setdefault(channel, []), (rank, next(self._order), future))
-            await future  # ownership handed over by _release
+            try:
+                await future  # ownership handed over by _release
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._release(channel)  # handed over, then cancelled before it ran: pass on
+                raise
         else:
             self._busy.add(channel)
         try:

@@ -176,6 +176,36 @@ async def test_pacer_serves_sev1_first_and_spaces_posts() -> None:
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
 
 
+async def test_pacer_passes_the_channel_on_when_its_next_owner_is_cancelled() -> None:
+    """The channel is handed to a waiter that is cancelled before it runs (its batch was given
+    up): the turn goes to the next waiter instead of the channel staying busy for good."""
+    clock = FakeClock()
+    pacer = ChannelPacer(clock, 1.0)
+    release = asyncio.Event()
+    posted: list[str] = []
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def post(name: str) -> None:
+        async with pacer.slot("C1", 3):
+            if name == "first":
+                await release.wait()
+            posted.append(name)
+        if name == "first":
+            tasks["doomed"].cancel()  # in the same step as the hand-over: it has not run yet
+
+    tasks["first"] = asyncio.create_task(post("first"))
+    await asyncio.sleep(0)
+    tasks["doomed"] = asyncio.create_task(post("doomed"))
+    tasks["later"] = asyncio.create_task(post("later"))
+    await asyncio.sleep(0)
+    release.set()
+    await tasks["first"]
+    with pytest.raises(asyncio.CancelledError):
+        await tasks["doomed"]
+    await asyncio.wait_for(tasks["later"], timeout=5)
+    assert posted == ["first", "later"]
+
+
 def test_decode_skips_unknown_types_and_flags_poison() -> None:
     (opened,) = IncidentStory().fire()
     assert decode(opened.to_bytes()).event == opened
