@@ -36,7 +36,12 @@ class PagerDutySender:
     ) -> None:
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(ca_file))
+            # Read by Python, which retries a read a signal interrupts; OpenSSL's file loader
+            # takes a failed read for the end of the file and reports "no certificate".
+            bundle = ca_file.read_text()
+            if "-----BEGIN CERTIFICATE-----" not in bundle:
+                raise ValueError(f"{ca_file}: no PEM certificate in the PagerDuty CA file")
+            verify = ssl.create_default_context(cadata=bundle)
         self._client = pagerduty.EventsApiV2Client(
             routing_key.get_secret_value(), base_url=base_url, verify=verify
         )

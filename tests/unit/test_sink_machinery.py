@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -250,3 +251,14 @@ def test_sink_settings_refuse_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEVFLOW_SLACK_SEVERITIES", "SEV3-SEV1")
     with pytest.raises(ValidationError, match="backwards"):
         Settings()
+
+
+def test_a_pagerduty_ca_file_without_a_certificate_is_refused_at_start(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from sinks.pagerduty_client import PagerDutySender
+
+    empty = tmp_path / "ca.pem"
+    empty.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="no PEM certificate in the PagerDuty CA file"):
+        PagerDutySender(SecretStr("R" * 32), "https://127.0.0.1:1", timeout=1.0, ca_file=empty)
