@@ -9,6 +9,7 @@ those can quote the routing key's last characters.
 
 import asyncio
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,7 @@ class PagerDutySender:
     ) -> None:
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
-            # Read by Python, which retries a read a signal interrupts; OpenSSL's file loader
-            # takes a failed read for the end of the file and reports "no certificate".
+            # Read here so that a file without a certificate is refused at start by name.
             bundle = ca_file.read_text()
             if "-----BEGIN CERTIFICATE-----" not in bundle:
                 raise ValueError(f"{ca_file}: no PEM certificate in the PagerDuty CA file")
@@ -49,10 +49,33 @@ class PagerDutySender:
         self._client.max_network_attempts = 0
         self._client.max_http_attempts = -1
         self._client.retry = dict.fromkeys(_OWN_RETRIES, 1)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._closing = False
 
     async def send(self, call: PagerDutyCall) -> str:
-        """Send one event; returns the dedup_key PagerDuty confirmed (202)."""
-        return await asyncio.to_thread(self._send, call)
+        """Send one event; returns the dedup_key PagerDuty confirmed (202).
+
+        The call runs on in its thread when the awaiting task is cancelled; :meth:`close` leaves
+        its connection to it (see there)."""
+        return await asyncio.to_thread(self._send_counted, call)
+
+    def _send_counted(self, call: PagerDutyCall) -> str:
+        with self._lock:
+            if self._closing:
+                raise DeliveryError(True, f"PagerDuty {call.action}: sender closed")
+            self._in_flight += 1
+        try:
+            return self._send(call)
+        finally:
+            if self._leave():
+                self._client.close()
+
+    def _leave(self) -> bool:
+        """Count a call out; true when it was the last one of a closed sender."""
+        with self._lock:
+            self._in_flight -= 1
+            return self._closing and self._in_flight == 0
 
     def _send(self, call: PagerDutyCall) -> str:
         try:
@@ -93,7 +116,17 @@ class PagerDutySender:
         return key
 
     def close(self) -> None:
-        self._client.close()
+        """Close the client now, or when the last call in flight returns.
+
+        Closing a connection a thread still reads frees its descriptor while the TLS layer keeps
+        reading that number: the next file or socket the process opens takes it, and the late
+        read consumes that file's bytes (or a late write lands in it). Calls are bounded by the
+        request timeout, so the deferred close comes within it."""
+        with self._lock:
+            self._closing = True
+            now = self._in_flight == 0
+        if now:
+            self._client.close()
 
 
 def _errors(response: Any) -> str:

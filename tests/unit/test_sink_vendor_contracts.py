@@ -1,6 +1,9 @@
 """The vendor fakes enforce the contracts (../shared/contracts), and sevflow's clients classify
 each real error shape: permanent 4xx, retryable 429 (with Retry-After) and 5xx."""
 
+import asyncio
+import os
+import threading
 from pathlib import Path
 
 import httpx
@@ -67,6 +70,52 @@ async def test_pagerduty_fake_speaks_tls_and_validates(
             await untrusting.send(call)
     finally:
         untrusting.close()
+
+
+def _sockets() -> set[str]:
+    """The process's open socket descriptors, as /proc names them."""
+    fds = Path("/proc/self/fd")
+    names = set()
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:"):
+            names.add(f"{fd.name}={target}")
+    return names
+
+
+async def test_pagerduty_sender_closed_under_a_call_keeps_its_socket_until_the_call_ends(
+    fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    """A sink closed while a call waits for PagerDuty (a worker cancelled mid-trigger) must not
+    close the socket that call's thread still reads: the next file opened took its number and the
+    late read consumed the file (a CA file read next held "no certificate")."""
+    sender = PagerDutySender(SecretStr(ROUTING_KEY), fake_pagerduty.url, timeout=5, ca_file=tls_cert[0])
+    (call,) = pagerduty_calls(IncidentStory().fire()[0], paged=False, severities=frozenset(Severity))
+    fake_pagerduty.faults.hold = threading.Event()
+    task = asyncio.create_task(sender.send(call))
+    try:
+        assert await asyncio.to_thread(fake_pagerduty.faults.held.wait, 10)
+        in_flight = _sockets()
+        sender.close()
+        assert _sockets() == in_flight
+    finally:
+        fake_pagerduty.faults.hold.set()
+        fake_pagerduty.faults.hold = None
+    assert await task == call.dedup_key
+    assert fake_pagerduty.alerts[0].status == "triggered"
+    closed = set()
+    for _ in range(100):  # the client's socket closes as the thread returns
+        closed = in_flight - _sockets()
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    assert closed
+    with pytest.raises(DeliveryError, match="sender closed") as caught:
+        await sender.send(call)
+    assert caught.value.retryable
 
 
 async def test_slack_fake_rules(fake_slack: FakeSlack) -> None:
