@@ -7,7 +7,7 @@ from typing import TextIO
 from aiokafka.errors import KafkaError
 
 from models.settings import Settings
-from sinks.dlq import dlq_list, dlq_replay
+from sinks.dlq import StoreUnreadable, dlq_list, dlq_replay
 
 __all__ = ["add_dlq_command", "run_dlq"]
 
@@ -18,7 +18,11 @@ def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     listing = actions.add_parser("list", help="show dead letters (sink, reason, incident, event)")
     listing.add_argument("--sink", help="only this sink (pagerduty, slack, statuspage, ...)")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    replay = actions.add_parser("replay", help="send dead letters again (each still posts once)")
+    replay = actions.add_parser(
+        "replay",
+        help="send dead letters again, each followed by its incident's later events from the "
+        "incident store (what was delivered already is not sent twice)",
+    )
     replay.add_argument("--sink", help="only this sink")
     replay.add_argument(
         "--event", action="append", dest="events", metavar="EVENT_ID", help="only these events"
@@ -51,8 +55,15 @@ def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
                 )
             return 0
         replayed = dlq_replay(settings, sink=args.sink, event_ids=args.events)
-        print(f"replayed {replayed} dead letters", file=out)
+        print(
+            f"replayed {replayed.letters} dead letters, followed by {replayed.later} later events "
+            "of their incidents",
+            file=out,
+        )
         return 0
+    except StoreUnreadable as exc:
+        print(f"sevflow dlq: nothing replayed: {exc}", file=sys.stderr)
+        return 1
     except (KafkaError, OSError, TimeoutError) as exc:
         print(
             f"sevflow dlq: Kafka at {settings.kafka_bootstrap} is not reachable: {exc}", file=sys.stderr

@@ -9,27 +9,39 @@ Record (key: incident id, or empty for poison; value: JSON of :class:`DeadLetter
 :func:`dlq_list` reads the topic; :func:`dlq_replay` publishes the chosen events back onto the
 events topic with a ``sevflow-replay-for: <sink>`` header, so only that sink handles them again;
 the delivery log makes a replay of something already delivered a no-op.
+
+A replayed event is followed by every later event of its incident from the incident store, in
+order, for the same sink. What came after a failed event was handled by the sink without it (an
+acknowledgement or resolution of a page never sent is skipped as "not paged"); replaying the
+opening alone would leave the page open for good. The later events the sink did deliver are
+no-ops, by the delivery log.
 """
 
 import asyncio
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.records import REPLAY_HEADER
+from store.db import async_engine
+from store.incidents import IncidentStore
 
 __all__ = [
     "DeadLetter",
     "DeadLetterWriter",
     "DeadLetters",
     "MemoryDeadLetters",
+    "Replayed",
     "SourcePosition",
+    "StoreUnreadable",
     "dlq_list",
     "dlq_replay",
 ]
@@ -148,37 +160,79 @@ def dlq_list(
     return asyncio.run(dlq_list_async(settings, sink=sink, limit=limit, wait_seconds=timeout))
 
 
+class StoreUnreadable(Exception):
+    """The incident store could not be read for the later events of a replay; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Replayed:
+    letters: int
+    #: Later events of the letters' incidents, sent after them (see the module's docstring).
+    later: int
+
+
+async def _later_events(
+    settings: Settings, letters: list[DeadLetter]
+) -> list[tuple[str, IncidentEvent]]:
+    """(sink, event) to publish: per sink and incident, its letters' events and every later event
+    of that incident in the store, by sequence, each once; incidents in the order of their first
+    letter."""
+    chosen: dict[tuple[str, str], dict[str, IncidentEvent]] = {}
+    for letter in letters:
+        assert letter.event is not None
+        key = (letter.sink, letter.event.incident_id)
+        chosen.setdefault(key, {})[str(letter.event.event_id)] = letter.event
+    engine = async_engine(settings.sqlalchemy_url())
+    try:
+        store = IncidentStore(engine)
+        timelines = {i: await store.timeline(i) for i in sorted({i for _, i in chosen})}
+    except (SQLAlchemyError, OSError) as exc:
+        # The class only: a driver's message can quote the URL, password included.
+        raise StoreUnreadable(f"the incident store is not readable ({type(exc).__name__})") from None
+    finally:
+        await engine.dispose()
+    out: list[tuple[str, IncidentEvent]] = []
+    for (sink, incident_id), events in chosen.items():
+        first = min(e.sequence for e in events.values())
+        for event in timelines[incident_id]:
+            if event.sequence > first:
+                events.setdefault(str(event.event_id), event)
+        out += [(sink, e) for e in sorted(events.values(), key=lambda e: e.sequence)]
+    return out
+
+
 async def dlq_replay_async(
     settings: Settings,
     *,
     sink: str | None = None,
     event_ids: Collection[str] | None = None,
     wait_seconds: float = 30.0,
-) -> int:
+) -> Replayed:
     letters = [
         x
         for x in await _read_all(settings, wait_seconds)
         if _matches(x, sink, event_ids) and x.event is not None
     ]
     if not letters:
-        return 0
+        return Replayed(0, 0)
+    sends = await _later_events(settings, letters)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
         async with asyncio.timeout(wait_seconds):
-            for letter in letters:
-                assert letter.event is not None
+            for to, event in sends:
                 await producer.send_and_wait(
                     settings.events_topic,
-                    key=letter.event.incident_id.encode(),
-                    value=letter.event.to_bytes(),
-                    headers=[(REPLAY_HEADER, letter.sink.encode())],
+                    key=event.incident_id.encode(),
+                    value=event.to_bytes(),
+                    headers=[(REPLAY_HEADER, to.encode())],
                 )
     finally:
         await producer.stop()
-    return len(letters)
+    distinct = {(x.sink, str(x.event_id)) for x in letters}
+    return Replayed(len(letters), len(sends) - len(distinct))
 
 
 def dlq_replay(
@@ -187,7 +241,8 @@ def dlq_replay(
     sink: str | None = None,
     event_ids: Collection[str] | None = None,
     timeout: float = 30.0,
-) -> int:
-    """Send dead-lettered events (of one sink, or with these event ids) to their sink again;
-    returns how many were replayed. Poison records (no event) are listed but never replayed."""
+) -> Replayed:
+    """Send dead-lettered events (of one sink, or with these event ids) to their sink again, each
+    followed by its incident's later events; returns how many of each were sent. Poison records
+    (no event) are listed but never replayed."""
     return asyncio.run(dlq_replay_async(settings, sink=sink, event_ids=event_ids, wait_seconds=timeout))

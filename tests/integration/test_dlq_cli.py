@@ -1,13 +1,18 @@
 """``sevflow dlq`` through its real entry point."""
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from sinks.dlq import DeadLetter, SourcePosition
+from sinks.kafka import ensure_topics
 from tests.conftest import REPO, free_port
+from tests.fakes.events import IncidentStory
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +46,57 @@ def test_unreachable_kafka_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "not reachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_replay_without_a_readable_store_sends_nothing_and_says_why(kafka_bootstrap: str) -> None:
+    """A replay reads the letters' incidents from the store (their later events follow them);
+    with the store out of reach nothing is sent, and the password in the URL is not printed."""
+    topic = f"dlq-{uuid.uuid4().hex[:8]}"
+    events_topic = f"events-{uuid.uuid4().hex[:8]}"
+    event = IncidentStory().fire()[0]
+    letter = DeadLetter(
+        sink="pagerduty",
+        reason="PagerDuty trigger: HTTP 400",
+        retryable=False,
+        failed_at=event.occurred_at,
+        source=SourcePosition(topic=events_topic, partition=0, offset=0),
+        incident_id=event.incident_id,
+        event_id=str(event.event_id),
+        event=event,
+    )
+    asyncio.run(ensure_topics(kafka_bootstrap, [topic, events_topic], 1))
+    asyncio.run(_produce(kafka_bootstrap, topic, letter.to_bytes()))
+    result = sevflow(
+        "dlq",
+        "replay",
+        SEVFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        SEVFLOW_SINKS_DLQ_TOPIC=topic,
+        SEVFLOW_EVENTS_TOPIC=events_topic,
+        SEVFLOW_DATABASE_URL=f"postgresql://sevflow:s3cretpw@127.0.0.1:{free_port()}/sevflow",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "sevflow dlq: nothing replayed: the incident store is not readable (OperationalError)"
+    )
+    assert "s3cretpw" not in result.stdout + result.stderr
+    assert asyncio.run(_count(kafka_bootstrap, events_topic)) == 0
+
+
+async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    """Records on ``topic``, of one partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()

@@ -19,13 +19,18 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from models.events import IncidentEvent
+from models.incident import LifecyclePolicy
 from models.settings import Settings
 from models.settings.sinks import SinkSettings
 from sevflow.sinks_runner import create_sink_tables, serve_sinks
 from sinks.dlq import dlq_list_async, dlq_replay_async
 from sinks.kafka import ensure_topics
 from store.db import async_engine, sync_engine
+from store.incidents import IncidentStore
 from store.sinks_schema import sink_deliveries
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests import builders
 from tests.conftest import REPO, free_port
 from tests.fakes import fixtures
 from tests.fakes.events import T0, IncidentStory
@@ -216,15 +221,63 @@ async def test_dead_letters_are_listed_and_replayed_once(
         assert fake_pagerduty.actions() == ["trigger"]  # PagerDuty was not held up by Slack
 
         real_slack.add_channel("sev-announcements")  # the operator fixes the cause
-        assert await dlq_replay_async(settings, sink="slack", wait_seconds=10) == 1
+        assert (await dlq_replay_async(settings, sink="slack", wait_seconds=10)).letters == 1
         await eventually(
             lambda: running.check() or real_slack.posts("sev-announcements"), "the replayed announcement"
         )
-        assert await dlq_replay_async(settings, sink="slack", wait_seconds=10) == 1  # replayed twice…
+        assert (await dlq_replay_async(settings, sink="slack", wait_seconds=10)).letters == 1  # twice…
         await asyncio.sleep(1.5)
     assert len(real_slack.posts("sev-announcements")) == 1  # …announced once
     assert real_slack.created() == ["incident-20260115-high-error-rate"]
     assert fake_pagerduty.actions() == ["trigger"]  # the replay was for Slack only
+
+
+async def test_a_replayed_opening_is_followed_by_its_incidents_later_events(
+    kafka_bootstrap: str, tmp_path: Path, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    """The trigger is dead-lettered; the acknowledgement and resolution arrive in later batches
+    and are skipped ("not paged"). Replaying the trigger alone would leave the page open for good:
+    the replay sends the incident's later events from the store after it, and PagerDuty sees
+    trigger, acknowledge, resolve."""
+    settings = kafka_settings(kafka_bootstrap, tmp_path, pagerduty=fake_pagerduty, cert=tls_cert)
+    fake_pagerduty.faults.fail_next(1, 400)
+    async with Running(settings) as running:
+        pipeline = Pipeline(
+            IncidentStore(running.engine),
+            load_rules(None),
+            LifecyclePolicy(quiet_period=timedelta(minutes=5)),
+            (),
+        )
+        opened = await pipeline.process_alerts([builders.alert("CheckoutDown", instance="web-1")])
+        incident_id = opened[0].incident_id
+        await produce(settings, opened)
+        letters: list = []
+        for _ in range(100):
+            running.check()
+            letters = await dlq_list_async(settings, sink="pagerduty", wait_seconds=10)
+            if letters:
+                break
+            await asyncio.sleep(0.2)
+        (letter,) = letters
+        assert (letter.event, letter.retryable) == (opened[0], False)
+        later: list[IncidentEvent] = []
+        for n, action in enumerate(("acknowledge", "resolve"), start=1):
+            at = builders.T0 + timedelta(minutes=5 * n)
+            command = builders.command(incident_id, action, at=at, command_id=f"c{n}")
+            later += (await pipeline.process_command(command)).events
+        assert [e.type.value for e in later] == ["acknowledged", "resolved"]
+        await produce(settings, later)  # handled after the letter was written: skipped, not paged
+
+        replayed = await dlq_replay_async(settings, sink="pagerduty", wait_seconds=10)
+        assert (replayed.letters, replayed.later) == (1, 2)
+        await eventually(
+            lambda: running.check() or fake_pagerduty.actions(incident_id)[-1:] == ["resolve"],
+            "the replayed incident to resolve in PagerDuty",
+        )
+        await asyncio.sleep(1.0)  # anything extra would show up now
+    assert fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge", "resolve"]
+    (alert,) = fake_pagerduty.alerts
+    assert alert.status == "resolved"
 
 
 def _delivered(settings: Settings, sink: str, event_id: str, step: str) -> bool:
