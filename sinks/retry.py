@@ -60,8 +60,7 @@ async def call_with_retry(
     started = clock.monotonic()
     attempt = 0
     while True:
-        wait = breaker.wait_time(clock.monotonic())
-        if wait > 0:
+        while (wait := breaker.acquire(clock.monotonic())) > 0:
             if clock.monotonic() + wait - started > policy.deadline:
                 raise DeliveryError(True, f"{what}: circuit open past the retry deadline")
             await clock.sleep(wait)
@@ -70,6 +69,7 @@ async def call_with_retry(
             result = await call()
         except DeliveryError as error:
             if not error.retryable:
+                breaker.record_success()  # the API answered: it is up
                 raise
             breaker.record_failure(clock.monotonic())
             delay = backoff(policy, attempt, error, rng.random())

@@ -5,6 +5,7 @@ import asyncio
 import itertools
 import json
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from models.events import EventType
 from models.settings import Settings
 from models.severity import Severity
-from sinks.breaker import CircuitBreaker
+from sinks.breaker import TRIAL_POLL, CircuitBreaker
 from sinks.errors import DeliveryError, classify_status, parse_retry_after
 from sinks.pacing import ChannelPacer
 from sinks.records import REPLAY_HEADER, decode
@@ -125,13 +126,74 @@ async def test_breaker_stops_hammering() -> None:
 def test_breaker_states() -> None:
     breaker = CircuitBreaker(2, 10)
     breaker.record_failure(0)
-    assert breaker.wait_time(0) == 0
+    assert breaker.acquire(0) == 0
     breaker.record_failure(1)
-    assert breaker.wait_time(1) == 10
-    assert breaker.wait_time(11) == 0  # half-open: one trial
+    assert breaker.acquire(1) == 10
+    assert breaker.acquire(11) == 0  # half-open: this caller is the trial…
+    assert breaker.acquire(11) == TRIAL_POLL  # …and the next one waits for its outcome
     breaker.record_failure(11)
-    assert breaker.wait_time(11) == 10  # trial failed: open again
+    assert breaker.acquire(11) == 10  # trial failed: open again
+    assert breaker.acquire(21) == 0
+    assert breaker.acquire(30) == TRIAL_POLL  # a trial that never reports is given up…
+    assert breaker.acquire(31) == 0  # …a cooldown after it left
     breaker.record_success()
+    assert not breaker.is_open
+    assert breaker.acquire(31) == breaker.acquire(31) == 0
+
+
+async def test_half_open_breaker_lets_one_concurrent_call_through() -> None:
+    """Incidents are delivered concurrently: after the cooldown one trial call goes to the
+    recovering API, the others wait for its outcome instead of all calling at once."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures_to_open=1, cooldown=60)
+    breaker.record_failure(clock.monotonic())
+    clock.advance(60)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    def caller(name: str) -> Callable[[], Awaitable[str]]:
+        async def call() -> str:
+            calls.append(name)
+            if name == "trial":
+                await release.wait()
+            return name
+
+        return call
+
+    policy = RetryPolicy(initial=1, maximum=1, deadline=3600)
+    trial = asyncio.create_task(
+        call_with_retry(caller("trial"), policy=policy, clock=clock, breaker=breaker, what="t")
+    )
+    await asyncio.sleep(0)
+    others = [
+        asyncio.create_task(
+            call_with_retry(caller(f"other{i}"), policy=policy, clock=clock, breaker=breaker, what="t")
+        )
+        for i in range(3)
+    ]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert calls == ["trial"]
+    release.set()
+    assert await trial == "trial"
+    assert await asyncio.gather(*others) == ["other0", "other1", "other2"]
+    assert calls[0] == "trial"
+    assert sorted(calls[1:]) == ["other0", "other1", "other2"]
+    assert not breaker.is_open
+
+
+async def test_a_permanent_answer_closes_the_breaker() -> None:
+    """A 400 is an answer: the API is up, whatever was wrong with the request."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures_to_open=2, cooldown=60)
+    breaker.record_failure(0)
+
+    async def call() -> str:
+        raise DeliveryError(False, "HTTP 400")
+
+    with pytest.raises(DeliveryError, match="HTTP 400"):
+        await call_with_retry(call, policy=POLICY, clock=clock, breaker=breaker, what="t")
+    assert breaker.consecutive_failures == 0
     assert not breaker.is_open
 
 
