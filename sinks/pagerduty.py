@@ -9,7 +9,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from models.events import IncidentEvent
+from models.events import EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Failure, each_event
 from sinks.effects import UNREAD, Effects
@@ -21,9 +21,15 @@ from sinks.pagerduty_format import (
     escalation_calls,
     escalation_followups,
     pagerduty_calls,
+    storm_key,
 )
 
 __all__ = ["PagerDutySink"]
+
+#: Scope prefix of a storm digest's refs: one key per summarised incident (value: its severity,
+#: or SETTLED once it has resolved).
+STORM_SCOPE = "storm:"
+SETTLED = "resolved"
 
 
 def _escalation_ref(target: str, result: dict[str, str]) -> dict[str, str]:
@@ -55,6 +61,11 @@ class PagerDutySink:
     async def _deliver(self, event: IncidentEvent) -> None:
         if self._escalation:
             await self._escalate(event)
+        await self._page(event)
+        if event.type is EventType.RESOLVED:
+            await self._settle_storms(event)
+
+    async def _page(self, event: IncidentEvent) -> None:
         candidates = pagerduty_calls(event, paged=True, severities=self._severities)
         if not candidates:
             return  # nothing to send whatever the state: no need to read it (alert churn, storms)
@@ -70,6 +81,19 @@ class PagerDutySink:
                 refs=lambda result: {"dedup_key": result["dedup_key"]},
                 prior=prior if call.action == likely.action else UNREAD,
             )
+
+    async def _settle_storms(self, event: IncidentEvent) -> None:
+        """Resolve a storm's digest alert once every incident it summarised has resolved; until
+        then it stays open (a resolved member is marked, the digest is not re-sent)."""
+        for scope in await self._effects.log.scopes_with_key(self.name, STORM_SCOPE, event.incident_id):
+            await self._effects.log.put_refs(
+                self.name, scope, {event.incident_id: SETTLED}, self._effects.clock.now()
+            )
+            members = await self._effects.log.refs(self.name, scope)
+            if any(value != SETTLED for value in members.values()):
+                continue
+            call = PagerDutyCall("resolve", storm_key(scope.removeprefix(STORM_SCOPE)))
+            await self._effects.once([event], f"resolve:{scope}", functools.partial(self._send, call))
 
     async def _escalate(self, event: IncidentEvent) -> None:
         """Page an escalation level's own PagerDuty services; close them with the incident."""
@@ -99,7 +123,7 @@ class PagerDutySink:
         paged = [e for e in events if e.incident.severity in self._severities]
         if not paged:
             return []
-        scope = f"storm:{storm_id}"
+        scope = f"{STORM_SCOPE}{storm_id}"
         known = await self._effects.log.refs(self.name, scope)
         snapshots = [e.incident for e in paged]
         total = len(known.keys() | {s.id for s in snapshots})

@@ -36,6 +36,7 @@ __all__ = [
     "escalation_calls",
     "escalation_followups",
     "pagerduty_calls",
+    "storm_key",
 ]
 
 PAGERDUTY_SEVERITY = {
@@ -144,7 +145,7 @@ def digest_call(
     titles = [f"[{e.severity}] {e.title} ({e.id})" for e in entries]
     return PagerDutyCall(
         action="trigger",
-        dedup_key=f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX],
+        dedup_key=storm_key(storm_id),
         summary=_truncate(
             f"Alert storm: {total or len(entries)} lower-severity incidents opened since {since}",
             SUMMARY_MAX,
@@ -153,6 +154,11 @@ def digest_call(
         severity=PAGERDUTY_SEVERITY[worst],
         payload={"class": "alert storm", "custom_details": {"incidents": titles[:200]}},
     )
+
+
+def storm_key(storm_id: str) -> str:
+    """The dedup_key of a storm's digest alert."""
+    return f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX]
 
 
 def escalation_key(incident_id: str, target: str) -> str:

@@ -318,6 +318,18 @@ class DeliveryLog:
                 )
             )
 
+    async def scopes_with_key(self, sink: str, prefix: str, key: str) -> list[str]:
+        """The scopes starting with ``prefix`` that hold ``key`` (a storm's member incidents)."""
+        async with self._reader.connect() as conn:
+            rows = await conn.execute(
+                select(sink_refs.c.scope).where(
+                    sink_refs.c.sink == sink,
+                    sink_refs.c.key == key,
+                    sink_refs.c.scope.startswith(prefix, autoescape=True),
+                )
+            )
+            return sorted(rows.scalars())
+
     async def delivered_count(self, sink: str, incident_id: str) -> int:
         """Confirmed steps for one incident (tests and diagnostics)."""
         async with self._reader.connect() as conn:

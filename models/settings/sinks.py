@@ -97,7 +97,8 @@ class SinkSettings(BaseModel):
         default=20,
         ge=1,
         description="Incidents opened within one minute above which SEV3/SEV4 notifications are "
-        "summarised in one digest per sink (SEV1/SEV2 always go out one by one).",
+        "summarised in one digest per sink (SEV1/SEV2 always go out one by one); PagerDuty's "
+        "digest alert resolves when the last incident it summarises resolves.",
     )
     sinks_offset_reset: str = Field(
         default="earliest",

@@ -508,6 +508,38 @@ async def test_pagerduty_interrupted_trigger_lands_on_the_same_alert(
     assert alert.status == "resolved"
 
 
+async def test_a_storms_pagerduty_alert_resolves_with_its_last_incident(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """The storm's one PagerDuty alert stands for the incidents it summarised: it resolves when
+    the last of them resolves, not before (and not never, leaving the on-call to close it)."""
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    stories = [IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3) for i in range(5)]
+    opened = [e for i, s in enumerate(stories) for e in s.fire(at=T0 + timedelta(seconds=i))]
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock, threshold=2)
+    try:
+        await worker.process(records(opened))
+        (storm,) = [a for a in fake_pagerduty.alerts if a.dedup_key.startswith("sevflow-storm-")]
+        paged = {e["dedup_key"] for e in fake_pagerduty.events}
+        digested = [s for s in stories if s.events[0].incident_id not in paged]
+        individual = [s for s in stories if s not in digested]
+        assert (len(digested), len(individual)) == (3, 2)
+        for n, story in enumerate([*digested[:2], *individual]):
+            await worker.process(records(story.resolve(at=T0 + timedelta(minutes=10 + n))))
+        assert storm.status == "triggered"  # one summarised incident is still open
+        await worker.process(records(digested[2].resolve(at=T0 + timedelta(minutes=30))))
+        assert storm.status == "resolved"
+        assert storm.history == ["trigger", "resolve"]
+        await worker.process(records(digested[2].events[-1:]))  # redelivered: no second resolve
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert storm.history == ["trigger", "resolve"]
+    for story in individual:
+        assert fake_pagerduty.actions(story.events[0].incident_id) == ["trigger", "resolve"]
+
+
 async def test_a_backlog_reaching_past_a_storm_is_delivered(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
