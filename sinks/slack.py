@@ -176,9 +176,10 @@ class SlackSink:
             async with self._pacer.slot(channel, rank):
                 return await self._sender.post(channel, message, key)
 
-        return await self._effects.once(
-            events, step, send, reconcile=functools.partial(self._sender.find_message, channel, key)
+        find = functools.partial(
+            self._sender.find_message, channel, key, since=min(e.occurred_at for e in events)
         )
+        return await self._effects.once(events, step, send, reconcile=find)
 
     async def _flush(self, waiting: list[IncidentEvent], refs: dict[str, str]) -> list[Failure]:
         if not waiting:
@@ -230,7 +231,12 @@ class SlackSink:
                 send = post
                 # A post is not idempotent: an attempt interrupted after Slack took it is found
                 # by its key instead of posting the digest twice.
-                reconcile = functools.partial(self._sender.find_message, announce_id, key)
+                reconcile = functools.partial(
+                    self._sender.find_message,
+                    announce_id,
+                    key,
+                    since=min(e.occurred_at for e in routed),
+                )
             await self._effects.once(
                 routed,
                 "digest",

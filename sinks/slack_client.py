@@ -9,6 +9,7 @@ sevflow's one retry policy decides. Every request has ``timeout`` seconds.
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,10 @@ TRANSIENT = frozenset(
 )
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 METADATA_EVENT = "sevflow_delivery"
+#: How far before its event an interrupted post is looked for (Slack's clock against ours), and
+#: how many pages of 200 messages at most.
+HISTORY_SKEW = timedelta(minutes=10)
+HISTORY_PAGES = 50
 
 
 @dataclass(eq=False)
@@ -127,15 +132,25 @@ class SlackSender:
                 return None
         return None
 
-    async def find_message(self, channel: str, key: str) -> dict[str, str] | None:
-        """The recent message in ``channel`` that carries ``key`` in its metadata, if any."""
-        data = await self.call(
-            "conversations.history", channel=channel, limit=200, include_all_metadata=True
-        )
-        for message in data.get("messages", []):
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
-                return {"channel": channel, "ts": str(message["ts"])}
+    async def find_message(
+        self, channel: str, key: str, since: datetime | None = None
+    ) -> dict[str, str] | None:
+        """The message in ``channel`` posted after ``since`` (less a margin for clock skew) that
+        carries ``key`` in its metadata, if any: every page of that stretch of history, since a
+        busy channel can take hundreds of posts between an interrupted post and its check."""
+        args: dict[str, Any] = {"channel": channel, "limit": 200, "include_all_metadata": True}
+        if since is not None:
+            args["oldest"] = f"{(since - HISTORY_SKEW).timestamp():.6f}"
+        for _ in range(HISTORY_PAGES):
+            data = await self.call("conversations.history", **args)
+            for message in data.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("key") == key:
+                    return {"channel": channel, "ts": str(message["ts"])}
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not data.get("has_more") or not cursor:
+                return None
+            args["cursor"] = cursor
         return None
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -75,6 +76,18 @@ class FakeSlack:
 
     def by_name(self, name: str) -> SlackChannel | None:
         return next((c for c in self.channels.values() if c.name == name), None)
+
+    def chatter(self, channel_name: str, count: int) -> None:
+        """``count`` messages posted to the channel by someone else (people, other apps)."""
+        channel = self.by_name(channel_name)
+        assert channel is not None
+        for n in range(count):
+            channel.messages.append({"type": "message", "ts": self._next_ts(), "text": f"chat {n}"})
+
+    def _next_ts(self) -> str:
+        # Slack's ts is the posting time (seconds.micro-ish), unique and increasing per channel.
+        now = self.clock.now().timestamp() if self.clock is not None else time.time()
+        return f"{int(now)}.{next(self._ts):06d}"
 
     def posts(self, channel_name: str) -> list[dict[str, Any]]:
         channel = self.by_name(channel_name)
@@ -167,7 +180,7 @@ class FakeSlack:
             if last is not None and now - last < self.post_interval:
                 return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
             self._last_post[channel.id] = now
-        ts = f"{1705329000 + len(channel.messages)}.{next(self._ts):06d}"
+        ts = self._next_ts()
         message = {"type": "message", "ts": ts, "text": args.get("text", ""), "blocks": blocks or []}
         if isinstance(args.get("metadata"), dict):
             message["metadata"] = args["metadata"]
@@ -208,9 +221,15 @@ class FakeSlack:
         if channel is None:
             return _error("channel_not_found")
         include = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        limit = int(args.get("limit", 100))
-        messages = [
-            {k: v for k, v in m.items() if include or k != "metadata"}
-            for m in reversed(channel.messages)
-        ][:limit]
-        return _ok(messages=messages, has_more=len(channel.messages) > limit)
+        limit = min(int(args.get("limit", 100)), 999)  # Slack caps a page at 999
+        oldest = float(args.get("oldest", 0) or 0)  # exclusive, as without inclusive=true
+        start = int(args.get("cursor", "0") or 0)
+        newest_first = [m for m in reversed(channel.messages) if float(m["ts"]) > oldest]
+        page = newest_first[start : start + limit]
+        more = start + limit < len(newest_first)
+        messages = [{k: v for k, v in m.items() if include or k != "metadata"} for m in page]
+        return _ok(
+            messages=messages,
+            has_more=more,
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
+        )

@@ -258,7 +258,7 @@ async def test_slack_interrupted_storm_digest_is_found_not_repeated(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
     """A worker dies while Slack is answering the storm digest's post: the restarted worker finds
-    it by its key instead of posting a second digest."""
+    it by its key instead of posting a second digest, though 500 other messages came after it."""
     import threading
 
     settings = sink_settings(slack=fake_slack)
@@ -284,6 +284,7 @@ async def test_slack_interrupted_storm_digest_is_found_not_repeated(
     fake_slack.faults.hold.set()
     fake_slack.faults.hold = None
     clock.advance(5)  # past the channel's posting rate
+    fake_slack.chatter("incidents", 500)
 
     sink = sink_named(settings, engine, clock, "slack")
     worker, dead = worker_for(sink, clock, threshold=3)

@@ -4,6 +4,7 @@ each real error shape: permanent 4xx, retryable 429 (with Retry-After) and 5xx."
 import asyncio
 import os
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -116,6 +117,31 @@ async def test_pagerduty_sender_closed_under_a_call_keeps_its_socket_until_the_c
     with pytest.raises(DeliveryError, match="sender closed") as caught:
         await sender.send(call)
     assert caught.value.retryable
+
+
+async def test_slack_interrupted_post_is_found_past_one_page_of_history(
+    fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A post's key is looked for through every page of the channel's history since its event
+    (less ten minutes of clock skew), not only the newest 200 messages; nothing older is read."""
+    fake_slack.clock = clock
+    sender = SlackSender(SecretStr(SLACK_TOKEN), fake_slack.url, timeout=5)
+    try:
+        incidents = fake_slack.by_name("incidents")
+        assert incidents is not None
+        fake_slack.chatter("incidents", 5)
+        clock.advance(3600)
+        posted = await sender.post(incidents.id, SlackMessage("announcement"), "key-1")
+        fake_slack.chatter("incidents", 450)
+        found = await sender.find_message(incidents.id, "key-1", since=clock.now())
+        assert found == posted
+        pages = [a for m, a in fake_slack.calls if m == "conversations.history"]
+        assert len(pages) == 3  # 200 + 200 + 51 messages newer than the bound
+        assert await sender.find_message(incidents.id, "key-2", since=clock.now()) is None
+        later = clock.now() + timedelta(minutes=11)
+        assert await sender.find_message(incidents.id, "key-1", since=later) is None
+    finally:
+        await sender.close()
 
 
 async def test_slack_fake_rules(fake_slack: FakeSlack) -> None:
