@@ -6,8 +6,9 @@
 ``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
                                            ``value`` = incident id; ``X-Slack-Signature`` v0
 ``POST /callbacks/pagerduty``              webhooks v3 ``incident.acknowledged`` / ``.resolved``;
-                                           ``data.incident_key`` (our dedup_key) = incident id;
-                                           ``X-PagerDuty-Signature`` v1
+                                           ``data.incident_key`` (our dedup_key) = incident id,
+                                           or ``<id>/escalation/<level>`` for a level's own page
+                                           (acknowledges); ``X-PagerDuty-Signature`` v1
 =========================================  ==================================================
 
 Each request becomes a :class:`models.incident.Command` (``actor`` says who and through what) that
@@ -82,6 +83,10 @@ _PAGERDUTY_EVENTS: dict[str, Literal["acknowledge", "resolve"]] = {
     "incident.acknowledged": "acknowledge",
     "incident.resolved": "resolve",
 }
+#: The dedup_key of an escalation level's own page (sinks/pagerduty_format.escalation_key).
+_ESCALATION_PAGE = "/escalation/"
+#: The dedup_key prefix of a storm's digest alert (sinks/pagerduty_format.storm_key).
+_STORM_PAGE = "sevflow-storm-"
 
 Clock = Callable[[], datetime]
 
@@ -344,6 +349,14 @@ class _Callbacks:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         assert isinstance(data, dict)
         incident_id = data.get("incident_key")
+        if isinstance(incident_id, str) and incident_id.startswith(_STORM_PAGE):
+            return _ignored("a storm digest: its incidents are acknowledged one by one")
+        if isinstance(incident_id, str) and _ESCALATION_PAGE in incident_id:
+            # The page of an escalation level (the secondary, the manager): whoever answers it has
+            # responded, which stops the escalation; resolving their page is not resolving the
+            # incident, so either counts as an acknowledgement.
+            incident_id = incident_id.partition(_ESCALATION_PAGE)[0]
+            action = "acknowledge"
         if not isinstance(incident_id, str) or not _INCIDENT_ID.fullmatch(incident_id):
             return _ignored("no sevflow incident key (data.incident_key) on the incident")
         agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}

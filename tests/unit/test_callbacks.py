@@ -28,6 +28,7 @@ from receiver.callbacks import (
     verify_pagerduty,
     verify_slack,
 )
+from sinks.pagerduty_format import escalation_key, storm_key
 from tests.conftest import FIXTURES
 
 # Slack's documented example ("Verifying requests from Slack"), as in the contracts.
@@ -245,6 +246,25 @@ async def test_pagerduty_webhook_publishes_a_command(name: str, action: str) -> 
     assert command.incident_id == INCIDENT
     assert (command.actor.via, command.actor.name) == ("pagerduty", "PIG 208")
     assert response.json()["command_id"] == command.command_id
+
+
+@pytest.mark.parametrize("name", ["acknowledged", "resolved"])
+async def test_an_escalation_levels_page_acknowledges_its_incident(name: str) -> None:
+    """The secondary answers the page sevflow sent to their own service (dedup_key
+    ``<incident>/escalation/secondary``): the incident is acknowledged, so the escalation stops
+    before the manager is called. Resolving that page is not resolving the incident."""
+    publisher = RecordingPublisher()
+    body = pd_body(name, incident_key=escalation_key(INCIDENT, "secondary"))
+    storm = pd_body("acknowledged", incident_key=storm_key("20260115T143000"))
+    async with client(publisher) as http:
+        response = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+        ignored = await http.post("/callbacks/pagerduty", content=storm, headers=pd_headers(storm))
+    assert response.status_code == 202
+    (command,) = publisher.commands
+    assert (command.action, command.incident_id) == ("acknowledge", INCIDENT)
+    assert response.json()["incident_id"] == INCIDENT
+    assert (ignored.status_code, ignored.json()["status"]) == (202, "ignored")
+    assert "storm" in ignored.json()["reason"]
 
 
 async def test_pagerduty_events_we_do_not_act_on_are_202_ignored() -> None:
