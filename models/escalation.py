@@ -69,6 +69,16 @@ NEXT_BUSINESS_DAY = "next_business_day"
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(name: str) -> int:
+    """``mon`` or ``monday`` (any case) → 0; anything else is refused by name."""
+    text = name.strip().lower()
+    for names in (_WEEKDAYS, _WEEKDAY_NAMES):
+        if text in names:
+            return names.index(text)
+    raise ValueError(f"unknown weekday {name.strip()!r} (mon..sun, or mon-fri)")
 
 
 def parse_duration(value: object) -> object:
@@ -166,10 +176,33 @@ class BusinessCalendar(_Frozen):
     @field_validator("days", mode="before")
     @classmethod
     def _day_names(cls, value: object) -> object:
+        """``mon,tue``, ``[mon, tue]``, ``monday``, ranges ``mon-fri`` (wrapping: ``sun-thu``), or
+        numbers; an unknown name is an error, never a guess."""
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, list | tuple):
-            return tuple(_WEEKDAYS.index(v.lower()[:3]) if isinstance(v, str) else v for v in value)
+            days: list[object] = []
+            for item in value:
+                if isinstance(item, str):
+                    first, dash, last = item.partition("-")
+                    start = _weekday(first)
+                    if dash:
+                        end = _weekday(last)
+                        days.extend((start + n) % 7 for n in range((end - start) % 7 + 1))
+                    else:
+                        days.append(start)
+                else:
+                    days.append(item)
+            return tuple(days)
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock_time(cls, value: object) -> object:
+        # YAML reads an unquoted 9:00 as the base-60 number 540, which pydantic would take as
+        # seconds after midnight (00:09): refuse numbers, say how to write it.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError('write business hours as quoted "HH:MM" (YAML reads 9:00 as a number)')
         return value
 
     @model_validator(mode="after")
@@ -224,6 +257,17 @@ class SeverityPlan(_Frozen):
         return f"repeat{cycle}:{key}" if cycle else key
 
 
+def _in_order(levels: tuple[EscalationLevel, ...] | None) -> None:
+    """Levels are cumulative delays: each fires no earlier than the one before it (a repeat
+    restarts after the last one, the longest)."""
+    for before, level in zip(levels or (), (levels or ())[1:], strict=False):
+        if level.after < before.after:
+            raise ValueError(
+                f"level {level.name!r} ({format_duration(level.after)}) comes before "
+                f"{before.name!r} ({format_duration(before.after)}): order levels by 'after'"
+            )
+
+
 class EscalationOverride(_Frozen):
     """Replaces parts of the default path for some services and/or severities (first match wins)."""
 
@@ -232,6 +276,11 @@ class EscalationOverride(_Frozen):
     levels: tuple[EscalationLevel, ...] | None = None
     repeat: int | None = Field(default=None, ge=0)
     repeat_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "EscalationOverride":
+        _in_order(self.levels)
+        return self
 
     def matches(self, services: Iterable[str], severity: Severity) -> bool:
         if self.severities and severity not in self.severities:
@@ -252,6 +301,11 @@ class EscalationPolicy(_Frozen):
     overrides: tuple[EscalationOverride, ...] = ()
     business_hours: BusinessCalendar = BusinessCalendar()
 
+    @model_validator(mode="after")
+    def _ordered(self) -> "EscalationPolicy":
+        _in_order(self.levels)
+        return self
+
     def plan(self, services: Iterable[str], severity: Severity) -> SeverityPlan:
         """The path an incident of these services at this severity follows."""
         services = tuple(services)
@@ -260,7 +314,8 @@ class EscalationPolicy(_Frozen):
             if override.matches(services, severity):
                 levels = override.levels if override.levels is not None else levels
                 repeat = override.repeat if override.repeat is not None else repeat
-                interval = override.repeat_interval or interval
+                if override.repeat_interval is not None:
+                    interval = override.repeat_interval
                 break
         chosen = tuple(lv for lv in levels if not lv.severities or severity in lv.severities)
         return SeverityPlan(
@@ -453,11 +508,13 @@ def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> Escalati
     """Start escalating ``incident``: snapshot the policy for its services.
 
     The first escalation of an incident starts when it opened (a worker that arms late, after a
-    restart, still fires on the original deadlines); a reopened incident's starts ``now``."""
+    restart, still fires on the original deadlines); a reopened incident's when it reopened
+    (``now`` only for an incident that does not record it)."""
+    started = incident.opened_at if incident.flaps == 0 else (incident.reopened_at or now)
     return EscalationState(
         incident_id=incident.id,
         generation=incident.flaps,
-        started_at=incident.opened_at if incident.flaps == 0 else now,
+        started_at=started,
         snapshot=policy.snapshot(incident.services),
         severity=incident.severity,
     )
@@ -527,10 +584,12 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     """What fires for ``incident`` at ``now`` and the state after it (pure, idempotent).
 
     * Acknowledged or resolved: no level ever fires again; the times to acknowledge / resolve are
-      recorded, and an SLA breach the loop did not see in time (it was down) is recorded once.
-    * Still triggered: the contacts its flags call for (security, data loss) are notified once,
-      every level whose deadline passed fires once, in order (after a long outage several fire in
-      one go: each was owed), then the acknowledge target is checked.
+      recorded, and an SLA breach the loop did not see in time (it was down) is recorded once,
+      judged when the answer is first seen.
+    * Open (triggered or acknowledged): the contacts its flags call for (security, data loss) are
+      notified once.
+    * Still triggered: every level whose deadline passed fires once, in order (after a long outage
+      several fire in one go: each was owed), then the acknowledge target is checked.
     * The plan follows the incident's current severity (raised SEV3 → SEV1 adds the SEV1 levels).
 
     Calling it again with the returned state and the same ``now`` fires nothing.
@@ -544,8 +603,10 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     ack_due = current.snapshot.sla_deadline(current.plan.acknowledge_target, current.started_at)
     resolve_due = current.snapshot.sla_deadline(current.plan.resolve_target, current.started_at)
 
-    if incident.state is IncidentState.TRIGGERED:
-        contacts: list[tuple[str, tuple[Target, ...]]] = []
+    # The contacts its flags call for (security, data loss) are told once while it is open,
+    # acknowledged or not: a flag can arrive with an alert after the acknowledgement.
+    contacts: list[tuple[str, tuple[Target, ...]]] = []
+    if incident.state is not IncidentState.RESOLVED:
         if incident.security and not current.security_notified:
             updates["security_notified"] = True  # even with no contact: nothing left to do
             if current.snapshot.security_targets:
@@ -554,7 +615,9 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
             updates["data_loss_notified"] = True
             if current.snapshot.data_loss_targets:
                 contacts.append(("data_loss", current.snapshot.data_loss_targets))
-        extra = tuple(t for _, ts in contacts for t in ts)
+    extra = tuple(t for _, ts in contacts for t in ts)
+
+    if incident.state is IncidentState.TRIGGERED:
         step, plan = current.next_step, current.plan
         while step < plan.steps and plan.step_at(current.started_at, step) <= now:
             # The contacts ride along on the first level that fires now.
@@ -569,6 +632,8 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
             firings.append(_sla_firing(current, "acknowledge", ack_due, ""))
             updates["acknowledge_breached"] = True
     else:
+        if extra:
+            firings.extend(_contact_firing(current, name, targets) for name, targets in contacts)
         resolved = incident.state is IncidentState.RESOLVED
         updates["status"] = EscalationStatus.RESOLVED if resolved else EscalationStatus.ACKNOWLEDGED
         acked_at = incident.acknowledged_at
@@ -578,8 +643,12 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
             updates["resolved_at"] = incident.resolved_at
         answered = acked_at if acked_at is not None and acked_at >= current.started_at else None
         answered = answered or (incident.resolved_at if resolved else None)
+        # Judged once, when the answer is first seen: a severity raised after the
+        # acknowledgement does not make that acknowledgement late.
+        first_seen = state.status in (EscalationStatus.ACTIVE, EscalationStatus.EXHAUSTED)
         if (
-            ack_due is not None
+            first_seen
+            and ack_due is not None
             and not current.acknowledge_breached
             and answered is not None
             and answered > ack_due

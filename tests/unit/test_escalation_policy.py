@@ -124,6 +124,29 @@ def test_next_business_day_skips_weekends_and_holidays_in_its_time_zone() -> Non
     assert calendar.next_business_day_end(late_sunday) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        ("mon-fri", (0, 1, 2, 3, 4)),
+        ("sun-thu", (6, 0, 1, 2, 3)),
+        ("Monday, wed", (0, 2)),
+        (["mon-wed", "fri"], (0, 1, 2, 4)),
+        ([5, 6], (5, 6)),
+    ],
+)
+def test_business_days_by_name_range_or_number(days: object, expected: tuple[int, ...]) -> None:
+    assert BusinessCalendar(days=days).days == expected  # type: ignore[arg-type]
+
+
+def test_an_override_can_repeat_without_a_pause() -> None:
+    policy = parse_policy(
+        f"{_ONE_LEVEL}\nrepeat_interval: 30m\n"
+        "overrides: [{severities: [SEV1], repeat: 2, repeat_interval: 0m}]"
+    )
+    assert policy.plan([], Severity.SEV1).repeat_interval == timedelta(0)
+    assert policy.plan([], Severity.SEV2).repeat_interval == 30 * M
+
+
 def test_calendar_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         BusinessCalendar(timezone="Mars/Olympus")
@@ -265,6 +288,47 @@ def test_reopened_incident_arms_a_new_escalation_from_now() -> None:
     assert state.started_at == T0 + 60 * M
 
 
+def test_reopened_incident_escalates_from_when_it_reopened() -> None:
+    """Armed in a batch whose latest record is later than the reopening: the escalation still
+    runs from the reopening, and an acknowledgement between the two counts."""
+    inc = incident(flaps=1, reopened_at=T0 + 10 * M)
+    state = arm(inc, playbook_policy(), T0 + 40 * M)
+    assert state.started_at == T0 + 10 * M
+    assert state.next_level_at == T0 + 10 * M
+    answered = advance(state, acked(inc, T0 + 12 * M), T0 + 41 * M).state
+    assert answered.time_to_acknowledge == 2 * M
+
+
+def test_contacts_are_notified_when_the_flag_arrives_after_the_acknowledgement() -> None:
+    """A security (or data-loss) alert joins an incident someone already acknowledged: the
+    security and legal contacts still hear of it, once; no level fires."""
+    inc = incident(Severity.SEV2)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    state = advance(state, acked(inc, T0 + 5 * M), T0 + 6 * M).state
+    flagged = acked(inc, T0 + 5 * M).model_copy(update={"security": True, "data_loss": True})
+    step = advance(state, flagged, T0 + 10 * M)
+    assert [(f.key, [str(t) for t in f.targets]) for f in step.firings] == [
+        ("contact:security", ["email:security@optimal-build.com", "slack:#security-incidents"]),
+        ("contact:data_loss", ["email:legal@optimal-build.com"]),
+    ]
+    assert advance(step.state, flagged, T0 + 11 * M).firings == ()
+    resolved = flagged.model_copy(update={"state": IncidentState.RESOLVED, "resolved_at": T0})
+    assert advance(state, resolved, T0 + 12 * M).firings == ()  # too late once resolved
+
+
+def test_a_severity_raised_after_the_acknowledgement_does_not_make_it_late() -> None:
+    """SEV3 acknowledged after 20 minutes (its target is 2 h), raised to SEV1 (15 min) later:
+    the acknowledgement was on time for what the incident was."""
+    inc = incident(Severity.SEV3)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    state = advance(state, acked(inc, T0 + 20 * M), T0 + 21 * M).state
+    raised = acked(inc, T0 + 20 * M).model_copy(update={"severity": Severity.SEV1})
+    step = advance(state, raised, T0 + 60 * M)
+    assert step.firings == ()
+    assert not step.state.acknowledge_breached
+    assert step.state.severity is Severity.SEV1
+
+
 # --- the policy file ----------------------------------------------------------------------------
 
 POLICY_YAML = """
@@ -307,6 +371,9 @@ def test_snapshot_survives_a_round_trip_through_json() -> None:
     assert again == state
 
 
+_ONE_LEVEL = "levels: [{name: p, after: 0m, targets: [{kind: pagerduty, to: p}]}]"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -318,6 +385,20 @@ def test_snapshot_survives_a_round_trip_through_json() -> None:
             "levels.0.after",
         ),
         ("levels: [{name: x, after: 0m, targets: [{kind: fax, to: p}]}]", "levels.0.targets.0.kind"),
+        (
+            "levels: [{name: b, after: 15m, targets: [{kind: pagerduty, to: s}]},"
+            " {name: a, after: 0m, targets: [{kind: pagerduty, to: p}]}]",
+            "level 'a' \\(0s\\) comes before 'b' \\(15m\\)",
+        ),
+        (
+            f"{_ONE_LEVEL}\noverrides: [{{severities: [SEV1], levels: ["
+            "{name: b, after: 5m, targets: [{kind: phone, to: d}]},"
+            " {name: a, after: 1m, targets: [{kind: phone, to: e}]}]}]",
+            "overrides.0: Value error, level 'a'",
+        ),
+        (f"{_ONE_LEVEL}\nbusiness_hours: {{days: mon-fry}}", "unknown weekday 'fry'"),
+        (f"{_ONE_LEVEL}\nbusiness_hours: {{days: [mon, holiday]}}", "unknown weekday 'holiday'"),
+        (f"{_ONE_LEVEL}\nbusiness_hours: {{start: 9:00, end: '17:00'}}", 'quoted "HH:MM"'),
     ],
 )
 def test_bad_policy_names_the_problem(text: str, message: str) -> None:
