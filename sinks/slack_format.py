@@ -169,8 +169,13 @@ def update_line(event: IncidentEvent) -> str | None:
             targets = event.data.get("targets_text") or "the next responders"
             return f":mega: Escalated to level {level}: {targets}"
         case EventType.SLA_BREACHED:
-            target = incident.severity.info.response_text
-            return f":hourglass: Response target missed ({incident.severity}: {target})"
+            # The breach names its own target (acknowledge or resolve, the severity it was judged
+            # by); the severity's playbook text is only a fallback for an event without them.
+            kind = event.data.get("kind", "acknowledge")
+            severity = event.data.get("severity") or str(incident.severity)
+            target = event.data.get("target") or incident.severity.info.response_text
+            what = "Resolution" if kind == "resolve" else "Response"
+            return f":hourglass: {what} target missed ({severity}: {target})"
         case EventType.REOPENED:
             return f":rotating_light: Reopened: {event.reason or 'fired again'}"
     return None

@@ -255,6 +255,20 @@ def test_update_lines_and_coalescing() -> None:
     assert update_line(s.events[0]) is None  # opened is the announcement, not an update
 
 
+def test_sla_breach_lines_name_the_target_that_was_missed() -> None:
+    s, _ = story(severity=Severity.SEV1)
+    (opened,) = s.events
+
+    def breach(**data: str) -> IncidentEvent:
+        return opened.model_copy(update={"type": EventType.SLA_BREACHED, "data": data})
+
+    resolve = breach(kind="resolve", severity="SEV1", target="4h")
+    acknowledge = breach(kind="acknowledge", severity="SEV3", target="2h")
+    assert update_line(resolve) == ":hourglass: Resolution target missed (SEV1: 4h)"
+    assert update_line(acknowledge) == ":hourglass: Response target missed (SEV3: 2h)"
+    assert update_line(breach()) == ":hourglass: Response target missed (SEV1: < 15 min)"
+
+
 def test_severity_change_line() -> None:
     s, _ = story(severity=Severity.SEV3)
     events = s.fire("fp2", instance="api-2", severity=Severity.SEV1)
