@@ -428,6 +428,11 @@ class EscalationState(_Frozen):
     seen_sequence: int = Field(
         default=0, description="The incident's last event sequence the loop has examined."
     )
+    fired: dict[str, str] = Field(
+        default_factory=dict,
+        description="Firing key → the level it notified (cycle:name), for a severity's plan "
+        "that orders other levels (empty in states stored before it: rebuilt from next_step).",
+    )
     version: int = 0
 
     @property
@@ -524,7 +529,21 @@ def _targets_json(targets: Iterable[Target]) -> str:
     return json.dumps([t.model_dump(exclude_none=True) for t in targets], separators=(",", ":"))
 
 
-def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...]) -> Firing:
+def _identity(plan: SeverityPlan, step: int) -> str:
+    """Which notification a step is, whatever the plan: the same level in the same cycle."""
+    cycle, index = divmod(step, len(plan.levels))
+    return f"{cycle}:{plan.levels[index].name}"
+
+
+def _fired(state: EscalationState) -> dict[str, str]:
+    """What this escalation has notified, by firing key."""
+    if state.fired or not state.next_step:
+        return dict(state.fired)
+    plan = state.plan  # a state stored before ``fired``: its steps so far, in its own plan
+    return {plan.step_key(s): _identity(plan, s) for s in range(min(state.next_step, plan.steps))}
+
+
+def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...], key: str) -> Firing:
     plan = state.plan
     cycle, index = divmod(step, len(plan.levels))
     level = plan.levels[index]
@@ -539,14 +558,14 @@ def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...
         reason += f" (repeat {cycle} of {plan.repeat})"
     data = {
         "escalation_id": state.escalation_id,
-        "step": plan.step_key(step),
+        "step": key,
         "level": str(index + 1),
         "level_name": level.name,
         "cycle": str(cycle),
         "targets": _targets_json(targets),
         "targets_text": ", ".join(t.label or t.to for t in targets),
     }
-    return Firing(plan.step_key(step), EventType.ESCALATED, reason, data, targets)
+    return Firing(key, EventType.ESCALATED, reason, data, targets)
 
 
 def _contact_firing(state: EscalationState, contact: str, targets: tuple[Target, ...]) -> Firing:
@@ -596,8 +615,11 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     """
     firings: list[Firing] = []
     updates: dict[str, Any] = {}
+    fired = _fired(state)
     if incident.state is not IncidentState.RESOLVED and incident.severity is not state.severity:
-        updates["severity"] = incident.severity
+        # Another plan: its levels are walked from the start, each skipped if it was notified
+        # already (by name and cycle), so one the old plan lacked still fires.
+        updates.update(severity=incident.severity, next_step=0, fired=fired)
     current = state.model_copy(update=updates)
 
     ack_due = current.snapshot.sla_deadline(current.plan.acknowledge_target, current.started_at)
@@ -619,11 +641,20 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
 
     if incident.state is IncidentState.TRIGGERED:
         step, plan = current.next_step, current.plan
+        notified = set(fired.values())
         while step < plan.steps and plan.step_at(current.started_at, step) <= now:
-            # The contacts ride along on the first level that fires now.
-            firings.append(_level_firing(current, step, extra))
-            extra = ()
+            identity = _identity(plan, step)
+            if identity not in notified:
+                key = plan.step_key(step)
+                if key in fired:  # that position notified another level under another plan
+                    key = f"{key}@{current.severity}"
+                # The contacts ride along on the first level that fires now.
+                firings.append(_level_firing(current, step, extra, key))
+                extra = ()
+                fired[key] = identity
+                notified.add(identity)
             step += 1
+        updates["fired"] = fired
         if extra:  # no level fired now: notify the contacts on their own
             firings.extend(_contact_firing(current, name, targets) for name, targets in contacts)
         updates["next_step"] = step

@@ -246,6 +246,48 @@ def test_raised_severity_switches_to_that_plan() -> None:
     assert step.state.severity is Severity.SEV1
 
 
+def test_raised_severity_fires_the_levels_its_plan_adds_wherever_they_stand() -> None:
+    """SEV3 has notified primary and secondary; SEV1's plan puts a level between them and has
+    an override of its own for payments: what SEV1 adds fires, what was notified is not again."""
+    policy = parse_policy(
+        """
+levels:
+  - {name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}
+  - {name: incident lead, after: 5m, targets: [{kind: slack, to: "@lead"}], severities: [SEV1]}
+  - {name: secondary, after: 15m, targets: [{kind: pagerduty, to: secondary}]}
+overrides:
+  - services: [payments]
+    severities: [SEV1]
+    levels:
+      - {name: payments lead, after: 0m, targets: [{kind: slack, to: "@payments-lead"}]}
+      - {name: payments director, after: 10m, targets: [{kind: phone, to: director}]}
+"""
+    )
+    for services, added in [
+        (("api",), [("level:2@SEV1", "incident lead")]),
+        (
+            ("payments",),
+            [("level:1@SEV1", "payments lead"), ("level:2@SEV1", "payments director")],
+        ),
+    ]:
+        inc = incident(Severity.SEV3, services=services)
+        state = advance(arm(inc, policy, T0), inc, T0 + 16 * M).state
+        assert state.status is EscalationStatus.EXHAUSTED
+        raised = inc.model_copy(update={"severity": Severity.SEV1})
+        step = advance(state, raised, T0 + 20 * M)
+        fired = [(f.key, f.data["level_name"]) for f in step.firings if f.key.startswith("level")]
+        assert fired == added, services
+        assert [f.key for f in advance(step.state, raised, T0 + 60 * M).firings] == []
+
+
+def test_a_state_stored_before_fired_levels_were_recorded_carries_on() -> None:
+    inc = incident(Severity.SEV1)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 16 * M).state
+    older = state.model_copy(update={"fired": {}})  # as stored by an earlier version
+    assert [f.key for f in advance(older, inc, T0 + 31 * M).firings] == ["level:3"]
+    assert advance(older, inc, T0 + 17 * M).firings == ()
+
+
 def test_sev4_is_due_by_the_end_of_the_next_business_day() -> None:
     inc = incident(Severity.SEV4)  # opened Friday 12:00 UTC
     state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M).state
