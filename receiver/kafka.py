@@ -14,9 +14,11 @@ second copy. Waiting goes through a future of the publisher's own (:func:`_settl
 ``gather``/``wait_for``: cancelling those would cancel the delivery futures and lose the outcome the
 ledger depends on.
 
-Hierarchy: :class:`PublishError` (transient, 503) is the only error :meth:`publish` raises for Kafka
-problems; a record that can never be written (too large for Kafka) is refused before publishing by
-the HTTP layer (422), not here.
+Hierarchy: :meth:`publish` raises :class:`PublishError` (transient: the HTTP layer answers 503 and
+Alertmanager retries) or :class:`RecordTooLarge` (permanent: 413, since retrying a record Kafka can
+never take would retry for ever). The HTTP layer refuses oversized records before publishing; the
+publisher checks again before sending anything (so no part of such a payload is written) and maps
+the broker's own ``MessageSizeTooLargeError`` to :class:`RecordTooLarge` too.
 """
 
 import asyncio
@@ -27,7 +29,7 @@ from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from models.alert import AlertRecord
 from receiver.ledger import InDoubtLedger, identity
@@ -39,6 +41,7 @@ __all__ = [
     "KafkaAlertPublisher",
     "PublishError",
     "PublishResult",
+    "RecordTooLarge",
     "ensure_topic",
     "record_bytes",
 ]
@@ -60,6 +63,14 @@ class PublishError(Exception):
     """Kafka did not acknowledge the records in time; the sender must retry."""
 
 
+class RecordTooLarge(Exception):
+    """Record ``index`` of a payload is larger than Kafka accepts: no retry can succeed (413)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"alert {index} is larger than Kafka accepts")
+        self.index = index
+
+
 class PublishResult(NamedTuple):
     """What a successful publish did."""
 
@@ -72,7 +83,8 @@ class PublishResult(NamedTuple):
 class AlertPublisher(Protocol):
     """Writes alert records durably, or raises :class:`PublishError`."""
 
-    async def publish(self, records: Sequence[AlertRecord]) -> PublishResult | None: ...
+    async def publish(self, records: Sequence[AlertRecord]) -> PublishResult | None:
+        """Write every record, or raise :class:`PublishError` / :class:`RecordTooLarge`."""
 
     def note_unanswered(self, records: Sequence[AlertRecord]) -> None:
         """Records acknowledged by Kafka whose 200 never reached the sender (it hung up first):
@@ -109,12 +121,15 @@ class KafkaAlertPublisher:
         *,
         retry_dedup_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        producer: AIOKafkaProducer | None = None,
     ) -> None:
+        """``producer``: an already started producer to use instead of starting one (a test's
+        stand-in for Kafka); ``clock`` times the ledger's window."""
         self._bootstrap = bootstrap
         self._topic = topic
         self._partitions = partitions
         self._timeout = timeout
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: AIOKafkaProducer | None = producer
         self._lock = asyncio.Lock()
         self.ledger = InDoubtLedger(clock, retry_dedup_seconds)
 
@@ -147,8 +162,13 @@ class KafkaAlertPublisher:
 
         Raises :class:`PublishError` when that does not happen within ``ack_budget`` seconds
         (default: the publisher's timeout); whatever was queued is then noted in the ledger so a
-        retry does not write it twice.
+        retry does not write it twice. Raises :class:`RecordTooLarge`, before sending anything, when
+        a record exceeds :data:`MAX_RECORD_BYTES` (and when the broker refuses one as too large).
         """
+        values = [record_bytes(record) for record in records]
+        for index, value in enumerate(values):
+            if len(value) > MAX_RECORD_BYTES:
+                raise RecordTooLarge(index)
         producer = await self._started()
         loop = asyncio.get_running_loop()
         # Queueing only blocks when the producer's buffer is full; it gets the publisher's timeout.
@@ -165,7 +185,7 @@ class KafkaAlertPublisher:
         try:
             async with asyncio.timeout_at(queue_deadline) as budget:
                 partitions = sorted(await producer.partitions_for(self._topic))
-                for record in records:
+                for index, record in enumerate(records):
                     if len(self.ledger):
                         earlier = self.ledger.lookup(identity(record))
                         if earlier is not None:
@@ -177,9 +197,12 @@ class KafkaAlertPublisher:
                             raise PublishError("too many deliveries in doubt; Kafka is not keeping up")
                     key = record.fingerprint.encode()
                     partition = partition_for(key, partitions)
-                    future = await producer.send(
-                        self._topic, key=key, value=record_bytes(record), partition=partition
-                    )
+                    try:
+                        future = await producer.send(
+                            self._topic, key=key, value=values[index], partition=partition
+                        )
+                    except MessageSizeTooLargeError as exc:
+                        raise RecordTooLarge(index) from exc
                     queued.append((record, future))
                     every.append(future)
                     last[partition] = future
@@ -238,15 +261,18 @@ async def _acknowledged(
     partition's records are acknowledged batch by batch, in order, so this waits on ``first`` (the
     last record per partition), then checks all, and waits again only on what is still pending
     (nothing, unless a payload spanned batches). The caller bounds it in time; cancelling it never
-    cancels a delivery future (the ledger needs their outcome).
+    cancels a delivery future (the ledger needs their outcome). ``every`` is in the payload's
+    order: a record the broker refused as too large is :class:`RecordTooLarge` with its index.
     """
     waits = first
     while True:
         if waits:
             await _settled(waits)
-        for future in every:
+        for index, future in enumerate(every):
             if future.done() and (future.cancelled() or future.exception() is not None):
                 exc = None if future.cancelled() else future.exception()
+                if isinstance(exc, MessageSizeTooLargeError):
+                    raise RecordTooLarge(index) from exc
                 raise PublishError(f"Kafka did not acknowledge: {type(exc).__name__}")
         waits = [f for f in every if not f.done()]
         if not waits:

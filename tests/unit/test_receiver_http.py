@@ -12,15 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from models.alert import AlertRecord
-from receiver.app import create_app
+from models.alertmanager import WebhookPayload, to_records
+from receiver.app import RECORDS_FIT_BODY_BYTES, create_app
 from receiver.auth import WebhookAuth
 from receiver.body import hung_up, read_capped
-from receiver.kafka import PublishError
+from receiver.kafka import MAX_RECORD_BYTES, PublishError, RecordTooLarge, record_bytes
 from receiver.ratelimit import RateLimiter
 from tests.conftest import AM_FIXTURES, load_fixture
 
@@ -279,6 +282,76 @@ def test_oversized_record_is_413_not_503(publisher) -> None:  # type: ignore[no-
     assert response.status_code == 413
     assert response.json()["details"] == [{"field": "alerts.0", "reason": "record too large"}]
     assert publisher.records == []
+
+
+def test_record_three_times_its_body_is_413_not_accepted(publisher) -> None:  # type: ignore[no-untyped-def]
+    # No groupKey: the record's group key is built from the labels, escaping each quote again, so
+    # a record is about 3 x a body well under MAX_RECORD_BYTES; Kafka would refuse it for ever.
+    app = create_app(
+        publisher=publisher,
+        auth=WebhookAuth([SecretStr(TOKEN)]),
+        now=lambda: NOW,
+        max_body_bytes=4 * 1024 * 1024,
+    )
+    document = load_fixture("zulip__resolved_single_alert.json")
+    document.pop("groupKey", None)
+    document["groupLabels"] = {}
+    document["alerts"][0]["labels"] = {"alertname": "X", "expr": '"' * 240_000}
+    body = json.dumps(document)
+    assert len(body) < MAX_RECORD_BYTES // 2
+    response = post(TestClient(app), body)
+    assert response.status_code == 413
+    assert response.json()["error"] == "record_too_large"
+    assert response.json()["details"] == [{"field": "alerts.0", "reason": "record too large"}]
+    assert publisher.records == []
+
+
+class TooLargeForBrokerPublisher(RecordingPublisher):
+    async def publish(self, records: Sequence[AlertRecord]) -> None:
+        raise RecordTooLarge(2)
+
+
+def test_record_the_broker_refuses_as_too_large_is_413_not_503() -> None:
+    app = create_app(
+        publisher=TooLargeForBrokerPublisher(), auth=WebhookAuth([SecretStr(TOKEN)]), now=lambda: NOW
+    )
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    response = post(TestClient(app), body)
+    assert response.status_code == 413
+    assert "retry-after" not in response.headers
+    assert response.json()["details"] == [{"field": "alerts.2", "reason": "record too large"}]
+
+
+_hostile = st.text(alphabet='"\\\n\tx\u00e9\u2028', max_size=40)
+
+
+@settings(max_examples=300)
+@given(
+    labels=st.dictionaries(_hostile.filter(bool), _hostile, min_size=1, max_size=5),
+    group_labels=st.dictionaries(_hostile.filter(bool), _hostile, max_size=3),
+    group_key=st.none() | _hostile,
+    starts_at=st.sampled_from([0, "2026-11-27T12:00:00Z", "2026-11-27T12:00:00.123456789-23:59"]),
+)
+def test_a_record_is_at_most_three_times_its_body_plus_1k(
+    labels: dict[str, str],
+    group_labels: dict[str, str],
+    group_key: str | None,
+    starts_at: object,
+) -> None:
+    """The bound below which the webhook skips measuring records (RECORDS_FIT_BODY_BYTES)."""
+    document: dict[str, object] = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "r",
+        "groupLabels": group_labels,
+        "alerts": [{"labels": labels, "startsAt": starts_at, "endsAt": starts_at}],
+    }
+    if group_key is not None:
+        document["groupKey"] = group_key
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    (record,) = to_records(WebhookPayload.model_validate_json(body), NOW)
+    assert len(record_bytes(record)) <= 3 * len(body) + 1024
+    assert RECORDS_FIT_BODY_BYTES * 3 + 1024 <= MAX_RECORD_BYTES
 
 
 def test_secrets_never_in_logs(client, caplog) -> None:  # type: ignore[no-untyped-def]

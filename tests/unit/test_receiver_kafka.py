@@ -4,13 +4,20 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from hypothesis import given
 from hypothesis import strategies as st
 
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
-from receiver.kafka import PublishError, _acknowledged, record_bytes
+from receiver.kafka import (
+    MAX_RECORD_BYTES,
+    KafkaAlertPublisher,
+    PublishError,
+    RecordTooLarge,
+    _acknowledged,
+    record_bytes,
+)
 from tests.conftest import AM_FIXTURES, load_fixture
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
@@ -88,3 +95,71 @@ async def test_acknowledged_fails_at_the_first_refused_record() -> None:
     with pytest.raises(PublishError, match="KafkaConnectionError"):
         await asyncio.wait_for(waiting, 1)
     assert not deliveries[1].done()
+
+
+class StubProducer:
+    """aiokafka's producer as the publisher uses it, without a broker: ``send`` queues a record and
+    returns its delivery future, which the test settles (or at once, with ``acknowledge``)."""
+
+    def __init__(self, *, acknowledge: bool = True) -> None:
+        self.acknowledge = acknowledge
+        self.sent: list[bytes] = []
+        self.deliveries: list[asyncio.Future[object]] = []
+        self._queued = asyncio.Event()
+
+    async def until_sent(self, count: int) -> None:
+        """Return once ``count`` records were queued (the publisher runs as another task)."""
+        while len(self.deliveries) < count:
+            self._queued.clear()
+            await self._queued.wait()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    async def send(
+        self, topic: str, *, key: bytes, value: bytes, partition: int
+    ) -> "asyncio.Future[object]":
+        if len(value) > 1_048_576:  # aiokafka's max_request_size check, before queueing
+            raise MessageSizeTooLargeError()
+        self.sent.append(value)
+        delivery: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.acknowledge:
+            delivery.set_result(None)
+        self.deliveries.append(delivery)
+        self._queued.set()
+        return delivery
+
+
+def stub_publisher(producer: StubProducer, **options: object) -> KafkaAlertPublisher:
+    return KafkaAlertPublisher("unused:9092", "alerts", 3, 5.0, producer=producer, **options)  # type: ignore[arg-type]
+
+
+def fixture_records(
+    name: str = "alertmanager-v0.25.0-captured__firing_three_alerts.json",
+) -> list[AlertRecord]:
+    return to_records(WebhookPayload.model_validate(load_fixture(name)), NOW)
+
+
+async def test_publisher_refuses_a_record_too_large_before_sending_any() -> None:
+    producer = StubProducer()
+    small, huge = fixture_records()[:2]
+    huge = huge.model_copy(update={"annotations": {"description": "x" * 1_100_000}})
+    with pytest.raises(RecordTooLarge) as refused:
+        await stub_publisher(producer).publish([small, huge])
+    assert refused.value.index == 1
+    assert producer.sent == []  # not half a payload written for a 413
+
+
+async def test_broker_refusing_a_record_as_too_large_is_permanent_not_503() -> None:
+    # The broker's message.max.bytes may be below MAX_RECORD_BYTES: its refusal is as permanent.
+    producer = StubProducer(acknowledge=False)
+    publisher = stub_publisher(producer)
+    publishing = asyncio.ensure_future(publisher.publish(fixture_records()))
+    await asyncio.wait_for(producer.until_sent(3), 1)
+    producer.deliveries[0].set_result(None)
+    producer.deliveries[1].set_exception(MessageSizeTooLargeError())
+    producer.deliveries[2].set_result(None)
+    with pytest.raises(RecordTooLarge) as refused:
+        await asyncio.wait_for(publishing, 1)
+    assert refused.value.index == 1
+    assert len(record_bytes(fixture_records()[1])) < MAX_RECORD_BYTES
