@@ -85,15 +85,21 @@ def parse_time(value: str, now: datetime) -> datetime:
     no zone means UTC) or an age relative to ``now`` (``30m``, ``24h``, ``7d``, ``2w``)."""
     text = value.strip()
     relative = _RELATIVE.fullmatch(text)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if relative:
+            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a time (2026-11-27T14:30Z) nor an age (30m, 24h, 7d)"
+            ) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        # An age beyond timedelta's range, or a time that leaves datetime's years 1-9999 in UTC.
         raise ValueError(
-            f"{value!r} is neither a time (2026-11-27T14:30Z) nor an age (30m, 24h, 7d)"
+            f"{value!r} is out of range (times and ages must stay within the years 1-9999 UTC)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _positive_hours(value: str) -> float:

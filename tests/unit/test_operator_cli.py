@@ -225,3 +225,26 @@ def test_parse_time_accepts_iso_times_and_ages() -> None:
     assert parse_time("2w", now) == now - timedelta(weeks=2)
     with pytest.raises(ValueError, match="neither"):
         parse_time("soon", now)
+
+
+def test_out_of_range_times_and_ages_exit_2_with_a_message(scenario_db: tuple[str, Scenario]) -> None:
+    """Ages beyond timedelta's range and times that leave datetime's range in UTC were an
+    uncaught OverflowError (a traceback) instead of a usage error."""
+    url, _ = scenario_db
+    for argv in (
+        ("report", "--since", "99999999d"),
+        ("report", "--since", "1000000000d"),
+        ("report", "--since", "0001-01-01T00:00+01:00"),
+        ("incidents", "list", "--until", "99999999w"),
+    ):
+        result = run(url, *argv)
+        assert result.status == EXIT_USAGE, argv
+        command = "report" if argv[0] == "report" else "incidents list"
+        assert (
+            result.err == f"sevflow {command}: {argv[-1]!r} is out of range (times and ages "
+            "must stay within the years 1-9999 UTC)\n"
+        )
+        assert result.out == ""
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_time("9999-12-31T23:00-05:00", now)
