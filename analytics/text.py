@@ -14,6 +14,7 @@ from models.events import AlertSnapshot
 from models.incident import Incident
 
 __all__ = [
+    "format_compliance",
     "format_duration",
     "format_time",
     "render_detail",
@@ -144,8 +145,18 @@ def _stats_cells(stats: DurationStats | None) -> list[str]:
     return [format_duration(stats.mean), format_duration(stats.median), format_duration(stats.p90)]
 
 
+def format_compliance(met: int, breached: int) -> str:
+    """``met / (met + breached)`` as a percentage rounded *down* to one decimal, so ``100.0%``
+    only ever means no breach (1999 met, 1 breached is ``99.9%``); ``-`` when nothing is decided.
+    Integer arithmetic: no float can round 99.95 up."""
+    decided = met + breached
+    if not decided:
+        return "-"
+    tenths = met * 1000 // decided
+    return f"{tenths // 10}.{tenths % 10}%"
+
+
 def _figures_row(name: str, f: SeverityFigures) -> list[str]:
-    compliance = f.sla_compliance
     return [
         name,
         format_duration(f.target) if f.target is not None else "-",
@@ -157,7 +168,7 @@ def _figures_row(name: str, f: SeverityFigures) -> list[str]:
         str(f.sla_met),
         str(f.sla_breached),
         str(f.sla_pending),
-        f"{compliance:.1%}" if compliance is not None else "-",
+        format_compliance(f.sla_met, f.sla_breached),
     ]
 
 
