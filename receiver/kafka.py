@@ -10,9 +10,11 @@ timed-out batch is dead (with idempotence it retries a started batch for ever an
 timeout), and no client can when a request's response is lost. So instead of pretending a 503 is
 definitive, the publisher remembers what it could not confirm (:mod:`receiver.ledger`) and, when the
 retry arrives, waits on the original delivery (or skips it once acknowledged) instead of writing a
-second copy. Waiting goes through a future of the publisher's own (:func:`_settled`) rather than
-``gather``/``wait_for``: cancelling those would cancel the delivery futures and lose the outcome the
-ledger depends on.
+second copy. A retry can also arrive while the original attempt is still waiting for Kafka (its
+sender hung up first), so every record is registered in the ledger as in flight just before it is
+sent, and forgotten once its payload is answered 2xx. Waiting goes through a future of the
+publisher's own (:func:`_settled`) rather than ``gather``/``wait_for``: cancelling those would
+cancel the delivery futures and lose the outcome the ledger depends on.
 
 Hierarchy: :meth:`publish` raises :class:`PublishError` (transient: the HTTP layer answers 503 and
 Alertmanager retries) or :class:`RecordTooLarge` (permanent: 413, since retrying a record Kafka can
@@ -32,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from models.alert import AlertRecord
-from receiver.ledger import InDoubtLedger, identity
+from receiver.ledger import Delivery, InDoubtLedger
 from receiver.partitioner import partition_for
 
 __all__ = [
@@ -77,7 +79,7 @@ class PublishResult(NamedTuple):
     written: int
     """Records written (and acknowledged) by this call."""
     deduplicated: int
-    """Records of an earlier, refused attempt that Kafka acknowledged, so not written again."""
+    """Records an earlier, unanswered attempt wrote (or is writing), so not written again."""
 
 
 class AlertPublisher(Protocol):
@@ -162,9 +164,10 @@ class KafkaAlertPublisher:
 
         Raises :class:`PublishError` when that does not happen within ``ack_budget`` seconds
         (default: the publisher's timeout); whatever was queued is then noted in the ledger so a
-        retry does not write it twice. Raises :class:`RecordTooLarge`, before sending anything, when
-        a record exceeds :data:`MAX_RECORD_BYTES` (and when the broker refuses one as too large).
-        """
+        retry does not write it twice; a record an earlier attempt sent, still in flight or in
+        doubt, is not sent again but waited on. Raises :class:`RecordTooLarge`, before sending
+        anything, when a record exceeds :data:`MAX_RECORD_BYTES` (and when the broker refuses one
+        as too large)."""
         values = [record_bytes(record) for record in records]
         for index, value in enumerate(values):
             if len(value) > MAX_RECORD_BYTES:
@@ -175,7 +178,8 @@ class KafkaAlertPublisher:
         # The wait for acknowledgements gets the call's budget.
         queue_deadline = loop.time() + self._timeout
         deadline = loop.time() + (self._timeout if ack_budget is None else ack_budget)
-        queued: list[tuple[AlertRecord, asyncio.Future[object]]] = []
+        queued: list[Delivery] = []
+        joined: list[Delivery] = []  # sent by an earlier attempt; waited on, not sent
         every: list[asyncio.Future[object]] = []
         # The last future per partition, and those of earlier attempts: what is waited on first.
         last: dict[int, asyncio.Future[object]] = {}
@@ -187,23 +191,34 @@ class KafkaAlertPublisher:
                 partitions = sorted(await producer.partitions_for(self._topic))
                 for index, record in enumerate(records):
                     if len(self.ledger):
-                        earlier = self.ledger.lookup(identity(record))
+                        earlier = self.ledger.lookup(record)
                         if earlier is not None:
                             deduplicated += 1
-                            earlier_waits.append(earlier)
-                            every.append(earlier)
+                            joined.append(earlier)
+                            outcome = earlier.outcome()
+                            earlier_waits.append(outcome)
+                            every.append(outcome)
                             continue
                         if self.ledger.full:
                             raise PublishError("too many deliveries in doubt; Kafka is not keeping up")
                     key = record.fingerprint.encode()
                     partition = partition_for(key, partitions)
+                    # In the ledger before the send, which can wait for buffer space: a retry
+                    # arriving meanwhile must find it.
+                    delivery = self.ledger.sending(record)
+                    future = None
                     try:
                         future = await producer.send(
                             self._topic, key=key, value=values[index], partition=partition
                         )
                     except MessageSizeTooLargeError as exc:
                         raise RecordTooLarge(index) from exc
-                    queued.append((record, future))
+                    finally:
+                        if future is None:
+                            self.ledger.not_queued(delivery)
+                        else:
+                            self.ledger.queued(delivery, future)
+                    queued.append(delivery)
                     every.append(future)
                     last[partition] = future
                 # One timer for both phases: queued, the wait gets the call's budget.
@@ -218,15 +233,15 @@ class KafkaAlertPublisher:
                 raise PublishError(f"Kafka did not acknowledge {pending} records in time") from exc
             raise PublishError(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
         finally:
-            if not answered and queued:
+            if answered:
+                self.ledger.answered(queued)
+            elif queued or joined:
                 # Also on cancellation (the sender hung up): its retry must not duplicate.
-                self.ledger.refuse((identity(r), f) for r, f in queued)
+                self.ledger.refuse([*queued, *joined])
 
     def note_unanswered(self, records: Sequence[AlertRecord]) -> None:
         """Remember acknowledged records whose sender hung up before the 200 (see the protocol)."""
-        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        self.ledger.refuse((identity(r), acknowledged) for r in records)
+        self.ledger.unanswered(records)
 
     async def ready(self) -> bool:
         """True when a broker answers a metadata request now and knows the alerts topic.

@@ -1,24 +1,32 @@
-"""The in-doubt ledger: alerts of refused payloads that Kafka may still (or did) acknowledge.
+"""The in-doubt ledger: alerts that Kafka may still write (or did write) without the sender knowing.
 
 Why it exists. aiokafka's idempotent producer never expires a batch it has started sending
 (``SendProduceReqHandler._can_retry``: with idempotence "we never expire batches, but retry until we
 succeed"), and it has no ``delivery.timeout.ms``. So when Kafka is down or slow and the receiver
 gives up waiting (answering 503 so Alertmanager retries), the records stay queued and are written
 the moment the broker is back. Alertmanager's retry of the same notification would then write them
-a second time. The same happens when the sender hangs up before our answer (its own deadline), and
-when only part of a payload was acknowledged before another part failed.
+a second time. The same happens when the sender hangs up before our answer (its own deadline): its
+retry may even arrive while the first attempt is still waiting for Kafka, and when only part of a
+payload was acknowledged before another part failed.
 
-What it does. When a payload is *not* answered 2xx, each of its records that was queued is noted
-here by identity (its content without ``received_at``) with its delivery future:
+What it holds. One entry per *stream* (fingerprint, receiver, group key: one alert as one
+Alertmanager notification route sends it), for the newest record of that stream that is
 
-* acknowledged already, or later → remembered as *delivered* for ``window`` seconds;
-* still pending → remembered as *pending*; its future decides later (ack → delivered; failure →
-  forgotten, because a failed future means Kafka did not take it);
-* failed → not noted (the retry must write it).
+* *in flight*: being sent by a publish that has not answered yet. Registered before it is sent, so a
+  retry that arrives meanwhile waits on the same delivery instead of sending it again; forgotten when
+  its payload is answered 2xx (nothing will retry it), so in normal operation the ledger holds only
+  what is being sent right now, and lookups cost a dictionary probe;
+* *in doubt*: its payload was not answered 2xx (refused, or the sender hung up). Acknowledged
+  already, or later → remembered as *delivered* for ``window`` seconds; still pending → its future
+  decides later (ack → delivered; failure → forgotten, because a failed future means Kafka did not
+  take it); failed → not kept (the retry must write it).
 
-Before a payload's records are produced the publisher looks each one up: *delivered* → skip it (it is
-in the topic), *pending* → wait on the existing future instead of writing again. Payloads answered
-2xx leave nothing here, so in normal operation the ledger is empty and costs nothing.
+Before a record is sent the publisher looks it up: the same content (identity: everything but
+``received_at``) in flight or delivered → wait on that delivery instead of writing it again. A record
+of the stream with *different* content replaces the entry: the stream moved on (firing → resolved →
+firing again with the same ``startsAt`` would otherwise match the first firing and be skipped,
+leaving "resolved" last in the topic while the alert fires). A stale attempt that ends after the
+stream moved on does not put its record back.
 
 Limits, stated plainly: the ledger is per receiver process (a retry that lands on another replica is
 not deduplicated: downstream idempotency on fingerprint and state covers that), and a 2xx lost on the
@@ -33,9 +41,10 @@ from dataclasses import dataclass
 
 from models.alert import AlertRecord
 
-__all__ = ["InDoubtLedger", "identity"]
+__all__ = ["Delivery", "InDoubtLedger", "identity", "stream"]
 
 Clock = Callable[[], float]
+StreamKey = tuple[str, str, str]
 
 
 def identity(record: AlertRecord) -> bytes:
@@ -44,63 +53,155 @@ def identity(record: AlertRecord) -> bytes:
     return hashlib.blake2b(content, digest_size=16).digest()
 
 
-@dataclass
-class _Entry:
-    future: "asyncio.Future[object]"
-    expires: float | None  # None while pending
+def stream(record: AlertRecord) -> StreamKey:
+    """The alert as one notification route sends it: its records supersede each other."""
+    return (record.fingerprint, record.receiver, record.group_key)
+
+
+@dataclass(eq=False, slots=True)
+class Delivery:
+    """One record's write, from just before it is sent until it is forgotten."""
+
+    key: StreamKey
+    record: AlertRecord
+    future: "asyncio.Future[object] | None" = None
+    """The producer's delivery future; None while the record is being queued."""
+    waiter: "asyncio.Future[object] | None" = None
+    """Made for a retry that arrives while the record is being queued; follows ``future``."""
+    in_doubt: bool = False
+    expires: float | None = None
+    """Set once acknowledged while in doubt."""
+    content: bytes | None = None
+    """:func:`identity` of ``record``, computed when a lookup first needs it."""
+
+    def identity(self) -> bytes:
+        if self.content is None:
+            self.content = identity(self.record)
+        return self.content
+
+    def outcome(self) -> "asyncio.Future[object]":
+        """What a retry of this record waits on: the delivery (or, while queueing, its follower)."""
+        if self.future is not None:
+            return self.future
+        if self.waiter is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+        return self.waiter
 
 
 class InDoubtLedger:
-    """Identities of records from refused payloads, with their delivery outcome."""
+    """The newest record per stream that is in flight or in doubt, with its delivery."""
 
     def __init__(self, clock: Clock, window: float, max_entries: int = 100_000) -> None:
         self._clock = clock
         self._window = window
         self._max_entries = max_entries
-        self._entries: dict[bytes, _Entry] = {}
+        self._entries: dict[StreamKey, Delivery] = {}
+        self._in_doubt = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def full(self) -> bool:
-        """Too much in doubt: take no new records until Kafka resolves some (backpressure)."""
-        return len(self._entries) >= self._max_entries
+        """Too much in doubt: take no new records until Kafka resolves some (backpressure).
+        Records in flight do not count: the publisher's concurrency already bounds them."""
+        return self._in_doubt >= self._max_entries
 
-    def lookup(self, key: bytes) -> "asyncio.Future[object] | None":
-        """The delivery future of an in-doubt record with this identity, if any."""
-        entry = self._entries.get(key)
+    def lookup(self, record: AlertRecord) -> Delivery | None:
+        """The delivery of the same content in flight or in doubt, if any: wait on its outcome."""
+        entry = self._entries.get(stream(record))
         if entry is None:
             return None
         if entry.expires is not None and entry.expires <= self._clock():
-            del self._entries[key]
+            self._forget(entry)
             return None
-        return entry.future
+        return entry if entry.identity() == identity(record) else None
 
-    def refuse(self, deliveries: Iterable[tuple[bytes, "asyncio.Future[object]"]]) -> None:
-        """Note the queued records of a payload that is not answered 2xx."""
+    def sending(self, record: AlertRecord) -> Delivery:
+        """Register ``record`` as in flight just before it is sent (look it up first); it replaces
+        its stream's entry, which held different (older) content."""
+        entry = Delivery(stream(record), record)
+        older = self._entries.get(entry.key)
+        if older is not None:
+            self._forget(older)
+        self._entries[entry.key] = entry
+        return entry
+
+    def queued(self, entry: Delivery, future: "asyncio.Future[object]") -> None:
+        """The producer took the record: ``future`` settles when Kafka acknowledges (or refuses) it."""
+        entry.future = future
+        if entry.waiter is not None:
+            future.add_done_callback(functools.partial(_copy_outcome, entry.waiter))
+
+    def not_queued(self, entry: Delivery) -> None:
+        """Sending raised: nothing was written. A retry that waited on it fails (and will resend)."""
+        if entry.waiter is not None and not entry.waiter.done():
+            entry.waiter.cancel()
+        if self._entries.get(entry.key) is entry:
+            self._forget(entry)
+
+    def answered(self, entries: Iterable[Delivery]) -> None:
+        """The records' payload was answered 2xx: nobody will retry them, forget them."""
+        for entry in entries:
+            if not entry.in_doubt and self._entries.get(entry.key) is entry:
+                del self._entries[entry.key]
+
+    def refuse(self, entries: Iterable[Delivery]) -> None:
+        """The records' payload (which sent them, or waited on them) is not answered 2xx: keep
+        each in doubt, unless its stream has moved on to newer content since."""
         self._prune()
-        for key, future in deliveries:
-            if key in self._entries:
+        for entry in entries:
+            if entry.in_doubt or self._entries.get(entry.key) is not entry:
                 continue
-            if future.done():
-                if not future.cancelled() and future.exception() is None:
-                    self._entries[key] = _Entry(future, self._clock() + self._window)
-                continue
-            self._entries[key] = _Entry(future, None)
-            future.add_done_callback(functools.partial(self._settled, key))
+            future = entry.outcome()
+            entry.in_doubt = True
+            self._in_doubt += 1
+            if not future.done():
+                future.add_done_callback(functools.partial(self._settled, entry))
+            elif future.cancelled() or future.exception() is not None:
+                self._forget(entry)
+            else:
+                entry.expires = self._clock() + self._window
 
-    def _settled(self, key: bytes, future: "asyncio.Future[object]") -> None:
-        entry = self._entries.get(key)
-        if entry is None or entry.future is not future:
+    def unanswered(self, records: Iterable[AlertRecord]) -> None:
+        """Acknowledged records whose 2xx never reached the sender: remember them as delivered,
+        unless their stream already has an entry (this content, or newer content sent since)."""
+        self._prune()
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        expires = self._clock() + self._window
+        for record in records:
+            key = stream(record)
+            if key not in self._entries:
+                self._entries[key] = Delivery(key, record, acknowledged, None, True, expires)
+                self._in_doubt += 1
+
+    def _settled(self, entry: Delivery, future: "asyncio.Future[object]") -> None:
+        if self._entries.get(entry.key) is not entry:
             return
         if future.cancelled() or future.exception() is not None:
-            del self._entries[key]  # Kafka did not take it: the retry must write it
+            self._forget(entry)  # Kafka did not take it: the retry must write it
         else:
             entry.expires = self._clock() + self._window
 
+    def _forget(self, entry: Delivery) -> None:
+        del self._entries[entry.key]
+        if entry.in_doubt:
+            self._in_doubt -= 1
+
     def _prune(self) -> None:
         now = self._clock()
-        expired = [k for k, e in self._entries.items() if e.expires is not None and e.expires <= now]
-        for key in expired:
-            del self._entries[key]
+        expired = [e for e in self._entries.values() if e.expires is not None and e.expires <= now]
+        for entry in expired:
+            self._forget(entry)
+
+
+def _copy_outcome(waiter: "asyncio.Future[object]", future: "asyncio.Future[object]") -> None:
+    if waiter.done():
+        return
+    if future.cancelled():
+        waiter.cancel()
+    elif (exc := future.exception()) is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(future.result())

@@ -101,8 +101,11 @@ class StubProducer:
     """aiokafka's producer as the publisher uses it, without a broker: ``send`` queues a record and
     returns its delivery future, which the test settles (or at once, with ``acknowledge``)."""
 
-    def __init__(self, *, acknowledge: bool = True) -> None:
+    def __init__(self, *, acknowledge: bool = True, buffer: int | None = None) -> None:
         self.acknowledge = acknowledge
+        self.buffer = buffer
+        """Records after which ``send`` waits for ``room`` (aiokafka's full accumulator)."""
+        self.room = asyncio.Event()
         self.sent: list[bytes] = []
         self.deliveries: list[asyncio.Future[object]] = []
         self._queued = asyncio.Event()
@@ -121,6 +124,8 @@ class StubProducer:
     ) -> "asyncio.Future[object]":
         if len(value) > 1_048_576:  # aiokafka's max_request_size check, before queueing
             raise MessageSizeTooLargeError()
+        if self.buffer is not None and len(self.sent) >= self.buffer:
+            await self.room.wait()
         self.sent.append(value)
         delivery: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         if self.acknowledge:
@@ -128,6 +133,11 @@ class StubProducer:
         self.deliveries.append(delivery)
         self._queued.set()
         return delivery
+
+    def acknowledge_all(self) -> None:
+        for delivery in self.deliveries:
+            if not delivery.done():
+                delivery.set_result(None)
 
 
 def stub_publisher(producer: StubProducer, **options: object) -> KafkaAlertPublisher:
@@ -163,3 +173,60 @@ async def test_broker_refusing_a_record_as_too_large_is_permanent_not_503() -> N
         await asyncio.wait_for(publishing, 1)
     assert refused.value.index == 1
     assert len(record_bytes(fixture_records()[1])) < MAX_RECORD_BYTES
+
+
+async def test_an_alert_firing_again_after_resolving_is_written_though_a_200_was_lost() -> None:
+    producer = StubProducer()
+    clock = [0.0]
+    publisher = stub_publisher(producer, clock=lambda: clock[0])
+    firing = fixture_records()[:1]
+    resolved = [firing[0].model_copy(update={"status": "resolved", "ends_at": NOW})]
+    await publisher.publish(firing)
+    publisher.note_unanswered(firing)  # Alertmanager hung up before the 200
+    clock[0] = 60
+    assert await publisher.publish(resolved) == (1, 0)
+    clock[0] = 120
+    refired = [firing[0].model_copy(update={"received_at": NOW + timedelta(minutes=2)})]
+    assert await publisher.publish(refired) == (1, 0)
+    statuses = [AlertRecord.from_bytes(value).status for value in producer.sent]
+    assert statuses == ["firing", "resolved", "firing"]
+
+
+async def test_a_retry_while_the_first_attempt_awaits_acks_is_not_written_twice() -> None:
+    producer = StubProducer(acknowledge=False)
+    publisher = stub_publisher(producer)
+    records = fixture_records()
+    first = asyncio.ensure_future(publisher.publish(records))  # its sender then hangs up
+    await asyncio.wait_for(producer.until_sent(3), 1)
+    retry = asyncio.ensure_future(publisher.publish(records))
+    # Kafka acknowledges after the retry has run up to its own wait for acknowledgements.
+    asyncio.get_running_loop().call_soon(producer.acknowledge_all)
+    assert await asyncio.wait_for(retry, 1) == (0, 3)
+    assert await asyncio.wait_for(first, 1) == (3, 0)
+    assert len(producer.sent) == 3
+    assert len(publisher.ledger) == 0  # both answered: nothing left in doubt
+
+
+async def test_a_retry_while_the_first_attempt_waits_for_buffer_space_is_not_written_twice() -> None:
+    producer = StubProducer(buffer=2)
+    publisher = stub_publisher(producer)
+    records = fixture_records()
+    first = asyncio.ensure_future(publisher.publish(records))
+    await asyncio.wait_for(producer.until_sent(2), 1)  # the third waits for room in the buffer
+    retry = asyncio.ensure_future(publisher.publish(records))
+    asyncio.get_running_loop().call_soon(producer.room.set)
+    assert await asyncio.wait_for(retry, 1) == (0, 3)
+    assert await asyncio.wait_for(first, 1) == (3, 0)
+    assert len(producer.sent) == 3
+
+
+async def test_a_retry_of_a_refused_attempt_waits_for_its_late_acknowledgement() -> None:
+    producer = StubProducer(acknowledge=False)
+    publisher = stub_publisher(producer)
+    records = fixture_records()
+    with pytest.raises(PublishError):
+        await publisher.publish(records, ack_budget=0)
+    retry = asyncio.ensure_future(publisher.publish(records))
+    asyncio.get_running_loop().call_soon(producer.acknowledge_all)
+    assert await asyncio.wait_for(retry, 1) == (0, 3)
+    assert len(producer.sent) == 3
