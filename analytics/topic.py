@@ -3,9 +3,9 @@
 A report reads a snapshot of the topic: the end offsets are taken when reading starts, and reading
 stops once every partition has reached them, so a busy topic cannot keep a report running forever.
 No consumer group is joined and no offset is committed: a report never disturbs the sinks'
-consumers. Records are decoded as the documented schema says consumers must: types this version
-does not know are ignored, and records that do not decode are counted (and shown) rather than
-silently dropped.
+consumers. Records are decoded as the documented schema says consumers must: records of a newer
+``schema_version`` and types this version does not know are skipped, and records that do not
+decode are counted too; every skip is counted by reason (and shown) rather than silently dropped.
 """
 
 import asyncio
@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from models.events import EventType, IncidentEvent
+from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 
 __all__ = ["Progress", "TopicError", "TopicRead", "decode_event", "read_events"]
 
@@ -47,7 +47,9 @@ class TopicRead:
 
 
 def decode_event(raw: bytes | None) -> IncidentEvent | str:
-    """The event in ``raw``, or the reason it is skipped (``unknown type``, ``invalid record``)."""
+    """The event in ``raw``, or the reason it is skipped: ``newer schema`` (a ``schema_version``
+    above :data:`~models.events.EVENT_SCHEMA_VERSION`: the documented rule is to skip it),
+    ``unknown type``, ``invalid record``."""
     if raw is None:
         return "invalid record"
     try:
@@ -56,6 +58,10 @@ def decode_event(raw: bytes | None) -> IncidentEvent | str:
         return "invalid record"
     if not isinstance(document, dict):
         return "invalid record"
+    version = document.get("schema_version", EVENT_SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > EVENT_SCHEMA_VERSION:
+        # A newer schema changed what some field means: read as this version, it would mislead.
+        return "newer schema"
     if document.get("type") not in _KNOWN_TYPES:
         return "unknown type"
     try:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 from analytics.figures import times_from_events
 from analytics.topic import decode_event
-from models.events import IncidentEvent
+from models.events import EVENT_SCHEMA_VERSION, IncidentEvent
 from tests.conftest import REPO
 from tests.unit.test_analytics_scenario import build_scenario
 
@@ -63,3 +63,16 @@ async def test_decode_event_skips_what_consumers_must_skip(engine) -> None:  # t
     assert decode_event(broken) == "invalid record"
     extra = json.dumps({**json.loads(raw), "added_later": {"x": 1}}).encode()
     assert decode_event(extra) == scenario.events[0]  # fields are only ever added
+
+
+async def test_decode_event_skips_a_newer_schema_version(engine) -> None:  # type: ignore[no-untyped-def]
+    """A record of a newer ``schema_version`` was decoded as if it were the current schema; the
+    documented rule (and the example consumer) skips it."""
+    scenario = await build_scenario(engine)
+    document = json.loads(scenario.events[0].to_bytes())
+    newer = json.dumps({**document, "schema_version": EVENT_SCHEMA_VERSION + 1}).encode()
+    assert decode_event(newer) == "newer schema"
+    newer_unknown = json.dumps({**document, "schema_version": 99, "type": "x"}).encode()
+    assert decode_event(newer_unknown) == "newer schema"
+    current = json.dumps({**document, "schema_version": EVENT_SCHEMA_VERSION}).encode()
+    assert decode_event(current) == scenario.events[0]
