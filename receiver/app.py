@@ -15,7 +15,8 @@ A webhook request passes these steps, in this order, and the first that refuses 
    hung up meanwhile is remembered by the publisher so its retry is not written twice.
 
 Status codes are Alertmanager's retry policy: it retries 5xx and network errors only, so only a
-transient failure (Kafka) gets 5xx. Every response carries ``X-Request-ID`` (the caller's, when it
+transient failure (Kafka) gets 5xx (and a bug: a JSON 500, logged without the exception's message,
+which could quote a credential). Every response carries ``X-Request-ID`` (the caller's, when it
 sent a sane one) and every webhook request logs one ``key=value`` line with it; no line or body ever
 carries a credential.
 """
@@ -25,6 +26,7 @@ import logging
 import random
 import re
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -224,7 +226,10 @@ def create_app(
             started = monotonic()
             status = 500
             try:
-                response = await handler(request)
+                try:
+                    response = await handler(request)
+                except Exception as exc:  # noqa: BLE001 - any bug is still a JSON answer, logged
+                    response = _internal_error(request_id, exc)
                 status = response.status_code
                 response.headers["X-Request-ID"] = request_id
                 return response
@@ -270,6 +275,19 @@ def create_app(
                 for r in extra_routes
             ),
         ]
+    )
+
+
+def _internal_error(request_id: str, exc: Exception) -> Response:
+    """500 as JSON like every other refusal, logged with the request id and the traceback's frames
+    but not the exception's message: a message can quote a header or a body (a credential)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("request_id=%s unhandled %s\n%s", request_id, type(exc).__name__, frames.rstrip())
+    return error_response(
+        500,
+        "internal_error",
+        "unexpected error; quote the request id when reporting it",
+        request_id=request_id,
     )
 
 

@@ -75,6 +75,7 @@ RETRY_AFTER_SECONDS = 5
 #: Incident ids are ``inc_`` + hex today; accept any short plain id, refuse anything else.
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _NAME_MAX = 128
+_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SLACK_ACTIONS: dict[str, Literal["acknowledge", "resolve"]] = {
     "ack": "acknowledge",
     "resolve": "resolve",
@@ -123,7 +124,9 @@ def verify_slack(
 ) -> bool:
     """True when ``signature`` signs ``body`` at ``timestamp`` and the timestamp is within
     ``window`` of ``now`` (Slack's replay protection: 5 minutes either way)."""
-    if not timestamp or not signature or not timestamp.strip().isdigit():
+    # ASCII digits, at most 12 (Unix seconds until the year 33658): str.isdigit() also takes "²",
+    # and int() of thousands of digits raises instead of answering.
+    if not timestamp or not signature or not _SLACK_TIMESTAMP.fullmatch(timestamp.strip()):
         return False
     if abs(now.timestamp() - int(timestamp)) > window.total_seconds():
         return False

@@ -15,6 +15,7 @@ with keyset pagination (see :mod:`analytics.incidents`), so paging never repeats
 """
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,7 @@ OPENAPI_PATH = "/api/openapi.yaml"
 OPENAPI_DOCUMENT = Path(__file__).resolve().parent / "openapi.yaml"
 
 DEFAULT_PAGE_SIZE = 50
+_PAGE_SIZE = re.compile(r"[0-9]{1,9}")
 RETRY_AFTER_SECONDS = 5
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -78,7 +80,10 @@ def _time(name: str, value: str | None) -> datetime | None:
         raise _BadParameter(name, "not an RFC 3339 time (e.g. 2026-11-27T14:30:00Z)") from None
     if moment.tzinfo is None:
         raise _BadParameter(name, "the time needs a zone (Z or +hh:mm)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise _BadParameter(name, "out of range once converted to UTC") from None
 
 
 def _choice(name: str, value: str | None, choices: type[IncidentState] | type[Severity]) -> Any:
@@ -94,7 +99,8 @@ def _choice(name: str, value: str | None, choices: type[IncidentState] | type[Se
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE_SIZE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not _PAGE_SIZE.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise _BadParameter("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
     return int(value)
 

@@ -176,7 +176,16 @@ async def test_slack_fixture_raw_body_with_foreign_action_is_accepted_and_ignore
 
 @pytest.mark.parametrize(
     "forge",
-    ["wrong-secret", "tampered-body", "no-signature", "no-timestamp", "replayed", "from-the-future"],
+    [
+        "wrong-secret",
+        "tampered-body",
+        "no-signature",
+        "no-timestamp",
+        "replayed",
+        "from-the-future",
+        "timestamp-of-400-digits",  # int -> float overflows
+        "timestamp-of-5000-digits",  # int() refuses over 4300 digits
+    ],
 )
 async def test_forged_slack_callbacks_are_refused(forge: str) -> None:
     publisher = RecordingPublisher()
@@ -193,6 +202,10 @@ async def test_forged_slack_callbacks_are_refused(forge: str) -> None:
         del headers["x-slack-request-timestamp"]
     elif forge == "replayed":
         headers = slack_headers(body, at=NOW - timedelta(minutes=5, seconds=1))
+    elif forge.startswith("timestamp-of-"):
+        timestamp = "9" * int(forge.split("-")[2])
+        headers["x-slack-request-timestamp"] = timestamp
+        headers["x-slack-signature"] = slack_signature(SLACK_SECRET, timestamp, body)
     else:
         headers = slack_headers(body, at=NOW + timedelta(minutes=6))
     async with client(publisher) as http:

@@ -123,6 +123,10 @@ def test_pagination_walks_every_incident_once(api: tuple[TestClient, Scenario]) 
         ({"limit": "0"}, "limit"),
         ({"limit": "501"}, "limit"),
         ({"limit": "ten"}, "limit"),
+        ({"limit": "\u00b2"}, "limit"),  # "²".isdigit() is True; int() refuses it
+        ({"limit": "9" * 5000}, "limit"),  # int() refuses over 4300 digits
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ({"until": "9999-12-31T23:59:59-01:00"}, "until"),  # after year 9999 in UTC
         ({"cursor": "garbage"}, "cursor"),
     ],
 )

@@ -16,13 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
 from receiver.app import RECORDS_FIT_BODY_BYTES, create_app
 from receiver.auth import WebhookAuth
-from receiver.body import hung_up, read_capped
+from receiver.body import BodyTooLarge, hung_up, read_capped
 from receiver.kafka import MAX_RECORD_BYTES, PublishError, RecordTooLarge, record_bytes
 from receiver.ratelimit import RateLimiter
 from tests.conftest import AM_FIXTURES, load_fixture
@@ -352,6 +354,57 @@ def test_a_record_is_at_most_three_times_its_body_plus_1k(
     (record,) = to_records(WebhookPayload.model_validate_json(body), NOW)
     assert len(record_bytes(record)) <= 3 * len(body) + 1024
     assert RECORDS_FIT_BODY_BYTES * 3 + 1024 <= MAX_RECORD_BYTES
+
+
+class BrokenPublisher(RecordingPublisher):
+    """A bug behind the webhook: an exception nobody expected, quoting a credential."""
+
+    async def publish(self, records: Sequence[AlertRecord]) -> None:
+        raise RuntimeError(f"boom near Bearer {TOKEN}")
+
+
+def test_an_unexpected_error_is_a_json_500_with_the_request_id_and_no_secret(caplog) -> None:  # type: ignore[no-untyped-def]
+    async def broken_route(request: Request) -> Response:
+        raise OverflowError(f"from {request.headers['authorization']}")
+
+    app = create_app(
+        publisher=BrokenPublisher(),
+        auth=WebhookAuth([SecretStr(TOKEN)]),
+        now=lambda: NOW,
+        extra_routes=[Route("/api/broken", broken_route)],
+    )
+    caplog.set_level("DEBUG")
+    http = TestClient(app)
+    body = fixture_body("zulip__resolved_single_alert.json")
+    webhook = post(http, body, **{"x-request-id": "req-1"})
+    route = http.get(
+        "/api/broken", headers={"authorization": f"Bearer {TOKEN}", "x-request-id": "req-2"}
+    )
+    for response, request_id in ((webhook, "req-1"), (route, "req-2")):
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["x-request-id"] == request_id
+        assert response.json()["error"] == "internal_error"
+        assert response.json()["request_id"] == request_id
+        assert TOKEN not in response.text
+    assert "request_id=req-1 unhandled RuntimeError" in caplog.text
+    assert "request_id=req-2 unhandled OverflowError" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+async def test_a_content_length_int_cannot_read_is_no_500() -> None:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    def request(content_length: str) -> Request:
+        headers = [(b"content-length", content_length.encode("latin-1"))]
+        return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+    # "²".isdigit() is True but int() refuses it: the declared length is ignored, the body counted.
+    assert await read_capped(request("\u00b2"), 1024) == b"{}"
+    with pytest.raises(BodyTooLarge):  # more than 4300 digits: int() refuses, yet it is too large
+        await read_capped(request("9" * 5000), 1024)
+    assert await read_capped(request("0" * 5000 + "2"), 1024) == b"{}"
 
 
 def test_secrets_never_in_logs(client, caplog) -> None:  # type: ignore[no-untyped-def]
