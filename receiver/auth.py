@@ -52,8 +52,10 @@ class WebhookAuth:
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         try:
-            given = credentials.strip().encode()
-        except UnicodeEncodeError:
+            # Starlette decodes header bytes as latin-1; encoding back recovers the bytes sent,
+            # which for a non-ASCII secret are its UTF-8, like the configured ones.
+            given = credentials.strip().encode("latin-1")
+        except UnicodeEncodeError:  # not from a header: no byte string it could have been
             return False
         if scheme == "bearer" and self._tokens:
             return _any_equal(given, self._tokens)

@@ -31,6 +31,18 @@ def test_non_ascii_credentials_are_refused_not_crashing() -> None:
     assert not auth.allows("Bearer \udcff")
 
 
+def test_non_ascii_secrets_match_the_utf8_bytes_on_the_wire() -> None:
+    # Alertmanager sends the secret's UTF-8 bytes; Starlette hands them over decoded as latin-1.
+    def as_starlette_reads(header: str) -> str:
+        return header.encode("utf-8").decode("latin-1")
+
+    auth = WebhookAuth([SecretStr("s3cr3t-p\u00e4ss")], [SecretStr("am:p\u00e4ss-\u2603")])
+    assert auth.allows(as_starlette_reads("Bearer s3cr3t-p\u00e4ss"))
+    assert auth.allows("Basic " + base64.b64encode("am:p\u00e4ss-\u2603".encode()).decode())
+    assert not auth.allows(as_starlette_reads("Bearer s3cr3t-p\u00e4sS"))
+    assert not auth.allows(as_starlette_reads("Bearer s3cr3t-pass"))
+
+
 def test_only_bearer_configured_refuses_basic() -> None:
     auth = WebhookAuth([SecretStr("tok")])
     assert not auth.allows(basic("user:tok"))

@@ -112,6 +112,20 @@ def test_bad_credentials_401_without_hint(client, publisher, authorization: str)
     assert publisher.records == []
 
 
+async def test_a_non_ascii_token_sent_as_utf8_is_accepted(publisher) -> None:  # type: ignore[no-untyped-def]
+    token = "s3cr3t-p\u00e4ss"
+    app = create_app(publisher=publisher, auth=WebhookAuth([SecretStr(token)]), now=lambda: NOW)
+    body = fixture_body("zulip__resolved_single_alert.json")
+    headers = [
+        (b"authorization", b"Bearer " + token.encode("utf-8")),
+        (b"content-type", b"application/json"),
+    ]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        response = await http.post("/webhooks/alertmanager", content=body, headers=headers)
+    assert response.status_code == 200
+    assert len(publisher.records) == 1
+
+
 def test_legacy_payload_422_names_version(client, publisher) -> None:  # type: ignore[no-untyped-def]
     response = post(client, fixture_body("inCaller-prometheus_bot__legacy_v3_numeric_groupkey.json"))
     assert response.status_code == 422
