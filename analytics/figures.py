@@ -14,7 +14,12 @@ Definitions (docs/incident-events.md, "Rebuilding incidents from the topic alone
   (the last resolution; an incident reopened since counts as open);
 - response (the playbook's "Response Time", what the SLA measures): the first acknowledgement, or
   the first resolution when the incident was resolved before anyone acknowledged it;
-- severity: the incident's latest severity (severities only ever rise within an incident).
+- SLA severity: the severity in effect at the response — the snapshot severity of the
+  ``acknowledged`` / ``resolved`` event that was the response — as the escalation engine judges
+  it (a SEV3 acknowledged in 20 minutes and raised to SEV1 afterwards met its target); an
+  incident not yet responded to is judged by its latest severity;
+- severity (the row an incident is counted in): its latest severity (severities only ever rise
+  within an incident).
 
 Means hide the long tail that on-call reviews care about, so every duration also has its median
 and 90th percentile (linear interpolation between closest ranks, numpy's default).
@@ -25,12 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from models.events import EventType, IncidentEvent, IncidentState
+from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import PLAYBOOK, Severity
 
 __all__ = [
     "DEFAULT_SEV4_TARGET_HOURS",
+    "RESPONSE_TYPES",
     "DurationStats",
+    "Episode",
     "IncidentTimes",
     "Report",
     "ResponseTargets",
@@ -43,6 +50,7 @@ __all__ = [
     "resolved_at_of",
     "sla_status",
     "times_from_events",
+    "times_of",
 ]
 
 #: SEV4's playbook target is "next business day"; without a calendar it is this many hours.
@@ -71,6 +79,18 @@ class ResponseTargets:
 
 
 @dataclass(frozen=True)
+class Episode:
+    """A stretch of an incident that needs a response, and its response."""
+
+    started_at: datetime
+    #: The first acknowledgement or resolution after ``started_at``; None while unanswered.
+    responded_at: datetime | None = None
+    #: The severity in effect at the response (the responding event's snapshot); None while
+    #: unanswered, when the incident's latest severity applies.
+    severity: Severity | None = None
+
+
+@dataclass(frozen=True)
 class IncidentTimes:
     """What response analytics needs of one incident."""
 
@@ -82,6 +102,9 @@ class IncidentTimes:
     first_resolved_at: datetime | None = None
     #: Set only when the incident is resolved now (its last resolution).
     resolved_at: datetime | None = None
+    #: The episodes the SLA judges (see :func:`times_of`); empty: one episode from ``opened_at``
+    #: to :attr:`responded_at`, judged by ``severity``.
+    episodes: tuple[Episode, ...] = ()
 
     @property
     def time_to_acknowledge(self) -> timedelta | None:
@@ -99,6 +122,11 @@ class IncidentTimes:
         moments = [m for m in (self.first_acknowledged_at, self.first_resolved_at) if m is not None]
         return min(moments) if moments else None
 
+    @property
+    def response_episodes(self) -> tuple[Episode, ...]:
+        """:attr:`episodes`, or the single episode the other fields describe."""
+        return self.episodes or (Episode(self.opened_at, self.responded_at),)
+
 
 class SlaStatus:
     """Whether an incident met its response target (string constants, kept in report rows)."""
@@ -108,14 +136,23 @@ class SlaStatus:
     PENDING = "pending"
 
 
+def _episode_status(episode: Episode, latest: Severity, targets: ResponseTargets, now: datetime) -> str:
+    target = targets.target(episode.severity or latest)
+    if episode.responded_at is not None:
+        met = episode.responded_at - episode.started_at <= target
+        return SlaStatus.MET if met else SlaStatus.BREACHED
+    return SlaStatus.BREACHED if now - episode.started_at > target else SlaStatus.PENDING
+
+
 def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) -> str:
-    """``met`` / ``breached`` once responded; unresponded: ``breached`` once the target has passed
-    at ``now``, else ``pending`` (it may still be met, so it counts neither way)."""
-    target = targets.target(times.severity)
-    responded = times.responded_at
-    if responded is not None:
-        return SlaStatus.MET if responded - times.opened_at <= target else SlaStatus.BREACHED
-    return SlaStatus.BREACHED if now - times.opened_at > target else SlaStatus.PENDING
+    """``met`` / ``breached`` once responded, judged by the severity in effect at the response;
+    unresponded: ``breached`` once the target of its latest severity has passed at ``now``, else
+    ``pending`` (it may still be met, so it counts neither way)."""
+    statuses = [_episode_status(e, times.severity, targets, now) for e in times.response_episodes]
+    for status in (SlaStatus.BREACHED, SlaStatus.PENDING):
+        if status in statuses:
+            return status
+    return SlaStatus.MET
 
 
 def percentile(sorted_values: Sequence[timedelta], fraction: float) -> timedelta:
@@ -255,25 +292,46 @@ def times_from_events(
     for event in events:
         per_incident.setdefault(event.incident_id, {}).setdefault(event.sequence, event)
     result = []
-    for incident_id, by_sequence in per_incident.items():
+    for by_sequence in per_incident.values():
         ordered = [by_sequence[s] for s in sorted(by_sequence)]
         latest = ordered[-1].incident
         if not _in_window(latest.opened_at, since, until):
             continue
-        first_ack = next((e for e in ordered if e.type is EventType.ACKNOWLEDGED), None)
-        first_resolve = next((e for e in ordered if e.type is EventType.RESOLVED), None)
-        result.append(
-            IncidentTimes(
-                incident_id=incident_id,
-                severity=latest.severity,
-                state=latest.state,
-                opened_at=latest.opened_at,
-                first_acknowledged_at=acknowledged_at_of(first_ack),
-                first_resolved_at=resolved_at_of(first_resolve),
-                resolved_at=latest.resolved_at if latest.state is IncidentState.RESOLVED else None,
-            )
-        )
+        result.append(times_of(latest, ordered))
     return sorted(result, key=lambda t: t.incident_id)
+
+
+#: The event types :func:`times_of` reads; every other type may be left out of its ``events``.
+RESPONSE_TYPES = (EventType.ACKNOWLEDGED, EventType.RESOLVED)
+
+
+def times_of(incident: IncidentSnapshot, events: Iterable[IncidentEvent]) -> IncidentTimes:
+    """The times of ``incident`` (its latest snapshot) from its events in ``sequence`` order, of
+    which only the :data:`RESPONSE_TYPES` matter: both sources build their times here."""
+    first_ack: IncidentEvent | None = None
+    first_resolve: IncidentEvent | None = None
+    response: Episode | None = None
+    for event in events:
+        if event.type is EventType.ACKNOWLEDGED:
+            first_ack = first_ack or event
+            at = acknowledged_at_of(event)
+        elif event.type is EventType.RESOLVED:
+            first_resolve = first_resolve or event
+            at = resolved_at_of(event)
+        else:
+            continue
+        if response is None:
+            response = Episode(incident.opened_at, at, event.incident.severity)
+    return IncidentTimes(
+        incident_id=incident.id,
+        severity=incident.severity,
+        state=incident.state,
+        opened_at=incident.opened_at,
+        first_acknowledged_at=acknowledged_at_of(first_ack),
+        first_resolved_at=resolved_at_of(first_resolve),
+        resolved_at=incident.resolved_at if incident.state is IncidentState.RESOLVED else None,
+        episodes=(response or Episode(incident.opened_at),),
+    )
 
 
 def acknowledged_at_of(event: IncidentEvent | None) -> datetime | None:

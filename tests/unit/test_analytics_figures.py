@@ -17,10 +17,13 @@ from analytics.figures import (
     sla_status,
     times_from_events,
 )
-from models.events import IncidentState
+from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
-from tests.builders import T0
-from tests.unit.test_analytics_scenario import NOW, build_scenario, minutes
+from store.incidents import IncidentStore
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import T0, alert
+from tests.unit.test_analytics_scenario import NOW, POLICY, _command, build_scenario, minutes
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
@@ -160,6 +163,66 @@ async def test_store_and_events_give_identical_times_and_reports(engine) -> None
         [scenario.ids["CheckoutDown"], scenario.ids["HighLatency"]]
     )
     assert windowed == times_from_events(scenario.events, since=since, until=until)
+
+
+class Story:
+    """One incident through the real pipeline and store: its events, and its times from both
+    sources (which must agree)."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.engine = engine
+        self.pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY)
+        self.events: list[IncidentEvent] = []
+        self.incident_id = ""
+
+    async def fire(self, at: timedelta, severity: str, status: str = "firing", **labels: str) -> None:
+        record = alert("Story", status=status, at=T0 + at, severity=severity, **labels)
+        got = await self.pipeline.process_alerts([record])
+        self.events.extend(got)
+        self.incident_id = self.incident_id or got[0].incident_id
+
+    async def do(self, action: str, at: timedelta) -> None:
+        command = _command(self.incident_id, action, T0 + at, "alice", "slack")
+        result = await self.pipeline.process_command(command)
+        assert result.applied, result.reason
+        self.events.extend(result.events)
+
+    async def expire(self, at: timedelta) -> None:
+        self.events.extend(await self.pipeline.expire_quiet(T0 + at))
+
+    async def times(self) -> IncidentTimes:
+        (from_events,) = times_from_events(self.events)
+        (from_store,) = await load_incident_times(self.engine)
+        assert from_store == from_events
+        return from_events
+
+
+async def test_sla_is_judged_by_the_severity_at_the_response(engine) -> None:  # type: ignore[no-untyped-def]
+    """A SEV3 acknowledged at 20 minutes (target 2 h) and raised to SEV1 afterwards met its
+    target, as the escalation engine says; it was counted as a breached SEV1. It stays in the
+    SEV1 row (latest severity)."""
+    story = Story(engine)
+    await story.fire(minutes(0), "sev3", service="checkout", instance="a")
+    await story.do("acknowledge", minutes(20))
+    await story.fire(minutes(30), "sev1", service="checkout", instance="b")
+    assert [e.type for e in story.events][-1] is EventType.SEVERITY_CHANGED
+    times = await story.times()
+    assert times.severity is Severity.SEV1
+    assert times.time_to_acknowledge == minutes(20)
+    assert sla_status(times, ResponseTargets(), T0 + minutes(60)) == SlaStatus.MET
+    report = compute_report([times], ResponseTargets(), T0 + minutes(60))
+    sev1 = report.by_severity[Severity.SEV1]
+    assert (sev1.incidents, sev1.sla_met, sev1.sla_breached) == (1, 1, 0)
+    assert report.by_severity[Severity.SEV3].incidents == 0
+
+
+async def test_raised_before_the_response_is_judged_by_the_raised_severity(engine) -> None:  # type: ignore[no-untyped-def]
+    story = Story(engine)
+    await story.fire(minutes(0), "sev3", service="checkout", instance="a")
+    await story.fire(minutes(5), "sev1", service="checkout", instance="b")
+    await story.do("acknowledge", minutes(20))
+    times = await story.times()
+    assert sla_status(times, ResponseTargets(), T0 + minutes(60)) == SlaStatus.BREACHED
 
 
 def test_analytics_package_resolves_inside_the_repository() -> None:
