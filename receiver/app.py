@@ -4,7 +4,7 @@ A webhook request passes these steps, in this order, and the first that refuses 
 
 1. rate limit per source address → 429 + Retry-After (before auth, so guessing is throttled too);
 2. credentials (bearer or basic, constant time) → 401, never saying which part was wrong;
-3. content type ``application/json`` → 415;
+3. content type ``application/json``, not compressed (no ``Content-Encoding`` but identity) → 415;
 4. body size, read at most ``max_body_bytes`` + 1 bytes → 413;
 5. JSON → 400; the version 4 webhook contract → 422 naming each field and reason;
 6. every record small enough for Kafka → 413 naming the alert (also when the broker refuses one as
@@ -127,6 +127,14 @@ def create_app(
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error_response(415, "unsupported_media_type", "the body must be application/json")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # Alertmanager never compresses; a compressed body would only read as malformed JSON.
+            return error_response(
+                415,
+                "unsupported_content_encoding",
+                f"Content-Encoding {encoding[:64]!r} is not accepted: send the body uncompressed",
+            )
         try:
             body = await read_capped(request, max_body_bytes)
         except ClientDisconnect:

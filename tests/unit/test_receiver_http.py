@@ -5,6 +5,7 @@ producer is exercised in tests/integration and tests/e2e.
 """
 
 import asyncio
+import gzip
 import json
 from collections.abc import MutableMapping, Sequence
 from datetime import UTC, datetime
@@ -146,6 +147,21 @@ def test_wrong_content_type_415(client, publisher) -> None:  # type: ignore[no-u
     response = post(client, "version=4", **{"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 415
     assert publisher.records == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip", "x-whatever"])
+def test_compressed_body_is_415_naming_the_encoding(client, publisher, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    body = gzip.compress(fixture_body("zulip__resolved_single_alert.json").encode())
+    response = post(client, body, **{"content-encoding": encoding})
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_content_encoding"
+    assert encoding in response.json()["message"]
+    assert publisher.records == []
+
+
+def test_identity_encoding_is_accepted(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    body = fixture_body("zulip__resolved_single_alert.json")
+    assert post(client, body, **{"content-encoding": "Identity"}).status_code == 200
 
 
 def test_body_over_cap_413(client, publisher) -> None:  # type: ignore[no-untyped-def]
