@@ -35,10 +35,12 @@ from models.severity import PLAYBOOK, Severity
 
 __all__ = [
     "DEFAULT_SEV4_TARGET_HOURS",
+    "INCOMPLETE",
     "RESPONSE_TYPES",
     "DurationStats",
     "Episode",
     "IncidentTimes",
+    "RebuiltTimes",
     "Report",
     "ResponseTargets",
     "SeverityFigures",
@@ -47,6 +49,7 @@ __all__ = [
     "compute_report",
     "duration_stats",
     "percentile",
+    "rebuild_times",
     "resolved_at_of",
     "sla_status",
     "times_from_events",
@@ -223,7 +226,8 @@ class Report:
     now: datetime
     by_severity: Mapping[Severity, SeverityFigures]
     overall: SeverityFigures
-    #: Records read but not used (unknown event types, invalid records): shown, never hidden.
+    #: Records read but not used (unknown event types, invalid records, newer schema) and
+    #: incidents left out (missing events), by reason: shown, never hidden.
     skipped: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -276,29 +280,65 @@ def _in_window(opened_at: datetime, since: datetime | None, until: datetime | No
     return (since is None or opened_at >= since) and (until is None or opened_at < until)
 
 
+#: The ``skipped`` reason of incidents whose events do not run 1, 2, … without a hole.
+INCOMPLETE = "incidents with missing events"
+
+
+@dataclass(frozen=True)
+class RebuiltTimes:
+    """The times rebuilt from events, and the incidents left out because events are missing."""
+
+    times: list[IncidentTimes]
+    #: Ids of incidents (opened in the window) whose events do not start at sequence 1 or have
+    #: a hole: retention deleted the start, or the reader missed some. Their times would be wrong
+    #: (no opening, no acknowledgement), so they are not guessed at.
+    incomplete: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """For :func:`compute_report`'s ``skipped``: the incomplete incidents, if any."""
+        return {INCOMPLETE: len(self.incomplete)} if self.incomplete else {}
+
+
+def rebuild_times(
+    events: Iterable[IncidentEvent],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> RebuiltTimes:
+    """Rebuild every incident's times from its events, in any order and with repeats.
+
+    Events are deduplicated on ``event_id`` (delivery is at-least-once) and ordered by
+    ``sequence``; the latest snapshot gives severity, state and the current resolution. Only
+    incidents opened in ``[since, until)`` are returned, and only those whose sequences run
+    1, 2, … without a hole (the others are listed in ``incomplete``).
+    """
+    per_incident: dict[str, dict[int, IncidentEvent]] = {}
+    for event in events:
+        per_incident.setdefault(event.incident_id, {}).setdefault(event.sequence, event)
+    result = []
+    incomplete = []
+    for incident_id, by_sequence in per_incident.items():
+        sequences = sorted(by_sequence)
+        ordered = [by_sequence[s] for s in sequences]
+        latest = ordered[-1].incident
+        if not _in_window(latest.opened_at, since, until):
+            continue
+        if sequences != list(range(1, len(sequences) + 1)):
+            incomplete.append(incident_id)
+            continue
+        result.append(times_of(latest, ordered))
+    return RebuiltTimes(sorted(result, key=lambda t: t.incident_id), sorted(incomplete))
+
+
 def times_from_events(
     events: Iterable[IncidentEvent],
     *,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[IncidentTimes]:
-    """Rebuild every incident's times from its events, in any order and with repeats.
-
-    Events are deduplicated on ``event_id`` (delivery is at-least-once) and ordered by
-    ``sequence``; the latest snapshot gives severity, state and the current resolution. Only
-    incidents opened in ``[since, until)`` are returned.
-    """
-    per_incident: dict[str, dict[int, IncidentEvent]] = {}
-    for event in events:
-        per_incident.setdefault(event.incident_id, {}).setdefault(event.sequence, event)
-    result = []
-    for by_sequence in per_incident.values():
-        ordered = [by_sequence[s] for s in sorted(by_sequence)]
-        latest = ordered[-1].incident
-        if not _in_window(latest.opened_at, since, until):
-            continue
-        result.append(times_of(latest, ordered))
-    return sorted(result, key=lambda t: t.incident_id)
+    """:func:`rebuild_times`' times alone (incidents with missing events left out)."""
+    return rebuild_times(events, since=since, until=until).times
 
 
 #: The event types :func:`times_of` reads; every other type may be left out of its ``events``.

@@ -203,5 +203,5 @@ def render_report(report: Report, *, source: str) -> str:
     ]
     if report.skipped:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
-        notes.append(f"Skipped records: {skipped}.")
+        notes.append(f"Skipped: {skipped} (not in the figures).")
     return render_table(headers, rows) + "\n\n" + "\n".join(notes)

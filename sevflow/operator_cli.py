@@ -34,7 +34,7 @@ from analytics.figures import (
     DEFAULT_SEV4_TARGET_HOURS,
     ResponseTargets,
     compute_report,
-    times_from_events,
+    rebuild_times,
 )
 from analytics.incidents import MAX_PAGE_SIZE, IncidentFilter, find_incidents, load_incident
 from analytics.postmortem import render_postmortem
@@ -311,8 +311,9 @@ def report(
         except TopicError as exc:
             print(f"sevflow report: {exc}", file=err)
             return EXIT_FAILURE
-        times = times_from_events(read.events, since=since, until=until)
-        result = compute_report(times, targets, at, skipped=read.skipped)
+        rebuilt = rebuild_times(read.events, since=since, until=until)
+        skipped = {**read.skipped, **rebuilt.skipped}
+        result = compute_report(rebuilt.times, targets, at, skipped=skipped)
         print(render_report(result, source=f"topic {topic}"), file=out)
         return EXIT_OK
 

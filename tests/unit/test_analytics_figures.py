@@ -14,9 +14,11 @@ from analytics.figures import (
     compute_report,
     duration_stats,
     percentile,
+    rebuild_times,
     sla_status,
     times_from_events,
 )
+from analytics.text import render_report
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from store.incidents import IncidentStore
@@ -223,6 +225,34 @@ async def test_raised_before_the_response_is_judged_by_the_raised_severity(engin
     await story.do("acknowledge", minutes(20))
     times = await story.times()
     assert sla_status(times, ResponseTargets(), T0 + minutes(60)) == SlaStatus.BREACHED
+
+
+async def test_incidents_with_missing_events_are_left_out_and_counted(engine) -> None:  # type: ignore[no-untyped-def]
+    """An incident whose first events aged out (or were missed) was reported as breached with
+    no TTA; one with a hole could lose its acknowledgement. They are now left out of the
+    figures and counted in ``skipped``."""
+    scenario = await build_scenario(engine)
+    errors, checkout = scenario.ids["HighErrorRate"], scenario.ids["CheckoutDown"]
+    kept = [
+        e
+        for e in scenario.events
+        if not (e.incident_id == errors and e.sequence <= 2)  # opened + acknowledged aged out
+        and not (e.incident_id == checkout and e.sequence == 2)  # a hole: its acknowledgement
+    ]
+    rebuilt = rebuild_times(kept + kept[:4])
+    assert rebuilt.incomplete == sorted([errors, checkout])
+    assert rebuilt.skipped == {"incidents with missing events": 2}
+    complete = times_from_events(scenario.events)
+    assert rebuilt.times == [t for t in complete if t.incident_id not in (errors, checkout)]
+    report = compute_report(rebuilt.times, ResponseTargets(), NOW, skipped=rebuilt.skipped)
+    assert report.overall.incidents == 3
+    assert report.by_severity[Severity.SEV1].sla_breached == 0
+    assert report.skipped == {"incidents with missing events": 2}
+    text = render_report(report, source="topic incident-events")
+    assert "Skipped: 2 incidents with missing events (not in the figures)." in text
+    # out of the window: neither used nor counted
+    assert rebuild_times(kept, since=T0 + timedelta(hours=2)).incomplete == []
+    assert rebuild_times(scenario.events).skipped == {}
 
 
 def test_analytics_package_resolves_inside_the_repository() -> None:
