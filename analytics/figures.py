@@ -30,11 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from models.escalation import BusinessCalendar
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import PLAYBOOK, Severity
 
 __all__ = [
-    "DEFAULT_SEV4_TARGET_HOURS",
     "INCOMPLETE",
     "RESPONSE_TYPES",
     "DurationStats",
@@ -56,29 +56,39 @@ __all__ = [
     "times_of",
 ]
 
-#: SEV4's playbook target is "next business day"; without a calendar it is this many hours.
-DEFAULT_SEV4_TARGET_HOURS = 24.0
-
 
 @dataclass(frozen=True)
 class ResponseTargets:
-    """The playbook's response target per severity (SEV1 15 min, SEV2 30 min, SEV3 2 h).
+    """The playbook's response target per severity (SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 next
+    business day).
 
-    SEV4's target is "next business day", which needs a calendar; the report treats it as a fixed
-    number of hours instead (``sev4_hours``, default 24) and says so in its output.
+    SEV4's "next business day" is the close of the first business day after the episode started,
+    by ``calendar`` (the escalation policy's business hours: the same deadline the escalation
+    engine's ``sla_breached`` uses); ``sev4_hours`` replaces it with a fixed number of hours.
     """
 
-    sev4_hours: float = DEFAULT_SEV4_TARGET_HOURS
+    sev4_hours: float | None = None
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sev4_hours) and self.sev4_hours > 0):
+        if self.sev4_hours is not None and not (math.isfinite(self.sev4_hours) and self.sev4_hours > 0):
             raise ValueError(
                 f"the SEV4 target must be a positive number of hours, not {self.sev4_hours}"
             )
 
-    def target(self, severity: Severity) -> timedelta:
+    def target(self, severity: Severity) -> timedelta | None:
+        """The target as a duration; None for SEV4 by the calendar (see :meth:`deadline`)."""
         playbook = PLAYBOOK[severity].response_target
-        return playbook if playbook is not None else timedelta(hours=self.sev4_hours)
+        if playbook is not None:
+            return playbook
+        return timedelta(hours=self.sev4_hours) if self.sev4_hours is not None else None
+
+    def deadline(self, severity: Severity, started_at: datetime) -> datetime:
+        """When a response to an episode of ``severity`` that started at ``started_at`` is due."""
+        target = self.target(severity)
+        if target is None:
+            return self.calendar.next_business_day_end(started_at)
+        return started_at + target
 
 
 @dataclass(frozen=True)
@@ -140,11 +150,10 @@ class SlaStatus:
 
 
 def _episode_status(episode: Episode, latest: Severity, targets: ResponseTargets, now: datetime) -> str:
-    target = targets.target(episode.severity or latest)
+    deadline = targets.deadline(episode.severity or latest, episode.started_at)
     if episode.responded_at is not None:
-        met = episode.responded_at - episode.started_at <= target
-        return SlaStatus.MET if met else SlaStatus.BREACHED
-    return SlaStatus.BREACHED if now - episode.started_at > target else SlaStatus.PENDING
+        return SlaStatus.MET if episode.responded_at <= deadline else SlaStatus.BREACHED
+    return SlaStatus.BREACHED if now > deadline else SlaStatus.PENDING
 
 
 def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) -> str:
@@ -201,6 +210,7 @@ class SeverityFigures:
     """The figures of one severity (or of all incidents: ``severity`` None)."""
 
     severity: Severity | None
+    #: None over all incidents, and for SEV4 by the business calendar ("next business day").
     target: timedelta | None
     incidents: int
     acknowledged: int

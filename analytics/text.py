@@ -7,13 +7,15 @@ can serve any other text surface.
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from analytics.figures import DurationStats, Report, SeverityFigures
+from analytics.figures import DurationStats, Report, ResponseTargets, SeverityFigures
 from analytics.incidents import IncidentDetail
 from analytics.postmortem import describe_event
+from models.escalation import BusinessCalendar
 from models.events import AlertSnapshot
 from models.incident import Incident
 
 __all__ = [
+    "describe_calendar",
     "format_compliance",
     "format_duration",
     "format_time",
@@ -156,10 +158,45 @@ def format_compliance(met: int, breached: int) -> str:
     return f"{tenths // 10}.{tenths % 10}%"
 
 
+def _target_cell(f: SeverityFigures) -> str:
+    if f.target is not None:
+        return format_duration(f.target)
+    return "-" if f.severity is None else "next business day"
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def describe_calendar(calendar: BusinessCalendar) -> str:
+    """``Mon-Fri 09:00-17:00 UTC``, ``Sun,Mon 08:00-16:30 Asia/Jerusalem, 2 holidays``."""
+    days = sorted(calendar.days)
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        day_text = f"{_DAY_NAMES[days[0]]}-{_DAY_NAMES[days[-1]]}"
+    else:
+        day_text = ",".join(_DAY_NAMES[d] for d in days)
+    hours = f"{calendar.start:%H:%M}-{calendar.end:%H:%M} {calendar.timezone}"
+    holidays = len(calendar.holidays)
+    extra = f", {holidays} holiday{'s' * (holidays != 1)}" if holidays else ""
+    return f"{day_text} {hours}{extra}"
+
+
+def _sev4_note(targets: ResponseTargets) -> str:
+    if targets.sev4_hours is not None:
+        return (
+            f"SEV4's target is 'next business day' in the playbook; treated here as "
+            f"{targets.sev4_hours:g} hours (--sev4-target-hours)."
+        )
+    return (
+        "SEV4's target is 'next business day': the close of the first business day after it "
+        f"opened (or reopened), business hours {describe_calendar(targets.calendar)} (the "
+        "escalation policy's); --sev4-target-hours sets fixed hours instead."
+    )
+
+
 def _figures_row(name: str, f: SeverityFigures) -> list[str]:
     return [
         name,
-        format_duration(f.target) if f.target is not None else "-",
+        _target_cell(f),
         str(f.incidents),
         str(f.acknowledged),
         *_stats_cells(f.mtta),
@@ -198,8 +235,7 @@ def render_report(report: Report, *, source: str) -> str:
         "TTA: time to first acknowledgement; TTR: time to resolution (resolved incidents only).",
         "SLA: responded (acknowledged, or resolved first) within the playbook's target; "
         "PENDING: not yet responded and still within target (excluded from SLA %).",
-        f"SEV4's target is 'next business day' in the playbook; treated here as "
-        f"{report.targets.sev4_hours:g} hours (--sev4-target-hours).",
+        _sev4_note(report.targets),
     ]
     if report.skipped:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))

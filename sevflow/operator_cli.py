@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from analytics.database import load_incident_times
 from analytics.figures import (
-    DEFAULT_SEV4_TARGET_HOURS,
     ResponseTargets,
     compute_report,
     rebuild_times,
@@ -44,6 +43,7 @@ from models.events import IncidentState
 from models.settings import Settings
 from models.severity import Severity
 from store.db import UnsupportedDatabaseError, async_engine
+from streams.escalation import PolicyError, load_policy
 
 __all__ = [
     "COMMANDS",
@@ -151,9 +151,11 @@ def add_operator_commands(subparsers: Any) -> None:
     report_parser.add_argument(
         "--sev4-target-hours",
         type=_positive_hours,
-        default=DEFAULT_SEV4_TARGET_HOURS,
-        help="SEV4's response target in hours (the playbook says 'next business day'; "
-        f"default {DEFAULT_SEV4_TARGET_HOURS:g})",
+        default=None,
+        metavar="HOURS",
+        help="judge SEV4 by this fixed number of hours instead of the playbook's 'next business "
+        "day' (default: the close of the next business day, by the business hours of the "
+        "escalation policy, SEVFLOW_ESCALATION_POLICY_FILE, else Mon-Fri 09:00-17:00 UTC)",
     )
 
     postmortem_parser = subparsers.add_parser(
@@ -303,7 +305,16 @@ def report(
     except _OptionError as exc:
         print(f"sevflow report: {exc}", file=err)
         return EXIT_USAGE
-    targets = ResponseTargets(sev4_hours=options.sev4_target_hours)
+    if options.sev4_target_hours is not None:
+        targets = ResponseTargets(sev4_hours=options.sev4_target_hours)
+    else:
+        try:
+            # The calendar the escalation engine judges SEV4 by (the playbook's without a file).
+            calendar = load_policy(settings.escalation_policy_file).business_hours
+        except PolicyError as exc:
+            print(f"sevflow report: escalation policy {exc}", file=err)
+            return EXIT_FAILURE
+        targets = ResponseTargets(calendar=calendar)
     if options.from_topic:
         topic = options.topic or settings.events_topic
         try:

@@ -2,7 +2,7 @@
 shared scenario, from the events and from the store (which must agree exactly)."""
 
 import random
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,6 +19,7 @@ from analytics.figures import (
     times_from_events,
 )
 from analytics.text import render_report
+from models.escalation import BusinessCalendar
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from store.incidents import IncidentStore
@@ -88,17 +89,48 @@ def test_resolution_before_any_acknowledgement_is_the_response() -> None:
     assert sla_status(auto, targets, T0 + timedelta(days=1)) == SlaStatus.MET
 
 
-def test_sev4_target_is_configurable_hours() -> None:
-    assert ResponseTargets().target(Severity.SEV4) == timedelta(hours=24)
+def test_sev4_target_can_be_fixed_hours() -> None:
+    assert ResponseTargets(sev4_hours=24).target(Severity.SEV4) == timedelta(hours=24)
     assert ResponseTargets(sev4_hours=72).target(Severity.SEV4) == timedelta(hours=72)
     assert ResponseTargets(sev4_hours=72).target(Severity.SEV1) == minutes(15)
     sev4 = times(Severity.SEV4)
-    assert sla_status(sev4, ResponseTargets(), T0 + timedelta(hours=25)) == SlaStatus.BREACHED
-    assert (
-        sla_status(sev4, ResponseTargets(sev4_hours=48), T0 + timedelta(hours=25)) == SlaStatus.PENDING
-    )
+    at_25h = T0 + timedelta(hours=25)
+    assert sla_status(sev4, ResponseTargets(sev4_hours=24), at_25h) == SlaStatus.BREACHED
+    assert sla_status(sev4, ResponseTargets(sev4_hours=48), at_25h) == SlaStatus.PENDING
     with pytest.raises(ValueError, match="positive"):
         ResponseTargets(sev4_hours=0)
+
+
+def sev4(opened: datetime, acked: datetime) -> IncidentTimes:
+    return IncidentTimes("inc_x", Severity.SEV4, IncidentState.ACKNOWLEDGED, opened, acked)
+
+
+def test_sev4_is_due_by_the_close_of_the_next_business_day_like_the_engine() -> None:
+    """SEV4 was a fixed 24 hours: a Friday 16:00 incident acknowledged Monday 10:00 was
+    breached, a Monday 23:00 one acknowledged Tuesday 20:00 met. The escalation engine's
+    calendar (models.escalation.BusinessCalendar) says the opposite; the report now agrees."""
+    friday_16 = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    monday_23 = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    targets = ResponseTargets()
+    assert targets.target(Severity.SEV4) is None
+    assert targets.deadline(Severity.SEV4, friday_16) == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    weekend = sev4(friday_16, datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
+    late = sev4(monday_23, datetime(2026, 12, 1, 20, 0, tzinfo=UTC))
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    assert sla_status(weekend, targets, now) == SlaStatus.MET
+    assert sla_status(late, targets, now) == SlaStatus.BREACHED
+    unanswered = IncidentTimes("inc_y", Severity.SEV4, IncidentState.TRIGGERED, friday_16)
+    assert sla_status(unanswered, targets, datetime(2026, 11, 29, tzinfo=UTC)) == SlaStatus.PENDING
+    # Another calendar (the escalation policy's): Monday 30 November a holiday.
+    holiday = ResponseTargets(calendar=BusinessCalendar(holidays=(date(2026, 11, 30),)))
+    assert sla_status(weekend, holiday, now) == SlaStatus.MET
+    assert holiday.deadline(Severity.SEV4, friday_16) == datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+    report = compute_report([weekend, late], targets, now)
+    assert report.by_severity[Severity.SEV4].target is None
+    text = render_report(report, source="x")
+    sev4_row = next(line for line in text.splitlines() if line.startswith("SEV4"))
+    assert "next business day" in sev4_row
+    assert "business hours Mon-Fri 09:00-17:00 UTC" in text
 
 
 async def test_report_over_the_scenario(engine) -> None:  # type: ignore[no-untyped-def]
@@ -119,8 +151,9 @@ async def test_report_over_the_scenario(engine) -> None:  # type: ignore[no-unty
     assert (sev3.mttr.mean, sev3.mttr.median, sev3.mttr.p90) == (minutes(23), minutes(23), minutes(28.6))
     assert sev3.sla_compliance == 1.0
 
+    # UIGlitch opened Friday 15:00: due Monday 17:00 (next business day), so pending on Saturday.
     sev4 = report.by_severity[Severity.SEV4]
-    assert (sev4.incidents, sev4.mtta, sev4.mttr, sev4.sla_breached) == (1, None, None, 1)
+    assert (sev4.incidents, sev4.mtta, sev4.mttr, sev4.sla_pending) == (1, None, None, 1)
 
     overall = report.overall
     assert overall.incidents == 5
@@ -136,12 +169,12 @@ async def test_report_over_the_scenario(engine) -> None:  # type: ignore[no-unty
         minutes(33),
         minutes(38.8),
     )
-    assert (overall.sla_met, overall.sla_breached, overall.sla_pending) == (3, 2, 0)
-    assert overall.sla_compliance == pytest.approx(0.6)
+    assert (overall.sla_met, overall.sla_breached, overall.sla_pending) == (3, 1, 1)
+    assert overall.sla_compliance == pytest.approx(0.75)
 
-    lenient = compute_report(times_from_events(scenario.events), ResponseTargets(sev4_hours=48), NOW)
-    assert lenient.by_severity[Severity.SEV4].sla_pending == 1
-    assert lenient.overall.sla_compliance == pytest.approx(0.75)
+    fixed = compute_report(times_from_events(scenario.events), ResponseTargets(sev4_hours=24), NOW)
+    assert fixed.by_severity[Severity.SEV4].sla_breached == 1
+    assert fixed.overall.sla_compliance == pytest.approx(0.6)
 
 
 async def test_events_repeated_and_shuffled_give_the_same_times(engine) -> None:  # type: ignore[no-untyped-def]

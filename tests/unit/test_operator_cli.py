@@ -169,13 +169,17 @@ def test_report_from_the_store(scenario_db: tuple[str, Scenario]) -> None:
     assert table["SEV1"] == ["SEV1", "15m00s", "1", "1", "20m00s", "20m00s", "20m00s", "1",
                              "36m00s", "36m00s", "36m00s", "0", "1", "0", "0.0%"]  # fmt: skip
     assert table["SEV3"][7:11] == ["2", "23m00s", "23m00s", "28m36s"]
-    assert table["SEV4"][1] == "1d00h"
-    assert table["ALL"][-4:] == ["3", "2", "0", "60.0%"]
-    assert "treated here as 24 hours (--sev4-target-hours)" in result.out
+    # UIGlitch (SEV4) opened Friday 15:00: due Monday 17:00, still pending on Saturday.
+    assert table["SEV4"][1] == "next business day"
+    assert table["SEV4"][-4:] == ["0", "0", "1", "-"]
+    assert table["ALL"][-4:] == ["3", "1", "1", "75.0%"]
+    assert "business hours Mon-Fri 09:00-17:00 UTC" in result.out
     assert "Source: incident store" in result.out
-    lenient = run(url, "report", "--sev4-target-hours", "48")
-    assert "treated here as 48 hours" in lenient.out
-    assert {r[0]: r for r in rows(lenient.out.split("\n\n")[0])}["SEV4"][-2:] == ["1", "-"]
+    fixed = run(url, "report", "--sev4-target-hours", "24")
+    assert "treated here as 24 hours (--sev4-target-hours)" in fixed.out
+    fixed_table = {r[0]: r for r in rows(fixed.out.split("\n\n")[0])}
+    assert fixed_table["SEV4"][1] == "1d00h"
+    assert fixed_table["ALL"][-4:] == ["3", "2", "0", "60.0%"]
     windowed = run(url, "report", "--since", "2026-11-27T13:00Z", "--until", "2026-11-27T14:00Z")
     assert {r[0]: r[2] for r in rows(windowed.out.split("\n\n")[0])}["ALL"] == "1"
 
@@ -248,3 +252,30 @@ def test_out_of_range_times_and_ages_exit_2_with_a_message(scenario_db: tuple[st
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="out of range"):
         parse_time("9999-12-31T23:00-05:00", now)
+
+
+def test_report_judges_sev4_by_the_escalation_policy_calendar(
+    scenario_db: tuple[str, Scenario], tmp_path: Path
+) -> None:
+    """SEV4 was judged by a fixed 24 hours whatever the escalation policy's business hours; the
+    report now uses the calendar of the configured policy, as the escalation engine does."""
+    url, _ = scenario_db
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "levels: [{name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}]\n"
+        'business_hours: {timezone: UTC, days: [sat], start: "09:00", end: "10:00"}\n'
+    )
+    # UIGlitch opened Friday 15:00; the next business day (Saturday) closed at 10:00, before NOW.
+    result = run(url, "report", escalation_policy_file=policy)
+    assert result.status == EXIT_OK, result.err
+    table = {r[0]: r for r in rows(result.out.split("\n\n")[0])}
+    assert table["SEV4"][-4:] == ["0", "1", "0", "0.0%"]
+    assert "business hours Sat 09:00-10:00 UTC" in result.out
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("levels: []\nbusiness_hours: {days: [someday]}\n")
+    failed = run(url, "report", escalation_policy_file=broken)
+    assert failed.status == EXIT_FAILURE
+    assert failed.err.startswith(f"sevflow report: escalation policy {broken}:")
+    assert failed.out == ""
+    # --sev4-target-hours does not need the policy.
+    assert run(url, "report", "--sev4-target-hours", "24", escalation_policy_file=broken).status == 0
