@@ -9,15 +9,22 @@ target or is still within it).
 
 Definitions (docs/incident-events.md, "Rebuilding incidents from the topic alone"):
 
-- time to acknowledge: the first ``acknowledged`` event's ``acknowledged_at`` - ``opened_at``;
-- time to resolve: ``resolved_at`` - ``opened_at`` of incidents whose latest state is resolved
-  (the last resolution; an incident reopened since counts as open);
-- response (the playbook's "Response Time", what the SLA measures): the first acknowledgement, or
-  the first resolution when the incident was resolved before anyone acknowledged it;
+- episode: a stretch of the incident that needs a response. The first starts when it opened
+  (``opened_at``); each ``reopened`` event (a flap) starts another, at its ``occurred_at``;
+- response of an episode (the playbook's "Response Time"): the first ``acknowledged`` or
+  ``resolved`` event after the episode started (a resolution before anyone acknowledged counts);
+- SLA: breached if any episode's response came after its target, or an episode still
+  unanswered at ``now`` is past its target; else pending while an unanswered episode is within
+  its target; else met. The escalation engine arms again on each reopening, so it judges the same
+  way;
 - SLA severity: the severity in effect at the response — the snapshot severity of the
   ``acknowledged`` / ``resolved`` event that was the response — as the escalation engine judges
   it (a SEV3 acknowledged in 20 minutes and raised to SEV1 afterwards met its target); an
-  incident not yet responded to is judged by its latest severity;
+  episode not yet responded to is judged by the latest severity;
+- time to acknowledge: the first ``acknowledged`` event's ``acknowledged_at`` minus the start of
+  the episode it belongs to (``opened_at`` unless nobody acknowledged before a reopening);
+- time to resolve: ``resolved_at`` - ``opened_at`` of incidents whose latest state is resolved
+  (the last resolution; an incident reopened since counts as open);
 - severity (the row an incident is counted in): its latest severity (severities only ever rise
   within an incident).
 
@@ -118,12 +125,14 @@ class IncidentTimes:
     #: The episodes the SLA judges (see :func:`times_of`); empty: one episode from ``opened_at``
     #: to :attr:`responded_at`, judged by ``severity``.
     episodes: tuple[Episode, ...] = ()
+    #: The start of the episode the first acknowledgement belongs to (None: ``opened_at``).
+    acknowledged_episode_start: datetime | None = None
 
     @property
     def time_to_acknowledge(self) -> timedelta | None:
         if self.first_acknowledged_at is None:
             return None
-        return self.first_acknowledged_at - self.opened_at
+        return self.first_acknowledged_at - (self.acknowledged_episode_start or self.opened_at)
 
     @property
     def time_to_resolve(self) -> timedelta | None:
@@ -352,26 +361,42 @@ def times_from_events(
 
 
 #: The event types :func:`times_of` reads; every other type may be left out of its ``events``.
-RESPONSE_TYPES = (EventType.ACKNOWLEDGED, EventType.RESOLVED)
+RESPONSE_TYPES = (EventType.ACKNOWLEDGED, EventType.RESOLVED, EventType.REOPENED)
 
 
 def times_of(incident: IncidentSnapshot, events: Iterable[IncidentEvent]) -> IncidentTimes:
     """The times of ``incident`` (its latest snapshot) from its events in ``sequence`` order, of
-    which only the :data:`RESPONSE_TYPES` matter: both sources build their times here."""
+    which only the :data:`RESPONSE_TYPES` matter: both sources build their times here.
+
+    Episodes start at ``opened_at`` and at each ``reopened`` event's ``occurred_at`` (the
+    snapshot carries no reopening time; the event is the reopening); each one's response is the
+    first ``acknowledged`` / ``resolved`` event after it started."""
     first_ack: IncidentEvent | None = None
     first_resolve: IncidentEvent | None = None
-    response: Episode | None = None
+    ack_episode_start: datetime | None = None
+    episodes: list[Episode] = []
+    started_at: datetime = incident.opened_at
+    answered = False
     for event in events:
+        if event.type is EventType.REOPENED:
+            if not answered:  # a reopening without a response first: that episode went unanswered
+                episodes.append(Episode(started_at))
+            started_at, answered = event.occurred_at, False
+            continue
         if event.type is EventType.ACKNOWLEDGED:
-            first_ack = first_ack or event
             at = acknowledged_at_of(event)
+            if first_ack is None:
+                first_ack, ack_episode_start = event, started_at
         elif event.type is EventType.RESOLVED:
             first_resolve = first_resolve or event
             at = resolved_at_of(event)
         else:
             continue
-        if response is None:
-            response = Episode(incident.opened_at, at, event.incident.severity)
+        if not answered:
+            episodes.append(Episode(started_at, at, event.incident.severity))
+            answered = True
+    if not answered:
+        episodes.append(Episode(started_at))
     return IncidentTimes(
         incident_id=incident.id,
         severity=incident.severity,
@@ -380,7 +405,8 @@ def times_of(incident: IncidentSnapshot, events: Iterable[IncidentEvent]) -> Inc
         first_acknowledged_at=acknowledged_at_of(first_ack),
         first_resolved_at=resolved_at_of(first_resolve),
         resolved_at=incident.resolved_at if incident.state is IncidentState.RESOLVED else None,
-        episodes=(response or Episode(incident.opened_at),),
+        episodes=tuple(episodes),
+        acknowledged_episode_start=ack_episode_start,
     )
 
 

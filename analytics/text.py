@@ -232,9 +232,11 @@ def render_report(report: Report, *, source: str) -> str:
     rows.append(_figures_row("ALL", report.overall))
     notes = [
         f"Source: {source}; as of {format_time(report.now)}.",
-        "TTA: time to first acknowledgement; TTR: time to resolution (resolved incidents only).",
-        "SLA: responded (acknowledged, or resolved first) within the playbook's target; "
-        "PENDING: not yet responded and still within target (excluded from SLA %).",
+        "TTA: time to first acknowledgement from the opening (or reopening) it answered; "
+        "TTR: time to resolution (resolved incidents only).",
+        "SLA: the opening and every reopening responded to (acknowledged, or resolved first) "
+        "within the target of the severity at the response; BREACHED if any was not; "
+        "PENDING: one not yet responded to and still within target (excluded from SLA %).",
         _sev4_note(report.targets),
     ]
     if report.skipped:

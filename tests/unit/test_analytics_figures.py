@@ -260,6 +260,51 @@ async def test_raised_before_the_response_is_judged_by_the_raised_severity(engin
     assert sla_status(times, ResponseTargets(), T0 + minutes(60)) == SlaStatus.BREACHED
 
 
+async def test_a_reopened_episode_left_unanswered_breaches(engine) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledged in 5 minutes, resolved, fired again at 20 and never acknowledged: the flap
+    was invisible (SLA met). Each reopening starts an episode that needs its own response; both
+    sources say so."""
+    story = Story(engine)
+    await story.fire(minutes(0), "sev1", instance="a")
+    await story.do("acknowledge", minutes(5))
+    await story.fire(minutes(8), "sev1", status="resolved", instance="a")
+    await story.do("resolve", minutes(10))
+    await story.fire(minutes(20), "sev1", instance="a")
+    assert EventType.REOPENED in [e.type for e in story.events]
+    times = await story.times()
+    assert times.time_to_acknowledge == minutes(5)
+    assert [(e.started_at - T0, e.responded_at) for e in times.episodes] == [
+        (minutes(0), T0 + minutes(5)),
+        (minutes(20), None),
+    ]
+    targets = ResponseTargets()
+    assert sla_status(times, targets, T0 + minutes(35)) == SlaStatus.PENDING
+    assert sla_status(times, targets, T0 + minutes(36)) == SlaStatus.BREACHED
+    assert sla_status(times, targets, T0 + minutes(200)) == SlaStatus.BREACHED
+
+
+async def test_the_first_acknowledgement_is_timed_from_its_own_episode(engine) -> None:  # type: ignore[no-untyped-def]
+    """Nobody acknowledged; the alert cleared and sevflow resolved it at 6 minutes; it fired again
+    at 10 and was acknowledged at 50. TTA was 50 minutes from the opening and the SLA met (by the
+    first resolution); the acknowledgement answers the second episode: 40 minutes, breached."""
+    story = Story(engine)
+    await story.fire(minutes(0), "sev1", instance="a")
+    await story.fire(minutes(1), "sev1", status="resolved", instance="a")
+    await story.expire(minutes(6))
+    await story.fire(minutes(10), "sev1", instance="a")
+    await story.do("acknowledge", minutes(50))
+    times = await story.times()
+    assert times.first_acknowledged_at == T0 + minutes(50)
+    assert times.time_to_acknowledge == minutes(40)
+    assert [(e.started_at - T0, e.responded_at) for e in times.episodes] == [
+        (minutes(0), T0 + minutes(6)),
+        (minutes(10), T0 + minutes(50)),
+    ]
+    assert sla_status(times, ResponseTargets(), T0 + minutes(60)) == SlaStatus.BREACHED
+    report = compute_report([times], ResponseTargets(), T0 + minutes(60))
+    assert report.by_severity[Severity.SEV1].mtta == duration_stats([minutes(40)])
+
+
 async def test_incidents_with_missing_events_are_left_out_and_counted(engine) -> None:  # type: ignore[no-untyped-def]
     """An incident whose first events aged out (or were missed) was reported as breached with
     no TTA; one with a hole could lose its acknowledgement. They are now left out of the

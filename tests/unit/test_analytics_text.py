@@ -38,3 +38,9 @@ def test_sla_percentage_rounds_down_so_100_means_no_breach() -> None:
     text = render_report(compute_report(two_of_three[:2], ResponseTargets(), T0), source="x")
     assert sla_cell(text, "SEV2") == "100.0%"
     assert sla_cell(text, "SEV1") == "-"
+
+
+def test_report_notes_state_the_episode_definitions() -> None:
+    text = render_report(compute_report([acked_after(0, 1)], ResponseTargets(), T0), source="x")
+    assert "the opening and every reopening responded to" in text
+    assert "from the opening (or reopening) it answered" in text
