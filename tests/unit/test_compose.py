@@ -4,14 +4,80 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from models.settings import Settings
 from tests.conftest import REPO
 
-COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+class _StrictLoader(yaml.SafeLoader):
+    """Docker Compose refuses a mapping with a key twice; PyYAML would keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # <<: an alias's keys, which the mapping's own may override
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is defined twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _strict(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_StrictLoader)
+
+
+COMPOSE = _strict(REPO / "docker-compose.yml")
 SETTINGS = {f"SEVFLOW_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_strict_loading_refuses_a_key_given_twice() -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="'ports' is defined twice"):
+        yaml.load("a:\n  ports: [1]\n  ports: [2]\n", Loader=_StrictLoader)
+
+
+def test_every_service_depends_only_on_services_and_the_kafka_volume_is_used() -> None:
+    services = COMPOSE["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+    kafka = services["kafka"]
+    (volume,) = kafka["volumes"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == volume.split(":")[1]
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager:")
+
+
+def test_the_package_holds_every_subpackage_and_its_data() -> None:
+    """The container installs a wheel (deploy/Dockerfile), not the checkout: every package under
+    the top-level ones must be found by the build's configuration, with its data files."""
+    import tomllib
+
+    from setuptools import find_namespace_packages
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = config["packages"]["find"]["include"]
+    found = set(find_namespace_packages(where=str(REPO), include=include))
+    wanted = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("models", "streams", "sinks", "receiver", "store", "sevflow", "analytics")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert {"models.settings", "store.migrations", "store.migrations.versions"} <= wanted
+    assert wanted <= found, sorted(wanted - found)
+    assert not {p for p in found if p.split(".")[0] in ("tests", "bench", "examples")}
+    data = config["package-data"]
+    for package, patterns in data.items():
+        base = REPO if package == "*" else REPO / package.replace(".", "/")
+        for pattern in patterns:
+            assert list(base.rglob(pattern) if package == "*" else base.glob(pattern)), pattern
+    assert "migrations/script.py.mako" in data["store"]
 
 
 def test_compose_environment_names_real_settings() -> None:
