@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import store.tables  # noqa: F401  (every table the migrations describe)
 from store.db import sync_engine
@@ -18,6 +18,8 @@ from store.db import sync_engine
 __all__ = ["upgrade"]
 
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock key that serialises migrations ("sevflow" in ASCII, as an int).
+_MIGRATION_LOCK = 0x736576666C6F77
 
 
 def _config(engine: Engine) -> Config:
@@ -29,9 +31,16 @@ def _config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database's schema to ``revision`` (idempotent)."""
+    """Bring the database's schema to ``revision`` (idempotent).
+
+    Every role migrates at start, so on a fresh PostgreSQL database the worker, the sinks and any
+    replica do it at once: their CREATE TABLEs collided and all but one failed. A transaction-level
+    advisory lock makes them take turns; the later ones find the schema current. (SQLite's own
+    write lock already serialises them.)"""
     config = _config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

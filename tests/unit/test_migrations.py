@@ -28,3 +28,50 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:  # typ
         "store/schema.py changed without a migration: python -m store.migrate revision ..."
     )
     assert {"incidents", "incident_events", "alerts", "incident_groups", "alembic_version"} <= tables
+
+
+def test_roles_starting_together_on_a_fresh_database_both_migrate(database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The worker and the sinks (and a second replica) each bring the schema up to date at start,
+    in processes of their own; on a fresh database they do it at the same moment, and none may
+    fail for it."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    engine = sync_engine(database_url)
+    try:
+        metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    finally:
+        engine.dispose()
+    at = time.time() + 3.0  # after every process has imported: they migrate together
+    script = (
+        "import sys, time\n"
+        "from store.db import sync_engine\n"
+        "from store.migrate import upgrade\n"
+        "engine = sync_engine(sys.argv[1])\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "upgrade(engine)\n"
+    )
+    roles = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, database_url, str(at)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(role.wait(120), role.communicate()[1][-2000:]) for role in roles]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    engine = sync_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"incidents", "incident_events", "escalations", "sink_deliveries"} <= tables
