@@ -11,8 +11,10 @@ records are self-describing JSON documented in ``docs/incident-events.md`` (JSON
 
 It keeps, per incident, when it opened, its latest severity, its first acknowledgement and its
 current resolution, and prints the time to acknowledge and to resolve per SEV (count, mean,
-median). Offsets are committed after the records are applied (at-least-once, which the
-deduplication absorbs); keep your own state in a store if it must survive restarts.
+median). Time to acknowledge is measured from the start of the episode the acknowledgement
+answered: the opening, or the latest ``reopened`` before it (as ``sevflow report`` does).
+Offsets are committed after the records are applied (at-least-once, which the deduplication
+absorbs); keep your own state in a store if it must survive restarts.
 
 Run::
 
@@ -27,7 +29,7 @@ import json
 import statistics
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -60,6 +62,10 @@ class IncidentView:
     last_sequence: int
     first_acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
+    #: The opening, or the latest reopening seen: what an acknowledgement answers.
+    episode_started_at: datetime | None = None
+    #: The first acknowledgement's wait, from the start of its episode.
+    time_to_acknowledge: timedelta | None = None
 
 
 class ResponseTracker:
@@ -92,12 +98,15 @@ class ResponseTracker:
                 last_sequence=0,
             )
             self.incidents[record["incident_id"]] = view
+        if record["type"] == "reopened":
+            view.episode_started_at = parse_time(record["occurred_at"])
         if record["type"] == "acknowledged":
             acknowledged = parse_time(snapshot.get("acknowledged_at") or record["occurred_at"])
-            if view.first_acknowledged_at is None or (
-                acknowledged is not None and acknowledged < view.first_acknowledged_at
+            if acknowledged is not None and (
+                view.first_acknowledged_at is None or acknowledged < view.first_acknowledged_at
             ):
                 view.first_acknowledged_at = acknowledged
+                view.time_to_acknowledge = acknowledged - (view.episode_started_at or view.opened_at)
         if record["sequence"] > view.last_sequence:  # the latest snapshot wins
             view.last_sequence = record["sequence"]
             view.severity = snapshot["severity"]
@@ -113,9 +122,7 @@ class ResponseTracker:
         for severity in sorted({v.severity for v in self.incidents.values()}):
             views = [v for v in self.incidents.values() if v.severity == severity]
             tta = [
-                (v.first_acknowledged_at - v.opened_at).total_seconds()
-                for v in views
-                if v.first_acknowledged_at is not None
+                v.time_to_acknowledge.total_seconds() for v in views if v.time_to_acknowledge is not None
             ]
             ttr = [
                 (v.resolved_at - v.opened_at).total_seconds() for v in views if v.resolved_at is not None
