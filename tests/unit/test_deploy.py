@@ -234,11 +234,18 @@ def test_dashboard_shows_sevflows_health() -> None:
 # --- Kubernetes ---------------------------------------------------------------------------------
 
 
+def applied_files() -> list[Path]:
+    """What ``kubectl apply -f deploy/kubernetes/`` applies, in its order: the directory's own
+    .yaml, .yml and .json files (not subdirectories), sorted by name."""
+    return sorted(p for p in KUBERNETES.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
 def manifests() -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(KUBERNETES.glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs
+    return [document for path in applied_files() for document in documents(path)]
 
 
 def by_kind(kind: str) -> dict[str, dict[str, Any]]:
@@ -321,7 +328,19 @@ def test_environment_comes_from_the_configmap_and_secret_with_real_settings() ->
             assert variable["name"] in SETTINGS_VARIABLES, name
 
 
-@pytest.mark.parametrize("path", sorted(KUBERNETES.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_namespace_is_applied_before_what_lives_in_it() -> None:
+    """kubectl applies a directory's files in name order: a namespaced object applied before its
+    Namespace fails (namespaces "sevflow" not found) on the first install."""
+    first, *rest = applied_files()
+    assert [d["kind"] for d in documents(first)] == ["Namespace"], first.name
+    assert documents(first)[0]["metadata"]["name"] == "sevflow"
+    for path in rest:
+        for document in documents(path):
+            assert document["kind"] != "Namespace", path.name
+            assert document["metadata"]["namespace"] == "sevflow", path.name
+
+
+@pytest.mark.parametrize("path", applied_files(), ids=lambda p: p.name)
 def test_every_manifest_has_the_basic_shape(path: Path) -> None:
     for document in yaml.safe_load_all(path.read_text()):
         assert document["apiVersion"]
