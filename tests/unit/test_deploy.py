@@ -20,6 +20,8 @@ from tests.conftest import REPO
 RULES = REPO / "deploy" / "prometheus" / "sevflow-rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "sevflow-dashboard.json"
 KUBERNETES = REPO / "deploy" / "kubernetes"
+#: The Secret's example, with placeholders: not applied with the manifests.
+SECRET_EXAMPLE = KUBERNETES / "examples" / "secret.example.yaml"
 
 #: Metrics the rules and the dashboard use that sevflow does not export yet: the worker and the
 #: sinks must export them under these names (consumer lag, dead letters, sink health).
@@ -307,7 +309,9 @@ def test_containers_have_probes_resources_and_pinned_images() -> None:
 
 def test_environment_comes_from_the_configmap_and_secret_with_real_settings() -> None:
     configmap = by_kind("ConfigMap")["sevflow-config"]
-    secret = by_kind("Secret")["sevflow-secrets"]
+    (secret,) = documents(SECRET_EXAMPLE)
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["name"] == "sevflow-secrets"
     keys = set(configmap["data"]) | set(secret["stringData"])
     unknown = keys - SETTINGS_VARIABLES
     assert not unknown, f"not sevflow settings: {sorted(unknown)}"
@@ -340,7 +344,15 @@ def test_the_namespace_is_applied_before_what_lives_in_it() -> None:
             assert document["metadata"]["namespace"] == "sevflow", path.name
 
 
-@pytest.mark.parametrize("path", applied_files(), ids=lambda p: p.name)
+def test_applying_the_manifests_leaves_the_real_secret_alone() -> None:
+    """A Secret among the applied files would overwrite the real one with its placeholders on
+    every ``kubectl apply -f deploy/kubernetes/``: the example is kept out of them."""
+    assert not by_kind("Secret")
+    assert SECRET_EXAMPLE.parent != KUBERNETES
+    assert SECRET_EXAMPLE not in applied_files()
+
+
+@pytest.mark.parametrize("path", [*applied_files(), SECRET_EXAMPLE], ids=lambda p: p.name)
 def test_every_manifest_has_the_basic_shape(path: Path) -> None:
     for document in yaml.safe_load_all(path.read_text()):
         assert document["apiVersion"]
