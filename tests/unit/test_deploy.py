@@ -17,6 +17,7 @@ from receiver.metrics import ReceiverMetrics
 from streams.escalation import EscalationMetrics
 from tests.conftest import REPO
 
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
 RULES = REPO / "deploy" / "prometheus" / "sevflow-rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "sevflow-dashboard.json"
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -342,6 +343,26 @@ def test_the_namespace_is_applied_before_what_lives_in_it() -> None:
         for document in documents(path):
             assert document["kind"] != "Namespace", path.name
             assert document["metadata"]["namespace"] == "sevflow", path.name
+
+
+def test_pods_run_as_the_user_the_image_creates() -> None:
+    """The image's user has a fixed UID and GID, the ones every pod runs as: a pod running as
+    another UID than the owner of /var/lib/sevflow in the image cannot write there."""
+    lines = DOCKERFILE.read_text().splitlines()
+    dockerfile = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    (useradd,) = re.findall(r"useradd [^&\n]*", dockerfile)
+    assert re.search(r"--uid 10001\b", useradd), useradd
+    assert "--user-group" in useradd, useradd  # a group of the same number: 10001
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE) == ["10001:10001"]
+    assert "chown 10001:10001 /var/lib/sevflow" in dockerfile
+    workloads = {**by_kind("Deployment"), **by_kind("Job")}
+    assert set(workloads) == {"sevflow-receiver", "sevflow-worker", "sevflow-sinks", "sevflow-init-db"}
+    for name, workload in workloads.items():
+        context = workload["spec"]["template"]["spec"]["securityContext"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["runAsUser"] == 10001, name
+        assert context["runAsGroup"] == 10001, name
+        assert context.get("fsGroup", 10001) == 10001, name
 
 
 def test_applying_the_manifests_leaves_the_real_secret_alone() -> None:
