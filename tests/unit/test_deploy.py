@@ -299,13 +299,71 @@ def test_containers_have_probes_resources_and_pinned_images() -> None:
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(resources[kind]), f"{name}: {kind}"
         ports = {p["name"] for p in container.get("ports", [])}
-        if ports:  # serves HTTP: Kubernetes must know when it is alive and when it is ready
-            for probe in ("livenessProbe", "readinessProbe"):
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if probe in container:
                 check = container[probe]["httpGet"]
                 assert check["port"] in ports, f"{name}: {probe} on an unknown port"
-            assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-    receiver = dict(containers())["sevflow-receiver"]
-    assert receiver["readinessProbe"]["httpGet"]["path"] == "/ready"
+    by_name = dict(containers())
+    receiver = by_name["sevflow-receiver"]
+    assert receiver["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert receiver["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+
+
+def container_ports(name: str) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in dict(containers())[name].get("ports", [])}
+
+
+def configured(**overrides: str) -> Settings:
+    """The settings the ConfigMap gives every role (plus ``overrides``)."""
+    data = by_kind("ConfigMap")["sevflow-config"]["data"]
+    return Settings.model_validate(
+        {k.removeprefix("SEVFLOW_").lower(): v for k, v in {**data, **overrides}.items()}
+    )
+
+
+def test_sinks_probes_ask_the_metrics_server_that_always_runs() -> None:
+    """The built-in status page runs only while Statuspage is not configured: probes on it put
+    a pod with Statuspage configured in a restart loop. The sinks' /metrics is always served
+    (unless its port is 0), on SEVFLOW_STATUS_PAGE_HOST."""
+    settings = configured()
+    with_statuspage = configured(SEVFLOW_STATUSPAGE_API_KEY="k", SEVFLOW_STATUSPAGE_PAGE_ID="p")
+    assert with_statuspage.statuspage_configured()  # the case where the status page is off
+    assert with_statuspage.sinks_metrics_port == settings.sinks_metrics_port != 0
+    assert settings.status_page_host == "0.0.0.0"  # the kubelet probes the pod's IP
+    sinks = dict(containers())["sevflow-sinks"]
+    ports = container_ports("sevflow-sinks")
+    assert ports["metrics"] == settings.sinks_metrics_port
+    assert ports["status-page"] == settings.status_page_port
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert sinks[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+
+
+def test_every_role_declares_its_metrics_port_and_is_annotated_for_scraping() -> None:
+    """Prometheus' pod discovery scrapes what prometheus.io/scrape, /port and /path name: without
+    them the worker's lag and the sinks' DLQ and circuit metrics are never collected."""
+    settings = configured()
+    metrics_ports = {
+        "sevflow-receiver": ("http", settings.http_port),
+        "sevflow-worker": ("metrics", settings.worker_metrics_port),
+        "sevflow-sinks": ("metrics", settings.sinks_metrics_port),
+    }
+    assert settings.http_host == "0.0.0.0"  # the worker's /metrics listens there too
+    assert set(metrics_ports) == set(by_kind("Deployment"))
+    for name, deployment in by_kind("Deployment").items():
+        port_name, port = metrics_ports[name]
+        assert port != 0, name
+        assert container_ports(name)[port_name] == port, name
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/port") == str(port), name
+        assert annotations.get("prometheus.io/path") == "/metrics", name
+
+
+def test_the_worker_has_no_probe_on_its_metrics_endpoint() -> None:
+    """prometheus_client answers /metrics from its own thread whatever faust's event loop does,
+    so a probe there would not notice a stuck worker (see worker.yaml)."""
+    worker = dict(containers())["sevflow-worker"]
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(worker)
 
 
 def test_environment_comes_from_the_configmap_and_secret_with_real_settings() -> None:
@@ -321,10 +379,7 @@ def test_environment_comes_from_the_configmap_and_secret_with_real_settings() ->
         assert "REPLACE_ME" in value  # placeholders only: no real secret is ever committed
     for secret_name in ("SEVFLOW_DATABASE_URL", "SEVFLOW_WEBHOOK_TOKENS", "SEVFLOW_API_TOKENS"):
         assert secret_name in secret["stringData"]
-    # values must be valid for the settings they set
-    Settings.model_validate(
-        {k.removeprefix("SEVFLOW_").lower(): v for k, v in configmap["data"].items()}
-    )
+    configured()  # values must be valid for the settings they set
     for name, container in containers():
         sources = container["envFrom"]
         assert {"configMapRef": {"name": "sevflow-config"}} in sources, name
