@@ -1,9 +1,10 @@
 """The playbook's blameless postmortem template, filled from an incident's events.
 
-What sevflow knows is filled in: the title, date, duration, severity and the timeline (UTC), one
-line per event ("- 14:35 - Acknowledged by alice (slack)"). What only people know — the lead, the
-summary, the root cause, impact figures, what went well or wrong, action items, lessons — keeps the
-template's placeholders, so a reviewer sees at a glance what is left to write. The template itself
+What sevflow knows is filled in: the title, date, duration, severity, the timeline (UTC), one
+line per event ("- 14:35 - Acknowledged by alice (slack)"), the lead (who acknowledged first) and
+the root cause, fix and follow-up when the resolution recorded them. What only people know — the
+summary, impact figures, what went well or wrong, action items, lessons — keeps the template's
+placeholders, so a reviewer sees at a glance what is left to write. The template itself
 is the one in the incident-response playbook ("Post-Incident Review"), section for section.
 """
 
@@ -15,6 +16,7 @@ from models.incident import Incident
 
 __all__ = ["describe_event", "format_hours_minutes", "render_postmortem", "timeline_lines"]
 
+_ROOT_CAUSE_PLACEHOLDER = "[What actually caused the incident]"
 _TEMPLATE_TAIL = """\
 ## Root Cause
 [What actually caused the incident]
@@ -120,13 +122,17 @@ def render_postmortem(incident: Incident, events: Sequence[IncidentEvent], now: 
     else:
         duration = f"{format_hours_minutes(now - incident.opened_at)} (ongoing)"
     timeline = timeline_lines(incident.opened_at, events) or ["- [no events recorded]"]
+    ordered = sorted(events, key=lambda e: e.sequence)
+    lead = next(
+        (e.actor.name for e in ordered if e.type is EventType.ACKNOWLEDGED and e.actor.name), None
+    )
     head = [
         f"# Incident Postmortem: {incident.title}",
         "",
         f"**Date:** {opened.strftime('%Y-%m-%d')}",
         f"**Duration:** {duration}",
         f"**Severity:** {incident.severity.value}",
-        "**Lead:** [Name]",
+        f"**Lead:** {lead or '[Name]'}",
         "",
         "## Summary",
         "[2-3 sentence summary of what happened]",
@@ -135,4 +141,20 @@ def render_postmortem(incident: Incident, events: Sequence[IncidentEvent], now: 
         *timeline,
         "",
     ]
-    return "\n".join(head) + "\n" + _TEMPLATE_TAIL
+    return "\n".join(head) + "\n" + _tail(ordered)
+
+
+def _tail(ordered: Sequence[IncidentEvent]) -> str:
+    """The template's rest, with the latest resolution's root cause, fix and follow-up if given."""
+    resolutions = [e for e in ordered if e.type is EventType.RESOLVED and e.data]
+    if not resolutions:
+        return _TEMPLATE_TAIL
+    data = resolutions[-1].data
+    written = [
+        line
+        for key, label in (("root_cause", ""), ("fix", "Fix: "), ("follow_up", "Follow-up: "))
+        if (line := f"{label}{data[key]}" if data.get(key) else "")
+    ]
+    if not written:
+        return _TEMPLATE_TAIL
+    return _TEMPLATE_TAIL.replace(_ROOT_CAUSE_PLACEHOLDER, "\n".join(written), 1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.alert import AlertRecord
 from models.events import (
@@ -34,6 +34,8 @@ from models.severity import Severity
 
 __all__ = [
     "ALERTMANAGER",
+    "RESOLUTION_DETAILS",
+    "RESOLUTION_DETAIL_MAX",
     "SEVFLOW",
     "AlertState",
     "Classification",
@@ -208,8 +210,16 @@ class Incident(BaseModel):
         )
 
 
+#: What a resolution may record, in the playbook's "Close Incident" message (its event's data).
+RESOLUTION_DETAILS = ("root_cause", "fix", "follow_up")
+RESOLUTION_DETAIL_MAX = 1000
+
+
 class Command(BaseModel):
-    """A manual change requested through the API, the CLI, Slack or PagerDuty."""
+    """A manual change requested through the API, the CLI, Slack or PagerDuty.
+
+    A resolution may say what the playbook's closing message asks for — root cause, fix,
+    follow-up — which the ``resolved`` event carries in its ``data``."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -218,6 +228,19 @@ class Command(BaseModel):
     incident_id: str
     actor: Actor
     requested_at: datetime
+    root_cause: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
+    fix: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
+    follow_up: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
+
+    @model_validator(mode="after")
+    def _details_resolve(self) -> "Command":
+        if self.action != "resolve" and any(getattr(self, k) for k in RESOLUTION_DETAILS):
+            raise ValueError("root_cause, fix and follow_up belong to a resolution")
+        return self
+
+    def details(self) -> dict[str, str]:
+        """The resolution details given (blank ones left out)."""
+        return {k: v.strip() for k in RESOLUTION_DETAILS if (v := getattr(self, k)) and v.strip()}
 
 
 @dataclass
@@ -539,7 +562,13 @@ def apply_command(incident: Incident, command: Command, now: datetime) -> Outcom
                 "quiet_since": None,
             }
         )
-        incident = rec.emit(incident, EventType.RESOLVED, command.actor, reason="resolved by hand")
+        incident = rec.emit(
+            incident,
+            EventType.RESOLVED,
+            command.actor,
+            reason="resolved by hand",
+            data=command.details() or None,
+        )
     return Outcome(incident, None, rec.events)
 
 

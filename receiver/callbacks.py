@@ -2,7 +2,8 @@
 
 =========================================  ==================================================
 ``POST /api/incidents/{id}/ack|resolve``   bearer token (``SEVFLOW_API_TOKENS``); optional JSON
-                                           ``{"by": "alice"}``; optional ``Idempotency-Key``
+                                           ``{"by": "alice"}``, for resolve also ``root_cause``,
+                                           ``fix``, ``follow_up``; optional ``Idempotency-Key``
 ``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
                                            ``value`` = incident id; ``X-Slack-Signature`` v0
 ``POST /callbacks/pagerduty``              webhooks v3 ``incident.acknowledged`` / ``.resolved``;
@@ -44,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.events import Actor
-from models.incident import Command
+from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.settings import Settings
 from receiver.auth import WebhookAuth
 from receiver.body import BodyTooLarge, read_capped
@@ -237,6 +238,7 @@ class _Callbacks:
             if isinstance(body, Response):
                 return body
             by: str | None = None
+            details: dict[str, str] = {}
             if body.strip():
                 try:
                     document = json.loads(body)
@@ -247,6 +249,9 @@ class _Callbacks:
                 ):
                     return error_response(422, "invalid_body", 'expected {"by": "<who>"} (optional)')
                 by = _name(document.get("by"))
+                problem = _resolution_details(document, action, details)
+                if problem is not None:
+                    return error_response(422, "invalid_body", problem)
             key = request.headers.get("idempotency-key")
             command_id = (
                 _command_id("api", incident_id, action, key)
@@ -259,6 +264,7 @@ class _Callbacks:
                 incident_id=incident_id,
                 actor=Actor(via="api", name=by),
                 requested_at=self._clock(),
+                **details,
             )
             refused = await self._publish([command], "api")
             if refused is not None:
@@ -381,6 +387,22 @@ class _Callbacks:
             {"status": "accepted", "command_id": command.command_id, "incident_id": incident_id},
             202,
         )
+
+
+def _resolution_details(document: dict[str, Any], action: str, details: dict[str, str]) -> str | None:
+    """Fill ``details`` with the body's root_cause / fix / follow_up; the problem, if any."""
+    for key in RESOLUTION_DETAILS:
+        value = document.get(key)
+        if value is None:
+            continue
+        if action != "resolve":
+            return f"{key} belongs to a resolution (POST .../resolve)"
+        if not isinstance(value, str):
+            return f"{key} must be a string"
+        if len(value) > RESOLUTION_DETAIL_MAX:
+            return f"{key} is longer than {RESOLUTION_DETAIL_MAX} characters"
+        details[key] = value
+    return None
 
 
 def _ignored(reason: str) -> JSONResponse:

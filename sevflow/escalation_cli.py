@@ -24,7 +24,7 @@ from typing import Literal, TextIO
 
 from models.escalation import EscalationState, format_duration
 from models.events import Actor
-from models.incident import Command
+from models.incident import RESOLUTION_DETAIL_MAX, Command
 from models.settings import Settings
 from receiver.callbacks import CommandSink
 from store.escalations import EscalationRepo, FiredStep, PendingEscalation
@@ -44,6 +44,12 @@ __all__ = [
 COMMANDS = ("ack", "resolve", "escalations")
 
 
+def _detail(value: str) -> str:
+    if len(value) > RESOLUTION_DETAIL_MAX:
+        raise argparse.ArgumentTypeError(f"at most {RESOLUTION_DETAIL_MAX} characters")
+    return value
+
+
 def _login() -> str | None:
     try:
         return getpass.getuser()
@@ -58,6 +64,7 @@ async def send_command(
     *,
     by: str | None,
     now: datetime,
+    details: dict[str, str] | None = None,
 ) -> Command:
     """Publish one acknowledge/resolve command from the command line; returns it."""
     command = Command(
@@ -66,6 +73,7 @@ async def send_command(
         incident_id=incident_id,
         actor=Actor(via="cli", name=by),
         requested_at=now,
+        **(details or {}),
     )
     await publisher.publish(command)
     return command
@@ -77,6 +85,7 @@ def _command(
     action: Literal["acknowledge", "resolve"],
     by: str | None,
     out: TextIO,
+    details: dict[str, str] | None = None,
 ) -> int:
     from aiokafka.errors import KafkaError
 
@@ -86,7 +95,12 @@ def _command(
         publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
         try:
             return await send_command(
-                publisher, incident_id, action, by=by or _login(), now=datetime.now(UTC)
+                publisher,
+                incident_id,
+                action,
+                by=by or _login(),
+                now=datetime.now(UTC),
+                details=details,
             )
         finally:
             await publisher.close()
@@ -106,10 +120,16 @@ def ack(settings: Settings, incident_id: str, *, by: str | None = None, out: Tex
 
 
 def resolve(
-    settings: Settings, incident_id: str, *, by: str | None = None, out: TextIO = sys.stdout
+    settings: Settings,
+    incident_id: str,
+    *,
+    by: str | None = None,
+    out: TextIO = sys.stdout,
+    details: dict[str, str] | None = None,
 ) -> int:
-    """``sevflow resolve <id>``: resolve by hand."""
-    return _command(settings, incident_id, "resolve", by, out)
+    """``sevflow resolve <id> [--root-cause …] [--fix …] [--follow-up …]``: resolve by hand; the
+    details go into the playbook's closing message."""
+    return _command(settings, incident_id, "resolve", by, out, details)
 
 
 def _when(moment: datetime, now: datetime) -> str:
@@ -197,6 +217,19 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
         parser.add_argument("incident_id", help="the incident id (inc_…)")
         parser.add_argument("--by", default=None, help="who (default: your login name)")
+        if name == "resolve":
+            for flag, what in (
+                ("--root-cause", "what caused it"),
+                ("--fix", "what fixed it"),
+                ("--follow-up", "follow-up work, e.g. a ticket (JIRA-123)"),
+            ):
+                parser.add_argument(
+                    flag,
+                    type=_detail,
+                    default=None,
+                    help=f"{what}: shown in the resolution message (at most "
+                    f"{RESOLUTION_DETAIL_MAX} characters)",
+                )
     parser = sub.add_parser("escalations", help="show what escalates next and when")
     parser.add_argument("incident_id", nargs="?", default=None, help="one incident's history")
 
@@ -206,5 +239,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "ack":
         return ack(settings, args.incident_id, by=args.by)
     if args.command == "resolve":
-        return resolve(settings, args.incident_id, by=args.by)
+        given = {
+            "root_cause": args.root_cause,
+            "fix": args.fix,
+            "follow_up": args.follow_up,
+        }
+        details = {k: v for k, v in given.items() if v}
+        return resolve(settings, args.incident_id, by=args.by, details=details)
     return escalations(settings, incident_id=args.incident_id)

@@ -3,9 +3,16 @@
 import re
 from datetime import timedelta
 
+import pytest
+
 from analytics.postmortem import format_hours_minutes, render_postmortem, timeline_lines
+from models.events import Actor
+from models.incident import Command, apply_command
+from models.severity import Severity
+from sinks.slack_format import resolution
 from store.incidents import IncidentStore
 from tests.conftest import REPO
+from tests.fakes.events import T0, IncidentStory
 from tests.unit.test_analytics_scenario import NOW, build_scenario
 
 PLAYBOOK = REPO.parent / "shared" / "seed" / "incident-response-playbook.md"
@@ -41,7 +48,7 @@ async def test_postmortem_follows_the_template_and_fills_the_timeline(engine) ->
     assert "**Date:** 2026-11-27\n" in document
     assert "**Duration:** 40 minutes\n" in document
     assert "**Severity:** SEV2\n" in document
-    assert "**Lead:** [Name]\n" in document  # unknown to sevflow: left as the placeholder
+    assert "**Lead:** alice\n" in document  # who acknowledged first, as the announcement names
     timeline = document.split("## Timeline (UTC)\n")[1].split("\n\n")[0].splitlines()
     assert timeline == [
         "- 12:00 - Alert fired: HighErrorRate",
@@ -119,3 +126,43 @@ async def test_escalation_sla_and_severity_events_read_as_sentences(engine) -> N
         "Response target missed (acknowledge)",
         "Severity raised from SEV4 to SEV3 (blast radius: 5 instances affected)",
     ]
+
+
+def test_resolution_details_reach_the_closing_message_and_the_postmortem() -> None:
+    """What a resolution records (API, CLI) is the playbook's closing message, and the
+    postmortem's root cause; without it both keep saying what is missing."""
+    story = IncidentStory(severity=Severity.SEV2)
+    story.fire(at=T0)
+    story.ack(at=T0 + timedelta(minutes=5), who="alice")
+    assert story.incident is not None
+    command = Command(
+        command_id="c-resolve",
+        action="resolve",
+        incident_id=story.incident.id,
+        actor=Actor(via="api", name="alice"),
+        requested_at=T0 + timedelta(minutes=45),
+        root_cause="Database connection pool exhaustion due to slow query",
+        fix="Optimized query and increased pool size",
+        follow_up="[JIRA-123] Add query performance monitoring",
+    )
+    outcome = apply_command(story.incident, command, command.requested_at)
+    assert outcome is not None
+    (resolved,) = outcome.events
+    assert resolution(resolved).text == (
+        ":white_check_mark: *INCIDENT RESOLVED*\n\n"
+        "*Duration:* 45 minutes\n"
+        "*Root Cause:* Database connection pool exhaustion due to slow query\n"
+        "*Fix:* Optimized query and increased pool size\n"
+        "*Follow-up:* [JIRA-123] Add query performance monitoring"
+    )
+    assert outcome.incident is not None
+    document = render_postmortem(outcome.incident, [*story.events, resolved], NOW)
+    root_cause = document.split("## Root Cause\n")[1].split("\n\n")[0]
+    assert root_cause.splitlines() == [
+        "Database connection pool exhaustion due to slow query",
+        "Fix: Optimized query and increased pool size",
+        "Follow-up: [JIRA-123] Add query performance monitoring",
+    ]
+    assert "**Lead:** alice\n" in document
+    with pytest.raises(ValueError, match="belong to a resolution"):
+        Command(**{**command.model_dump(), "action": "acknowledge"})

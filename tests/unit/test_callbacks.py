@@ -339,6 +339,37 @@ async def test_api_ack_and_resolve_with_a_token() -> None:
     ]
 
 
+async def test_api_resolve_records_the_playbooks_closing_details() -> None:
+    """Root cause, fix and follow-up travel with the resolution (the closing message's fields);
+    they are refused on an acknowledgement, when not text, or when too long."""
+    publisher = RecordingPublisher()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    details = {
+        "root_cause": "Database connection pool exhaustion due to slow query",
+        "fix": "Optimized query and increased pool size",
+        "follow_up": "[JIRA-123] Add query performance monitoring",
+    }
+    async with client(publisher) as http:
+        resolved = await http.post(
+            f"/api/incidents/{INCIDENT}/resolve", json={"by": "alice", **details}, headers=auth
+        )
+        on_ack = await http.post(
+            f"/api/incidents/{INCIDENT}/ack", json={"root_cause": "x"}, headers=auth
+        )
+        not_text = await http.post(f"/api/incidents/{INCIDENT}/resolve", json={"fix": 5}, headers=auth)
+        too_long = await http.post(
+            f"/api/incidents/{INCIDENT}/resolve", json={"follow_up": "x" * 1001}, headers=auth
+        )
+    assert resolved.status_code == 202
+    (command,) = publisher.commands
+    assert command.details() == details
+    assert (on_ack.status_code, on_ack.json()["error"]) == (422, "invalid_body")
+    assert "belongs to a resolution" in on_ack.json()["message"]
+    assert (not_text.status_code, not_text.json()["message"]) == (422, "fix must be a string")
+    assert too_long.status_code == 422
+    assert "1000 characters" in too_long.json()["message"]
+
+
 async def test_api_idempotency_key_gives_a_stable_command_id() -> None:
     publisher = RecordingPublisher()
     headers = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}", "idempotency-key": "k-1"}

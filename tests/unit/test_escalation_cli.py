@@ -59,6 +59,38 @@ def test_subcommands_parse() -> None:
     assert set(escalation_cli.COMMANDS) == {"ack", "resolve", "escalations"}
 
 
+async def test_resolve_takes_the_closing_details_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser(prog="sevflow")
+    sub = parser.add_subparsers(dest="command", required=True)
+    escalation_cli.add_subcommands(sub)
+    args = parser.parse_args(
+        [
+            "resolve",
+            "inc_1",
+            "--root-cause",
+            "slow query",
+            "--fix",
+            "index added",
+            "--follow-up",
+            "JIRA-9",
+        ]
+    )
+    assert (args.root_cause, args.fix, args.follow_up) == ("slow query", "index added", "JIRA-9")
+    publisher = RecordingPublisher()
+    details = {"root_cause": args.root_cause, "fix": args.fix, "follow_up": args.follow_up}
+    command = await escalation_cli.send_command(
+        publisher, "inc_1", "resolve", by="alice", now=T0, details=details
+    )
+    assert command.details() == details
+    with pytest.raises(SystemExit):
+        parser.parse_args(["resolve", "inc_1", "--fix", "x" * 1001])
+    assert "at most 1000 characters" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ack", "inc_1", "--root-cause", "x"])  # a resolution's, not an ack's
+
+
 async def test_escalations_command_prints_what_fires_next(
     tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
