@@ -19,6 +19,7 @@ from tests.conftest import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 RULES = REPO / "deploy" / "prometheus" / "sevflow-rules.yml"
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "sevflow-dashboard.json"
 KUBERNETES = REPO / "deploy" / "kubernetes"
 #: The Secret's example, with placeholders: not applied with the manifests.
@@ -107,10 +108,25 @@ def test_rules_cover_sevflows_health_and_the_dead_mans_switch() -> None:
         "SevflowConsumerLagGrowing",
         "SevflowDeadLetterQueueNotEmpty",
         "SevflowSinkCircuitOpen",
+        "SevflowWorkerDown",
+        "SevflowSinksDown",
     } <= set(by_name)
     watchdog = by_name["SevflowWatchdog"]
     assert watchdog["expr"].strip() == "vector(1)"  # always firing: its absence is the alert
     assert 'status=~"5.."' in by_name["SevflowReceiverErrors"]["expr"]
+
+
+def test_every_sevflow_job_has_a_down_alert() -> None:
+    """A role that is down exports nothing, so only ``up`` and ``absent(up)`` notice it: the
+    worker's lag alert cannot fire once the worker is dead. Each sevflow job Prometheus scrapes
+    (prometheus.yml) has an alert for both, under that job's name."""
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = [c["job_name"] for c in config["scrape_configs"] if c["job_name"].startswith("sevflow")]
+    assert set(jobs) == {"sevflow-receiver", "sevflow-worker", "sevflow-sinks"}
+    exprs = [" ".join(r["expr"].split()) for r in load_rules()]
+    for job in jobs:
+        down = f'up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})'
+        assert down in exprs, f"no alert fires when {job} is down or not scraped"
 
 
 def test_promtool_accepts_the_rules() -> None:
@@ -163,6 +179,14 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
             [expected(rules["SevflowConsumerLagGrowing"], "5k", **lag)],
         ),
         ("15m", "SevflowReceiverDown", []),
+        ("5m", "SevflowWorkerDown", []),  # up until 6m
+        (
+            "15m",
+            "SevflowWorkerDown",
+            [expected(rules["SevflowWorkerDown"], job="sevflow-worker", instance="w1")],
+        ),
+        # no sinks target at all (never deployed, or discovery lost them): absent() fires
+        ("15m", "SevflowSinksDown", [expected(rules["SevflowSinksDown"], job="sevflow-sinks")]),
     ]
     document = {
         "rule_files": [str(RULES)],
@@ -178,6 +202,7 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
                     series("sevflow_sink_circuit_open", "0x20", sink="pagerduty"),
                     series("sevflow_consumer_lag", "0+200x30", partition="0", **lag),
                     series("up", "1x20", job="sevflow-receiver", instance="r1"),
+                    series("up", "1x5 0x15", job="sevflow-worker", instance="w1"),
                 ],
                 "alert_rule_test": [
                     {"eval_time": at, "alertname": name, "exp_alerts": alerts}
