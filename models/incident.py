@@ -69,8 +69,9 @@ class LifecyclePolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     quiet_period: timedelta = Field(
-        default=timedelta(minutes=5),
-        description="All alerts resolved for this long resolves the incident.",
+        default=timedelta(minutes=15),
+        description="All alerts resolved for this long resolves the incident (the playbook "
+        "watches a fix for 15 minutes before closing).",
     )
     reopen_window: timedelta = Field(
         default=timedelta(hours=1),

@@ -34,9 +34,10 @@ class StreamSettings(BaseModel):
         "Alertmanager's groupKey (its route's group_by).",
     )
     quiet_period_seconds: float = Field(
-        default=300,
+        default=900,
         ge=0,
-        description="All alerts of an incident resolved for this long resolves the incident.",
+        description="All alerts of an incident resolved for this long resolves the incident "
+        "(the playbook watches a fix for 15 minutes before closing).",
     )
     reopen_window_seconds: float = Field(
         default=3600,

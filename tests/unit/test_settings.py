@@ -1,3 +1,4 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kafka_bootstrap == "127.0.0.1:19092"
     assert settings.sqlalchemy_url() == f"sqlite:///{(Path('.sevflow') / 'sevflow.db').resolve()}"
     assert settings.webhook_auth_problem() is not None
+    # The playbook watches a fix for 15 minutes before closing the incident.
+    assert settings.lifecycle_policy().quiet_period == timedelta(minutes=15)
 
 
 def test_tokens_split_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
