@@ -56,7 +56,7 @@ def exported_metrics() -> set[str]:
 _FUNCTIONS = {
     "sum", "rate", "increase", "deriv", "max", "min", "by", "and", "or", "absent", "vector",
     "histogram_quantile", "le", "job", "status", "group", "topic", "sink", "level", "severity",
-    "service", "alertstate", "alertname", "rate_interval", "receiver_job",
+    "service", "alertstate", "alertname", "rate_interval", "receiver_job", "partition",
 }  # fmt: skip
 
 
@@ -200,7 +200,9 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
                     series("sevflow_dlq_size", "0 0 3x18", topic="incident-events-dlq"),
                     series("sevflow_sink_circuit_open", "0 1x19", sink="slack"),
                     series("sevflow_sink_circuit_open", "0x20", sink="pagerduty"),
-                    series("sevflow_consumer_lag", "0+200x30", partition="0", **lag),
+                    # two worker replicas, each measuring the whole group's lag: 5k, not 10k
+                    series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w1", **lag),
+                    series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w2", **lag),
                     series("up", "1x20", job="sevflow-receiver", instance="r1"),
                     series("up", "1x5 0x15", job="sevflow-worker", instance="w1"),
                 ],
@@ -217,6 +219,61 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
         "sevflow is 5k records behind on sevflow-alerts and falling further behind."
     )
     tests = tmp_path / "sevflow-rules.test.yml"
+    tests.write_text(yaml.safe_dump(document))
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def lag_exprs() -> list[str]:
+    """Every rule and dashboard expression that reads sevflow_consumer_lag, whitespace folded."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [r["expr"] for r in load_rules()]
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    return [" ".join(e.split()) for e in exprs if "sevflow_consumer_lag" in e]
+
+
+def test_lag_is_counted_once_per_partition_however_many_workers_report_it() -> None:
+    """Each worker replica reports the lag of every partition of its group: a plain sum counts
+    each partition once per replica (2 replicas, twice the lag). The rules and the dashboard
+    take the max per partition (of the lag, or of its deriv) before summing."""
+    exprs = lag_exprs()
+    assert len(exprs) >= 2  # the lag alert and the dashboard's lag panel
+    per_partition = r"max by \(group, topic, partition\) \((?:\w+\()?$"
+    for expr in exprs:
+        for match in re.finditer(r"sevflow_consumer_lag", expr):
+            assert re.search(per_partition, expr[: match.start()]), expr
+
+
+def test_the_dashboards_lag_panel_counts_each_partition_once(tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    (panel,) = [p for p in dashboard["panels"] if "lag" in p["title"].lower()]
+    (target,) = panel["targets"]
+    lag = {"group": "sevflow", "topic": "sevflow-alerts"}
+    document = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("sevflow_consumer_lag", "7x5", partition=p, instance=w, **lag)
+                    for p in ("0", "1")
+                    for w in ("w1", "w2")
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": target["expr"],
+                        "eval_time": "4m",
+                        "exp_samples": [
+                            {"labels": '{group="sevflow",topic="sevflow-alerts"}', "value": 14}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    tests = tmp_path / "dashboard-lag.test.yml"
     tests.write_text(yaml.safe_dump(document))
     result = subprocess.run(
         [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
