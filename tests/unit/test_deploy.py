@@ -1,5 +1,6 @@
 """The deployment files, checked statically: Prometheus rules (by promtool, including rule unit
-tests), the Grafana dashboard, and the Kubernetes manifests against sevflow's real settings."""
+tests), Alertmanager's routing (by amtool), the Grafana dashboard, the Dockerfile's user, and the
+Kubernetes manifests against sevflow's real settings."""
 
 import json
 import re
@@ -18,6 +19,7 @@ from streams.escalation import EscalationMetrics
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
+ALERTMANAGER = REPO / "deploy" / "alertmanager.yml"
 RULES = REPO / "deploy" / "prometheus" / "sevflow-rules.yml"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "sevflow-dashboard.json"
@@ -293,6 +295,51 @@ def test_rules_and_dashboard_read_only_metrics_sevflow_exports_or_owes() -> None
     unknown = used - exported - NOT_YET_EXPORTED - PROMETHEUS
     assert not unknown, f"metrics neither exported nor listed as owed: {sorted(unknown)}"
     assert used >= NOT_YET_EXPORTED  # the list names only what is really needed
+
+
+# --- Alertmanager -------------------------------------------------------------------------------
+
+
+def amtool() -> str:
+    path = shutil.which("amtool")
+    if path is None:
+        raise AssertionError("amtool not found: install Debian's prometheus-alertmanager")
+    return path
+
+
+def routed_to(**labels: str) -> list[str]:
+    """The receivers Alertmanager's routing tree sends an alert with ``labels`` to (amtool)."""
+    matchers = [f"{k}={v}" for k, v in labels.items()]
+    result = subprocess.run(
+        [amtool(), "config", "routes", "test", f"--config.file={ALERTMANAGER}", *matchers],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.split()
+
+
+def test_alertmanager_accepts_its_configuration() -> None:
+    result = subprocess.run(
+        [amtool(), "check-config", str(ALERTMANAGER)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_watchdog_goes_to_the_dead_mans_switch_not_into_sevflow() -> None:
+    """SevflowWatchdog always fires: routed to sevflow it would be an incident open forever. It
+    goes, alone, to a receiver without integrations (to point at a heartbeat service); sevflow's
+    other alerts and everyone else's still reach sevflow's webhook."""
+    by_name = {r["alert"]: r for r in load_rules()}
+    watchdog = {"alertname": "SevflowWatchdog", **by_name["SevflowWatchdog"]["labels"]}
+    assert routed_to(**watchdog) == ["deadmans-switch"]
+    receiver_down = {"alertname": "SevflowReceiverDown", **by_name["SevflowReceiverDown"]["labels"]}
+    assert routed_to(**receiver_down) == ["sevflow"]
+    assert routed_to(alertname="HighCPU", severity="critical") == ["sevflow"]
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    (switch,) = [r for r in config["receivers"] if r["name"] == "deadmans-switch"]
+    assert switch == {"name": "deadmans-switch"}  # no integration: the heartbeat is dropped
 
 
 # --- Grafana dashboard --------------------------------------------------------------------------
