@@ -227,6 +227,7 @@ def create_app(
 
     @app.timer(interval=10.0, name="metrics")  # type: ignore[untyped-decorator]
     async def measure() -> None:
+        stats.heartbeat.set_to_current_time()
         try:
             await stats.measure_backlog(engine)
             await lag.update(stats)

@@ -48,6 +48,12 @@ class WorkerMetrics:
             "Stored incident events not yet published on incident-events.",
             registry=self.registry,
         )
+        self.heartbeat = Gauge(
+            "sevflow_worker_heartbeat_timestamp_seconds",
+            "Unix time of the worker's last metrics pass, run on its event loop: /metrics is "
+            "served by another thread, so a stuck loop still answers scrapes, with this stale.",
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "sevflow_consumer_lag",
             "Records behind the end of each partition, by consumer group, topic and partition.",

@@ -136,6 +136,9 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
         r'^sevflow_time_to_resolve_seconds_count\{severity="SEV1"\} 1\.0$', worker_metrics, re.M
     )
     assert "sevflow_outbox_backlog" in worker_metrics
+    # The heartbeat the "worker stuck" alert reads is set by the event loop: recent, not 0.
+    (beat,) = re.findall(r"^sevflow_worker_heartbeat_timestamp_seconds (\S+)$", worker_metrics, re.M)
+    assert abs(time.time() - float(beat)) < 120
     assert (
         'http_requests_total{method="POST",path="/webhooks/alertmanager",status="200"}'
         in receiver_metrics

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from models.settings import Settings
 from receiver.metrics import ReceiverMetrics
 from streams.escalation import EscalationMetrics
+from streams.metrics import WorkerMetrics
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -30,7 +31,6 @@ SECRET_EXAMPLE = KUBERNETES / "examples" / "secret.example.yaml"
 #: Metrics the rules and the dashboard use that sevflow does not export yet: the worker and the
 #: sinks must export them under these names (consumer lag, dead letters, sink health).
 NOT_YET_EXPORTED = {
-    "sevflow_consumer_lag",
     "sevflow_dlq_size",
     "sevflow_sink_failures_total",
     "sevflow_sink_circuit_open",
@@ -43,7 +43,11 @@ def exported_metrics() -> set[str]:
     """Every sample name sevflow's registries can expose (counters as ``_total``, histograms as
     ``_bucket``/``_sum``/``_count``)."""
     names: set[str] = set()
-    registries: list[CollectorRegistry] = [ReceiverMetrics().registry, EscalationMetrics().registry]
+    registries: list[CollectorRegistry] = [
+        ReceiverMetrics().registry,
+        EscalationMetrics().registry,
+        WorkerMetrics().registry,
+    ]
     for registry in registries:
         for family in registry.collect():
             if family.type == "counter":
@@ -59,6 +63,7 @@ _FUNCTIONS = {
     "sum", "rate", "increase", "deriv", "max", "min", "by", "and", "or", "absent", "vector",
     "histogram_quantile", "le", "job", "status", "group", "topic", "sink", "level", "severity",
     "service", "alertstate", "alertname", "rate_interval", "receiver_job", "partition",
+    "time", "instance",
 }  # fmt: skip
 
 
@@ -187,6 +192,12 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
             "SevflowWorkerDown",
             [expected(rules["SevflowWorkerDown"], job="sevflow-worker", instance="w1")],
         ),
+        ("8m", "SevflowWorkerStuck", []),  # heartbeat stale from 7m: not for 2 minutes yet
+        (
+            "15m",
+            "SevflowWorkerStuck",
+            [expected(rules["SevflowWorkerStuck"], "10m 0s", job="sevflow-worker", instance="w2")],
+        ),
         # no sinks target at all (never deployed, or discovery lost them): absent() fires
         ("15m", "SevflowSinksDown", [expected(rules["SevflowSinksDown"], job="sevflow-sinks")]),
     ]
@@ -207,6 +218,19 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
                     series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w2", **lag),
                     series("up", "1x20", job="sevflow-receiver", instance="r1"),
                     series("up", "1x5 0x15", job="sevflow-worker", instance="w1"),
+                    # w2 answers scrapes, but its loop stopped at 5m: the heartbeat stays at 300 s
+                    series(
+                        "sevflow_worker_heartbeat_timestamp_seconds",
+                        "0+60x5 300x15",
+                        job="sevflow-worker",
+                        instance="w2",
+                    ),
+                    series(
+                        "sevflow_worker_heartbeat_timestamp_seconds",
+                        "0+60x20",
+                        job="sevflow-worker",
+                        instance="w3",
+                    ),
                 ],
                 "alert_rule_test": [
                     {"eval_time": at, "alertname": name, "exp_alerts": alerts}
