@@ -4,7 +4,8 @@ A rules document (YAML) looks like::
 
     default: {severity: SEV3}
     security: ['security=~"true|yes"']      # any match marks a security incident
-    data_loss: ['annotations.impact=~"(?i).*data loss.*"']
+    data_breach: ['alertname=~"(?i).*exfiltration.*"']  # a data breach (and a security incident)
+    data_loss: ['annotations.impact=~"(?i).*data loss.*"']  # SEV1
     rules:
       - name: service-down
         severity: SEV1
@@ -59,6 +60,7 @@ class RuleSet:
     default: Severity = Severity.SEV3
     security: tuple[Matcher, ...] = ()
     data_loss: tuple[Matcher, ...] = ()
+    data_breach: tuple[Matcher, ...] = ()
     #: classify() results by the values of the labels and annotations the matchers read. Alerts
     #: differ mostly in labels no rule looks at (instance, pod…), so a storm is classified once.
     _cache: dict[tuple[str, ...], Classification] = field(
@@ -72,19 +74,39 @@ class RuleSet:
     @property
     def inputs(self) -> tuple[str, ...]:
         """The label names (and ``annotations.`` names) any matcher reads, in a fixed order."""
-        matchers = [*self.security, *self.data_loss, *(m for r in self.rules for m in r.matchers)]
+        matchers = [
+            *self.security,
+            *self.data_loss,
+            *self.data_breach,
+            *(m for r in self.rules for m in r.matchers),
+        ]
         return tuple(sorted({m.name for m in matchers}))
 
     def explain(
         self, labels: dict[str, str], annotations: dict[str, str], *, trace: bool = True
     ) -> Explanation:
-        """Classify, recording (when ``trace``) the first failing matcher of every rule tried."""
+        """Classify, recording (when ``trace``) the first failing matcher of every rule tried.
+
+        A data-breach match also marks a security incident (a breach is one)."""
         security = [str(m) for m in self.security if m.matches(labels, annotations)]
         data_loss = [str(m) for m in self.data_loss if m.matches(labels, annotations)]
+        data_breach = [str(m) for m in self.data_breach if m.matches(labels, annotations)]
         extra = tuple(
             [f"security: {', '.join(security)}"] * bool(security)
+            + [f"data breach: {', '.join(data_breach)}"] * bool(data_breach)
             + [f"data loss: {', '.join(data_loss)}"] * bool(data_loss)
         )
+
+        def classification(severity: Severity, rule: str, reasons: tuple[str, ...]) -> Classification:
+            return Classification(
+                severity=severity,
+                rule=rule,
+                reasons=reasons,
+                security=bool(security or data_breach),
+                data_loss=bool(data_loss),
+                data_breach=bool(data_breach),
+            )
+
         tried: list[tuple[str, str]] = []
         for rule in self.rules:
             failing = next((m for m in rule.matchers if not m.matches(labels, annotations)), None)
@@ -93,24 +115,11 @@ class RuleSet:
                 severity = rule.severity
                 if data_loss:
                     severity = Severity.SEV1
-                cls = Classification(
-                    severity=severity,
-                    rule=rule.name,
-                    reasons=reasons,
-                    security=bool(security),
-                    data_loss=bool(data_loss),
-                )
-                return Explanation(cls, rule, tried)
+                return Explanation(classification(severity, rule.name, reasons), rule, tried)
             if trace:
                 tried.append((rule.name, str(failing)))
         severity = Severity.SEV1 if data_loss else self.default
-        cls = Classification(
-            severity=severity,
-            rule="default",
-            reasons=("no rule matched", *extra),
-            security=bool(security),
-            data_loss=bool(data_loss),
-        )
+        cls = classification(severity, "default", ("no rule matched", *extra))
         return Explanation(cls, None, tried)
 
     def classify(self, labels: dict[str, str], annotations: dict[str, str]) -> Classification:
@@ -133,7 +142,23 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     return mapping
 
 
+class _Lines(list[Any]):
+    """A YAML sequence that remembers the line of each of its items."""
+
+    lines: tuple[int, ...] = ()
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Lines:
+    sequence = _Lines(loader.construct_sequence(node, deep=True))
+    sequence.lines = tuple(item.start_mark.line + 1 for item in node.value)
+    return sequence
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+#: The top-level matcher lists, each marking the incident with the flag of its name.
+_FLAGS = ("security", "data_loss", "data_breach")
 
 
 def _severity(value: object, where: str) -> Severity:
@@ -154,6 +179,19 @@ def _matchers(values: object, where: str) -> tuple[Matcher, ...]:
         raise RulesError(f"{where}: {exc}") from None
 
 
+def _flag_matchers(values: object, flag: str, where: str, source: str) -> tuple[Matcher, ...]:
+    """A top-level matcher list; a bad matcher is refused with its own line."""
+    if isinstance(values, list) and all(isinstance(v, str) for v in values):
+        lines = getattr(values, "lines", ())
+        for index, value in enumerate(values):
+            try:
+                parse_matcher(value)
+            except MatcherError as exc:
+                at = f"{source} line {lines[index]}" if index < len(lines) else where
+                raise RulesError(f"{at}: {flag}: {exc}") from None
+    return _matchers(values, f"{where}: {flag}")
+
+
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse a rules document; raises :class:`RulesError` naming ``source``, the line and reason."""
     try:
@@ -166,7 +204,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     if not isinstance(document, dict):
         raise RulesError(f"{source}: expected a mapping with a 'rules' list")
     top = f"{source} line {document.get('__line__', 1)}"
-    unknown = set(document) - {"__line__", "default", "security", "data_loss", "rules"}
+    unknown = set(document) - {"__line__", "rules", "default", *_FLAGS}
     if unknown:
         raise RulesError(f"{top}: unknown keys {sorted(unknown)}")
     default = document.get("default") or {}
@@ -210,6 +248,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     return RuleSet(
         rules=tuple(rules),
         default=default_severity,
-        security=_matchers(document.get("security"), top),
-        data_loss=_matchers(document.get("data_loss"), top),
+        security=_flag_matchers(document.get("security"), "security", top, source),
+        data_loss=_flag_matchers(document.get("data_loss"), "data_loss", top, source),
+        data_breach=_flag_matchers(document.get("data_breach"), "data_breach", top, source),
     )

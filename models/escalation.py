@@ -6,7 +6,11 @@ The playbook's path, the default policy (:func:`playbook_policy`)::
     level 2  secondary on-call (PagerDuty)    after 15 min unacknowledged
     level 3  engineering manager (phone)      after 30 min unacknowledged, SEV1 only
     + security contact (security@optimal-build.com, Slack #security-incidents) for security incidents
-    + legal contact (legal@optimal-build.com) for data-loss incidents
+    + legal contact (legal@optimal-build.com) for data breaches (the playbook's "Legal: Data
+      breaches"; a breach is a security incident too, so the security contact hears of it as well)
+
+Data loss (a disk losing data) makes an incident SEV1 but notifies no one extra by default:
+``data_loss_targets`` is empty unless a policy file names a contact.
 
 Response targets (time to acknowledge): SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 the end of the
 next business day of the :class:`BusinessCalendar`.
@@ -298,6 +302,7 @@ class EscalationPolicy(_Frozen):
     resolve_targets: dict[Severity, SlaTarget] = Field(default_factory=dict)
     security_targets: tuple[Target, ...] = ()
     data_loss_targets: tuple[Target, ...] = ()
+    data_breach_targets: tuple[Target, ...] = ()
     overrides: tuple[EscalationOverride, ...] = ()
     business_hours: BusinessCalendar = BusinessCalendar()
 
@@ -332,6 +337,7 @@ class EscalationPolicy(_Frozen):
             plans={severity: self.plan(services, severity) for severity in Severity},
             security_targets=self.security_targets,
             data_loss_targets=self.data_loss_targets,
+            data_breach_targets=self.data_breach_targets,
             business_hours=self.business_hours,
         )
 
@@ -342,6 +348,7 @@ class EscalationSnapshot(_Frozen):
     plans: dict[Severity, SeverityPlan]
     security_targets: tuple[Target, ...] = ()
     data_loss_targets: tuple[Target, ...] = ()
+    data_breach_targets: tuple[Target, ...] = ()
     business_hours: BusinessCalendar = BusinessCalendar()
 
     def sla_deadline(self, target: SlaTarget | None, started_at: datetime) -> datetime | None:
@@ -390,7 +397,9 @@ def playbook_policy() -> EscalationPolicy:
             Target(kind="email", to="security@optimal-build.com", label="Security"),
             Target(kind="slack", to="#security-incidents", label="Security"),
         ),
-        data_loss_targets=(Target(kind="email", to="legal@optimal-build.com", label="Legal"),),
+        # The playbook's "Legal | legal@optimal-build.com | Data breaches": legal hears of a
+        # breach (unauthorized data access), not of data lost by a failing disk.
+        data_breach_targets=(Target(kind="email", to="legal@optimal-build.com", label="Legal"),),
     )
 
 
@@ -421,6 +430,7 @@ class EscalationState(_Frozen):
     status: EscalationStatus = EscalationStatus.ACTIVE
     security_notified: bool = False
     data_loss_notified: bool = False
+    data_breach_notified: bool = False
     acknowledge_breached: bool = False
     resolve_breached: bool = False
     acknowledged_at: datetime | None = None
@@ -605,8 +615,8 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     * Acknowledged or resolved: no level ever fires again; the times to acknowledge / resolve are
       recorded, and an SLA breach the loop did not see in time (it was down) is recorded once,
       judged when the answer is first seen.
-    * Open (triggered or acknowledged): the contacts its flags call for (security, data loss) are
-      notified once.
+    * Open (triggered or acknowledged): the contacts its flags call for (security, data loss, data
+      breach) are notified once.
     * Still triggered: every level whose deadline passed fires once, in order (after a long outage
       several fire in one go: each was owed), then the acknowledge target is checked.
     * The plan follows the incident's current severity (raised SEV3 → SEV1 adds the SEV1 levels).
@@ -625,7 +635,7 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     ack_due = current.snapshot.sla_deadline(current.plan.acknowledge_target, current.started_at)
     resolve_due = current.snapshot.sla_deadline(current.plan.resolve_target, current.started_at)
 
-    # The contacts its flags call for (security, data loss) are told once while it is open,
+    # The contacts its flags call for (security, data loss, data breach) are told once while open,
     # acknowledged or not: a flag can arrive with an alert after the acknowledgement.
     contacts: list[tuple[str, tuple[Target, ...]]] = []
     if incident.state is not IncidentState.RESOLVED:
@@ -637,6 +647,10 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
             updates["data_loss_notified"] = True
             if current.snapshot.data_loss_targets:
                 contacts.append(("data_loss", current.snapshot.data_loss_targets))
+        if incident.data_breach and not current.data_breach_notified:
+            updates["data_breach_notified"] = True
+            if current.snapshot.data_breach_targets:
+                contacts.append(("data_breach", current.snapshot.data_breach_targets))
     extra = tuple(t for _, ts in contacts for t in ts)
 
     if incident.state is IncidentState.TRIGGERED:

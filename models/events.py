@@ -96,6 +96,7 @@ class IncidentSnapshot(_Frozen):
     state: IncidentState
     security: bool = False
     data_loss: bool = False
+    data_breach: bool = False
     services: list[str] = Field(default_factory=list)
     opened_at: datetime
     acknowledged_at: datetime | None = None

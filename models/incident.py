@@ -99,6 +99,7 @@ class Classification(BaseModel):
     reasons: tuple[str, ...] = ()
     security: bool = False
     data_loss: bool = False
+    data_breach: bool = False
 
 
 class AlertState(BaseModel):
@@ -157,6 +158,7 @@ class Incident(BaseModel):
     state: IncidentState = IncidentState.TRIGGERED
     security: bool = False
     data_loss: bool = False
+    data_breach: bool = False
     services: tuple[str, ...] = ()
     instances: tuple[str, ...] = ()
     opened_at: datetime
@@ -195,6 +197,7 @@ class Incident(BaseModel):
             state=self.state,
             security=self.security,
             data_loss=self.data_loss,
+            data_breach=self.data_breach,
             services=list(self.services),
             opened_at=self.opened_at,
             acknowledged_at=self.acknowledged_at,
@@ -357,6 +360,7 @@ def _open(
         alert_severity=cls.severity,
         security=cls.security,
         data_loss=cls.data_loss,
+        data_breach=cls.data_breach,
         services=_with_name((), _first(record.labels, SERVICE_LABELS)),
         instances=_with_name((), _first(record.labels, INSTANCE_LABELS)),
         opened_at=now,
@@ -460,6 +464,7 @@ def apply_alert(
         "quiet_since": None,
         "security": incident.security or cls.security,
         "data_loss": incident.data_loss or cls.data_loss,
+        "data_breach": incident.data_breach or cls.data_breach,
         "services": _with_name(incident.services, _first(record.labels, SERVICE_LABELS)),
         "instances": _with_name(incident.instances, _first(record.labels, INSTANCE_LABELS)),
     }

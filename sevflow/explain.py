@@ -91,8 +91,13 @@ def explain(
         lines.append(f"  skipped  {name}: {failing} does not match")
     if cls.security:
         lines.append("security:  yes (security contact is notified)")
+    if cls.data_breach:
+        lines.append(
+            "breach:    yes (a data breach, so a security incident; the data breach contact, "
+            "legal in the playbook's policy, is notified)"
+        )
     if cls.data_loss:
-        lines.append("data loss: yes (SEV1; legal contact is notified)")
+        lines.append("data loss: yes (SEV1)")
     if group_key is None and settings.group_by:
         group_key = format_group_key({n: labels.get(n, "") for n in settings.group_by})
     try:

@@ -84,7 +84,8 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         resolve_targets: {SEV1: 4h}
         security_targets: [{kind: email, to: security@optimal-build.com},
                            {kind: slack, to: "#security-incidents"}]
-        data_loss_targets: [{kind: email, to: legal@optimal-build.com}]
+        data_breach_targets: [{kind: email, to: legal@optimal-build.com}]
+        data_loss_targets: []                  # data loss is SEV1; no extra contact by default
         overrides:
           - services: [payments]
             severities: [SEV1, SEV2]

@@ -78,6 +78,76 @@ def test_data_loss_is_sev1_and_flagged() -> None:
     assert cls.data_loss
 
 
+@pytest.mark.parametrize(
+    ("labels", "annotations"),
+    [
+        (
+            {"alertname": "S3ObjectsPublic", "severity": "critical"},
+            {"impact": "Unauthorized data access: customer records readable by anyone"},
+        ),
+        ({"alertname": "Audit", "severity": "warning"}, {"impact": "Unauthorized access to user data"}),
+        ({"alertname": "Egress", "severity": "warning"}, {"impact": "possible data exfiltration"}),
+        ({"alertname": "CustomerDataLeak", "severity": "warning"}, {}),
+        ({"alertname": "DataBreachSuspected"}, {}),
+    ],
+)
+def test_default_rules_mark_a_data_breach_as_a_security_incident(labels, annotations) -> None:  # type: ignore[no-untyped-def]
+    cls = DEFAULTS.classify(labels, annotations)
+    assert cls.data_breach
+    assert cls.security  # a breach is a security incident
+    assert not cls.data_loss
+    assert any(r.startswith("data breach: ") for r in cls.reasons)
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations"),
+    [
+        # The playbook's other security symptom: a security incident, not a breach.
+        ({"alertname": "LoginFailures"}, {"impact": "Unauthorized access attempts from 1 IP"}),
+        ({"alertname": "SLOBreach", "severity": "critical"}, {}),  # a target, not data
+        ({"alertname": "ErrorBudgetBreached", "severity": "warning"}, {}),
+        ({"alertname": "MemoryLeak", "severity": "warning"}, {}),
+        ({"alertname": "DiskFailing"}, {"impact": "possible data loss"}),
+    ],
+)
+def test_default_breach_rules_are_conservative(labels, annotations) -> None:  # type: ignore[no-untyped-def]
+    cls = DEFAULTS.classify(labels, annotations)
+    assert not cls.data_breach
+
+
+def test_default_rules_data_breach_notifies_legal_and_data_loss_does_not() -> None:
+    """End to end with the shipped rules and the playbook's policy: the breach alert opens a
+    security incident that tells security and legal; the disk losing data opens a SEV1 that
+    tells neither."""
+    from models.escalation import advance, arm, playbook_policy
+    from models.incident import LifecyclePolicy, apply_alert
+    from tests.builders import T0, alert
+
+    def contacts(record):  # type: ignore[no-untyped-def]
+        cls = DEFAULTS.classify(record.labels, record.annotations)
+        outcome = apply_alert(None, None, record, cls, LifecyclePolicy(), T0)
+        assert outcome is not None
+        assert outcome.incident is not None
+        incident = outcome.incident
+        (level1,) = advance(arm(incident, playbook_policy(), T0), incident, T0).firings
+        return incident, [str(t) for t in level1.targets]
+
+    breach, targets = contacts(
+        alert("UserTableRead", severity="warning", annotations={"impact": "unauthorized data access"})
+    )
+    assert (breach.security, breach.data_breach, breach.data_loss) == (True, True, False)
+    assert breach.snapshot().data_breach
+    assert "email:legal@optimal-build.com" in targets
+    assert "email:security@optimal-build.com" in targets
+
+    loss, targets = contacts(
+        alert("ReplicaLag", severity="warning", annotations={"impact": "possible data loss"})
+    )
+    assert loss.severity is Severity.SEV1
+    assert (loss.security, loss.data_breach, loss.data_loss) == (False, False, True)
+    assert targets == ["pagerduty:primary"]  # no legal contact for data loss
+
+
 def test_security_label_marks_security_incident() -> None:
     cls = DEFAULTS.classify({"alertname": "BruteForce", "severity": "warning", "security": "true"}, {})
     assert cls.security
@@ -122,6 +192,42 @@ def test_bad_rules_fail_with_line_and_reason(text: str, message: str) -> None:
     assert message in str(err.value)
 
 
+def test_rules_with_data_breach_matchers_parse() -> None:
+    rules = parse_rules(
+        "data_breach:\n"
+        "  - 'alertname=~\"(?i).*exfil.*\"'\n"
+        "  - 'leak=\"true\"'\n"
+        "rules:\n  - {name: a, severity: SEV2, matchers: ['x=\"1\"']}\n"
+    )
+    assert [str(m) for m in rules.data_breach] == ['alertname=~"(?i).*exfil.*"', 'leak="true"']
+    assert "leak" in rules.inputs  # the cache keys on what the breach matchers read
+    cls = rules.classify({"x": "1", "leak": "true"}, {})
+    assert (cls.severity, cls.rule, cls.security, cls.data_breach) == (Severity.SEV2, "a", True, True)
+    assert 'data breach: leak="true"' in cls.reasons
+    assert not rules.classify({"x": "1", "leak": "false"}, {}).data_breach  # not the cached one
+    no_match = rules.explain({"alertname": "DnsExfilSuspected"}, {}).classification
+    assert (no_match.rule, no_match.data_breach, no_match.security) == ("default", True, True)
+
+
+def test_a_bad_data_breach_matcher_is_refused_with_its_line() -> None:
+    text = (
+        "default: {severity: SEV3}\n"
+        "data_breach:\n"
+        "  - 'alertname=~\"(?i).*exfil.*\"'\n"
+        "  - 'impact'\n"
+        "rules:\n  - {name: a, severity: SEV2, matchers: ['x=\"1\"']}\n"
+    )
+    with pytest.raises(RulesError) as err:
+        parse_rules(text, "my-rules.yaml")
+    assert str(err.value).startswith("my-rules.yaml line 4: data_breach: ")
+    assert "not a matcher" in str(err.value)
+    with pytest.raises(RulesError, match=r"my-rules\.yaml line 1: data_breach: matchers must be"):
+        parse_rules(
+            "data_breach: 'x=\"1\"'\nrules: [{name: a, severity: SEV1, matchers: ['x=1']}]\n",
+            "my-rules.yaml",
+        )
+
+
 def test_rules_file_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - {name: db, severity: SEV1, matchers: ['service=\"db\"']}\n")
@@ -143,6 +249,8 @@ def test_classify_remembers_by_the_values_the_matchers_read() -> None:
         ({"alertname": "ServiceDown", "severity": "critical"}, {"impact": "data loss for users"}),
         ({"alertname": "Foo", "security": "true"}, {}),
         ({"alertname": "Foo"}, {}),
+        ({"alertname": "Foo"}, {"impact": "unauthorized data access"}),
+        ({"alertname": "CustomerDataLeak"}, {}),
     ]
     for labels, annotations in cases * 2:
         for instance in ("a", "b"):  # a label no rule reads: same classification, from the cache

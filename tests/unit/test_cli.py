@@ -43,3 +43,26 @@ def test_unsupported_database_is_named(tmp_path) -> None:  # type: ignore[no-unt
     assert result.returncode == 2
     assert "unsupported database 'mysql'" in result.stderr
     assert "secretpw" not in result.stderr
+
+
+def test_explain_shows_the_data_breach_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"SEVFLOW_DATA_DIR": str(tmp_path), "PATH": ""}
+    breach = run_cli(
+        "explain",
+        "alertname=Audit",
+        "severity=warning",
+        "-a",
+        "impact=unauthorized data access",
+        env=env,
+    )
+    assert breach.returncode == 0, breach.stderr
+    assert "security:  yes" in breach.stdout
+    assert "breach:    yes (a data breach" in breach.stdout
+    assert "legal" in breach.stdout
+    loss = run_cli(
+        "explain", "alertname=ReplicaLag", "severity=warning", "-a", "impact=data loss", env=env
+    )
+    assert loss.returncode == 0, loss.stderr
+    assert "data loss: yes (SEV1)" in loss.stdout
+    assert "breach" not in loss.stdout
+    assert "legal" not in loss.stdout  # legal is the data-breach contact, not data loss's

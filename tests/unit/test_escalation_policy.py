@@ -91,7 +91,10 @@ def test_playbook_policy_levels_and_targets_per_severity() -> None:
         "email:security@optimal-build.com",
         "slack:#security-incidents",
     }
-    assert [str(t) for t in policy.data_loss_targets] == ["email:legal@optimal-build.com"]
+    # "Legal | legal@optimal-build.com | Data breaches": legal is the data-breach contact; data
+    # loss (a disk losing data) is SEV1 but names no extra contact.
+    assert [str(t) for t in policy.data_breach_targets] == ["email:legal@optimal-build.com"]
+    assert policy.data_loss_targets == ()
 
 
 @pytest.mark.parametrize(
@@ -217,7 +220,7 @@ def test_restart_after_several_deadlines_fires_each_missed_level_once_in_order()
     assert step.state.status is EscalationStatus.EXHAUSTED
 
 
-def test_security_and_data_loss_contacts_are_notified_once() -> None:
+def test_security_and_data_breach_contacts_are_notified_once() -> None:
     inc = incident(security=True)
     state = arm(inc, playbook_policy(), T0)
     first = advance(state, inc, T0)
@@ -227,13 +230,55 @@ def test_security_and_data_loss_contacts_are_notified_once() -> None:
         "email:security@optimal-build.com",
         "slack:#security-incidents",
     ]
-    # Data loss discovered later, between levels: the legal contact is notified on its own.
-    later = inc.model_copy(update={"data_loss": True})
+    # A data breach discovered later, between levels: the legal contact is notified on its own.
+    later = inc.model_copy(update={"data_breach": True})
     second = advance(first.state, later, T0 + 5 * M)
     assert [(f.key, [str(t) for t in f.targets]) for f in second.firings] == [
-        ("contact:data_loss", ["email:legal@optimal-build.com"])
+        ("contact:data_breach", ["email:legal@optimal-build.com"])
     ]
+    assert second.firings[0].reason == "data-breach incident: notifying the data breach contact"
+    assert second.state.data_breach_notified
     assert advance(second.state, later, T0 + 6 * M).firings == ()
+
+
+def test_data_loss_notifies_no_legal_contact_with_the_playbook_policy() -> None:
+    """Data loss (a disk losing data) is SEV1, not a breach: the playbook sends legal data
+    breaches only, so nothing beyond the levels fires."""
+    inc = incident(data_loss=True)
+    first = advance(arm(inc, playbook_policy(), T0), inc, T0)
+    (level1,) = first.firings
+    assert [str(t) for t in level1.targets] == ["pagerduty:primary"]
+    assert first.state.data_loss_notified
+    later = advance(first.state, inc, T0 + 5 * M)
+    assert later.firings == ()
+
+
+def test_a_policy_file_can_still_name_a_data_loss_contact() -> None:
+    policy = parse_policy(
+        "levels: [{name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}]\n"
+        "data_loss_targets: [{kind: email, to: dba@example.com}]\n"
+        "data_breach_targets: [{kind: email, to: counsel@example.com}]\n"
+    )
+    assert [str(t) for t in policy.data_breach_targets] == ["email:counsel@example.com"]
+    inc = incident(data_loss=True, data_breach=True)
+    step = advance(arm(inc, policy, T0), inc, T0)
+    (level1,) = step.firings
+    assert [str(t) for t in level1.targets] == [
+        "pagerduty:primary",
+        "email:dba@example.com",
+        "email:counsel@example.com",
+    ]
+
+
+def test_a_stored_state_without_the_data_breach_fields_still_loads() -> None:
+    inc = incident(data_breach=True)
+    document = arm(inc, playbook_policy(), T0).model_dump(mode="json")
+    del document["data_breach_notified"]
+    del document["snapshot"]["data_breach_targets"]
+    old = EscalationState.model_validate(document)
+    assert not old.data_breach_notified
+    # Armed before the upgrade: its snapshot names no breach contact, so none is told.
+    assert [f.key for f in advance(old, inc, T0).firings] == ["level:1"]
 
 
 def test_raised_severity_switches_to_that_plan() -> None:
@@ -342,16 +387,19 @@ def test_reopened_incident_escalates_from_when_it_reopened() -> None:
 
 
 def test_contacts_are_notified_when_the_flag_arrives_after_the_acknowledgement() -> None:
-    """A security (or data-loss) alert joins an incident someone already acknowledged: the
-    security and legal contacts still hear of it, once; no level fires."""
+    """A data-breach (so security) alert joins an incident someone already acknowledged: the
+    security and legal contacts still hear of it, once; no level fires. Data loss on the same
+    incident adds no contact (the playbook's legal contact is for data breaches)."""
     inc = incident(Severity.SEV2)
     state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
     state = advance(state, acked(inc, T0 + 5 * M), T0 + 6 * M).state
-    flagged = acked(inc, T0 + 5 * M).model_copy(update={"security": True, "data_loss": True})
+    flagged = acked(inc, T0 + 5 * M).model_copy(
+        update={"security": True, "data_breach": True, "data_loss": True}
+    )
     step = advance(state, flagged, T0 + 10 * M)
     assert [(f.key, [str(t) for t in f.targets]) for f in step.firings] == [
         ("contact:security", ["email:security@optimal-build.com", "slack:#security-incidents"]),
-        ("contact:data_loss", ["email:legal@optimal-build.com"]),
+        ("contact:data_breach", ["email:legal@optimal-build.com"]),
     ]
     assert advance(step.state, flagged, T0 + 11 * M).firings == ()
     resolved = flagged.model_copy(update={"state": IncidentState.RESOLVED, "resolved_at": T0})

@@ -131,6 +131,28 @@ def test_security_and_data_loss_flags_stick() -> None:
     assert outcome.incident.data_loss
 
 
+def test_a_data_breach_flag_arriving_with_a_later_alert_sticks_and_is_published() -> None:
+    first = apply_alert(None, None, alert(instance="a"), SEV2, POLICY, T0)
+    assert first is not None
+    assert first.incident is not None
+    assert not first.incident.data_breach
+    breach = Classification(
+        severity=Severity.SEV2, rule="r", security=True, data_breach=True, reasons=("data breach: x",)
+    )
+    later = alert(instance="b", at=T0 + timedelta(minutes=1))
+    outcome = apply_alert(first.incident, None, later, breach, POLICY, later.received_at)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.data_breach
+    assert outcome.events[-1].incident.data_breach  # the event snapshot carries it
+    # A later alert without the flag does not clear it.
+    quiet = alert(instance="c", at=T0 + timedelta(minutes=2))
+    again = apply_alert(outcome.incident, None, quiet, SEV2, POLICY, quiet.received_at)
+    assert again is not None
+    assert again.incident is not None
+    assert again.incident.data_breach
+
+
 def resolve_all(first: Outcome, at_minutes: int) -> Outcome:
     resolved = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=at_minutes))
     outcome = apply_alert(first.incident, first.alert, resolved, SEV2, POLICY, resolved.received_at)
