@@ -121,6 +121,7 @@ def render_detail(detail: IncidentDetail) -> str:
         ("Flaps", str(i.flaps)),
         ("Security", "yes" if i.security else "no"),
         ("Data loss", "yes" if i.data_loss else "no"),
+        ("Data breach", "yes" if i.data_breach else "no"),
         ("Runbook", i.runbook_url or "-"),
         ("Impact", i.impact or "-"),
     ]

@@ -144,6 +144,7 @@ def test_show_prints_fields_timeline_and_alerts(scenario_db: tuple[str, Scenario
     assert result.status == EXIT_OK
     assert "Severity:     SEV2 (Major functionality impaired)" in result.out
     assert "Acknowledged: 2026-11-27 12:10 UTC by alice" in result.out
+    assert "Data breach:  no\n" in result.out
     timeline = rows(result.out.split("Timeline\n")[1].split("\n\n")[0])
     assert [r[2] for r in timeline] == ["opened", "acknowledged", "resolved"]
     assert timeline[1][3] == "Acknowledged by alice (slack)"
