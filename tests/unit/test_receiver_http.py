@@ -301,13 +301,18 @@ def test_rate_limit_429_with_retry_after_then_recovers(publisher) -> None:  # ty
     assert post(client, body).status_code == 200
 
 
-def test_oversized_record_is_413_not_503(publisher) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(
+def big_body_app(publisher):  # type: ignore[no-untyped-def]
+    """The app with room for a body larger than a Kafka record may be (4 MiB)."""
+    return create_app(
         publisher=publisher,
         auth=WebhookAuth([SecretStr(TOKEN)]),
         now=lambda: NOW,
         max_body_bytes=4 * 1024 * 1024,
     )
+
+
+def test_oversized_record_is_413_not_503(publisher) -> None:  # type: ignore[no-untyped-def]
+    app = big_body_app(publisher)
     document = load_fixture("zulip__resolved_single_alert.json")
     document["alerts"][0]["annotations"]["description"] = "x" * 1_100_000
     response = post(TestClient(app), json.dumps(document))
@@ -319,12 +324,7 @@ def test_oversized_record_is_413_not_503(publisher) -> None:  # type: ignore[no-
 def test_record_three_times_its_body_is_413_not_accepted(publisher) -> None:  # type: ignore[no-untyped-def]
     # No groupKey: the record's group key is built from the labels, escaping each quote again, so
     # a record is about 3 x a body well under MAX_RECORD_BYTES; Kafka would refuse it for ever.
-    app = create_app(
-        publisher=publisher,
-        auth=WebhookAuth([SecretStr(TOKEN)]),
-        now=lambda: NOW,
-        max_body_bytes=4 * 1024 * 1024,
-    )
+    app = big_body_app(publisher)
     document = load_fixture("zulip__resolved_single_alert.json")
     document.pop("groupKey", None)
     document["groupLabels"] = {}
