@@ -5,6 +5,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import timedelta
 
 import prometheus_client
 import uvicorn
@@ -20,6 +21,7 @@ from sinks.dlq import DeadLetterWriter
 from sinks.kafka import dead_letter_producer, ensure_topics, sink_consumer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
+from sinks.statuspage import StatusPageSink, follow_up_until
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
@@ -94,6 +96,13 @@ async def serve_sinks(
             )
             tasks.append(asyncio.create_task(worker.run(consumer, stop), name=f"sink-{sink.name}"))
             log.info("sink %s consuming %s", sink.name, settings.events_topic)
+            if isinstance(sink, StatusPageSink) and settings.statuspage_followup_minutes:
+                interval = timedelta(minutes=settings.statuspage_followup_minutes)
+                tasks.append(
+                    asyncio.create_task(
+                        follow_up_until(sink, interval, clock, stop), name="status-followups"
+                    )
+                )
         if not settings.statuspage_configured():
             app = create_status_app(StatusPageStore(engine), clock.now, settings.status_page_title)
             server = uvicorn.Server(

@@ -1,10 +1,11 @@
 """The built-in status page as a status backend: the same plan as Atlassian Statuspage, written
 to sevflow's own table and served by :mod:`sinks.status_server`."""
 
+from dataclasses import replace
 from datetime import datetime
 
 from sinks.clock import Clock
-from sinks.statuspage_format import StatusChange
+from sinks.statuspage_format import StatusChange, follow_up
 from store.deliveries import StatusPageRecord, StatusPageStore
 
 __all__ = ["BuiltinStatusPage"]
@@ -66,6 +67,30 @@ class BuiltinStatusPage:
     async def find(self, incident_id: str) -> str | None:
         record = await self._store.get(incident_id)
         return incident_id if record is not None and record.resolved_at is None else None
+
+    async def follow_up_silent(self, before: datetime) -> int:
+        """Post the follow-up on each open incident unchanged since ``before``; how many got one.
+
+        The age is checked again inside the change's transaction, so a concurrent change (an
+        acknowledgement, another sinks replica's follow-up) wins and nothing is posted twice.
+        """
+        posted: list[str] = []
+
+        def plan(existing: StatusPageRecord | None) -> StatusPageRecord | None:
+            if existing is None or existing.resolved_at is not None or existing.updated_at > before:
+                return None
+            body = follow_up(existing.status)
+            if body is None:
+                return None
+            posted.append(existing.incident_id)
+            now = self._clock.now()
+            update = {"at": now.isoformat(), "status": _TITLES[existing.status], "body": body}
+            return replace(existing, updates=[*existing.updates, update], updated_at=now)
+
+        for record in await self._store.open_incidents():
+            if record.updated_at <= before and follow_up(record.status) is not None:
+                await self._store.change(record.incident_id, plan)
+        return len(posted)
 
     async def close(self) -> None:
         return None

@@ -3,20 +3,49 @@
 The backend is Atlassian Statuspage when configured, else the built-in page; both get the same
 changes from :func:`sinks.statuspage_format.status_changes`. The backend's incident id is stored
 as the incident's external id, so later events update it instead of opening another.
+
+The opening update promises another "within 30 minutes"; :meth:`StatusPageSink.follow_up`, run
+every minute by the sinks process, keeps that promise on every open incident nothing changed for
+that long. Statuspage's times are kept in the delivery log's references of the incident
+(``page_status``, ``page_updated_at``, written with every change), the built-in page's in its own
+table. Either way the age is checked again where the follow-up is claimed (a compare-and-set of
+``page_updated_at``; the built-in page's change transaction), so a restart or a second sinks
+replica never posts a second follow-up within the interval.
 """
 
+import asyncio
 import functools
+import logging
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.events import IncidentEvent
 from models.severity import Severity
 from sinks.base import Failure, each_event
+from sinks.clock import Clock
 from sinks.effects import Effects, Result
-from sinks.statuspage_format import StatusChange, status_changes
+from sinks.errors import DeliveryError
+from sinks.statuspage_format import StatusChange, follow_up, status_changes
 
-__all__ = ["StatusBackend", "StatusPageSink"]
+__all__ = [
+    "FOLLOW_UP_EVERY",
+    "FollowsUpItself",
+    "LoggedFollowUps",
+    "StatusBackend",
+    "StatusPageSink",
+    "follow_up_until",
+]
+
+log = logging.getLogger(__name__)
+
+#: The delivery log's references of a published incident (scope: the incident id).
+PAGE_ID, PAGE_STATUS, PAGE_UPDATED_AT = "page_incident_id", "page_status", "page_updated_at"
+#: How often the follow-up loop looks for silent incidents (seconds): a follow-up is at most this
+#: late.
+FOLLOW_UP_EVERY = 60.0
 
 
 class StatusBackend(Protocol):
@@ -30,6 +59,22 @@ class StatusBackend(Protocol):
     async def find(self, incident_id: str) -> str | None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FollowsUpItself(Protocol):
+    """A backend that keeps its incidents' update times (the built-in page): it posts the
+    follow-ups, checking each incident's age in the transaction that adds the update."""
+
+    async def follow_up_silent(self, before: datetime) -> int: ...
+
+
+@runtime_checkable
+class LoggedFollowUps(Protocol):
+    """A vendor (Statuspage) that can post an update keeping the status; the sink keeps the
+    times in the delivery log."""
+
+    async def follow_up(self, external_id: str, status: str, body: str) -> None: ...
 
 
 class StatusPageSink:
@@ -60,15 +105,24 @@ class StatusPageSink:
                         if self._backend.idempotent_create
                         else functools.partial(self._find, event.incident_id)
                     ),
-                    refs=lambda r: {"page_incident_id": r["page_incident_id"]},
+                    refs=functools.partial(self._page_refs, change),
                 )
-                external = result["page_incident_id"]
+                external = result[PAGE_ID]
             elif external is not None:
                 await self._effects.once(
                     [event],
                     change.kind,
                     functools.partial(self._update, external, event.incident_id, change),
+                    refs=functools.partial(self._page_refs, change),
                 )
+
+    def _page_refs(self, change: StatusChange, result: Result) -> Result:
+        """The page's incident id (create) and what the follow-ups need to know of a change,
+        recorded with its confirmation."""
+        refs = {PAGE_STATUS: change.status, PAGE_UPDATED_AT: self._effects.clock.now().isoformat()}
+        if PAGE_ID in result:
+            refs[PAGE_ID] = result[PAGE_ID]
+        return refs
 
     async def _create(self, incident_id: str, change: StatusChange) -> Result:
         return {"page_incident_id": await self._backend.create(incident_id, change)}
@@ -88,5 +142,94 @@ class StatusPageSink:
         showing the SEV1/SEV2 incidents (nothing to send)."""
         return []
 
+    async def follow_up(self, interval: timedelta) -> int:
+        """Post the follow-up on every open incident without a public update for ``interval``;
+        how many were posted. Errors are logged and the incident is tried on the next call."""
+        now = self._effects.clock.now()
+        if isinstance(self._backend, FollowsUpItself):
+            try:
+                return await self._backend.follow_up_silent(now - interval)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("status page follow-ups not posted this time: %s", type(exc).__name__)
+                return 0
+        if not isinstance(self._backend, LoggedFollowUps):
+            return 0
+        try:
+            published = await self._effects.log.open_scopes(
+                self.name, key=PAGE_ID, status_key=PAGE_STATUS, closed="resolved"
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("status page follow-ups not listed this time: %s", type(exc).__name__)
+            return 0
+        posted = 0
+        for incident_id, refs in published.items():
+            try:
+                posted += await self._follow_up_logged(self._backend, incident_id, refs, now, interval)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("follow-up of %s not posted: %s", incident_id, type(exc).__name__)
+        return posted
+
+    async def _follow_up_logged(
+        self,
+        vendor: LoggedFollowUps,
+        incident_id: str,
+        refs: dict[str, str],
+        now: datetime,
+        interval: timedelta,
+    ) -> int:
+        """One Statuspage incident: claim the follow-up by moving ``page_updated_at`` from the
+        value read to ``now`` (another replica's claim, or a change confirmed meanwhile, makes
+        the swap fail), then post it; a failed post gives the claim back for the next try."""
+        status, body = refs[PAGE_STATUS], follow_up(refs[PAGE_STATUS])
+        last = refs.get(PAGE_UPDATED_AT)
+        stamp = now.isoformat()
+        if body is None:
+            return 0
+        if last is None:  # published before sevflow kept the time: start counting now
+            await self._effects.log.swap_ref(self.name, incident_id, PAGE_UPDATED_AT, None, stamp, now)
+            return 0
+        if datetime.fromisoformat(last) > now - interval:
+            return 0
+        if not await self._effects.log.swap_ref(
+            self.name, incident_id, PAGE_UPDATED_AT, last, stamp, now
+        ):
+            return 0
+        try:
+            await self._effects.retried(
+                functools.partial(vendor.follow_up, refs[PAGE_ID], status, body), "follow-up"
+            )
+        except DeliveryError as error:
+            log.warning("follow-up of %s not posted: %s", incident_id, error)
+            await self._effects.log.swap_ref(self.name, incident_id, PAGE_UPDATED_AT, stamp, last, now)
+            return 0
+        return 1
+
     async def close(self) -> None:
         await self._backend.close()
+
+
+async def follow_up_until(
+    sink: StatusPageSink,
+    interval: timedelta,
+    clock: Clock,
+    stop: asyncio.Event,
+    every: float = FOLLOW_UP_EVERY,
+) -> None:
+    """Call :meth:`StatusPageSink.follow_up` every ``every`` seconds until ``stop``.
+
+    Never raises: the sinks process stops when one of its tasks fails, and a follow-up that went
+    wrong must not take the sinks' deliveries down with it; the next round tries again.
+    """
+    while not stop.is_set():
+        try:
+            posted = await sink.follow_up(interval)
+        except Exception:  # see the docstring: logged, and the next round tries again
+            log.exception("status page follow-ups failed; trying again in %.0f s", every)
+        else:
+            if posted:
+                log.info("status page: %d follow-up update(s) posted", posted)
+        stopped = asyncio.ensure_future(stop.wait())
+        slept = asyncio.ensure_future(clock.sleep(every))
+        await asyncio.wait([stopped, slept], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopped, slept):
+            waiter.cancel()

@@ -1,4 +1,4 @@
-"""Atlassian Statuspage (Manage API v1) over httpx: create, update and find incidents.
+"""Atlassian Statuspage (Manage API v1) over httpx: create, update, follow up and find incidents.
 
 Auth is ``Authorization: OAuth <key>`` (developer.statuspage.io, "Authentication"). 420/429 and
 5xx and transport errors are retryable; 401/404/422 and other 4xx are permanent. The API key is
@@ -104,6 +104,16 @@ class StatuspageClient:
             "update",
             answer=False,
             json=self._body(change, incident_id),
+        )
+
+    async def follow_up(self, external_id: str, status: str, body: str) -> None:
+        """Post an update that changes nothing else: the same status, a new message."""
+        await self._request(
+            "PATCH",
+            f"/incidents/{external_id}",
+            "follow-up",
+            answer=False,
+            json={"incident": {"status": status, "body": body}},
         )
 
     async def find(self, incident_id: str) -> str | None:

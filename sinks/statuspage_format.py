@@ -11,6 +11,9 @@ acknowledged           update: identified (and what an acknowledged incident sho
                        creates it identified)
 resolved               resolve: "The issue has been resolved. …", components operational
 anything else          nothing
+30 minutes of silence  follow-up (:func:`follow_up`, posted by the sinks' follow-up loop): the
+                       same status, "We are continuing to …. We will provide an update within 30
+                       minutes.", so the opening's promise holds
 =====================  =========================================================================
 
 Impact and component status by severity follow Statuspage's enums (developer.statuspage.io,
@@ -25,8 +28,10 @@ from models.severity import Severity
 
 __all__ = [
     "COMPONENT_STATUS",
+    "FOLLOW_UP_BODIES",
     "IMPACT",
     "StatusChange",
+    "follow_up",
     "investigating_body",
     "resolved_body",
     "status_changes",
@@ -81,6 +86,20 @@ def resolved_body(incident: IncidentSnapshot) -> str:
 
 
 IDENTIFIED_BODY = "The issue has been identified and a fix is being implemented."
+
+#: The update an open incident gets after 30 minutes without one, by its status: Statuspage's own
+#: incident templates' wording, keeping the promise of the opening update.
+FOLLOW_UP_BODIES: dict[str, str] = {
+    "investigating": "We are continuing to investigate this issue. "
+    "We will provide an update within 30 minutes.",
+    "identified": "We are continuing to work on a fix for this issue. "
+    "We will provide an update within 30 minutes.",
+}
+
+
+def follow_up(status: str) -> str | None:
+    """The follow-up body for an incident in ``status`` (None: that status promised nothing)."""
+    return FOLLOW_UP_BODIES.get(status)
 
 
 def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:

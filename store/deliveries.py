@@ -318,6 +318,67 @@ class DeliveryLog:
                 )
             )
 
+    async def open_scopes(
+        self, sink: str, *, key: str, status_key: str, closed: str
+    ) -> dict[str, dict[str, str]]:
+        """The references of each scope of ``sink`` holding ``key`` and a ``status_key`` other
+        than ``closed`` (the status page's published, unresolved incidents). A scope without a
+        ``status_key`` is left out: its state is unknown. Two queries on the primary key's
+        ``sink`` prefix: the matching scopes, then their references."""
+        found = sink_refs.alias("found")
+        status = sink_refs.alias("status")
+        query = (
+            select(found.c.scope)
+            .join(
+                status,
+                and_(
+                    status.c.sink == found.c.sink,
+                    status.c.scope == found.c.scope,
+                    status.c.key == status_key,
+                ),
+            )
+            .where(found.c.sink == sink, found.c.key == key, status.c.value != closed)
+        )
+        async with self._reader.connect() as conn:
+            scopes = sorted((await conn.execute(query)).scalars())
+            refs: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
+            for chunk in chunks(scopes):
+                rows = await conn.execute(
+                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
+                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
+                    )
+                )
+                for row in rows:
+                    refs[row.scope][row.key] = row.value
+        return refs
+
+    async def swap_ref(
+        self, sink: str, scope: str, key: str, expected: str | None, value: str, now: datetime
+    ) -> bool:
+        """Set ``key`` to ``value`` only if it still is ``expected`` (None: absent); True when it
+        was set. A claim: of several processes swapping the same value, one wins."""
+        async with self._engine.begin() as conn:
+            if expected is None:
+                stmt = _insert(conn, sink_refs).values(
+                    sink=sink, scope=scope, key=key, value=value, updated_at=now
+                )
+                result = await conn.execute(stmt.on_conflict_do_nothing())
+            else:
+                result = await conn.execute(
+                    update(sink_refs)
+                    .where(
+                        sink_refs.c.sink == sink,
+                        sink_refs.c.scope == scope,
+                        sink_refs.c.key == key,
+                        sink_refs.c.value == expected,
+                    )
+                    .values(value=value, updated_at=now)
+                )
+        swapped = bool(result.rowcount == 1)
+        if swapped and self._view.has_scope(sink, scope):
+            self._view.refs[scope][key] = value
+        return swapped
+
     async def scopes_with_key(self, sink: str, prefix: str, key: str) -> list[str]:
         """The scopes starting with ``prefix`` that hold ``key`` (a storm's member incidents)."""
         async with self._reader.connect() as conn:
@@ -392,8 +453,13 @@ class StatusPageStore:
         ids = sorted({incident_id for incident_id, _ in changes})
         current: dict[str, StatusPageRecord | None] = dict.fromkeys(ids)
         for chunk in chunks(ids):
+            # FOR UPDATE: on PostgreSQL two processes changing one incident (two sinks replicas'
+            # follow-ups) then take turns, each planning from the other's result (SQLite's
+            # BEGIN IMMEDIATE already serialises them; SQLAlchemy renders nothing there).
             rows = await conn.execute(
-                select(status_page_incidents).where(status_page_incidents.c.incident_id.in_(chunk))
+                select(status_page_incidents)
+                .where(status_page_incidents.c.incident_id.in_(chunk))
+                .with_for_update()
             )
             for row in rows:
                 current[row.incident_id] = _record(row)

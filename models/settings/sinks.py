@@ -171,6 +171,14 @@ class SinkSettings(BaseModel):
         default_factory=lambda: [Severity.SEV1, Severity.SEV2],
         description="Severities published on the status page, e.g. SEV1-SEV2.",
     )
+    statuspage_followup_minutes: int = Field(
+        default=30,
+        ge=0,
+        description="An open incident on the status page (either backend) with no update for "
+        'this long gets one that keeps its status ("We are continuing to investigate this issue. '
+        'We will provide an update within 30 minutes."), as the opening update promises; '
+        "checked every minute; 0 turns follow-ups off.",
+    )
     sinks_metrics_port: int = Field(
         default=9465,
         ge=0,

@@ -1,0 +1,258 @@
+"""The status page keeps its "We will provide an update within 30 minutes." promise: an open
+incident nothing changed for 30 minutes gets a follow-up keeping its status, on the built-in page
+and on Statuspage (its fake), once even with two sinks replicas over one store.
+
+The sink is fed records directly and :meth:`StatusPageSink.follow_up` (one round of the sinks'
+follow-up loop) is called while a fake clock moves: no broker, no waiting.
+"""
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.events import IncidentEvent
+from models.settings import Settings
+from sinks.statuspage import StatusPageSink, follow_up_until
+from store.deliveries import StatusPageStore
+from tests.fakes import fixtures
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import IncidentStory
+from tests.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from tests.fakes.http import Fault
+from tests.fakes.statuspage import FakeStatuspage
+
+clock = fixtures.clock
+fake_statuspage = fixtures.fake_statuspage
+
+INTERVAL = timedelta(minutes=30)
+OPENING = (
+    "We are investigating reports of users experiencing slow response times. "
+    "We will provide an update within 30 minutes."
+)
+STILL_INVESTIGATING = (
+    "We are continuing to investigate this issue. We will provide an update within 30 minutes."
+)
+STILL_FIXING = (
+    "We are continuing to work on a fix for this issue. We will provide an update within 30 minutes."
+)
+
+
+def status_sink(settings: Settings, engine: AsyncEngine, clock: FakeClock) -> StatusPageSink:
+    sink = sink_named(settings, engine, clock, "statuspage")
+    assert isinstance(sink, StatusPageSink)
+    return sink
+
+
+async def deliver(sink: StatusPageSink, clock: FakeClock, events: Sequence[IncidentEvent]) -> None:
+    worker, dead = worker_for(sink, clock)
+    await worker.process(records(events))
+    assert dead.letters == []
+
+
+async def builtin_updates(engine: AsyncEngine, story: IncidentStory) -> list[tuple[str, str]]:
+    assert story.incident is not None
+    record = await StatusPageStore(engine).get(story.incident.id)
+    assert record is not None
+    return [(u["status"], u["body"]) for u in record.updates]
+
+
+def sp_updates(fake: FakeStatuspage) -> list[tuple[str, str]]:
+    (incident,) = fake.incidents.values()
+    return [(u["status"], u["body"]) for u in incident["incident_updates"]]
+
+
+def follow_ups(fake: FakeStatuspage) -> list[dict[str, Any]]:
+    return [body for method, body in fake.writes if method == "PATCH" and "name" not in body]
+
+
+async def test_builtin_page_follows_up_every_30_minutes_until_resolved(
+    engine: AsyncEngine, clock: FakeClock
+) -> None:
+    sink = status_sink(sink_settings(), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(29 * 60)
+        assert await sink.follow_up(INTERVAL) == 0
+        assert await builtin_updates(engine, story) == [("Investigating", OPENING)]
+
+        clock.advance(60)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert await sink.follow_up(INTERVAL) == 0  # a restart, the next round: not again
+        assert await builtin_updates(engine, story) == [
+            ("Investigating", OPENING),
+            ("Investigating", STILL_INVESTIGATING),
+        ]
+        record = await StatusPageStore(engine).get(story.incident.id)  # type: ignore[union-attr]
+        assert record is not None
+        assert record.status == "investigating"
+
+        clock.advance(29 * 60)
+        assert await sink.follow_up(INTERVAL) == 0
+        clock.advance(60)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert len(await builtin_updates(engine, story)) == 3
+
+        await deliver(sink, clock, story.resolve(at=story.incident.opened_at + INTERVAL))  # type: ignore[union-attr]
+        clock.advance(2 * 3600)
+        assert await sink.follow_up(INTERVAL) == 0
+        updates = await builtin_updates(engine, story)
+        assert len(updates) == 4
+        assert updates[-1][0] == "Resolved"
+    finally:
+        await sink.close()
+
+
+async def test_the_loop_posts_at_most_every_30_minutes_and_stops(
+    engine: AsyncEngine, clock: FakeClock
+) -> None:
+    sink = status_sink(sink_settings(), engine, clock)
+    story = IncidentStory()
+    stop = asyncio.Event()
+    try:
+        await deliver(sink, clock, story.fire())
+        loop = asyncio.create_task(follow_up_until(sink, INTERVAL, clock, stop))
+        for _ in range(2000):  # each round sleeps a minute on the fake clock, instantly
+            if len(await builtin_updates(engine, story)) >= 3:
+                break
+            await asyncio.sleep(0.001)
+        stop.set()
+        await asyncio.wait_for(loop, 5)
+        assert clock.slept[:3] == [60.0, 60.0, 60.0]
+        record = await StatusPageStore(engine).get(story.incident.id)  # type: ignore[union-attr]
+        assert record is not None
+        times = [datetime.fromisoformat(u["at"]) for u in record.updates]
+        assert len(times) >= 3
+        assert all(b - a >= INTERVAL for a, b in itertools.pairwise(times))
+        assert all(b - a <= INTERVAL + timedelta(minutes=2) for a, b in itertools.pairwise(times))
+    finally:
+        await sink.close()
+
+
+async def test_builtin_page_acknowledgement_restarts_the_30_minutes(
+    engine: AsyncEngine, clock: FakeClock
+) -> None:
+    sink = status_sink(sink_settings(), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(20 * 60)
+        await deliver(sink, clock, story.ack())
+        clock.advance(20 * 60)  # 40 minutes since the opening, 20 since the acknowledgement
+        assert await sink.follow_up(INTERVAL) == 0
+        clock.advance(10 * 60)
+        assert await sink.follow_up(INTERVAL) == 1
+        updates = await builtin_updates(engine, story)
+        assert updates[-1] == ("Identified", STILL_FIXING)
+        assert len(updates) == 3
+    finally:
+        await sink.close()
+
+
+async def test_builtin_page_two_replicas_post_one_follow_up(
+    engine: AsyncEngine, clock: FakeClock
+) -> None:
+    settings = sink_settings()
+    first, second = status_sink(settings, engine, clock), status_sink(settings, engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(first, clock, story.fire())
+        clock.advance(31 * 60)
+        assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
+        assert len(await builtin_updates(engine, story)) == 2
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_statuspage_follows_up_every_30_minutes_until_resolved(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(29 * 60)
+        assert await sink.follow_up(INTERVAL) == 0
+        assert follow_ups(fake_statuspage) == []
+
+        clock.advance(60)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert await sink.follow_up(INTERVAL) == 0
+        assert follow_ups(fake_statuspage) == [{"status": "investigating", "body": STILL_INVESTIGATING}]
+        assert sp_updates(fake_statuspage) == [
+            ("investigating", OPENING),
+            ("investigating", STILL_INVESTIGATING),
+        ]
+
+        clock.advance(29 * 60)
+        assert await sink.follow_up(INTERVAL) == 0
+        clock.advance(60)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert len(follow_ups(fake_statuspage)) == 2
+
+        await deliver(sink, clock, story.resolve(at=story.incident.opened_at + INTERVAL))  # type: ignore[union-attr]
+        clock.advance(2 * 3600)
+        assert await sink.follow_up(INTERVAL) == 0
+        assert len(follow_ups(fake_statuspage)) == 2
+        assert sp_updates(fake_statuspage)[-1][0] == "resolved"
+    finally:
+        await sink.close()
+
+
+async def test_statuspage_acknowledgement_restarts_the_30_minutes(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(20 * 60)
+        await deliver(sink, clock, story.ack())
+        clock.advance(20 * 60)
+        assert await sink.follow_up(INTERVAL) == 0
+        clock.advance(10 * 60)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert follow_ups(fake_statuspage) == [{"status": "identified", "body": STILL_FIXING}]
+        (incident,) = fake_statuspage.incidents.values()
+        assert incident["status"] == "identified"
+    finally:
+        await sink.close()
+
+
+async def test_statuspage_two_replicas_post_one_follow_up(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    settings = sink_settings(statuspage=fake_statuspage)
+    first, second = status_sink(settings, engine, clock), status_sink(settings, engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(first, clock, story.fire())
+        clock.advance(31 * 60)
+        assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
+        assert len(follow_ups(fake_statuspage)) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_statuspage_failed_follow_up_is_tried_again(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    settings = sink_settings(statuspage=fake_statuspage, sinks_retry_deadline_seconds=30.0)
+    sink = status_sink(settings, engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(31 * 60)
+        fake_statuspage.faults.outage(clock, [(clock.monotonic() + 120.0, Fault(503))])
+        assert await sink.follow_up(INTERVAL) == 0  # logged, not raised
+        clock.advance(120)
+        assert await sink.follow_up(INTERVAL) == 1
+        assert len(follow_ups(fake_statuspage)) == 1
+    finally:
+        await sink.close()
