@@ -342,7 +342,15 @@ class EscalationPolicy(_Frozen):
         )
 
 
-class EscalationSnapshot(_Frozen):
+class _Stored(BaseModel):
+    """A document sevflow stores and reads back: a field a newer version added is ignored, so
+    workers of two versions can run side by side during a rolling upgrade. (Policy files keep
+    refusing unknown keys: a typo there must fail at start.)"""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class EscalationSnapshot(_Stored):
     """The policy as it applied to one incident when escalation was armed."""
 
     plans: dict[Severity, SeverityPlan]
@@ -418,7 +426,7 @@ def escalation_id(incident_id: str, generation: int) -> str:
     return f"{incident_id}#{generation}"
 
 
-class EscalationState(_Frozen):
+class EscalationState(_Stored):
     """The stored escalation of one incident (one row, updated by compare-and-set on ``version``)."""
 
     incident_id: str

@@ -499,3 +499,16 @@ def test_bad_policy_names_the_problem(text: str, message: str) -> None:
 def test_missing_policy_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="No such file"):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_a_state_stored_by_a_newer_version_still_loads() -> None:
+    """During a rolling upgrade a worker may read a state a newer worker wrote, with fields it
+    does not know (at the top and in the snapshot): they are ignored, not a crash of the loop."""
+    inc = incident(Severity.SEV1)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    document = state.model_dump(mode="json")
+    document["paged_twice_guard"] = True
+    document["snapshot"]["vip_targets"] = [{"kind": "email", "to": "ceo@optimal-build.com"}]
+    assert EscalationState.model_validate(document) == state
+    with pytest.raises(PolicyError, match="vip_targets"):
+        parse_policy(f"{_ONE_LEVEL}\nvip_targets: []")  # a policy file still refuses a typo
