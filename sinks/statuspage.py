@@ -109,6 +109,15 @@ class StatusPageSink:
                 )
                 external = result[PAGE_ID]
             elif external is not None:
+                if isinstance(self._backend, LoggedFollowUps):
+                    # Before the call: a follow-up claimed from now on sees this change coming
+                    # and stays away (it would put an older status back over it).
+                    await self._effects.log.put_refs(
+                        self.name,
+                        event.incident_id,
+                        self._page_refs(change, {}),
+                        self._effects.clock.now(),
+                    )
                 await self._effects.once(
                     [event],
                     change.kind,
@@ -188,19 +197,22 @@ class StatusPageSink:
         if last is None:  # published before sevflow kept the time: start counting now
             await self._effects.log.swap_ref(self.name, incident_id, PAGE_UPDATED_AT, None, stamp, now)
             return 0
-        if datetime.fromisoformat(last) > now - interval:
+        if datetime.fromisoformat(last) > now - interval or self._effects.breaker.is_open:
             return 0
         if not await self._effects.log.swap_ref(
             self.name, incident_id, PAGE_UPDATED_AT, last, stamp, now
         ):
             return 0
+        # One attempt, not the sink's retry loop: a retry an hour later could land after a
+        # change (a resolution) and put the old status back; the next round tries again instead.
         try:
-            await self._effects.retried(
-                functools.partial(vendor.follow_up, refs[PAGE_ID], status, body), "follow-up"
-            )
+            await vendor.follow_up(refs[PAGE_ID], status, body)
         except DeliveryError as error:
             log.warning("follow-up of %s not posted: %s", incident_id, error)
-            await self._effects.log.swap_ref(self.name, incident_id, PAGE_UPDATED_AT, stamp, last, now)
+            if error.retryable:  # a permanent refusal waits for the next interval
+                await self._effects.log.swap_ref(
+                    self.name, incident_id, PAGE_UPDATED_AT, stamp, last, now
+                )
             return 0
         return 1
 

@@ -256,3 +256,55 @@ async def test_statuspage_failed_follow_up_is_tried_again(
         assert len(follow_ups(fake_statuspage)) == 1
     finally:
         await sink.close()
+
+
+async def test_a_follow_up_never_lands_over_a_resolution_being_sent(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """The resolution's PATCH is applied by Statuspage but its answer is slow; the follow-up
+    round runs meanwhile. It must not post "investigating" over the resolution."""
+    import threading
+
+    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(31 * 60)
+        fake_statuspage.faults.hold = threading.Event()
+        fake_statuspage.faults.hold_if = lambda r: r.method == "PATCH" and b"resolved" in r.body
+        resolving = asyncio.create_task(
+            deliver(sink, clock, story.resolve(at=story.incident.opened_at + INTERVAL))  # type: ignore[union-attr]
+        )
+        assert await asyncio.to_thread(fake_statuspage.faults.held.wait, 10)
+        assert await sink.follow_up(INTERVAL) == 0
+        fake_statuspage.faults.hold.set()
+        fake_statuspage.faults.hold = None
+        await asyncio.wait_for(resolving, 10)
+    finally:
+        await sink.close()
+    assert follow_ups(fake_statuspage) == []
+    (incident,) = fake_statuspage.incidents.values()
+    assert incident["status"] == "resolved"
+
+
+async def test_a_failed_follow_up_is_not_retried_over_a_later_resolution(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """A follow-up refused with a 503 is tried again on a later round, which checks the
+    incident first; the sink's hour-long retry loop would have put "investigating" back over a
+    resolution confirmed in between."""
+    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        clock.advance(31 * 60)
+        fake_statuspage.faults.fail_next(1, 503)
+        assert await sink.follow_up(INTERVAL) == 0
+        await deliver(sink, clock, story.resolve(at=story.incident.opened_at + INTERVAL))  # type: ignore[union-attr]
+        clock.advance(60)
+        assert await sink.follow_up(INTERVAL) == 0
+    finally:
+        await sink.close()
+    assert follow_ups(fake_statuspage) == []
+    (incident,) = fake_statuspage.incidents.values()
+    assert incident["status"] == "resolved"
