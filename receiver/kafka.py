@@ -190,7 +190,7 @@ class KafkaAlertPublisher:
             async with asyncio.timeout_at(queue_deadline) as budget:
                 partitions = sorted(await producer.partitions_for(self._topic))
                 for index, record in enumerate(records):
-                    if len(self.ledger):
+                    if self.ledger.active:
                         earlier = self.ledger.lookup(record)
                         if earlier is not None:
                             deduplicated += 1

@@ -26,7 +26,10 @@ Before a record is sent the publisher looks it up: the same content (identity: e
 of the stream with *different* content replaces the entry: the stream moved on (firing → resolved →
 firing again with the same ``startsAt`` would otherwise match the first firing and be skipped,
 leaving "resolved" last in the topic while the alert fires). A stale attempt that ends after the
-stream moved on does not put its record back.
+stream moved on does not put its record back, and a record replaced while it was still being
+written (HA Alertmanagers, a slow Kafka) is remembered by content for ``SUPERSEDED_GRACE`` seconds
+after its write ends: its sender's retry is answered by the newer record instead of writing the
+old one after it.
 
 Limits, stated plainly: the ledger is per receiver process (a retry that lands on another replica is
 not deduplicated: downstream idempotency on fingerprint and state covers that), and a 2xx lost on the
@@ -44,6 +47,9 @@ from models.alert import AlertRecord
 __all__ = ["Delivery", "InDoubtLedger", "identity", "stream"]
 
 Clock = Callable[[], float]
+#: Seconds a record superseded while being written keeps deduplicating its retries after its
+#: write ended (Alertmanager retries a failed notification within seconds to a few minutes).
+SUPERSEDED_GRACE = 120.0
 StreamKey = tuple[str, str, str]
 
 
@@ -97,25 +103,47 @@ class InDoubtLedger:
         self._max_entries = max_entries
         self._entries: dict[StreamKey, Delivery] = {}
         self._in_doubt = 0
+        #: Records replaced by newer content of their stream while still being written, by
+        #: identity, with when they stop counting (None: not written yet). A retry of one is
+        #: stale: its stream moved on, and writing it again would put it after the newer record.
+        self._superseded: dict[bytes, tuple[Delivery, float | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
+    def active(self) -> bool:
+        """Whether a lookup can find anything (an entry, or a superseded record's marker)."""
+        return bool(self._entries or self._superseded)
+
+    @property
     def full(self) -> bool:
         """Too much in doubt: take no new records until Kafka resolves some (backpressure).
-        Records in flight do not count: the publisher's concurrency already bounds them."""
+        Records in flight do not count: the publisher's concurrency already bounds them. Expired
+        entries are dropped first: a payload refused as full sends nothing and so prunes nothing."""
+        if self._in_doubt >= self._max_entries:
+            self._prune()
         return self._in_doubt >= self._max_entries
 
     def lookup(self, record: AlertRecord) -> Delivery | None:
-        """The delivery of the same content in flight or in doubt, if any: wait on its outcome."""
+        """The delivery of the same content in flight or in doubt, if any: wait on its outcome.
+        For a retry of a record superseded while it was being written: the newer record's."""
         entry = self._entries.get(stream(record))
-        if entry is None:
-            return None
-        if entry.expires is not None and entry.expires <= self._clock():
+        if entry is not None and entry.expires is not None and entry.expires <= self._clock():
             self._forget(entry)
+            entry = None
+        if entry is not None and entry.identity() == identity(record):
+            return entry
+        if not self._superseded:
             return None
-        return entry if entry.identity() == identity(record) else None
+        self._prune_superseded()
+        if identity(record) not in self._superseded:
+            return None
+        if entry is not None:
+            return entry  # answered by the newer record's write
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return Delivery(stream(record), record, done)
 
     def sending(self, record: AlertRecord) -> Delivery:
         """Register ``record`` as in flight just before it is sent (look it up first); it replaces
@@ -123,9 +151,24 @@ class InDoubtLedger:
         entry = Delivery(stream(record), record)
         older = self._entries.get(entry.key)
         if older is not None:
+            if older.future is None or not older.future.done():
+                self._supersede(older)
             self._forget(older)
         self._entries[entry.key] = entry
         return entry
+
+    def _supersede(self, older: Delivery) -> None:
+        """Remember a record replaced while still being written (HA Alertmanagers sending the
+        same alert's firing and resolved while Kafka is slow), for ``window`` seconds after its
+        write ends: long enough for its sender's retries, not for a genuine re-fire much later."""
+        key = older.identity()
+        self._superseded[key] = (older, None)
+
+        def ended(_: object) -> None:
+            if key in self._superseded and self._superseded[key][0] is older:
+                self._superseded[key] = (older, self._clock() + SUPERSEDED_GRACE)
+
+        older.outcome().add_done_callback(ended)
 
     def queued(self, entry: Delivery, future: "asyncio.Future[object]") -> None:
         """The producer took the record: ``future`` settles when Kafka acknowledges (or refuses) it."""
@@ -189,7 +232,14 @@ class InDoubtLedger:
         if entry.in_doubt:
             self._in_doubt -= 1
 
+    def _prune_superseded(self) -> None:
+        now = self._clock()
+        ended = [k for k, (_, until) in self._superseded.items() if until is not None and until <= now]
+        for key in ended:
+            del self._superseded[key]
+
     def _prune(self) -> None:
+        self._prune_superseded()
         now = self._clock()
         expired = [e for e in self._entries.values() if e.expires is not None and e.expires <= now]
         for entry in expired:

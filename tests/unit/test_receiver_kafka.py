@@ -14,10 +14,12 @@ from receiver.kafka import (
     MAX_RECORD_BYTES,
     KafkaAlertPublisher,
     PublishError,
+    PublishResult,
     RecordTooLarge,
     _acknowledged,
     record_bytes,
 )
+from receiver.ledger import SUPERSEDED_GRACE, InDoubtLedger
 from tests.conftest import AM_FIXTURES, load_fixture
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
@@ -230,3 +232,46 @@ async def test_a_retry_of_a_refused_attempt_waits_for_its_late_acknowledgement()
     asyncio.get_running_loop().call_soon(producer.acknowledge_all)
     assert await asyncio.wait_for(retry, 1) == (0, 3)
     assert len(producer.sent) == 3
+
+
+async def test_a_retry_of_a_record_superseded_while_it_was_written_is_not_written_after_it() -> None:
+    """HA Alertmanagers while Kafka is slow: an alert's firing payload is still being written
+    when its resolved payload arrives; the firing's sender gets a 503 and retries. Writing the
+    firing again would put it after the resolved record (the alert would fire for good); a
+    genuine re-fire of the same content much later is still written."""
+    clock = [0.0]
+    producer = StubProducer(acknowledge=False)
+    publisher = stub_publisher(producer, clock=lambda: clock[0])
+    firing = fixture_records()[:1]
+    resolved = [firing[0].model_copy(update={"status": "resolved", "ends_at": NOW})]
+    first = asyncio.ensure_future(publisher.publish(firing, ack_budget=0.05))
+    await producer.until_sent(1)
+    second = asyncio.ensure_future(publisher.publish(resolved))
+    await producer.until_sent(2)
+    with pytest.raises(PublishError):
+        await first  # 503: its sender retries the firing payload
+    producer.acknowledge_all()  # Kafka wrote both after all
+    await second
+    producer.acknowledge = True
+    retry = [firing[0].model_copy(update={"received_at": NOW + timedelta(seconds=10)})]
+    assert await publisher.publish(retry) == PublishResult(written=0, deduplicated=1)
+    assert [AlertRecord.from_bytes(v).status for v in producer.sent] == ["firing", "resolved"]
+    clock[0] += SUPERSEDED_GRACE + 1  # much later the same alert really fires again
+    refire = [firing[0].model_copy(update={"received_at": NOW + timedelta(minutes=30)})]
+    assert await publisher.publish(refire) == PublishResult(written=1, deduplicated=0)
+
+
+async def test_a_full_ledger_drops_what_expired_before_refusing() -> None:
+    """A payload refused as "too many in doubt" sends nothing, so nothing else pruned the ledger:
+    once full it refused every new alert for good, though its entries had long expired."""
+    producer = StubProducer()
+    clock = [0.0]
+    publisher = stub_publisher(producer, clock=lambda: clock[0], retry_dedup_seconds=60)
+    publisher.ledger = InDoubtLedger(lambda: clock[0], 60, max_entries=2)
+    a, b, c = fixture_records()
+    await publisher.publish([a, b])
+    publisher.note_unanswered([a, b])  # two in doubt: the cap
+    with pytest.raises(PublishError, match="too many deliveries in doubt"):
+        await publisher.publish([c])
+    clock[0] = 10_000  # long past the window
+    assert await publisher.publish([c]) == PublishResult(written=1, deduplicated=0)
