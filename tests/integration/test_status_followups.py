@@ -7,8 +7,9 @@ follow-up loop) is called while a fake clock moves: no broker, no waiting.
 """
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,20 @@ STILL_INVESTIGATING = (
 STILL_FIXING = (
     "We are continuing to work on a fix for this issue. We will provide an update within 30 minutes."
 )
+
+
+@contextlib.asynccontextmanager
+async def published(
+    settings: Settings, engine: AsyncEngine, clock: FakeClock
+) -> AsyncIterator[tuple[StatusPageSink, IncidentStory]]:
+    """A status page sink with one incident opened on its page; the sink is closed on exit."""
+    sink = status_sink(settings, engine, clock)
+    story = IncidentStory()
+    try:
+        await deliver(sink, clock, story.fire())
+        yield sink, story
+    finally:
+        await sink.close()
 
 
 def status_sink(settings: Settings, engine: AsyncEngine, clock: FakeClock) -> StatusPageSink:
@@ -72,10 +87,7 @@ def follow_ups(fake: FakeStatuspage) -> list[dict[str, Any]]:
 async def test_builtin_page_follows_up_every_30_minutes_until_resolved(
     engine: AsyncEngine, clock: FakeClock
 ) -> None:
-    sink = status_sink(sink_settings(), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(), engine, clock) as (sink, story):
         clock.advance(29 * 60)
         assert await sink.follow_up(INTERVAL) == 0
         assert await builtin_updates(engine, story) == [("Investigating", OPENING)]
@@ -103,8 +115,6 @@ async def test_builtin_page_follows_up_every_30_minutes_until_resolved(
         updates = await builtin_updates(engine, story)
         assert len(updates) == 4
         assert updates[-1][0] == "Resolved"
-    finally:
-        await sink.close()
 
 
 async def test_the_loop_posts_at_most_every_30_minutes_and_stops(
@@ -136,10 +146,7 @@ async def test_the_loop_posts_at_most_every_30_minutes_and_stops(
 async def test_builtin_page_acknowledgement_restarts_the_30_minutes(
     engine: AsyncEngine, clock: FakeClock
 ) -> None:
-    sink = status_sink(sink_settings(), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(), engine, clock) as (sink, story):
         clock.advance(20 * 60)
         await deliver(sink, clock, story.ack())
         clock.advance(20 * 60)  # 40 minutes since the opening, 20 since the acknowledgement
@@ -149,33 +156,26 @@ async def test_builtin_page_acknowledgement_restarts_the_30_minutes(
         updates = await builtin_updates(engine, story)
         assert updates[-1] == ("Identified", STILL_FIXING)
         assert len(updates) == 3
-    finally:
-        await sink.close()
 
 
 async def test_builtin_page_two_replicas_post_one_follow_up(
     engine: AsyncEngine, clock: FakeClock
 ) -> None:
     settings = sink_settings()
-    first, second = status_sink(settings, engine, clock), status_sink(settings, engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(first, clock, story.fire())
-        clock.advance(31 * 60)
-        assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
-        assert len(await builtin_updates(engine, story)) == 2
-    finally:
-        await first.close()
-        await second.close()
+    async with published(settings, engine, clock) as (first, story):
+        second = status_sink(settings, engine, clock)  # another replica over the same store
+        try:
+            clock.advance(31 * 60)
+            assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
+            assert len(await builtin_updates(engine, story)) == 2
+        finally:
+            await second.close()
 
 
 async def test_statuspage_follows_up_every_30_minutes_until_resolved(
     engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
-    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(statuspage=fake_statuspage), engine, clock) as (sink, story):
         clock.advance(29 * 60)
         assert await sink.follow_up(INTERVAL) == 0
         assert follow_ups(fake_statuspage) == []
@@ -200,17 +200,12 @@ async def test_statuspage_follows_up_every_30_minutes_until_resolved(
         assert await sink.follow_up(INTERVAL) == 0
         assert len(follow_ups(fake_statuspage)) == 2
         assert sp_updates(fake_statuspage)[-1][0] == "resolved"
-    finally:
-        await sink.close()
 
 
 async def test_statuspage_acknowledgement_restarts_the_30_minutes(
     engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
-    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(statuspage=fake_statuspage), engine, clock) as (sink, story):
         clock.advance(20 * 60)
         await deliver(sink, clock, story.ack())
         clock.advance(20 * 60)
@@ -220,42 +215,33 @@ async def test_statuspage_acknowledgement_restarts_the_30_minutes(
         assert follow_ups(fake_statuspage) == [{"status": "identified", "body": STILL_FIXING}]
         (incident,) = fake_statuspage.incidents.values()
         assert incident["status"] == "identified"
-    finally:
-        await sink.close()
 
 
 async def test_statuspage_two_replicas_post_one_follow_up(
     engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     settings = sink_settings(statuspage=fake_statuspage)
-    first, second = status_sink(settings, engine, clock), status_sink(settings, engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(first, clock, story.fire())
-        clock.advance(31 * 60)
-        assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
-        assert len(follow_ups(fake_statuspage)) == 1
-    finally:
-        await first.close()
-        await second.close()
+    async with published(settings, engine, clock) as (first, _):
+        second = status_sink(settings, engine, clock)  # another replica over the same store
+        try:
+            clock.advance(31 * 60)
+            assert await first.follow_up(INTERVAL) + await second.follow_up(INTERVAL) == 1
+            assert len(follow_ups(fake_statuspage)) == 1
+        finally:
+            await second.close()
 
 
 async def test_statuspage_failed_follow_up_is_tried_again(
     engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     settings = sink_settings(statuspage=fake_statuspage, sinks_retry_deadline_seconds=30.0)
-    sink = status_sink(settings, engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(settings, engine, clock) as (sink, _):
         clock.advance(31 * 60)
         fake_statuspage.faults.outage(clock, [(clock.monotonic() + 120.0, Fault(503))])
         assert await sink.follow_up(INTERVAL) == 0  # logged, not raised
         clock.advance(120)
         assert await sink.follow_up(INTERVAL) == 1
         assert len(follow_ups(fake_statuspage)) == 1
-    finally:
-        await sink.close()
 
 
 async def test_a_follow_up_never_lands_over_a_resolution_being_sent(
@@ -265,10 +251,7 @@ async def test_a_follow_up_never_lands_over_a_resolution_being_sent(
     round runs meanwhile. It must not post "investigating" over the resolution."""
     import threading
 
-    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(statuspage=fake_statuspage), engine, clock) as (sink, story):
         clock.advance(31 * 60)
         fake_statuspage.faults.hold = threading.Event()
         fake_statuspage.faults.hold_if = lambda r: r.method == "PATCH" and b"resolved" in r.body
@@ -280,8 +263,6 @@ async def test_a_follow_up_never_lands_over_a_resolution_being_sent(
         fake_statuspage.faults.hold.set()
         fake_statuspage.faults.hold = None
         await asyncio.wait_for(resolving, 10)
-    finally:
-        await sink.close()
     assert follow_ups(fake_statuspage) == []
     (incident,) = fake_statuspage.incidents.values()
     assert incident["status"] == "resolved"
@@ -293,18 +274,13 @@ async def test_a_failed_follow_up_is_not_retried_over_a_later_resolution(
     """A follow-up refused with a 503 is tried again on a later round, which checks the
     incident first; the sink's hour-long retry loop would have put "investigating" back over a
     resolution confirmed in between."""
-    sink = status_sink(sink_settings(statuspage=fake_statuspage), engine, clock)
-    story = IncidentStory()
-    try:
-        await deliver(sink, clock, story.fire())
+    async with published(sink_settings(statuspage=fake_statuspage), engine, clock) as (sink, story):
         clock.advance(31 * 60)
         fake_statuspage.faults.fail_next(1, 503)
         assert await sink.follow_up(INTERVAL) == 0
         await deliver(sink, clock, story.resolve(at=story.incident.opened_at + INTERVAL))  # type: ignore[union-attr]
         clock.advance(60)
         assert await sink.follow_up(INTERVAL) == 0
-    finally:
-        await sink.close()
     assert follow_ups(fake_statuspage) == []
     (incident,) = fake_statuspage.incidents.values()
     assert incident["status"] == "resolved"
