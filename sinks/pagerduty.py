@@ -30,10 +30,17 @@ __all__ = ["PagerDutySink"]
 #: or SETTLED once it has resolved).
 STORM_SCOPE = "storm:"
 SETTLED = "resolved"
+#: Refs prefix of the alerts escalation opened: ``escalation:<target>[/repeat<n>]`` → dedup_key.
+ESCALATION_REF = "escalation:"
 
 
-def _escalation_ref(target: str, result: dict[str, str]) -> dict[str, str]:
-    return {f"escalation:{target}": result["dedup_key"]}
+def _escalation_ref(ref: str, result: dict[str, str]) -> dict[str, str]:
+    return {f"{ESCALATION_REF}{ref}": result["dedup_key"]}
+
+
+def _reference(dedup_key: str) -> str:
+    """``secondary`` or ``secondary/repeat1``: an escalation alert's name in the log's refs."""
+    return dedup_key.partition("/escalation/")[2]
 
 
 class PagerDutySink:
@@ -100,14 +107,21 @@ class PagerDutySink:
         work = escalation_calls(event, self._escalation.keys())
         if not work and event.type.value in {"acknowledged", "resolved"}:
             refs = await self._effects.log.refs(self.name, event.incident_id)
-            paged = {k.removeprefix("escalation:") for k in refs if k.startswith("escalation:")}
-            work = escalation_followups(event, paged & self._escalation.keys())
-        for target, call in work:
+            paged = {
+                k.removeprefix(ESCALATION_REF): v
+                for k, v in refs.items()
+                if k.startswith(ESCALATION_REF)
+                and k.removeprefix(ESCALATION_REF).partition("/")[0] in self._escalation
+            }
+            work = escalation_followups(event, paged)
+        for _, call in work:
+            ref = _reference(call.dedup_key)
+            target = ref.partition("/")[0]
             await self._effects.once(
                 [event],
-                f"{call.action}:escalation:{target}",
+                f"{call.action}:escalation:{ref}",
                 functools.partial(self._send_with, self._escalation[target], call),
-                refs=functools.partial(_escalation_ref, target),
+                refs=functools.partial(_escalation_ref, ref),
             )
 
     async def _send_with(self, sender: PagerDutySender, call: PagerDutyCall) -> dict[str, str]:

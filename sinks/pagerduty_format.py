@@ -22,7 +22,7 @@ drops them for unknown keys anyway. Limits come from the Events API v2 reference
 """
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -161,9 +161,12 @@ def storm_key(storm_id: str) -> str:
     return f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX]
 
 
-def escalation_key(incident_id: str, target: str) -> str:
-    """The dedup_key of the alert an escalation opens on ``target``'s service."""
-    return f"{incident_id}/escalation/{target}"[:DEDUP_KEY_MAX]
+def escalation_key(incident_id: str, target: str, cycle: int = 0) -> str:
+    """The dedup_key of the alert an escalation opens on ``target``'s service; a repeat of the
+    path (``cycle`` ≥ 1) opens a new alert, since PagerDuty folds a trigger into an open alert of
+    the same key without notifying anyone again."""
+    suffix = f"/repeat{cycle}" if cycle else ""
+    return f"{incident_id}/escalation/{target}{suffix}"[:DEDUP_KEY_MAX]
 
 
 def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tuple[str, PagerDutyCall]]:
@@ -176,6 +179,7 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
     except json.JSONDecodeError:
         return []
     level = event.data.get("level", "?")
+    cycle = int(event.data["cycle"]) if event.data.get("cycle", "").isdecimal() else 0
     base = trigger_call(event)
     calls: list[tuple[str, PagerDutyCall]] = []
     for target in targets if isinstance(targets, list) else []:
@@ -189,7 +193,7 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
                     name,
                     replace(
                         base,
-                        dedup_key=escalation_key(event.incident_id, name),
+                        dedup_key=escalation_key(event.incident_id, name, cycle),
                         summary=_truncate(summary, SUMMARY_MAX),
                     ),
                 )
@@ -198,9 +202,10 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
 
 
 def escalation_followups(
-    event: IncidentEvent, paged: Collection[str]
+    event: IncidentEvent, paged: Mapping[str, str]
 ) -> list[tuple[str, PagerDutyCall]]:
-    """Acknowledge / resolve the escalation alerts opened on ``paged`` targets.
+    """Acknowledge / resolve the escalation alerts opened so far; ``paged`` maps each one's
+    reference (``secondary``, ``secondary/repeat1``) to its dedup_key.
 
     Whoever acknowledged, PagerDuty included: an acknowledgement there is of the incident's own
     alert, and leaves the alerts escalation opened on other services paging their on-call.
@@ -211,7 +216,4 @@ def escalation_followups(
         action = "resolve"
     else:
         return []
-    return [
-        (name, PagerDutyCall(action=action, dedup_key=escalation_key(event.incident_id, name)))
-        for name in sorted(paged)
-    ]
+    return [(ref, PagerDutyCall(action=action, dedup_key=paged[ref])) for ref in sorted(paged)]

@@ -74,3 +74,45 @@ async def test_escalation_pages_the_level_and_resolves_it(
         ROUTING_KEY
     }
     assert SECONDARY_KEY not in json.dumps([e.model_dump(mode="json") for e in events])
+
+
+async def test_a_repeat_of_the_path_pages_the_level_again(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """A policy with ``repeat``: the path runs again while nobody acknowledges. PagerDuty folds a
+    trigger into an open alert of the same dedup_key without notifying anyone, so a repeat opens
+    its own alert on the level's service; the acknowledgement reaches every one of them."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        cert=tls_cert,
+        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
+    )
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    story = IncidentStory()
+    opened = story.fire()
+    escalations = []
+    for cycle, minutes in ((0, 15), (1, 45)):
+        assert story.incident is not None
+        step = annotate(
+            story.incident,
+            EventType.ESCALATED,
+            Actor(via="sevflow"),
+            T0 + timedelta(minutes=minutes),
+            reason="unacknowledged",
+            data={"level": "2", "cycle": str(cycle), "targets": json.dumps(TARGETS)},
+        )
+        assert step.incident is not None
+        story.incident = step.incident
+        escalations += step.events
+    acknowledged = story.ack(at=T0 + timedelta(minutes=50))
+    try:
+        assert await sink.handle([*opened, *escalations, *acknowledged]) == []
+    finally:
+        await sink.close()
+    incident_id = opened[0].incident_id
+    first, again = escalation_key(incident_id, "secondary"), escalation_key(incident_id, "secondary", 1)
+    assert again == f"{incident_id}/escalation/secondary/repeat1"
+    assert fake_pagerduty.actions(first) == ["trigger", "acknowledge"]
+    assert fake_pagerduty.actions(again) == ["trigger", "acknowledge"]
+    secondary = [a for a in fake_pagerduty.alerts if a.routing_key == SECONDARY_KEY]
+    assert len(secondary) == 2  # two alerts: the repeat notified the secondary again

@@ -43,7 +43,7 @@ def test_escalation_alerts_are_acknowledged_whoever_acknowledged() -> None:
     (ack,) = s.ack()
     in_pagerduty = ack.model_copy(update={"actor": Actor(via="pagerduty", name="bob")})
     assert pagerduty_calls(in_pagerduty, paged=True, severities=PAGING) == []
-    calls = escalation_followups(in_pagerduty, ["secondary"])
+    calls = escalation_followups(in_pagerduty, {"secondary": f"{ack.incident_id}/escalation/secondary"})
     assert [(t, c.action, c.dedup_key) for t, c in calls] == [
         ("secondary", "acknowledge", f"{ack.incident_id}/escalation/secondary")
     ]
