@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.events import Actor, EventType
+from models.events import Actor, EventType, IncidentEvent
 from models.incident import annotate
+from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
 from tests.fakes import fixtures
 from tests.fakes.clock import FakeClock
@@ -30,30 +31,46 @@ TARGETS = [
 ]
 
 
-async def test_escalation_pages_the_level_and_resolves_it(
-    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
-) -> None:
+def escalating_sink(
+    fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], engine: AsyncEngine, clock: FakeClock
+) -> Sink:
+    """The PagerDuty sink with the secondary on-call's own service routed."""
     settings = sink_settings(
         pagerduty=fake_pagerduty,
         cert=tls_cert,
         escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
     )
-    sink = sink_named(settings, engine, clock, "pagerduty")
-    story = IncidentStory()
-    opened = story.fire()
+    return sink_named(settings, engine, clock, "pagerduty")
+
+
+def escalate(story: IncidentStory, minutes: int, reason: str, cycle: int = 0) -> list[IncidentEvent]:
+    """Level 2 (the secondary) fires on ``story``'s incident, ``minutes`` after T0."""
     assert story.incident is not None
-    escalated = annotate(
+    data = {"level": "2", "targets": json.dumps(TARGETS)}
+    if cycle:
+        data["cycle"] = str(cycle)
+    step = annotate(
         story.incident,
         EventType.ESCALATED,
         Actor(via="sevflow"),
-        T0 + timedelta(minutes=15),
-        reason="unacknowledged for 15 minutes",
-        data={"level": "2", "targets": json.dumps(TARGETS)},
+        T0 + timedelta(minutes=minutes),
+        reason=reason,
+        data=data,
     )
-    assert escalated.incident is not None
-    story.incident = escalated.incident
+    assert step.incident is not None
+    story.incident = step.incident
+    return step.events
+
+
+async def test_escalation_pages_the_level_and_resolves_it(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    sink = escalating_sink(fake_pagerduty, tls_cert, engine, clock)
+    story = IncidentStory()
+    opened = story.fire()
+    escalated = escalate(story, 15, "unacknowledged for 15 minutes")
     resolved = story.resolve()
-    events = [*opened, *escalated.events, *resolved]
+    events = [*opened, *escalated, *resolved]
 
     try:
         assert await sink.handle(events) == []
@@ -82,28 +99,13 @@ async def test_a_repeat_of_the_path_pages_the_level_again(
     """A policy with ``repeat``: the path runs again while nobody acknowledges. PagerDuty folds a
     trigger into an open alert of the same dedup_key without notifying anyone, so a repeat opens
     its own alert on the level's service; the acknowledgement reaches every one of them."""
-    settings = sink_settings(
-        pagerduty=fake_pagerduty,
-        cert=tls_cert,
-        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
-    )
-    sink = sink_named(settings, engine, clock, "pagerduty")
+    sink = escalating_sink(fake_pagerduty, tls_cert, engine, clock)
     story = IncidentStory()
     opened = story.fire()
-    escalations = []
-    for cycle, minutes in ((0, 15), (1, 45)):
-        assert story.incident is not None
-        step = annotate(
-            story.incident,
-            EventType.ESCALATED,
-            Actor(via="sevflow"),
-            T0 + timedelta(minutes=minutes),
-            reason="unacknowledged",
-            data={"level": "2", "cycle": str(cycle), "targets": json.dumps(TARGETS)},
-        )
-        assert step.incident is not None
-        story.incident = step.incident
-        escalations += step.events
+    escalations = [
+        *escalate(story, 15, "unacknowledged", cycle=0),
+        *escalate(story, 45, "unacknowledged", cycle=1),
+    ]
     acknowledged = story.ack(at=T0 + timedelta(minutes=50))
     try:
         assert await sink.handle([*opened, *escalations, *acknowledged]) == []
