@@ -1,7 +1,10 @@
 """Decoding ``incident-events`` records: an event, a record to skip, or poison with a reason.
 
 Unknown event types are skipped (producers may add types; consumers must ignore them). A record
-that is not a valid event is poison: it is dead-lettered with the reason, never retried.
+that is not a valid event is poison: it is dead-lettered with the reason, never retried. So is an
+event of a newer ``schema_version``: the version changes only when a consumer must behave
+differently (docs/incident-events.md), so read as this version it would deliver the wrong thing;
+its dead letter names the incident and says to upgrade the sinks.
 """
 
 import json
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from models.events import EventType, IncidentEvent
+from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 
 __all__ = ["REPLAY_HEADER", "Decoded", "decode"]
 
@@ -23,6 +26,9 @@ class Decoded:
     event: IncidentEvent | None = None
     poison: str | None = None
     replay_for: str | None = None
+    #: Of a poison record that names them (a newer schema's event), for its dead letter.
+    incident_id: str | None = None
+    event_id: str | None = None
 
 
 def decode(
@@ -39,6 +45,15 @@ def decode(
         return Decoded(poison="invalid event: not a JSON object")
     if raw.get("type") not in _TYPES:
         return Decoded()  # a type this version does not know: skip
+    version = raw.get("schema_version", EVENT_SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > EVENT_SCHEMA_VERSION:
+        return Decoded(
+            poison=f"newer event schema_version {version} (this sevflow reads "
+            f"{EVENT_SCHEMA_VERSION}): upgrade sevflow sinks",
+            replay_for=replay_for,
+            incident_id=_text(raw.get("incident_id")),
+            event_id=_text(raw.get("event_id")),
+        )
     try:
         return Decoded(event=IncidentEvent.model_validate(raw), replay_for=replay_for)
     except ValidationError as exc:
@@ -47,3 +62,7 @@ def decode(
             for e in exc.errors(include_url=False, include_input=False)
         )
         return Decoded(poison=f"invalid event: {problems}"[:500])
+
+
+def _text(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) else None

@@ -75,8 +75,21 @@ class SinkWorker:
         for record in records:
             decoded = decode(record.value, tuple(record.headers or ()))
             if decoded.poison is not None:
+                log.error(
+                    "%s: dead-lettering the record at %s/%d@%d: %s",
+                    self.sink.name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    decoded.poison,
+                )
                 raw = (record.value or b"")[:4096].decode(errors="replace")
-                letters.append(self._letter(record, decoded.poison, False, None, raw))
+                letter = self._letter(record, decoded.poison, False, None, raw)
+                if decoded.incident_id is not None or decoded.event_id is not None:
+                    letter = letter.model_copy(
+                        update={"incident_id": decoded.incident_id, "event_id": decoded.event_id}
+                    )
+                letters.append(letter)
             elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
                 events.append((decoded.event, record))
         where = {id(e): r for e, r in events}

@@ -6,6 +6,7 @@ Outages run on a fake clock: five minutes of 5xx then 429 pass in milliseconds.
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.events import EventType, IncidentEvent
+from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Sink
 from sinks.records import REPLAY_HEADER
@@ -408,6 +409,41 @@ async def test_unknown_event_types_and_poison(
     assert poison.event is None
     assert opened.type is EventType.OPENED
     assert ROUTING_KEY not in poison.model_dump_json()
+
+
+async def test_a_newer_schema_version_is_dead_lettered_with_a_log_line(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An event of a newer schema is not paged as if it were this version's, and every poison
+    record says in the log where it was and why it was dead-lettered."""
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    (opened,) = IncidentStory().fire()
+    newer = json.loads(opened.to_bytes())
+    newer["schema_version"] = EVENT_SCHEMA_VERSION + 1
+    batch = [
+        Record("incident-events", 3, 7, json.dumps(newer).encode()),
+        Record("incident-events", 3, 8, b"{not json"),
+    ]
+    try:
+        with caplog.at_level(logging.ERROR, logger="sinks.worker"):
+            await worker.process(batch)
+    finally:
+        await sink.close()
+    assert fake_pagerduty.actions() == []
+    letter, poison = dead.letters
+    assert letter.reason.startswith("newer event schema_version 2")
+    assert (letter.incident_id, letter.event_id) == (opened.incident_id, str(opened.event_id))
+    assert letter.event is None
+    assert letter.raw is not None
+    assert poison.reason == "invalid event: not JSON"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("incident-events/3@7" in m and "newer event schema_version" in m for m in logged)
+    assert any("incident-events/3@8" in m and "not JSON" in m for m in logged)
 
 
 async def test_sinks_keep_their_own_pace(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.events import EventType
+from models.events import EVENT_SCHEMA_VERSION, EventType
 from models.settings import Settings
 from models.severity import Severity
 from sinks.breaker import TRIAL_POLL, CircuitBreaker
@@ -282,6 +282,23 @@ def test_decode_skips_unknown_types_and_flags_poison() -> None:
     assert "incident.title" in (decode(json.dumps(broken).encode()).poison or "")
     assert decode(opened.to_bytes(), [(REPLAY_HEADER, b"slack")]).replay_for == "slack"
     assert opened.type is EventType.OPENED
+
+
+def test_decode_refuses_a_newer_schema_version() -> None:
+    """A newer ``schema_version`` means a consumer must behave differently: read as this version,
+    the event was delivered as if nothing had changed."""
+    (opened,) = IncidentStory().fire()
+    newer = json.loads(opened.to_bytes())
+    newer["schema_version"] = EVENT_SCHEMA_VERSION + 1
+    decoded = decode(json.dumps(newer).encode())
+    assert decoded.event is None
+    assert decoded.poison is not None
+    assert "newer event schema_version 2" in decoded.poison
+    assert "upgrade sevflow sinks" in decoded.poison
+    assert (decoded.incident_id, decoded.event_id) == (opened.incident_id, str(opened.event_id))
+    current = {**newer, "schema_version": EVENT_SCHEMA_VERSION}
+    assert decode(json.dumps(current).encode()).event == opened
+    assert decode(json.dumps({**newer, "type": "postmortem_published"}).encode()) == decode(b"{}")
 
 
 def test_sink_settings(monkeypatch: pytest.MonkeyPatch) -> None:
