@@ -420,6 +420,10 @@ def apply_alert(
             return Outcome(None, alert_state(record, cls, None, previous))
         return _open(record, cls, new_incident_id(record), now, rec)
 
+    if record.status == "resolved" and previous is not None and previous.status == "resolved":
+        # Already resolved, whichever incident it counted in: an HA peer's copy or the same alert
+        # sent in a second group (a route with ``continue: true``) must not add it to this one.
+        return None
     known = previous if previous is not None and previous.incident_id == incident.id else None
     if known is not None and known.status == record.status:
         return None  # duplicate: same alert, same status

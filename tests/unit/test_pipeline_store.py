@@ -186,3 +186,29 @@ async def test_a_late_unknown_resolution_does_not_restart_the_quiet_period(engin
     assert recorded.incident.alerts_firing == 0
     (closed,) = await p.expire_quiet(T0 + timedelta(minutes=6))
     assert (closed.type, closed.incident_id) == (EventType.RESOLVED, opened.incident_id)
+
+
+async def test_a_resolution_sent_again_in_another_group_joins_no_incident(engine) -> None:  # type: ignore[no-untyped-def]
+    """An alert already resolved in its incident and sent resolved again under another group
+    (a route with ``continue: true``, an HA peer's late copy) is not counted in that group's
+    open incident, and stays in its own."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (opened,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    (other,) = await p.process_alerts([alert("Other", instance="z", group=team_b)])
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)
+    await p.process_alerts([resolution])
+    again = resolution.model_copy(
+        update={"group_key": team_b, "received_at": T0 + timedelta(minutes=1, seconds=15)}
+    )
+    assert await p.process_alerts([again]) == []
+    incident_b = await p.store.get(other.incident_id)
+    assert incident_b is not None
+    assert (incident_b.alerts_total, incident_b.alerts_firing) == (1, 1)
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(alerts).where(alerts.c.fingerprint == resolution.fingerprint)))
+            .mappings()
+            .one()
+        )
+    assert row["incident_id"] == opened.incident_id
