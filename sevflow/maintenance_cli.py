@@ -30,8 +30,11 @@ def parse_when(text: str, now: datetime) -> datetime:
     """``now``, ``+30m`` / ``+2h`` / ``+1d``, or an RFC 3339 time with a zone (``Z`` allowed)."""
     if text == "now":
         return now
-    if text.startswith("+") and text[-1:] in _UNITS and text[1:-1].isdigit():
-        return now + timedelta(seconds=int(text[1:-1]) * _UNITS[text[-1]])
+    if text.startswith("+") and text[-1:] in _UNITS and text[1:-1].isascii() and text[1:-1].isdigit():
+        try:
+            return now + timedelta(seconds=int(text[1:-1]) * _UNITS[text[-1]])
+        except OverflowError:  # beyond timedelta's or datetime's range (year 9999)
+            raise ValueError(f"{text!r} is too far in the future") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

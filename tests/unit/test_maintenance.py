@@ -70,6 +70,12 @@ def test_parse_when() -> None:
         parse_when("tomorrow", T0)
 
 
+@pytest.mark.parametrize("text", ["+99999999999d", "+3000000d", "+99999999999999999999999m"])
+def test_parse_when_refuses_offsets_beyond_the_calendar(text: str) -> None:
+    with pytest.raises(ValueError, match="too far in the future"):
+        parse_when(text, T0)
+
+
 async def test_held_alerts_page_nobody_until_the_window_ends(engine) -> None:  # type: ignore[no-untyped-def]
     await MaintenanceStore(engine).add(WINDOW)
     pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
