@@ -4,9 +4,9 @@ Events are written to ``incident_events`` in the same transaction as the change 
 this relay sends the unpublished ones in storage order (so each incident's events keep their
 sequence order), waits for Kafka's acknowledgement (acks=all) and only then marks them published.
 A crash between the ack and the mark would publish a batch twice; to prevent that, a relay that
-has just (re)acquired its lease first reads the tail of every partition and marks the events it
-finds there as published. One lease (store/leases.py) makes sure only one worker relays at a time,
-and the mark is fenced by the lease token.
+has just (re)acquired its lease, or whose last publish or mark failed, first reads the tail of
+every partition and marks the events it finds there as published. One lease (store/leases.py)
+makes sure only one worker relays at a time, and the mark is fenced by the lease token.
 """
 
 import asyncio
@@ -166,6 +166,12 @@ class OutboxRelay:
             self._recovered = True
         if not rows:
             return 0
-        await self._publisher.publish([(r.incident_id, r.document.encode()) for r in rows])
-        await self._mark([r.position for r in rows], now)
+        try:
+            await self._publisher.publish([(r.incident_id, r.document.encode()) for r in rows])
+            await self._mark([r.position for r in rows], now)
+        except BaseException:
+            # Kafka may hold the batch (a lost acknowledgement, a mark that failed after the
+            # send): the next round reads the topic's tail before sending anything again.
+            self._recovered = False
+            raise
         return len(rows)
