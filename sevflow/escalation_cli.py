@@ -191,9 +191,14 @@ def escalations(
     incident_id: str | None = None,
     now: datetime | None = None,
     out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
-    """``sevflow escalations [<id>]``: what fires next and when (or one incident's history)."""
-    from store.db import async_engine
+    """``sevflow escalations [<id>]``: what fires next and when (or one incident's history);
+    exit status 1 when the store cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sevflow.operator_cli import store_problem
+    from store.db import UnsupportedDatabaseError, async_engine
 
     moment = now or datetime.now(UTC)
 
@@ -207,7 +212,15 @@ def escalations(
         finally:
             await engine.dispose()
 
-    print(asyncio.run(main()), file=out)
+    try:
+        text = asyncio.run(main())
+    except UnsupportedDatabaseError as exc:
+        print(f"sevflow escalations: {exc}", file=err)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"sevflow escalations: cannot read the incident store: {store_problem(exc)}", file=err)
+        return 1
+    print(text, file=out)
     return 0
 
 

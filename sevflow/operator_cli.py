@@ -57,6 +57,7 @@ __all__ = [
     "postmortem",
     "report",
     "run_operator_command",
+    "store_problem",
 ]
 
 EXIT_OK = 0
@@ -207,11 +208,11 @@ def _with_engine(
     except UnsupportedDatabaseError as exc:
         print(f"sevflow {name}: {exc}", file=err)
     except SQLAlchemyError as exc:
-        print(f"sevflow {name}: cannot read the incident store: {_store_problem(exc)}", file=err)
+        print(f"sevflow {name}: cannot read the incident store: {store_problem(exc)}", file=err)
     return EXIT_FAILURE
 
 
-def _store_problem(exc: SQLAlchemyError) -> str:
+def store_problem(exc: SQLAlchemyError) -> str:
     """The driver's first line (never the URL, which may carry a password), with a hint."""
     original = getattr(exc, "orig", None) or exc
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__

@@ -131,6 +131,27 @@ async def test_escalations_command_prints_what_fires_next(
     assert "level:1: notifying primary on-call" in detail.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///{tmp}/empty.db", "no such table: escalations (run `sevflow init-db` first)"),
+        ("mysql://ops:hunter2@db.example/sevflow", "unsupported database 'mysql'"),
+        ("postgresql://ops:hunter2@127.0.0.1:1/sevflow", "cannot read the incident store"),
+    ],
+)
+def test_escalations_command_names_a_store_problem(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    clean_env.setenv("SEVFLOW_DATABASE_URL", url.format(tmp=tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    for incident_id in (None, "inc_0123456789abcdef"):
+        status = escalation_cli.escalations(Settings(), incident_id=incident_id, out=out, err=err)
+        assert status == 1
+    assert out.getvalue() == ""
+    assert message in err.getvalue()
+    assert "hunter2" not in err.getvalue()
+
+
 def test_escalation_settings_from_the_environment(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_env.setenv("SEVFLOW_API_TOKENS", "tok-a, tok-b")
     clean_env.setenv("SEVFLOW_SLACK_SIGNING_SECRET", "slack-secret-value")
