@@ -14,6 +14,7 @@ from types import FrameType
 import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.settings import Settings
 from receiver.app import create_app as create_receiver
@@ -23,6 +24,7 @@ from receiver.commands import CommandPublisher
 from receiver.incident_api import incident_routes
 from receiver.kafka import KafkaAlertPublisher, ensure_topic
 from receiver.ratelimit import RateLimiter
+from sevflow.operator_cli import store_problem
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
 
@@ -36,7 +38,8 @@ def _utc_now() -> datetime:
 
 
 def init_db(settings: Settings) -> int:
-    """Bring the store's schema to the latest migration (idempotent)."""
+    """Bring the store's schema to the latest migration (idempotent); 2 for an unusable URL, 1
+    when the store cannot be reached or migrated."""
     try:
         engine = sync_engine(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:
@@ -44,6 +47,9 @@ def init_db(settings: Settings) -> int:
         return 2
     try:
         upgrade(engine)
+    except SQLAlchemyError as exc:
+        print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     log.info("incident store ready (%s)", engine.url.get_backend_name())

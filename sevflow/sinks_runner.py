@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.settings import Settings
+from sevflow.operator_cli import store_problem
 from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
@@ -159,6 +160,9 @@ def run_sinks(settings: Settings) -> int:
     except UnsupportedDatabaseError as exc:
         print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:
+        print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
+        return 1
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -45,6 +45,21 @@ def test_unsupported_database_is_named(tmp_path) -> None:  # type: ignore[no-unt
     assert "secretpw" not in result.stderr
 
 
+def test_unreachable_database_is_named_without_a_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {
+        "SEVFLOW_DATABASE_URL": "postgresql://ops:secretpw@127.0.0.1:1/sevflow",
+        "SEVFLOW_DATA_DIR": str(tmp_path),
+        "SEVFLOW_WEBHOOK_TOKENS": "token",
+        "PATH": "",
+    }
+    for command in ("init-db", "sinks", "worker"):
+        result = run_cli(command, env=env)
+        assert result.returncode == 1, (command, result.stderr)
+        assert "cannot prepare the incident store: connection failed" in result.stderr, command
+        assert "Traceback" not in result.stderr, command
+        assert "secretpw" not in result.stderr, command
+
+
 def test_explain_shows_the_data_breach_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"SEVFLOW_DATA_DIR": str(tmp_path), "PATH": ""}
     breach = run_cli(
