@@ -2,23 +2,37 @@
 
 ``GET /`` the page; ``GET /api/status.json`` the same data; ``GET /health`` liveness. The view is
 built by the pure :func:`page_view` from the stored incidents and ``now``.
+
+The page is read most when something is broken, the database included, and shares the sinks'
+connection pool. Requests arriving together share one read of the store (:class:`_Views`); a
+read that fails or takes longer than ``read_timeout`` is answered with the last view read (its
+``generated_at`` says how old it is), or with 503 and ``Retry-After`` when there is none yet.
 """
 
+import asyncio
 import html
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from store.deliveries import StatusPageRecord, StatusPageStore
 
-__all__ = ["HISTORY", "create_status_app", "page_view", "render_html"]
+__all__ = ["HISTORY", "READ_TIMEOUT", "create_status_app", "page_view", "render_html"]
+
+log = logging.getLogger(__name__)
 
 HISTORY = timedelta(days=14)
+#: How long a request waits for the store before answering from the last view (seconds).
+READ_TIMEOUT = 5.0
+#: Retry-After of a 503 (no view read yet), in seconds.
+RETRY_AFTER = 30
 #: Worst first; a component shows the worst status any open incident gives it.
 _ORDER = ["major_outage", "partial_outage", "degraded_performance", "under_maintenance", "operational"]
 _WORDS = {
@@ -145,16 +159,67 @@ time{{color:#6b7280;font-size:.85em}}
 """
 
 
-def create_status_app(store: StatusPageStore, now: Callable[[], datetime], title: str) -> Starlette:
-    async def view() -> dict[str, Any]:
-        at = now()
-        return page_view(await store.open_incidents(), await store.resolved_since(at - HISTORY), at)
+class _Views:
+    """The page's view, read from the store by one read at a time that every request waiting
+    shares, and the last view read."""
 
-    async def index(_request: Request) -> HTMLResponse:
-        return HTMLResponse(render_html(await view(), title))
+    def __init__(self, store: StatusPageStore, now: Callable[[], datetime], read_timeout: float) -> None:
+        self._store = store
+        self._now = now
+        self._timeout = read_timeout
+        self._reading: asyncio.Task[dict[str, Any]] | None = None
+        self.last: dict[str, Any] | None = None
 
-    async def status_json(_request: Request) -> JSONResponse:
-        return JSONResponse(await view())
+    async def _read(self) -> dict[str, Any]:
+        at = self._now()
+        view = page_view(
+            await self._store.open_incidents(), await self._store.resolved_since(at - HISTORY), at
+        )
+        self.last = view
+        return view
+
+    async def current(self) -> dict[str, Any] | None:
+        """A fresh view, else the last one (None: none read yet)."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read())
+        try:
+            # shield: a request giving up does not cancel the read the others share.
+            return await asyncio.wait_for(asyncio.shield(self._reading), self._timeout)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            shown = self.last["generated_at"] if self.last else "none"
+            log.warning(
+                "status page: store not read (%s); showing the view of %s", type(exc).__name__, shown
+            )
+            return self.last
+
+
+def _unavailable(json: bool) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+    if json:
+        return JSONResponse({"error": "status temporarily unavailable"}, 503, headers)
+    body = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Status</title></head>"
+        "<body><p>The status is temporarily unavailable. Please try again shortly.</p></body></html>"
+    )
+    return HTMLResponse(body, 503, headers)
+
+
+def create_status_app(
+    store: StatusPageStore,
+    now: Callable[[], datetime],
+    title: str,
+    *,
+    read_timeout: float = READ_TIMEOUT,
+) -> Starlette:
+    views = _Views(store, now, read_timeout)
+
+    async def index(_request: Request) -> Response:
+        view = await views.current()
+        return _unavailable(json=False) if view is None else HTMLResponse(render_html(view, title))
+
+    async def status_json(_request: Request) -> Response:
+        view = await views.current()
+        return _unavailable(json=True) if view is None else JSONResponse(view)
 
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
