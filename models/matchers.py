@@ -1,11 +1,13 @@
-"""Label matchers in Alertmanager's syntax: ``a="v"``, ``a!=v``, ``a=~"re"``, ``a!~re``.
+r"""Label matchers in Alertmanager's syntax: ``a="v"``, ``a!=v``, ``a=~"re"``, ``a!~re``.
 
 As in Alertmanager (``pkg/labels``), regular expressions are anchored at both ends and a missing
-label matches as the empty string. sevflow also lets a matcher test an annotation by prefixing its
-name with ``annotations.`` (a label name cannot contain a dot, so nothing is ambiguous).
+label matches as the empty string. A value, quoted or not, is unescaped as Alertmanager does it:
+``\"``, ``\\`` and ``\n`` are a double quote, a backslash and a line feed, and any other backslash
+stays (``"host\.example"`` is the regex ``host\.example``, ``"\bdown\b"`` keeps its word
+boundaries). sevflow also lets a matcher test an annotation by prefixing its name with
+``annotations.`` (a label name cannot contain a dot, so nothing is ambiguous).
 """
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -15,7 +17,8 @@ __all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 Op = Literal["=", "!=", "=~", "!~"]
 
 _MATCHER = re.compile(
-    r"""^\s*(?P<name>(?:annotations\.)?[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$"""
+    r"""^\s*(?P<name>(?:annotations\.)?[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$""",
+    re.DOTALL,
 )
 
 
@@ -51,21 +54,35 @@ class Matcher:
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op}{json.dumps(self.value)}"
+        """The matcher as it is written: parsing this text gives the same matcher back."""
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.op}"{escaped}"'
+
+
+_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 
 
 def _unquote(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise MatcherError(f"bad quoted value {raw}: {exc.msg}") from None
-        if not isinstance(value, str):
-            raise MatcherError(f"bad quoted value {raw}")
-        return value
-    if '"' in raw:
+    """The value of a matcher, unescaped like Alertmanager's ``labels.ParseMatcher``."""
+    quoted = raw.startswith('"')
+    body = raw[1:] if quoted else raw
+    out: list[str] = []
+    escaped = closed = False
+    for index, char in enumerate(body):
+        if escaped:
+            escaped = False
+            out.append(_ESCAPES.get(char, "\\" + char))  # another escape: a literal backslash
+        elif char == "\\" and index < len(body) - 1:
+            escaped = True
+        elif char == '"':
+            if not quoted or index < len(body) - 1:
+                raise MatcherError(f'unescaped double quote in value {raw} (write \\")')
+            closed = True
+        else:
+            out.append(char)
+    if quoted and not closed:
         raise MatcherError(f"unbalanced quotes in value {raw}")
-    return raw
+    return "".join(out)
 
 
 def parse_matcher(text: str) -> Matcher:

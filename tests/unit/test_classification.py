@@ -27,12 +27,34 @@ def test_matchers(text: str, labels: dict[str, str], expected: bool) -> None:
     assert parse_matcher(text).matches(labels, {}) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "labels", "expected"),
+    [
+        # Alertmanager keeps a backslash that escapes nothing it knows: regex escapes work.
+        (r'instance=~"host\.example"', r"host\.example", {"instance": "host.example"}, True),
+        (r'instance=~"host\.example"', r"host\.example", {"instance": "hostXexample"}, False),
+        (r'alertname=~".*\bdown\b.*"', r".*\bdown\b.*", {"alertname": "disk down now"}, True),
+        (r'alertname=~".*\bdown\b.*"', r".*\bdown\b.*", {"alertname": "slowdown"}, False),
+        (r"path=C:\\temp", "C:\\temp", {"path": "C:\\temp"}, True),  # unquoted values too
+        (r'quote="say \"hi\""', 'say "hi"', {"quote": 'say "hi"'}, True),
+        (r'text="a\nb"', "a\nb", {"text": "a\nb"}, True),
+    ],
+)
+def test_matcher_values_unescape_as_in_alertmanager(
+    text: str, value: str, labels: dict[str, str], expected: bool
+) -> None:
+    matcher = parse_matcher(text)
+    assert matcher.value == value
+    assert matcher.matches(labels, {}) is expected
+    assert parse_matcher(str(matcher)) == matcher  # the printed form reads back the same
+
+
 def test_annotation_matcher() -> None:
     m = parse_matcher('annotations.impact=~"(?i).*all users.*"')
     assert m.matches({}, {"impact": "All users unable to log in"})
 
 
-@pytest.mark.parametrize("text", ["severity", "=x", 'a=~"("', 'a="unterminated'])
+@pytest.mark.parametrize("text", ["severity", "=x", 'a=~"("', 'a="unterminated', 'a="x"y"', 'a=x"y'])
 def test_bad_matchers_are_refused(text: str) -> None:
     with pytest.raises(MatcherError):
         parse_matcher(text)
