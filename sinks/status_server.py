@@ -77,8 +77,9 @@ def page_view(
             if _ORDER.index(status) < _ORDER.index(components[name]):
                 components[name] = status
     worst = min((_ORDER.index(s) for s in components.values()), default=len(_ORDER) - 1)
-    # An open incident's own impact counts even when it names no component (no service label).
-    impacts = {"critical": 0, "major": 1, "minor": 2}
+    # An open incident's own impact counts even when it names no component (no service label);
+    # impact "none" (a published SEV4) leaves the page operational, as on Statuspage.
+    impacts = {"critical": 0, "major": 1, "minor": 2, "none": len(_ORDER) - 1}
     worst = min([worst, *(impacts.get(r.impact, 2) for r in open_incidents)])
     indicator = {0: "critical", 1: "major", 2: "minor"}.get(worst, "none")
     description = "All Systems Operational" if indicator == "none" else "Service disruption"

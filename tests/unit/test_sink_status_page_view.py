@@ -1,5 +1,6 @@
 """The built-in status page's view and HTML (pure)."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sinks.status_server import page_view, render_html
@@ -56,3 +57,14 @@ def test_quiet_page_and_escaping() -> None:
     assert "API &lt;errors&gt; &amp; timeouts" in html
     assert "<strong>Investigating</strong> - We are investigating reports of &lt;x&gt;." in html
     assert "Partial outage" in html
+
+
+def test_an_open_incident_of_no_impact_keeps_the_page_operational() -> None:
+    """A SEV4 (impact "none", its components operational) published because the severities
+    include it said "Service disruption" with the minor banner."""
+    sev4 = replace(record("a", "investigating", {"api": "operational"}), impact="none")
+    view = page_view([sev4], [], T0)
+    assert view["status"] == {"indicator": "none", "description": "All Systems Operational"}
+    assert [i["id"] for i in view["incidents"]] == ["a"]
+    minor = replace(record("b", "investigating", {}), impact="minor")
+    assert page_view([sev4, minor], [], T0)["status"]["indicator"] == "minor"
