@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models.maintenance import MaintenanceWindow
 from models.settings import Settings
+from sevflow.operator_cli import store_problem
 from store.db import async_engine
 from store.maintenance import MaintenanceStore
 
@@ -134,9 +135,6 @@ def run_maintenance(
         print(f"sevflow maintenance: {reason}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
-        print(
-            f"sevflow maintenance: cannot use the incident store ({type(exc).__name__}); "
-            "run `sevflow init-db` first",
-            file=sys.stderr,
-        )
+        problem = store_problem(exc)
+        print(f"sevflow maintenance: cannot use the incident store: {problem}", file=sys.stderr)
         return 1

@@ -194,3 +194,21 @@ def test_cli_schedules_lists_and_ends_windows(tmp_path: Path) -> None:
     missing = sevflow(tmp_path, "maintenance", "end", "mw_nope")
     assert missing.returncode == 1
     assert "no window mw_nope" in missing.stderr
+
+
+def test_cli_names_why_the_store_cannot_be_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from models.settings import Settings
+    from sevflow.maintenance_cli import run_maintenance
+
+    monkeypatch.setenv("SEVFLOW_DATABASE_URL", "postgresql://ops:secretpw@127.0.0.1:1/sevflow")
+    status = run_maintenance(Settings(), argparse.Namespace(maintenance_action="list", all=False))
+    assert status == 1
+    err = capsys.readouterr().err
+    # The driver's reason, not a hint to run init-db on a database that is not reachable at all.
+    assert "cannot use the incident store: connection failed" in err
+    assert "init-db" not in err
+    assert "secretpw" not in err
