@@ -201,6 +201,15 @@ def test_explain_names_the_rules_tried() -> None:
             "line 5: duplicate rule name 'a'",
         ),
         ("rule: []\n", "unknown keys ['rule']"),
+        (  # YAML would let the second severity win silently
+            "rules:\n  - name: a\n    severity: SEV1\n    matchers: ['x=1']\n    severity: SEV4\n",
+            "line 5: not valid YAML: duplicate key 'severity'",
+        ),
+        (  # ... and the second rules list drop every rule of the first
+            "rules:\n  - {name: a, severity: SEV1, matchers: ['x=1']}\n"
+            "default: {severity: SEV3}\nrules:\n  - {name: b, severity: SEV2, matchers: ['x=2']}\n",
+            "line 4: not valid YAML: duplicate key 'rules'",
+        ),
         (
             "default: {severity: SEV0}\nrules:\n  - {name: a, severity: SEV1, matchers: ['x=1']}\n",
             "line 1: unknown severity 'SEV0'",
