@@ -1,10 +1,39 @@
 """Core settings: Kafka, the store, logging."""
 
+import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 __all__ = ["CoreSettings"]
+
+_HOST = re.compile(r"[A-Za-z0-9._\-]+")
+_BRACKETED = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]+))?")
+
+
+def _server_address(server: str) -> bool:
+    """True for the forms the Kafka client parses: ``host``, ``host:port``, ``[v6]`` or
+    ``[v6]:port``, or a bare IPv6 address (no port: the client's default)."""
+    if bracketed := _BRACKETED.fullmatch(server):
+        host, port = bracketed.group(1), bracketed.group(2)
+        return _ipv6(host) and (port is None or _port(port))
+    if server.count(":") > 1:
+        return _ipv6(server)
+    host, colon, port = server.partition(":")
+    return bool(_HOST.fullmatch(host)) and (not colon or _port(port))
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
 class CoreSettings(BaseModel):
@@ -40,6 +69,19 @@ class CoreSettings(BaseModel):
         description="Directory for the embedded SQLite database and the stream worker's state.",
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("no server: give host:port, comma separated")
+        for server in servers:
+            if not _server_address(server):
+                raise ValueError(
+                    f"{server!r} is not host:port (port 1-65535; an IPv6 address in brackets)"
+                )
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -38,3 +38,26 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEVFLOW_LOG_LEVEL", "chatty")
     with pytest.raises(ValidationError, match="unknown log level"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "servers",
+    ["127.0.0.1:19092", "kafka-0.kafka:9092, kafka-1.kafka:9092", "kafka", "[::1]:9092", "::1"],
+)
+def test_kafka_bootstrap_accepts_what_the_client_parses(
+    monkeypatch: pytest.MonkeyPatch, servers: str
+) -> None:
+    monkeypatch.setenv("SEVFLOW_KAFKA_BOOTSTRAP", servers)
+    assert Settings().kafka_bootstrap == servers
+
+
+@pytest.mark.parametrize(
+    "servers", ["kafka:", "kafka:port", "kafka:0", "kafka:65536", ":9092", "not a host::", ",", ""]
+)
+def test_kafka_bootstrap_that_the_client_cannot_parse_is_refused(
+    monkeypatch: pytest.MonkeyPatch, servers: str
+) -> None:
+    # The Kafka client raised a bare ValueError (a traceback) from every command using Kafka.
+    monkeypatch.setenv("SEVFLOW_KAFKA_BOOTSTRAP", servers)
+    with pytest.raises(ValidationError, match="kafka_bootstrap"):
+        Settings()
