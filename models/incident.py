@@ -51,6 +51,7 @@ __all__ = [
     "new_incident_id",
     "refusal",
     "slugify",
+    "superseded",
 ]
 
 ALERTMANAGER = Actor(via="alertmanager")
@@ -308,6 +309,28 @@ def alert_state(
     )
 
 
+def superseded(record: AlertRecord, previous: AlertState | None) -> bool:
+    """True when ``record`` is older than the stored state of its alert: received before it, or
+    a resolution that ended before the alert's current firing started.
+
+    The second is a late copy of an earlier episode's resolution (the other Alertmanager of an HA
+    pair, a notification retried through another receiver replica): it gets a fresh
+    ``received_at``, and applied it would resolve an alert that is firing. A firing record is not
+    judged by its times: Alertmanager re-fires an alert it resolved on ``resolve_timeout`` with the
+    same ``startsAt``.
+    """
+    if previous is None:
+        return False
+    if record.received_at < previous.last_received_at:
+        return True
+    return (
+        record.status == "resolved"
+        and previous.status == "firing"
+        and record.ends_at is not None
+        and record.ends_at < previous.starts_at
+    )
+
+
 class _Recorder:
     """Accumulates events, numbering them after the incident's last sequence."""
 
@@ -403,7 +426,7 @@ def apply_alert(
     the same status (Alertmanager re-sends every group/repeat interval) or a record older than
     what is stored.
     """
-    if previous is not None and record.received_at < previous.last_received_at:
+    if superseded(record, previous):
         return None  # stale: a newer state of this alert is already applied
     rec = _Recorder(now)
     reopenable = (

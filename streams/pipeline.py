@@ -28,6 +28,7 @@ from models.incident import (
     apply_command,
     expire_quiet_period,
     refusal,
+    superseded,
 )
 from models.maintenance import covering_window, released_record, suppressed_state
 from store.incidents import IncidentStore, IncidentTx
@@ -115,6 +116,8 @@ class Pipeline:
             for original in batch:
                 record, incident = _home(tx, original)
                 previous = tx.alert(record.fingerprint)
+                if superseded(record, previous):
+                    continue  # (held or not: an older state must not replace a newer one)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
                 window = covering_window(record, windows, previous, incident)

@@ -60,6 +60,38 @@ def test_stale_record_changes_nothing() -> None:
     assert apply_alert(first.incident, first.alert, older, SEV2, POLICY, T0) is None
 
 
+def test_a_late_copy_of_an_earlier_resolution_does_not_resolve_the_firing_alert() -> None:
+    """The other Alertmanager of an HA pair (or a retried notification) delivers the resolution of
+    the alert's previous episode after the alert fired again: received later, it ended before the
+    current firing started, and changes nothing."""
+    first = opened()
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))
+    resolved = apply_alert(
+        first.incident, first.alert, resolution, SEV2, POLICY, T0 + timedelta(minutes=1)
+    )
+    assert resolved is not None
+    refire = alert(instance="a", at=T0 + timedelta(minutes=6))
+    fired = apply_alert(resolved.incident, resolved.alert, refire, SEV2, POLICY, refire.received_at)
+    assert fired is not None
+    assert fired.incident is not None
+    assert fired.incident.alerts_firing == 1
+    late = resolution.model_copy(update={"received_at": T0 + timedelta(minutes=7)})
+    assert apply_alert(fired.incident, fired.alert, late, SEV2, POLICY, late.received_at) is None
+    # The resolution of the current firing still resolves it.
+    current = refire.model_copy(
+        update={
+            "status": "resolved",
+            "ends_at": T0 + timedelta(minutes=8),
+            "received_at": T0 + timedelta(minutes=8),
+        }
+    )
+    done = apply_alert(fired.incident, fired.alert, current, SEV2, POLICY, current.received_at)
+    assert done is not None
+    assert done.incident is not None
+    assert [e.type for e in done.events] == [EventType.ALERT_RESOLVED]
+    assert done.incident.alerts_firing == 0
+
+
 def test_new_alert_joins_and_higher_severity_raises() -> None:
     first = opened()
     b = alert(instance="b", at=T0 + timedelta(minutes=1))

@@ -110,6 +110,23 @@ async def test_held_alerts_page_nobody_until_the_window_ends(engine) -> None:  #
     assert sorted(i.title for i in incidents) == ["CheckoutDown fired", "SearchSlow fired"]
 
 
+async def test_a_late_copy_of_an_earlier_resolution_does_not_release_a_held_alert(engine) -> None:  # type: ignore[no-untyped-def]
+    """An alert held by a window fired again after an earlier resolution; that resolution's late
+    copy (an HA peer's) must not mark the held alert resolved, or the window's end pages nobody."""
+    await MaintenanceStore(engine).add(WINDOW)
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    first = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=5))
+    resolution = alert(
+        "CheckoutDown", service="checkout", status="resolved", at=T0 + timedelta(minutes=6)
+    )
+    again = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=20))
+    assert await pipeline.process_alerts([first, resolution, again]) == []
+    late = resolution.model_copy(update={"received_at": T0 + timedelta(minutes=21)})
+    assert await pipeline.process_alerts([late]) == []
+    released = await pipeline.release_windows(T0 + timedelta(hours=1))
+    assert [e.type for e in released] == [EventType.OPENED]
+
+
 @pytest.mark.parametrize("still_firing_at_the_end", [False, True])
 async def test_an_alert_firing_before_the_window_stays_in_its_incident(  # type: ignore[no-untyped-def]
     engine, still_firing_at_the_end: bool
