@@ -7,12 +7,60 @@ The API, the CLI, Slack buttons and PagerDuty webhooks all turn a request into a
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
-from models.incident import Command
+from models.events import Actor, IncidentState
+from models.incident import Command, Incident
 
-__all__ = ["CommandPublisher"]
+__all__ = ["CommandPublisher", "Precheck", "precheck"]
+
+Action = Literal["acknowledge", "resolve"]
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """What a command would do to the incident as the store has it, before it is published.
+
+    ``verdict``: ``apply`` (publish it), ``unchanged`` (the incident is already in that state:
+    nothing to publish, and success, so that a retry is idempotent), ``unknown`` (no such
+    incident) or ``refused`` (acknowledging a resolved incident). The worker would drop the
+    last three without a word, after the caller had been told the command was accepted.
+    """
+
+    verdict: Literal["apply", "unchanged", "unknown", "refused"]
+    message: str
+    state: IncidentState | None = None
+
+
+def _done(what: str, at: datetime | None, actor: Actor | None) -> str:
+    when = f" at {at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if at is not None else ""
+    if actor is None:
+        return f"{what}{when}"
+    return (
+        f"{what}{when} by {actor.name} ({actor.via})" if actor.name else f"{what}{when} via {actor.via}"
+    )
+
+
+def precheck(incident_id: str, incident: Incident | None, action: Action) -> Precheck:
+    """Judge ``action`` on ``incident`` (None: not in the store); pure."""
+    if incident is None:
+        return Precheck("unknown", f"no incident {incident_id}")
+    state = incident.state
+    if state is IncidentState.RESOLVED:
+        done = _done(f"{incident_id} was resolved", incident.resolved_at, incident.resolved_by)
+        if action == "resolve":
+            return Precheck("unchanged", f"{done}: nothing to do", state)
+        return Precheck("refused", f"{done}: there is nothing to acknowledge", state)
+    if action == "acknowledge" and state is IncidentState.ACKNOWLEDGED:
+        done = _done(
+            f"{incident_id} was acknowledged", incident.acknowledged_at, incident.acknowledged_by
+        )
+        return Precheck("unchanged", f"{done}: nothing to do", state)
+    return Precheck("apply", f"{action} of {incident_id}", state)
 
 
 class CommandPublisher:

@@ -1,10 +1,14 @@
 """``sevflow ack <id>``, ``sevflow resolve <id>`` and ``sevflow escalations [<id>]``.
 
-``ack`` and ``resolve`` publish a command to the commands topic, exactly as the HTTP API and the
-Slack / PagerDuty callbacks do (``Actor(via="cli", name=<--by or the login name>)``); the worker
-applies it and the escalation stops. ``escalations`` reads the store and prints, for every
-escalation that may still fire, what fires next and when (and the response-target deadline);
-with an incident id it also prints what already fired.
+``ack`` and ``resolve`` look the incident up in the store first: no such incident, or
+acknowledging a resolved one, is an error (exit 1), and an incident already in that state is
+reported and left alone (exit 0). Otherwise they publish a command to the commands topic, exactly
+as the HTTP API and the Slack / PagerDuty callbacks do (``Actor(via="cli", name=<--by or the
+login name>)``); the worker applies it and the escalation stops.
+
+``escalations`` reads the store and prints, for every escalation that may still fire, what fires
+next and when (and the response-target deadline); with an incident id it also prints what
+already fired.
 
 Wiring (``sevflow/cli.py``)::
 
@@ -24,7 +28,7 @@ from typing import Literal, TextIO
 
 from models.escalation import EscalationState, format_duration
 from models.events import Actor
-from models.incident import RESOLUTION_DETAIL_MAX, Command
+from models.incident import RESOLUTION_DETAIL_MAX, Command, Incident
 from models.settings import Settings
 from receiver.callbacks import CommandSink
 from store.escalations import EscalationRepo, FiredStep, PendingEscalation
@@ -86,10 +90,47 @@ def _command(
     by: str | None,
     out: TextIO,
     details: dict[str, str] | None = None,
+    err: TextIO | None = None,
 ) -> int:
+    """Check the incident in the store, then publish; exit status 0 once Kafka has the command
+    or the incident is already in that state, 1 when there is no such incident, it is resolved
+    (acknowledge) or Kafka did not take the command. A store that cannot be read does not stop
+    the command (acknowledging must work while the database is in trouble): it is queued
+    unchecked, and stderr says so."""
     from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.commands import CommandPublisher
+    from receiver.commands import CommandPublisher, precheck
+    from sevflow.operator_cli import store_problem
+    from store.db import UnsupportedDatabaseError, async_engine
+    from store.incidents import IncidentStore
+
+    err = err if err is not None else sys.stderr
+    name = "ack" if action == "acknowledge" else "resolve"
+
+    async def lookup() -> Incident | None:
+        engine = async_engine(settings.sqlalchemy_url())
+        try:
+            return await IncidentStore(engine).get(incident_id)
+        finally:
+            await engine.dispose()
+
+    try:
+        check = precheck(incident_id, asyncio.run(lookup()), action)
+    except (UnsupportedDatabaseError, SQLAlchemyError) as exc:
+        problem = store_problem(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+        print(
+            f"sevflow {name}: cannot check {incident_id} in the incident store ({problem}); "
+            "queuing the command unchecked",
+            file=err,
+        )
+    else:
+        if check.verdict in ("unknown", "refused"):
+            print(f"sevflow {name}: {check.message}", file=err)
+            return 1
+        if check.verdict == "unchanged":
+            print(check.message, file=out)
+            return 0
 
     async def main() -> Command:
         publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
@@ -108,15 +149,22 @@ def _command(
     try:
         command = asyncio.run(main())
     except (KafkaError, TimeoutError, OSError) as exc:
-        print(f"sevflow: could not queue the command: Kafka: {type(exc).__name__}", file=sys.stderr)
+        print(f"sevflow {name}: could not queue the command: Kafka: {type(exc).__name__}", file=err)
         return 1
     print(f"{action} of {incident_id} queued (command {command.command_id})", file=out)
     return 0
 
 
-def ack(settings: Settings, incident_id: str, *, by: str | None = None, out: TextIO = sys.stdout) -> int:
+def ack(
+    settings: Settings,
+    incident_id: str,
+    *,
+    by: str | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO | None = None,
+) -> int:
     """``sevflow ack <id>``: acknowledge (stops escalation); exit status 0 once Kafka has it."""
-    return _command(settings, incident_id, "acknowledge", by, out)
+    return _command(settings, incident_id, "acknowledge", by, out, err=err)
 
 
 def resolve(
@@ -126,10 +174,11 @@ def resolve(
     by: str | None = None,
     out: TextIO = sys.stdout,
     details: dict[str, str] | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``sevflow resolve <id> [--root-cause …] [--fix …] [--follow-up …]``: resolve by hand; the
     details go into the playbook's closing message."""
-    return _command(settings, incident_id, "resolve", by, out, details)
+    return _command(settings, incident_id, "resolve", by, out, details, err)
 
 
 def _when(moment: datetime, now: datetime) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.events import EventType
+from models.events import Actor, EventType
 from models.incident import Command, LifecyclePolicy
 from models.settings import Settings
 from sevflow import escalation_cli
@@ -129,6 +129,86 @@ async def test_escalations_command_prints_what_fires_next(
     )
     assert f"escalation {incident_id}#0  SEV1  active" in detail.getvalue()
     assert "level:1: notifying primary on-call" in detail.getvalue()
+
+
+async def _incidents_in_every_state(url: str) -> dict[str, str]:
+    """A triggered, an acknowledged and a resolved incident in a new store: state -> id."""
+    engine = sync_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    aengine = async_engine(url)
+    try:
+        store = IncidentStore(aengine)
+        pipeline = Pipeline(store, load_rules(None), LifecyclePolicy())
+        ids = {}
+        for state, name in (("triggered", "ApiDown"), ("acknowledged", "DbDown"), ("resolved", "Q")):
+            opened = await pipeline.process_alerts([alert(name, severity="sev1")])
+            ids[state] = opened[0].incident_id
+        for state, action in (("acknowledged", "acknowledge"), ("resolved", "resolve")):
+            command = Command(
+                command_id=f"test-{state}",
+                action=action,  # type: ignore[arg-type]
+                incident_id=ids[state],
+                actor=Actor(via="api", name="carol"),
+                requested_at=T0 + M,
+            )
+            await pipeline.process_command(command)
+    finally:
+        await aengine.dispose()
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("command", "state", "status", "message"),
+    [
+        ("ack", "unknown", 1, "sevflow ack: no incident inc_ffffffffffffffff"),
+        ("resolve", "unknown", 1, "sevflow resolve: no incident inc_ffffffffffffffff"),
+        ("ack", "resolved", 1, "was resolved at 2026-11-27 12:01:00Z by carol (api): there is nothing"),
+        ("ack", "acknowledged", 0, "was acknowledged at 2026-11-27 12:01:00Z by carol (api): nothing"),
+        ("resolve", "resolved", 0, "was resolved at 2026-11-27 12:01:00Z by carol (api): nothing to do"),
+        # Past the check: the command goes to Kafka (none here, so it is not queued).
+        ("ack", "triggered", 1, "sevflow ack: could not queue the command: Kafka"),
+        ("resolve", "acknowledged", 1, "sevflow resolve: could not queue the command: Kafka"),
+    ],
+)
+async def test_ack_and_resolve_check_the_incident_before_queuing(
+    tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    state: str,
+    status: int,
+    message: str,
+) -> None:
+    # An unknown incident, or acknowledging a resolved one, was "queued" with exit 0 and then
+    # dropped by the worker without a word.
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ids = await _incidents_in_every_state(url)
+    clean_env.setenv("SEVFLOW_DATABASE_URL", url)
+    clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
+    incident_id = ids.get(state, "inc_ffffffffffffffff")
+    run = escalation_cli.ack if command == "ack" else escalation_cli.resolve
+    out = io.StringIO()
+    code = await asyncio.to_thread(run, Settings(), incident_id, by="dave", out=out)
+    assert code == status
+    assert message in out.getvalue() + capsys.readouterr().err
+    assert "queued (command" not in out.getvalue()
+
+
+def test_ack_is_queued_unchecked_when_the_store_cannot_be_read(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("SEVFLOW_DATABASE_URL", "postgresql://ops:hunter2@127.0.0.1:1/sevflow")
+    clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    assert escalation_cli.ack(Settings(), "inc_0123456789abcdef", out=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "cannot check inc_0123456789abcdef in the incident store (connection failed" in err
+    assert "queuing the command unchecked" in err
+    assert "could not queue the command: Kafka" in err  # it did try
+    assert "hunter2" not in err
 
 
 @pytest.mark.parametrize(
