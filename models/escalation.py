@@ -33,14 +33,22 @@ Nothing here reads a clock or does I/O.
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.events import EventType, IncidentState
 from models.incident import Incident
@@ -64,6 +72,7 @@ __all__ = [
     "advance",
     "arm",
     "escalation_id",
+    "escalation_targets",
     "format_duration",
     "parse_duration",
     "playbook_policy",
@@ -545,6 +554,27 @@ def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> Escalati
 
 def _targets_json(targets: Iterable[Target]) -> str:
     return json.dumps([t.model_dump(exclude_none=True) for t in targets], separators=(",", ":"))
+
+
+def escalation_targets(data: Mapping[str, str]) -> list[Target]:
+    """The targets an ``escalated`` event's ``data`` names. Lenient, since the sinks read events
+    other versions wrote: fields a newer version added are ignored, and an unreadable target is
+    left out rather than failing the event."""
+    try:
+        raw = json.loads(data.get("targets", "[]"))
+    except json.JSONDecodeError:
+        return []
+    targets: list[Target] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            targets.append(
+                Target.model_validate({k: item[k] for k in ("kind", "to", "label") if k in item})
+            )
+        except ValidationError:
+            continue
+    return targets
 
 
 def _identity(plan: SeverityPlan, step: int) -> str:

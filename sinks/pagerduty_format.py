@@ -21,11 +21,11 @@ drops them for unknown keys anyway. Limits come from the Events API v2 reference
 (developer.pagerduty.com, "Send an Alert Event"): summary ≤ 1024 chars, dedup_key ≤ 255.
 """
 
-import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
 
@@ -174,26 +174,19 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
     key; targets without one (the primary on-call is the incident's own alert) are left alone."""
     if event.type is not EventType.ESCALATED:
         return []
-    try:
-        targets = json.loads(event.data.get("targets", "[]"))
-    except json.JSONDecodeError:
-        return []
     level = event.data.get("level", "?")
     cycle = int(event.data["cycle"]) if event.data.get("cycle", "").isdecimal() else 0
     base = trigger_call(event)
     calls: list[tuple[str, PagerDutyCall]] = []
-    for target in targets if isinstance(targets, list) else []:
-        if not isinstance(target, dict):
-            continue
-        name = str(target.get("to", ""))
-        if target.get("kind") == "pagerduty" and name in routable:
-            summary = f"Escalated to {target.get('label') or name} (level {level}): {base.summary}"
+    for target in escalation_targets(event.data):
+        if target.kind == "pagerduty" and target.to in routable:
+            summary = f"Escalated to {target.label or target.to} (level {level}): {base.summary}"
             calls.append(
                 (
-                    name,
+                    target.to,
                     replace(
                         base,
-                        dedup_key=escalation_key(event.incident_id, name, cycle),
+                        dedup_key=escalation_key(event.incident_id, target.to, cycle),
                         summary=_truncate(summary, SUMMARY_MAX),
                     ),
                 )

@@ -9,6 +9,10 @@ For an incident whose severity is announced::
     ack, sev     the #incidents announcement is edited to show the new state
     resolved     the playbook's "INCIDENT RESOLVED" in the channel; announcement edited
 
+An escalation whose targets include a Slack channel (the playbook's security contact,
+``#security-incidents``) is also posted in that channel, whatever the incident's severity: the
+escalation policy, not the announcement routing, decides who is told.
+
 Every call goes through :class:`Effects` (delivery log, retries, breaker). Posts carry a metadata
 key so that a post interrupted by a crash is found in the channel history instead of repeated;
 channel creation records the name it is trying so an interrupted create is found by name.
@@ -18,6 +22,7 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from sinks.base import Failure
@@ -31,6 +36,7 @@ from sinks.slack_format import (
     channel_name,
     coalesce,
     digest,
+    escalation_notice,
     resolution,
     update_line,
 )
@@ -60,7 +66,8 @@ class SlackSink:
         self._effects = effects
         self._severities = frozenset(severities)
         self._announce = announce_channel
-        self._announce_id: str | None = announce_channel if is_channel_id(announce_channel) else None
+        #: Channel name → id, as conversations.list found them (ids map to themselves).
+        self._channel_ids: dict[str, str] = {}
         self._lead = lead
         self._pacer = pacer
 
@@ -79,6 +86,8 @@ class SlackSink:
                     waiting = []
                     await self._open(event)
                     continue
+                if event.type is EventType.ESCALATED:
+                    await self._notify_channels(event, refs)
                 if "channel_id" not in refs:
                     continue  # never announced here (severity not routed, or in a storm digest)
                 if update_line(event) is not None and not await self._effects.done(event, "update"):
@@ -150,15 +159,31 @@ class SlackSink:
         return {"channel_id": channel_id, "channel_name": trying} if channel_id else None
 
     async def _announce_channel(self) -> str:
-        if self._announce_id is None:
-            name = self._announce.lstrip("#")
+        return await self._channel_id(self._announce, "announcement channel")
+
+    async def _channel_id(self, channel: str, what: str) -> str:
+        """The id of ``channel`` (``#name``, ``name`` or an id), looked up once."""
+        if is_channel_id(channel):
+            return channel
+        if channel not in self._channel_ids:
+            name = channel.lstrip("#")
             found = await self._effects.retried(
-                functools.partial(self._sender.find_channel, name), "announcement channel lookup"
+                functools.partial(self._sender.find_channel, name), f"{what} lookup"
             )
             if found is None:
-                raise DeliveryError(False, f"Slack: announcement channel #{self._announce} not found")
-            self._announce_id = found
-        return self._announce_id
+                raise DeliveryError(False, f"Slack: {what} #{name} not found")
+            self._channel_ids[channel] = found
+        return self._channel_ids[channel]
+
+    async def _notify_channels(self, event: IncidentEvent, refs: dict[str, str]) -> None:
+        """Post an escalation in each Slack channel it names (users and groups are mentioned in
+        the incident channel's update instead)."""
+        for position, target in enumerate(escalation_targets(event.data)):
+            if target.kind != "slack" or not (target.to.startswith("#") or is_channel_id(target.to)):
+                continue
+            channel = await self._channel_id(target.to, f"{target.label or 'escalation'} channel")
+            message = escalation_notice(event, refs.get("channel_name"))
+            await self._post_once(event, f"notify:{position}", channel, message)
 
     async def _post_once(
         self,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from models.escalation import Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "channel_name",
     "coalesce",
     "digest",
+    "escalation_notice",
     "format_duration",
     "format_started",
     "resolution",
@@ -30,6 +32,7 @@ __all__ = [
 CHANNEL_NAME_MAX = 80
 SECTION_TEXT_MAX = 3000
 _INVALID = re.compile(r"[^a-z0-9_-]+")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 
 _STATUS = {
     IncidentState.TRIGGERED: "Investigating",
@@ -139,6 +142,56 @@ def _alert_words(event: IncidentEvent) -> str:
     return words + (f": {summary}" if summary else "")
 
 
+def _target_words(target: Target, *, contact: bool) -> str:
+    """How the channel names a target: a Slack user or user group as a mention (so Slack notifies
+    them), a contact's address spelled out (the reader is to use it), otherwise its label."""
+    if target.kind == "slack" and _USER_ID.match(target.to):
+        mention = f"<@{target.to}>"
+    elif target.kind == "slack" and target.to.startswith("<!subteam^"):
+        mention = target.to
+    elif contact:
+        return target.to
+    else:
+        return target.label or target.to
+    return f"{target.label} ({mention})" if target.label else mention
+
+
+def _escalation_line(event: IncidentEvent) -> str:
+    level = event.data.get("level", "next")
+    contact = not level.isdecimal()
+    targets = escalation_targets(event.data)
+    words = (
+        ", ".join(_target_words(t, contact=contact) for t in targets)
+        if targets
+        else event.data.get("targets_text") or "the next responders"
+    )
+    if contact:
+        name = (event.data.get("level_name") or f"{level} contact").replace("_", " ")
+        return f":mega: {name[:1].upper()}{name[1:]} notified: {words}"
+    return f":mega: Escalated to level {level}: {words}"
+
+
+def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage:
+    """The message an escalation target's own channel gets (the playbook's "Notify Security
+    Team: Slack #security-incidents"): what happened, why they are told, where to follow it."""
+    incident = event.incident
+    who = event.data.get("level_name") or f"level {event.data.get('level', '?')}"
+    impact = incident.impact or incident.severity.info.description
+    text = (
+        f":mega: *[{incident.severity}] {incident.title}*\n"
+        f"\n"
+        f"*Why you are told:* {event.reason or who} ({who})\n"
+        f"*Status:* {_STATUS[incident.state]}\n"
+        f"*Impact:* {impact}\n"
+        f"*Started:* {format_started(incident.opened_at)}\n"
+        + (f"\nUpdates in #{channel}" if channel else f"\nIncident {incident.id}")
+    )
+    blocks = [_section(text)]
+    if incident.state is not IncidentState.RESOLVED:
+        blocks.append(_buttons(incident.id))
+    return SlackMessage(_clip(text, 40_000), blocks)
+
+
 def update_line(event: IncidentEvent) -> str | None:
     """One line for the incident channel, or None for events the channel does not show."""
     incident = event.incident
@@ -165,9 +218,7 @@ def update_line(event: IncidentEvent) -> str | None:
             who = event.actor.name or event.actor.via
             return f":eyes: Acknowledged by {who} (via {event.actor.via})"
         case EventType.ESCALATED:
-            level = event.data.get("level", "next")
-            targets = event.data.get("targets_text") or "the next responders"
-            return f":mega: Escalated to level {level}: {targets}"
+            return _escalation_line(event)
         case EventType.SLA_BREACHED:
             # The breach names its own target (acknowledge or resolve, the severity it was judged
             # by); the severity's playbook text is only a fallback for an event without them.

@@ -5,13 +5,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from models.alert import AlertRecord
-from models.events import Actor, IncidentEvent
+from models.events import Actor, EventType, IncidentEvent
 from models.incident import (
     AlertState,
     Classification,
     Command,
     Incident,
     LifecyclePolicy,
+    annotate,
     apply_alert,
     apply_command,
 )
@@ -92,6 +93,14 @@ class IncidentStory:
         self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice"
     ) -> list[IncidentEvent]:
         return self.command("resolve", at, who)
+
+    def escalate(self, data: dict[str, str], at: datetime, reason: str) -> list[IncidentEvent]:
+        """An ``escalated`` event as the worker's escalation loop records it."""
+        assert self.incident is not None
+        outcome = annotate(
+            self.incident, EventType.ESCALATED, Actor(via="sevflow"), at, reason=reason, data=data
+        )
+        return self._apply(outcome)
 
     def _apply(self, outcome):  # type: ignore[no-untyped-def]
         if outcome is None:

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.events import Actor, EventType, IncidentEvent
-from models.incident import annotate
+from models.events import IncidentEvent
 from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
 from tests.fakes import fixtures
@@ -45,21 +44,10 @@ def escalating_sink(
 
 def escalate(story: IncidentStory, minutes: int, reason: str, cycle: int = 0) -> list[IncidentEvent]:
     """Level 2 (the secondary) fires on ``story``'s incident, ``minutes`` after T0."""
-    assert story.incident is not None
     data = {"level": "2", "targets": json.dumps(TARGETS)}
     if cycle:
         data["cycle"] = str(cycle)
-    step = annotate(
-        story.incident,
-        EventType.ESCALATED,
-        Actor(via="sevflow"),
-        T0 + timedelta(minutes=minutes),
-        reason=reason,
-        data=data,
-    )
-    assert step.incident is not None
-    story.incident = step.incident
-    return step.events
+    return story.escalate(data, T0 + timedelta(minutes=minutes), reason)
 
 
 async def test_escalation_pages_the_level_and_resolves_it(

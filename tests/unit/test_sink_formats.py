@@ -1,6 +1,7 @@
 """The pure mappings from incident events to PagerDuty calls, Slack messages and status page
 changes, in the playbook's exact words."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -350,3 +351,35 @@ def test_resolved_state_snapshot() -> None:
     (resolved,) = s.resolve()
     assert resolved.incident.state is IncidentState.RESOLVED
     assert resolved.actor == Actor(via="slack", name="alice")
+
+
+def test_escalation_lines_mention_slack_users_and_spell_out_contacts() -> None:
+    s, _ = story()
+    (added,) = s.fire("fp2", instance="api-2")
+    targets = [
+        {"kind": "slack", "to": "U024BE7LH", "label": "SRE lead"},
+        {"kind": "slack", "to": "<!subteam^S0614TZR7>"},
+        {"kind": "pagerduty", "to": "secondary", "label": "Secondary On-Call"},
+        {"kind": "slack", "to": "#sre", "label": "SRE", "added_later": "ignored"},
+    ]
+    level = added.model_copy(
+        update={
+            "type": EventType.ESCALATED,
+            "alert": None,
+            "data": {"level": "2", "targets": json.dumps(targets)},
+        }
+    )
+    assert update_line(level) == (
+        ":mega: Escalated to level 2: SRE lead (<@U024BE7LH>), <!subteam^S0614TZR7>, "
+        "Secondary On-Call, SRE"
+    )
+    contact = level.model_copy(
+        update={
+            "data": {
+                "level": "data_breach",
+                "level_name": "data_breach contact",
+                "targets": '[{"kind":"email","to":"legal@optimal-build.com","label":"Legal"}]',
+            }
+        }
+    )
+    assert update_line(contact) == ":mega: Data breach contact notified: legal@optimal-build.com"

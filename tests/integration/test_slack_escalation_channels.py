@@ -1,0 +1,98 @@
+"""An escalation naming a Slack channel is posted in that channel (the playbook's "Notify Security
+Team: Slack #security-incidents"), once, whatever the incident's announcement routing; users and
+user groups are mentioned in the incident channel instead."""
+
+import json
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.events import IncidentEvent
+from models.severity import Severity
+from tests.fakes import fixtures
+from tests.fakes.clock import FakeClock
+from tests.fakes.events import T0, IncidentStory
+from tests.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from tests.fakes.slack import FakeSlack
+
+clock = fixtures.clock
+fake_slack = fixtures.fake_slack
+
+SECURITY = {
+    "level": "security",
+    "level_name": "security contact",
+    "targets": json.dumps(
+        [
+            {"kind": "email", "to": "security@optimal-build.com", "label": "Security"},
+            {"kind": "slack", "to": "#security-incidents", "label": "Security"},
+        ]
+    ),
+    "targets_text": "Security, Security",
+}
+REASON = "security incident: notifying the security contact"
+
+
+def security_story(severity: Severity = Severity.SEV2) -> tuple[IncidentStory, list[IncidentEvent]]:
+    story = IncidentStory(severity=severity)
+    events = story.fire()
+    events += story.escalate(SECURITY, T0 + timedelta(seconds=5), REASON)
+    return story, events
+
+
+async def test_the_security_channel_is_told_once(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_channel("security-incidents")
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    _, events = security_story()
+    try:
+        await worker.process(records(events))
+        await worker.process(records(events))  # redelivered: nothing twice
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (notice,) = fake_slack.posts("security-incidents")
+    assert notice["text"].startswith(":mega: *[SEV2] API Error Rate Spike*")
+    assert f"*Why you are told:* {REASON} (security contact)" in notice["text"]
+    assert notice["text"].endswith("Updates in #incident-20260115-high-error-rate")
+    assert [b["type"] for b in notice["blocks"]] == ["section", "actions"]  # Acknowledge / Resolve
+    updates = [p["text"] for p in fake_slack.posts("incident-20260115-high-error-rate")[1:]]
+    assert updates == [
+        ":mega: Security contact notified: security@optimal-build.com, #security-incidents"
+    ]
+
+
+async def test_an_incident_not_announced_in_slack_still_reaches_the_security_channel(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_channel("security-incidents")
+    settings = sink_settings(slack=fake_slack, slack_severities="SEV1")
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    story, events = security_story(Severity.SEV3)
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert fake_slack.created() == []  # SEV3 is not announced here
+    (notice,) = fake_slack.posts("security-incidents")
+    assert notice["text"].startswith(":mega: *[SEV3] API Error Rate Spike*")
+    assert notice["text"].endswith(f"Incident {story.events[0].incident_id}")
+
+
+async def test_a_missing_escalation_channel_is_dead_lettered_with_its_name(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    _, events = security_story()
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    (letter,) = dead.letters
+    assert "Security channel #security-incidents not found" in json.dumps(letter, default=str)
+    # The incident's own channel and announcement are unaffected.
+    assert len(fake_slack.posts("incidents")) == 1
