@@ -77,15 +77,19 @@ def explain(
     cls = explanation.classification
     fp = fingerprint(labels)
     lines = [f"alert:     {format_group_key(labels).removeprefix('{}:')} (fingerprint {fp})"]
-    if explanation.matched is not None:
-        rule = explanation.matched
-        lines.append(f"severity:  {cls.severity.value} ({cls.severity.info.description})")
+    rule = explanation.matched
+    given = rule.severity if rule is not None else rules.default
+    raised = f": data loss raises the {given.value} " if cls.severity is not given else ""
+    if rule is not None:
+        why = f"{raised}of rule {rule.name}" if raised else ""
+        lines.append(f"severity:  {cls.severity.value} ({cls.severity.info.description}){why}")
         lines.append(
             f"rule:      {rule.name} (line {rule.line}): {rule.description or '-'}; "
             + ", ".join(str(m) for m in rule.matchers)
         )
     else:
-        lines.append(f"severity:  {cls.severity.value} (default: no rule matched)")
+        why = f"{raised}of the default" if raised else ""
+        lines.append(f"severity:  {cls.severity.value} (default: no rule matched){why}")
     lines.append(f"response:  {cls.severity.info.response_text}")
     for name, failing in explanation.tried:
         lines.append(f"  skipped  {name}: {failing} does not match")
