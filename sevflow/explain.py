@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -11,6 +12,7 @@ from models.fingerprint import fingerprint
 from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
+from store.maintenance import MaintenanceStore
 from store.schema import alerts, incident_groups
 from streams.rules import load_rules
 
@@ -28,10 +30,26 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
-async def _incident_for(settings: Settings, fp: str, group_key: str | None) -> list[str]:
+async def _incident_for(
+    settings: Settings,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    group_key: str | None,
+    now: datetime,
+) -> list[str]:
     engine = async_engine(settings.sqlalchemy_url())
+    fp = fingerprint(labels)
     lines: list[str] = []
     try:
+        windows = await MaintenanceStore(engine).overlapping(now, now)
+        window = next((w for w in windows if w.covers(labels, annotations, now)), None)
+        if window is not None:
+            comment = f" ({window.comment})" if window.comment else ""
+            lines.append(
+                f"maintenance: held by window {window.id}{comment} until "
+                f"{window.ends_at:%Y-%m-%d %H:%M} UTC: an alert that starts firing now pages "
+                "nobody and joins an incident only when the window ends"
+            )
         async with engine.connect() as conn:
             if group_key is None:
                 stored = (
@@ -39,8 +57,9 @@ async def _incident_for(settings: Settings, fp: str, group_key: str | None) -> l
                 ).scalar_one_or_none()
                 if stored is None:
                     return [
+                        *lines,
                         "group:     decided by Alertmanager's groupKey (its route's group_by); "
-                        "pass --group-key or set SEVFLOW_GROUP_BY"
+                        "pass --group-key or set SEVFLOW_GROUP_BY",
                     ]
                 group_key = stored
             incident_id = (
@@ -69,9 +88,16 @@ async def _incident_for(settings: Settings, fp: str, group_key: str | None) -> l
 
 
 def explain(
-    settings: Settings, labels: dict[str, str], annotations: dict[str, str], group_key: str | None
+    settings: Settings,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    group_key: str | None,
+    *,
+    now: datetime | None = None,
 ) -> str:
-    """A readable explanation of how sevflow would handle an alert with these labels."""
+    """A readable explanation of how sevflow would handle an alert with these labels arriving
+    at ``now`` (the current time when None)."""
+    at = now if now is not None else datetime.now(UTC)
     rules = load_rules(settings.rules_file)
     explanation = rules.explain(labels, annotations)
     cls = explanation.classification
@@ -105,7 +131,7 @@ def explain(
     if group_key is None and settings.group_by:
         group_key = format_group_key({n: labels.get(n, "") for n in settings.group_by})
     try:
-        lines.extend(asyncio.run(_incident_for(settings, fp, group_key)))
+        lines.extend(asyncio.run(_incident_for(settings, labels, annotations, group_key, at)))
     except SQLAlchemyError as exc:
         lines.append(f"incident:  unknown: the incident store is not readable ({type(exc).__name__})")
     return "\n".join(lines)
