@@ -65,18 +65,19 @@ def _elsewhere(tx: IncidentTx, batch: Sequence[AlertRecord]) -> list[str]:
 def _home(tx: IncidentTx, record: AlertRecord) -> tuple[AlertRecord, Incident | None]:
     """The record and the incident it applies to.
 
-    An alert firing in an open incident stays there whatever group key it is sent under (an
+    An alert firing in an incident stays there whatever group key it is sent under (an
     Alertmanager route with ``continue: true`` sends one alert in two groups; a changed
     ``group_by`` regroups it): the record is taken as one of that incident's group, so a re-send
-    is a duplicate and its resolution reaches the incident counting it. Otherwise the record
-    belongs to its group's current incident.
+    is a duplicate and its resolution reaches the incident counting it. That holds after the
+    incident was resolved by hand while the alert still fired, too: its group's own re-sends
+    change nothing then, and neither may the other group's. Otherwise (or when that incident is
+    no longer its group's latest) the record belongs to its group's current incident.
     """
     elsewhere = _firing_elsewhere(tx, record)
     if elsewhere is not None:
         home = tx.incident(elsewhere)  # locked by _elsewhere; None: not its group's latest
-        if home is not None and home.is_open:
-            regrouped = record.model_copy(update={"group_key": home.group_key})
-            return regrouped, tx.incidents_by_group[home.group_key]
+        if home is not None and tx.incidents_by_group.get(home.group_key) == home:
+            return record.model_copy(update={"group_key": home.group_key}), home
     return record, tx.incidents_by_group[record.group_key]
 
 

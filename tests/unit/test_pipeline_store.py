@@ -160,6 +160,36 @@ async def test_an_alert_sent_in_two_groups_stays_in_its_incident(engine) -> None
     assert [i.id for i in await p.store.list_incidents()] == [opened.incident_id]
 
 
+async def test_an_alert_resent_in_another_group_after_a_resolution_by_hand_pages_nobody(engine) -> None:  # type: ignore[no-untyped-def]
+    """An incident resolved by hand while its alert still fires: Alertmanager's re-sends of the
+    alert change nothing, through the route that opened the incident or through a second one
+    (``continue: true``); the alert's resolution from either reaches the incident."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (opened,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    assert await p.process_alerts([alert(instance="a", group=team_b)]) == []
+    by_hand = command(opened.incident_id, "resolve", at=T0 + timedelta(minutes=2))
+    assert (await p.process_command(by_hand)).applied
+    later = T0 + timedelta(minutes=5)
+    assert (
+        await p.process_alerts(
+            [alert(instance="a", group=team_a).model_copy(update={"received_at": later})]
+        )
+        == []
+    )
+    assert (
+        await p.process_alerts(
+            [alert(instance="a", group=team_b).model_copy(update={"received_at": later})]
+        )
+        == []
+    )
+    assert [i.id for i in await p.store.list_incidents()] == [opened.incident_id]
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=6), group=team_b)
+    (resolved,) = await p.process_alerts([resolution])
+    assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert resolved.incident.alerts_firing == 0
+
+
 async def test_an_alert_that_fires_anew_in_another_group_joins_that_group(engine) -> None:  # type: ignore[no-untyped-def]
     """Only a firing alert stays put: once resolved, its next firing goes to its record's group."""
     p = pipeline(engine)
