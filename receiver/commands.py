@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from models.events import Actor, IncidentState
 from models.incident import Command, Incident
 
-__all__ = ["CommandPublisher", "Precheck", "precheck"]
+__all__ = ["Action", "CommandPublisher", "Precheck", "precheck"]
 
 Action = Literal["acknowledge", "resolve"]
 

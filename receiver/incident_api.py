@@ -7,6 +7,11 @@
     GET /api/incidents/{incident_id} the incident with its timeline and alerts
     GET /api/openapi.yaml            receiver/openapi.yaml (public: it describes, it reveals nothing)
 
+With ``commands``, the API's ``POST /api/incidents/{id}/ack`` and ``/resolve`` (built by
+:mod:`receiver.callbacks`) are served behind a look-up of the incident: 404 when there is none, 409
+to acknowledge a resolved one, 200 ``unchanged`` when it is already in that state; only then is
+the command queued (202).
+
 Incident routes need ``Authorization: Bearer <token>`` (one of ``SEVFLOW_API_TOKENS``; with none
 configured they refuse every request) and answer errors as the receiver does,
 ``{"error": code, "message": text}``: 401 bad credentials, 400 a bad query parameter (named), 404 an
@@ -19,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,13 +44,17 @@ from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
 from receiver.auth import WebhookAuth
+from receiver.commands import Action, precheck
 from receiver.errors import error_response
+from store.incidents import IncidentStore
 
 __all__ = [
+    "API_COMMAND_ROUTES",
     "INCIDENTS_PATH",
     "INCIDENT_PATH",
     "OPENAPI_DOCUMENT",
     "OPENAPI_PATH",
+    "checked_command",
     "incident_routes",
 ]
 
@@ -130,9 +139,15 @@ def incident_routes(
     *,
     api_tokens: Sequence[SecretStr],
     openapi_document: Path = OPENAPI_DOCUMENT,
+    commands: Sequence[Route] = (),
 ) -> list[Route]:
-    """The routes to mount into the receiver's Starlette app (``routes=[..., *incident_routes(…)]``)."""
+    """The routes to mount into the receiver's Starlette app (``routes=[..., *incident_routes(…)]``).
+
+    ``commands`` are the API's acknowledge / resolve routes (``api_ack`` and ``api_resolve`` of
+    :func:`receiver.callbacks.callback_routes`); they are returned behind a look-up of the
+    incident (:func:`checked_command`)."""
     auth = WebhookAuth(tokens=api_tokens)
+    checked = [checked_command(route, engine, auth) for route in commands]
     try:
         document: bytes | None = openapi_document.read_bytes()  # once, at start-up
     except OSError:
@@ -203,7 +218,70 @@ def incident_routes(
         return Response(document, media_type="application/yaml")
 
     return [
+        *checked,
         Route(INCIDENTS_PATH, guarded(list_incidents), methods=["GET"], name="api_incidents"),
         Route(INCIDENT_PATH, guarded(show_incident), methods=["GET"], name="api_incident"),
         Route(OPENAPI_PATH, openapi, methods=["GET"], name="api_openapi"),
     ]
+
+
+#: The incident ids the command routes take (receiver.callbacks); they answer 422 to others.
+_COMMAND_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+#: The names :func:`receiver.callbacks.callback_routes` gives the API's command routes.
+API_COMMAND_ROUTES: dict[str, Action] = {"api_ack": "acknowledge", "api_resolve": "resolve"}
+
+
+def checked_command(route: Route, engine: AsyncEngine, auth: WebhookAuth) -> Route:
+    """``route`` (``api_ack`` / ``api_resolve``) answering from the store what the worker would
+    otherwise drop without a word, before anything is published:
+
+    - 404 ``not_found``: no such incident;
+    - 409 ``incident_resolved``: acknowledging a resolved incident;
+    - 200 ``{"status": "unchanged", "state": …}``: already acknowledged / resolved (nothing is
+      queued; a retry of a request that was applied gets this, so the command stays idempotent).
+
+    Only an authenticated request is looked up (no one learns which ids exist without a token).
+    When the store cannot be read the command goes through unchecked: acknowledging must work
+    while the database is in trouble; the worker applies it once the store is back.
+    """
+    action = API_COMMAND_ROUTES.get(route.name)
+    if action is None:
+        raise ValueError(f"not an incident command route: {route.name}")
+    endpoint = cast(Handler, route.endpoint)
+    store = IncidentStore(engine)
+
+    async def checked(request: Request) -> Response:
+        incident_id = request.path_params["incident_id"]
+        if not auth.allows(request.headers.get("authorization")) or not _COMMAND_ID.fullmatch(
+            incident_id
+        ):
+            return await endpoint(request)  # its own 401, or 422 for a malformed id
+        try:
+            incident = await store.get(incident_id)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "incident API cannot check %s (%s): %s queued unchecked",
+                incident_id,
+                type(exc).__name__,
+                action,
+            )
+            return await endpoint(request)
+        check = precheck(incident_id, incident, action)
+        if check.verdict == "unknown":
+            return error_response(404, "not_found", check.message)
+        if check.verdict == "refused":
+            return error_response(409, "incident_resolved", check.message)
+        if check.verdict == "unchanged":
+            assert check.state is not None
+            return JSONResponse(
+                {
+                    "status": "unchanged",
+                    "incident_id": incident_id,
+                    "action": action,
+                    "state": check.state.value,
+                    "message": check.message,
+                }
+            )
+        return await endpoint(request)
+
+    return Route(route.path, checked, methods=sorted(route.methods or {"POST"}), name=route.name)

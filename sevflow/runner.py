@@ -21,7 +21,7 @@ from receiver.app import create_app as create_receiver
 from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings
 from receiver.commands import CommandPublisher
-from receiver.incident_api import incident_routes
+from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher, ensure_topic
 from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
@@ -71,6 +71,7 @@ def run_receiver(settings: Settings) -> int:
         settings.kafka_timeout_seconds,
         retry_dedup_seconds=settings.retry_dedup_seconds,
     )
+    callbacks = routes_from_settings(settings, commands)
     app = create_receiver(
         publisher=publisher,
         auth=WebhookAuth(
@@ -84,8 +85,12 @@ def run_receiver(settings: Settings) -> int:
         max_concurrent_publishes=settings.max_concurrent_publishes,
         publish_queue_seconds=settings.publish_queue_seconds,
         extra_routes=[
-            *incident_routes(store_engine, api_tokens=settings.api_tokens or settings.webhook_tokens),
-            *routes_from_settings(settings, commands),
+            *incident_routes(
+                store_engine,
+                api_tokens=settings.api_tokens or settings.webhook_tokens,
+                commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
+            ),
+            *(r for r in callbacks if r.name not in API_COMMAND_ROUTES),
         ],
     )
     config = uvicorn.Config(

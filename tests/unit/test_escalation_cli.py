@@ -131,7 +131,7 @@ async def test_escalations_command_prints_what_fires_next(
     assert "level:1: notifying primary on-call" in detail.getvalue()
 
 
-async def _incidents_in_every_state(url: str) -> dict[str, str]:
+async def incidents_in_every_state(url: str) -> dict[str, str]:
     """A triggered, an acknowledged and a resolved incident in a new store: state -> id."""
     engine = sync_engine(url)
     metadata.create_all(engine)
@@ -185,7 +185,7 @@ async def test_ack_and_resolve_check_the_incident_before_queuing(
     import asyncio
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    ids = await _incidents_in_every_state(url)
+    ids = await incidents_in_every_state(url)
     clean_env.setenv("SEVFLOW_DATABASE_URL", url)
     clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
     clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")

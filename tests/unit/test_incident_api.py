@@ -13,11 +13,13 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from models.incident import Command
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
 from store.db import async_engine
 from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
+from tests.unit.test_escalation_cli import incidents_in_every_state
 
 TOKEN = "api-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -41,6 +43,89 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Scenario]]:
     with TestClient(app) as client:
         yield client, scenario
         client.portal.call(engine.dispose)  # the engine's connections live on the client's loop
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    async def publish(self, command: Command) -> None:
+        self.commands.append(command)
+
+
+@pytest.fixture
+def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], RecordingPublisher]]:
+    """The API's ack / resolve routes behind the incident check, as the receiver serves them; the
+    scenario's incidents by state (triggered, acknowledged, resolved)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    by_state = asyncio.run(incidents_in_every_state(url))
+    engine = async_engine(url)
+    publisher = RecordingPublisher()
+    tokens = [SecretStr(TOKEN)]
+    commands = [r for r in callback_routes(publisher, api_tokens=tokens) if r.path.startswith("/api/")]
+    app = Starlette(routes=incident_routes(engine, api_tokens=tokens, commands=commands))
+    with TestClient(app) as client:
+        yield client, by_state, publisher
+        client.portal.call(engine.dispose)
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "status", "error"),
+    [
+        ("ack", None, 404, "not_found"),
+        ("resolve", None, 404, "not_found"),
+        ("ack", "resolved", 409, "incident_resolved"),
+    ],
+)
+def test_commands_on_a_missing_or_resolved_incident_are_refused(
+    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher],
+    action: str,
+    state: str | None,
+    status: int,
+    error: str,
+) -> None:
+    # They were answered 202 "accepted", and the worker then dropped them without a word.
+    client, by_state, publisher = commands_api
+    incident_id = by_state[state] if state else "inc_ffffffffffffffff"
+    response = client.post(f"/api/incidents/{incident_id}/{action}", headers=AUTH)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    assert incident_id in response.json()["message"]
+    assert publisher.commands == []
+    documented = yaml.safe_load(OPENAPI_DOCUMENT.read_text())["paths"]
+    assert str(status) in documented[f"/api/incidents/{{incident_id}}/{action}"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(("action", "state"), [("ack", "acknowledged"), ("resolve", "resolved")])
+def test_a_command_already_applied_is_answered_unchanged(
+    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher], action: str, state: str
+) -> None:
+    client, by_state, publisher = commands_api
+    response = client.post(f"/api/incidents/{by_state[state]}/{action}", headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["state"], body["incident_id"]) == ("unchanged", state, by_state[state])
+    assert publisher.commands == []
+    document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
+    assert "200" in document["paths"][f"/api/incidents/{{incident_id}}/{action}"]["post"]["responses"]
+
+
+def test_commands_that_change_the_incident_are_queued(
+    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher],
+) -> None:
+    client, by_state, publisher = commands_api
+    ack = client.post(f"/api/incidents/{by_state['triggered']}/ack", headers=AUTH)
+    resolve = client.post(
+        f"/api/incidents/{by_state['acknowledged']}/resolve", headers=AUTH, json={"fix": "rollback"}
+    )
+    assert (ack.status_code, resolve.status_code) == (202, 202)
+    assert [(c.action, c.incident_id) for c in publisher.commands] == [
+        ("acknowledge", by_state["triggered"]),
+        ("resolve", by_state["acknowledged"]),
+    ]
+    # No token: the incident is not looked up (nobody learns which ids exist), the route says 401.
+    assert client.post("/api/incidents/inc_ffffffffffffffff/ack").status_code == 401
+    assert client.post("/api/incidents/bad%20id/ack", headers=AUTH).status_code == 422
 
 
 def test_requests_need_a_valid_bearer_token(api: tuple[TestClient, Scenario]) -> None:
