@@ -12,12 +12,28 @@ from sinks.dlq import StoreUnreadable, dlq_list, dlq_replay
 __all__ = ["add_dlq_command", "run_dlq"]
 
 
+def _positive(value: str) -> int:
+    """A count of 1 or more (0 listed every letter, and -5 all but the oldest 5)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
+
+
 def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     dlq = sub.add_parser("dlq", help="list or replay notifications the sinks could not deliver")
     actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="show dead letters (sink, reason, incident, event)")
     listing.add_argument("--sink", help="only this sink (pagerduty, slack, statuspage, ...)")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument(
+        "--limit",
+        type=_positive,
+        default=100,
+        help="the newest this many, 1 or more (default 100)",
+    )
     replay = actions.add_parser(
         "replay",
         help="send dead letters again, each followed by its incident's later events from the "
