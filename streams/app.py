@@ -173,8 +173,16 @@ def create_app(
                 outbox_filled.clear()
                 await relay_outbox()
 
-        async def on_stop(self) -> None:
+        async def on_shutdown(self) -> None:
+            # After the relay's task has stopped (mode cancels a service's tasks between on_stop
+            # and on_shutdown), and once the producer has finished what it was sending: then
+            # the lease is given up, so another worker relays at once. Kept, it held every
+            # event back until its expiry, on every deploy.
             await publisher.close()
+            try:
+                await relay.release()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("outbox relay lease not released: %s: %s", type(exc).__name__, exc)
             await lag.close()
             await engine.dispose()
 

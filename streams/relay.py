@@ -145,6 +145,12 @@ class OutboxRelay:
                 .values(published_at=now)
             )
 
+    async def release(self) -> None:
+        """Give the lease up (clean shutdown) when this relay holds it."""
+        if self._lease.token is not None:
+            await self._lease.release()
+        self._recovered = False
+
     async def run_once(self, now: datetime) -> int:
         """Publish one batch; returns how many events were published (0 when not the holder)."""
         if not await self._lease.acquire(now):

@@ -1,13 +1,20 @@
 """The outbox relay on the real broker: every event once, in order, even after a crash."""
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from models.incident import LifecyclePolicy
 from receiver.kafka import ensure_topic
+from store.db import normalise_url
 from store.incidents import IncidentStore
 from store.leases import Lease
 from store.schema import incident_events, leases
@@ -15,6 +22,8 @@ from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
 from tests.builders import T0, alert
+from tests.conftest import REPO
+from tests.harness import wait_for
 from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
@@ -115,3 +124,48 @@ async def test_lease_fences_a_stale_holder(engine) -> None:  # type: ignore[no-u
     assert await a.acquire(T0 + timedelta(seconds=13))
     async with engine.begin() as conn:
         await conn.execute(update(incident_events).values(published_at=None))
+
+
+def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """A SIGTERM'd worker releases the outbox lease, so the next worker relays at once instead of
+    holding every event back until the lease expires."""
+    suffix = uuid.uuid4().hex[:8]
+    url = f"sqlite:///{tmp_path / 'sevflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    env.update(
+        SEVFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        SEVFLOW_ALERTS_TOPIC=f"lease-alerts-{suffix}",
+        SEVFLOW_EVENTS_TOPIC=f"lease-events-{suffix}",
+        SEVFLOW_COMMANDS_TOPIC=f"lease-commands-{suffix}",
+        SEVFLOW_APP_ID=f"lease-{suffix}",
+        SEVFLOW_DATABASE_URL=url,
+        SEVFLOW_DATA_DIR=str(tmp_path),
+        SEVFLOW_WORKER_METRICS_PORT="0",
+        SEVFLOW_LOG_LEVEL="WARNING",
+    )
+    engine = create_engine(normalise_url(url, asynchronous=False))
+
+    def holder() -> str | None:
+        try:
+            with engine.connect() as conn:
+                query = select(leases.c.holder).where(leases.c.name == "outbox-relay")
+                return conn.execute(query).scalar_one_or_none()
+        except OperationalError:  # the worker has not created its tables yet
+            return None
+
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sevflow", "worker"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    try:
+        held = wait_for(lambda: holder() or None, 60, f"the relay to take its lease (log {log})")
+        assert held.endswith(f":{process.pid}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert holder() == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        engine.dispose()
