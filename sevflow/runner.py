@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from types import FrameType
@@ -137,8 +138,8 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     status = init_db(settings)
     if status:
         return status
-    if not _wait_for_topics(settings):
-        return 1
+    if (waited := _wait_for_topics(settings)) is not None:
+        return waited
     # The worker stays on asyncio's own loop. With uvloop (faust's ``--loop uvloop``) a faust agent
     # doing nothing took records 20% faster, but bench/e2e_latency.py's webhook-to-page p50 went
     # from about 90 ms to 240 ms.
@@ -169,10 +170,13 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
 
 
-def _wait_for_topics(settings: Settings, attempts: int = 60) -> bool:
+def _wait_for_topics(settings: Settings, attempts: int = 60) -> int | None:
     """Create the worker's topics before it subscribes (faust does not create source topics).
 
     Waits for Kafka up to ``attempts`` seconds, so a worker started with the broker is not lost.
+    None once the topics exist; else the exit status: 1 when Kafka stayed unreachable, 0 when
+    SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling cancelled the attempt
+    in progress, which the Kafka client took for one more failure, so Ctrl-C was ignored).
     """
 
     async def ensure_all() -> None:
@@ -184,17 +188,35 @@ def _wait_for_topics(settings: Settings, attempts: int = 60) -> bool:
                 settings.kafka_timeout_seconds,
             )
 
-    for attempt in range(attempts):
-        try:
-            asyncio.run(ensure_all())
-        except (OSError, TimeoutError, KafkaError) as exc:
-            if attempt == 0:
-                log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
-            time.sleep(1)
-        else:
-            return True
+    stop = threading.Event()
+
+    def stopping(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    ready = False
+    previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for attempt in range(attempts):
+            try:
+                asyncio.run(ensure_all())
+            except (OSError, TimeoutError, KafkaError) as exc:
+                if attempt == 0:
+                    log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
+                if stop.wait(1):
+                    break
+            else:
+                ready = True
+                break
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stop.is_set():
+        log.info("worker stopped before it started")
+        return 0
+    if ready:
+        return None
     print(f"sevflow: Kafka at {settings.kafka_bootstrap} is not reachable", file=sys.stderr)
-    return False
+    return 1
 
 
 def run_sinks_role(settings: Settings) -> int:

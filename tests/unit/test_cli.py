@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import sys
+import time
 
 from tests.conftest import REPO
 
@@ -81,3 +83,34 @@ def test_explain_shows_the_data_breach_flag(tmp_path) -> None:  # type: ignore[n
     assert "data loss: yes (SEV1)" in loss.stdout
     assert "breach" not in loss.stdout
     assert "legal" not in loss.stdout  # legal is the data-breach contact, not data loss's
+
+
+def test_worker_waiting_for_kafka_stops_on_a_signal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # asyncio cancelled the attempt in progress on SIGINT, the Kafka client took that for one more
+    # failure, and the worker went on waiting its full minute; SIGTERM killed it (143).
+    env = {
+        "SEVFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "SEVFLOW_DATA_DIR": str(tmp_path),
+        "SEVFLOW_WORKER_METRICS_PORT": "0",
+        "PATH": "",
+    }
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with subprocess.Popen(
+            [sys.executable, "-m", "sevflow", "worker"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as worker:
+            try:
+                assert worker.stderr is not None
+                deadline = time.monotonic() + 30
+                while "waiting for Kafka" not in worker.stderr.readline():
+                    assert time.monotonic() < deadline, "the worker never said it waits for Kafka"
+                worker.send_signal(signum)
+                assert worker.wait(timeout=10) == 0
+                assert "stopped before it started" in worker.stderr.read()
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
