@@ -7,7 +7,7 @@ lists every setting with its environment variable, default and meaning.
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 
@@ -19,17 +19,85 @@ from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
 __all__ = ["main"]
 
 
-def _settings_help() -> str:
-    lines = ["settings (environment variables):"]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, list):
-            default = ",".join(str(d) for d in default) or "(none)"
-        lines.append(
-            f"  SEVFLOW_{name.upper()}  (default: {default if default is not None else '(unset)'})"
+def _default(name: str) -> str:
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
+    if isinstance(default, list | tuple | dict):
+        shown = (
+            ",".join(f"{k}=…" for k in default)
+            if isinstance(default, dict)
+            else ",".join(str(d) for d in default)
         )
-        lines.append(f"      {field.description}")
+        return shown or "(none)"
+    return str(default) if default is not None else "(unset)"
+
+
+def _settings_help(names: Iterable[str] | None = None) -> str:
+    """``SEVFLOW_<NAME> (default: …)`` and the description of each setting (all without names)."""
+    lines = ["settings (environment variables):"]
+    for name in names if names is not None else Settings.model_fields:
+        lines.append(f"  SEVFLOW_{name.upper()}  (default: {_default(name)})")
+        lines.append(f"      {Settings.model_fields[name].description}")
     return "\n".join(lines)
+
+
+_STORE = ("database_url", "data_dir")
+_KAFKA = ("kafka_bootstrap", "kafka_timeout_seconds")
+#: The settings each command reads (the roles read many more: ``sevflow --help`` lists them all).
+COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("init-db",): _STORE,
+    ("explain",): (
+        "rules_file",
+        "group_by",
+        "reopen_window_seconds",
+        "blast_radius_instances",
+        "blast_radius_services",
+        *_STORE,
+    ),
+    ("ack",): (*_STORE, "kafka_bootstrap", "commands_topic"),
+    ("resolve",): (*_STORE, "kafka_bootstrap", "commands_topic"),
+    ("escalations",): _STORE,
+    ("incidents", "list"): _STORE,
+    ("incidents", "show"): _STORE,
+    ("report",): (*_STORE, "escalation_policy_file", "kafka_bootstrap", "events_topic"),
+    ("postmortem",): _STORE,
+    ("dlq", "list"): ("kafka_bootstrap", "sinks_dlq_topic"),
+    ("dlq", "replay"): (*_STORE, "kafka_bootstrap", "sinks_dlq_topic", "events_topic"),
+    ("maintenance", "add"): _STORE,
+    ("maintenance", "list"): _STORE,
+    ("maintenance", "end"): _STORE,
+    ("receiver",): (
+        "http_host",
+        "http_port",
+        "webhook_tokens",
+        "webhook_basic_auth",
+        "allow_unauthenticated",
+        "api_tokens",
+        *_KAFKA,
+        "alerts_topic",
+        "commands_topic",
+        *_STORE,
+    ),
+    ("worker",): (*_KAFKA, "alerts_topic", "commands_topic", "events_topic", *_STORE, "app_id"),
+    ("sinks",): (*_KAFKA, "events_topic", "sinks_dlq_topic", *_STORE),
+    ("run",): (*_KAFKA, *_STORE, "webhook_tokens", "http_port"),
+}
+
+
+def _document_settings(parser: argparse.ArgumentParser) -> None:
+    """Each command's help ends with the settings it reads, their defaults and meanings."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for path, names in COMMAND_SETTINGS.items():
+        command: argparse.ArgumentParser = subparsers.choices[path[0]]
+        for step in path[1:]:
+            nested = next(a for a in command._actions if isinstance(a, argparse._SubParsersAction))
+            command = nested.choices[step]
+        more = (
+            ""
+            if path[0] not in ("receiver", "worker", "sinks", "run")
+            else ("\n\n`sevflow --help` lists every other setting of this role.")
+        )
+        command.epilog = _settings_help(names) + more
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
     add_maintenance_command(sub)
+    _document_settings(parser)
     return parser
 
 
