@@ -33,6 +33,7 @@ from datetime import datetime
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -267,6 +268,7 @@ def create_app(
         return wrapped
 
     return Starlette(
+        exception_handlers={HTTPException: _http_error},
         routes=[
             Route(WEBHOOK_PATH, instrumented(WEBHOOK_PATH, webhook, logging.INFO), methods=["POST"]),
             Route("/health", instrumented("/health", health, logging.DEBUG), methods=["GET"]),
@@ -282,8 +284,26 @@ def create_app(
                 )
                 for r in extra_routes
             ),
-        ]
+        ],
     )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) as JSON, like
+    every other answer; its default was a plain-text body."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if exc.status_code == 404:
+        return error_response(404, "not_found", f"no such path: {path}")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {path}" + (f" (allowed: {allowed})" if allowed else ""),
+            headers=exc.headers,
+        )
+    return error_response(exc.status_code, "http_error", exc.detail, headers=exc.headers)
 
 
 def _internal_error(request_id: str, exc: Exception) -> Response:

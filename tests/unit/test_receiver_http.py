@@ -568,3 +568,16 @@ def webhook_scope() -> dict[str, Any]:
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
+
+
+def test_unknown_paths_and_methods_are_answered_in_json(client) -> None:  # type: ignore[no-untyped-def]
+    missing = client.get("/webhooks/alertmanger")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not_found", "message": "no such path: /webhooks/alertmanger"}
+    wrong = client.get("/webhooks/alertmanager")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
+    assert wrong.json() == {
+        "error": "method_not_allowed",
+        "message": "GET is not allowed on /webhooks/alertmanager (allowed: POST)",
+    }
