@@ -293,17 +293,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     every other answer; its default was a plain-text body."""
     assert isinstance(exc, HTTPException)
     path = request.url.path
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         return error_response(404, "not_found", f"no such path: {path}")
     if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        allowed = headers.get("Allow", "")
         return error_response(
             405,
             "method_not_allowed",
             f"{request.method} is not allowed on {path}" + (f" (allowed: {allowed})" if allowed else ""),
-            headers=exc.headers,
+            headers=headers,
         )
-    return error_response(exc.status_code, "http_error", exc.detail, headers=exc.headers)
+    return error_response(exc.status_code, "http_error", exc.detail, headers=headers)
 
 
 def _internal_error(request_id: str, exc: Exception) -> Response:
