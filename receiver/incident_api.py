@@ -12,8 +12,8 @@ With ``commands``, the API's ``POST /api/incidents/{id}/ack`` and ``/resolve`` (
 to acknowledge a resolved one, 200 ``unchanged`` when it is already in that state; only then is
 the command queued (202).
 
-Incident routes need ``Authorization: Bearer <token>`` (one of ``SEVFLOW_API_TOKENS``; with none
-configured they refuse every request) and answer errors as the receiver does,
+Incident routes need ``Authorization: Bearer <token>`` (one of ``SEVFLOW_API_TOKENS``, which
+default to the webhook tokens) and answer errors as the receiver does,
 ``{"error": code, "message": text}``: 401 bad credentials, 400 a bad query parameter (named), 404 an
 unknown incident, 503 when the store cannot be read (transient: retry). Lists are newest first
 with keyset pagination (see :mod:`analytics.incidents`), so paging never repeats or skips.

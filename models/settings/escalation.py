@@ -49,12 +49,15 @@ class EscalationSettings(BaseModel):
     escalation_pagerduty_routing_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
         description="Names of PagerDuty targets in the policy → Events API routing keys, e.g. "
-        "primary=<key>,secondary=<key>. Keys stay here and never travel in events.",
+        "secondary=<key>,engineering-manager=<key>. The primary on-call is the incident's own "
+        "alert (SEVFLOW_PAGERDUTY_ROUTING_KEY): a key for it here would page it twice. Keys stay "
+        "here and never travel in events.",
     )
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens accepted on POST /api/incidents/{id}/ack and /resolve, comma "
-        "separated (several allow rotation). Unset: the webhook tokens (SEVFLOW_WEBHOOK_TOKENS).",
+        description="Bearer tokens of the incident API (GET /api/incidents, GET "
+        "/api/incidents/{id}, POST /api/incidents/{id}/ack and /resolve), comma separated "
+        "(several allow rotation). Unset: the webhook tokens (SEVFLOW_WEBHOOK_TOKENS).",
     )
     slack_signing_secret: SecretStr | None = Field(
         default=None,
