@@ -226,8 +226,13 @@ class SinkSettings(BaseModel):
     @classmethod
     def _components(cls, value: object) -> object:
         if isinstance(value, str):
-            pairs = (p.split("=", 1) for p in value.split(",") if p.strip())
-            return {k.strip(): v.strip() for k, v in pairs}
+            components: dict[str, str] = {}
+            for item in (p for p in value.split(",") if p.strip()):
+                service, sep, component = item.partition("=")
+                if not sep or not service.strip() or not component.strip():
+                    raise ValueError(f"each entry must be service=component-id, not {item.strip()!r}")
+                components[service.strip()] = component.strip()
+            return components
         return value
 
     def pagerduty_url(self) -> str:

@@ -61,3 +61,12 @@ def test_kafka_bootstrap_that_the_client_cannot_parse_is_refused(
     monkeypatch.setenv("SEVFLOW_KAFKA_BOOTSTRAP", servers)
     with pytest.raises(ValidationError, match="kafka_bootstrap"):
         Settings()
+
+
+def test_statuspage_components_name_a_bad_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVFLOW_STATUSPAGE_COMPONENTS", " api = cmp1 ,web=cmp2,")
+    assert Settings().statuspage_components == {"api": "cmp1", "web": "cmp2"}
+    # Python's own "not enough values to unpack" was all an entry without '=' got.
+    monkeypatch.setenv("SEVFLOW_STATUSPAGE_COMPONENTS", "api=cmp1,web")
+    with pytest.raises(ValidationError, match="each entry must be service=component-id, not 'web'"):
+        Settings()
