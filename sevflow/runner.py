@@ -170,10 +170,11 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
 
 
-def _wait_for_topics(settings: Settings, attempts: int = 60) -> int | None:
-    """Create the worker's topics before it subscribes (faust does not create source topics).
+def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60) -> int | None:
+    """Create sevflow's topics before a role subscribes (faust does not create source topics).
 
-    Waits for Kafka up to ``attempts`` seconds, so a worker started with the broker is not lost.
+    Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
+    (``sevflow run`` stops every role when one exits).
     None once the topics exist; else the exit status: 1 when Kafka stayed unreachable, 0 when
     SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling cancelled the attempt
     in progress, which the Kafka client took for one more failure, so Ctrl-C was ignored).
@@ -211,7 +212,7 @@ def _wait_for_topics(settings: Settings, attempts: int = 60) -> int | None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if stop.is_set():
-        log.info("worker stopped before it started")
+        log.info("%s stopped before it started", role)
         return 0
     if ready:
         return None
@@ -223,6 +224,9 @@ def run_sinks_role(settings: Settings) -> int:
     """Run the sink consumers and the built-in status page until SIGINT/SIGTERM."""
     from sevflow.sinks_runner import run_sinks
 
+    # Like the worker, wait for Kafka: the sinks exited at once, and ``sevflow run`` with them.
+    if (waited := _wait_for_topics(settings, "sinks")) is not None:
+        return waited
     return run_sinks(settings)
 
 

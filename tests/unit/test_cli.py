@@ -3,6 +3,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -85,9 +87,11 @@ def test_explain_shows_the_data_breach_flag(tmp_path) -> None:  # type: ignore[n
     assert "legal" not in loss.stdout  # legal is the data-breach contact, not data loss's
 
 
-def test_worker_waiting_for_kafka_stops_on_a_signal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("role", ["worker", "sinks"])
+def test_a_role_waiting_for_kafka_stops_on_a_signal(tmp_path, role: str) -> None:  # type: ignore[no-untyped-def]
     # asyncio cancelled the attempt in progress on SIGINT, the Kafka client took that for one more
-    # failure, and the worker went on waiting its full minute; SIGTERM killed it (143).
+    # failure, and the worker went on waiting its full minute; SIGTERM killed it (143). The sinks
+    # did not wait at all: they exited 1 at once, and `sevflow run` stopped every role with them.
     env = {
         "SEVFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:1",
         "SEVFLOW_DATA_DIR": str(tmp_path),
@@ -96,7 +100,7 @@ def test_worker_waiting_for_kafka_stops_on_a_signal(tmp_path) -> None:  # type: 
     }
     for signum in (signal.SIGINT, signal.SIGTERM):
         with subprocess.Popen(
-            [sys.executable, "-m", "sevflow", "worker"],
+            [sys.executable, "-m", "sevflow", role],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -107,10 +111,10 @@ def test_worker_waiting_for_kafka_stops_on_a_signal(tmp_path) -> None:  # type: 
                 assert worker.stderr is not None
                 deadline = time.monotonic() + 30
                 while "waiting for Kafka" not in worker.stderr.readline():
-                    assert time.monotonic() < deadline, "the worker never said it waits for Kafka"
+                    assert time.monotonic() < deadline, f"the {role} never said it waits for Kafka"
                 worker.send_signal(signum)
                 assert worker.wait(timeout=10) == 0
-                assert "stopped before it started" in worker.stderr.read()
+                assert f"{role} stopped before it started" in worker.stderr.read()
             finally:
                 if worker.poll() is None:
                     worker.kill()
