@@ -2,14 +2,22 @@
 
 import asyncio
 import logging
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from models.settings import Settings
 
-__all__ = ["dead_letter_producer", "ensure_topics", "group_id", "sink_consumer"]
+__all__ = [
+    "HandOver",
+    "SinkConsumer",
+    "dead_letter_producer",
+    "ensure_topics",
+    "group_id",
+    "sink_consumer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +45,50 @@ def group_id(settings: Settings, sink: str) -> str:
     return f"{settings.sinks_group_prefix}-{sink}"
 
 
-def sink_consumer(settings: Settings, sink: str) -> AIOKafkaConsumer:
-    """The sink's own consumer group; offsets are committed by the worker, never automatically."""
-    return AIOKafkaConsumer(
+class HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are given up between batches only: the worker holds :attr:`batch` while it
+    processes and commits a batch, and a revocation waits for it. The next owner then starts
+    after that batch instead of delivering the same records at the same time (the delivery log
+    is read before a call and written after it, so two processes delivering one event at once
+    would both call). aiokafka returns no records while a reassignment is in progress."""
+
+    def __init__(self) -> None:
+        self.batch = asyncio.Lock()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.batch:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+class SinkConsumer(AIOKafkaConsumer):  # type: ignore[misc]
+    """A consumer subscribed to ``topic`` with its :class:`HandOver` (set before it starts)."""
+
+    def __init__(self, topic: str, **config: Any) -> None:
+        super().__init__(**config)
+        self.hand_over = HandOver()
+        self.subscribe([topic], listener=self.hand_over)
+
+
+def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:
+    """The sink's own consumer group; offsets are committed by the worker, never automatically.
+
+    A batch may take as long as the retry deadline, and a rebalance waits for the batch in flight
+    (:class:`HandOver`), so the group waits that long for a member to rejoin
+    (``rebalance_timeout_ms``; the session timeout otherwise) before it gives the member's
+    partitions to another.
+    """
+    batch_ms = int(max(300.0, settings.sinks_retry_deadline_seconds * 2) * 1000)
+    return SinkConsumer(
         settings.events_topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id(settings, sink),
         enable_auto_commit=False,
         auto_offset_reset=settings.sinks_offset_reset,
-        max_poll_interval_ms=int(max(300.0, settings.sinks_retry_deadline_seconds * 2) * 1000),
+        max_poll_interval_ms=batch_ms,
+        rebalance_timeout_ms=batch_ms,
     )
 
 

@@ -13,6 +13,9 @@ never delays another.
 Offsets are committed only after every record of the batch was delivered, dead-lettered or
 deliberately skipped; a crash before that redelivers the batch, and the delivery log turns the
 repeat into no calls. Too many consecutive dead letters stop the sink (:class:`SinkStopped`).
+
+With a :class:`~sinks.kafka.SinkConsumer`, a rebalance waits for the batch in flight and its
+commit (:class:`~sinks.kafka.HandOver`): the next owner of its partitions starts after it.
 """
 
 import asyncio
@@ -30,6 +33,7 @@ from sinks.base import Failure, Sink
 from sinks.clock import Clock
 from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
+from sinks.kafka import SinkConsumer
 from sinks.records import decode
 from sinks.storm import StormDetector
 
@@ -170,15 +174,21 @@ class SinkWorker:
         max_records: int = 500,
     ) -> None:
         """Poll, process, commit until ``stop`` is set. The consumer must be started."""
+        # Taken as soon as a batch is returned (no await in between), released after its commit.
+        batch_lock = consumer.hand_over.batch if isinstance(consumer, SinkConsumer) else asyncio.Lock()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
             if not batch:
                 continue
-            records = [r for messages in batch.values() for r in messages]
-            await self.process(records)
-            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
-            try:
-                await consumer.commit(offsets)
-            except (CommitFailedError, KafkaError) as exc:
-                # A rebalance took the partitions: the next owner redelivers, the log dedups.
-                log.warning("%s: commit failed (%s); records will be redelivered", self.sink.name, exc)
+            async with batch_lock:
+                records = [r for messages in batch.values() for r in messages]
+                await self.process(records)
+                offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+                try:
+                    await consumer.commit(offsets)
+                except (CommitFailedError, KafkaError) as exc:
+                    # The group moved on without us (a session or rebalance timeout ran out):
+                    # the next owner redelivers, the log dedups.
+                    log.warning(
+                        "%s: commit failed (%s); records will be redelivered", self.sink.name, exc
+                    )

@@ -23,8 +23,9 @@ from models.incident import LifecyclePolicy
 from models.settings import Settings
 from models.settings.sinks import SinkSettings
 from sevflow.sinks_runner import create_sink_tables, serve_sinks
+from sinks.clock import SystemClock
 from sinks.dlq import dlq_list_async, dlq_replay_async
-from sinks.kafka import ensure_topics
+from sinks.kafka import ensure_topics, sink_consumer
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.sinks_schema import sink_deliveries
@@ -36,7 +37,9 @@ from tests.fakes import fixtures
 from tests.fakes.events import T0, IncidentStory
 from tests.fakes.fixtures import (
     SLACK_TOKEN,
+    sink_named,
     sink_settings,
+    worker_for,
 )
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
@@ -388,3 +391,59 @@ async def test_worker_killed_mid_delivery_posts_nothing_twice(
     assert fake_pagerduty.actions() == ["trigger"]
     assert len(fake_pagerduty.alerts) == 1
     assert SLACK_TOKEN not in log.read_text()
+
+
+async def test_a_rebalance_mid_batch_hands_over_without_delivering_twice(
+    kafka_bootstrap: str, tmp_path: Path, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    """A second replica joins while the first is still paging a batch (PagerDuty slow to answer).
+    The partitions move only once that batch is delivered and committed: the new owner starts
+    after it instead of paging the same events again at the same time."""
+    settings = kafka_settings(
+        kafka_bootstrap, tmp_path, pagerduty=fake_pagerduty, cert=tls_cert,
+        sinks_request_timeout_seconds=60.0,
+    )  # fmt: skip
+    create_sink_tables(settings.sqlalchemy_url())
+    stories = [IncidentStory(name=f"Alert{i}", group=f"g{i}") for i in range(6)]
+    events = [e for s in stories for e in s.fire()]
+    assert len({e.incident_id for e in events}) == 6
+    fake_pagerduty.faults.hold = threading.Event()
+    await produce(settings, events)
+    clock, stop = SystemClock(), asyncio.Event()
+    engines, sinks, consumers, tasks = [], [], [], []
+
+    async def replica() -> None:
+        engine = async_engine(settings.sqlalchemy_url())
+        sink = sink_named(settings, engine, clock, "pagerduty")
+        worker, _ = worker_for(sink, clock)
+        consumer = sink_consumer(settings, "pagerduty")
+        engines.append(engine)
+        sinks.append(sink)
+        consumers.append(consumer)
+        await consumer.start()  # returns once the consumer is in the group
+        await worker.run(consumer, stop)
+
+    try:
+        tasks.append(asyncio.create_task(replica()))
+        held = await asyncio.to_thread(fake_pagerduty.faults.held.wait, 30)
+        assert held, "the first replica never paged"
+        # The second joins the group: a rebalance while the first batch is in flight.
+        tasks.append(asyncio.create_task(replica()))
+        # Time for the second replica to be handed partitions and to page what it finds there.
+        await asyncio.sleep(8)
+        fake_pagerduty.faults.hold.set()
+        await eventually(lambda: len(fake_pagerduty.actions()) >= 6, "six pages")
+        await asyncio.sleep(3)  # and whatever would come twice
+        for task in tasks:
+            assert not task.done(), task
+    finally:
+        fake_pagerduty.faults.hold.set()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for consumer in consumers:
+            await consumer.stop()
+        for sink in sinks:
+            await sink.close()
+        for engine in engines:
+            await engine.dispose()
+    assert fake_pagerduty.actions() == ["trigger"] * 6
