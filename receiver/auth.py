@@ -35,9 +35,12 @@ class WebhookAuth:
         allow_unauthenticated: bool = False,
     ) -> None:
         """``basic`` entries are ``user:password``; with no credentials at all and
-        ``allow_unauthenticated`` every request passes (closed test networks only)."""
-        self._tokens = [t.get_secret_value().encode() for t in tokens]
-        self._basic = [b.get_secret_value().encode() for b in basic]
+        ``allow_unauthenticated`` every request passes (closed test networks only).
+
+        An empty (or blank) entry is no credential: kept, it would match a header that carries
+        none (``Bearer`` alone), so an empty token would open the route to anyone."""
+        self._tokens = [t.get_secret_value().encode() for t in tokens if t.get_secret_value().strip()]
+        self._basic = [b.get_secret_value().encode() for b in basic if b.get_secret_value().strip()]
         self._open = allow_unauthenticated and not self._tokens and not self._basic
 
     def __repr__(self) -> str:

@@ -129,6 +129,8 @@ def verify_slack(
     # and int() of thousands of digits raises instead of answering.
     if not timestamp or not signature or not _SLACK_TIMESTAMP.fullmatch(timestamp.strip()):
         return False
+    if not secret.get_secret_value().strip():  # anyone can sign with an empty key
+        return False
     if abs(now.timestamp() - int(timestamp)) > window.total_seconds():
         return False
     expected = slack_signature(secret, timestamp.strip(), body)
@@ -143,6 +145,7 @@ def pagerduty_signature(secret: SecretStr, body: bytes) -> str:
 def verify_pagerduty(secrets: Sequence[SecretStr], header: str | None, body: bytes) -> bool:
     """True when any ``v1=`` entry of ``X-PagerDuty-Signature`` (comma separated, several during
     rotation) matches the body under any configured secret; other versions are ignored."""
+    secrets = [s for s in secrets if s.get_secret_value().strip()]  # an empty key signs for anyone
     if not header or not secrets:
         return False
     given = [s.strip().encode("utf-8", "replace") for s in header.split(",")]
@@ -422,7 +425,11 @@ def callback_routes(
     """The acknowledgement routes, to mount into the receiver's Starlette app.
 
     The API routes are always served (with no token configured they refuse every request); the
-    Slack and PagerDuty routes only when their secret is configured."""
+    Slack and PagerDuty routes only when their secret is configured. An empty (or blank) secret or
+    token is not configured: an HMAC under an empty key is one anyone can compute."""
+    if slack_signing_secret is not None and not slack_signing_secret.get_secret_value().strip():
+        slack_signing_secret = None
+    pagerduty_secrets = [s for s in pagerduty_secrets if s.get_secret_value().strip()]
     callbacks = _Callbacks(
         publisher,
         api_auth=WebhookAuth(tokens=api_tokens),

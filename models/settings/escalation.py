@@ -21,7 +21,13 @@ __all__ = ["EscalationSettings"]
 def _split(value: object) -> object:
     if isinstance(value, str):
         return [t.strip() for t in value.split(",") if t.strip()]
+    if isinstance(value, list | tuple):  # given as a list: blank entries are no credential either
+        return [t for t in value if _secret_text(t).strip()]
     return value
+
+
+def _secret_text(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 class EscalationSettings(BaseModel):
@@ -88,6 +94,15 @@ class EscalationSettings(BaseModel):
     @classmethod
     def _split_escalation_lists(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _blank_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # SEVFLOW_SLACK_SIGNING_SECRET= (an empty variable) is unset: with an empty key anyone
+        # could sign a button press.
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
 
     @field_validator("escalation_pagerduty_routing_keys", mode="before")
     @classmethod

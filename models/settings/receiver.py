@@ -11,7 +11,13 @@ __all__ = ["ReceiverSettings"]
 def _split(value: object) -> object:
     if isinstance(value, str):
         return [t.strip() for t in value.split(",") if t.strip()]
+    if isinstance(value, list | tuple):  # given as a list: a blank entry is no credential either
+        return [t for t in value if _secret_text(t).strip()]
     return value
+
+
+def _secret_text(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 class ReceiverSettings(BaseModel):

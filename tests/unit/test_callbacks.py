@@ -455,3 +455,80 @@ async def test_routes_from_settings_serve_only_configured_callbacks(
     assert (slack.status_code, pd.status_code) == (404, 404)
     assert api.status_code == 202  # the API falls back to the webhook tokens
     assert "webhook-token" not in repr(settings)
+
+
+EMPTY_KEYS = [SecretStr(""), SecretStr("  ")]
+
+
+@pytest.mark.parametrize("blank", EMPTY_KEYS, ids=["empty", "blank"])
+async def test_an_empty_secret_or_token_lets_nobody_in(blank: SecretStr) -> None:
+    """An HMAC under an empty key is one anyone can compute, and an empty token matches a header
+    that carries none: neither may open a route."""
+    publisher = RecordingPublisher()
+    slack = slack_body("resolve")
+    pd = pd_body("resolved")
+    async with client(
+        publisher, api_tokens=[blank], slack_signing_secret=blank, pagerduty_secrets=[blank]
+    ) as http:
+        slack_answer = await http.post(
+            "/callbacks/slack/interactivity", content=slack, headers=slack_headers(slack, secret=blank)
+        )
+        pd_answer = await http.post("/callbacks/pagerduty", content=pd, headers=pd_headers(pd, blank))
+        api_answers = [
+            await http.post(f"/api/incidents/{INCIDENT}/resolve", headers={"authorization": header})
+            for header in ("Bearer ", "Bearer", f"Bearer {blank.get_secret_value()}")
+        ]
+    assert (slack_answer.status_code, pd_answer.status_code) == (404, 404)  # not served
+    assert [a.status_code for a in api_answers] == [401, 401, 401]
+    assert publisher.commands == []
+    ts = str(int(NOW.timestamp()))
+    assert not verify_slack(blank, ts, slack_signature(blank, ts, slack), slack, NOW)
+    assert not verify_pagerduty([blank], pagerduty_signature(blank, pd), pd)
+
+
+async def test_an_empty_pagerduty_secret_beside_a_real_one_signs_nothing() -> None:
+    publisher = RecordingPublisher()
+    body = pd_body("resolved")
+    async with client(publisher, pagerduty_secrets=[SecretStr(""), PD_SECRET]) as http:
+        forged = await http.post(
+            "/callbacks/pagerduty", content=body, headers=pd_headers(body, SecretStr(""))
+        )
+        signed = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+    assert (forged.status_code, signed.status_code) == (401, 202)
+    assert len(publisher.commands) == 1
+
+
+async def test_an_empty_slack_secret_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"SEVFLOW_{name.upper()}", raising=False)
+    monkeypatch.setenv("SEVFLOW_WEBHOOK_TOKENS", "webhook-token")
+    monkeypatch.setenv("SEVFLOW_SLACK_SIGNING_SECRET", "")
+    settings = Settings()
+    assert settings.slack_signing_secret is None
+    publisher = RecordingPublisher()
+    body = slack_body("resolve")
+    app = Starlette(routes=routes_from_settings(settings, publisher, clock=lambda: NOW))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
+        response = await http.post(
+            "/callbacks/slack/interactivity",
+            content=body,
+            headers=slack_headers(body, secret=SecretStr("")),
+        )
+    assert response.status_code == 404
+    assert publisher.commands == []
+
+
+def test_blank_credentials_given_as_lists_are_dropped() -> None:
+    settings = Settings(
+        webhook_tokens=["", " ", "webhook-token"],
+        webhook_basic_auth=[SecretStr(""), "am:pass"],
+        api_tokens=[SecretStr(" "), "api-token"],
+        pagerduty_webhook_secrets=["", "pd-secret"],
+        slack_signing_secret=" ",
+    )
+    assert [t.get_secret_value() for t in settings.webhook_tokens] == ["webhook-token"]
+    assert [t.get_secret_value() for t in settings.webhook_basic_auth] == ["am:pass"]
+    assert [t.get_secret_value() for t in settings.api_tokens] == ["api-token"]
+    assert [t.get_secret_value() for t in settings.pagerduty_webhook_secrets] == ["pd-secret"]
+    assert settings.slack_signing_secret is None

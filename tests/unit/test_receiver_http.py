@@ -581,3 +581,15 @@ def test_unknown_paths_and_methods_are_answered_in_json(client) -> None:  # type
         "error": "method_not_allowed",
         "message": "GET is not allowed on /webhooks/alertmanager (allowed: POST)",
     }
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+def test_an_empty_configured_token_lets_nobody_in(publisher, blank: str) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(
+        publisher=publisher, auth=WebhookAuth([SecretStr(blank)], [SecretStr(blank)]), now=lambda: NOW
+    )
+    http = TestClient(app)
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    for header in ("Bearer ", "Bearer", f"Bearer {blank}", "Basic ", "Basic", "Basic IA=="):
+        assert post(http, body, authorization=header).status_code == 401, header
+    assert publisher.records == []
