@@ -32,6 +32,7 @@ import hmac
 import json
 import logging
 import re
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -167,9 +168,21 @@ def _command_id(source: str, *parts: str) -> str:
 
 
 def _name(value: object) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:_NAME_MAX]
-    return None
+    """Who acted, as the caller names them: one line of at most ``_NAME_MAX`` characters.
+
+    The name lands in a log line, the incident's record and Slack messages: a line break or other
+    control or format character (a bidirectional override) would let a caller write a line of its
+    own into the log, so each becomes a space."""
+    if not isinstance(value, str):
+        return None
+    printable = "".join(" " if _unprintable(c) else c for c in value)
+    name = " ".join(printable.split())[:_NAME_MAX]
+    return name or None
+
+
+def _unprintable(char: str) -> bool:
+    # Cc controls, Cf format characters, Cs/Co/Cn; Zl/Zp are U+2028 and U+2029 (line breaks).
+    return unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
 
 
 def _unauthorized(scheme: str | None = None) -> JSONResponse:

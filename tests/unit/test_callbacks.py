@@ -532,3 +532,37 @@ def test_blank_credentials_given_as_lists_are_dropped() -> None:
     assert [t.get_secret_value() for t in settings.api_tokens] == ["api-token"]
     assert [t.get_secret_value() for t in settings.pagerduty_webhook_secrets] == ["pd-secret"]
     assert settings.slack_signing_secret is None
+
+
+FORGED_LINE = (
+    "eve\nERROR receiver.callbacks api: resolve inc_ffffffffffffffff by api/admin\r\u2028\u202e"
+)
+
+
+async def test_a_callers_name_cannot_write_its_own_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """``by``, a Slack user name and a PagerDuty agent's summary are the caller's words: a line
+    break in them must not start a forged line in the log (nor reach the incident's record)."""
+    publisher = RecordingPublisher()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    payload = json.loads(
+        (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_payload.json").read_text()
+    )
+    payload["user"]["username"] = FORGED_LINE
+    payload["actions"][0].update({"action_id": "ack", "value": INCIDENT})
+    slack = f"payload={quote(json.dumps(payload))}".encode()
+    document = json.loads(pd_body("acknowledged"))
+    document["event"]["agent"]["summary"] = FORGED_LINE
+    pd = json.dumps(document).encode()
+    caplog.set_level("INFO", logger="receiver.callbacks")
+    async with client(publisher) as http:
+        api = await http.post(f"/api/incidents/{INCIDENT}/ack", json={"by": FORGED_LINE}, headers=auth)
+        slack_answer = await http.post(
+            "/callbacks/slack/interactivity", content=slack, headers=slack_headers(slack)
+        )
+        pd_answer = await http.post("/callbacks/pagerduty", content=pd, headers=pd_headers(pd))
+    assert (api.status_code, slack_answer.status_code, pd_answer.status_code) == (202, 200, 202)
+    names = [c.actor.name for c in publisher.commands]
+    assert names == ["eve ERROR receiver.callbacks api: resolve inc_ffffffffffffffff by api/admin"] * 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "receiver.callbacks"]
+    assert len(lines) == 3
+    assert all(line.isprintable() for line in lines)
