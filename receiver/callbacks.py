@@ -258,7 +258,7 @@ class _Callbacks:
             if body.strip():
                 try:
                     document = json.loads(body)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the stack
                     return error_response(400, "invalid_json", "the body is not JSON")
                 if not isinstance(document, dict) or not (
                     document.get("by") is None or isinstance(document.get("by"), str)
@@ -317,7 +317,7 @@ class _Callbacks:
         try:
             form = parse_qs(body.decode("utf-8"), strict_parsing=False)
             payload = json.loads(form["payload"][0])
-        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError, RecursionError):
             return error_response(400, "invalid_payload", "expected a form field payload=<JSON>")
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return Response(status_code=200)  # other interactions are not ours to handle
@@ -366,7 +366,7 @@ class _Callbacks:
             document = json.loads(body)
             event: dict[str, Any] = document["event"]
             event_type = str(event["event_type"])
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
             return error_response(400, "invalid_payload", "expected a webhooks v3 {event: {...}}")
         action = _PAGERDUTY_EVENTS.get(event_type)
         if action is None:

@@ -566,3 +566,21 @@ async def test_a_callers_name_cannot_write_its_own_log_line(caplog: pytest.LogCa
     lines = [r.getMessage() for r in caplog.records if r.name == "receiver.callbacks"]
     assert len(lines) == 3
     assert all(line.isprintable() for line in lines)
+
+
+async def test_json_nested_deeper_than_the_stack_is_400_everywhere() -> None:
+    """json.loads raises RecursionError (not ValueError) on such a body: it was a 500."""
+    publisher = RecordingPublisher()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    deep = b"[" * 200_000
+    slack = b"payload=" + deep
+    async with client(publisher) as http:
+        answers = [
+            await http.post(f"/api/incidents/{INCIDENT}/ack", content=deep, headers=auth),
+            await http.post(
+                "/callbacks/slack/interactivity", content=slack, headers=slack_headers(slack)
+            ),
+            await http.post("/callbacks/pagerduty", content=deep, headers=pd_headers(deep)),
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    assert publisher.commands == []
