@@ -12,8 +12,12 @@ answers for those events and incidents then come from memory, and this process's
 that view current. The view is sound because a sink's consumer group gives each incident's
 partition to one process at a time, the only writer of that incident's entries; the next preload
 replaces it.
+
+A step's name can hold a user's words (an escalation target's name); one longer than the column
+is stored as its start and a hash of the whole (:func:`stored_step`), on every back end alike.
 """
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,7 +32,19 @@ from store.combining import GroupCommit
 from store.db import reader
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 
-__all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord"]
+__all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord", "stored_step"]
+
+#: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
+STEP_MAX = 64
+
+
+def stored_step(step: str) -> str:
+    """``step`` as the log keeps it: unchanged when it fits the column, else its start and 16 hex
+    digits of its SHA-256 (unique in practice, and stable across processes and versions)."""
+    if len(step) <= STEP_MAX:
+        return step
+    digest = hashlib.sha256(step.encode()).hexdigest()[:16]
+    return f"{step[: STEP_MAX - 17]}#{digest}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,7 @@ class DeliveryLog:
         self._view = view
 
     async def step(self, sink: str, event_id: str, step: str) -> StepRecord | None:
+        step = stored_step(step)
         if self._view.has_event(sink, event_id):
             return self._view.steps.get((event_id, step))
         async with self._reader.connect() as conn:
@@ -160,6 +177,7 @@ class DeliveryLog:
         self, sink: str, scope: str, event_id: str, step: str
     ) -> tuple[dict[str, str], StepRecord | None]:
         """:meth:`refs` and :meth:`step` in one round trip (the hot path of every event)."""
+        step = stored_step(step)
         if self._view.has_event(sink, event_id) and self._view.has_scope(sink, scope):
             return dict(self._view.refs[scope]), self._view.steps.get((event_id, step))
         async with self._reader.connect() as conn:
@@ -182,6 +200,7 @@ class DeliveryLog:
 
     async def begin(self, sink: str, event_id: str, step: str, incident_id: str, now: datetime) -> None:
         """Mark the step as about to be attempted (kept if already there)."""
+        step = stored_step(step)
         async with self._engine.begin() as conn:
             stmt = _insert(conn, sink_deliveries).values(
                 sink=sink,
@@ -198,6 +217,7 @@ class DeliveryLog:
 
     async def note(self, sink: str, event_id: str, step: str, result: Mapping[str, str]) -> None:
         """Replace a pending step's notes (e.g. the channel name being tried)."""
+        step = stored_step(step)
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(sink_deliveries)
@@ -231,7 +251,7 @@ class DeliveryLog:
         Confirmations arriving together (concurrent incidents) share one transaction — one
         commit, one fsync — instead of queueing for the database one by one.
         """
-        write = _Confirm(sink, tuple(event_ids), step, incident_id, now, dict(result or {}),
+        write = _Confirm(sink, tuple(event_ids), stored_step(step), incident_id, now, dict(result or {}),
                          dict(refs or {}), scope or incident_id)  # fmt: skip
         await self._confirms.submit(write)
 

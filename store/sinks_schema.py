@@ -20,7 +20,7 @@ sink_deliveries = Table(
     metadata,
     Column("sink", String(32), primary_key=True),
     Column("event_id", String(64), primary_key=True),
-    Column("step", String(64), primary_key=True),
+    Column("step", String(64), primary_key=True),  # store.deliveries.STEP_MAX
     Column("incident_id", String(64), nullable=False),
     Column("status", String(8), nullable=False),
     Column("result", JSON, nullable=False),

@@ -106,3 +106,30 @@ async def test_a_repeat_of_the_path_pages_the_level_again(
     assert fake_pagerduty.actions(again) == ["trigger", "acknowledge"]
     secondary = [a for a in fake_pagerduty.alerts if a.routing_key == SECONDARY_KEY]
     assert len(secondary) == 2  # two alerts: the repeat notified the secondary again
+
+
+async def test_a_long_target_name_is_paged_and_resolved_once(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """A PagerDuty target's name is part of the step the delivery log keeps (acknowledge,
+    trigger, repeats). On PostgreSQL a name of 42 characters or more overflowed the step column:
+    the sink failed after paging, and every redelivery paged again and failed again."""
+    name = "platform-infrastructure-secondary-oncall-eu"  # 43 characters
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        cert=tls_cert,
+        escalation_pagerduty_routing_keys=f"{name}={SECONDARY_KEY}",
+    )
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    story = IncidentStory()
+    opened = story.fire()
+    targets = json.dumps([{"kind": "pagerduty", "to": name}])
+    escalated = story.escalate({"level": "2", "targets": targets}, T0 + timedelta(minutes=15), "late")
+    events = [*opened, *escalated, *story.ack(T0 + timedelta(minutes=20))]
+    try:
+        assert await sink.handle(events) == []
+        assert await sink.handle(events) == []  # redelivered: nothing twice
+    finally:
+        await sink.close()
+    level = escalation_key(events[0].incident_id, name)
+    assert fake_pagerduty.actions(level) == ["trigger", "acknowledge"]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.deliveries import DeliveryLog, StepRecord
+from store.deliveries import STEP_MAX, DeliveryLog, StepRecord, stored_step
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -74,3 +74,12 @@ async def test_outside_the_batch_reads_the_database(engine: AsyncEngine) -> None
     await log.preload("pagerduty", ["e9"], ["inc-9"])
     await other.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW)
     assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {})
+
+
+def test_a_long_step_is_stored_within_the_column() -> None:
+    short = "trigger:escalation:secondary"
+    assert stored_step(short) == short
+    long = "acknowledge:escalation:" + "x" * 60
+    assert len(stored_step(long)) == STEP_MAX
+    assert stored_step(long) == stored_step(long)
+    assert stored_step(long) != stored_step(long + "/repeat1")
