@@ -29,6 +29,8 @@ class Decoded:
     #: Of a poison record that names them (a newer schema's event), for its dead letter.
     incident_id: str | None = None
     event_id: str | None = None
+    #: Poison that a newer sevflow would deliver (a newer schema), not a record no version reads.
+    newer: bool = False
 
 
 def decode(
@@ -53,6 +55,7 @@ def decode(
             replay_for=replay_for,
             incident_id=_text(raw.get("incident_id")),
             event_id=_text(raw.get("event_id")),
+            newer=True,
         )
     try:
         return Decoded(event=IncidentEvent.model_validate(raw), replay_for=replay_for)

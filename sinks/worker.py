@@ -12,7 +12,9 @@ never delays another.
 
 Offsets are committed only after every record of the batch was delivered, dead-lettered or
 deliberately skipped; a crash before that redelivers the batch, and the delivery log turns the
-repeat into no calls. Too many consecutive dead letters stop the sink (:class:`SinkStopped`).
+repeat into no calls. Too many consecutive dead letters stop the sink (:class:`SinkStopped`);
+records no version could read (not JSON, not an event) are not counted: stopping cannot get past
+them, they stay on the topic, so the sink would stop again on every restart.
 
 With a :class:`~sinks.kafka.SinkConsumer`, a rebalance waits for the batch in flight and its
 commit (:class:`~sinks.kafka.HandOver`): the next owner of its partitions starts after it.
@@ -76,9 +78,12 @@ class SinkWorker:
         """Handle one polled batch completely (delivered, dead-lettered or skipped)."""
         events: list[tuple[IncidentEvent, Any]] = []
         letters: list[DeadLetter] = []
+        unreadable = 0
         for record in records:
             decoded = decode(record.value, tuple(record.headers or ()))
             if decoded.poison is not None:
+                if not decoded.newer:
+                    unreadable += 1
                 log.error(
                     "%s: dead-lettering the record at %s/%d@%d: %s",
                     self.sink.name,
@@ -138,7 +143,7 @@ class SinkWorker:
             )
         for letter in letters:
             await self._dead.write(letter)
-        self._count_dead(len(letters), len(records))
+        self._count_dead(len(letters) - unreadable, len(records) - unreadable)
 
     def _count_dead(self, dead: int, total: int) -> None:
         if dead and dead == total:

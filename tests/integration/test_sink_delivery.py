@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Sink
+from sinks.dlq import MemoryDeadLetters
+from sinks.errors import SinkStopped
 from sinks.records import REPLAY_HEADER
-from sinks.worker import Record
+from sinks.storm import StormDetector
+from sinks.worker import Record, SinkWorker
 from store.deliveries import DeliveryLog
 from tests.fakes import fixtures
 from tests.fakes.clock import FakeClock
@@ -444,6 +447,37 @@ async def test_a_newer_schema_version_is_dead_lettered_with_a_log_line(
     logged = [r.getMessage() for r in caplog.records]
     assert any("incident-events/3@7" in m and "newer event schema_version" in m for m in logged)
     assert any("incident-events/3@8" in m and "not JSON" in m for m in logged)
+
+
+async def test_a_run_of_undecodable_records_does_not_stop_the_sink(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """Records no version could read are dead-lettered however many there are: counted towards
+    the consecutive dead letters, a burst of them stopped the sink on every restart (the batch
+    is not committed), and no fix of the sink gets past records that stay on the topic. Events
+    a newer version would deliver still count: the sink stops until it is upgraded."""
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker = SinkWorker(
+        sink,
+        dead_letters=MemoryDeadLetters(),
+        storm=StormDetector(20),
+        clock=clock,
+        concurrency=8,
+        max_consecutive_dead=3,
+    )
+    (opened,) = IncidentStory().fire()
+    garbage = [Record("incident-events", 0, i, b"{not json") for i in range(5)]
+    newer = json.loads(opened.to_bytes())
+    newer["schema_version"] = EVENT_SCHEMA_VERSION + 1
+    upgrade = [Record("incident-events", 1, i, json.dumps(newer).encode()) for i in range(3)]
+    try:
+        await worker.process(garbage)
+        await worker.process([*garbage, Record("incident-events", 0, 5, opened.to_bytes())])
+        with pytest.raises(SinkStopped, match="3 consecutive events dead-lettered"):
+            await worker.process(upgrade)
+    finally:
+        await sink.close()
+    assert fake_pagerduty.actions() == ["trigger"]
 
 
 async def test_sinks_keep_their_own_pace(
