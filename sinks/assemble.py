@@ -88,7 +88,10 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
         backend = BuiltinStatusPage(StatusPageStore(engine), clock)
     sinks.append(
         StatusPageSink(
-            backend, effects_for("statuspage", settings, engine, clock), settings.statuspage_severities
+            backend,
+            effects_for("statuspage", settings, engine, clock),
+            settings.statuspage_severities,
+            follow_up_minutes=settings.statuspage_followup_minutes,
         )
     )
     return sinks

@@ -68,8 +68,9 @@ class BuiltinStatusPage:
         record = await self._store.get(incident_id)
         return incident_id if record is not None and record.resolved_at is None else None
 
-    async def follow_up_silent(self, before: datetime) -> int:
-        """Post the follow-up on each open incident unchanged since ``before``; how many got one.
+    async def follow_up_silent(self, before: datetime, promise: int) -> int:
+        """Post the follow-up (promising the next within ``promise`` minutes) on each open
+        incident unchanged since ``before``; how many got one.
 
         The age is checked again inside the change's transaction, so a concurrent change (an
         acknowledgement, another sinks replica's follow-up) wins and nothing is posted twice.
@@ -79,7 +80,7 @@ class BuiltinStatusPage:
         def plan(existing: StatusPageRecord | None) -> StatusPageRecord | None:
             if existing is None or existing.resolved_at is not None or existing.updated_at > before:
                 return None
-            body = follow_up(existing.status)
+            body = follow_up(existing.status, promise)
             if body is None:
                 return None
             posted.append(existing.incident_id)

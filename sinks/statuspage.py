@@ -28,7 +28,12 @@ from sinks.base import Failure, each_event
 from sinks.clock import Clock
 from sinks.effects import Effects, Result
 from sinks.errors import DeliveryError
-from sinks.statuspage_format import StatusChange, follow_up, status_changes
+from sinks.statuspage_format import (
+    PLAYBOOK_PROMISE_MINUTES,
+    StatusChange,
+    follow_up,
+    status_changes,
+)
 
 __all__ = [
     "FOLLOW_UP_EVERY",
@@ -66,7 +71,7 @@ class FollowsUpItself(Protocol):
     """A backend that keeps its incidents' update times (the built-in page): it posts the
     follow-ups, checking each incident's age in the transaction that adds the update."""
 
-    async def follow_up_silent(self, before: datetime) -> int: ...
+    async def follow_up_silent(self, before: datetime, promise: int) -> int: ...
 
 
 @runtime_checkable
@@ -80,10 +85,19 @@ class LoggedFollowUps(Protocol):
 class StatusPageSink:
     name = "statuspage"
 
-    def __init__(self, backend: StatusBackend, effects: Effects, severities: Sequence[Severity]) -> None:
+    def __init__(
+        self,
+        backend: StatusBackend,
+        effects: Effects,
+        severities: Sequence[Severity],
+        *,
+        follow_up_minutes: int = PLAYBOOK_PROMISE_MINUTES,
+    ) -> None:
         self._backend = backend
         self._effects = effects
         self._severities = frozenset(severities)
+        #: What the texts promise: an update within this many minutes (0: follow-ups are off).
+        self._promise = follow_up_minutes
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
         await self._effects.preload(events)
@@ -94,7 +108,10 @@ class StatusPageSink:
     async def _deliver(self, event: IncidentEvent) -> None:
         refs = await self._effects.log.refs(self.name, event.incident_id)
         external = refs.get("page_incident_id")
-        for change in status_changes(event, published=external is not None, severities=self._severities):
+        changes = status_changes(
+            event, published=external is not None, severities=self._severities, promise=self._promise
+        )
+        for change in changes:
             if change.kind == "create":
                 result = await self._effects.once(
                     [event],
@@ -157,7 +174,7 @@ class StatusPageSink:
         now = self._effects.clock.now()
         if isinstance(self._backend, FollowsUpItself):
             try:
-                return await self._backend.follow_up_silent(now - interval)
+                return await self._backend.follow_up_silent(now - interval, self._promise)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("status page follow-ups not posted this time: %s", type(exc).__name__)
                 return 0
@@ -189,7 +206,7 @@ class StatusPageSink:
         """One Statuspage incident: claim the follow-up by moving ``page_updated_at`` from the
         value read to ``now`` (another replica's claim, or a change confirmed meanwhile, makes
         the swap fail), then post it; a failed post gives the claim back for the next try."""
-        status, body = refs[PAGE_STATUS], follow_up(refs[PAGE_STATUS])
+        status, body = refs[PAGE_STATUS], follow_up(refs[PAGE_STATUS], self._promise)
         last = refs.get(PAGE_UPDATED_AT)
         stamp = now.isoformat()
         if body is None:

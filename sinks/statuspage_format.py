@@ -4,7 +4,8 @@ The same plan drives Atlassian Statuspage and the built-in status page. What the
 
 =====================  =========================================================================
 opened, reopened       create: investigating, "We are investigating reports of …. We will provide
-                       an update within 30 minutes." (when the severity is published)
+                       an update within 30 minutes." (when the severity is published; the
+                       minutes are the follow-up interval, and no promise is made without one)
 severity_changed       create when it now qualifies, else update impact and component status
 acknowledged           update: identified (and what an acknowledged incident shows from then on:
                        a later severity change keeps it identified, a first publication of it
@@ -13,7 +14,8 @@ resolved               resolve: "The issue has been resolved. …", components o
 anything else          nothing
 30 minutes of silence  follow-up (:func:`follow_up`, posted by the sinks' follow-up loop): the
                        same status, "We are continuing to …. We will provide an update within 30
-                       minutes.", so the opening's promise holds
+                       minutes.", so the opening's promise holds (the interval is
+                       SEVFLOW_STATUSPAGE_FOLLOWUP_MINUTES)
 =====================  =========================================================================
 
 Impact and component status by severity follow Statuspage's enums (developer.statuspage.io,
@@ -30,6 +32,7 @@ __all__ = [
     "COMPONENT_STATUS",
     "FOLLOW_UP_BODIES",
     "IMPACT",
+    "PLAYBOOK_PROMISE_MINUTES",
     "StatusChange",
     "follow_up",
     "investigating_body",
@@ -72,11 +75,22 @@ def _subject(incident: IncidentSnapshot) -> str:
     return subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
 
 
-def investigating_body(incident: IncidentSnapshot) -> str:
-    return (
-        f"We are investigating reports of {_subject(incident)}. "
-        "We will provide an update within 30 minutes."
-    )
+#: The playbook's "We will provide an update within 30 minutes."
+PLAYBOOK_PROMISE_MINUTES = 30
+
+
+def _promise(minutes: int | None) -> str:
+    """The update promised, in the playbook's words, kept by follow-ups every ``minutes``; none
+    when follow-ups are off (a promise nobody keeps is worse than none)."""
+    if not minutes:
+        return ""
+    return f" We will provide an update within {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+def investigating_body(
+    incident: IncidentSnapshot, promise: int | None = PLAYBOOK_PROMISE_MINUTES
+) -> str:
+    return f"We are investigating reports of {_subject(incident)}.{_promise(promise)}"
 
 
 def resolved_body(incident: IncidentSnapshot) -> str:
@@ -87,19 +101,18 @@ def resolved_body(incident: IncidentSnapshot) -> str:
 
 IDENTIFIED_BODY = "The issue has been identified and a fix is being implemented."
 
-#: The update an open incident gets after 30 minutes without one, by its status: Statuspage's own
-#: incident templates' wording, keeping the promise of the opening update.
+#: The update an open incident gets after the follow-up interval without one, by its status:
+#: Statuspage's own incident templates' wording, keeping the promise of the opening update.
 FOLLOW_UP_BODIES: dict[str, str] = {
-    "investigating": "We are continuing to investigate this issue. "
-    "We will provide an update within 30 minutes.",
-    "identified": "We are continuing to work on a fix for this issue. "
-    "We will provide an update within 30 minutes.",
+    "investigating": "We are continuing to investigate this issue.",
+    "identified": "We are continuing to work on a fix for this issue.",
 }
 
 
-def follow_up(status: str) -> str | None:
+def follow_up(status: str, promise: int | None = PLAYBOOK_PROMISE_MINUTES) -> str | None:
     """The follow-up body for an incident in ``status`` (None: that status promised nothing)."""
-    return FOLLOW_UP_BODIES.get(status)
+    body = FOLLOW_UP_BODIES.get(status)
+    return body + _promise(promise) if body is not None else None
 
 
 def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:
@@ -107,9 +120,14 @@ def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:
 
 
 def status_changes(
-    event: IncidentEvent, *, published: bool, severities: frozenset[Severity]
+    event: IncidentEvent,
+    *,
+    published: bool,
+    severities: frozenset[Severity],
+    promise: int | None = PLAYBOOK_PROMISE_MINUTES,
 ) -> list[StatusChange]:
-    """The changes one event makes; ``published``: the incident is already on the page."""
+    """The changes one event makes; ``published``: the incident is already on the page;
+    ``promise``: the minutes within which an update is promised (the follow-up interval)."""
     incident = event.incident
     name = incident.title[:NAME_MAX]
     qualifies = incident.severity in severities
@@ -117,7 +135,7 @@ def status_changes(
     outage = _components(incident, COMPONENT_STATUS[incident.severity])
     # An acknowledged incident stays "identified": a severity change must not take it back.
     status: Status = "identified" if incident.state is IncidentState.ACKNOWLEDGED else "investigating"
-    opening_body = IDENTIFIED_BODY if status == "identified" else investigating_body(incident)
+    opening_body = IDENTIFIED_BODY if status == "identified" else investigating_body(incident, promise)
     create = StatusChange("create", name, status, impact, opening_body, outage)
     match event.type:
         case EventType.OPENED | EventType.REOPENED if qualifies and not published:
@@ -125,7 +143,12 @@ def status_changes(
         case EventType.REOPENED if published:
             return [
                 StatusChange(
-                    "update", name, "investigating", impact, investigating_body(incident), outage
+                    "update",
+                    name,
+                    "investigating",
+                    impact,
+                    investigating_body(incident, promise),
+                    outage,
                 )
             ]
         case EventType.SEVERITY_CHANGED if qualifies and not published:

@@ -176,8 +176,9 @@ class SinkSettings(BaseModel):
         ge=0,
         description="An open incident on the status page (either backend) with no update for "
         'this long gets one that keeps its status ("We are continuing to investigate this issue. '
-        'We will provide an update within 30 minutes."), as the opening update promises; '
-        "checked every minute; 0 turns follow-ups off.",
+        'We will provide an update within 30 minutes."), as the opening update promises; the '
+        "texts promise an update within these minutes; checked every minute; 0 turns follow-ups "
+        "off, and the texts then promise no update.",
     )
     sinks_metrics_port: int = Field(
         default=9465,

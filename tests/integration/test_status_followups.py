@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
@@ -284,3 +285,29 @@ async def test_a_failed_follow_up_is_not_retried_over_a_later_resolution(
     assert follow_ups(fake_statuspage) == []
     (incident,) = fake_statuspage.incidents.values()
     assert incident["status"] == "resolved"
+
+
+@pytest.mark.parametrize("backend", ["builtin", "statuspage"])
+async def test_the_texts_promise_the_configured_interval(
+    engine: AsyncEngine, fake_statuspage: FakeStatuspage, clock: FakeClock, backend: str
+) -> None:
+    """Every text promised 30 minutes whatever SEVFLOW_STATUSPAGE_FOLLOWUP_MINUTES said: at 60
+    the page broke its word every half hour, and at 0 it promised updates that never came."""
+    vendor = {"statuspage": fake_statuspage} if backend == "statuspage" else {}
+    hourly = sink_settings(**vendor, statuspage_followup_minutes=60)  # type: ignore[arg-type]
+    async with published(hourly, engine, clock) as (sink, story):
+        clock.advance(60 * 60)
+        assert await sink.follow_up(timedelta(minutes=60)) == 1
+        updates = sp_updates(fake_statuspage) if vendor else await builtin_updates(engine, story)
+    assert [body for _, body in updates] == [
+        OPENING.replace("30 minutes", "60 minutes"),
+        STILL_INVESTIGATING.replace("30 minutes", "60 minutes"),
+    ]
+
+
+async def test_without_follow_ups_no_update_is_promised(engine: AsyncEngine, clock: FakeClock) -> None:
+    async with published(sink_settings(statuspage_followup_minutes=0), engine, clock) as (_, story):
+        updates = await builtin_updates(engine, story)
+    assert updates == [
+        ("Investigating", "We are investigating reports of users experiencing slow response times.")
+    ]
