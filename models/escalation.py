@@ -56,6 +56,7 @@ from models.severity import Severity
 
 __all__ = [
     "NEXT_BUSINESS_DAY",
+    "PAGERDUTY_TARGET_MAX",
     "Advance",
     "BusinessCalendar",
     "Duration",
@@ -79,6 +80,8 @@ __all__ = [
 ]
 
 NEXT_BUSINESS_DAY = "next_business_day"
+#: Longest PagerDuty target name in a policy (see :class:`Target`).
+PAGERDUTY_TARGET_MAX = 200
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -143,6 +146,14 @@ class Target(_Frozen):
     kind: Literal["pagerduty", "slack", "email", "phone"]
     to: str = Field(min_length=1, max_length=255)
     label: str | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _pagerduty_name_fits(self) -> "Target":
+        # The PagerDuty sink keeps each escalation alert under ``escalation:<name>/repeat<n>``
+        # (store.sinks_schema.sink_refs.key, 255 characters).
+        if self.kind == "pagerduty" and len(self.to) > PAGERDUTY_TARGET_MAX:
+            raise ValueError(f"a PagerDuty target's name is at most {PAGERDUTY_TARGET_MAX} characters")
+        return self
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.to}"

@@ -34,7 +34,7 @@ sink_refs = Table(
     metadata,
     Column("sink", String(32), primary_key=True),
     Column("scope", String(128), primary_key=True),
-    Column("key", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),  # models.escalation.PAGERDUTY_TARGET_MAX
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.escalation import PAGERDUTY_TARGET_MAX
 from models.events import IncidentEvent
 from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
@@ -108,13 +109,25 @@ async def test_a_repeat_of_the_path_pages_the_level_again(
     assert len(secondary) == 2  # two alerts: the repeat notified the secondary again
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "platform-infrastructure-secondary-oncall-eu",  # 43 characters
+        "-".join(["platform-infrastructure-secondary-oncall"] * 5)[:PAGERDUTY_TARGET_MAX],
+    ],
+    ids=["43", "longest"],
+)
 async def test_a_long_target_name_is_paged_and_resolved_once(
-    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    name: str,
 ) -> None:
     """A PagerDuty target's name is part of the step the delivery log keeps (acknowledge,
-    trigger, repeats). On PostgreSQL a name of 42 characters or more overflowed the step column:
-    the sink failed after paging, and every redelivery paged again and failed again."""
-    name = "platform-infrastructure-secondary-oncall-eu"  # 43 characters
+    trigger, repeats) and of its ref (``escalation:<name>``). On PostgreSQL a name of 42
+    characters or more overflowed the step column, and of about 45 the ref's: the sink failed
+    after paging, and every redelivery paged again and failed again."""
     settings = sink_settings(
         pagerduty=fake_pagerduty,
         cert=tls_cert,

@@ -4,9 +4,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from models.escalation import (
     NEXT_BUSINESS_DAY,
+    PAGERDUTY_TARGET_MAX,
     BusinessCalendar,
     EscalationPolicy,
     EscalationState,
@@ -512,3 +514,10 @@ def test_a_state_stored_by_a_newer_version_still_loads() -> None:
     assert EscalationState.model_validate(document) == state
     with pytest.raises(PolicyError, match="vip_targets"):
         parse_policy(f"{_ONE_LEVEL}\nvip_targets: []")  # a policy file still refuses a typo
+
+
+def test_a_pagerduty_target_name_must_fit_the_sinks_refs() -> None:
+    Target(kind="pagerduty", to="x" * PAGERDUTY_TARGET_MAX)
+    Target(kind="email", to="x" * 255)  # only PagerDuty names become refs
+    with pytest.raises(ValidationError, match=f"at most {PAGERDUTY_TARGET_MAX} characters"):
+        Target(kind="pagerduty", to="x" * (PAGERDUTY_TARGET_MAX + 1))
