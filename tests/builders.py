@@ -48,3 +48,13 @@ def command(
         actor=Actor(via="cli", name="alice"),
         requested_at=at,
     )
+
+
+class CommandRecorder:
+    """The Kafka boundary of the command routes and CLI: records what would have been published."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    async def publish(self, command: Command) -> None:
+        self.commands.append(command)

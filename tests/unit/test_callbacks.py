@@ -29,6 +29,7 @@ from receiver.callbacks import (
     verify_slack,
 )
 from sinks.pagerduty_format import escalation_key, storm_key
+from tests.builders import CommandRecorder
 from tests.conftest import FIXTURES
 
 # Slack's documented example ("Verifying requests from Slack"), as in the contracts.
@@ -51,16 +52,6 @@ SLACK_SECRET = SecretStr("slack-signing-secret-for-tests")
 PD_SECRET = SecretStr("pd-webhook-secret-for-tests")
 API_TOKEN = SecretStr("api-token-for-tests")
 INCIDENT = "inc_0123456789abcdef"
-
-
-class RecordingPublisher:
-    """The Kafka boundary: records what would have been published."""
-
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-
-    async def publish(self, command: Command) -> None:
-        self.commands.append(command)
 
 
 class DownPublisher:
@@ -144,7 +135,7 @@ def slack_headers(
 
 @pytest.mark.parametrize(("action_id", "action"), [("ack", "acknowledge"), ("resolve", "resolve")])
 async def test_slack_button_publishes_a_command_with_the_user(action_id: str, action: str) -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = slack_body(action_id)
     async with client(publisher) as http:
         response = await http.post(
@@ -164,7 +155,7 @@ async def test_slack_button_publishes_a_command_with_the_user(action_id: str, ac
 
 
 async def test_slack_fixture_raw_body_with_foreign_action_is_accepted_and_ignored() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_raw_body.txt").read_bytes()
     async with client(publisher) as http:
         response = await http.post(
@@ -188,7 +179,7 @@ async def test_slack_fixture_raw_body_with_foreign_action_is_accepted_and_ignore
     ],
 )
 async def test_forged_slack_callbacks_are_refused(forge: str) -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = slack_body()
     headers = slack_headers(body)
     sent = body
@@ -216,7 +207,7 @@ async def test_forged_slack_callbacks_are_refused(forge: str) -> None:
 
 
 async def test_slack_signed_garbage_is_400() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = b"payload=%7Bnot-json"
     async with client(publisher) as http:
         response = await http.post(
@@ -249,7 +240,7 @@ def pd_headers(body: bytes, secret: SecretStr = PD_SECRET) -> dict[str, str]:
 
 @pytest.mark.parametrize(("name", "action"), [("acknowledged", "acknowledge"), ("resolved", "resolve")])
 async def test_pagerduty_webhook_publishes_a_command(name: str, action: str) -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = pd_body(name)
     async with client(publisher) as http:
         response = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
@@ -266,7 +257,7 @@ async def test_an_escalation_levels_page_acknowledges_its_incident(name: str) ->
     """The secondary answers the page sevflow sent to their own service (dedup_key
     ``<incident>/escalation/secondary``): the incident is acknowledged, so the escalation stops
     before the manager is called. Resolving that page is not resolving the incident."""
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = pd_body(name, incident_key=escalation_key(INCIDENT, "secondary"))
     storm = pd_body("acknowledged", incident_key=storm_key("20260115T143000"))
     async with client(publisher) as http:
@@ -281,7 +272,7 @@ async def test_an_escalation_levels_page_acknowledges_its_incident(name: str) ->
 
 
 async def test_pagerduty_events_we_do_not_act_on_are_202_ignored() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     triggered = pd_body("triggered")
     without_key = pd_body("acknowledged", incident_key=None)  # the fixture verbatim
     async with client(publisher) as http:
@@ -297,7 +288,7 @@ async def test_pagerduty_events_we_do_not_act_on_are_202_ignored() -> None:
 
 @pytest.mark.parametrize("forge", ["wrong-secret", "tampered", "missing", "other-version"])
 async def test_forged_pagerduty_webhooks_are_refused(forge: str) -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = pd_body("resolved")
     headers = pd_headers(body)
     sent = body
@@ -320,7 +311,7 @@ async def test_forged_pagerduty_webhooks_are_refused(forge: str) -> None:
 
 
 async def test_api_ack_and_resolve_with_a_token() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
     async with client(publisher) as http:
         ack = await http.post(f"/api/incidents/{INCIDENT}/ack", json={"by": "alice"}, headers=auth)
@@ -342,7 +333,7 @@ async def test_api_ack_and_resolve_with_a_token() -> None:
 async def test_api_resolve_records_the_playbooks_closing_details() -> None:
     """Root cause, fix and follow-up travel with the resolution (the closing message's fields);
     they are refused on an acknowledgement, when not text, or when too long."""
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
     details = {
         "root_cause": "Database connection pool exhaustion due to slow query",
@@ -371,7 +362,7 @@ async def test_api_resolve_records_the_playbooks_closing_details() -> None:
 
 
 async def test_api_idempotency_key_gives_a_stable_command_id() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     headers = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}", "idempotency-key": "k-1"}
     async with client(publisher) as http:
         for _ in range(2):
@@ -386,7 +377,7 @@ async def test_api_idempotency_key_gives_a_stable_command_id() -> None:
     "authorization", [None, "Bearer wrong", "Basic YTpi", f"Bearer {API_TOKEN.get_secret_value()}x"]
 )
 async def test_api_without_a_valid_token_is_401(authorization: str | None) -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     headers = {"authorization": authorization} if authorization else {}
     async with client(publisher) as http:
         response = await http.post(f"/api/incidents/{INCIDENT}/ack", headers=headers)
@@ -396,7 +387,7 @@ async def test_api_without_a_valid_token_is_401(authorization: str | None) -> No
 
 
 async def test_api_with_no_token_configured_refuses_everyone() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     async with client(publisher, api_tokens=[]) as http:
         response = await http.post(
             f"/api/incidents/{INCIDENT}/ack", headers={"authorization": "Bearer "}
@@ -406,7 +397,7 @@ async def test_api_with_no_token_configured_refuses_everyone() -> None:
 
 
 async def test_api_refuses_bad_ids_and_bodies() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
     async with client(publisher) as http:
         bad_id = await http.post("/api/incidents/inc%20x%27;--/ack", headers=auth)
@@ -443,7 +434,7 @@ async def test_routes_from_settings_serve_only_configured_callbacks(
         monkeypatch.delenv(f"SEVFLOW_{name.upper()}", raising=False)
     monkeypatch.setenv("SEVFLOW_WEBHOOK_TOKENS", "webhook-token")
     settings = Settings()
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     app = Starlette(routes=routes_from_settings(settings, publisher, clock=lambda: NOW))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
@@ -464,7 +455,7 @@ EMPTY_KEYS = [SecretStr(""), SecretStr("  ")]
 async def test_an_empty_secret_or_token_lets_nobody_in(blank: SecretStr) -> None:
     """An HMAC under an empty key is one anyone can compute, and an empty token matches a header
     that carries none: neither may open a route."""
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     slack = slack_body("resolve")
     pd = pd_body("resolved")
     async with client(
@@ -487,7 +478,7 @@ async def test_an_empty_secret_or_token_lets_nobody_in(blank: SecretStr) -> None
 
 
 async def test_an_empty_pagerduty_secret_beside_a_real_one_signs_nothing() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = pd_body("resolved")
     async with client(publisher, pagerduty_secrets=[SecretStr(""), PD_SECRET]) as http:
         forged = await http.post(
@@ -505,7 +496,7 @@ async def test_an_empty_slack_secret_variable_is_unset(monkeypatch: pytest.Monke
     monkeypatch.setenv("SEVFLOW_SLACK_SIGNING_SECRET", "")
     settings = Settings()
     assert settings.slack_signing_secret is None
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     body = slack_body("resolve")
     app = Starlette(routes=routes_from_settings(settings, publisher, clock=lambda: NOW))
     transport = httpx.ASGITransport(app=app)
@@ -542,7 +533,7 @@ FORGED_LINE = (
 async def test_a_callers_name_cannot_write_its_own_log_line(caplog: pytest.LogCaptureFixture) -> None:
     """``by``, a Slack user name and a PagerDuty agent's summary are the caller's words: a line
     break in them must not start a forged line in the log (nor reach the incident's record)."""
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
     payload = json.loads(
         (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_payload.json").read_text()
@@ -570,7 +561,7 @@ async def test_a_callers_name_cannot_write_its_own_log_line(caplog: pytest.LogCa
 
 async def test_json_nested_deeper_than_the_stack_is_400_everywhere() -> None:
     """json.loads raises RecursionError (not ValueError) on such a body: it was a 500."""
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
     deep = b"[" * 200_000
     slack = b"payload=" + deep

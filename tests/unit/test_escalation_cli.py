@@ -19,17 +19,9 @@ from store.schema import metadata
 from streams.escalation import load_policy, run_escalations
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
-from tests.builders import T0, alert
+from tests.builders import T0, CommandRecorder, alert
 
 M = timedelta(minutes=1)
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-
-    async def publish(self, command: Command) -> None:
-        self.commands.append(command)
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 async def test_send_command_publishes_a_cli_command() -> None:
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     command = await escalation_cli.send_command(
         publisher, "inc_0123456789abcdef", "acknowledge", by="alice", now=T0
     )
@@ -78,7 +70,7 @@ async def test_resolve_takes_the_closing_details_from_the_command_line(
         ]
     )
     assert (args.root_cause, args.fix, args.follow_up) == ("slow query", "index added", "JIRA-9")
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     details = {"root_cause": args.root_cause, "fix": args.fix, "follow_up": args.follow_up}
     command = await escalation_cli.send_command(
         publisher, "inc_1", "resolve", by="alice", now=T0, details=details

@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from models.incident import Command
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
 from store.db import async_engine
+from tests.builders import CommandRecorder
 from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
 from tests.unit.test_escalation_cli import incidents_in_every_state
@@ -45,22 +45,14 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Scenario]]:
         client.portal.call(engine.dispose)  # the engine's connections live on the client's loop
 
 
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-
-    async def publish(self, command: Command) -> None:
-        self.commands.append(command)
-
-
 @pytest.fixture
-def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], RecordingPublisher]]:
+def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], CommandRecorder]]:
     """The API's ack / resolve routes behind the incident check, as the receiver serves them; the
     scenario's incidents by state (triggered, acknowledged, resolved)."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     by_state = asyncio.run(incidents_in_every_state(url))
     engine = async_engine(url)
-    publisher = RecordingPublisher()
+    publisher = CommandRecorder()
     tokens = [SecretStr(TOKEN)]
     commands = [r for r in callback_routes(publisher, api_tokens=tokens) if r.path.startswith("/api/")]
     app = Starlette(routes=incident_routes(engine, api_tokens=tokens, commands=commands))
@@ -78,7 +70,7 @@ def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], R
     ],
 )
 def test_commands_on_a_missing_or_resolved_incident_are_refused(
-    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher],
+    commands_api: tuple[TestClient, dict[str, str], CommandRecorder],
     action: str,
     state: str | None,
     status: int,
@@ -98,7 +90,7 @@ def test_commands_on_a_missing_or_resolved_incident_are_refused(
 
 @pytest.mark.parametrize(("action", "state"), [("ack", "acknowledged"), ("resolve", "resolved")])
 def test_a_command_already_applied_is_answered_unchanged(
-    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher], action: str, state: str
+    commands_api: tuple[TestClient, dict[str, str], CommandRecorder], action: str, state: str
 ) -> None:
     client, by_state, publisher = commands_api
     response = client.post(f"/api/incidents/{by_state[state]}/{action}", headers=AUTH)
@@ -111,7 +103,7 @@ def test_a_command_already_applied_is_answered_unchanged(
 
 
 def test_commands_that_change_the_incident_are_queued(
-    commands_api: tuple[TestClient, dict[str, str], RecordingPublisher],
+    commands_api: tuple[TestClient, dict[str, str], CommandRecorder],
 ) -> None:
     client, by_state, publisher = commands_api
     ack = client.post(f"/api/incidents/{by_state['triggered']}/ack", headers=AUTH)
