@@ -6,9 +6,12 @@ Measured in one run on this machine's real broker (scripts/kafka.sh start):
    (consume → produce, nothing else) — the ceiling for any Kafka processor in Python here;
 2. faust no-op: a faust agent taking the same records in the worker's batches and doing nothing
    (bench/faust_noop.py) — faust's own ceiling, between the raw loop and the worker;
-3. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
+3. pipeline alone: the worker's processing steps called in this process on the same records
+   (decode, classify, dedup, group, persist with its events), no Kafka, no faust, no relay: the
+   ceiling of sevflow's own work per alert on this store;
+4. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
    over the same N records, alerts/s from its first stored alert to its last;
-4. storm: S alerts of one group (one incident), time until all are stored and every event is
+5. storm: S alerts of one group (one incident), time until all are stored and every event is
    published, and the worker's RSS with S open alerts.
 
 Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000] [--database-url URL]
@@ -26,6 +29,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
@@ -34,9 +38,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.fingerprint import fingerprint
+from models.settings import Settings
 from receiver.kafka import ensure_topic
-from store.db import normalise_url
+from store.db import async_engine, normalise_url, sync_engine
+from store.incidents import IncidentStore
+from store.migrate import upgrade
 from store.schema import alerts, incident_events
+from streams.escalation import load_policy
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.harness import role_env
 from tests.kafka_io import topics_swept
 from tests.store_backends import throwaway_database
 
@@ -143,22 +154,47 @@ def faust_noop(bootstrap: str, topic: str, n: int, batch_size: int) -> float:
 def worker_env(
     bootstrap: str, topic: str, database_url: str, data_dir: Path, batch_size: int = 500
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
-    suffix = uuid.uuid4().hex[:6]
-    env.update(
-        SEVFLOW_KAFKA_BOOTSTRAP=bootstrap,
-        SEVFLOW_ALERTS_TOPIC=topic,
-        SEVFLOW_EVENTS_TOPIC=f"{topic}-events",
-        SEVFLOW_COMMANDS_TOPIC=f"{topic}-commands",
-        SEVFLOW_APP_ID=f"bench-{suffix}",
-        SEVFLOW_DATABASE_URL=database_url,
-        SEVFLOW_DATA_DIR=str(data_dir),
-        SEVFLOW_LOG_LEVEL="WARNING",
-        SEVFLOW_QUIET_PERIOD_SECONDS="3600",
-        SEVFLOW_BATCH_SIZE=str(batch_size),
-        SEVFLOW_WORKER_METRICS_PORT="0",
+    """The worker's environment: ``topic`` as its alerts topic, a consumer group of its own."""
+    return role_env(
+        bootstrap,
+        f"bench-{uuid.uuid4().hex[:6]}",
+        database_url,
+        data_dir,
+        alerts_topic=topic,
+        events_topic=f"{topic}-events",
+        commands_topic=f"{topic}-commands",
+        quiet_period_seconds="3600",
+        batch_size=str(batch_size),
     )
-    return env
+
+
+async def pipeline_alone(env: dict[str, str], values: list[bytes], batch_size: int) -> float:
+    """Alerts/s of the worker's own steps over ``values`` (encoded alert records), in this process:
+    the pipeline the worker builds from the same settings, fed batches of ``batch_size``."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        settings = Settings()
+    url = settings.sqlalchemy_url()
+    migrator = sync_engine(url)
+    try:
+        upgrade(migrator)
+    finally:
+        migrator.dispose()
+    engine = async_engine(url)
+    pipeline = Pipeline(
+        IncidentStore(engine),
+        load_rules(settings.rules_file),
+        settings.lifecycle_policy(),
+        settings.group_by,
+        load_policy(settings.escalation_policy_file),
+    )
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(values), batch_size):
+            batch = [AlertRecord.model_validate_json(v) for v in values[i : i + batch_size]]
+            await pipeline.process_alerts(batch)
+        return len(values) / (time.perf_counter() - started)
+    finally:
+        await engine.dispose()
 
 
 def rss_mb(pid: int) -> float:
@@ -259,6 +295,12 @@ def main() -> None:
         raw_rate = args.alerts / raw_seconds
         noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
 
+        (base / "p").mkdir()
+        with store_for(args.database_url, base / "p" / "alone.db") as url:
+            env = worker_env(args.bootstrap, topic, url, base / "p", args.batch_size)
+            values = [r.to_bytes() for r in records(args.alerts, args.groups, start)]
+            alone_rate = asyncio.run(pipeline_alone(env, values, args.batch_size))
+
         (base / "w").mkdir()
         with store_for(args.database_url, base / "w" / "bench.db") as url:
             rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
@@ -272,6 +314,10 @@ def main() -> None:
         print(
             f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  "
             f"({noop_rate / raw_rate:.2f} of raw)"
+        )
+        print(
+            f"sevflow pipeline alone:        {alone_rate:9.0f} alerts/s  "
+            f"({alone_rate / raw_rate:.2f} of raw; no Kafka, faust or relay)"
         )
         print(f"sevflow worker (1 process):    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
 

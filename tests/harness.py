@@ -27,6 +27,28 @@ AMTOOL = os.environ.get("SEVFLOW_AMTOOL_BIN", shutil.which("amtool") or "/usr/bi
 T = TypeVar("T")
 
 
+def role_env(
+    bootstrap: str, prefix: str, database_url: str, data_dir: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a sevflow role a test or benchmark starts: this process's, less every
+    SEVFLOW_* setting of the shell, with topics and a consumer group of its own (``prefix``), quiet
+    logs and no metrics port; ``settings`` add or replace SEVFLOW_<NAME> values."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    env.update(
+        SEVFLOW_KAFKA_BOOTSTRAP=bootstrap,
+        SEVFLOW_ALERTS_TOPIC=f"{prefix}-alerts",
+        SEVFLOW_EVENTS_TOPIC=f"{prefix}-events",
+        SEVFLOW_COMMANDS_TOPIC=f"{prefix}-commands",
+        SEVFLOW_APP_ID=prefix,
+        SEVFLOW_DATABASE_URL=database_url,
+        SEVFLOW_DATA_DIR=str(data_dir),
+        SEVFLOW_LOG_LEVEL="WARNING",
+        SEVFLOW_WORKER_METRICS_PORT="0",
+    )
+    env.update({f"SEVFLOW_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
     """Poll ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

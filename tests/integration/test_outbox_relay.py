@@ -1,6 +1,5 @@
 """The outbox relay on the real broker: every event once, in order, even after a crash."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
 from tests.builders import T0, alert
 from tests.conftest import REPO
-from tests.harness import wait_for
+from tests.harness import role_env, wait_for
 from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
@@ -131,18 +130,7 @@ def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka
     holding every event back until the lease expires."""
     suffix = uuid.uuid4().hex[:8]
     url = f"sqlite:///{tmp_path / 'sevflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
-    env.update(
-        SEVFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        SEVFLOW_ALERTS_TOPIC=f"lease-alerts-{suffix}",
-        SEVFLOW_EVENTS_TOPIC=f"lease-events-{suffix}",
-        SEVFLOW_COMMANDS_TOPIC=f"lease-commands-{suffix}",
-        SEVFLOW_APP_ID=f"lease-{suffix}",
-        SEVFLOW_DATABASE_URL=url,
-        SEVFLOW_DATA_DIR=str(tmp_path),
-        SEVFLOW_WORKER_METRICS_PORT="0",
-        SEVFLOW_LOG_LEVEL="WARNING",
-    )
+    env = role_env(kafka_bootstrap, f"lease-{suffix}", url, tmp_path)
     engine = create_engine(normalise_url(url, asynchronous=False))
 
     def holder() -> str | None:

@@ -10,7 +10,6 @@ gap-free sequences, matching the stored timeline.
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import alert
 from tests.conftest import REPO
-from tests.harness import wait_for
+from tests.harness import role_env, wait_for
 from tests.kafka_io import read_json_topic
 from tests.store_backends import fresh_database
 
@@ -141,17 +140,15 @@ def test_kill_and_rebalance_lose_and_double_nothing(
     asyncio.run(ensure_topic(kafka_bootstrap, alerts_topic, 8))
     asyncio.run(produce(kafka_bootstrap, alerts_topic, records))
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
-    env.update(
-        SEVFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        SEVFLOW_ALERTS_TOPIC=alerts_topic,
-        SEVFLOW_EVENTS_TOPIC=events_topic,
-        SEVFLOW_COMMANDS_TOPIC=f"crash-commands-{suffix}",
-        SEVFLOW_APP_ID=f"crash-{suffix}",
-        SEVFLOW_DATABASE_URL=postgres_url,
-        SEVFLOW_QUIET_PERIOD_SECONDS="3600",
-        SEVFLOW_BATCH_SIZE="200",
-        SEVFLOW_LOG_LEVEL="WARNING",
+    env = role_env(
+        kafka_bootstrap,
+        f"crash-{suffix}",
+        postgres_url,
+        tmp_path,
+        alerts_topic=alerts_topic,
+        events_topic=events_topic,
+        quiet_period_seconds="3600",
+        batch_size="200",
     )
     engine = create_engine(normalise_url(postgres_url, asynchronous=False))
 
