@@ -21,6 +21,12 @@ Alertmanager retries) or :class:`RecordTooLarge` (permanent: 413, since retrying
 never take would retry for ever). The HTTP layer refuses oversized records before publishing; the
 publisher checks again before sending anything (so no part of such a payload is written) and maps
 the broker's own ``MessageSizeTooLargeError`` to :class:`RecordTooLarge` too.
+
+A producer whose delivery failed is replaced. aiokafka numbers a batch (idempotence) when it takes
+it from the queue, also to fail it: a batch that expired while a partition had no leader (a broker
+starting up) or that the broker refused used a sequence number the broker never saw, and the broker
+answers every later batch with ``OutOfOrderSequenceNumber``, for ever. A new producer has a new
+producer id and starts its sequences at 0.
 """
 
 import asyncio
@@ -133,6 +139,8 @@ class KafkaAlertPublisher:
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = producer
         self._lock = asyncio.Lock()
+        #: Producers replaced after a failed delivery, being stopped (see the module docstring).
+        self._retiring: set[asyncio.Task[None]] = set()
         self.ledger = InDoubtLedger(clock, retry_dedup_seconds)
 
     async def _started(self) -> AIOKafkaProducer:
@@ -238,6 +246,26 @@ class KafkaAlertPublisher:
             elif queued or joined:
                 # Also on cancellation (the sender hung up): its retry must not duplicate.
                 self.ledger.refuse([*queued, *joined])
+            if not answered and any(d.future is not None and _failed(d.future) for d in queued):
+                self._retire(producer)
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Start over with a new producer the next time (see the module docstring): one whose
+        delivery failed may have spent a sequence number and can never write again. The old one is
+        stopped in the background; its pending deliveries end (the ledger reads their outcome)."""
+        if self._producer is not producer:
+            return  # already replaced (concurrent payloads fail together), or injected by a test
+        log.warning("a Kafka delivery failed; the alerts producer is replaced by a new one")
+        self._producer = None
+        task = asyncio.create_task(self._stop(producer))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.stop(), self._timeout)
+        except TimeoutError:
+            log.warning("Kafka producer did not flush within %.0fs at shutdown", self._timeout)
 
     def note_unanswered(self, records: Sequence[AlertRecord]) -> None:
         """Remember acknowledged records whose sender hung up before the 200 (see the protocol)."""
@@ -261,10 +289,14 @@ class KafkaAlertPublisher:
         """Flush and stop the producer (bounded: a down broker must not hang shutdown)."""
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            try:
-                await asyncio.wait_for(producer.stop(), self._timeout)
-            except TimeoutError:
-                log.warning("Kafka producer did not flush within %.0fs at shutdown", self._timeout)
+            await self._stop(producer)
+        if self._retiring:
+            await asyncio.gather(*self._retiring)
+
+
+def _failed(future: "asyncio.Future[object]") -> bool:
+    """Whether a delivery ended in an error (not merely still pending, or cancelled)."""
+    return future.done() and not future.cancelled() and future.exception() is not None
 
 
 async def _acknowledged(
