@@ -5,7 +5,7 @@ A webhook request passes these steps, in this order, and the first that refuses 
 1. rate limit per source address → 429 + Retry-After (before auth, so guessing is throttled too);
 2. credentials (bearer or basic, constant time) → 401, never saying which part was wrong;
 3. content type ``application/json``, not compressed (no ``Content-Encoding`` but identity) → 415;
-4. body size, read at most ``max_body_bytes`` + 1 bytes → 413;
+4. body size, read at most ``max_body_bytes`` + 1 bytes → 413, within ``body_read_seconds`` → 408;
 5. JSON → 400; the version 4 webhook contract → 422 naming each field and reason;
 6. every record small enough for Kafka → 413 naming the alert (also when the broker refuses one as
    too large: no retry can help);
@@ -40,8 +40,8 @@ from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
 from receiver.auth import WebhookAuth
-from receiver.body import BodyTooLarge, hung_up, read_capped
-from receiver.errors import error_response, validation_details
+from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, hung_up, read_capped
+from receiver.errors import body_too_slow, error_response, validation_details
 from receiver.kafka import (
     MAX_RECORD_BYTES,
     AlertPublisher,
@@ -96,6 +96,7 @@ def create_app(
     max_concurrent_publishes: int = 64,
     publish_queue_seconds: float = 5.0,
     extra_routes: Sequence[Route] = (),
+    body_read_seconds: float = BODY_READ_SECONDS,
 ) -> Starlette:
     """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
 
@@ -137,11 +138,13 @@ def create_app(
                 f"Content-Encoding {encoding[:64]!r} is not accepted: send the body uncompressed",
             )
         try:
-            body = await read_capped(request, max_body_bytes)
+            body = await read_capped(request, max_body_bytes, body_read_seconds)
         except ClientDisconnect:
             return error_response(400, "client_disconnected", "the body was not received in full")
         except BodyTooLarge:
             return error_response(413, "payload_too_large", f"the body exceeds {max_body_bytes} bytes")
+        except BodyTooSlow:
+            return body_too_slow(body_read_seconds)
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:

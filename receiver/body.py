@@ -1,29 +1,44 @@
-"""Reading a request body with a size cap, and asking whether its sender is still there."""
+"""Reading a request body with a size cap and a deadline, and asking whether its sender is still
+there."""
 
+import asyncio
 import inspect
 from collections.abc import Coroutine
 
 from starlette.requests import Request
 
-__all__ = ["BodyTooLarge", "hung_up", "read_capped"]
+__all__ = ["BODY_READ_SECONDS", "BodyTooLarge", "BodyTooSlow", "hung_up", "read_capped"]
+
+#: How long a body may take to arrive in full. Alertmanager, Slack and PagerDuty send theirs at
+#: once (a megabyte takes milliseconds on their links); a sender trickling bytes would otherwise
+#: hold its connection and its partial body for as long as it likes (uvicorn has no such timeout).
+BODY_READ_SECONDS = 30.0
 
 
 class BodyTooLarge(Exception):
     """The body is (or declares itself) larger than the cap: answer 413."""
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """Read the body, stopping as soon as it exceeds ``limit`` bytes."""
+class BodyTooSlow(Exception):
+    """The body did not arrive in full within the deadline: answer 408 and close."""
+
+
+async def read_capped(request: Request, limit: int, deadline: float = BODY_READ_SECONDS) -> bytes:
+    """Read the body, stopping as soon as it exceeds ``limit`` bytes or ``deadline`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None and _declares_more(declared.strip(), limit):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
 
 

@@ -41,7 +41,7 @@ from urllib.parse import parse_qs
 
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -49,8 +49,8 @@ from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.settings import Settings
 from receiver.auth import WebhookAuth
-from receiver.body import BodyTooLarge, read_capped
-from receiver.errors import error_response
+from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
+from receiver.errors import body_too_slow, error_response
 
 __all__ = [
     "API_ACK_PATH",
@@ -201,6 +201,7 @@ class _Callbacks:
         clock: Clock,
         slack_replay_window: timedelta,
         max_body_bytes: int,
+        body_read_seconds: float,
     ) -> None:
         self._publisher = publisher
         self._api_auth = api_auth
@@ -209,6 +210,7 @@ class _Callbacks:
         self._clock = clock
         self._window = slack_replay_window
         self._limit = max_body_bytes
+        self._read_seconds = body_read_seconds
 
     async def _publish(self, commands: list[Command], where: str) -> Response | None:
         """Publish every command; a 503 response when Kafka did not take them, else None."""
@@ -237,9 +239,13 @@ class _Callbacks:
 
     async def _body(self, request: Request) -> bytes | Response:
         try:
-            return await read_capped(request, self._limit)
+            return await read_capped(request, self._limit, self._read_seconds)
         except BodyTooLarge:
             return error_response(413, "too_large", f"body over {self._limit} bytes")
+        except BodyTooSlow:
+            return body_too_slow(self._read_seconds)
+        except ClientDisconnect:
+            return error_response(400, "client_disconnected", "the body was not received in full")
 
     # --- HTTP API -----------------------------------------------------------------------------
 
@@ -434,6 +440,7 @@ def callback_routes(
     clock: Clock = _utc_now,
     slack_replay_window: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 256 * 1024,
+    body_read_seconds: float = BODY_READ_SECONDS,
 ) -> list[Route]:
     """The acknowledgement routes, to mount into the receiver's Starlette app.
 
@@ -451,6 +458,7 @@ def callback_routes(
         clock=clock,
         slack_replay_window=slack_replay_window,
         max_body_bytes=max_body_bytes,
+        body_read_seconds=body_read_seconds,
     )
     routes = [
         Route(API_ACK_PATH, callbacks.api("acknowledge"), methods=["POST"], name="api_ack"),

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-__all__ = ["error_response", "validation_details"]
+__all__ = ["body_too_slow", "error_response", "validation_details"]
 
 
 def error_response(
@@ -17,6 +17,17 @@ def error_response(
 ) -> JSONResponse:
     """A JSON body ``{"error": code, "message": text, ...}`` with the given status."""
     return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
+
+
+def body_too_slow(seconds: float) -> JSONResponse:
+    """408 for a body that did not arrive within ``seconds``; the connection is closed with it
+    (the rest of the body would otherwise be read as the next request)."""
+    return error_response(
+        408,
+        "request_timeout",
+        f"the body did not arrive in full within {seconds:g} s",
+        headers={"Connection": "close"},
+    )
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
