@@ -1,5 +1,6 @@
 """The one retry policy of every sink: exponential backoff with full jitter, ``Retry-After``
-honoured, bounded by a deadline, gated by the sink's circuit breaker.
+honoured, bounded by a deadline, gated by the sink's circuit breaker; and the retry of the sinks'
+own store (:func:`retry_store`), which waits for the database instead of failing the sink.
 
 :func:`backoff` is pure (attempt, error, random number → delay). :func:`call_with_retry` runs an
 async call until it succeeds, fails permanently, or the deadline would pass; it raises the last
@@ -12,14 +13,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from sinks.breaker import CircuitBreaker
 from sinks.clock import Clock
 from sinks.errors import DeliveryError
 
-__all__ = ["RetryPolicy", "backoff", "call_with_retry"]
+__all__ = ["TRANSIENT_STORE_ERRORS", "RetryPolicy", "backoff", "call_with_retry", "retry_store"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Store errors that pass: a connection cut (a failover, a restarted pooler, a terminated backend),
+#: a database that does not answer yet, SQLite's file locked by another process, a pool exhausted
+#: for a while. Other store errors (a missing table, a violated constraint) are bugs, and stop the
+#: sink as before.
+TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError)
 #: One generator for every call's jitter: seeding a new ``random.Random`` from the OS costs about
 #: 0.1 ms, and a sink makes a call per event.
 _JITTER = random.Random()  # noqa: S311 (jitter, not cryptography)
@@ -82,3 +91,29 @@ async def call_with_retry(
         else:
             breaker.record_success()
             return result
+
+
+async def retry_store(
+    call: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    what: str,
+    initial: float = 0.2,
+    maximum: float = 30.0,
+) -> T:
+    """Run ``call`` again, backing off, until the store lets it finish (the worker does the same).
+
+    The sinks read the delivery log before a vendor call and write it after: a store error fails
+    the step that met it, and running the whole step again is answered by the log (done: no call;
+    pending: reconciled) or repeats an idempotent call, as a redelivery after a crash would. Let
+    through, the error stopped the sink's consumer and the sinks process (``sevflow run`` with
+    it), and ended the batch's other incidents half-way while their deliveries went on.
+    """
+    delay = initial
+    while True:
+        try:
+            return await call()
+        except TRANSIENT_STORE_ERRORS as exc:
+            log.warning("%s: store error (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+            await clock.sleep(delay)
+            delay = min(delay * 2, maximum)
