@@ -1,9 +1,14 @@
 """Incident events → Slack messages and channel names, in the playbook's words. Pure.
 
 Messages are Block Kit with the same words as the ``text`` fallback (notifications and screen
-readers use it). Slack mrkdwn bolds with single asterisks. Limits (docs.slack.dev, Block Kit
-reference): a section's text ≤ 3000 chars, a button's text ≤ 75; channel names (conversations.create)
-lower-case letters, digits, ``-`` and ``_``, at most 80 characters.
+readers use it). Every word that comes from an alert, a caller or an operator is escaped (``&``,
+``<``, ``>``, Slack's "Escaping text"): a label value or an API caller's name holding
+``<!channel>`` or ``<https://…|a link>`` would otherwise ping everyone or show a disguised link;
+only the mentions sevflow builds itself (policy targets, a ``<@U…>`` lead) are markup.
+
+Slack mrkdwn bolds with single asterisks. Limits (docs.slack.dev, Block Kit reference): a section's
+text ≤ 3000 chars, a button's text ≤ 75; channel names (conversations.create) lower-case letters,
+digits, ``-`` and ``_``, at most 80 characters.
 """
 
 import re
@@ -23,6 +28,7 @@ __all__ = [
     "coalesce",
     "digest",
     "escalation_notice",
+    "escape",
     "format_duration",
     "format_started",
     "resolution",
@@ -33,6 +39,7 @@ CHANNEL_NAME_MAX = 80
 SECTION_TEXT_MAX = 3000
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
 
 _STATUS = {
     IncidentState.TRIGGERED: "Investigating",
@@ -74,6 +81,11 @@ def format_duration(duration: timedelta) -> str:
     return " ".join(words[:2])
 
 
+def escape(text: str) -> str:
+    """Text shown as written: Slack's control characters escaped (no mention, link or command)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _clip(text: str, limit: int = SECTION_TEXT_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -108,15 +120,21 @@ def _buttons(incident_id: str) -> dict[str, Any]:
 def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
     by = incident.acknowledged_by
     if by is not None and by.name:
-        return by.name if by.name.startswith(("@", "<")) else f"@{by.name}"
+        if _MENTION.match(by.name):
+            return by.name
+        return escape(by.name if by.name.startswith("@") else f"@{by.name}")
     return default_lead
 
 
 def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> SlackMessage:
     """The playbook's "Internal Notification" for ``#incidents``, with Acknowledge/Resolve."""
-    impact = incident.impact or f"{incident.severity.info.description} (impact not yet assessed)"
+    impact = (
+        escape(incident.impact)
+        if incident.impact
+        else f"{incident.severity.info.description} (impact not yet assessed)"
+    )
     text = (
-        f":rotating_light: *INCIDENT* - [{incident.severity}] - {incident.title}\n"
+        f":rotating_light: *INCIDENT* - [{incident.severity}] - {escape(incident.title)}\n"
         f"\n"
         f"*Status:* {_STATUS[incident.state]}\n"
         f"*Impact:* {impact}\n"
@@ -138,8 +156,8 @@ def _alert_words(event: IncidentEvent) -> str:
     name = alert.labels.get("alertname", alert.rule)
     where = alert.labels.get("instance") or alert.labels.get("service") or alert.labels.get("job")
     summary = alert.annotations.get("summary")
-    words = f"{name} ({alert.severity})" + (f" on {where}" if where else "")
-    return words + (f": {summary}" if summary else "")
+    words = f"{escape(name)} ({alert.severity})" + (f" on {escape(where)}" if where else "")
+    return words + (f": {escape(summary)}" if summary else "")
 
 
 def _target_words(target: Target, *, contact: bool) -> str:
@@ -150,10 +168,10 @@ def _target_words(target: Target, *, contact: bool) -> str:
     elif target.kind == "slack" and target.to.startswith("<!subteam^"):
         mention = target.to
     elif contact:
-        return target.to
+        return escape(target.to)
     else:
-        return target.label or target.to
-    return f"{target.label} ({mention})" if target.label else mention
+        return escape(target.label or target.to)
+    return f"{escape(target.label)} ({mention})" if target.label else mention
 
 
 def _escalation_line(event: IncidentEvent) -> str:
@@ -163,24 +181,24 @@ def _escalation_line(event: IncidentEvent) -> str:
     words = (
         ", ".join(_target_words(t, contact=contact) for t in targets)
         if targets
-        else event.data.get("targets_text") or "the next responders"
+        else escape(event.data.get("targets_text") or "the next responders")
     )
     if contact:
         name = (event.data.get("level_name") or f"{level} contact").replace("_", " ")
-        return f":mega: {name[:1].upper()}{name[1:]} notified: {words}"
-    return f":mega: Escalated to level {level}: {words}"
+        return f":mega: {escape(name[:1].upper() + name[1:])} notified: {words}"
+    return f":mega: Escalated to level {escape(level)}: {words}"
 
 
 def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage:
     """The message an escalation target's own channel gets (the playbook's "Notify Security
     Team: Slack #security-incidents"): what happened, why they are told, where to follow it."""
     incident = event.incident
-    who = event.data.get("level_name") or f"level {event.data.get('level', '?')}"
-    impact = incident.impact or incident.severity.info.description
+    who = escape(event.data.get("level_name") or f"level {event.data.get('level', '?')}")
+    impact = escape(incident.impact) if incident.impact else incident.severity.info.description
     text = (
-        f":mega: *[{incident.severity}] {incident.title}*\n"
+        f":mega: *[{incident.severity}] {escape(incident.title)}*\n"
         f"\n"
-        f"*Why you are told:* {event.reason or who} ({who})\n"
+        f"*Why you are told:* {escape(event.reason) if event.reason else who} ({who})\n"
         f"*Status:* {_STATUS[incident.state]}\n"
         f"*Impact:* {impact}\n"
         f"*Started:* {format_started(incident.opened_at)}\n"
@@ -213,10 +231,11 @@ def update_line(event: IncidentEvent) -> str | None:
                 else (":arrow_down:")
             )
             change = f"{before} → {incident.severity}" if before else str(incident.severity)
-            return f"{arrow} Severity changed: {change}" + (f" ({event.reason})" if event.reason else "")
+            reason = f" ({escape(event.reason)})" if event.reason else ""
+            return f"{arrow} Severity changed: {change}{reason}"
         case EventType.ACKNOWLEDGED:
             who = event.actor.name or event.actor.via
-            return f":eyes: Acknowledged by {who} (via {event.actor.via})"
+            return f":eyes: Acknowledged by {escape(who)} (via {escape(event.actor.via)})"
         case EventType.ESCALATED:
             return _escalation_line(event)
         case EventType.SLA_BREACHED:
@@ -228,7 +247,7 @@ def update_line(event: IncidentEvent) -> str | None:
             what = "Resolution" if kind == "resolve" else "Response"
             return f":hourglass: {what} target missed ({severity}: {target})"
         case EventType.REOPENED:
-            return f":rotating_light: Reopened: {event.reason or 'fired again'}"
+            return f":rotating_light: Reopened: {escape(event.reason or 'fired again')}"
     return None
 
 
@@ -242,7 +261,7 @@ def coalesce(lines: list[str]) -> SlackMessage:
 
 
 def _or_unknown(value: str | None, unknown: str) -> str:
-    return value.strip() if value and value.strip() else unknown
+    return escape(value.strip()) if value and value.strip() else unknown
 
 
 def resolution(event: IncidentEvent) -> SlackMessage:
@@ -258,7 +277,9 @@ def resolution(event: IncidentEvent) -> SlackMessage:
         f"*Follow-up:* {_or_unknown(event.data.get('follow_up'), 'None recorded yet')}"
     )
     who = incident.resolved_by or event.actor
-    context = f"Resolved by {who.name or who.via}" + (f" ({event.reason})" if event.reason else "")
+    context = f"Resolved by {escape(who.name or who.via)}" + (
+        f" ({escape(event.reason)})" if event.reason else ""
+    )
     blocks = [
         _section(text),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(context)}]},
@@ -269,7 +290,9 @@ def resolution(event: IncidentEvent) -> SlackMessage:
 def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> SlackMessage:
     """One message for the SEV3/SEV4 incidents opened during an alert storm (``members``: incident
     id → "[SEV3] title")."""
-    lines = [f"• {title} ({incident_id})" for incident_id, title in list(members.items())[:shown]]
+    lines = [
+        f"• {escape(title)} ({incident_id})" for incident_id, title in list(members.items())[:shown]
+    ]
     if len(members) > shown:
         lines.append(f"• …and {len(members) - shown} more")
     text = (

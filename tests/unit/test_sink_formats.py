@@ -383,3 +383,40 @@ def test_escalation_lines_mention_slack_users_and_spell_out_contacts() -> None:
         }
     )
     assert update_line(contact) == ":mega: Data breach contact notified: legal@optimal-build.com"
+
+
+def test_words_from_alerts_and_callers_are_shown_not_obeyed() -> None:
+    """A label value, an annotation or an API caller's name holding Slack markup pinged everyone
+    (<!channel>) or showed a disguised link; they are escaped, sevflow's own mentions are not."""
+    s, opened = story(summary="Disk full <!channel>", impact="see <https://evil.example|runbook>")
+    (added,) = s.fire("fp2", instance="<!here> & co")
+    (ack,) = s.ack(who="<!channel>")
+    (resolved,) = s.resolve()
+    root = resolved.model_copy(update={"data": {"root_cause": "a <!everyone> bug"}})
+    texts = [
+        announcement(ack.incident, lead="<!subteam^S0614TZR7>", channel="incident-x").text,
+        update_line(added) or "",
+        update_line(ack) or "",
+        resolution(root).text,
+    ]
+    joined = "\n".join(texts)
+    assert "<!channel>" not in joined
+    assert "<!here>" not in joined
+    assert "<!everyone>" not in joined
+    assert "<https://" not in joined
+    assert "[SEV2] - Disk full &lt;!channel&gt;" in texts[0]
+    assert "*Impact:* see &lt;https://evil.example|runbook&gt;" in texts[0]
+    assert "*Lead:* @&lt;!channel&gt;" in texts[0]
+    assert "on &lt;!here&gt; &amp; co" in texts[1]
+    assert "Acknowledged by &lt;!channel&gt; (via slack)" in texts[2]
+    assert "*Root Cause:* a &lt;!everyone&gt; bug" in texts[3]
+    # The mentions sevflow builds itself stay markup: the configured lead, a Slack user who acked.
+    assert (
+        "*Lead:* <!subteam^S0614TZR7>"
+        in announcement(opened.incident, lead="<!subteam^S0614TZR7>", channel="incident-x").text
+    )
+    (by_user,) = IncidentStory().fire()
+    acked = by_user.incident.model_copy(
+        update={"acknowledged_by": Actor(via="slack", name="<@U024BE7LH>")}
+    )
+    assert "*Lead:* <@U024BE7LH>" in announcement(acked, lead="@oncall", channel="incident-x").text
