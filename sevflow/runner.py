@@ -33,6 +33,14 @@ __all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
 log = logging.getLogger("sevflow")
 
+#: Seconds a worker asked to stop (SIGINT/SIGTERM) may take before the process exits anyway. A clean
+#: stop takes a second or two (faust waits for the events in flight and commits their offsets), but
+#: faust waits for ever when Kafka is down (its consumer's last commit never returns) or while an
+#: agent waits for the database. Exiting then loses nothing: offsets are committed only for applied
+#: records, the rest are delivered again and applying them again changes nothing. Below the 30 s
+#: that Kubernetes and most supervisors give before SIGKILL, so the lease is at least tried.
+WORKER_STOP_DEADLINE = 20.0
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -163,11 +171,35 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
                 exc.strerror,
             )
     app = create_app(settings, metrics=metrics)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+
+    class Worker(faust.Worker):
+        """faust's worker, with a deadline on stopping (:data:`WORKER_STOP_DEADLINE`)."""
+
+        def _schedule_shutdown(self, signum: signal.Signals) -> None:
+            if not self._signal_stop_time:
+                timer = threading.Timer(WORKER_STOP_DEADLINE, _abandon_stop)
+                timer.daemon = True
+                timer.start()
+            super()._schedule_shutdown(signum)
+
+    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     # faust's terminal spinner sets the root logger to DEBUG whenever the level is WARNING or
     # above, so every library's debug message would be formatted; a service has no terminal.
     worker.spinner = None
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
+
+
+def _abandon_stop() -> None:
+    """The worker did not stop within :data:`WORKER_STOP_DEADLINE`: exit without it (status 1)."""
+    log.error(
+        "worker did not stop within %.0fs (Kafka or the database unreachable?); exiting: records "
+        "not committed are delivered again",
+        WORKER_STOP_DEADLINE,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60) -> int | None:

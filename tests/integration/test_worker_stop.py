@@ -1,0 +1,95 @@
+"""A worker asked to stop while Kafka is down stops anyway.
+
+faust waits for its consumer's last offset commit, which never returns while the broker is away:
+SIGTERM left the worker running (minutes, until SIGKILL), and ``sevflow run`` waiting for it. The
+worker exits once sevflow.runner.WORKER_STOP_DEADLINE has passed; nothing is lost (only applied
+records have committed offsets), which the restart on the same broker shows.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from receiver.kafka import ensure_topic
+from sevflow.runner import WORKER_STOP_DEADLINE
+from store.db import normalise_url
+from store.schema import alerts
+from tests.builders import alert
+from tests.conftest import REPO
+from tests.harness import PrivateKafka, wait_for
+from tests.integration.test_worker_failures import produce
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
+    kafka = PrivateKafka(tmp_path / "kafka-home").start()
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"stop-alerts-{suffix}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
+    env.update(
+        SEVFLOW_KAFKA_BOOTSTRAP=kafka.bootstrap,
+        SEVFLOW_ALERTS_TOPIC=topic,
+        SEVFLOW_EVENTS_TOPIC=f"stop-events-{suffix}",
+        SEVFLOW_COMMANDS_TOPIC=f"stop-commands-{suffix}",
+        SEVFLOW_APP_ID=f"stop-{suffix}",
+        SEVFLOW_DATABASE_URL=url,
+        SEVFLOW_DATA_DIR=str(tmp_path / "data"),
+        SEVFLOW_TOPIC_PARTITIONS="2",
+        SEVFLOW_WORKER_METRICS_PORT="0",
+    )
+    t0 = datetime.now(UTC)
+    first = [alert(f"Stop{n}", at=t0 + timedelta(milliseconds=n)) for n in range(20)]
+    engine = create_engine(normalise_url(url, asynchronous=False))
+
+    def stored() -> int:
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
+        except Exception:  # tables not created yet
+            return 0
+
+    log = tmp_path / "worker.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "sevflow", "worker"], cwd=REPO, env=env, stdout=out, stderr=out
+            )
+
+    worker = start()
+    try:
+        asyncio.run(ensure_topic(kafka.bootstrap, topic, 2))
+        asyncio.run(produce(kafka.bootstrap, topic, first))
+        wait_for(lambda: stored() == 20, 60, f"the first alerts stored (log {log})")
+        kafka.stop()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            code = worker.wait(WORKER_STOP_DEADLINE + 15)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not stop after SIGTERM with Kafka down (log {log})")
+        assert code == 1
+        assert "worker did not stop within" in log.read_text()
+
+        # Nothing was lost or committed past what was applied: a worker on the broker back
+        # applies what arrives next, and the first alerts stay stored once.
+        kafka.start()
+        worker = start()
+        more = [alert(f"After{n}", at=t0 + timedelta(seconds=1, milliseconds=n)) for n in range(5)]
+        asyncio.run(produce(kafka.bootstrap, topic, more))
+        wait_for(lambda: stored() == 25, 90, f"the alerts after the restart stored (log {log})")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        engine.dispose()
+        kafka.stop()
