@@ -1,17 +1,22 @@
-"""The store's connections are cut while every role runs.
+"""The store's connections are cut, or its file locked, while every role runs.
 
 ``sevflow run`` on the tests' broker and a throw-away PostgreSQL database, PagerDuty faked, a sender
 that behaves like Alertmanager (tests/integration/test_kafka_outage.py). Mid-stream every backend
 of the test's database is terminated (``pg_terminate_backend``), again and again for a few
-seconds, as a failover or a restarted connection pooler would. Expected: the worker retries and
+seconds, as a failover or a restarted connection pooler would; on SQLite another process holds the file's
+exclusive lock for as long. Expected: the worker retries and
 loses nothing, the sinks keep their delivery log consistent (each incident paged once: a trigger
 whose confirmation was cut is sent again with its dedup_key, as after a crash), no role
 exits, and the receiver's incident API answers 200 or 503 throughout, never 500.
 """
 
 import asyncio
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +41,17 @@ fake_pagerduty = fixtures.fake_pagerduty
 tls_cert = fixtures.tls_cert
 
 
-def test_backends_terminated_mid_stream_lose_and_double_nothing(
+def run_through_outage(
     tmp_path: Path,
     kafka_bootstrap: str,
-    postgres_url: str,
+    url: str,
     fake_pagerduty: FakePagerDuty,
     tls_cert: Any,
+    outage: Callable[[Callable[[], None]], int],
 ) -> None:
-    fresh_database(postgres_url, create=False)
-    sevflow = Sevflow(tmp_path, kafka_bootstrap, postgres_url)
+    """``sevflow run`` under a stream of notifications while ``outage(probe)`` cuts the store off
+    (calling ``probe`` now and then, and returning how many cuts it made), then the checks."""
+    sevflow = Sevflow(tmp_path, kafka_bootstrap, url)
     sevflow.extra_env.update(
         SEVFLOW_TOPIC_PARTITIONS="2",
         SEVFLOW_QUIET_PERIOD_SECONDS="3600",
@@ -52,25 +59,7 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
         SEVFLOW_PAGERDUTY_BASE_URL=fake_pagerduty.url,
         SEVFLOW_PAGERDUTY_CA_FILE=str(tls_cert[0]),
     )
-    engine = create_engine(normalise_url(postgres_url, asynchronous=False))
-    database = make_url(postgres_url).database
-    # Another database of the same server: terminating must not cut the killer's own connection.
-    killer = create_engine(
-        normalise_url(postgres_url, asynchronous=False).set(database="postgres"),
-        isolation_level="AUTOCOMMIT",
-    )
-
-    def terminate() -> int:
-        with killer.connect() as conn:
-            return len(
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                ).all()
-            )
+    engine = create_engine(normalise_url(url, asynchronous=False))
 
     def stored() -> int:
         with engine.connect() as conn:
@@ -80,20 +69,19 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
         return {e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger"}
 
     api = httpx.Client(
-        base_url=sevflow.url, headers={"Authorization": f"Bearer {sevflow.token}"}, timeout=15
+        base_url=sevflow.url, headers={"Authorization": f"Bearer {sevflow.token}"}, timeout=45
     )
     api_statuses: Counter[int] = Counter()
+
+    def probe() -> None:
+        api_statuses[api.get("/api/incidents").status_code] += 1
+
     sender = Sender(f"{sevflow.url}/webhooks/alertmanager", sevflow.token, interval=0.05)
-    terminated = 0
     try:
         sevflow.start()
         sender.start()
         wait_for(lambda: len(triggered()) >= 5, 60, f"the first pages (log {sevflow.log_path})")
-        cut_until = time.monotonic() + 6
-        while time.monotonic() < cut_until:
-            terminated += terminate()
-            api_statuses[api.get("/api/incidents").status_code] += 1
-            time.sleep(0.2)
+        cuts = outage(probe)
         at_end = len(sender.accepted)
         wait_for(lambda: len(sender.accepted) >= at_end + 20, 60, "notifications accepted after")
         sender.stopping.set()
@@ -101,7 +89,9 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
         assert not sender.is_alive(), f"notifications never accepted: {sender.pending}"
         accepted = set(sender.accepted)
         wait_for(
-            lambda: stored() == len(accepted), 60, f"every accepted alert stored ({sevflow.log_path})"
+            lambda: stored() == len(accepted),
+            60,
+            f"every accepted alert stored ({sevflow.log_path})",
         )
 
         def published() -> bool:
@@ -115,7 +105,9 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
 
         wait_for(published, 60, "every incident event published")
         wait_for(
-            lambda: len(triggered()) == len(accepted), 60, f"every incident paged ({sevflow.log_path})"
+            lambda: len(triggered()) == len(accepted),
+            60,
+            f"every incident paged ({sevflow.log_path})",
         )
         assert sevflow.process is not None
         assert sevflow.process.poll() is None, "a role exited (sevflow run stops with it)"
@@ -123,10 +115,9 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
         sender.stopping.set()
         api.close()
         sevflow.stop()
-        killer.dispose()
 
-    print(f"sent {len(accepted)}, terminated {terminated} backends, API answers {api_statuses}")
-    assert terminated > 0
+    print(f"sent {len(accepted)}, {cuts} cuts, API answers {api_statuses}")
+    assert cuts > 0
     assert set(api_statuses) <= {200, 503}, api_statuses
     with engine.connect() as conn:
         stored_ids = {r.event_id for r in conn.execute(select(incident_events.c.event_id))}
@@ -144,3 +135,87 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
     assert len(pages) == len(accepted)
     triggers = Counter(e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger")
     print(f"PagerDuty triggers sent again after a cut: {sum(triggers.values()) - len(triggers)}")
+
+
+def test_backends_terminated_mid_stream_lose_and_double_nothing(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    postgres_url: str,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: Any,
+) -> None:
+    fresh_database(postgres_url, create=False)
+    database = make_url(postgres_url).database
+    # Another database of the same server: terminating must not cut the killer's own connection.
+    killer = create_engine(
+        normalise_url(postgres_url, asynchronous=False).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+
+    def terminate_for_a_while(probe: Callable[[], None]) -> int:
+        terminated = 0
+        until = time.monotonic() + 6
+        while time.monotonic() < until:
+            with killer.connect() as conn:
+                terminated += len(
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :db AND pid <> pg_backend_pid()"
+                        ),
+                        {"db": database},
+                    ).all()
+                )
+            probe()
+            time.sleep(0.2)
+        return terminated
+
+    try:
+        run_through_outage(
+            tmp_path, kafka_bootstrap, postgres_url, fake_pagerduty, tls_cert, terminate_for_a_while
+        )
+    finally:
+        killer.dispose()
+
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+def test_sqlite_file_locked_mid_stream_loses_and_doubles_nothing(
+    tmp_path: Path, kafka_bootstrap: str, fake_pagerduty: FakePagerDuty, tls_cert: Any
+) -> None:
+    path = tmp_path / "store.db"
+
+    def lock_for_a_while(probe: Callable[[], None]) -> int:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        # The API's read waits for the lock (store/sqlite_inline.py): asked from a thread, it is
+        # answered once the lock is released.
+        asking = threading.Thread(target=probe, daemon=True)
+        try:
+            assert holder.stdout.readline() == b"locked\n"
+            asking.start()
+            time.sleep(6)  # the outage itself, not an assertion
+        finally:
+            holder.stdin.write(b"\n")
+            holder.stdin.close()
+            holder.wait(10)
+            holder.stdout.close()
+        asking.join(40)
+        return 1
+
+    run_through_outage(
+        tmp_path, kafka_bootstrap, f"sqlite:///{path}", fake_pagerduty, tls_cert, lock_for_a_while
+    )
