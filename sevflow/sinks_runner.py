@@ -35,6 +35,13 @@ __all__ = ["create_sink_tables", "run_sinks", "serve_sinks"]
 
 log = logging.getLogger("sevflow.sinks")
 
+#: Seconds the sinks' consumers get, once asked to stop, to finish the batch in hand (its vendor
+#: calls answered and recorded in the delivery log, its offsets committed) before they are
+#: cancelled. Cancelled at once, a call the vendor had taken was not recorded, and the next
+#: process made it again (a second PagerDuty trigger; a Slack post reconciled). Below the worker's
+#: stop deadline and the 30 s supervisors give before SIGKILL.
+SINK_STOP_GRACE = 15.0
+
 
 def create_sink_tables(url: str) -> None:
     """Bring the store's schema up to date (Alembic), then create any sink table no migration
@@ -128,6 +135,12 @@ async def serve_sinks(
         stop.set()
         if server is not None:
             server.should_exit = True
+        # A sink's worker checks ``stop`` between batches: it finishes and commits the batch in
+        # hand first, within the grace; what is still running after it is cancelled.
+        busy = [t for t in tasks if t.get_name().startswith("sink-") and not t.done()]
+        if busy:
+            log.info("stopping: the sinks finish their batches in hand (up to %.0fs)", SINK_STOP_GRACE)
+            await asyncio.wait(busy, timeout=SINK_STOP_GRACE)
         for task in tasks:
             if task.get_name() != "status-page":
                 task.cancel()
