@@ -57,7 +57,11 @@ class KafkaEventPublisher:
                 linger_ms=0,
                 request_timeout_ms=int(self._timeout * 1000),
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
         return self._producer
 
@@ -76,8 +80,10 @@ class KafkaEventPublisher:
         if not tps:
             return found
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await consumer.start()
         try:
+            # Started inside: a start that fails (Kafka down: the relay asks every round) must
+            # close the consumer too, or each round leaves one behind.
+            await consumer.start()
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
