@@ -1,0 +1,263 @@
+"""On-call journeys through the real pieces: Alertmanager (amtool) → ``sevflow run`` → the vendor
+fakes, and back through the signed Slack and PagerDuty callbacks and the operator commands.
+
+Each journey is what an on-call team lives through, checked where each role shows it: the page,
+the Slack announcement and channel, the status page, the incident store and the CLI.
+"""
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from receiver.callbacks import PAGERDUTY_PATH, SLACK_PATH, pagerduty_signature, slack_signature
+from tests.conftest import REPO
+from tests.fakes import fixtures
+from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import Alertmanager, Sevflow, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+fake_pagerduty = fixtures.fake_pagerduty
+fake_statuspage = fixtures.fake_statuspage
+tls_cert = fixtures.tls_cert
+
+SIGNING_SECRET = "slack-signing-secret-for-tests"
+PD_WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
+SECONDARY_KEY = "S3C0NDARYKEY0123456789abcdefABCD"
+LABELS = {"alertname": "CheckoutDown", "service": "api", "severity": "critical"}
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(SLACK_TOKEN).start()
+    yield fake
+    fake.close()
+
+
+def full_stack(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    cert: tuple[Path, Path],
+    **settings: str,
+) -> Sevflow:
+    sevflow = Sevflow(tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path / 'sevflow.db'}")
+    sevflow.extra_env.update(
+        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+        SEVFLOW_PAGERDUTY_BASE_URL=pagerduty.url,
+        SEVFLOW_PAGERDUTY_CA_FILE=str(cert[0]),
+        SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS=PD_WEBHOOK_SECRET,
+        SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
+        SEVFLOW_SLACK_BASE_URL=slack.url,
+        SEVFLOW_SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
+        SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
+        SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,
+        SEVFLOW_STATUSPAGE_BASE_URL=statuspage.url,
+        SEVFLOW_STATUSPAGE_COMPONENTS="api=cmpapi000001",
+        SEVFLOW_ESCALATION_INTERVAL_SECONDS="0.5",
+    )
+    sevflow.extra_env.update({f"SEVFLOW_{k.upper()}": v for k, v in settings.items()})
+    return sevflow
+
+
+def press_slack_button(sevflow: Sevflow, action: str, incident_id: str, user: str) -> None:
+    """What Slack posts when ``user`` presses a button of the announcement, signed."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ONCALL1", "username": user, "name": user},
+        "actions": [
+            {
+                "action_id": action,
+                "block_id": "incident-actions",
+                "value": incident_id,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    timestamp = str(int(time.time()))
+    response = httpx.post(
+        sevflow.url + SLACK_PATH,
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": slack_signature(SecretStr(SIGNING_SECRET), timestamp, body),
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def pagerduty_webhook(sevflow: Sevflow, event_type: str, incident_key: str, agent: str) -> None:
+    """A PagerDuty webhook v3 delivery, signed."""
+    document = {
+        "event": {
+            "id": uuid.uuid4().hex,
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "agent": {"id": "PAGENT1", "type": "user_reference", "summary": agent},
+            "data": {"id": "PINC1", "type": "incident", "incident_key": incident_key},
+        }
+    }
+    body = json.dumps(document).encode()
+    response = httpx.post(
+        sevflow.url + PAGERDUTY_PATH,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-PagerDuty-Signature": pagerduty_signature(SecretStr(PD_WEBHOOK_SECRET), body),
+        },
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "accepted", response.text
+
+
+def cli(sevflow: Sevflow, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``sevflow …`` in a process of its own, configured like the running instance."""
+    return subprocess.run(
+        [sys.executable, "-m", "sevflow", *argv],
+        cwd=REPO,
+        env=sevflow.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def incident_json(sevflow: Sevflow, incident_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        f"{sevflow.url}/api/incidents/{incident_id}",
+        headers={"Authorization": f"Bearer {sevflow.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()["incident"]
+    return document
+
+
+def end_alert(alertmanager: Alertmanager, labels: dict[str, str]) -> None:
+    """The alert ends now. The end keeps its fraction of a second: cut to whole seconds it may
+    fall before the alert's ``startsAt``, and sevflow rightly ignores a resolution that ended
+    before its alert started (a late copy of an earlier episode)."""
+    end = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    alertmanager.amtool("alert", "add", *[f"{k}={v}" for k, v in labels.items()], f"--end={end}")
+
+
+def fire_alert(alertmanager: Alertmanager, labels: dict[str, str], summary: str) -> None:
+    alertmanager.amtool(
+        "alert", "add", *[f"{k}={v}" for k, v in labels.items()], f"--annotation=summary={summary}"
+    )
+
+
+def test_sev1_acknowledged_in_slack_then_resolved_everywhere(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    sevflow = full_stack(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        quiet_period_seconds="3",
+    )
+    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    try:
+        sevflow.start()
+        alertmanager.start()
+        fire_alert(alertmanager, LABELS, "Checkout is down")
+
+        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        announcement = wait_for(lambda: slack.posts("incidents"), 60, "the announcement")[0]
+        assert "*Status:* Investigating" in announcement["text"]
+        channel = slack.created()[0]
+        page = wait_for(lambda: list(fake_statuspage.incidents.values()), 60, "the status page")[0]
+        assert page["status"] == "investigating"
+
+        press_slack_button(sevflow, "ack", incident_id, "alice")
+
+        def acknowledged_everywhere() -> bool:
+            return (
+                fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge"]
+                and page["status"] == "identified"
+                and "*Status:* Investigating" not in slack.posts("incidents")[0]["text"]
+            )
+
+        wait_for(acknowledged_everywhere, 60, f"the acknowledgement everywhere ({sevflow.log_path})")
+        edited = slack.posts("incidents")[0]["text"]
+        assert "*Lead:* @alice" in edited
+        assert incident_json(sevflow, incident_id)["state"] == "acknowledged"
+
+        end_alert(alertmanager, LABELS)
+
+        def resolved_everywhere() -> bool:
+            return (
+                fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge", "resolve"]
+                and page["status"] == "resolved"
+                and incident_json(sevflow, incident_id)["state"] == "resolved"
+            )
+
+        wait_for(resolved_everywhere, 60, f"the resolution everywhere ({sevflow.log_path})")
+        document = incident_json(sevflow, incident_id)
+        postmortem = cli(sevflow, "postmortem", incident_id)
+        report = cli(sevflow, "report")
+    finally:
+        alertmanager.stop()
+        sevflow.stop()
+
+    resolutions = [p for p in slack.posts(channel) if p["text"].startswith(":white_check_mark:")]
+    assert len(resolutions) == 1
+    final = slack.posts("incidents")[0]
+    assert "*Status:* Resolved" in final["text"]
+    assert all(block["type"] != "actions" for block in final["blocks"])  # no buttons left
+    assert postmortem.returncode == 0, postmortem.stderr
+    text = postmortem.stdout
+    assert text.startswith("# Incident Postmortem: Checkout is down\n")
+    assert "**Severity:** SEV1" in text
+    assert "**Lead:** alice" in text
+    timeline = text.split("## Timeline (UTC)\n")[1].split("\n\n")[0].splitlines()
+    words = [line.split(" - ", 1)[1] for line in timeline]
+    assert words[0] == "Alert fired: CheckoutDown"
+    assert "Acknowledged by alice (slack)" in words
+    assert "Alert resolved: CheckoutDown" in words
+    assert words[-1].startswith("Resolved")
+    # The report agrees with the incident's own times (the table shows whole seconds).
+    assert report.returncode == 0, report.stderr
+    opened = datetime.fromisoformat(document["opened_at"])
+    tta = datetime.fromisoformat(document["acknowledged_at"]) - opened
+    ttr = datetime.fromisoformat(document["resolved_at"]) - opened
+    row = next(line.split() for line in report.stdout.splitlines() if line.startswith("SEV1 "))
+    columns = "SEV TARGET INCIDENTS ACKED MTTA p50 p90 RESOLVED MTTR r50 r90 MET BREACHED PENDING SLA"
+    sev1 = dict(zip(columns.split(), row, strict=True))
+    assert (sev1["INCIDENTS"], sev1["ACKED"], sev1["RESOLVED"], sev1["MET"]) == ("1", "1", "1", "1")
+    assert sev1["MTTA"] == f"{int(tta.total_seconds())}s"
+    assert sev1["MTTR"] == f"{int(ttr.total_seconds())}s"
+    assert sev1["SLA"] == "100.0%"
