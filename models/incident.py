@@ -236,6 +236,12 @@ class Command(BaseModel):
     root_cause: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     fix: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     follow_up: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
+    pagerduty_alert: str | None = Field(
+        default=None,
+        max_length=255,
+        description="From PagerDuty: the dedup_key of the alert acted on there (the incident's own "
+        "or an escalation level's page), which the ``acknowledged`` event carries in its data.",
+    )
 
     @model_validator(mode="after")
     def _details_resolve(self) -> "Command":
@@ -583,7 +589,8 @@ def apply_command(incident: Incident, command: Command, now: datetime) -> Outcom
                 "acknowledged_by": command.actor,
             }
         )
-        incident = rec.emit(incident, EventType.ACKNOWLEDGED, command.actor)
+        data = {"pagerduty_alert": command.pagerduty_alert} if command.pagerduty_alert else None
+        incident = rec.emit(incident, EventType.ACKNOWLEDGED, command.actor, data=data)
     else:
         if incident.state is IncidentState.RESOLVED:
             return None

@@ -382,6 +382,7 @@ class _Callbacks:
         incident_id = data.get("incident_key")
         if isinstance(incident_id, str) and incident_id.startswith(_STORM_PAGE):
             return _ignored("a storm digest: its incidents are acknowledged one by one")
+        pagerduty_alert = incident_id[:255] if isinstance(incident_id, str) else None
         if isinstance(incident_id, str) and _ESCALATION_PAGE in incident_id:
             # The page of an escalation level (the secondary, the manager): whoever answers it has
             # responded, which stops the escalation; resolving their page is not resolving the
@@ -401,6 +402,7 @@ class _Callbacks:
             incident_id=incident_id,
             actor=Actor(via="pagerduty", name=_name(agent.get("summary")) or _name(agent.get("id"))),
             requested_at=self._clock(),
+            pagerduty_alert=pagerduty_alert if action == "acknowledge" else None,
         )
         refused = await self._publish([command], "pagerduty")
         if refused is not None:

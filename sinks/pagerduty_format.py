@@ -129,11 +129,19 @@ def pagerduty_calls(
                 # the ack, which paged nobody then): page it, and say it is being worked on.
                 return [trigger_call(event), PagerDutyCall(action="acknowledge", dedup_key=key)]
             return [trigger_call(event)]
-        case EventType.ACKNOWLEDGED if paged and event.actor.via != "pagerduty":
+        case EventType.ACKNOWLEDGED if paged and not _acknowledged_there(event, key):
             return [PagerDutyCall(action="acknowledge", dedup_key=key)]
         case EventType.RESOLVED if paged:
             return [PagerDutyCall(action="resolve", dedup_key=key)]
     return []
+
+
+def _acknowledged_there(event: IncidentEvent, key: str) -> bool:
+    """True when the acknowledgement was made in PagerDuty on the incident's own alert, which
+    needs no echo. One made there on an escalation level's page (the secondary answered) leaves
+    the own alert triggered, and PagerDuty paging the primary, unless sevflow acknowledges it.
+    An event without ``pagerduty_alert`` (written before it was recorded) counts as the own."""
+    return event.actor.via == "pagerduty" and event.data.get("pagerduty_alert", key) == key
 
 
 def digest_call(
@@ -200,8 +208,8 @@ def escalation_followups(
     """Acknowledge / resolve the escalation alerts opened so far; ``paged`` maps each one's
     reference (``secondary``, ``secondary/repeat1``) to its dedup_key.
 
-    Whoever acknowledged, PagerDuty included: an acknowledgement there is of the incident's own
-    alert, and leaves the alerts escalation opened on other services paging their on-call.
+    Whoever acknowledged, PagerDuty included: an acknowledgement there is of one alert (the
+    incident's own, or one level's page), and leaves the others paging their on-call.
     """
     if event.type is EventType.ACKNOWLEDGED:
         action: Action = "acknowledge"

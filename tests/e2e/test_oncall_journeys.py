@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -261,3 +261,106 @@ def test_sev1_acknowledged_in_slack_then_resolved_everywhere(
     assert sev1["MTTA"] == f"{int(tta.total_seconds())}s"
     assert sev1["MTTR"] == f"{int(ttr.total_seconds())}s"
     assert sev1["SLA"] == "100.0%"
+
+
+ESCALATION_POLICY = """\
+levels:
+  - name: primary on-call
+    after: 0s
+    targets: [{kind: pagerduty, to: primary, label: Primary On-Call}]
+  - name: secondary on-call
+    after: 3s
+    targets: [{kind: pagerduty, to: secondary, label: Secondary On-Call}]
+  - name: engineering manager
+    after: 6s
+    targets: [{kind: phone, to: engineering-manager, label: Engineering Manager}]
+    severities: [SEV1]
+repeat: 1
+repeat_interval: 4s
+acknowledge_targets: {SEV1: 5s}
+"""
+
+
+def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """The playbook's path on a compressed clock: primary at once, secondary, then the manager
+    (SEV1); the secondary acknowledging their page in PagerDuty stops the rest (the repeat)."""
+    policy = tmp_path / "escalation.yaml"
+    policy.write_text(ESCALATION_POLICY)
+    sevflow = full_stack(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        escalation_policy_file=str(policy),
+        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
+    )
+    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    try:
+        sevflow.start()
+        alertmanager.start()
+        fire_alert(alertmanager, LABELS, "Checkout is down")
+        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        secondary_key = f"{incident_id}/escalation/secondary"
+
+        def escalations() -> list[dict[str, Any]]:
+            response = httpx.get(
+                f"{sevflow.url}/api/incidents/{incident_id}",
+                headers={"Authorization": f"Bearer {sevflow.token}"},
+                timeout=10,
+            )
+            return [e for e in response.json()["timeline"] if e["type"] == "escalated"]
+
+        wait_for(lambda: fake_pagerduty.actions(secondary_key), 30, "the secondary's page")
+        (secondary_page,) = [e for e in fake_pagerduty.events if e["dedup_key"] == secondary_key]
+        assert secondary_page["routing_key"] == SECONDARY_KEY
+        wait_for(
+            lambda: any(e["data"].get("level") == "3" for e in escalations()),
+            30,
+            "the engineering manager's escalation",
+        )
+        channel = slack.created()[0]
+        wait_for(
+            lambda: any("Engineering Manager" in p["text"] for p in slack.posts(channel)),
+            30,
+            "the manager's escalation in the incident channel",
+        )
+
+        pagerduty_webhook(sevflow, "incident.acknowledged", secondary_key, "Bob Secondary")
+        wait_for(
+            lambda: incident_json(sevflow, incident_id)["state"] == "acknowledged",
+            30,
+            "the acknowledgement from PagerDuty",
+        )
+        acknowledged = incident_json(sevflow, incident_id)
+        escalated = escalations()
+        # The repeat of the path was due 10 s after the opening (the last level at 6 s + 4 s):
+        # wait until well past it, then nothing more may have escalated.
+        opened = datetime.fromisoformat(acknowledged["opened_at"])
+        repeat_due = opened + timedelta(seconds=10)
+        wait_for(lambda: datetime.now(UTC) > repeat_due + timedelta(seconds=3), 30, "the repeat")
+        later = escalations()
+        escalations_cli = cli(sevflow, "escalations", incident_id)
+        wait_for(
+            lambda: fake_pagerduty.actions(incident_id)[-1:] == ["acknowledge"],
+            30,
+            "the incident's page acknowledged",
+        )
+    finally:
+        alertmanager.stop()
+        sevflow.stop()
+
+    assert acknowledged["acknowledged_by"] == {"via": "pagerduty", "name": "Bob Secondary"}
+    assert [e["data"].get("level") for e in escalated] == ["1", "2", "3"]
+    assert later == escalated, "escalation went on after the acknowledgement"
+    assert fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge"]
+    assert escalations_cli.returncode == 0, escalations_cli.stderr

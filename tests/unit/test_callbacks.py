@@ -266,6 +266,8 @@ async def test_an_escalation_levels_page_acknowledges_its_incident(name: str) ->
     assert response.status_code == 202
     (command,) = publisher.commands
     assert (command.action, command.incident_id) == ("acknowledge", INCIDENT)
+    # Which PagerDuty alert was answered, so the incident's own alert is acknowledged for it.
+    assert command.pagerduty_alert == escalation_key(INCIDENT, "secondary")
     assert response.json()["incident_id"] == INCIDENT
     assert (ignored.status_code, ignored.json()["status"]) == (202, "ignored")
     assert "storm" in ignored.json()["reason"]

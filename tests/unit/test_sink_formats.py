@@ -7,11 +7,13 @@ from datetime import timedelta
 import pytest
 
 from models.events import Actor, EventType, IncidentEvent, IncidentState
+from models.incident import Command, apply_command
 from models.severity import Severity
 from sinks.pagerduty_format import (
     PAGERDUTY_SEVERITY,
     digest_call,
     escalation_followups,
+    escalation_key,
     pagerduty_calls,
 )
 from sinks.slack_format import (
@@ -48,6 +50,36 @@ def test_escalation_alerts_are_acknowledged_whoever_acknowledged() -> None:
     assert [(t, c.action, c.dedup_key) for t, c in calls] == [
         ("secondary", "acknowledge", f"{ack.incident_id}/escalation/secondary")
     ]
+
+
+def test_an_escalation_page_acknowledged_in_pagerduty_acknowledges_the_incidents_alert() -> None:
+    """The secondary acknowledges the page escalation sent them: PagerDuty knows only that alert
+    is acknowledged, so sevflow acknowledges the incident's own alert (else PagerDuty goes on
+    paging the primary); one made there on the own alert is still not echoed."""
+    s, opened = story(severity=Severity.SEV1)
+    at = T0 + timedelta(minutes=16)
+    secondary = escalation_key(opened.incident_id, "secondary")
+
+    def acknowledged_in_pagerduty(alert: str) -> IncidentEvent:
+        command = Command(
+            command_id=f"pd-{alert}",
+            action="acknowledge",
+            incident_id=opened.incident_id,
+            actor=Actor(via="pagerduty", name="bob"),
+            requested_at=at,
+            pagerduty_alert=alert,
+        )
+        outcome = apply_command(s.incident, command, at)  # type: ignore[arg-type]
+        assert outcome is not None
+        (event,) = outcome.events
+        return event
+
+    on_escalation_page = acknowledged_in_pagerduty(secondary)
+    assert on_escalation_page.data == {"pagerduty_alert": secondary}
+    calls = pagerduty_calls(on_escalation_page, paged=True, severities=PAGING)
+    assert [(c.action, c.dedup_key) for c in calls] == [("acknowledge", opened.incident_id)]
+    on_own_alert = acknowledged_in_pagerduty(opened.incident_id)
+    assert pagerduty_calls(on_own_alert, paged=True, severities=PAGING) == []
 
 
 def test_an_incident_acknowledged_before_it_paged_is_paged_acknowledged() -> None:
