@@ -364,3 +364,74 @@ def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
     assert later == escalated, "escalation went on after the acknowledgement"
     assert fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge"]
     assert escalations_cli.returncode == 0, escalations_cli.stderr
+
+
+def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    sevflow = full_stack(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        quiet_period_seconds="0",
+    )
+    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    try:
+        sevflow.start()
+        alertmanager.start()
+        fire_alert(alertmanager, LABELS, "Checkout is down")
+        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        page = wait_for(lambda: list(fake_statuspage.incidents.values()), 60, "the status page")[0]
+        end_alert(alertmanager, LABELS)
+        wait_for(
+            lambda: (
+                fake_pagerduty.actions(incident_id) == ["trigger", "resolve"]
+                and page["status"] == "resolved"
+            ),
+            60,
+            "the resolution",
+        )
+        fire_alert(alertmanager, LABELS, "Checkout is down")
+        wait_for(
+            lambda: incident_json(sevflow, incident_id)["flaps"] == 1,
+            60,
+            f"the incident reopened ({sevflow.log_path})",
+        )
+        wait_for(
+            lambda: fake_pagerduty.actions(incident_id) == ["trigger", "resolve", "trigger"],
+            60,
+            "the page of the reopened incident",
+        )
+        wait_for(
+            lambda: any(p["status"] == "investigating" for p in fake_statuspage.incidents.values()),
+            60,
+            "the status page investigating again",
+        )
+        channel = slack.created()[0]
+        wait_for(
+            lambda: any("Reopened" in p["text"] for p in slack.posts(channel)),
+            60,
+            "the reopening in the incident channel",
+        )
+        reopened = incident_json(sevflow, incident_id)
+        incidents = cli(sevflow, "incidents", "list")
+    finally:
+        alertmanager.stop()
+        sevflow.stop()
+
+    assert reopened["state"] == "triggered"
+    assert reopened["resolved_at"] is None
+    assert incidents.stdout.count("inc_") == 1, incidents.stdout
+    assert slack.created() == [channel]
+    # The same status-page incident is back to investigating; the announcement says so too.
+    assert [p["status"] for p in fake_statuspage.incidents.values()] == ["investigating"]
+    assert "*Status:* Investigating" in slack.posts("incidents")[0]["text"]
