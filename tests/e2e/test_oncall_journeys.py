@@ -435,3 +435,75 @@ def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
     # The same status-page incident is back to investigating; the announcement says so too.
     assert [p["status"] for p in fake_statuspage.incidents.values()] == ["investigating"]
     assert "*Status:* Investigating" in slack.posts("incidents")[0]["text"]
+
+
+def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """``sevflow maintenance add`` for the checkout service: its alerts page nobody while the
+    window lasts, another service's do; at the window's end what still fires is paged, what
+    resolved meanwhile never is."""
+    sevflow = full_stack(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        quiet_period_seconds="0",
+    )
+    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    held = {"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}
+    gone = {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"}
+    other = {"alertname": "SearchDown", "service": "search", "severity": "critical"}
+    try:
+        sevflow.start()
+        window_end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
+        added = cli(
+            sevflow,
+            "maintenance",
+            "add",
+            "-m",
+            'service="checkout"',
+            "--end",
+            f"{window_end:%Y-%m-%dT%H:%M:%SZ}",
+        )
+        assert added.returncode == 0, added.stderr
+        alertmanager.start()
+        fire_alert(alertmanager, held, "Checkout is down")
+        fire_alert(alertmanager, gone, "Checkout errors")
+        fire_alert(alertmanager, other, "Search is down")
+
+        def paged_summaries() -> list[str]:
+            return [
+                e["payload"]["summary"] for e in fake_pagerduty.events if e["event_action"] == "trigger"
+            ]
+
+        wait_for(lambda: paged_summaries(), 60, f"the search page (log {sevflow.log_path})")
+        end_alert(alertmanager, gone)
+        during = cli(sevflow, "incidents", "list")
+        assert datetime.now(UTC) < window_end, "the test was too slow to look inside the window"
+        paged_during = paged_summaries()
+        wait_for(lambda: len(paged_summaries()) >= 2, 60, "the held alert paged at the window's end")
+        assert datetime.now(UTC) >= window_end - timedelta(seconds=1)
+        # Anything else would show up now.
+        time.sleep(3)
+        after = cli(sevflow, "incidents", "list")
+        listed = cli(sevflow, "maintenance", "list")
+    finally:
+        alertmanager.stop()
+        sevflow.stop()
+
+    assert [s for s in paged_during if "Search" in s] == paged_during, paged_during
+    assert "Checkout" not in during.stdout, during.stdout
+    summaries = paged_summaries()
+    assert len(summaries) == 2, summaries
+    assert any("Checkout is down" in s for s in summaries), summaries
+    assert "Checkout errors" not in after.stdout, after.stdout
+    assert "Checkout is down" in after.stdout, after.stdout
+    assert listed.returncode == 0, listed.stderr
