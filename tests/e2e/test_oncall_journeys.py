@@ -507,3 +507,64 @@ def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
     assert "Checkout errors" not in after.stdout, after.stdout
     assert "Checkout is down" in after.stdout, after.stdout
     assert listed.returncode == 0, listed.stderr
+
+
+def test_two_alertmanagers_of_an_ha_pair_make_one_incident_and_one_page(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """Both Alertmanagers of an HA pair notify (each of them is told the alert, as Prometheus
+    tells every Alertmanager): one incident, one page, one channel, one resolution."""
+    sevflow = full_stack(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        quiet_period_seconds="0",
+    )
+    webhook = f"{sevflow.url}/webhooks/alertmanager"
+    (tmp_path / "am1").mkdir()
+    (tmp_path / "am2").mkdir()
+    pair = [Alertmanager(tmp_path / "am1", webhook, token=sevflow.token)]
+    pair.append(Alertmanager(tmp_path / "am2", webhook, token=sevflow.token))
+    try:
+        sevflow.start()
+        for alertmanager in pair:
+            alertmanager.start()
+        starts = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        alert = {"labels": LABELS, "annotations": {"summary": "Checkout is down"}, "startsAt": starts}
+        for alertmanager in pair:
+            alertmanager.post_alerts([alert])
+        wait_for(
+            lambda: all(am.metric("alertmanager_notifications_total") >= 1 for am in pair),
+            60,
+            "both Alertmanagers notifying",
+        )
+        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        ends = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        for alertmanager in pair:
+            alertmanager.post_alerts([{**alert, "endsAt": ends}])
+        wait_for(
+            lambda: fake_pagerduty.actions(incident_id) == ["trigger", "resolve"],
+            60,
+            "the resolution",
+        )
+        time.sleep(3)  # a second incident or page would show up now
+        listed = cli(sevflow, "incidents", "list")
+    finally:
+        for alertmanager in pair:
+            alertmanager.stop()
+        sevflow.stop()
+
+    assert fake_pagerduty.actions() == ["trigger", "resolve"]
+    assert listed.stdout.count("inc_") == 1, listed.stdout
+    assert len(slack.created()) == 1
+    assert len(slack.posts("incidents")) == 1
+    assert len(fake_statuspage.incidents) == 1
