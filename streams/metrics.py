@@ -7,6 +7,7 @@ yet published on incident-events.
 """
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -83,7 +84,18 @@ class LagProbe:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def measure(self) -> dict[TopicPartition, int]:
-        """Lag per partition of the group's topics (a partition never committed counts from 0)."""
+        """Lag per partition of the group's topics (a partition never committed counts from 0).
+
+        After a failure the clients are closed and made anew on the next call: after a broker
+        outage aiokafka's admin client could keep failing with "node which is not ready (node id
+        None)" for good, and the lag (and the stall watch fed by it) froze."""
+        try:
+            return await self._measure()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _measure(self) -> dict[TopicPartition, int]:
         if self._admin is None or self._consumer is None:
             self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
             self._consumer = AIOKafkaConsumer(
@@ -108,13 +120,19 @@ class LagProbe:
             lag[tp] = max(0, ends[tp] - offset)
         return lag
 
-    async def update(self, metrics: WorkerMetrics) -> None:
-        for tp, behind in (await self.measure()).items():
+    async def update(self, metrics: WorkerMetrics) -> dict[tuple[str, int], int]:
+        """Measure, set the gauges, and return the lag by (topic, partition)."""
+        lag = await self.measure()
+        for tp, behind in lag.items():
             metrics.consumer_lag.labels(self._group, tp.topic, str(tp.partition)).set(behind)
+        return {(tp.topic, tp.partition): behind for tp, behind in lag.items()}
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._admin is not None:
-            await self._admin.close()
+        consumer, admin = self._consumer, self._admin
         self._admin = self._consumer = None
+        with contextlib.suppress(Exception):
+            if consumer is not None:
+                await consumer.stop()
+        with contextlib.suppress(Exception):
+            if admin is not None:
+                await admin.close()
