@@ -28,6 +28,7 @@ from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
+from streams.stall import EXIT_STALLED
 
 __all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
@@ -263,7 +264,7 @@ def run_sinks_role(settings: Settings) -> int:
 
 
 def run_all(settings: Settings) -> int:
-    """Run the worker, the receiver and the sinks as child processes; stop all when one ends."""
+    """Run the worker, the receiver and the sinks as child processes (see :func:`supervise`)."""
     problem = settings.webhook_auth_problem()
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
@@ -271,10 +272,14 @@ def run_all(settings: Settings) -> int:
     status = init_db(settings)
     if status:
         return status
-    children = [
-        subprocess.Popen([sys.executable, "-m", "sevflow", cmd], env=os.environ.copy())  # noqa: S603
-        for cmd in ("worker", "receiver", "sinks")
-    ]
+    return supervise([[sys.executable, "-m", "sevflow", cmd] for cmd in ("worker", "receiver", "sinks")])
+
+
+def supervise(commands: list[list[str]], poll: float = 0.2) -> int:
+    """Run ``commands`` as child processes until SIGINT/SIGTERM (passed on to each) or until one
+    exits, which stops the others; a child that exits with
+    :data:`streams.stall.EXIT_STALLED` (a worker whose consumer stalled) is started again."""
+    children = [subprocess.Popen(argv, env=os.environ.copy()) for argv in commands]  # noqa: S603
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -286,10 +291,19 @@ def run_all(settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while all(c.poll() is None for c in children):
-        time.sleep(0.2)
-    if not stopping:
+    while not stopping:
+        ended = [i for i, c in enumerate(children) if c.poll() is not None]
+        if any(children[i].returncode != EXIT_STALLED for i in ended):
+            break
+        for i in ended:  # (stopping is checked again: a signal may have come meanwhile)
+            log.warning(
+                "%s stopped itself (status %d); starting it again", commands[i][-1], EXIT_STALLED
+            )
+            children[i] = subprocess.Popen(commands[i], env=os.environ.copy())  # noqa: S603
+        time.sleep(poll)
+    asked = stopping  # (stop() below sets it too: the exit status must not say "asked")
+    if not asked:
         log.error("a child process exited; stopping the other")
         stop(signal.SIGTERM, None)
     codes = [c.wait() for c in children]
-    return 0 if stopping else max(abs(c) for c in codes) or 1
+    return 0 if asked else max(abs(c) for c in codes) or 1

@@ -14,6 +14,9 @@ so an offset is never committed past an unapplied record.
 * timer ``maintenance``: applies again the still-firing alerts a maintenance window held, once
   the window has ended;
 * timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
+* timer ``metrics``: consumer lag, outbox backlog, heartbeat; and the stall watch
+  (streams/stall.py): records waiting on this worker's partitions while its agents idle make the
+  worker exit to be started again (faust's consumer can stop fetching after a broker outage);
 * timer ``escalations``: pages the next escalation level of unacknowledged incidents and records
   SLA breaches (streams/escalation.py: the incident lock plus a compare-and-set make each level
   fire once, whichever worker runs it).
@@ -46,6 +49,7 @@ from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
+from streams.stall import EXIT_STALLED, Activity, StallWatch
 
 __all__ = ["broker_urls", "create_app", "retry_transient"]
 
@@ -58,6 +62,20 @@ RELAY_INTERVAL = 0.2
 Clock = Callable[[], datetime]
 
 
+def _exit_stalled(waited: float) -> None:
+    """Leave at once: a stalled consumer may not stop cleanly either, and nothing uncommitted is
+    lost (see streams/stall.py)."""
+    log.error(
+        "no record delivered for %.0fs while records wait on this worker's partitions (faust's "
+        "consumer stalled, as after a broker outage); exiting with status %d to be started again",
+        waited,
+        EXIT_STALLED,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_STALLED)
+
+
 def broker_urls(bootstrap: str) -> list[str]:
     """faust's broker URLs from a comma-separated bootstrap list."""
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
@@ -65,6 +83,10 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def retry_transient(
@@ -101,6 +123,7 @@ def create_app(
     *,
     clock: Clock = _utc_now,
     metrics: WorkerMetrics | None = None,
+    on_stall: Callable[[float], None] = _exit_stalled,
     **overrides: Any,
 ) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
@@ -149,6 +172,8 @@ def create_app(
 
     #: Set when an agent has committed events, so the relay publishes them without waiting.
     outbox_filled = asyncio.Event()
+    activity = Activity()
+    stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
 
     async def relay_outbox() -> None:
         try:
@@ -196,10 +221,15 @@ def create_app(
                 record = _decode(event.value, AlertRecord, where)
                 if record is not None:
                     records.append(record)
+            activity.batches += 1  # (poison alone is progress too: its offsets move on)
             if records:
-                created = await retry_transient(
-                    f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
-                )
+                activity.busy += 1
+                try:
+                    created = await retry_transient(
+                        f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
+                    )
+                finally:
+                    activity.busy -= 1
                 stats.alerts_processed.inc(len(records))
                 if created:
                     outbox_filled.set()
@@ -214,9 +244,14 @@ def create_app(
             command = _decode(event.value, Command, where)
             if command is None:
                 continue
-            result = await retry_transient(
-                f"command {command.command_id}", partial(pipeline.process_command, command)
-            )
+            activity.busy += 1
+            try:
+                result = await retry_transient(
+                    f"command {command.command_id}", partial(pipeline.process_command, command)
+                )
+            finally:
+                activity.busy -= 1
+                activity.batches += 1
             outbox_filled.set()
             log.info(
                 "command %s %s %s: %s",
@@ -238,9 +273,15 @@ def create_app(
         stats.heartbeat.set_to_current_time()
         try:
             await stats.measure_backlog(engine)
-            await lag.update(stats)
+            behind = await lag.update(stats)
         except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
             log.debug("metrics not measured this time: %s: %s", type(exc).__name__, exc)
+            return
+        if stall is not None:
+            mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+            waited = stall.observe(loop_time(), behind, mine, activity)
+            if waited is not None:
+                on_stall(waited)
 
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:

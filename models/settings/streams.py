@@ -61,6 +61,13 @@ class StreamSettings(BaseModel):
         description="Port of the stream worker's Prometheus /metrics (consumer lag, outbox backlog, "
         "escalations), on SEVFLOW_HTTP_HOST; 0 turns it off. Each worker on a host needs its own.",
     )
+    worker_stall_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A worker whose own partitions have records waiting this long while its "
+        "agents sit idle (faust's consumer stalled after a broker outage) exits with status 75 to "
+        "be started again (sevflow run does; Kubernetes and Compose restart it); 0 turns it off.",
+    )
     batch_size: int = Field(
         default=500, ge=1, le=10000, description="Alert records processed per transaction."
     )

@@ -152,3 +152,34 @@ def test_every_command_help_documents_its_settings() -> None:
     assert "SEVFLOW_KAFKA_BOOTSTRAP  (default: 127.0.0.1:19092)" in ack
     assert "SEVFLOW_COMMANDS_TOPIC  (default: sevflow-commands)" in ack
     assert "SEVFLOW_GROUP_BY  (default: (none))" in _help("explain")
+
+
+def test_run_starts_a_stalled_worker_again_and_stops_with_the_others(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A worker exiting with EXIT_STALLED (its consumer stopped delivering) is started again; any
+    other exit still stops every child."""
+    from streams.stall import EXIT_STALLED
+
+    starts = tmp_path / "starts"
+    stalls_once = (
+        "import pathlib, sys, time\n"
+        f"p = pathlib.Path({str(starts)!r})\n"
+        "n = len(p.read_text()) if p.exists() else 0\n"
+        "p.write_text('x' * (n + 1))\n"
+        f"sys.exit({EXIT_STALLED} if n == 0 else 3) if n < 2 else time.sleep(60)\n"
+    )
+    sleeper = "import time; time.sleep(60)"
+    script = (
+        "import sys\n"
+        "from sevflow.runner import supervise\n"
+        f"sys.exit(supervise([[sys.executable, '-c', {stalls_once!r}], "
+        f"[sys.executable, '-c', {sleeper!r}]], poll=0.05))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    # Started, stalled (75), started again, then exited 3: that stops the sleeper too, and run
+    # fails (it said 0 whenever a child had died: stopping the others counted as being asked to).
+    assert starts.read_text() == "xx"
+    assert done.returncode in (3, 15), done.stderr
+    assert "stopped itself (status 75); starting it again" in done.stderr
+    assert "a child process exited; stopping the other" in done.stderr
