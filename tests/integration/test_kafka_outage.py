@@ -7,7 +7,7 @@ it is answered 2xx) keeps posting while the broker is stopped for several second
 again. Expected: the receiver answers 503 with Retry-After while Kafka is down; once it is back
 every group answered 200 is stored, its incident is published once on the incident-events topic
 (event ids unique) and paged once, without restarting sevflow (a worker whose faust consumer
-stalled after the outage stops itself and ``sevflow run`` starts it again).
+stalled would stop itself and ``sevflow run`` start it again).
 """
 
 import asyncio
@@ -147,8 +147,8 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(
         SEVFLOW_PAGERDUTY_BASE_URL=fake_pagerduty.url,
         SEVFLOW_PAGERDUTY_CA_FILE=str(tls_cert[0]),
         SEVFLOW_LOG_LEVEL="INFO",
-        # faust's consumer sometimes never fetches again after the outage: the worker notices
-        # and is started again by sevflow run (the test allows 60 s for everything to be stored).
+        # Should faust's consumer never fetch again after the outage (faust-streaming #175), the
+        # worker exits and sevflow run starts it again within the test's 60 s waits.
         SEVFLOW_WORKER_STALL_SECONDS="20",
     )
     engine = create_engine(normalise_url(postgres_url, asynchronous=False))
