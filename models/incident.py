@@ -315,15 +315,23 @@ def alert_state(
     )
 
 
+#: How far before the alert's current start a resolution may end and still be its own: a
+#: resolution made by hand (``amtool alert add --end=…`` takes whole seconds; Alertmanager then
+#: starts the posted alert at its end) ends up to a second or so before the start it resolves.
+RESOLUTION_SKEW = timedelta(seconds=60)
+
+
 def superseded(record: AlertRecord, previous: AlertState | None) -> bool:
     """True when ``record`` is older than the stored state of its alert: received before it, or
-    a resolution that ended before the alert's current firing started.
+    a resolution that ended well before (:data:`RESOLUTION_SKEW`) the alert's current firing
+    started.
 
     The second is a late copy of an earlier episode's resolution (the other Alertmanager of an HA
     pair, a notification retried through another receiver replica): it gets a fresh
     ``received_at``, and applied it would resolve an alert that is firing. A firing record is not
     judged by its times: Alertmanager re-fires an alert it resolved on ``resolve_timeout`` with the
-    same ``startsAt``.
+    same ``startsAt``. (A copy of a resolution less than the skew before the re-fire is applied:
+    the alert shows resolved until its next notification.)
     """
     if previous is None:
         return False
@@ -333,7 +341,7 @@ def superseded(record: AlertRecord, previous: AlertState | None) -> bool:
         record.status == "resolved"
         and previous.status == "firing"
         and record.ends_at is not None
-        and record.ends_at < previous.starts_at
+        and record.ends_at < previous.starts_at - RESOLUTION_SKEW
     )
 
 

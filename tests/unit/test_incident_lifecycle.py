@@ -92,6 +92,24 @@ def test_a_late_copy_of_an_earlier_resolution_does_not_resolve_the_firing_alert(
     assert done.incident.alerts_firing == 0
 
 
+def test_a_resolution_by_hand_that_ends_before_the_start_still_resolves() -> None:
+    """``amtool alert add --end=…`` takes whole seconds: the resolution of an alert that started a
+    fraction of a second later ends before it started. Same episode (same startsAt): applied. It
+    was taken for a late copy of an earlier episode's resolution and ignored, so the incident
+    never resolved."""
+    first = opened()
+    assert first.alert is not None
+    by_hand = alert(instance="a", status="resolved", at=T0 + timedelta(seconds=2)).model_copy(
+        update={
+            "starts_at": first.alert.starts_at,
+            "ends_at": first.alert.starts_at - timedelta(seconds=0.4),
+        }
+    )
+    done = apply_alert(first.incident, first.alert, by_hand, SEV2, POLICY, by_hand.received_at)
+    assert done is not None
+    assert [e.type for e in done.events] == [EventType.ALERT_RESOLVED]
+
+
 def test_new_alert_joins_and_higher_severity_raises() -> None:
     first = opened()
     b = alert(instance="b", at=T0 + timedelta(minutes=1))
