@@ -160,8 +160,11 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
                 terminated += len(
                     conn.execute(
                         text(
+                            # sevflow's own connections: not an autovacuum worker or another
+                            # superuser's (terminating those needs a superuser).
                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :db AND pid <> pg_backend_pid()"
+                            "WHERE datname = :db AND pid <> pg_backend_pid() "
+                            "AND usename = current_user AND backend_type = 'client backend'"
                         ),
                         {"db": database},
                     ).all()
