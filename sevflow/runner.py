@@ -257,10 +257,9 @@ def run_sinks_role(settings: Settings) -> int:
     """Run the sink consumers and the built-in status page until SIGINT/SIGTERM."""
     from sevflow.sinks_runner import run_sinks
 
-    # Like the worker, wait for Kafka: the sinks exited at once, and ``sevflow run`` with them.
-    if (waited := _wait_for_topics(settings, "sinks")) is not None:
-        return waited
-    return run_sinks(settings)
+    # Like the worker, wait for Kafka (once the store is ready): the sinks exited at once, and
+    # ``sevflow run`` with them.
+    return run_sinks(settings, lambda: _wait_for_topics(settings, "sinks"))
 
 
 def run_all(settings: Settings) -> int:

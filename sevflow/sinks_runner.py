@@ -5,6 +5,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 import prometheus_client
@@ -166,8 +167,11 @@ async def _measure_dead_letters(
             await asyncio.wait_for(stop.wait(), 30)
 
 
-def run_sinks(settings: Settings) -> int:
-    """Run every configured sink until SIGINT/SIGTERM; 1 when a sink fails, 2 on bad settings."""
+def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lambda: None) -> int:
+    """Run every configured sink until SIGINT/SIGTERM; 1 when a sink fails, 2 on bad settings.
+
+    ``wait_for_kafka`` runs once the store is ready (an unreachable database is told at once,
+    not after a minute of waiting for Kafka); a status from it ends the role with that status."""
     try:
         create_sink_tables(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:
@@ -176,6 +180,8 @@ def run_sinks(settings: Settings) -> int:
     except SQLAlchemyError as exc:
         print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
         return 1
+    if (waited := wait_for_kafka()) is not None:
+        return waited
 
     async def main() -> int:
         stop = asyncio.Event()
