@@ -2,7 +2,8 @@
 
 Both run as child processes on free loopback ports with their own configuration and data
 directories, and are stopped (SIGTERM, then SIGKILL) when the test ends. Their output goes to
-files so a failing test can show it.
+files so a failing test can show it. ``sevflow_at_fakes`` and ``running`` assemble the stack the
+end-to-end tests share: sevflow pointed at the vendor fakes, fed by Alertmanager.
 """
 
 import os
@@ -12,14 +13,20 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from tests.conftest import REPO, free_port
+from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
 
 ALERTMANAGER = os.environ.get("SEVFLOW_ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 AMTOOL = os.environ.get("SEVFLOW_AMTOOL_BIN", shutil.which("amtool") or "/usr/bin/amtool")
@@ -281,6 +288,64 @@ receivers:
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+
+
+def alertmanager_for(sevflow: Sevflow, workdir: Path) -> Alertmanager:
+    """An Alertmanager (its files under ``workdir``) that notifies ``sevflow``'s webhook."""
+    return Alertmanager(workdir, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+
+
+@pytest.fixture
+def realtime_slack() -> Iterator[FakeSlack]:
+    """The fake Slack without a rate limit: its limit runs on the unit tests' fake clock, which a
+    sevflow child process cannot advance. Import it into a module as ``slack``."""
+    fake = FakeSlack(SLACK_TOKEN).start()
+    yield fake
+    fake.close()
+
+
+def sevflow_at_fakes(
+    workdir: Path,
+    kafka_bootstrap: str,
+    pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    cert: tuple[Path, Path],
+    **settings: str,
+) -> Sevflow:
+    """``sevflow run`` (not started) with its three sinks pointed at the vendor fakes, the way a
+    user points them at a proxy; ``settings`` add or replace SEVFLOW_<NAME> values."""
+    sevflow = Sevflow(workdir, kafka_bootstrap, f"sqlite:///{workdir / 'sevflow.db'}")
+    sevflow.extra_env.update(
+        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+        SEVFLOW_PAGERDUTY_BASE_URL=pagerduty.url,
+        SEVFLOW_PAGERDUTY_CA_FILE=str(cert[0]),
+        SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
+        SEVFLOW_SLACK_BASE_URL=slack.url,
+        SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
+        SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
+        SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,
+        SEVFLOW_STATUSPAGE_BASE_URL=statuspage.url,
+        SEVFLOW_STATUSPAGE_COMPONENTS="api=cmpapi000001",
+    )
+    sevflow.extra_env.update({f"SEVFLOW_{k.upper()}": v for k, v in settings.items()})
+    return sevflow
+
+
+@contextmanager
+def running(sevflow: Sevflow, *alertmanagers: Alertmanager) -> Iterator[None]:
+    """sevflow started first (its webhook must answer before an Alertmanager notifies), then each
+    Alertmanager; all stopped however the block ends, Alertmanagers first, so that a failed test
+    leaves no process behind and nothing notifies a stopped sevflow."""
+    try:
+        sevflow.start()
+        for alertmanager in alertmanagers:
+            alertmanager.start()
+        yield
+    finally:
+        for alertmanager in alertmanagers:
+            alertmanager.stop()
+        sevflow.stop()
 
 
 @dataclass

@@ -8,34 +8,27 @@ announcement and one resolution message, and a status-page incident opened and r
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests import harness
 from tests.fakes import fixtures
-from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import Alertmanager, Sevflow, wait_for
+from tests.harness import alertmanager_for, running, sevflow_at_fakes, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 fake_pagerduty = fixtures.fake_pagerduty
 fake_statuspage = fixtures.fake_statuspage
 tls_cert = fixtures.tls_cert
+slack = harness.realtime_slack
 
 LABELS = {"alertname": "CheckoutDown", "service": "api", "severity": "critical"}
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack(SLACK_TOKEN).start()
-    yield fake
-    fake.close()
 
 
 def test_alert_to_pagerduty_slack_and_status_page_once(
@@ -46,25 +39,18 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
     fake_statuspage: FakeStatuspage,
     tls_cert: tuple[Path, Path],
 ) -> None:
-    sevflow = Sevflow(tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path / 'sevflow.db'}")
-    sevflow.extra_env.update(
-        SEVFLOW_QUIET_PERIOD_SECONDS="0",
-        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
-        SEVFLOW_PAGERDUTY_BASE_URL=fake_pagerduty.url,
-        SEVFLOW_PAGERDUTY_CA_FILE=str(tls_cert[0]),
-        SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
-        SEVFLOW_SLACK_BASE_URL=slack.url,
-        SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
-        SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
-        SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,
-        SEVFLOW_STATUSPAGE_BASE_URL=fake_statuspage.url,
-        SEVFLOW_STATUSPAGE_COMPONENTS="api=cmpapi000001",
+    sevflow = sevflow_at_fakes(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        fake_statuspage,
+        tls_cert,
+        quiet_period_seconds="0",
     )
-    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
+    alertmanager = alertmanager_for(sevflow, tmp_path)
     labels = [f"{k}={v}" for k, v in LABELS.items()]
-    try:
-        sevflow.start()
-        alertmanager.start()
+    with running(sevflow, alertmanager):
         alertmanager.amtool("alert", "add", *labels, "--annotation=summary=Checkout is down")
 
         wait_for(lambda: fake_pagerduty.actions(), 90, f"the page (log {sevflow.log_path})")
@@ -114,9 +100,6 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
             60,
             "the sinks' metrics with the dead-letter count",
         )
-    finally:
-        alertmanager.stop()
-        sevflow.stop()
 
     assert fake_pagerduty.actions(incident_id) == ["trigger", "resolve"]
     assert slack.created() == [channel]

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,19 +22,20 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.callbacks import PAGERDUTY_PATH, SLACK_PATH, pagerduty_signature, slack_signature
+from tests import harness
 from tests.conftest import REPO
 from tests.fakes import fixtures
-from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import Alertmanager, Sevflow, wait_for
+from tests.harness import Alertmanager, Sevflow, alertmanager_for, running, sevflow_at_fakes, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 fake_pagerduty = fixtures.fake_pagerduty
 fake_statuspage = fixtures.fake_statuspage
 tls_cert = fixtures.tls_cert
+slack = harness.realtime_slack
 
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 PD_WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
@@ -41,40 +43,54 @@ SECONDARY_KEY = "S3C0NDARYKEY0123456789abcdefABCD"
 LABELS = {"alertname": "CheckoutDown", "service": "api", "severity": "critical"}
 
 
+#: ``stack(**settings)``: a ``with`` block holding the started (sevflow, Alertmanager) pair.
+Stack = Callable[..., AbstractContextManager[tuple[Sevflow, Alertmanager]]]
+
+
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack(SLACK_TOKEN).start()
-    yield fake
-    fake.close()
-
-
-def full_stack(
+def journey_sevflow(
     tmp_path: Path,
     kafka_bootstrap: str,
-    pagerduty: FakePagerDuty,
+    fake_pagerduty: FakePagerDuty,
     slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    cert: tuple[Path, Path],
-    **settings: str,
-) -> Sevflow:
-    sevflow = Sevflow(tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path / 'sevflow.db'}")
-    sevflow.extra_env.update(
-        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
-        SEVFLOW_PAGERDUTY_BASE_URL=pagerduty.url,
-        SEVFLOW_PAGERDUTY_CA_FILE=str(cert[0]),
-        SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS=PD_WEBHOOK_SECRET,
-        SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
-        SEVFLOW_SLACK_BASE_URL=slack.url,
-        SEVFLOW_SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
-        SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
-        SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,
-        SEVFLOW_STATUSPAGE_BASE_URL=statuspage.url,
-        SEVFLOW_STATUSPAGE_COMPONENTS="api=cmpapi000001",
-        SEVFLOW_ESCALATION_INTERVAL_SECONDS="0.5",
-    )
-    sevflow.extra_env.update({f"SEVFLOW_{k.upper()}": v for k, v in settings.items()})
-    return sevflow
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> Callable[..., Sevflow]:
+    """``journey_sevflow(**settings)``: sevflow at the fakes (not started), taking the signed
+    Slack and PagerDuty callbacks and escalating every half second, so that a journey can answer
+    its pages and escalate within a test's time."""
+
+    def build(**settings: str) -> Sevflow:
+        return sevflow_at_fakes(
+            tmp_path,
+            kafka_bootstrap,
+            fake_pagerduty,
+            slack,
+            fake_statuspage,
+            tls_cert,
+            pagerduty_webhook_secrets=PD_WEBHOOK_SECRET,
+            slack_signing_secret=SIGNING_SECRET,
+            escalation_interval_seconds="0.5",
+            **settings,
+        )
+
+    return build
+
+
+@pytest.fixture
+def stack(tmp_path: Path, journey_sevflow: Callable[..., Sevflow]) -> Stack:
+    """``with stack(**settings) as (sevflow, alertmanager)``: the journey's sevflow and one
+    Alertmanager notifying it, both started, both stopped when the block ends. The settings
+    (``quiet_period_seconds``, an escalation policy) are what tells the journeys apart."""
+
+    @contextmanager
+    def start(**settings: str) -> Iterator[tuple[Sevflow, Alertmanager]]:
+        sevflow = journey_sevflow(**settings)
+        alertmanager = alertmanager_for(sevflow, tmp_path)
+        with running(sevflow, alertmanager):
+            yield sevflow, alertmanager
+
+    return start
 
 
 def press_slack_button(sevflow: Sevflow, action: str, incident_id: str, user: str) -> None:
@@ -172,26 +188,9 @@ def fire_alert(alertmanager: Alertmanager, labels: dict[str, str], summary: str)
 
 
 def test_sev1_acknowledged_in_slack_then_resolved_everywhere(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    fake_pagerduty: FakePagerDuty,
-    slack: FakeSlack,
-    fake_statuspage: FakeStatuspage,
-    tls_cert: tuple[Path, Path],
+    stack: Stack, fake_pagerduty: FakePagerDuty, slack: FakeSlack, fake_statuspage: FakeStatuspage
 ) -> None:
-    sevflow = full_stack(
-        tmp_path,
-        kafka_bootstrap,
-        fake_pagerduty,
-        slack,
-        fake_statuspage,
-        tls_cert,
-        quiet_period_seconds="3",
-    )
-    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
-    try:
-        sevflow.start()
-        alertmanager.start()
+    with stack(quiet_period_seconds="3") as (sevflow, alertmanager):
         fire_alert(alertmanager, LABELS, "Checkout is down")
 
         wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
@@ -229,9 +228,6 @@ def test_sev1_acknowledged_in_slack_then_resolved_everywhere(
         document = incident_json(sevflow, incident_id)
         postmortem = cli(sevflow, "postmortem", incident_id)
         report = cli(sevflow, "report")
-    finally:
-        alertmanager.stop()
-        sevflow.stop()
 
     resolutions = [p for p in slack.posts(channel) if p["text"].startswith(":white_check_mark:")]
     assert len(resolutions) == 1
@@ -282,31 +278,16 @@ acknowledge_targets: {SEV1: 5s}
 
 
 def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    fake_pagerduty: FakePagerDuty,
-    slack: FakeSlack,
-    fake_statuspage: FakeStatuspage,
-    tls_cert: tuple[Path, Path],
+    tmp_path: Path, stack: Stack, fake_pagerduty: FakePagerDuty, slack: FakeSlack
 ) -> None:
     """The playbook's path on a compressed clock: primary at once, secondary, then the manager
     (SEV1); the secondary acknowledging their page in PagerDuty stops the rest (the repeat)."""
     policy = tmp_path / "escalation.yaml"
     policy.write_text(ESCALATION_POLICY)
-    sevflow = full_stack(
-        tmp_path,
-        kafka_bootstrap,
-        fake_pagerduty,
-        slack,
-        fake_statuspage,
-        tls_cert,
+    with stack(
         escalation_policy_file=str(policy),
         escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
-    )
-    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
-    try:
-        sevflow.start()
-        alertmanager.start()
+    ) as (sevflow, alertmanager):
         fire_alert(alertmanager, LABELS, "Checkout is down")
         wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
         incident_id = fake_pagerduty.events[0]["dedup_key"]
@@ -355,9 +336,6 @@ def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
             30,
             "the incident's page acknowledged",
         )
-    finally:
-        alertmanager.stop()
-        sevflow.stop()
 
     assert acknowledged["acknowledged_by"] == {"via": "pagerduty", "name": "Bob Secondary"}
     assert [e["data"].get("level") for e in escalated] == ["1", "2", "3"]
@@ -367,26 +345,9 @@ def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
 
 
 def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    fake_pagerduty: FakePagerDuty,
-    slack: FakeSlack,
-    fake_statuspage: FakeStatuspage,
-    tls_cert: tuple[Path, Path],
+    stack: Stack, fake_pagerduty: FakePagerDuty, slack: FakeSlack, fake_statuspage: FakeStatuspage
 ) -> None:
-    sevflow = full_stack(
-        tmp_path,
-        kafka_bootstrap,
-        fake_pagerduty,
-        slack,
-        fake_statuspage,
-        tls_cert,
-        quiet_period_seconds="0",
-    )
-    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
-    try:
-        sevflow.start()
-        alertmanager.start()
+    with stack(quiet_period_seconds="0") as (sevflow, alertmanager):
         fire_alert(alertmanager, LABELS, "Checkout is down")
         wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
         incident_id = fake_pagerduty.events[0]["dedup_key"]
@@ -424,9 +385,6 @@ def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
         )
         reopened = incident_json(sevflow, incident_id)
         incidents = cli(sevflow, "incidents", "list")
-    finally:
-        alertmanager.stop()
-        sevflow.stop()
 
     assert reopened["state"] == "triggered"
     assert reopened["resolved_at"] is None
@@ -438,31 +396,15 @@ def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
 
 
 def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    fake_pagerduty: FakePagerDuty,
-    slack: FakeSlack,
-    fake_statuspage: FakeStatuspage,
-    tls_cert: tuple[Path, Path],
+    stack: Stack, fake_pagerduty: FakePagerDuty
 ) -> None:
     """``sevflow maintenance add`` for the checkout service: its alerts page nobody while the
     window lasts, another service's do; at the window's end what still fires is paged, what
     resolved meanwhile never is."""
-    sevflow = full_stack(
-        tmp_path,
-        kafka_bootstrap,
-        fake_pagerduty,
-        slack,
-        fake_statuspage,
-        tls_cert,
-        quiet_period_seconds="0",
-    )
-    alertmanager = Alertmanager(tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token)
     held = {"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}
     gone = {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"}
     other = {"alertname": "SearchDown", "service": "search", "severity": "critical"}
-    try:
-        sevflow.start()
+    with stack(quiet_period_seconds="0") as (sevflow, alertmanager):
         window_end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
         added = cli(
             sevflow,
@@ -474,7 +416,6 @@ def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
             f"{window_end:%Y-%m-%dT%H:%M:%SZ}",
         )
         assert added.returncode == 0, added.stderr
-        alertmanager.start()
         fire_alert(alertmanager, held, "Checkout is down")
         fire_alert(alertmanager, gone, "Checkout errors")
         fire_alert(alertmanager, other, "Search is down")
@@ -495,9 +436,6 @@ def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
         time.sleep(3)
         after = cli(sevflow, "incidents", "list")
         listed = cli(sevflow, "maintenance", "list")
-    finally:
-        alertmanager.stop()
-        sevflow.stop()
 
     assert [s for s in paged_during if "Search" in s] == paged_during, paged_during
     assert "Checkout" not in during.stdout, during.stdout
@@ -511,32 +449,16 @@ def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
 
 def test_two_alertmanagers_of_an_ha_pair_make_one_incident_and_one_page(
     tmp_path: Path,
-    kafka_bootstrap: str,
+    journey_sevflow: Callable[..., Sevflow],
     fake_pagerduty: FakePagerDuty,
     slack: FakeSlack,
     fake_statuspage: FakeStatuspage,
-    tls_cert: tuple[Path, Path],
 ) -> None:
     """Both Alertmanagers of an HA pair notify (each of them is told the alert, as Prometheus
     tells every Alertmanager): one incident, one page, one channel, one resolution."""
-    sevflow = full_stack(
-        tmp_path,
-        kafka_bootstrap,
-        fake_pagerduty,
-        slack,
-        fake_statuspage,
-        tls_cert,
-        quiet_period_seconds="0",
-    )
-    webhook = f"{sevflow.url}/webhooks/alertmanager"
-    (tmp_path / "am1").mkdir()
-    (tmp_path / "am2").mkdir()
-    pair = [Alertmanager(tmp_path / "am1", webhook, token=sevflow.token)]
-    pair.append(Alertmanager(tmp_path / "am2", webhook, token=sevflow.token))
-    try:
-        sevflow.start()
-        for alertmanager in pair:
-            alertmanager.start()
+    sevflow = journey_sevflow(quiet_period_seconds="0")
+    pair = [alertmanager_for(sevflow, tmp_path / "am1"), alertmanager_for(sevflow, tmp_path / "am2")]
+    with running(sevflow, *pair):
         starts = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         alert = {"labels": LABELS, "annotations": {"summary": "Checkout is down"}, "startsAt": starts}
         for alertmanager in pair:
@@ -558,10 +480,6 @@ def test_two_alertmanagers_of_an_ha_pair_make_one_incident_and_one_page(
         )
         time.sleep(3)  # a second incident or page would show up now
         listed = cli(sevflow, "incidents", "list")
-    finally:
-        for alertmanager in pair:
-            alertmanager.stop()
-        sevflow.stop()
 
     assert fake_pagerduty.actions() == ["trigger", "resolve"]
     assert listed.stdout.count("inc_") == 1, listed.stdout
