@@ -86,3 +86,16 @@ def postgres_url() -> Iterator[str]:
         pytest.fail(f"no PostgreSQL at {base.host}:{base.port}: run scripts/postgres.sh start")
     with throwaway_database(base.render_as_string(hide_password=False)) as url:
         yield url
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[Any]:
+    """A broker of the test's own (tests/harness.py ``PrivateKafka``), for tests that stop and
+    start Kafka; stopped at the end."""
+    from tests.harness import PrivateKafka  # (the harness imports this module)
+
+    broker = PrivateKafka(tmp_path / "kafka-home").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -10,7 +10,6 @@ whose confirmation was cut is sent again with its dedup_key, as after a crash), 
 exits, and the receiver's incident API answers 200 or 503 throughout, never 500.
 """
 
-import asyncio
 import subprocess
 import sys
 import threading
@@ -22,17 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from store.db import normalise_url
-from store.schema import alerts, incident_events
 from tests.fakes import fixtures
-from tests.fakes.fixtures import ROUTING_KEY
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import Sevflow, wait_for
-from tests.integration.test_kafka_outage import Sender
-from tests.kafka_io import read_json_topic
+from tests.harness import wait_for
+from tests.paged_run import PagedRun
 from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -51,23 +47,8 @@ def run_through_outage(
 ) -> None:
     """``sevflow run`` under a stream of notifications while ``outage(probe)`` cuts the store off
     (calling ``probe`` now and then, and returning how many cuts it made), then the checks."""
-    sevflow = Sevflow(tmp_path, kafka_bootstrap, url)
-    sevflow.extra_env.update(
-        SEVFLOW_TOPIC_PARTITIONS="2",
-        SEVFLOW_QUIET_PERIOD_SECONDS="3600",
-        SEVFLOW_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
-        SEVFLOW_PAGERDUTY_BASE_URL=fake_pagerduty.url,
-        SEVFLOW_PAGERDUTY_CA_FILE=str(tls_cert[0]),
-    )
-    engine = create_engine(normalise_url(url, asynchronous=False))
-
-    def stored() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
-
-    def triggered() -> set[str]:
-        return {e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger"}
-
+    run = PagedRun(tmp_path, kafka_bootstrap, url, fake_pagerduty, tls_cert)
+    sevflow = run.sevflow
     api = httpx.Client(
         base_url=sevflow.url, headers={"Authorization": f"Bearer {sevflow.token}"}, timeout=45
     )
@@ -76,65 +57,30 @@ def run_through_outage(
     def probe() -> None:
         api_statuses[api.get("/api/incidents").status_code] += 1
 
-    sender = Sender(f"{sevflow.url}/webhooks/alertmanager", sevflow.token, interval=0.05)
+    sender = run.sender(interval=0.05)
     try:
         sevflow.start()
         sender.start()
-        wait_for(lambda: len(triggered()) >= 5, 60, f"the first pages (log {sevflow.log_path})")
+        wait_for(lambda: len(run.triggered()) >= 5, 60, f"the first pages (log {sevflow.log_path})")
         cuts = outage(probe)
         at_end = len(sender.accepted)
         wait_for(lambda: len(sender.accepted) >= at_end + 20, 60, "notifications accepted after")
-        sender.stopping.set()
-        sender.join(60)
-        assert not sender.is_alive(), f"notifications never accepted: {sender.pending}"
-        accepted = set(sender.accepted)
-        wait_for(
-            lambda: stored() == len(accepted),
-            60,
-            f"every accepted alert stored ({sevflow.log_path})",
-        )
-
-        def published() -> bool:
-            with engine.connect() as conn:
-                pending = conn.execute(
-                    select(func.count())
-                    .select_from(incident_events)
-                    .where(incident_events.c.published_at.is_(None))
-                ).scalar_one()
-            return pending == 0
-
-        wait_for(published, 60, "every incident event published")
-        wait_for(
-            lambda: len(triggered()) == len(accepted),
-            60,
-            f"every incident paged ({sevflow.log_path})",
-        )
+        accepted = run.accepted_by(sender)
+        run.wait_until_settled(accepted)
         assert sevflow.process is not None
         assert sevflow.process.poll() is None, "a role exited (sevflow run stops with it)"
+        print(f"sent {len(accepted)}, {cuts} cuts, API answers {api_statuses}")
+        assert cuts > 0
+        assert set(api_statuses) <= {200, 503}, api_statuses
+        run.check_once(accepted, triggers_resent=True)
+        triggers = Counter(
+            e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger"
+        )
+        print(f"PagerDuty triggers sent again after a cut: {sum(triggers.values()) - len(triggers)}")
     finally:
         sender.stopping.set()
         api.close()
-        sevflow.stop()
-
-    print(f"sent {len(accepted)}, {cuts} cuts, API answers {api_statuses}")
-    assert cuts > 0
-    assert set(api_statuses) <= {200, 503}, api_statuses
-    with engine.connect() as conn:
-        stored_ids = {r.event_id for r in conn.execute(select(incident_events.c.event_id))}
-        names = {r.labels["alertname"] for r in conn.execute(select(alerts.c.labels))}
-    engine.dispose()
-    assert names == accepted
-    events = asyncio.run(read_json_topic(kafka_bootstrap, f"e2e-events-{sevflow.suffix}"))
-    ids = Counter(str(e["event_id"]) for e in events)
-    assert [i for i, n in ids.items() if n > 1] == []
-    assert set(ids) == stored_ids
-    # One PagerDuty alert (one page) per incident. A trigger whose confirmation the cut lost is
-    # sent again with the same dedup_key, which PagerDuty (and its fake) folds into the open alert.
-    pages = Counter(a.dedup_key for a in fake_pagerduty.alerts)
-    assert [key for key, n in pages.items() if n > 1] == []
-    assert len(pages) == len(accepted)
-    triggers = Counter(e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger")
-    print(f"PagerDuty triggers sent again after a cut: {sum(triggers.values()) - len(triggers)}")
+        run.close()
 
 
 def test_backends_terminated_mid_stream_lose_and_double_nothing(

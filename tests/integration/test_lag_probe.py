@@ -6,8 +6,6 @@ watch (streams/stall.py), which is fed by the probe, went blind.
 """
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -17,15 +15,6 @@ from streams.metrics import LagProbe, WorkerMetrics
 from tests.harness import PrivateKafka
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
-    broker = PrivateKafka(tmp_path / "kafka-home").start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def produce(bootstrap: str, topic: str, count: int) -> None:
@@ -49,7 +38,8 @@ async def measure_until(
     raise AssertionError(f"no measurement in {tries} tries")
 
 
-def test_the_probe_measures_again_after_the_broker_restarts(kafka: PrivateKafka) -> None:
+def test_the_probe_measures_again_after_the_broker_restarts(private_kafka: PrivateKafka) -> None:
+    kafka = private_kafka
     topic = "probe-alerts"
 
     async def scenario() -> None:
