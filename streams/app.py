@@ -221,21 +221,19 @@ def create_app(
                 record = _decode(event.value, AlertRecord, where)
                 if record is not None:
                     records.append(record)
-            activity.batches += 1  # (poison alone is progress too: its offsets move on)
-            if records:
-                activity.busy += 1
-                try:
-                    created = await retry_transient(
-                        f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
-                    )
-                finally:
-                    activity.busy -= 1
-                stats.alerts_processed.inc(len(records))
-                if created:
-                    outbox_filled.set()
-                for event in created:
-                    stats.events_created.labels(event.type.value).inc()
-                escalation_metrics.count(created)
+            if not records:  # (poison alone is progress too: its offsets move on)
+                activity.batches += 1
+                continue
+            with activity.applying():
+                created = await retry_transient(
+                    f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
+                )
+            stats.alerts_processed.inc(len(records))
+            if created:
+                outbox_filled.set()
+            for event in created:
+                stats.events_created.labels(event.type.value).inc()
+            escalation_metrics.count(created)
 
     @app.agent(commands_topic, name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
@@ -244,14 +242,10 @@ def create_app(
             command = _decode(event.value, Command, where)
             if command is None:
                 continue
-            activity.busy += 1
-            try:
+            with activity.applying():
                 result = await retry_transient(
                     f"command {command.command_id}", partial(pipeline.process_command, command)
                 )
-            finally:
-                activity.busy -= 1
-                activity.batches += 1
             outbox_filled.set()
             log.info(
                 "command %s %s %s: %s",

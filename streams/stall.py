@@ -12,7 +12,8 @@ the waiting ones from the last commit. ``sevflow run`` starts a worker that exit
 :data:`EXIT_STALLED` again; under Kubernetes or Compose the restart policy does.
 """
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["EXIT_STALLED", "Activity", "StallWatch"]
@@ -27,6 +28,16 @@ class Activity:
 
     busy: int = 0
     batches: int = 0
+
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[None]:
+        """Around one batch taken from the stream: busy inside, one more batch once done."""
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.batches += 1
 
 
 @dataclass

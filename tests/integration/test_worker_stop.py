@@ -7,7 +7,6 @@ records have committed offsets), which the restart on the same broker shows.
 """
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from store.db import normalise_url
 from store.schema import alerts
 from tests.builders import alert
 from tests.conftest import REPO
-from tests.harness import PrivateKafka, wait_for
+from tests.harness import PrivateKafka, role_env, wait_for
 from tests.integration.test_worker_failures import produce
 
 pytestmark = pytest.mark.integration
@@ -35,17 +34,13 @@ def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
     suffix = uuid.uuid4().hex[:8]
     topic = f"stop-alerts-{suffix}"
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
-    env.update(
-        SEVFLOW_KAFKA_BOOTSTRAP=kafka.bootstrap,
-        SEVFLOW_ALERTS_TOPIC=topic,
-        SEVFLOW_EVENTS_TOPIC=f"stop-events-{suffix}",
-        SEVFLOW_COMMANDS_TOPIC=f"stop-commands-{suffix}",
-        SEVFLOW_APP_ID=f"stop-{suffix}",
-        SEVFLOW_DATABASE_URL=url,
-        SEVFLOW_DATA_DIR=str(tmp_path / "data"),
-        SEVFLOW_TOPIC_PARTITIONS="2",
-        SEVFLOW_WORKER_METRICS_PORT="0",
+    env = role_env(
+        kafka.bootstrap,
+        f"stop-{suffix}",
+        url,
+        tmp_path / "data",
+        alerts_topic=topic,
+        topic_partitions="2",
     )
     t0 = datetime.now(UTC)
     first = [alert(f"Stop{n}", at=t0 + timedelta(milliseconds=n)) for n in range(20)]
