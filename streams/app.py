@@ -9,8 +9,9 @@ so an offset is never committed past an unapplied record.
 
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
-* ``relay``: outbox → ``incident-events`` (one worker at a time, by lease), woken as soon as the
-  agents commit new events, and every 0.2 s for what other workers or the timers stored;
+* the outbox relay: outbox → ``incident-events`` (one worker at a time, by lease), in a process
+  of its own that the worker starts (streams/relay_process.py), woken as soon as the agents
+  commit new events, and every 0.2 s for what other workers or the timers stored;
 * timer ``maintenance``: applies again the still-firing alerts a maintenance window held, once
   the window has ended;
 * timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
@@ -23,12 +24,10 @@ so an offset is never committed past an unapplied record.
 """
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -43,11 +42,10 @@ from models.incident import Command
 from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
-from store.leases import Lease
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
-from streams.relay import KafkaEventPublisher, OutboxRelay
+from streams.relay_process import RelayProcess
 from streams.rules import load_rules
 from streams.stall import EXIT_STALLED, Activity, StallWatch
 
@@ -56,9 +54,10 @@ __all__ = ["broker_urls", "create_app", "retry_transient"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: How often the relay looks at the outbox when no agent has woken it (other workers' events,
-#: timers' events, a relay that paused on an error).
-RELAY_INTERVAL = 0.2
+#: How long a stopping worker waits for its relay process to publish what is left and exit.
+RELAY_STOP_SECONDS = 10.0
+#: How often the worker checks that its relay process runs.
+RELAY_WATCH_SECONDS = 1.0
 Clock = Callable[[], datetime]
 
 
@@ -166,48 +165,30 @@ def create_app(
     lag = LagProbe(
         settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
     )
-    publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
-    holder = f"{socket.gethostname()}:{os.getpid()}"
-    relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
-
-    #: Set when an agent has committed events, so the relay publishes them without waiting.
-    outbox_filled = asyncio.Event()
+    relay = RelayProcess(on_published=stats.events_published.inc)
     activity = Activity()
     stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
 
-    async def relay_outbox() -> None:
-        try:
-            while published := await relay.run_once(clock()):
-                stats.events_published.inc(published)
-                if published < relay.batch_size:
-                    break  # the outbox is drained: no need to ask again
-        except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
-            # Nothing is lost: unpublished events stay in the outbox for the next round.
-            log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
-
     @app.service
     class _Resources(mode.Service):
-        """Runs the outbox relay; closes what the agents and timers share when the worker stops."""
+        """Runs the outbox relay's process; closes what the agents and timers share when the
+        worker stops."""
+
+        async def on_start(self) -> None:
+            relay.start()
 
         @mode.Service.task
-        async def _relay(self) -> None:
+        async def _watch_relay(self) -> None:
             while not self.should_stop:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RELAY_INTERVAL):
-                        await outbox_filled.wait()
-                outbox_filled.clear()
-                await relay_outbox()
+                await self.sleep(RELAY_WATCH_SECONDS)
+                if not self.should_stop and (status := relay.exited()) is not None:
+                    log.error("outbox relay process exited with status %s; starting it again", status)
+                    await relay.restart()
 
         async def on_shutdown(self) -> None:
-            # After the relay's task has stopped (mode cancels a service's tasks between on_stop
-            # and on_shutdown), and once the producer has finished what it was sending: then
-            # the lease is given up, so another worker relays at once. Kept, it held every
-            # event back until its expiry, on every deploy.
-            await publisher.close()
-            try:
-                await relay.release()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("outbox relay lease not released: %s: %s", type(exc).__name__, exc)
+            # The relay publishes what the agents committed, then gives its lease up, so another
+            # worker relays at once (kept, the lease held every event back until its expiry).
+            await relay.stop(RELAY_STOP_SECONDS)
             await lag.close()
             await engine.dispose()
 
@@ -230,7 +211,7 @@ def create_app(
                 )
             stats.alerts_processed.inc(len(records))
             if created:
-                outbox_filled.set()
+                relay.wake()
             for event in created:
                 stats.events_created.labels(event.type.value).inc()
             escalation_metrics.count(created)
@@ -246,7 +227,7 @@ def create_app(
                 result = await retry_transient(
                     f"command {command.command_id}", partial(pipeline.process_command, command)
                 )
-            outbox_filled.set()
+            relay.wake()
             log.info(
                 "command %s %s %s: %s",
                 command.command_id,
@@ -258,7 +239,8 @@ def create_app(
     @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
     async def release_maintenance_windows() -> None:
         try:
-            await pipeline.release_windows(clock())
+            if await pipeline.release_windows(clock()):
+                relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("maintenance-window release failed: %s: %s", type(exc).__name__, exc)
 
@@ -280,20 +262,23 @@ def create_app(
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:
         try:
-            await pipeline.expire_quiet(clock())
+            if await pipeline.expire_quiet(clock()):
+                relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("quiet-period check failed: %s: %s", type(exc).__name__, exc)
 
     @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:
         try:
-            await run_escalations(
+            escalated = await run_escalations(
                 store,
                 escalation_policy,
                 clock(),
                 limit=settings.escalation_batch_size,
                 metrics=escalation_metrics,
             )
+            if escalated:
+                relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("escalation run failed: %s: %s", type(exc).__name__, exc)
 
