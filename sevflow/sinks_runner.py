@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import prometheus_client
 import uvicorn
@@ -20,6 +21,7 @@ from sevflow.operator_cli import store_problem
 from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
+from sinks.errors import SinkStopped
 from sinks.kafka import dead_letter_producer, ensure_topics, sink_consumer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
@@ -71,6 +73,7 @@ async def serve_sinks(
     sinks = build_sinks(settings, engine, clock)
     consumers = [sink_consumer(settings, sink.name) for sink in sinks]
     tasks: list[asyncio.Task[None]] = []
+    consumers_by_task: dict[asyncio.Task[None], tuple[str, Any]] = {}
     server: uvicorn.Server | None = None
     collector = SinkCollector(sinks, settings.sinks_dlq_topic)
     if settings.sinks_metrics_port:
@@ -103,7 +106,9 @@ async def serve_sinks(
                 concurrency=settings.sinks_concurrency,
                 max_consecutive_dead=settings.sinks_dlq_max_consecutive,
             )
-            tasks.append(asyncio.create_task(worker.run(consumer, stop), name=f"sink-{sink.name}"))
+            task = asyncio.create_task(worker.run(consumer, stop), name=f"sink-{sink.name}")
+            tasks.append(task)
+            consumers_by_task[task] = (sink.name, consumer)
             log.info("sink %s consuming %s", sink.name, settings.events_topic)
             if isinstance(sink, StatusPageSink) and settings.statuspage_followup_minutes:
                 interval = timedelta(minutes=settings.statuspage_followup_minutes)
@@ -126,12 +131,7 @@ async def serve_sinks(
             )
             tasks.append(asyncio.create_task(server.serve(), name="status-page"))
             log.info("status page on http://%s:%d", settings.status_page_host, settings.status_page_port)
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        for task in done:
-            if task is not stopper and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        await _until_stopped_or_failed(tasks, stop, consumers_by_task, collector)
     finally:
         stop.set()
         if server is not None:
@@ -151,6 +151,40 @@ async def serve_sinks(
         for sink in sinks:
             await sink.close()
         await producer.stop()
+
+
+async def _until_stopped_or_failed(
+    tasks: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    consumers_by_task: dict[asyncio.Task[None], tuple[str, Any]],
+    collector: SinkCollector,
+) -> None:
+    """Wait until ``stop`` is set or a task fails (its exception is raised, ``stop`` set).
+
+    A sink that stops itself (:class:`SinkStopped`: it dead-lettered too much in a row, as with
+    a revoked Slack token) stops alone: its consumer leaves, its events wait in Kafka for its
+    next start, ``sevflow_sink_stopped`` says so, and the other sinks go on. Stopping them all
+    with it let a broken Slack integration stop PagerDuty's pages. Once no sink is left, the last
+    one's exception is raised."""
+    stopper = asyncio.create_task(stop.wait())
+    pending: set[asyncio.Task[Any]] = {*tasks, stopper}
+    try:
+        while stopper in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is stopper or (exc := task.exception()) is None:
+                    continue
+                if not isinstance(exc, SinkStopped) or task not in consumers_by_task:
+                    raise exc
+                name, consumer = consumers_by_task[task]
+                collector.stopped.add(name)
+                if not any(t in pending for t in consumers_by_task):
+                    raise exc
+                log.error("%s; the other sinks go on", exc)
+                await consumer.stop()
+    finally:
+        stop.set()
+        stopper.cancel()
 
 
 async def _measure_dead_letters(

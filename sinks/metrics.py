@@ -27,12 +27,15 @@ def _breaker(sink: Sink) -> CircuitBreaker | None:
 
 
 class SinkCollector(Collector):
-    """sevflow_sink_circuit_open, sevflow_sink_failures_total and sevflow_dlq_size."""
+    """sevflow_sink_circuit_open, sevflow_sink_failures_total, sevflow_sink_stopped and
+    sevflow_dlq_size."""
 
     def __init__(self, sinks: Sequence[Sink], dlq_topic: str) -> None:
         self._sinks = sinks
         self._dlq_topic = dlq_topic
         self.dlq_size: int | None = None  # None until first measured
+        #: Sinks that stopped themselves (too many dead letters in a row) while the others run.
+        self.stopped: set[str] = set()
 
     def collect(self) -> Iterable[Metric]:
         circuit = GaugeMetricFamily(
@@ -46,8 +49,16 @@ class SinkCollector(Collector):
             if breaker is not None:
                 circuit.add_metric([sink.name], 1.0 if breaker.is_open else 0.0)
                 failures.add_metric([sink.name], float(breaker.total_failures))
+        stopped = GaugeMetricFamily(
+            "sevflow_sink_stopped",
+            "1 once the sink stopped itself (too many dead letters in a row) until the sinks restart.",
+            labels=["sink"],
+        )
+        for sink in self._sinks:
+            stopped.add_metric([sink.name], 1.0 if sink.name in self.stopped else 0.0)
         yield circuit
         yield failures
+        yield stopped
         if self.dlq_size is not None:
             dlq = GaugeMetricFamily(
                 "sevflow_dlq_size", "Dead letters whose event is still undelivered.", labels=["topic"]

@@ -91,7 +91,8 @@ class SinkSettings(BaseModel):
         default=50,
         ge=1,
         description="Consecutive dead-lettered events after which a sink stops (a broken deploy "
-        "must not route everything to the dead-letter topic).",
+        "must not route everything to the dead-letter topic) until the sinks restart; the other "
+        "sinks go on, and sevflow_sink_stopped says so.",
     )
     sinks_storm_threshold: int = Field(
         default=20,

@@ -113,6 +113,7 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
     for sink in ("pagerduty", "slack", "statuspage"):
         assert f'sevflow_sink_circuit_open{{sink="{sink}"}} 0.0' in sink_metrics
         assert f'sevflow_sink_failures_total{{sink="{sink}"}} 0.0' in sink_metrics
+        assert f'sevflow_sink_stopped{{sink="{sink}"}} 0.0' in sink_metrics
     assert re.search(r'^sevflow_dlq_size\{topic="e2e-dlq-\w+"\} 0\.0$', sink_metrics, re.M)
     # The escalation loop saw the incident through: its time to resolve is recorded by severity.
     assert re.search(

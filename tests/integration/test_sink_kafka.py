@@ -447,3 +447,46 @@ async def test_a_rebalance_mid_batch_hands_over_without_delivering_twice(
         for engine in engines:
             await engine.dispose()
     assert fake_pagerduty.actions() == ["trigger"] * 6
+
+
+async def test_a_sink_that_stops_itself_leaves_the_others_paging(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack's token revoked: every post fails for good and is dead-lettered, until the Slack sink
+    stops itself. PagerDuty goes on paging, before and after: the whole sinks process stopped
+    with Slack, and no incident was paged until someone fixed Slack."""
+    revoked = FakeSlack("xoxb-another-workspace").start()  # our token is not valid there
+    try:
+        settings = kafka_settings(
+            kafka_bootstrap,
+            tmp_path,
+            pagerduty=fake_pagerduty,
+            slack=revoked,
+            cert=tls_cert,
+            sinks_dlq_max_consecutive=2,
+        )
+        first = [IncidentStory(name=f"Before{n}").fire()[0] for n in range(3)]
+        later = [IncidentStory(name=f"After{n}").fire()[0] for n in range(2)]
+        async with Running(settings) as running:
+            await produce(settings, first)
+            await eventually(
+                lambda: running.check() or "the other sinks go on" in caplog.text,
+                "the Slack sink to stop itself",
+            )
+            await produce(settings, later)
+            await eventually(
+                lambda: (
+                    running.check() or all(fake_pagerduty.actions(e.incident_id) for e in first + later)
+                ),
+                "every incident paged",
+            )
+            running.check()  # still serving
+        assert "consecutive events dead-lettered; stopping" in caplog.text
+        for event in first + later:
+            assert fake_pagerduty.actions(event.incident_id) == ["trigger"]
+    finally:
+        revoked.close()

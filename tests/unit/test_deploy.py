@@ -34,6 +34,7 @@ NOT_YET_EXPORTED = {
     "sevflow_dlq_size",
     "sevflow_sink_failures_total",
     "sevflow_sink_circuit_open",
+    "sevflow_sink_stopped",
 }
 #: Series Prometheus itself provides.
 PROMETHEUS = {"up", "ALERTS"}
@@ -179,6 +180,8 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
         ),
         ("3m", "SevflowSinkCircuitOpen", []),  # open, but not for 5 minutes yet
         ("10m", "SevflowSinkCircuitOpen", [expected(rules["SevflowSinkCircuitOpen"], sink="slack")]),
+        ("1m", "SevflowSinkStopped", []),
+        ("3m", "SevflowSinkStopped", [expected(rules["SevflowSinkStopped"], sink="slack")]),
         ("5m", "SevflowConsumerLagGrowing", []),
         (
             "25m",
@@ -213,6 +216,8 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
                     series("sevflow_dlq_size", "0 0 3x18", topic="incident-events-dlq"),
                     series("sevflow_sink_circuit_open", "0 1x19", sink="slack"),
                     series("sevflow_sink_circuit_open", "0x20", sink="pagerduty"),
+                    series("sevflow_sink_stopped", "0 0 1x18", sink="slack"),
+                    series("sevflow_sink_stopped", "0x20", sink="pagerduty"),
                     # two worker replicas, each measuring the whole group's lag: 5k, not 10k
                     series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w1", **lag),
                     series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w2", **lag),
@@ -241,7 +246,7 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
     }
     # the summaries, spelled out once, so a broken template cannot pass by rendering to itself
     assert cases[1][2][0]["exp_annotations"]["summary"] == "10% of the receiver's responses are 5xx."
-    assert cases[6][2][0]["exp_annotations"]["summary"] == (
+    assert cases[8][2][0]["exp_annotations"]["summary"] == (
         "sevflow is 5k records behind on sevflow-alerts and falling further behind."
     )
     tests = tmp_path / "sevflow-rules.test.yml"

@@ -17,6 +17,7 @@ from models.settings import Settings
 from models.severity import Severity
 from sinks.breaker import TRIAL_POLL, CircuitBreaker
 from sinks.errors import DeliveryError, classify_status, parse_retry_after
+from sinks.metrics import SinkCollector
 from sinks.pacing import ChannelPacer
 from sinks.records import REPLAY_HEADER, decode
 from sinks.retry import RetryPolicy, backoff, call_with_retry
@@ -341,3 +342,14 @@ def test_a_pagerduty_ca_file_without_a_certificate_is_refused_at_start(tmp_path:
     empty.write_text("not a certificate\n")
     with pytest.raises(ValueError, match="no PEM certificate in the PagerDuty CA file"):
         PagerDutySender(SecretStr("R" * 32), "https://127.0.0.1:1", timeout=1.0, ca_file=empty)
+
+
+def test_a_stopped_sink_is_shown_as_stopped_and_the_others_not() -> None:
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    collector = SinkCollector([Named("pagerduty"), Named("slack")], "dlq")  # type: ignore[list-item]
+    collector.stopped.add("slack")
+    (stopped,) = [m for m in collector.collect() if m.name == "sevflow_sink_stopped"]
+    assert {s.labels["sink"]: s.value for s in stopped.samples} == {"pagerduty": 0.0, "slack": 1.0}
