@@ -89,6 +89,8 @@ def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:
         auto_offset_reset=settings.sinks_offset_reset,
         max_poll_interval_ms=batch_ms,
         rebalance_timeout_ms=batch_ms,
+        # The relay publishes in transactions: a batch a fenced relay could not commit is skipped.
+        isolation_level="read_committed",
     )
 
 

@@ -36,7 +36,7 @@ from store.db import async_engine
 from store.leases import Lease
 from streams.relay import KafkaEventPublisher, OutboxRelay
 
-__all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds"]
+__all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds", "relay_transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ async def relay_rounds(relay: OutboxRelay, now: Callable[[], datetime]) -> int:
         # Nothing is lost: unpublished events stay in the outbox for the next round.
         log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
     return total
+
+
+def relay_transactional_id(app_id: str) -> str:
+    """The transactional id every relay of the deployment ``app_id`` publishes under: one id, so
+    that Kafka fences a relay that lost its lease (streams/relay.py)."""
+    return f"{app_id}-outbox-relay"
 
 
 def _utc_now() -> datetime:
@@ -177,7 +183,9 @@ def _report(counts_fd: int, published: int) -> None:
 async def _run(settings: Settings, wake_fd: int, counts_fd: int) -> None:
     loop = asyncio.get_running_loop()
     engine = async_engine(settings.sqlalchemy_url())
-    publisher = KafkaEventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    publisher = KafkaEventPublisher(
+        settings.kafka_bootstrap, settings.events_topic, relay_transactional_id(settings.app_id)
+    )
     # Named after the worker, which operators know (and whose restarted relay takes over at once).
     holder = f"{socket.gethostname()}:{os.getppid()}"
     relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)

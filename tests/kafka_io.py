@@ -28,7 +28,11 @@ async def read_timed_json_topic(
     """Every record of ``topic`` from the beginning as (Kafka timestamp in seconds, value),
     stopping after ``idle_polls`` empty polls."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",  # as incident-events is to be read
     )
     await consumer.start()
     out: list[tuple[float, dict[str, Any]]] = []

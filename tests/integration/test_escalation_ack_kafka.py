@@ -119,7 +119,7 @@ async def test_slack_ack_through_kafka_stops_escalation(
     # Long past every deadline: nothing escalates any more.
     assert await run_escalations(store, playbook_policy(), T0 + 2 * 60 * M) == []
 
-    relay_publisher = KafkaEventPublisher(kafka_bootstrap, events_topic)
+    relay_publisher = KafkaEventPublisher(kafka_bootstrap, events_topic, f"{events_topic}-relay")
     relay = OutboxRelay(engine, Lease(engine, "relay", "w", timedelta(seconds=15)), relay_publisher)
     try:
         while await relay.run_once(T0 + 2 * 60 * M):

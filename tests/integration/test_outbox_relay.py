@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaError
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -51,7 +52,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
     )
     assert await unpublished(engine) == 40
 
-    publisher = KafkaEventPublisher(kafka_bootstrap, topic)
+    publisher = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
     relay = OutboxRelay(
         engine, Lease(engine, "relay", "worker-1", timedelta(seconds=15)), publisher, batch_size=25
     )
@@ -72,7 +73,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
         await publisher.close()
 
     # A second worker takes over after the first one's lease expired.
-    publisher2 = KafkaEventPublisher(kafka_bootstrap, topic)
+    publisher2 = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
     relay2 = OutboxRelay(
         engine, Lease(engine, "relay", "worker-2", timedelta(seconds=15)), publisher2, batch_size=25
     )
@@ -157,3 +158,34 @@ def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka
             process.kill()
             process.wait()
         engine.dispose()
+
+
+async def test_a_relay_that_lost_its_lease_cannot_publish_after_the_next_holder(  # type: ignore[no-untyped-def]
+    engine, kafka_bootstrap: str
+) -> None:
+    """Relay A read a batch, then stalled past its lease (Kafka slow, its process paused); relay
+    B took the lease over, read the tail and published that batch. When A's send comes, the batch
+    must not reach the topic a second time: B's producer, sharing A's transactional id, fenced
+    A's when it started."""
+    topic = f"test-events-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(kafka_bootstrap, topic, 2)
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    publisher_a = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
+    publisher_b = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
+    relay_a = OutboxRelay(engine, Lease(engine, "relay", "worker-a", timedelta(seconds=15)), publisher_a)
+    relay_b = OutboxRelay(engine, Lease(engine, "relay", "worker-b", timedelta(seconds=15)), publisher_b)
+    try:
+        await pipeline.process_alerts([alert(f"F{n}", instance="x") for n in range(10)])
+        assert await relay_a.run_once(T0) == 10
+        await pipeline.process_alerts([alert(f"G{n}", instance="x") for n in range(5)])
+        stalled = await relay_a._unpublished()  # A has read the batch ... and stalls
+        assert len(stalled) == 5
+        assert await relay_b.run_once(T0 + timedelta(seconds=20)) == 5  # A's lease has expired
+        with pytest.raises(KafkaError):  # ... and sends it at last
+            await publisher_a.publish([(r.incident_id, r.document.encode()) for r in stalled])
+    finally:
+        await publisher_a.close()
+        await publisher_b.close()
+    ids = [e["event_id"] for e in await read_json_topic(kafka_bootstrap, topic)]
+    assert len(ids) == 15
+    assert len(set(ids)) == 15

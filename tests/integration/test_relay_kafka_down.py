@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_failed_start_leaves_no_client_open() -> None:
-    publisher = KafkaEventPublisher(f"127.0.0.1:{free_port()}", "events", timeout=2)
+    publisher = KafkaEventPublisher(f"127.0.0.1:{free_port()}", "events", "relay", timeout=2)
     for _ in range(3):
         with pytest.raises((KafkaError, OSError)):
             await publisher.publish([("inc_1", b"{}")])
@@ -29,7 +29,7 @@ async def test_a_failed_start_leaves_no_client_open() -> None:
 
 async def test_reading_the_tail_while_kafka_is_down_leaves_no_consumer_open(tmp_path: Path) -> None:
     kafka = PrivateKafka(tmp_path / "kafka-home").start()
-    publisher = KafkaEventPublisher(kafka.bootstrap, "events", timeout=2)
+    publisher = KafkaEventPublisher(kafka.bootstrap, "events", "relay", timeout=2)
     try:
         await ensure_topic(kafka.bootstrap, "events", 2)
         await publisher.publish([("inc_1", json.dumps({"event_id": "e1"}).encode())])
