@@ -56,6 +56,26 @@ def role_env(
     return env
 
 
+def relay_lease_holder(url: str) -> str | None:
+    """Who holds the outbox relay's lease in the store at ``url`` ("" once given up; None before
+    the worker has created its tables)."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.exc import OperationalError
+
+    from store.db import normalise_url
+    from store.schema import leases
+
+    engine = create_engine(normalise_url(url, asynchronous=False))
+    try:
+        with engine.connect() as conn:
+            query = select(leases.c.holder).where(leases.c.name == "outbox-relay")
+            return conn.execute(query).scalar_one_or_none()
+    except OperationalError:
+        return None
+    finally:
+        engine.dispose()
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
     """Poll ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

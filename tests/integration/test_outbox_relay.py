@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaError
-from sqlalchemy import create_engine, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, update
 
 from models.incident import LifecyclePolicy
 from receiver.kafka import ensure_topic
-from store.db import normalise_url
 from store.incidents import IncidentStore
 from store.leases import Lease
 from store.schema import incident_events, leases
@@ -23,7 +21,7 @@ from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
 from tests.builders import T0, alert
 from tests.conftest import REPO
-from tests.harness import role_env, wait_for
+from tests.harness import relay_lease_holder, role_env, wait_for
 from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
@@ -132,32 +130,21 @@ def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka
     suffix = uuid.uuid4().hex[:8]
     url = f"sqlite:///{tmp_path / 'sevflow.db'}"
     env = role_env(kafka_bootstrap, f"lease-{suffix}", url, tmp_path)
-    engine = create_engine(normalise_url(url, asynchronous=False))
-
-    def holder() -> str | None:
-        try:
-            with engine.connect() as conn:
-                query = select(leases.c.holder).where(leases.c.name == "outbox-relay")
-                return conn.execute(query).scalar_one_or_none()
-        except OperationalError:  # the worker has not created its tables yet
-            return None
-
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "sevflow", "worker"], cwd=REPO, env=env, stdout=out, stderr=out
         )
     try:
-        held = wait_for(lambda: holder() or None, 60, f"the relay to take its lease (log {log})")
+        held = wait_for(lambda: relay_lease_holder(url), 60, f"the relay to take its lease (log {log})")
         assert held.endswith(f":{process.pid}")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-        assert holder() == ""
+        assert relay_lease_holder(url) == ""
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-        engine.dispose()
 
 
 async def test_a_relay_that_lost_its_lease_cannot_publish_after_the_next_holder(  # type: ignore[no-untyped-def]

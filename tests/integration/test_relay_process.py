@@ -15,21 +15,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from models.incident import LifecyclePolicy
 from receiver.kafka import ensure_topic
-from store.db import async_engine, normalise_url, sync_engine
+from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade
-from store.schema import incident_events, leases
+from store.schema import incident_events
 from streams.pipeline import Pipeline
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
 from tests.builders import alert
 from tests.conftest import REPO
-from tests.harness import role_env, wait_for
+from tests.harness import relay_lease_holder, role_env, wait_for
 from tests.integration.test_worker_failures import produce
 from tests.kafka_io import read_json_topic
 
@@ -50,18 +49,6 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _lease_holder(url: str) -> str | None:
-    engine = create_engine(normalise_url(url, asynchronous=False))
-    try:
-        with engine.connect() as conn:
-            query = select(leases.c.holder).where(leases.c.name == "outbox-relay")
-            return conn.execute(query).scalar_one_or_none()
-    except OperationalError:  # the worker has not created its tables yet
-        return None
-    finally:
-        engine.dispose()
 
 
 async def test_the_relay_process_publishes_reports_and_gives_the_lease_up(
@@ -104,7 +91,7 @@ async def test_the_relay_process_publishes_reports_and_gives_the_lease_up(
     finally:
         await relay.stop(grace=10)
         await engine.dispose()
-    assert _lease_holder(url) == ""  # given up on the way out
+    assert relay_lease_holder(url) == ""  # given up on the way out
     published = await read_json_topic(kafka_bootstrap, f"{prefix}-events")
     assert sorted(e["event_id"] for e in published) == sorted(str(e.event_id) for e in events)
 
@@ -122,7 +109,7 @@ def test_a_killed_workers_relay_process_exits_too(tmp_path: Path, kafka_bootstra
         tmp_path, role_env(kafka_bootstrap, f"orphan-{uuid.uuid4().hex[:8]}", url, tmp_path)
     )
     try:
-        wait_for(lambda: _lease_holder(url), 60, "the relay to take its lease")
+        wait_for(lambda: relay_lease_holder(url), 60, "the relay to take its lease")
         (relay_pid,) = wait_for(lambda: _children(worker.pid), 10, "the relay process")
         worker.kill()
         worker.wait()
@@ -140,7 +127,7 @@ def test_a_relay_process_that_dies_is_started_again(tmp_path: Path, kafka_bootst
     asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 2))
     worker = _start_worker(tmp_path, env)
     try:
-        wait_for(lambda: _lease_holder(url), 60, "the relay to take its lease")
+        wait_for(lambda: relay_lease_holder(url), 60, "the relay to take its lease")
         (first,) = wait_for(lambda: _children(worker.pid), 10, "the relay process")
         os.kill(first, signal.SIGKILL)
         (second,) = wait_for(
