@@ -22,7 +22,7 @@ from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
 from sinks.errors import SinkStopped
-from sinks.kafka import dead_letter_producer, ensure_topics, sink_consumer
+from sinks.kafka import SinkConsumer, dead_letter_producer, ensure_topics, sink_consumer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
 from sinks.statuspage import StatusPageSink, follow_up_until
@@ -73,7 +73,7 @@ async def serve_sinks(
     sinks = build_sinks(settings, engine, clock)
     consumers = [sink_consumer(settings, sink.name) for sink in sinks]
     tasks: list[asyncio.Task[None]] = []
-    consumers_by_task: dict[asyncio.Task[None], tuple[str, Any]] = {}
+    consumers_by_task: dict[asyncio.Task[None], tuple[str, SinkConsumer]] = {}
     server: uvicorn.Server | None = None
     collector = SinkCollector(sinks, settings.sinks_dlq_topic)
     if settings.sinks_metrics_port:
@@ -156,7 +156,7 @@ async def serve_sinks(
 async def _until_stopped_or_failed(
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
-    consumers_by_task: dict[asyncio.Task[None], tuple[str, Any]],
+    consumers_by_task: dict[asyncio.Task[None], tuple[str, SinkConsumer]],
     collector: SinkCollector,
 ) -> None:
     """Wait until ``stop`` is set or a task fails (its exception is raised, ``stop`` set).

@@ -113,8 +113,8 @@ class RelayProcess:
         """Ask the relay to look at the outbox now (events were committed)."""
         if self._wake is None:
             return
-        # A full pipe already holds a wake-up; a closed one means the relay died (restarted by
-        # :meth:`exited_unexpectedly`'s caller).
+        # A full pipe already holds a wake-up; a closed one means the relay died (the worker
+        # sees that through :meth:`exited` and starts it again).
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(self._wake, b"\0")
 
