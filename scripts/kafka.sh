@@ -71,7 +71,7 @@ start() {
     cluster_id=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())')
     say "formatting Kafka storage in $state/data (cluster id $cluster_id)"
     java "${opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+      --cluster-id="$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
       || { cat "$state/logs/format.out" >&2; die "kafka-storage format failed"; }
   fi
   say "starting Kafka $kafka_version on 127.0.0.1:$port (log: $state/logs/broker.out)"
