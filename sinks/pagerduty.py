@@ -23,7 +23,6 @@ from sinks.pagerduty_format import (
     pagerduty_calls,
     storm_key,
 )
-from sinks.retry import retry_store
 
 __all__ = ["PagerDutySink"]
 
@@ -61,18 +60,10 @@ class PagerDutySink:
         self._escalation = dict(escalation_senders or {})
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
-        await retry_store(
-            functools.partial(self._effects.preload, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: reading the delivery log",
-        )
+        await self._effects.preload(events)
 
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
-        return await retry_store(
-            functools.partial(each_event, events, self._deliver),
-            clock=self._effects.clock,
-            what=f"{self.name}: {events[0].incident_id}",
-        )
+        return await each_event(events, self._deliver)
 
     async def _deliver(self, event: IncidentEvent) -> None:
         if self._escalation:
@@ -143,15 +134,6 @@ class PagerDutySink:
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
         """One PagerDuty alert per storm (same dedup_key), re-triggered as incidents join it."""
-        return await retry_store(
-            functools.partial(self._digest, storm_id, since, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: storm digest",
-        )
-
-    async def _digest(
-        self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
-    ) -> list[Failure]:
         paged = [e for e in events if e.incident.severity in self._severities]
         if not paged:
             return []

@@ -29,7 +29,6 @@ from sinks.base import Failure
 from sinks.effects import Effects, Result, effect_key
 from sinks.errors import DeliveryError
 from sinks.pacing import ChannelPacer
-from sinks.retry import retry_store
 from sinks.slack_client import SlackError, SlackSender, is_channel_id
 from sinks.slack_format import (
     SlackMessage,
@@ -74,20 +73,9 @@ class SlackSink:
 
     # --- the event loop of one incident ---------------------------------------------------
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
-        await retry_store(
-            functools.partial(self._effects.preload, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: reading the delivery log",
-        )
+        await self._effects.preload(events)
 
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
-        return await retry_store(
-            functools.partial(self._handle, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: {events[0].incident_id}",
-        )
-
-    async def _handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
         failures: list[Failure] = []
         waiting: list[IncidentEvent] = []  # updates to coalesce into one post
         for event in events:
@@ -242,15 +230,6 @@ class SlackSink:
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
         """One #incidents message per storm, edited as SEV3/SEV4 incidents join it."""
-        return await retry_store(
-            functools.partial(self._digest, storm_id, since, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: storm digest",
-        )
-
-    async def _digest(
-        self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
-    ) -> list[Failure]:
         routed = [e for e in events if e.incident.severity in self._severities]
         if not routed:
             return []

@@ -28,7 +28,6 @@ from sinks.base import Failure, each_event
 from sinks.clock import Clock
 from sinks.effects import Effects, Result
 from sinks.errors import DeliveryError
-from sinks.retry import retry_store
 from sinks.statuspage_format import (
     PLAYBOOK_PROMISE_MINUTES,
     StatusChange,
@@ -101,18 +100,10 @@ class StatusPageSink:
         self._promise = follow_up_minutes
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
-        await retry_store(
-            functools.partial(self._effects.preload, events),
-            clock=self._effects.clock,
-            what=f"{self.name}: reading the delivery log",
-        )
+        await self._effects.preload(events)
 
     async def handle(self, events: Sequence[IncidentEvent]) -> list[Failure]:
-        return await retry_store(
-            functools.partial(each_event, events, self._deliver),
-            clock=self._effects.clock,
-            what=f"{self.name}: {events[0].incident_id}",
-        )
+        return await each_event(events, self._deliver)
 
     async def _deliver(self, event: IncidentEvent) -> None:
         refs = await self._effects.log.refs(self.name, event.incident_id)

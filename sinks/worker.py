@@ -22,10 +22,11 @@ commit (:class:`~sinks.kafka.HandOver`): the next owner of its partitions starts
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -37,11 +38,14 @@ from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
 from sinks.kafka import SinkConsumer
 from sinks.records import decode
+from sinks.retry import retry_store
 from sinks.storm import StormDetector
 
 __all__ = ["Record", "SinkWorker"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -119,16 +123,17 @@ class SinkWorker:
                 groups.setdefault(event.incident_id, []).append(event)
         queue = sorted(groups.values(), key=lambda g: min(e.incident.severity.rank for e in g))
         if ordered:
-            await self.sink.preload(ordered)
+            await self._store_retried("reading the delivery log", partial(self.sink.preload, ordered))
         limit = asyncio.Semaphore(self._concurrency)
 
         async def deliver(group: list[IncidentEvent]) -> list[Failure]:
             async with limit:
-                return await self.sink.handle(group)
+                return await self._store_retried(group[0].incident_id, partial(self.sink.handle, group))
 
         failures = [f for result in await asyncio.gather(*map(deliver, queue)) for f in result]
         for (storm_id, started_at), digested in storms.items():
-            failures += await self.sink.digest(storm_id, started_at, digested)
+            digest = partial(self.sink.digest, storm_id, started_at, digested)
+            failures += await self._store_retried("storm digest", digest)
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",
@@ -144,6 +149,11 @@ class SinkWorker:
         for letter in letters:
             await self._dead.write(letter)
         self._count_dead(len(letters) - unreadable, len(records) - unreadable)
+
+    async def _store_retried(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step`` run again while the store fails transiently (:func:`sinks.retry.retry_store`):
+        every step of a sink reads or writes its delivery log."""
+        return await retry_store(step, clock=self._clock, what=f"{self.sink.name}: {what}")
 
     def _count_dead(self, dead: int, total: int) -> None:
         if dead and dead == total:

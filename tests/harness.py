@@ -56,6 +56,20 @@ def role_env(
     return env
 
 
+def stored_alerts(engine: Any) -> int:
+    """How many alerts the store behind ``engine`` (synchronous) holds; 0 before the worker has
+    created its tables."""
+    from sqlalchemy import func, select
+
+    from store.schema import alerts
+
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
+    except Exception:  # tables not created yet
+        return 0
+
+
 def relay_lease_holder(url: str) -> str | None:
     """Who holds the outbox relay's lease in the store at ``url`` ("" once given up; None before
     the worker has created its tables)."""

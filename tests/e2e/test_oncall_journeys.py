@@ -187,14 +187,18 @@ def fire_alert(alertmanager: Alertmanager, labels: dict[str, str], summary: str)
     )
 
 
+def page_checkout_down(sevflow: Sevflow, alertmanager: Alertmanager, pagerduty: FakePagerDuty) -> str:
+    """Fire the checkout alert through Alertmanager and wait for its page; the incident's id."""
+    fire_alert(alertmanager, LABELS, "Checkout is down")
+    wait_for(lambda: pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+    return str(pagerduty.events[0]["dedup_key"])
+
+
 def test_sev1_acknowledged_in_slack_then_resolved_everywhere(
     stack: Stack, fake_pagerduty: FakePagerDuty, slack: FakeSlack, fake_statuspage: FakeStatuspage
 ) -> None:
     with stack(quiet_period_seconds="3") as (sevflow, alertmanager):
-        fire_alert(alertmanager, LABELS, "Checkout is down")
-
-        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
-        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        incident_id = page_checkout_down(sevflow, alertmanager, fake_pagerduty)
         announcement = wait_for(lambda: slack.posts("incidents"), 60, "the announcement")[0]
         assert "*Status:* Investigating" in announcement["text"]
         channel = slack.created()[0]
@@ -288,9 +292,7 @@ def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
         escalation_policy_file=str(policy),
         escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
     ) as (sevflow, alertmanager):
-        fire_alert(alertmanager, LABELS, "Checkout is down")
-        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
-        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        incident_id = page_checkout_down(sevflow, alertmanager, fake_pagerduty)
         secondary_key = f"{incident_id}/escalation/secondary"
 
         def escalations() -> list[dict[str, Any]]:
@@ -348,9 +350,7 @@ def test_a_flap_reopens_the_incident_pages_again_and_reopens_the_status_page(
     stack: Stack, fake_pagerduty: FakePagerDuty, slack: FakeSlack, fake_statuspage: FakeStatuspage
 ) -> None:
     with stack(quiet_period_seconds="0") as (sevflow, alertmanager):
-        fire_alert(alertmanager, LABELS, "Checkout is down")
-        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
-        incident_id = fake_pagerduty.events[0]["dedup_key"]
+        incident_id = page_checkout_down(sevflow, alertmanager, fake_pagerduty)
         page = wait_for(lambda: list(fake_statuspage.incidents.values()), 60, "the status page")[0]
         end_alert(alertmanager, LABELS)
         wait_for(

@@ -33,7 +33,7 @@ from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import alert
 from tests.conftest import REPO
-from tests.harness import role_env, wait_for
+from tests.harness import role_env, stored_alerts, wait_for
 from tests.kafka_io import read_json_topic
 from tests.store_backends import fresh_database
 
@@ -152,21 +152,16 @@ def test_kill_and_rebalance_lose_and_double_nothing(
     )
     engine = create_engine(normalise_url(postgres_url, asynchronous=False))
 
-    def stored() -> int:
-        try:
-            with engine.connect() as conn:
-                return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
-        except Exception:  # tables not created yet
-            return 0
-
     w1 = Worker(tmp_path, env | {"SEVFLOW_DATA_DIR": str(tmp_path / "w1")}, "worker1").start()
     w2 = Worker(tmp_path, env | {"SEVFLOW_DATA_DIR": str(tmp_path / "w2")}, "worker2")
     try:
-        wait_for(lambda: stored() >= 1000, 90, f"worker 1 to store 1,000 alerts (log {w1.log})")
+        wait_for(
+            lambda: stored_alerts(engine) >= 1000, 90, f"worker 1 to store 1,000 alerts (log {w1.log})"
+        )
         w2.start()  # rebalance: partitions move while incidents are half built
-        wait_for(lambda: stored() >= 3000, 90, "3,000 alerts stored")
+        wait_for(lambda: stored_alerts(engine) >= 3000, 90, "3,000 alerts stored")
         w1.kill()  # SIGKILL mid-run; worker 2 takes its partitions after the session timeout
-        at_kill = stored()
+        at_kill = stored_alerts(engine)
         time.sleep(1)
         w1.start()  # and it comes back: another rebalance
 
@@ -181,7 +176,7 @@ def test_kill_and_rebalance_lose_and_double_nothing(
                     .where(incident_events.c.published_at.is_(None))
                 ).scalar_one()
             return (
-                stored() == GROUPS * PER_GROUP
+                stored_alerts(engine) == GROUPS * PER_GROUP
                 and resolved == GROUPS * RESOLVED_PER_GROUP
                 and pending == 0
             )

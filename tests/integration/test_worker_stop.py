@@ -15,15 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
 
 from receiver.kafka import ensure_topic
 from sevflow.runner import WORKER_STOP_DEADLINE
 from store.db import normalise_url
-from store.schema import alerts
 from tests.builders import alert
 from tests.conftest import REPO
-from tests.harness import PrivateKafka, role_env, wait_for
+from tests.harness import PrivateKafka, role_env, stored_alerts, wait_for
 from tests.integration.test_worker_failures import produce
 
 pytestmark = pytest.mark.integration
@@ -46,13 +45,6 @@ def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
     first = [alert(f"Stop{n}", at=t0 + timedelta(milliseconds=n)) for n in range(20)]
     engine = create_engine(normalise_url(url, asynchronous=False))
 
-    def stored() -> int:
-        try:
-            with engine.connect() as conn:
-                return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
-        except Exception:  # tables not created yet
-            return 0
-
     log = tmp_path / "worker.log"
 
     def start() -> subprocess.Popen[bytes]:
@@ -65,7 +57,7 @@ def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
     try:
         asyncio.run(ensure_topic(kafka.bootstrap, topic, 2))
         asyncio.run(produce(kafka.bootstrap, topic, first))
-        wait_for(lambda: stored() == 20, 60, f"the first alerts stored (log {log})")
+        wait_for(lambda: stored_alerts(engine) == 20, 60, f"the first alerts stored (log {log})")
         kafka.stop()
         worker.send_signal(signal.SIGTERM)
         try:
@@ -81,7 +73,9 @@ def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
         worker = start()
         more = [alert(f"After{n}", at=t0 + timedelta(seconds=1, milliseconds=n)) for n in range(5)]
         asyncio.run(produce(kafka.bootstrap, topic, more))
-        wait_for(lambda: stored() == 25, 90, f"the alerts after the restart stored (log {log})")
+        wait_for(
+            lambda: stored_alerts(engine) == 25, 90, f"the alerts after the restart stored (log {log})"
+        )
     finally:
         if worker.poll() is None:
             worker.kill()
