@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real services are, and the shared fixtures directory.
+"""Shared fixtures: where the real services are, and the test data the repository carries.
 
 Integration and e2e tests need the Kafka broker and PostgreSQL that ``scripts/test`` starts. When
 one is not running those tests fail with a message saying how to start it; they never skip.
@@ -18,7 +18,9 @@ from tests.kafka_io import topics_swept
 pytest_plugins = ["tests.store_backends"]
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("SEVFLOW_FIXTURES", REPO.parent / "shared" / "fixtures"))
+# Test data lives in the repository (tests/fixtures/SOURCES.md says where each file comes from), so
+# a fresh clone runs its tests with nothing beside it.
+FIXTURES = REPO / "tests" / "fixtures"
 AM_FIXTURES = FIXTURES / "alertmanager"
 
 
@@ -39,7 +41,7 @@ def free_port() -> int:
 
 
 def load_fixture(name: str) -> Any:
-    """A JSON document from the shared Alertmanager fixtures."""
+    """A JSON document from the Alertmanager fixtures (tests/fixtures/alertmanager)."""
     return json.loads((AM_FIXTURES / name).read_text())
 
 

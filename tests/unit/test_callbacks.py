@@ -1,8 +1,9 @@
 """Acknowledge / resolve callbacks: the API, Slack buttons, PagerDuty webhooks.
 
 Signatures are checked against the official Slack test vector and the PagerDuty vector of the
-contracts; the payloads are the shared fixtures (real Slack block_actions, real PagerDuty v3
-webhooks). The publisher is a recorder at the Kafka boundary (and one that fails like Kafka).
+contracts; the payloads are the fixtures in tests/fixtures (real Slack block_actions, real
+PagerDuty v3 webhooks). The publisher is a recorder at the Kafka boundary (and one that fails
+like Kafka).
 """
 
 import hashlib

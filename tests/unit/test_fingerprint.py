@@ -31,4 +31,4 @@ def test_order_independent_and_value_sensitive() -> None:
 
 
 def test_captured_fixtures_present() -> None:
-    assert len(CAPTURED_PAYLOADS) >= 6, f"shared fixtures missing under {Path(AM_FIXTURES)}"
+    assert len(CAPTURED_PAYLOADS) >= 6, f"fixtures missing under {Path(AM_FIXTURES)}"

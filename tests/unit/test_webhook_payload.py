@@ -1,4 +1,5 @@
-"""Every shared Alertmanager fixture is accepted or refused as EXPECTED.md there says."""
+"""Every Alertmanager fixture (tests/fixtures/alertmanager) is accepted or refused as EXPECTED.md
+there says."""
 
 from datetime import UTC, datetime, timedelta
 
