@@ -34,6 +34,7 @@ from models.severity import Severity
 
 __all__ = [
     "ALERTMANAGER",
+    "COMMAND_SCHEMA_VERSION",
     "RESOLUTION_DETAILS",
     "RESOLUTION_DETAIL_MAX",
     "SEVFLOW",
@@ -53,6 +54,10 @@ __all__ = [
     "slugify",
     "superseded",
 ]
+
+#: Version of the commands topic's records; changes only when a reader would have to behave
+#: differently (fields are only ever added). Commands written before it existed are version 1.
+COMMAND_SCHEMA_VERSION = 1
 
 ALERTMANAGER = Actor(via="alertmanager")
 SEVFLOW = Actor(via="sevflow")
@@ -224,10 +229,14 @@ class Command(BaseModel):
     """A manual change requested through the API, the CLI, Slack or PagerDuty.
 
     A resolution may say what the playbook's closing message asks for — root cause, fix,
-    follow-up — which the ``resolved`` event carries in its ``data``."""
+    follow-up — which the ``resolved`` event carries in its ``data``.
+
+    This is a wire format other processes read (the commands topic): fields are only ever added,
+    and ``schema_version`` changes when a reader would have to behave differently."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    schema_version: int = COMMAND_SCHEMA_VERSION
     command_id: str = Field(min_length=1, description="Idempotency key of the request.")
     action: Literal["acknowledge", "resolve"]
     incident_id: str

@@ -34,17 +34,16 @@ from typing import Any, TypeVar
 import faust
 import mode
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.alert import AlertRecord
-from models.incident import Command
 from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
+from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
 from streams.stall import EXIT_STALLED, Activity, StallWatch
@@ -106,15 +105,11 @@ async def retry_transient(
             delay = min(delay * 2, max_delay)
 
 
-def _decode(raw: bytes | None, model: type[Any], where: str) -> Any:
-    """Decode a record value, or log it as poison (it can never succeed) and return None."""
-    try:
-        if raw is None:
-            raise ValueError("empty record value")
-        return model.model_validate_json(raw)
-    except (ValidationError, ValueError) as exc:
-        log.error("skipping poison record at %s: %s", where, str(exc).splitlines()[0])
-        return None
+def _refuse(decoded: Decoded[Any], where: str, stats: WorkerMetrics) -> None:
+    """Log and count a record the worker can never apply (streams/records.py says which)."""
+    reason = "newer_schema" if decoded.newer else "invalid"
+    stats.records_refused.labels(where.partition("[")[0], reason).inc()
+    log.error("skipping record at %s: %s", where, decoded.refused)
 
 
 def create_app(
@@ -199,9 +194,11 @@ def create_app(
             records: list[AlertRecord] = []
             for event in events:
                 where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
-                record = _decode(event.value, AlertRecord, where)
-                if record is not None:
-                    records.append(record)
+                decoded = decode_alert(event.value)
+                if decoded.record is None:
+                    _refuse(decoded, where, stats)
+                else:
+                    records.append(decoded.record)
             if not records:  # (poison alone is progress too: its offsets move on)
                 activity.batches += 1
                 continue
@@ -220,8 +217,10 @@ def create_app(
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
-            command = _decode(event.value, Command, where)
+            decoded = decode_command(event.value)
+            command = decoded.record
             if command is None:
+                _refuse(decoded, where, stats)
                 continue
             with activity.applying():
                 result = await retry_transient(

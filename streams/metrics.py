@@ -33,6 +33,13 @@ class WorkerMetrics:
             "Alert records applied to the incident store (after dedup and grouping).",
             registry=self.registry,
         )
+        self.records_refused = Counter(
+            "sevflow_worker_records_refused_total",
+            "Alert records and commands the worker can never apply, by topic and reason: "
+            "invalid (poison) or newer_schema (written by a newer release than this worker).",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
         self.events_created = Counter(
             "sevflow_incident_events_total",
             "Incident events created, by type.",

@@ -1,0 +1,75 @@
+"""Decoding the worker's input records: an alert record or a command, or the reason it is refused.
+
+Both topics are written by other processes (receivers, the API, the CLI, Slack and PagerDuty
+callbacks) that may run an older or a newer release than this worker while an upgrade rolls.
+
+* A record of an older release reads as it is: fields are only ever added, and an added field
+  has a default (an older command has no ``schema_version``: it is version 1).
+* Fields this worker does not know are ignored: a newer writer may add them without changing what
+  the record means.
+* A record of a newer ``schema_version`` is refused: the version changes only when a reader would
+  have to behave differently, so read as this version it would do the wrong thing. Writers start
+  writing a new version only one release after the readers learnt to read it (README, "Upgrades"),
+  so a refusal means a deploy out of order; it is logged naming both versions and counted
+  (``sevflow_worker_records_refused_total{reason="newer_schema"}``), which pages.
+* A record that is not valid JSON of the model is poison: refused the same way, with the field
+  that failed (``reason="invalid"``). Neither kind can ever succeed here, so the worker moves on.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from models.alert import ALERT_SCHEMA_VERSION, AlertRecord
+from models.incident import COMMAND_SCHEMA_VERSION, Command
+
+__all__ = ["Decoded", "decode_alert", "decode_command"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[M]):
+    """A record, or why it is refused; ``newer``: refused for a newer schema version."""
+
+    record: M | None = None
+    refused: str | None = None
+    newer: bool = False
+
+
+def _decode(raw: bytes | None, model: type[M], supported: int, what: str) -> Decoded[M]:
+    if raw is None:
+        return Decoded(refused=f"invalid {what}: empty record")
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return Decoded(refused=f"invalid {what}: not JSON")
+    if not isinstance(document, dict):
+        return Decoded(refused=f"invalid {what}: not a JSON object")
+    version = document.get("schema_version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > supported:
+        return Decoded(
+            refused=f"newer {what} schema_version {version} (this worker reads {supported}): "
+            "upgrade the workers before the processes that write it",
+            newer=True,
+        )
+    try:
+        return Decoded(record=model.model_validate(document))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        return Decoded(refused=f"invalid {what}: {problems}"[:500])
+
+
+def decode_alert(raw: bytes | None) -> Decoded[AlertRecord]:
+    """An alert record from the alerts topic."""
+    return _decode(raw, AlertRecord, ALERT_SCHEMA_VERSION, "alert record")
+
+
+def decode_command(raw: bytes | None) -> Decoded[Command]:
+    """A command from the commands topic."""
+    return _decode(raw, Command, COMMAND_SCHEMA_VERSION, "command")
