@@ -64,7 +64,7 @@ _FUNCTIONS = {
     "sum", "rate", "increase", "deriv", "max", "min", "by", "and", "or", "absent", "vector",
     "histogram_quantile", "le", "job", "status", "group", "topic", "sink", "level", "severity",
     "service", "alertstate", "alertname", "rate_interval", "receiver_job", "partition",
-    "time", "instance",
+    "time", "instance", "reason",
 }  # fmt: skip
 
 
@@ -170,6 +170,7 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
     rules = {r["alert"]: r for r in load_rules()}
     webhook = {"job": "sevflow-receiver", "method": "POST", "path": "/webhooks/alertmanager"}
     lag = {"group": "sevflow", "topic": "sevflow-alerts"}
+    refused = {"topic": "sevflow-alerts", "reason": "newer_schema"}
     cases = [
         ("15m", "SevflowWatchdog", [expected(rules["SevflowWatchdog"])]),
         ("15m", "SevflowReceiverErrors", [expected(rules["SevflowReceiverErrors"], "10%")]),
@@ -203,6 +204,14 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
         ),
         # no sinks target at all (never deployed, or discovery lost them): absent() fires
         ("15m", "SevflowSinksDown", [expected(rules["SevflowSinksDown"], job="sevflow-sinks")]),
+        ("5m", "SevflowOutboxBacklog", []),  # stuck from 2m: not for 10 minutes yet
+        ("15m", "SevflowOutboxBacklog", [expected(rules["SevflowOutboxBacklog"], "500")]),
+        ("4m", "SevflowWorkerRecordsRefused", []),
+        (
+            "8m",
+            "SevflowWorkerRecordsRefused",
+            [expected(rules["SevflowWorkerRecordsRefused"], "1", **refused)],
+        ),
     ]
     document = {
         "rule_files": [str(RULES)],
@@ -222,6 +231,10 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
                     series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w1", **lag),
                     series("sevflow_consumer_lag", "0+200x30", partition="0", instance="w2", **lag),
                     series("up", "1x20", job="sevflow-receiver", instance="r1"),
+                    # two workers measure the same outbox: 500, not 1000
+                    series("sevflow_outbox_backlog", "0 0 500x18", instance="w1"),
+                    series("sevflow_outbox_backlog", "0 0 500x18", instance="w3"),
+                    series("sevflow_worker_records_refused_total", "0x5 1x15", **refused),
                     series("up", "1x5 0x15", job="sevflow-worker", instance="w1"),
                     # w2 answers scrapes, but its loop stopped at 5m: the heartbeat stays at 300 s
                     series(
@@ -358,17 +371,32 @@ def test_alertmanager_accepts_its_configuration() -> None:
 
 def test_the_watchdog_goes_to_the_dead_mans_switch_not_into_sevflow() -> None:
     """SevflowWatchdog always fires: routed to sevflow it would be an incident open forever. It
-    goes, alone, to a receiver without integrations (to point at a heartbeat service); sevflow's
-    other alerts and everyone else's still reach sevflow's webhook."""
+    goes, alone, to a receiver without integrations (to point at a heartbeat service); everyone
+    else's alerts still reach sevflow's webhook."""
     by_name = {r["alert"]: r for r in load_rules()}
     watchdog = {"alertname": "SevflowWatchdog", **by_name["SevflowWatchdog"]["labels"]}
     assert routed_to(**watchdog) == ["deadmans-switch"]
-    receiver_down = {"alertname": "SevflowReceiverDown", **by_name["SevflowReceiverDown"]["labels"]}
-    assert routed_to(**receiver_down) == ["sevflow"]
     assert routed_to(alertname="HighCPU", severity="critical") == ["sevflow"]
     config = yaml.safe_load(ALERTMANAGER.read_text())
     (switch,) = [r for r in config["receivers"] if r["name"] == "deadmans-switch"]
     assert switch == {"name": "deadmans-switch"}  # no integration: the heartbeat is dropped
+
+
+def test_sevflows_own_alerts_page_through_pagerduty_not_through_sevflow() -> None:
+    """An alert that sevflow is down cannot be delivered by sevflow: every meta-alert goes from
+    Alertmanager straight to PagerDuty (its own routing key, read from a file), and none reaches
+    sevflow's webhook."""
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    for rule in load_rules():
+        if rule["alert"] == "SevflowWatchdog":
+            continue
+        targets = routed_to(alertname=rule["alert"], **rule["labels"])
+        assert targets == ["sevflow-pagerduty"], (rule["alert"], targets)
+    (pagerduty,) = receivers["sevflow-pagerduty"]["pagerduty_configs"]
+    assert pagerduty["routing_key_file"].startswith("/run/secrets/")
+    assert pagerduty["send_resolved"] is True
+    assert "webhook_configs" not in receivers["sevflow-pagerduty"]
 
 
 # --- Grafana dashboard --------------------------------------------------------------------------
