@@ -611,6 +611,36 @@ async def test_a_storms_pagerduty_alert_resolves_with_its_last_incident(
         assert fake_pagerduty.actions(story.events[0].incident_id) == ["trigger", "resolve"]
 
 
+async def test_a_storms_pagerduty_alert_resolves_when_a_member_resolves_in_its_opening_batch(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """An incident digested during a storm whose resolution is in the same polled batch as its
+    opening (a backlog, a short flap): the digest must count it resolved. Its resolution used to
+    be delivered before the digest recorded its members, so the member stayed open in the log
+    and the storm's PagerDuty alert stayed triggered for ever."""
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    stories = [IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3) for i in range(5)]
+    opened = [e for i, s in enumerate(stories) for e in s.fire(at=T0 + timedelta(seconds=i))]
+    flapped = stories[4].resolve(at=T0 + timedelta(seconds=30))  # digested, resolved at once
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock, threshold=2)
+    try:
+        await worker.process(records([*opened, *flapped]))
+        (storm,) = [a for a in fake_pagerduty.alerts if a.dedup_key.startswith("sevflow-storm-")]
+        paged = {e["dedup_key"] for e in fake_pagerduty.events}
+        digested = [s for s in stories if s.events[0].incident_id not in paged]
+        assert stories[4] in digested
+        assert len(digested) == 3
+        assert storm.status == "triggered"
+        for n, story in enumerate(s for s in stories if s is not stories[4]):
+            await worker.process(records(story.resolve(at=T0 + timedelta(minutes=10 + n))))
+        assert storm.status == "resolved"
+        assert storm.history == ["trigger", "resolve"]
+    finally:
+        await sink.close()
+    assert dead.letters == []
+
+
 async def test_a_backlog_reaching_past_a_storm_is_delivered(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
