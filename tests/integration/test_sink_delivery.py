@@ -812,3 +812,75 @@ async def test_statuspage_success_without_json_is_asked_again(
         assert [u["status"] for u in public["incident_updates"]] == ["investigating", "identified"]
     finally:
         await sink.close()
+
+
+def huge_sev1() -> IncidentStory:
+    """A SEV1 whose alert is as large as its labels and annotations can make it: 300 labels of
+    3 KB (with an emoji and an ``&`` in each, so a cut can land in either), an 8 KB summary and a
+    900 KB description."""
+    value = "😀 a&b " + "x" * 3000
+    return IncidentStory(
+        name="CheckoutDown",
+        severity=Severity.SEV1,
+        service="api",
+        summary="Checkout down & <!channel> " + "s" * 8192,
+        impact=None,
+        labels={f"label_{n:03d}": value for n in range(300)},
+        annotations={"description": "Everything is down. " + "d" * 900_000},
+    )
+
+
+async def test_a_sev1_with_huge_labels_is_paged_announced_and_published(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    """Every vendor refuses a call over its size limits for good (the fakes enforce them): a SEV1
+    whose labels and annotations are huge is still paged, announced and published, shortened
+    with a visible marker naming where the whole incident is, and nothing is dead-lettered."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty, slack=fake_slack, statuspage=fake_statuspage, cert=tls_cert
+    )
+    story = huge_sev1()
+    events = story.fire() + story.fire("fp2", at=T0 + timedelta(minutes=1), instance="api-2")
+    events += story.resolve()
+    incident_id = events[0].incident_id
+    see = f"sevflow incidents show {incident_id}"
+    for name in ("pagerduty", "slack", "statuspage"):
+        sink = sink_named(settings, engine, clock, name)
+        worker, dead = worker_for(sink, clock)
+        try:
+            await worker.process(records(events))
+        finally:
+            await sink.close()
+        assert dead.letters == [], name
+
+    (alert,) = fake_pagerduty.alerts
+    assert alert.history == ["trigger", "resolve"]
+    (trigger,) = [e for e in fake_pagerduty.events if e["event_action"] == "trigger"]
+    assert len(json.dumps(trigger, ensure_ascii=False, separators=(",", ":")).encode()) <= 512_000
+    assert trigger["payload"]["summary"].endswith(f"… (truncated, see {see})")
+    details = trigger["payload"]["custom_details"]
+    assert see in details["truncated"]
+    assert len(details["labels"]) == 304  # every label is there, each shortened visibly
+    assert details["labels"]["label_000"].startswith("😀 a&b xxx")
+    assert details["labels"]["label_000"].endswith("… (truncated)")
+
+    (announcement,) = fake_slack.posts("incidents")
+    assert "… (truncated, see `" + see + "`)" in announcement["text"]
+    section = announcement["blocks"][0]["text"]["text"]
+    assert "&amp; &lt;!channel&gt;" in section  # escaped, not obeyed
+    assert "Updates in #incident-20260115-" in section  # the channel is still named
+    channel = fake_slack.by_name(next(n for n in fake_slack.created()))
+    assert channel is not None
+    assert any("truncated" in m["text"] for m in channel.messages)
+
+    (published,) = fake_statuspage.incidents.values()
+    assert published["status"] == "resolved"
+    assert published["name"].endswith("… (truncated)")
+    opening = published["incident_updates"][0]["body"]
+    assert opening.startswith("We are investigating reports of everything is down. ddd")
+    assert "… (truncated)" in opening
