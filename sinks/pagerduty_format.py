@@ -17,17 +17,27 @@ anything else          nothing (alert churn is not paged)
 =====================  =====================================================================
 
 Acknowledge and resolve are sent only for incidents that were paged (``paged``), since PagerDuty
-drops them for unknown keys anyway. Limits come from the Events API v2 reference
-(developer.pagerduty.com, "Send an Alert Event"): summary ≤ 1024 chars, dedup_key ≤ 255.
+drops them for unknown keys anyway. Every trigger is fitted to the Events API's limits
+(:mod:`sinks.limits`: 512 KB per event, summary ≤ 1024 chars, dedup_key ≤ 255) by :func:`fit`:
+PagerDuty refuses a larger event with 400 for good, and a SEV1 whose labels are large must page.
 """
 
-from collections.abc import Collection, Mapping
+import json
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
+from sinks.limits import (
+    PAGERDUTY_DEDUP_KEY_MAX,
+    PAGERDUTY_EVENT_MAX_BYTES,
+    PAGERDUTY_FIELD_MAX,
+    PAGERDUTY_LINK_HREF_MAX,
+    PAGERDUTY_SUMMARY_MAX,
+    clip,
+)
 
 __all__ = [
     "PAGERDUTY_SEVERITY",
@@ -35,6 +45,8 @@ __all__ = [
     "digest_call",
     "escalation_calls",
     "escalation_followups",
+    "event_size",
+    "fit",
     "pagerduty_calls",
     "storm_key",
 ]
@@ -45,8 +57,10 @@ PAGERDUTY_SEVERITY = {
     Severity.SEV3: "warning",
     Severity.SEV4: "info",
 }
-SUMMARY_MAX = 1024
-DEDUP_KEY_MAX = 255
+SUMMARY_MAX = PAGERDUTY_SUMMARY_MAX
+DEDUP_KEY_MAX = PAGERDUTY_DEDUP_KEY_MAX
+#: The shortest a detail's text is cut to before whole entries are left out instead.
+_DETAIL_MIN = 64
 
 Action = Literal["trigger", "acknowledge", "resolve"]
 
@@ -64,8 +78,129 @@ class PagerDutyCall:
     links: list[dict[str, str]] = field(default_factory=list)
 
 
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _see(where: str) -> str:
+    return f"… (truncated, see {where})"
+
+
+def event_size(call: PagerDutyCall) -> int:
+    """The bytes of the JSON event sent for ``call``, at most: the ``pagerduty`` client sends
+    compact UTF-8 with the 32-character routing key; this counts ASCII escapes (``\\uXXXX``, never
+    fewer bytes than UTF-8) and spaced separators, so whatever a client's encoding, no more."""
+    payload = {"summary": call.summary, "source": call.source, "severity": call.severity}
+    event: dict[str, Any] = {
+        "event_action": call.action,
+        "payload": {**payload, **call.payload},
+        "dedup_key": call.dedup_key,
+        "routing_key": "R" * 32,
+    }
+    if call.links:
+        event["links"] = call.links
+    return len(json.dumps(event))
+
+
+def _capped(value: Any, cap: int, keep: int | None) -> Any:
+    """``value`` with every text longer than ``cap`` cut (visibly), and each object / list past
+    its first ``keep`` entries replaced by a note of how many were left out."""
+    if isinstance(value, str):
+        return clip(value, cap)
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        shown = {str(k): _capped(v, cap, keep) for k, v in items[:keep]}
+        if keep is not None and len(items) > keep:
+            shown["…"] = f"{len(items) - keep} more left out"
+        return shown
+    if isinstance(value, list):
+        kept = [_capped(v, cap, keep) for v in value[:keep]]
+        if keep is not None and len(value) > keep:
+            kept.append(f"… {len(value) - keep} more left out")
+        return kept
+    return value
+
+
+def _longest(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        return max((_longest(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return max((_longest(v) for v in value), default=0)
+    return 0
+
+
+def _widest(value: Any) -> int:
+    """The most entries any object or list in ``value`` has."""
+    if isinstance(value, Mapping):
+        return max([len(value), *(_widest(v) for v in value.values())])
+    if isinstance(value, list):
+        return max([len(value), *(_widest(v) for v in value)])
+    return 0
+
+
+def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest n in [low, high] with ``fits(n)`` (true up to some n, false beyond), if any."""
+    if not fits(low):
+        return None
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
+    """``call`` within PagerDuty's limits (:mod:`sinks.limits`), cut visibly; ``where`` names
+    where the whole incident is shown (``sevflow incidents show <id>``).
+
+    The summary and the short fields are cut to their lengths; links too long to follow are left
+    out. If the event is still over 512 KB, ``custom_details`` gives way, fairly: every text in it
+    is cut to the one length that lets the event fit (each ending "… (truncated)"), and when even
+    short texts do not fit, entries past the first few of each list / object are left out and
+    counted; a ``truncated`` detail says so and where the whole is."""
+    if call.action != "trigger":
+        return call
+    payload = dict(call.payload)
+    for name in ("component", "group", "class"):
+        if isinstance(payload.get(name), str):
+            payload[name] = clip(payload[name], PAGERDUTY_FIELD_MAX)
+    links = [
+        {**link, **({"text": clip(link["text"], PAGERDUTY_FIELD_MAX)} if "text" in link else {})}
+        for link in call.links
+        if len(link.get("href", "")) <= PAGERDUTY_LINK_HREF_MAX
+    ]
+    call = replace(
+        call,
+        dedup_key=call.dedup_key[:DEDUP_KEY_MAX],
+        summary=clip(call.summary, SUMMARY_MAX, _see(where)),
+        source=clip(call.source, PAGERDUTY_FIELD_MAX),
+        payload=payload,
+        links=links,
+    )
+    if event_size(call) <= PAGERDUTY_EVENT_MAX_BYTES:
+        return call
+    details = payload.get("custom_details")
+    note = f"Details shortened to fit PagerDuty's 512 KB event limit; all of them: {where}"
+
+    def with_details(value: Any) -> PagerDutyCall:
+        return replace(call, payload={**payload, "custom_details": value})
+
+    def shortened(cap: int, keep: int | None = None) -> PagerDutyCall:
+        capped = _capped(details, cap, keep)
+        if isinstance(capped, dict):
+            return with_details({"truncated": note, **capped})
+        return with_details({"truncated": note, "details": capped})
+
+    def fits(candidate: PagerDutyCall) -> bool:
+        return event_size(candidate) <= PAGERDUTY_EVENT_MAX_BYTES
+
+    cap = _largest(_DETAIL_MIN, max(_longest(details), _DETAIL_MIN), lambda n: fits(shortened(n)))
+    if cap is not None:
+        return shortened(cap)
+    keep = _largest(0, _widest(details), lambda n: fits(shortened(_DETAIL_MIN, n)))
+    if keep is not None:
+        return shortened(_DETAIL_MIN, keep)
+    return with_details({"truncated": note})
 
 
 def _links(incident: IncidentSnapshot, event: IncidentEvent) -> list[dict[str, str]]:
@@ -105,15 +240,20 @@ def trigger_call(event: IncidentEvent) -> PagerDutyCall:
     group = labels.get("namespace") or labels.get("cluster") or labels.get("job")
     if group:
         payload["group"] = group
-    return PagerDutyCall(
+    call = PagerDutyCall(
         action="trigger",
         dedup_key=incident.id[:DEDUP_KEY_MAX],
-        summary=_truncate(f"[{incident.severity}] {incident.title}", SUMMARY_MAX),
+        summary=f"[{incident.severity}] {incident.title}",
         source=source,
         severity=PAGERDUTY_SEVERITY[incident.severity],
         payload=payload,
         links=_links(incident, event),
     )
+    return fit(call, _where(incident.id))
+
+
+def _where(incident_id: str) -> str:
+    return f"sevflow incidents show {incident_id}"
 
 
 def pagerduty_calls(
@@ -151,17 +291,15 @@ def digest_call(
     counts those of earlier batches too."""
     worst = Severity.most_severe(*(e.severity for e in entries))
     titles = [f"[{e.severity}] {e.title} ({e.id})" for e in entries]
-    return PagerDutyCall(
+    call = PagerDutyCall(
         action="trigger",
         dedup_key=storm_key(storm_id),
-        summary=_truncate(
-            f"Alert storm: {total or len(entries)} lower-severity incidents opened since {since}",
-            SUMMARY_MAX,
-        ),
+        summary=f"Alert storm: {total or len(entries)} lower-severity incidents opened since {since}",
         source="sevflow",
         severity=PAGERDUTY_SEVERITY[worst],
         payload={"class": "alert storm", "custom_details": {"incidents": titles[:200]}},
     )
+    return fit(call, "sevflow incidents list")
 
 
 def storm_key(storm_id: str) -> str:
@@ -192,10 +330,13 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
             calls.append(
                 (
                     target.to,
-                    replace(
-                        base,
-                        dedup_key=escalation_key(event.incident_id, target.to, cycle),
-                        summary=_truncate(summary, SUMMARY_MAX),
+                    fit(
+                        replace(
+                            base,
+                            dedup_key=escalation_key(event.incident_id, target.to, cycle),
+                            summary=summary,
+                        ),
+                        _where(event.incident_id),
                     ),
                 )
             )

@@ -6,9 +6,14 @@ readers use it). Every word that comes from an alert, a caller or an operator is
 ``<!channel>`` or ``<https://…|a link>`` would otherwise ping everyone or show a disguised link;
 only the mentions sevflow builds itself (policy targets, a ``<@U…>`` lead) are markup.
 
-Slack mrkdwn bolds with single asterisks. Limits (docs.slack.dev, Block Kit reference): a section's
-text ≤ 3000 chars, a button's text ≤ 75; channel names (conversations.create) lower-case letters,
-digits, ``-`` and ``_``, at most 80 characters.
+Slack mrkdwn bolds with single asterisks. Limits (:mod:`sinks.limits`): a message's text ≤ 40,000
+chars, a section's text ≤ 3000, a button's text ≤ 75; channel names (conversations.create)
+lower-case letters, digits, ``-`` and ``_``, at most 80 characters. Slack refuses a message over
+them for good (``msg_too_long``, ``invalid_blocks``), so every text is fitted: the words taken from
+an alert or a caller are cut to :data:`FIELD_MAX` (the alert lines of an update to
+:data:`LINE_FIELD_MAX`), ending "… (truncated, see `sevflow incidents show <id>`)", so the
+message's own words (status, lead, the incident channel) always show; each section and the text
+are cut last of all, never inside an escape or a mention (:func:`sinks.limits.clip_mrkdwn`).
 """
 
 import re
@@ -19,6 +24,12 @@ from typing import Any
 
 from models.escalation import Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from sinks.limits import (
+    SLACK_CHANNEL_NAME_MAX,
+    SLACK_SECTION_TEXT_MAX,
+    SLACK_TEXT_MAX,
+    clip_mrkdwn,
+)
 
 __all__ = [
     "CHANNEL_NAME_MAX",
@@ -35,8 +46,13 @@ __all__ = [
     "update_line",
 ]
 
-CHANNEL_NAME_MAX = 80
-SECTION_TEXT_MAX = 3000
+CHANNEL_NAME_MAX = SLACK_CHANNEL_NAME_MAX
+SECTION_TEXT_MAX = SLACK_SECTION_TEXT_MAX
+#: How much of one text from an alert or a caller a message shows (sevflow's choice: a section
+#: holds 3,000 characters, and the announcement quotes two such texts besides its own words).
+FIELD_MAX = 1000
+#: The same for an alert's words in an update line (several lines share one section).
+LINE_FIELD_MAX = 300
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
@@ -87,7 +103,14 @@ def escape(text: str) -> str:
 
 
 def _clip(text: str, limit: int = SECTION_TEXT_MAX) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip_mrkdwn(text, limit)
+
+
+def _quote(text: str, incident_id: str, limit: int = FIELD_MAX) -> str:
+    """``text`` from an alert or a caller, escaped and cut to ``limit`` with a marker saying
+    where the whole of it is."""
+    marker = f"… (truncated, see `sevflow incidents show {incident_id}`)"
+    return clip_mrkdwn(escape(text), limit, marker)
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -122,19 +145,19 @@ def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
     if by is not None and by.name:
         if _MENTION.match(by.name):
             return by.name
-        return escape(by.name if by.name.startswith("@") else f"@{by.name}")
+        return _quote(by.name if by.name.startswith("@") else f"@{by.name}", incident.id, LINE_FIELD_MAX)
     return default_lead
 
 
 def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> SlackMessage:
     """The playbook's "Internal Notification" for ``#incidents``, with Acknowledge/Resolve."""
     impact = (
-        escape(incident.impact)
+        _quote(incident.impact, incident.id)
         if incident.impact
         else f"{incident.severity.info.description} (impact not yet assessed)"
     )
     text = (
-        f":rotating_light: *INCIDENT* - [{incident.severity}] - {escape(incident.title)}\n"
+        f":rotating_light: *INCIDENT* - [{incident.severity}] - {_quote(incident.title, incident.id)}\n"
         f"\n"
         f"*Status:* {_STATUS[incident.state]}\n"
         f"*Impact:* {impact}\n"
@@ -146,7 +169,7 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
         blocks.append(_buttons(incident.id))
-    return SlackMessage(_clip(text, 40_000), blocks)
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
 def _alert_words(event: IncidentEvent) -> str:
@@ -156,8 +179,12 @@ def _alert_words(event: IncidentEvent) -> str:
     name = alert.labels.get("alertname", alert.rule)
     where = alert.labels.get("instance") or alert.labels.get("service") or alert.labels.get("job")
     summary = alert.annotations.get("summary")
-    words = f"{escape(name)} ({alert.severity})" + (f" on {escape(where)}" if where else "")
-    return words + (f": {escape(summary)}" if summary else "")
+
+    def quote(text: str) -> str:
+        return _quote(text, event.incident_id, LINE_FIELD_MAX)
+
+    words = f"{quote(name)} ({alert.severity})" + (f" on {quote(where)}" if where else "")
+    return words + (f": {quote(summary)}" if summary else "")
 
 
 def _target_words(target: Target, *, contact: bool) -> str:
@@ -193,12 +220,14 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     """The message an escalation target's own channel gets (the playbook's "Notify Security
     Team: Slack #security-incidents"): what happened, why they are told, where to follow it."""
     incident = event.incident
-    who = escape(event.data.get("level_name") or f"level {event.data.get('level', '?')}")
-    impact = escape(incident.impact) if incident.impact else incident.severity.info.description
+    who = _quote(event.data.get("level_name") or f"level {event.data.get('level', '?')}", incident.id)
+    impact = (
+        _quote(incident.impact, incident.id) if incident.impact else incident.severity.info.description
+    )
     text = (
-        f":mega: *[{incident.severity}] {escape(incident.title)}*\n"
+        f":mega: *[{incident.severity}] {_quote(incident.title, incident.id)}*\n"
         f"\n"
-        f"*Why you are told:* {escape(event.reason) if event.reason else who} ({who})\n"
+        f"*Why you are told:* {_quote(event.reason, incident.id) if event.reason else who} ({who})\n"
         f"*Status:* {_STATUS[incident.state]}\n"
         f"*Impact:* {impact}\n"
         f"*Started:* {format_started(incident.opened_at)}\n"
@@ -207,7 +236,7 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
         blocks.append(_buttons(incident.id))
-    return SlackMessage(_clip(text, 40_000), blocks)
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
 def update_line(event: IncidentEvent) -> str | None:
@@ -231,11 +260,12 @@ def update_line(event: IncidentEvent) -> str | None:
                 else (":arrow_down:")
             )
             change = f"{before} → {incident.severity}" if before else str(incident.severity)
-            reason = f" ({escape(event.reason)})" if event.reason else ""
+            reason = f" ({_quote(event.reason, incident.id)})" if event.reason else ""
             return f"{arrow} Severity changed: {change}{reason}"
         case EventType.ACKNOWLEDGED:
             who = event.actor.name or event.actor.via
-            return f":eyes: Acknowledged by {escape(who)} (via {escape(event.actor.via)})"
+            via = _quote(event.actor.via, incident.id, LINE_FIELD_MAX)
+            return f":eyes: Acknowledged by {_quote(who, incident.id, LINE_FIELD_MAX)} (via {via})"
         case EventType.ESCALATED:
             return _escalation_line(event)
         case EventType.SLA_BREACHED:
@@ -247,7 +277,7 @@ def update_line(event: IncidentEvent) -> str | None:
             what = "Resolution" if kind == "resolve" else "Response"
             return f":hourglass: {what} target missed ({severity}: {target})"
         case EventType.REOPENED:
-            return f":rotating_light: Reopened: {escape(event.reason or 'fired again')}"
+            return f":rotating_light: Reopened: {_quote(event.reason or 'fired again', incident.id)}"
     return None
 
 
@@ -257,41 +287,46 @@ def coalesce(lines: list[str]) -> SlackMessage:
         text = lines[0]
     else:
         text = f"*{len(lines)} updates*\n" + "\n".join(f"• {line}" for line in lines)
-    return SlackMessage(_clip(text, 40_000), [_section(text)])
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])
 
 
-def _or_unknown(value: str | None, unknown: str) -> str:
-    return escape(value.strip()) if value and value.strip() else unknown
+def _or_unknown(value: str | None, unknown: str, incident_id: str) -> str:
+    return _quote(value.strip(), incident_id) if value and value.strip() else unknown
 
 
 def resolution(event: IncidentEvent) -> SlackMessage:
     """The playbook's "Close Incident" message; fields nobody recorded say so."""
     incident = event.incident
     resolved_at = incident.resolved_at or event.occurred_at
+
+    def recorded(name: str, unknown: str) -> str:
+        return _or_unknown(event.data.get(name), unknown, incident.id)
+
     text = (
         f":white_check_mark: *INCIDENT RESOLVED*\n"
         f"\n"
         f"*Duration:* {format_duration(resolved_at - incident.opened_at)}\n"
-        f"*Root Cause:* {_or_unknown(event.data.get('root_cause'), 'Unknown (not recorded yet)')}\n"
-        f"*Fix:* {_or_unknown(event.data.get('fix'), 'Unknown (not recorded yet)')}\n"
-        f"*Follow-up:* {_or_unknown(event.data.get('follow_up'), 'None recorded yet')}"
+        f"*Root Cause:* {recorded('root_cause', 'Unknown (not recorded yet)')}\n"
+        f"*Fix:* {recorded('fix', 'Unknown (not recorded yet)')}\n"
+        f"*Follow-up:* {recorded('follow_up', 'None recorded yet')}"
     )
     who = incident.resolved_by or event.actor
-    context = f"Resolved by {escape(who.name or who.via)}" + (
-        f" ({escape(event.reason)})" if event.reason else ""
+    context = f"Resolved by {_quote(who.name or who.via, incident.id)}" + (
+        f" ({_quote(event.reason, incident.id)})" if event.reason else ""
     )
     blocks = [
         _section(text),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(context)}]},
     ]
-    return SlackMessage(text, blocks)
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
 def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> SlackMessage:
     """One message for the SEV3/SEV4 incidents opened during an alert storm (``members``: incident
     id → "[SEV3] title")."""
     lines = [
-        f"• {escape(title)} ({incident_id})" for incident_id, title in list(members.items())[:shown]
+        f"• {_quote(title, incident_id, LINE_FIELD_MAX)} ({incident_id})"
+        for incident_id, title in list(members.items())[:shown]
     ]
     if len(members) > shown:
         lines.append(f"• …and {len(members) - shown} more")
@@ -301,4 +336,4 @@ def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> Slac
         f"They are summarised here; SEV1/SEV2 incidents are still announced one by one.\n"
         + "\n".join(lines)
     )
-    return SlackMessage(_clip(text, 40_000), [_section(text)])
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])

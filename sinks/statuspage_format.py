@@ -19,7 +19,10 @@ anything else          nothing
 =====================  =========================================================================
 
 Impact and component status by severity follow Statuspage's enums (developer.statuspage.io,
-``impact_override`` and component ``status``).
+``impact_override`` and component ``status``). Names and bodies fit Statuspage's lengths
+(:mod:`sinks.limits`: 255 and 25,000 characters), cut with a visible "… (truncated)"; the words
+taken from an alert (its title, impact or description) are cut shorter, to what a public reader
+reads (:data:`SUBJECT_MAX`).
 """
 
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from typing import Literal
 
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
+from sinks.limits import STATUSPAGE_BODY_MAX, STATUSPAGE_NAME_MAX, clip
 
 __all__ = [
     "COMPONENT_STATUS",
@@ -52,7 +56,10 @@ COMPONENT_STATUS = {
     Severity.SEV3: "degraded_performance",
     Severity.SEV4: "operational",
 }
-NAME_MAX = 255
+NAME_MAX = STATUSPAGE_NAME_MAX
+#: How much of an alert's impact or title a public update quotes (sevflow's choice, well inside
+#: Statuspage's 25,000-character body).
+SUBJECT_MAX = 1000
 
 Kind = Literal["create", "update", "resolve"]
 Status = Literal["investigating", "identified", "monitoring", "resolved"]
@@ -72,7 +79,8 @@ class StatusChange:
 
 def _subject(incident: IncidentSnapshot) -> str:
     subject = (incident.impact or incident.title).strip().rstrip(".")
-    return subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
+    subject = subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
+    return clip(subject, SUBJECT_MAX)
 
 
 #: The playbook's "We will provide an update within 30 minutes."
@@ -90,13 +98,16 @@ def _promise(minutes: int | None) -> str:
 def investigating_body(
     incident: IncidentSnapshot, promise: int | None = PLAYBOOK_PROMISE_MINUTES
 ) -> str:
-    return f"We are investigating reports of {_subject(incident)}.{_promise(promise)}"
+    body = f"We are investigating reports of {_subject(incident)}.{_promise(promise)}"
+    return clip(body, STATUSPAGE_BODY_MAX)
 
 
 def resolved_body(incident: IncidentSnapshot) -> str:
     affected = ", ".join(incident.services) if incident.services else "The affected service"
     verb = "are" if len(incident.services) > 1 else "is"
-    return f"The issue has been resolved. {affected} {verb} operating normally."
+    return clip(
+        f"The issue has been resolved. {affected} {verb} operating normally.", STATUSPAGE_BODY_MAX
+    )
 
 
 IDENTIFIED_BODY = "The issue has been identified and a fix is being implemented."
@@ -129,7 +140,7 @@ def status_changes(
     """The changes one event makes; ``published``: the incident is already on the page;
     ``promise``: the minutes within which an update is promised (the follow-up interval)."""
     incident = event.incident
-    name = incident.title[:NAME_MAX]
+    name = clip(incident.title, NAME_MAX)
     qualifies = incident.severity in severities
     impact = IMPACT[incident.severity]
     outage = _components(incident, COMPONENT_STATUS[incident.severity])

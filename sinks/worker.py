@@ -7,6 +7,7 @@ never delays another.
                -> storm detector (SEV3/SEV4 openings in a storm -> one digest)
                -> the batch's delivery log, read in one round trip
                -> incidents in parallel, SEV1 first, each incident's events in order -> sink
+               -> the storm digests, then the later events of the incidents they summarised
                -> failures -> dead-letter topic (acknowledged)
                -> commit the batch's offsets
 
@@ -130,10 +131,17 @@ class SinkWorker:
             async with limit:
                 return await self._store_retried(group[0].incident_id, partial(self.sink.handle, group))
 
-        failures = [f for result in await asyncio.gather(*map(deliver, queue)) for f in result]
+        # An incident's events go out in order, and a digested opening is its incident's first:
+        # its later events in this batch (a resolution) wait for the digest, which records the
+        # members they settle. The other incidents go first, SEV1 ahead of the digest.
+        members = {e.incident_id for digested in storms.values() for e in digested}
+        after = [g for g in queue if g[0].incident_id in members]
+        first = [g for g in queue if g[0].incident_id not in members]
+        failures = [f for result in await asyncio.gather(*map(deliver, first)) for f in result]
         for (storm_id, started_at), digested in storms.items():
             digest = partial(self.sink.digest, storm_id, started_at, digested)
             failures += await self._store_retried("storm digest", digest)
+        failures += [f for result in await asyncio.gather(*map(deliver, after)) for f in result]
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",

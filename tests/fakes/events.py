@@ -36,6 +36,9 @@ class IncidentStory:
     summary: str = "API Error Rate Spike"
     impact: str | None = "Users experiencing slow response times"
     group: str = ""
+    #: Labels and annotations every alert of the story carries besides the usual ones.
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
     incident: Incident | None = None
     alerts: dict[str, AlertState] = field(default_factory=dict)
     events: list[IncidentEvent] = field(default_factory=list)
@@ -44,11 +47,12 @@ class IncidentStory:
         annotations = {"summary": self.summary, "runbook_url": "https://runbooks.example.com/api-errors"}
         if self.impact:
             annotations["impact"] = self.impact
+        labels = {"alertname": self.name, "service": self.service, "instance": instance, "job": "api"}
         return AlertRecord(
             fingerprint=fingerprint,
             status=status,  # type: ignore[arg-type]
-            labels={"alertname": self.name, "service": self.service, "instance": instance, "job": "api"},
-            annotations=annotations,
+            labels={**self.labels, **labels},
+            annotations={**annotations, **self.annotations},
             starts_at=at,
             ends_at=at if status == "resolved" else None,
             generator_url="http://prometheus.example.com/graph?g0.expr=up",

@@ -1,7 +1,9 @@
 """A fake PagerDuty Events API v2 (contracts §2.6), served over TLS like the real one.
 
 Validates what PagerDuty validates (routing_key of 32 characters, event_action, trigger payload
-summary/source/severity, lengths) and answers ``400 {"status": "invalid event", ...}`` or
+summary/source/severity, lengths: summary ≤ 1024 characters, dedup_key ≤ 255, the whole event
+≤ 512 KB, read as 512,000 bytes of the request body) and answers
+``400 {"status": "invalid event", ...}`` or
 ``202 {"status": "success", "message": "Event processed", "dedup_key": …}``. Keeps one alert per
 (routing_key, dedup_key): trigger opens or keeps it, acknowledge/resolve change it, and are dropped
 (still 202) for unknown or resolved alerts; a trigger after resolve opens a new alert.
@@ -19,6 +21,7 @@ from tests.fakes.http import FakeServer, Request, Response
 __all__ = ["FakePagerDuty", "PdAlert"]
 
 SEVERITIES = {"critical", "error", "warning", "info"}
+EVENT_MAX_BYTES = 512_000  # contracts §2.2: "Payload size limit: 512 KB"
 ACTIONS = {"trigger", "acknowledge", "resolve"}
 
 
@@ -82,6 +85,8 @@ class FakePagerDuty:
             return Response(404, {"status": "Not Found", "message": "Not Found", "errors": []})
         if not request.headers.get("content-type", "").startswith("application/json"):
             return _invalid("Content-Type must be application/json")
+        if len(request.body) > EVENT_MAX_BYTES:
+            return _invalid(f"Event object is {len(request.body)} bytes, over the 512 KB limit")
         try:
             event = json.loads(request.body)
         except ValueError:

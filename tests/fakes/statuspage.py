@@ -2,8 +2,9 @@
 
 ``Authorization: OAuth <key>`` (or ``?api_key=``) else 401 ``{"message": …}``; unknown page or
 incident 404; create needs ``incident.name`` and valid enums else 422; errors are
-``{"message": …}``. Create answers 201 with an Incident object, PATCH 200; an update is appended
-when status or body is given; components on the page follow the ``components`` map.
+``{"message": …}`` (also for a name over 255 or a body over 25,000 characters). Create answers
+201 with an Incident object, PATCH 200; an update is appended when status or body is given;
+components on the page follow the ``components`` map.
 """
 
 import itertools
@@ -111,6 +112,8 @@ class FakeStatuspage:
             return "name can't be blank"
         if len(str(fields.get("name", ""))) > 255:
             return "name is too long (maximum is 255 characters)"
+        if len(str(fields.get("body", ""))) > 25_000:
+            return "body is too long (maximum is 25000 characters)"
         if "status" in fields and fields["status"] not in STATUSES:
             return f"status {fields['status']!r} is not included in the list"
         if "impact_override" in fields and fields["impact_override"] not in IMPACTS:

@@ -611,6 +611,36 @@ async def test_a_storms_pagerduty_alert_resolves_with_its_last_incident(
         assert fake_pagerduty.actions(story.events[0].incident_id) == ["trigger", "resolve"]
 
 
+async def test_a_storms_pagerduty_alert_resolves_when_a_member_resolves_in_its_opening_batch(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """An incident digested during a storm whose resolution is in the same polled batch as its
+    opening (a backlog, a short flap): the digest must count it resolved. Its resolution used to
+    be delivered before the digest recorded its members, so the member stayed open in the log
+    and the storm's PagerDuty alert stayed triggered for ever."""
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    stories = [IncidentStory(name=f"Disk{i}", group=f"d{i}", severity=Severity.SEV3) for i in range(5)]
+    opened = [e for i, s in enumerate(stories) for e in s.fire(at=T0 + timedelta(seconds=i))]
+    flapped = stories[4].resolve(at=T0 + timedelta(seconds=30))  # digested, resolved at once
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock, threshold=2)
+    try:
+        await worker.process(records([*opened, *flapped]))
+        (storm,) = [a for a in fake_pagerduty.alerts if a.dedup_key.startswith("sevflow-storm-")]
+        paged = {e["dedup_key"] for e in fake_pagerduty.events}
+        digested = [s for s in stories if s.events[0].incident_id not in paged]
+        assert stories[4] in digested
+        assert len(digested) == 3
+        assert storm.status == "triggered"
+        for n, story in enumerate(s for s in stories if s is not stories[4]):
+            await worker.process(records(story.resolve(at=T0 + timedelta(minutes=10 + n))))
+        assert storm.status == "resolved"
+        assert storm.history == ["trigger", "resolve"]
+    finally:
+        await sink.close()
+    assert dead.letters == []
+
+
 async def test_a_backlog_reaching_past_a_storm_is_delivered(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
@@ -782,3 +812,75 @@ async def test_statuspage_success_without_json_is_asked_again(
         assert [u["status"] for u in public["incident_updates"]] == ["investigating", "identified"]
     finally:
         await sink.close()
+
+
+def huge_sev1() -> IncidentStory:
+    """A SEV1 whose alert is as large as its labels and annotations can make it: 300 labels of
+    3 KB (with an emoji and an ``&`` in each, so a cut can land in either), an 8 KB summary and a
+    900 KB description."""
+    value = "😀 a&b " + "x" * 3000
+    return IncidentStory(
+        name="CheckoutDown",
+        severity=Severity.SEV1,
+        service="api",
+        summary="Checkout down & <!channel> " + "s" * 8192,
+        impact=None,
+        labels={f"label_{n:03d}": value for n in range(300)},
+        annotations={"description": "Everything is down. " + "d" * 900_000},
+    )
+
+
+async def test_a_sev1_with_huge_labels_is_paged_announced_and_published(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    """Every vendor refuses a call over its size limits for good (the fakes enforce them): a SEV1
+    whose labels and annotations are huge is still paged, announced and published, shortened
+    with a visible marker naming where the whole incident is, and nothing is dead-lettered."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty, slack=fake_slack, statuspage=fake_statuspage, cert=tls_cert
+    )
+    story = huge_sev1()
+    events = story.fire() + story.fire("fp2", at=T0 + timedelta(minutes=1), instance="api-2")
+    events += story.resolve()
+    incident_id = events[0].incident_id
+    see = f"sevflow incidents show {incident_id}"
+    for name in ("pagerduty", "slack", "statuspage"):
+        sink = sink_named(settings, engine, clock, name)
+        worker, dead = worker_for(sink, clock)
+        try:
+            await worker.process(records(events))
+        finally:
+            await sink.close()
+        assert dead.letters == [], name
+
+    (alert,) = fake_pagerduty.alerts
+    assert alert.history == ["trigger", "resolve"]
+    (trigger,) = [e for e in fake_pagerduty.events if e["event_action"] == "trigger"]
+    assert len(json.dumps(trigger, ensure_ascii=False, separators=(",", ":")).encode()) <= 512_000
+    assert trigger["payload"]["summary"].endswith(f"… (truncated, see {see})")
+    details = trigger["payload"]["custom_details"]
+    assert see in details["truncated"]
+    assert len(details["labels"]) == 304  # every label is there, each shortened visibly
+    assert details["labels"]["label_000"].startswith("😀 a&b xxx")
+    assert details["labels"]["label_000"].endswith("… (truncated)")
+
+    (announcement,) = fake_slack.posts("incidents")
+    assert "… (truncated, see `" + see + "`)" in announcement["text"]
+    section = announcement["blocks"][0]["text"]["text"]
+    assert "&amp; &lt;!channel&gt;" in section  # escaped, not obeyed
+    assert "Updates in #incident-20260115-" in section  # the channel is still named
+    channel = fake_slack.by_name(next(n for n in fake_slack.created()))
+    assert channel is not None
+    assert any("truncated" in m["text"] for m in channel.messages)
+
+    (published,) = fake_statuspage.incidents.values()
+    assert published["status"] == "resolved"
+    assert published["name"].endswith("… (truncated)")
+    opening = published["incident_updates"][0]["body"]
+    assert opening.startswith("We are investigating reports of everything is down. ddd")
+    assert "… (truncated)" in opening

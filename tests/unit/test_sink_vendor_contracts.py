@@ -3,6 +3,7 @@ each real error shape: permanent 4xx, retryable 429 (with Retry-After) and 5xx."
 
 import asyncio
 import os
+import ssl
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -245,3 +246,81 @@ def test_fault_windows_follow_the_clock(clock: FakeClock) -> None:
     assert faults.take() == Fault(429, 5)
     clock.advance(10)
     assert faults.take() is None
+
+
+async def test_fakes_refuse_what_is_over_the_vendors_limits(
+    fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
+    fake_statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """Each fake answers an oversized call as its vendor does, for good (contracts §2.2, §3.3,
+    §4.2): PagerDuty 400 "invalid event", Slack ``msg_too_long`` / ``invalid_blocks``,
+    Statuspage 422 ``{"message": …}``."""
+    event = {
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "payload": {"summary": "s", "source": "x", "severity": "critical"},
+    }
+    trust = ssl.create_default_context(cafile=str(tls_cert[0]))
+    async with httpx.AsyncClient(base_url=fake_pagerduty.url, verify=trust) as http:
+        big = {**event, "payload": {**event["payload"], "custom_details": {"x": "y" * 512_000}}}
+        answer = await http.post("/v2/enqueue", json=big)
+        assert answer.status_code == 400
+        assert answer.json()["status"] == "invalid event"
+        assert "512 KB" in answer.json()["errors"][0]
+        long_summary = {**event, "payload": {**event["payload"], "summary": "s" * 1025}}
+        assert (await http.post("/v2/enqueue", json=long_summary)).status_code == 400
+        assert (await http.post("/v2/enqueue", json=event)).status_code == 202
+    headers = {"Authorization": f"Bearer {SLACK_TOKEN}"}
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    button = {"type": "button", "text": {"type": "plain_text", "text": "b" * 76}, "action_id": "a"}
+    async with httpx.AsyncClient(base_url=fake_slack.url, headers=headers) as http:
+        for args, code in [
+            ({"text": "x" * 40_001}, "msg_too_long"),
+            ({"text": "😀" * 20_001}, "msg_too_long"),  # 40,002 UTF-16 units
+            ({"text": "x", "blocks": [section] * 51}, "invalid_blocks"),
+            (
+                {
+                    "text": "x",
+                    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+                },
+                "invalid_blocks",
+            ),
+            (
+                {
+                    "text": "x",
+                    "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+                },
+                "invalid_blocks",
+            ),
+            ({"text": "x", "blocks": [{"type": "actions", "elements": [button]}]}, "invalid_blocks"),
+            (
+                {
+                    "text": "x",
+                    "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+                },
+                "invalid_blocks",
+            ),
+        ]:
+            answer = await http.post("chat.postMessage", json={"channel": "incidents", **args})
+            assert answer.json() == {"ok": False, "error": code}, args
+        posted = (await http.post("chat.postMessage", json={"channel": "incidents", "text": "x"})).json()
+        assert posted["ok"]
+        edit = {"channel": posted["channel"], "ts": posted["ts"], "text": "x" * 40_001}
+        assert (await http.post("chat.update", json=edit)).json() == {
+            "ok": False,
+            "error": "msg_too_long",
+        }
+    client = StatuspageClient(SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components={}, timeout=5)
+    try:
+        for change, message in [
+            (StatusChange("create", "n", "investigating", "major", "b" * 25_001), "body is too long"),
+            (StatusChange("create", "n" * 256, "investigating", "major", "b"), "name is too long"),
+        ]:
+            with pytest.raises(DeliveryError, match=f"HTTP 422: {message}") as caught:
+                await client.create("inc_1", change)
+            assert not caught.value.retryable
+    finally:
+        await client.close()
+    assert fake_statuspage.incidents == {}
