@@ -80,10 +80,11 @@ class SinkConsumer(AIOKafkaConsumer):  # type: ignore[misc]
 def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:
     """The sink's own consumer group; offsets are committed by the worker, never automatically.
 
-    A batch may take as long as the retry deadline, and a rebalance waits for the batch in flight
-    (:class:`HandOver`), so the group waits that long for a member to rejoin
-    (``rebalance_timeout_ms``; the session timeout otherwise) before it gives the member's
-    partitions to another.
+    A rebalance waits for the worker to drain (:class:`HandOver`: the deliveries in flight finish,
+    held ones are cancelled), and a worker with too many records open pauses polling while its
+    held incidents retry, up to the retry deadline; the group waits that long for a member to
+    rejoin (``rebalance_timeout_ms``; the session timeout otherwise) before it gives the
+    member's partitions to another.
     """
     batch_ms = int(max(300.0, settings.sinks_retry_deadline_seconds * 2) * 1000)
     return SinkConsumer(
