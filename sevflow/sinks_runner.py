@@ -105,6 +105,8 @@ async def serve_sinks(
                 clock=clock,
                 concurrency=settings.sinks_concurrency,
                 max_consecutive_dead=settings.sinks_dlq_max_consecutive,
+                # A call in flight is answered within the request timeout; within the stop grace.
+                drain_grace=min(settings.sinks_request_timeout_seconds + 1, SINK_STOP_GRACE - 2),
             )
             task = asyncio.create_task(worker.run(consumer, stop), name=f"sink-{sink.name}")
             tasks.append(task)

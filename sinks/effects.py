@@ -56,10 +56,16 @@ class Effects:
         record = await self.log.step(self.sink, str(event.event_id), step)
         return record is not None and record.status == "done"
 
-    async def retried(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """A read-only vendor call (a lookup) under the same retry policy and breaker."""
+    async def retried(self, call: Callable[[], Awaitable[T]], what: str, key: str | None = None) -> T:
+        """A read-only vendor call (a lookup) under the same retry policy and breaker; ``key``:
+        the incident it is for."""
         return await call_with_retry(
-            call, policy=self.policy, clock=self.clock, breaker=self.breaker, what=f"{self.sink} {what}"
+            call,
+            policy=self.policy,
+            clock=self.clock,
+            breaker=self.breaker,
+            what=f"{self.sink} {what}",
+            key=key,
         )
 
     async def once(
@@ -96,6 +102,7 @@ class Effects:
                 clock=self.clock,
                 breaker=self.breaker,
                 what=f"{self.sink} {step} (reconcile)",
+                key=primary.incident_id,
             )
         if result is None:
             if reconcile is not None:  # a pending row is only worth writing if it can be checked
@@ -106,6 +113,7 @@ class Effects:
                 clock=self.clock,
                 breaker=self.breaker,
                 what=f"{self.sink} {step}",
+                key=primary.incident_id,
             )
         await self.log.confirm(
             self.sink,

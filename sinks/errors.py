@@ -2,9 +2,11 @@
 
 ::
 
-    DeliveryError(retryable, reason, retry_after)
+    DeliveryError(retryable, reason, retry_after, throttled)
       retryable=True   429, 5xx, timeouts, transport errors, an open circuit breaker
       retryable=False  any other 4xx, a request the vendor will never accept
+      throttled=True   429 (Statuspage: 420): the vendor asks the whole sink to slow down, not
+                       just this call; its ``Retry-After`` then holds every call of the sink
 
 The retry policy (:mod:`sinks.retry`) reads only these fields; senders never sleep or loop. A
 ``reason`` is safe to log and to put on the dead-letter topic: it never contains a credential.
@@ -22,6 +24,7 @@ class DeliveryError(Exception):
     retryable: bool
     reason: str
     retry_after: float | None = None
+    throttled: bool = False
 
     def __str__(self) -> str:
         kind = "retryable" if self.retryable else "permanent"
@@ -37,8 +40,11 @@ def classify_status(status: int, what: str, retry_after: float | None = None) ->
 
     Statuspage also answers 420 when rate limited (developer.statuspage.io, "Rate limiting").
     """
-    retryable = status in (420, 429) or status >= 500
-    return DeliveryError(retryable, f"{what}: HTTP {status}", retry_after if retryable else None)
+    throttled = status in (420, 429)
+    retryable = throttled or status >= 500
+    return DeliveryError(
+        retryable, f"{what}: HTTP {status}", retry_after if retryable else None, throttled
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

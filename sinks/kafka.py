@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -46,18 +47,22 @@ def group_id(settings: Settings, sink: str) -> str:
 
 
 class HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions are given up between batches only: the worker holds :attr:`batch` while it
-    processes and commits a batch, and a revocation waits for it. The next owner then starts
-    after that batch instead of delivering the same records at the same time (the delivery log
-    is read before a call and written after it, so two processes delivering one event at once
-    would both call). aiokafka returns no records while a reassignment is in progress."""
+    """Partitions are given up only once the worker let go of them: it holds :attr:`batch` while
+    it dispatches and commits a poll, and a revocation takes it, then runs :attr:`drain` (the
+    worker's: the deliveries in flight finish, those waiting are cancelled, what finished is
+    committed). The next owner then starts after that instead of delivering the same records at
+    the same time (the delivery log is read before a call and written after it, so two processes
+    delivering one event at once would both call). aiokafka returns no records while a
+    reassignment is in progress."""
 
     def __init__(self) -> None:
         self.batch = asyncio.Lock()
+        self.drain: Callable[[], Awaitable[None]] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.batch:
-            pass
+            if self.drain is not None:
+                await self.drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
@@ -75,10 +80,11 @@ class SinkConsumer(AIOKafkaConsumer):  # type: ignore[misc]
 def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:
     """The sink's own consumer group; offsets are committed by the worker, never automatically.
 
-    A batch may take as long as the retry deadline, and a rebalance waits for the batch in flight
-    (:class:`HandOver`), so the group waits that long for a member to rejoin
-    (``rebalance_timeout_ms``; the session timeout otherwise) before it gives the member's
-    partitions to another.
+    A rebalance waits for the worker to drain (:class:`HandOver`: the deliveries in flight finish,
+    held ones are cancelled), and a worker with too many records open pauses polling while its
+    held incidents retry, up to the retry deadline; the group waits that long for a member to
+    rejoin (``rebalance_timeout_ms``; the session timeout otherwise) before it gives the
+    member's partitions to another.
     """
     batch_ms = int(max(300.0, settings.sinks_retry_deadline_seconds * 2) * 1000)
     return SinkConsumer(

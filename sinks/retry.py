@@ -5,6 +5,11 @@ own store (:func:`retry_store`), which waits for the database instead of failing
 :func:`backoff` is pure (attempt, error, random number → delay). :func:`call_with_retry` runs an
 async call until it succeeds, fails permanently, or the deadline would pass; it raises the last
 :class:`DeliveryError` so the caller can dead-letter the event with its reason.
+
+A call's own failures hold only that call (its incident): the sink's worker delivers the other
+incidents meanwhile. What holds the whole sink is the vendor's word or the evidence that it is
+down: a throttled answer's ``Retry-After`` and the circuit breaker, which opens on failures of
+many incidents (:mod:`sinks.breaker`).
 """
 
 import logging
@@ -62,9 +67,11 @@ async def call_with_retry(
     breaker: CircuitBreaker,
     what: str,
     rng: random.Random | None = None,
+    key: str | None = None,
 ) -> T:
     """Run ``call`` until success; raise the last :class:`DeliveryError` when it is permanent or
-    the deadline would pass before the next attempt."""
+    the deadline would pass before the next attempt. ``key`` (the incident) is what the breaker
+    counts a failure against."""
     rng = rng or _JITTER
     started = clock.monotonic()
     attempt = 0
@@ -80,7 +87,9 @@ async def call_with_retry(
             if not error.retryable:
                 breaker.record_success()  # the API answered: it is up
                 raise
-            breaker.record_failure(clock.monotonic())
+            breaker.record_failure(clock.monotonic(), key)
+            if error.throttled and error.retry_after is not None:
+                breaker.throttle(clock.monotonic(), error.retry_after)
             delay = backoff(policy, attempt, error, rng.random())
             if clock.monotonic() + delay - started > policy.deadline:
                 raise DeliveryError(

@@ -87,7 +87,10 @@ class SlackSender:
             headers = getattr(response, "headers", None) or {}
             retry_after = parse_retry_after(headers.get("Retry-After"))
             retryable = status == 429 or status >= 500 or status == 0 or code in TRANSIENT
-            raise SlackError(retryable, f"Slack {method}: {code}", retry_after, code) from None
+            throttled = status == 429 or code in ("ratelimited", "rate_limited")
+            raise SlackError(
+                retryable, f"Slack {method}: {code}", retry_after, throttled=throttled, code=code
+            ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError(True, f"Slack {method}: transport error ({type(exc).__name__})") from None
         data = response.data

@@ -1,24 +1,37 @@
 """One sink's consumer: its own consumer group on the events topic, so a slow or failing sink
-never delays another.
+never delays another; and inside it, one incident's trouble never delays another incident.
 
 ::
 
-    poll batch -> decode (poison -> dead letter, unknown type -> skip)
-               -> storm detector (SEV3/SEV4 openings in a storm -> one digest)
-               -> the batch's delivery log, read in one round trip
-               -> incidents in parallel, SEV1 first, each incident's events in order -> sink
-               -> the storm digests, then the later events of the incidents they summarised
-               -> failures -> dead-letter topic (acknowledged)
-               -> commit the batch's offsets
+    poll -> decode (poison -> dead letter, unknown type -> skip)
+         -> storm detector (SEV3/SEV4 openings in a storm -> one digest)
+         -> the delivery log of the incidents not in flight, read in one round trip
+         -> each incident's events, in order, into that incident's lane (SEV1 first; the
+            later events of a storm's members behind the storm's digest)
+         -> poll again; commit each partition up to its oldest unfinished record
 
-Offsets are committed only after every record of the batch was delivered, dead-lettered or
-deliberately skipped; a crash before that redelivers the batch, and the delivery log turns the
-repeat into no calls. Too many consecutive dead letters stop the sink (:class:`SinkStopped`);
-records no version could read (not JSON, not an event) are not counted: stopping cannot get past
-them, they stay on the topic, so the sink would stop again on every restart.
+A lane runs one incident's events after the ones before them (an acknowledgement never overtakes
+its trigger, a resolution never overtakes either), and lanes run side by side, ``concurrency``
+at a time. An incident the vendor keeps refusing (a 5xx for its dedup_key alone) retries in its
+lane until its retry deadline, then is dead-lettered as before; its later events wait behind it,
+the other incidents' lanes go on. What holds the whole sink is the vendor's word or the evidence
+that it is down: a throttled answer's ``Retry-After`` and the circuit breaker
+(:mod:`sinks.breaker`).
 
-With a :class:`~sinks.kafka.SinkConsumer`, a rebalance waits for the batch in flight and its
-commit (:class:`~sinks.kafka.HandOver`): the next owner of its partitions starts after it.
+Offsets are committed per partition only up to the oldest record not yet delivered,
+dead-lettered or deliberately skipped (:class:`~sinks.offsets.PendingOffsets`): a held event is
+never committed past, so a restart reads it again and delivers it; the records after it that
+were delivered already are answered by the delivery log with no call. Too many open records
+(``max_pending``) pause polling until lanes finish. Too many consecutive dead letters stop the
+sink (:class:`SinkStopped`); records no version could read (not JSON, not an event) are not
+counted: stopping cannot get past them, they stay on the topic, so the sink would stop again on
+every restart.
+
+With a :class:`~sinks.kafka.SinkConsumer`, a rebalance first lets the lanes in flight finish
+(``drain_grace`` seconds at most: a call in flight is answered and recorded), cancels the rest
+(held incidents, waiting for a retry), and commits what finished (:class:`~sinks.kafka.HandOver`):
+the next owner of the partitions starts at the oldest record left unfinished. The same happens
+when the worker is asked to stop.
 """
 
 import asyncio
@@ -27,9 +40,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from models.events import IncidentEvent
@@ -38,11 +51,12 @@ from sinks.clock import Clock
 from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
 from sinks.kafka import SinkConsumer
+from sinks.offsets import PendingOffsets
 from sinks.records import decode
 from sinks.retry import retry_store
 from sinks.storm import StormDetector
 
-__all__ = ["Record", "SinkWorker"]
+__all__ = ["Consumer", "Record", "SinkWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +74,20 @@ class Record:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
+class Consumer(Protocol):
+    """What the worker uses of aiokafka's consumer (started, subscribed, auto-commit off)."""
+
+    async def getmany(self, timeout_ms: int = ..., max_records: int | None = ...) -> Any: ...
+
+    async def commit(self, offsets: Any = ...) -> None: ...
+
+    def assignment(self) -> Any: ...
+
+
+def _partition(record: Any) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -70,21 +98,51 @@ class SinkWorker:
         clock: Clock,
         concurrency: int,
         max_consecutive_dead: int,
+        max_pending: int = 10_000,
+        drain_grace: float = 10.0,
     ) -> None:
         self.sink = sink
         self._dead = dead_letters
         self._storm = storm
         self._clock = clock
-        self._concurrency = concurrency
+        self._limit = asyncio.Semaphore(concurrency)
         self._max_dead = max_consecutive_dead
         self._dead_streak = 0
+        self._max_pending = max_pending
+        self._drain_grace = drain_grace
+        #: Incident id -> the last task of its lane (later work of the incident starts after it).
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._offsets: PendingOffsets[TopicPartition] = PendingOffsets()
+        self._failed: BaseException | None = None
 
     async def process(self, records: Sequence[Any]) -> None:
-        """Handle one polled batch completely (delivered, dead-lettered or skipped)."""
+        """Handle ``records`` completely (delivered, dead-lettered or skipped): :meth:`dispatch`,
+        then wait for every lane. Cancelled (or failed), it cancels the lanes it left running."""
+        try:
+            await self.dispatch(records)
+            await self.settle()
+        finally:
+            if left := set(self._tasks):
+                for task in left:
+                    task.cancel()
+                await asyncio.wait(left)
+
+    async def settle(self) -> None:
+        """Wait until no lane is running; raise the first failure of one (a bug, SinkStopped)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._raise_failed()
+
+    async def dispatch(self, records: Sequence[Any]) -> None:
+        """Start handling polled records: poison is dead-lettered here, each incident's events
+        join the end of its lane. Returns without waiting for the deliveries."""
         events: list[tuple[IncidentEvent, Any]] = []
         letters: list[DeadLetter] = []
+        finished: list[Any] = []
         unreadable = 0
         for record in records:
+            self._offsets.polled(_partition(record), record.offset)
             decoded = decode(record.value, tuple(record.headers or ()))
             if decoded.poison is not None:
                 if not decoded.newer:
@@ -104,13 +162,21 @@ class SinkWorker:
                         update={"incident_id": decoded.incident_id, "event_id": decoded.event_id}
                     )
                 letters.append(letter)
+                finished.append(record)
             elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
                 events.append((decoded.event, record))
+            else:
+                finished.append(record)
+        for letter in letters:
+            await self._dead.write(letter)
+        for record in finished:
+            self._offsets.finished(_partition(record), record.offset)
+        self._count_dead(len(letters) - unreadable, len(finished) - unreadable)
         where = {id(e): r for e, r in events}
         ordered = [e for e, _ in events]
         self._storm.observe(ordered)
         # Each digested opening goes to the storm current at its time, read when it is judged: a
-        # batch that reaches past a storm's end (a backlog) ends that storm, and may start another.
+        # poll that reaches past a storm's end (a backlog) ends that storm, and may start another.
         storms: dict[tuple[str, datetime], list[IncidentEvent]] = {}
         for event in ordered:
             if self._storm.digests(event):
@@ -123,25 +189,68 @@ class SinkWorker:
             if id(event) not in skip:
                 groups.setdefault(event.incident_id, []).append(event)
         queue = sorted(groups.values(), key=lambda g: min(e.incident.severity.rank for e in g))
-        if ordered:
-            await self._store_retried("reading the delivery log", partial(self.sink.preload, ordered))
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def deliver(group: list[IncidentEvent]) -> list[Failure]:
-            async with limit:
-                return await self._store_retried(group[0].incident_id, partial(self.sink.handle, group))
-
-        # An incident's events go out in order, and a digested opening is its incident's first:
-        # its later events in this batch (a resolution) wait for the digest, which records the
-        # members they settle. The other incidents go first, SEV1 ahead of the digest.
+        # The log of incidents in flight is not read: their lanes write it meanwhile, and a view
+        # read now could miss those writes. Their events read the log when their turn comes.
+        busy = {incident for incident, task in self._lanes.items() if not task.done()}
+        fresh = [e for e in ordered if e.incident_id not in busy]
+        if fresh:
+            await self._store_retried("reading the delivery log", partial(self.sink.preload, fresh))
+        # A digested opening is its incident's first event: the incident's later events in this
+        # poll (a resolution) go after the digest, which records the members they settle; their
+        # lanes chain behind the digest's. The other incidents start first, SEV1 ahead.
         members = {e.incident_id for digested in storms.values() for e in digested}
-        after = [g for g in queue if g[0].incident_id in members]
-        first = [g for g in queue if g[0].incident_id not in members]
-        failures = [f for result in await asyncio.gather(*map(deliver, first)) for f in result]
+
+        def start_groups(digested: bool) -> None:
+            for group in queue:
+                incident = group[0].incident_id
+                if (incident in members) is digested:
+                    self._start([incident], {id(e): where[id(e)] for e in group}, incident,
+                                partial(self.sink.handle, group))  # fmt: skip
+
+        start_groups(digested=False)
         for (storm_id, started_at), digested in storms.items():
-            digest = partial(self.sink.digest, storm_id, started_at, digested)
-            failures += await self._store_retried("storm digest", digest)
-        failures += [f for result in await asyncio.gather(*map(deliver, after)) for f in result]
+            self._start(
+                sorted({e.incident_id for e in digested}),
+                {id(e): where[id(e)] for e in digested},
+                "storm digest",
+                partial(self.sink.digest, storm_id, started_at, digested),
+            )
+        start_groups(digested=True)
+
+    def _start(
+        self,
+        incidents: list[str],
+        records: dict[int, Any],
+        what: str,
+        work: Callable[[], Awaitable[list[Failure]]],
+    ) -> None:
+        """Run ``work`` after the lanes of ``incidents``, as their new end."""
+        before = {self._lanes[i] for i in incidents if i in self._lanes and not self._lanes[i].done()}
+        task = asyncio.create_task(self._lane(before, records, what, work))
+        for incident in incidents:
+            self._lanes[incident] = task
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._ended, incidents))
+
+    def _ended(self, incidents: list[str], task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        for incident in incidents:
+            if self._lanes.get(incident) is task:
+                del self._lanes[incident]
+        if not task.cancelled() and (exc := task.exception()) is not None and self._failed is None:
+            self._failed = exc
+
+    async def _lane(
+        self,
+        before: set[asyncio.Task[None]],
+        records: dict[int, Any],
+        what: str,
+        work: Callable[[], Awaitable[list[Failure]]],
+    ) -> None:
+        if before:
+            await asyncio.wait(before)
+        async with self._limit:
+            failures = await self._store_retried(what, work)
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",
@@ -150,13 +259,18 @@ class SinkWorker:
                 failure.event.incident_id,
                 failure.error.reason,
             )
-            record = where[id(failure.event)]
-            letters.append(
-                self._letter(record, failure.error.reason, failure.error.retryable, failure.event, None)
+            record = records[id(failure.event)]
+            letter = self._letter(
+                record, failure.error.reason, failure.error.retryable, failure.event, None
             )
-        for letter in letters:
             await self._dead.write(letter)
-        self._count_dead(len(letters) - unreadable, len(records) - unreadable)
+        for record in records.values():
+            self._offsets.finished(_partition(record), record.offset)
+        self._count_dead(len(failures), len(records))
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed
 
     async def _store_retried(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """``step`` run again while the store fails transiently (:func:`sinks.retry.retry_store`):
@@ -189,29 +303,74 @@ class SinkWorker:
             raw=raw,
         )
 
+    async def _commit(self, consumer: Consumer) -> None:
+        """Commit each partition up to its oldest unfinished record, where that moved."""
+        offsets = self._offsets.to_commit()
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on without us (a session or rebalance timeout ran out): the next
+            # owner redelivers from the last commit, the log dedups.
+            log.warning("%s: commit failed (%s); records will be redelivered", self.sink.name, exc)
+            return
+        self._offsets.committed(offsets)
+
+    async def _drain(self, consumer: Consumer) -> None:
+        """Let the lanes in flight finish (``drain_grace`` at most), cancel the others, commit
+        what finished and forget the partitions' state: their next owner, or this worker after a
+        restart, starts at the oldest record left unfinished."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_grace)
+            if pending:
+                log.warning(
+                    "%s: %d deliveries still waiting (held incidents) are left to the partitions' "
+                    "next owner",
+                    self.sink.name,
+                    len(pending),
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+        await self._commit(consumer)
+        self._offsets.clear()
+        self._lanes.clear()
+
     async def run(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: Consumer,
         stop: asyncio.Event,
         *,
         max_records: int = 500,
     ) -> None:
-        """Poll, process, commit until ``stop`` is set. The consumer must be started."""
-        # Taken as soon as a batch is returned (no await in between), released after its commit.
-        batch_lock = consumer.hand_over.batch if isinstance(consumer, SinkConsumer) else asyncio.Lock()
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
-            if not batch:
-                continue
-            async with batch_lock:
-                records = [r for messages in batch.values() for r in messages]
-                await self.process(records)
-                offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
-                try:
-                    await consumer.commit(offsets)
-                except (CommitFailedError, KafkaError) as exc:
-                    # The group moved on without us (a session or rebalance timeout ran out):
-                    # the next owner redelivers, the log dedups.
-                    log.warning(
-                        "%s: commit failed (%s); records will be redelivered", self.sink.name, exc
-                    )
+        """Poll, dispatch, commit until ``stop`` is set. The consumer must be started."""
+        hand_over = consumer.hand_over if isinstance(consumer, SinkConsumer) else None
+        # Held while a poll is dispatched and committed; a revocation takes it to drain.
+        lock = hand_over.batch if hand_over is not None else asyncio.Lock()
+        if hand_over is not None:
+            hand_over.drain = partial(self._drain, consumer)
+        try:
+            while not stop.is_set():
+                self._raise_failed()
+                if len(self._offsets) >= self._max_pending and self._tasks:
+                    await asyncio.wait(set(self._tasks), timeout=0.2, return_when="FIRST_COMPLETED")
+                    async with lock:
+                        await self._commit(consumer)
+                    continue
+                batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+                async with lock:
+                    # A poll returned just before a revocation is not ours any more.
+                    assigned = consumer.assignment()
+                    records = [r for tp, got in batch.items() if tp in assigned for r in got]
+                    if records:
+                        await self.dispatch(records)
+                    await self._commit(consumer)
+            async with lock:
+                await self._drain(consumer)
+            self._raise_failed()
+        finally:
+            if hand_over is not None:
+                hand_over.drain = None
+            for task in list(self._tasks):
+                task.cancel()

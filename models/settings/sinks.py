@@ -80,7 +80,8 @@ class SinkSettings(BaseModel):
     sinks_breaker_failures: int = Field(
         default=5,
         ge=1,
-        description="Consecutive failed calls that open a sink's circuit breaker.",
+        description="Incidents failing in a row (no success between) that open a sink's circuit "
+        "breaker; one incident failing again and again counts once, and never holds the others.",
     )
     sinks_breaker_cooldown_seconds: float = Field(
         default=30.0,

@@ -7,6 +7,9 @@ summary/source/severity, lengths: summary ≤ 1024 characters, dedup_key ≤ 255
 ``202 {"status": "success", "message": "Event processed", "dedup_key": …}``. Keeps one alert per
 (routing_key, dedup_key): trigger opens or keeps it, acknowledge/resolve change it, and are dropped
 (still 202) for unknown or resolved alerts; a trigger after resolve opens a new alert.
+
+:meth:`FakePagerDuty.fail_dedup_key` makes the events of one dedup_key fail (a 5xx) until a time
+on a clock, while every other dedup_key is served: one incident's trouble, not PagerDuty's.
 """
 
 import json
@@ -14,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tests.fakes.http import FakeServer, Request, Response
 
@@ -23,6 +26,10 @@ __all__ = ["FakePagerDuty", "PdAlert"]
 SEVERITIES = {"critical", "error", "warning", "info"}
 EVENT_MAX_BYTES = 512_000  # contracts §2.2: "Payload size limit: 512 KB"
 ACTIONS = {"trigger", "acknowledge", "resolve"}
+
+
+class _Clock(Protocol):
+    def monotonic(self) -> float: ...
 
 
 @dataclass
@@ -47,6 +54,10 @@ class FakePagerDuty:
         self.events: list[dict[str, Any]] = []  # accepted (202) events, in order
         self.alerts: list[PdAlert] = []
         self.first_seen: dict[str, float] = {}  # dedup_key -> time.monotonic() of its first event
+        #: dedup_key -> (status, until, clock): valid events of that key fail so until then.
+        self.failing: dict[str, tuple[int, float, _Clock]] = {}
+        #: dedup_key -> how many of its events were answered with a failure.
+        self.failed: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -62,6 +73,10 @@ class FakePagerDuty:
 
     def close(self) -> None:
         self.server.close()
+
+    def fail_dedup_key(self, dedup_key: str, *, until: float, clock: _Clock, status: int = 500) -> None:
+        """Answer ``status`` to every valid event of ``dedup_key`` until ``until`` on ``clock``."""
+        self.failing[dedup_key] = (status, until, clock)
 
     def actions(self, dedup_key: str | None = None) -> list[str]:
         return [
@@ -103,6 +118,10 @@ class FakePagerDuty:
         if request.path == "/v2/change/enqueue":
             return Response(202, {"status": "success", "message": "Change event processed"})
         key = event.get("dedup_key") or str(uuid.uuid4())
+        failing = self.failing.get(key)
+        if failing is not None and failing[2].monotonic() < failing[1]:
+            self.failed[key] = self.failed.get(key, 0) + 1
+            return Response(failing[0], {"status": "error", "message": "Internal Server Error"})
         self.events.append(event)
         self.first_seen.setdefault(key, time.monotonic())
         action, routing_key = event["event_action"], event["routing_key"]

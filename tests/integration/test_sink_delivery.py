@@ -7,11 +7,14 @@ Outages run on a fake clock: five minutes of 5xx then 429 pass in milliseconds.
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
@@ -24,7 +27,8 @@ from sinks.storm import StormDetector
 from sinks.worker import Record, SinkWorker
 from store.deliveries import DeliveryLog
 from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
+from tests.fakes.clock import FakeClock, SteppedClock
+from tests.fakes.consumer import MemoryConsumer
 from tests.fakes.events import T0, IncidentStory
 from tests.fakes.fixtures import (
     ROUTING_KEY,
@@ -884,3 +888,88 @@ async def test_a_sev1_with_huge_labels_is_paged_announced_and_published(
     opening = published["incident_updates"][0]["body"]
     assert opening.startswith("We are investigating reports of everything is down. ddd")
     assert "… (truncated)" in opening
+
+
+async def _paged_within(check: Callable[[], bool], clock: SteppedClock, limit: float = 5.0) -> None:
+    """Wait until ``check()``, letting the sink's clock run on one second at a time, ``limit``
+    seconds of sink time at most (each second gets a few seconds of real time to show it)."""
+    started = clock.monotonic()
+    while True:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        if clock.monotonic() - started >= limit:
+            raise AssertionError(f"not paged within {limit:g} s of sink time")
+        clock.advance(1.0)
+
+
+async def _run_clock_to(clock: SteppedClock, until: float, step: float = 10.0) -> None:
+    while clock.monotonic() < until:
+        clock.advance(step)
+        await asyncio.sleep(0.02)  # the woken retries run
+
+
+async def test_one_failing_incident_does_not_hold_the_others(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    """PagerDuty answers 500 to one incident's dedup_key for ten minutes of sink time. The other
+    incidents' events, before and after it in the same partition, polled with it and later, are
+    each paged within 5 s of sink time; the failing incident's acknowledgement and resolution wait
+    behind its trigger; after the ten minutes all three go out, once each, in order. The offset
+    committed never passes the event still undelivered."""
+    clock = SteppedClock()
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    consumer = MemoryConsumer()
+    partition = TopicPartition(consumer.topic, 0)
+    held = IncidentStory(name="CheckoutDown", group="held")
+    others = [IncidentStory(name=f"Other{n}", group=f"other{n}") for n in range(4)]
+    (held_open,) = held.fire()
+    key = held_open.incident_id
+    fake_pagerduty.fail_dedup_key(key, until=600.0, clock=clock, status=500)
+
+    def paged(story: IncidentStory, *actions: str) -> Callable[[], bool]:
+        return lambda: fake_pagerduty.actions(story.events[0].incident_id) == list(actions)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(consumer, stop))
+    try:
+        # One poll: an incident before the failing one, one after it, then later events of each.
+        consumer.append([*others[0].fire(), held_open, *others[1].fire()])
+        consumer.append([*held.ack(), *others[0].ack()])
+        await _paged_within(paged(others[0], "trigger", "acknowledge"), clock)
+        await _paged_within(paged(others[1], "trigger"), clock)
+        assert fake_pagerduty.actions(key) == []
+        assert fake_pagerduty.failed[key] >= 1
+
+        await _run_clock_to(clock, 100.0)
+        consumer.append(others[2].fire())
+        await _paged_within(paged(others[2], "trigger"), clock)
+        await _run_clock_to(clock, 300.0)
+        consumer.append([*held.resolve(), *others[3].fire(), *others[1].resolve()])
+        await _paged_within(paged(others[3], "trigger"), clock)
+        await _paged_within(paged(others[1], "trigger", "resolve"), clock)
+        assert fake_pagerduty.actions(key) == []  # acknowledge and resolve wait behind the trigger
+        assert consumer.committed[partition] == 1  # the failing trigger's offset: nothing past it
+
+        await _run_clock_to(clock, 700.0)
+        end = len(consumer.logs[partition])
+        await _paged_within(
+            lambda: (
+                consumer.committed.get(partition) == end
+                and fake_pagerduty.actions(key) == ["trigger", "acknowledge", "resolve"]
+            ),
+            clock,
+            limit=120.0,
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await sink.close()
+    assert dead.letters == []
+    (alert,) = [a for a in fake_pagerduty.alerts if a.dedup_key == key]
+    assert alert.history == ["trigger", "acknowledge", "resolve"]
+    for story, actions in zip(others, [2, 2, 1, 1], strict=True):
+        assert len(fake_pagerduty.actions(story.events[0].incident_id)) == actions

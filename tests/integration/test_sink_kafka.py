@@ -61,20 +61,23 @@ def real_slack() -> "FakeSlack":  # type: ignore[misc]
 
 
 def kafka_settings(kafka_bootstrap: str, tmp_path: Path, **vendors: object) -> Settings:
+    """Settings for a fresh topic, group and store; ``vendors``: the fakes, and any other
+    setting to change."""
     suffix = uuid.uuid4().hex[:8]
-    return sink_settings(
-        **vendors,  # type: ignore[arg-type]
-        kafka_bootstrap=kafka_bootstrap,
-        events_topic=f"test-incident-events-{suffix}",
-        sinks_dlq_topic=f"test-incident-events-dlq-{suffix}",
-        sinks_group_prefix=f"test-sink-{suffix}",
-        topic_partitions=2,
-        database_url=f"sqlite:///{tmp_path / 'sinks.db'}",
-        status_page_port=free_port(),
-        slack_channel_interval_seconds=0.2,
-        sinks_retry_initial_seconds=0.1,
-        sinks_retry_max_seconds=1.0,
-    )
+    values: dict[str, object] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "events_topic": f"test-incident-events-{suffix}",
+        "sinks_dlq_topic": f"test-incident-events-dlq-{suffix}",
+        "sinks_group_prefix": f"test-sink-{suffix}",
+        "topic_partitions": 2,
+        "database_url": f"sqlite:///{tmp_path / 'sinks.db'}",
+        "status_page_port": free_port(),
+        "slack_channel_interval_seconds": 0.2,
+        "sinks_retry_initial_seconds": 0.1,
+        "sinks_retry_max_seconds": 1.0,
+    }
+    values.update(vendors)
+    return sink_settings(**values)  # type: ignore[arg-type]
 
 
 async def produce(settings: Settings, events: Sequence[IncidentEvent]) -> None:
@@ -490,3 +493,47 @@ async def test_a_sink_that_stops_itself_leaves_the_others_paging(
             assert fake_pagerduty.actions(event.incident_id) == ["trigger"]
     finally:
         revoked.close()
+
+
+async def test_a_held_event_is_delivered_after_the_sinks_restart(
+    kafka_bootstrap: str, tmp_path: Path, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
+) -> None:
+    """PagerDuty refuses one incident (500 for its dedup_key) while the incidents before and
+    after it in the partition are paged; the sinks stop (a deploy) with its trigger still held.
+    The committed offset did not pass it: the restarted sinks page it and then its
+    acknowledgement, once each, and page nobody else again."""
+    settings = kafka_settings(
+        kafka_bootstrap, tmp_path, pagerduty=fake_pagerduty, cert=tls_cert,
+        topic_partitions=1, sinks_request_timeout_seconds=2.0,
+    )  # fmt: skip
+    held = IncidentStory(name="CheckoutDown", group="held")
+    before = IncidentStory(name="Before", group="before")
+    after = IncidentStory(name="After", group="after")
+    events = [*before.fire(), *held.fire(), *after.fire(), *held.ack(), *after.ack()]
+    key, before_key, after_key = (s.events[0].incident_id for s in (held, before, after))
+    fake_pagerduty.fail_dedup_key(key, until=float("inf"), clock=SystemClock())
+    async with Running(settings) as running:
+        await produce(settings, events)
+        await eventually(
+            lambda: (
+                running.check()
+                or (
+                    fake_pagerduty.actions(before_key) == ["trigger"]
+                    and fake_pagerduty.actions(after_key) == ["trigger", "acknowledge"]
+                    and fake_pagerduty.failed.get(key, 0) >= 2
+                )
+            ),
+            "the others paged while one incident is refused",
+        )
+    assert fake_pagerduty.actions(key) == []
+    del fake_pagerduty.failing[key]  # PagerDuty takes it again
+
+    async with Running(settings) as running:
+        await eventually(
+            lambda: running.check() or fake_pagerduty.actions(key) == ["trigger", "acknowledge"],
+            "the held incident paged after the restart",
+        )
+        await asyncio.sleep(1.0)  # anything extra would show up now
+    assert fake_pagerduty.actions(key) == ["trigger", "acknowledge"]
+    assert fake_pagerduty.actions(before_key) == ["trigger"]
+    assert fake_pagerduty.actions(after_key) == ["trigger", "acknowledge"]

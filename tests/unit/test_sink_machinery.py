@@ -18,6 +18,7 @@ from models.severity import Severity
 from sinks.breaker import TRIAL_POLL, CircuitBreaker
 from sinks.errors import DeliveryError, classify_status, parse_retry_after
 from sinks.metrics import SinkCollector
+from sinks.offsets import PendingOffsets
 from sinks.pacing import ChannelPacer
 from sinks.records import REPLAY_HEADER, decode
 from sinks.retry import RetryPolicy, backoff, call_with_retry
@@ -196,6 +197,70 @@ async def test_a_permanent_answer_closes_the_breaker() -> None:
         await call_with_retry(call, policy=POLICY, clock=clock, breaker=breaker, what="t")
     assert breaker.consecutive_failures == 0
     assert not breaker.is_open
+
+
+def test_one_failing_incident_never_opens_the_breaker() -> None:
+    """The breaker counts failing incidents: one incident refused again and again (a 5xx for its
+    dedup_key alone) is one failure, and opening on its retries held every other incident."""
+    breaker = CircuitBreaker(failures_to_open=3, cooldown=30)
+    for second in range(100):
+        breaker.record_failure(second, "inc_held")
+    assert not breaker.is_open
+    assert breaker.acquire(100) == 0
+    breaker.record_failure(101, "inc_b")
+    breaker.record_failure(102, "inc_c")  # three incidents failing in a row: the vendor is down
+    assert breaker.is_open
+    assert breaker.acquire(103) == 29
+    assert breaker.acquire(132) == 0  # half-open: the held incident is the trial…
+    breaker.record_failure(132, "inc_held")
+    assert breaker.acquire(132) == 0  # …and failing as before, it lets another incident try
+    breaker.record_success()
+    assert not breaker.is_open
+
+
+async def test_a_throttled_answer_holds_every_call_of_the_sink() -> None:
+    """A 429 with Retry-After is the vendor asking the whole sink to slow down: another
+    incident's call waits for it too, while a 5xx holds only its own incident."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures_to_open=5, cooldown=30)
+    answers: list[Exception | None] = [classify_status(429, "t", 30), None]
+
+    async def throttled() -> str:
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+        return "ok"
+
+    policy = RetryPolicy(initial=1, maximum=1, deadline=3600)
+    assert (
+        await call_with_retry(throttled, policy=policy, clock=clock, breaker=breaker, what="t", key="a")
+        == "ok"
+    )
+    assert clock.monotonic() >= 30
+    assert breaker.acquire(10) == 20  # until the Retry-After ran out, another incident waited too
+    assert breaker.acquire(30) == 0
+    breaker.record_failure(clock.monotonic(), "b")  # a 5xx: no pause for the others
+    assert breaker.acquire(clock.monotonic()) == 0
+    assert not classify_status(503, "t", 30).throttled
+
+
+def test_offsets_commit_up_to_the_oldest_unfinished_record() -> None:
+    offsets: PendingOffsets[int] = PendingOffsets()
+    for offset in range(5):
+        offsets.polled(0, offset)
+    offsets.polled(1, 7)
+    for offset in (0, 2, 3, 4):
+        offsets.finished(0, offset)  # 1 is held
+    offsets.finished(1, 7)
+    assert offsets.committable() == {0: 1, 1: 8}
+    assert len(offsets) == 1
+    offsets.committed(offsets.to_commit())
+    assert offsets.to_commit() == {}  # nothing moved: nothing to commit again
+    offsets.polled(0, 5)
+    offsets.finished(0, 5)
+    assert offsets.to_commit() == {}  # still held at 1
+    offsets.finished(0, 1)
+    assert offsets.to_commit() == {0: 6}
 
 
 def test_storm_detector() -> None:
