@@ -80,6 +80,10 @@ alerts = Table(
     Column("rule", String(255), nullable=True),
     # The maintenance window holding the alert (it then belongs to no incident).
     Column("suppressed_by", String(64), nullable=True, index=True),
+    # The alerts-topic position of the last record applied: orders the alert's records (None:
+    # stored before positions were kept, or never read from Kafka).
+    Column("kafka_partition", Integer, nullable=True),
+    Column("kafka_offset", BigInteger, nullable=True),
 )
 
 #: Maintenance windows (models.maintenance); ``released_at`` is set once the alerts a window held

@@ -37,7 +37,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.incident import Command
 from models.settings import Settings
 from store.db import async_engine
@@ -197,17 +197,20 @@ def create_app(
         window = settings.batch_window_seconds
         async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
             records: list[AlertRecord] = []
+            positions: list[RecordPosition | None] = []
             for event in events:
                 where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
                 record = _decode(event.value, AlertRecord, where)
                 if record is not None:
                     records.append(record)
+                    positions.append(RecordPosition(event.message.partition, event.message.offset))
             if not records:  # (poison alone is progress too: its offsets move on)
                 activity.batches += 1
                 continue
             with activity.applying():
                 created = await retry_transient(
-                    f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
+                    f"applying {len(records)} alerts",
+                    partial(pipeline.process_alerts, records, positions),
                 )
             stats.alerts_processed.inc(len(records))
             if created:

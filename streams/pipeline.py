@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.alertmanager import format_group_key
 from models.classification import RuleSet
 from models.escalation import EscalationPolicy
@@ -101,11 +101,23 @@ class Pipeline:
     #: When set, incidents opened by alerts start escalating in the same transaction.
     escalation: EscalationPolicy | None = None
 
-    async def process_alerts(self, records: Sequence[AlertRecord]) -> list[IncidentEvent]:
-        """Apply a batch of alert records (in order) in one transaction; returns the new events."""
+    async def process_alerts(
+        self,
+        records: Sequence[AlertRecord],
+        positions: Sequence[RecordPosition | None] | None = None,
+    ) -> list[IncidentEvent]:
+        """Apply a batch of alert records (in order) in one transaction; returns the new events.
+
+        ``positions`` gives each record's place on the alerts topic (same length as ``records``;
+        None, or a None entry, where unknown). Within an alert, records are ordered by offset,
+        not by the receivers' clocks (:func:`models.incident.superseded`).
+        """
         batch = [regroup(r, self.group_by) for r in records]
         if not batch:
             return []
+        where = list(positions) if positions is not None else [None] * len(batch)
+        if len(where) != len(batch):
+            raise ValueError(f"{len(batch)} records but {len(where)} positions")
         async with self.store.transaction() as tx:
             windows = await MaintenanceStore(self.store.engine).overlapping(
                 min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
@@ -114,10 +126,10 @@ class Pipeline:
             await tx.load_alerts(r.fingerprint for r in batch)
             await tx.lock_incidents(_elsewhere(tx, batch))
             events: list[IncidentEvent] = []
-            for original in batch:
+            for original, position in zip(batch, where, strict=True):
                 record, incident = _home(tx, original)
                 previous = tx.alert(record.fingerprint)
-                if superseded(record, previous):
+                if superseded(record, previous, position):
                     continue  # (held or not: an older state must not replace a newer one)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
@@ -125,9 +137,8 @@ class Pipeline:
                 if window is not None:
                     held = previous is not None and previous.suppressed_by == window
                     same = held and previous is not None and previous.status == record.status
-                    outcome = (
-                        None if same else Outcome(None, suppressed_state(record, cls, previous, window))
-                    )
+                    held_state = suppressed_state(record, cls, previous, window, position)
+                    outcome = None if same else Outcome(None, held_state)
                 else:
                     outcome = apply_alert(
                         incident,
@@ -136,6 +147,7 @@ class Pipeline:
                         cls,
                         self.policy,
                         record.received_at,
+                        position,
                     )
                 if outcome is not None:
                     tx.stage(outcome)

@@ -242,3 +242,25 @@ async def test_a_resolution_sent_again_in_another_group_joins_no_incident(engine
             .one()
         )
     assert row["incident_id"] == opened.incident_id
+
+
+async def test_a_resolution_taken_by_a_replica_with_a_slower_clock_resolves(engine) -> None:  # type: ignore[no-untyped-def]
+    """Receiver replicas stamp ``received_at`` with their own clocks; the offset on the alert's
+    partition orders its records. The stored position survives the transaction, and a replayed
+    batch changes nothing."""
+    from models.alert import RecordPosition
+
+    p = pipeline(engine)
+    fired = alert(instance="a").model_copy(update={"received_at": T0 + timedelta(minutes=10)})
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))
+    (opened,) = await p.process_alerts([fired], [RecordPosition(2, 7)])
+    (resolved,) = await p.process_alerts([resolution], [RecordPosition(2, 8)])
+    assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert resolved.incident.alerts_firing == 0
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alerts))).mappings().one()
+    assert (row["status"], row["kafka_partition"], row["kafka_offset"]) == ("resolved", 2, 8)
+    replay = [fired, resolution]
+    assert await p.process_alerts(replay, [RecordPosition(2, 7), RecordPosition(2, 8)]) == []
+    with pytest.raises(ValueError, match="2 records but 1 positions"):
+        await p.process_alerts(replay, [RecordPosition(2, 7)])
