@@ -152,6 +152,13 @@ class Pipeline:
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
+            progress: dict[int, datetime] = {}
+            for original, position in zip(batch, where, strict=True):
+                if position is not None:
+                    seen = progress.get(position.partition)
+                    if seen is None or original.received_at > seen:
+                        progress[position.partition] = original.received_at
+            tx.advance(progress)
             # Once each: with no quiet period one batch can open and reopen an incident, and a
             # second arming in the transaction would insert its escalation again.
             opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))
@@ -179,26 +186,30 @@ class Pipeline:
             tx.stage(outcome)
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
 
-    async def release_windows(self, now: datetime) -> list[IncidentEvent]:
+    async def release_windows(self, watermark: datetime) -> list[IncidentEvent]:
         """Apply again the still-firing alerts of every maintenance window that has ended."""
         windows = MaintenanceStore(self.store.engine)
         events: list[IncidentEvent] = []
-        for window_id in await windows.due(now):
+        for window_id in await windows.due(watermark):
             held = await windows.held(window_id)
             if held:
-                events.extend(await self.process_alerts([released_record(a, now) for a in held]))
-            await windows.mark_released(window_id, now)
+                events.extend(await self.process_alerts([released_record(a, watermark) for a in held]))
+            await windows.mark_released(window_id, watermark)
         return events
 
-    async def expire_quiet(self, now: datetime) -> list[IncidentEvent]:
-        """Resolve the incidents whose alerts have all been resolved for the quiet period."""
+    async def expire_quiet(self, watermark: datetime) -> list[IncidentEvent]:
+        """Resolve the incidents whose alerts have all been resolved for the quiet period, in
+        record time: ``watermark`` is the time up to which every alert record has been applied
+        (:func:`models.watermark.watermark`), never the wall clock, so a renewed firing still in
+        the backlog is applied before its incident can expire. It is also the resolution's time.
+        """
         events: list[IncidentEvent] = []
-        for incident_id in await self.store.quiet_incidents(now - self.policy.quiet_period):
+        for incident_id in await self.store.quiet_incidents(watermark - self.policy.quiet_period):
             async with self.store.transaction() as tx:
                 incident = await tx.lock_incident(incident_id)
                 if incident is None:
                     continue
-                outcome = expire_quiet_period(incident, self.policy, now)
+                outcome = expire_quiet_period(incident, self.policy, watermark)
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
