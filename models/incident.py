@@ -486,6 +486,8 @@ def apply_alert(
     """
     if superseded(record, previous, position):
         return None  # stale: a newer state of this alert is already applied
+    if position is None and previous is not None:
+        position = previous.position  # (a record not read from Kafka: a window's release)
     rec = _Recorder(now)
     reopenable = (
         incident is not None

@@ -20,6 +20,7 @@ from models.classification import RuleSet
 from models.escalation import EscalationPolicy
 from models.events import EventType, IncidentEvent
 from models.incident import (
+    AlertState,
     Command,
     Incident,
     LifecyclePolicy,
@@ -81,6 +82,11 @@ def _home(tx: IncidentTx, record: AlertRecord) -> tuple[AlertRecord, Incident | 
     return record, tx.incidents_by_group[record.group_key]
 
 
+def _still_held(previous: AlertState | None, window_id: str) -> bool:
+    """True when the alert's latest state is firing and held by ``window_id``."""
+    return previous is not None and previous.status == "firing" and previous.suppressed_by == window_id
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What became of a manual command."""
@@ -112,12 +118,23 @@ class Pipeline:
         None, or a None entry, where unknown). Within an alert, records are ordered by offset,
         not by the receivers' clocks (:func:`models.incident.superseded`).
         """
+        where = list(positions) if positions is not None else [None] * len(records)
+        if len(where) != len(records):
+            raise ValueError(f"{len(records)} records but {len(where)} positions")
+        return await self._apply(records, where, None)
+
+    async def _apply(
+        self,
+        records: Sequence[AlertRecord],
+        where: Sequence[RecordPosition | None],
+        releasing: str | None,
+    ) -> list[IncidentEvent]:
+        """Apply records in one transaction; ``releasing``: the maintenance window whose held
+        alerts these records release (each applies only if the alert is, under the lock, still
+        firing and held by that window)."""
         batch = [regroup(r, self.group_by) for r in records]
         if not batch:
             return []
-        where = list(positions) if positions is not None else [None] * len(batch)
-        if len(where) != len(batch):
-            raise ValueError(f"{len(batch)} records but {len(where)} positions")
         async with self.store.transaction() as tx:
             windows = await MaintenanceStore(self.store.engine).overlapping(
                 min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
@@ -129,6 +146,8 @@ class Pipeline:
             for original, position in zip(batch, where, strict=True):
                 record, incident = _home(tx, original)
                 previous = tx.alert(record.fingerprint)
+                if releasing is not None and not _still_held(previous, releasing):
+                    continue  # resolved, or released, since the window's end was read
                 if superseded(record, previous, position):
                     continue  # (held or not: an older state must not replace a newer one)
                 cls = self.rules.classify(record.labels, record.annotations)
@@ -187,13 +206,24 @@ class Pipeline:
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
 
     async def release_windows(self, watermark: datetime) -> list[IncidentEvent]:
-        """Apply again the still-firing alerts of every maintenance window that has ended."""
+        """Apply again the still-firing alerts of every maintenance window that ended at or
+        before ``watermark``.
+
+        ``watermark`` is record time (:func:`models.watermark.watermark`): every record received
+        before the window's end is applied first, so a held alert's resolution still in the
+        backlog is not outrun by its release. Each held alert is checked again under its group's
+        lock against its latest state (a resolution applied meanwhile, by this worker or another,
+        wins); the released record arrives at the window's end and keeps the alert's stored Kafka
+        position, so the alert's own later records still apply after it.
+        """
         windows = MaintenanceStore(self.store.engine)
         events: list[IncidentEvent] = []
         for window_id in await windows.due(watermark):
+            window = await windows.get(window_id)
             held = await windows.held(window_id)
-            if held:
-                events.extend(await self.process_alerts([released_record(a, watermark) for a in held]))
+            if held and window is not None:
+                released = [released_record(a, window.ends_at) for a in held]
+                events.extend(await self._apply(released, [None] * len(released), window_id))
             await windows.mark_released(window_id, watermark)
         return events
 
