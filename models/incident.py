@@ -47,6 +47,7 @@ __all__ = [
     "annotate",
     "apply_alert",
     "apply_command",
+    "can_take_back",
     "expire_quiet_period",
     "new_incident_id",
     "refusal",
@@ -467,6 +468,14 @@ def _blast_radius_severity(incident: Incident, policy: LifecyclePolicy) -> tuple
     return severity, "blast radius: " + ", ".join(reasons) if reasons else ""
 
 
+def can_take_back(incident: Incident, policy: LifecyclePolicy, now: datetime) -> bool:
+    """True when a firing alert arriving at ``now`` would join ``incident`` rather than open a new
+    one: it is open (in its quiet period too), or resolved within the reopen window (a flap)."""
+    if incident.is_open:
+        return True
+    return incident.resolved_at is not None and now - incident.resolved_at <= policy.reopen_window
+
+
 def apply_alert(
     incident: Incident | None,
     previous: AlertState | None,
@@ -489,13 +498,7 @@ def apply_alert(
     if position is None and previous is not None:
         position = previous.position  # (a record not read from Kafka: a window's release)
     rec = _Recorder(now)
-    reopenable = (
-        incident is not None
-        and not incident.is_open
-        and incident.resolved_at is not None
-        and now - incident.resolved_at <= policy.reopen_window
-    )
-    if incident is None or (not incident.is_open and not reopenable):
+    if incident is None or not can_take_back(incident, policy, now):
         if record.status == "resolved":
             # A resolution with no incident to resolve: remember the alert, open nothing.
             if previous is not None and previous.status == "resolved":

@@ -27,6 +27,7 @@ from models.incident import (
     Outcome,
     apply_alert,
     apply_command,
+    can_take_back,
     expire_quiet_period,
     refusal,
     superseded,
@@ -49,35 +50,47 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
     return record.model_copy(update={"group_key": key})
 
 
-def _firing_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
-    """The incident this record's alert is firing in, when that is not its group's current one."""
+def _incident_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
+    """The incident this record's alert last counted in, when that is not its group's current one."""
     previous = tx.alert(record.fingerprint)
-    if previous is None or previous.status != "firing" or previous.incident_id is None:
+    if previous is None or previous.incident_id is None:
         return None
     current = tx.incidents_by_group.get(record.group_key)
     return None if current is not None and current.id == previous.incident_id else previous.incident_id
 
 
 def _elsewhere(tx: IncidentTx, batch: Sequence[AlertRecord]) -> list[str]:
-    """Incidents of other groups that alerts of ``batch`` are firing in (to lock as well)."""
-    return sorted({i for r in batch if (i := _firing_elsewhere(tx, r)) is not None})
+    """Incidents of other groups that alerts of ``batch`` last counted in (to lock as well)."""
+    return sorted({i for r in batch if (i := _incident_elsewhere(tx, r)) is not None})
 
 
-def _home(tx: IncidentTx, record: AlertRecord) -> tuple[AlertRecord, Incident | None]:
+def _home(
+    tx: IncidentTx, record: AlertRecord, policy: LifecyclePolicy
+) -> tuple[AlertRecord, Incident | None]:
     """The record and the incident it applies to.
 
-    An alert firing in an incident stays there whatever group key it is sent under (an
+    An alert stays in the incident it last counted in, whatever group key it is sent under (an
     Alertmanager route with ``continue: true`` sends one alert in two groups; a changed
-    ``group_by`` regroups it): the record is taken as one of that incident's group, so a re-send
-    is a duplicate and its resolution reaches the incident counting it. That holds after the
-    incident was resolved by hand while the alert still fired, too: its group's own re-sends
-    change nothing then, and neither may the other group's. Otherwise (or when that incident is
-    no longer its group's latest) the record belongs to its group's current incident.
+    ``group_by`` regroups it), while it fires there, or while that incident can still take it
+    back (:func:`models.incident.can_take_back`: open, as in its quiet period, or resolved
+    within the reopen window). The record is then taken as one of that incident's group, so a
+    re-send is a duplicate, its resolution reaches the incident counting it, and its renewed
+    firing, whichever route's notification comes first, re-fires or reopens that incident
+    instead of opening a second one. That holds after the incident was resolved by hand while
+    the alert still fired, too: its group's own re-sends change nothing then, and neither may
+    the other group's. Otherwise (or when that incident is no longer its group's latest) the
+    record belongs to its group's current incident.
     """
-    elsewhere = _firing_elsewhere(tx, record)
+    elsewhere = _incident_elsewhere(tx, record)
     if elsewhere is not None:
         home = tx.incident(elsewhere)  # locked by _elsewhere; None: not its group's latest
-        if home is not None and tx.incidents_by_group.get(home.group_key) == home:
+        previous = tx.alert(record.fingerprint)
+        firing = previous is not None and previous.status == "firing"
+        if (
+            home is not None
+            and tx.incidents_by_group.get(home.group_key) == home
+            and (firing or can_take_back(home, policy, record.received_at))
+        ):
             return record.model_copy(update={"group_key": home.group_key}), home
     return record, tx.incidents_by_group[record.group_key]
 
@@ -144,7 +157,7 @@ class Pipeline:
             await tx.lock_incidents(_elsewhere(tx, batch))
             events: list[IncidentEvent] = []
             for original, position in zip(batch, where, strict=True):
-                record, incident = _home(tx, original)
+                record, incident = _home(tx, original, self.policy)
                 previous = tx.alert(record.fingerprint)
                 if releasing is not None and not _still_held(previous, releasing):
                     continue  # resolved, or released, since the window's end was read

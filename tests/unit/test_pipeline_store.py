@@ -191,17 +191,47 @@ async def test_an_alert_resent_in_another_group_after_a_resolution_by_hand_pages
 
 
 async def test_an_alert_that_fires_anew_in_another_group_joins_that_group(engine) -> None:  # type: ignore[no-untyped-def]
-    """Only a firing alert stays put: once resolved, its next firing goes to its record's group."""
+    """Once its incident can no longer take it back (resolved, past the reopen window), an alert's
+    next firing goes to its record's group."""
     p = pipeline(engine)
     team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
     (first,) = await p.process_alerts([alert(instance="a", group=team_a)])
     await p.process_alerts(
         [alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)]
     )
-    (second,) = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=2), group=team_b)])
+    await p.expire_quiet(T0 + timedelta(minutes=6))
+    later = T0 + timedelta(minutes=6) + POLICY.reopen_window + timedelta(minutes=1)
+    (second,) = await p.process_alerts([alert(instance="a", at=later, group=team_b)])
     assert second.type is EventType.OPENED
     assert second.incident_id != first.incident_id
     assert second.incident.group_key == team_b
+
+
+@pytest.mark.parametrize("closed", [False, True])
+async def test_an_alert_in_two_groups_flapping_stays_in_its_incident(engine, closed: bool) -> None:  # type: ignore[no-untyped-def]
+    """An alert sent in two groups (``continue: true``) resolves, then fires again while its
+    incident is in its quiet period (or resolved, within the reopen window); the other route's
+    notification arrives first. It re-fires (or reopens) its incident: no second incident, no
+    second page."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (opened,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    assert await p.process_alerts([alert(instance="a", group=team_b)]) == []
+    await p.process_alerts(
+        [alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)]
+    )
+    if closed:
+        (resolved,) = await p.expire_quiet(T0 + timedelta(minutes=6))
+        assert resolved.type is EventType.RESOLVED
+    refire = T0 + timedelta(minutes=10 if closed else 3)
+    events = await p.process_alerts([alert(instance="a", at=refire, group=team_b)])
+    expected = [EventType.REOPENED, EventType.ALERT_REFIRED] if closed else [EventType.ALERT_REFIRED]
+    assert [(e.type, e.incident_id) for e in events] == [(t, opened.incident_id) for t in expected]
+    assert await p.process_alerts([alert(instance="a", at=refire, group=team_a)]) == []
+    assert [i.id for i in await p.store.list_incidents()] == [opened.incident_id]
+    incident = await p.store.get(opened.incident_id)
+    assert incident is not None
+    assert (incident.state, incident.alerts_firing) == (IncidentState.TRIGGERED, 1)
 
 
 async def test_a_late_unknown_resolution_does_not_restart_the_quiet_period(engine) -> None:  # type: ignore[no-untyped-def]
