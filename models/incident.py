@@ -258,6 +258,14 @@ class Command(BaseModel):
         description="From PagerDuty: the dedup_key of the alert acted on there (the incident's own "
         "or an escalation level's page), which the ``acknowledged`` event carries in its data.",
     )
+    episode: int | None = Field(
+        default=None,
+        ge=0,
+        description="The episode of the incident the command was issued for: its ``flaps`` as the "
+        "caller read it (0 until it first reopens). A command for an earlier episode is refused "
+        "(:func:`refusal`); None: not known, then ``requested_at`` is compared with "
+        "``reopened_at``.",
+    )
 
     @model_validator(mode="after")
     def _details_resolve(self) -> "Command":
@@ -621,10 +629,19 @@ def expire_quiet_period(incident: Incident, policy: LifecyclePolicy, now: dateti
 def refusal(incident: Incident, command: Command) -> str | None:
     """Why ``command`` must not apply to ``incident``, if it must not.
 
-    Commands and alerts arrive on separate topics: a command requested before the incident
+    Commands and alerts arrive on separate topics: a command issued before the incident
     reopened (an acknowledgement or resolution of the previous episode, applied late) would
-    otherwise silence a flap nobody has seen.
+    otherwise silence a flap nobody has seen. The episode the caller read (``command.episode``)
+    decides, without comparing host clocks; only a command that does not name its episode falls
+    back to comparing its ``requested_at`` with ``reopened_at``.
     """
+    if command.episode is not None:
+        if command.episode < incident.flaps:
+            return (
+                f"issued for episode {command.episode}; the incident reopened since "
+                f"(episode {incident.flaps})"
+            )
+        return None
     if incident.reopened_at is not None and command.requested_at < incident.reopened_at:
         return f"requested before the incident reopened at {incident.reopened_at.isoformat()}"
     return None

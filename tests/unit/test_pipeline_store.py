@@ -294,3 +294,24 @@ async def test_a_resolution_taken_by_a_replica_with_a_slower_clock_resolves(engi
     assert await p.process_alerts(replay, [RecordPosition(2, 7), RecordPosition(2, 8)]) == []
     with pytest.raises(ValueError, match="2 records but 1 positions"):
         await p.process_alerts(replay, [RecordPosition(2, 7)])
+
+
+async def test_a_command_names_its_episode_and_host_clocks_do_not_decide(engine) -> None:  # type: ignore[no-untyped-def]
+    """A command issued for the incident's first episode, applied after it reopened, is refused
+    even when the host that stamped it runs ahead; one issued for the current episode applies
+    even when its host runs behind."""
+    p = pipeline(engine)
+    (opened,) = await p.process_alerts([alert(instance="a")])
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=2))])
+    await p.expire_quiet(T0 + timedelta(minutes=7))
+    reopening = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=20))])
+    assert reopening[0].incident.flaps == 1
+    ahead = command(opened.incident_id, "resolve", at=T0 + timedelta(hours=1), command_id="old")
+    result = await p.process_command(ahead.model_copy(update={"episode": 0}))
+    assert not result.applied
+    assert result.reason == "issued for episode 0; the incident reopened since (episode 1)"
+    behind = command(opened.incident_id, "resolve", at=T0 + timedelta(minutes=10), command_id="new")
+    assert (await p.process_command(behind.model_copy(update={"episode": 1}))).applied
+    incident = await p.store.get(opened.incident_id)
+    assert incident is not None
+    assert incident.state is IncidentState.RESOLVED
