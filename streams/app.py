@@ -13,9 +13,11 @@ so an offset is never committed past an unapplied record.
   of its own that the worker starts (streams/relay_process.py), woken as soon as the agents
   commit new events, and every 0.2 s for what other workers or the timers stored;
 * timer ``maintenance``: applies again the still-firing alerts a maintenance window held, once
-  the window has ended;
-* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
-* timer ``metrics``: consumer lag, outbox backlog, heartbeat; and the stall watch
+  record time (the watermark of the records applied, streams/record_time.py) has passed its end;
+* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period, in record
+  time (no lag measurement for 30 s, as with Kafka unreachable: nothing expires);
+* timer ``metrics``: consumer lag (also the watermark's idle partitions), outbox backlog,
+  heartbeat; and the stall watch
   (streams/stall.py): records waiting on this worker's partitions while its agents idle make the
   worker exit to be started again (faust's consumer can stop fetching after a broker outage);
 * timer ``escalations``: pages the next escalation level of unacknowledged incidents and records

@@ -6,8 +6,18 @@ state they need, calls them and stages the results, all inside one store transac
 incident change and the events describing it are committed together (the outbox).
 
 Alert-driven changes take their time from the record (``received_at``): replaying a record after
-a crash produces the very same incident ids, events and event ids. Commands use their request time;
-only the quiet-period timer reads the injected clock.
+a crash produces the very same incident ids, events and event ids. Within an alert, records are
+ordered by their Kafka position when the caller passes it (``positions``), not by the receivers'
+clocks. Commands use their request time and name the episode they act on. The timers run in record
+time: :meth:`Pipeline.expire_quiet` and :meth:`Pipeline.release_windows` take a watermark of the
+records applied (models/watermark.py, streams/record_time.py), never the wall clock.
+
+The interface, for the worker and for tests that drive it directly::
+
+    await pipeline.process_alerts(records, positions=None)   # positions: [RecordPosition | None]
+    await pipeline.process_command(command)                  # -> CommandResult
+    await pipeline.expire_quiet(watermark)                   # -> [IncidentEvent]
+    await pipeline.release_windows(watermark)                # -> [IncidentEvent]
 """
 
 from collections.abc import Sequence
