@@ -4,12 +4,13 @@ This is a wire format other processes read: fields are only ever added, and ``sc
 changes when a reader would have to behave differently.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ALERT_SCHEMA_VERSION", "AlertRecord", "AlertStatus"]
+__all__ = ["ALERT_SCHEMA_VERSION", "AlertRecord", "AlertStatus", "RecordPosition"]
 
 ALERT_SCHEMA_VERSION = 1
 
@@ -43,3 +44,16 @@ class AlertRecord(BaseModel):
     def from_bytes(cls, raw: bytes) -> "AlertRecord":
         """Parse a record read from the alerts topic; raises ``pydantic.ValidationError``."""
         return cls.model_validate_json(raw)
+
+
+@dataclass(frozen=True, order=True)
+class RecordPosition:
+    """Where a record sits on the alerts topic: its partition and offset.
+
+    Not part of the wire format (the worker knows it from the consumer). The records of one
+    fingerprint share a partition (the topic is keyed by fingerprint), and a partition is totally
+    ordered: within an alert, the offset is the one order every receiver replica agrees on, where
+    ``received_at`` is stamped by the clock of whichever replica took the record."""
+
+    partition: int
+    offset: int

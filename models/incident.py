@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.events import (
     Actor,
     AlertSnapshot,
@@ -48,6 +48,7 @@ __all__ = [
     "annotate",
     "apply_alert",
     "apply_command",
+    "can_take_back",
     "expire_quiet_period",
     "new_incident_id",
     "refusal",
@@ -131,6 +132,21 @@ class AlertState(BaseModel):
     suppressed_by: str | None = Field(
         default=None, description="The maintenance window holding this alert (then in no incident)."
     )
+    kafka_partition: int | None = Field(
+        default=None,
+        description="The alerts-topic partition of the last record applied (None: not known, as "
+        "for states stored before positions were kept).",
+    )
+    kafka_offset: int | None = Field(
+        default=None, description="The offset of the last record applied on ``kafka_partition``."
+    )
+
+    @property
+    def position(self) -> RecordPosition | None:
+        """The position of the last record applied, when known."""
+        if self.kafka_partition is None or self.kafka_offset is None:
+            return None
+        return RecordPosition(self.kafka_partition, self.kafka_offset)
 
     def snapshot(self) -> AlertSnapshot:
         return AlertSnapshot(
@@ -251,6 +267,14 @@ class Command(BaseModel):
         description="From PagerDuty: the dedup_key of the alert acted on there (the incident's own "
         "or an escalation level's page), which the ``acknowledged`` event carries in its data.",
     )
+    episode: int | None = Field(
+        default=None,
+        ge=0,
+        description="The episode of the incident the command was issued for: its ``flaps`` as the "
+        "caller read it (0 until it first reopens). A command for an earlier episode is refused "
+        "(:func:`refusal`); None: not known, then ``requested_at`` is compared with "
+        "``reopened_at``.",
+    )
 
     @model_validator(mode="after")
     def _details_resolve(self) -> "Command":
@@ -302,9 +326,17 @@ def _with_name(names: tuple[str, ...], name: str | None) -> tuple[str, ...]:
 
 
 def alert_state(
-    record: AlertRecord, cls: Classification, incident_id: str | None, previous: AlertState | None
+    record: AlertRecord,
+    cls: Classification,
+    incident_id: str | None,
+    previous: AlertState | None,
+    position: RecordPosition | None = None,
 ) -> AlertState:
-    """The stored state of the alert ``record`` describes, in incident ``incident_id``."""
+    """The stored state of the alert ``record`` describes, in incident ``incident_id``.
+
+    ``position`` is the record's place on the alerts topic; without one the stored position is
+    kept (a record that was not read from Kafka, such as a maintenance window's release)."""
+    kept = position or (previous.position if previous is not None else None)
     return AlertState(
         fingerprint=record.fingerprint,
         incident_id=incident_id,
@@ -321,6 +353,8 @@ def alert_state(
         external_url=record.external_url,
         first_received_at=previous.first_received_at if previous else record.received_at,
         last_received_at=record.received_at,
+        kafka_partition=kept.partition if kept is not None else None,
+        kafka_offset=kept.offset if kept is not None else None,
     )
 
 
@@ -330,21 +364,33 @@ def alert_state(
 RESOLUTION_SKEW = timedelta(seconds=60)
 
 
-def superseded(record: AlertRecord, previous: AlertState | None) -> bool:
-    """True when ``record`` is older than the stored state of its alert: received before it, or
-    a resolution that ended well before (:data:`RESOLUTION_SKEW`) the alert's current firing
-    started.
+def superseded(
+    record: AlertRecord, previous: AlertState | None, position: RecordPosition | None = None
+) -> bool:
+    """True when ``record`` is older than the stored state of its alert, or a resolution that
+    ended well before (:data:`RESOLUTION_SKEW`) the alert's current firing started.
 
-    The second is a late copy of an earlier episode's resolution (the other Alertmanager of an HA
-    pair, a notification retried through another receiver replica): it gets a fresh
-    ``received_at``, and applied it would resolve an alert that is firing. A firing record is not
-    judged by its times: Alertmanager re-fires an alert it resolved on ``resolve_timeout`` with the
-    same ``startsAt``. (A copy of a resolution less than the skew before the re-fire is applied:
-    the alert shows resolved until its next notification.)
+    Older is decided by the Kafka offset when ``position`` and the stored position are both known
+    and on one partition: ``received_at`` is stamped by whichever receiver replica took the
+    record, and a replica whose clock runs ahead would make the later records of the others look
+    old. (The same offset is the same record, replayed: not older; applying it again changes
+    nothing.) Otherwise (a state stored before positions were kept, a record not read from Kafka)
+    it falls back to ``received_at``.
+
+    The second rule catches a late copy of an earlier episode's resolution (the other Alertmanager
+    of an HA pair, a notification retried through another receiver replica): it comes later on the
+    topic, and applied it would resolve an alert that is firing. A firing record is not judged by
+    its times: Alertmanager re-fires an alert it resolved on ``resolve_timeout`` with the same
+    ``startsAt``. (A copy of a resolution less than the skew before the re-fire is applied: the
+    alert shows resolved until its next notification.)
     """
     if previous is None:
         return False
-    if record.received_at < previous.last_received_at:
+    stored = previous.position
+    if position is not None and stored is not None and position.partition == stored.partition:
+        if position.offset < stored.offset:
+            return True
+    elif record.received_at < previous.last_received_at:
         return True
     return (
         record.status == "resolved"
@@ -393,9 +439,14 @@ class _Recorder:
 
 
 def _open(
-    record: AlertRecord, cls: Classification, incident_id: str, now: datetime, rec: _Recorder
+    record: AlertRecord,
+    cls: Classification,
+    incident_id: str,
+    now: datetime,
+    rec: _Recorder,
+    position: RecordPosition | None,
 ) -> Outcome:
-    alert = alert_state(record, cls, incident_id, None)
+    alert = alert_state(record, cls, incident_id, None, position)
     alertname = record.labels.get("alertname", "alert")
     incident = Incident(
         id=incident_id,
@@ -434,6 +485,14 @@ def _blast_radius_severity(incident: Incident, policy: LifecyclePolicy) -> tuple
     return severity, "blast radius: " + ", ".join(reasons) if reasons else ""
 
 
+def can_take_back(incident: Incident, policy: LifecyclePolicy, now: datetime) -> bool:
+    """True when a firing alert arriving at ``now`` would join ``incident`` rather than open a new
+    one: it is open (in its quiet period too), or resolved within the reopen window (a flap)."""
+    if incident.is_open:
+        return True
+    return incident.resolved_at is not None and now - incident.resolved_at <= policy.reopen_window
+
+
 def apply_alert(
     incident: Incident | None,
     previous: AlertState | None,
@@ -441,30 +500,28 @@ def apply_alert(
     cls: Classification,
     policy: LifecyclePolicy,
     now: datetime,
+    position: RecordPosition | None = None,
 ) -> Outcome | None:
     """Apply one alert record to the incident of its group.
 
     ``incident`` is the group's latest incident (open, or resolved) or None; ``previous`` the
-    stored state of this fingerprint. Returns None when the record changes nothing: a repeat of
-    the same status (Alertmanager re-sends every group/repeat interval) or a record older than
-    what is stored.
+    stored state of this fingerprint; ``position`` the record's place on the alerts topic, when
+    known (it orders the alert's records: :func:`superseded`). Returns None when the record
+    changes nothing: a repeat of the same status (Alertmanager re-sends every group/repeat
+    interval) or a record older than what is stored.
     """
-    if superseded(record, previous):
+    if superseded(record, previous, position):
         return None  # stale: a newer state of this alert is already applied
+    if position is None and previous is not None:
+        position = previous.position  # (a record not read from Kafka: a window's release)
     rec = _Recorder(now)
-    reopenable = (
-        incident is not None
-        and not incident.is_open
-        and incident.resolved_at is not None
-        and now - incident.resolved_at <= policy.reopen_window
-    )
-    if incident is None or (not incident.is_open and not reopenable):
+    if incident is None or not can_take_back(incident, policy, now):
         if record.status == "resolved":
             # A resolution with no incident to resolve: remember the alert, open nothing.
             if previous is not None and previous.status == "resolved":
                 return None
-            return Outcome(None, alert_state(record, cls, None, previous))
-        return _open(record, cls, new_incident_id(record), now, rec)
+            return Outcome(None, alert_state(record, cls, None, previous, position))
+        return _open(record, cls, new_incident_id(record), now, rec, position)
 
     if record.status == "resolved" and previous is not None and previous.status == "resolved":
         # Already resolved, whichever incident it counted in: an HA peer's copy or the same alert
@@ -473,7 +530,7 @@ def apply_alert(
     known = previous if previous is not None and previous.incident_id == incident.id else None
     if known is not None and known.status == record.status:
         return None  # duplicate: same alert, same status
-    alert = alert_state(record, cls, incident.id, previous)
+    alert = alert_state(record, cls, incident.id, previous, position)
 
     if record.status == "resolved":
         if known is None:
@@ -581,10 +638,19 @@ def expire_quiet_period(incident: Incident, policy: LifecyclePolicy, now: dateti
 def refusal(incident: Incident, command: Command) -> str | None:
     """Why ``command`` must not apply to ``incident``, if it must not.
 
-    Commands and alerts arrive on separate topics: a command requested before the incident
+    Commands and alerts arrive on separate topics: a command issued before the incident
     reopened (an acknowledgement or resolution of the previous episode, applied late) would
-    otherwise silence a flap nobody has seen.
+    otherwise silence a flap nobody has seen. The episode the caller read (``command.episode``)
+    decides, without comparing host clocks; only a command that does not name its episode falls
+    back to comparing its ``requested_at`` with ``reopened_at``.
     """
+    if command.episode is not None:
+        if command.episode < incident.flaps:
+            return (
+                f"issued for episode {command.episode}; the incident reopened since "
+                f"(episode {incident.flaps})"
+            )
+        return None
     if incident.reopened_at is not None and command.requested_at < incident.reopened_at:
         return f"requested before the incident reopened at {incident.reopened_at.isoformat()}"
     return None

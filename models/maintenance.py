@@ -16,7 +16,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.incident import AlertState, Classification, Incident, alert_state
 from models.matchers import MatcherError, parse_matcher
 
@@ -91,10 +91,15 @@ def covering_window(
 
 
 def suppressed_state(
-    record: AlertRecord, cls: Classification, previous: AlertState | None, window_id: str
+    record: AlertRecord,
+    cls: Classification,
+    previous: AlertState | None,
+    window_id: str,
+    position: RecordPosition | None = None,
 ) -> AlertState:
     """The stored state of a held alert: recorded, in no incident."""
-    return alert_state(record, cls, None, previous).model_copy(update={"suppressed_by": window_id})
+    state = alert_state(record, cls, None, previous, position)
+    return state.model_copy(update={"suppressed_by": window_id})
 
 
 def released_record(alert: AlertState, at: datetime) -> AlertRecord:

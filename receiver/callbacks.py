@@ -2,7 +2,8 @@
 
 =========================================  ==================================================
 ``POST /api/incidents/{id}/ack|resolve``   bearer token (``SEVFLOW_API_TOKENS``); optional JSON
-                                           ``{"by": "alice"}``, for resolve also ``root_cause``,
+                                           ``{"by": "alice", "episode": 2}`` (the incident's
+                                           ``flaps`` as read), for resolve also ``root_cause``,
                                            ``fix``, ``follow_up``; optional ``Idempotency-Key``
 ``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
                                            ``value`` = incident id; ``X-Slack-Signature`` v0
@@ -78,6 +79,8 @@ RETRY_AFTER_SECONDS = 5
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _NAME_MAX = 128
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: The episode a Slack button names (an incident's flaps): ASCII digits.
+_EPISODE = re.compile(r"[0-9]{1,9}")
 _SLACK_ACTIONS: dict[str, Literal["acknowledge", "resolve"]] = {
     "ack": "acknowledge",
     "resolve": "resolve",
@@ -88,6 +91,9 @@ _PAGERDUTY_EVENTS: dict[str, Literal["acknowledge", "resolve"]] = {
 }
 #: The dedup_key of an escalation level's own page (sinks/pagerduty_format.escalation_key).
 _ESCALATION_PAGE = "/escalation/"
+#: The agent type of a PagerDuty user (webhooks v3 ``event.agent``); an Events API integration is
+#: not one.
+_PAGERDUTY_USER = "user_reference"
 #: The dedup_key prefix of a storm's digest alert (sinks/pagerduty_format.storm_key).
 _STORM_PAGE = "sevflow-storm-"
 
@@ -261,6 +267,9 @@ class _Callbacks:
                 return body
             by: str | None = None
             details: dict[str, str] = {}
+            # The episode the caller acts on: given in the body, else the one the store showed
+            # when the request was checked (receiver/incident_api.py), else not known.
+            episode: int | None = getattr(request.state, "episode", None)
             if body.strip():
                 try:
                     document = json.loads(body)
@@ -274,6 +283,13 @@ class _Callbacks:
                 problem = _resolution_details(document, action, details)
                 if problem is not None:
                     return error_response(422, "invalid_body", problem)
+                given = document.get("episode")
+                if given is not None:
+                    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+                        return error_response(
+                            422, "invalid_body", "episode must be the incident's flaps (an int >= 0)"
+                        )
+                    episode = given
             key = request.headers.get("idempotency-key")
             command_id = (
                 _command_id("api", incident_id, action, key)
@@ -286,6 +302,7 @@ class _Callbacks:
                 incident_id=incident_id,
                 actor=Actor(via="api", name=by),
                 requested_at=self._clock(),
+                episode=episode,
                 **details,
             )
             refused = await self._publish([command], "api")
@@ -336,10 +353,14 @@ class _Callbacks:
             if not isinstance(item, dict):
                 continue
             action = _SLACK_ACTIONS.get(str(item.get("action_id")))
-            incident_id = item.get("value")
-            if action is None or not isinstance(incident_id, str):
+            value = item.get("value")
+            if action is None or not isinstance(value, str):
                 continue
+            # ``<id>@<episode>`` (sinks/slack_format.py); a bare id from older messages.
+            incident_id, at, episode_text = value.partition("@")
             if not _INCIDENT_ID.fullmatch(incident_id):
+                continue
+            if at and not _EPISODE.fullmatch(episode_text):
                 continue
             commands.append(
                 Command(
@@ -354,6 +375,7 @@ class _Callbacks:
                     incident_id=incident_id,
                     actor=Actor(via="slack", name=who),
                     requested_at=self._clock(),
+                    episode=int(episode_text) if at else None,
                 )
             )
         refused = await self._publish(commands, "slack")
@@ -393,6 +415,11 @@ class _Callbacks:
             return _ignored("no sevflow incident key (data.incident_key) on the incident")
         agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
         assert isinstance(agent, dict)
+        if event_type == "incident.resolved" and agent.get("type") != _PAGERDUTY_USER:
+            # Resolved by no user: through the Events API, which is how sevflow resolves its own
+            # incidents there. Taken as an operator's resolve it would come back late, after the
+            # incident reopened, and close the new episode.
+            return _ignored("resolved in PagerDuty by no user (sevflow's own resolve, echoed)")
         delivery = str(event.get("id") or request.headers.get("x-webhook-id") or "")
         command = Command(
             command_id=_command_id(
@@ -401,7 +428,9 @@ class _Callbacks:
             action=action,
             incident_id=incident_id,
             actor=Actor(via="pagerduty", name=_name(agent.get("summary")) or _name(agent.get("id"))),
-            requested_at=self._clock(),
+            # When it happened in PagerDuty (repeated on every retry of the webhook), not when a
+            # retry reached us: a resolve retried after the incident reopened stays before it.
+            requested_at=_occurred_at(event.get("occurred_at")) or self._clock(),
             pagerduty_alert=pagerduty_alert if action == "acknowledge" else None,
         )
         refused = await self._publish([command], "pagerduty")
@@ -427,6 +456,17 @@ def _resolution_details(document: dict[str, Any], action: str, details: dict[str
             return f"{key} is longer than {RESOLUTION_DETAIL_MAX} characters"
         details[key] = value
     return None
+
+
+def _occurred_at(value: object) -> datetime | None:
+    """A webhook's ``occurred_at`` (ISO 8601 with a zone), or None when absent or not one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def _ignored(reason: str) -> JSONResponse:

@@ -282,6 +282,8 @@ def checked_command(route: Route, engine: AsyncEngine, auth: WebhookAuth) -> Rou
                     "message": check.message,
                 }
             )
+        assert incident is not None  # (precheck: "unknown" otherwise)
+        request.state.episode = incident.flaps  # the episode it acts on: refused once reopened
         return await endpoint(request)
 
     return Route(route.path, checked, methods=sorted(route.methods or {"POST"}), name=route.name)

@@ -69,14 +69,19 @@ async def send_command(
     by: str | None,
     now: datetime,
     details: dict[str, str] | None = None,
+    episode: int | None = None,
 ) -> Command:
-    """Publish one acknowledge/resolve command from the command line; returns it."""
+    """Publish one acknowledge/resolve command from the command line; returns it.
+
+    ``episode``: the incident's ``flaps`` as read before sending (None: not read); the worker
+    refuses the command once the incident has reopened since."""
     command = Command(
         command_id=f"cli:{uuid.uuid4().hex}",
         action=action,
         incident_id=incident_id,
         actor=Actor(via="cli", name=by),
         requested_at=now,
+        episode=episode,
         **(details or {}),
     )
     await publisher.publish(command)
@@ -115,8 +120,11 @@ def _command(
         finally:
             await engine.dispose()
 
+    episode: int | None = None
     try:
-        check = precheck(incident_id, asyncio.run(lookup()), action)
+        incident = asyncio.run(lookup())
+        check = precheck(incident_id, incident, action)
+        episode = incident.flaps if incident is not None else None
     except (UnsupportedDatabaseError, SQLAlchemyError) as exc:
         problem = store_problem(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
         print(
@@ -142,6 +150,7 @@ def _command(
                 by=by or _login(),
                 now=datetime.now(UTC),
                 details=details,
+                episode=episode,
             )
         finally:
             await publisher.close()

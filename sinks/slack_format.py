@@ -117,7 +117,11 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
 
 
-def _buttons(incident_id: str) -> dict[str, Any]:
+def _buttons(incident_id: str, episode: int) -> dict[str, Any]:
+    """Acknowledge and Resolve; each value names the incident and its episode (``<id>@<flaps>``),
+    so a click on a message not yet refreshed after a reopen is refused by the worker, not
+    applied to the new episode (receiver/callbacks.py parses it)."""
+    value = f"{incident_id}@{episode}"
     return {
         "type": "actions",
         "block_id": "incident-actions",
@@ -126,14 +130,14 @@ def _buttons(incident_id: str) -> dict[str, Any]:
                 "type": "button",
                 "text": {"type": "plain_text", "text": "Acknowledge"},
                 "action_id": "ack",
-                "value": incident_id,
+                "value": value,
                 "style": "primary",
             },
             {
                 "type": "button",
                 "text": {"type": "plain_text", "text": "Resolve"},
                 "action_id": "resolve",
-                "value": incident_id,
+                "value": value,
                 "style": "danger",
             },
         ],
@@ -168,7 +172,7 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     )
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
-        blocks.append(_buttons(incident.id))
+        blocks.append(_buttons(incident.id, incident.flaps))
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
@@ -235,7 +239,7 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     )
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
-        blocks.append(_buttons(incident.id))
+        blocks.append(_buttons(incident.id, incident.flaps))
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 

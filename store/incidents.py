@@ -8,12 +8,12 @@ and their events, written together when the transaction commits. An event is thu
 when its change is, and the outbox relay publishes it afterwards.
 """
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,7 +21,14 @@ from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import AlertState, Incident, Outcome
 from store.chunking import chunks
 from store.db import reader
-from store.schema import alerts, commands, incident_events, incident_groups, incidents
+from store.schema import (
+    alerts,
+    commands,
+    incident_events,
+    incident_groups,
+    incidents,
+    partition_progress,
+)
 
 __all__ = ["IncidentStore", "IncidentTx"]
 
@@ -83,6 +90,7 @@ class IncidentTx:
         self._events: list[IncidentEvent] = []
         self._dirty_incidents: set[str] = set()
         self._dirty_alerts: set[str] = set()
+        self._progress: dict[int, datetime] = {}
 
     @property
     def connection(self) -> AsyncConnection:
@@ -203,6 +211,13 @@ class IncidentTx:
             self._dirty_alerts.add(outcome.alert.fingerprint)
         self._events.extend(outcome.events)
 
+    def advance(self, progress: Mapping[int, datetime]) -> None:
+        """Queue the newest ``received_at`` applied per alerts-topic partition (written with the
+        changes; a stored time is never moved back)."""
+        for partition, at in progress.items():
+            if partition not in self._progress or at > self._progress[partition]:
+                self._progress[partition] = at
+
     async def flush(self) -> list[IncidentEvent]:
         """Write everything staged; returns the events written (the outbox rows)."""
         rows = [_incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
@@ -244,6 +259,17 @@ class IncidentTx:
                 self._insert(incident_events).on_conflict_do_nothing(index_elements=["event_id"]),
                 [_event_row(e) for e in events],
             )
+        if self._progress:
+            stmt = self._insert(partition_progress)
+            stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
+            await self._conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["partition"],
+                    set_={"newest_received_at": case((given > stored, given), else_=stored)},
+                ),
+                [{"partition": p, "newest_received_at": at} for p, at in sorted(self._progress.items())],
+            )
+            self._progress.clear()
         self._dirty_incidents.clear()
         self._dirty_alerts.clear()
         return events
@@ -290,6 +316,13 @@ class IncidentStore:
         async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [IncidentEvent.model_validate_json(d) for d in documents]
+
+    async def partition_progress(self) -> dict[int, datetime]:
+        """The newest ``received_at`` applied, per alerts-topic partition (models/watermark.py)."""
+        query = select(partition_progress.c.partition, partition_progress.c.newest_received_at)
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {int(p): at for p, at in rows}
 
     async def quiet_incidents(self, before: datetime, limit: int = 100) -> list[str]:
         """Open incidents whose alerts all resolved before ``before`` (quiet period candidates)."""

@@ -27,6 +27,7 @@ __all__ = [
     "leases",
     "maintenance_windows",
     "metadata",
+    "partition_progress",
 ]
 
 # Constraint names are fixed so Alembic migrations are the same on PostgreSQL and SQLite.
@@ -80,6 +81,10 @@ alerts = Table(
     Column("rule", String(255), nullable=True),
     # The maintenance window holding the alert (it then belongs to no incident).
     Column("suppressed_by", String(64), nullable=True, index=True),
+    # The alerts-topic position of the last record applied: orders the alert's records (None:
+    # stored before positions were kept, or never read from Kafka).
+    Column("kafka_partition", Integer, nullable=True),
+    Column("kafka_offset", BigInteger, nullable=True),
 )
 
 #: Maintenance windows (models.maintenance); ``released_at`` is set once the alerts a window held
@@ -159,4 +164,14 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("token", Integer, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+#: Per alerts-topic partition, the newest ``received_at`` applied: the record time the worker
+#: has reached on it (models/watermark.py). Written in the transaction that applies the records,
+#: only ever moved forward; shared, so workers owning different partitions agree on the watermark.
+partition_progress = Table(
+    "partition_progress",
+    metadata,
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("newest_received_at", UTCDateTime, nullable=False),
 )

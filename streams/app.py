@@ -13,9 +13,11 @@ so an offset is never committed past an unapplied record.
   of its own that the worker starts (streams/relay_process.py), woken as soon as the agents
   commit new events, and every 0.2 s for what other workers or the timers stored;
 * timer ``maintenance``: applies again the still-firing alerts a maintenance window held, once
-  the window has ended;
-* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period;
-* timer ``metrics``: consumer lag, outbox backlog, heartbeat; and the stall watch
+  record time (the watermark of the records applied, streams/record_time.py) has passed its end;
+* timer ``quiet``: resolves incidents whose alerts stayed resolved for the quiet period, in record
+  time (no lag measurement for 30 s, as with Kafka unreachable: nothing expires);
+* timer ``metrics``: consumer lag (also the watermark's idle partitions), outbox backlog,
+  heartbeat; and the stall watch
   (streams/stall.py): records waiting on this worker's partitions while its agents idle make the
   worker exit to be started again (faust's consumer can stop fetching after a broker outage);
 * timer ``escalations``: pages the next escalation level of unacknowledged incidents and records
@@ -27,7 +29,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -36,13 +38,14 @@ import mode
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
+from streams.record_time import RecordTime
 from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
@@ -57,6 +60,10 @@ T = TypeVar("T")
 RELAY_STOP_SECONDS = 10.0
 #: How often the worker checks that its relay process runs.
 RELAY_WATCH_SECONDS = 1.0
+#: How often the consumer lag is measured (the metrics timer), and how old a measurement may be
+#: for the timers' watermark (streams/record_time.py): three missed measurements, no watermark.
+MEASURE_SECONDS = 10.0
+WATERMARK_MAX_AGE = timedelta(seconds=3 * MEASURE_SECONDS)
 Clock = Callable[[], datetime]
 
 
@@ -160,6 +167,7 @@ def create_app(
     lag = LagProbe(
         settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
     )
+    record_time = RecordTime(store, max_age=WATERMARK_MAX_AGE)
     relay = RelayProcess(on_published=stats.events_published.inc)
     activity = Activity()
     stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
@@ -192,6 +200,7 @@ def create_app(
         window = settings.batch_window_seconds
         async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
             records: list[AlertRecord] = []
+            positions: list[RecordPosition | None] = []
             for event in events:
                 where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
                 decoded = decode_alert(event.value)
@@ -199,12 +208,14 @@ def create_app(
                     _refuse(decoded, where, stats)
                 else:
                     records.append(decoded.record)
+                    positions.append(RecordPosition(event.message.partition, event.message.offset))
             if not records:  # (poison alone is progress too: its offsets move on)
                 activity.batches += 1
                 continue
             with activity.applying():
                 created = await retry_transient(
-                    f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
+                    f"applying {len(records)} alerts",
+                    partial(pipeline.process_alerts, records, positions),
                 )
             stats.alerts_processed.inc(len(records))
             if created:
@@ -238,20 +249,30 @@ def create_app(
     @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
     async def release_maintenance_windows() -> None:
         try:
-            if await pipeline.release_windows(clock()):
+            # In record time: a window is released once every record received before its end is
+            # applied (a held alert's resolution still in the backlog must not be outrun).
+            at = await record_time.watermark(clock())
+            if at is not None and await pipeline.release_windows(at):
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("maintenance-window release failed: %s: %s", type(exc).__name__, exc)
 
-    @app.timer(interval=10.0, name="metrics")  # type: ignore[untyped-decorator]
+    @app.timer(interval=MEASURE_SECONDS, name="metrics")  # type: ignore[untyped-decorator]
     async def measure() -> None:
         stats.heartbeat.set_to_current_time()
+        started = clock()  # before the measurement: what it finds applied was applied by then
+        try:
+            behind = await lag.update(stats)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            record_time.forget()
+            log.debug("lag not measured this time: %s: %s", type(exc).__name__, exc)
+            return
+        topic = settings.alerts_topic
+        record_time.observe({p: n for (t, p), n in behind.items() if t == topic}, started)
         try:
             await stats.measure_backlog(engine)
-            behind = await lag.update(stats)
-        except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
-            log.debug("metrics not measured this time: %s: %s", type(exc).__name__, exc)
-            return
+        except (SQLAlchemyError, OSError) as exc:
+            log.debug("outbox backlog not measured this time: %s: %s", type(exc).__name__, exc)
         if stall is not None:
             mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
             waited = stall.observe(loop_time(), behind, mine, activity)
@@ -261,7 +282,10 @@ def create_app(
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:
         try:
-            if await pipeline.expire_quiet(clock()):
+            # In record time, never the wall clock: after an outage or a restart with lag, the
+            # renewed firing of a quiet incident may still wait in the backlog.
+            at = await record_time.watermark(clock())
+            if at is not None and await pipeline.expire_quiet(at):
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("quiet-period check failed: %s: %s", type(exc).__name__, exc)

@@ -6,26 +6,38 @@ state they need, calls them and stages the results, all inside one store transac
 incident change and the events describing it are committed together (the outbox).
 
 Alert-driven changes take their time from the record (``received_at``): replaying a record after
-a crash produces the very same incident ids, events and event ids. Commands use their request time;
-only the quiet-period timer reads the injected clock.
+a crash produces the very same incident ids, events and event ids. Within an alert, records are
+ordered by their Kafka position when the caller passes it (``positions``), not by the receivers'
+clocks. Commands use their request time and name the episode they act on. The timers run in record
+time: :meth:`Pipeline.expire_quiet` and :meth:`Pipeline.release_windows` take a watermark of the
+records applied (models/watermark.py, streams/record_time.py), never the wall clock.
+
+The interface, for the worker and for tests that drive it directly::
+
+    await pipeline.process_alerts(records, positions=None)   # positions: [RecordPosition | None]
+    await pipeline.process_command(command)                  # -> CommandResult
+    await pipeline.expire_quiet(watermark)                   # -> [IncidentEvent]
+    await pipeline.release_windows(watermark)                # -> [IncidentEvent]
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.alert import AlertRecord
+from models.alert import AlertRecord, RecordPosition
 from models.alertmanager import format_group_key
 from models.classification import RuleSet
 from models.escalation import EscalationPolicy
 from models.events import EventType, IncidentEvent
 from models.incident import (
+    AlertState,
     Command,
     Incident,
     LifecyclePolicy,
     Outcome,
     apply_alert,
     apply_command,
+    can_take_back,
     expire_quiet_period,
     refusal,
     superseded,
@@ -48,37 +60,54 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
     return record.model_copy(update={"group_key": key})
 
 
-def _firing_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
-    """The incident this record's alert is firing in, when that is not its group's current one."""
+def _incident_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
+    """The incident this record's alert last counted in, when that is not its group's current one."""
     previous = tx.alert(record.fingerprint)
-    if previous is None or previous.status != "firing" or previous.incident_id is None:
+    if previous is None or previous.incident_id is None:
         return None
     current = tx.incidents_by_group.get(record.group_key)
     return None if current is not None and current.id == previous.incident_id else previous.incident_id
 
 
 def _elsewhere(tx: IncidentTx, batch: Sequence[AlertRecord]) -> list[str]:
-    """Incidents of other groups that alerts of ``batch`` are firing in (to lock as well)."""
-    return sorted({i for r in batch if (i := _firing_elsewhere(tx, r)) is not None})
+    """Incidents of other groups that alerts of ``batch`` last counted in (to lock as well)."""
+    return sorted({i for r in batch if (i := _incident_elsewhere(tx, r)) is not None})
 
 
-def _home(tx: IncidentTx, record: AlertRecord) -> tuple[AlertRecord, Incident | None]:
+def _home(
+    tx: IncidentTx, record: AlertRecord, policy: LifecyclePolicy
+) -> tuple[AlertRecord, Incident | None]:
     """The record and the incident it applies to.
 
-    An alert firing in an incident stays there whatever group key it is sent under (an
+    An alert stays in the incident it last counted in, whatever group key it is sent under (an
     Alertmanager route with ``continue: true`` sends one alert in two groups; a changed
-    ``group_by`` regroups it): the record is taken as one of that incident's group, so a re-send
-    is a duplicate and its resolution reaches the incident counting it. That holds after the
-    incident was resolved by hand while the alert still fired, too: its group's own re-sends
-    change nothing then, and neither may the other group's. Otherwise (or when that incident is
-    no longer its group's latest) the record belongs to its group's current incident.
+    ``group_by`` regroups it), while it fires there, or while that incident can still take it
+    back (:func:`models.incident.can_take_back`: open, as in its quiet period, or resolved
+    within the reopen window). The record is then taken as one of that incident's group, so a
+    re-send is a duplicate, its resolution reaches the incident counting it, and its renewed
+    firing, whichever route's notification comes first, re-fires or reopens that incident
+    instead of opening a second one. That holds after the incident was resolved by hand while
+    the alert still fired, too: its group's own re-sends change nothing then, and neither may
+    the other group's. Otherwise (or when that incident is no longer its group's latest) the
+    record belongs to its group's current incident.
     """
-    elsewhere = _firing_elsewhere(tx, record)
+    elsewhere = _incident_elsewhere(tx, record)
     if elsewhere is not None:
         home = tx.incident(elsewhere)  # locked by _elsewhere; None: not its group's latest
-        if home is not None and tx.incidents_by_group.get(home.group_key) == home:
+        previous = tx.alert(record.fingerprint)
+        firing = previous is not None and previous.status == "firing"
+        if (
+            home is not None
+            and tx.incidents_by_group.get(home.group_key) == home
+            and (firing or can_take_back(home, policy, record.received_at))
+        ):
             return record.model_copy(update={"group_key": home.group_key}), home
     return record, tx.incidents_by_group[record.group_key]
+
+
+def _still_held(previous: AlertState | None, window_id: str) -> bool:
+    """True when the alert's latest state is firing and held by ``window_id``."""
+    return previous is not None and previous.status == "firing" and previous.suppressed_by == window_id
 
 
 @dataclass(frozen=True)
@@ -101,8 +130,31 @@ class Pipeline:
     #: When set, incidents opened by alerts start escalating in the same transaction.
     escalation: EscalationPolicy | None = None
 
-    async def process_alerts(self, records: Sequence[AlertRecord]) -> list[IncidentEvent]:
-        """Apply a batch of alert records (in order) in one transaction; returns the new events."""
+    async def process_alerts(
+        self,
+        records: Sequence[AlertRecord],
+        positions: Sequence[RecordPosition | None] | None = None,
+    ) -> list[IncidentEvent]:
+        """Apply a batch of alert records (in order) in one transaction; returns the new events.
+
+        ``positions`` gives each record's place on the alerts topic (same length as ``records``;
+        None, or a None entry, where unknown). Within an alert, records are ordered by offset,
+        not by the receivers' clocks (:func:`models.incident.superseded`).
+        """
+        where = list(positions) if positions is not None else [None] * len(records)
+        if len(where) != len(records):
+            raise ValueError(f"{len(records)} records but {len(where)} positions")
+        return await self._apply(records, where, None)
+
+    async def _apply(
+        self,
+        records: Sequence[AlertRecord],
+        where: Sequence[RecordPosition | None],
+        releasing: str | None,
+    ) -> list[IncidentEvent]:
+        """Apply records in one transaction; ``releasing``: the maintenance window whose held
+        alerts these records release (each applies only if the alert is, under the lock, still
+        firing and held by that window)."""
         batch = [regroup(r, self.group_by) for r in records]
         if not batch:
             return []
@@ -114,10 +166,12 @@ class Pipeline:
             await tx.load_alerts(r.fingerprint for r in batch)
             await tx.lock_incidents(_elsewhere(tx, batch))
             events: list[IncidentEvent] = []
-            for original in batch:
-                record, incident = _home(tx, original)
+            for original, position in zip(batch, where, strict=True):
+                record, incident = _home(tx, original, self.policy)
                 previous = tx.alert(record.fingerprint)
-                if superseded(record, previous):
+                if releasing is not None and not _still_held(previous, releasing):
+                    continue  # resolved, or released, since the window's end was read
+                if superseded(record, previous, position):
                     continue  # (held or not: an older state must not replace a newer one)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
@@ -125,9 +179,8 @@ class Pipeline:
                 if window is not None:
                     held = previous is not None and previous.suppressed_by == window
                     same = held and previous is not None and previous.status == record.status
-                    outcome = (
-                        None if same else Outcome(None, suppressed_state(record, cls, previous, window))
-                    )
+                    held_state = suppressed_state(record, cls, previous, window, position)
+                    outcome = None if same else Outcome(None, held_state)
                 else:
                     outcome = apply_alert(
                         incident,
@@ -136,10 +189,18 @@ class Pipeline:
                         cls,
                         self.policy,
                         record.received_at,
+                        position,
                     )
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
+            progress: dict[int, datetime] = {}
+            for original, position in zip(batch, where, strict=True):
+                if position is not None:
+                    seen = progress.get(position.partition)
+                    if seen is None or original.received_at > seen:
+                        progress[position.partition] = original.received_at
+            tx.advance(progress)
             # Once each: with no quiet period one batch can open and reopen an incident, and a
             # second arming in the transaction would insert its escalation again.
             opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))
@@ -167,26 +228,41 @@ class Pipeline:
             tx.stage(outcome)
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
 
-    async def release_windows(self, now: datetime) -> list[IncidentEvent]:
-        """Apply again the still-firing alerts of every maintenance window that has ended."""
+    async def release_windows(self, watermark: datetime) -> list[IncidentEvent]:
+        """Apply again the still-firing alerts of every maintenance window that ended at or
+        before ``watermark``.
+
+        ``watermark`` is record time (:func:`models.watermark.watermark`): every record received
+        before the window's end is applied first, so a held alert's resolution still in the
+        backlog is not outrun by its release. Each held alert is checked again under its group's
+        lock against its latest state (a resolution applied meanwhile, by this worker or another,
+        wins); the released record arrives at the window's end and keeps the alert's stored Kafka
+        position, so the alert's own later records still apply after it.
+        """
         windows = MaintenanceStore(self.store.engine)
         events: list[IncidentEvent] = []
-        for window_id in await windows.due(now):
+        for window_id in await windows.due(watermark):
+            window = await windows.get(window_id)
             held = await windows.held(window_id)
-            if held:
-                events.extend(await self.process_alerts([released_record(a, now) for a in held]))
-            await windows.mark_released(window_id, now)
+            if held and window is not None:
+                released = [released_record(a, window.ends_at) for a in held]
+                events.extend(await self._apply(released, [None] * len(released), window_id))
+            await windows.mark_released(window_id, watermark)
         return events
 
-    async def expire_quiet(self, now: datetime) -> list[IncidentEvent]:
-        """Resolve the incidents whose alerts have all been resolved for the quiet period."""
+    async def expire_quiet(self, watermark: datetime) -> list[IncidentEvent]:
+        """Resolve the incidents whose alerts have all been resolved for the quiet period, in
+        record time: ``watermark`` is the time up to which every alert record has been applied
+        (:func:`models.watermark.watermark`), never the wall clock, so a renewed firing still in
+        the backlog is applied before its incident can expire. It is also the resolution's time.
+        """
         events: list[IncidentEvent] = []
-        for incident_id in await self.store.quiet_incidents(now - self.policy.quiet_period):
+        for incident_id in await self.store.quiet_incidents(watermark - self.policy.quiet_period):
             async with self.store.transaction() as tx:
                 incident = await tx.lock_incident(incident_id)
                 if incident is None:
                     continue
-                outcome = expire_quiet_period(incident, self.policy, now)
+                outcome = expire_quiet_period(incident, self.policy, watermark)
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)

@@ -578,3 +578,71 @@ async def test_json_nested_deeper_than_the_stack_is_400_everywhere() -> None:
         ]
     assert [a.status_code for a in answers] == [400, 400, 400]
     assert publisher.commands == []
+
+
+@pytest.mark.parametrize(
+    ("value", "episode"), [(f"{INCIDENT}@3", 3), (INCIDENT, None), (f"{INCIDENT}@x", "none")]
+)
+async def test_a_slack_button_names_the_episode_it_was_shown_for(value: str, episode: object) -> None:
+    """Buttons carry ``<id>@<flaps>`` (a bare id on older messages); a malformed episode acts on
+    nothing."""
+    publisher = CommandRecorder()
+    body = slack_body("resolve", value)
+    async with client(publisher) as http:
+        response = await http.post(
+            "/callbacks/slack/interactivity", content=body, headers=slack_headers(body)
+        )
+    assert response.status_code == 200
+    if episode == "none":
+        assert publisher.commands == []
+        return
+    (command,) = publisher.commands
+    assert (command.incident_id, command.episode) == (INCIDENT, episode)
+
+
+async def test_an_api_command_may_name_its_episode() -> None:
+    publisher = CommandRecorder()
+    async with client(publisher) as http:
+        named = await http.post(
+            f"/api/incidents/{INCIDENT}/resolve",
+            headers={"authorization": f"Bearer {API_TOKEN.get_secret_value()}"},
+            json={"episode": 2},
+        )
+        bad = await http.post(
+            f"/api/incidents/{INCIDENT}/resolve",
+            headers={"authorization": f"Bearer {API_TOKEN.get_secret_value()}"},
+            json={"episode": -1},
+        )
+    assert named.status_code == 202
+    assert bad.status_code == 422
+    (command,) = publisher.commands
+    assert command.episode == 2
+
+
+async def test_a_pagerduty_resolve_by_no_user_is_sevflows_own_echo_and_ignored() -> None:
+    """sevflow resolves its incidents in PagerDuty through the Events API; PagerDuty's webhook of
+    that resolve names no user. Taken as an operator's resolve, it could arrive after the incident
+    reopened and close the new episode."""
+    publisher = CommandRecorder()
+    document = json.loads(pd_body("resolved"))
+    document["event"]["agent"] = {"id": "PINTEG1", "type": "inbound_integration_reference"}
+    integration = json.dumps(document).encode()
+    document["event"]["agent"] = None
+    nobody = json.dumps(document).encode()
+    async with client(publisher) as http:
+        for body in (integration, nobody):
+            response = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+            assert (response.status_code, response.json()["status"]) == (202, "ignored")
+    assert publisher.commands == []
+
+
+async def test_a_retried_pagerduty_webhook_keeps_the_time_it_happened() -> None:
+    """PagerDuty repeats ``occurred_at`` on every retry: a resolve retried after the incident
+    reopened is still dated before the reopen (and refused by the worker)."""
+    publisher = CommandRecorder()
+    body = pd_body("resolved")
+    async with client(publisher) as http:
+        await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+    (command,) = publisher.commands
+    assert command.requested_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=UTC)
+    assert command.requested_at != NOW

@@ -115,6 +115,8 @@ def test_commands_that_change_the_incident_are_queued(
         ("acknowledge", by_state["triggered"]),
         ("resolve", by_state["acknowledged"]),
     ]
+    # Each names the episode the store showed when it was checked: refused once it reopens.
+    assert [c.episode for c in publisher.commands] == [0, 0]
     # No token: the incident is not looked up (nobody learns which ids exist), the route says 401.
     assert client.post("/api/incidents/inc_ffffffffffffffff/ack").status_code == 401
     assert client.post("/api/incidents/bad%20id/ack", headers=AUTH).status_code == 422

@@ -324,3 +324,35 @@ def test_slugify(text: str, slug: str) -> None:
 
 def test_event_ids_are_deterministic() -> None:
     assert [e.event_id for e in opened().events] == [e.event_id for e in opened().events]
+
+
+def test_within_an_alert_the_kafka_offset_orders_records_not_the_receivers_clocks() -> None:
+    """Two receiver replicas, one clock running ten minutes ahead: the firing it took looks newer
+    than the resolution another replica took after it. The offset says which came last."""
+    from models.alert import RecordPosition
+    from models.incident import superseded
+
+    ahead = alert(instance="a").model_copy(update={"received_at": T0 + timedelta(minutes=10)})
+    first = apply_alert(None, None, ahead, SEV2, POLICY, ahead.received_at, RecordPosition(3, 41))
+    assert first is not None
+    assert first.alert is not None
+    assert first.alert.position == RecordPosition(3, 41)
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))
+    assert superseded(resolution, first.alert)  # by the clocks alone: older, dropped
+    assert not superseded(resolution, first.alert, RecordPosition(3, 42))
+    assert superseded(resolution, first.alert, RecordPosition(3, 40))  # earlier on the partition
+    done = apply_alert(
+        first.incident,
+        first.alert,
+        resolution,
+        SEV2,
+        POLICY,
+        resolution.received_at,
+        RecordPosition(3, 42),
+    )
+    assert done is not None
+    assert [e.type for e in done.events] == [EventType.ALERT_RESOLVED]
+    assert done.alert is not None
+    assert done.alert.position == RecordPosition(3, 42)
+    # A replay of the firing (its offset is behind the stored one) changes nothing.
+    assert apply_alert(done.incident, done.alert, ahead, SEV2, POLICY, T0, RecordPosition(3, 41)) is None

@@ -229,3 +229,63 @@ def test_cli_names_why_the_store_cannot_be_used(
     assert "cannot use the incident store: connection failed" in err
     assert "init-db" not in err
     assert "secretpw" not in err
+
+
+async def test_a_held_alert_whose_resolution_waits_in_the_backlog_is_not_paged(engine) -> None:  # type: ignore[no-untyped-def]
+    """The window ends while the held alert's resolution (received before the end) still waits
+    on its partition: the release waits for record time to pass the end, then finds the alert
+    resolved, and pages nobody; no incident is left open."""
+    from models.alert import RecordPosition
+    from streams.record_time import RecordTime
+
+    await MaintenanceStore(engine).add(WINDOW)
+    store = IncidentStore(engine)
+    pipeline = Pipeline(store, load_rules(None), LifecyclePolicy())
+    record_time = RecordTime(store, max_age=timedelta(seconds=30))
+    firing = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=5))
+    assert await pipeline.process_alerts([firing], [RecordPosition(0, 0)]) == []
+    # The resolution, received at minute 50, waits at offset 1; the wall clock is past the end.
+    now = T0 + timedelta(minutes=61)
+    record_time.observe({0: 1}, now)
+    mark = await record_time.watermark(now)
+    assert mark == T0 + timedelta(minutes=5)
+    assert mark is not None
+    assert await pipeline.release_windows(mark) == []
+    resolution = alert(
+        "CheckoutDown", service="checkout", status="resolved", at=T0 + timedelta(minutes=50)
+    )
+    assert await pipeline.process_alerts([resolution], [RecordPosition(0, 1)]) == []
+    record_time.observe({0: 0}, now + timedelta(seconds=10))
+    mark = await record_time.watermark(now + timedelta(seconds=10))
+    assert mark is not None
+    assert await pipeline.release_windows(mark) == []
+    assert await pipeline.store.list_incidents() == []
+
+
+async def test_a_release_is_checked_again_and_keeps_the_alerts_position(engine) -> None:  # type: ignore[no-untyped-def]
+    """Released twice (a crash between the release and its bookkeeping): the second finds the
+    alert no longer held and changes nothing. The released record keeps the alert's offset: its
+    resolution, later on the partition but stamped before the end by a receiver whose clock runs
+    behind, still resolves the incident the release opened."""
+    from models.alert import RecordPosition
+
+    await MaintenanceStore(engine).add(WINDOW)
+    pipeline = Pipeline(
+        IncidentStore(engine), load_rules(None), LifecyclePolicy(quiet_period=timedelta(minutes=5))
+    )
+    firing = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=5))
+    assert await pipeline.process_alerts([firing], [RecordPosition(0, 0)]) == []
+    (opened,) = await pipeline.release_windows(T0 + timedelta(hours=1))
+    assert opened.type is EventType.OPENED
+    assert opened.occurred_at == WINDOW.ends_at
+    async with MaintenanceStore(engine)._engine.begin() as conn:  # the crash: not marked
+        from sqlalchemy import update
+
+        from store.schema import maintenance_windows
+
+        await conn.execute(update(maintenance_windows).values(released_at=None))
+    assert await pipeline.release_windows(T0 + timedelta(hours=1)) == []
+    behind = alert("CheckoutDown", service="checkout", status="resolved", at=T0 + timedelta(minutes=58))
+    (resolved,) = await pipeline.process_alerts([behind], [RecordPosition(0, 1)])
+    assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert resolved.incident.alerts_firing == 0

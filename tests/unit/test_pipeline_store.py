@@ -191,17 +191,47 @@ async def test_an_alert_resent_in_another_group_after_a_resolution_by_hand_pages
 
 
 async def test_an_alert_that_fires_anew_in_another_group_joins_that_group(engine) -> None:  # type: ignore[no-untyped-def]
-    """Only a firing alert stays put: once resolved, its next firing goes to its record's group."""
+    """Once its incident can no longer take it back (resolved, past the reopen window), an alert's
+    next firing goes to its record's group."""
     p = pipeline(engine)
     team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
     (first,) = await p.process_alerts([alert(instance="a", group=team_a)])
     await p.process_alerts(
         [alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)]
     )
-    (second,) = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=2), group=team_b)])
+    await p.expire_quiet(T0 + timedelta(minutes=6))
+    later = T0 + timedelta(minutes=6) + POLICY.reopen_window + timedelta(minutes=1)
+    (second,) = await p.process_alerts([alert(instance="a", at=later, group=team_b)])
     assert second.type is EventType.OPENED
     assert second.incident_id != first.incident_id
     assert second.incident.group_key == team_b
+
+
+@pytest.mark.parametrize("closed", [False, True])
+async def test_an_alert_in_two_groups_flapping_stays_in_its_incident(engine, closed: bool) -> None:  # type: ignore[no-untyped-def]
+    """An alert sent in two groups (``continue: true``) resolves, then fires again while its
+    incident is in its quiet period (or resolved, within the reopen window); the other route's
+    notification arrives first. It re-fires (or reopens) its incident: no second incident, no
+    second page."""
+    p = pipeline(engine)
+    team_a, team_b = '{}:{team="a"}', '{}:{team="b"}'
+    (opened,) = await p.process_alerts([alert(instance="a", group=team_a)])
+    assert await p.process_alerts([alert(instance="a", group=team_b)]) == []
+    await p.process_alerts(
+        [alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1), group=team_a)]
+    )
+    if closed:
+        (resolved,) = await p.expire_quiet(T0 + timedelta(minutes=6))
+        assert resolved.type is EventType.RESOLVED
+    refire = T0 + timedelta(minutes=10 if closed else 3)
+    events = await p.process_alerts([alert(instance="a", at=refire, group=team_b)])
+    expected = [EventType.REOPENED, EventType.ALERT_REFIRED] if closed else [EventType.ALERT_REFIRED]
+    assert [(e.type, e.incident_id) for e in events] == [(t, opened.incident_id) for t in expected]
+    assert await p.process_alerts([alert(instance="a", at=refire, group=team_a)]) == []
+    assert [i.id for i in await p.store.list_incidents()] == [opened.incident_id]
+    incident = await p.store.get(opened.incident_id)
+    assert incident is not None
+    assert (incident.state, incident.alerts_firing) == (IncidentState.TRIGGERED, 1)
 
 
 async def test_a_late_unknown_resolution_does_not_restart_the_quiet_period(engine) -> None:  # type: ignore[no-untyped-def]
@@ -242,3 +272,46 @@ async def test_a_resolution_sent_again_in_another_group_joins_no_incident(engine
             .one()
         )
     assert row["incident_id"] == opened.incident_id
+
+
+async def test_a_resolution_taken_by_a_replica_with_a_slower_clock_resolves(engine) -> None:  # type: ignore[no-untyped-def]
+    """Receiver replicas stamp ``received_at`` with their own clocks; the offset on the alert's
+    partition orders its records. The stored position survives the transaction, and a replayed
+    batch changes nothing."""
+    from models.alert import RecordPosition
+
+    p = pipeline(engine)
+    fired = alert(instance="a").model_copy(update={"received_at": T0 + timedelta(minutes=10)})
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1))
+    (opened,) = await p.process_alerts([fired], [RecordPosition(2, 7)])
+    (resolved,) = await p.process_alerts([resolution], [RecordPosition(2, 8)])
+    assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
+    assert resolved.incident.alerts_firing == 0
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alerts))).mappings().one()
+    assert (row["status"], row["kafka_partition"], row["kafka_offset"]) == ("resolved", 2, 8)
+    replay = [fired, resolution]
+    assert await p.process_alerts(replay, [RecordPosition(2, 7), RecordPosition(2, 8)]) == []
+    with pytest.raises(ValueError, match="2 records but 1 positions"):
+        await p.process_alerts(replay, [RecordPosition(2, 7)])
+
+
+async def test_a_command_names_its_episode_and_host_clocks_do_not_decide(engine) -> None:  # type: ignore[no-untyped-def]
+    """A command issued for the incident's first episode, applied after it reopened, is refused
+    even when the host that stamped it runs ahead; one issued for the current episode applies
+    even when its host runs behind."""
+    p = pipeline(engine)
+    (opened,) = await p.process_alerts([alert(instance="a")])
+    await p.process_alerts([alert(instance="a", status="resolved", at=T0 + timedelta(minutes=2))])
+    await p.expire_quiet(T0 + timedelta(minutes=7))
+    reopening = await p.process_alerts([alert(instance="a", at=T0 + timedelta(minutes=20))])
+    assert reopening[0].incident.flaps == 1
+    ahead = command(opened.incident_id, "resolve", at=T0 + timedelta(hours=1), command_id="old")
+    result = await p.process_command(ahead.model_copy(update={"episode": 0}))
+    assert not result.applied
+    assert result.reason == "issued for episode 0; the incident reopened since (episode 1)"
+    behind = command(opened.incident_id, "resolve", at=T0 + timedelta(minutes=10), command_id="new")
+    assert (await p.process_command(behind.model_copy(update={"episode": 1}))).applied
+    incident = await p.store.get(opened.incident_id)
+    assert incident is not None
+    assert incident.state is IncidentState.RESOLVED

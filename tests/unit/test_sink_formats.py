@@ -207,8 +207,8 @@ def test_announcement_in_the_playbooks_words() -> None:
     section, actions = message.blocks
     assert section["text"]["text"] == message.text
     assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
-        ("ack", opened.incident_id),
-        ("resolve", opened.incident_id),
+        ("ack", f"{opened.incident_id}@0"),
+        ("resolve", f"{opened.incident_id}@0"),
     ]
 
 

@@ -1,0 +1,103 @@
+"""Timers in record time: the quiet period expires when the records applied (a watermark) have
+passed it, not when the wall clock has; a renewed firing still in the backlog is applied first."""
+
+from datetime import timedelta
+
+from models.alert import RecordPosition
+from models.events import EventType, IncidentState
+from models.incident import LifecyclePolicy
+from models.watermark import watermark
+from store.incidents import IncidentStore
+from streams.pipeline import Pipeline
+from streams.record_time import RecordTime
+from streams.rules import load_rules
+from tests.builders import T0, alert
+
+POLICY = LifecyclePolicy(quiet_period=timedelta(minutes=5))
+MAX_AGE = timedelta(seconds=30)
+
+
+def minutes(n: float):  # type: ignore[no-untyped-def]
+    return T0 + timedelta(minutes=n)
+
+
+def test_the_watermark_is_the_oldest_partition_and_an_idle_partition_does_not_hold_it() -> None:
+    applied = {0: minutes(3), 1: minutes(7)}
+    assert watermark(applied, {0: 2, 1: 0}, minutes(30)) == minutes(3)  # 0 is behind
+    assert watermark(applied, {0: 0, 1: 0}, minutes(30)) == minutes(30)  # all idle
+    assert watermark(applied, {0: 0, 1: 4}, minutes(30)) == minutes(7)
+    assert watermark(applied, {0: 0, 1: 0, 2: 0}, minutes(30)) == minutes(30)  # 2: never used
+    assert watermark(applied, {0: 0, 1: 0, 2: 1}, minutes(30)) is None  # 2: waiting, none applied
+    assert watermark(applied, {}, minutes(30)) is None  # no measurement, no watermark
+    assert watermark({0: minutes(40)}, {0: 0}, minutes(30)) == minutes(40)
+
+
+async def test_a_renewed_firing_in_the_backlog_keeps_its_incident_open(engine) -> None:  # type: ignore[no-untyped-def]
+    """One incident, two alerts on two partitions. Both resolve; the renewed firing of one waits
+    on its partition while the worker was away for half an hour (lag far over the quiet period).
+    The wall clock says "quiet for 28 minutes"; record time says 2. Once applied, the incident
+    stays open, and it resolves only a real quiet period (in record time) after the last
+    resolution."""
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    record_time = RecordTime(store, max_age=MAX_AGE)
+    a, b = RecordPosition(0, 0), RecordPosition(1, 0)
+    (opened, _) = await p.process_alerts([alert(instance="a"), alert(instance="b")], [a, b])
+    await p.process_alerts(
+        [alert(instance="a", status="resolved", at=minutes(1))], [RecordPosition(0, 1)]
+    )
+    await p.process_alerts(
+        [alert(instance="b", status="resolved", at=minutes(2))], [RecordPosition(1, 1)]
+    )
+    # b fired again at minute 6 (partition 1, offset 2): not applied yet. Now is minute 30.
+    now = minutes(30)
+    assert await record_time.watermark(now) is None  # not measured yet: nothing expires
+    record_time.observe({0: 0, 1: 1}, now)
+    mark = await record_time.watermark(now)
+    assert mark == minutes(2)
+    assert await p.expire_quiet(mark) == []
+    refired = await p.process_alerts([alert(instance="b", at=minutes(6))], [RecordPosition(1, 2)])
+    assert [e.type for e in refired] == [EventType.ALERT_REFIRED]
+    incident = await store.get(opened.incident_id)
+    assert incident is not None
+    assert incident.state is IncidentState.TRIGGERED
+
+    # The backlog drains: b resolves at minute 8; records of other alerts follow on partition 1.
+    await p.process_alerts(
+        [alert(instance="b", status="resolved", at=minutes(8))], [RecordPosition(1, 3)]
+    )
+    await p.process_alerts([alert("Other", instance="x", at=minutes(12))], [RecordPosition(1, 4)])
+    record_time.observe({0: 0, 1: 3}, minutes(31))
+    mark = await record_time.watermark(minutes(31))
+    assert mark == minutes(12)  # the quiet period runs until minute 13
+    assert await p.expire_quiet(mark) == []
+    await p.process_alerts([alert("Other", instance="y", at=minutes(14))], [RecordPosition(1, 5)])
+    mark = await record_time.watermark(minutes(31))
+    assert mark == minutes(14)
+    (closed,) = await p.expire_quiet(mark)
+    assert (closed.type, closed.incident_id) == (EventType.RESOLVED, opened.incident_id)
+    assert closed.incident.resolved_at == minutes(14)
+
+
+async def test_a_stale_or_missing_measurement_gives_no_watermark(engine) -> None:  # type: ignore[no-untyped-def]
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    record_time = RecordTime(store, max_age=MAX_AGE)
+    await p.process_alerts([alert(instance="a", at=minutes(1))], [RecordPosition(0, 0)])
+    record_time.observe({0: 0}, minutes(20))
+    assert await record_time.watermark(minutes(20)) == minutes(20)
+    assert await record_time.watermark(minutes(20) + MAX_AGE + timedelta(seconds=1)) is None
+    record_time.observe({0: 0}, minutes(21))
+    record_time.forget()  # Kafka could not be measured
+    assert await record_time.watermark(minutes(21)) is None
+
+
+async def test_the_applied_record_time_never_moves_back(engine) -> None:  # type: ignore[no-untyped-def]
+    """A replayed batch, or a record stamped by a receiver with a slower clock, leaves the
+    partition's progress where it was."""
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    await p.process_alerts([alert(instance="a", at=minutes(9))], [RecordPosition(0, 5)])
+    await p.process_alerts([alert(instance="b", at=minutes(4))], [RecordPosition(0, 6)])
+    await p.process_alerts([alert(instance="c", at=minutes(2))], [RecordPosition(3, 1)])
+    assert await store.partition_progress() == {0: minutes(9), 3: minutes(2)}
