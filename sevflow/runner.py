@@ -5,10 +5,8 @@ import gc
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -24,11 +22,12 @@ from receiver.callbacks import routes_from_settings
 from receiver.commands import CommandPublisher
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher, ensure_topic
+from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
+from sevflow.supervisor import STATUS_FILE, supervise
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
-from streams.stall import EXIT_STALLED
 
 __all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
@@ -90,6 +89,7 @@ def run_receiver(settings: Settings) -> int:
             allow_unauthenticated=settings.allow_unauthenticated,
         ),
         now=_utc_now,
+        metrics=ReceiverMetrics(roles_file=settings.data_dir / STATUS_FILE),
         max_body_bytes=settings.max_body_bytes,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         max_concurrent_publishes=settings.max_concurrent_publishes,
@@ -207,7 +207,7 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
     """Create sevflow's topics before a role subscribes (faust does not create source topics).
 
     Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
-    (``sevflow run`` stops every role when one exits).
+    (a role that exits is only started again after a backoff).
     None once the topics exist; else the exit status: 1 when Kafka stayed unreachable, 0 when
     SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling cancelled the attempt
     in progress, which the Kafka client took for one more failure, so Ctrl-C was ignored).
@@ -263,7 +263,8 @@ def run_sinks_role(settings: Settings) -> int:
 
 
 def run_all(settings: Settings) -> int:
-    """Run the worker, the receiver and the sinks as child processes (see :func:`supervise`)."""
+    """Run the worker, the receiver and the sinks as child processes, each started again when it
+    exits (:func:`sevflow.supervisor.supervise`)."""
     problem = settings.webhook_auth_problem()
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
@@ -271,38 +272,8 @@ def run_all(settings: Settings) -> int:
     status = init_db(settings)
     if status:
         return status
-    return supervise([[sys.executable, "-m", "sevflow", cmd] for cmd in ("worker", "receiver", "sinks")])
-
-
-def supervise(commands: list[list[str]], poll: float = 0.2) -> int:
-    """Run ``commands`` as child processes until SIGINT/SIGTERM (passed on to each) or until one
-    exits, which stops the others; a child that exits with
-    :data:`streams.stall.EXIT_STALLED` (a worker whose consumer stalled) is started again."""
-    children = [subprocess.Popen(argv, env=os.environ.copy()) for argv in commands]  # noqa: S603
-    stopping = False
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping:
-        ended = [i for i, c in enumerate(children) if c.poll() is not None]
-        if any(children[i].returncode != EXIT_STALLED for i in ended):
-            break
-        for i in ended:  # (stopping is checked again: a signal may have come meanwhile)
-            log.warning(
-                "%s stopped itself (status %d); starting it again", commands[i][-1], EXIT_STALLED
-            )
-            children[i] = subprocess.Popen(commands[i], env=os.environ.copy())  # noqa: S603
-        time.sleep(poll)
-    asked = stopping  # (stop() below sets it too: the exit status must not say "asked")
-    if not asked:
-        log.error("a child process exited; stopping the other")
-        stop(signal.SIGTERM, None)
-    codes = [c.wait() for c in children]
-    return 0 if asked else max(abs(c) for c in codes) or 1
+    return supervise(
+        {role: [sys.executable, "-m", "sevflow", role] for role in ("worker", "receiver", "sinks")},
+        settings.restart_policy(),
+        settings.data_dir / STATUS_FILE,
+    )
