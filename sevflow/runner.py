@@ -15,13 +15,14 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from receiver.app import create_app as create_receiver
 from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings
 from receiver.commands import CommandPublisher
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
-from receiver.kafka import KafkaAlertPublisher, ensure_topic
+from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
@@ -79,6 +80,7 @@ def run_receiver(settings: Settings) -> int:
         settings.topic_partitions,
         settings.kafka_timeout_seconds,
         retry_dedup_seconds=settings.retry_dedup_seconds,
+        spec=settings.topic_spec(settings.alerts_topic),
     )
     callbacks = routes_from_settings(settings, commands)
     app = create_receiver(
@@ -208,19 +210,25 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
 
     Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
     (a role that exits is only started again after a backoff).
-    None once the topics exist; else the exit status: 1 when Kafka stayed unreachable, 0 when
-    SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling cancelled the attempt
-    in progress, which the Kafka client took for one more failure, so Ctrl-C was ignored).
+    None once the topics exist as the settings ask (:mod:`models.topics`); else the exit status:
+    2 when a topic differs from the settings (each difference named), 1 when Kafka stayed
+    unreachable, 0 when SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling
+    cancelled the attempt in progress, which the Kafka client took for one more failure, so
+    Ctrl-C was ignored).
     """
 
     async def ensure_all() -> None:
-        for topic in (settings.alerts_topic, settings.commands_topic, settings.events_topic):
-            await ensure_topic(
-                settings.kafka_bootstrap,
-                topic,
-                settings.topic_partitions,
-                settings.kafka_timeout_seconds,
-            )
+        topics = (
+            settings.alerts_topic,
+            settings.commands_topic,
+            settings.events_topic,
+            settings.sinks_dlq_topic,
+        )
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            [settings.topic_spec(topic) for topic in topics],
+            settings.kafka_timeout_seconds,
+        )
 
     stop = threading.Event()
 
@@ -233,6 +241,9 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
         for attempt in range(attempts):
             try:
                 asyncio.run(ensure_all())
+            except TopicSettingsError as exc:
+                print(f"sevflow {role}: Kafka topics: {exc}", file=sys.stderr)
+                return 2
             except (OSError, TimeoutError, KafkaError) as exc:
                 if attempt == 0:
                     log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
