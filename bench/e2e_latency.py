@@ -39,7 +39,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.receiver_common import HttpConnection, encode, request_bytes
 from bench.sinks_latency import percentiles
-from sinks.kafka import ensure_topics
+from kafka_admin.topics import ensure_topics
+from models.topics import TopicSpec
 from tests.fakes.http import make_certificate
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import Sevflow, metric_sum
@@ -192,7 +193,7 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
 
 async def steady_raw(bootstrap: str, fake: FakePagerDuty, cert: Path, count: int, rate: float) -> None:
     topic = f"bench-raw-e2e-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, [topic], 8)
+    await ensure_topics(bootstrap, [TopicSpec(topic, 8)])
     tag = uuid.uuid4().hex[:6]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     consumer = AIOKafkaConsumer(

@@ -29,13 +29,15 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from kafka_admin.topics import ensure_topics
 from models.events import IncidentEvent
 from models.settings import Settings
+from models.topics import TopicSpec
 from sevflow.sinks_runner import create_sink_tables
 from sinks.assemble import build_sinks
 from sinks.clock import SystemClock
 from sinks.dlq import MemoryDeadLetters
-from sinks.kafka import ensure_topics, group_id, sink_consumer
+from sinks.kafka import group_id, sink_consumer
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
 from store.db import async_engine
@@ -200,7 +202,10 @@ async def scenario(name: str, bootstrap: str, fake: FakePagerDuty, cert: Path, w
         sinks_storm_threshold=1_000_000,
     )
     raw_topic = f"bench-raw-{suffix}"
-    await ensure_topics(bootstrap, [settings.events_topic, raw_topic], settings.topic_partitions)
+    await ensure_topics(
+        bootstrap,
+        [settings.topic_spec(settings.events_topic), TopicSpec(raw_topic, settings.topic_partitions)],
+    )
     for label, topic in (
         ("sevflow PagerDuty sink", settings.events_topic),
         ("raw aiokafka + httpx", raw_topic),

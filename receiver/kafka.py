@@ -36,10 +36,11 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.alert import AlertRecord
+from models.topics import TopicSpec
 from receiver.ledger import Delivery, InDoubtLedger
 from receiver.partitioner import partition_for
 
@@ -101,20 +102,13 @@ class AlertPublisher(Protocol):
     async def ready(self) -> bool: ...
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int, wait_seconds: float = 10.0) -> None:
-    """Create ``topic`` with ``partitions`` unless it exists (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_seconds * 1000))
-    try:
-        await asyncio.wait_for(admin.start(), wait_seconds)
-        try:
-            await admin.create_topics(
-                [NewTopic(name=topic, num_partitions=partitions, replication_factor=1)]
-            )
-            log.info("created topic %s with %d partitions", topic, partitions)
-        except TopicAlreadyExistsError:
-            pass
-    finally:
-        await admin.close()
+async def ensure_topic(
+    bootstrap: str, topic: str | TopicSpec, partitions: int = 1, wait_seconds: float = 10.0
+) -> None:
+    """Create ``topic`` unless it exists, and check it (:func:`kafka_admin.topics.ensure_topics`);
+    a bare name is created with ``partitions`` and the cluster's defaults."""
+    spec = topic if isinstance(topic, TopicSpec) else TopicSpec(topic, partitions)
+    await ensure_topics(bootstrap, [spec], wait_seconds)
 
 
 class KafkaAlertPublisher:
@@ -130,12 +124,15 @@ class KafkaAlertPublisher:
         retry_dedup_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         producer: AIOKafkaProducer | None = None,
+        spec: TopicSpec | None = None,
     ) -> None:
         """``producer``: an already started producer to use instead of starting one (a test's
-        stand-in for Kafka); ``clock`` times the ledger's window."""
+        stand-in for Kafka); ``clock`` times the ledger's window; ``spec``: how the topic is
+        created and checked (else ``partitions`` and the cluster's defaults)."""
         self._bootstrap = bootstrap
         self._topic = topic
         self._partitions = partitions
+        self._spec = spec or TopicSpec(topic, partitions)
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = producer
         self._lock = asyncio.Lock()
@@ -157,8 +154,14 @@ class KafkaAlertPublisher:
                     request_timeout_ms=int(self._timeout * 1000),
                 )
                 try:
-                    await ensure_topic(self._bootstrap, self._topic, self._partitions, self._timeout)
+                    await ensure_topic(self._bootstrap, self._spec, wait_seconds=self._timeout)
                     await asyncio.wait_for(producer.start(), self._timeout)
+                except TopicSettingsError as exc:
+                    # Writing now would weaken "nothing accepted is lost": refuse (503) and say
+                    # why at every attempt, until the topic or the settings are fixed.
+                    await producer.stop()
+                    log.error("not publishing to %s: %s", self._topic, exc)
+                    raise PublishError(f"topic settings: {exc}") from exc
                 except (KafkaError, OSError, TimeoutError) as exc:
                     await producer.stop()
                     raise PublishError(f"Kafka unreachable: {type(exc).__name__}") from exc

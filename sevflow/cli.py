@@ -79,7 +79,17 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ),
     ("worker",): (*_KAFKA, "alerts_topic", "commands_topic", "events_topic", *_STORE, "app_id"),
     ("sinks",): (*_KAFKA, "events_topic", "sinks_dlq_topic", *_STORE),
-    ("run",): (*_KAFKA, *_STORE, "webhook_tokens", "http_port"),
+    ("run",): (
+        *_KAFKA,
+        *_STORE,
+        "webhook_tokens",
+        "http_port",
+        "restart_backoff_seconds",
+        "restart_backoff_max_seconds",
+        "restart_limit",
+        "restart_window_seconds",
+    ),
+    ("status",): ("data_dir", "http_host", "http_port"),
 }
 
 
@@ -112,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("receiver", help="run only the HTTP receiver (Alertmanager webhook -> Kafka)")
     sub.add_parser("worker", help="run only the stream worker (Kafka -> incident store)")
     sub.add_parser("sinks", help="run only the sinks (incident-events -> PagerDuty, Slack, status page)")
+    sub.add_parser(
+        "status",
+        help="the roles of the running `sevflow run` (state, restarts) and the receiver's /ready",
+    )
     sub.add_parser("init-db", help="create or migrate the incident store's tables and exit")
     explain = sub.add_parser(
         "explain", help="show which severity rule an alert matches, why, and which incident it joins"
@@ -160,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     if args.command in escalation_cli.COMMANDS:
         return escalation_cli.run(args, settings)
+    if args.command == "status":
+        from sevflow.status_cli import run_status
+
+        return run_status(settings)
     if args.command == "schema":
         import json
 

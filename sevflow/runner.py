@@ -5,10 +5,8 @@ import gc
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -17,18 +15,20 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from receiver.app import create_app as create_receiver
 from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings
 from receiver.commands import CommandPublisher
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
-from receiver.kafka import KafkaAlertPublisher, ensure_topic
+from receiver.kafka import KafkaAlertPublisher
+from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
+from sevflow.supervisor import STATUS_FILE, supervise
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
-from streams.stall import EXIT_STALLED
 
 __all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
@@ -80,6 +80,7 @@ def run_receiver(settings: Settings) -> int:
         settings.topic_partitions,
         settings.kafka_timeout_seconds,
         retry_dedup_seconds=settings.retry_dedup_seconds,
+        spec=settings.topic_spec(settings.alerts_topic),
     )
     callbacks = routes_from_settings(settings, commands)
     app = create_receiver(
@@ -90,6 +91,7 @@ def run_receiver(settings: Settings) -> int:
             allow_unauthenticated=settings.allow_unauthenticated,
         ),
         now=_utc_now,
+        metrics=ReceiverMetrics(roles_file=settings.data_dir / STATUS_FILE),
         max_body_bytes=settings.max_body_bytes,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         max_concurrent_publishes=settings.max_concurrent_publishes,
@@ -207,20 +209,26 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
     """Create sevflow's topics before a role subscribes (faust does not create source topics).
 
     Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
-    (``sevflow run`` stops every role when one exits).
-    None once the topics exist; else the exit status: 1 when Kafka stayed unreachable, 0 when
-    SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling cancelled the attempt
-    in progress, which the Kafka client took for one more failure, so Ctrl-C was ignored).
+    (a role that exits is only started again after a backoff).
+    None once the topics exist as the settings ask (:mod:`models.topics`); else the exit status:
+    2 when a topic differs from the settings (each difference named), 1 when Kafka stayed
+    unreachable, 0 when SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling
+    cancelled the attempt in progress, which the Kafka client took for one more failure, so
+    Ctrl-C was ignored).
     """
 
     async def ensure_all() -> None:
-        for topic in (settings.alerts_topic, settings.commands_topic, settings.events_topic):
-            await ensure_topic(
-                settings.kafka_bootstrap,
-                topic,
-                settings.topic_partitions,
-                settings.kafka_timeout_seconds,
-            )
+        topics = (
+            settings.alerts_topic,
+            settings.commands_topic,
+            settings.events_topic,
+            settings.sinks_dlq_topic,
+        )
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            [settings.topic_spec(topic) for topic in topics],
+            settings.kafka_timeout_seconds,
+        )
 
     stop = threading.Event()
 
@@ -233,6 +241,9 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
         for attempt in range(attempts):
             try:
                 asyncio.run(ensure_all())
+            except TopicSettingsError as exc:
+                print(f"sevflow {role}: Kafka topics: {exc}", file=sys.stderr)
+                return 2
             except (OSError, TimeoutError, KafkaError) as exc:
                 if attempt == 0:
                     log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
@@ -263,7 +274,8 @@ def run_sinks_role(settings: Settings) -> int:
 
 
 def run_all(settings: Settings) -> int:
-    """Run the worker, the receiver and the sinks as child processes (see :func:`supervise`)."""
+    """Run the worker, the receiver and the sinks as child processes, each started again when it
+    exits (:func:`sevflow.supervisor.supervise`)."""
     problem = settings.webhook_auth_problem()
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
@@ -271,38 +283,8 @@ def run_all(settings: Settings) -> int:
     status = init_db(settings)
     if status:
         return status
-    return supervise([[sys.executable, "-m", "sevflow", cmd] for cmd in ("worker", "receiver", "sinks")])
-
-
-def supervise(commands: list[list[str]], poll: float = 0.2) -> int:
-    """Run ``commands`` as child processes until SIGINT/SIGTERM (passed on to each) or until one
-    exits, which stops the others; a child that exits with
-    :data:`streams.stall.EXIT_STALLED` (a worker whose consumer stalled) is started again."""
-    children = [subprocess.Popen(argv, env=os.environ.copy()) for argv in commands]  # noqa: S603
-    stopping = False
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping:
-        ended = [i for i, c in enumerate(children) if c.poll() is not None]
-        if any(children[i].returncode != EXIT_STALLED for i in ended):
-            break
-        for i in ended:  # (stopping is checked again: a signal may have come meanwhile)
-            log.warning(
-                "%s stopped itself (status %d); starting it again", commands[i][-1], EXIT_STALLED
-            )
-            children[i] = subprocess.Popen(commands[i], env=os.environ.copy())  # noqa: S603
-        time.sleep(poll)
-    asked = stopping  # (stop() below sets it too: the exit status must not say "asked")
-    if not asked:
-        log.error("a child process exited; stopping the other")
-        stop(signal.SIGTERM, None)
-    codes = [c.wait() for c in children]
-    return 0 if asked else max(abs(c) for c in codes) or 1
+    return supervise(
+        {role: [sys.executable, "-m", "sevflow", role] for role in ("worker", "receiver", "sinks")},
+        settings.restart_policy(),
+        settings.data_dir / STATUS_FILE,
+    )

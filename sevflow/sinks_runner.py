@@ -16,13 +16,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from sevflow.operator_cli import store_problem
 from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
 from sinks.errors import SinkStopped
-from sinks.kafka import SinkConsumer, dead_letter_producer, ensure_topics, sink_consumer
+from sinks.kafka import SinkConsumer, dead_letter_producer, sink_consumer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
 from sinks.statuspage import StatusPageSink, follow_up_until
@@ -64,8 +65,7 @@ async def serve_sinks(
     clock = clock or SystemClock()
     await ensure_topics(
         settings.kafka_bootstrap,
-        [settings.events_topic, settings.sinks_dlq_topic],
-        settings.topic_partitions,
+        [settings.topic_spec(settings.events_topic), settings.topic_spec(settings.sinks_dlq_topic)],
         settings.kafka_timeout_seconds,
     )
     producer = dead_letter_producer(settings)
@@ -227,6 +227,9 @@ def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lam
         engine = async_engine(settings.sqlalchemy_url())
         try:
             await serve_sinks(settings, engine, stop)
+        except TopicSettingsError as exc:
+            log.error("sinks stopped: %s", exc)
+            return 2
         except (KafkaError, OSError, TimeoutError) as exc:
             log.error("sinks stopped: %s", type(exc).__name__)
             return 1

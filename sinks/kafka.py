@@ -1,4 +1,5 @@
-"""Kafka plumbing of the sinks: topics, one consumer group per sink, the dead-letter producer."""
+"""Kafka plumbing of the sinks: one consumer group per sink, the dead-letter producer (topics are
+created by kafka_admin.topics)."""
 
 import asyncio
 import logging
@@ -6,8 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from models.settings import Settings
 
@@ -15,31 +14,11 @@ __all__ = [
     "HandOver",
     "SinkConsumer",
     "dead_letter_producer",
-    "ensure_topics",
     "group_id",
     "sink_consumer",
 ]
 
 log = logging.getLogger(__name__)
-
-
-async def ensure_topics(
-    bootstrap: str, topics: list[str], partitions: int, wait_seconds: float = 10.0
-) -> None:
-    """Create each topic unless it exists (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_seconds * 1000))
-    await asyncio.wait_for(admin.start(), wait_seconds)
-    try:
-        for topic in topics:
-            try:
-                await admin.create_topics(
-                    [NewTopic(name=topic, num_partitions=partitions, replication_factor=1)]
-                )
-                log.info("created topic %s", topic)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
 
 
 def group_id(settings: Settings, sink: str) -> str:

@@ -129,6 +129,11 @@ def create_app(
 ) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
     stats = metrics or WorkerMetrics()
+    # faust's own topics (table changelogs) get the replicas of sevflow's topics when set; faust
+    # cannot ask for the cluster's default (-1) and keeps its 1 then.
+    replication: dict[str, Any] = {}
+    if settings.topic_replication_factor > 0:
+        replication["topic_replication_factor"] = settings.topic_replication_factor
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
@@ -143,7 +148,7 @@ def create_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         broker_commit_interval=1.0,
-        **overrides,
+        **{**replication, **overrides},
     )
     raw: dict[str, Any] = {
         "key_serializer": "raw",

@@ -61,12 +61,13 @@ def notification(alertname: str) -> dict[str, Any]:
 
 
 class Sender(threading.Thread):
-    """Posts one new group every ``interval`` and retries each like Alertmanager: on any answer
-    but 2xx (or none), again after Retry-After (at least 0.5 s), until it is accepted."""
+    """Posts one new group every ``interval`` (``limit`` groups at most) and retries each like
+    Alertmanager: on any answer but 2xx (or none), again after Retry-After (at least 0.5 s),
+    until it is accepted."""
 
-    def __init__(self, url: str, token: str, interval: float = 0.1) -> None:
+    def __init__(self, url: str, token: str, interval: float = 0.1, limit: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.url, self.token, self.interval = url, token, interval
+        self.url, self.token, self.interval, self.limit = url, token, interval, limit
         self.accepted: list[str] = []
         self.statuses: Counter[int] = Counter()
         self.retry_after_missing = 0
@@ -82,6 +83,8 @@ class Sender(threading.Thread):
         with httpx.Client(timeout=15, headers=headers) as client:
             while not (self.stopping.is_set() and not retry_at):
                 now = time.monotonic()
+                if self.limit is not None and number >= self.limit:
+                    self.stopping.set()
                 if not self.stopping.is_set() and now >= next_new:
                     name = f"Outage{number:04d}"
                     number += 1
@@ -141,8 +144,8 @@ class PagedRun:
         self.sevflow.extra_env.update({f"SEVFLOW_{k.upper()}": v for k, v in settings.items()})
         self.engine = create_engine(normalise_url(database_url, asynchronous=False))
 
-    def sender(self, interval: float = 0.1) -> Sender:
-        return Sender(f"{self.sevflow.url}/webhooks/alertmanager", self.sevflow.token, interval)
+    def sender(self, interval: float = 0.1, limit: int | None = None) -> Sender:
+        return Sender(f"{self.sevflow.url}/webhooks/alertmanager", self.sevflow.token, interval, limit)
 
     def stored(self) -> int:
         with self.engine.connect() as conn:

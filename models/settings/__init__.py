@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.settings.core import CoreSettings
 from models.settings.escalation import EscalationSettings
 from models.settings.receiver import ReceiverSettings
+from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
 
@@ -26,6 +27,7 @@ class Settings(
     StreamSettings,
     SinkSettings,
     EscalationSettings,
+    RunSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 

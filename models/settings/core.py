@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from models.topics import BROKER_DEFAULT, TopicSpec
+
 __all__ = ["CoreSettings"]
 
 _HOST = re.compile(r"[A-Za-z0-9._\-]+")
@@ -54,6 +56,26 @@ class CoreSettings(BaseModel):
         description="Partitions of the topics sevflow creates; faust's tables need the same count "
         "on every topic of one pipeline, so set it before the first start.",
     )
+    topic_replication_factor: int = Field(
+        default=BROKER_DEFAULT,
+        ge=-1,
+        description="Replication factor of the topics sevflow creates; -1: the cluster's "
+        "default.replication.factor. Existing topics are checked against it at start. 3 on a "
+        "production cluster; the single-node development broker has 1.",
+    )
+    topic_min_insync_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="min.insync.replicas of the topics sevflow creates (how many replicas must "
+        "have a record before Kafka acknowledges it); 0: replication factor - 1 from 2 "
+        "replicas up, else 1. Existing topics are checked against it at start.",
+    )
+    topic_retention_ms: int = Field(
+        default=0,
+        ge=-1,
+        description="retention.ms of the topics sevflow creates; 0: the broker's log.retention; "
+        "-1: keep for ever. An existing topic with another retention is a warning at start.",
+    )
     app_id: str = Field(
         default="sevflow",
         description="Stream application id: the Kafka consumer group and the prefix of faust's "
@@ -90,6 +112,23 @@ class CoreSettings(BaseModel):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    def topic_spec(self, name: str) -> TopicSpec:
+        """How sevflow creates and checks the topic ``name``."""
+        return TopicSpec(
+            name,
+            self.topic_partitions,
+            self.topic_replication_factor,
+            self.topic_min_insync_replicas or None,
+            self.topic_retention_ms or None,
+        )
+
+    @field_validator("topic_replication_factor")
+    @classmethod
+    def _replication_factor(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 replicas: give 1 or more, or -1 for the cluster's default")
+        return value
 
     def sqlalchemy_url(self) -> str:
         """The configured database URL, or the embedded SQLite file's."""

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from kafka_admin.topics import ensure_topics
+from models.topics import TopicSpec
 from sinks.dlq import DeadLetter, SourcePosition
-from sinks.kafka import ensure_topics
 from tests.conftest import REPO, free_port
 from tests.fakes.events import IncidentStory
 
@@ -64,7 +65,7 @@ def test_replay_without_a_readable_store_sends_nothing_and_says_why(kafka_bootst
         event_id=str(event.event_id),
         event=event,
     )
-    asyncio.run(ensure_topics(kafka_bootstrap, [topic, events_topic], 1))
+    asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1), TopicSpec(events_topic, 1)]))
     asyncio.run(_produce(kafka_bootstrap, topic, letter.to_bytes()))
     result = sevflow(
         "dlq",

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
+from kafka_admin.topics import ensure_topics
 from models.events import IncidentEvent
 from models.incident import LifecyclePolicy
 from models.settings import Settings
@@ -25,7 +26,7 @@ from models.settings.sinks import SinkSettings
 from sevflow.sinks_runner import create_sink_tables, serve_sinks
 from sinks.clock import SystemClock
 from sinks.dlq import dlq_list_async, dlq_replay_async
-from sinks.kafka import ensure_topics, sink_consumer
+from sinks.kafka import sink_consumer
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.sinks_schema import sink_deliveries
@@ -81,7 +82,7 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path, **vendors: object) -> S
 
 
 async def produce(settings: Settings, events: Sequence[IncidentEvent]) -> None:
-    await ensure_topics(settings.kafka_bootstrap, [settings.events_topic], settings.topic_partitions)
+    await ensure_topics(settings.kafka_bootstrap, [settings.topic_spec(settings.events_topic)])
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:

@@ -1,11 +1,15 @@
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from models.supervision import RoleStatus, loads
 from tests.conftest import REPO
+from tests.harness import wait_for
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -154,32 +158,107 @@ def test_every_command_help_documents_its_settings() -> None:
     assert "SEVFLOW_GROUP_BY  (default: (none))" in _help("explain")
 
 
-def test_run_starts_a_stalled_worker_again_and_stops_with_the_others(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A worker exiting with EXIT_STALLED (its consumer stopped delivering) is started again; any
-    other exit still stops every child."""
+def _supervisor(tmp_path: Path, roles: dict[str, str], limit: int) -> subprocess.Popen[str]:
+    """``supervise`` of ``roles`` (name: Python code) in a process of its own, a short backoff."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from models.supervision import RestartPolicy\n"
+        "from sevflow.supervisor import supervise\n"
+        f"roles = {{name: [sys.executable, '-c', code] for name, code in {roles!r}.items()}}\n"
+        f"policy = RestartPolicy(backoff=0.05, backoff_max=0.1, limit={limit}, window=60)\n"
+        f"sys.exit(supervise(roles, policy, Path({str(tmp_path / 'roles.json')!r}), poll=0.02))\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE, text=True)
+
+
+def _roles(tmp_path: Path) -> dict[str, RoleStatus]:
+    path = tmp_path / "roles.json"
+    return {r.role: r for r in loads(path.read_text())[1]} if path.exists() else {}
+
+
+def test_run_starts_a_role_that_exited_again_and_keeps_the_others(tmp_path: Path) -> None:
+    """A role that exits (a stall's 75, SIGKILL as the OOM killer sends) is started again after a
+    backoff while the others keep running; SIGTERM then stops every role and run exits 0."""
     from streams.stall import EXIT_STALLED
 
     starts = tmp_path / "starts"
-    stalls_once = (
+    flaky = (
         "import pathlib, sys, time\n"
         f"p = pathlib.Path({str(starts)!r})\n"
         "n = len(p.read_text()) if p.exists() else 0\n"
         "p.write_text('x' * (n + 1))\n"
-        f"sys.exit({EXIT_STALLED} if n == 0 else 3) if n < 2 else time.sleep(60)\n"
+        f"sys.exit({EXIT_STALLED}) if n == 0 else time.sleep(60)\n"
     )
     sleeper = "import time; time.sleep(60)"
-    script = (
-        "import sys\n"
-        "from sevflow.runner import supervise\n"
-        f"sys.exit(supervise([[sys.executable, '-c', {stalls_once!r}], "
-        f"[sys.executable, '-c', {sleeper!r}]], poll=0.05))\n"
+    supervisor = _supervisor(tmp_path, {"worker": flaky, "receiver": sleeper}, limit=5)
+    try:
+        first = wait_for(lambda: _roles(tmp_path).get("receiver"), 20, "the status file")
+        # The stall exit is one exit like the others: started again.
+        worker = wait_for(
+            lambda: (w := _roles(tmp_path)["worker"]).restarts == 1 and w.state == "up" and w,
+            20,
+            "the worker started again",
+        )
+        assert worker.last_exit == f"status {EXIT_STALLED}"
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker = wait_for(
+            lambda: (w := _roles(tmp_path)["worker"]).restarts == 2 and w.state == "up" and w,
+            20,
+            "the worker started again after SIGKILL",
+        )
+        assert worker.last_exit == "killed by SIGKILL"
+        receiver = _roles(tmp_path)["receiver"]
+        assert (receiver.state, receiver.pid, receiver.restarts) == ("up", first.pid, 0)
+        assert supervisor.poll() is None
+        supervisor.send_signal(signal.SIGTERM)
+        _, stderr = supervisor.communicate(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    assert supervisor.returncode == 0, stderr
+    assert "worker exited (killed by SIGKILL); starting it again" in stderr
+    assert {r.state for r in _roles(tmp_path).values()} == {"down"}
+
+
+def test_run_gives_up_on_a_role_that_crash_loops(tmp_path: Path) -> None:
+    supervisor = _supervisor(
+        tmp_path, {"sinks": "import sys; sys.exit(3)", "receiver": "import time; time.sleep(60)"}, 3
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    # Started, stalled (75), started again, then exited 3: that stops the sleeper too, and run
-    # fails (it said 0 whenever a child had died: stopping the others counted as being asked to).
-    assert starts.read_text() == "xx"
-    assert done.returncode in (3, 15), done.stderr
-    assert "stopped itself (status 75); starting it again" in done.stderr
-    assert "a child process exited; stopping the other" in done.stderr
+    try:
+        _, stderr = supervisor.communicate(timeout=60)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    assert supervisor.returncode == 1
+    assert "sinks crash-loops: 3 exits within 60s (last: status 3); stopping every role" in stderr
+    roles = _roles(tmp_path)
+    assert (roles["sinks"].state, roles["sinks"].restarts) == ("down", 2)
+    assert roles["receiver"].state == "down"
+    assert roles["receiver"].last_exit is None  # asked to stop, not an exit of its own
+
+
+def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> None:
+    from models.supervision import dumps
+    from tests.conftest import free_port
+
+    env = {"PATH": "", "SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_HTTP_PORT": str(free_port())}
+    missing = run_cli("status", env=env)
+    assert missing.returncode == 3
+    assert "no sevflow run has used" in missing.stdout
+    roles = [
+        RoleStatus("worker", "restarting", None, 1, "killed by SIGKILL", 1700000000.0),
+        RoleStatus("receiver", "up", 4242, 0, None, 1700000000.0),
+    ]
+    (tmp_path / "roles.json").write_text(dumps(os.getpid(), roles))  # a running "supervisor"
+    result = run_cli("status", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"sevflow run (pid {os.getpid()})"
+    assert lines[2].split()[:4] == ["worker", "restarting", "-", "1"]
+    assert lines[2].endswith("killed by SIGKILL")
+    assert lines[3].split()[:4] == ["receiver", "up", "4242", "0"]
+    assert lines[4].startswith("receiver /ready: not answering at http://127.0.0.1:")

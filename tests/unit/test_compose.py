@@ -66,7 +66,16 @@ def test_the_package_holds_every_subpackage_and_its_data() -> None:
     found = set(find_namespace_packages(where=str(REPO), include=include))
     wanted = {
         ".".join(init.parent.relative_to(REPO).parts)
-        for top in ("models", "streams", "sinks", "receiver", "store", "sevflow", "analytics")
+        for top in (
+            "models",
+            "streams",
+            "sinks",
+            "receiver",
+            "store",
+            "sevflow",
+            "analytics",
+            "kafka_admin",
+        )
         for init in (REPO / top).rglob("__init__.py")
     }
     assert {"models.settings", "store.migrations", "store.migrations.versions"} <= wanted
@@ -133,3 +142,10 @@ def test_prometheus_config_is_valid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     count = sum(len(group["rules"]) for group in yaml.safe_load(rules.read_text())["groups"])
     assert f"SUCCESS: {count} rules found" in result.stdout  # the whole file loaded
+
+
+def test_the_single_node_broker_gets_single_replica_topics() -> None:
+    """Compose runs one broker: sevflow must not ask it for more replicas than it has."""
+    for name in ("sevflow-worker", "sevflow-receiver", "sevflow-sinks"):
+        environment = COMPOSE["services"][name]["environment"]
+        assert environment["SEVFLOW_TOPIC_REPLICATION_FACTOR"] == "1", name

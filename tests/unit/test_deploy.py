@@ -621,3 +621,11 @@ def test_every_manifest_has_the_basic_shape(path: Path) -> None:
         assert document["kind"]
         assert document["metadata"]["name"].startswith("sevflow")
         assert document["metadata"]["labels"]["app.kubernetes.io/name"] == "sevflow"
+
+
+def test_kubernetes_topics_survive_the_loss_of_a_broker() -> None:
+    """Three replicas, two needed for an acknowledgement (models/topics.py says why)."""
+    data = by_kind("ConfigMap")["sevflow-config"]["data"]
+    replicas = int(data["SEVFLOW_TOPIC_REPLICATION_FACTOR"])
+    assert replicas >= 3
+    assert int(data["SEVFLOW_TOPIC_MIN_INSYNC_REPLICAS"]) == replicas - 1

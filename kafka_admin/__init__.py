@@ -1,0 +1,5 @@
+"""Kafka administration shared by the roles: creating and checking sevflow's topics.
+
+Its own package because the receiver, the worker and the sinks all create topics and may not
+import each other (streams and sinks meet only on Kafka topics; the receiver imports neither).
+"""

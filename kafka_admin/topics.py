@@ -1,0 +1,140 @@
+"""Create sevflow's topics as :class:`models.topics.TopicSpec` says, and check those that exist.
+
+:func:`ensure_topics` resolves the cluster's ``default.replication.factor``, refuses a spec the
+cluster cannot hold (replication factor above its broker count), creates the missing topics with
+their replication factor, ``min.insync.replicas`` and ``retention.ms``, then describes every topic
+back and raises :class:`TopicSettingsError` naming each mismatch (warnings are logged). Errors:
+:class:`TopicSettingsError` (permanent: a setting or the cluster must change; the role stops) and
+aiokafka's ``KafkaError`` / ``OSError`` / ``TimeoutError`` (transient: Kafka unreachable, retry).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from models.topics import TopicSpec, TopicState, mismatches
+
+__all__ = ["TopicSettingsError", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two descriptions of a topic whose metadata is not there yet.
+DESCRIBE_INTERVAL = 0.1
+
+
+class TopicSettingsError(Exception):
+    """The topics cannot be what the settings ask (each problem named): not worth retrying."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+async def ensure_topics(
+    bootstrap: str, specs: Sequence[TopicSpec], wait_seconds: float = 10.0
+) -> list[str]:
+    """Create the missing topics of ``specs`` and check every one; the warnings (also logged)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_seconds * 1000))
+    try:  # closed on every path: a start that timed out leaked the client's connections
+        await asyncio.wait_for(admin.start(), wait_seconds)
+        return await _ensure(admin, specs, wait_seconds)
+    finally:
+        await admin.close()
+
+
+async def _ensure(
+    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec], wait_seconds: float
+) -> list[str]:
+    cluster = await admin.describe_cluster()
+    brokers = cluster["brokers"]
+    default_rf = int(await _broker_config(admin, brokers[0]["node_id"], "default.replication.factor"))
+    resolved = [spec.resolved(default_rf) for spec in specs]
+    if problems := [p for spec in resolved if (p := spec.problem(len(brokers)))]:
+        raise TopicSettingsError(problems)
+    existing = set(await admin.list_topics())
+    for spec in resolved:
+        if spec.name in existing:
+            continue
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs()
+                    )
+                ]
+            )
+            log.info(
+                "created topic %s: %d partitions, replication factor %d%s",
+                spec.name,
+                spec.partitions,
+                spec.replication_factor,
+                "".join(f", {k}={v}" for k, v in spec.configs().items()),
+            )
+        except TopicAlreadyExistsError:
+            pass  # another role created it meanwhile: checked below like any other
+    states = await _describe(admin, [spec.name for spec in resolved], wait_seconds)
+    problems, warnings = [], []
+    for spec in resolved:
+        found, warned = mismatches(spec, states[spec.name])
+        problems += found
+        warnings += warned
+    for warning in warnings:
+        log.warning("%s", warning)
+    if problems:
+        raise TopicSettingsError(problems)
+    return warnings
+
+
+async def _broker_config(admin: AIOKafkaAdminClient, broker: int, name: str) -> str:
+    response = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(broker))])
+    for resource in response[0].to_object()["resources"]:
+        for entry in resource["config_entries"]:
+            if entry["config_names"] == name:
+                return str(entry["config_value"])
+    raise TopicSettingsError([f"broker {broker} does not report {name}"])
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, names: Sequence[str], wait_seconds: float = 10.0
+) -> dict[str, TopicState]:
+    """Partitions, replication factor, min.insync.replicas and retention.ms of each topic.
+
+    A topic just created may be described with no partitions (or not at all) until its metadata
+    reached the broker that answers: asked again every :data:`DESCRIBE_INTERVAL` seconds, for
+    ``wait_seconds`` at most."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(list(names))
+        partitions = {t["topic"]: t["partitions"] for t in described if not t["error_code"]}
+        configs: dict[str, dict[str, str]] = {}
+        response = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+        for part in response:
+            for resource in part.to_object()["resources"]:
+                if not resource["error_code"]:
+                    configs[resource["resource_name"]] = {
+                        e["config_names"]: e["config_value"] for e in resource["config_entries"]
+                    }
+        missing = [n for n in names if not partitions.get(n) or n not in configs]
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not described within {wait_seconds:.0f}s: {missing}")
+        await asyncio.sleep(DESCRIBE_INTERVAL)
+    return {
+        name: TopicState(
+            name=name,
+            partitions=len(partitions[name]),
+            replication_factor=min(len(p["replicas"]) for p in partitions[name]),
+            min_insync_replicas=int(configs[name]["min.insync.replicas"]),
+            retention_ms=int(configs[name]["retention.ms"]),
+        )
+        for name in names
+    }

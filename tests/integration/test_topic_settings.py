@@ -1,0 +1,77 @@
+"""Topics created with the durability settings and described back from the real broker; existing
+topics that differ from the settings are named. The test broker has one node, so replication
+factor 1 is all it can hold; asking 3 must say so."""
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from kafka_admin.topics import TopicSettingsError, _describe, ensure_topics
+from models.topics import TopicSpec, TopicState
+
+pytestmark = pytest.mark.integration
+
+
+def _name(what: str) -> str:
+    return f"settings-{what}-{uuid.uuid4().hex[:8]}"
+
+
+async def _described(bootstrap: str, name: str) -> TopicState:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return (await _describe(admin, [name]))[name]
+    finally:
+        await admin.close()
+
+
+async def _create_raw(bootstrap: str, name: str, partitions: int, configs: dict[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
+
+
+def test_topics_are_created_with_the_settings_and_checked_again(kafka_bootstrap: str) -> None:
+    name = _name("created")
+    spec = TopicSpec(name, 3, replication_factor=-1, min_insync_replicas=1, retention_ms=3_600_000)
+    assert asyncio.run(ensure_topics(kafka_bootstrap, [spec])) == []
+    assert asyncio.run(_described(kafka_bootstrap, name)) == TopicState(name, 3, 1, 1, 3_600_000)
+    # A second start finds the topic as asked.
+    assert asyncio.run(ensure_topics(kafka_bootstrap, [spec])) == []
+
+
+def test_replication_beyond_the_cluster_is_a_clear_error(kafka_bootstrap: str) -> None:
+    name = _name("rf3")
+    with pytest.raises(TopicSettingsError) as raised:
+        asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(name, 1, replication_factor=3)]))
+    assert str(raised.value) == (
+        f"topic {name}: replication factor 3 needs as many brokers, the cluster has 1 "
+        "(set SEVFLOW_TOPIC_REPLICATION_FACTOR)"
+    )
+
+
+def test_an_existing_topic_that_differs_is_named(kafka_bootstrap: str) -> None:
+    name = _name("differs")
+    asyncio.run(
+        _create_raw(kafka_bootstrap, name, 2, {"min.insync.replicas": "2", "retention.ms": "7200000"})
+    )
+    with pytest.raises(TopicSettingsError) as raised:
+        asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(name, 4, retention_ms=3_600_000)]))
+    assert raised.value.problems == [
+        f"topic {name} has 2 partitions, SEVFLOW_TOPIC_PARTITIONS asks 4 (add partitions with "
+        "kafka-topics --alter, or lower the setting)",
+        f"topic {name} has min.insync.replicas 2, sevflow expects 1 "
+        "(SEVFLOW_TOPIC_MIN_INSYNC_REPLICAS; change it with kafka-configs --alter)",
+    ]
+
+
+def test_another_retention_is_a_warning(kafka_bootstrap: str) -> None:
+    name = _name("retention")
+    asyncio.run(_create_raw(kafka_bootstrap, name, 2, {"retention.ms": "7200000"}))
+    warnings = asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(name, 2, retention_ms=1)]))
+    assert warnings == [f"topic {name} has retention.ms 7200000, SEVFLOW_TOPIC_RETENTION_MS asks 1"]
