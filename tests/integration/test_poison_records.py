@@ -25,6 +25,7 @@ from models.alert import FINGERPRINT_MAX
 from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import incident_events
+from streams.quarantine import EXIT_POISONED
 from tests.builders import alert
 from tests.conftest import REPO
 from tests.harness import role_env, stored_alerts, wait_for
@@ -108,6 +109,8 @@ def test_poison_is_quarantined_and_everything_else_flows(
     )
     asyncio.run(ensure_topic(kafka_bootstrap, alerts_topic, 8))
     asyncio.run(produce(kafka_bootstrap, alerts_topic, mixed))
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-commands", 8))
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-commands", [(b"inc_x", b'{"action": "ack"}')]))
 
     engine = create_engine(normalise_url(store_url, asynchronous=False))
 
@@ -131,6 +134,13 @@ def test_poison_is_quarantined_and_everything_else_flows(
         )
         wait_for(all_published, 60, "every event published")
         found = wait_for(lambda: (q := quarantined()) and len(q) >= 3 and q, 60, "3 quarantined")
+        commands = wait_for(
+            lambda: asyncio.run(
+                read_json_topic(kafka_bootstrap, f"{prefix}-commands-quarantine", idle_polls=2)
+            ),
+            60,
+            "the poison command quarantined",
+        )
         listing = sevflow_cli(env, "dlq", "list", "--quarantine")
         replay = sevflow_cli(env, "dlq", "replay", "--quarantine")
         assert replay.returncode == 0, replay.stderr
@@ -158,12 +168,43 @@ def test_poison_is_quarantined_and_everything_else_flows(
     assert any(r.startswith("fingerprint: ") for r in reasons), reasons
     assert any(r.startswith("labels: ") for r in reasons), reasons
     assert SECRET not in json.dumps([q["reason"] for q in found])
+    [command] = commands
+    assert command["source"]["topic"] == f"{prefix}-commands"  # type: ignore[index]
+    assert command["error"] == "undecodable"
     # Listed, and replayed to the source topic (still poison, so quarantined again).
     assert listing.returncode == 0, listing.stderr
     assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 3
-    assert "replayed 3 quarantined records" in replay.stdout
+    assert sum(f"{prefix}-commands[" in line for line in listing.stdout.splitlines()) == 1
+    assert "replayed 4 quarantined records" in replay.stdout
     assert len(again) == 6
     log = worker.log.read_text()
     assert SECRET not in log
     assert "quarantined poison record" in log
     assert "Traceback" not in log
+
+
+def test_more_poison_in_a_row_than_the_limit_stops_the_worker_loudly(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A bad deploy must not quietly quarantine everything: past SEVFLOW_WORKER_POISON_LIMIT
+    records in a row the worker exits with status 70, and the record that crossed the limit is
+    not quarantined (it is read again at the next start)."""
+    prefix = f"poisonlimit-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = role_env(kafka_bootstrap, prefix, url, tmp_path, worker_poison_limit="2")
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [(b"k", b"not json")] * 3))
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        assert worker.process is not None
+        status = worker.process.wait(120)
+    finally:
+        worker.stop()
+    assert status == EXIT_POISONED
+    found = asyncio.run(read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2))
+    assert [q["source"]["offset"] for q in found] == [0, 1]  # type: ignore[index]
+    assert "SEVFLOW_WORKER_POISON_LIMIT=2" in worker.log.read_text()
