@@ -4,10 +4,9 @@ This is a wire format other processes read: fields are only ever added, and ``sc
 changes when a reader would have to behave differently.
 """
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "ALERT_SCHEMA_VERSION",
@@ -53,9 +52,9 @@ AlertStatus = Literal["firing", "resolved"]
 class AlertRecord(BaseModel):
     """An alert as received, keyed on the alerts topic by its fingerprint.
 
-    Every value fits the incident store on every back end (lengths, no NUL): a record an older
-    receiver or a hostile producer wrote beyond that does not decode, and the worker quarantines
-    it instead of failing on it in the store."""
+    Every value fits the incident store on every back end (lengths, no NUL, time zones): a
+    record an older receiver or a hostile producer wrote beyond that does not decode, and the
+    worker quarantines it instead of failing on it in the store."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -68,14 +67,14 @@ class AlertRecord(BaseModel):
     status: AlertStatus
     labels: NulFreeMap
     annotations: NulFreeMap = Field(default_factory=dict)
-    starts_at: datetime
-    ends_at: datetime | None = Field(default=None, description="None while no end is known.")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = Field(default=None, description="None while no end is known.")
     generator_url: NulFree | None = None
     receiver: NulFree = Field(max_length=RECEIVER_MAX)
     group_key: NulFree = Field(description="Alertmanager's groupKey, or derived from groupLabels.")
     external_url: NulFree | None = None
     truncated_alerts: int = 0
-    received_at: datetime = Field(description="When sevflow's receiver accepted the payload.")
+    received_at: AwareDatetime = Field(description="When sevflow's receiver accepted the payload.")
 
     def to_bytes(self) -> bytes:
         """Serialise for the alerts topic (JSON, UTF-8)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from models.alert import AlertRecord
 from models.events import (
@@ -240,7 +240,7 @@ class Command(BaseModel):
     action: Literal["acknowledge", "resolve"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
-    requested_at: datetime
+    requested_at: AwareDatetime
     root_cause: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     fix: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     follow_up: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)

@@ -82,6 +82,8 @@ def test_records_over_the_limits_do_not_decode() -> None:
         {"receiver": "r" * (RECEIVER_MAX + 1)},
         {"labels": {"alertname": "a\x00"}},
         {"group_key": "\x00"},
+        {"received_at": T0.replace(tzinfo=None)},  # naive: compared with aware ones, or refused
+        {"starts_at": T0.replace(tzinfo=None)},  # by the store's UTC columns
     ):
         raw = good.model_copy(update=change).to_bytes()
         with pytest.raises(ValidationError):
@@ -90,6 +92,9 @@ def test_records_over_the_limits_do_not_decode() -> None:
     with pytest.raises(ValidationError):
         Command.model_validate_json(raw.model_dump_json())
     raw = command("inc_1").model_copy(update={"incident_id": "i" * (INCIDENT_ID_MAX + 1)})
+    with pytest.raises(ValidationError):
+        Command.model_validate_json(raw.model_dump_json())
+    raw = command("inc_1").model_copy(update={"requested_at": T0.replace(tzinfo=None)})
     with pytest.raises(ValidationError):
         Command.model_validate_json(raw.model_dump_json())
 
