@@ -217,6 +217,7 @@ def create_app(
             f"applying {len(records)} alerts", partial(pipeline.process_alerts, records)
         )
         quarantine.applied()
+        stats.alerts_processed.inc(len(records))
         return created
 
     async def poisoned(item: tuple[Any, AlertRecord], exc: BaseException) -> None:
@@ -240,7 +241,6 @@ def create_app(
             return
         with activity.applying():
             created = await isolate(items, apply_alerts, poisoned)
-        stats.alerts_processed.inc(len(items))
         if created:
             relay.wake()
         for event in created:
