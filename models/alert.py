@@ -5,36 +5,78 @@ changes when a reader would have to behave differently.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-__all__ = ["ALERT_SCHEMA_VERSION", "AlertRecord", "AlertStatus", "RecordPosition"]
+__all__ = [
+    "ALERT_SCHEMA_VERSION",
+    "FINGERPRINT_MAX",
+    "RECEIVER_MAX",
+    "AlertRecord",
+    "AlertStatus",
+    "NulFree",
+    "NulFreeMap",
+    "RecordPosition",
+    "no_nul",
+]
 
 ALERT_SCHEMA_VERSION = 1
+
+#: The longest fingerprint the incident store holds (``alerts.fingerprint``); Alertmanager's are 16.
+FINGERPRINT_MAX = 64
+#: The longest receiver name the incident store holds (``alerts.receiver``).
+RECEIVER_MAX = 255
+
+
+def no_nul(value: str) -> str:
+    """Refuse U+0000: PostgreSQL text cannot hold it (SQLite can), so both engines take the same."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+def _no_nul_map(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if "\x00" in key or "\x00" in item:
+            raise ValueError(f"{key[:64]!r}: must not contain the NUL character (U+0000)")
+    return value
+
+
+#: A string any store back end can hold.
+NulFree = Annotated[str, AfterValidator(no_nul)]
+#: Labels or annotations any store back end can hold.
+NulFreeMap = Annotated[dict[str, str], AfterValidator(_no_nul_map)]
 
 AlertStatus = Literal["firing", "resolved"]
 
 
 class AlertRecord(BaseModel):
-    """An alert as received, keyed on the alerts topic by its fingerprint."""
+    """An alert as received, keyed on the alerts topic by its fingerprint.
+
+    Every value fits the incident store on every back end (lengths, no NUL, time zones): a
+    record an older receiver or a hostile producer wrote beyond that does not decode, and the
+    worker quarantines it instead of failing on it in the store."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: int = ALERT_SCHEMA_VERSION
-    fingerprint: str = Field(min_length=1, description="Alertmanager's fingerprint of the labels.")
+    fingerprint: NulFree = Field(
+        min_length=1,
+        max_length=FINGERPRINT_MAX,
+        description="Alertmanager's fingerprint of the labels.",
+    )
     status: AlertStatus
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime
-    ends_at: datetime | None = Field(default=None, description="None while no end is known.")
-    generator_url: str | None = None
-    receiver: str
-    group_key: str = Field(description="Alertmanager's groupKey, or derived from groupLabels.")
-    external_url: str | None = None
+    labels: NulFreeMap
+    annotations: NulFreeMap = Field(default_factory=dict)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = Field(default=None, description="None while no end is known.")
+    generator_url: NulFree | None = None
+    receiver: NulFree = Field(max_length=RECEIVER_MAX)
+    group_key: NulFree = Field(description="Alertmanager's groupKey, or derived from groupLabels.")
+    external_url: NulFree | None = None
     truncated_alerts: int = 0
-    received_at: datetime = Field(description="When sevflow's receiver accepted the payload.")
+    received_at: AwareDatetime = Field(description="When sevflow's receiver accepted the payload.")
 
     def to_bytes(self) -> bytes:
         """Serialise for the alerts topic (JSON, UTF-8)."""

@@ -18,8 +18,12 @@ enforced here too, so that nothing reaches Kafka that a real Alertmanager could 
 least one label; label names non-empty (Prometheus 3 / Alertmanager ≥ 0.28 accept any UTF-8 name, so
 the legacy ``[a-zA-Z_][a-zA-Z0-9_]*`` rule is not imposed: it would refuse, for ever, alerts a
 modern Alertmanager legitimately sends); every string valid UTF-8 (JSON can smuggle lone surrogates,
-which could never be written to Kafka). Sizes are capped (:data:`MAX_ALERTS`, :data:`MAX_LABELS`)
-so a hostile body within the byte cap cannot make the receiver do absurd amounts of work.
+which could never be written to Kafka). Every value fits the incident store on both back ends:
+``fingerprint`` and ``receiver`` within their columns (:data:`models.alert.FINGERPRINT_MAX`,
+:data:`models.alert.RECEIVER_MAX`) and no string holding U+0000, which PostgreSQL text cannot store
+(a value the store refuses would otherwise stop the worker, not the sender). Sizes are capped
+(:data:`MAX_ALERTS`, :data:`MAX_LABELS`) so a hostile body within the byte cap cannot make the
+receiver do absurd amounts of work.
 """
 
 from datetime import UTC, datetime
@@ -35,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.alert import AlertRecord, AlertStatus
+from models.alert import FINGERPRINT_MAX, RECEIVER_MAX, AlertRecord, AlertStatus, NulFree, no_nul
 from models.fingerprint import fingerprint
 
 __all__ = [
@@ -87,6 +91,9 @@ def _label_set(value: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"at most {MAX_LABELS} entries are accepted")
     if "" in value:
         raise ValueError("label names must not be empty")
+    for name, item in value.items():
+        no_nul(name)
+        no_nul(item)
     return value
 
 
@@ -105,8 +112,8 @@ class WebhookAlert(_Wire):
     annotations: LabelSet = Field(default_factory=dict)
     starts_at: datetime = Field(alias="startsAt")
     ends_at: datetime | None = Field(default=None, alias="endsAt")
-    generator_url: str | None = Field(default=None, alias="generatorURL")
-    fingerprint: str | None = None
+    generator_url: NulFree | None = Field(default=None, alias="generatorURL")
+    fingerprint: NulFree | None = Field(default=None, max_length=FINGERPRINT_MAX)
 
     @field_validator("labels")
     @classmethod
@@ -131,14 +138,14 @@ class WebhookPayload(_Wire):
         description='"4" (Alertmanager); "1" only with orgId (Grafana alerting).'
     )
     org_id: int | None = Field(default=None, alias="orgId", description="Grafana's organisation.")
-    group_key: str | None = Field(default=None, alias="groupKey")
+    group_key: NulFree | None = Field(default=None, alias="groupKey")
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=_MAX_UINT64)
     status: AlertStatus
-    receiver: str
+    receiver: NulFree = Field(max_length=RECEIVER_MAX)
     group_labels: LabelSet = Field(default_factory=dict, alias="groupLabels")
     common_labels: LabelSet = Field(default_factory=dict, alias="commonLabels")
     common_annotations: LabelSet = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str | None = Field(default=None, alias="externalURL")
+    external_url: NulFree | None = Field(default=None, alias="externalURL")
     alerts: list[WebhookAlert] = Field(min_length=1, max_length=MAX_ALERTS)
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from models.alert import AlertRecord, RecordPosition
 from models.events import (
@@ -34,7 +34,9 @@ from models.severity import Severity
 
 __all__ = [
     "ALERTMANAGER",
+    "COMMAND_ID_MAX",
     "COMMAND_SCHEMA_VERSION",
+    "INCIDENT_ID_MAX",
     "RESOLUTION_DETAILS",
     "RESOLUTION_DETAIL_MAX",
     "SEVFLOW",
@@ -239,6 +241,10 @@ class Incident(BaseModel):
 #: What a resolution may record, in the playbook's "Close Incident" message (its event's data).
 RESOLUTION_DETAILS = ("root_cause", "fix", "follow_up")
 RESOLUTION_DETAIL_MAX = 1000
+#: The longest command id and incident id the incident store holds (``commands`` table); the
+#: receiver and the CLI build ids well within them, so only a foreign producer's record exceeds them.
+COMMAND_ID_MAX = 128
+INCIDENT_ID_MAX = 64
 
 
 class Command(BaseModel):
@@ -253,11 +259,13 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: int = COMMAND_SCHEMA_VERSION
-    command_id: str = Field(min_length=1, description="Idempotency key of the request.")
+    command_id: str = Field(
+        min_length=1, max_length=COMMAND_ID_MAX, description="Idempotency key of the request."
+    )
     action: Literal["acknowledge", "resolve"]
-    incident_id: str
+    incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
-    requested_at: datetime
+    requested_at: AwareDatetime
     root_cause: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     fix: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     follow_up: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)

@@ -42,6 +42,7 @@ def _settings_help(names: Iterable[str] | None = None) -> str:
 
 _STORE = ("database_url", "data_dir")
 _KAFKA = ("kafka_bootstrap", "kafka_timeout_seconds")
+_QUARANTINE = ("alerts_quarantine_topic", "commands_quarantine_topic")
 #: The settings each command reads (the roles read many more: ``sevflow --help`` lists them all).
 COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("init-db",): _STORE,
@@ -60,8 +61,16 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("incidents", "show"): _STORE,
     ("report",): (*_STORE, "escalation_policy_file", "kafka_bootstrap", "events_topic"),
     ("postmortem",): _STORE,
-    ("dlq", "list"): ("kafka_bootstrap", "sinks_dlq_topic"),
-    ("dlq", "replay"): (*_STORE, "kafka_bootstrap", "sinks_dlq_topic", "events_topic"),
+    ("dlq", "list"): ("kafka_bootstrap", "sinks_dlq_topic", *_QUARANTINE),
+    ("dlq", "replay"): (
+        *_STORE,
+        "kafka_bootstrap",
+        "sinks_dlq_topic",
+        "events_topic",
+        *_QUARANTINE,
+        "alerts_topic",
+        "commands_topic",
+    ),
     ("maintenance", "add"): _STORE,
     ("maintenance", "list"): _STORE,
     ("maintenance", "end"): _STORE,
@@ -77,7 +86,16 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "commands_topic",
         *_STORE,
     ),
-    ("worker",): (*_KAFKA, "alerts_topic", "commands_topic", "events_topic", *_STORE, "app_id"),
+    ("worker",): (
+        *_KAFKA,
+        "alerts_topic",
+        "commands_topic",
+        "events_topic",
+        *_QUARANTINE,
+        "worker_poison_limit",
+        *_STORE,
+        "app_id",
+    ),
     ("sinks",): (*_KAFKA, "events_topic", "sinks_dlq_topic", *_STORE),
     ("run",): (
         *_KAFKA,

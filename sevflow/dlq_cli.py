@@ -1,4 +1,5 @@
-"""``sevflow dlq list|replay``: what the sinks could not deliver, and sending it again."""
+"""``sevflow dlq list|replay``: what the sinks could not deliver, and sending it again; with
+``--quarantine``, the input records the worker set aside as poison (streams/quarantine.py)."""
 
 import argparse
 import sys
@@ -8,6 +9,7 @@ from aiokafka.errors import KafkaError
 
 from models.settings import Settings
 from sinks.dlq import StoreUnreadable, dlq_list, dlq_replay
+from streams.quarantine import quarantine_list, quarantine_replay
 
 __all__ = ["add_dlq_command", "run_dlq"]
 
@@ -29,6 +31,13 @@ def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     listing = actions.add_parser("list", help="show dead letters (sink, reason, incident, event)")
     listing.add_argument("--sink", help="only this sink (pagerduty, slack, statuspage, ...)")
     listing.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="the worker's quarantined input records instead (alerts and commands it can never "
+        "apply: position, error, reason)",
+    )
+    listing.add_argument("--source", help="with --quarantine: only records of this source topic")
+    listing.add_argument(
         "--limit",
         type=_positive,
         default=100,
@@ -41,12 +50,52 @@ def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     replay.add_argument("--sink", help="only this sink")
     replay.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="send the worker's quarantined records back to their source topic, byte for byte "
+        "(after fixing their cause; one still poison is quarantined again)",
+    )
+    replay.add_argument("--source", help="with --quarantine: only records of this source topic")
+    replay.add_argument(
+        "--position",
+        action="append",
+        dest="positions",
+        metavar="TOPIC[PARTITION]@OFFSET",
+        help="with --quarantine: only the records read at these positions (as listed)",
+    )
+    replay.add_argument(
         "--event", action="append", dest="events", metavar="EVENT_ID", help="only these events"
     )
 
 
+def _run_quarantine(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    if args.dlq_action == "replay":
+        sent = quarantine_replay(settings, source=args.source, offsets=args.positions)
+        print(f"replayed {sent} quarantined records to their source topics", file=out)
+        return 0
+    records = quarantine_list(settings, source=args.source, limit=args.limit)
+    if not records:
+        print("no quarantined records", file=out)
+        return 0
+    row = "{:<20} {:<36} {:<16} {}"
+    print(row.format("QUARANTINED AT (UTC)", "SOURCE", "ERROR", "REASON"), file=out)
+    for record in records:
+        print(
+            row.format(
+                f"{record.quarantined_at:%Y-%m-%d %H:%M:%S}",
+                str(record.source),
+                record.error,
+                record.reason,
+            ),
+            file=out,
+        )
+    return 0
+
+
 def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
+        if args.quarantine:
+            return _run_quarantine(settings, args, out)
         if args.dlq_action == "list":
             letters = dlq_list(settings, sink=args.sink, limit=args.limit)
             if not letters:

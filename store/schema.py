@@ -17,6 +17,9 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from models.alert import FINGERPRINT_MAX, RECEIVER_MAX
+from models.incident import COMMAND_ID_MAX, INCIDENT_ID_MAX
+
 __all__ = [
     "UTCDateTime",
     "alerts",
@@ -63,14 +66,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 alerts = Table(
     "alerts",
     metadata,
-    Column("fingerprint", String(64), primary_key=True),
+    Column("fingerprint", String(FINGERPRINT_MAX), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("labels", JSON, nullable=False),
     Column("annotations", JSON, nullable=False),
     Column("starts_at", UTCDateTime, nullable=False),
     Column("ends_at", UTCDateTime, nullable=True),
     Column("generator_url", Text, nullable=True),
-    Column("receiver", String(255), nullable=False),
+    Column("receiver", String(RECEIVER_MAX), nullable=False),
     Column("group_key", Text, nullable=False),
     Column("external_url", Text, nullable=True),
     Column("first_received_at", UTCDateTime, nullable=False),
@@ -149,8 +152,8 @@ incident_events = Table(
 commands = Table(
     "commands",
     metadata,
-    Column("command_id", String(128), primary_key=True),
-    Column("incident_id", String(64), nullable=False),
+    Column("command_id", String(COMMAND_ID_MAX), primary_key=True),
+    Column("incident_id", String(INCIDENT_ID_MAX), nullable=False),
     Column("action", String(16), nullable=False),
     Column("applied_at", UTCDateTime, nullable=False),
 )

@@ -4,8 +4,10 @@ Agents are thin adapters: they decode records, hand batches to :class:`streams.p
 and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
 open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes
 nothing. Per-event errors are handled inside the agents: an exception escaping an agent can skip
-that event's offset on restart (faust issue #315). Database errors are retried until they pass,
-so an offset is never committed past an unapplied record.
+that event's offset on restart (faust issue #315). Transient database errors are retried until
+they pass, so an offset is never committed past an unapplied record; a poison record (it does not
+decode, or the store refuses it for good) is isolated from its batch and quarantined with its
+reason (streams/failures.py, streams/quarantine.py), so the rest of the partition moves on.
 
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
@@ -28,10 +30,10 @@ so an offset is never committed past an unapplied record.
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 import mode
@@ -39,12 +41,16 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.alert import AlertRecord, RecordPosition
+from models.events import IncidentEvent
+from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
 from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
+from streams.failures import RETRIED, isolate, reason_of, retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
+from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPoison
 from streams.record_time import RecordTime
 from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
@@ -55,7 +61,6 @@ __all__ = ["broker_urls", "create_app", "retry_transient"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 #: How long a stopping worker waits for its relay process to publish what is left and exit.
 RELAY_STOP_SECONDS = 10.0
 #: How often the worker checks that its relay process runs.
@@ -94,22 +99,12 @@ def loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def retry_transient(
-    what: str,
-    step: Callable[[], Awaitable[T]],
-    *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    max_delay: float = 30.0,
-) -> T:
-    """Run ``step`` until it succeeds, backing off on database errors (never skipping work)."""
-    delay = 0.2
-    while True:
-        try:
-            return await step()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
-            await sleep(delay)
-            delay = min(delay * 2, max_delay)
+def _exit_poisoned(problem: TooMuchPoison) -> None:
+    """Leave at once, without committing the record that crossed the limit (streams/quarantine.py)."""
+    log.error("%s; exiting with status %d", problem, EXIT_POISONED)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_POISONED)
 
 
 def _refuse(decoded: Decoded[Any], where: str, stats: WorkerMetrics) -> None:
@@ -119,12 +114,38 @@ def _refuse(decoded: Decoded[Any], where: str, stats: WorkerMetrics) -> None:
     log.error("skipping record at %s: %s", where, decoded.refused)
 
 
+class _TopicWriter:
+    """Quarantine writes through the worker's own producer, on topics it declares once."""
+
+    def __init__(self, app: faust.App, partitions: int) -> None:
+        self._app = app
+        self._partitions = partitions
+        self._topics: dict[str, Any] = {}
+
+    async def write(self, topic: str, record: QuarantinedRecord) -> None:
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._app.topic(
+                topic, key_serializer="raw", value_serializer="raw", partitions=self._partitions
+            )
+            await channel.maybe_declare()
+            self._topics[topic] = channel
+        sent = await channel.send(key=record.key_bytes(), value=record.to_bytes())
+        await sent  # Kafka's acknowledgement
+
+
+def _source(event: Any) -> SourcePosition:
+    message = event.message
+    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+
+
 def create_app(
     settings: Settings,
     *,
     clock: Clock = _utc_now,
     metrics: WorkerMetrics | None = None,
     on_stall: Callable[[float], None] = _exit_stalled,
+    on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
     **overrides: Any,
 ) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
@@ -175,6 +196,16 @@ def create_app(
     record_time = RecordTime(store, max_age=WATERMARK_MAX_AGE)
     relay = RelayProcess(on_published=stats.events_published.inc)
     activity = Activity()
+    quarantine = Quarantine(
+        _TopicWriter(app, settings.topic_partitions),
+        {
+            settings.alerts_topic: settings.alerts_quarantine_topic,
+            settings.commands_topic: settings.commands_quarantine_topic,
+        },
+        PoisonLimit(settings.worker_poison_limit),
+        clock,
+        stats.registry,
+    )
     stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
 
     @app.service
@@ -200,56 +231,92 @@ def create_app(
             await lag.close()
             await engine.dispose()
 
+    async def refuse(event: Any, decoded: Decoded[Any]) -> None:
+        """A record no version of this worker can apply: counted, then quarantined."""
+        _refuse(
+            decoded, f"{event.message.topic}[{event.message.partition}]@{event.message.offset}", stats
+        )
+        error = "newer_schema" if decoded.newer else "undecodable"
+        await quarantine.put(_source(event), event.key, event.value, error, decoded.refused or error)
+
+    async def apply_alerts(part: Sequence[tuple[Any, AlertRecord]]) -> list[IncidentEvent]:
+        records = [record for _, record in part]
+        positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
+        created = await retry_transient(
+            f"applying {len(records)} alerts",
+            partial(pipeline.process_alerts, records, positions),
+        )
+        quarantine.applied()
+        stats.alerts_processed.inc(len(records))
+        return created
+
+    async def poisoned(item: tuple[Any, AlertRecord], exc: BaseException) -> None:
+        event, _ = item
+        await quarantine.put(_source(event), event.key, event.value, type(exc).__name__, reason_of(exc))
+
+    async def alert_batch(events: Sequence[Any]) -> None:
+        items: list[tuple[Any, AlertRecord]] = []
+        for event in events:
+            decoded = decode_alert(event.value)
+            if decoded.record is None:
+                await refuse(event, decoded)
+            else:
+                items.append((event, decoded.record))
+        if not items:  # (poison alone is progress too: its offsets move on)
+            activity.batches += 1
+            return
+        with activity.applying():
+            created = await isolate(items, apply_alerts, poisoned)
+        if created:
+            relay.wake()
+        for event in created:
+            stats.events_created.labels(event.type.value).inc()
+        escalation_metrics.count(created)
+
+    async def command_event(event: Any) -> None:
+        decoded = decode_command(event.value)
+        command = decoded.record
+        if command is None:
+            await refuse(event, decoded)
+            return
+        with activity.applying():
+            try:
+                result = await retry_transient(
+                    f"command {command.command_id}", partial(pipeline.process_command, command)
+                )
+            except RETRIED as exc:  # (retry_transient raises only the permanent ones)
+                await quarantine.put(
+                    _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
+                )
+                return
+        quarantine.applied()
+        relay.wake()
+        log.info(
+            "command %s %s %s: %s",
+            command.command_id,
+            command.action,
+            command.incident_id,
+            result.reason,
+        )
+
     @app.agent(alerts_topic, name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
         window = settings.batch_window_seconds
         async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
-            records: list[AlertRecord] = []
-            positions: list[RecordPosition | None] = []
-            for event in events:
-                where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
-                decoded = decode_alert(event.value)
-                if decoded.record is None:
-                    _refuse(decoded, where, stats)
-                else:
-                    records.append(decoded.record)
-                    positions.append(RecordPosition(event.message.partition, event.message.offset))
-            if not records:  # (poison alone is progress too: its offsets move on)
-                activity.batches += 1
-                continue
-            with activity.applying():
-                created = await retry_transient(
-                    f"applying {len(records)} alerts",
-                    partial(pipeline.process_alerts, records, positions),
-                )
-            stats.alerts_processed.inc(len(records))
-            if created:
-                relay.wake()
-            for event in created:
-                stats.events_created.labels(event.type.value).inc()
-            escalation_metrics.count(created)
+            try:
+                await alert_batch(events)
+            except TooMuchPoison as exc:
+                on_poison_limit(exc)
+                return
 
     @app.agent(commands_topic, name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
-            decoded = decode_command(event.value)
-            command = decoded.record
-            if command is None:
-                _refuse(decoded, where, stats)
-                continue
-            with activity.applying():
-                result = await retry_transient(
-                    f"command {command.command_id}", partial(pipeline.process_command, command)
-                )
-            relay.wake()
-            log.info(
-                "command %s %s %s: %s",
-                command.command_id,
-                command.action,
-                command.incident_id,
-                result.reason,
-            )
+            try:
+                await command_event(event)
+            except TooMuchPoison as exc:
+                on_poison_limit(exc)
+                return
 
     @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
     async def release_maintenance_windows() -> None:
@@ -260,7 +327,7 @@ def create_app(
             if at is not None and await pipeline.release_windows(at):
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("maintenance-window release failed: %s: %s", type(exc).__name__, exc)
+            log.warning("maintenance-window release failed: %s", reason_of(exc))
 
     @app.timer(interval=MEASURE_SECONDS, name="metrics")  # type: ignore[untyped-decorator]
     async def measure() -> None:
@@ -293,7 +360,7 @@ def create_app(
             if at is not None and await pipeline.expire_quiet(at):
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("quiet-period check failed: %s: %s", type(exc).__name__, exc)
+            log.warning("quiet-period check failed: %s", reason_of(exc))
 
     @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:
@@ -308,6 +375,6 @@ def create_app(
             if escalated:
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("escalation run failed: %s: %s", type(exc).__name__, exc)
+            log.warning("escalation run failed: %s", reason_of(exc))
 
     return app

@@ -28,6 +28,22 @@ class StreamSettings(BaseModel):
         default="sevflow-commands",
         description="Topic of manual acknowledge/resolve commands, keyed by incident id.",
     )
+    alerts_quarantine_topic: str = Field(
+        default="sevflow-alerts-quarantine",
+        description="Topic the worker sets poison alert records aside on (they do not decode, "
+        "or the store refuses them for good), with the reason and the original bytes.",
+    )
+    commands_quarantine_topic: str = Field(
+        default="sevflow-commands-quarantine",
+        description="Topic the worker sets poison command records aside on, like the alerts'.",
+    )
+    worker_poison_limit: int = Field(
+        default=100,
+        ge=0,
+        description="More poison records than this in a row (none applied between them) is a "
+        "broken deploy, not poison: the worker quarantines no more and exits with status 70; "
+        "0: no limit.",
+    )
     group_by: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Labels that group alerts into one incident, comma separated. Unset: "

@@ -1,0 +1,210 @@
+"""No record stops the pipeline: 1,000 good alerts with 3 poison records mixed in, written straight
+to the alerts topic (as an older receiver release or a hostile producer would), through a real
+worker on real Kafka, on SQLite and on PostgreSQL.
+
+The 1,000 are stored and each incident is published once on incident-events; the 3 are quarantined
+with their reason and original bytes, listed by ``sevflow dlq list --quarantine`` and sent back by
+``sevflow dlq replay --quarantine`` (quarantined again: they are still poison); the worker keeps
+running and never logs a label value.
+"""
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import create_engine, func, select
+
+from models.alert import FINGERPRINT_MAX
+from receiver.kafka import ensure_topic
+from store.db import normalise_url
+from store.schema import incident_events
+from streams.quarantine import EXIT_POISONED
+from tests.builders import alert
+from tests.conftest import REPO
+from tests.harness import role_env, stored_alerts, wait_for
+from tests.integration.test_worker_failures import Worker
+from tests.kafka_io import read_json_topic
+from tests.store_backends import fresh_database
+
+pytestmark = pytest.mark.integration
+
+GROUPS, PER_GROUP = 100, 10
+SECRET = "poison-label-value-7f3a"
+
+
+def good_records() -> list[tuple[bytes, bytes]]:
+    records = [
+        alert(f"Group{g}", instance=f"i{n}", severity="warning")
+        for g in range(GROUPS)
+        for n in range(PER_GROUP)
+    ]
+    return [(r.fingerprint.encode(), r.to_bytes()) for r in records]
+
+
+def poison_records() -> list[tuple[bytes, bytes]]:
+    long = alert("Poison", instance="long").model_copy(
+        update={"fingerprint": "f" * (FINGERPRINT_MAX + 1)}
+    )
+    nul = alert("Poison", instance="nul").model_copy(
+        update={"labels": {"alertname": "P", "x": SECRET + "\x00"}}
+    )
+    return [
+        (long.fingerprint.encode(), long.to_bytes()),
+        (b"garbage", b"\xff{ not json at all"),
+        (b"nul", nul.to_bytes()),
+    ]
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def sevflow_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sevflow", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    fresh_database(url, create=False)
+    return url
+
+
+def test_poison_is_quarantined_and_everything_else_flows(
+    tmp_path: Path, kafka_bootstrap: str, store_url: str
+) -> None:
+    prefix = f"poison-{uuid.uuid4().hex[:8]}"
+    env = role_env(kafka_bootstrap, prefix, store_url, tmp_path, quiet_period_seconds="3600")
+    alerts_topic, quarantine_topic = f"{prefix}-alerts", f"{prefix}-alerts-quarantine"
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": quarantine_topic,
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    good, poison = good_records(), poison_records()
+    mixed = (
+        good[:100] + poison[:1] + good[100:500] + poison[1:2] + good[500:900] + poison[2:] + good[900:]
+    )
+    asyncio.run(ensure_topic(kafka_bootstrap, alerts_topic, 8))
+    asyncio.run(produce(kafka_bootstrap, alerts_topic, mixed))
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-commands", 8))
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-commands", [(b"inc_x", b'{"action": "ack"}')]))
+
+    engine = create_engine(normalise_url(store_url, asynchronous=False))
+
+    def all_published() -> bool:
+        with engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count())
+                .select_from(incident_events)
+                .where(incident_events.c.published_at.is_(None))
+            ).scalar_one()
+            total = conn.execute(select(func.count()).select_from(incident_events)).scalar_one()
+        return pending == 0 and total >= GROUPS
+
+    def quarantined() -> list[dict[str, object]]:
+        return asyncio.run(read_json_topic(kafka_bootstrap, quarantine_topic, idle_polls=2))
+
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        wait_for(
+            lambda: stored_alerts(engine) == GROUPS * PER_GROUP, 120, f"1,000 alerts ({worker.log})"
+        )
+        wait_for(all_published, 60, "every event published")
+        found = wait_for(lambda: (q := quarantined()) and len(q) >= 3 and q, 60, "3 quarantined")
+        commands = wait_for(
+            lambda: asyncio.run(
+                read_json_topic(kafka_bootstrap, f"{prefix}-commands-quarantine", idle_polls=2)
+            ),
+            60,
+            "the poison command quarantined",
+        )
+        listing = sevflow_cli(env, "dlq", "list", "--quarantine")
+        replay = sevflow_cli(env, "dlq", "replay", "--quarantine")
+        assert replay.returncode == 0, replay.stderr
+        again = wait_for(lambda: (q := quarantined()) and len(q) >= 6 and q, 60, "replayed poison")
+        assert worker.process is not None
+        assert worker.process.poll() is None, "the worker stopped"
+    finally:
+        worker.stop()
+
+    # The 1,000 are stored, once, and each incident was published once.
+    assert stored_alerts(engine) == GROUPS * PER_GROUP
+    engine.dispose()
+    events = asyncio.run(read_json_topic(kafka_bootstrap, f"{prefix}-events"))
+    opened = Counter(e["incident_id"] for e in events if e["type"] == "opened")
+    assert len(opened) == GROUPS
+    assert set(opened.values()) == {1}
+
+    # The 3 are quarantined with where they were read, why, and their bytes.
+    assert len(found) == 3
+    assert {base64.b64decode(str(q["value"])) for q in found} == {v for _, v in poison}
+    assert {base64.b64decode(str(q["key"])) for q in found} == {k for k, _ in poison}
+    assert {q["error"] for q in found} == {"undecodable"}
+    assert all(q["source"]["topic"] == alerts_topic for q in found)  # type: ignore[index]
+    reasons = sorted(str(q["reason"]) for q in found)
+    assert any(r.startswith("fingerprint: ") for r in reasons), reasons
+    assert any(r.startswith("labels: ") for r in reasons), reasons
+    assert SECRET not in json.dumps([q["reason"] for q in found])
+    [command] = commands
+    assert command["source"]["topic"] == f"{prefix}-commands"  # type: ignore[index]
+    assert command["error"] == "undecodable"
+    # Listed, and replayed to the source topic (still poison, so quarantined again).
+    assert listing.returncode == 0, listing.stderr
+    assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 3
+    assert sum(f"{prefix}-commands[" in line for line in listing.stdout.splitlines()) == 1
+    assert "replayed 4 quarantined records" in replay.stdout
+    assert len(again) == 6
+    log = worker.log.read_text()
+    assert SECRET not in log
+    assert "quarantined poison record" in log
+    assert "Traceback" not in log
+
+
+def test_more_poison_in_a_row_than_the_limit_stops_the_worker_loudly(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A bad deploy must not quietly quarantine everything: past SEVFLOW_WORKER_POISON_LIMIT
+    records in a row the worker exits with status 70, and the record that crossed the limit is
+    not quarantined (it is read again at the next start)."""
+    prefix = f"poisonlimit-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = role_env(kafka_bootstrap, prefix, url, tmp_path, worker_poison_limit="2")
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [(b"k", b"not json")] * 3))
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        assert worker.process is not None
+        status = worker.process.wait(120)
+    finally:
+        worker.stop()
+    assert status == EXIT_POISONED
+    found = asyncio.run(read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2))
+    assert [q["source"]["offset"] for q in found] == [0, 1]  # type: ignore[index]
+    assert "SEVFLOW_WORKER_POISON_LIMIT=2" in worker.log.read_text()
