@@ -76,9 +76,18 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "alerts_topic",
         "commands_topic",
         *_STORE,
+        "canary_interval_seconds",
+        "canary_pagerduty_routing_key",
     ),
     ("worker",): (*_KAFKA, "alerts_topic", "commands_topic", "events_topic", *_STORE, "app_id"),
-    ("sinks",): (*_KAFKA, "events_topic", "sinks_dlq_topic", *_STORE),
+    ("sinks",): (
+        *_KAFKA,
+        "events_topic",
+        "sinks_dlq_topic",
+        *_STORE,
+        "canary_interval_seconds",
+        "canary_pagerduty_routing_key",
+    ),
     ("run",): (*_KAFKA, *_STORE, "webhook_tokens", "http_port"),
 }
 
