@@ -127,6 +127,9 @@ class IncidentTimes:
     episodes: tuple[Episode, ...] = ()
     #: The start of the episode the first acknowledgement belongs to (None: ``opened_at``).
     acknowledged_episode_start: datetime | None = None
+    #: Opened by sevflow's end-to-end canary (models.canary): no one responds to it, so a
+    #: report leaves it out.
+    canary: bool = False
 
     @property
     def time_to_acknowledge(self) -> timedelta | None:
@@ -280,8 +283,9 @@ def compute_report(
     *,
     skipped: Mapping[str, int] | None = None,
 ) -> Report:
-    """The report over ``times``; ``now`` decides which unresponded incidents already breached."""
-    items = sorted(times, key=lambda t: t.incident_id)
+    """The report over ``times`` (canary incidents left out); ``now`` decides which unresponded
+    incidents already breached."""
+    items = sorted((t for t in times if not t.canary), key=lambda t: t.incident_id)
     by_severity = {
         severity: _figures(severity, [t for t in items if t.severity is severity], targets, now)
         for severity in Severity
@@ -407,6 +411,7 @@ def times_of(incident: IncidentSnapshot, events: Iterable[IncidentEvent]) -> Inc
         resolved_at=incident.resolved_at if incident.state is IncidentState.RESOLVED else None,
         episodes=tuple(episodes),
         acknowledged_episode_start=ack_episode_start,
+        canary=incident.canary,
     )
 
 

@@ -55,6 +55,7 @@ from models.incident import Incident
 from models.severity import Severity
 
 __all__ = [
+    "CANARY_SNAPSHOT",
     "NEXT_BUSINESS_DAY",
     "PAGERDUTY_TARGET_MAX",
     "Advance",
@@ -388,6 +389,12 @@ class EscalationSnapshot(_Stored):
         return started_at + target
 
 
+#: The snapshot of a canary incident (:mod:`models.canary`): no level, no contact, no response
+#: target at any severity, so its escalation notifies nobody and records no SLA breach. It is still
+#: armed and stored like any other, so the loop's scan is done with it.
+CANARY_SNAPSHOT = EscalationSnapshot(plans={severity: SeverityPlan(levels=()) for severity in Severity})
+
+
 def playbook_policy() -> EscalationPolicy:
     """The incident-response playbook's escalation path, response targets and contacts."""
     return EscalationPolicy(
@@ -558,7 +565,7 @@ def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> Escalati
         incident_id=incident.id,
         generation=incident.flaps,
         started_at=started,
-        snapshot=policy.snapshot(incident.services),
+        snapshot=CANARY_SNAPSHOT if incident.canary else policy.snapshot(incident.services),
         severity=incident.severity,
     )
 

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from models.alert import AlertRecord, RecordPosition
+from models.canary import is_canary
 from models.events import (
     Actor,
     AlertSnapshot,
@@ -206,6 +207,7 @@ class Incident(BaseModel):
     external_url: str | None = None
     generator_url: str | None = None
     impact: str | None = None
+    canary: bool = Field(default=False, description="Opened by the end-to-end canary (models.canary).")
 
     @property
     def is_open(self) -> bool:
@@ -235,6 +237,7 @@ class Incident(BaseModel):
             external_url=self.external_url,
             generator_url=self.generator_url,
             impact=self.impact,
+            canary=self.canary,
         )
 
 
@@ -475,6 +478,7 @@ def _open(
         external_url=record.external_url,
         generator_url=record.generator_url,
         impact=record.annotations.get("impact") or record.annotations.get("description"),
+        canary=is_canary(record.labels),
     )
     reason = f"rule {cls.rule}: " + "; ".join(cls.reasons) if cls.reasons else f"rule {cls.rule}"
     incident = rec.emit(incident, EventType.OPENED, ALERTMANAGER, alert=alert, reason=reason)
@@ -613,11 +617,14 @@ def apply_alert(
 
 
 def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Recorder) -> Incident:
+    # A canary is resolved as soon as its alert is: nobody watches a fix, and its PagerDuty alert
+    # should not stay open for the quiet period.
+    quiet = timedelta(0) if incident.canary else policy.quiet_period
     if (
         incident.is_open
         and incident.alerts_firing == 0
         and incident.quiet_since is not None
-        and now >= incident.quiet_since + policy.quiet_period
+        and now >= incident.quiet_since + quiet
     ):
         incident = incident.model_copy(
             update={
@@ -631,7 +638,9 @@ def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Re
             incident,
             EventType.RESOLVED,
             SEVFLOW,
-            reason=f"all alerts resolved for {policy.quiet_period}",
+            reason="the canary's alert resolved"
+            if incident.canary
+            else f"all alerts resolved for {policy.quiet_period}",
         )
     return incident
 

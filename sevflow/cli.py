@@ -85,6 +85,8 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "alerts_topic",
         "commands_topic",
         *_STORE,
+        "canary_interval_seconds",
+        "canary_pagerduty_routing_key",
     ),
     ("worker",): (
         *_KAFKA,
@@ -96,7 +98,14 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         *_STORE,
         "app_id",
     ),
-    ("sinks",): (*_KAFKA, "events_topic", "sinks_dlq_topic", *_STORE),
+    ("sinks",): (
+        *_KAFKA,
+        "events_topic",
+        "sinks_dlq_topic",
+        *_STORE,
+        "canary_interval_seconds",
+        "canary_pagerduty_routing_key",
+    ),
     ("run",): (
         *_KAFKA,
         *_STORE,

@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime
 from types import FrameType
 
+import httpx
 import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
@@ -20,6 +21,7 @@ from models.settings import Settings
 from receiver.app import create_app as create_receiver
 from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings
+from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher
@@ -27,6 +29,7 @@ from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from sevflow.operator_cli import store_problem
 from sevflow.supervisor import STATUS_FILE, supervise
+from sinks.clock import SystemClock
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
 
@@ -122,9 +125,19 @@ def run_receiver(settings: Settings) -> int:
     )
 
     async def serve() -> None:
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        canary = (
+            asyncio.create_task(_run_canary(settings, server, serving))
+            if settings.canary_enabled()
+            else None
+        )
         try:
-            await uvicorn.Server(config).serve()
+            await serving
         finally:
+            if canary is not None:
+                canary.cancel()
+                await asyncio.gather(canary, return_exceptions=True)
             await publisher.close()
             await commands.close()
             await store_engine.dispose()
@@ -142,6 +155,24 @@ def run_receiver(settings: Settings) -> int:
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(serve())
     return 0
+
+
+async def _run_canary(settings: Settings, server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """The end-to-end canary (receiver/canary.py), posting to this receiver once it listens."""
+    while not server.started:
+        if serving.done():
+            return
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]  # the bound one, also for port 0
+    async with httpx.AsyncClient() as client:
+        await Canary(
+            url=loopback_url(settings.http_host, port),
+            authorization=canary_authorization(settings.webhook_tokens, settings.webhook_basic_auth),
+            interval=settings.canary_interval_seconds,
+            resolve_after=settings.canary_resolve_after_seconds,
+            clock=SystemClock(),
+            client=client,
+        ).run()
 
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)

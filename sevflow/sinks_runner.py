@@ -75,7 +75,12 @@ async def serve_sinks(
     tasks: list[asyncio.Task[None]] = []
     consumers_by_task: dict[asyncio.Task[None], tuple[str, SinkConsumer]] = {}
     server: uvicorn.Server | None = None
-    collector = SinkCollector(sinks, settings.sinks_dlq_topic)
+    collector = SinkCollector(
+        sinks,
+        settings.sinks_dlq_topic,
+        canary_interval=settings.canary_interval_seconds if settings.canary_enabled() else 0.0,
+        started_at=clock.now(),
+    )
     if settings.sinks_metrics_port:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(collector)

@@ -56,12 +56,21 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
             )
             for name, key in settings.escalation_pagerduty_routing_keys.items()
         }
+        canary_key = settings.canary_pagerduty_routing_key
+        canary_sender = (
+            PagerDutySender(
+                canary_key, settings.pagerduty_url(), timeout=timeout, ca_file=settings.pagerduty_ca_file
+            )
+            if canary_key is not None
+            else None
+        )
         sinks.append(
             PagerDutySink(
                 sender,
                 effects_for("pagerduty", settings, engine, clock),
                 settings.pagerduty_severities,
                 escalation_senders,
+                canary_sender,
             )
         )
     if settings.slack_token is not None:

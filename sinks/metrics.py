@@ -7,6 +7,7 @@ the operator has fixed the cause and replayed.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -15,6 +16,7 @@ from models.settings import Settings
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
 from sinks.dlq import dlq_list_async
+from sinks.pagerduty import PagerDutySink
 from store.deliveries import DeliveryLog
 
 __all__ = ["SinkCollector", "undelivered_dead_letters"]
@@ -27,12 +29,23 @@ def _breaker(sink: Sink) -> CircuitBreaker | None:
 
 
 class SinkCollector(Collector):
-    """sevflow_sink_circuit_open, sevflow_sink_failures_total, sevflow_sink_stopped and
-    sevflow_dlq_size."""
+    """sevflow_sink_circuit_open, sevflow_sink_failures_total, sevflow_sink_stopped,
+    sevflow_dlq_size and, while the canary runs (``canary_interval`` seconds),
+    sevflow_canary_interval_seconds, sevflow_canary_watch_started_timestamp_seconds and (once one
+    arrived) sevflow_canary_last_delivered_timestamp_seconds."""
 
-    def __init__(self, sinks: Sequence[Sink], dlq_topic: str) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        dlq_topic: str,
+        *,
+        canary_interval: float = 0.0,
+        started_at: datetime | None = None,
+    ) -> None:
         self._sinks = sinks
         self._dlq_topic = dlq_topic
+        self._canary_interval = canary_interval
+        self._started_at = started_at
         self.dlq_size: int | None = None  # None until first measured
         #: Sinks that stopped themselves (too many dead letters in a row) while the others run.
         self.stopped: set[str] = set()
@@ -65,6 +78,31 @@ class SinkCollector(Collector):
             )
             dlq.add_metric([self._dlq_topic], float(self.dlq_size))
             yield dlq
+        yield from self._canary()
+
+    def _canary(self) -> Iterable[Metric]:
+        """What the SevflowCanaryStale rule compares: the last canary PagerDuty accepted, else
+        since when these sinks have been waiting for one, against the interval."""
+        pagerduty = next((s for s in self._sinks if isinstance(s, PagerDutySink)), None)
+        if not self._canary_interval or pagerduty is None:
+            return
+        yield GaugeMetricFamily(
+            "sevflow_canary_interval_seconds",
+            "Seconds between two canary rounds (SEVFLOW_CANARY_INTERVAL_SECONDS).",
+            value=self._canary_interval,
+        )
+        if self._started_at is not None:
+            yield GaugeMetricFamily(
+                "sevflow_canary_watch_started_timestamp_seconds",
+                "When these sinks started waiting for canaries (their start), Unix time.",
+                value=self._started_at.timestamp(),
+            )
+        if pagerduty.canary_delivered_at is not None:
+            yield GaugeMetricFamily(
+                "sevflow_canary_last_delivered_timestamp_seconds",
+                "When PagerDuty last accepted (202) a canary's trigger from these sinks, Unix time.",
+                value=pagerduty.canary_delivered_at.timestamp(),
+            )
 
 
 async def undelivered_dead_letters(settings: Settings, log: DeliveryLog) -> int:

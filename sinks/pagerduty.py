@@ -3,6 +3,12 @@
 ``dedup_key`` = incident id is PagerDuty's own idempotency key, so even a trigger repeated after a
 crash lands on the same alert; the delivery log still keeps the call count at one. The dedup_key is
 stored as the incident's external id: acknowledge/resolve go out only for incidents that were paged.
+
+A canary incident (:mod:`models.canary`) goes to the canary's own routing key
+(``SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY``) at severity ``info``, never to the normal one nor to an
+escalation level's; without that key it is not sent at all. Each canary trigger PagerDuty accepted
+sets :attr:`PagerDutySink.canary_delivered_at` (exported as
+``sevflow_canary_last_delivered_timestamp_seconds``).
 """
 
 import functools
@@ -17,6 +23,7 @@ from sinks.errors import DeliveryError
 from sinks.pagerduty_client import PagerDutySender
 from sinks.pagerduty_format import (
     PagerDutyCall,
+    canary_calls,
     digest_call,
     escalation_calls,
     escalation_followups,
@@ -52,12 +59,16 @@ class PagerDutySink:
         effects: Effects,
         severities: Sequence[Severity],
         escalation_senders: Mapping[str, PagerDutySender] | None = None,
+        canary_sender: PagerDutySender | None = None,
     ) -> None:
         self._sender = sender
         self._effects = effects
         self._severities = frozenset(severities)
         #: PagerDuty targets of the escalation policy that have their own routing key.
         self._escalation = dict(escalation_senders or {})
+        self._canary = canary_sender
+        #: When PagerDuty last accepted (202) a canary's trigger; None since start until one has.
+        self.canary_delivered_at: datetime | None = None
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
         await self._effects.preload(events)
@@ -66,6 +77,9 @@ class PagerDutySink:
         return await each_event(events, self._deliver)
 
     async def _deliver(self, event: IncidentEvent) -> None:
+        if event.incident.canary:
+            await self._page_canary(event)
+            return
         if self._escalation:
             await self._escalate(event)
         await self._page(event)
@@ -88,6 +102,32 @@ class PagerDutySink:
                 refs=lambda result: {"dedup_key": result["dedup_key"]},
                 prior=prior if call.action == likely.action else UNREAD,
             )
+
+    async def _page_canary(self, event: IncidentEvent) -> None:
+        """A canary incident's trigger and resolve, on the canary's routing key only."""
+        if self._canary is None:
+            return
+        candidates = canary_calls(event, paged=True)
+        if not candidates:
+            return
+        refs, prior = await self._effects.log.state(
+            self.name, event.incident_id, str(event.event_id), candidates[0].action
+        )
+        for call in canary_calls(event, paged="dedup_key" in refs):
+            send = functools.partial(self._send_canary, self._canary, call)
+            await self._effects.once(
+                [event],
+                call.action,
+                send,
+                refs=lambda result: {"dedup_key": result["dedup_key"]},
+                prior=prior if call.action == candidates[0].action else UNREAD,
+            )
+
+    async def _send_canary(self, sender: PagerDutySender, call: PagerDutyCall) -> dict[str, str]:
+        result = await self._send_with(sender, call)
+        if call.action == "trigger":  # PagerDuty answered 202: the canary made it end to end
+            self.canary_delivered_at = self._effects.clock.now()
+        return result
 
     async def _settle_storms(self, event: IncidentEvent) -> None:
         """Resolve a storm's digest alert once every incident it summarised has resolved; until
@@ -134,7 +174,7 @@ class PagerDutySink:
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
         """One PagerDuty alert per storm (same dedup_key), re-triggered as incidents join it."""
-        paged = [e for e in events if e.incident.severity in self._severities]
+        paged = [e for e in events if e.incident.severity in self._severities and not e.incident.canary]
         if not paged:
             return []
         scope = f"{STORM_SCOPE}{storm_id}"
@@ -160,3 +200,5 @@ class PagerDutySink:
         self._sender.close()
         for sender in self._escalation.values():
             sender.close()
+        if self._canary is not None:
+            self._canary.close()

@@ -40,8 +40,10 @@ from sinks.limits import (
 )
 
 __all__ = [
+    "CANARY_SEVERITY",
     "PAGERDUTY_SEVERITY",
     "PagerDutyCall",
+    "canary_calls",
     "digest_call",
     "escalation_calls",
     "escalation_followups",
@@ -274,6 +276,18 @@ def pagerduty_calls(
         case EventType.RESOLVED if paged:
             return [PagerDutyCall(action="resolve", dedup_key=key)]
     return []
+
+
+#: PagerDuty severity of the canary's alert: ``info`` (low urgency under PagerDuty's default
+#: "based on alert severity" urgency rule), whatever the incident's SEV.
+CANARY_SEVERITY = "info"
+
+
+def canary_calls(event: IncidentEvent, *, paged: bool) -> list[PagerDutyCall]:
+    """The calls one event of a canary incident needs: as for any incident whatever its severity
+    (``SEVFLOW_PAGERDUTY_SEVERITIES`` does not apply), each trigger at :data:`CANARY_SEVERITY`."""
+    calls = pagerduty_calls(event, paged=paged, severities=frozenset(Severity))
+    return [replace(c, severity=CANARY_SEVERITY) if c.action == "trigger" else c for c in calls]
 
 
 def _acknowledged_there(event: IncidentEvent, key: str) -> bool:

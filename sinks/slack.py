@@ -79,6 +79,8 @@ class SlackSink:
         failures: list[Failure] = []
         waiting: list[IncidentEvent] = []  # updates to coalesce into one post
         for event in events:
+            if event.incident.canary:
+                continue  # sevflow's own canary: nothing for people to read (models.canary)
             try:
                 refs = await self._effects.log.refs(self.name, event.incident_id)
                 if await self._opens(event, refs):

@@ -138,8 +138,11 @@ def status_changes(
     promise: int | None = PLAYBOOK_PROMISE_MINUTES,
 ) -> list[StatusChange]:
     """The changes one event makes; ``published``: the incident is already on the page;
-    ``promise``: the minutes within which an update is promised (the follow-up interval)."""
+    ``promise``: the minutes within which an update is promised (the follow-up interval).
+    A canary incident (:mod:`models.canary`) is never shown: it is no outage of anything."""
     incident = event.incident
+    if incident.canary:
+        return []
     name = clip(incident.title, NAME_MAX)
     qualifies = incident.severity in severities
     impact = IMPACT[incident.severity]

@@ -29,7 +29,11 @@ class StormDetector:
         """Count the openings in ``events`` (a batch is counted before any of it is sent, so a
         storm arriving in one batch is recognised at once)."""
         for event in events:
-            if event.type is EventType.OPENED and event.incident_id not in self._seen:
+            if (
+                event.type is EventType.OPENED
+                and not event.incident.canary
+                and event.incident_id not in self._seen
+            ):
                 self._seen[event.incident_id] = event.occurred_at
                 bisect.insort(self._opened, event.occurred_at)
         if self._opened:  # forget what no window can reach any more
@@ -53,6 +57,7 @@ class StormDetector:
         """Whether this event goes into the digest instead of out on its own."""
         return (
             event.type is EventType.OPENED
+            and not event.incident.canary  # the canary goes out on its own, storm or not
             and event.incident.severity in DIGESTED_SEVERITIES
             and self.active(event.occurred_at)
         )

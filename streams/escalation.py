@@ -181,6 +181,8 @@ class _Result:
     before: EscalationState | None = None
     after: EscalationState | None = None
     events: list[IncidentEvent] = field(default_factory=list)
+    #: A canary incident: its times are not response times (not observed in the metrics).
+    canary: bool = False
 
 
 async def _escalate(
@@ -191,6 +193,7 @@ async def _escalate(
     incident = await tx.lock_incident(incident_id)
     if incident is None:
         return result
+    result.canary = incident.canary
     stored = await etx.load(incident_id)
     result.before = stored
     state = stored
@@ -301,7 +304,7 @@ async def run_escalations(
                 event.reason,
                 event.data.get("targets_text") or event.data.get("kind", ""),
             )
-        if metrics is not None:
+        if metrics is not None and not result.canary:
             metrics.observe(result.before, result.after, result.events)
         events.extend(result.events)
     return events

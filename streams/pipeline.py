@@ -26,6 +26,7 @@ from datetime import datetime
 
 from models.alert import AlertRecord, RecordPosition
 from models.alertmanager import format_group_key
+from models.canary import is_canary
 from models.classification import RuleSet
 from models.escalation import EscalationPolicy
 from models.events import EventType, IncidentEvent
@@ -53,8 +54,11 @@ _OPENING = (EventType.OPENED, EventType.REOPENED)
 
 
 def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
-    """Replace Alertmanager's groupKey by one built from ``group_by`` labels (when configured)."""
-    if not group_by:
+    """Replace Alertmanager's groupKey by one built from ``group_by`` labels (when configured).
+
+    A canary alert keeps its own (one group per round, :func:`models.canary.canary_group_key`):
+    grouped by ``alertname``, every round would reopen the last one's incident."""
+    if not group_by or is_canary(record.labels):
         return record
     key = format_group_key({name: record.labels.get(name, "") for name in group_by})
     return record.model_copy(update={"group_key": key})

@@ -35,6 +35,9 @@ NOT_YET_EXPORTED = {
     "sevflow_sink_failures_total",
     "sevflow_sink_circuit_open",
     "sevflow_sink_stopped",
+    "sevflow_canary_interval_seconds",
+    "sevflow_canary_watch_started_timestamp_seconds",
+    "sevflow_canary_last_delivered_timestamp_seconds",
 }
 #: Series Prometheus itself provides.
 PROMETHEUS = {"up", "ALERTS"}
@@ -263,6 +266,67 @@ def test_rules_fire_when_they_should(tmp_path: Path) -> None:
         "sevflow is 5k records behind on sevflow-alerts and falling further behind."
     )
     tests = tmp_path / "sevflow-rules.test.yml"
+    tests.write_text(yaml.safe_dump(document))
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_stale_canary_pages_and_a_disabled_one_stays_quiet(tmp_path: Path) -> None:
+    """SevflowCanaryStale: no canary reached PagerDuty for three intervals (since the last one,
+    or since the sinks started when none has yet), for 5 minutes. Without the canary the sinks
+    export no interval, and the rule stays quiet."""
+    rule = {r["alert"]: r for r in load_rules()}["SevflowCanaryStale"]
+    assert rule["labels"]["service"] == "sevflow"  # straight to PagerDuty, not through sevflow
+
+    def case(input_series: list[dict[str, str]], checks: list[tuple[str, list[Any]]]) -> dict[str, Any]:
+        return {
+            "interval": "1m",
+            "input_series": input_series,
+            "alert_rule_test": [
+                {"eval_time": at, "alertname": "SevflowCanaryStale", "exp_alerts": alerts}
+                for at, alerts in checks
+            ],
+        }
+
+    interval = series("sevflow_canary_interval_seconds", "300x40", instance="s1")
+    started = series("sevflow_canary_watch_started_timestamp_seconds", "0x40", instance="s1")
+    document = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            # canaries every 5 minutes: quiet throughout
+            case(
+                [
+                    interval,
+                    started,
+                    series(
+                        "sevflow_canary_last_delivered_timestamp_seconds",
+                        "_ 60 60 60 60 60 360x5 660x5 960x5 1260x5 1560x5 1860x5 2160x5",
+                        instance="s1",
+                    ),
+                ],
+                [("20m", []), ("38m", [])],
+            ),
+            # one canary at 2 min, then none: stale after 3 x 300 s, paging 5 minutes later
+            case(
+                [
+                    interval,
+                    started,
+                    series(
+                        "sevflow_canary_last_delivered_timestamp_seconds", "_ _ 120x38", instance="s1"
+                    ),
+                ],
+                [("20m", []), ("25m", [expected(rule, "23m 0s")])],
+            ),
+            # the sinks started and no canary ever arrived
+            case([interval, started], [("14m", []), ("25m", [expected(rule, "25m 0s")])]),
+            # the canary is off: nothing exported, nothing fires
+            case([series("up", "1x40", job="sevflow-sinks", instance="s1")], [("39m", [])]),
+        ],
+    }
+    tests = tmp_path / "canary.test.yml"
     tests.write_text(yaml.safe_dump(document))
     result = subprocess.run(
         [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
