@@ -25,7 +25,7 @@ from tests.conftest import AM_FIXTURES, load_fixture
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
 
 # Any Unicode a JSON body can carry (quotes, escapes, non-ASCII) and the store can hold (no NUL).
-text = st.text(st.characters(exclude_characters="\x00"), max_size=12)
+text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 moments = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))]))
 
 
