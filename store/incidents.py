@@ -90,7 +90,7 @@ class IncidentTx:
         self._events: list[IncidentEvent] = []
         self._dirty_incidents: set[str] = set()
         self._dirty_alerts: set[str] = set()
-        self._progress: dict[int, datetime] = {}
+        self._progress: dict[int, tuple[datetime, int]] = {}
 
     @property
     def connection(self) -> AsyncConnection:
@@ -211,12 +211,27 @@ class IncidentTx:
             self._dirty_alerts.add(outcome.alert.fingerprint)
         self._events.extend(outcome.events)
 
-    def advance(self, progress: Mapping[int, datetime]) -> None:
-        """Queue the newest ``received_at`` applied per alerts-topic partition (written with the
-        changes; a stored time is never moved back)."""
-        for partition, at in progress.items():
-            if partition not in self._progress or at > self._progress[partition]:
-                self._progress[partition] = at
+    async def applied_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """The offset after the last record applied, per alerts-topic partition asked (absent:
+        none recorded). Read after the groups are locked, so a batch applied meanwhile by
+        another worker (a rebalance's overlap) is seen."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        query = select(partition_progress.c.partition, partition_progress.c.next_offset).where(
+            partition_progress.c.partition.in_(wanted), partition_progress.c.next_offset.is_not(None)
+        )
+        return {int(p): int(o) for p, o in (await self._conn.execute(query)).all()}
+
+    def advance(self, progress: Mapping[int, tuple[datetime, int]]) -> None:
+        """Queue, per alerts-topic partition, the newest ``received_at`` applied and the offset
+        after the last record applied (written with the changes; never moved back)."""
+        for partition, (at, offset) in progress.items():
+            known = self._progress.get(partition)
+            if known is None:
+                self._progress[partition] = (at, offset)
+            else:
+                self._progress[partition] = (max(known[0], at), max(known[1], offset))
 
     async def flush(self) -> list[IncidentEvent]:
         """Write everything staged; returns the events written (the outbox rows)."""
@@ -262,12 +277,23 @@ class IncidentTx:
         if self._progress:
             stmt = self._insert(partition_progress)
             stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
+            stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
             await self._conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["partition"],
-                    set_={"newest_received_at": case((given > stored, given), else_=stored)},
+                    set_={
+                        "newest_received_at": case((given > stored, given), else_=stored),
+                        "next_offset": case(
+                            (stored_offset.is_(None), given_offset),
+                            (given_offset > stored_offset, given_offset),
+                            else_=stored_offset,
+                        ),
+                    },
                 ),
-                [{"partition": p, "newest_received_at": at} for p, at in sorted(self._progress.items())],
+                [
+                    {"partition": p, "newest_received_at": at, "next_offset": offset}
+                    for p, (at, offset) in sorted(self._progress.items())
+                ],
             )
             self._progress.clear()
         self._dirty_incidents.clear()

@@ -169,12 +169,17 @@ leases = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
-#: Per alerts-topic partition, the newest ``received_at`` applied: the record time the worker
-#: has reached on it (models/watermark.py). Written in the transaction that applies the records,
-#: only ever moved forward; shared, so workers owning different partitions agree on the watermark.
+#: Per alerts-topic partition, the newest ``received_at`` applied (the record time the worker has
+#: reached on it, models/watermark.py) and the next offset to apply. Written in the transaction
+#: that applies the records, only ever moved forward; shared, so workers owning different
+#: partitions agree on the watermark.
 partition_progress = Table(
     "partition_progress",
     metadata,
     Column("partition", Integer, primary_key=True, autoincrement=False),
     Column("newest_received_at", UTCDateTime, nullable=False),
+    #: The offset after the last record applied: a record below it was applied already (a replay
+    #: after a crash, read again from the last committed offset) and changes nothing, whatever
+    #: the store's state is now.
+    Column("next_offset", BigInteger, nullable=True),
 )

@@ -167,12 +167,15 @@ class Pipeline:
                 min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
             )
             await tx.lock_groups(r.group_key for r in batch)
+            applied = await tx.applied_offsets(p.partition for p in where if p is not None)
             await tx.load_alerts(r.fingerprint for r in batch)
             await tx.lock_incidents(_elsewhere(tx, batch))
             events: list[IncidentEvent] = []
             for original, position in zip(batch, where, strict=True):
                 record, incident = _home(tx, original, self.policy)
                 previous = tx.alert(record.fingerprint)
+                if position is not None and position.offset < applied.get(position.partition, 0):
+                    continue  # a replay: applied already, whatever the store holds since
                 if releasing is not None and not _still_held(previous, releasing):
                     continue  # resolved, or released, since the window's end was read
                 if superseded(record, previous, position):
@@ -198,12 +201,14 @@ class Pipeline:
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
-            progress: dict[int, datetime] = {}
+            progress: dict[int, tuple[datetime, int]] = {}
             for original, position in zip(batch, where, strict=True):
                 if position is not None:
+                    at, offset = original.received_at, position.offset + 1
                     seen = progress.get(position.partition)
-                    if seen is None or original.received_at > seen:
-                        progress[position.partition] = original.received_at
+                    if seen is not None:
+                        at, offset = max(seen[0], at), max(seen[1], offset)
+                    progress[position.partition] = (at, offset)
             tx.advance(progress)
             # Once each: with no quiet period one batch can open and reopen an incident, and a
             # second arming in the transaction would insert its escalation again.

@@ -11,7 +11,7 @@ from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.record_time import RecordTime
 from streams.rules import load_rules
-from tests.builders import T0, alert
+from tests.builders import T0, alert, command
 
 POLICY = LifecyclePolicy(quiet_period=timedelta(minutes=5))
 MAX_AGE = timedelta(seconds=30)
@@ -101,3 +101,23 @@ async def test_the_applied_record_time_never_moves_back(engine) -> None:  # type
     await p.process_alerts([alert(instance="b", at=minutes(4))], [RecordPosition(0, 6)])
     await p.process_alerts([alert(instance="c", at=minutes(2))], [RecordPosition(3, 1)])
     assert await store.partition_progress() == {0: minutes(9), 3: minutes(2)}
+
+
+async def test_a_replayed_repeat_changes_nothing_after_a_hand_resolution(engine) -> None:  # type: ignore[no-untyped-def]
+    """Found by the model-based test (tests/model): an HA peer's repeat of a firing alert is
+    applied (it changes nothing: the alert fires in its open incident), then a resolution by hand
+    requested before the repeat is applied, and the worker, crashed before committing, reads the
+    repeat again. Judged against the store's state of now (resolved more than the reopen window
+    before the repeat), the repeat would open a second incident; it was applied already (its
+    offset is below the partition's applied offset), so it changes nothing, as the first time."""
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    first, repeat = alert(instance="a"), alert(instance="a", at=minutes(70))
+    (opened,) = await p.process_alerts([first], [RecordPosition(0, 0)])
+    assert await p.process_alerts([repeat], [RecordPosition(0, 1)]) == []
+    resolve = command(opened.incident_id, "resolve", at=minutes(1))
+    assert (await p.process_command(resolve)).applied
+    replayed = await p.process_alerts([first, repeat], [RecordPosition(0, 0), RecordPosition(0, 1)])
+    assert replayed == []
+    (incident,) = await store.list_incidents()
+    assert incident.state is IncidentState.RESOLVED

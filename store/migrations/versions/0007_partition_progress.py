@@ -1,7 +1,8 @@
-"""partition_progress: the record time applied per alerts-topic partition
+"""partition_progress: the record time and the offset applied per alerts-topic partition
 
 The quiet-period and maintenance timers act when a watermark of the records applied has passed
-their deadline (models/watermark.py), not the wall clock.
+their deadline (models/watermark.py), not the wall clock; a record below a partition's applied
+offset is a replay and changes nothing.
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +27,7 @@ def upgrade() -> None:
         "partition_progress",
         sa.Column("partition", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("newest_received_at", store.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("partition", name=op.f("pk_partition_progress")),
     )
 
