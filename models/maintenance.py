@@ -17,7 +17,14 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.alert import AlertRecord, RecordPosition
-from models.incident import AlertState, Classification, Incident, alert_state
+from models.incident import (
+    AlertState,
+    Classification,
+    Incident,
+    LifecyclePolicy,
+    alert_state,
+    can_take_back,
+)
 from models.matchers import MatcherError, parse_matcher
 
 __all__ = ["MaintenanceWindow", "covering_window", "released_record", "suppressed_state"]
@@ -65,13 +72,16 @@ def covering_window(
     windows: Iterable[MaintenanceWindow],
     previous: AlertState | None,
     incident: Incident | None = None,
+    policy: LifecyclePolicy | None = None,
 ) -> str | None:
     """The window that holds this record, or None when it is handled normally.
 
     A firing record is held by the first window covering it at its arrival, unless the alert is
-    already firing in ``incident`` (its group's incident) and that incident is open: a window
-    holds what starts firing in it, it does not take an alert out of its incident. A resolution
-    is held only when its firing was held too (it then belongs to no incident).
+    already firing in ``incident`` (its group's incident) and that incident can still take it
+    back (open; or, given ``policy``, resolved by hand within the reopen window: the incident
+    still counts the alert firing): a window holds what starts firing in it, it does not take an
+    alert out of its incident. A resolution is held only when its firing was held too (it then
+    belongs to no incident).
     """
     if record.status == "resolved":
         return previous.suppressed_by if previous is not None else None
@@ -80,8 +90,11 @@ def covering_window(
         and previous.status == "firing"
         and previous.suppressed_by is None
         and incident is not None
-        and incident.is_open
         and previous.incident_id == incident.id
+        and (
+            incident.is_open
+            or (policy is not None and can_take_back(incident, policy, record.received_at))
+        )
     ):
         return None
     for window in windows:

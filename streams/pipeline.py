@@ -182,7 +182,7 @@ class Pipeline:
                     continue  # (held or not: an older state must not replace a newer one)
                 cls = self.rules.classify(record.labels, record.annotations)
                 outcome: Outcome | None
-                window = covering_window(record, windows, previous, incident)
+                window = covering_window(record, windows, previous, incident, self.policy)
                 if window is not None:
                     held = previous is not None and previous.suppressed_by == window
                     same = held and previous is not None and previous.status == record.status

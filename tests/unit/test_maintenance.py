@@ -17,7 +17,7 @@ from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
-from tests.builders import T0, alert
+from tests.builders import T0, alert, command
 from tests.conftest import REPO
 
 WINDOW = MaintenanceWindow(
@@ -153,6 +153,27 @@ async def test_an_alert_firing_before_the_window_stays_in_its_incident(  # type:
     if not still_firing_at_the_end:
         assert await pipeline.release_windows(T0 + timedelta(hours=1)) == []
     assert len(await pipeline.store.list_incidents()) == 1
+
+
+async def test_a_window_does_not_take_an_alert_out_of_an_incident_resolved_by_hand(engine) -> None:  # type: ignore[no-untyped-def]
+    """Found by the model-based test (tests/model): an alert still firing in an incident an
+    operator resolved by hand is re-sent during a window. It is a repeat, not a new firing: the
+    window must not hold it (the incident would still count it firing), and its repeat after the
+    window must not reopen the incident counting it twice."""
+    pipeline = Pipeline(
+        IncidentStore(engine), load_rules(None), LifecyclePolicy(quiet_period=timedelta(minutes=5))
+    )
+    before = T0 - timedelta(minutes=10)
+    (opened, *_) = await pipeline.process_alerts([alert("CheckoutDown", service="checkout", at=before)])
+    resolve = command(opened.incident_id, "resolve", at=before + timedelta(minutes=1))
+    assert (await pipeline.process_command(resolve)).applied
+    await MaintenanceStore(engine).add(WINDOW.model_copy(update={"ends_at": T0 + timedelta(minutes=5)}))
+    during = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=1))
+    after = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=6))
+    assert await pipeline.process_alerts([during, after]) == []
+    (incident,) = await pipeline.store.list_incidents()
+    assert incident.state.value == "resolved"
+    assert incident.alerts_firing == 1
 
 
 def test_released_record_arrives_at_the_window_end() -> None:
