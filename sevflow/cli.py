@@ -81,6 +81,7 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "webhook_basic_auth",
         "allow_unauthenticated",
         "api_tokens",
+        "api_tokens_file",
         *_KAFKA,
         "alerts_topic",
         "commands_topic",
