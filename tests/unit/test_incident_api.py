@@ -3,6 +3,7 @@ document: valid OpenAPI 3.1, served, and describing every route."""
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from receiver.access import Credentials, protect_all
+from models.settings import Settings
+from receiver.access import ROUTE_ACCESS, Credentials, protect_all
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
+from sevflow.admin_api import admin_routes
 from store.db import async_engine
 from tests.builders import CommandRecorder, api_credentials
 from tests.store_backends import fresh_database
@@ -283,12 +286,16 @@ def test_every_incident_api_route_is_documented(tmp_path: Path) -> None:
     commands = [r for r in callback_routes(_NoPublisher()) if r.path.startswith("/api/")]
     document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
-    served = _operations(ours) | _operations(commands)
+    admin = admin_routes(Settings(), engine, clock=lambda: datetime.now(UTC))
+    served = _operations(ours) | _operations(commands) | _operations(admin)
     assert served == documented
     assert ("/api/incidents/{incident_id}/ack", "post") in served  # the commands are covered too
     for path, method in documented - {("/api/openapi.yaml", "get")}:
         operation = document["paths"][path][method]
         assert "401" in operation["responses"], f"{method} {path} does not document 401"
+        assert "403" in operation["responses"], f"{method} {path} does not document 403"
+        scope = ROUTE_ACCESS[method.upper(), path]
+        assert operation["x-sevflow-scope"] == scope, f"{method} {path} documents another scope"
     asyncio.run(engine.dispose())
 
 
