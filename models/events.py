@@ -75,6 +75,8 @@ class Actor(_Frozen):
     note: str | None = Field(
         default=None,
         description="The caller's own words about who or why (free text, display only).",
+        # Left out when empty: events written before the field existed read back byte for byte.
+        exclude_if=lambda note: note is None,
     )
 
 

@@ -161,7 +161,7 @@ def test_list_filters_and_shapes(api: tuple[TestClient, Scenario]) -> None:
     ]
     first = body["incidents"][-1]
     assert first["id"] == scenario.ids["HighErrorRate"]
-    assert first["acknowledged_by"] == {"via": "slack", "name": "alice", "note": None}
+    assert first["acknowledged_by"] == {"via": "slack", "name": "alice"}
     assert first["opened_at"] == "2026-11-27T12:00:00Z"
 
     def ids(**params: str) -> list[str]:
@@ -236,7 +236,7 @@ def test_show_has_timeline_and_alerts(api: tuple[TestClient, Scenario]) -> None:
         "alert_resolved",
         "resolved",
     ]
-    assert body["timeline"][1]["actor"] == {"via": "pagerduty", "name": "bob", "note": None}
+    assert body["timeline"][1]["actor"] == {"via": "pagerduty", "name": "bob"}
     assert [(a["labels"]["alertname"], a["status"]) for a in body["alerts"]] == [
         ("CheckoutDown", "resolved")
     ]
