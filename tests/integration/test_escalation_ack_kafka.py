@@ -107,9 +107,10 @@ async def test_slack_ack_through_kafka_stops_escalation(
     # The worker's side: consume the commands topic and apply them (twice: idempotent).
     raw = await read_all(kafka_bootstrap, commands_topic, 2)
     commands = [Command.model_validate_json(v) for v in raw]
-    assert sorted((c.action, c.actor.via, c.actor.name) for c in commands) == [
-        ("acknowledge", "slack", "alice"),
-        ("resolve", "api", "bob"),
+    # The API's actor is the token's name; the body's "by" is only a note.
+    assert sorted((c.action, c.actor.via, c.actor.name, c.actor.note) for c in commands) == [
+        ("acknowledge", "slack", "alice", None),
+        ("resolve", "api", "ops", "bob"),
     ]
     for command in commands + commands:
         await pipeline.process_command(command)
