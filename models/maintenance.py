@@ -86,7 +86,7 @@ def narrows(text: str) -> bool:
 
 
 def guard_problems(window: MaintenanceWindow, max_hours: float) -> list[str]:
-    """Why the window needs ``--force`` (and is announced in #incidents); empty when it does not.
+    """Why the window needs ``--force``; empty when it does not.
 
     A window is *match-all* when none of its matchers narrows (:func:`narrows`): an alert with no
     labels, or with arbitrary ones, would be held. Its length is ``ends_at - starts_at``."""

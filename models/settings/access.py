@@ -38,7 +38,7 @@ class AccessSettings(BaseModel):
         default=24.0,
         gt=0,
         description='Longest maintenance window created without --force (API: "force": true); '
-        "a longer one, or one matching every alert, is announced in #incidents.",
+        "a longer one, or one matching every alert, needs force; its audit record says so.",
     )
 
     @field_validator("api_tokens", mode="before")
