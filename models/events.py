@@ -65,10 +65,19 @@ class _Frozen(BaseModel):
 
 class Actor(_Frozen):
     """Who made a change and through what: ``via`` is alertmanager, sevflow (timers), api, cli,
-    slack or pagerduty; ``name`` is the user or system name when known."""
+    slack or pagerduty; ``name`` is who the credential says acted: the API token's name, the
+    Slack or PagerDuty user of a verified callback, the operating-system user of the CLI.
+    ``note`` is free text the caller wrote (the API's and CLI's ``by``): shown as written, escaped,
+    never taken for who acted."""
 
     via: str
     name: str | None = None
+    note: str | None = Field(
+        default=None,
+        description="The caller's own words about who or why (free text, display only).",
+        # Left out when empty: events written before the field existed read back byte for byte.
+        exclude_if=lambda note: note is None,
+    )
 
 
 class AlertSnapshot(_Frozen):

@@ -27,7 +27,18 @@ from models.incident import (
 )
 from models.matchers import MatcherError, parse_matcher
 
-__all__ = ["MaintenanceWindow", "covering_window", "released_record", "suppressed_state"]
+__all__ = [
+    "MaintenanceWindow",
+    "covering_window",
+    "guard_problems",
+    "narrows",
+    "released_record",
+    "suppressed_state",
+]
+
+#: Values no real label carries, and each a different shape (a word, a digit, a space, a long
+#: random string): a regex that matches one of them is taken to match any value.
+_PROBES = ("x", "0", " ", "sevflow-probe-9c4e1f2a7b", "Z" * 300)
 
 
 class MaintenanceWindow(BaseModel):
@@ -65,6 +76,37 @@ class MaintenanceWindow(BaseModel):
         if not self.starts_at <= at < self.ends_at:
             return False
         return all(parse_matcher(m).matches(labels, annotations) for m in self.matchers)
+
+
+def narrows(text: str) -> bool:
+    """True when the matcher pins a value: ``name="v"`` with ``v`` not empty, or ``name=~"re"``
+    where ``re`` matches neither the empty string (a missing label) nor any of a few arbitrary
+    probe values. A negative matcher (``!=``, ``!~``) never narrows: it matches every alert that
+    lacks the label, and ``!=""`` any value."""
+    matcher = parse_matcher(text)
+    if matcher.op == "=":
+        return matcher.value != ""
+    if matcher.op == "=~":
+        assert matcher.pattern is not None
+        return not any(matcher.pattern.fullmatch(v) for v in ("", *_PROBES))
+    return False
+
+
+def guard_problems(window: MaintenanceWindow, max_hours: float) -> list[str]:
+    """Why the window needs ``--force``; empty when it does not.
+
+    A window is *match-all* when none of its matchers narrows (:func:`narrows`): an alert with no
+    labels, or with arbitrary ones, would be held. Its length is ``ends_at - starts_at``."""
+    problems = []
+    if not any(narrows(m) for m in window.matchers):
+        problems.append(
+            'it matches every alert: no matcher pins a value (name="value" or name=~"regex" '
+            "that does not match an empty or arbitrary value)"
+        )
+    hours = (window.ends_at - window.starts_at).total_seconds() / 3600
+    if hours > max_hours:
+        problems.append(f"it lasts {hours:g} hours, over the {max_hours:g} allowed without force")
+    return problems
 
 
 def covering_window(

@@ -3,7 +3,8 @@
 A webhook request passes these steps, in this order, and the first that refuses answers:
 
 1. rate limit per source address → 429 + Retry-After (before auth, so guessing is throttled too);
-2. credentials (bearer or basic, constant time) → 401, never saying which part was wrong;
+2. credentials (bearer or basic, constant time) → 401, never saying which part was wrong; a
+   credential without the ``webhook`` scope → 403 naming the scope (receiver/access.py);
 3. content type ``application/json``, not compressed (no ``Content-Encoding`` but identity) → 415;
 4. body size, read at most ``max_body_bytes`` + 1 bytes → 413, within ``body_read_seconds`` → 408;
 5. JSON → 400; the version 4 webhook contract → 422 naming each field and reason;
@@ -29,6 +30,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import cast
 
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
@@ -39,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
-from receiver.auth import WebhookAuth
+from receiver.access import Credentials, protect
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, hung_up, read_capped
 from receiver.errors import body_too_slow, error_response, validation_details
 from receiver.kafka import (
@@ -87,7 +89,7 @@ def request_id_of(header: str | None) -> str:
 def create_app(
     *,
     publisher: AlertPublisher,
-    auth: WebhookAuth,
+    auth: Credentials,
     now: Callable[[], datetime],
     max_body_bytes: int = 1024 * 1024,
     rate_limiter: RateLimiter | None = None,
@@ -100,8 +102,10 @@ def create_app(
 ) -> Starlette:
     """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
 
-    ``extra_routes`` (the incident API, Slack and PagerDuty callbacks) are served beside the
-    webhook, with the same request ids, logs and metrics; each does its own authentication.
+    ``extra_routes`` (the incident and admin API, Slack and PagerDuty callbacks) are served beside
+    the webhook, with the same request ids, logs and metrics. Every route, these too, is served
+    behind the scope :data:`receiver.access.ROUTE_ACCESS` gives it (checked against ``auth``); a
+    route missing there raises :class:`receiver.access.RouteWithoutAccess`.
     """
     limiter = rate_limiter or RateLimiter(0, 1)
     stats = metrics or ReceiverMetrics()
@@ -109,23 +113,25 @@ def create_app(
     # all miss their deadline together; taking turns keeps each one fast.
     slots = asyncio.Semaphore(max_concurrent_publishes)
 
+    def rate_limited(handler: Handler) -> Handler:
+        """Step 1, before the credentials are checked: guessing a token is throttled too."""
+
+        async def limited(request: Request) -> Response:
+            source = request.client.host if request.client else "unknown"
+            wait = limiter.acquire(source, monotonic())
+            if wait > 0:
+                return error_response(
+                    429,
+                    "rate_limited",
+                    "too many requests from this source",
+                    headers={"Retry-After": retry_after_header(wait)},
+                )
+            return await handler(request)
+
+        return limited
+
     async def webhook(request: Request) -> Response:
-        source = request.client.host if request.client else "unknown"
-        wait = limiter.acquire(source, monotonic())
-        if wait > 0:
-            return error_response(
-                429,
-                "rate_limited",
-                "too many requests from this source",
-                headers={"Retry-After": retry_after_header(wait)},
-            )
-        if not auth.allows(request.headers.get("authorization")):
-            return error_response(
-                401,
-                "unauthorized",
-                "missing or invalid credentials",
-                headers={"WWW-Authenticate": 'Bearer realm="sevflow", Basic realm="sevflow"'},
-            )
+        # Steps 1 and 2 (rate limit, credentials with the webhook scope) ran before: see below.
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error_response(415, "unsupported_media_type", "the body must be application/json")
@@ -270,20 +276,28 @@ def create_app(
 
         return wrapped
 
+    def served(path: str, handler: Handler, methods: list[str], level: int, name: str | None) -> Route:
+        """A route behind its scope (receiver.access.ROUTE_ACCESS: a route missing there is
+        refused here, at start), instrumented."""
+        guarded = protect(path, methods, handler, auth)
+        if path == WEBHOOK_PATH:
+            guarded = rate_limited(guarded)
+        return Route(path, instrumented(path, guarded, level), methods=methods, name=name)
+
     return Starlette(
         exception_handlers={HTTPException: _http_error},
         routes=[
-            Route(WEBHOOK_PATH, instrumented(WEBHOOK_PATH, webhook, logging.INFO), methods=["POST"]),
-            Route("/health", instrumented("/health", health, logging.DEBUG), methods=["GET"]),
-            Route("/ready", instrumented("/ready", ready, logging.DEBUG), methods=["GET"]),
-            Route(
-                "/metrics", instrumented("/metrics", metrics_endpoint, logging.DEBUG), methods=["GET"]
-            ),
+            served(WEBHOOK_PATH, webhook, ["POST"], logging.INFO, "webhook"),
+            served("/health", health, ["GET"], logging.DEBUG, "health"),
+            served("/ready", ready, ["GET"], logging.DEBUG, "ready"),
+            served("/metrics", metrics_endpoint, ["GET"], logging.DEBUG, "metrics"),
             *(
-                Route(
+                served(
                     r.path,
-                    instrumented(r.path, r.endpoint, logging.INFO),
-                    methods=sorted(r.methods or {"GET"}),
+                    cast(Handler, r.endpoint),
+                    sorted(r.methods or {"GET"}),
+                    logging.INFO,
+                    r.name,
                 )
                 for r in extra_routes
             ),

@@ -1,8 +1,8 @@
 """Acknowledge and resolve from outside: the HTTP API, Slack buttons and PagerDuty webhooks.
 
 =========================================  ==================================================
-``POST /api/incidents/{id}/ack|resolve``   bearer token (``SEVFLOW_API_TOKENS``); optional JSON
-                                           ``{"by": "alice", "episode": 2}`` (the incident's
+``POST /api/incidents/{id}/ack|resolve``   token with ``write`` scope; optional JSON
+                                           ``{"by": "a note", "episode": 2}`` (the incident's
                                            ``flaps`` as read), for resolve also ``root_cause``,
                                            ``fix``, ``follow_up``; optional ``Idempotency-Key``
 ``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
@@ -49,7 +49,7 @@ from starlette.routing import Route
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.settings import Settings
-from receiver.auth import WebhookAuth
+from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.errors import body_too_slow, error_response
 
@@ -201,7 +201,6 @@ class _Callbacks:
         self,
         publisher: CommandSink,
         *,
-        api_auth: WebhookAuth,
         slack_signing_secret: SecretStr | None,
         pagerduty_secrets: Sequence[SecretStr],
         clock: Clock,
@@ -210,7 +209,6 @@ class _Callbacks:
         body_read_seconds: float,
     ) -> None:
         self._publisher = publisher
-        self._api_auth = api_auth
         self._slack_secret = slack_signing_secret
         self._pd_secrets = list(pagerduty_secrets)
         self._clock = clock
@@ -257,7 +255,8 @@ class _Callbacks:
 
     def api(self, action: Literal["acknowledge", "resolve"]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if not self._api_auth.allows(request.headers.get("authorization")):
+            principal = principal_of(request)
+            if principal is None:  # served without receiver.access.protect: nobody is known
                 return _unauthorized("Bearer")
             incident_id = request.path_params["incident_id"]
             if not _INCIDENT_ID.fullmatch(incident_id):
@@ -265,7 +264,7 @@ class _Callbacks:
             body = await self._body(request)
             if isinstance(body, Response):
                 return body
-            by: str | None = None
+            note: str | None = None
             details: dict[str, str] = {}
             # The episode the caller acts on: given in the body, else the one the store showed
             # when the request was checked (receiver/incident_api.py), else not known.
@@ -278,8 +277,8 @@ class _Callbacks:
                 if not isinstance(document, dict) or not (
                     document.get("by") is None or isinstance(document.get("by"), str)
                 ):
-                    return error_response(422, "invalid_body", 'expected {"by": "<who>"} (optional)')
-                by = _name(document.get("by"))
+                    return error_response(422, "invalid_body", 'expected {"by": "<a note>"} (optional)')
+                note = _name(document.get("by"))
                 problem = _resolution_details(document, action, details)
                 if problem is not None:
                     return error_response(422, "invalid_body", problem)
@@ -300,7 +299,8 @@ class _Callbacks:
                 command_id=command_id,
                 action=action,
                 incident_id=incident_id,
-                actor=Actor(via="api", name=by),
+                # The token's name acts; the body's "by" is only a note shown beside it.
+                actor=Actor(via="api", name=principal.name, note=note),
                 requested_at=self._clock(),
                 episode=episode,
                 **details,
@@ -476,7 +476,6 @@ def _ignored(reason: str) -> JSONResponse:
 def callback_routes(
     publisher: CommandSink,
     *,
-    api_tokens: Sequence[SecretStr] = (),
     slack_signing_secret: SecretStr | None = None,
     pagerduty_secrets: Sequence[SecretStr] = (),
     clock: Clock = _utc_now,
@@ -486,7 +485,8 @@ def callback_routes(
 ) -> list[Route]:
     """The acknowledgement routes, to mount into the receiver's Starlette app.
 
-    The API routes are always served (with no token configured they refuse every request); the
+    The API routes are always served, behind the ``write`` scope the receiver checks
+    (receiver/access.py: the token's name is the command's actor); the
     Slack and PagerDuty routes only when their secret is configured. An empty (or blank) secret or
     token is not configured: an HMAC under an empty key is one anyone can compute."""
     if slack_signing_secret is not None and not slack_signing_secret.get_secret_value().strip():
@@ -494,7 +494,6 @@ def callback_routes(
     pagerduty_secrets = [s for s in pagerduty_secrets if s.get_secret_value().strip()]
     callbacks = _Callbacks(
         publisher,
-        api_auth=WebhookAuth(tokens=api_tokens),
         slack_signing_secret=slack_signing_secret,
         pagerduty_secrets=pagerduty_secrets,
         clock=clock,
@@ -518,10 +517,9 @@ def callback_routes(
 def routes_from_settings(
     settings: Settings, publisher: CommandSink, *, clock: Clock = _utc_now
 ) -> list[Route]:
-    """:func:`callback_routes` configured from settings (API tokens default to the webhook's)."""
+    """:func:`callback_routes` configured from settings."""
     return callback_routes(
         publisher,
-        api_tokens=settings.api_tokens or settings.webhook_tokens,
         slack_signing_secret=settings.slack_signing_secret,
         pagerduty_secrets=settings.pagerduty_webhook_secrets,
         clock=clock,

@@ -12,11 +12,12 @@ With ``commands``, the API's ``POST /api/incidents/{id}/ack`` and ``/resolve`` (
 to acknowledge a resolved one, 200 ``unchanged`` when it is already in that state; only then is
 the command queued (202).
 
-Incident routes need ``Authorization: Bearer <token>`` (one of ``SEVFLOW_API_TOKENS``, which
-default to the webhook tokens) and answer errors as the receiver does,
-``{"error": code, "message": text}``: 401 bad credentials, 400 a bad query parameter (named), 404 an
-unknown incident, 503 when the store cannot be read (transient: retry). Lists are newest first
-with keyset pagination (see :mod:`analytics.incidents`), so paging never repeats or skips.
+Incident routes need ``Authorization: Bearer <token>`` of a ``SEVFLOW_API_TOKENS`` token with the
+``read`` scope (the commands: ``write``; receiver/access.py) and answer errors as the receiver
+does, ``{"error": code, "message": text}``: 401 bad credentials, 403 a missing scope (named), 400 a
+bad query parameter (named), 404 an unknown incident, 503 when the store cannot be read
+(transient: retry). Lists are newest first with keyset pagination (see
+:mod:`analytics.incidents`), so paging never repeats or skips.
 """
 
 import logging
@@ -26,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -43,7 +43,6 @@ from analytics.incidents import (
 from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
-from receiver.auth import WebhookAuth
 from receiver.commands import Action, precheck
 from receiver.errors import error_response
 from store.incidents import IncidentStore
@@ -137,7 +136,6 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 def incident_routes(
     engine: AsyncEngine,
     *,
-    api_tokens: Sequence[SecretStr],
     openapi_document: Path = OPENAPI_DOCUMENT,
     commands: Sequence[Route] = (),
 ) -> list[Route]:
@@ -145,9 +143,12 @@ def incident_routes(
 
     ``commands`` are the API's acknowledge / resolve routes (``api_ack`` and ``api_resolve`` of
     :func:`receiver.callbacks.callback_routes`); they are returned behind a look-up of the
-    incident (:func:`checked_command`)."""
-    auth = WebhookAuth(tokens=api_tokens)
-    checked = [checked_command(route, engine, auth) for route in commands]
+    incident (:func:`checked_command`).
+
+    The routes check no credentials themselves: the receiver serves every route behind the scope
+    :data:`receiver.access.ROUTE_ACCESS` gives it (``read`` for the GETs, ``write`` for the
+    commands); :func:`receiver.access.protect_all` does the same for a test's app."""
+    checked = [checked_command(route, engine) for route in commands]
     try:
         document: bytes | None = openapi_document.read_bytes()  # once, at start-up
     except OSError:
@@ -156,13 +157,6 @@ def incident_routes(
 
     def guarded(handler: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
-            if not auth.allows(request.headers.get("authorization")):
-                return error_response(
-                    401,
-                    "unauthorized",
-                    "missing or invalid credentials",
-                    headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
-                )
             try:
                 return await handler(request)
             except _BadParameter as exc:
@@ -231,7 +225,7 @@ _COMMAND_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 API_COMMAND_ROUTES: dict[str, Action] = {"api_ack": "acknowledge", "api_resolve": "resolve"}
 
 
-def checked_command(route: Route, engine: AsyncEngine, auth: WebhookAuth) -> Route:
+def checked_command(route: Route, engine: AsyncEngine) -> Route:
     """``route`` (``api_ack`` / ``api_resolve``) answering from the store what the worker would
     otherwise drop without a word, before anything is published:
 
@@ -240,7 +234,8 @@ def checked_command(route: Route, engine: AsyncEngine, auth: WebhookAuth) -> Rou
     - 200 ``{"status": "unchanged", "state": …}``: already acknowledged / resolved (nothing is
       queued; a retry of a request that was applied gets this, so the command stays idempotent).
 
-    Only an authenticated request is looked up (no one learns which ids exist without a token).
+    Only an authorised request reaches this (the receiver checks the ``write`` scope first), so no
+    one learns which ids exist without a token.
     When the store cannot be read the command goes through unchecked: acknowledging must work
     while the database is in trouble; the worker applies it once the store is back.
     """
@@ -252,10 +247,8 @@ def checked_command(route: Route, engine: AsyncEngine, auth: WebhookAuth) -> Rou
 
     async def checked(request: Request) -> Response:
         incident_id = request.path_params["incident_id"]
-        if not auth.allows(request.headers.get("authorization")) or not _COMMAND_ID.fullmatch(
-            incident_id
-        ):
-            return await endpoint(request)  # its own 401, or 422 for a malformed id
+        if not _COMMAND_ID.fullmatch(incident_id):
+            return await endpoint(request)  # its 422 for a malformed id
         try:
             incident = await store.get(incident_id)
         except SQLAlchemyError as exc:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from models.settings import Settings
 from sevflow import escalation_cli, operator_cli
+from sevflow.audit_cli import add_audit_command, run_audit
 from sevflow.dlq_cli import add_dlq_command, run_dlq
 from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
 
@@ -71,7 +72,8 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "alerts_topic",
         "commands_topic",
     ),
-    ("maintenance", "add"): _STORE,
+    ("maintenance", "add"): (*_STORE, "maintenance_max_hours"),
+    ("audit",): _STORE,
     ("maintenance", "list"): _STORE,
     ("maintenance", "end"): _STORE,
     ("receiver",): (
@@ -81,6 +83,8 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "webhook_basic_auth",
         "allow_unauthenticated",
         "api_tokens",
+        "api_tokens_file",
+        "maintenance_max_hours",
         *_KAFKA,
         "alerts_topic",
         "commands_topic",
@@ -167,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
     add_maintenance_command(sub)
+    add_audit_command(sub)
     _document_settings(parser)
     return parser
 
@@ -197,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_maintenance(settings, args)
     if args.command == "dlq":
         return run_dlq(settings, args)
+    if args.command == "audit":
+        return run_audit(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:

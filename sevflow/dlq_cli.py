@@ -2,16 +2,27 @@
 ``--quarantine``, the input records the worker set aside as poison (streams/quarantine.py)."""
 
 import argparse
+import asyncio
+import getpass
 import sys
-from typing import TextIO
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TextIO, TypeVar
 
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.settings import Settings
-from sinks.dlq import StoreUnreadable, dlq_list, dlq_replay
-from streams.quarantine import quarantine_list, quarantine_replay
+from sevflow.admin import Who, replay_dead_letters, replay_quarantined
+from sevflow.operator_cli import store_problem
+from sinks.dlq import StoreUnreadable, dlq_list
+from store.db import async_engine
+from streams.quarantine import quarantine_list
 
 __all__ = ["add_dlq_command", "run_dlq"]
+
+T = TypeVar("T")
 
 
 def _positive(value: str) -> int:
@@ -68,9 +79,27 @@ def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
 
 
+async def _audited(
+    settings: Settings, replay: Callable[[AsyncEngine, Who, datetime], Awaitable[T]]
+) -> T:
+    """Run ``replay`` as the login user, recorded in the audit log of the incident store."""
+    engine = async_engine(settings.sqlalchemy_url())
+    try:
+        return await replay(engine, Who(getpass.getuser(), "cli"), datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
 def _run_quarantine(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     if args.dlq_action == "replay":
-        sent = quarantine_replay(settings, source=args.source, offsets=args.positions)
+        sent = asyncio.run(
+            _audited(
+                settings,
+                lambda engine, who, now: replay_quarantined(
+                    settings, engine, source=args.source, positions=args.positions, who=who, now=now
+                ),
+            )
+        )
         print(f"replayed {sent} quarantined records to their source topics", file=out)
         return 0
     records = quarantine_list(settings, source=args.source, limit=args.limit)
@@ -119,7 +148,14 @@ def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
                     file=out,
                 )
             return 0
-        replayed = dlq_replay(settings, sink=args.sink, event_ids=args.events)
+        replayed = asyncio.run(
+            _audited(
+                settings,
+                lambda engine, who, now: replay_dead_letters(
+                    settings, engine, sink=args.sink, event_ids=args.events, who=who, now=now
+                ),
+            )
+        )
         print(
             f"replayed {replayed.letters} dead letters, followed by {replayed.later} later events "
             "of their incidents",
@@ -128,6 +164,12 @@ def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
         return 0
     except StoreUnreadable as exc:
         print(f"sevflow dlq: nothing replayed: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # the replay was sent; its audit record could not be written
+        print(
+            f"sevflow dlq: replayed, but not recorded in the audit log: {store_problem(exc)}",
+            file=sys.stderr,
+        )
         return 1
     except (KafkaError, OSError, TimeoutError) as exc:
         print(

@@ -3,8 +3,9 @@
 ``ack`` and ``resolve`` look the incident up in the store first: no such incident, or
 acknowledging a resolved one, is an error (exit 1), and an incident already in that state is
 reported and left alone (exit 0). Otherwise they publish a command to the commands topic, exactly
-as the HTTP API and the Slack / PagerDuty callbacks do (``Actor(via="cli", name=<--by or the
-login name>)``); the worker applies it and the escalation stops.
+as the HTTP API and the Slack / PagerDuty callbacks do (``Actor(via="cli", name=<the login
+name>, note=<--by>)``: ``--by`` is a note shown beside the actor, never the actor); the worker
+applies it and the escalation stops.
 
 ``escalations`` reads the store and prints, for every escalation that may still fire, what fires
 next and when (and the response-target deadline); with an incident id it also prints what
@@ -70,6 +71,7 @@ async def send_command(
     now: datetime,
     details: dict[str, str] | None = None,
     episode: int | None = None,
+    note: str | None = None,
 ) -> Command:
     """Publish one acknowledge/resolve command from the command line; returns it.
 
@@ -79,7 +81,7 @@ async def send_command(
         command_id=f"cli:{uuid.uuid4().hex}",
         action=action,
         incident_id=incident_id,
-        actor=Actor(via="cli", name=by),
+        actor=Actor(via="cli", name=by, note=note),
         requested_at=now,
         episode=episode,
         **(details or {}),
@@ -147,7 +149,8 @@ def _command(
                 publisher,
                 incident_id,
                 action,
-                by=by or _login(),
+                by=_login(),
+                note=by,
                 now=datetime.now(UTC),
                 details=details,
                 episode=episode,
@@ -287,7 +290,11 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
         parser.add_argument("incident_id", help="the incident id (inc_…)")
-        parser.add_argument("--by", default=None, help="who (default: your login name)")
+        parser.add_argument(
+            "--by",
+            default=None,
+            help="a note on who or why, shown beside your login name (which is the actor)",
+        )
         if name == "resolve":
             for flag, what in (
                 ("--root-cause", "what caused it"),

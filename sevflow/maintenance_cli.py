@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import getpass
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -16,8 +15,8 @@ from typing import TextIO
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.maintenance import MaintenanceWindow
 from models.settings import Settings
+from sevflow.admin import Who, create_window, end_window, new_window
 from sevflow.operator_cli import store_problem
 from store.db import async_engine
 from store.maintenance import MaintenanceStore
@@ -60,6 +59,12 @@ def add_maintenance_command(sub: "argparse._SubParsersAction[argparse.ArgumentPa
     add.add_argument("--start", default="now", help="now (default), +30m, +2h or an RFC 3339 time")
     add.add_argument("--end", required=True, help="+2h, or an RFC 3339 time")
     add.add_argument("--comment", default="", help="why (shown in listings)")
+    add.add_argument(
+        "--force",
+        action="store_true",
+        help="create a window that matches every alert or lasts over "
+        "SEVFLOW_MAINTENANCE_MAX_HOURS (recorded in the audit log)",
+    )
     listing = actions.add_parser("list", help="current and future windows")
     listing.add_argument("--all", action="store_true", help="past windows too")
     end = actions.add_parser("end", help="end a window now")
@@ -70,16 +75,21 @@ async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out:
     engine = async_engine(settings.sqlalchemy_url())
     store = MaintenanceStore(engine)
     try:
+        who = Who(getpass.getuser(), "cli")
         if args.maintenance_action == "add":
-            window = MaintenanceWindow(
-                id="mw_" + uuid.uuid4().hex[:12],
-                matchers=tuple(args.matchers),
-                starts_at=parse_when(args.start, now),
-                ends_at=parse_when(args.end, now),
-                comment=args.comment,
-                created_by=getpass.getuser(),
+            window = new_window(
+                args.matchers, parse_when(args.start, now), parse_when(args.end, now), args.comment, who
             )
-            await store.add(window)
+            forced = await create_window(
+                engine,
+                window,
+                force=args.force,
+                max_hours=settings.maintenance_max_hours,
+                who=who,
+                now=now,
+            )
+            for problem in forced:
+                print(f"sevflow maintenance: forced: {problem}", file=sys.stderr)
             print(
                 f"{window.id}: {', '.join(window.matchers)} from {window.starts_at:%Y-%m-%d %H:%M} "
                 f"to {window.ends_at:%Y-%m-%d %H:%M} UTC",
@@ -87,7 +97,7 @@ async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out:
             )
             return 0
         if args.maintenance_action == "end":
-            ended = await store.end(args.window_id, now)
+            ended = await end_window(engine, args.window_id, who=who, now=now)
             if ended is None:
                 print(f"sevflow maintenance: no window {args.window_id}", file=sys.stderr)
                 return 1

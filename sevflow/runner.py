@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
+from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
-from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings
 from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
@@ -27,13 +27,14 @@ from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
+from sevflow.admin_api import admin_routes
 from sevflow.operator_cli import store_problem
 from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
 
-__all__ = ["init_db", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
+__all__ = ["init_db", "receiver_credentials", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
 log = logging.getLogger("sevflow")
 
@@ -69,11 +70,39 @@ def init_db(settings: Settings) -> int:
     return 0
 
 
+def receiver_credentials(settings: Settings) -> Credentials:
+    """The receiver's credentials: the scoped API tokens (the variable and the file, whose mode
+    is checked: raises :class:`TokenFileError`) and the webhook's, which carry the ``webhook``
+    scope only."""
+    tokens = list(settings.api_tokens)
+    if settings.api_tokens_file is not None:
+        tokens += load_token_file(settings.api_tokens_file)
+    if not tokens and settings.webhook_tokens:
+        # Until this release the API took the webhook tokens when SEVFLOW_API_TOKENS was unset.
+        log.warning(
+            "SEVFLOW_API_TOKENS is unset: the incident API refuses every request, and the webhook "
+            "tokens no longer open it (they carry the webhook scope only). A client of the API "
+            "needs its own token: SEVFLOW_API_TOKENS=<name>:read,write:<secret> (read: GET "
+            "/api/incidents; write: ack/resolve; admin: maintenance, DLQ replay)"
+        )
+    return Credentials(
+        tokens,
+        webhook_tokens=settings.webhook_tokens,
+        webhook_basic=settings.webhook_basic_auth,
+        allow_unauthenticated=settings.allow_unauthenticated,
+    )
+
+
 def run_receiver(settings: Settings) -> int:
     """Serve the webhook until SIGINT/SIGTERM."""
     problem = settings.webhook_auth_problem()
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
+        return 2
+    try:
+        credentials = receiver_credentials(settings)
+    except (TokenFileError, ValueError) as exc:
+        print(f"sevflow: {exc}", file=sys.stderr)
         return 2
     store_engine = async_engine(settings.sqlalchemy_url())
     commands = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
@@ -88,11 +117,7 @@ def run_receiver(settings: Settings) -> int:
     callbacks = routes_from_settings(settings, commands)
     app = create_receiver(
         publisher=publisher,
-        auth=WebhookAuth(
-            settings.webhook_tokens,
-            settings.webhook_basic_auth,
-            allow_unauthenticated=settings.allow_unauthenticated,
-        ),
+        auth=credentials,
         now=_utc_now,
         metrics=ReceiverMetrics(roles_file=settings.data_dir / STATUS_FILE),
         max_body_bytes=settings.max_body_bytes,
@@ -102,10 +127,10 @@ def run_receiver(settings: Settings) -> int:
         extra_routes=[
             *incident_routes(
                 store_engine,
-                api_tokens=settings.api_tokens or settings.webhook_tokens,
                 commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
             ),
             *(r for r in callbacks if r.name not in API_COMMAND_ROUTES),
+            *admin_routes(settings, store_engine, clock=_utc_now),
         ],
     )
     config = uvicorn.Config(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.escalation import Target, escalation_targets
-from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from models.events import Actor, EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from sinks.limits import (
     SLACK_CHANNEL_NAME_MAX,
     SLACK_SECTION_TEXT_MAX,
@@ -113,6 +113,11 @@ def _quote(text: str, incident_id: str, limit: int = FIELD_MAX) -> str:
     return clip_mrkdwn(escape(text), limit, marker)
 
 
+def _note(actor: Actor, incident_id: str) -> str:
+    """The caller's free-text note, escaped (never a mention), or nothing."""
+    return f" — “{_quote(actor.note, incident_id, LINE_FIELD_MAX)}”" if actor.note else ""
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
 
@@ -147,8 +152,8 @@ def _buttons(incident_id: str, episode: int) -> dict[str, Any]:
 def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
     by = incident.acknowledged_by
     if by is not None and by.name:
-        if _MENTION.match(by.name):
-            return by.name
+        if by.via == "slack" and _MENTION.match(by.name):
+            return by.name  # a verified Slack user's own id; nobody else's name is a mention
         return _quote(by.name if by.name.startswith("@") else f"@{by.name}", incident.id, LINE_FIELD_MAX)
     return default_lead
 
@@ -269,7 +274,10 @@ def update_line(event: IncidentEvent) -> str | None:
         case EventType.ACKNOWLEDGED:
             who = event.actor.name or event.actor.via
             via = _quote(event.actor.via, incident.id, LINE_FIELD_MAX)
-            return f":eyes: Acknowledged by {_quote(who, incident.id, LINE_FIELD_MAX)} (via {via})"
+            return (
+                f":eyes: Acknowledged by {_quote(who, incident.id, LINE_FIELD_MAX)} (via {via})"
+                f"{_note(event.actor, incident.id)}"
+            )
         case EventType.ESCALATED:
             return _escalation_line(event)
         case EventType.SLA_BREACHED:
@@ -315,7 +323,7 @@ def resolution(event: IncidentEvent) -> SlackMessage:
         f"*Follow-up:* {recorded('follow_up', 'None recorded yet')}"
     )
     who = incident.resolved_by or event.actor
-    context = f"Resolved by {_quote(who.name or who.via, incident.id)}" + (
+    context = f"Resolved by {_quote(who.name or who.via, incident.id)}{_note(who, incident.id)}" + (
         f" ({_quote(event.reason, incident.id)})" if event.reason else ""
     )
     blocks = [

@@ -17,8 +17,10 @@ from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from models.audit import AuditEntry
 from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import AlertState, Incident, Outcome
+from store.audit import record as record_audit
 from store.chunking import chunks
 from store.db import reader
 from store.schema import (
@@ -186,6 +188,10 @@ class IncidentTx:
             select(commands.c.command_id).where(commands.c.command_id == command_id)
         )
         return result.first() is not None
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Record ``entry`` in the audit log, in this transaction."""
+        await record_audit(self._conn, entry)
 
     async def record_command(self, command_id: str, incident_id: str, action: str, at: datetime) -> None:
         await self._conn.execute(

@@ -4,10 +4,11 @@ Each part declares its tables in its own module on the shared :data:`store.schem
 importing this module registers them all.
 """
 
+import store.audit
 import store.escalation_schema
 import store.sinks_schema
 from store.schema import metadata
 
 __all__ = ["metadata"]
 
-_REGISTERED = (store.escalation_schema, store.sinks_schema)
+_REGISTERED = (store.audit, store.escalation_schema, store.sinks_schema)

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from models.alert import AlertRecord, RecordPosition
 from models.alertmanager import format_group_key
+from models.audit import AuditEntry
 from models.canary import is_canary
 from models.classification import RuleSet
 from models.escalation import EscalationPolicy
@@ -112,6 +113,19 @@ def _home(
 def _still_held(previous: AlertState | None, window_id: str) -> bool:
     """True when the alert's latest state is firing and held by ``window_id``."""
     return previous is not None and previous.status == "firing" and previous.suppressed_by == window_id
+
+
+def command_audit(command: Command) -> AuditEntry:
+    """The audit log's record of a manual acknowledgement or resolution that was applied."""
+    return AuditEntry(
+        at=command.requested_at,
+        action=f"incident.{command.action}d",
+        actor=command.actor.name or command.actor.via,
+        via=command.actor.via,
+        target=command.incident_id,
+        details={"command_id": command.command_id},
+        note=command.actor.note,
+    )
 
 
 @dataclass(frozen=True)
@@ -235,6 +249,7 @@ class Pipeline:
             if outcome is None:
                 return CommandResult(False, f"incident is already {incident.state.value}")
             tx.stage(outcome)
+            await tx.audit(command_audit(command))  # committed with the change, or not at all
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
 
     async def release_windows(self, watermark: datetime) -> list[IncidentEvent]:

@@ -2,11 +2,15 @@
 
 from datetime import UTC, datetime, timedelta
 
+from pydantic import SecretStr
+
+from models.access import ApiToken, Scope
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.events import Actor
 from models.fingerprint import fingerprint
 from models.incident import Command
+from receiver.access import Credentials
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -58,3 +62,19 @@ class CommandRecorder:
 
     async def publish(self, command: Command) -> None:
         self.commands.append(command)
+
+
+def api_credentials(
+    *secrets: "SecretStr | str", scopes: str = "read,write", name: str = "ops"
+) -> Credentials:
+    """Credentials holding ``secrets`` as API tokens named ``name`` with ``scopes``."""
+    return Credentials(
+        [
+            ApiToken(
+                name=name,
+                scopes=frozenset(Scope(s) for s in scopes.split(",")),
+                secret=s if isinstance(s, SecretStr) else SecretStr(s),
+            )
+            for s in secrets
+        ]
+    )

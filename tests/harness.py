@@ -120,6 +120,8 @@ class Sevflow:
     kafka_bootstrap: str
     database_url: str
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The API's token (read, write and admin scopes); the webhook token has the webhook scope only.
+    api_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     port: int = field(default_factory=free_port)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     process: subprocess.Popen[bytes] | None = None
@@ -153,6 +155,7 @@ class Sevflow:
             SEVFLOW_DATA_DIR=str(self.workdir / "data"),
             SEVFLOW_HTTP_PORT=str(self.port),
             SEVFLOW_WEBHOOK_TOKENS=self.token,
+            SEVFLOW_API_TOKENS=f"e2e:read,write,admin:{self.api_token}",
             # Every topic, consumer group and port of its own: tests never see each other.
             SEVFLOW_EVENTS_TOPIC=f"e2e-events-{self.suffix}",
             SEVFLOW_COMMANDS_TOPIC=f"e2e-commands-{self.suffix}",

@@ -11,6 +11,7 @@ combines them, so every variable still lives under the one ``SEVFLOW_`` prefix.
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.settings.access import AccessSettings
 from models.settings.canary import CanarySettings
 from models.settings.core import CoreSettings
 from models.settings.escalation import EscalationSettings
@@ -31,6 +32,7 @@ class Settings(
     EscalationSettings,
     RunSettings,
     CanarySettings,
+    AccessSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 

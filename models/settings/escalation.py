@@ -59,12 +59,6 @@ class EscalationSettings(BaseModel):
         "alert (SEVFLOW_PAGERDUTY_ROUTING_KEY): a key for it here would page it twice. Keys stay "
         "here and never travel in events.",
     )
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list,
-        description="Bearer tokens of the incident API (GET /api/incidents, GET "
-        "/api/incidents/{id}, POST /api/incidents/{id}/ack and /resolve), comma separated "
-        "(several allow rotation). Unset: the webhook tokens (SEVFLOW_WEBHOOK_TOKENS).",
-    )
     slack_signing_secret: SecretStr | None = Field(
         default=None,
         description="Slack app signing secret: verifies X-Slack-Signature on "
@@ -90,7 +84,7 @@ class EscalationSettings(BaseModel):
 
     # Validator names must be unique across the settings mixins: Settings inherits them all, and a
     # same-named method of an earlier mixin would silently replace this one.
-    @field_validator("api_tokens", "pagerduty_webhook_secrets", mode="before")
+    @field_validator("pagerduty_webhook_secrets", mode="before")
     @classmethod
     def _split_escalation_lists(cls, value: object) -> object:
         return _split(value)

@@ -165,7 +165,7 @@ def cli(sevflow: Sevflow, *argv: str) -> subprocess.CompletedProcess[str]:
 def incident_json(sevflow: Sevflow, incident_id: str) -> dict[str, Any]:
     response = httpx.get(
         f"{sevflow.url}/api/incidents/{incident_id}",
-        headers={"Authorization": f"Bearer {sevflow.token}"},
+        headers={"Authorization": f"Bearer {sevflow.api_token}"},
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -298,7 +298,7 @@ def test_unacknowledged_sev1_escalates_until_acknowledged_in_pagerduty(
         def escalations() -> list[dict[str, Any]]:
             response = httpx.get(
                 f"{sevflow.url}/api/incidents/{incident_id}",
-                headers={"Authorization": f"Bearer {sevflow.token}"},
+                headers={"Authorization": f"Bearer {sevflow.api_token}"},
                 timeout=10,
             )
             return [e for e in response.json()["timeline"] if e["type"] == "escalated"]

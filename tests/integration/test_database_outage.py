@@ -50,7 +50,7 @@ def run_through_outage(
     run = PagedRun(tmp_path, kafka_bootstrap, url, fake_pagerduty, tls_cert)
     sevflow = run.sevflow
     api = httpx.Client(
-        base_url=sevflow.url, headers={"Authorization": f"Bearer {sevflow.token}"}, timeout=45
+        base_url=sevflow.url, headers={"Authorization": f"Bearer {sevflow.api_token}"}, timeout=45
     )
     api_statuses: Counter[int] = Counter()
 

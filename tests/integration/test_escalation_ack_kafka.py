@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from models.escalation import playbook_policy
 from models.incident import Command, LifecyclePolicy
+from receiver.access import protect_all
 from receiver.callbacks import callback_routes, slack_signature
 from receiver.commands import CommandPublisher
 from receiver.kafka import ensure_topic
@@ -25,7 +26,7 @@ from streams.escalation import run_escalations
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
-from tests.builders import T0, alert
+from tests.builders import T0, alert, api_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +69,8 @@ async def test_slack_ack_through_kafka_stops_escalation(
     # A Slack click (signed) and an API resolve of the other incident, through real Kafka.
     now = T0 + 5 * M
     publisher = CommandPublisher(kafka_bootstrap, commands_topic)
-    app = Starlette(
-        routes=callback_routes(
-            publisher, api_tokens=[TOKEN], slack_signing_secret=SECRET, clock=lambda: now
-        )
-    )
+    routes = callback_routes(publisher, slack_signing_secret=SECRET, clock=lambda: now)
+    app = Starlette(routes=protect_all(routes, api_credentials(TOKEN)))
     payload = {
         "type": "block_actions",
         "user": {"id": "U1", "username": "alice"},
@@ -109,9 +107,10 @@ async def test_slack_ack_through_kafka_stops_escalation(
     # The worker's side: consume the commands topic and apply them (twice: idempotent).
     raw = await read_all(kafka_bootstrap, commands_topic, 2)
     commands = [Command.model_validate_json(v) for v in raw]
-    assert sorted((c.action, c.actor.via, c.actor.name) for c in commands) == [
-        ("acknowledge", "slack", "alice"),
-        ("resolve", "api", "bob"),
+    # The API's actor is the token's name; the body's "by" is only a note.
+    assert sorted((c.action, c.actor.via, c.actor.name, c.actor.note) for c in commands) == [
+        ("acknowledge", "slack", "alice", None),
+        ("resolve", "api", "ops", "bob"),
     ]
     for command in commands + commands:
         await pipeline.process_command(command)

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from models.incident import Command
 from models.settings import Settings
+from receiver.access import protect_all
 from receiver.callbacks import (
     callback_routes,
     pagerduty_signature,
@@ -29,8 +30,9 @@ from receiver.callbacks import (
     verify_pagerduty,
     verify_slack,
 )
+from sevflow.runner import receiver_credentials
 from sinks.pagerduty_format import escalation_key, storm_key
-from tests.builders import CommandRecorder
+from tests.builders import CommandRecorder, api_credentials
 from tests.conftest import FIXTURES
 
 # Slack's documented example ("Verifying requests from Slack"), as in the contracts.
@@ -64,13 +66,13 @@ class DownPublisher:
 
 def client(publisher: Any, **options: Any) -> httpx.AsyncClient:
     options = {
-        "api_tokens": [API_TOKEN],
         "slack_signing_secret": SLACK_SECRET,
         "pagerduty_secrets": [PD_SECRET],
         "clock": lambda: NOW,
         **options,
     }
-    app = Starlette(routes=callback_routes(publisher, **options))
+    tokens = options.pop("api_tokens", [API_TOKEN])
+    app = Starlette(routes=protect_all(callback_routes(publisher, **options), api_credentials(*tokens)))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sevflow.test")
 
 
@@ -327,9 +329,10 @@ async def test_api_ack_and_resolve_with_a_token() -> None:
         "action": "acknowledge",
     }
     assert resolve.status_code == 202
-    assert [(c.action, c.actor.via, c.actor.name) for c in publisher.commands] == [
-        ("acknowledge", "api", "alice"),
-        ("resolve", "api", None),
+    # The token's name acts; "by" is only a note beside it.
+    assert [(c.action, c.actor.via, c.actor.name, c.actor.note) for c in publisher.commands] == [
+        ("acknowledge", "api", "ops", "alice"),
+        ("resolve", "api", "ops", None),
     ]
 
 
@@ -385,7 +388,7 @@ async def test_api_without_a_valid_token_is_401(authorization: str | None) -> No
     async with client(publisher) as http:
         response = await http.post(f"/api/incidents/{INCIDENT}/ack", headers=headers)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"].startswith("Bearer")
     assert publisher.commands == []
 
 
@@ -438,7 +441,8 @@ async def test_routes_from_settings_serve_only_configured_callbacks(
     monkeypatch.setenv("SEVFLOW_WEBHOOK_TOKENS", "webhook-token")
     settings = Settings()
     publisher = CommandRecorder()
-    app = Starlette(routes=routes_from_settings(settings, publisher, clock=lambda: NOW))
+    routes = routes_from_settings(settings, publisher, clock=lambda: NOW)
+    app = Starlette(routes=protect_all(routes, receiver_credentials(settings)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
         slack = await http.post("/callbacks/slack/interactivity", content=b"payload=%7B%7D")
@@ -447,7 +451,9 @@ async def test_routes_from_settings_serve_only_configured_callbacks(
             f"/api/incidents/{INCIDENT}/ack", headers={"authorization": "Bearer webhook-token"}
         )
     assert (slack.status_code, pd.status_code) == (404, 404)
-    assert api.status_code == 202  # the API falls back to the webhook tokens
+    # The webhook token no longer opens the API (it did when SEVFLOW_API_TOKENS was unset).
+    assert (api.status_code, api.json()["scope"]) == (403, "write")
+    assert "webhook-token" not in api.text
     assert "webhook-token" not in repr(settings)
 
 
@@ -517,13 +523,11 @@ def test_blank_credentials_given_as_lists_are_dropped() -> None:
     settings = Settings(
         webhook_tokens=["", " ", "webhook-token"],
         webhook_basic_auth=[SecretStr(""), "am:pass"],
-        api_tokens=[SecretStr(" "), "api-token"],
         pagerduty_webhook_secrets=["", "pd-secret"],
         slack_signing_secret=" ",
     )
     assert [t.get_secret_value() for t in settings.webhook_tokens] == ["webhook-token"]
     assert [t.get_secret_value() for t in settings.webhook_basic_auth] == ["am:pass"]
-    assert [t.get_secret_value() for t in settings.api_tokens] == ["api-token"]
     assert [t.get_secret_value() for t in settings.pagerduty_webhook_secrets] == ["pd-secret"]
     assert settings.slack_signing_secret is None
 
@@ -555,8 +559,10 @@ async def test_a_callers_name_cannot_write_its_own_log_line(caplog: pytest.LogCa
         )
         pd_answer = await http.post("/callbacks/pagerduty", content=pd, headers=pd_headers(pd))
     assert (api.status_code, slack_answer.status_code, pd_answer.status_code) == (202, 200, 202)
-    names = [c.actor.name for c in publisher.commands]
-    assert names == ["eve ERROR receiver.callbacks api: resolve inc_ffffffffffffffff by api/admin"] * 3
+    forged = "eve ERROR receiver.callbacks api: resolve inc_ffffffffffffffff by api/admin"
+    names = [c.actor.name or c.actor.note for c in publisher.commands]
+    assert names == ["ops", forged, forged]
+    assert publisher.commands[0].actor.note == forged
     lines = [r.getMessage() for r in caplog.records if r.name == "receiver.callbacks"]
     assert len(lines) == 3
     assert all(line.isprintable() for line in lines)

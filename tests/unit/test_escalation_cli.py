@@ -225,13 +225,16 @@ def test_escalations_command_names_a_store_problem(
 
 
 def test_escalation_settings_from_the_environment(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    clean_env.setenv("SEVFLOW_API_TOKENS", "tok-a, tok-b")
+    clean_env.setenv("SEVFLOW_API_TOKENS", "bot:read,write:tok-a, ops:admin:tok-b")
     clean_env.setenv("SEVFLOW_SLACK_SIGNING_SECRET", "slack-secret-value")
     clean_env.setenv("SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS", "pd-new,pd-old")
     clean_env.setenv("SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS", "primary=key-one,secondary=key-two")
     clean_env.setenv("SEVFLOW_ESCALATION_POLICY_FILE", str(tmp_path / "policy.yaml"))
     settings = Settings()
-    assert [t.get_secret_value() for t in settings.api_tokens] == ["tok-a", "tok-b"]
+    assert [(t.name, t.secret.get_secret_value()) for t in settings.api_tokens] == [
+        ("bot", "tok-a"),
+        ("ops", "tok-b"),
+    ]
     assert settings.slack_signing_secret is not None
     assert settings.slack_signing_secret.get_secret_value() == "slack-secret-value"
     assert [s.get_secret_value() for s in settings.pagerduty_webhook_secrets] == ["pd-new", "pd-old"]

@@ -3,20 +3,23 @@ document: valid OpenAPI 3.1, served, and describing every route."""
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from openapi_spec_validator import validate
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from models.settings import Settings
+from receiver.access import ROUTE_ACCESS, Credentials, protect_all
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
+from sevflow.admin_api import admin_routes
 from store.db import async_engine
-from tests.builders import CommandRecorder
+from tests.builders import CommandRecorder, api_credentials
 from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
 from tests.unit.test_escalation_cli import incidents_in_every_state
@@ -39,7 +42,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Scenario]]:
 
     scenario = asyncio.run(populate())
     engine = async_engine(url)
-    app = Starlette(routes=incident_routes(engine, api_tokens=[SecretStr(TOKEN)]))
+    app = Starlette(routes=protect_all(incident_routes(engine), api_credentials(TOKEN)))
     with TestClient(app) as client:
         yield client, scenario
         client.portal.call(engine.dispose)  # the engine's connections live on the client's loop
@@ -53,9 +56,9 @@ def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], C
     by_state = asyncio.run(incidents_in_every_state(url))
     engine = async_engine(url)
     publisher = CommandRecorder()
-    tokens = [SecretStr(TOKEN)]
-    commands = [r for r in callback_routes(publisher, api_tokens=tokens) if r.path.startswith("/api/")]
-    app = Starlette(routes=incident_routes(engine, api_tokens=tokens, commands=commands))
+    commands = [r for r in callback_routes(publisher) if r.path.startswith("/api/")]
+    routes = incident_routes(engine, commands=commands)
+    app = Starlette(routes=protect_all(routes, api_credentials(TOKEN)))
     with TestClient(app) as client:
         yield client, by_state, publisher
         client.portal.call(engine.dispose)
@@ -129,7 +132,7 @@ def test_requests_need_a_valid_bearer_token(api: tuple[TestClient, Scenario]) ->
             response = client.get(path, headers=headers)
             assert response.status_code == 401
             assert response.json()["error"] == "unauthorized"
-            assert response.headers["www-authenticate"] == 'Bearer realm="sevflow"'
+            assert response.headers["www-authenticate"].startswith('Bearer realm="sevflow"')
             assert TOKEN not in response.text
 
 
@@ -137,7 +140,7 @@ def test_no_configured_token_refuses_everything(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     fresh_database(url)
     engine = async_engine(url)
-    with TestClient(Starlette(routes=incident_routes(engine, api_tokens=[]))) as client:
+    with TestClient(Starlette(routes=protect_all(incident_routes(engine), Credentials()))) as client:
         assert client.get("/api/incidents", headers=AUTH).status_code == 401
         assert client.get("/api/incidents", headers={"authorization": "Bearer "}).status_code == 401
         client.portal.call(engine.dispose)
@@ -245,7 +248,7 @@ def test_show_has_timeline_and_alerts(api: tuple[TestClient, Scenario]) -> None:
 def test_store_failure_is_503_with_retry_after(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-tables.db'}"
     engine = async_engine(url)
-    app = Starlette(routes=incident_routes(engine, api_tokens=[SecretStr(TOKEN)]))
+    app = Starlette(routes=protect_all(incident_routes(engine), api_credentials(TOKEN)))
     with TestClient(app) as client:
         response = client.get("/api/incidents", headers=AUTH)
         client.portal.call(engine.dispose)
@@ -267,7 +270,7 @@ def test_openapi_document_is_valid_and_served(api: tuple[TestClient, Scenario]) 
 
 def test_missing_openapi_document_is_404(tmp_path: Path) -> None:
     engine = async_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    routes = incident_routes(engine, api_tokens=[], openapi_document=tmp_path / "none.yaml")
+    routes = incident_routes(engine, openapi_document=tmp_path / "none.yaml")
     with TestClient(Starlette(routes=routes)) as client:
         assert client.get("/api/openapi.yaml").status_code == 404
         client.portal.call(engine.dispose)
@@ -279,16 +282,20 @@ def _operations(routes: list[Route]) -> set[tuple[str, str]]:
 
 def test_every_incident_api_route_is_documented(tmp_path: Path) -> None:
     engine = async_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    ours = incident_routes(engine, api_tokens=[])
+    ours = incident_routes(engine)
     commands = [r for r in callback_routes(_NoPublisher()) if r.path.startswith("/api/")]
     document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
-    served = _operations(ours) | _operations(commands)
+    admin = admin_routes(Settings(), engine, clock=lambda: datetime.now(UTC))
+    served = _operations(ours) | _operations(commands) | _operations(admin)
     assert served == documented
     assert ("/api/incidents/{incident_id}/ack", "post") in served  # the commands are covered too
     for path, method in documented - {("/api/openapi.yaml", "get")}:
         operation = document["paths"][path][method]
         assert "401" in operation["responses"], f"{method} {path} does not document 401"
+        assert "403" in operation["responses"], f"{method} {path} does not document 403"
+        scope = ROUTE_ACCESS[method.upper(), path]
+        assert operation["x-sevflow-scope"] == scope, f"{method} {path} documents another scope"
     asyncio.run(engine.dispose())
 
 

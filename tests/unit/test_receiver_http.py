@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from models.access import ApiToken, Scope
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
 from receiver.app import RECORDS_FIT_BODY_BYTES, create_app
@@ -399,16 +400,21 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id_and_no_secret(cap
 
     app = create_app(
         publisher=BrokenPublisher(),
-        auth=WebhookAuth([SecretStr(TOKEN)]),
+        auth=WebhookAuth(
+            [SecretStr(TOKEN)],
+            api_tokens=[
+                ApiToken(name="reader", scopes={Scope.READ}, secret=SecretStr(f"reader-{TOKEN}"))
+            ],
+        ),
         now=lambda: NOW,
-        extra_routes=[Route("/api/broken", broken_route)],
+        extra_routes=[Route("/api/incidents", broken_route)],
     )
     caplog.set_level("DEBUG")
     http = TestClient(app)
     body = fixture_body("zulip__resolved_single_alert.json")
     webhook = post(http, body, **{"x-request-id": "req-1"})
     route = http.get(
-        "/api/broken", headers={"authorization": f"Bearer {TOKEN}", "x-request-id": "req-2"}
+        "/api/incidents", headers={"authorization": f"Bearer reader-{TOKEN}", "x-request-id": "req-2"}
     )
     for response, request_id in ((webhook, "req-1"), (route, "req-2")):
         assert response.status_code == 500

@@ -12,10 +12,11 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from models.access import ApiToken, Scope
 from models.alert import AlertRecord
 from models.incident import Command
+from receiver.access import Credentials
 from receiver.app import WEBHOOK_PATH, create_app
-from receiver.auth import WebhookAuth
 from receiver.callbacks import PAGERDUTY_PATH, SLACK_PATH, callback_routes
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -37,12 +38,14 @@ class Publisher:
 def receiver() -> Starlette:
     return create_app(
         publisher=Publisher(),
-        auth=WebhookAuth([SecretStr(TOKEN)]),
+        # One token that may post alerts and acknowledge: every path reads its body.
+        auth=Credentials(
+            [ApiToken(name="t", scopes={Scope.WEBHOOK, Scope.WRITE}, secret=SecretStr(TOKEN))]
+        ),
         now=lambda: NOW,
         body_read_seconds=DEADLINE,
         extra_routes=callback_routes(
             Publisher(),
-            api_tokens=[SecretStr(TOKEN)],
             slack_signing_secret=SecretStr("slack-secret"),
             pagerduty_secrets=[SecretStr("pd-secret")],
             body_read_seconds=DEADLINE,

@@ -1,0 +1,43 @@
+"""The audit log's entries: who did which dangerous thing, through what, to what, when.
+
+Recorded: maintenance windows created and ended (with their matchers and duration), dead-letter
+and quarantine replays, manual acknowledgements and resolutions, and every admin or write action
+of an API token (its name is the actor). Reads are not recorded.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ACTIONS", "ACTION_MAX", "AuditEntry"]
+
+#: The actions recorded (``sevflow audit --action``); another branch of the code may add its own.
+ACTIONS = (
+    "maintenance.created",
+    "maintenance.ended",
+    "dlq.replayed",
+    "quarantine.replayed",
+    "incident.acknowledged",
+    "incident.resolved",
+    "statuspage.published",
+)
+ACTION_MAX = 64
+ACTOR_MAX = 128
+TARGET_MAX = 255
+
+
+class AuditEntry(BaseModel):
+    """One recorded action. ``actor`` is who the credential says acted (a token's name, a
+    verified Slack or PagerDuty user, the CLI's login name); ``via`` the channel (api, cli, slack,
+    pagerduty); ``note`` the caller's free text, display only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    action: str = Field(min_length=1, max_length=ACTION_MAX)
+    actor: str = Field(max_length=ACTOR_MAX)
+    via: str = Field(max_length=32)
+    target: str | None = Field(default=None, max_length=TARGET_MAX)
+    details: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None

@@ -1,0 +1,197 @@
+"""The dangerous operations, once, for the CLI and the admin API: maintenance windows and replays
+of dead letters and quarantined records, each recorded in the audit log (store/audit.py) with who
+did it.
+
+The CLI calls these with the login name as the actor; the admin API (sevflow/admin_api.py) with
+the token's name. A maintenance window that matches every alert or lasts over
+``SEVFLOW_MAINTENANCE_MAX_HOURS`` is refused with :class:`NeedsForce` unless ``force`` is given
+(models/maintenance.py ``guard_problems``).
+"""
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.audit import AuditEntry
+from models.maintenance import MaintenanceWindow, guard_problems
+from models.settings import Settings
+from sinks.dlq import Replayed, dlq_replay_async
+from store.audit import record
+from store.maintenance import MaintenanceStore
+from streams.quarantine import quarantine_replay_async
+
+__all__ = [
+    "NeedsForce",
+    "Who",
+    "create_window",
+    "end_window",
+    "new_window",
+    "replay_dead_letters",
+    "replay_quarantined",
+    "window_json",
+]
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who acts and through what (``api``: a token's name; ``cli``: the login name), and the
+    caller's own free-text note."""
+
+    name: str
+    via: str
+    note: str | None = None
+
+
+class NeedsForce(ValueError):
+    """The window matches every alert or is too long; ``problems`` says which."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems) + ' (use --force / "force": true if you mean it)')
+        self.problems = list(problems)
+
+
+def new_window(
+    matchers: Sequence[str], starts_at: datetime, ends_at: datetime, comment: str, who: Who
+) -> MaintenanceWindow:
+    """A window with a fresh id (raises ValueError / ValidationError for bad matchers or times)."""
+    return MaintenanceWindow(
+        id="mw_" + uuid.uuid4().hex[:12],
+        matchers=tuple(matchers),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        comment=comment,
+        created_by=who.name,
+    )
+
+
+def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
+    state = (
+        "active"
+        if window.starts_at <= now < window.ends_at
+        else ("ended" if window.ends_at <= now else "planned")
+    )
+    return window.model_dump(mode="json") | {"state": state}
+
+
+async def create_window(
+    engine: AsyncEngine,
+    window: MaintenanceWindow,
+    *,
+    force: bool,
+    max_hours: float,
+    who: Who,
+    now: datetime,
+) -> list[str]:
+    """Store ``window`` and record it; returns the guard's problems that ``force`` overrode (the
+    window is then to be announced). Raises :class:`NeedsForce` without ``force``."""
+    problems = guard_problems(window, max_hours)
+    if problems and not force:
+        raise NeedsForce(problems)
+    await MaintenanceStore(engine).add(window)
+    hours = (window.ends_at - window.starts_at).total_seconds() / 3600
+    await record(
+        engine,
+        AuditEntry(
+            at=now,
+            action="maintenance.created",
+            actor=who.name,
+            via=who.via,
+            target=window.id,
+            details={
+                "matchers": list(window.matchers),
+                "starts_at": window.starts_at.isoformat(),
+                "ends_at": window.ends_at.isoformat(),
+                "hours": round(hours, 3),
+                "comment": window.comment,
+                "forced": problems,
+            },
+            note=who.note,
+        ),
+    )
+    return problems
+
+
+async def end_window(
+    engine: AsyncEngine, window_id: str, *, who: Who, now: datetime
+) -> MaintenanceWindow | None:
+    """End a window now and record it; None when there is no such window."""
+    ended = await MaintenanceStore(engine).end(window_id, now)
+    if ended is not None:
+        await record(
+            engine,
+            AuditEntry(
+                at=now,
+                action="maintenance.ended",
+                actor=who.name,
+                via=who.via,
+                target=window_id,
+                details={"matchers": list(ended.matchers), "ends_at": ended.ends_at.isoformat()},
+                note=who.note,
+            ),
+        )
+    return ended
+
+
+async def replay_dead_letters(
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    sink: str | None,
+    event_ids: Collection[str] | None,
+    who: Who,
+    now: datetime,
+) -> Replayed:
+    """:func:`sinks.dlq.dlq_replay_async`, recorded."""
+    replayed = await dlq_replay_async(settings, sink=sink, event_ids=event_ids)
+    await record(
+        engine,
+        AuditEntry(
+            at=now,
+            action="dlq.replayed",
+            actor=who.name,
+            via=who.via,
+            target=sink,
+            details={
+                "sink": sink,
+                "events": sorted(event_ids) if event_ids else None,
+                "letters": replayed.letters,
+                "later": replayed.later,
+            },
+            note=who.note,
+        ),
+    )
+    return replayed
+
+
+async def replay_quarantined(
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    source: str | None,
+    positions: Collection[str] | None,
+    who: Who,
+    now: datetime,
+) -> int:
+    """:func:`streams.quarantine.quarantine_replay_async`, recorded."""
+    sent = await quarantine_replay_async(settings, source=source, offsets=positions)
+    await record(
+        engine,
+        AuditEntry(
+            at=now,
+            action="quarantine.replayed",
+            actor=who.name,
+            via=who.via,
+            target=source,
+            details={
+                "source": source,
+                "positions": sorted(positions) if positions else None,
+                "records": sent,
+            },
+            note=who.note,
+        ),
+    )
+    return sent

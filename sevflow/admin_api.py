@@ -1,0 +1,231 @@
+"""The admin API: what ``sevflow maintenance`` and ``sevflow dlq`` do, over HTTP, for tokens with
+the ``admin`` scope (receiver/access.py checks it; the token's name is the actor recorded in the
+audit log). The operations themselves are sevflow/admin.py's, shared with the CLI.
+
+::
+
+    GET  /api/maintenance                  windows ending after now (?all=true: past ones too)
+    POST /api/maintenance                  {"matchers": [...], "end": "+2h", "start": "now",
+                                            "comment": "...", "force": false, "by": "a note"}
+                                           201 the window; 422 needs_force naming why
+    POST /api/maintenance/{window_id}/end  200 the window, ended now; 404 unknown
+    GET  /api/dlq                          dead letters (?sink=, ?limit=)
+    POST /api/dlq/replay                   {"sink": ..., "events": [...]} → counts
+    GET  /api/quarantine                   quarantined records (?source=, ?limit=)
+    POST /api/quarantine/replay            {"source": ..., "positions": [...]} → count
+
+Kafka or the store unreachable: 503 + Retry-After, as the rest of the receiver answers.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from models.settings import Settings
+from receiver.access import principal_of
+from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
+from receiver.errors import body_too_slow, error_response
+from sevflow.admin import (
+    NeedsForce,
+    Who,
+    create_window,
+    end_window,
+    new_window,
+    replay_dead_letters,
+    replay_quarantined,
+    window_json,
+)
+from sevflow.maintenance_cli import parse_when
+from sinks.dlq import StoreUnreadable, dlq_list_async
+from store.maintenance import MaintenanceStore
+from streams.quarantine import quarantine_list_async
+
+__all__ = ["admin_routes"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Handler = Callable[[Request], Awaitable[Response]]
+RETRY_AFTER_SECONDS = 5
+MAX_BODY_BYTES = 64 * 1024
+_LIMIT = re.compile(r"[0-9]{1,4}")
+_NOTE_MAX = 128
+
+
+class _Invalid(ValueError):
+    """A request that can never succeed as sent: 422 with the message."""
+
+
+def _who(request: Request, note: object = None) -> Who:
+    principal = principal_of(request)
+    assert principal is not None  # served behind receiver.access.protect (admin scope)
+    text = " ".join(str(note).split())[:_NOTE_MAX] if isinstance(note, str) else None
+    return Who(principal.name, "api", text or None)
+
+
+async def _document(request: Request) -> dict[str, Any]:
+    try:
+        body = await read_capped(request, MAX_BODY_BYTES, BODY_READ_SECONDS)
+    except BodyTooLarge:
+        raise _Invalid(f"the body exceeds {MAX_BODY_BYTES} bytes") from None
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Invalid("the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise _Invalid("the body must be a JSON object")
+    return document
+
+
+def _strings(document: dict[str, Any], key: str) -> list[str] | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(f"{key} must be a list of strings")
+    return value
+
+
+def _string(document: dict[str, Any], key: str, default: str | None = None) -> str | None:
+    value = document.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"{key} must be a string")
+    return value
+
+
+def _limit(request: Request) -> int:
+    value = request.query_params.get("limit", "100")
+    if not _LIMIT.fullmatch(value) or not 1 <= int(value) <= 1000:
+        raise _Invalid("limit must be an integer from 1 to 1000")
+    return int(value)
+
+
+def admin_routes(settings: Settings, engine: AsyncEngine, *, clock: Clock) -> list[Route]:
+    """The admin API's routes, to serve through :func:`receiver.app.create_app`."""
+
+    def answering(handler: Handler) -> Handler:
+        async def answered(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NeedsForce as exc:
+                return error_response(422, "needs_force", str(exc), problems=exc.problems)
+            except (_Invalid, ValidationError) as exc:
+                reason = (
+                    "; ".join(e["msg"] for e in exc.errors(include_url=False, include_input=False))
+                    if isinstance(exc, ValidationError)
+                    else str(exc)
+                )
+                return error_response(422, "invalid_request", reason)
+            except BodyTooSlow:
+                return body_too_slow(BODY_READ_SECONDS)
+            except (SQLAlchemyError, StoreUnreadable, KafkaError, OSError, TimeoutError) as exc:
+                log.warning("admin API: %s unavailable (%s)", request.url.path, type(exc).__name__)
+                return error_response(
+                    503,
+                    "unavailable",
+                    "the store or Kafka cannot be reached; retry later",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+
+        return answered
+
+    async def list_windows(request: Request) -> Response:
+        now = clock()
+        everything = request.query_params.get("all") in ("1", "true")
+        windows = await MaintenanceStore(engine).listing(since=None if everything else now)
+        return JSONResponse({"windows": [window_json(w, now) for w in windows]})
+
+    async def add_window(request: Request) -> Response:
+        document = await _document(request)
+        now = clock()
+        matchers = _strings(document, "matchers")
+        end = _string(document, "end")
+        if not matchers or end is None:
+            raise _Invalid('matchers (a non-empty list) and end (e.g. "+2h") are required')
+        force = document.get("force", False)
+        if not isinstance(force, bool):
+            raise _Invalid("force must be true or false")
+        who = _who(request, document.get("by"))
+        window = new_window(
+            matchers,
+            parse_when(_string(document, "start", "now") or "now", now),
+            parse_when(end, now),
+            _string(document, "comment", "") or "",
+            who,
+        )
+        forced = await create_window(
+            engine, window, force=force, max_hours=settings.maintenance_max_hours, who=who, now=now
+        )
+        return JSONResponse({"window": window_json(window, now), "forced": forced}, 201)
+
+    async def end(request: Request) -> Response:
+        window_id = request.path_params["window_id"]
+        now = clock()
+        ended = await end_window(engine, window_id, who=_who(request), now=now)
+        if ended is None:
+            return error_response(404, "not_found", f"no window {window_id[:64]}")
+        return JSONResponse({"window": window_json(ended, now)})
+
+    async def dead_letters(request: Request) -> Response:
+        letters = await dlq_list_async(
+            settings, sink=request.query_params.get("sink"), limit=_limit(request)
+        )
+        return JSONResponse({"dead_letters": [x.model_dump(mode="json") for x in letters]})
+
+    async def replay(request: Request) -> Response:
+        document = await _document(request)
+        replayed = await replay_dead_letters(
+            settings,
+            engine,
+            sink=_string(document, "sink"),
+            event_ids=_strings(document, "events"),
+            who=_who(request, document.get("by")),
+            now=clock(),
+        )
+        return JSONResponse({"letters": replayed.letters, "later": replayed.later})
+
+    async def quarantined(request: Request) -> Response:
+        records = await quarantine_list_async(
+            settings, source=request.query_params.get("source"), limit=_limit(request)
+        )
+        return JSONResponse({"records": [r.model_dump(mode="json") for r in records]})
+
+    async def replay_quarantine(request: Request) -> Response:
+        document = await _document(request)
+        sent = await replay_quarantined(
+            settings,
+            engine,
+            source=_string(document, "source"),
+            positions=_strings(document, "positions"),
+            who=_who(request, document.get("by")),
+            now=clock(),
+        )
+        return JSONResponse({"records": sent})
+
+    return [
+        Route("/api/maintenance", answering(list_windows), methods=["GET"], name="maintenance"),
+        Route("/api/maintenance", answering(add_window), methods=["POST"], name="maintenance_add"),
+        Route("/api/maintenance/{window_id}/end", answering(end), methods=["POST"], name="maint_end"),
+        Route("/api/dlq", answering(dead_letters), methods=["GET"], name="dlq"),
+        Route("/api/dlq/replay", answering(replay), methods=["POST"], name="dlq_replay"),
+        Route("/api/quarantine", answering(quarantined), methods=["GET"], name="quarantine"),
+        Route(
+            "/api/quarantine/replay",
+            answering(replay_quarantine),
+            methods=["POST"],
+            name="quarantine_replay",
+        ),
+    ]

@@ -1,0 +1,98 @@
+"""``sevflow audit [--since WHEN] [--action ACTION]``: the audit log (store/audit.py), oldest first.
+
+Every value is printed with control characters escaped: a note or a matcher is the caller's
+text, and must not move the terminal's cursor or forge a line of its own.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from models.audit import ACTIONS
+from models.settings import Settings
+from sevflow.maintenance_cli import parse_when
+from sevflow.operator_cli import store_problem
+from store import audit
+from store.db import async_engine
+
+__all__ = ["add_audit_command", "run_audit"]
+
+
+def add_audit_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = sub.add_parser(
+        "audit",
+        help="who did what dangerous thing: maintenance windows, replays, manual acks/resolves",
+    )
+    parser.add_argument(
+        "--since", help="from this time: an RFC 3339 time, or -30m / -2h / -7d (default: all)"
+    )
+    parser.add_argument(
+        "--action",
+        help=f"only this action or family ({', '.join(ACTIONS)}; e.g. maintenance)",
+    )
+    parser.add_argument("--limit", type=int, default=1000, help="the newest this many (default 1000)")
+
+
+def _shown(text: str) -> str:
+    """``text`` on one line, control characters escaped as ``\\x..``."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _since(text: str | None, now: datetime) -> datetime | None:
+    if text is None:
+        return None
+    if text.startswith("-"):
+        return now - (parse_when("+" + text[1:], now) - now)
+    return parse_when(text, now)
+
+
+async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    engine = async_engine(settings.sqlalchemy_url())
+    try:
+        entries = await audit.listing(
+            engine, since=_since(args.since, now), action=args.action, limit=args.limit
+        )
+    finally:
+        await engine.dispose()
+    if not entries:
+        print("no audit entries", file=out)
+        return 0
+    row = "{:<20} {:<22} {:<24} {:<20} {}"
+    print(row.format("AT (UTC)", "ACTION", "ACTOR (VIA)", "TARGET", "DETAILS"), file=out)
+    for e in entries:
+        details = json.dumps(e.details, sort_keys=True, ensure_ascii=False)
+        note = f" note={json.dumps(e.note, ensure_ascii=False)}" if e.note else ""
+        print(
+            row.format(
+                f"{e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+                _shown(e.action),
+                _shown(f"{e.actor} ({e.via})"),
+                _shown(e.target or "-"),
+                _shown(details + note),
+            ),
+            file=out,
+        )
+    return 0
+
+
+def run_audit(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO = sys.stdout,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    try:
+        return asyncio.run(_run(settings, args, now(), out))
+    except ValueError as exc:
+        print(f"sevflow audit: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"sevflow audit: cannot read the incident store: {store_problem(exc)}", file=sys.stderr)
+        return 1
