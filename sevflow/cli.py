@@ -175,8 +175,11 @@ def _load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        # A check across settings (a model validator) has no location: its message names them.
         problems = "; ".join(
             f"SEVFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise SystemExit(f"sevflow: invalid settings: {problems}") from None
@@ -193,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
+    if insecure := settings.insecure_vendor_urls():
+        logging.getLogger("sevflow").warning(
+            "%s: plain http accepted (SEVFLOW_ALLOW_INSECURE_VENDOR_URLS): for tests only, "
+            "tokens and incident text travel in clear",
+            ", ".join(insecure),
+        )
     if args.command == "maintenance":
         return run_maintenance(settings, args)
     if args.command == "dlq":

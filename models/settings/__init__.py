@@ -45,3 +45,13 @@ class Settings(
                 "canary is delivered by the PagerDuty sink"
             )
         return self
+
+    @model_validator(mode="after")
+    def _vendor_urls_are_https(self) -> "Settings":
+        insecure = self.insecure_vendor_urls()
+        if insecure and not self.allow_insecure_vendor_urls:
+            raise ValueError(
+                f"{', '.join(insecure)} must be https:// (tokens and incident text would travel "
+                "in clear); SEVFLOW_ALLOW_INSECURE_VENDOR_URLS=1 accepts http for tests only"
+            )
+        return self
