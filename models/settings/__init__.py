@@ -47,6 +47,17 @@ class Settings(
         return self
 
     @model_validator(mode="after")
+    def _callers_are_scoped(self) -> "Settings":
+        if problem := self.callback_problem():
+            raise ValueError(problem)
+        if self.slack_signing_secret is not None and self.slack_token is None:
+            raise ValueError(
+                "SEVFLOW_SLACK_SIGNING_SECRET needs SEVFLOW_SLACK_TOKEN: who presses a button is "
+                "looked up in Slack (users.info) to refuse guests"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _vendor_urls_are_https(self) -> "Settings":
         insecure = self.insecure_vendor_urls()
         if insecure and not self.allow_insecure_vendor_urls:
