@@ -15,6 +15,7 @@ from models.settings import Settings
 from sevflow import escalation_cli, operator_cli
 from sevflow.dlq_cli import add_dlq_command, run_dlq
 from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
+from sevflow.purge_cli import add_purge_command, run_purge
 
 __all__ = ["main"]
 
@@ -71,6 +72,7 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "alerts_topic",
         "commands_topic",
     ),
+    ("purge",): ("retention_days", *_STORE),
     ("maintenance", "add"): _STORE,
     ("maintenance", "list"): _STORE,
     ("maintenance", "end"): _STORE,
@@ -167,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
     add_maintenance_command(sub)
+    add_purge_command(sub)
     _document_settings(parser)
     return parser
 
@@ -206,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_maintenance(settings, args)
     if args.command == "dlq":
         return run_dlq(settings, args)
+    if args.command == "purge":
+        return run_purge(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:
