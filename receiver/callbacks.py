@@ -13,6 +13,12 @@
                                            (acknowledges); ``X-PagerDuty-Signature`` v1
 =========================================  ==================================================
 
+Who may act, beyond a valid signature: a Slack button only for members of the configured
+workspace and, optionally, user group (:mod:`receiver.slack_callers`; anyone else gets an ephemeral
+refusal); a PagerDuty webhook only for the configured account, read from the incident's
+``data.html_url`` (``https://<subdomain>.pagerduty.com/incidents/…``): another account's event is
+answered ``202`` ``"ignored"`` (so PagerDuty does not retry it) and logged, never applied.
+
 Each request becomes a :class:`models.incident.Command` (``actor`` says who and through what) that
 is published to the commands topic; the stream worker applies it idempotently by ``command_id``
 and emits ``acknowledged`` / ``resolved`` on ``incident-events``. Applying it takes the incident's
@@ -52,6 +58,7 @@ from models.settings import Settings
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.errors import body_too_slow, error_response
+from receiver.slack_callers import SlackCallers
 
 __all__ = [
     "API_ACK_PATH",
@@ -60,8 +67,10 @@ __all__ = [
     "SLACK_PATH",
     "CommandSink",
     "callback_routes",
+    "pagerduty_account",
     "pagerduty_signature",
     "routes_from_settings",
+    "slack_callers_from_settings",
     "slack_signature",
     "verify_pagerduty",
     "verify_slack",
@@ -96,6 +105,8 @@ _ESCALATION_PAGE = "/escalation/"
 _PAGERDUTY_USER = "user_reference"
 #: The dedup_key prefix of a storm's digest alert (sinks/pagerduty_format.storm_key).
 _STORM_PAGE = "sevflow-storm-"
+#: ``https://<subdomain>.pagerduty.com/…`` or, in the EU service region, ``<subdomain>.eu.…``.
+_PAGERDUTY_HOST = re.compile(r"([a-z0-9][a-z0-9-]{0,62})(?:\.eu)?\.pagerduty\.com")
 
 Clock = Callable[[], datetime]
 
@@ -165,6 +176,16 @@ def verify_pagerduty(secrets: Sequence[SecretStr], header: str | None, body: byt
     return matched
 
 
+def pagerduty_account(html_url: object) -> str | None:
+    """The account (subdomain) of a webhook's ``data.html_url``, or None when it names none."""
+    if not isinstance(html_url, str) or len(html_url) > 2048:
+        return None
+    scheme, _, rest = html_url.partition("://")
+    host = rest.split("/", 1)[0].lower()
+    matched = _PAGERDUTY_HOST.fullmatch(host)
+    return matched.group(1) if scheme.lower() == "https" and matched else None
+
+
 # --- plumbing ---------------------------------------------------------------------------------
 
 
@@ -202,7 +223,9 @@ class _Callbacks:
         publisher: CommandSink,
         *,
         slack_signing_secret: SecretStr | None,
+        slack_callers: SlackCallers | None,
         pagerduty_secrets: Sequence[SecretStr],
+        pagerduty_account: str | None,
         clock: Clock,
         slack_replay_window: timedelta,
         max_body_bytes: int,
@@ -210,7 +233,9 @@ class _Callbacks:
     ) -> None:
         self._publisher = publisher
         self._slack_secret = slack_signing_secret
+        self._slack_callers = slack_callers
         self._pd_secrets = list(pagerduty_secrets)
+        self._pd_account = pagerduty_account
         self._clock = clock
         self._window = slack_replay_window
         self._limit = max_body_bytes
@@ -324,6 +349,7 @@ class _Callbacks:
 
     async def slack(self, request: Request) -> Response:
         assert self._slack_secret is not None
+        assert self._slack_callers is not None
         body = await self._body(request)
         if isinstance(body, Response):
             return body
@@ -346,6 +372,13 @@ class _Callbacks:
             return Response(status_code=200)  # other interactions are not ours to handle
         user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
         assert isinstance(user, dict)
+        refusal = await self._slack_callers.refusal(payload)
+        if refusal is not None:
+            log.warning(
+                "slack: refused a button press by %s: %s", _name(user.get("id")) or "-", refusal.reason
+            )
+            await self._slack_callers.tell(payload.get("response_url"), refusal.text)
+            return Response(status_code=200)  # Slack shows an error for anything else
         who = _name(user.get("username")) or _name(user.get("name")) or _name(user.get("id"))
         commands: list[Command] = []
         actions = payload.get("actions")
@@ -396,11 +429,19 @@ class _Callbacks:
             event_type = str(event["event_type"])
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
             return error_response(400, "invalid_payload", "expected a webhooks v3 {event: {...}}")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        account = pagerduty_account(data.get("html_url"))
+        if account != self._pd_account:
+            log.warning(
+                "pagerduty: ignored %s of another account (%s)",
+                _name(event_type),
+                account or "no https://<subdomain>.pagerduty.com data.html_url",
+            )
+            return _ignored("not an event of the configured PagerDuty account")
         action = _PAGERDUTY_EVENTS.get(event_type)
         if action is None:
             return _ignored(f"event type {event_type} is not acted on")
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        assert isinstance(data, dict)
         incident_id = data.get("incident_key")
         if isinstance(incident_id, str) and incident_id.startswith(_STORM_PAGE):
             return _ignored("a storm digest: its incidents are acknowledged one by one")
@@ -477,7 +518,9 @@ def callback_routes(
     publisher: CommandSink,
     *,
     slack_signing_secret: SecretStr | None = None,
+    slack_callers: SlackCallers | None = None,
     pagerduty_secrets: Sequence[SecretStr] = (),
+    pagerduty_account: str | None = None,
     clock: Clock = _utc_now,
     slack_replay_window: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 256 * 1024,
@@ -488,14 +531,23 @@ def callback_routes(
     The API routes are always served, behind the ``write`` scope the receiver checks
     (receiver/access.py: the token's name is the command's actor); the
     Slack and PagerDuty routes only when their secret is configured. An empty (or blank) secret or
-    token is not configured: an HMAC under an empty key is one anyone can compute."""
+    token is not configured: an HMAC under an empty key is one anyone can compute.
+
+    The Slack route needs ``slack_callers`` (who may press), the PagerDuty route
+    ``pagerduty_account`` (whose events count): without them a :class:`ValueError`."""
     if slack_signing_secret is not None and not slack_signing_secret.get_secret_value().strip():
         slack_signing_secret = None
     pagerduty_secrets = [s for s in pagerduty_secrets if s.get_secret_value().strip()]
+    if slack_signing_secret is not None and slack_callers is None:
+        raise ValueError("the Slack callback needs slack_callers: who may press the buttons")
+    if pagerduty_secrets and not pagerduty_account:
+        raise ValueError("the PagerDuty callback needs pagerduty_account: whose events count")
     callbacks = _Callbacks(
         publisher,
         slack_signing_secret=slack_signing_secret,
+        slack_callers=slack_callers,
         pagerduty_secrets=pagerduty_secrets,
+        pagerduty_account=pagerduty_account,
         clock=clock,
         slack_replay_window=slack_replay_window,
         max_body_bytes=max_body_bytes,
@@ -514,14 +566,38 @@ def callback_routes(
     return routes
 
 
+def slack_callers_from_settings(settings: Settings) -> SlackCallers | None:
+    """Who may press the Slack buttons, as configured; None when the buttons are not served."""
+    if settings.slack_signing_secret is None:
+        return None
+    # Settings refuse a signing secret without a team id and a token.
+    assert settings.slack_team_id is not None
+    assert settings.slack_token is not None
+    return SlackCallers(
+        settings.slack_token,
+        settings.slack_base_url,
+        settings.slack_team_id,
+        allowed_usergroup=settings.slack_allowed_usergroup,
+        cache_seconds=settings.slack_caller_cache_seconds,
+        allow_insecure=settings.allow_insecure_vendor_urls,
+    )
+
+
 def routes_from_settings(
-    settings: Settings, publisher: CommandSink, *, clock: Clock = _utc_now
+    settings: Settings,
+    publisher: CommandSink,
+    *,
+    clock: Clock = _utc_now,
+    slack_callers: SlackCallers | None = None,
 ) -> list[Route]:
-    """:func:`callback_routes` configured from settings."""
+    """:func:`callback_routes` configured from settings; ``slack_callers`` from
+    :func:`slack_callers_from_settings` (the caller closes it)."""
     return callback_routes(
         publisher,
         slack_signing_secret=settings.slack_signing_secret,
+        slack_callers=slack_callers,
         pagerduty_secrets=settings.pagerduty_webhook_secrets,
+        pagerduty_account=settings.pagerduty_account_subdomain,
         clock=clock,
         slack_replay_window=timedelta(seconds=settings.slack_replay_window_seconds),
         max_body_bytes=settings.callback_max_body_bytes,

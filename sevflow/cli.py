@@ -16,6 +16,7 @@ from sevflow import escalation_cli, operator_cli
 from sevflow.audit_cli import add_audit_command, run_audit
 from sevflow.dlq_cli import add_dlq_command, run_dlq
 from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
+from sevflow.purge_cli import add_purge_command, run_purge
 
 __all__ = ["main"]
 
@@ -74,6 +75,7 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ),
     ("maintenance", "add"): (*_STORE, "maintenance_max_hours"),
     ("audit",): _STORE,
+    ("purge",): ("retention_days", *_STORE),
     ("maintenance", "list"): _STORE,
     ("maintenance", "end"): _STORE,
     ("receiver",): (
@@ -172,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_command(sub)
     add_maintenance_command(sub)
     add_audit_command(sub)
+    add_purge_command(sub)
     _document_settings(parser)
     return parser
 
@@ -180,8 +183,11 @@ def _load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        # A check across settings (a model validator) has no location: its message names them.
         problems = "; ".join(
             f"SEVFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise SystemExit(f"sevflow: invalid settings: {problems}") from None
@@ -198,12 +204,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
+    if insecure := settings.insecure_vendor_urls():
+        logging.getLogger("sevflow").warning(
+            "%s: plain http accepted (SEVFLOW_ALLOW_INSECURE_VENDOR_URLS): for tests only, "
+            "tokens and incident text travel in clear",
+            ", ".join(insecure),
+        )
     if args.command == "maintenance":
         return run_maintenance(settings, args)
     if args.command == "dlq":
         return run_dlq(settings, args)
     if args.command == "audit":
         return run_audit(settings, args)
+    if args.command == "purge":
+        return run_purge(settings, args)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:

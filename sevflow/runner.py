@@ -20,7 +20,7 @@ from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
-from receiver.callbacks import routes_from_settings
+from receiver.callbacks import routes_from_settings, slack_callers_from_settings
 from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
@@ -114,7 +114,8 @@ def run_receiver(settings: Settings) -> int:
         retry_dedup_seconds=settings.retry_dedup_seconds,
         spec=settings.topic_spec(settings.alerts_topic),
     )
-    callbacks = routes_from_settings(settings, commands)
+    slack_callers = slack_callers_from_settings(settings)
+    callbacks = routes_from_settings(settings, commands, slack_callers=slack_callers)
     app = create_receiver(
         publisher=publisher,
         auth=credentials,
@@ -165,6 +166,8 @@ def run_receiver(settings: Settings) -> int:
                 await asyncio.gather(canary, return_exceptions=True)
             await publisher.close()
             await commands.close()
+            if slack_callers is not None:
+                await slack_callers.close()
             await store_engine.dispose()
 
     log.info("receiver listening on http://%s:%d", settings.http_host, settings.http_port)

@@ -359,6 +359,7 @@ def sevflow_at_fakes(
         SEVFLOW_PAGERDUTY_CA_FILE=str(cert[0]),
         SEVFLOW_SLACK_TOKEN=SLACK_TOKEN,
         SEVFLOW_SLACK_BASE_URL=slack.url,
+        SEVFLOW_ALLOW_INSECURE_VENDOR_URLS="1",  # the Slack and Statuspage fakes are plain http
         SEVFLOW_SLACK_CHANNEL_INTERVAL_SECONDS="0.2",
         SEVFLOW_STATUSPAGE_API_KEY=SP_KEY,
         SEVFLOW_STATUSPAGE_PAGE_ID=SP_PAGE,

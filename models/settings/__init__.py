@@ -47,3 +47,24 @@ class Settings(
                 "canary is delivered by the PagerDuty sink"
             )
         return self
+
+    @model_validator(mode="after")
+    def _callers_are_scoped(self) -> "Settings":
+        if problem := self.callback_problem():
+            raise ValueError(problem)
+        if self.slack_signing_secret is not None and self.slack_token is None:
+            raise ValueError(
+                "SEVFLOW_SLACK_SIGNING_SECRET needs SEVFLOW_SLACK_TOKEN: who presses a button is "
+                "looked up in Slack (users.info) to refuse guests"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _vendor_urls_are_https(self) -> "Settings":
+        insecure = self.insecure_vendor_urls()
+        if insecure and not self.allow_insecure_vendor_urls:
+            raise ValueError(
+                f"{', '.join(insecure)} must be https:// (tokens and incident text would travel "
+                "in clear); SEVFLOW_ALLOW_INSECURE_VENDOR_URLS=1 accepts http for tests only"
+            )
+        return self

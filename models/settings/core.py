@@ -41,6 +41,13 @@ def _port(text: str) -> bool:
 class CoreSettings(BaseModel):
     """Where Kafka and the store are, and how sevflow logs."""
 
+    retention_days: int = Field(
+        default=400,
+        ge=0,
+        description="`sevflow purge` without --older-than deletes the alerts, events and delivery "
+        "logs of incidents resolved longer ago than this (labels can carry personal data); the "
+        "incident rows `sevflow report` needs stay unless --incidents. 0: keep for ever.",
+    )
     kafka_bootstrap: str = Field(
         default="127.0.0.1:19092",
         description="Kafka bootstrap servers, comma separated host:port (the local broker of "

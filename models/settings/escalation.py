@@ -9,6 +9,7 @@ The policy itself (levels, targets, response targets, overrides, business hours)
 is not served at all.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -64,6 +65,31 @@ class EscalationSettings(BaseModel):
         description="Slack app signing secret: verifies X-Slack-Signature on "
         "POST /callbacks/slack/interactivity (Acknowledge/Resolve buttons). Unset: not served.",
     )
+    slack_team_id: str | None = Field(
+        default=None,
+        description="The Slack workspace (team id, T…) whose members may press the buttons; "
+        "required with SEVFLOW_SLACK_SIGNING_SECRET. Users of other workspaces (Slack Connect), "
+        "guests and org-wide installs get an ephemeral refusal and nothing is done.",
+    )
+    slack_allowed_usergroup: str | None = Field(
+        default=None,
+        description="A Slack user group id (S…): only its members may press the buttons "
+        "(usergroups.users.list, needs the usergroups:read scope). Unset: every full member of "
+        "the workspace.",
+    )
+    slack_caller_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a button presser's users.info and the user group's members are "
+        "cached (Slack wants the button answered within 3 seconds); a removed member can still "
+        "act for this long.",
+    )
+    pagerduty_account_subdomain: str | None = Field(
+        default=None,
+        description="The PagerDuty account (its subdomain: <subdomain>.pagerduty.com) whose "
+        "webhooks are acted on; required with SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS. Events of "
+        "another account (their data.html_url) are answered 202 ignored and logged.",
+    )
     slack_replay_window_seconds: int = Field(
         default=300,
         ge=1,
@@ -97,6 +123,32 @@ class EscalationSettings(BaseModel):
         if value is not None and not value.get_secret_value().strip():
             return None
         return value
+
+    @field_validator("slack_team_id", "slack_allowed_usergroup", "pagerduty_account_subdomain")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("pagerduty_account_subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value.lower()):
+            raise ValueError("the account's subdomain, as in https://<subdomain>.pagerduty.com")
+        return value.lower() if value is not None else None
+
+    def callback_problem(self) -> str | None:
+        """Why the Slack or PagerDuty callbacks cannot be served as configured, or None."""
+        if self.slack_signing_secret is not None and self.slack_team_id is None:
+            return (
+                "SEVFLOW_SLACK_SIGNING_SECRET is set but SEVFLOW_SLACK_TEAM_ID is not: without "
+                "the workspace, users of any workspace sharing a channel could press the buttons"
+            )
+        if self.pagerduty_webhook_secrets and self.pagerduty_account_subdomain is None:
+            return (
+                "SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS is set but SEVFLOW_PAGERDUTY_ACCOUNT_SUBDOMAIN "
+                "is not: name the PagerDuty account whose webhooks sevflow acts on"
+            )
+        return None
 
     @field_validator("escalation_pagerduty_routing_keys", mode="before")
     @classmethod

@@ -17,6 +17,10 @@ from models.severity import Severity
 
 __all__ = ["PAGERDUTY_REGIONS", "SinkSettings", "parse_severities"]
 
+#: The vendor base URL settings that must be https (PagerDuty's is checked on its own: its client
+#: refuses anything else, flag or not).
+VENDOR_URL_SETTINGS = ("slack_base_url", "statuspage_base_url")
+
 #: Events API v2 hosts per service region (PagerDuty KB "Service Regions").
 PAGERDUTY_REGIONS = {
     "us": "https://events.pagerduty.com",
@@ -130,6 +134,14 @@ class SinkSettings(BaseModel):
         description="Severities that page, e.g. SEV1-SEV3 or SEV1,SEV2.",
     )
 
+    allow_insecure_vendor_urls: bool = Field(
+        default=False,
+        description="Accept plain http:// vendor base URLs (SEVFLOW_SLACK_BASE_URL, "
+        "SEVFLOW_STATUSPAGE_BASE_URL), for tests against loopback fakes only; logs a warning at "
+        "start. Unset, an http URL is refused at start: tokens and incident text would travel in "
+        "clear.",
+    )
+
     # --- Slack -------------------------------------------------------------------------------
     slack_token: SecretStr | None = Field(
         default=None, description="Slack bot token (xoxb-…). Unset: no Slack sink."
@@ -237,6 +249,14 @@ class SinkSettings(BaseModel):
                 components[service.strip()] = component.strip()
             return components
         return value
+
+    def insecure_vendor_urls(self) -> list[str]:
+        """The ``SEVFLOW_*`` names of the vendor base URLs that are not https."""
+        return [
+            f"SEVFLOW_{name.upper()}"
+            for name in VENDOR_URL_SETTINGS
+            if not str(getattr(self, name)).lower().startswith("https://")
+        ]
 
     def pagerduty_url(self) -> str:
         """The Events API base URL: the override, else the region's host."""

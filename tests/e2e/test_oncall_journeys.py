@@ -39,6 +39,8 @@ slack = harness.realtime_slack
 
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 PD_WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
+SLACK_TEAM = "T0JOURNEY"
+PD_ACCOUNT = "journeys"
 SECONDARY_KEY = "S3C0NDARYKEY0123456789abcdefABCD"
 LABELS = {"alertname": "CheckoutDown", "service": "api", "severity": "critical"}
 
@@ -60,6 +62,8 @@ def journey_sevflow(
     Slack and PagerDuty callbacks and escalating every half second, so that a journey can answer
     its pages and escalate within a test's time."""
 
+    slack.add_user("U0ONCALL1", SLACK_TEAM)
+
     def build(**settings: str) -> Sevflow:
         return sevflow_at_fakes(
             tmp_path,
@@ -69,7 +73,9 @@ def journey_sevflow(
             fake_statuspage,
             tls_cert,
             pagerduty_webhook_secrets=PD_WEBHOOK_SECRET,
+            pagerduty_account_subdomain=PD_ACCOUNT,
             slack_signing_secret=SIGNING_SECRET,
+            slack_team_id=SLACK_TEAM,
             escalation_interval_seconds="0.5",
             **settings,
         )
@@ -97,7 +103,8 @@ def press_slack_button(sevflow: Sevflow, action: str, incident_id: str, user: st
     """What Slack posts when ``user`` presses a button of the announcement, signed."""
     payload = {
         "type": "block_actions",
-        "user": {"id": "U0ONCALL1", "username": user, "name": user},
+        "team": {"id": SLACK_TEAM},
+        "user": {"id": "U0ONCALL1", "username": user, "name": user, "team_id": SLACK_TEAM},
         "actions": [
             {
                 "action_id": action,
@@ -132,7 +139,12 @@ def pagerduty_webhook(sevflow: Sevflow, event_type: str, incident_key: str, agen
             "resource_type": "incident",
             "occurred_at": datetime.now(UTC).isoformat(),
             "agent": {"id": "PAGENT1", "type": "user_reference", "summary": agent},
-            "data": {"id": "PINC1", "type": "incident", "incident_key": incident_key},
+            "data": {
+                "id": "PINC1",
+                "type": "incident",
+                "html_url": f"https://{PD_ACCOUNT}.pagerduty.com/incidents/PINC1",
+                "incident_key": incident_key,
+            },
         }
     }
     body = json.dumps(document).encode()

@@ -97,6 +97,8 @@ def sink_settings(
     if pagerduty is not None:
         values.update(pagerduty_routing_key=ROUTING_KEY, pagerduty_base_url=pagerduty.url)
         values["pagerduty_ca_file"] = cert[0] if cert else None
+    if slack is not None or statuspage is not None:
+        values["allow_insecure_vendor_urls"] = True  # the fakes are plain http on loopback
     if slack is not None:
         values.update(slack_token=SLACK_TOKEN, slack_base_url=slack.url)
     if statuspage is not None:

@@ -10,6 +10,14 @@ is two): ``text`` over 40,000 → ``msg_too_long``; more than 50 blocks, a secti
 (its fields: 10 of 2,000), a header over 150, a context block of more than 10 elements (each
 text 3,000), more than 25 actions, a button text over 75 or a block / action id over 255 →
 ``invalid_blocks``.
+
+People and user groups (docs.slack.dev ``users.info`` / ``usergroups.users.list``): ``add_user``
+registers a member of a team (``is_restricted`` a multi-channel guest, ``is_ultra_restricted`` a
+single-channel guest), ``add_usergroup`` a group's members; an unknown user is ``user_not_found``,
+an unknown group ``no_such_subteam``. Interaction response URLs (``/actions/<team>/<id>/<secret>``,
+what ``response_url`` points at on hooks.slack.com) take a JSON message with ``text`` or ``blocks``
+and an optional ``response_type`` of ``ephemeral`` (the default) or ``in_channel``; what they
+received is in ``responses``.
 """
 
 import itertools
@@ -23,7 +31,7 @@ from urllib.parse import parse_qsl
 
 from tests.fakes.http import FakeServer, Request, Response
 
-__all__ = ["FakeSlack", "SlackChannel"]
+__all__ = ["FakeSlack", "SlackChannel", "SlackUser"]
 
 NAME = re.compile(r"^[a-z0-9_-]+$")
 TEXT_MAX = 40_000
@@ -91,6 +99,16 @@ class SlackChannel:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class SlackUser:
+    id: str
+    team_id: str
+    name: str = "someone"
+    is_restricted: bool = False
+    is_ultra_restricted: bool = False
+    deleted: bool = False
+
+
 def _ok(**data: Any) -> Response:
     return Response(200, {"ok": True, **data})
 
@@ -110,6 +128,10 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self.calls: list[tuple[str, dict[str, Any]]] = []  # accepted (ok) calls
         self.lock = threading.Lock()
+        self.users: dict[str, SlackUser] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        #: Messages posted to a response URL: (its path, the JSON message).
+        self.responses: list[tuple[str, dict[str, Any]]] = []
         self.add_channel("incidents")
         self.add_channel("general")
 
@@ -132,6 +154,18 @@ class FakeSlack:
         channel = SlackChannel(f"C{next(_ids):09d}", name, is_member)
         self.channels[channel.id] = channel
         return channel
+
+    def add_user(self, user_id: str, team_id: str, **flags: Any) -> SlackUser:
+        user = SlackUser(user_id, team_id, **flags)
+        self.users[user_id] = user
+        return user
+
+    def add_usergroup(self, usergroup_id: str, members: list[str]) -> None:
+        self.usergroups[usergroup_id] = list(members)
+
+    def response_url(self, team_id: str = "T111") -> str:
+        """A response URL as Slack puts it into an interaction payload."""
+        return f"{self.server.url}/actions/{team_id}/{next(_ids)}/responsesecret"
 
     def by_name(self, name: str) -> SlackChannel | None:
         return next((c for c in self.channels.values() if c.name == name), None)
@@ -172,6 +206,8 @@ class FakeSlack:
         return args
 
     def _handle(self, request: Request) -> Response:
+        if request.path.startswith("/actions/"):
+            return self._respond(request)
         if request.method not in ("GET", "POST") or not request.path.startswith("/api/"):
             return Response(404, b"<html>Not Found</html>", content_type="text/html")
         method = request.path.removeprefix("/api/")
@@ -295,3 +331,43 @@ class FakeSlack:
             has_more=more,
             response_metadata={"next_cursor": str(start + limit) if more else ""},
         )
+
+    def _users_info(self, args: dict[str, Any]) -> Response:
+        user = self.users.get(str(args.get("user", "")))
+        if user is None:
+            return _error("user_not_found")
+        return _ok(
+            user={
+                "id": user.id,
+                "team_id": user.team_id,
+                "name": user.name,
+                "deleted": user.deleted,
+                "is_bot": False,
+                "is_restricted": user.is_restricted,
+                "is_ultra_restricted": user.is_ultra_restricted,
+            }
+        )
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> Response:
+        members = self.usergroups.get(str(args.get("usergroup", "")))
+        if members is None:
+            return _error("no_such_subteam")
+        return _ok(users=list(members))
+
+    def _respond(self, request: Request) -> Response:
+        """A response URL: a JSON message, as incoming webhooks take (no token: the URL is it)."""
+        if request.method != "POST":
+            return Response(405, b"invalid_method", content_type="text/plain")
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return Response(400, b"invalid_payload", content_type="text/plain")
+        try:
+            message = json.loads(request.body)
+        except ValueError:
+            return Response(400, b"invalid_payload", content_type="text/plain")
+        if not isinstance(message, dict) or not (message.get("text") or message.get("blocks")):
+            return Response(400, b"no_text", content_type="text/plain")
+        if message.get("response_type", "ephemeral") not in ("ephemeral", "in_channel"):
+            return Response(400, b"invalid_payload", content_type="text/plain")
+        with self.lock:
+            self.responses.append((request.path, message))
+        return Response(200, b"ok", content_type="text/plain")

@@ -20,6 +20,7 @@ from receiver.access import protect_all
 from receiver.callbacks import callback_routes, slack_signature
 from receiver.commands import CommandPublisher
 from receiver.kafka import ensure_topic
+from receiver.slack_callers import SlackCallers
 from store.incidents import IncidentStore
 from store.leases import Lease
 from streams.escalation import run_escalations
@@ -27,6 +28,7 @@ from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
 from tests.builders import T0, alert, api_credentials
+from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +71,17 @@ async def test_slack_ack_through_kafka_stops_escalation(
     # A Slack click (signed) and an API resolve of the other incident, through real Kafka.
     now = T0 + 5 * M
     publisher = CommandPublisher(kafka_bootstrap, commands_topic)
-    routes = callback_routes(publisher, slack_signing_secret=SECRET, clock=lambda: now)
+    slack_api = FakeSlack("xoxb-ack-test").start()
+    slack_api.add_user("U1", "T1")
+    callers = SlackCallers(SecretStr("xoxb-ack-test"), slack_api.url, "T1", allow_insecure=True)
+    routes = callback_routes(
+        publisher, slack_signing_secret=SECRET, slack_callers=callers, clock=lambda: now
+    )
     app = Starlette(routes=protect_all(routes, api_credentials(TOKEN)))
     payload = {
         "type": "block_actions",
-        "user": {"id": "U1", "username": "alice"},
+        "team": {"id": "T1"},
+        "user": {"id": "U1", "username": "alice", "team_id": "T1"},
         "actions": [{"action_id": "ack", "value": incident_id, "action_ts": "1.2"}],
     }
     body = f"payload={quote(json.dumps(payload))}".encode()
@@ -102,6 +110,8 @@ async def test_slack_ack_through_kafka_stops_escalation(
             )
     finally:
         await publisher.close()
+        await callers.close()
+        slack_api.close()
     assert (slack.status_code, forged.status_code, api.status_code) == (200, 401, 202)
 
     # The worker's side: consume the commands topic and apply them (twice: idempotent).

@@ -35,6 +35,7 @@ from receiver.access import (
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.callbacks import callback_routes
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
+from receiver.slack_callers import SlackCallers
 from sevflow.admin import Who, new_window
 from sevflow.admin_api import admin_routes
 from sevflow.runner import receiver_credentials
@@ -99,10 +100,14 @@ async def serve(tmp_path: Path, kafka: str) -> AsyncIterator[Receiver]:
     ids = await incidents_in_every_state(url)
     engine = async_engine(url)
     commands = CommandRecorder()
+    # (The button presses are not this test's: Slack is never asked who pressed.)
+    callers = SlackCallers(SecretStr("xoxb-unused"), "http://127.0.0.1:1", "T1", allow_insecure=True)
     callbacks = callback_routes(
         commands,
         slack_signing_secret=SecretStr("slack-secret"),
+        slack_callers=callers,
         pagerduty_secrets=[SecretStr("pd-secret")],
+        pagerduty_account="acme",
         clock=lambda: NOW,
     )
     app = create_app(
@@ -119,6 +124,7 @@ async def serve(tmp_path: Path, kafka: str) -> AsyncIterator[Receiver]:
     async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
         yield Receiver(http, app, ids, commands, engine)
     await engine.dispose()
+    await callers.close()
 
 
 @pytest.fixture

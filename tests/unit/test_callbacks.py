@@ -9,6 +9,8 @@ like Kafka).
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -30,10 +32,14 @@ from receiver.callbacks import (
     verify_pagerduty,
     verify_slack,
 )
+from receiver.slack_callers import SlackCallers
 from sevflow.runner import receiver_credentials
 from sinks.pagerduty_format import escalation_key, storm_key
 from tests.builders import CommandRecorder, api_credentials
 from tests.conftest import FIXTURES
+from tests.fakes.slack import FakeSlack
+
+SLACK_TOKEN = "xoxb-callbacks-test"
 
 # Slack's documented example ("Verifying requests from Slack"), as in the contracts.
 SLACK_VECTOR_SECRET = SecretStr("8f742231b10e8888abcd99yyyzzz85a5")
@@ -64,16 +70,44 @@ class DownPublisher:
         raise KafkaTimeoutError()
 
 
-def client(publisher: Any, **options: Any) -> httpx.AsyncClient:
+@pytest.fixture(scope="module")
+def fake_slack() -> Iterator[FakeSlack]:
+    """Slack's users.info for the button presses: the fixture's user, a member of its team."""
+    fake = FakeSlack(SLACK_TOKEN).start()
+    fake.add_user("W111", "T111")
+    fake.add_user("U0123", "T111")
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(autouse=True)
+def _slack_at(fake_slack: FakeSlack) -> None:
+    global _slack_url  # client() is called from every test, not a fixture
+    _slack_url = fake_slack.url
+
+
+_slack_url = ""
+
+
+@asynccontextmanager
+async def client(publisher: Any, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    callers = SlackCallers(SecretStr(SLACK_TOKEN), _slack_url, "T111", allow_insecure=True)
     options = {
         "slack_signing_secret": SLACK_SECRET,
+        "slack_callers": callers,
         "pagerduty_secrets": [PD_SECRET],
+        "pagerduty_account": "pig208",
         "clock": lambda: NOW,
         **options,
     }
     tokens = options.pop("api_tokens", [API_TOKEN])
     app = Starlette(routes=protect_all(callback_routes(publisher, **options), api_credentials(*tokens)))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sevflow.test")
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://sevflow.test") as http:
+            yield http
+    finally:
+        await callers.close()
 
 
 # --- signature vectors -------------------------------------------------------------------------
@@ -524,6 +558,7 @@ def test_blank_credentials_given_as_lists_are_dropped() -> None:
         webhook_tokens=["", " ", "webhook-token"],
         webhook_basic_auth=[SecretStr(""), "am:pass"],
         pagerduty_webhook_secrets=["", "pd-secret"],
+        pagerduty_account_subdomain="pig208",
         slack_signing_secret=" ",
     )
     assert [t.get_secret_value() for t in settings.webhook_tokens] == ["webhook-token"]

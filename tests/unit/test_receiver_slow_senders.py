@@ -18,6 +18,7 @@ from models.incident import Command
 from receiver.access import Credentials
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.callbacks import PAGERDUTY_PATH, SLACK_PATH, callback_routes
+from receiver.slack_callers import SlackCallers
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOKEN = "t0ken-with-enough-entropy"
@@ -47,7 +48,10 @@ def receiver() -> Starlette:
         extra_routes=callback_routes(
             Publisher(),
             slack_signing_secret=SecretStr("slack-secret"),
+            # Nobody is looked up: every request here is cut before its body is read.
+            slack_callers=SlackCallers(SecretStr("xoxb-unused"), "https://slack.invalid/api/", "T1"),
             pagerduty_secrets=[SecretStr("pd-secret")],
+            pagerduty_account="acme",
             body_read_seconds=DEADLINE,
         ),
     )
