@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.settings.canary import CanarySettings
 from models.settings.core import CoreSettings
 from models.settings.escalation import EscalationSettings
+from models.settings.listeners import ListenerSettings
 from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
@@ -26,6 +27,7 @@ class Settings(
     BaseSettings,
     CoreSettings,
     ReceiverSettings,
+    ListenerSettings,
     StreamSettings,
     SinkSettings,
     EscalationSettings,
