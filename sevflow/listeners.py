@@ -169,11 +169,19 @@ def _response(status: int, error: str, message: str) -> bytes:
 
 
 def listener_config(
-    app: Callable[..., Any], host: str, port: int, limits: ListenerLimits, **options: Any
+    app: Callable[..., Any],
+    host: str,
+    port: int,
+    limits: ListenerLimits,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    **options: Any,
 ) -> uvicorn.Config:
     """uvicorn's configuration of one listener: :class:`GuardedProtocol` with ``limits``, the
     keep-alive timeout and the connection cap (503) from them, no WebSocket upgrades (they would
-    leave the guarded protocol), no access log, no lifespan. ``options``: more of uvicorn's."""
+    leave the guarded protocol), no access log, no lifespan; X-Forwarded-For/-Proto believed from
+    ``forwarded_allow_ips`` only (``SEVFLOW_FORWARDED_ALLOW_IPS``; uvicorn would otherwise read
+    its own environment variable). ``options``: more of uvicorn's."""
     protocol = type("GuardedListener", (GuardedProtocol,), {"limits": limits})
     return uvicorn.Config(
         app,
@@ -183,6 +191,8 @@ def listener_config(
         ws="none",
         timeout_keep_alive=limits.keep_alive_seconds,
         limit_concurrency=limits.max_connections,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
         log_config=None,
         access_log=False,
         lifespan="off",

@@ -122,6 +122,7 @@ def run_receiver(settings: Settings) -> int:
             settings.http_host,
             settings.http_port,
             settings.internal_limits(),
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             # In a storm Alertmanager opens a connection per group at once (thousands). With
             # uvicorn's 2048 the accept queue overflowed while the loop was busy, and each overflow
             # stalled its group until a TCP retransmit (1 s, then 3 s). Linux caps it at
@@ -136,6 +137,7 @@ def run_receiver(settings: Settings) -> int:
                 settings.callbacks_host,
                 settings.callbacks_port,
                 settings.public_limits(),
+                forwarded_allow_ips=settings.forwarded_allow_ips,
             )
         )
 

@@ -132,6 +132,7 @@ async def serve_sinks(
                     settings.status_page_host,
                     settings.status_page_port,
                     settings.public_limits(),
+                    forwarded_allow_ips=settings.forwarded_allow_ips,
                 )
             )
             tasks.append(asyncio.create_task(server.serve(), name="status-page"))

@@ -96,6 +96,13 @@ class ListenerSettings(BaseModel):
         description="Callbacks and status page listeners, each: with this many connections open, "
         "further requests are answered 503.",
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Every listener: addresses of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (uvicorn's forwarded_allow_ips), comma separated; the "
+        "client address in logs and the webhook's rate limit then is the forwarded one. '*' "
+        "believes anyone: only when nothing but the proxy can reach the listeners.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, /metrics of every role (receiver, worker, sinks) requires "
