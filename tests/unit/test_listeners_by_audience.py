@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,16 +19,10 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from sevflow.listeners import start_metrics_server
+from tests.conftest import REPO, free_port
 
 METRICS_TOKEN = "metrics-t0ken-with-entropy"
 WEBHOOK_TOKEN = "webhook-t0ken-with-entropy"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
@@ -64,7 +57,7 @@ def listeners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, i
     process = subprocess.Popen(
         [sys.executable, "-m", "sevflow", "receiver"],
         env=environment,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
