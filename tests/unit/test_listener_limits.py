@@ -1,7 +1,7 @@
 """The limits every listener enforces (sevflow/listeners.py), through a real uvicorn server on
-loopback serving the receiver, attacked with raw TCP connections: silent and trickling connections
-are closed within their timeout while real requests go on being answered, an oversized header is
-431, and the connection cap answers 503."""
+loopback serving the receiver (and the built-in status page, the other public one), attacked with
+raw TCP connections: silent and trickling connections are closed within their timeout while real
+requests go on being answered, an oversized header is 431, and the connection cap answers 503."""
 
 import asyncio
 import contextlib
@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,10 @@ from models.settings.listeners import ListenerLimits
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.auth import WebhookAuth
 from sevflow.listeners import listener_config
+from sevflow.sinks_runner import create_sink_tables
+from sinks.status_server import create_status_app
+from store.db import async_engine
+from store.deliveries import StatusPageStore
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOKEN = "t0ken-with-enough-entropy"
@@ -51,8 +56,8 @@ def receiver() -> Starlette:
     return create_app(publisher=Publisher(), auth=WebhookAuth([SecretStr(TOKEN)]), now=lambda: NOW)
 
 
-async def serve(limits: ListenerLimits) -> AsyncIterator[int]:
-    config = listener_config(receiver(), "127.0.0.1", 0, limits, timeout_graceful_shutdown=1)
+async def serve(limits: ListenerLimits, app: Starlette | None = None) -> AsyncIterator[int]:
+    config = listener_config(app or receiver(), "127.0.0.1", 0, limits, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, it has no event to await
@@ -208,3 +213,29 @@ async def test_beyond_the_connection_cap_requests_are_503() -> None:
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("still 503 once the held connections were closed")
+
+
+async def test_the_status_page_listener_has_the_same_limits(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sevflow.db'}"
+    create_sink_tables(url)
+    engine = async_engine(url)
+    try:
+        app = create_status_app(StatusPageStore(engine), lambda: NOW, "Acme")
+        async for port in serve(LIMITS, app):
+            silent = await asyncio.open_connection("127.0.0.1", port)
+            big_reader, big_writer = await asyncio.open_connection("127.0.0.1", port)
+            big_writer.write(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (1024 * 1024) + b"\r\n\r\n")
+            with contextlib.suppress(ConnectionError):
+                await big_writer.drain()
+            async with httpx.AsyncClient() as client:
+                page = await client.get(f"http://127.0.0.1:{port}/")
+            assert page.status_code == 200
+            assert "Acme" in page.text
+            big, _ = await closed_after(big_reader, LIMITS.header_seconds + MARGIN)
+            assert big.startswith(b"HTTP/1.1 431 ")
+            nothing, _ = await closed_after(silent[0], LIMITS.header_seconds + MARGIN)
+            assert nothing == b""
+            for writer in (silent[1], big_writer):
+                writer.close()
+    finally:
+        await engine.dispose()
