@@ -1,4 +1,5 @@
-"""The receiver's HTTP application: the Alertmanager webhook, ``/health``, ``/ready``, ``/metrics``.
+"""The receiver's HTTP applications: the internal one (the Alertmanager webhook, ``/health``,
+``/ready``, ``/metrics``, the incident API) and the public one of vendor callbacks.
 
 A webhook request passes these steps, in this order, and the first that refuses answers:
 
@@ -42,6 +43,7 @@ from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
 from receiver.access import Credentials, protect
+from receiver.auth import WebhookAuth
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, hung_up, read_capped
 from receiver.errors import body_too_slow, error_response, validation_details
 from receiver.kafka import (
@@ -54,7 +56,7 @@ from receiver.kafka import (
 from receiver.metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
 from receiver.ratelimit import RateLimiter, retry_after_header
 
-__all__ = ["RETRY_AFTER_SECONDS", "WEBHOOK_PATH", "create_app"]
+__all__ = ["RETRY_AFTER_SECONDS", "WEBHOOK_PATH", "create_app", "create_callbacks_app"]
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +101,16 @@ def create_app(
     publish_queue_seconds: float = 5.0,
     extra_routes: Sequence[Route] = (),
     body_read_seconds: float = BODY_READ_SECONDS,
+    metrics_auth: WebhookAuth | None = None,
 ) -> Starlette:
     """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
 
-    ``extra_routes`` (the incident and admin API, Slack and PagerDuty callbacks) are served beside
-    the webhook, with the same request ids, logs and metrics. Every route, these too, is served
-    behind the scope :data:`receiver.access.ROUTE_ACCESS` gives it (checked against ``auth``); a
-    route missing there raises :class:`receiver.access.RouteWithoutAccess`.
+    ``metrics_auth``: the bearer token ``/metrics`` requires (``SEVFLOW_METRICS_TOKEN``); None: open.
+
+    ``extra_routes`` (the incident and admin API) are served beside the webhook, with the same
+    request ids, logs and metrics. Every route, these too, is served behind the scope
+    :data:`receiver.access.ROUTE_ACCESS` gives it (checked against ``auth``); a route missing there
+    raises :class:`receiver.access.RouteWithoutAccess`.
     """
     limiter = rate_limiter or RateLimiter(0, 1)
     stats = metrics or ReceiverMetrics()
@@ -229,52 +234,18 @@ def create_app(
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
-    async def metrics_endpoint(_: Request) -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if metrics_auth is not None and not metrics_auth.allows(request.headers.get("authorization")):
+            return error_response(
+                401,
+                "unauthorized",
+                "missing or invalid metrics token",
+                headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
+            )
         return Response(stats.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def instrumented(path: str, handler: Handler, level: int) -> Handler:
-        """Request id, duration, the request counter and one log line around ``handler``."""
-
-        # The labelled series of this route, looked up once each rather than on every request.
-        counted: dict[tuple[str, int], Counter] = {}
-        timed: dict[str, Histogram] = {}
-
-        async def wrapped(request: Request) -> Response:
-            request_id = request_id_of(request.headers.get("x-request-id"))
-            started = monotonic()
-            status = 500
-            try:
-                try:
-                    response = await handler(request)
-                except Exception as exc:  # noqa: BLE001 - any bug is still a JSON answer, logged
-                    response = _internal_error(request_id, exc)
-                status = response.status_code
-                response.headers["X-Request-ID"] = request_id
-                return response
-            finally:
-                elapsed = monotonic() - started
-                method = request.method
-                if (counter := counted.get((method, status))) is None:
-                    counter = counted[method, status] = stats.requests.labels(method, path, str(status))
-                if (histogram := timed.get(method)) is None:
-                    histogram = timed[method] = stats.duration.labels(method, path)
-                counter.inc()
-                histogram.observe(elapsed)
-                if log.isEnabledFor(level if status < 500 else logging.WARNING):
-                    extra = getattr(request.state, "log_extra", "")
-                    log.log(
-                        level if status < 500 else logging.WARNING,
-                        "request_id=%s method=%s path=%s status=%d duration_ms=%.1f source=%s %s",
-                        request_id,
-                        request.method,
-                        path,
-                        status,
-                        elapsed * 1000,
-                        request.client.host if request.client else "unknown",
-                        extra,
-                    )
-
-        return wrapped
+        return _instrumented(path, handler, level, stats, monotonic)
 
     def served(path: str, handler: Handler, methods: list[str], level: int, name: str | None) -> Route:
         """A route behind its scope (receiver.access.ROUTE_ACCESS: a route missing there is
@@ -301,6 +272,79 @@ def create_app(
                 )
                 for r in extra_routes
             ),
+        ],
+    )
+
+
+def _instrumented(
+    path: str,
+    handler: Handler,
+    level: int,
+    stats: ReceiverMetrics,
+    monotonic: Callable[[], float],
+) -> Handler:
+    """Request id, duration, the request counter and one log line around ``handler``."""
+
+    # The labelled series of this route, looked up once each rather than on every request.
+    counted: dict[tuple[str, int], Counter] = {}
+    timed: dict[str, Histogram] = {}
+
+    async def wrapped(request: Request) -> Response:
+        request_id = request_id_of(request.headers.get("x-request-id"))
+        started = monotonic()
+        status = 500
+        try:
+            try:
+                response = await handler(request)
+            except Exception as exc:  # noqa: BLE001 - any bug is still a JSON answer, logged
+                response = _internal_error(request_id, exc)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            elapsed = monotonic() - started
+            method = request.method
+            if (counter := counted.get((method, status))) is None:
+                counter = counted[method, status] = stats.requests.labels(method, path, str(status))
+            if (histogram := timed.get(method)) is None:
+                histogram = timed[method] = stats.duration.labels(method, path)
+            counter.inc()
+            histogram.observe(elapsed)
+            if log.isEnabledFor(level if status < 500 else logging.WARNING):
+                extra = getattr(request.state, "log_extra", "")
+                log.log(
+                    level if status < 500 else logging.WARNING,
+                    "request_id=%s method=%s path=%s status=%d duration_ms=%.1f source=%s %s",
+                    request_id,
+                    request.method,
+                    path,
+                    status,
+                    elapsed * 1000,
+                    request.client.host if request.client else "unknown",
+                    extra,
+                )
+
+    return wrapped
+
+
+def create_callbacks_app(
+    routes: Sequence[Route],
+    *,
+    metrics: ReceiverMetrics,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The public listener's app: the vendor callbacks ``routes`` (Slack, PagerDuty) and nothing
+    else, every other path 404; with the request ids, logs and metrics of the receiver's own routes
+    (pass the receiver's ``metrics``: they are exported on the internal ``/metrics``)."""
+    return Starlette(
+        exception_handlers={HTTPException: _http_error},
+        routes=[
+            Route(
+                r.path,
+                _instrumented(r.path, r.endpoint, logging.INFO, metrics, monotonic),
+                methods=sorted(r.methods or {"GET"}),
+            )
+            for r in routes
         ],
     )
 

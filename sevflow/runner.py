@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import httpx
-import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +19,8 @@ from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
+from receiver.app import create_callbacks_app
+from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings, slack_callers_from_settings
 from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
@@ -28,6 +29,7 @@ from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from sevflow.admin_api import admin_routes
+from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
 from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
@@ -49,6 +51,11 @@ WORKER_STOP_DEADLINE = 20.0
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _metrics_auth(settings: Settings) -> WebhookAuth | None:
+    """What ``/metrics`` requires: the bearer ``SEVFLOW_METRICS_TOKEN``, or nothing when unset."""
+    return WebhookAuth(tokens=[settings.metrics_token]) if settings.metrics_token else None
 
 
 def init_db(settings: Settings) -> int:
@@ -115,12 +122,16 @@ def run_receiver(settings: Settings) -> int:
         spec=settings.topic_spec(settings.alerts_topic),
     )
     slack_callers = slack_callers_from_settings(settings)
+    # The API's ack / resolve stay on the internal listener with the rest of the API; Slack's and
+    # PagerDuty's callbacks get the public one, which serves nothing else.
     callbacks = routes_from_settings(settings, commands, slack_callers=slack_callers)
+    vendor_callbacks = [r for r in callbacks if r.name not in API_COMMAND_ROUTES]
+    metrics = ReceiverMetrics(roles_file=settings.data_dir / STATUS_FILE)
     app = create_receiver(
         publisher=publisher,
         auth=credentials,
         now=_utc_now,
-        metrics=ReceiverMetrics(roles_file=settings.data_dir / STATUS_FILE),
+        metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         max_concurrent_publishes=settings.max_concurrent_publishes,
@@ -130,36 +141,50 @@ def run_receiver(settings: Settings) -> int:
                 store_engine,
                 commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
             ),
-            *(r for r in callbacks if r.name not in API_COMMAND_ROUTES),
             *admin_routes(settings, store_engine, clock=_utc_now),
         ],
+        metrics_auth=_metrics_auth(settings),
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        # Alertmanager keeps connections alive; a longer idle timeout than uvicorn's 5 s avoids
-        # reconnect churn between group_interval ticks.
-        timeout_keep_alive=30,
-        # In a storm Alertmanager opens a connection per group at once (thousands). With uvicorn's
-        # 2048 the accept queue overflowed while the loop was busy, and each overflow stalled its
-        # group until a TCP retransmit (1 s, then 3 s). Linux caps it at net.core.somaxconn.
-        backlog=4096,
-    )
+    configs = [
+        listener_config(
+            app,
+            settings.http_host,
+            settings.http_port,
+            settings.internal_limits(),
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            # In a storm Alertmanager opens a connection per group at once (thousands). With
+            # uvicorn's 2048 the accept queue overflowed while the loop was busy, and each overflow
+            # stalled its group until a TCP retransmit (1 s, then 3 s). Linux caps it at
+            # net.core.somaxconn.
+            backlog=4096,
+        )
+    ]
+    if vendor_callbacks:
+        configs.append(
+            listener_config(
+                create_callbacks_app(vendor_callbacks, metrics=metrics),
+                settings.callbacks_host,
+                settings.callbacks_port,
+                settings.public_limits(),
+                forwarded_allow_ips=settings.forwarded_allow_ips,
+            )
+        )
 
     async def serve() -> None:
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve())
+        servers = [uvicorn.Server(c) for c in configs]
+        serving = [asyncio.create_task(server.serve()) for server in servers]
         canary = (
-            asyncio.create_task(_run_canary(settings, server, serving))
+            asyncio.create_task(_run_canary(settings, servers[0], serving[0]))
             if settings.canary_enabled()
             else None
         )
         try:
-            await serving
+            # Each server takes SIGINT/SIGTERM from the one started before it; whichever stops
+            # first, the other stops too.
+            await asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED)
+            for server in servers:
+                server.should_exit = True
+            await asyncio.gather(*serving)
         finally:
             if canary is not None:
                 canary.cancel()
@@ -171,6 +196,12 @@ def run_receiver(settings: Settings) -> int:
             await store_engine.dispose()
 
     log.info("receiver listening on http://%s:%d", settings.http_host, settings.http_port)
+    if vendor_callbacks:
+        log.info(
+            "vendor callbacks listening on http://%s:%d",
+            settings.callbacks_host,
+            settings.callbacks_port,
+        )
     # The ~100k objects of the imports and the app live as long as the process: left to the
     # collector, every full collection walks them all (a sixth of the receiver's CPU under load).
     # A payload allocates thousands of short-lived objects, nearly all freed by reference counting:
@@ -180,7 +211,7 @@ def run_receiver(settings: Settings) -> int:
     gc.set_threshold(20_000)
     # uvicorn picks its event loop (uvloop when installed) only in Server.run(); serving from our
     # own runner, ask the config for that loop, or the receiver runs on asyncio's default loop.
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=configs[0].get_loop_factory()) as runner:
         runner.run(serve())
     return 0
 
@@ -222,8 +253,11 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     metrics = WorkerMetrics()
     if settings.worker_metrics_port:
         try:
-            prometheus_client.start_http_server(
-                settings.worker_metrics_port, settings.http_host, registry=metrics.registry
+            start_metrics_server(
+                settings.worker_metrics_port,
+                settings.http_host,
+                metrics.registry,
+                settings.metrics_token,
             )
         except OSError as exc:  # a second worker on the host: run, say why there is no /metrics
             log.warning(

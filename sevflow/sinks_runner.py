@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import prometheus_client
 import uvicorn
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
+from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
 from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
@@ -85,8 +85,8 @@ async def serve_sinks(
         registry = CollectorRegistry(auto_describe=True)
         registry.register(collector)
         try:
-            prometheus_client.start_http_server(
-                settings.sinks_metrics_port, settings.status_page_host, registry=registry
+            start_metrics_server(
+                settings.sinks_metrics_port, settings.status_page_host, registry, settings.metrics_token
             )
             tasks.append(
                 asyncio.create_task(
@@ -127,13 +127,12 @@ async def serve_sinks(
         if not settings.statuspage_configured():
             app = create_status_app(StatusPageStore(engine), clock.now, settings.status_page_title)
             server = uvicorn.Server(
-                uvicorn.Config(
+                listener_config(
                     app,
-                    host=settings.status_page_host,
-                    port=settings.status_page_port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
+                    settings.status_page_host,
+                    settings.status_page_port,
+                    settings.public_limits(),
+                    forwarded_allow_ips=settings.forwarded_allow_ips,
                 )
             )
             tasks.append(asyncio.create_task(server.serve(), name="status-page"))

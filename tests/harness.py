@@ -128,6 +128,8 @@ class Sevflow:
     #: ``run`` (receiver + worker) or ``receiver`` alone.
     command: str = "run"
     status_page_port: int = field(default_factory=free_port)
+    #: The public listener of vendor callbacks (Slack, PagerDuty), when a callback secret is set.
+    callbacks_port: int = field(default_factory=free_port)
     worker_metrics_port: int = field(default_factory=free_port)
     sinks_metrics_port: int = field(default_factory=free_port)
     #: More ``SEVFLOW_*`` settings for this instance (they win over the defaults above).
@@ -136,6 +138,10 @@ class Sevflow:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def callbacks_url(self) -> str:
+        return f"http://127.0.0.1:{self.callbacks_port}"
 
     @property
     def log_path(self) -> Path:
@@ -154,6 +160,7 @@ class Sevflow:
             SEVFLOW_DATABASE_URL=self.database_url,
             SEVFLOW_DATA_DIR=str(self.workdir / "data"),
             SEVFLOW_HTTP_PORT=str(self.port),
+            SEVFLOW_CALLBACKS_PORT=str(self.callbacks_port),
             SEVFLOW_WEBHOOK_TOKENS=self.token,
             SEVFLOW_API_TOKENS=f"e2e:read,write,admin:{self.api_token}",
             # Every topic, consumer group and port of its own: tests never see each other.

@@ -15,6 +15,7 @@ from models.settings.access import AccessSettings
 from models.settings.canary import CanarySettings
 from models.settings.core import CoreSettings
 from models.settings.escalation import EscalationSettings
+from models.settings.listeners import ListenerSettings
 from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
@@ -27,6 +28,7 @@ class Settings(
     BaseSettings,
     CoreSettings,
     ReceiverSettings,
+    ListenerSettings,
     StreamSettings,
     SinkSettings,
     EscalationSettings,

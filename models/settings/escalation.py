@@ -126,7 +126,7 @@ class EscalationSettings(BaseModel):
 
     @field_validator("slack_team_id", "slack_allowed_usergroup", "pagerduty_account_subdomain")
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
+    def _blank_slack_pagerduty_ids_are_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
     @field_validator("pagerduty_account_subdomain")

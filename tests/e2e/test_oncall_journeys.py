@@ -118,7 +118,7 @@ def press_slack_button(sevflow: Sevflow, action: str, incident_id: str, user: st
     body = urlencode({"payload": json.dumps(payload)}).encode()
     timestamp = str(int(time.time()))
     response = httpx.post(
-        sevflow.url + SLACK_PATH,
+        sevflow.callbacks_url + SLACK_PATH,
         content=body,
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
@@ -149,7 +149,7 @@ def pagerduty_webhook(sevflow: Sevflow, event_type: str, incident_key: str, agen
     }
     body = json.dumps(document).encode()
     response = httpx.post(
-        sevflow.url + PAGERDUTY_PATH,
+        sevflow.callbacks_url + PAGERDUTY_PATH,
         content=body,
         headers={
             "Content-Type": "application/json",

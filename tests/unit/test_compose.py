@@ -149,3 +149,22 @@ def test_the_single_node_broker_gets_single_replica_topics() -> None:
     for name in ("sevflow-worker", "sevflow-receiver", "sevflow-sinks"):
         environment = COMPOSE["services"][name]["environment"]
         assert environment["SEVFLOW_TOPIC_REPLICATION_FACTOR"] == "1", name
+
+
+def test_only_the_public_listeners_are_published() -> None:
+    """The receiver's internal port (webhook, incident API, /metrics) stays inside the compose
+    network; what is published is the vendor callbacks' and the status page's."""
+    defaults = Settings.model_fields
+    published = {
+        name: {int(port.rsplit(":", 1)[1]) for port in service.get("ports", [])}
+        for name, service in COMPOSE["services"].items()
+        if name.startswith("sevflow-")
+    }
+    assert published == {
+        "sevflow-receiver": {defaults["callbacks_port"].default},
+        "sevflow-worker": set(),
+        "sevflow-sinks": {defaults["status_page_port"].default},
+    }
+    receiver = COMPOSE["services"]["sevflow-receiver"]["environment"]
+    assert receiver["SEVFLOW_CALLBACKS_HOST"] == "0.0.0.0"
+    assert defaults["http_port"].default not in published["sevflow-receiver"]

@@ -585,7 +585,29 @@ def test_sinks_probes_ask_the_metrics_server_that_always_runs() -> None:
     assert ports["metrics"] == settings.sinks_metrics_port
     assert ports["status-page"] == settings.status_page_port
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert sinks[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+        # /health: /metrics needs SEVFLOW_METRICS_TOKEN when it is set, the kubelet has none.
+        assert sinks[probe]["httpGet"] == {"path": "/health", "port": "metrics"}, probe
+
+
+def test_only_the_public_listeners_are_routed_from_outside() -> None:
+    """The receiver's internal port stays behind a ClusterIP Service; the vendor callbacks and the
+    status page have Services of their own, and the example Ingress routes only to those."""
+    settings = configured()
+    services = by_kind("Service")
+    assert all(s["spec"].get("type", "ClusterIP") == "ClusterIP" for s in services.values())
+    receiver_ports = container_ports("sevflow-receiver")
+    assert receiver_ports == {"http": settings.http_port, "callbacks": settings.callbacks_port}
+    assert settings.callbacks_host == "0.0.0.0"
+    assert [p["targetPort"] for p in services["sevflow-receiver"]["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in services["sevflow-callbacks"]["spec"]["ports"]] == ["callbacks"]
+    assert [p["targetPort"] for p in services["sevflow-status-page"]["spec"]["ports"]] == ["status-page"]
+    (ingress,) = documents(KUBERNETES / "examples" / "ingress.example.yaml")
+    routed = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert routed == {"sevflow-callbacks", "sevflow-status-page"}
 
 
 def test_every_role_declares_its_metrics_port_and_is_annotated_for_scraping() -> None:
