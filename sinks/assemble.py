@@ -20,6 +20,7 @@ from sinks.slack_client import SlackSender
 from sinks.status_builtin import BuiltinStatusPage
 from sinks.statuspage import StatusBackend, StatusPageSink
 from sinks.statuspage_client import StatuspageClient
+from sinks.statuspage_format import Components
 from store.deliveries import DeliveryLog, StatusPageStore
 
 __all__ = ["build_sinks", "effects_for"]
@@ -90,17 +91,19 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
             settings.statuspage_api_key,
             settings.statuspage_page_id,
             settings.statuspage_base_url,
-            components=settings.statuspage_components,
             timeout=timeout,
         )
+        components = Components(settings.statuspage_components, ids=True)
     else:
         backend = BuiltinStatusPage(StatusPageStore(engine), clock)
+        components = Components(settings.statuspage_components)
     sinks.append(
         StatusPageSink(
             backend,
             effects_for("statuspage", settings, engine, clock),
             settings.statuspage_severities,
             follow_up_minutes=settings.statuspage_followup_minutes,
+            components=components,
         )
     )
     return sinks

@@ -282,6 +282,10 @@ def update_line(event: IncidentEvent) -> str | None:
             return f":hourglass: {what} target missed ({severity}: {target})"
         case EventType.REOPENED:
             return f":rotating_light: Reopened: {_quote(event.reason or 'fired again', incident.id)}"
+        case EventType.STATUSPAGE_PUBLISHED:
+            who = _quote(event.actor.name or event.actor.via, incident.id, LINE_FIELD_MAX)
+            title = _quote(event.data.get("title", ""), incident.id, LINE_FIELD_MAX)
+            return f":globe_with_meridians: Published on the status page by {who}: *{title}*"
     return None
 
 

@@ -29,7 +29,9 @@ from sinks.clock import Clock
 from sinks.effects import Effects, Result
 from sinks.errors import DeliveryError
 from sinks.statuspage_format import (
+    NONE,
     PLAYBOOK_PROMISE_MINUTES,
+    Components,
     StatusChange,
     follow_up,
     status_changes,
@@ -92,12 +94,15 @@ class StatusPageSink:
         severities: Sequence[Severity],
         *,
         follow_up_minutes: int = PLAYBOOK_PROMISE_MINUTES,
+        components: Components = NONE,
     ) -> None:
         self._backend = backend
         self._effects = effects
         self._severities = frozenset(severities)
         #: What the texts promise: an update within this many minutes (0: follow-ups are off).
         self._promise = follow_up_minutes
+        #: The services shown (SEVFLOW_STATUSPAGE_COMPONENTS): no other service is named.
+        self._components = components
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
         await self._effects.preload(events)
@@ -109,7 +114,11 @@ class StatusPageSink:
         refs = await self._effects.log.refs(self.name, event.incident_id)
         external = refs.get("page_incident_id")
         changes = status_changes(
-            event, published=external is not None, severities=self._severities, promise=self._promise
+            event,
+            published=external is not None,
+            severities=self._severities,
+            promise=self._promise,
+            components=self._components,
         )
         for change in changes:
             if change.kind == "create":
