@@ -27,6 +27,7 @@ from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
+from receiver.statuspage_api import publish_route
 from sevflow.operator_cli import store_problem
 from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
@@ -106,6 +107,12 @@ def run_receiver(settings: Settings) -> int:
                 commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
             ),
             *(r for r in callbacks if r.name not in API_COMMAND_ROUTES),
+            publish_route(
+                store_engine,
+                commands,
+                api_tokens=settings.api_tokens or settings.webhook_tokens,
+                clock=_utc_now,
+            ),
         ],
     )
     config = uvicorn.Config(

@@ -15,8 +15,9 @@ from starlette.testclient import TestClient
 
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
+from receiver.statuspage_api import publish_route
 from store.db import async_engine
-from tests.builders import CommandRecorder
+from tests.builders import T0, CommandRecorder
 from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
 from tests.unit.test_escalation_cli import incidents_in_every_state
@@ -283,7 +284,8 @@ def test_every_incident_api_route_is_documented(tmp_path: Path) -> None:
     commands = [r for r in callback_routes(_NoPublisher()) if r.path.startswith("/api/")]
     document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
-    served = _operations(ours) | _operations(commands)
+    publish = publish_route(engine, _NoPublisher(), api_tokens=[], clock=lambda: T0)
+    served = _operations(ours) | _operations(commands) | _operations([publish])
     assert served == documented
     assert ("/api/incidents/{incident_id}/ack", "post") in served  # the commands are covered too
     for path, method in documented - {("/api/openapi.yaml", "get")}:
