@@ -4,8 +4,11 @@ PagerDuty runs when a routing key is set, Slack when a token is set; the status 
 (Atlassian Statuspage when configured, else the built-in page).
 """
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.escalation import Target
 from models.settings import Settings
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
@@ -41,7 +44,16 @@ def effects_for(sink: str, settings: Settings, engine: AsyncEngine, clock: Clock
     )
 
 
-def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[Sink]:
+def build_sinks(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    security_contacts: Sequence[Target] = (),
+) -> list[Sink]:
+    """The configured sinks; ``security_contacts``: the escalation policy's security and
+    data-breach targets (their Slack users and user groups join a security incident's private
+    channel, their Slack channels are told its name)."""
     sinks: list[Sink] = []
     timeout = settings.sinks_request_timeout_seconds
     if settings.pagerduty_routing_key is not None:
@@ -83,6 +95,7 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
                 announce_channel=settings.slack_announce_channel,
                 lead=settings.slack_lead,
                 pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
+                security_contacts=security_contacts,
             )
         )
     backend: StatusBackend

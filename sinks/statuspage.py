@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.events import IncidentEvent
+from models.events import EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Failure, each_event
 from sinks.clock import Clock
@@ -113,6 +113,8 @@ class StatusPageSink:
     async def _deliver(self, event: IncidentEvent) -> None:
         refs = await self._effects.log.refs(self.name, event.incident_id)
         external = refs.get("page_incident_id")
+        if event.type is EventType.STATUSPAGE_PUBLISHED and await self._effects.done(event, "create"):
+            return  # a redelivery of the publication that created the page: shown already
         changes = status_changes(
             event,
             published=external is not None,
