@@ -100,6 +100,8 @@ def describe_event(event: IncidentEvent) -> str:
         case EventType.SLA_BREACHED:
             kind = event.data.get("kind")
             return f"Response target missed ({kind})" if kind else "Response target missed"
+        case EventType.STATUSPAGE_PUBLISHED:
+            return f"Published on the status page{_by(event.actor)}"
 
 
 def timeline_lines(opened_at: datetime, events: Sequence[IncidentEvent]) -> list[str]:

@@ -64,6 +64,20 @@ def format_time(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+#: How a security incident nobody published yet is shown to operators.
+HELD = "held from the status page"
+
+
+def _status_page(i: Incident) -> str:
+    if i.held_from_status_page:
+        return f"{HELD}: publish with `sevflow statuspage publish {i.id} --title … --body …`"
+    if i.status_page_published_at is not None:
+        by = i.status_page_published_by
+        who = f" by {by.name or by.via}" if by is not None else ""
+        return f'published{who} at {format_time(i.status_page_published_at)}: "{i.status_page_title}"'
+    return "automatic (the public annotations, README: what becomes public)"
+
+
 def render_incidents(incidents: Sequence[Incident]) -> str:
     """The ``incidents list`` table."""
     rows = [
@@ -74,7 +88,7 @@ def render_incidents(incidents: Sequence[Incident]) -> str:
             format_time(i.opened_at),
             ",".join(i.services) or "-",
             f"{i.alerts_firing}/{i.alerts_total}",
-            i.title,
+            f"{i.title} ({HELD})" if i.held_from_status_page else i.title,
         ]
         for i in incidents
     ]
@@ -124,6 +138,7 @@ def render_detail(detail: IncidentDetail) -> str:
         ("Data breach", "yes" if i.data_breach else "no"),
         ("Runbook", i.runbook_url or "-"),
         ("Impact", i.impact or "-"),
+        ("Status page", _status_page(i)),
     ]
     width = max(len(name) for name, _ in fields)
     lines = [f"{name + ':':<{width + 1}} {value}" for name, value in fields]

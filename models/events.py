@@ -57,6 +57,7 @@ class EventType(StrEnum):
     REOPENED = "reopened"
     ESCALATED = "escalated"
     SLA_BREACHED = "sla_breached"
+    STATUSPAGE_PUBLISHED = "statuspage_published"
 
 
 class _Frozen(BaseModel):
@@ -126,6 +127,34 @@ class IncidentSnapshot(_Frozen):
         description="Opened by sevflow's own end-to-end canary (an alert labelled "
         'sevflow_canary="true"): pages nobody, goes to the canary\'s PagerDuty routing key only, '
         "is left out of Slack, the status page and response analytics.",
+    )
+    # The words an alert author wrote for the public (README "What becomes public"), from the
+    # incident's first alert; written only when given, like every field below.
+    public_summary: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The first alert's `summary_public` annotation: the public page's title.",
+    )
+    public_impact: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The first alert's `impact` annotation (never its description).",
+    )
+    public_resolved_text: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The first alert's `resolved_text` annotation: the public resolution.",
+    )
+    held_from_status_page: bool = Field(
+        default=False,
+        exclude_if=lambda held: not held,
+        description="A security or data-breach incident no operator has published yet: no "
+        "status page shows it (`sevflow statuspage publish`).",
+    )
+    status_page_title: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The public title an operator published the incident with, if any.",
     )
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "COMMAND_ID_MAX",
     "COMMAND_SCHEMA_VERSION",
     "INCIDENT_ID_MAX",
+    "PUBLIC_BODY_MAX",
+    "PUBLIC_TITLE_MAX",
     "RESOLUTION_DETAILS",
     "RESOLUTION_DETAIL_MAX",
     "SEVFLOW",
@@ -208,10 +210,31 @@ class Incident(BaseModel):
     generator_url: str | None = None
     impact: str | None = None
     canary: bool = Field(default=False, description="Opened by the end-to-end canary (models.canary).")
+    public_summary: str | None = Field(
+        default=None, description="The first alert's `summary_public` annotation."
+    )
+    public_impact: str | None = Field(default=None, description="The first alert's `impact` annotation.")
+    public_resolved_text: str | None = Field(
+        default=None, description="The first alert's `resolved_text` annotation."
+    )
+    status_page_title: str | None = Field(
+        default=None, description="The public title an operator published the incident with."
+    )
+    status_page_body: str | None = Field(
+        default=None, description="The public text an operator published the incident with."
+    )
+    status_page_published_at: datetime | None = None
+    status_page_published_by: Actor | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state is not IncidentState.RESOLVED
+
+    @property
+    def held_from_status_page(self) -> bool:
+        """A security or data-breach incident no operator has published: no status page shows
+        it until ``sevflow statuspage publish`` gives it public words."""
+        return (self.security or self.data_breach) and self.status_page_published_at is None
 
     def snapshot(self) -> IncidentSnapshot:
         return IncidentSnapshot(
@@ -238,12 +261,21 @@ class Incident(BaseModel):
             generator_url=self.generator_url,
             impact=self.impact,
             canary=self.canary,
+            public_summary=self.public_summary,
+            public_impact=self.public_impact,
+            public_resolved_text=self.public_resolved_text,
+            held_from_status_page=self.held_from_status_page,
+            status_page_title=self.status_page_title,
         )
 
 
 #: What a resolution may record, in the playbook's "Close Incident" message (its event's data).
 RESOLUTION_DETAILS = ("root_cause", "fix", "follow_up")
 RESOLUTION_DETAIL_MAX = 1000
+#: The longest public title and text an operator may publish (Statuspage's incident name is 255
+#: characters; its body 25,000: sevflow keeps a published text to what a reader reads).
+PUBLIC_TITLE_MAX = 255
+PUBLIC_BODY_MAX = 5000
 #: The longest command id and incident id the incident store holds (``commands`` table); the
 #: receiver and the CLI build ids well within them, so only a foreign producer's record exceeds them.
 COMMAND_ID_MAX = 128
@@ -265,7 +297,7 @@ class Command(BaseModel):
     command_id: str = Field(
         min_length=1, max_length=COMMAND_ID_MAX, description="Idempotency key of the request."
     )
-    action: Literal["acknowledge", "resolve"]
+    action: Literal["acknowledge", "resolve", "publish"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
     requested_at: AwareDatetime
@@ -277,6 +309,16 @@ class Command(BaseModel):
         max_length=255,
         description="From PagerDuty: the dedup_key of the alert acted on there (the incident's own "
         "or an escalation level's page), which the ``acknowledged`` event carries in its data.",
+    )
+    public_title: str | None = Field(
+        default=None,
+        max_length=PUBLIC_TITLE_MAX,
+        description="For publish: the public status page's title, as the operator wrote it.",
+    )
+    public_body: str | None = Field(
+        default=None,
+        max_length=PUBLIC_BODY_MAX,
+        description="For publish: the public status page's text, as the operator wrote it.",
     )
     episode: int | None = Field(
         default=None,
@@ -291,6 +333,11 @@ class Command(BaseModel):
     def _details_resolve(self) -> "Command":
         if self.action != "resolve" and any(getattr(self, k) for k in RESOLUTION_DETAILS):
             raise ValueError("root_cause, fix and follow_up belong to a resolution")
+        publishing = self.action == "publish"
+        if publishing != bool(self.public_title and self.public_title.strip()) or publishing != bool(
+            self.public_body and self.public_body.strip()
+        ):
+            raise ValueError("publish, and only publish, takes a public_title and a public_body")
         return self
 
     def details(self) -> dict[str, str]:
@@ -449,6 +496,16 @@ class _Recorder:
         return incident
 
 
+#: The annotations an alert author writes for the public status page (README "What becomes
+#: public"); nothing else of an alert's labels or annotations is ever shown there.
+PUBLIC_ANNOTATIONS = ("summary_public", "impact", "resolved_text")
+
+
+def _public(annotations: dict[str, str], name: str) -> str | None:
+    value = annotations.get(name, "").strip()
+    return value or None
+
+
 def _open(
     record: AlertRecord,
     cls: Classification,
@@ -479,6 +536,9 @@ def _open(
         generator_url=record.generator_url,
         impact=record.annotations.get("impact") or record.annotations.get("description"),
         canary=is_canary(record.labels),
+        public_summary=_public(record.annotations, "summary_public"),
+        public_impact=_public(record.annotations, "impact"),
+        public_resolved_text=_public(record.annotations, "resolved_text"),
     )
     reason = f"rule {cls.rule}: " + "; ".join(cls.reasons) if cls.reasons else f"rule {cls.rule}"
     incident = rec.emit(incident, EventType.OPENED, ALERTMANAGER, alert=alert, reason=reason)
@@ -659,8 +719,11 @@ def refusal(incident: Incident, command: Command) -> str | None:
     reopened (an acknowledgement or resolution of the previous episode, applied late) would
     otherwise silence a flap nobody has seen. The episode the caller read (``command.episode``)
     decides, without comparing host clocks; only a command that does not name its episode falls
-    back to comparing its ``requested_at`` with ``reopened_at``.
+    back to comparing its ``requested_at`` with ``reopened_at``. Publishing is never refused:
+    the operator's public words hold for whichever episode the incident is in.
     """
+    if command.action == "publish":
+        return None
     if command.episode is not None:
         if command.episode < incident.flaps:
             return (
@@ -673,12 +736,39 @@ def refusal(incident: Incident, command: Command) -> str | None:
     return None
 
 
+def _publish(incident: Incident, command: Command, rec: _Recorder) -> Outcome | None:
+    """Put the incident on the public status page with the operator's words (a held security
+    incident's only way there); publishing the same words again changes nothing, new words
+    are a new public update."""
+    title, body = (command.public_title or "").strip(), (command.public_body or "").strip()
+    if (incident.status_page_title, incident.status_page_body) == (title, body):
+        return None
+    incident = incident.model_copy(
+        update={
+            "status_page_title": title,
+            "status_page_body": body,
+            "status_page_published_at": incident.status_page_published_at or rec.now,
+            "status_page_published_by": incident.status_page_published_by or command.actor,
+        }
+    )
+    incident = rec.emit(
+        incident,
+        EventType.STATUSPAGE_PUBLISHED,
+        command.actor,
+        reason="published on the status page by hand",
+        data={"title": title, "body": body},
+    )
+    return Outcome(incident, None, rec.events)
+
+
 def apply_command(incident: Incident, command: Command, now: datetime) -> Outcome | None:
-    """Acknowledge or resolve by hand; None when the incident is already in that state or the
-    command is refused (:func:`refusal`)."""
+    """Acknowledge, resolve or publish by hand; None when the incident is already in that state
+    (published with these words) or the command is refused (:func:`refusal`)."""
     if refusal(incident, command) is not None:
         return None
     rec = _Recorder(now)
+    if command.action == "publish":
+        return _publish(incident, command, rec)
     if command.action == "acknowledge":
         if incident.state is not IncidentState.TRIGGERED:
             return None

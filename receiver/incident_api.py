@@ -129,8 +129,11 @@ def _filter_of(params: Any) -> IncidentFilter:
 
 
 def _incident_json(incident: Incident) -> dict[str, Any]:
-    """An incident as the API shows it: the ``incident`` object of the incident-events schema."""
-    return incident.snapshot().model_dump(mode="json")
+    """An incident as the API shows it: the ``incident`` object of the incident-events schema,
+    with ``held_from_status_page`` always present (the events write it only when true)."""
+    shown = incident.snapshot().model_dump(mode="json")
+    shown["held_from_status_page"] = incident.held_from_status_page
+    return shown
 
 
 def incident_routes(

@@ -28,6 +28,7 @@ from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
+from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
@@ -142,6 +143,7 @@ def run_receiver(settings: Settings) -> int:
                 commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
             ),
             *admin_routes(settings, store_engine, clock=_utc_now),
+            publish_route(store_engine, commands, clock=_utc_now),
         ],
         metrics_auth=_metrics_auth(settings),
     )

@@ -34,6 +34,7 @@ from store.deliveries import DeliveryLog, StatusPageStore
 from store.migrate import upgrade
 from store.schema import metadata
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
+from streams.escalation import PolicyError, load_policy
 
 __all__ = ["create_sink_tables", "run_sinks", "serve_sinks"]
 
@@ -70,7 +71,13 @@ async def serve_sinks(
     )
     producer = dead_letter_producer(settings)
     await producer.start()
-    sinks = build_sinks(settings, engine, clock)
+    policy = load_policy(settings.escalation_policy_file)  # a bad file: PolicyError, status 2
+    sinks = build_sinks(
+        settings,
+        engine,
+        clock,
+        security_contacts=(*policy.security_targets, *policy.data_breach_targets),
+    )
     consumers = [sink_consumer(settings, sink.name) for sink in sinks]
     tasks: list[asyncio.Task[None]] = []
     consumers_by_task: dict[asyncio.Task[None], tuple[str, SinkConsumer]] = {}
@@ -231,7 +238,7 @@ def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lam
         engine = async_engine(settings.sqlalchemy_url())
         try:
             await serve_sinks(settings, engine, stop)
-        except TopicSettingsError as exc:
+        except (TopicSettingsError, PolicyError) as exc:
             log.error("sinks stopped: %s", exc)
             return 2
         except (KafkaError, OSError, TimeoutError) as exc:

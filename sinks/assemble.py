@@ -4,8 +4,11 @@ PagerDuty runs when a routing key is set, Slack when a token is set; the status 
 (Atlassian Statuspage when configured, else the built-in page).
 """
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.escalation import Target
 from models.settings import Settings
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
@@ -20,6 +23,7 @@ from sinks.slack_client import SlackSender
 from sinks.status_builtin import BuiltinStatusPage
 from sinks.statuspage import StatusBackend, StatusPageSink
 from sinks.statuspage_client import StatuspageClient
+from sinks.statuspage_format import Components
 from store.deliveries import DeliveryLog, StatusPageStore
 
 __all__ = ["build_sinks", "effects_for"]
@@ -40,7 +44,16 @@ def effects_for(sink: str, settings: Settings, engine: AsyncEngine, clock: Clock
     )
 
 
-def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[Sink]:
+def build_sinks(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    security_contacts: Sequence[Target] = (),
+) -> list[Sink]:
+    """The configured sinks; ``security_contacts``: the escalation policy's security and
+    data-breach targets (their Slack users and user groups join a security incident's private
+    channel, their Slack channels are told its name)."""
     sinks: list[Sink] = []
     timeout = settings.sinks_request_timeout_seconds
     if settings.pagerduty_routing_key is not None:
@@ -82,6 +95,7 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
                 announce_channel=settings.slack_announce_channel,
                 lead=settings.slack_lead,
                 pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
+                security_contacts=security_contacts,
             )
         )
     backend: StatusBackend
@@ -90,17 +104,19 @@ def build_sinks(settings: Settings, engine: AsyncEngine, clock: Clock) -> list[S
             settings.statuspage_api_key,
             settings.statuspage_page_id,
             settings.statuspage_base_url,
-            components=settings.statuspage_components,
             timeout=timeout,
         )
+        components = Components(settings.statuspage_components, ids=True)
     else:
         backend = BuiltinStatusPage(StatusPageStore(engine), clock)
+        components = Components(settings.statuspage_components)
     sinks.append(
         StatusPageSink(
             backend,
             effects_for("statuspage", settings, engine, clock),
             settings.statuspage_severities,
             follow_up_minutes=settings.statuspage_followup_minutes,
+            components=components,
         )
     )
     return sinks

@@ -9,6 +9,15 @@ For an incident whose severity is announced::
     ack, sev     the #incidents announcement is edited to show the new state
     resolved     the playbook's "INCIDENT RESOLVED" in the channel; announcement edited
 
+A security or data-breach incident gets a **private** channel (``is_private``) with the Slack
+users and user groups of the policy's security (and data-breach) contacts invited (user groups
+expanded with usergroups.users.list); its name is posted to their Slack channels
+(``#security-incidents``), and ``#incidents`` learns only the severity and "security incident"
+(:func:`sinks.slack_format.security_announcement`, also when the announcement is edited). An
+incident that becomes security only after its channel was created keeps that channel (Slack
+offers bots no way to make it private): the announcement turns neutral from then on, and the
+security contact is told through the escalation's notice.
+
 An escalation whose targets include a Slack channel (the playbook's security contact,
 ``#security-incidents``) is also posted in that channel, whatever the incident's severity: the
 escalation policy, not the announcement routing, decides who is told.
@@ -19,10 +28,12 @@ channel creation records the name it is trying so an interrupted create is found
 """
 
 import functools
+import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from models.escalation import escalation_targets
+from models.escalation import Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from sinks.base import Failure
@@ -37,11 +48,18 @@ from sinks.slack_format import (
     coalesce,
     digest,
     escalation_notice,
+    is_security,
+    private_channel_notice,
     resolution,
+    security_announcement,
     update_line,
 )
 
 __all__ = ["SlackSink"]
+
+log = logging.getLogger(__name__)
+_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_USERGROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
 
 #: Suffixes tried when a channel name is taken, before giving up (permanently).
 NAME_ATTEMPTS = 20
@@ -61,6 +79,7 @@ class SlackSink:
         announce_channel: str,
         lead: str,
         pacer: ChannelPacer,
+        security_contacts: Sequence[Target] = (),
     ) -> None:
         self._sender = sender
         self._effects = effects
@@ -70,6 +89,9 @@ class SlackSink:
         self._channel_ids: dict[str, str] = {}
         self._lead = lead
         self._pacer = pacer
+        #: The policy's security and data-breach contacts: the Slack users and user groups among
+        #: them are invited to a security incident's private channel, its channels are told.
+        self._security = [t for t in security_contacts if t.kind == "slack"]
 
     # --- the event loop of one incident ---------------------------------------------------
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
@@ -128,11 +150,19 @@ class SlackSink:
             "channel",
             functools.partial(self._create_channel, event),
             reconcile=functools.partial(self._find_channel, event),
-            refs=lambda r: {"channel_id": r["channel_id"], "channel_name": r["channel_name"]},
+            refs=lambda r: {
+                "channel_id": r["channel_id"],
+                "channel_name": r["channel_name"],
+                **({"private": "1"} if r.get("private") == "1" else {}),
+            },
         )
         message = announcement(event.incident, lead=self._lead, channel=channel["channel_name"])
+        public = message
+        if channel.get("private") == "1":
+            await self._invite_contacts(event, channel["channel_id"], channel["channel_name"])
+            public = security_announcement(event.incident)
         announce_id = await self._announce_channel()
-        posted = await self._post_once(event, "announce", announce_id, message)
+        posted = await self._post_once(event, "announce", announce_id, public)
         await self._effects.log.put_refs(
             self.name,
             event.incident_id,
@@ -142,11 +172,15 @@ class SlackSink:
         await self._post_once(event, "intro", channel["channel_id"], message)
 
     async def _create_channel(self, event: IncidentEvent) -> Result:
+        private = is_security(event.incident)
+        flag = {"private": "1"} if private else {}
         for attempt in range(1, NAME_ATTEMPTS + 1):
             name = channel_name(event.incident, attempt)
-            await self._effects.log.note(self.name, str(event.event_id), "channel", {"trying": name})
+            await self._effects.log.note(
+                self.name, str(event.event_id), "channel", {"trying": name, **flag}
+            )
             try:
-                return await self._sender.create_channel(name)
+                return {**await self._sender.create_channel(name, private=private), **flag}
             except SlackError as error:
                 if error.code != "name_taken":
                     raise
@@ -155,10 +189,49 @@ class SlackSink:
     async def _find_channel(self, event: IncidentEvent) -> Result | None:
         record = await self._effects.log.step(self.name, str(event.event_id), "channel")
         trying = record.result.get("trying") if record else None
-        if not trying:
+        if not trying or record is None:
             return None
-        channel_id = await self._sender.find_channel(trying)
-        return {"channel_id": channel_id, "channel_name": trying} if channel_id else None
+        private = record.result.get("private") == "1"
+        channel_id = await self._sender.find_channel(trying, private=private)
+        if not channel_id:
+            return None
+        return {
+            "channel_id": channel_id,
+            "channel_name": trying,
+            **({"private": "1"} if private else {}),
+        }
+
+    async def _invite_contacts(self, event: IncidentEvent, channel_id: str, name: str) -> None:
+        """Invite the security contacts' Slack users (user groups expanded) to the private
+        channel, then tell their Slack channels its name; each step once."""
+        users: list[str] = []
+        for target in self._security:
+            if _USER.match(target.to):
+                users.append(target.to)
+            elif group := _USERGROUP.match(target.to):
+                members = await self._effects.retried(
+                    functools.partial(self._sender.usergroup_members, group.group(1)),
+                    "usergroups.users.list",
+                )
+                users += members
+            elif not target.to.startswith("#") and not is_channel_id(target.to):
+                log.warning(
+                    "security contact %s is not a Slack user or user group id: not invited", target.to
+                )
+        users = list(dict.fromkeys(users))
+
+        async def invite() -> Result:
+            refused = await self._sender.invite(channel_id, users) if users else []
+            for user, code in refused:
+                log.warning("Slack: %s not invited to #%s: %s", user, name, code)
+            return {"invited": str(len(users) - len(refused))}
+
+        invited = await self._effects.once([event], "invite", invite)
+        for position, target in enumerate(self._security):
+            if target.to.startswith("#") or is_channel_id(target.to):
+                where = await self._channel_id(target.to, f"{target.label or 'security'} channel")
+                notice = private_channel_notice(event.incident, name, int(invited.get("invited", 0)))
+                await self._post_once(event, f"private:{position}", where, notice)
 
     async def _announce_channel(self) -> str:
         return await self._channel_id(self._announce, "announcement channel")
@@ -221,7 +294,11 @@ class SlackSink:
     async def _refresh(self, event: IncidentEvent, refs: dict[str, str]) -> None:
         """Edit the #incidents announcement to the incident's current state (chat.update is
         idempotent, so a repeat after a crash is harmless)."""
-        message = announcement(event.incident, lead=self._lead, channel=refs.get("channel_name", ""))
+        message = (
+            security_announcement(event.incident)
+            if is_security(event.incident)
+            else announcement(event.incident, lead=self._lead, channel=refs.get("channel_name", ""))
+        )
         channel, ts = refs["announce_channel"], refs["announce_ts"]
         await self._effects.once(
             [event], "announce-update", functools.partial(self._sender.update, channel, ts, message)
@@ -240,7 +317,11 @@ class SlackSink:
             known = await self._effects.log.refs(self.name, scope)
             members = {k: v for k, v in known.items() if not k.startswith("_")}
             members.update(
-                {e.incident_id: f"[{e.incident.severity}] {e.incident.title}" for e in routed}
+                {
+                    e.incident_id: f"[{e.incident.severity}] "
+                    + ("security incident" if is_security(e.incident) else e.incident.title)
+                    for e in routed
+                }
             )
             text = digest(members, since)
             announce_id = await self._announce_channel()

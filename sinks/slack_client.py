@@ -8,7 +8,8 @@ sevflow's one retry policy decides. Every request has ``timeout`` seconds.
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,11 +40,16 @@ METADATA_EVENT = "sevflow_delivery"
 #: how many pages of 200 messages at most.
 HISTORY_SKEW = timedelta(minutes=10)
 HISTORY_PAGES = 50
+#: Users per conversations.invite: docs.slack.dev says 1000, the method's older reference 100
+#: (contracts §5): the smaller is safe.
+INVITE_BATCH = 100
 
 
 @dataclass(eq=False)
 class SlackError(DeliveryError):
     code: str = ""
+    #: Per-item errors of a partial failure (conversations.invite: ``{"user", "error"}`` each).
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def is_channel_id(value: str) -> bool:
@@ -88,18 +94,51 @@ class SlackSender:
             retry_after = parse_retry_after(headers.get("Retry-After"))
             retryable = status == 429 or status >= 500 or status == 0 or code in TRANSIENT
             throttled = status == 429 or code in ("ratelimited", "rate_limited")
+            items = data.get("errors")
             raise SlackError(
-                retryable, f"Slack {method}: {code}", retry_after, throttled=throttled, code=code
+                retryable,
+                f"Slack {method}: {code}",
+                retry_after,
+                throttled=throttled,
+                code=code,
+                errors=[e for e in items if isinstance(e, dict)] if isinstance(items, list) else [],
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError(True, f"Slack {method}: transport error ({type(exc).__name__})") from None
         data = response.data
         return data if isinstance(data, dict) else {}
 
-    async def create_channel(self, name: str) -> dict[str, str]:
-        data = await self.call("conversations.create", name=name, is_private=False)
+    async def create_channel(self, name: str, *, private: bool = False) -> dict[str, str]:
+        """A new channel (a private one for a security incident: ``is_private``)."""
+        data = await self.call("conversations.create", name=name, is_private=private)
         channel = data["channel"]
         return {"channel_id": str(channel["id"]), "channel_name": str(channel["name"])}
+
+    async def invite(self, channel: str, users: Sequence[str]) -> list[tuple[str, str]]:
+        """Invite ``users`` (ids) to ``channel``, at most :data:`INVITE_BATCH` a call, with
+        ``force`` so that one user Slack refuses does not keep the others out. Returns the
+        refusals other than ``already_in_channel`` (a repeat after a crash) as ``(user, code)``.
+        """
+        refused: list[tuple[str, str]] = []
+        for start in range(0, len(users), INVITE_BATCH):
+            batch = list(users[start : start + INVITE_BATCH])
+            try:
+                await self.call("conversations.invite", channel=channel, users=batch, force=True)
+            except SlackError as error:
+                if error.retryable:
+                    raise
+                errors = error.errors or [{"user": ",".join(batch), "error": error.code}]
+                refused += [
+                    (str(e.get("user", "?")), str(e.get("error", "?")))
+                    for e in errors
+                    if e.get("error") != "already_in_channel"
+                ]
+        return refused
+
+    async def usergroup_members(self, usergroup: str) -> list[str]:
+        """The user ids of a user group (``usergroups.users.list``)."""
+        data = await self.call("usergroups.users.list", usergroup=usergroup)
+        return [str(user) for user in data.get("users", [])]
 
     async def post(self, channel: str, message: SlackMessage, key: str) -> dict[str, str]:
         """Post; ``key`` goes into the message metadata so an interrupted post can be found."""
@@ -119,11 +158,13 @@ class SlackSender:
         )
         return {"channel": str(data.get("channel", channel)), "ts": str(data.get("ts", ts))}
 
-    async def find_channel(self, name: str) -> str | None:
-        """The id of the public channel called ``name``, if any (paginated conversations.list)."""
+    async def find_channel(self, name: str, *, private: bool = False) -> str | None:
+        """The id of the public (or, ``private``, the private) channel called ``name``, if any
+        (paginated conversations.list)."""
         cursor: str | None = None
+        types = "private_channel" if private else "public_channel"
         for _ in range(50):
-            args: dict[str, Any] = {"exclude_archived": True, "limit": 1000, "types": "public_channel"}
+            args: dict[str, Any] = {"exclude_archived": True, "limit": 1000, "types": types}
             if cursor:
                 args["cursor"] = cursor
             data = await self.call("conversations.list", **args)

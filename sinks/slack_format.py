@@ -42,7 +42,10 @@ __all__ = [
     "escape",
     "format_duration",
     "format_started",
+    "is_security",
+    "private_channel_notice",
     "resolution",
+    "security_announcement",
     "update_line",
 ]
 
@@ -181,6 +184,29 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
+def is_security(incident: IncidentSnapshot) -> bool:
+    """A security or data-breach incident: its channel is private, and what is posted outside
+    it says only its severity and "security incident"."""
+    return incident.security or incident.data_breach
+
+
+def security_announcement(incident: IncidentSnapshot) -> SlackMessage:
+    """What ``#incidents`` learns of a security incident: its severity and that it is one; no
+    title, impact, labels or channel (those are in the private channel)."""
+    state = " (resolved)" if incident.state is IncidentState.RESOLVED else ""
+    text = f":lock: *INCIDENT* - [{incident.severity}] - security incident{state}"
+    return SlackMessage(text, [_section(text)])
+
+
+def private_channel_notice(incident: IncidentSnapshot, channel: str, invited: int) -> SlackMessage:
+    """What the security contact's channel (``#security-incidents``) learns: where to go."""
+    text = (
+        f":lock: *[{incident.severity}] security incident*: private channel #{channel} "
+        f"({invited} security contact{'s' if invited != 1 else ''} invited; ask there to join)"
+    )
+    return SlackMessage(text, [_section(text)])
+
+
 def _alert_words(event: IncidentEvent) -> str:
     alert = event.alert
     if alert is None:
@@ -290,6 +316,10 @@ def update_line(event: IncidentEvent) -> str | None:
             return f":hourglass: {what} target missed ({severity}: {target})"
         case EventType.REOPENED:
             return f":rotating_light: Reopened: {_quote(event.reason or 'fired again', incident.id)}"
+        case EventType.STATUSPAGE_PUBLISHED:
+            who = _quote(event.actor.name or event.actor.via, incident.id, LINE_FIELD_MAX)
+            title = _quote(event.data.get("title", ""), incident.id, LINE_FIELD_MAX)
+            return f":globe_with_meridians: Published on the status page by {who}: *{title}*"
     return None
 
 

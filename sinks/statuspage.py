@@ -22,14 +22,16 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.events import IncidentEvent
+from models.events import EventType, IncidentEvent
 from models.severity import Severity
 from sinks.base import Failure, each_event
 from sinks.clock import Clock
 from sinks.effects import Effects, Result
 from sinks.errors import DeliveryError
 from sinks.statuspage_format import (
+    NONE,
     PLAYBOOK_PROMISE_MINUTES,
+    Components,
     StatusChange,
     follow_up,
     status_changes,
@@ -92,12 +94,15 @@ class StatusPageSink:
         severities: Sequence[Severity],
         *,
         follow_up_minutes: int = PLAYBOOK_PROMISE_MINUTES,
+        components: Components = NONE,
     ) -> None:
         self._backend = backend
         self._effects = effects
         self._severities = frozenset(severities)
         #: What the texts promise: an update within this many minutes (0: follow-ups are off).
         self._promise = follow_up_minutes
+        #: The services shown (SEVFLOW_STATUSPAGE_COMPONENTS): no other service is named.
+        self._components = components
 
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
         await self._effects.preload(events)
@@ -108,8 +113,14 @@ class StatusPageSink:
     async def _deliver(self, event: IncidentEvent) -> None:
         refs = await self._effects.log.refs(self.name, event.incident_id)
         external = refs.get("page_incident_id")
+        if event.type is EventType.STATUSPAGE_PUBLISHED and await self._effects.done(event, "create"):
+            return  # a redelivery of the publication that created the page: shown already
         changes = status_changes(
-            event, published=external is not None, severities=self._severities, promise=self._promise
+            event,
+            published=external is not None,
+            severities=self._severities,
+            promise=self._promise,
+            components=self._components,
         )
         for change in changes:
             if change.kind == "create":

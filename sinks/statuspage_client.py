@@ -17,7 +17,8 @@ __all__ = ["StatuspageClient"]
 
 
 class StatuspageClient:
-    """One page's incidents. ``components`` maps an incident's services to component ids."""
+    """One page's incidents; a change's components are Statuspage component ids already
+    (:class:`sinks.statuspage_format.Components`)."""
 
     #: A repeated POST opens a second incident: an interrupted create is looked up instead.
     idempotent_create = False
@@ -28,12 +29,10 @@ class StatuspageClient:
         page_id: str,
         base_url: str,
         *,
-        components: dict[str, str],
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._page = page_id
-        self._components = components
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"OAuth {api_key.get_secret_value()}"},
@@ -42,11 +41,7 @@ class StatuspageClient:
         )
 
     def _body(self, change: StatusChange, incident_id: str) -> dict[str, Any]:
-        components = {
-            self._components[service]: status
-            for service, status in change.components.items()
-            if service in self._components
-        }
+        components = dict(change.components)  # ids already (statuspage_format.Components)
         body: dict[str, Any] = {
             "name": change.name,
             "status": change.status,

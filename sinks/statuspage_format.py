@@ -11,6 +11,8 @@ acknowledged           update: identified (and what an acknowledged incident sho
                        a later severity change keeps it identified, a first publication of it
                        creates it identified)
 resolved               resolve: "The issue has been resolved. …", components operational
+statuspage_published   the operator's title and text (``sevflow statuspage publish``): create,
+                       or update when already shown
 anything else          nothing
 30 minutes of silence  follow-up (:func:`follow_up`, posted by the sinks' follow-up loop): the
                        same status, "We are continuing to …. We will provide an update within 30
@@ -18,13 +20,27 @@ anything else          nothing
                        SEVFLOW_STATUSPAGE_FOLLOWUP_MINUTES)
 =====================  =========================================================================
 
+**What may become public is an allow-list** (README "What becomes public"): the first alert's
+``summary_public`` (the title), ``impact`` (in "We are investigating reports of …") and
+``resolved_text`` (the resolution) annotations, and the components that
+``SEVFLOW_STATUSPAGE_COMPONENTS`` maps the incident's services to (:class:`Components`); no other
+label or annotation, not even the alert's summary or description. Without them the texts are
+neutral, by severity: "Partial outage affecting Checkout", "We are investigating an issue
+affecting Checkout.".
+
+**Security and data-breach incidents are held**: nothing is shown until an operator publishes
+them with words of their own (a ``statuspage_published`` event); from then on the page shows the
+operator's title, neutral updates and the playbook's resolution, never an alert's words. An
+incident that became security only after it was shown keeps its page, and its later updates
+turn neutral the same way (the words already shown stay: a page cannot be unpublished silently).
+
 Impact and component status by severity follow Statuspage's enums (developer.statuspage.io,
 ``impact_override`` and component ``status``). Names and bodies fit Statuspage's lengths
 (:mod:`sinks.limits`: 255 and 25,000 characters), cut with a visible "… (truncated)"; the words
-taken from an alert (its title, impact or description) are cut shorter, to what a public reader
-reads (:data:`SUBJECT_MAX`).
+taken from an alert are cut shorter, to what a public reader reads (:data:`SUBJECT_MAX`).
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,9 +53,11 @@ __all__ = [
     "FOLLOW_UP_BODIES",
     "IMPACT",
     "PLAYBOOK_PROMISE_MINUTES",
+    "Components",
     "StatusChange",
     "follow_up",
     "investigating_body",
+    "public_name",
     "resolved_body",
     "status_changes",
 ]
@@ -56,6 +74,22 @@ COMPONENT_STATUS = {
     Severity.SEV3: "degraded_performance",
     Severity.SEV4: "operational",
 }
+#: The neutral title of an incident without a ``summary_public``, by severity.
+NEUTRAL_NAME = {
+    Severity.SEV1: "Major outage",
+    Severity.SEV2: "Partial outage",
+    Severity.SEV3: "Degraded performance",
+    Severity.SEV4: "Minor issue",
+}
+#: What "We are investigating …" names without an ``impact`` annotation, by severity.
+NEUTRAL_SUBJECT = {
+    Severity.SEV1: "a major outage",
+    Severity.SEV2: "an issue",
+    Severity.SEV3: "degraded performance",
+    Severity.SEV4: "a minor issue",
+}
+#: The end of the neutral sentence when no component is mapped.
+NO_COMPONENT = "some of our services"
 NAME_MAX = STATUSPAGE_NAME_MAX
 #: How much of an alert's impact or title a public update quotes (sevflow's choice, well inside
 #: Statuspage's 25,000-character body).
@@ -67,7 +101,8 @@ Status = Literal["investigating", "identified", "monitoring", "resolved"]
 
 @dataclass(frozen=True)
 class StatusChange:
-    """One change to the public incident; ``components`` maps a service to its new status."""
+    """One change to the public incident; ``components`` maps a component (a Statuspage
+    component id, or the built-in page's component name) to its new status."""
 
     kind: Kind
     name: str
@@ -77,10 +112,58 @@ class StatusChange:
     components: dict[str, str] = field(default_factory=dict)
 
 
-def _subject(incident: IncidentSnapshot) -> str:
-    subject = (incident.impact or incident.title).strip().rstrip(".")
-    subject = subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
-    return clip(subject, SUBJECT_MAX)
+@dataclass(frozen=True)
+class Components:
+    """``SEVFLOW_STATUSPAGE_COMPONENTS``: service label value → component. A service not in it
+    is never shown. ``ids``: the components are Statuspage ids, which the texts cannot name, so
+    they name the (mapped) service instead; the built-in page's components are names."""
+
+    by_service: Mapping[str, str] = field(default_factory=dict)
+    ids: bool = False
+
+    def of(self, incident: IncidentSnapshot) -> list[str]:
+        """The incident's components, in the order of its services."""
+        return list(dict.fromkeys(self.by_service[s] for s in incident.services if s in self.by_service))
+
+    def words(self, incident: IncidentSnapshot) -> list[str]:
+        """How the public texts name the incident's components."""
+        if not self.ids:
+            return self.of(incident)
+        return [s for s in dict.fromkeys(incident.services) if s in self.by_service]
+
+
+NONE = Components()
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _alert_words(incident: IncidentSnapshot) -> bool:
+    """True when the alert's public annotations may be shown: never for a security or
+    data-breach incident, whatever its alerts say (README "What becomes public")."""
+    return not (incident.security or incident.data_breach)
+
+
+def public_name(incident: IncidentSnapshot, components: Components = NONE) -> str:
+    """The public title: the operator's (published by hand), else ``summary_public``, else a
+    neutral one by severity naming the components."""
+    if incident.status_page_title:
+        return clip(incident.status_page_title, NAME_MAX)
+    if incident.public_summary and _alert_words(incident):
+        return clip(incident.public_summary, NAME_MAX)
+    names = components.words(incident)
+    neutral = NEUTRAL_NAME[incident.severity]
+    return clip(f"{neutral} affecting {_and(names)}" if names else neutral, NAME_MAX)
+
+
+def _subject(incident: IncidentSnapshot, components: Components) -> str:
+    if incident.public_impact and _alert_words(incident):
+        subject = incident.public_impact.strip().rstrip(".")
+        subject = subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
+        return "reports of " + clip(subject, SUBJECT_MAX)
+    names = components.words(incident)
+    return f"{NEUTRAL_SUBJECT[incident.severity]} affecting {_and(names) if names else NO_COMPONENT}"
 
 
 #: The playbook's "We will provide an update within 30 minutes."
@@ -96,15 +179,22 @@ def _promise(minutes: int | None) -> str:
 
 
 def investigating_body(
-    incident: IncidentSnapshot, promise: int | None = PLAYBOOK_PROMISE_MINUTES
+    incident: IncidentSnapshot,
+    promise: int | None = PLAYBOOK_PROMISE_MINUTES,
+    components: Components = NONE,
 ) -> str:
-    body = f"We are investigating reports of {_subject(incident)}.{_promise(promise)}"
+    body = f"We are investigating {_subject(incident, components)}.{_promise(promise)}"
     return clip(body, STATUSPAGE_BODY_MAX)
 
 
-def resolved_body(incident: IncidentSnapshot) -> str:
-    affected = ", ".join(incident.services) if incident.services else "The affected service"
-    verb = "are" if len(incident.services) > 1 else "is"
+def resolved_body(incident: IncidentSnapshot, components: Components = NONE) -> str:
+    """The alert's ``resolved_text``, else the playbook's "The issue has been resolved." naming
+    the components (a security incident always gets the playbook's words)."""
+    if incident.public_resolved_text and _alert_words(incident):
+        return clip(incident.public_resolved_text, STATUSPAGE_BODY_MAX)
+    names = components.words(incident)
+    affected = _and(names) if names else "The affected service"
+    verb = "are" if len(names) > 1 else "is"
     return clip(
         f"The issue has been resolved. {affected} {verb} operating normally.", STATUSPAGE_BODY_MAX
     )
@@ -126,8 +216,24 @@ def follow_up(status: str, promise: int | None = PLAYBOOK_PROMISE_MINUTES) -> st
     return body + _promise(promise) if body is not None else None
 
 
-def _components(incident: IncidentSnapshot, status: str) -> dict[str, str]:
-    return dict.fromkeys(incident.services, status)
+def _status_of(incident: IncidentSnapshot) -> Status:
+    if incident.state is IncidentState.RESOLVED:
+        return "resolved"
+    # An acknowledged incident stays "identified": a severity change must not take it back.
+    return "identified" if incident.state is IncidentState.ACKNOWLEDGED else "investigating"
+
+
+def _published_by_hand(event: IncidentEvent, published: bool, components: Components) -> StatusChange:
+    """The operator's title and text, as a new incident or an update of the one shown."""
+    incident = event.incident
+    status = _status_of(incident)
+    name = clip(event.data.get("title") or public_name(incident, components), NAME_MAX)
+    body = clip(event.data.get("body") or "", STATUSPAGE_BODY_MAX) or None
+    each = "operational" if status == "resolved" else COMPONENT_STATUS[incident.severity]
+    shown = dict.fromkeys(components.of(incident), each)
+    return StatusChange(
+        "update" if published else "create", name, status, IMPACT[incident.severity], body, shown
+    )
 
 
 def status_changes(
@@ -136,20 +242,28 @@ def status_changes(
     published: bool,
     severities: frozenset[Severity],
     promise: int | None = PLAYBOOK_PROMISE_MINUTES,
+    components: Components = NONE,
 ) -> list[StatusChange]:
     """The changes one event makes; ``published``: the incident is already on the page;
-    ``promise``: the minutes within which an update is promised (the follow-up interval).
-    A canary incident (:mod:`models.canary`) is never shown: it is no outage of anything."""
+    ``promise``: the minutes within which an update is promised (the follow-up interval);
+    ``components``: which services the page shows, and as what.
+    A canary incident (:mod:`models.canary`) is never shown: it is no outage of anything; a held
+    security incident (``held_from_status_page``) is not shown until published by hand."""
     incident = event.incident
     if incident.canary:
         return []
-    name = clip(incident.title, NAME_MAX)
-    qualifies = incident.severity in severities
+    if event.type is EventType.STATUSPAGE_PUBLISHED:
+        return [_published_by_hand(event, published, components)]
+    if incident.held_from_status_page and not published:
+        return []
+    name = public_name(incident, components)
+    qualifies = incident.severity in severities or incident.status_page_title is not None
     impact = IMPACT[incident.severity]
-    outage = _components(incident, COMPONENT_STATUS[incident.severity])
-    # An acknowledged incident stays "identified": a severity change must not take it back.
-    status: Status = "identified" if incident.state is IncidentState.ACKNOWLEDGED else "investigating"
-    opening_body = IDENTIFIED_BODY if status == "identified" else investigating_body(incident, promise)
+    outage = dict.fromkeys(components.of(incident), COMPONENT_STATUS[incident.severity])
+    status = _status_of(incident)
+    opening_body = (
+        IDENTIFIED_BODY if status == "identified" else investigating_body(incident, promise, components)
+    )
     create = StatusChange("create", name, status, impact, opening_body, outage)
     match event.type:
         case EventType.OPENED | EventType.REOPENED if qualifies and not published:
@@ -161,7 +275,7 @@ def status_changes(
                     name,
                     "investigating",
                     impact,
-                    investigating_body(incident, promise),
+                    investigating_body(incident, promise, components),
                     outage,
                 )
             ]
@@ -172,8 +286,10 @@ def status_changes(
         case EventType.ACKNOWLEDGED if published:
             return [StatusChange("update", name, "identified", impact, IDENTIFIED_BODY, outage)]
         case EventType.RESOLVED if published:
-            operational = _components(incident, "operational")
+            operational = dict.fromkeys(components.of(incident), "operational")
             return [
-                StatusChange("resolve", name, "resolved", impact, resolved_body(incident), operational)
+                StatusChange(
+                    "resolve", name, "resolved", impact, resolved_body(incident, components), operational
+                )
             ]
     return []

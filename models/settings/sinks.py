@@ -179,7 +179,10 @@ class SinkSettings(BaseModel):
     )
     statuspage_components: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
-        description="Incident service → Statuspage component id, e.g. api=8kbf7d35c070,web=…",
+        description="The components a public status page shows: service label value → "
+        "Statuspage component id (e.g. api=8kbf7d35c070,web=…), or, on the built-in page, the "
+        "component's public name (e.g. checkout=Checkout); a service not listed is never shown "
+        "or named on either page (README: what becomes public).",
     )
     statuspage_severities: Severities = Field(
         default_factory=lambda: [Severity.SEV1, Severity.SEV2],

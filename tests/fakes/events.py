@@ -39,6 +39,9 @@ class IncidentStory:
     #: Labels and annotations every alert of the story carries besides the usual ones.
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    #: What the rules say of every alert of the story (a security incident, a data breach).
+    security: bool = False
+    data_breach: bool = False
     incident: Incident | None = None
     alerts: dict[str, AlertState] = field(default_factory=dict)
     events: list[IncidentEvent] = field(default_factory=list)
@@ -65,7 +68,12 @@ class IncidentStory:
     def fire(self, fingerprint: str = "fp1", at: datetime = T0, instance: str = "api-1",
              severity: Severity | None = None) -> list[IncidentEvent]:  # fmt: skip
         record = self._record(fingerprint, "firing", at, instance)
-        cls = Classification(severity=severity or self.severity, rule="test-rule")
+        cls = Classification(
+            severity=severity or self.severity,
+            rule="test-rule",
+            security=self.security or self.data_breach,
+            data_breach=self.data_breach,
+        )
         return self._apply(
             apply_alert(self.incident, self.alerts.get(fingerprint), record, cls, POLICY, at)
         )
@@ -87,6 +95,22 @@ class IncidentStory:
             incident_id=self.incident.id,
             actor=Actor(via=via, name=who),
             requested_at=at,
+        )
+        return self._apply(apply_command(self.incident, command, at))
+
+    def publish(
+        self, title: str, body: str, at: datetime = T0 + timedelta(minutes=10), who: str = "carol"
+    ) -> list[IncidentEvent]:
+        """``sevflow statuspage publish``: the operator's public words."""
+        assert self.incident is not None
+        command = Command(
+            command_id=f"publish-{at.isoformat()}",
+            action="publish",
+            incident_id=self.incident.id,
+            actor=Actor(via="cli", name=who),
+            requested_at=at,
+            public_title=title,
+            public_body=body,
         )
         return self._apply(apply_command(self.incident, command, at))
 

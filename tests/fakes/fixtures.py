@@ -97,7 +97,7 @@ def sink_settings(
     if pagerduty is not None:
         values.update(pagerduty_routing_key=ROUTING_KEY, pagerduty_base_url=pagerduty.url)
         values["pagerduty_ca_file"] = cert[0] if cert else None
-    if slack is not None or statuspage is not None:
+    if slack is not None or statuspage is not None or "slack_base_url" in extra:
         values["allow_insecure_vendor_urls"] = True  # the fakes are plain http on loopback
     if slack is not None:
         values.update(slack_token=SLACK_TOKEN, slack_base_url=slack.url)

@@ -96,6 +96,8 @@ class SlackChannel:
     name: str
     is_member: bool = True
     is_archived: bool = False
+    is_private: bool = False
+    members: list[str] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -107,6 +109,11 @@ class SlackUser:
     is_restricted: bool = False
     is_ultra_restricted: bool = False
     deleted: bool = False
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as Slack reads it: ``true``/``1`` (form, query) or JSON true."""
+    return value is True or str(value).lower() in ("1", "true")
 
 
 def _ok(**data: Any) -> Response:
@@ -150,8 +157,11 @@ class FakeSlack:
     def close(self) -> None:
         self.server.close()
 
-    def add_channel(self, name: str, *, is_member: bool = True) -> SlackChannel:
-        channel = SlackChannel(f"C{next(_ids):09d}", name, is_member)
+    def add_channel(
+        self, name: str, *, is_member: bool = True, is_private: bool = False
+    ) -> SlackChannel:
+        # Private channels' ids start with C as well nowadays (docs.slack.dev, conversations).
+        channel = SlackChannel(f"C{next(_ids):09d}", name, is_member, is_private=is_private)
         self.channels[channel.id] = channel
         return channel
 
@@ -245,10 +255,52 @@ class FakeSlack:
             return _error("invalid_name_punctuation")
         if self.by_name(name) is not None:
             return _error("name_taken")
-        channel = self.add_channel(name)
-        return _ok(channel={"id": channel.id, "name": name, "is_channel": True, "is_private": False,
+        private = _flag(args.get("is_private"))
+        channel = self.add_channel(name, is_private=private)
+        channel.members.append("U0BOT")
+        return _ok(channel={"id": channel.id, "name": name, "is_channel": True, "is_private": private,
                             "is_member": True, "created": 1504554479, "creator": "U0BOT",
                             "name_normalized": name})  # fmt: skip
+
+    def _conversations_invite(self, args: dict[str, Any]) -> Response:
+        """Contracts §3.3/§3.7: ``users`` comma separated; per-user errors gathered in
+        ``errors[]``; with ``force`` the valid ones are invited despite the others."""
+        channel = self.channels.get(args.get("channel", ""))
+        if channel is None:
+            return _error("channel_not_found")
+        if channel.is_archived:
+            return _error("is_archived")
+        if not channel.is_member:
+            return _error("not_in_channel")
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if not users:
+            return _error("no_user")
+        if len(users) > 100:
+            return _error("too_many_users")
+        errors, valid = [], []
+        for user in users:
+            if user == "U0BOT":
+                errors.append({"user": user, "ok": False, "error": "cant_invite_self"})
+            elif user not in self.users:
+                errors.append({"user": user, "ok": False, "error": "user_not_found"})
+            elif user in channel.members:
+                errors.append({"user": user, "ok": False, "error": "already_in_channel"})
+            else:
+                valid.append(user)
+        if errors and not _flag(args.get("force")):
+            return _error(errors[0]["error"], errors=errors)
+        channel.members.extend(valid)
+        if errors:
+            return _error(errors[0]["error"], errors=errors)
+        return _ok(channel={"id": channel.id, "name": channel.name, "is_private": channel.is_private})
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> Response:
+        group = args.get("usergroup")
+        if not group:
+            return _error("missing_argument")
+        if group not in self.usergroups:
+            return _error("no_such_subteam")
+        return _ok(users=list(self.usergroups[group]))
 
     def _chat_postMessage(self, args: dict[str, Any]) -> Response:  # noqa: N802
         channel = self._channel(args.get("channel"))
@@ -305,7 +357,15 @@ class FakeSlack:
         limit = int(args.get("limit", 100))
         start = int(args.get("cursor", "0") or 0)
         exclude = str(args.get("exclude_archived", "")).lower() in ("1", "true")
-        channels = [c for c in self.channels.values() if not (exclude and c.is_archived)]
+        # types defaults to public_channel; a private channel is listed only to its members.
+        types = set(str(args.get("types") or "public_channel").split(","))
+        channels = [
+            c
+            for c in self.channels.values()
+            if not (exclude and c.is_archived)
+            and ("private_channel" if c.is_private else "public_channel") in types
+            and (c.is_member or not c.is_private)
+        ]
         page = channels[start : start + limit]
         cursor = str(start + limit) if start + limit < len(channels) else ""
         listed = [
@@ -347,12 +407,6 @@ class FakeSlack:
                 "is_ultra_restricted": user.is_ultra_restricted,
             }
         )
-
-    def _usergroups_users_list(self, args: dict[str, Any]) -> Response:
-        members = self.usergroups.get(str(args.get("usergroup", "")))
-        if members is None:
-            return _error("no_such_subteam")
-        return _ok(users=list(members))
 
     def _respond(self, request: Request) -> Response:
         """A response URL: a JSON message, as incoming webhooks take (no token: the URL is it)."""

@@ -821,7 +821,8 @@ async def test_statuspage_success_without_json_is_asked_again(
 def huge_sev1() -> IncidentStory:
     """A SEV1 whose alert is as large as its labels and annotations can make it: 300 labels of
     3 KB (with an emoji and an ``&`` in each, so a cut can land in either), an 8 KB summary and a
-    900 KB description."""
+    900 KB description (the status page shows only its huge public annotations: summary_public,
+    impact)."""
     value = "😀 a&b " + "x" * 3000
     return IncidentStory(
         name="CheckoutDown",
@@ -830,7 +831,11 @@ def huge_sev1() -> IncidentStory:
         summary="Checkout down & <!channel> " + "s" * 8192,
         impact=None,
         labels={f"label_{n:03d}": value for n in range(300)},
-        annotations={"description": "Everything is down. " + "d" * 900_000},
+        annotations={
+            "description": "Everything is down. " + "d" * 900_000,
+            "summary_public": "Checkout down " + "s" * 8192,
+            "impact": "Everything is down. " + "d" * 900_000,
+        },
     )
 
 

@@ -50,14 +50,20 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_builtin_status_page_in_a_browser(kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = kafka_settings(kafka_bootstrap, tmp_path, status_page_title="Acme status")
+    settings = kafka_settings(
+        kafka_bootstrap,
+        tmp_path,
+        status_page_title="Acme status",
+        statuspage_components={"checkout": "Checkout", "search": "Search"},
+    )
     down = IncidentStory(
         name="CheckoutDown",
         group="a",
         service="checkout",
         severity=Severity.SEV1,
-        summary="Checkout unavailable",
+        summary="checkout-7f9c pods OOMKilled",
         impact="Customers cannot check out",
+        annotations={"summary_public": "Checkout unavailable"},
     )
     slow = IncidentStory(
         name="SearchSlow",
@@ -101,11 +107,12 @@ async def test_builtin_status_page_in_a_browser(kafka_bootstrap: str, tmp_path: 
             "We will provide an update within 30 minutes."
         )
         assert {c["name"]: c["status"] for c in latest["components"]} == {
-            "checkout": "major_outage",
-            "search": "operational",
+            "Checkout": "major_outage",
+            "Search": "operational",
         }  # the SEV4 is not published
+        assert "OOMKilled" not in str(latest)  # the summary is not public: summary_public is
         (past,) = latest["history"]
-        assert past["updates"][0]["body"] == "The issue has been resolved. search is operating normally."
+        assert past["updates"][0]["body"] == "The issue has been resolved. Search is operating normally."
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "sinks-status-page.png"

@@ -116,8 +116,14 @@ def test_worker_refuses_poison_naming_the_field() -> None:
 # --- sinks and analytics: incident events --------------------------------------------------------
 
 
+#: Event types added after the frozen release: its readers never saw one.
+ADDED_SINCE = {EventType.STATUSPAGE_PUBLISHED.value}
+
+
 def test_previous_release_events_cover_every_event_type() -> None:
-    assert {json.loads(raw)["type"] for raw in lines("events.jsonl")} == {t.value for t in EventType}
+    assert {json.loads(raw)["type"] for raw in lines("events.jsonl")} == {
+        t.value for t in EventType
+    } - ADDED_SINCE
 
 
 def test_sinks_decode_and_format_every_previous_release_event() -> None:

@@ -17,9 +17,10 @@ from models.settings import Settings
 from receiver.access import ROUTE_ACCESS, Credentials, protect_all
 from receiver.callbacks import callback_routes
 from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
+from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
 from store.db import async_engine
-from tests.builders import CommandRecorder, api_credentials
+from tests.builders import T0, CommandRecorder, api_credentials
 from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
 from tests.unit.test_escalation_cli import incidents_in_every_state
@@ -287,7 +288,8 @@ def test_every_incident_api_route_is_documented(tmp_path: Path) -> None:
     document = yaml.safe_load(OPENAPI_DOCUMENT.read_text())
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     admin = admin_routes(Settings(), engine, clock=lambda: datetime.now(UTC))
-    served = _operations(ours) | _operations(commands) | _operations(admin)
+    publish = publish_route(engine, _NoPublisher(), clock=lambda: T0)
+    served = _operations(ours) | _operations(commands) | _operations(admin) | _operations([publish])
     assert served == documented
     assert ("/api/incidents/{incident_id}/ack", "post") in served  # the commands are covered too
     for path, method in documented - {("/api/openapi.yaml", "get")}:

@@ -25,7 +25,13 @@ from sinks.slack_format import (
     resolution,
     update_line,
 )
-from sinks.statuspage_format import IMPACT, investigating_body, resolved_body, status_changes
+from sinks.statuspage_format import (
+    IMPACT,
+    Components,
+    investigating_body,
+    resolved_body,
+    status_changes,
+)
 from tests.fakes.events import T0, IncidentStory
 
 ALL = frozenset(Severity)
@@ -325,25 +331,32 @@ def test_status_page_words() -> None:
         "We are investigating reports of users experiencing slow response times. "
         "We will provide an update within 30 minutes."
     )
-    assert resolved_body(opened.incident) == "The issue has been resolved. api is operating normally."
+    assert (
+        resolved_body(opened.incident, Components({"api": "API"}))
+        == "The issue has been resolved. API is operating normally."
+    )
 
 
 def test_status_page_plan() -> None:
     s, opened = story(severity=Severity.SEV1)
+    components = Components({"api": "API"})
     (create,) = status_changes(
-        opened, published=False, severities=frozenset({Severity.SEV1, Severity.SEV2})
+        opened,
+        published=False,
+        severities=frozenset({Severity.SEV1, Severity.SEV2}),
+        components=components,
     )
     assert (create.kind, create.status, create.impact) == ("create", "investigating", "critical")
-    assert create.components == {"api": "major_outage"}
+    assert create.components == {"API": "major_outage"}
     (ack,) = s.ack()
     (identified,) = status_changes(ack, published=True, severities=ALL)
     assert identified.status == "identified"
     (resolved,) = s.resolve()
-    (resolve,) = status_changes(resolved, published=True, severities=ALL)
+    (resolve,) = status_changes(resolved, published=True, severities=ALL, components=components)
     assert (resolve.kind, resolve.status, resolve.components) == (
         "resolve",
         "resolved",
-        {"api": "operational"},
+        {"API": "operational"},
     )
     assert resolve.body is not None
     assert resolve.body.startswith("The issue has been resolved. ")

@@ -138,7 +138,7 @@ def test_slack_messages_of_a_huge_incident_fit_with_a_marker() -> None:
 
 
 def test_status_page_name_and_bodies_fit_statuspage() -> None:
-    story = IncidentStory(summary="t" * 600, impact="i" * 900_000, service="api")
+    story = IncidentStory(impact="i" * 900_000, service="api", annotations={"summary_public": "t" * 600})
     events = story.fire() + story.resolve()
     severities = frozenset(Severity)
     (create,) = status_changes(events[0], published=False, severities=severities)

@@ -5,6 +5,7 @@ import asyncio
 import os
 import ssl
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,7 +37,12 @@ fake_statuspage = fixtures.fake_statuspage
 tls_cert = fixtures.tls_cert
 
 CHANGE = StatusChange(
-    "create", "API errors", "investigating", "major", "We are investigating.", {"api": "partial_outage"}
+    "create",
+    "API errors",
+    "investigating",
+    "major",
+    "We are investigating.",
+    {"cmpapi000001": "partial_outage"},
 )
 
 
@@ -196,27 +202,18 @@ async def test_slack_fake_rules(fake_slack: FakeSlack) -> None:
 
 
 async def test_statuspage_fake_errors(fake_statuspage: FakeStatuspage) -> None:
-    components = {"api": "cmpapi000001"}
-    wrong_key = StatuspageClient(
-        SecretStr("nope"), SP_PAGE, fake_statuspage.url, components=components, timeout=5
-    )
-    wrong_page = StatuspageClient(
-        SecretStr(SP_KEY), "nopage", fake_statuspage.url, components=components, timeout=5
-    )
-    bad_component = StatuspageClient(
-        SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components={"api": "zzz"}, timeout=5
-    )
-    good = StatuspageClient(
-        SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components=components, timeout=5
-    )
+    wrong_key = StatuspageClient(SecretStr("nope"), SP_PAGE, fake_statuspage.url, timeout=5)
+    wrong_page = StatuspageClient(SecretStr(SP_KEY), "nopage", fake_statuspage.url, timeout=5)
+    good = StatuspageClient(SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, timeout=5)
+    bad_component = replace(CHANGE, components={"zzz": "partial_outage"})
     try:
-        for client, expected in [
-            (wrong_key, "HTTP 401: Could not authenticate"),
-            (wrong_page, "HTTP 404: Page not found"),
-            (bad_component, "HTTP 422: component zzz not found"),
+        for client, change, expected in [
+            (wrong_key, CHANGE, "HTTP 401: Could not authenticate"),
+            (wrong_page, CHANGE, "HTTP 404: Page not found"),
+            (good, bad_component, "HTTP 422: component zzz not found"),
         ]:
             with pytest.raises(DeliveryError) as caught:
-                await client.create("inc_1", CHANGE)
+                await client.create("inc_1", change)
             assert caught.value.reason == f"Statuspage create: {expected}"
             assert not caught.value.retryable
         fake_statuspage.faults.fail_next(
@@ -231,7 +228,7 @@ async def test_statuspage_fake_errors(fake_statuspage: FakeStatuspage) -> None:
         with pytest.raises(DeliveryError, match="HTTP 404"):
             await good.update("doesnotexist", "inc_1", CHANGE)
     finally:
-        for client in (wrong_key, wrong_page, bad_component, good):
+        for client in (wrong_key, wrong_page, good):
             await client.close()
     assert SP_KEY not in str(fake_statuspage.writes)
 
@@ -312,7 +309,7 @@ async def test_fakes_refuse_what_is_over_the_vendors_limits(
             "ok": False,
             "error": "msg_too_long",
         }
-    client = StatuspageClient(SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, components={}, timeout=5)
+    client = StatuspageClient(SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, timeout=5)
     try:
         for change, message in [
             (StatusChange("create", "n", "investigating", "major", "b" * 25_001), "body is too long"),

@@ -1,0 +1,170 @@
+"""Publishing an incident on the public status page by hand: the only way a held security or
+data-breach incident gets there (README "What becomes public").
+
+::
+
+    POST /api/incidents/{incident_id}/statuspage/publish   {"title": "…", "body": "…", "by": "…"}
+
+``title`` (at most 255 characters) and ``body`` (at most 5,000) are the public words, exactly as
+the operator writes them; ``by`` is an optional note shown beside the actor, the token's name
+(the ``admin`` scope is required, receiver/access.py). The request becomes a ``publish``
+:class:`models.incident.Command` on the commands topic; the worker applies it (an incident
+published with these words already changes nothing) and emits ``statuspage_published``, which
+the status-page sinks show.
+
+Answers: 202 queued; 200 ``unchanged`` when the incident shows these words already; 401 bad
+credentials; 404 no such incident; 422 a missing or over-long title or body, or a malformed id;
+503 + ``Retry-After`` when Kafka did not take the command. The command id is derived from the
+incident and the words, so a retried request is applied once. When the store cannot be read the
+command is queued unchecked (the worker drops one for an unknown incident).
+"""
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from models.events import Actor
+from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
+from receiver.access import principal_of
+from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
+from receiver.callbacks import CommandSink
+from receiver.errors import body_too_slow, error_response
+from store.incidents import IncidentStore
+
+__all__ = ["PUBLISH_PATH", "publish_command", "publish_route"]
+
+log = logging.getLogger(__name__)
+
+PUBLISH_PATH = "/api/incidents/{incident_id}/statuspage/publish"
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+#: Bodies beyond this are refused before parsing (the words are at most ~5 KB).
+_BODY_MAX = 64 * 1024
+_BY_MAX = 128
+RETRY_AFTER_SECONDS = 5
+
+
+def publish_command(
+    incident_id: str, title: str, body: str, actor: Actor, now: datetime, source: str
+) -> Command:
+    """The ``publish`` command for these words; its id is derived from the incident and the
+    words, so the same request repeated (a retry, a second click) is applied once."""
+    digest = hashlib.sha256("\x00".join((incident_id, title, body)).encode()).hexdigest()[:40]
+    return Command(
+        command_id=f"{source}:publish:{digest}",
+        action="publish",
+        incident_id=incident_id,
+        actor=actor,
+        requested_at=now,
+        public_title=title,
+        public_body=body,
+    )
+
+
+def _words(document: object) -> tuple[str, str, str | None] | str:
+    """``(title, body, by)`` from the request, or what is wrong with it."""
+    if not isinstance(document, dict):
+        return 'expected {"title": "…", "body": "…"}'
+    title, body, by = document.get("title"), document.get("body"), document.get("by")
+    if not isinstance(title, str) or not title.strip():
+        return "title: the public title is required"
+    if not isinstance(body, str) or not body.strip():
+        return "body: the public text is required"
+    if len(title.strip()) > PUBLIC_TITLE_MAX:
+        return f"title: at most {PUBLIC_TITLE_MAX} characters"
+    if len(body.strip()) > PUBLIC_BODY_MAX:
+        return f"body: at most {PUBLIC_BODY_MAX} characters"
+    if by is not None and not isinstance(by, str):
+        return "by: a name"
+    name = " ".join(by.split())[:_BY_MAX] if by else None
+    return title.strip(), body.strip(), name or None
+
+
+def publish_route(
+    engine: AsyncEngine,
+    publisher: CommandSink,
+    *,
+    clock: Callable[[], datetime],
+) -> Route:
+    """``POST /api/incidents/{id}/statuspage/publish``, to mount beside the incident API, behind
+    the ``admin`` scope the receiver checks (receiver/access.py: the token's name is the actor)."""
+    store = IncidentStore(engine)
+
+    async def publish(request: Request) -> Response:
+        principal = principal_of(request)
+        if principal is None:  # served without receiver.access.protect: nobody is known
+            return error_response(
+                401,
+                "unauthorized",
+                "missing or invalid credentials",
+                headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
+            )
+        incident_id = request.path_params["incident_id"]
+        if not _INCIDENT_ID.fullmatch(incident_id):
+            return error_response(422, "invalid_incident_id", "not an incident id")
+        try:
+            raw = await read_capped(request, _BODY_MAX, BODY_READ_SECONDS)
+        except BodyTooLarge:
+            return error_response(413, "too_large", f"body over {_BODY_MAX} bytes")
+        except BodyTooSlow:
+            return body_too_slow(BODY_READ_SECONDS)
+        except ClientDisconnect:
+            return error_response(400, "client_disconnected", "the body was not received in full")
+        try:
+            words = _words(json.loads(raw))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return error_response(400, "invalid_json", "the body is not JSON")
+        if isinstance(words, str):
+            return error_response(422, "invalid_body", words)
+        title, body, by = words
+        try:
+            incident = await store.get(incident_id)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "cannot check %s (%s): publish queued unchecked", incident_id, type(exc).__name__
+            )
+        else:
+            if incident is None:
+                return error_response(404, "not_found", f"no incident {incident_id}")
+            if (incident.status_page_title, incident.status_page_body) == (title, body):
+                return JSONResponse(
+                    {
+                        "status": "unchanged",
+                        "incident_id": incident_id,
+                        "message": f"{incident_id} is published with these words already",
+                    }
+                )
+        # The token's name acts; the body's "by" is only a note shown beside it.
+        actor = Actor(via="api", name=principal.name, note=by)
+        command = publish_command(incident_id, title, body, actor, clock(), "api")
+        try:
+            await publisher.publish(command)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("api: publish not queued (%s); answering 503", type(exc).__name__)
+            return error_response(
+                503,
+                "unavailable",
+                "the command could not be queued; retry",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        log.info("api: publish %s on the status page (command %s)", incident_id, command.command_id)
+        return JSONResponse(
+            {
+                "status": "accepted",
+                "command_id": command.command_id,
+                "incident_id": incident_id,
+                "action": "publish",
+            },
+            202,
+        )
+
+    return Route(PUBLISH_PATH, publish, methods=["POST"], name="api_statuspage_publish")
