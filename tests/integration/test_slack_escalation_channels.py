@@ -59,7 +59,8 @@ async def test_the_security_channel_is_told_once(
     assert [b["type"] for b in notice["blocks"]] == ["section", "actions"]  # Acknowledge / Resolve
     updates = [p["text"] for p in fake_slack.posts("incident-20260115-high-error-rate")[1:]]
     assert updates == [
-        ":mega: Security contact notified: security@optimal-build.com, #security-incidents"
+        ":mega: Security contact: security@optimal-build.com not emailed (no SMTP configured), "
+        "#security-incidents"
     ]
 
 
