@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.settings.canary import CanarySettings
 from models.settings.core import CoreSettings
+from models.settings.email import EmailSettings
 from models.settings.escalation import EscalationSettings
 from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
@@ -28,6 +29,7 @@ class Settings(
     ReceiverSettings,
     StreamSettings,
     SinkSettings,
+    EmailSettings,
     EscalationSettings,
     RunSettings,
     CanarySettings,

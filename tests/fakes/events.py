@@ -36,6 +36,9 @@ class IncidentStory:
     summary: str = "API Error Rate Spike"
     impact: str | None = "Users experiencing slow response times"
     group: str = ""
+    #: The classification's flags (the rules' security / data_breach).
+    security: bool = False
+    data_breach: bool = False
     #: Labels and annotations every alert of the story carries besides the usual ones.
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -65,7 +68,12 @@ class IncidentStory:
     def fire(self, fingerprint: str = "fp1", at: datetime = T0, instance: str = "api-1",
              severity: Severity | None = None) -> list[IncidentEvent]:  # fmt: skip
         record = self._record(fingerprint, "firing", at, instance)
-        cls = Classification(severity=severity or self.severity, rule="test-rule")
+        cls = Classification(
+            severity=severity or self.severity,
+            rule="test-rule",
+            security=self.security,
+            data_breach=self.data_breach,
+        )
         return self._apply(
             apply_alert(self.incident, self.alerts.get(fingerprint), record, cls, POLICY, at)
         )
@@ -78,8 +86,9 @@ class IncidentStory:
         )
 
     def command(
-        self, action: str, at: datetime, who: str = "alice", via: str = "slack"
+        self, action: str, at: datetime, who: str = "alice", via: str = "slack", **details: str
     ) -> list[IncidentEvent]:
+        """``details``: a resolution's root_cause, fix, follow_up."""
         assert self.incident is not None
         command = Command(
             command_id=f"{action}-{at.isoformat()}",
@@ -87,6 +96,7 @@ class IncidentStory:
             incident_id=self.incident.id,
             actor=Actor(via=via, name=who),
             requested_at=at,
+            **details,
         )
         return self._apply(apply_command(self.incident, command, at))
 
@@ -94,9 +104,9 @@ class IncidentStory:
         return self.command("acknowledge", at, who)
 
     def resolve(
-        self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice"
+        self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice", **details: str
     ) -> list[IncidentEvent]:
-        return self.command("resolve", at, who)
+        return self.command("resolve", at, who, **details)
 
     def escalate(self, data: dict[str, str], at: datetime, reason: str) -> list[IncidentEvent]:
         """An ``escalated`` event as the worker's escalation loop records it."""
