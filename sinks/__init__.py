@@ -1,4 +1,4 @@
-"""Notification sinks: incident events -> PagerDuty, Slack, status page.
+"""Notification sinks: incident events -> PagerDuty, Slack, status page, email.
 
 Sinks consume the incident-events topic independently of the stream worker; they never import
 ``streams``. One visible pipeline per sink (:mod:`sinks.worker`)::
@@ -9,13 +9,16 @@ Sinks consume the incident-events topic independently of the stream worker; they
 Modules:
 
 =========================  ==================================================================
-pure mapping               pagerduty_format, slack_format, statuspage_format, storm, breaker
+pure mapping               pagerduty_format, slack_format, statuspage_format, email_format, storm,
+                           breaker
                            (plus retry.backoff, status_server.page_view)
 delivery machinery         errors (DeliveryError: retryable, reason, retry_after), retry, clock,
                            effects, pacing, worker, dlq, records, kafka
 vendor clients             pagerduty_client (``pagerduty`` package in a thread), slack_client
-                           (slack-sdk AsyncWebClient), statuspage_client (httpx)
-sinks                      pagerduty, slack, statuspage (+ status_builtin backend), assemble
+                           (slack-sdk AsyncWebClient), statuspage_client (httpx), email_client
+                           (aiosmtplib)
+sinks                      pagerduty, slack, statuspage (+ status_builtin backend), email_sink,
+                           assemble
 built-in status page       status_server
 =========================  ==================================================================
 

@@ -1,7 +1,7 @@
 """Which sinks run, built from settings in one visible place.
 
-PagerDuty runs when a routing key is set, Slack when a token is set; the status page always runs
-(Atlassian Statuspage when configured, else the built-in page).
+PagerDuty runs when a routing key is set, Slack when a token is set, email when an SMTP host is
+set; the status page always runs (Atlassian Statuspage when configured, else the built-in page).
 """
 
 from collections.abc import Sequence
@@ -14,6 +14,8 @@ from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
 from sinks.clock import Clock
 from sinks.effects import Effects
+from sinks.email_client import SmtpSender
+from sinks.email_sink import EmailSink
 from sinks.pacing import ChannelPacer
 from sinks.pagerduty import PagerDutySink
 from sinks.pagerduty_client import PagerDutySender
@@ -96,8 +98,21 @@ def build_sinks(
                 lead=settings.slack_lead,
                 pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
                 security_contacts=security_contacts,
+                emailing=settings.email_configured(),
             )
         )
+    if settings.smtp_host is not None:
+        smtp = SmtpSender(
+            settings.smtp_host,
+            settings.smtp_port_or_default(),
+            tls_mode=settings.smtp_tls_mode,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+            timeout=settings.smtp_timeout_seconds,
+        )
+        sinks.append(EmailSink(smtp, effects_for("email", settings, engine, clock)))
     backend: StatusBackend
     if settings.statuspage_api_key is not None and settings.statuspage_page_id is not None:
         backend = StatuspageClient(

@@ -80,6 +80,7 @@ class SlackSink:
         lead: str,
         pacer: ChannelPacer,
         security_contacts: Sequence[Target] = (),
+        emailing: bool = False,
     ) -> None:
         self._sender = sender
         self._effects = effects
@@ -92,6 +93,8 @@ class SlackSink:
         #: The policy's security and data-breach contacts: the Slack users and user groups among
         #: them are invited to a security incident's private channel, its channels are told.
         self._security = [t for t in security_contacts if t.kind == "slack"]
+        #: The email sink runs beside this one: email targets are "email queued", not "not emailed".
+        self._emailing = emailing
 
     # --- the event loop of one incident ---------------------------------------------------
     async def preload(self, events: Sequence[IncidentEvent]) -> None:
@@ -114,7 +117,9 @@ class SlackSink:
                     await self._notify_channels(event, refs)
                 if "channel_id" not in refs:
                     continue  # never announced here (severity not routed, or in a storm digest)
-                if update_line(event) is not None and not await self._effects.done(event, "update"):
+                if update_line(
+                    event, emailing=self._emailing
+                ) is not None and not await self._effects.done(event, "update"):
                     waiting.append(event)
                 if event.type is EventType.RESOLVED:
                     failures += await self._flush(waiting, refs)
@@ -284,7 +289,7 @@ class SlackSink:
     async def _flush(self, waiting: list[IncidentEvent], refs: dict[str, str]) -> list[Failure]:
         if not waiting:
             return []
-        lines = [line for e in waiting if (line := update_line(e))]
+        lines = [line for e in waiting if (line := update_line(e, emailing=self._emailing))]
         try:
             await self._post_once(waiting[-1], "update", refs["channel_id"], coalesce(lines), waiting)
         except DeliveryError as error:

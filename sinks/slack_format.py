@@ -222,9 +222,18 @@ def _alert_words(event: IncidentEvent) -> str:
     return words + (f": {quote(summary)}" if summary else "")
 
 
-def _target_words(target: Target, *, contact: bool) -> str:
+#: What the channel says of an email target, with and without the email sink (SEVFLOW_SMTP_HOST).
+EMAIL_QUEUED = "(email queued)"
+NOT_EMAILED = "not emailed (no SMTP configured)"
+
+
+def _target_words(target: Target, *, contact: bool, emailing: bool) -> str:
     """How the channel names a target: a Slack user or user group as a mention (so Slack notifies
-    them), a contact's address spelled out (the reader is to use it), otherwise its label."""
+    them), an email address spelled out with whether an email is on its way (the sink's delivery
+    is not seen here: "queued", never "notified"), a contact's address spelled out (the reader is
+    to use it), otherwise its label."""
+    if target.kind == "email":
+        return f"{escape(target.to)} {EMAIL_QUEUED if emailing else NOT_EMAILED}"
     if target.kind == "slack" and _USER_ID.match(target.to):
         mention = f"<@{target.to}>"
     elif target.kind == "slack" and target.to.startswith("<!subteam^"):
@@ -236,18 +245,18 @@ def _target_words(target: Target, *, contact: bool) -> str:
     return f"{escape(target.label)} ({mention})" if target.label else mention
 
 
-def _escalation_line(event: IncidentEvent) -> str:
+def _escalation_line(event: IncidentEvent, emailing: bool) -> str:
     level = event.data.get("level", "next")
     contact = not level.isdecimal()
     targets = escalation_targets(event.data)
     words = (
-        ", ".join(_target_words(t, contact=contact) for t in targets)
+        ", ".join(_target_words(t, contact=contact, emailing=emailing) for t in targets)
         if targets
         else escape(event.data.get("targets_text") or "the next responders")
     )
     if contact:
         name = (event.data.get("level_name") or f"{level} contact").replace("_", " ")
-        return f":mega: {escape(name[:1].upper() + name[1:])} notified: {words}"
+        return f":mega: {escape(name[:1].upper() + name[1:])}: {words}"
     return f":mega: Escalated to level {escape(level)}: {words}"
 
 
@@ -274,8 +283,10 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
-def update_line(event: IncidentEvent) -> str | None:
-    """One line for the incident channel, or None for events the channel does not show."""
+def update_line(event: IncidentEvent, *, emailing: bool = False) -> str | None:
+    """One line for the incident channel, or None for events the channel does not show.
+    ``emailing``: the email sink runs (an escalation's email targets are "email queued", else
+    "not emailed (no SMTP configured)")."""
     incident = event.incident
     match event.type:
         case EventType.ALERT_ADDED:
@@ -305,7 +316,7 @@ def update_line(event: IncidentEvent) -> str | None:
                 f"{_note(event.actor, incident.id)}"
             )
         case EventType.ESCALATED:
-            return _escalation_line(event)
+            return _escalation_line(event, emailing)
         case EventType.SLA_BREACHED:
             # The breach names its own target (acknowledge or resolve, the severity it was judged
             # by); the severity's playbook text is only a fallback for an event without them.

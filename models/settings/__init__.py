@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.settings.access import AccessSettings
 from models.settings.canary import CanarySettings
 from models.settings.core import CoreSettings
+from models.settings.email import EmailSettings
 from models.settings.escalation import EscalationSettings
 from models.settings.listeners import ListenerSettings
 from models.settings.receiver import ReceiverSettings
@@ -31,6 +32,7 @@ class Settings(
     ListenerSettings,
     StreamSettings,
     SinkSettings,
+    EmailSettings,
     EscalationSettings,
     RunSettings,
     CanarySettings,

@@ -36,6 +36,9 @@ class IncidentStory:
     summary: str = "API Error Rate Spike"
     impact: str | None = "Users experiencing slow response times"
     group: str = ""
+    #: The classification's flags (the rules' security / data_breach).
+    security: bool = False
+    data_breach: bool = False
     #: Labels and annotations every alert of the story carries besides the usual ones.
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -86,8 +89,9 @@ class IncidentStory:
         )
 
     def command(
-        self, action: str, at: datetime, who: str = "alice", via: str = "slack"
+        self, action: str, at: datetime, who: str = "alice", via: str = "slack", **details: str
     ) -> list[IncidentEvent]:
+        """``details``: a resolution's root_cause, fix, follow_up."""
         assert self.incident is not None
         command = Command(
             command_id=f"{action}-{at.isoformat()}",
@@ -95,6 +99,7 @@ class IncidentStory:
             incident_id=self.incident.id,
             actor=Actor(via=via, name=who),
             requested_at=at,
+            **details,
         )
         return self._apply(apply_command(self.incident, command, at))
 
@@ -118,9 +123,9 @@ class IncidentStory:
         return self.command("acknowledge", at, who)
 
     def resolve(
-        self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice"
+        self, at: datetime = T0 + timedelta(minutes=45), who: str = "alice", **details: str
     ) -> list[IncidentEvent]:
-        return self.command("resolve", at, who)
+        return self.command("resolve", at, who, **details)
 
     def escalate(self, data: dict[str, str], at: datetime, reason: str) -> list[IncidentEvent]:
         """An ``escalated`` event as the worker's escalation loop records it."""

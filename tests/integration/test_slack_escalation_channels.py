@@ -59,7 +59,8 @@ async def test_the_security_channel_is_told_once(
     assert [b["type"] for b in notice["blocks"]] == ["section", "actions"]  # Acknowledge / Resolve
     updates = [p["text"] for p in fake_slack.posts("incident-20260115-high-error-rate")[1:]]
     assert updates == [
-        ":mega: Security contact notified: security@optimal-build.com, #security-incidents"
+        ":mega: Security contact: security@optimal-build.com not emailed (no SMTP configured), "
+        "#security-incidents"
     ]
 
 
@@ -96,3 +97,22 @@ async def test_a_missing_escalation_channel_is_dead_lettered_with_its_name(
     assert "Security channel #security-incidents not found" in json.dumps(letter, default=str)
     # The incident's own channel and announcement are unaffected.
     assert len(fake_slack.posts("incidents")) == 1
+
+
+async def test_with_smtp_configured_the_channel_says_the_email_is_queued(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_channel("security-incidents")
+    settings = sink_settings(slack=fake_slack, smtp_host="127.0.0.1", smtp_port=1)
+    sink = sink_named(settings, engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    _, events = security_story()
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    updates = [p["text"] for p in fake_slack.posts("incident-20260115-high-error-rate")[1:]]
+    assert updates == [
+        ":mega: Security contact: security@optimal-build.com (email queued), #security-incidents"
+    ]

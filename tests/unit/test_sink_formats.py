@@ -427,7 +427,36 @@ def test_escalation_lines_mention_slack_users_and_spell_out_contacts() -> None:
             }
         }
     )
-    assert update_line(contact) == ":mega: Data breach contact notified: legal@optimal-build.com"
+    # Nobody is "notified" by an address alone: the line says whether an email is on its way.
+    assert update_line(contact) == (
+        ":mega: Data breach contact: legal@optimal-build.com not emailed (no SMTP configured)"
+    )
+    assert update_line(contact, emailing=True) == (
+        ":mega: Data breach contact: legal@optimal-build.com (email queued)"
+    )
+
+
+def test_an_email_target_riding_on_a_level_says_whether_it_is_emailed() -> None:
+    s, _ = story()
+    (added,) = s.fire("fp2", instance="api-2")
+    targets = [
+        {"kind": "pagerduty", "to": "primary", "label": "Primary On-Call"},
+        {"kind": "email", "to": "security@optimal-build.com", "label": "Security"},
+        {"kind": "slack", "to": "#security-incidents", "label": "Security"},
+    ]
+    level = added.model_copy(
+        update={
+            "type": EventType.ESCALATED,
+            "alert": None,
+            "data": {"level": "1", "targets": json.dumps(targets)},
+        }
+    )
+    assert update_line(level) == (
+        ":mega: Escalated to level 1: Primary On-Call, security@optimal-build.com not emailed "
+        "(no SMTP configured), Security"
+    )
+    assert "notified" not in (update_line(level, emailing=True) or "")
+    assert "security@optimal-build.com (email queued)" in (update_line(level, emailing=True) or "")
 
 
 def test_words_from_alerts_and_callers_are_shown_not_obeyed() -> None:
