@@ -80,7 +80,9 @@ class PagerDutySink:
         if event.incident.canary:
             await self._page_canary(event)
             return
-        if self._escalation:
+        if self._escalation and event.incident.severity in self._severities:
+            # A severity that does not page the primary pages no escalation level either: a
+            # level is never an incident's first page (SEVFLOW_PAGERDUTY_SEVERITIES).
             await self._escalate(event)
         await self._page(event)
         if event.type is EventType.RESOLVED:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.escalation import PAGERDUTY_TARGET_MAX
 from models.events import IncidentEvent
+from models.severity import Severity
 from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
 from tests.fakes import fixtures
@@ -146,3 +147,25 @@ async def test_a_long_target_name_is_paged_and_resolved_once(
         await sink.close()
     level = escalation_key(events[0].incident_id, name)
     assert fake_pagerduty.actions(level) == ["trigger", "acknowledge"]
+
+
+async def test_a_severity_that_does_not_page_pages_no_escalation_level(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """``SEVFLOW_PAGERDUTY_SEVERITIES`` decides who is paged at all: a SEV4 (not in it) pages
+    neither the primary (the incident's own alert) nor any escalation level, the secondary
+    included; an escalation level is never the first page of an incident."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        cert=tls_cert,
+        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
+        pagerduty_severities="SEV1,SEV2,SEV3",
+    )
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    story = IncidentStory(severity=Severity.SEV4)
+    events = [*story.fire(), *escalate(story, 15, "unacknowledged for 15 minutes"), *story.resolve()]
+    try:
+        assert await sink.handle(events) == []
+    finally:
+        await sink.close()
+    assert fake_pagerduty.events == []
