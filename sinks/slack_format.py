@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.escalation import Target, escalation_targets
+from models.escalation import DIGEST_STEP, Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from sinks.limits import (
     SLACK_CHANNEL_NAME_MAX,
@@ -42,6 +42,7 @@ __all__ = [
     "escape",
     "format_duration",
     "format_started",
+    "morning_digest",
     "resolution",
     "update_line",
 ]
@@ -207,6 +208,15 @@ def _target_words(target: Target, *, contact: bool) -> str:
 
 def _escalation_line(event: IncidentEvent) -> str:
     level = event.data.get("level", "next")
+    if event.data.get("by_hand"):
+        name = escape(event.data.get("level_name") or "the engineering manager")
+        return (
+            f":telephone_receiver: Still unacknowledged: escalate to {name} by hand "
+            f"(the Escalate to manager button, or `sevflow escalate {event.incident_id} --to manager`)"
+        )
+    if level == DIGEST_STEP:
+        day = escape(event.data.get("digest_day", ""))
+        return f":sunrise: Listed in the morning digest of {day}"
     contact = not level.isdecimal()
     targets = escalation_targets(event.data)
     words = (
@@ -338,6 +348,25 @@ def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> Slac
         f":cyclone: *ALERT STORM* - {len(members)} SEV3/SEV4 incidents opened since "
         f"{format_started(since)}\n"
         f"They are summarised here; SEV1/SEV2 incidents are still announced one by one.\n"
+        + "\n".join(lines)
+    )
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])
+
+
+def morning_digest(day: str, members: Mapping[str, str], shown: int = 30) -> SlackMessage:
+    """The next business day's digest in the announcement channel: the incidents that paged nobody
+    (the playbook's SEV4, "Next business day") and are still open (``members``: incident id →
+    "[SEV4] title")."""
+    lines = [
+        f"• {_quote(title, incident_id, LINE_FIELD_MAX)} ({incident_id})"
+        for incident_id, title in list(members.items())[:shown]
+    ]
+    if len(members) > shown:
+        lines.append(f"• …and {len(members) - shown} more")
+    count = f"{len(members)} incident{'s' if len(members) != 1 else ''}"
+    text = (
+        f":sunrise: *FOR TODAY* ({escape(day)}) - {count} due by the end of the business day\n"
+        f"They paged nobody; acknowledge or resolve each with `sevflow ack|resolve ID`.\n"
         + "\n".join(lines)
     )
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])
