@@ -53,7 +53,7 @@ from pydantic import (
 )
 
 from models.events import EventType, IncidentState
-from models.incident import Incident
+from models.incident import Command, Incident, Outcome, annotate, refusal
 from models.severity import Severity
 
 __all__ = [
@@ -78,10 +78,10 @@ __all__ = [
     "Target",
     "advance",
     "arm",
+    "escalate_by_hand",
     "escalation_id",
     "escalation_targets",
     "format_duration",
-    "manager_firing",
     "parse_duration",
     "playbook_policy",
 ]
@@ -757,21 +757,34 @@ def _digest_firing(state: EscalationState, at: datetime) -> Firing:
     return Firing(DIGEST_STEP, EventType.ESCALATED, reason, data)
 
 
-def manager_firing(
-    snapshot_targets: tuple[Target, ...], incident_id: str, episode: int, reason: str
-) -> tuple[str, dict[str, str]]:
-    """The ``escalated`` event's reason and data of an escalation to the manager by hand (the
-    worker applies ``sevflow escalate ID --to manager``, the API and the Slack button with it)."""
+def escalate_by_hand(
+    incident: Incident, command: Command, targets: tuple[Target, ...], now: datetime
+) -> tuple[Outcome, Firing] | str:
+    """Apply an ``escalate --to manager`` command (the CLI, the API, the Slack button): an
+    ``escalated`` event naming ``targets`` (the policy's ``manager_targets``), or why not.
+
+    The episode rule of every command holds (:func:`models.incident.refusal`); a resolved
+    incident has nobody left to escalate to. Once per episode is the caller's check (the
+    escalation log, key :data:`MANAGER_STEP`)."""
+    if (refused := refusal(incident, command)) is not None:
+        return refused
+    if incident.state is IncidentState.RESOLVED:
+        return "the incident is resolved: nothing to escalate"
+    if not targets:
+        return "the escalation policy names no manager (manager_targets)"
     data = {
-        "escalation_id": escalation_id(incident_id, episode),
+        "escalation_id": escalation_id(incident.id, incident.flaps),
         "step": MANAGER_STEP,
         "level": "manager",
         "level_name": "engineering manager",
         "cycle": "0",
-        "targets": _targets_json(snapshot_targets),
-        "targets_text": ", ".join(t.label or t.to for t in snapshot_targets),
+        "targets": _targets_json(targets),
+        "targets_text": ", ".join(t.label or t.to for t in targets),
     }
-    return reason, data
+    who = command.actor.name or command.actor.via
+    reason = f"escalated to the engineering manager by hand (by {who})"
+    outcome = annotate(incident, EventType.ESCALATED, command.actor, now, reason=reason, data=data)
+    return outcome, Firing(MANAGER_STEP, EventType.ESCALATED, reason, data, targets)
 
 
 def _contact_firing(state: EscalationState, contact: str, targets: tuple[Target, ...]) -> Firing:

@@ -265,7 +265,7 @@ class Command(BaseModel):
     command_id: str = Field(
         min_length=1, max_length=COMMAND_ID_MAX, description="Idempotency key of the request."
     )
-    action: Literal["acknowledge", "resolve"]
+    action: Literal["acknowledge", "resolve", "escalate"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
     requested_at: AwareDatetime
@@ -287,10 +287,18 @@ class Command(BaseModel):
         "``reopened_at``.",
     )
 
+    to: Literal["manager"] | None = Field(
+        default=None,
+        description="Whom an ``escalate`` command escalates to (the playbook's manual escalation "
+        "to the engineering manager); only with ``escalate``.",
+    )
+
     @model_validator(mode="after")
     def _details_resolve(self) -> "Command":
         if self.action != "resolve" and any(getattr(self, k) for k in RESOLUTION_DETAILS):
             raise ValueError("root_cause, fix and follow_up belong to a resolution")
+        if (self.action == "escalate") != (self.to is not None):
+            raise ValueError("'to' is given with an escalate command, and only with one")
         return self
 
     def details(self) -> dict[str, str]:
@@ -675,8 +683,9 @@ def refusal(incident: Incident, command: Command) -> str | None:
 
 def apply_command(incident: Incident, command: Command, now: datetime) -> Outcome | None:
     """Acknowledge or resolve by hand; None when the incident is already in that state or the
-    command is refused (:func:`refusal`)."""
-    if refusal(incident, command) is not None:
+    command is refused (:func:`refusal`). An ``escalate`` command is not a change of state:
+    :func:`models.escalation.escalate_by_hand` applies it."""
+    if refusal(incident, command) is not None or command.action == "escalate":
         return None
     rec = _Recorder(now)
     if command.action == "acknowledge":

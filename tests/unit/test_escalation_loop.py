@@ -18,8 +18,8 @@ from models.escalation import (
     Target,
     playbook_policy,
 )
-from models.events import EventType, IncidentEvent
-from models.incident import LifecyclePolicy
+from models.events import Actor, EventType, IncidentEvent
+from models.incident import Command, LifecyclePolicy
 from models.severity import Severity
 from store.db import async_engine
 from store.escalation_schema import escalation_log
@@ -351,3 +351,61 @@ async def test_a_sev4_pages_nobody_and_is_listed_the_next_business_morning(engin
     ]
     assert await run_escalations(store, POLICY, monday + 60 * M) == []
     assert await timeline_types(engine, incident_id) == ["opened", "escalated"]
+
+
+def to_manager(incident_id: str, command_id: str, at: datetime, episode: int | None = 0) -> Command:
+    return Command(
+        command_id=command_id,
+        action="escalate",
+        to="manager",
+        incident_id=incident_id,
+        actor=Actor(via="slack", name="alice"),
+        requested_at=at,
+        episode=episode,
+    )
+
+
+async def test_the_manager_is_escalated_to_by_hand_once_per_episode(engine: AsyncEngine) -> None:
+    """The playbook's "Manual escalation for SEV1": the command names the manager; the worker
+    writes one ``escalated`` event naming the policy's manager, audits it, and a second press
+    (another command id) or a replay of the first changes nothing; a press meant for an earlier
+    episode is refused."""
+    incident_id = await open_incident(engine)
+    store = IncidentStore(engine)
+    await run_escalations(store, POLICY, T0)  # armed: the snapshot names the manager
+    work = pipeline(engine)
+
+    first = await work.process_command(to_manager(incident_id, "slack:1", T0 + 20 * M))
+    assert first.applied
+    (event,) = first.events
+    assert event.type is EventType.ESCALATED
+    assert event.actor.name == "alice"
+    assert event.data["level"] == "manager"
+    assert json.loads(event.data["targets"]) == [
+        {"kind": "phone", "to": "engineering-manager", "label": "Engineering Manager"}
+    ]
+    replay = await work.process_command(to_manager(incident_id, "slack:1", T0 + 20 * M))
+    assert (replay.applied, replay.reason) == (False, "command already applied")
+    second = await work.process_command(to_manager(incident_id, "api:2", T0 + 21 * M))
+    assert not second.applied
+    assert "already" in second.reason
+    assert await timeline_types(engine, incident_id) == ["opened", "escalated", "escalated"]
+    history = await EscalationRepo(engine).history(incident_id)
+    assert [h.step for h in history] == ["level:1", "manual:manager"]
+    # The loop goes on as before: the manager asked for by hand at 45 minutes is still asked.
+    assert escalated(await run_escalations(store, POLICY, T0 + 45 * M))[-1] == (
+        "4",
+        "engineering manager",
+    )
+
+
+async def test_an_escalation_by_hand_of_a_resolved_incident_is_refused(
+    engine: AsyncEngine,
+) -> None:
+    incident_id = await open_incident(engine)
+    work = pipeline(engine)
+    assert (await work.process_command(command(incident_id, "resolve", at=T0 + M))).applied
+    late = await work.process_command(to_manager(incident_id, "cli:1", T0 + 2 * M))
+    assert not late.applied
+    assert "resolved" in late.reason
+    assert await timeline_types(engine, incident_id) == ["opened", "resolved"]

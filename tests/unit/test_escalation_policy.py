@@ -17,12 +17,13 @@ from models.escalation import (
     Target,
     advance,
     arm,
+    escalate_by_hand,
     format_duration,
     parse_duration,
     playbook_policy,
 )
 from models.events import Actor, EventType, IncidentState
-from models.incident import Incident
+from models.incident import Command, Incident
 from models.severity import Severity
 from streams.escalation import PolicyError, load_policy, parse_policy
 from tests.builders import T0
@@ -640,3 +641,31 @@ def test_every_delay_of_the_default_policy_is_a_setting() -> None:
         (15 * M, "engineering manager", False, False),  # paged automatically: no longer by hand
     ]
     assert fired_levels(Severity.SEV3, *MINUTES, policy=policy)[-1][:2] == (60 * M, "secondary on-call")
+
+
+def test_an_escalation_by_hand_names_the_manager_and_keeps_the_episode_rule() -> None:
+    manager = playbook_policy().manager_targets
+    press = Command(
+        command_id="slack:1",
+        action="escalate",
+        to="manager",
+        incident_id="inc_0123456789abcdef",
+        actor=Actor(via="slack", name="alice"),
+        requested_at=T0 + M,
+        episode=0,
+    )
+    applied = escalate_by_hand(incident(), press, manager, T0 + M)
+    assert not isinstance(applied, str)
+    outcome, firing = applied
+    assert [e.type for e in outcome.events] == [EventType.ESCALATED]
+    assert firing.key == "manual:manager"
+    assert [str(t) for t in firing.targets] == ["phone:engineering-manager"]
+    reopened = incident(flaps=1, reopened_at=T0 + 30 * M)
+    assert "episode 0" in str(escalate_by_hand(reopened, press, manager, T0 + 31 * M))
+    assert escalate_by_hand(incident(), press, (), T0 + M) == (
+        "the escalation policy names no manager (manager_targets)"
+    )
+    with pytest.raises(ValidationError):
+        press.model_validate({**press.model_dump(), "to": None})
+    with pytest.raises(ValidationError):
+        press.model_validate({**press.model_dump(), "action": "acknowledge"})
