@@ -24,6 +24,7 @@ from typing import Any
 
 from models.escalation import DIGEST_STEP, Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from models.severity import Severity
 from sinks.limits import (
     SLACK_CHANNEL_NAME_MAX,
     SLACK_SECTION_TEXT_MAX,
@@ -118,31 +119,38 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
 
 
-def _buttons(incident_id: str, episode: int) -> dict[str, Any]:
-    """Acknowledge and Resolve; each value names the incident and its episode (``<id>@<flaps>``),
-    so a click on a message not yet refreshed after a reopen is refused by the worker, not
-    applied to the new episode (receiver/callbacks.py parses it)."""
+def _buttons(incident_id: str, episode: int, *, manager: bool = False) -> dict[str, Any]:
+    """Acknowledge and Resolve (and, with ``manager``, Escalate to manager: the playbook's manual
+    escalation for SEV1); each value names the incident and its episode (``<id>@<flaps>``), so a
+    click on a message not yet refreshed after a reopen is refused by the worker, not applied to
+    the new episode (receiver/callbacks.py parses it)."""
     value = f"{incident_id}@{episode}"
-    return {
-        "type": "actions",
-        "block_id": "incident-actions",
-        "elements": [
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Acknowledge"},
+            "action_id": "ack",
+            "value": value,
+            "style": "primary",
+        },
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "action_id": "resolve",
+            "value": value,
+            "style": "danger",
+        },
+    ]
+    if manager:
+        elements.append(
             {
                 "type": "button",
-                "text": {"type": "plain_text", "text": "Acknowledge"},
-                "action_id": "ack",
+                "text": {"type": "plain_text", "text": "Escalate to manager"},
+                "action_id": "escalate_manager",
                 "value": value,
-                "style": "primary",
-            },
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Resolve"},
-                "action_id": "resolve",
-                "value": value,
-                "style": "danger",
-            },
-        ],
-    }
+            }
+        )
+    return {"type": "actions", "block_id": "incident-actions", "elements": elements}
 
 
 def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
@@ -173,7 +181,8 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     )
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
-        blocks.append(_buttons(incident.id, incident.flaps))
+        manager = incident.severity is Severity.SEV1
+        blocks.append(_buttons(incident.id, incident.flaps, manager=manager))
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
