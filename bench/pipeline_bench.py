@@ -185,7 +185,7 @@ async def pipeline_alone(env: dict[str, str], values: list[bytes], batch_size: i
         load_rules(settings.rules_file),
         settings.lifecycle_policy(),
         settings.group_by,
-        load_policy(settings.escalation_policy_file),
+        load_policy(settings.escalation_policy_file, settings.playbook_times()),
     )
     try:
         started = time.perf_counter()

@@ -1,10 +1,12 @@
 """Escalation: the policy, its snapshot on an incident, and the pure step that advances it.
 
-The playbook's path, the default policy (:func:`playbook_policy`)::
+The playbook's path, the default policy (:func:`playbook_policy`, its delays settings)::
 
-    level 1  primary on-call (PagerDuty)      at once
-    level 2  secondary on-call (PagerDuty)    after 15 min unacknowledged
-    level 3  engineering manager (phone)      after 30 min unacknowledged, SEV1 only
+    SEV1/2   primary at once; secondary after 15 min unacknowledged; both paged again 30 min after
+             the secondary's page (45 min); SEV1: the channel is asked to escalate to the
+             engineering manager by hand then (automatically with ``automatic_manager``)
+    SEV3     primary at once; secondary once its 2 h response target passed unacknowledged
+    SEV4     nobody paged; listed in the next business day's morning digest while open
     + security contact (security@optimal-build.com, Slack #security-incidents) for security incidents
     + legal contact (legal@optimal-build.com) for data breaches (the playbook's "Legal: Data
       breaches"; a breach is a security incident too, so the security contact hears of it as well)
@@ -51,11 +53,13 @@ from pydantic import (
 )
 
 from models.events import EventType, IncidentState
-from models.incident import Incident
+from models.incident import Command, Incident, Outcome, annotate, refusal
 from models.severity import Severity
 
 __all__ = [
     "CANARY_SNAPSHOT",
+    "DIGEST_STEP",
+    "MANAGER_STEP",
     "NEXT_BUSINESS_DAY",
     "PAGERDUTY_TARGET_MAX",
     "Advance",
@@ -68,11 +72,13 @@ __all__ = [
     "EscalationState",
     "EscalationStatus",
     "Firing",
+    "PlaybookTimes",
     "SeverityPlan",
     "SlaTarget",
     "Target",
     "advance",
     "arm",
+    "escalate_by_hand",
     "escalation_id",
     "escalation_targets",
     "format_duration",
@@ -81,6 +87,10 @@ __all__ = [
 ]
 
 NEXT_BUSINESS_DAY = "next_business_day"
+#: The firing key (and ``escalated`` data ``level``) of the next business day's digest listing.
+DIGEST_STEP = "digest"
+#: The firing key of an escalation to the manager by hand (one per episode).
+MANAGER_STEP = "manual:manager"
 #: Longest PagerDuty target name in a policy (see :class:`Target`).
 PAGERDUTY_TARGET_MAX = 200
 
@@ -169,6 +179,16 @@ class EscalationLevel(_Frozen):
     severities: tuple[Severity, ...] = Field(
         default=(), description="Only for these severities (empty: all)."
     )
+    again: bool = Field(
+        default=False,
+        description="Page its PagerDuty targets again as new alerts (PagerDuty folds a trigger "
+        "into an open alert of the same key without notifying anyone): for someone paged before.",
+    )
+    by_hand: bool = Field(
+        default=False,
+        description="Notify nobody: ask the incident channel to escalate to the targets by hand "
+        "(the playbook's manual escalation to the engineering manager).",
+    )
 
     @field_validator("after")
     @classmethod
@@ -254,6 +274,13 @@ class BusinessCalendar(_Frozen):
                 return datetime.combine(day, self.end, zone).astimezone(moment.tzinfo)
         raise ValueError("no business day within a year: check the calendar's holidays")
 
+    def next_business_morning(self, moment: datetime) -> datetime:
+        """The opening of business on the day :meth:`next_business_day_end` falls on: when a
+        next-business-day incident is listed in the morning digest (opened Friday 18:00 → Monday
+        09:00)."""
+        due = self.next_business_day_end(moment).astimezone(ZoneInfo(self.timezone))
+        return datetime.combine(due.date(), self.start, due.tzinfo).astimezone(moment.tzinfo)
+
 
 class SeverityPlan(_Frozen):
     """The escalation of one incident at one severity: what the snapshot holds."""
@@ -265,6 +292,11 @@ class SeverityPlan(_Frozen):
     )
     acknowledge_target: SlaTarget | None = None
     resolve_target: SlaTarget | None = None
+    digest: bool = Field(
+        default=False,
+        description="Listed in the morning digest of the next business day in the announcement "
+        "channel while still open (SEV4).",
+    )
 
     @property
     def steps(self) -> int:
@@ -326,6 +358,15 @@ class EscalationPolicy(_Frozen):
     data_breach_targets: tuple[Target, ...] = ()
     overrides: tuple[EscalationOverride, ...] = ()
     business_hours: BusinessCalendar = BusinessCalendar()
+    digest_severities: tuple[Severity, ...] = Field(
+        default=(),
+        description="Severities listed in the next business day's morning digest (the playbook's SEV4).",
+    )
+    manager_targets: tuple[Target, ...] = Field(
+        default=(Target(kind="phone", to="engineering-manager", label="Engineering Manager"),),
+        description="Who an escalation to the manager by hand notifies (sevflow escalate ID "
+        "--to manager, the API, the Slack button).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "EscalationPolicy":
@@ -350,6 +391,7 @@ class EscalationPolicy(_Frozen):
             repeat_interval=interval,
             acknowledge_target=self.acknowledge_targets.get(severity),
             resolve_target=self.resolve_targets.get(severity),
+            digest=severity in self.digest_severities,
         )
 
     def snapshot(self, services: Iterable[str]) -> "EscalationSnapshot":
@@ -360,6 +402,7 @@ class EscalationPolicy(_Frozen):
             data_loss_targets=self.data_loss_targets,
             data_breach_targets=self.data_breach_targets,
             business_hours=self.business_hours,
+            manager_targets=self.manager_targets,
         )
 
 
@@ -379,6 +422,7 @@ class EscalationSnapshot(_Stored):
     data_loss_targets: tuple[Target, ...] = ()
     data_breach_targets: tuple[Target, ...] = ()
     business_hours: BusinessCalendar = BusinessCalendar()
+    manager_targets: tuple[Target, ...] = ()
 
     def sla_deadline(self, target: SlaTarget | None, started_at: datetime) -> datetime | None:
         if target is None:
@@ -395,33 +439,77 @@ class EscalationSnapshot(_Stored):
 CANARY_SNAPSHOT = EscalationSnapshot(plans={severity: SeverityPlan(levels=()) for severity in Severity})
 
 
-def playbook_policy() -> EscalationPolicy:
-    """The incident-response playbook's escalation path, response targets and contacts."""
-    return EscalationPolicy(
-        levels=(
-            EscalationLevel(
-                name="primary on-call",
-                after=timedelta(0),
-                targets=(Target(kind="pagerduty", to="primary", label="Primary On-Call"),),
-            ),
-            EscalationLevel(
-                name="secondary on-call",
-                after=timedelta(minutes=15),
-                targets=(Target(kind="pagerduty", to="secondary", label="Secondary On-Call"),),
-            ),
-            EscalationLevel(
-                name="engineering manager",
-                after=timedelta(minutes=30),
-                targets=(
-                    Target(
-                        kind="phone",
-                        to="engineering-manager",
-                        label="Engineering Manager (manual escalation)",
-                    ),
-                ),
-                severities=(Severity.SEV1,),
-            ),
+@dataclass(frozen=True)
+class PlaybookTimes:
+    """The delays of the default policy (settings ``SEVFLOW_ESCALATION_*``, see README)."""
+
+    #: SEV1/SEV2: the primary unacknowledged this long → the secondary is paged.
+    secondary_after: timedelta = timedelta(minutes=15)
+    #: SEV1/SEV2: the secondary unacknowledged this long after its page → both paged again (and,
+    #: for SEV1, the channel is asked to escalate to the manager).
+    repage_after: timedelta = timedelta(minutes=30)
+    #: SEV3: the secondary is paged only once its response target (< 2 hours) passed.
+    sev3_secondary_after: timedelta = timedelta(hours=2)
+    #: SEV1: the manager is paged automatically at the re-page instead of being escalated to by
+    #: hand (off: the playbook's "Manual escalation for SEV1").
+    automatic_manager: bool = False
+
+
+def playbook_policy(times: PlaybookTimes | None = None) -> EscalationPolicy:
+    """The incident-response playbook's escalation path, response targets and contacts, read per
+    severity (its appendix: primary "auto-escalates after 15 min", secondary "after 30 min",
+    engineering manager "manual escalation for SEV1"; its SEV table's response targets)::
+
+        SEV1  primary at once; secondary at 15m; both again at 45m, channel asked for the manager
+        SEV2  primary at once; secondary at 15m; both again at 45m
+        SEV3  primary at once; secondary when its 2h target passed unacknowledged
+        SEV4  nobody paged; listed in the next business day's morning digest
+    """
+    times = times or PlaybookTimes()
+    urgent = (Severity.SEV1, Severity.SEV2)
+    primary = Target(kind="pagerduty", to="primary", label="Primary On-Call")
+    secondary = Target(kind="pagerduty", to="secondary", label="Secondary On-Call")
+    manager = Target(kind="phone", to="engineering-manager", label="Engineering Manager")
+    repage = times.secondary_after + times.repage_after
+    levels = [
+        EscalationLevel(
+            name="primary on-call",
+            after=timedelta(0),
+            targets=(primary,),
+            severities=(*urgent, Severity.SEV3),
         ),
+        EscalationLevel(
+            name="secondary on-call",
+            after=times.secondary_after,
+            targets=(secondary,),
+            severities=urgent,
+        ),
+        EscalationLevel(
+            name="primary and secondary on-call again",
+            after=repage,
+            targets=(primary, secondary),
+            severities=urgent,
+            again=True,
+        ),
+        EscalationLevel(
+            name="engineering manager",
+            after=repage,
+            targets=(manager,),
+            severities=(Severity.SEV1,),
+            by_hand=not times.automatic_manager,
+        ),
+        EscalationLevel(
+            name="secondary on-call",
+            after=times.sev3_secondary_after,
+            targets=(secondary,),
+            severities=(Severity.SEV3,),
+        ),
+    ]
+    levels.sort(key=lambda level: level.after)  # (a stable sort: settings may reorder them)
+    return EscalationPolicy(
+        levels=tuple(levels),
+        digest_severities=(Severity.SEV4,),
+        manager_targets=(manager,),
         acknowledge_targets={
             Severity.SEV1: timedelta(minutes=15),
             Severity.SEV2: timedelta(minutes=30),
@@ -517,9 +605,18 @@ class EscalationState(_Stored):
         return self.snapshot.sla_deadline(self.plan.resolve_target, self.started_at)
 
     @property
+    def digest_due_at(self) -> datetime | None:
+        """When the incident is listed in the morning digest (None: its plan has none, it was
+        listed, or it resolved)."""
+        if not self.plan.digest or DIGEST_STEP in self.fired or self.status is EscalationStatus.RESOLVED:
+            return None
+        return self.snapshot.business_hours.next_business_morning(self.started_at)
+
+    @property
     def due_at(self) -> datetime | None:
         """The earliest moment something may fire: what the loop's scan compares with ``now``."""
-        moments = [m for m in (self.next_level_at, self.acknowledge_due_at, self.resolve_due_at) if m]
+        timers = (self.next_level_at, self.acknowledge_due_at, self.resolve_due_at, self.digest_due_at)
+        moments = [m for m in timers if m]
         return min(moments) if moments else None
 
     @property
@@ -620,6 +717,8 @@ def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...
         if level.after == timedelta(0) and cycle == 0
         else f"unacknowledged for {waited}: escalating to {level.name}"
     )
+    if level.by_hand:
+        reason = f"unacknowledged for {waited}: escalate to {level.name} by hand"
     if cycle:
         reason += f" (repeat {cycle} of {plan.repeat})"
     data = {
@@ -631,7 +730,61 @@ def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...
         "targets": _targets_json(targets),
         "targets_text": ", ".join(t.label or t.to for t in targets),
     }
+    if level.again:
+        data["again"] = "1"
+    if level.by_hand:
+        # Asked, not notified: the sinks page and post to nobody (a contact riding along with
+        # the level is still notified, on an event of its own next time: see advance).
+        data["by_hand"] = "1"
+        return Firing(key, EventType.ESCALATED, reason, data)
     return Firing(key, EventType.ESCALATED, reason, data, targets)
+
+
+def _digest_firing(state: EscalationState, at: datetime) -> Firing:
+    day = at.astimezone(ZoneInfo(state.snapshot.business_hours.timezone)).date()
+    data = {
+        "escalation_id": state.escalation_id,
+        "step": DIGEST_STEP,
+        "level": DIGEST_STEP,
+        "level_name": "next business day digest",
+        "cycle": "0",
+        "targets": "[]",
+        "targets_text": "",
+        "digest_day": day.isoformat(),
+        "digest_at": at.isoformat(),
+    }
+    reason = f"{state.severity}: listed in the morning digest of {day.isoformat()}"
+    return Firing(DIGEST_STEP, EventType.ESCALATED, reason, data)
+
+
+def escalate_by_hand(
+    incident: Incident, command: Command, targets: tuple[Target, ...], now: datetime
+) -> tuple[Outcome, Firing] | str:
+    """Apply an ``escalate --to manager`` command (the CLI, the API, the Slack button): an
+    ``escalated`` event naming ``targets`` (the policy's ``manager_targets``), or why not.
+
+    The episode rule of every command holds (:func:`models.incident.refusal`); a resolved
+    incident has nobody left to escalate to. Once per episode is the caller's check (the
+    escalation log, key :data:`MANAGER_STEP`)."""
+    if (refused := refusal(incident, command)) is not None:
+        return refused
+    if incident.state is IncidentState.RESOLVED:
+        return "the incident is resolved: nothing to escalate"
+    if not targets:
+        return "the escalation policy names no manager (manager_targets)"
+    data = {
+        "escalation_id": escalation_id(incident.id, incident.flaps),
+        "step": MANAGER_STEP,
+        "level": "manager",
+        "level_name": "engineering manager",
+        "cycle": "0",
+        "targets": _targets_json(targets),
+        "targets_text": ", ".join(t.label or t.to for t in targets),
+    }
+    who = command.actor.name or command.actor.via
+    reason = f"escalated to the engineering manager by hand (by {who})"
+    outcome = annotate(incident, EventType.ESCALATED, command.actor, now, reason=reason, data=data)
+    return outcome, Firing(MANAGER_STEP, EventType.ESCALATED, reason, data, targets)
 
 
 def _contact_firing(state: EscalationState, contact: str, targets: tuple[Target, ...]) -> Firing:
@@ -718,9 +871,10 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
                 key = plan.step_key(step)
                 if key in fired:  # that position notified another level under another plan
                     key = f"{key}@{current.severity}"
-                # The contacts ride along on the first level that fires now.
-                firings.append(_level_firing(current, step, extra, key))
-                extra = ()
+                # The contacts ride along on the first level that notifies now.
+                by_hand = plan.levels[step % len(plan.levels)].by_hand
+                firings.append(_level_firing(current, step, () if by_hand else extra, key))
+                extra = extra if by_hand else ()
                 fired[key] = identity
                 notified.add(identity)
             step += 1
@@ -757,6 +911,13 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
             late = f"answered after {format_duration(answered - current.started_at)}, not"
             firings.append(_sla_firing(current, "acknowledge", ack_due, late))
             updates["acknowledge_breached"] = True
+
+    # The next business day's morning digest lists it while it is open (SEV4).
+    digest_at = current.digest_due_at
+    if incident.state is not IncidentState.RESOLVED and digest_at is not None and digest_at <= now:
+        firings.append(_digest_firing(current, digest_at))
+        fired[DIGEST_STEP] = DIGEST_STEP
+        updates["fired"] = fired
 
     # Resolve target: breached while open past it, or resolved late while the loop was away.
     if resolve_due is not None and not current.resolve_breached:

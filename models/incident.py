@@ -297,7 +297,7 @@ class Command(BaseModel):
     command_id: str = Field(
         min_length=1, max_length=COMMAND_ID_MAX, description="Idempotency key of the request."
     )
-    action: Literal["acknowledge", "resolve", "publish"]
+    action: Literal["acknowledge", "resolve", "publish", "escalate"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
     requested_at: AwareDatetime
@@ -329,6 +329,12 @@ class Command(BaseModel):
         "``reopened_at``.",
     )
 
+    to: Literal["manager"] | None = Field(
+        default=None,
+        description="Whom an ``escalate`` command escalates to (the playbook's manual escalation "
+        "to the engineering manager); only with ``escalate``.",
+    )
+
     @model_validator(mode="after")
     def _details_resolve(self) -> "Command":
         if self.action != "resolve" and any(getattr(self, k) for k in RESOLUTION_DETAILS):
@@ -338,6 +344,8 @@ class Command(BaseModel):
             self.public_body and self.public_body.strip()
         ):
             raise ValueError("publish, and only publish, takes a public_title and a public_body")
+        if (self.action == "escalate") != (self.to is not None):
+            raise ValueError("'to' is given with an escalate command, and only with one")
         return self
 
     def details(self) -> dict[str, str]:
@@ -763,8 +771,9 @@ def _publish(incident: Incident, command: Command, rec: _Recorder) -> Outcome | 
 
 def apply_command(incident: Incident, command: Command, now: datetime) -> Outcome | None:
     """Acknowledge, resolve or publish by hand; None when the incident is already in that state
-    (published with these words) or the command is refused (:func:`refusal`)."""
-    if refusal(incident, command) is not None:
+    (published with these words) or the command is refused (:func:`refusal`). An ``escalate``
+    command is not a change of state: :func:`models.escalation.escalate_by_hand` applies it."""
+    if refusal(incident, command) is not None or command.action == "escalate":
         return None
     rec = _Recorder(now)
     if command.action == "publish":

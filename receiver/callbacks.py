@@ -1,12 +1,15 @@
-"""Acknowledge and resolve from outside: the HTTP API, Slack buttons and PagerDuty webhooks.
+"""Acknowledge, resolve and escalate to the manager from outside: the HTTP API, Slack buttons and
+PagerDuty webhooks.
 
 =========================================  ==================================================
 ``POST /api/incidents/{id}/ack|resolve``   token with ``write`` scope; optional JSON
                                            ``{"by": "a note", "episode": 2}`` (the incident's
                                            ``flaps`` as read), for resolve also ``root_cause``,
                                            ``fix``, ``follow_up``; optional ``Idempotency-Key``
-``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve and
-                                           ``value`` = incident id; ``X-Slack-Signature`` v0
+``POST /api/incidents/{id}/escalate``      the same, with ``{"to": "manager"}`` required
+``POST /callbacks/slack/interactivity``    ``block_actions`` with ``action_id`` ack / resolve /
+                                           escalate_manager and ``value`` = incident id;
+                                           ``X-Slack-Signature`` v0
 ``POST /callbacks/pagerduty``              webhooks v3 ``incident.acknowledged`` / ``.resolved``;
                                            ``data.incident_key`` (our dedup_key) = incident id,
                                            or ``<id>/escalation/<level>`` for a level's own page
@@ -57,6 +60,7 @@ from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.settings import Settings
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
+from receiver.commands import Action
 from receiver.errors import body_too_slow, error_response
 from receiver.slack_callers import SlackCallers
 
@@ -80,6 +84,7 @@ log = logging.getLogger(__name__)
 
 API_ACK_PATH = "/api/incidents/{incident_id}/ack"
 API_RESOLVE_PATH = "/api/incidents/{incident_id}/resolve"
+API_ESCALATE_PATH = "/api/incidents/{incident_id}/escalate"
 SLACK_PATH = "/callbacks/slack/interactivity"
 PAGERDUTY_PATH = "/callbacks/pagerduty"
 
@@ -90,9 +95,10 @@ _NAME_MAX = 128
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 #: The episode a Slack button names (an incident's flaps): ASCII digits.
 _EPISODE = re.compile(r"[0-9]{1,9}")
-_SLACK_ACTIONS: dict[str, Literal["acknowledge", "resolve"]] = {
+_SLACK_ACTIONS: dict[str, Action] = {
     "ack": "acknowledge",
     "resolve": "resolve",
+    "escalate_manager": "escalate",  # the SEV1 announcement's "Escalate to manager"
 }
 _PAGERDUTY_EVENTS: dict[str, Literal["acknowledge", "resolve"]] = {
     "incident.acknowledged": "acknowledge",
@@ -278,7 +284,7 @@ class _Callbacks:
 
     # --- HTTP API -----------------------------------------------------------------------------
 
-    def api(self, action: Literal["acknowledge", "resolve"]) -> Callable[[Request], Awaitable[Response]]:
+    def api(self, action: Action) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             principal = principal_of(request)
             if principal is None:  # served without receiver.access.protect: nobody is known
@@ -304,7 +310,9 @@ class _Callbacks:
                 ):
                     return error_response(422, "invalid_body", 'expected {"by": "<a note>"} (optional)')
                 note = _name(document.get("by"))
-                problem = _resolution_details(document, action, details)
+                problem = _resolution_details(document, action, details) or _escalation_to(
+                    document, action
+                )
                 if problem is not None:
                     return error_response(422, "invalid_body", problem)
                 given = document.get("episode")
@@ -314,6 +322,8 @@ class _Callbacks:
                             422, "invalid_body", "episode must be the incident's flaps (an int >= 0)"
                         )
                     episode = given
+            elif action == "escalate":
+                return error_response(422, "invalid_body", 'expected {"to": "manager"}')
             key = request.headers.get("idempotency-key")
             command_id = (
                 _command_id("api", incident_id, action, key)
@@ -328,6 +338,7 @@ class _Callbacks:
                 actor=Actor(via="api", name=principal.name, note=note),
                 requested_at=self._clock(),
                 episode=episode,
+                to="manager" if action == "escalate" else None,
                 **details,
             )
             refused = await self._publish([command], "api")
@@ -409,6 +420,7 @@ class _Callbacks:
                     actor=Actor(via="slack", name=who),
                     requested_at=self._clock(),
                     episode=int(episode_text) if at else None,
+                    to="manager" if action == "escalate" else None,
                 )
             )
         refused = await self._publish(commands, "slack")
@@ -499,6 +511,15 @@ def _resolution_details(document: dict[str, Any], action: str, details: dict[str
     return None
 
 
+def _escalation_to(document: dict[str, Any], action: str) -> str | None:
+    """The problem with the body's ``to``, if any: required by an escalation (only the manager is
+    escalated to by hand), refused elsewhere."""
+    to = document.get("to")
+    if action != "escalate":
+        return None if to is None else "to belongs to an escalation (POST .../escalate)"
+    return None if to == "manager" else 'expected {"to": "manager"}'
+
+
 def _occurred_at(value: object) -> datetime | None:
     """A webhook's ``occurred_at`` (ISO 8601 with a zone), or None when absent or not one."""
     if not isinstance(value, str) or len(value) > 64:
@@ -556,6 +577,7 @@ def callback_routes(
     routes = [
         Route(API_ACK_PATH, callbacks.api("acknowledge"), methods=["POST"], name="api_ack"),
         Route(API_RESOLVE_PATH, callbacks.api("resolve"), methods=["POST"], name="api_resolve"),
+        Route(API_ESCALATE_PATH, callbacks.api("escalate"), methods=["POST"], name="api_escalate"),
     ]
     if slack_signing_secret is not None:
         routes.append(Route(SLACK_PATH, callbacks.slack, methods=["POST"], name="slack_callback"))

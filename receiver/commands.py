@@ -1,4 +1,5 @@
-"""Publishing manual commands (acknowledge / resolve) onto the commands topic.
+"""Publishing manual commands (acknowledge / resolve / escalate to the manager) onto the commands
+topic.
 
 The API, the CLI, Slack buttons and PagerDuty webhooks all turn a request into a
 :class:`models.incident.Command` and publish it here; the stream worker applies it to the incident
@@ -18,7 +19,7 @@ from models.incident import Command, Incident
 
 __all__ = ["Action", "CommandPublisher", "Precheck", "precheck"]
 
-Action = Literal["acknowledge", "resolve"]
+Action = Literal["acknowledge", "resolve", "escalate"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def precheck(incident_id: str, incident: Incident | None, action: Action) -> Pre
         done = _done(f"{incident_id} was resolved", incident.resolved_at, incident.resolved_by)
         if action == "resolve":
             return Precheck("unchanged", f"{done}: nothing to do", state)
+        if action == "escalate":
+            return Precheck("refused", f"{done}: there is nothing to escalate", state)
         return Precheck("refused", f"{done}: there is nothing to acknowledge", state)
     if action == "acknowledge" and state is IncidentState.ACKNOWLEDGED:
         done = _done(

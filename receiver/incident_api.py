@@ -225,7 +225,11 @@ def incident_routes(
 #: The incident ids the command routes take (receiver.callbacks); they answer 422 to others.
 _COMMAND_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 #: The names :func:`receiver.callbacks.callback_routes` gives the API's command routes.
-API_COMMAND_ROUTES: dict[str, Action] = {"api_ack": "acknowledge", "api_resolve": "resolve"}
+API_COMMAND_ROUTES: dict[str, Action] = {
+    "api_ack": "acknowledge",
+    "api_resolve": "resolve",
+    "api_escalate": "escalate",
+}
 
 
 def checked_command(route: Route, engine: AsyncEngine) -> Route:
@@ -233,7 +237,7 @@ def checked_command(route: Route, engine: AsyncEngine) -> Route:
     otherwise drop without a word, before anything is published:
 
     - 404 ``not_found``: no such incident;
-    - 409 ``incident_resolved``: acknowledging a resolved incident;
+    - 409 ``incident_resolved``: acknowledging (or escalating) a resolved incident;
     - 200 ``{"status": "unchanged", "state": …}``: already acknowledged / resolved (nothing is
       queued; a retry of a request that was applied gets this, so the command stays idempotent).
 

@@ -59,6 +59,7 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ack",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("resolve",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("statuspage", "publish"): (*_STORE, "kafka_bootstrap", "commands_topic"),
+    ("escalate",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("escalations",): _STORE,
     ("incidents", "list"): _STORE,
     ("incidents", "show"): _STORE,

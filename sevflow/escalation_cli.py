@@ -1,4 +1,9 @@
-"""``sevflow ack <id>``, ``sevflow resolve <id>`` and ``sevflow escalations [<id>]``.
+"""``sevflow ack <id>``, ``sevflow resolve <id>``, ``sevflow escalate <id> --to manager`` and
+``sevflow escalations [<id>]``.
+
+``escalate --to manager`` is the playbook's manual escalation to the engineering manager (SEV1):
+like ``ack``, a command checked against the store (an unknown or resolved incident is exit 1) and
+published; the worker notifies the policy's ``manager_targets`` once per episode.
 
 ``ack`` and ``resolve`` look the incident up in the store first: no such incident, or
 acknowledging a resolved one, is an error (exit 1), and an incident already in that state is
@@ -25,19 +30,21 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import TextIO
 
 from models.escalation import EscalationState, format_duration
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, Command, Incident
 from models.settings import Settings
 from receiver.callbacks import CommandSink
+from receiver.commands import Action
 from store.escalations import EscalationRepo, FiredStep, PendingEscalation
 
 __all__ = [
     "COMMANDS",
     "ack",
     "add_subcommands",
+    "escalate",
     "escalations",
     "format_history",
     "format_pending",
@@ -46,7 +53,8 @@ __all__ = [
     "send_command",
 ]
 
-COMMANDS = ("ack", "resolve", "escalations")
+COMMANDS = ("ack", "resolve", "escalate", "escalations")
+_NAMES: dict[Action, str] = {"acknowledge": "ack", "resolve": "resolve", "escalate": "escalate"}
 
 
 def _detail(value: str) -> str:
@@ -65,7 +73,7 @@ def _login() -> str | None:
 async def send_command(
     publisher: CommandSink,
     incident_id: str,
-    action: Literal["acknowledge", "resolve"],
+    action: Action,
     *,
     by: str | None,
     now: datetime,
@@ -73,7 +81,8 @@ async def send_command(
     episode: int | None = None,
     note: str | None = None,
 ) -> Command:
-    """Publish one acknowledge/resolve command from the command line; returns it.
+    """Publish one acknowledge / resolve / escalate (to the manager) command from the command
+    line; returns it.
 
     ``episode``: the incident's ``flaps`` as read before sending (None: not read); the worker
     refuses the command once the incident has reopened since."""
@@ -84,6 +93,7 @@ async def send_command(
         actor=Actor(via="cli", name=by, note=note),
         requested_at=now,
         episode=episode,
+        to="manager" if action == "escalate" else None,
         **(details or {}),
     )
     await publisher.publish(command)
@@ -93,7 +103,7 @@ async def send_command(
 def _command(
     settings: Settings,
     incident_id: str,
-    action: Literal["acknowledge", "resolve"],
+    action: Action,
     by: str | None,
     out: TextIO,
     details: dict[str, str] | None = None,
@@ -113,7 +123,7 @@ def _command(
     from store.incidents import IncidentStore
 
     err = err if err is not None else sys.stderr
-    name = "ack" if action == "acknowledge" else "resolve"
+    name = _NAMES[action]
 
     async def lookup() -> Incident | None:
         engine = async_engine(settings.sqlalchemy_url())
@@ -191,6 +201,19 @@ def resolve(
     """``sevflow resolve <id> [--root-cause …] [--fix …] [--follow-up …]``: resolve by hand; the
     details go into the playbook's closing message."""
     return _command(settings, incident_id, "resolve", by, out, details, err)
+
+
+def escalate(
+    settings: Settings,
+    incident_id: str,
+    *,
+    by: str | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO | None = None,
+) -> int:
+    """``sevflow escalate <id> --to manager``: escalate to the engineering manager by hand (the
+    playbook's SEV1 manual escalation); exit status 0 once Kafka has it."""
+    return _command(settings, incident_id, "escalate", by, out, err=err)
 
 
 def _when(moment: datetime, now: datetime) -> str:
@@ -286,7 +309,7 @@ def escalations(
 
 
 def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register ``ack``, ``resolve`` and ``escalations`` on the ``sevflow`` parser."""
+    """Register ``ack``, ``resolve``, ``escalate`` and ``escalations`` on the ``sevflow`` parser."""
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
         parser.add_argument("incident_id", help="the incident id (inc_…)")
@@ -308,6 +331,15 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                     help=f"{what}: shown in the resolution message (at most "
                     f"{RESOLUTION_DETAIL_MAX} characters)",
                 )
+    parser = sub.add_parser("escalate", help="escalate an incident to the manager by hand")
+    parser.add_argument("incident_id", help="the incident id (inc_…)")
+    parser.add_argument(
+        "--to",
+        required=True,
+        choices=["manager"],
+        help="whom: the engineering manager (the escalation policy's manager_targets)",
+    )
+    parser.add_argument("--by", default=None, help="who (default: your login name)")
     parser = sub.add_parser("escalations", help="show what escalates next and when")
     parser.add_argument("incident_id", nargs="?", default=None, help="one incident's history")
 
@@ -324,4 +356,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         }
         details = {k: v for k, v in given.items() if v}
         return resolve(settings, args.incident_id, by=args.by, details=details)
+    if args.command == "escalate":
+        return escalate(settings, args.incident_id, by=args.by)
     return escalations(settings, incident_id=args.incident_id)

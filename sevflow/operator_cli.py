@@ -311,7 +311,9 @@ def report(
     else:
         try:
             # The calendar the escalation engine judges SEV4 by (the playbook's without a file).
-            calendar = load_policy(settings.escalation_policy_file).business_hours
+            calendar = load_policy(
+                settings.escalation_policy_file, settings.playbook_times()
+            ).business_hours
         except PolicyError as exc:
             print(f"sevflow report: escalation policy {exc}", file=err)
             return EXIT_FAILURE

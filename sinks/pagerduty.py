@@ -80,7 +80,9 @@ class PagerDutySink:
         if event.incident.canary:
             await self._page_canary(event)
             return
-        if self._escalation:
+        if event.incident.severity in self._severities:
+            # A severity that does not page the primary pages no escalation level either: a
+            # level is never an incident's first page (SEVFLOW_PAGERDUTY_SEVERITIES).
             await self._escalate(event)
         await self._page(event)
         if event.type is EventType.RESOLVED:
@@ -151,16 +153,17 @@ class PagerDutySink:
                 k.removeprefix(ESCALATION_REF): v
                 for k, v in refs.items()
                 if k.startswith(ESCALATION_REF)
-                and k.removeprefix(ESCALATION_REF).partition("/")[0] in self._escalation
             }
             work = escalation_followups(event, paged)
         for _, call in work:
             ref = _reference(call.dedup_key)
-            target = ref.partition("/")[0]
+            # A target without a routing key of its own is the incident's own service (the
+            # primary paged again).
+            sender = self._escalation.get(ref.partition("/")[0], self._sender)
             await self._effects.once(
                 [event],
                 f"{call.action}:escalation:{ref}",
-                functools.partial(self._send_with, self._escalation[target], call),
+                functools.partial(self._send_with, sender, call),
                 refs=functools.partial(_escalation_ref, ref),
             )
 

@@ -321,25 +321,29 @@ def storm_key(storm_id: str) -> str:
     return f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX]
 
 
-def escalation_key(incident_id: str, target: str, cycle: int = 0) -> str:
+def escalation_key(incident_id: str, target: str, cycle: int = 0, *, again: bool = False) -> str:
     """The dedup_key of the alert an escalation opens on ``target``'s service; a repeat of the
-    path (``cycle`` ≥ 1) opens a new alert, since PagerDuty folds a trigger into an open alert of
-    the same key without notifying anyone again."""
-    suffix = f"/repeat{cycle}" if cycle else ""
+    path (``cycle`` ≥ 1) or a level that pages ``again`` opens a new alert, since PagerDuty folds
+    a trigger into an open alert of the same key without notifying anyone again."""
+    suffix = (f"/repeat{cycle}" if cycle else "") + ("/again" if again else "")
     return f"{incident_id}/escalation/{target}{suffix}"[:DEDUP_KEY_MAX]
 
 
 def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tuple[str, PagerDutyCall]]:
     """(target, trigger) for each PagerDuty target of an ``escalated`` event that has a routing
-    key; targets without one (the primary on-call is the incident's own alert) are left alone."""
-    if event.type is not EventType.ESCALATED:
+    key. A target without one is the incident's own service (the primary on-call, paged by the
+    incident's alert): it is left alone, except by a level that pages ``again``, which opens a new
+    alert there (target ``""`` in the result: the incident's own routing key). A level asked for
+    ``by_hand`` pages nobody."""
+    if event.type is not EventType.ESCALATED or event.data.get("by_hand"):
         return []
     level = event.data.get("level", "?")
     cycle = int(event.data["cycle"]) if event.data.get("cycle", "").isdecimal() else 0
+    again = bool(event.data.get("again"))
     base = trigger_call(event)
     calls: list[tuple[str, PagerDutyCall]] = []
     for target in escalation_targets(event.data):
-        if target.kind == "pagerduty" and target.to in routable:
+        if target.kind == "pagerduty" and (target.to in routable or again):
             summary = f"Escalated to {target.label or target.to} (level {level}): {base.summary}"
             calls.append(
                 (
@@ -347,7 +351,7 @@ def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tu
                     fit(
                         replace(
                             base,
-                            dedup_key=escalation_key(event.incident_id, target.to, cycle),
+                            dedup_key=escalation_key(event.incident_id, target.to, cycle, again=again),
                             summary=summary,
                         ),
                         _where(event.incident_id),

@@ -33,7 +33,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from models.escalation import Target, escalation_targets
+from models.escalation import DIGEST_STEP, Target, escalation_targets
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from sinks.base import Failure
@@ -49,6 +49,7 @@ from sinks.slack_format import (
     digest,
     escalation_notice,
     is_security,
+    morning_digest,
     private_channel_notice,
     resolution,
     security_announcement,
@@ -60,6 +61,9 @@ __all__ = ["SlackSink"]
 log = logging.getLogger(__name__)
 _USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _USERGROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
+
+#: Scope prefix of a morning digest's refs: one key per listed incident, ``_channel``/``_ts``.
+MORNING_SCOPE = "morning-digest:"
 
 #: Suffixes tried when a channel name is taken, before giving up (permanently).
 NAME_ATTEMPTS = 20
@@ -113,7 +117,9 @@ class SlackSink:
                     waiting = []
                     await self._open(event)
                     continue
-                if event.type is EventType.ESCALATED:
+                if event.type is EventType.ESCALATED and event.data.get("level") == DIGEST_STEP:
+                    await self._list_in_digest(event)
+                elif event.type is EventType.ESCALATED:
                     await self._notify_channels(event, refs)
                 if "channel_id" not in refs:
                     continue  # never announced here (severity not routed, or in a storm digest)
@@ -258,6 +264,8 @@ class SlackSink:
     async def _notify_channels(self, event: IncidentEvent, refs: dict[str, str]) -> None:
         """Post an escalation in each Slack channel it names (users and groups are mentioned in
         the incident channel's update instead)."""
+        if event.data.get("by_hand"):
+            return  # asked of the incident channel, notified to nobody
         for position, target in enumerate(escalation_targets(event.data)):
             if target.kind != "slack" or not (target.to.startswith("#") or is_channel_id(target.to)):
                 continue
@@ -307,6 +315,41 @@ class SlackSink:
         channel, ts = refs["announce_channel"], refs["announce_ts"]
         await self._effects.once(
             [event], "announce-update", functools.partial(self._sender.update, channel, ts, message)
+        )
+
+    # --- the next business day's morning digest (SEV4) ---------------------------------------
+    async def _list_in_digest(self, event: IncidentEvent) -> None:
+        """Add the incident to its day's morning digest in the announcement channel: one message
+        per day, posted with the first incident listed and edited as others join."""
+        day = event.data.get("digest_day", "")
+        scope = f"{MORNING_SCOPE}{day}"
+        known = await self._effects.log.refs(self.name, scope)
+        members = {k: v for k, v in known.items() if not k.startswith("_")}
+        members[event.incident_id] = f"[{event.incident.severity}] {event.incident.title}"
+        text = morning_digest(day, members)
+        announce_id = await self._announce_channel()
+        send: Callable[[], Awaitable[Result]]
+        reconcile: Callable[[], Awaitable[Result | None]] | None = None
+        if "_ts" in known:  # an edit: chat.update may be repeated
+            send = functools.partial(self._sender.update, known["_channel"], known["_ts"], text)
+        else:
+            key = effect_key(event, "morning-digest")
+
+            async def post() -> Result:
+                async with self._pacer.slot(announce_id, event.incident.severity.rank):
+                    return await self._sender.post(announce_id, text, key)
+
+            send = post
+            reconcile = functools.partial(
+                self._sender.find_message, announce_id, key, since=event.occurred_at
+            )
+        await self._effects.once(
+            [event],
+            "morning-digest",
+            send,
+            refs=lambda r: {**members, "_channel": r["channel"], "_ts": r["ts"]},
+            scope=scope,
+            reconcile=reconcile,
         )
 
     # --- storm digest -----------------------------------------------------------------------

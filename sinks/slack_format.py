@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.escalation import Target, escalation_targets
+from models.escalation import DIGEST_STEP, Target, escalation_targets
 from models.events import Actor, EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from models.severity import Severity
 from sinks.limits import (
     SLACK_CHANNEL_NAME_MAX,
     SLACK_SECTION_TEXT_MAX,
@@ -43,6 +44,7 @@ __all__ = [
     "format_duration",
     "format_started",
     "is_security",
+    "morning_digest",
     "private_channel_notice",
     "resolution",
     "security_announcement",
@@ -125,31 +127,38 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
 
 
-def _buttons(incident_id: str, episode: int) -> dict[str, Any]:
-    """Acknowledge and Resolve; each value names the incident and its episode (``<id>@<flaps>``),
-    so a click on a message not yet refreshed after a reopen is refused by the worker, not
-    applied to the new episode (receiver/callbacks.py parses it)."""
+def _buttons(incident_id: str, episode: int, *, manager: bool = False) -> dict[str, Any]:
+    """Acknowledge and Resolve (and, with ``manager``, Escalate to manager: the playbook's manual
+    escalation for SEV1); each value names the incident and its episode (``<id>@<flaps>``), so a
+    click on a message not yet refreshed after a reopen is refused by the worker, not applied to
+    the new episode (receiver/callbacks.py parses it)."""
     value = f"{incident_id}@{episode}"
-    return {
-        "type": "actions",
-        "block_id": "incident-actions",
-        "elements": [
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Acknowledge"},
+            "action_id": "ack",
+            "value": value,
+            "style": "primary",
+        },
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "action_id": "resolve",
+            "value": value,
+            "style": "danger",
+        },
+    ]
+    if manager:
+        elements.append(
             {
                 "type": "button",
-                "text": {"type": "plain_text", "text": "Acknowledge"},
-                "action_id": "ack",
+                "text": {"type": "plain_text", "text": "Escalate to manager"},
+                "action_id": "escalate_manager",
                 "value": value,
-                "style": "primary",
-            },
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Resolve"},
-                "action_id": "resolve",
-                "value": value,
-                "style": "danger",
-            },
-        ],
-    }
+            }
+        )
+    return {"type": "actions", "block_id": "incident-actions", "elements": elements}
 
 
 def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
@@ -180,7 +189,8 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     )
     blocks = [_section(text)]
     if incident.state is not IncidentState.RESOLVED:
-        blocks.append(_buttons(incident.id, incident.flaps))
+        manager = incident.severity is Severity.SEV1
+        blocks.append(_buttons(incident.id, incident.flaps, manager=manager))
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), blocks)
 
 
@@ -247,6 +257,15 @@ def _target_words(target: Target, *, contact: bool, emailing: bool) -> str:
 
 def _escalation_line(event: IncidentEvent, emailing: bool) -> str:
     level = event.data.get("level", "next")
+    if event.data.get("by_hand"):
+        name = escape(event.data.get("level_name") or "the engineering manager")
+        return (
+            f":telephone_receiver: Still unacknowledged: escalate to {name} by hand "
+            f"(the Escalate to manager button, or `sevflow escalate {event.incident_id} --to manager`)"
+        )
+    if level == DIGEST_STEP:
+        day = escape(event.data.get("digest_day", ""))
+        return f":sunrise: Listed in the morning digest of {day}"
     contact = not level.isdecimal()
     targets = escalation_targets(event.data)
     words = (
@@ -387,6 +406,25 @@ def digest(members: Mapping[str, str], since: datetime, shown: int = 30) -> Slac
         f":cyclone: *ALERT STORM* - {len(members)} SEV3/SEV4 incidents opened since "
         f"{format_started(since)}\n"
         f"They are summarised here; SEV1/SEV2 incidents are still announced one by one.\n"
+        + "\n".join(lines)
+    )
+    return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])
+
+
+def morning_digest(day: str, members: Mapping[str, str], shown: int = 30) -> SlackMessage:
+    """The next business day's digest in the announcement channel: the incidents that paged nobody
+    (the playbook's SEV4, "Next business day") and are still open (``members``: incident id →
+    "[SEV4] title")."""
+    lines = [
+        f"• {_quote(title, incident_id, LINE_FIELD_MAX)} ({incident_id})"
+        for incident_id, title in list(members.items())[:shown]
+    ]
+    if len(members) > shown:
+        lines.append(f"• …and {len(members) - shown} more")
+    count = f"{len(members)} incident{'s' if len(members) != 1 else ''}"
+    text = (
+        f":sunrise: *FOR TODAY* ({escape(day)}) - {count} due by the end of the business day\n"
+        f"They paged nobody; acknowledge or resolve each with `sevflow ack|resolve ID`.\n"
         + "\n".join(lines)
     )
     return SlackMessage(_clip(text, SLACK_TEXT_MAX), [_section(text)])

@@ -125,11 +125,28 @@ class EscalationTx:
     ) -> None:
         """Audit one firing; a second firing of the same step violates the primary key (when the
         transaction flushes)."""
+        await self.record(state.escalation_id, state.incident_id, firing, event, now)
+
+    async def fired(self, escalation_id: str, step: str) -> bool:
+        """True when ``step`` of that escalation is in the audit log already."""
+        await self.flush()
+        found = await self._conn.execute(
+            select(escalation_log.c.step).where(
+                escalation_log.c.escalation_id == escalation_id, escalation_log.c.step == step
+            )
+        )
+        return found.first() is not None
+
+    async def record(
+        self, escalation_id: str, incident_id: str, firing: Firing, event: IncidentEvent, now: datetime
+    ) -> None:
+        """Audit one firing of escalation ``escalation_id`` (armed by the loop or not: an
+        escalation by hand is logged under the incident's episode)."""
         self._new_log.append(
             {
-                "escalation_id": state.escalation_id,
+                "escalation_id": escalation_id,
                 "step": firing.key,
-                "incident_id": state.incident_id,
+                "incident_id": incident_id,
                 "type": firing.type.value,
                 "fired_at": now,
                 "event_id": str(event.event_id),

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from models.escalation import (
     EscalationPolicy,
     EscalationState,
+    PlaybookTimes,
     advance,
     arm,
     playbook_policy,
@@ -109,12 +110,13 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         raise PolicyError(f"{source}: {problems}") from None
 
 
-def load_policy(path: Path | None) -> EscalationPolicy:
-    """The policy in ``path`` (``SEVFLOW_ESCALATION_POLICY_FILE``), or the playbook's when None.
+def load_policy(path: Path | None, times: PlaybookTimes | None = None) -> EscalationPolicy:
+    """The policy in ``path`` (``SEVFLOW_ESCALATION_POLICY_FILE``), or the playbook's when None
+    with ``times`` (``SEVFLOW_ESCALATION_*_MINUTES``, :meth:`EscalationSettings.playbook_times`).
 
     Read once at start-up; a bad file stops the worker with a message naming the field."""
     if path is None:
-        return playbook_policy()
+        return playbook_policy(times)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

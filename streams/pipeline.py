@@ -29,7 +29,13 @@ from models.alertmanager import format_group_key
 from models.audit import AuditEntry
 from models.canary import is_canary
 from models.classification import RuleSet
-from models.escalation import EscalationPolicy
+from models.escalation import (
+    MANAGER_STEP,
+    EscalationPolicy,
+    escalate_by_hand,
+    escalation_id,
+    playbook_policy,
+)
 from models.events import EventType, IncidentEvent
 from models.incident import (
     AlertState,
@@ -45,6 +51,7 @@ from models.incident import (
     superseded,
 )
 from models.maintenance import covering_window, released_record, suppressed_state
+from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
@@ -233,17 +240,20 @@ class Pipeline:
         return events
 
     async def process_command(self, command: Command) -> CommandResult:
-        """Acknowledge or resolve; a command id already applied changes nothing."""
+        """Acknowledge, resolve or escalate to the manager; a command id already applied changes
+        nothing."""
         async with self.store.transaction() as tx:
             if await tx.command_applied(command.command_id):
                 return CommandResult(False, "command already applied")
             incident = await tx.lock_incident(command.incident_id)
             if incident is None:
                 return CommandResult(False, f"no incident {command.incident_id}")
-            outcome = apply_command(incident, command, command.requested_at)
             await tx.record_command(
                 command.command_id, command.incident_id, command.action, command.requested_at
             )
+            if command.action == "escalate":
+                return await self._escalate_by_hand(tx, incident, command)
+            outcome = apply_command(incident, command, command.requested_at)
             if (refused := refusal(incident, command)) is not None:
                 return CommandResult(False, refused)
             if outcome is None:
@@ -251,6 +261,32 @@ class Pipeline:
             tx.stage(outcome)
             await tx.audit(command_audit(command))  # committed with the change, or not at all
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
+
+    async def _escalate_by_hand(
+        self, tx: IncidentTx, incident: Incident, command: Command
+    ) -> CommandResult:
+        """``escalate --to manager``: the ``escalated`` event and its audit entry, once per
+        episode (a second press of the button, from anyone, pages nobody again). The manager is
+        whom the incident's escalation snapshot names, else the policy's."""
+        etx = EscalationTx(tx.connection)
+        state = await etx.load(incident.id)
+        policy = self.escalation or playbook_policy()
+        targets = (
+            state.snapshot.manager_targets
+            if state is not None and state.snapshot.manager_targets
+            else policy.manager_targets
+        )
+        episode = escalation_id(incident.id, incident.flaps)
+        if refusal(incident, command) is None and await etx.fired(episode, MANAGER_STEP):
+            return CommandResult(False, "the manager was escalated to already in this episode")
+        applied = escalate_by_hand(incident, command, targets, command.requested_at)
+        if isinstance(applied, str):
+            return CommandResult(False, applied)
+        outcome, firing = applied
+        tx.stage(outcome)
+        await etx.record(episode, incident.id, firing, outcome.events[0], command.requested_at)
+        await etx.flush()
+        return CommandResult(True, "escalated to the manager", tuple(outcome.events))
 
     async def release_windows(self, watermark: datetime) -> list[IncidentEvent]:
         """Apply again the still-firing alerts of every maintenance window that ended at or

@@ -10,11 +10,14 @@ is not served at all.
 """
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+
+from models.escalation import PlaybookTimes
 
 __all__ = ["EscalationSettings"]
 
@@ -39,6 +42,31 @@ class EscalationSettings(BaseModel):
         description="YAML escalation policy (levels and their targets, response targets, "
         "security/legal contacts, per-service and per-SEV overrides, repeats, business hours). "
         "Unset: the incident-response playbook's policy.",
+    )
+    escalation_secondary_after_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="Default policy, SEV1/SEV2: the primary unacknowledged this long pages the "
+        "secondary (the playbook's primary 'auto-escalates after 15 min').",
+    )
+    escalation_repage_after_minutes: float = Field(
+        default=30,
+        gt=0,
+        description="Default policy, SEV1/SEV2: counted from the secondary's page; unacknowledged "
+        "by then, primary and secondary are paged again and a SEV1's channel is asked to escalate "
+        "to the manager (the playbook's secondary 'auto-escalates after 30 min').",
+    )
+    escalation_sev3_secondary_after_minutes: float = Field(
+        default=120,
+        gt=0,
+        description="Default policy, SEV3: the secondary is paged when the primary has not "
+        "acknowledged within this long (the SEV3 response target, < 2 hours).",
+    )
+    escalation_automatic_manager: bool = Field(
+        default=False,
+        description="Default policy, SEV1: page the engineering manager automatically with the "
+        "re-page instead of asking the channel to escalate by hand (the playbook: 'Manual "
+        "escalation for SEV1').",
     )
     escalation_interval_seconds: float = Field(
         default=5.0,
@@ -107,6 +135,15 @@ class EscalationSettings(BaseModel):
         ge=1024,
         description="Largest callback body accepted (PagerDuty drops webhooks over 256 KB).",
     )
+
+    def playbook_times(self) -> PlaybookTimes:
+        """The delays of the default policy (used when no policy file is set)."""
+        return PlaybookTimes(
+            secondary_after=timedelta(minutes=self.escalation_secondary_after_minutes),
+            repage_after=timedelta(minutes=self.escalation_repage_after_minutes),
+            sev3_secondary_after=timedelta(minutes=self.escalation_sev3_secondary_after_minutes),
+            automatic_manager=self.escalation_automatic_manager,
+        )
 
     # Validator names must be unique across the settings mixins: Settings inherits them all, and a
     # same-named method of an earlier mixin would silently replace this one.

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.escalation import PAGERDUTY_TARGET_MAX
 from models.events import IncidentEvent
+from models.severity import Severity
 from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
 from tests.fakes import fixtures
@@ -146,3 +147,64 @@ async def test_a_long_target_name_is_paged_and_resolved_once(
         await sink.close()
     level = escalation_key(events[0].incident_id, name)
     assert fake_pagerduty.actions(level) == ["trigger", "acknowledge"]
+
+
+async def test_a_severity_that_does_not_page_pages_no_escalation_level(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """``SEVFLOW_PAGERDUTY_SEVERITIES`` decides who is paged at all: a SEV4 (not in it) pages
+    neither the primary (the incident's own alert) nor any escalation level, the secondary
+    included; an escalation level is never the first page of an incident."""
+    settings = sink_settings(
+        pagerduty=fake_pagerduty,
+        cert=tls_cert,
+        escalation_pagerduty_routing_keys=f"secondary={SECONDARY_KEY}",
+        pagerduty_severities="SEV1,SEV2,SEV3",
+    )
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    story = IncidentStory(severity=Severity.SEV4)
+    events = [*story.fire(), *escalate(story, 15, "unacknowledged for 15 minutes"), *story.resolve()]
+    try:
+        assert await sink.handle(events) == []
+    finally:
+        await sink.close()
+    assert fake_pagerduty.events == []
+
+
+async def test_both_paged_again_open_new_alerts_and_the_manager_by_hand_pages_nobody(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """The default policy's 45-minute level pages primary and secondary *again*: new alerts (the
+    primary's on the incident's own service, which has no escalation key), acknowledged with the
+    incident; the SEV1 manager level asked for by hand pages nobody."""
+    sink = escalating_sink(fake_pagerduty, tls_cert, engine, clock)
+    story = IncidentStory(severity=Severity.SEV1)
+    both = json.dumps([{"kind": "pagerduty", "to": "primary"}, {"kind": "pagerduty", "to": "secondary"}])
+    manager = json.dumps([{"kind": "pagerduty", "to": "secondary"}])
+    events = [
+        *story.fire(),
+        *escalate(story, 15, "unacknowledged for 15m"),
+        *story.escalate(
+            {"level": "3", "targets": both, "again": "1"}, T0 + timedelta(minutes=45), "again"
+        ),
+        *story.escalate(
+            {"level": "4", "targets": manager, "by_hand": "1"}, T0 + timedelta(minutes=45), "by hand"
+        ),
+        *story.ack(at=T0 + timedelta(minutes=50)),
+    ]
+    try:
+        assert await sink.handle(events) == []
+        assert await sink.handle(events) == []  # redelivered: nothing twice
+    finally:
+        await sink.close()
+    incident_id = events[0].incident_id
+    primary_again = escalation_key(incident_id, "primary", again=True)
+    secondary_again = escalation_key(incident_id, "secondary", again=True)
+    assert fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge"]
+    assert fake_pagerduty.actions(escalation_key(incident_id, "secondary")) == ["trigger", "acknowledge"]
+    assert fake_pagerduty.actions(primary_again) == ["trigger", "acknowledge"]
+    assert fake_pagerduty.actions(secondary_again) == ["trigger", "acknowledge"]
+    routing = {e["dedup_key"]: e["routing_key"] for e in fake_pagerduty.events}
+    assert routing[primary_again] == ROUTING_KEY  # the incident's own service: the primary
+    assert routing[secondary_again] == SECONDARY_KEY
+    assert len({e["dedup_key"] for e in fake_pagerduty.events}) == 4  # by hand: no page

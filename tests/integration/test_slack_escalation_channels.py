@@ -3,7 +3,7 @@ Team: Slack #security-incidents"), once, whatever the incident's announcement ro
 user groups are mentioned in the incident channel instead."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -116,3 +116,39 @@ async def test_with_smtp_configured_the_channel_says_the_email_is_queued(
     assert updates == [
         ":mega: Security contact: security@optimal-build.com (email queued), #security-incidents"
     ]
+
+
+def digest_listing(story: IncidentStory, at: datetime) -> list[IncidentEvent]:
+    """The escalation loop's ``digest`` firing for ``story``'s incident (models.escalation)."""
+    data = {"level": "digest", "level_name": "next business day digest", "targets": "[]"}
+    data["digest_day"] = "2026-01-16"
+    return story.escalate(data, at, "SEV4: listed in the morning digest of 2026-01-16")
+
+
+async def test_the_morning_digest_is_one_announcement_edited_as_incidents_join(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """SEV4 incidents are not announced one by one: the loop lists each in the next business
+    morning's digest, one #incidents message per day, edited as the others join; a redelivery
+    posts nothing twice."""
+    sink = sink_named(
+        sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3"), engine, clock, "slack"
+    )
+    worker, dead = worker_for(sink, clock)
+    morning = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)
+    first = IncidentStory(severity=Severity.SEV4)
+    second = IncidentStory(name="DiskAlmostFull", severity=Severity.SEV4, group="disk")
+    one = [*first.fire(), *digest_listing(first, morning)]
+    two = [*second.fire(), *digest_listing(second, morning)]
+    try:
+        await worker.process(records(one))
+        await worker.process(records(two))
+        await worker.process(records([*one, *two]))  # redelivered: nothing twice
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (digest,) = fake_slack.posts("incidents")
+    assert digest["text"].startswith(":sunrise: *FOR TODAY* (2026-01-16) - 2 incidents due")
+    assert f"({one[0].incident_id})" in digest["text"]
+    assert f"({two[0].incident_id})" in digest["text"]
+    assert fake_slack.created() == []  # no incident channel for a SEV4

@@ -151,6 +151,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"/api/incidents/{ids['acknowledged']}/resolve",
         {},
     ),
+    ("POST", "/api/incidents/{incident_id}/escalate"): lambda ids: (
+        f"/api/incidents/{ids['triggered']}/escalate",
+        {"json": {"to": "manager"}},
+    ),
     ("GET", "/api/maintenance"): lambda ids: ("/api/maintenance", {}),
     ("POST", "/api/maintenance"): lambda ids: (
         "/api/maintenance",

@@ -170,7 +170,10 @@ def slack_headers(
     }
 
 
-@pytest.mark.parametrize(("action_id", "action"), [("ack", "acknowledge"), ("resolve", "resolve")])
+@pytest.mark.parametrize(
+    ("action_id", "action"),
+    [("ack", "acknowledge"), ("resolve", "resolve"), ("escalate_manager", "escalate")],
+)
 async def test_slack_button_publishes_a_command_with_the_user(action_id: str, action: str) -> None:
     publisher = CommandRecorder()
     body = slack_body(action_id)
@@ -188,6 +191,7 @@ async def test_slack_button_publishes_a_command_with_the_user(action_id: str, ac
     assert first.incident_id == INCIDENT
     assert (first.actor.via, first.actor.name) == ("slack", "primary-owner")
     assert first.requested_at == NOW
+    assert first.to == ("manager" if action == "escalate" else None)
     assert second.command_id == first.command_id  # a redelivered click applies once
 
 
@@ -687,3 +691,25 @@ async def test_a_retried_pagerduty_webhook_keeps_the_time_it_happened() -> None:
     (command,) = publisher.commands
     assert command.requested_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=UTC)
     assert command.requested_at != NOW
+
+
+async def test_api_escalates_to_the_manager_and_names_whom() -> None:
+    publisher = CommandRecorder()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    path = f"/api/incidents/{INCIDENT}/escalate"
+    async with client(publisher) as http:
+        escalated = await http.post(path, json={"to": "manager", "by": "alice"}, headers=auth)
+        nobody = await http.post(path, headers=auth)
+        someone_else = await http.post(path, json={"to": "ceo"}, headers=auth)
+        on_ack = await http.post(f"/api/incidents/{INCIDENT}/ack", json={"to": "manager"}, headers=auth)
+        unsigned = await http.post(path, json={"to": "manager"})
+    assert escalated.status_code == 202
+    assert escalated.json()["action"] == "escalate"
+    # The token's name acts; the body's "by" is only a note beside it.
+    assert [(c.action, c.to, c.actor.name, c.actor.note) for c in publisher.commands] == [
+        ("escalate", "manager", "ops", "alice")
+    ]
+    for refused in (nobody, someone_else, on_ack):
+        assert refused.status_code == 422
+        assert refused.json()["error"] == "invalid_body"
+    assert unsigned.status_code == 401

@@ -31,6 +31,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+async def test_send_command_publishes_an_escalation_to_the_manager() -> None:
+    publisher = CommandRecorder()
+    command = await escalation_cli.send_command(
+        publisher, "inc_0123456789abcdef", "escalate", by="alice", now=T0, episode=0
+    )
+    assert publisher.commands == [command]
+    assert (command.action, command.to, command.episode) == ("escalate", "manager", 0)
+
+
 async def test_send_command_publishes_a_cli_command() -> None:
     publisher = CommandRecorder()
     command = await escalation_cli.send_command(
@@ -48,7 +57,13 @@ def test_subcommands_parse() -> None:
     args = parser.parse_args(["ack", "inc_1", "--by", "bob"])
     assert (args.command, args.incident_id, args.by) == ("ack", "inc_1", "bob")
     assert parser.parse_args(["escalations"]).incident_id is None
-    assert set(escalation_cli.COMMANDS) == {"ack", "resolve", "escalations"}
+    assert set(escalation_cli.COMMANDS) == {"ack", "resolve", "escalate", "escalations"}
+    args = parser.parse_args(["escalate", "inc_1", "--to", "manager"])
+    assert (args.command, args.incident_id, args.to) == ("escalate", "inc_1", "manager")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["escalate", "inc_1", "--to", "ceo"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["escalate", "inc_1"])
 
 
 async def test_resolve_takes_the_closing_details_from_the_command_line(
@@ -161,6 +176,9 @@ async def incidents_in_every_state(url: str) -> dict[str, str]:
         # Past the check: the command goes to Kafka (none here, so it is not queued).
         ("ack", "triggered", 1, "sevflow ack: could not queue the command: Kafka"),
         ("resolve", "acknowledged", 1, "sevflow resolve: could not queue the command: Kafka"),
+        ("escalate", "resolved", 1, "there is nothing to escalate"),
+        ("escalate", "unknown", 1, "sevflow escalate: no incident inc_ffffffffffffffff"),
+        ("escalate", "acknowledged", 1, "sevflow escalate: could not queue the command: Kafka"),
     ],
 )
 async def test_ack_and_resolve_check_the_incident_before_queuing(
@@ -182,7 +200,11 @@ async def test_ack_and_resolve_check_the_incident_before_queuing(
     clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
     clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
     incident_id = ids.get(state, "inc_ffffffffffffffff")
-    run = escalation_cli.ack if command == "ack" else escalation_cli.resolve
+    run = {
+        "ack": escalation_cli.ack,
+        "resolve": escalation_cli.resolve,
+        "escalate": escalation_cli.escalate,
+    }[command]
     out = io.StringIO()
     code = await asyncio.to_thread(run, Settings(), incident_id, by="dave", out=out)
     assert code == status

@@ -6,7 +6,7 @@ one is disposing its engine mid-escalation.
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,8 +18,8 @@ from models.escalation import (
     Target,
     playbook_policy,
 )
-from models.events import EventType, IncidentEvent
-from models.incident import LifecyclePolicy
+from models.events import Actor, EventType, IncidentEvent
+from models.incident import Command, LifecyclePolicy
 from models.severity import Severity
 from store.db import async_engine
 from store.escalation_schema import escalation_log
@@ -72,9 +72,15 @@ async def test_each_level_fires_on_time_with_its_targets_into_the_outbox(engine:
     assert [e.type for e in at_15] == [EventType.ESCALATED, EventType.SLA_BREACHED]
     assert at_15[1].data["kind"] == "acknowledge"
 
-    at_30 = await run_escalations(store, POLICY, T0 + 30 * M, metrics=metrics)
-    assert escalated(at_30) == [("3", "engineering manager")]
-    assert json.loads(at_30[0].data["targets"])[0]["kind"] == "phone"
+    assert await run_escalations(store, POLICY, T0 + 44 * M) == []
+    at_45 = await run_escalations(store, POLICY, T0 + 45 * M, metrics=metrics)
+    assert escalated(at_45) == [
+        ("3", "primary and secondary on-call again"),
+        ("4", "engineering manager"),
+    ]
+    assert at_45[0].data["again"] == "1"
+    assert at_45[1].data["by_hand"] == "1"  # SEV1: the channel is asked to escalate by hand
+    assert json.loads(at_45[1].data["targets"])[0]["kind"] == "phone"
     assert await run_escalations(store, POLICY, T0 + 5 * 60 * M) == []
 
     # The events are in the incident's timeline (the outbox), numbered after `opened`.
@@ -84,6 +90,7 @@ async def test_each_level_fires_on_time_with_its_targets_into_the_outbox(engine:
         "escalated",
         "sla_breached",
         "escalated",
+        "escalated",
     ]
     incident = await store.get(incident_id)
     assert incident is not None
@@ -91,7 +98,13 @@ async def test_each_level_fires_on_time_with_its_targets_into_the_outbox(engine:
     assert metrics.escalations.labels("2")._value.get() == 1
     assert metrics.sla_breaches.labels("SEV1", "acknowledge")._value.get() == 1
     history = await EscalationRepo(engine).history(incident_id)
-    assert [h.step for h in history] == ["level:1", "level:2", "sla:acknowledge", "level:3"]
+    assert [h.step for h in history] == [
+        "level:1",
+        "level:2",
+        "sla:acknowledge",
+        "level:3",
+        "level:4",
+    ]
 
 
 async def test_ack_before_the_deadline_stops_escalation(engine: AsyncEngine) -> None:
@@ -133,7 +146,7 @@ async def test_worker_killed_after_arming_fires_once_after_restart(database_url:
 async def test_never_armed_before_a_long_outage_fires_each_level_once(engine: AsyncEngine) -> None:
     incident_id = await open_incident(engine)
     events = await run_escalations(IncidentStore(engine), POLICY, T0 + 45 * M)
-    assert [lv for lv, _ in escalated(events)] == ["1", "2", "3"]
+    assert [lv for lv, _ in escalated(events)] == ["1", "2", "3", "4"]
     assert await run_escalations(IncidentStore(engine), POLICY, T0 + 46 * M) == []
     assert (await timeline_types(engine, incident_id)).count("sla_breached") == 1
 
@@ -142,17 +155,17 @@ async def test_two_workers_at_once_never_fire_twice(database_url: str) -> None:
     workers = [async_engine(database_url) for _ in range(3)]
     try:
         ids = [await open_incident(workers[0], f"Svc{n}Down") for n in range(4)]
-        for now in (T0, T0 + 16 * M, T0 + 31 * M):
+        for now in (T0, T0 + 16 * M, T0 + 46 * M):
             await asyncio.gather(
                 *(run_escalations(IncidentStore(w), POLICY, now) for w in workers for _ in range(2))
             )
         for incident_id in ids:
             types = await timeline_types(workers[0], incident_id)
-            assert types.count("escalated") == 3, types
+            assert types.count("escalated") == 4, types
             assert types.count("sla_breached") == 1, types
         async with workers[0].connect() as conn:
             logged = (await conn.execute(select(func.count()).select_from(escalation_log))).scalar_one()
-        assert logged == 4 * 4
+        assert logged == 4 * 5
     finally:
         for w in workers:
             await w.dispose()
@@ -322,3 +335,77 @@ async def test_an_opening_batch_notifies_the_first_level_in_its_own_transaction(
         ]
         history = await EscalationRepo(engine).history(event.incident_id)
         assert [h.step for h in history] == ["level:1", "level:2", "sla:acknowledge"]
+
+
+async def test_a_sev4_pages_nobody_and_is_listed_the_next_business_morning(engine: AsyncEngine) -> None:
+    """T0 is a Friday: the SEV4 waits, unpaged, over the weekend; the loop's scan finds it due on
+    Monday at the opening of business (the playbook calendar: 09:00 UTC) and lists it once."""
+    incident_id = await open_incident(engine, "TypoOnPricingPage", severity="sev4")
+    store = IncidentStore(engine)
+    assert await run_escalations(store, POLICY, T0) == []
+    assert await run_escalations(store, POLICY, T0 + 2 * 24 * 60 * M) == []  # Sunday
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    listed = await run_escalations(store, POLICY, monday)
+    assert [(e.type, e.data["level"], e.data["digest_day"]) for e in listed] == [
+        (EventType.ESCALATED, "digest", "2026-11-30")
+    ]
+    assert await run_escalations(store, POLICY, monday + 60 * M) == []
+    assert await timeline_types(engine, incident_id) == ["opened", "escalated"]
+
+
+def to_manager(incident_id: str, command_id: str, at: datetime, episode: int | None = 0) -> Command:
+    return Command(
+        command_id=command_id,
+        action="escalate",
+        to="manager",
+        incident_id=incident_id,
+        actor=Actor(via="slack", name="alice"),
+        requested_at=at,
+        episode=episode,
+    )
+
+
+async def test_the_manager_is_escalated_to_by_hand_once_per_episode(engine: AsyncEngine) -> None:
+    """The playbook's "Manual escalation for SEV1": the command names the manager; the worker
+    writes one ``escalated`` event naming the policy's manager, audits it, and a second press
+    (another command id) or a replay of the first changes nothing; a press meant for an earlier
+    episode is refused."""
+    incident_id = await open_incident(engine)
+    store = IncidentStore(engine)
+    await run_escalations(store, POLICY, T0)  # armed: the snapshot names the manager
+    work = pipeline(engine)
+
+    first = await work.process_command(to_manager(incident_id, "slack:1", T0 + 20 * M))
+    assert first.applied
+    (event,) = first.events
+    assert event.type is EventType.ESCALATED
+    assert event.actor.name == "alice"
+    assert event.data["level"] == "manager"
+    assert json.loads(event.data["targets"]) == [
+        {"kind": "phone", "to": "engineering-manager", "label": "Engineering Manager"}
+    ]
+    replay = await work.process_command(to_manager(incident_id, "slack:1", T0 + 20 * M))
+    assert (replay.applied, replay.reason) == (False, "command already applied")
+    second = await work.process_command(to_manager(incident_id, "api:2", T0 + 21 * M))
+    assert not second.applied
+    assert "already" in second.reason
+    assert await timeline_types(engine, incident_id) == ["opened", "escalated", "escalated"]
+    history = await EscalationRepo(engine).history(incident_id)
+    assert [h.step for h in history] == ["level:1", "manual:manager"]
+    # The loop goes on as before: the manager asked for by hand at 45 minutes is still asked.
+    assert escalated(await run_escalations(store, POLICY, T0 + 45 * M))[-1] == (
+        "4",
+        "engineering manager",
+    )
+
+
+async def test_an_escalation_by_hand_of_a_resolved_incident_is_refused(
+    engine: AsyncEngine,
+) -> None:
+    incident_id = await open_incident(engine)
+    work = pipeline(engine)
+    assert (await work.process_command(command(incident_id, "resolve", at=T0 + M))).applied
+    late = await work.process_command(to_manager(incident_id, "cli:1", T0 + 2 * M))
+    assert not late.applied
+    assert "resolved" in late.reason
+    assert await timeline_types(engine, incident_id) == ["opened", "resolved"]

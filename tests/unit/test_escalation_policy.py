@@ -13,15 +13,17 @@ from models.escalation import (
     EscalationPolicy,
     EscalationState,
     EscalationStatus,
+    PlaybookTimes,
     Target,
     advance,
     arm,
+    escalate_by_hand,
     format_duration,
     parse_duration,
     playbook_policy,
 )
 from models.events import Actor, EventType, IncidentState
-from models.incident import Incident
+from models.incident import Command, Incident
 from models.severity import Severity
 from streams.escalation import PolicyError, load_policy, parse_policy
 from tests.builders import T0
@@ -69,20 +71,30 @@ def run(state: EscalationState, inc: Incident, *moments: datetime) -> list[tuple
 def test_playbook_policy_levels_and_targets_per_severity() -> None:
     policy = playbook_policy()
     sev1 = policy.plan(["api"], Severity.SEV1)
-    assert [(lv.name, lv.after) for lv in sev1.levels] == [
-        ("primary on-call", timedelta(0)),
-        ("secondary on-call", 15 * M),
-        ("engineering manager", 30 * M),
+    assert [(lv.name, lv.after, lv.again, lv.by_hand) for lv in sev1.levels] == [
+        ("primary on-call", timedelta(0), False, False),
+        ("secondary on-call", 15 * M, False, False),
+        ("primary and secondary on-call again", 45 * M, True, False),
+        ("engineering manager", 45 * M, False, True),  # asked for by hand, not paged
     ]
     assert [str(t) for t in sev1.levels[0].targets] == ["pagerduty:primary"]
     assert [str(t) for t in sev1.levels[1].targets] == ["pagerduty:secondary"]
-    assert sev1.levels[2].targets[0].kind == "phone"
-    # The engineering manager is the manual escalation contact for SEV1 only.
-    for severity in (Severity.SEV2, Severity.SEV3, Severity.SEV4):
-        assert [lv.name for lv in policy.plan([], severity).levels] == [
-            "primary on-call",
-            "secondary on-call",
-        ]
+    assert [str(t) for t in sev1.levels[2].targets] == ["pagerduty:primary", "pagerduty:secondary"]
+    assert sev1.levels[3].targets[0].kind == "phone"
+    assert [lv.name for lv in policy.plan([], Severity.SEV2).levels] == [
+        "primary on-call",
+        "secondary on-call",
+        "primary and secondary on-call again",
+    ]
+    sev3 = policy.plan([], Severity.SEV3)
+    assert [(lv.name, lv.after) for lv in sev3.levels] == [
+        ("primary on-call", timedelta(0)),
+        ("secondary on-call", 2 * 60 * M),
+    ]
+    sev4 = policy.plan([], Severity.SEV4)
+    assert sev4.levels == ()
+    assert sev4.digest
+    assert not sev3.digest
     assert policy.acknowledge_targets == {
         Severity.SEV1: 15 * M,
         Severity.SEV2: 30 * M,
@@ -165,12 +177,13 @@ def test_calendar_refuses_nonsense() -> None:
 def test_sev1_fires_each_level_once_on_time_with_its_targets() -> None:
     inc = incident()
     state = arm(inc, playbook_policy(), T0)
-    moments = [T0, T0 + 14 * M, T0 + 15 * M, T0 + 16 * M, T0 + 29 * M, T0 + 30 * M, T0 + 3 * 60 * M]
+    moments = [T0, T0 + 14 * M, T0 + 15 * M, T0 + 16 * M, T0 + 44 * M, T0 + 45 * M, T0 + 3 * 60 * M]
     assert run(state, inc, *moments) == [
         (T0, "level:1"),
         (T0 + 15 * M, "level:2"),
         (T0 + 15 * M, "sla:acknowledge"),
-        (T0 + 30 * M, "level:3"),
+        (T0 + 45 * M, "level:3"),
+        (T0 + 45 * M, "level:4"),
     ]
     step = advance(state, inc, T0 + 15 * M)
     _level1, level2, breach = step.firings
@@ -182,7 +195,7 @@ def test_sev1_fires_each_level_once_on_time_with_its_targets() -> None:
     assert breach.data["kind"] == "acknowledge"
     assert breach.data["target"] == "15m"
     assert step.state.next_step == 2
-    assert step.state.due_at == T0 + 30 * M
+    assert step.state.due_at == T0 + 45 * M
 
 
 def test_advance_is_idempotent() -> None:
@@ -218,7 +231,13 @@ def test_late_acknowledgement_seen_after_an_outage_records_one_breach_and_fires_
 def test_restart_after_several_deadlines_fires_each_missed_level_once_in_order() -> None:
     inc = incident()
     step = advance(arm(inc, playbook_policy(), T0), inc, T0 + 45 * M)
-    assert [f.key for f in step.firings] == ["level:1", "level:2", "level:3", "sla:acknowledge"]
+    assert [f.key for f in step.firings] == [
+        "level:1",
+        "level:2",
+        "level:3",
+        "level:4",
+        "sla:acknowledge",
+    ]
     assert step.state.status is EscalationStatus.EXHAUSTED
 
 
@@ -286,10 +305,11 @@ def test_a_stored_state_without_the_data_breach_fields_still_loads() -> None:
 def test_raised_severity_switches_to_that_plan() -> None:
     inc = incident(Severity.SEV3)
     state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M).state
-    assert state.status is EscalationStatus.EXHAUSTED  # SEV3: primary, secondary
+    assert state.status is EscalationStatus.ACTIVE  # SEV3: the secondary waits for its 2h target
     raised = inc.model_copy(update={"severity": Severity.SEV1})
-    step = advance(state, raised, T0 + 31 * M)
-    assert [f.key for f in step.firings] == ["level:3", "sla:acknowledge"]
+    step = advance(state, raised, T0 + 46 * M)
+    # SEV1 adds the secondary at 15m, both again and the manager asked for at 45m.
+    assert [f.key for f in step.firings] == ["level:2", "level:3", "level:4", "sla:acknowledge"]
     assert step.state.severity is Severity.SEV1
 
 
@@ -331,7 +351,7 @@ def test_a_state_stored_before_fired_levels_were_recorded_carries_on() -> None:
     inc = incident(Severity.SEV1)
     state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 16 * M).state
     older = state.model_copy(update={"fired": {}})  # as stored by an earlier version
-    assert [f.key for f in advance(older, inc, T0 + 31 * M).firings] == ["level:3"]
+    assert [f.key for f in advance(older, inc, T0 + 46 * M).firings] == ["level:3", "level:4"]
     assert advance(older, inc, T0 + 17 * M).firings == ()
 
 
@@ -339,6 +359,7 @@ def test_sev4_is_due_by_the_end_of_the_next_business_day() -> None:
     inc = incident(Severity.SEV4)  # opened Friday 12:00 UTC
     state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 20 * M).state
     assert state.acknowledge_due_at == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    state = advance(state, inc, datetime(2026, 11, 30, 9, 0, tzinfo=UTC)).state  # the digest
     assert advance(state, inc, datetime(2026, 11, 30, 16, 59, tzinfo=UTC)).firings == ()
     late = advance(state, inc, datetime(2026, 11, 30, 17, 0, tzinfo=UTC))
     assert [f.key for f in late.firings] == ["sla:acknowledge"]
@@ -348,14 +369,16 @@ def test_repeat_runs_the_path_again() -> None:
     policy = playbook_policy().model_copy(update={"repeat": 1})
     inc = incident(Severity.SEV2)
     state = arm(inc, policy, T0)
-    fired = run(state, inc, T0, T0 + 15 * M, T0 + 30 * M, T0 + 45 * M, T0 + 60 * M)
+    fired = run(state, inc, *(T0 + n * 15 * M for n in range(8)))
     assert [key for _, key in fired if key.startswith(("level", "repeat"))] == [
         "level:1",
         "level:2",
+        "level:3",
         "repeat1:level:1",
         "repeat1:level:2",
+        "repeat1:level:3",
     ]
-    assert (T0 + 30 * M, "repeat1:level:1") in fired  # 15m after the last level
+    assert (T0 + 60 * M, "repeat1:level:1") in fired  # 15m after the last level
 
 
 def test_resolve_target_breach_is_recorded() -> None:
@@ -521,3 +544,128 @@ def test_a_pagerduty_target_name_must_fit_the_sinks_refs() -> None:
     Target(kind="email", to="x" * 255)  # only PagerDuty names become refs
     with pytest.raises(ValidationError, match=f"at most {PAGERDUTY_TARGET_MAX} characters"):
         Target(kind="pagerduty", to="x" * (PAGERDUTY_TARGET_MAX + 1))
+
+
+# --- the default policy, severity by severity (fast-forwarded clock) ------------------------
+
+
+def fired_levels(severity: Severity, *moments: datetime, policy: EscalationPolicy | None = None) -> list:
+    inc = incident(severity)
+    state = arm(inc, policy or playbook_policy(), T0)
+    out = []
+    for moment in moments:
+        step = advance(state, inc, moment)
+        state = step.state
+        out.extend(
+            (
+                moment - T0,
+                f.data.get("level_name"),
+                f.data.get("by_hand") == "1",
+                f.data.get("again") == "1",
+            )
+            for f in step.firings
+            if f.type is EventType.ESCALATED
+        )
+    return out
+
+
+MINUTES = [T0 + n * M for n in range(0, 24 * 60, 1)]
+
+
+def test_sev1_pages_primary_secondary_both_again_and_asks_for_the_manager() -> None:
+    assert fired_levels(Severity.SEV1, *MINUTES) == [
+        (0 * M, "primary on-call", False, False),
+        (15 * M, "secondary on-call", False, False),
+        (45 * M, "primary and secondary on-call again", False, True),
+        (45 * M, "engineering manager", True, False),
+    ]
+    inc = incident(Severity.SEV1)
+    step = advance(arm(inc, playbook_policy(), T0), inc, T0 + 45 * M)
+    ask = next(f for f in step.firings if f.data.get("by_hand"))
+    assert ask.targets == ()  # nobody is notified: the channel is asked
+    assert "by hand" in ask.reason
+
+
+def test_sev2_pages_primary_secondary_and_both_again_without_the_manager() -> None:
+    assert fired_levels(Severity.SEV2, *MINUTES) == [
+        (0 * M, "primary on-call", False, False),
+        (15 * M, "secondary on-call", False, False),
+        (45 * M, "primary and secondary on-call again", False, True),
+    ]
+
+
+def test_sev3_pages_the_secondary_only_when_its_target_passed_unacknowledged() -> None:
+    assert fired_levels(Severity.SEV3, *MINUTES) == [
+        (0 * M, "primary on-call", False, False),
+        (120 * M, "secondary on-call", False, False),
+    ]
+    inc = incident(Severity.SEV3)
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    assert advance(state, acked(inc, T0 + 90 * M), T0 + 3 * 60 * M).firings == ()
+
+
+def test_sev4_pages_nobody_and_is_listed_in_the_next_business_mornings_digest() -> None:
+    # T0 is Friday 2026-11-27 12:00 UTC; the calendar is Europe/London, business from 09:30.
+    policy = playbook_policy().model_copy(
+        update={"business_hours": BusinessCalendar(timezone="Europe/Berlin", start=time(9, 30))}
+    )
+    inc = incident(Severity.SEV4)
+    state = arm(inc, policy, T0)
+    monday = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)  # 09:30 in Berlin (UTC+1 in winter)
+    assert state.digest_due_at == monday
+    assert fired_levels(Severity.SEV4, *MINUTES, policy=policy) == []  # nobody paged, ever
+    quiet = advance(state, inc, monday - timedelta(seconds=1))
+    assert [f.key for f in quiet.firings] == []
+    listed = advance(quiet.state, inc, monday)
+    (digest,) = listed.firings
+    assert digest.key == "digest"
+    assert digest.targets == ()
+    assert digest.data["digest_day"] == "2026-11-30"
+    assert listed.state.digest_due_at is None
+    assert advance(listed.state, inc, monday + 60 * M).firings == ()
+    # Acknowledged meanwhile, it is still listed (the work is for that day); resolved, it is not.
+    assert [f.key for f in advance(state, acked(inc, T0 + M), monday).firings] == ["digest"]
+    resolved = inc.model_copy(update={"state": IncidentState.RESOLVED, "resolved_at": T0 + M})
+    assert advance(state, resolved, monday).firings == ()
+
+
+def test_every_delay_of_the_default_policy_is_a_setting() -> None:
+    times = PlaybookTimes(
+        secondary_after=5 * M, repage_after=10 * M, sev3_secondary_after=60 * M, automatic_manager=True
+    )
+    policy = playbook_policy(times)
+    assert fired_levels(Severity.SEV1, *MINUTES, policy=policy) == [
+        (0 * M, "primary on-call", False, False),
+        (5 * M, "secondary on-call", False, False),
+        (15 * M, "primary and secondary on-call again", False, True),
+        (15 * M, "engineering manager", False, False),  # paged automatically: no longer by hand
+    ]
+    assert fired_levels(Severity.SEV3, *MINUTES, policy=policy)[-1][:2] == (60 * M, "secondary on-call")
+
+
+def test_an_escalation_by_hand_names_the_manager_and_keeps_the_episode_rule() -> None:
+    manager = playbook_policy().manager_targets
+    press = Command(
+        command_id="slack:1",
+        action="escalate",
+        to="manager",
+        incident_id="inc_0123456789abcdef",
+        actor=Actor(via="slack", name="alice"),
+        requested_at=T0 + M,
+        episode=0,
+    )
+    applied = escalate_by_hand(incident(), press, manager, T0 + M)
+    assert not isinstance(applied, str)
+    outcome, firing = applied
+    assert [e.type for e in outcome.events] == [EventType.ESCALATED]
+    assert firing.key == "manual:manager"
+    assert [str(t) for t in firing.targets] == ["phone:engineering-manager"]
+    reopened = incident(flaps=1, reopened_at=T0 + 30 * M)
+    assert "episode 0" in str(escalate_by_hand(reopened, press, manager, T0 + 31 * M))
+    assert escalate_by_hand(incident(), press, (), T0 + M) == (
+        "the escalation policy names no manager (manager_targets)"
+    )
+    with pytest.raises(ValidationError):
+        press.model_validate({**press.model_dump(), "to": None})
+    with pytest.raises(ValidationError):
+        press.model_validate({**press.model_dump(), "action": "acknowledge"})

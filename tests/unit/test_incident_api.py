@@ -71,6 +71,8 @@ def commands_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], C
         ("ack", None, 404, "not_found"),
         ("resolve", None, 404, "not_found"),
         ("ack", "resolved", 409, "incident_resolved"),
+        ("escalate", None, 404, "not_found"),
+        ("escalate", "resolved", 409, "incident_resolved"),
     ],
 )
 def test_commands_on_a_missing_or_resolved_incident_are_refused(
@@ -83,7 +85,8 @@ def test_commands_on_a_missing_or_resolved_incident_are_refused(
     # They were answered 202 "accepted", and the worker then dropped them without a word.
     client, by_state, publisher = commands_api
     incident_id = by_state[state] if state else "inc_ffffffffffffffff"
-    response = client.post(f"/api/incidents/{incident_id}/{action}", headers=AUTH)
+    body = {"to": "manager"} if action == "escalate" else None
+    response = client.post(f"/api/incidents/{incident_id}/{action}", headers=AUTH, json=body)
     assert response.status_code == status
     assert response.json()["error"] == error
     assert incident_id in response.json()["message"]
@@ -114,13 +117,17 @@ def test_commands_that_change_the_incident_are_queued(
     resolve = client.post(
         f"/api/incidents/{by_state['acknowledged']}/resolve", headers=AUTH, json={"fix": "rollback"}
     )
-    assert (ack.status_code, resolve.status_code) == (202, 202)
+    escalate = client.post(
+        f"/api/incidents/{by_state['acknowledged']}/escalate", headers=AUTH, json={"to": "manager"}
+    )
+    assert (ack.status_code, resolve.status_code, escalate.status_code) == (202, 202, 202)
     assert [(c.action, c.incident_id) for c in publisher.commands] == [
         ("acknowledge", by_state["triggered"]),
         ("resolve", by_state["acknowledged"]),
+        ("escalate", by_state["acknowledged"]),
     ]
     # Each names the episode the store showed when it was checked: refused once it reopens.
-    assert [c.episode for c in publisher.commands] == [0, 0]
+    assert [c.episode for c in publisher.commands] == [0, 0, 0]
     # No token: the incident is not looked up (nobody learns which ids exist), the route says 401.
     assert client.post("/api/incidents/inc_ffffffffffffffff/ack").status_code == 401
     assert client.post("/api/incidents/bad%20id/ack", headers=AUTH).status_code == 422

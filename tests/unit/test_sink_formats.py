@@ -218,6 +218,36 @@ def test_announcement_in_the_playbooks_words() -> None:
     ]
 
 
+def test_a_sev1_announcement_offers_the_escalation_to_the_manager() -> None:
+    """The playbook escalates to the engineering manager by hand for SEV1: its announcement has
+    the button (receiver/callbacks.py: ``escalate_manager``); a SEV2's has not."""
+    _, opened = story(name="ApiDown", severity=Severity.SEV1)
+    message = announcement(opened.incident, lead="@oncall", channel="incident-20260115-api-down")
+    _, actions = message.blocks
+    assert [(b["action_id"], b["text"]["text"], b["value"]) for b in actions["elements"]] == [
+        ("ack", "Acknowledge", f"{opened.incident_id}@0"),
+        ("resolve", "Resolve", f"{opened.incident_id}@0"),
+        ("escalate_manager", "Escalate to manager", f"{opened.incident_id}@0"),
+    ]
+
+
+def test_the_escalation_by_hand_and_the_digest_read_as_such_in_the_channel() -> None:
+    s, _ = story(severity=Severity.SEV1)
+    (ask,) = s.escalate(
+        {"level": "4", "level_name": "engineering manager", "by_hand": "1", "targets": "[]"},
+        T0 + timedelta(minutes=45),
+        "unacknowledged for 45m: escalate to engineering manager by hand",
+    )
+    assert update_line(ask) == (
+        ":telephone_receiver: Still unacknowledged: escalate to engineering manager by hand "
+        f"(the Escalate to manager button, or `sevflow escalate {ask.incident_id} --to manager`)"
+    )
+    (listed,) = s.escalate(
+        {"level": "digest", "digest_day": "2026-01-16", "targets": "[]"}, T0, "listed"
+    )
+    assert update_line(listed) == ":sunrise: Listed in the morning digest of 2026-01-16"
+
+
 def test_announcement_without_impact_says_so_and_ack_names_the_lead() -> None:
     s, opened = story(impact=None)
     assert (
