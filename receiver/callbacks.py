@@ -42,7 +42,6 @@ import hmac
 import json
 import logging
 import re
-import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,6 +56,7 @@ from starlette.routing import Route
 
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
+from models.notes import NOTE_MAX, clean_note
 from models.settings import Settings
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
@@ -91,7 +91,7 @@ PAGERDUTY_PATH = "/callbacks/pagerduty"
 RETRY_AFTER_SECONDS = 5
 #: Incident ids are ``inc_`` + hex today; accept any short plain id, refuse anything else.
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_NAME_MAX = 128
+_NAME_MAX = NOTE_MAX
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 #: The episode a Slack button names (an incident's flaps): ASCII digits.
 _EPISODE = re.compile(r"[0-9]{1,9}")
@@ -201,21 +201,8 @@ def _command_id(source: str, *parts: str) -> str:
 
 
 def _name(value: object) -> str | None:
-    """Who acted, as the caller names them: one line of at most ``_NAME_MAX`` characters.
-
-    The name lands in a log line, the incident's record and Slack messages: a line break or other
-    control or format character (a bidirectional override) would let a caller write a line of its
-    own into the log, so each becomes a space."""
-    if not isinstance(value, str):
-        return None
-    printable = "".join(" " if _unprintable(c) else c for c in value)
-    name = " ".join(printable.split())[:_NAME_MAX]
-    return name or None
-
-
-def _unprintable(char: str) -> bool:
-    # Cc controls, Cf format characters, Cs/Co/Cn; Zl/Zp are U+2028 and U+2029 (line breaks).
-    return unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+    """Who acted, as the caller names them: one clean line (:func:`models.notes.clean_note`)."""
+    return clean_note(value, _NAME_MAX)
 
 
 def _unauthorized(scheme: str | None = None) -> JSONResponse:

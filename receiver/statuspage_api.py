@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
+from models.notes import clean_note
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.callbacks import CommandSink
@@ -49,7 +50,6 @@ PUBLISH_PATH = "/api/incidents/{incident_id}/statuspage/publish"
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 #: Bodies beyond this are refused before parsing (the words are at most ~5 KB).
 _BODY_MAX = 64 * 1024
-_BY_MAX = 128
 RETRY_AFTER_SECONDS = 5
 
 
@@ -85,8 +85,7 @@ def _words(document: object) -> tuple[str, str, str | None] | str:
         return f"body: at most {PUBLIC_BODY_MAX} characters"
     if by is not None and not isinstance(by, str):
         return "by: a name"
-    name = " ".join(by.split())[:_BY_MAX] if by else None
-    return title.strip(), body.strip(), name or None
+    return title.strip(), body.strip(), clean_note(by)
 
 
 def publish_route(

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.notes import clean_note
 from models.settings import Settings
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
@@ -60,7 +61,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 RETRY_AFTER_SECONDS = 5
 MAX_BODY_BYTES = 64 * 1024
 _LIMIT = re.compile(r"[0-9]{1,4}")
-_NOTE_MAX = 128
 
 
 class _Invalid(ValueError):
@@ -70,8 +70,7 @@ class _Invalid(ValueError):
 def _who(request: Request, note: object = None) -> Who:
     principal = principal_of(request)
     assert principal is not None  # served behind receiver.access.protect (admin scope)
-    text = " ".join(str(note).split())[:_NOTE_MAX] if isinstance(note, str) else None
-    return Who(principal.name, "api", text or None)
+    return Who(principal.name, "api", clean_note(note))
 
 
 async def _document(request: Request) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def publish(
     from aiokafka.errors import KafkaError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from models.notes import clean_note
     from receiver.commands import CommandPublisher
     from receiver.statuspage_api import publish_command
     from sevflow.escalation_cli import _login
@@ -116,7 +117,7 @@ def publish(
         incident_id,
         title,
         body,
-        Actor(via="cli", name=_login(), note=by),
+        Actor(via="cli", name=_login(), note=clean_note(by)),
         datetime.now(UTC),
         "cli",
     )

@@ -192,3 +192,40 @@ def test_the_cli_refuses_empty_words() -> None:
         "T",
         "B",
     )
+
+
+#: A note that would write a line of its own into a log and reverse what follows it on screen.
+FORGED_NOTE = "dave\n2026-01-15 INFO resolved by admin\u202e\u200bevil\x07"
+CLEAN_NOTE = "dave 2026-01-15 INFO resolved by admin evil"
+
+
+def test_the_api_cleans_the_publish_note_of_control_and_format_characters(
+    api: tuple[TestClient, dict[str, str], CommandRecorder, str],
+) -> None:
+    client, ids, recorder, _ = api
+    words = {"title": "Checkout issue", "body": "We are on it.", "by": FORGED_NOTE}
+    path = f"/api/incidents/{ids['breach']}/statuspage/publish"
+    assert client.post(path, json=words, headers=AUTH).status_code == 202
+    (command,) = recorder.commands
+    assert command.actor.note == CLEAN_NOTE
+    blank = {"title": "Checkout issue", "body": "Other words.", "by": "\u202e\n\u200b"}
+    assert client.post(path, json=blank, headers=AUTH).status_code == 202
+    assert recorder.commands[-1].actor.note is None
+
+
+def test_the_cli_cleans_the_publish_note_of_control_and_format_characters(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    ids = asyncio.run(store_with_incidents(url))
+    recorder = CommandRecorder()
+    code = statuspage_cli.publish(
+        Settings(database_url=url),
+        ids["breach"],
+        "Checkout issue",
+        "We are on it.",
+        by=FORGED_NOTE,
+        out=io.StringIO(),
+        publisher=recorder,
+    )
+    assert code == 0
+    (command,) = recorder.commands
+    assert (command.actor.name, command.actor.note) == (LOGIN, CLEAN_NOTE)
