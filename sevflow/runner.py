@@ -313,15 +313,9 @@ def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 6
     """
 
     async def ensure_all() -> None:
-        topics = (
-            settings.alerts_topic,
-            settings.commands_topic,
-            settings.events_topic,
-            settings.sinks_dlq_topic,
-        )
         await ensure_topics(
             settings.kafka_bootstrap,
-            [settings.topic_spec(topic) for topic in topics],
+            [settings.topic_spec(topic) for topic in settings.created_topics()],
             settings.kafka_timeout_seconds,
         )
 

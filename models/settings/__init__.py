@@ -21,6 +21,7 @@ from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
+from models.topics import OVERRIDES_SETTING, parse_topic_overrides
 
 __all__ = ["Settings"]
 
@@ -41,6 +42,23 @@ class Settings(
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="SEVFLOW_", extra="ignore", frozen=True)
+
+    def created_topics(self) -> tuple[str, ...]:
+        """The topics the roles create and check at start (models.topics): faust declares the
+        quarantine topics itself."""
+        return (self.alerts_topic, self.commands_topic, self.events_topic, self.sinks_dlq_topic)
+
+    @model_validator(mode="after")
+    def _topic_overrides_name_sevflows_topics(self) -> "Settings":
+        known = self.created_topics()
+        for topic in parse_topic_overrides(self.topic_overrides):
+            if topic not in known:
+                # A misspelt topic would otherwise keep the global values without a word.
+                raise ValueError(
+                    f"{OVERRIDES_SETTING} names {topic}, not one of sevflow's topics "
+                    f"({', '.join(known)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _canary_has_a_pagerduty_sink(self) -> "Settings":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from models.topics import BROKER_DEFAULT, TopicSpec
+from models.topics import BROKER_DEFAULT, TopicSpec, parse_topic_overrides
 
 __all__ = ["CoreSettings"]
 
@@ -83,6 +83,15 @@ class CoreSettings(BaseModel):
         description="retention.ms of the topics sevflow creates; 0: the broker's log.retention; "
         "-1: keep for ever. An existing topic with another retention is a warning at start.",
     )
+    topic_overrides: str = Field(
+        default="",
+        description="Replication factor, min.insync.replicas and retention of single topics, over "
+        "the SEVFLOW_TOPIC_* values, in Kafka's config names: "
+        "<topic>:<config>=<value>,…;<topic>:…, e.g. "
+        "'incident-events:retention.ms=-1;sevflow-alerts:retention.ms=604800000,"
+        "min.insync.replicas=2' (configs: replication.factor, min.insync.replicas, "
+        "retention.ms). Checked at start like the global values; empty: none.",
+    )
     app_id: str = Field(
         default="sevflow",
         description="Stream application id: the Kafka consumer group and the prefix of faust's "
@@ -121,14 +130,21 @@ class CoreSettings(BaseModel):
         return level
 
     def topic_spec(self, name: str) -> TopicSpec:
-        """How sevflow creates and checks the topic ``name``."""
+        """How sevflow creates and checks the topic ``name``: the SEVFLOW_TOPIC_* values, with
+        the topic's SEVFLOW_TOPIC_OVERRIDES over them."""
         return TopicSpec(
             name,
             self.topic_partitions,
             self.topic_replication_factor,
             self.topic_min_insync_replicas or None,
             self.topic_retention_ms or None,
-        )
+        ).overridden_by(parse_topic_overrides(self.topic_overrides).get(name))
+
+    @field_validator("topic_overrides")
+    @classmethod
+    def _topic_overrides(cls, value: str) -> str:
+        parse_topic_overrides(value)  # its ValueError names the part that is wrong
+        return value
 
     @field_validator("topic_replication_factor")
     @classmethod

@@ -2,10 +2,10 @@
 to the alerts topic (as an older receiver release or a hostile producer would), through a real
 worker on real Kafka, on SQLite and on PostgreSQL.
 
-The 1,000 are stored and each incident is published once on incident-events; the 3 are quarantined
-with their reason and original bytes, listed by ``sevflow dlq list --quarantine`` and sent back by
-``sevflow dlq replay --quarantine`` (quarantined again: they are still poison); the worker keeps
-running and never logs a label value.
+The 1,000 are stored, each incident is published once on incident-events and paged once (the sinks
+role runs too, PagerDuty faked); the 3 are quarantined with their reason and original bytes,
+listed by ``sevflow dlq list --quarantine`` and sent back by ``sevflow dlq replay --quarantine``
+(quarantined again: they are still poison); the worker keeps running and never logs a label value.
 """
 
 import asyncio
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,10 @@ from store.db import normalise_url
 from store.schema import incident_events
 from streams.quarantine import EXIT_POISONED
 from tests.builders import alert
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
+from tests.fakes import fixtures
+from tests.fakes.fixtures import ROUTING_KEY
+from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import role_env, stored_alerts, wait_for
 from tests.integration.test_worker_failures import Worker
 from tests.kafka_io import read_json_topic
@@ -35,13 +39,18 @@ from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 
+fake_pagerduty = fixtures.fake_pagerduty
+tls_cert = fixtures.tls_cert
+
 GROUPS, PER_GROUP = 100, 10
 SECRET = "poison-label-value-7f3a"
 
 
-def good_records() -> list[tuple[bytes, bytes]]:
+def good_records(at: datetime) -> list[tuple[bytes, bytes]]:
+    """Received at ``at``: the escalation loop runs on the wall clock, and alerts received long
+    ago would be escalated (more pages) while the test runs."""
     records = [
-        alert(f"Group{g}", instance=f"i{n}", severity="warning")
+        alert(f"Group{g}", at=at, instance=f"i{n}", severity="warning")
         for g in range(GROUPS)
         for n in range(PER_GROUP)
     ]
@@ -94,7 +103,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_poison_is_quarantined_and_everything_else_flows(
-    tmp_path: Path, kafka_bootstrap: str, store_url: str
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    store_url: str,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
 ) -> None:
     prefix = f"poison-{uuid.uuid4().hex[:8]}"
     env = role_env(kafka_bootstrap, prefix, store_url, tmp_path, quiet_period_seconds="3600")
@@ -103,7 +116,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         "SEVFLOW_ALERTS_QUARANTINE_TOPIC": quarantine_topic,
         "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
     }
-    good, poison = good_records(), poison_records()
+    good, poison = good_records(datetime.now(UTC)), poison_records()
     mixed = (
         good[:100] + poison[:1] + good[100:500] + poison[1:2] + good[500:900] + poison[2:] + good[900:]
     )
@@ -127,12 +140,29 @@ def test_poison_is_quarantined_and_everything_else_flows(
     def quarantined() -> list[dict[str, object]]:
         return asyncio.run(read_json_topic(kafka_bootstrap, quarantine_topic, idle_polls=2))
 
+    def triggers() -> Counter[str]:
+        return Counter(e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger")
+
+    sinks_env = env | {
+        "SEVFLOW_SINKS_GROUP_PREFIX": f"{prefix}-sink",
+        "SEVFLOW_SINKS_DLQ_TOPIC": f"{prefix}-dlq",
+        "SEVFLOW_STATUS_PAGE_PORT": str(free_port()),
+        "SEVFLOW_SINKS_METRICS_PORT": "0",
+        "SEVFLOW_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+        "SEVFLOW_PAGERDUTY_BASE_URL": fake_pagerduty.url,
+        "SEVFLOW_PAGERDUTY_CA_FILE": str(tls_cert[0]),
+        # 100 SEV3 incidents within a minute are a storm, which PagerDuty would get as one digest:
+        # each incident is paged on its own here, to count the pages.
+        "SEVFLOW_SINKS_STORM_THRESHOLD": "1000000",
+    }
     worker = Worker(tmp_path, env, "worker").start()
+    sinks = Worker(tmp_path, sinks_env, "sinks", role="sinks").start()
     try:
         wait_for(
             lambda: stored_alerts(engine) == GROUPS * PER_GROUP, 120, f"1,000 alerts ({worker.log})"
         )
         wait_for(all_published, 60, "every event published")
+        wait_for(lambda: len(triggers()) >= GROUPS, 60, f"every incident paged ({sinks.log})")
         found = wait_for(lambda: (q := quarantined()) and len(q) >= 3 and q, 60, "3 quarantined")
         commands = wait_for(
             lambda: asyncio.run(
@@ -148,6 +178,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         assert worker.process is not None
         assert worker.process.poll() is None, "the worker stopped"
     finally:
+        sinks.stop()
         worker.stop()
 
     # The 1,000 are stored, once, and each incident was published once.
@@ -157,6 +188,12 @@ def test_poison_is_quarantined_and_everything_else_flows(
     opened = Counter(e["incident_id"] for e in events if e["type"] == "opened")
     assert len(opened) == GROUPS
     assert set(opened.values()) == {1}
+    # ... and paged once each: one PagerDuty alert per incident, on its dedup_key, and nothing
+    # else. (An incident whose group grows to 5 instances becomes SEV2 and its trigger is sent
+    # again with the same dedup_key: PagerDuty updates the open alert, no second page.)
+    pages = Counter(a.dedup_key for a in fake_pagerduty.alerts)
+    assert pages == Counter(dict.fromkeys(opened, 1))
+    assert set(triggers()) == set(opened)
 
     # The 3 are quarantined with where they were read, why, and their bytes.
     assert len(found) == 3

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from kafka_admin.topics import TopicSettingsError, _describe, ensure_topics
+from models.settings import Settings
 from models.topics import TopicSpec, TopicState
 
 pytestmark = pytest.mark.integration
@@ -75,3 +76,29 @@ def test_another_retention_is_a_warning(kafka_bootstrap: str) -> None:
     asyncio.run(_create_raw(kafka_bootstrap, name, 2, {"retention.ms": "7200000"}))
     warnings = asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(name, 2, retention_ms=1)]))
     assert warnings == [f"topic {name} has retention.ms 7200000, SEVFLOW_TOPIC_RETENTION_MS asks 1"]
+
+
+def test_a_per_topic_retention_override_is_created_and_read_back(kafka_bootstrap: str) -> None:
+    """SEVFLOW_TOPIC_OVERRIDES gives one topic its own retention; the others keep the global one."""
+    events, alerts = _name("events"), _name("alerts")
+    settings = Settings(
+        events_topic=events,
+        alerts_topic=alerts,
+        topic_partitions=2,
+        topic_retention_ms=3_600_000,
+        topic_overrides=f"{events}:retention.ms=-1,min.insync.replicas=1",
+    )
+    specs = [settings.topic_spec(events), settings.topic_spec(alerts)]
+    assert asyncio.run(ensure_topics(kafka_bootstrap, specs)) == []
+    assert asyncio.run(_described(kafka_bootstrap, events)) == TopicState(events, 2, 1, 1, -1)
+    assert asyncio.run(_described(kafka_bootstrap, alerts)) == TopicState(alerts, 2, 1, 1, 3_600_000)
+    # Checked again at the next start; a changed override is named as the override.
+    assert asyncio.run(ensure_topics(kafka_bootstrap, specs)) == []
+    changed = Settings(
+        events_topic=events, topic_partitions=2, topic_overrides=f"{events}:retention.ms=86400000"
+    )
+    warnings = asyncio.run(ensure_topics(kafka_bootstrap, [changed.topic_spec(events)]))
+    assert warnings == [
+        f"topic {events} has retention.ms -1, SEVFLOW_TOPIC_OVERRIDES {events}:retention.ms asks "
+        "86400000"
+    ]

@@ -67,15 +67,18 @@ def make_records() -> list[AlertRecord]:
 
 
 class Worker:
-    def __init__(self, workdir: Path, env: dict[str, str], name: str) -> None:
+    """``sevflow <role>`` (the worker unless ``role`` says otherwise) as a child process."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], name: str, role: str = "worker") -> None:
         self.log = workdir / f"{name}.log"
         self.env = env
+        self.role = role
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Worker":
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sevflow", "worker"],
+                [sys.executable, "-m", "sevflow", self.role],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,

@@ -168,3 +168,24 @@ def test_only_the_public_listeners_are_published() -> None:
     receiver = COMPOSE["services"]["sevflow-receiver"]["environment"]
     assert receiver["SEVFLOW_CALLBACKS_HOST"] == "0.0.0.0"
     assert defaults["http_port"].default not in published["sevflow-receiver"]
+
+
+def test_the_canary_is_configured_where_the_pagerduty_keys_are() -> None:
+    """The receiver sends the canary and the sinks route it: both get its interval, and the file
+    says where its routing key goes, next to the PagerDuty routing key (a secret: never a value
+    committed here)."""
+    for name in ("sevflow-receiver", "sevflow-sinks"):
+        environment = COMPOSE["services"][name]["environment"]
+        assert float(environment["SEVFLOW_CANARY_INTERVAL_SECONDS"]) > 0, name
+        assert "SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY" not in environment, name
+    text = (REPO / "docker-compose.yml").read_text()
+    assert re.search(r"#.*SEVFLOW_PAGERDUTY_ROUTING_KEY.*SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY", text)
+
+
+def test_compose_keeps_incident_events_longer_for_analytics() -> None:
+    environment = COMPOSE["services"]["sevflow-worker"]["environment"]
+    settings = Settings.model_validate(
+        {k.removeprefix("SEVFLOW_").lower(): v for k, v in environment.items()}
+    )
+    assert settings.topic_spec(settings.events_topic).retention_ms == 30 * 86_400_000
+    assert settings.topic_spec(settings.alerts_topic).retention_ms is None

@@ -715,3 +715,30 @@ def test_kubernetes_topics_survive_the_loss_of_a_broker() -> None:
     replicas = int(data["SEVFLOW_TOPIC_REPLICATION_FACTOR"])
     assert replicas >= 3
     assert int(data["SEVFLOW_TOPIC_MIN_INSYNC_REPLICAS"]) == replicas - 1
+
+
+def test_kubernetes_keeps_incident_events_longer_for_analytics() -> None:
+    """``sevflow report --from-topic`` replays incident-events: it keeps 30 days, the other topics
+    the global retention, all with the global durability."""
+    settings = configured()
+    events = settings.topic_spec(settings.events_topic).resolved(broker_default_rf=3)
+    alerts = settings.topic_spec(settings.alerts_topic).resolved(broker_default_rf=3)
+    assert events.retention_ms == 30 * 86_400_000
+    assert alerts.retention_ms == settings.topic_retention_ms == 7 * 86_400_000
+    assert (events.replication_factor, events.min_insync_replicas) == (3, 2)
+
+
+def test_the_canary_is_configured_like_the_other_pagerduty_keys() -> None:
+    """The canary's routing key is a secret next to the PagerDuty routing key (an example key in
+    the Secret), its interval in the ConfigMap; together they turn the canary on."""
+    (secret,) = documents(SECRET_EXAMPLE)
+    header = SECRET_EXAMPLE.read_text().split("apiVersion")[0]
+    assert "SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY" in header
+    data = by_kind("ConfigMap")["sevflow-config"]["data"]
+    assert "SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY" not in data
+    settings = configured(
+        SEVFLOW_PAGERDUTY_ROUTING_KEY="a" * 32, SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY="b" * 32
+    )
+    assert settings.canary_enabled()
+    assert settings.canary_interval_seconds == float(data["SEVFLOW_CANARY_INTERVAL_SECONDS"])
+    assert "SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY" not in secret["stringData"]  # optional, like PD's

@@ -1,7 +1,19 @@
 """The durability spec of sevflow's topics and the mismatches named at start (models/topics.py)."""
 
+import re
+
+import pytest
+from pydantic import ValidationError
+
 from models.settings import Settings
-from models.topics import BROKER_DEFAULT, TopicSpec, TopicState, mismatches
+from models.topics import (
+    BROKER_DEFAULT,
+    TopicOverride,
+    TopicSpec,
+    TopicState,
+    mismatches,
+    parse_topic_overrides,
+)
 
 
 def test_defaults_follow_the_cluster_and_ask_all_but_one_replica() -> None:
@@ -66,8 +78,114 @@ def test_more_partitions_or_another_retention_are_warnings() -> None:
 
 
 def test_zero_replicas_is_refused_at_start() -> None:
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="0 replicas"):
         Settings(topic_replication_factor=0)
+
+
+# Per-topic overrides: SEVFLOW_TOPIC_OVERRIDES="<topic>:<config>=<value>,…;<topic>:…" with Kafka's
+# own config names, over the SEVFLOW_TOPIC_* values every other topic keeps.
+
+
+def test_an_override_applies_to_its_topic_only() -> None:
+    settings = Settings(
+        topic_replication_factor=3,
+        topic_retention_ms=86_400_000,
+        topic_overrides="incident-events:retention.ms=-1; sevflow-alerts:min.insync.replicas=1,"
+        "replication.factor=2",
+    )
+    events = settings.topic_spec("incident-events")
+    assert (events.replication_factor, events.min_insync_replicas, events.retention_ms) == (3, None, -1)
+    alerts = settings.topic_spec("sevflow-alerts")
+    assert (alerts.replication_factor, alerts.min_insync_replicas, alerts.retention_ms) == (
+        2,
+        1,
+        86_400_000,
+    )
+    assert settings.topic_spec("sevflow-commands") == TopicSpec(
+        "sevflow-commands", 8, 3, None, 86_400_000
+    )
+    assert events.resolved(1).configs() == {"min.insync.replicas": "2", "retention.ms": "-1"}
+
+
+def test_no_override_is_no_change() -> None:
+    assert Settings(topic_overrides="").topic_spec("sevflow-alerts") == Settings().topic_spec(
+        "sevflow-alerts"
+    )
+    assert parse_topic_overrides(" ; ") == {}
+
+
+def test_overrides_parse_kafkas_names() -> None:
+    assert parse_topic_overrides(
+        "a:retention.ms=604800000,min.insync.replicas=2;b:replication.factor=-1"
+    ) == {
+        "a": TopicOverride(min_insync_replicas=2, retention_ms=604_800_000),
+        "b": TopicOverride(replication_factor=-1),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("incident-events", "'incident-events' is not <topic>:<config>=<value>"),
+        (":retention.ms=1", "':retention.ms=1' is not <topic>:<config>=<value>"),
+        ("a:", "topic a: no config given"),
+        (
+            "a:retention=1",
+            "topic a: 'retention' is not one of replication.factor, min.insync.replicas, retention.ms",
+        ),
+        ("a:retention.ms", "topic a: 'retention.ms' is not <config>=<value>"),
+        ("a:retention.ms=7d", "topic a: retention.ms=7d: not a whole number"),
+        ("a:retention.ms=0", "topic a: retention.ms=0: give -1 (keep for ever) or milliseconds above 0"),
+        (
+            "a:replication.factor=0",
+            "topic a: replication.factor=0: give 1 or more, or -1 for the cluster's default",
+        ),
+        ("a:min.insync.replicas=0", "topic a: min.insync.replicas=0: give 1 or more"),
+        ("a:retention.ms=1,retention.ms=2", "topic a: retention.ms given twice"),
+        ("a:retention.ms=1;a:min.insync.replicas=1", "topic a given twice"),
+        (
+            "a:replication.factor=2,min.insync.replicas=3",
+            "topic a: min.insync.replicas=3 is more than its replication.factor=2",
+        ),
+    ],
+)
+def test_a_bad_override_is_named(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        parse_topic_overrides(text)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings(topic_overrides=text)
+
+
+def test_an_override_of_a_topic_sevflow_does_not_create_is_refused() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(topic_overrides="incident-event:retention.ms=-1")
+    assert (
+        "SEVFLOW_TOPIC_OVERRIDES names incident-event, not one of sevflow's topics "
+        "(sevflow-alerts, sevflow-commands, incident-events, incident-events-dlq)"
+    ) in str(raised.value)
+    # A renamed topic is overridden by its configured name.
+    Settings(events_topic="prod-events", topic_overrides="prod-events:retention.ms=-1")
+
+
+def test_mismatches_of_an_overridden_topic_name_the_override() -> None:
+    settings = Settings(
+        topic_overrides="incident-events:min.insync.replicas=2,retention.ms=-1,replication.factor=3"
+    )
+    spec = settings.topic_spec("incident-events").resolved(broker_default_rf=1)
+    problems, warnings = mismatches(spec, TopicState("incident-events", 8, 1, 1, 604_800_000))
+    assert problems == [
+        "topic incident-events has replication factor 1, sevflow expects 3 "
+        "(SEVFLOW_TOPIC_OVERRIDES incident-events:replication.factor; reassign its partitions "
+        "with kafka-reassign-partitions)",
+        "topic incident-events has min.insync.replicas 1, sevflow expects 2 "
+        "(SEVFLOW_TOPIC_OVERRIDES incident-events:min.insync.replicas; change it with "
+        "kafka-configs --alter)",
+    ]
+    assert warnings == [
+        "topic incident-events has retention.ms 604800000, SEVFLOW_TOPIC_OVERRIDES "
+        "incident-events:retention.ms asks -1"
+    ]
+    assert spec.problem(brokers=1) == (
+        "topic incident-events: replication factor 3 needs as many brokers, the cluster has 1 "
+        "(set SEVFLOW_TOPIC_OVERRIDES incident-events:replication.factor)"
+    )
