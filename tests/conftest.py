@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.kafka_io import topics_swept
+from testkit.kafka_io import topics_swept
+from testkit.local import REPO
 
-pytest_plugins = ["tests.store_backends"]
+pytest_plugins = ["testkit.store_backends"]
 
-REPO = Path(__file__).resolve().parent.parent
 # Test data lives in the repository (tests/fixtures/SOURCES.md says where each file comes from), so
 # a fresh clone runs its tests with nothing beside it.
 FIXTURES = REPO / "tests" / "fixtures"
@@ -30,14 +30,6 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def load_fixture(name: str) -> Any:
@@ -76,7 +68,7 @@ def postgres_url() -> Iterator[str]:
     """
     from sqlalchemy.engine import make_url
 
-    from tests.store_backends import throwaway_database
+    from testkit.store_backends import throwaway_database
 
     base = make_url(
         os.environ.get(
@@ -92,9 +84,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[Any]:
-    """A broker of the test's own (tests/harness.py ``PrivateKafka``), for tests that stop and
+    """A broker of the test's own (testkit/harness.py ``PrivateKafka``), for tests that stop and
     start Kafka; stopped at the end."""
-    from tests.harness import PrivateKafka  # (the harness imports this module)
+    from testkit.harness import PrivateKafka  # (the harness imports this module)
 
     broker = PrivateKafka(tmp_path / "kafka-home").start()
     try:

@@ -9,7 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
 from receiver.kafka import KafkaAlertPublisher, PublishError, ensure_topic
-from tests.conftest import free_port, load_fixture
+from testkit.local import free_port
+from tests.conftest import load_fixture
 from tests.unit.test_receiver_http import NOW
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from receiver.kafka import ensure_topic
 from streams.metrics import LagProbe, WorkerMetrics
-from tests.harness import PrivateKafka
+from testkit.harness import PrivateKafka
 
 pytestmark = pytest.mark.integration
 

@@ -26,12 +26,12 @@ from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import incident_events
 from streams.quarantine import EXIT_POISONED
+from testkit.harness import role_env, stored_alerts, wait_for
+from testkit.kafka_io import read_json_topic
+from testkit.local import REPO
+from testkit.store_backends import fresh_database
 from tests.builders import alert
-from tests.conftest import REPO
-from tests.harness import role_env, stored_alerts, wait_for
 from tests.integration.test_worker_failures import Worker
-from tests.kafka_io import read_json_topic
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 
