@@ -41,11 +41,11 @@ from bench.receiver_common import HttpConnection, encode, request_bytes
 from bench.sinks_latency import percentiles
 from kafka_admin.topics import ensure_topics
 from models.topics import TopicSpec
-from tests.fakes.http import make_certificate
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import Sevflow, metric_sum
-from tests.kafka_io import read_timed_json_topic, topics_swept
-from tests.store_backends import throwaway_database
+from testkit.fakes.http import make_certificate
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import Sevflow, metric_sum
+from testkit.kafka_io import read_timed_json_topic, topics_swept
+from testkit.store_backends import throwaway_database
 
 ROUTING_KEY = "B" * 32
 STARTS_AT = datetime(2026, 11, 27, 11, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")

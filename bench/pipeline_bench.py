@@ -47,9 +47,9 @@ from store.schema import alerts, incident_events
 from streams.escalation import load_policy
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
-from tests.harness import role_env
-from tests.kafka_io import topics_swept
-from tests.store_backends import throwaway_database
+from testkit.harness import role_env
+from testkit.kafka_io import topics_swept
+from testkit.store_backends import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -29,8 +29,8 @@ from bench.receiver_common import HttpConnection, encode, payload, request_bytes
 from models.alertmanager import WebhookPayload, to_records
 from receiver.kafka import ensure_topic
 from receiver.partitioner import partition_for
-from tests.harness import Sevflow
-from tests.kafka_io import topics_swept
+from testkit.harness import Sevflow
+from testkit.kafka_io import topics_swept
 
 POOL = 400  # distinct payloads cycled through, so fingerprints vary
 

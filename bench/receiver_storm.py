@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, free_port
-from tests.harness import Alertmanager, Sevflow, metric_sum, read_topic, wait_for
-from tests.kafka_io import topics_swept
+from testkit.harness import Alertmanager, Sevflow, metric_sum, read_topic, wait_for
+from testkit.kafka_io import topics_swept
+from testkit.local import REPO, free_port
 
 
 def storm_alerts(groups: int, per_group: int) -> list[dict[str, object]]:

@@ -41,10 +41,10 @@ from sinks.kafka import group_id, sink_consumer
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
 from store.db import async_engine
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.http import make_certificate
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.kafka_io import topics_swept
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.http import make_certificate
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.kafka_io import topics_swept
 
 ROUTING_KEY = "B" * 32
 

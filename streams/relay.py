@@ -99,14 +99,36 @@ class KafkaEventPublisher:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 await producer.stop()
 
+    async def _high_watermarks(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Each partition's end, transactions not yet settled included (read_uncommitted)."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_uncommitted",
+        )
+        try:
+            await reader.start()  # (inside: a failed start is closed too)
+            return dict(await reader.end_offsets(list(tps)))
+        finally:
+            await reader.stop()
+
     async def recent_event_ids(self, per_partition: int) -> set[str]:
-        """The event ids among the last ``per_partition`` records of every partition."""
+        """The event ids among the last ``per_partition`` records of every partition.
+
+        Read up to each partition's high watermark, not its committed end as a read_committed
+        consumer first sees it: a transaction's commit returns before its markers are written,
+        and until then the last stable offset stops short of the batch just committed; read
+        then, that batch would look unpublished and be sent again. Starting the producer
+        (above) fenced and settled any transaction of a previous holder, so the committed end
+        reaches the high watermark within moments; until it does (at most the timeout) the
+        records are read as they settle."""
         producer = await self._started()
         partitions = await producer.partitions_for(self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         found: set[str] = set()
         if not tps:
             return found
+        ends = await self._high_watermarks(tps)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
@@ -117,7 +139,6 @@ class KafkaEventPublisher:
             # close the consumer too, or each round leaves one behind.
             await consumer.start()
             consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
             pending = {tp for tp in tps if ends[tp] > starts[tp]}
             for tp in pending:

@@ -4,6 +4,7 @@ Integration and e2e tests need the Kafka broker and PostgreSQL that ``scripts/te
 one is not running those tests fail with a message saying how to start it; they never skip.
 """
 
+import importlib
 import json
 import os
 import socket
@@ -13,11 +14,27 @@ from typing import Any
 
 import pytest
 
-from tests.kafka_io import topics_swept
+from testkit.kafka_io import topics_swept
+from testkit.local import REPO
 
-pytest_plugins = ["tests.store_backends"]
+# Hypothesis' pytest plugin imports parts of hypothesis lazily, from its report hooks; imported
+# that late (after a test's failure, or once aiokafka's clients were torn down) CPython 3.11.7's
+# parser could fail the whole run with "SystemError: AST constructor recursion depth mismatch"
+# while pytest rewrote them (an INTERNALERROR, no test results). Importing them while the session
+# starts avoids that.
+for _module in (
+    "hypothesis.internal.conjecture.providers",
+    "hypothesis.internal.escalation",
+    "hypothesis.internal.healthcheck",
+    "hypothesis.internal.observability",
+    "hypothesis.reporting",
+    "hypothesis.stateful",
+    "hypothesis.statistics",
+):
+    importlib.import_module(_module)
 
-REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["testkit.store_backends"]
+
 # Test data lives in the repository (tests/fixtures/SOURCES.md says where each file comes from), so
 # a fresh clone runs its tests with nothing beside it.
 FIXTURES = REPO / "tests" / "fixtures"
@@ -30,14 +47,6 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def load_fixture(name: str) -> Any:
@@ -76,7 +85,7 @@ def postgres_url() -> Iterator[str]:
     """
     from sqlalchemy.engine import make_url
 
-    from tests.store_backends import throwaway_database
+    from testkit.store_backends import throwaway_database
 
     base = make_url(
         os.environ.get(
@@ -92,9 +101,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[Any]:
-    """A broker of the test's own (tests/harness.py ``PrivateKafka``), for tests that stop and
+    """A broker of the test's own (testkit/harness.py ``PrivateKafka``), for tests that stop and
     start Kafka; stopped at the end."""
-    from tests.harness import PrivateKafka  # (the harness imports this module)
+    from testkit.harness import PrivateKafka  # (the harness imports this module)
 
     broker = PrivateKafka(tmp_path / "kafka-home").start()
     try:

@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, func, select
 from models.fingerprint import fingerprint
 from store.db import normalise_url
 from store.schema import alerts, incident_events
-from tests.fakes.fixtures import ROUTING_KEY
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import Sevflow, wait_for
-from tests.kafka_io import read_json_topic
+from testkit.fakes.fixtures import ROUTING_KEY
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import Sevflow, wait_for
+from testkit.kafka_io import read_json_topic
 
 __all__ = ["PagedRun", "Sender", "notification"]
 

@@ -18,8 +18,8 @@ from models.incident import Command
 from receiver.commands import CommandPublisher
 from store.db import sync_engine
 from store.schema import alerts, incidents
-from tests.harness import Alertmanager, Sevflow, wait_for
-from tests.store_backends import fresh_database
+from testkit.harness import Alertmanager, Sevflow, wait_for
+from testkit.store_backends import fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

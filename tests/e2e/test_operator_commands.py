@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from analytics.topic import TopicError, read_events
-from tests.conftest import REPO
-from tests.harness import Alertmanager, Sevflow, wait_for
+from testkit.harness import Alertmanager, Sevflow, wait_for
+from testkit.local import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -14,7 +14,7 @@ import pytest
 
 from models.alert import AlertRecord
 from models.fingerprint import fingerprint
-from tests.harness import Alertmanager, PrivateKafka, Sevflow, read_topic, wait_for
+from testkit.harness import Alertmanager, PrivateKafka, Sevflow, read_topic, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -20,8 +20,8 @@ from models.settings import Settings
 from receiver.kafka import ensure_topic
 from sevflow.operator_cli import add_operator_commands, run_operator_command
 from store.db import async_engine
-from tests.conftest import REPO
-from tests.store_backends import fresh_database
+from testkit.local import REPO
+from testkit.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import NOW, build_scenario
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes import fixtures
-from tests.fakes.fixtures import ROUTING_KEY
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import metric_sum, wait_for
+from testkit.fakes import fixtures
+from testkit.fakes.fixtures import ROUTING_KEY
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import metric_sum, wait_for
 from tests.paged_run import PagedRun
 
 pytestmark = pytest.mark.integration

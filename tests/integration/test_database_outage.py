@@ -25,11 +25,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from store.db import normalise_url
-from tests.fakes import fixtures
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import wait_for
+from testkit.fakes import fixtures
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import wait_for
+from testkit.store_backends import fresh_database
 from tests.paged_run import PagedRun
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

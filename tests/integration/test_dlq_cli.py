@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka_admin.topics import ensure_topics
 from models.topics import TopicSpec
 from sinks.dlq import DeadLetter, SourcePosition
-from tests.conftest import REPO, free_port
-from tests.fakes.events import IncidentStory
+from testkit.fakes.events import IncidentStory
+from testkit.local import REPO, free_port
 
 pytestmark = pytest.mark.integration
 

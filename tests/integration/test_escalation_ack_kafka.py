@@ -27,8 +27,8 @@ from streams.escalation import run_escalations
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
+from testkit.fakes.slack import FakeSlack
 from tests.builders import T0, alert, api_credentials
-from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.integration
 

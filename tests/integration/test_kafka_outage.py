@@ -1,6 +1,6 @@
 """The broker stops while every role runs, and comes back with the same storage.
 
-``sevflow run`` (receiver, worker, sinks) on a broker of the test's own (tests/harness.py
+``sevflow run`` (receiver, worker, sinks) on a broker of the test's own (testkit/harness.py
 ``PrivateKafka``), PostgreSQL as the store, PagerDuty faked. A sender that behaves like
 Alertmanager (tests/paged_run.py: a new alert group every 0.1 s, each notification retried after
 ``Retry-After`` until it is answered 2xx) keeps posting while the broker is stopped for several
@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import fixtures
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import PrivateKafka, wait_for
+from testkit.fakes import fixtures
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import PrivateKafka, wait_for
+from testkit.store_backends import fresh_database
 from tests.paged_run import PagedRun
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

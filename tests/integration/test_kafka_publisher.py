@@ -3,13 +3,14 @@
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
 from receiver.kafka import KafkaAlertPublisher, PublishError, ensure_topic
-from tests.conftest import free_port, load_fixture
+from testkit.local import free_port
+from tests.conftest import load_fixture
 from tests.unit.test_receiver_http import NOW
 
 pytestmark = pytest.mark.integration
@@ -62,9 +63,26 @@ async def test_publish_is_acknowledged_and_keyed(kafka_bootstrap: str) -> None:
 
 
 async def test_ensure_topic_is_idempotent(kafka_bootstrap: str) -> None:
+    """A second call finds the topic and leaves it as it is: same partitions, records kept."""
     topic = f"test-topic-{uuid.uuid4().hex[:8]}"
     await ensure_topic(kafka_bootstrap, topic, 2)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"kept", key=b"k")
+    finally:
+        await producer.stop()
     await ensure_topic(kafka_bootstrap, topic, 2)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+        listed = [name for name in await admin.list_topics() if name == topic]
+    finally:
+        await admin.close()
+    assert len(description["partitions"]) == 2
+    assert listed == [topic]
+    assert [(k, v) for k, v, _ in await consume_all(kafka_bootstrap, topic, 1)] == [(b"k", b"kept")]
 
 
 async def test_unreachable_broker_is_a_publish_error() -> None:

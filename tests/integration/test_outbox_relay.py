@@ -19,10 +19,10 @@ from store.schema import incident_events, leases
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
+from testkit.harness import relay_lease_holder, role_env, wait_for
+from testkit.kafka_io import read_json_topic
+from testkit.local import REPO
 from tests.builders import T0, alert
-from tests.conftest import REPO
-from tests.harness import relay_lease_holder, role_env, wait_for
-from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
 

@@ -27,15 +27,15 @@ from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import incident_events
 from streams.quarantine import EXIT_POISONED
+from testkit.fakes import fixtures
+from testkit.fakes.fixtures import ROUTING_KEY
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import role_env, stored_alerts, wait_for
+from testkit.kafka_io import read_json_topic
+from testkit.local import REPO, free_port
+from testkit.store_backends import fresh_database
 from tests.builders import alert
-from tests.conftest import REPO, free_port
-from tests.fakes import fixtures
-from tests.fakes.fixtures import ROUTING_KEY
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import role_env, stored_alerts, wait_for
 from tests.integration.test_worker_failures import Worker
-from tests.kafka_io import read_json_topic
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

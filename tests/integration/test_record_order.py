@@ -14,10 +14,10 @@ from sqlalchemy.exc import ProgrammingError
 from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import alerts, partition_progress
+from testkit.harness import role_env, wait_for
+from testkit.store_backends import fresh_database
 from tests.builders import alert
-from tests.harness import role_env, wait_for
 from tests.integration.test_worker_failures import Worker, produce
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from aiokafka.errors import KafkaError
 
 from receiver.kafka import ensure_topic
 from streams.relay import KafkaEventPublisher
-from tests.conftest import free_port
-from tests.harness import PrivateKafka
+from testkit.harness import PrivateKafka
+from testkit.local import free_port
 
 pytestmark = pytest.mark.integration
 

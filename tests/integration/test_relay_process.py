@@ -26,11 +26,11 @@ from store.schema import incident_events
 from streams.pipeline import Pipeline
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
+from testkit.harness import relay_lease_holder, role_env, wait_for
+from testkit.kafka_io import read_json_topic
+from testkit.local import REPO
 from tests.builders import alert
-from tests.conftest import REPO
-from tests.harness import relay_lease_holder, role_env, wait_for
 from tests.integration.test_worker_failures import produce
-from tests.kafka_io import read_json_topic
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ import pytest
 
 from models.supervision import RoleStatus, loads
 from sevflow.supervisor import STATUS_FILE
-from tests.fakes import fixtures
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import metric_sum, wait_for
+from testkit.fakes import fixtures
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import metric_sum, wait_for
+from testkit.store_backends import fresh_database
 from tests.paged_run import PagedRun
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

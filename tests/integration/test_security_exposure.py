@@ -29,12 +29,12 @@ from store.deliveries import StatusPageStore
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.fixtures import records, sink_settings, worker_for
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
 from tests.builders import T0, CommandRecorder, alert, api_credentials
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.fixtures import records, sink_settings, worker_for
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
 
 pytestmark = pytest.mark.integration
 

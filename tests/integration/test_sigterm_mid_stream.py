@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import fixtures
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.harness import wait_for
+from testkit.fakes import fixtures
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.harness import wait_for
+from testkit.store_backends import fresh_database
 from tests.paged_run import PagedRun
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

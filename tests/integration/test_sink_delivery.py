@@ -26,21 +26,21 @@ from sinks.records import REPLAY_HEADER
 from sinks.storm import StormDetector
 from sinks.worker import Record, SinkWorker
 from store.deliveries import DeliveryLog
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock, SteppedClock
-from tests.fakes.consumer import MemoryConsumer
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import (
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock, SteppedClock
+from testkit.fakes.consumer import MemoryConsumer
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import (
     ROUTING_KEY,
     records,
     sink_named,
     sink_settings,
     worker_for,
 )
-from tests.fakes.http import Fault, Response
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes.http import Fault, Response
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
 
 # The shared fixtures, used by name in this module.
 clock = fixtures.clock

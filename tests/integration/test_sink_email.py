@@ -1,4 +1,4 @@
-"""The email sink against a real SMTP server on loopback (aiosmtpd, tests/fakes/smtp.py), with
+"""The email sink against a real SMTP server on loopback (aiosmtpd, testkit/fakes/smtp.py), with
 the delivery log on SQLite and PostgreSQL (the ``engine`` fixture), fed records directly.
 
 The server speaks STARTTLS with a self-signed certificate made for the test (openssl), which the
@@ -20,11 +20,11 @@ from models.settings import Settings
 from models.severity import Severity
 from sinks.base import Sink
 from store.deliveries import DeliveryLog
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import records, sink_named, sink_settings, worker_for
-from tests.fakes.smtp import PASSWORD, USERNAME, FakeSmtp
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from testkit.fakes.smtp import PASSWORD, USERNAME, FakeSmtp
 
 clock = fixtures.clock
 tls_cert = fixtures.tls_cert

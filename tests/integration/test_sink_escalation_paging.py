@@ -13,11 +13,11 @@ from models.events import IncidentEvent
 from models.severity import Severity
 from sinks.base import Sink
 from sinks.pagerduty_format import escalation_key
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import ROUTING_KEY, sink_named, sink_settings
-from tests.fakes.pagerduty import FakePagerDuty
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import ROUTING_KEY, sink_named, sink_settings
+from testkit.fakes.pagerduty import FakePagerDuty
 
 pytestmark = pytest.mark.integration
 

@@ -32,19 +32,19 @@ from store.incidents import IncidentStore
 from store.sinks_schema import sink_deliveries
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
-from tests import builders
-from tests.conftest import REPO, free_port
-from tests.fakes import fixtures
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import (
+from testkit.fakes import fixtures
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import (
     SLACK_TOKEN,
     sink_named,
     sink_settings,
     worker_for,
 )
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
+from testkit.local import REPO, free_port
+from tests import builders
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from models.severity import Severity
-from tests.conftest import REPO
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
+from testkit.local import REPO
 from tests.integration.test_sink_kafka import Running, kafka_settings, produce
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import fixtures
-from tests.fakes.events import IncidentStory
-from tests.fakes.pagerduty import FakePagerDuty
+from testkit.fakes import fixtures
+from testkit.fakes.events import IncidentStory
+from testkit.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_sink_kafka import _sinks_process, eventually, kafka_settings, produce
 
 pytestmark = pytest.mark.integration

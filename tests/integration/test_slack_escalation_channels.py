@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
 from models.severity import Severity
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import records, sink_named, sink_settings, worker_for
-from tests.fakes.slack import FakeSlack
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from testkit.fakes.slack import FakeSlack
 
 clock = fixtures.clock
 fake_slack = fixtures.fake_slack

@@ -20,12 +20,12 @@ from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.statuspage import StatusPageSink, follow_up_until
 from store.deliveries import StatusPageStore
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import IncidentStory
-from tests.fakes.fixtures import records, sink_named, sink_settings, worker_for
-from tests.fakes.http import Fault
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import IncidentStory
+from testkit.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from testkit.fakes.http import Fault
+from testkit.fakes.statuspage import FakeStatuspage
 
 clock = fixtures.clock
 fake_statuspage = fixtures.fake_statuspage

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from sinks.status_server import create_status_app
 from store.db import async_engine
 from store.deliveries import StatusPageRecord, StatusPageStore
-from tests.fakes.events import T0
+from testkit.fakes.events import T0
 
 
 def opened(incident_id: str = "inc_1") -> StatusPageRecord:
@@ -84,7 +84,7 @@ async def locker(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 async def test_a_locked_table_does_not_hang_the_page(postgres_url: str, locker: AsyncEngine) -> None:
     """A migration's ACCESS EXCLUSIVE lock blocks every read of the table: the page answers from
     the last view within its read timeout, and requests meanwhile share one read."""
-    from tests.store_backends import fresh_database
+    from testkit.store_backends import fresh_database
 
     fresh_database(postgres_url)
     engine = async_engine(postgres_url)

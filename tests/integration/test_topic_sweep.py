@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from receiver.kafka import ensure_topic
-from tests.kafka_io import delete_topics, topic_names, topics_swept
+from testkit.kafka_io import delete_topics, topic_names, topics_swept
 
 pytestmark = pytest.mark.integration
 

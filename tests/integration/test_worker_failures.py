@@ -31,11 +31,11 @@ from store.incidents import IncidentStore
 from store.schema import alerts, incident_events, incidents
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.harness import role_env, stored_alerts, wait_for
+from testkit.kafka_io import read_json_topic
+from testkit.local import REPO
+from testkit.store_backends import fresh_database
 from tests.builders import alert
-from tests.conftest import REPO
-from tests.harness import role_env, stored_alerts, wait_for
-from tests.kafka_io import read_json_topic
-from tests.store_backends import fresh_database
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine
 from receiver.kafka import ensure_topic
 from sevflow.runner import WORKER_STOP_DEADLINE
 from store.db import normalise_url
+from testkit.harness import PrivateKafka, role_env, stored_alerts, wait_for
+from testkit.local import REPO
 from tests.builders import alert
-from tests.conftest import REPO
-from tests.harness import PrivateKafka, role_env, stored_alerts, wait_for
 from tests.integration.test_worker_failures import produce
 
 pytestmark = pytest.mark.integration

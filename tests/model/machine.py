@@ -48,6 +48,7 @@ from store.maintenance import MaintenanceStore
 from store.schema import alerts, incident_events, maintenance_windows
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.store_backends import fresh_database
 from tests.model.system import System
 from tests.model.world import (
     ALERTS,
@@ -59,7 +60,6 @@ from tests.model.world import (
     Offered,
     World,
 )
-from tests.store_backends import fresh_database
 
 __all__ = ["PipelineModel", "database_urls"]
 

@@ -43,9 +43,9 @@ from sinks.slack_format import announcement, update_line
 from store import audit
 from store.db import async_engine
 from store.maintenance import MaintenanceStore
+from testkit.fakes.events import IncidentStory
 from tests.builders import CommandRecorder
 from tests.conftest import AM_FIXTURES, load_fixture
-from tests.fakes.events import IncidentStory
 from tests.unit.test_escalation_cli import incidents_in_every_state
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from analytics.figures import times_from_events
 from analytics.topic import decode_event
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.severity import Severity
-from tests.conftest import REPO
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
+from testkit.local import REPO
 from tests.unit.test_analytics_scenario import build_scenario
 
 

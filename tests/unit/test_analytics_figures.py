@@ -336,7 +336,7 @@ async def test_incidents_with_missing_events_are_left_out_and_counted(engine) ->
 def test_analytics_package_resolves_inside_the_repository() -> None:
     """``analytics`` is a generic name: it must be this repository's package, not an installed one."""
     import analytics
-    from tests.conftest import REPO
+    from testkit.local import REPO
 
     assert analytics.__file__ is not None
     assert analytics.__file__.startswith(str(REPO / "analytics"))

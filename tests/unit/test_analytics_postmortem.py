@@ -11,8 +11,8 @@ from models.incident import Command, apply_command
 from models.severity import Severity
 from sinks.slack_format import resolution
 from store.incidents import IncidentStore
+from testkit.fakes.events import T0, IncidentStory
 from tests.conftest import FIXTURES
-from tests.fakes.events import T0, IncidentStory
 from tests.unit.test_analytics_scenario import NOW, build_scenario
 
 PLAYBOOK = FIXTURES / "seed" / "incident-response-playbook.md"

@@ -29,9 +29,9 @@ from receiver.callbacks import (
     slack_signature,
 )
 from receiver.slack_callers import SlackCallers
+from testkit.fakes.slack import FakeSlack
 from tests.builders import CommandRecorder
 from tests.conftest import FIXTURES
-from tests.fakes.slack import FakeSlack
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SLACK_SECRET = SecretStr("slack-signing-secret-for-tests")

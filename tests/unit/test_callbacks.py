@@ -35,9 +35,9 @@ from receiver.callbacks import (
 from receiver.slack_callers import SlackCallers
 from sevflow.runner import receiver_credentials
 from sinks.pagerduty_format import escalation_key, storm_key
+from testkit.fakes.slack import FakeSlack
 from tests.builders import CommandRecorder, api_credentials
 from tests.conftest import FIXTURES
-from tests.fakes.slack import FakeSlack
 
 SLACK_TOKEN = "xoxb-callbacks-test"
 

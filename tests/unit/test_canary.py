@@ -30,12 +30,12 @@ from sinks.pagerduty import PagerDutySink
 from store.deliveries import StatusPageStore
 from streams.pipeline import regroup
 from streams.rules import load_rules
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import T0, IncidentStory
-from tests.fakes.fixtures import ROUTING_KEY, records, sink_named, sink_settings, worker_for
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import T0, IncidentStory
+from testkit.fakes.fixtures import ROUTING_KEY, records, sink_named, sink_settings, worker_for
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
 
 clock = fixtures.clock
 fake_pagerduty = fixtures.fake_pagerduty

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.supervision import RoleStatus, loads
-from tests.conftest import REPO
-from tests.harness import wait_for
+from testkit.harness import wait_for
+from testkit.local import REPO
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -243,7 +243,7 @@ def test_run_gives_up_on_a_role_that_crash_loops(tmp_path: Path) -> None:
 
 def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> None:
     from models.supervision import dumps
-    from tests.conftest import free_port
+    from testkit.local import free_port
 
     env = {"PATH": "", "SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_HTTP_PORT": str(free_port())}
     missing = run_cli("status", env=env)

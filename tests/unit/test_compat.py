@@ -27,8 +27,8 @@ from store.migrate import upgrade
 from streams.pipeline import Pipeline
 from streams.records import decode_alert, decode_command
 from streams.rules import load_rules
+from testkit.store_backends import fresh_database
 from tests.conftest import FIXTURES
-from tests.store_backends import fresh_database
 
 V1 = FIXTURES / "compat" / "v1"
 

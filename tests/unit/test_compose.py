@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from models.settings import Settings
-from tests.conftest import REPO
+from testkit.local import REPO
 
 
 class _StrictLoader(yaml.SafeLoader):

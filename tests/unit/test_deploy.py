@@ -17,7 +17,7 @@ from models.settings import Settings
 from receiver.metrics import ReceiverMetrics
 from streams.escalation import EscalationMetrics
 from streams.metrics import WorkerMetrics
-from tests.conftest import REPO
+from testkit.local import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 ALERTMANAGER = REPO / "deploy" / "alertmanager.yml"

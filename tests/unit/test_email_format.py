@@ -13,7 +13,7 @@ from models.settings import Settings
 from models.severity import Severity
 from sinks.email_client import classify_smtp
 from sinks.email_format import Thread, contact_email, message_id, recipients, reply_email
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
 
 SENDER = "sevflow@alerts.example.com"
 

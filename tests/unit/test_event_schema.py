@@ -3,7 +3,7 @@
 import json
 
 from models.events import IncidentEvent
-from tests.conftest import REPO
+from testkit.local import REPO
 
 
 def test_committed_schema_is_current() -> None:

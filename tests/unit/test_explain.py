@@ -9,8 +9,8 @@ from models.settings import Settings
 from sevflow.explain import explain
 from store.db import async_engine
 from store.maintenance import MaintenanceStore
+from testkit.store_backends import fresh_database
 from tests.builders import T0
-from tests.store_backends import fresh_database
 
 
 def settings(tmp_path: Path) -> Settings:

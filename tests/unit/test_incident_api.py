@@ -20,8 +20,8 @@ from receiver.incident_api import OPENAPI_DOCUMENT, incident_routes
 from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
 from store.db import async_engine
+from testkit.store_backends import fresh_database
 from tests.builders import T0, CommandRecorder, api_credentials
-from tests.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import Scenario, build_scenario
 from tests.unit.test_escalation_cli import incidents_in_every_state
 

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from tests.conftest import REPO
+from testkit.local import REPO
 
 
 @pytest.mark.parametrize(

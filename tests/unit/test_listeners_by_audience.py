@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from sevflow.listeners import start_metrics_server
-from tests.conftest import REPO, free_port
+from testkit.local import REPO, free_port
 
 METRICS_TOKEN = "metrics-t0ken-with-entropy"
 WEBHOOK_TOKEN = "webhook-t0ken-with-entropy"

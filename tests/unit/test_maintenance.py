@@ -17,8 +17,8 @@ from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.local import REPO
 from tests.builders import T0, alert, command
-from tests.conftest import REPO
 
 WINDOW = MaintenanceWindow(
     id="mw_1",

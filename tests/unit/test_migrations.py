@@ -38,7 +38,7 @@ def test_roles_starting_together_on_a_fresh_database_both_migrate(database_url: 
     import sys
     import time
 
-    from tests.conftest import REPO
+    from testkit.local import REPO
 
     engine = sync_engine(database_url)
     try:

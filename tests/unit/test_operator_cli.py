@@ -20,8 +20,8 @@ from sevflow.operator_cli import (
     run_operator_command,
 )
 from store.db import async_engine
-from tests.conftest import free_port
-from tests.store_backends import fresh_database
+from testkit.local import free_port
+from testkit.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import NOW, Scenario, build_scenario
 
 

@@ -27,8 +27,8 @@ from streams.pipeline import Pipeline
 from streams.quarantine import MemoryQuarantine, PoisonLimit, Quarantine, TooMuchPoison
 from streams.records import decode_alert, decode_command
 from streams.rules import load_rules
+from testkit.fakes.clock import FakeClock
 from tests.builders import T0, alert
-from tests.fakes.clock import FakeClock
 from tests.unit.test_pipeline_store import POLICY
 
 SQL = "INSERT INTO alerts (fingerprint, labels) VALUES (%(fingerprint)s, %(labels)s)"

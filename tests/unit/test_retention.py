@@ -16,8 +16,8 @@ from store.schema import alerts, incident_events, incidents
 from store.sinks_schema import sink_deliveries
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.store_backends import database_url, engine  # noqa: F401 - the fixtures
 from tests.builders import T0, alert
-from tests.store_backends import database_url, engine  # noqa: F401 - the fixtures
 
 CUTOFF = T0 + timedelta(days=10)
 

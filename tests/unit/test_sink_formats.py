@@ -32,7 +32,7 @@ from sinks.statuspage_format import (
     resolved_body,
     status_changes,
 )
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
 
 ALL = frozenset(Severity)
 PAGING = frozenset({Severity.SEV1, Severity.SEV2, Severity.SEV3})

@@ -26,7 +26,7 @@ from sinks.pagerduty_format import (
 )
 from sinks.slack_format import announcement, coalesce, digest, resolution, update_line
 from sinks.statuspage_format import status_changes
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
 
 
 def _sent_bytes(call: PagerDutyCall) -> int:

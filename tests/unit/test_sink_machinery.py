@@ -23,8 +23,8 @@ from sinks.pacing import ChannelPacer
 from sinks.records import REPLAY_HEADER, decode
 from sinks.retry import RetryPolicy, backoff, call_with_retry
 from sinks.storm import StormDetector
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import T0, IncidentStory
 
 POLICY = RetryPolicy(initial=1.0, maximum=60.0, deadline=600.0)
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sinks.status_server import page_view, render_html
 from store.deliveries import StatusPageRecord
-from tests.fakes.events import T0
+from testkit.fakes.events import T0
 
 
 def record(

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sinks.retry import retry_store
-from tests.fakes.clock import FakeClock
+from testkit.fakes.clock import FakeClock
 
 
 async def test_a_cut_connection_is_retried_with_growing_pauses() -> None:

@@ -21,14 +21,14 @@ from sinks.slack_client import SlackError, SlackSender
 from sinks.slack_format import SlackMessage
 from sinks.statuspage_client import StatuspageClient
 from sinks.statuspage_format import StatusChange
-from tests.fakes import fixtures
-from tests.fakes.clock import FakeClock
-from tests.fakes.events import IncidentStory
-from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
-from tests.fakes.http import Fault
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes import fixtures
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.events import IncidentStory
+from testkit.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from testkit.fakes.http import Fault
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
 
 clock = fixtures.clock
 fake_pagerduty = fixtures.fake_pagerduty
@@ -234,7 +234,7 @@ async def test_statuspage_fake_errors(fake_statuspage: FakeStatuspage) -> None:
 
 
 def test_fault_windows_follow_the_clock(clock: FakeClock) -> None:
-    from tests.fakes.http import Faults
+    from testkit.fakes.http import Faults
 
     faults = Faults()
     faults.outage(clock, [(10.0, Fault(503)), (20.0, Fault(429, 5))])

@@ -6,7 +6,7 @@ from datetime import timedelta
 from models.events import EventType, IncidentEvent
 from models.severity import Severity
 from sinks.statuspage_format import Components, StatusChange, status_changes
-from tests.fakes.events import T0, IncidentStory
+from testkit.fakes.events import T0, IncidentStory
 
 ALL = frozenset(Severity)
 SECRET = "AKIAIOSFODNN7EXAMPLE-s3cr3t"

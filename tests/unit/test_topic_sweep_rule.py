@@ -1,6 +1,6 @@
-"""Which topics the sweep after a test or benchmark run deletes (tests/kafka_io.py)."""
+"""Which topics the sweep after a test or benchmark run deletes (testkit/kafka_io.py)."""
 
-from tests.kafka_io import sweepable
+from testkit.kafka_io import sweepable
 
 
 def test_the_brokers_own_topics_are_never_swept() -> None:

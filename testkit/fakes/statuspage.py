@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.http import FakeServer, Request, Response
+from testkit.fakes.http import FakeServer, Request, Response
 
 __all__ = ["FakeStatuspage"]
 

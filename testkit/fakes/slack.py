@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakes.http import FakeServer, Request, Response
+from testkit.fakes.http import FakeServer, Request, Response
 
 __all__ = ["FakeSlack", "SlackChannel", "SlackUser"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.fakes.http import FakeServer, Request, Response
+from testkit.fakes.http import FakeServer, Request, Response
 
 __all__ = ["FakePagerDuty", "PdAlert"]
 

@@ -1,7 +1,7 @@
 """Fixtures and builders shared by the sink tests: the three vendor fakes, settings that point
 sevflow at them, and a worker fed directly with records (no broker) for the delivery tests.
 
-Import the fixtures into a test module by name (``from tests.fakes.fixtures import fake_pagerduty``).
+Import the fixtures into a test module by name (``from testkit.fakes.fixtures import fake_pagerduty``).
 """
 
 from collections.abc import Iterator, Sequence
@@ -19,11 +19,11 @@ from sinks.clock import Clock
 from sinks.dlq import MemoryDeadLetters
 from sinks.storm import StormDetector
 from sinks.worker import Record, SinkWorker
-from tests.fakes.clock import FakeClock
-from tests.fakes.http import make_certificate
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.http import make_certificate
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
 
 __all__ = [
     "ROUTING_KEY",

@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
-from tests.fakes.pagerduty import FakePagerDuty
-from tests.fakes.slack import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
+from testkit.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
+from testkit.fakes.pagerduty import FakePagerDuty
+from testkit.fakes.slack import FakeSlack
+from testkit.fakes.statuspage import FakeStatuspage
+from testkit.local import REPO, free_port
 
 ALERTMANAGER = os.environ.get("SEVFLOW_ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 AMTOOL = os.environ.get("SEVFLOW_AMTOOL_BIN", shutil.which("amtool") or "/usr/bin/amtool")

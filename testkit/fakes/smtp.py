@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
+from testkit.local import free_port
 
 __all__ = ["FakeSmtp", "Received"]
 
