@@ -5,7 +5,8 @@ did it.
 The CLI calls these with the login name as the actor; the admin API (sevflow/admin_api.py) with
 the token's name. A maintenance window that matches every alert or lasts over
 ``SEVFLOW_MAINTENANCE_MAX_HOURS`` is refused with :class:`NeedsForce` unless ``force`` is given
-(models/maintenance.py ``guard_problems``).
+(models/maintenance.py ``guard_problems``); a forced window leaves a notice that the Slack sink's
+process posts in the announcement channel (sinks/notices.py), and so does ending it early.
 """
 
 import uuid
@@ -18,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.audit import AuditEntry
 from models.maintenance import MaintenanceWindow, guard_problems
+from models.notices import NoticeKind, WindowNotice, notice_id
 from models.settings import Settings
 from sinks.dlq import Replayed, dlq_replay_async
+from store import notices
 from store.audit import record
 from store.maintenance import MaintenanceStore
 from streams.quarantine import quarantine_replay_async
@@ -86,43 +89,50 @@ async def create_window(
     who: Who,
     now: datetime,
 ) -> list[str]:
-    """Store ``window`` and record it; returns the guard's problems that ``force`` overrode (the
-    window is then to be announced). Raises :class:`NeedsForce` without ``force``."""
+    """Store ``window`` and record it; returns the guard's problems that ``force`` overrode. A
+    forced window is stored with its audit record and its ``created`` notice (store/notices.py)
+    in one transaction. Raises :class:`NeedsForce` without ``force``."""
     problems = guard_problems(window, max_hours)
     if problems and not force:
         raise NeedsForce(problems)
-    await MaintenanceStore(engine).add(window)
     hours = (window.ends_at - window.starts_at).total_seconds() / 3600
-    await record(
-        engine,
-        AuditEntry(
-            at=now,
-            action="maintenance.created",
-            actor=who.name,
-            via=who.via,
-            target=window.id,
-            details={
-                "matchers": list(window.matchers),
-                "starts_at": window.starts_at.isoformat(),
-                "ends_at": window.ends_at.isoformat(),
-                "hours": round(hours, 3),
-                "comment": window.comment,
-                "forced": problems,
-            },
-            note=who.note,
-        ),
+    entry = AuditEntry(
+        at=now,
+        action="maintenance.created",
+        actor=who.name,
+        via=who.via,
+        target=window.id,
+        details={
+            "matchers": list(window.matchers),
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "hours": round(hours, 3),
+            "comment": window.comment,
+            "forced": problems,
+        },
+        note=who.note,
     )
+    async with engine.begin() as conn:
+        await MaintenanceStore(engine).add(window, conn)
+        await record(conn, entry)
+        if problems:
+            await notices.add(conn, _notice(window, "created", problems, who, now))
     return problems
 
 
 async def end_window(
     engine: AsyncEngine, window_id: str, *, who: Who, now: datetime
 ) -> MaintenanceWindow | None:
-    """End a window now and record it; None when there is no such window."""
-    ended = await MaintenanceStore(engine).end(window_id, now)
-    if ended is not None:
+    """End a window now and record it; None when there is no such window. A forced window
+    (one with a ``created`` notice) that this ends early gets an ``ended`` notice, in the same
+    transaction."""
+    async with engine.begin() as conn:
+        found = await MaintenanceStore(engine).end(window_id, now, conn)
+        if found is None:
+            return None
+        ended, shortened = found
         await record(
-            engine,
+            conn,
             AuditEntry(
                 at=now,
                 action="maintenance.ended",
@@ -133,7 +143,28 @@ async def end_window(
                 note=who.note,
             ),
         )
+        created = await notices.find(conn, window_id, "created") if shortened else None
+        if created is not None:
+            await notices.add(conn, _notice(ended, "ended", created.overridden, who, now))
     return ended
+
+
+def _notice(
+    window: MaintenanceWindow, kind: NoticeKind, overridden: Sequence[str], who: Who, now: datetime
+) -> WindowNotice:
+    return WindowNotice(
+        id=notice_id(window.id, kind),
+        kind=kind,
+        window_id=window.id,
+        at=now,
+        actor=who.name,
+        via=who.via,
+        matchers=window.matchers,
+        starts_at=window.starts_at,
+        ends_at=window.ends_at,
+        overridden=tuple(overridden),
+        comment=window.comment,
+    )
 
 
 async def replay_dead_letters(

@@ -20,6 +20,7 @@ from sevflow.admin import Who, create_window, end_window, new_window
 from sevflow.operator_cli import store_problem
 from store.db import async_engine
 from store.maintenance import MaintenanceStore
+from store.notices import NoticeStore
 
 __all__ = ["add_maintenance_command", "parse_when", "run_maintenance"]
 
@@ -44,6 +45,21 @@ def parse_when(text: str, now: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone (add Z for UTC)")
     return moment.astimezone(UTC)
+
+
+_NOTICE = {"created": "its creation", "ended": "its early end"}
+
+
+def _announcement(status: str, settings: Settings) -> str:
+    """What became of a notice, for the listing."""
+    channel = "#" + settings.slack_announce_channel.lstrip("#")
+    if status == "announced":
+        return f"announced in {channel}"
+    if status == "failed":
+        return f"NOT announced in {channel}: Slack refused it (see the sinks' log)"
+    if settings.slack_token is None:
+        return f"NOT announced: SEVFLOW_SLACK_TOKEN is not set, nothing posts to {channel}"
+    return f"not announced in {channel} yet (the sinks post it within a minute)"
 
 
 def add_maintenance_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -122,6 +138,10 @@ async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out:
                 ),
                 file=out,
             )  # fmt: skip
+        announced = await NoticeStore(engine).states([w.id for w in windows])
+        for w in windows:
+            for kind, status in announced.get(w.id, []):
+                print(f"{w.id}: forced; {_NOTICE[kind]} {_announcement(status, settings)}", file=out)
         return 0
     finally:
         await engine.dispose()

@@ -1,4 +1,5 @@
-"""``sevflow sinks``: every configured sink's consumer plus the built-in status page server."""
+"""``sevflow sinks``: every configured sink's consumer plus the built-in status page server, and
+beside the Slack sink the task that announces forced maintenance windows (sinks/notices.py)."""
 
 import asyncio
 import contextlib
@@ -25,6 +26,8 @@ from sinks.dlq import DeadLetterWriter
 from sinks.errors import SinkStopped
 from sinks.kafka import SinkConsumer, dead_letter_producer, sink_consumer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
+from sinks.notices import NoticeAnnouncer, announce_until
+from sinks.slack import SlackSink
 from sinks.status_server import create_status_app
 from sinks.statuspage import StatusPageSink, follow_up_until
 from sinks.storm import StormDetector
@@ -32,6 +35,7 @@ from sinks.worker import SinkWorker
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.deliveries import DeliveryLog, StatusPageStore
 from store.migrate import upgrade
+from store.notices import NoticeStore
 from store.schema import metadata
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 from streams.escalation import PolicyError, load_policy
@@ -124,6 +128,10 @@ async def serve_sinks(
             tasks.append(task)
             consumers_by_task[task] = (sink.name, consumer)
             log.info("sink %s consuming %s", sink.name, settings.events_topic)
+            if isinstance(sink, SlackSink):
+                announcer = NoticeAnnouncer(sink, NoticeStore(engine), clock)
+                collector.notices = announcer
+                tasks.append(asyncio.create_task(announce_until(announcer, stop), name="notices"))
             if isinstance(sink, StatusPageSink) and settings.statuspage_followup_minutes:
                 interval = timedelta(minutes=settings.statuspage_followup_minutes)
                 tasks.append(

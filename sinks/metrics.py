@@ -16,6 +16,7 @@ from models.settings import Settings
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
 from sinks.dlq import dlq_list_async
+from sinks.notices import NoticeAnnouncer
 from sinks.pagerduty import PagerDutySink
 from store.deliveries import DeliveryLog
 
@@ -30,9 +31,10 @@ def _breaker(sink: Sink) -> CircuitBreaker | None:
 
 class SinkCollector(Collector):
     """sevflow_sink_circuit_open, sevflow_sink_failures_total, sevflow_sink_stopped,
-    sevflow_dlq_size and, while the canary runs (``canary_interval`` seconds),
-    sevflow_canary_interval_seconds, sevflow_canary_watch_started_timestamp_seconds and (once one
-    arrived) sevflow_canary_last_delivered_timestamp_seconds."""
+    sevflow_dlq_size, sevflow_notices_failed_total (while Slack runs) and, while the canary runs
+    (``canary_interval`` seconds), sevflow_canary_interval_seconds,
+    sevflow_canary_watch_started_timestamp_seconds and (once one arrived)
+    sevflow_canary_last_delivered_timestamp_seconds."""
 
     def __init__(
         self,
@@ -49,6 +51,8 @@ class SinkCollector(Collector):
         self.dlq_size: int | None = None  # None until first measured
         #: Sinks that stopped themselves (too many dead letters in a row) while the others run.
         self.stopped: set[str] = set()
+        #: The notices task, when Slack runs (its count of notices Slack refused for good).
+        self.notices: NoticeAnnouncer | None = None
 
     def collect(self) -> Iterable[Metric]:
         circuit = GaugeMetricFamily(
@@ -78,6 +82,13 @@ class SinkCollector(Collector):
             )
             dlq.add_metric([self._dlq_topic], float(self.dlq_size))
             yield dlq
+        if self.notices is not None:
+            failed = CounterMetricFamily(
+                "sevflow_notices_failed",
+                "Forced maintenance window notices Slack refused for good (marked failed).",
+            )
+            failed.add_metric([], float(self.notices.failed))
+            yield failed
         yield from self._canary()
 
     def _canary(self) -> Iterable[Metric]:

@@ -28,6 +28,7 @@ channel creation records the name it is trying so an interrupted create is found
 """
 
 import functools
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -316,6 +317,31 @@ class SlackSink:
         await self._effects.once(
             [event], "announce-update", functools.partial(self._sender.update, channel, ts, message)
         )
+
+    # --- notices (forced maintenance windows) ----------------------------------------------
+    async def announce(self, key: str, scope: str, message: SlackMessage, since: datetime) -> Result:
+        """Post ``message`` in the announcement channel once for ``key`` (a notice's id: it is
+        the delivery log's event id), under this sink's retries and breaker. A ``pending`` entry
+        (a process stopped mid-post) is reconciled from the channel's history, not posted again;
+        ``since``: when the notice was written (the history searched starts there)."""
+        channel = await self._announce_channel()
+        marker = json.dumps([key, "notice"])
+        log_, clock = self._effects.log, self._effects.clock
+        record = await log_.step(self.name, key, "notice")
+        if record is not None and record.status == "done":
+            return record.result
+        find = functools.partial(self._sender.find_message, channel, marker, since=since)
+        result = await self._effects.retried(find, "notice (reconcile)", scope) if record else None
+        if result is None:
+            await log_.begin(self.name, key, "notice", scope, clock.now())
+
+            async def post() -> Result:
+                async with self._pacer.slot(channel, 2):  # after SEV1 posts, before the rest
+                    return await self._sender.post(channel, message, marker)
+
+            result = await self._effects.retried(post, "notice", scope)
+        await log_.confirm(self.name, [key], "notice", scope, clock.now(), result=result)
+        return result
 
     # --- the next business day's morning digest (SEV4) ---------------------------------------
     async def _list_in_digest(self, event: IncidentEvent) -> None:

@@ -20,17 +20,20 @@ class MaintenanceStore:
         self._engine = engine
         self._reader = reader(engine)
 
-    async def add(self, window: MaintenanceWindow) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                maintenance_windows.insert().values(
-                    id=window.id,
-                    starts_at=window.starts_at,
-                    ends_at=window.ends_at,
-                    document=window.model_dump_json(),
-                    released_at=None,
-                )
-            )
+    async def add(self, window: MaintenanceWindow, conn: AsyncConnection | None = None) -> None:
+        """Store ``window`` (in ``conn``'s transaction when given, else in its own)."""
+        statement = maintenance_windows.insert().values(
+            id=window.id,
+            starts_at=window.starts_at,
+            ends_at=window.ends_at,
+            document=window.model_dump_json(),
+            released_at=None,
+        )
+        if conn is not None:
+            await conn.execute(statement)
+            return
+        async with self._engine.begin() as own:
+            await own.execute(statement)
 
     async def get(self, window_id: str) -> MaintenanceWindow | None:
         async with self._reader.connect() as conn:
@@ -64,20 +67,31 @@ class MaintenanceStore:
             documents = (await conn.execute(query)).scalars().all()
         return [MaintenanceWindow.model_validate_json(d) for d in documents]
 
-    async def end(self, window_id: str, at: datetime) -> MaintenanceWindow | None:
-        """End a window now (or keep its end if that is earlier); None when unknown."""
-        window = await self.get(window_id)
-        if window is None:
+    async def end(
+        self, window_id: str, at: datetime, conn: AsyncConnection | None = None
+    ) -> tuple[MaintenanceWindow, bool] | None:
+        """End a window now (or keep its end if that is earlier): the window and whether it was
+        shortened; None when unknown. Read and written in ``conn``'s transaction when given."""
+        if conn is None:
+            async with self._engine.begin() as own:
+                return await self.end(window_id, at, own)
+        document = (
+            await conn.execute(
+                select(maintenance_windows.c.document).where(maintenance_windows.c.id == window_id)
+            )
+        ).scalar_one_or_none()
+        if document is None:
             return None
-        if window.ends_at > at:
-            window = window.model_copy(update={"ends_at": max(at, window.starts_at)})
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    update(maintenance_windows)
-                    .where(maintenance_windows.c.id == window_id)
-                    .values(ends_at=window.ends_at, document=window.model_dump_json())
-                )
-        return window
+        window = MaintenanceWindow.model_validate_json(document)
+        if window.ends_at <= at:
+            return window, False
+        window = window.model_copy(update={"ends_at": max(at, window.starts_at)})
+        await conn.execute(
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window_id)
+            .values(ends_at=window.ends_at, document=window.model_dump_json())
+        )
+        return window, True
 
     async def due(self, now: datetime) -> list[str]:
         """Ended windows whose held alerts have not been released yet."""

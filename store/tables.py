@@ -6,9 +6,10 @@ importing this module registers them all.
 
 import store.audit
 import store.escalation_schema
+import store.notices
 import store.sinks_schema
 from store.schema import metadata
 
 __all__ = ["metadata"]
 
-_REGISTERED = (store.audit, store.escalation_schema, store.sinks_schema)
+_REGISTERED = (store.audit, store.escalation_schema, store.notices, store.sinks_schema)
