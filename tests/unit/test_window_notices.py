@@ -26,10 +26,10 @@ from sinks.notices import NoticeAnnouncer
 from sinks.slack import SlackSink
 from store.maintenance import MaintenanceStore
 from store.notices import NoticeStore, notices
-from tests.conftest import REPO
-from tests.fakes.clock import FakeClock
-from tests.fakes.fixtures import clock, fake_slack, sink_named, sink_settings
-from tests.fakes.slack import FakeSlack
+from testkit.fakes.clock import FakeClock
+from testkit.fakes.fixtures import clock, fake_slack, sink_named, sink_settings
+from testkit.fakes.slack import FakeSlack
+from testkit.local import REPO
 from tests.unit.test_access import SECRETS, Receiver, Scope, receiver
 
 __all__ = ["clock", "fake_slack", "receiver"]  # fixtures used by name
