@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
+        # One INFO line each time the sinks' metrics read the dead-letter topic (every scrape).
+        logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
     if insecure := settings.insecure_vendor_urls():
         logging.getLogger("sevflow").warning(
             "%s: plain http accepted (SEVFLOW_ALLOW_INSECURE_VENDOR_URLS): for tests only, "
