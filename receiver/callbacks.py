@@ -55,6 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.clock import Clock, utc_now
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.settings import Settings
@@ -114,8 +115,6 @@ _STORM_PAGE = "sevflow-storm-"
 #: ``https://<subdomain>.pagerduty.com/…`` or, in the EU service region, ``<subdomain>.eu.…``.
 _PAGERDUTY_HOST = re.compile(r"([a-z0-9][a-z0-9-]{0,62})(?:\.eu)?\.pagerduty\.com")
 
-Clock = Callable[[], datetime]
-
 
 class CommandSink(Protocol):
     """Where commands go: :class:`receiver.commands.CommandPublisher` (Kafka), or a test recorder.
@@ -123,10 +122,6 @@ class CommandSink(Protocol):
     ``publish`` returns once the command is durably accepted and raises on failure or timeout."""
 
     async def publish(self, command: Command) -> None: ...
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- signatures (pure) ------------------------------------------------------------------------
@@ -542,7 +537,7 @@ def callback_routes(
     slack_callers: SlackCallers | None = None,
     pagerduty_secrets: Sequence[SecretStr] = (),
     pagerduty_account: str | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     slack_replay_window: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 256 * 1024,
     body_read_seconds: float = BODY_READ_SECONDS,
@@ -609,7 +604,7 @@ def routes_from_settings(
     settings: Settings,
     publisher: CommandSink,
     *,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     slack_callers: SlackCallers | None = None,
 ) -> list[Route]:
     """:func:`callback_routes` configured from settings; ``slack_callers`` from

@@ -2,12 +2,13 @@
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.alertmanager import format_group_key
+from models.clock import utc_now
 from models.fingerprint import fingerprint
 from models.settings import Settings
 from store.db import async_engine
@@ -97,7 +98,7 @@ def explain(
 ) -> str:
     """A readable explanation of how sevflow would handle an alert with these labels arriving
     at ``now`` (the current time when None)."""
-    at = now if now is not None else datetime.now(UTC)
+    at = now if now is not None else utc_now()
     rules = load_rules(settings.rules_file)
     explanation = rules.explain(labels, annotations)
     cls = explanation.classification
