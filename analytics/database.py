@@ -10,13 +10,12 @@ incidents, so a report over a year of incidents stays fast.
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from analytics.figures import RESPONSE_TYPES, IncidentTimes, times_of
 from models.events import IncidentEvent
 from models.incident import Incident
-from store.schema import incident_events, incidents
+from store.incident_reads import incident_reads
 
 __all__ = ["load_incident_times"]
 
@@ -25,25 +24,13 @@ async def load_incident_times(
     engine: AsyncEngine, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[IncidentTimes]:
     """The times of every incident opened in ``[since, until)``, ordered by incident id."""
-    window = select(incidents.c.id)
-    if since is not None:
-        window = window.where(incidents.c.opened_at >= since)
-    if until is not None:
-        window = window.where(incidents.c.opened_at < until)
-    incident_query = select(incidents.c.document).where(incidents.c.id.in_(window))
-    response_events = (
-        select(incident_events.c.incident_id, incident_events.c.document)
-        .where(
-            incident_events.c.incident_id.in_(window),
-            incident_events.c.type.in_([t.value for t in RESPONSE_TYPES]),
+    async with incident_reads(engine) as reads:
+        documents, events = await reads.opened_with_events(
+            [t.value for t in RESPONSE_TYPES], since=since, until=until
         )
-        .order_by(incident_events.c.incident_id, incident_events.c.sequence)
-    )
     timelines: dict[str, list[IncidentEvent]] = {}
-    async with engine.connect() as conn:
-        documents = (await conn.execute(incident_query)).scalars().all()
-        for incident_id, document in (await conn.execute(response_events)).all():
-            timelines.setdefault(incident_id, []).append(IncidentEvent.model_validate_json(document))
+    for incident_id, document in events:
+        timelines.setdefault(incident_id, []).append(IncidentEvent.model_validate_json(document))
     result = []
     for document in documents:
         incident = Incident.model_validate_json(document).snapshot()

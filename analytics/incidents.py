@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import AlertSnapshot, IncidentEvent, IncidentState
 from models.incident import Incident
 from models.severity import Severity
+from store.incident_reads import incident_reads
 from store.incidents import IncidentStore
-from store.schema import incidents
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -111,29 +110,18 @@ async def find_incidents(
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
     after = decode_cursor(cursor) if cursor is not None else None
-    query = select(incidents.c.document).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
-    if criteria.state is not None:
-        query = query.where(incidents.c.state == criteria.state.value)
-    if criteria.severity is not None:
-        query = query.where(incidents.c.severity == criteria.severity.value)
-    if criteria.since is not None:
-        query = query.where(incidents.c.opened_at >= criteria.since)
-    if criteria.until is not None:
-        query = query.where(incidents.c.opened_at < criteria.until)
     found: list[Incident] = []
     more = False
-    async with engine.connect() as conn:
+    async with incident_reads(engine) as reads:
         while True:
-            chunk_query = query
-            if after is not None:
-                opened_at, incident_id = after
-                chunk_query = query.where(
-                    or_(
-                        incidents.c.opened_at < opened_at,
-                        and_(incidents.c.opened_at == opened_at, incidents.c.id < incident_id),
-                    )
-                )
-            documents = (await conn.execute(chunk_query.limit(_CHUNK))).scalars().all()
+            documents = await reads.newest(
+                limit=_CHUNK,
+                state=criteria.state.value if criteria.state is not None else None,
+                severity=criteria.severity.value if criteria.severity is not None else None,
+                since=criteria.since,
+                until=criteria.until,
+                after=after,
+            )
             for document in documents:
                 incident = Incident.model_validate_json(document)
                 after = (incident.opened_at, incident.id)

@@ -30,7 +30,6 @@ import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import cast
 
 from prometheus_client import Counter, Histogram
@@ -42,6 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.alertmanager import WebhookPayload, to_records
+from models.clock import Clock
 from receiver.access import Credentials, protect
 from receiver.auth import WebhookAuth
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, hung_up, read_capped
@@ -92,7 +92,7 @@ def create_app(
     *,
     publisher: AlertPublisher,
     auth: Credentials,
-    now: Callable[[], datetime],
+    now: Clock,
     max_body_bytes: int = 1024 * 1024,
     rate_limiter: RateLimiter | None = None,
     monotonic: Callable[[], float] = time.monotonic,

@@ -54,9 +54,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.clock import Clock, utc_now
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
 from models.notes import NOTE_MAX, clean_note
+from models.pagerduty_keys import DEDUP_KEY_MAX, parse_key
 from models.settings import Settings
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
@@ -104,17 +106,11 @@ _PAGERDUTY_EVENTS: dict[str, Literal["acknowledge", "resolve"]] = {
     "incident.acknowledged": "acknowledge",
     "incident.resolved": "resolve",
 }
-#: The dedup_key of an escalation level's own page (sinks/pagerduty_format.escalation_key).
-_ESCALATION_PAGE = "/escalation/"
 #: The agent type of a PagerDuty user (webhooks v3 ``event.agent``); an Events API integration is
 #: not one.
 _PAGERDUTY_USER = "user_reference"
-#: The dedup_key prefix of a storm's digest alert (sinks/pagerduty_format.storm_key).
-_STORM_PAGE = "sevflow-storm-"
 #: ``https://<subdomain>.pagerduty.com/…`` or, in the EU service region, ``<subdomain>.eu.…``.
 _PAGERDUTY_HOST = re.compile(r"([a-z0-9][a-z0-9-]{0,62})(?:\.eu)?\.pagerduty\.com")
-
-Clock = Callable[[], datetime]
 
 
 class CommandSink(Protocol):
@@ -123,10 +119,6 @@ class CommandSink(Protocol):
     ``publish`` returns once the command is durably accepted and raises on failure or timeout."""
 
     async def publish(self, command: Command) -> None: ...
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- signatures (pure) ------------------------------------------------------------------------
@@ -441,17 +433,20 @@ class _Callbacks:
         action = _PAGERDUTY_EVENTS.get(event_type)
         if action is None:
             return _ignored(f"event type {event_type} is not acted on")
-        incident_id = data.get("incident_key")
-        if isinstance(incident_id, str) and incident_id.startswith(_STORM_PAGE):
+        incident_key = data.get("incident_key")
+        if not isinstance(incident_key, str):
+            return _ignored("no sevflow incident key (data.incident_key) on the incident")
+        key = parse_key(incident_key)
+        if key.kind == "storm":
             return _ignored("a storm digest: its incidents are acknowledged one by one")
-        pagerduty_alert = incident_id[:255] if isinstance(incident_id, str) else None
-        if isinstance(incident_id, str) and _ESCALATION_PAGE in incident_id:
+        pagerduty_alert = incident_key[:DEDUP_KEY_MAX]
+        if key.kind == "escalation":
             # The page of an escalation level (the secondary, the manager): whoever answers it has
             # responded, which stops the escalation; resolving their page is not resolving the
             # incident, so either counts as an acknowledgement.
-            incident_id = incident_id.partition(_ESCALATION_PAGE)[0]
             action = "acknowledge"
-        if not isinstance(incident_id, str) or not _INCIDENT_ID.fullmatch(incident_id):
+        incident_id = key.incident_id
+        if incident_id is None or not _INCIDENT_ID.fullmatch(incident_id):
             return _ignored("no sevflow incident key (data.incident_key) on the incident")
         agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
         assert isinstance(agent, dict)
@@ -529,7 +524,7 @@ def callback_routes(
     slack_callers: SlackCallers | None = None,
     pagerduty_secrets: Sequence[SecretStr] = (),
     pagerduty_account: str | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     slack_replay_window: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 256 * 1024,
     body_read_seconds: float = BODY_READ_SECONDS,
@@ -596,7 +591,7 @@ def routes_from_settings(
     settings: Settings,
     publisher: CommandSink,
     *,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     slack_callers: SlackCallers | None = None,
 ) -> list[Route]:
     """:func:`callback_routes` configured from settings; ``slack_callers`` from

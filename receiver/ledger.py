@@ -46,7 +46,7 @@ from models.alert import AlertRecord
 
 __all__ = ["Delivery", "InDoubtLedger", "identity", "stream"]
 
-Clock = Callable[[], float]
+MonotonicClock = Callable[[], float]
 #: Seconds a record superseded while being written keeps deduplicating its retries after its
 #: write ended (Alertmanager retries a failed notification within seconds to a few minutes).
 SUPERSEDED_GRACE = 120.0
@@ -97,7 +97,7 @@ class Delivery:
 class InDoubtLedger:
     """The newest record per stream that is in flight or in doubt, with its delivery."""
 
-    def __init__(self, clock: Clock, window: float, max_entries: int = 100_000) -> None:
+    def __init__(self, clock: MonotonicClock, window: float, max_entries: int = 100_000) -> None:
         self._clock = clock
         self._window = window
         self._max_entries = max_entries

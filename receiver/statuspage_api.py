@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka.errors import KafkaError
@@ -33,6 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.clock import Clock
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
 from models.notes import clean_note
@@ -92,7 +92,7 @@ def publish_route(
     engine: AsyncEngine,
     publisher: CommandSink,
     *,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> Route:
     """``POST /api/incidents/{id}/statuspage/publish``, to mount beside the incident API, behind
     the ``admin`` scope the receiver checks (receiver/access.py: the token's name is the actor)."""

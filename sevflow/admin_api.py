@@ -21,7 +21,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.clock import Clock
 from models.notes import clean_note
 from models.settings import Settings
 from receiver.access import principal_of
@@ -56,7 +56,6 @@ __all__ = ["admin_routes"]
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Handler = Callable[[Request], Awaitable[Response]]
 RETRY_AFTER_SECONDS = 5
 MAX_BODY_BYTES = 64 * 1024

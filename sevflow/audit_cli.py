@@ -8,13 +8,13 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.audit import ACTIONS
+from models.clock import Clock, utc_now
 from models.settings import Settings
 from sevflow.maintenance_cli import parse_when
 from sevflow.operator_cli import store_problem
@@ -86,7 +86,7 @@ def run_audit(
     args: argparse.Namespace,
     *,
     out: TextIO = sys.stdout,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Clock = utc_now,
 ) -> int:
     try:
         return asyncio.run(_run(settings, args, now(), out))

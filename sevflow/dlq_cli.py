@@ -6,13 +6,14 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO, TypeVar
 
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.clock import utc_now
 from models.settings import Settings
 from sevflow.admin import Who, replay_dead_letters, replay_quarantined
 from sevflow.operator_cli import store_problem
@@ -85,7 +86,7 @@ async def _audited(
     """Run ``replay`` as the login user, recorded in the audit log of the incident store."""
     engine = async_engine(settings.sqlalchemy_url())
     try:
-        return await replay(engine, Who(getpass.getuser(), "cli"), datetime.now(UTC))
+        return await replay(engine, Who(getpass.getuser(), "cli"), utc_now())
     finally:
         await engine.dispose()
 

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from models.clock import utc_now
 from models.escalation import EscalationState, format_duration
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, Command, Incident
@@ -161,7 +162,7 @@ def _command(
                 action,
                 by=_login(),
                 note=by,
-                now=datetime.now(UTC),
+                now=utc_now(),
                 details=details,
                 episode=episode,
             )
@@ -284,7 +285,7 @@ def escalations(
     from sevflow.operator_cli import store_problem
     from store.db import UnsupportedDatabaseError, async_engine
 
-    moment = now or datetime.now(UTC)
+    moment = now or utc_now()
 
     async def main() -> str:
         engine = async_engine(settings.sqlalchemy_url())

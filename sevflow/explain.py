@@ -2,18 +2,18 @@
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.alertmanager import format_group_key
+from models.clock import utc_now
 from models.fingerprint import fingerprint
 from models.settings import Settings
 from store.db import async_engine
+from store.incident_reads import incident_reads
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
-from store.schema import alerts, incident_groups
 from streams.rules import load_rules
 
 __all__ = ["explain", "parse_pairs"]
@@ -50,11 +50,9 @@ async def _incident_for(
                 f"{window.ends_at:%Y-%m-%d %H:%M} UTC: an alert that starts firing now pages "
                 "nobody and joins an incident only when the window ends"
             )
-        async with engine.connect() as conn:
+        async with incident_reads(engine) as reads:
             if group_key is None:
-                stored = (
-                    await conn.execute(select(alerts.c.group_key).where(alerts.c.fingerprint == fp))
-                ).scalar_one_or_none()
+                stored = await reads.group_of_alert(fp)
                 if stored is None:
                     return [
                         *lines,
@@ -62,11 +60,7 @@ async def _incident_for(
                         "pass --group-key or set SEVFLOW_GROUP_BY",
                     ]
                 group_key = stored
-            incident_id = (
-                await conn.execute(
-                    select(incident_groups.c.incident_id).where(incident_groups.c.group_key == group_key)
-                )
-            ).scalar_one_or_none()
+            incident_id = await reads.incident_of_group(group_key)
         lines.append(f"group:     {group_key}")
         incident = await IncidentStore(engine).get(incident_id) if incident_id else None
     finally:
@@ -97,7 +91,7 @@ def explain(
 ) -> str:
     """A readable explanation of how sevflow would handle an alert with these labels arriving
     at ``now`` (the current time when None)."""
-    at = now if now is not None else datetime.now(UTC)
+    at = now if now is not None else utc_now()
     rules = load_rules(settings.rules_file)
     explanation = rules.explain(labels, annotations)
     cls = explanation.classification

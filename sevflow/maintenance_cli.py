@@ -8,13 +8,13 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.clock import Clock, utc_now
 from models.settings import Settings
 from sevflow.admin import Who, create_window, end_window, new_window
 from sevflow.operator_cli import store_problem
@@ -152,7 +152,7 @@ def run_maintenance(
     args: argparse.Namespace,
     *,
     out: TextIO = sys.stdout,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Clock = utc_now,
 ) -> int:
     try:
         return asyncio.run(_run(settings, args, now(), out))

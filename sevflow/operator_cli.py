@@ -39,6 +39,7 @@ from analytics.incidents import MAX_PAGE_SIZE, IncidentFilter, find_incidents, l
 from analytics.postmortem import render_postmortem
 from analytics.text import render_detail, render_incidents, render_report
 from analytics.topic import TopicError, read_events
+from models.clock import Clock, utc_now
 from models.events import IncidentState
 from models.settings import Settings
 from models.severity import Severity
@@ -67,14 +68,9 @@ EXIT_USAGE = 2
 COMMANDS = ("incidents", "report", "postmortem")
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _OptionError(ValueError):
@@ -174,7 +170,7 @@ def run_operator_command(
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    now: Clock = _utc_now,
+    now: Clock = utc_now,
 ) -> int | None:
     """Run the command in ``args`` if it is one of this module's; None when it is not."""
     out = out if out is not None else sys.stdout
@@ -238,7 +234,7 @@ def incidents_list(
     *,
     out: TextIO,
     err: TextIO,
-    now: Clock = _utc_now,
+    now: Clock = utc_now,
 ) -> int:
     """``sevflow incidents list``: matching incidents, newest first."""
     try:
@@ -297,7 +293,7 @@ def report(
     *,
     out: TextIO,
     err: TextIO,
-    now: Clock = _utc_now,
+    now: Clock = utc_now,
 ) -> int:
     """``sevflow report``: response figures per SEV from the store, or ``--from-topic``."""
     at = now()
@@ -346,7 +342,7 @@ def postmortem(
     *,
     out: TextIO,
     err: TextIO,
-    now: Clock = _utc_now,
+    now: Clock = utc_now,
 ) -> int:
     """``sevflow postmortem <id>``: the playbook's template filled from the incident's events."""
 

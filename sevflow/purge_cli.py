@@ -7,11 +7,12 @@ delete (rows per table) and deletes only when asked again with ``--yes``.
 import argparse
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.clock import utc_now
 from models.settings import Settings
 from sevflow.operator_cli import _with_engine
 from store.retention import PurgeCounts, purge
@@ -64,7 +65,7 @@ def run_purge(
             print("sevflow purge: retention is off (SEVFLOW_RETENTION_DAYS=0); nothing to do", file=out)
             return 0
         age = timedelta(days=settings.retention_days)
-    cutoff = (now or datetime.now(UTC)) - age
+    cutoff = (now or utc_now()) - age
 
     async def work(engine: AsyncEngine) -> PurgeCounts:
         return await purge(engine, cutoff, incidents_too=options.incidents, dry_run=not options.yes)

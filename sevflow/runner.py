@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from types import FrameType
 
 import httpx
@@ -16,6 +15,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
+from models.clock import utc_now
 from models.settings import Settings
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
@@ -48,10 +48,6 @@ log = logging.getLogger("sevflow")
 #: records, the rest are delivered again and applying them again changes nothing. Below the 30 s
 #: that Kubernetes and most supervisors give before SIGKILL, so the lease is at least tried.
 WORKER_STOP_DEADLINE = 20.0
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _metrics_auth(settings: Settings) -> WebhookAuth | None:
@@ -131,7 +127,7 @@ def run_receiver(settings: Settings) -> int:
     app = create_receiver(
         publisher=publisher,
         auth=credentials,
-        now=_utc_now,
+        now=utc_now,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
@@ -142,8 +138,8 @@ def run_receiver(settings: Settings) -> int:
                 store_engine,
                 commands=[r for r in callbacks if r.name in API_COMMAND_ROUTES],
             ),
-            *admin_routes(settings, store_engine, clock=_utc_now),
-            publish_route(store_engine, commands, clock=_utc_now),
+            *admin_routes(settings, store_engine, clock=utc_now),
+            publish_route(store_engine, commands, clock=utc_now),
         ],
         metrics_auth=_metrics_auth(settings),
     )

@@ -34,10 +34,8 @@ from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.deliveries import DeliveryLog, StatusPageStore
-from store.migrate import upgrade
+from store.migrate import create_missing_sink_tables, upgrade
 from store.notices import NoticeStore
-from store.schema import metadata
-from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 from streams.escalation import PolicyError, load_policy
 
 __all__ = ["create_sink_tables", "run_sinks", "serve_sinks"]
@@ -58,7 +56,7 @@ def create_sink_tables(url: str) -> None:
     engine = sync_engine(url)
     try:
         upgrade(engine)
-        metadata.create_all(engine, tables=[sink_deliveries, sink_refs, status_page_incidents])
+        create_missing_sink_tables(engine)
     finally:
         engine.dispose()
 

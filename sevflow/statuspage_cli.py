@@ -12,9 +12,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TextIO
 
+from models.clock import utc_now
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command, Incident
 from models.settings import Settings
@@ -118,7 +118,7 @@ def publish(
         title,
         body,
         Actor(via="cli", name=_login(), note=clean_note(by)),
-        datetime.now(UTC),
+        utc_now(),
         "cli",
     )
 

@@ -2,12 +2,19 @@
 
 Pure code takes ``now`` as an argument; the loops that need to wait (retries, the circuit
 breaker, per-channel pacing) hold a :class:`Clock`, so tests pass a fake that advances instantly.
+
+This is a different concept from :data:`models.clock.Clock` (a function returning now, all the
+other runtimes need): the sinks also sleep and measure deadlines on a monotonic clock, so their
+fake must advance all three together. Where the two overlap, reading now, :class:`SystemClock`
+reads it through :func:`models.clock.utc_now`, the one production clock read.
 """
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
+
+from models.clock import utc_now
 
 __all__ = ["Clock", "SystemClock"]
 
@@ -28,7 +35,7 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
     def monotonic(self) -> float:
         return time.monotonic()

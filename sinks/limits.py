@@ -11,6 +11,8 @@ two): never fewer than the code points Python counts, so a text that fits here f
 counts either. Text is cut between code points, so never inside a surrogate pair.
 """
 
+from models.pagerduty_keys import DEDUP_KEY_MAX
+
 __all__ = [
     "PAGERDUTY_DEDUP_KEY_MAX",
     "PAGERDUTY_EVENT_MAX_BYTES",
@@ -40,8 +42,9 @@ PAGERDUTY_EVENT_MAX_BYTES = 512_000
 #: ``payload.summary`` "Maximum of 1024 characters":
 #: https://developer.pagerduty.com/docs/send-alert-event (docs/events-API-v2/02-Trigger-Events.md).
 PAGERDUTY_SUMMARY_MAX = 1024
-#: ``dedup_key`` "Maximum of 255 characters": the same page.
-PAGERDUTY_DEDUP_KEY_MAX = 255
+#: ``dedup_key`` "Maximum of 255 characters": the same page (kept with the key forms, in
+#: models/pagerduty_keys.py).
+PAGERDUTY_DEDUP_KEY_MAX = DEDUP_KEY_MAX
 #: ``source``, ``component``, ``group``, ``class``: PagerDuty documents no limit; sevflow keeps
 #: each to a summary's length, so that the event's fixed part stays small beside 512 KB.
 PAGERDUTY_FIELD_MAX = 1024

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from models.events import EventType, IncidentEvent
+from models.pagerduty_keys import parse_key, storm_key
 from models.severity import Severity
 from sinks.base import Failure, each_event
 from sinks.effects import UNREAD, Effects
@@ -28,7 +29,6 @@ from sinks.pagerduty_format import (
     escalation_calls,
     escalation_followups,
     pagerduty_calls,
-    storm_key,
 )
 
 __all__ = ["PagerDutySink"]
@@ -43,11 +43,6 @@ ESCALATION_REF = "escalation:"
 
 def _escalation_ref(ref: str, result: dict[str, str]) -> dict[str, str]:
     return {f"{ESCALATION_REF}{ref}": result["dedup_key"]}
-
-
-def _reference(dedup_key: str) -> str:
-    """``secondary`` or ``secondary/repeat1``: an escalation alert's name in the log's refs."""
-    return dedup_key.partition("/escalation/")[2]
 
 
 class PagerDutySink:
@@ -156,10 +151,11 @@ class PagerDutySink:
             }
             work = escalation_followups(event, paged)
         for _, call in work:
-            ref = _reference(call.dedup_key)
+            key = parse_key(call.dedup_key)
+            ref = key.reference
             # A target without a routing key of its own is the incident's own service (the
             # primary paged again).
-            sender = self._escalation.get(ref.partition("/")[0], self._sender)
+            sender = self._escalation.get(key.target, self._sender)
             await self._effects.once(
                 [event],
                 f"{call.action}:escalation:{ref}",

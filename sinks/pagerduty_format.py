@@ -16,6 +16,9 @@ escalated              trigger, on the routing key of each PagerDuty target of t
 anything else          nothing (alert churn is not paged)
 =====================  =====================================================================
 
+The dedup_key forms (the incident's, an escalation level's, a storm digest's) are built by
+:mod:`models.pagerduty_keys`, which the receiver's PagerDuty webhook reads them back with.
+
 Acknowledge and resolve are sent only for incidents that were paged (``paged``), since PagerDuty
 drops them for unknown keys anyway. Every trigger is fitted to the Events API's limits
 (:mod:`sinks.limits`: 512 KB per event, summary ≤ 1024 chars, dedup_key ≤ 255) by :func:`fit`:
@@ -29,6 +32,7 @@ from typing import Any, Literal
 
 from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from models.pagerduty_keys import escalation_key, incident_key, storm_key
 from models.severity import Severity
 from sinks.limits import (
     PAGERDUTY_DEDUP_KEY_MAX,
@@ -50,7 +54,6 @@ __all__ = [
     "event_size",
     "fit",
     "pagerduty_calls",
-    "storm_key",
 ]
 
 PAGERDUTY_SEVERITY = {
@@ -244,7 +247,7 @@ def trigger_call(event: IncidentEvent) -> PagerDutyCall:
         payload["group"] = group
     call = PagerDutyCall(
         action="trigger",
-        dedup_key=incident.id[:DEDUP_KEY_MAX],
+        dedup_key=incident_key(incident.id),
         summary=f"[{incident.severity}] {incident.title}",
         source=source,
         severity=PAGERDUTY_SEVERITY[incident.severity],
@@ -263,7 +266,7 @@ def pagerduty_calls(
 ) -> list[PagerDutyCall]:
     """The calls one event needs. ``paged``: a trigger for this incident was already delivered."""
     pages = event.incident.severity in severities
-    key = event.incident_id[:DEDUP_KEY_MAX]
+    key = incident_key(event.incident_id)
     match event.type:
         case EventType.OPENED | EventType.REOPENED | EventType.SEVERITY_CHANGED if pages:
             if event.incident.state is IncidentState.ACKNOWLEDGED:
@@ -314,19 +317,6 @@ def digest_call(
         payload={"class": "alert storm", "custom_details": {"incidents": titles[:200]}},
     )
     return fit(call, "sevflow incidents list")
-
-
-def storm_key(storm_id: str) -> str:
-    """The dedup_key of a storm's digest alert."""
-    return f"sevflow-storm-{storm_id}"[:DEDUP_KEY_MAX]
-
-
-def escalation_key(incident_id: str, target: str, cycle: int = 0, *, again: bool = False) -> str:
-    """The dedup_key of the alert an escalation opens on ``target``'s service; a repeat of the
-    path (``cycle`` ≥ 1) or a level that pages ``again`` opens a new alert, since PagerDuty folds
-    a trigger into an open alert of the same key without notifying anyone again."""
-    suffix = (f"/repeat{cycle}" if cycle else "") + ("/again" if again else "")
-    return f"{incident_id}/escalation/{target}{suffix}"[:DEDUP_KEY_MAX]
 
 
 def escalation_calls(event: IncidentEvent, routable: Collection[str]) -> list[tuple[str, PagerDutyCall]]:

@@ -12,7 +12,6 @@ read that fails or takes longer than ``read_timeout`` is answered with the last 
 import asyncio
 import html
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from models.clock import Clock
 from store.deliveries import StatusPageRecord, StatusPageStore
 
 __all__ = ["HISTORY", "READ_TIMEOUT", "create_status_app", "page_view", "render_html"]
@@ -164,7 +164,7 @@ class _Views:
     """The page's view, read from the store by one read at a time that every request waiting
     shares, and the last view read."""
 
-    def __init__(self, store: StatusPageStore, now: Callable[[], datetime], read_timeout: float) -> None:
+    def __init__(self, store: StatusPageStore, now: Clock, read_timeout: float) -> None:
         self._store = store
         self._now = now
         self._timeout = read_timeout
@@ -207,7 +207,7 @@ def _unavailable(json: bool) -> Response:
 
 def create_status_app(
     store: StatusPageStore,
-    now: Callable[[], datetime],
+    now: Clock,
     title: str,
     *,
     read_timeout: float = READ_TIMEOUT,

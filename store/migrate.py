@@ -14,8 +14,10 @@ from sqlalchemy import Engine, text
 
 import store.tables  # noqa: F401  (every table the migrations describe)
 from store.db import sync_engine
+from store.schema import metadata
+from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 
-__all__ = ["upgrade"]
+__all__ = ["create_missing_sink_tables", "upgrade"]
 
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 #: PostgreSQL advisory lock key that serialises migrations ("sevflow" in ASCII, as an int).
@@ -43,6 +45,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def create_missing_sink_tables(engine: Engine) -> None:
+    """Create any sink table no migration has created yet, after :func:`upgrade` (``checkfirst``:
+    a no-op once the sinks' migration exists)."""
+    metadata.create_all(engine, tables=[sink_deliveries, sink_refs, status_page_incidents])
 
 
 def _revision(url: str, message: str) -> None:

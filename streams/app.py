@@ -31,7 +31,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -41,6 +41,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.alert import AlertRecord, RecordPosition
+from models.clock import Clock, utc_now
 from models.events import IncidentEvent
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
@@ -69,7 +70,6 @@ RELAY_WATCH_SECONDS = 1.0
 #: for the timers' watermark (streams/record_time.py): three missed measurements, no watermark.
 MEASURE_SECONDS = 10.0
 WATERMARK_MAX_AGE = timedelta(seconds=3 * MEASURE_SECONDS)
-Clock = Callable[[], datetime]
 
 
 def _exit_stalled(waited: float) -> None:
@@ -89,10 +89,6 @@ def _exit_stalled(waited: float) -> None:
 def broker_urls(bootstrap: str) -> list[str]:
     """faust's broker URLs from a comma-separated bootstrap list."""
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def loop_time() -> float:
@@ -142,7 +138,7 @@ def _source(event: Any) -> SourcePosition:
 def create_app(
     settings: Settings,
     *,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     metrics: WorkerMetrics | None = None,
     on_stall: Callable[[float], None] = _exit_stalled,
     on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,

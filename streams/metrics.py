@@ -13,10 +13,9 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.schema import incident_events
+from store.outbox import Outbox
 
 __all__ = ["LagProbe", "WorkerMetrics"]
 
@@ -70,13 +69,7 @@ class WorkerMetrics:
         )
 
     async def measure_backlog(self, engine: AsyncEngine) -> None:
-        query = (
-            select(func.count())
-            .select_from(incident_events)
-            .where(incident_events.c.published_at.is_(None))
-        )
-        async with engine.connect() as conn:
-            self.outbox_backlog.set(int((await conn.execute(query)).scalar_one()))
+        self.outbox_backlog.set(await Outbox(engine).backlog())
 
 
 class LagProbe:

@@ -22,7 +22,6 @@ record that was applied meanwhile changes nothing; one still poison is quarantin
 import asyncio
 import logging
 from collections.abc import Callable, Collection
-from datetime import datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 
+from models.clock import Clock
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
 
@@ -99,7 +99,7 @@ class Quarantine:
         writer: QuarantineWriter,
         topics: dict[str, str],
         limit: PoisonLimit,
-        clock: Callable[[], datetime],
+        clock: Clock,
         registry: CollectorRegistry,
         *,
         sleep: Callable[[float], Any] = asyncio.sleep,

@@ -27,12 +27,10 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.db import reader
 from store.leases import Lease
-from store.schema import incident_events, leases
+from store.outbox import Outbox
 
 __all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay"]
 
@@ -169,42 +167,17 @@ class OutboxRelay:
     def __init__(
         self, engine: AsyncEngine, lease: Lease, publisher: EventPublisher, batch_size: int = 500
     ) -> None:
-        self._engine = engine
-        self._reader = reader(engine)
+        self._outbox = Outbox(engine)
         self._lease = lease
         self._publisher = publisher
         self.batch_size = batch_size
         self._recovered = False
 
     async def _unpublished(self) -> list[Any]:
-        query = (
-            select(
-                incident_events.c.position,
-                incident_events.c.event_id,
-                incident_events.c.incident_id,
-                incident_events.c.document,
-            )
-            .where(incident_events.c.published_at.is_(None))
-            .order_by(incident_events.c.position)
-            .limit(self.batch_size)
-        )
-        async with self._reader.connect() as conn:
-            return list((await conn.execute(query)).all())
+        return await self._outbox.unpublished(self.batch_size)
 
     async def _mark(self, positions: list[int], now: datetime) -> None:
-        fence = exists().where(
-            and_(
-                leases.c.name == self._lease.name,
-                leases.c.holder == self._lease.holder,
-                leases.c.token == self._lease.token,
-            )
-        )
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(incident_events)
-                .where(incident_events.c.position.in_(positions), fence)
-                .values(published_at=now)
-            )
+        await self._outbox.mark_published(positions, self._lease, now)
 
     async def release(self) -> None:
         """Give the lease up (clean shutdown) when this relay holds it."""

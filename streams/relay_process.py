@@ -26,11 +26,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.clock import Clock, utc_now
 from models.settings import Settings
 from store.db import async_engine
 from store.leases import Lease
@@ -49,7 +50,7 @@ FINAL_ROUNDS_SECONDS = 5.0
 RESTART_DELAY = 1.0
 
 
-async def relay_rounds(relay: OutboxRelay, now: Callable[[], datetime]) -> int:
+async def relay_rounds(relay: OutboxRelay, now: Clock) -> int:
     """Publish until the outbox is drained or an error pauses the relay; the events published."""
     total = 0
     try:
@@ -67,10 +68,6 @@ def relay_transactional_id(app_id: str) -> str:
     """The transactional id every relay of the deployment ``app_id`` publishes under: one id, so
     that Kafka fences a relay that lost its lease (streams/relay.py)."""
     return f"{app_id}-outbox-relay"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RelayProcess:
@@ -215,11 +212,11 @@ async def _run(settings: Settings, wake_fd: int, counts_fd: int) -> None:
                 async with asyncio.timeout(RELAY_INTERVAL):
                     await woken.wait()
             woken.clear()
-            _report(counts_fd, await relay_rounds(relay, _utc_now))
+            _report(counts_fd, await relay_rounds(relay, utc_now))
         # What the worker committed while stopping: published now rather than at its next start.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FINAL_ROUNDS_SECONDS):
-                _report(counts_fd, await relay_rounds(relay, _utc_now))
+                _report(counts_fd, await relay_rounds(relay, utc_now))
     finally:
         # Once the producer has finished what it was sending: then the lease is given up, so
         # another worker relays at once. Kept, it held every event back until its expiry.

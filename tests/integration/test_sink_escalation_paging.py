@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.escalation import PAGERDUTY_TARGET_MAX
 from models.events import IncidentEvent
+from models.pagerduty_keys import escalation_key
 from models.severity import Severity
 from sinks.base import Sink
-from sinks.pagerduty_format import escalation_key
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory

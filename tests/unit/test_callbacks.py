@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from models.incident import Command
+from models.pagerduty_keys import escalation_key, storm_key
 from models.settings import Settings
 from receiver.access import protect_all
 from receiver.callbacks import (
@@ -34,7 +35,6 @@ from receiver.callbacks import (
 )
 from receiver.slack_callers import SlackCallers
 from sevflow.runner import receiver_credentials
-from sinks.pagerduty_format import escalation_key, storm_key
 from testkit.fakes.slack import FakeSlack
 from tests.builders import CommandRecorder, api_credentials
 from tests.conftest import FIXTURES

@@ -8,12 +8,12 @@ import pytest
 
 from models.events import Actor, EventType, IncidentEvent, IncidentState
 from models.incident import Command, apply_command
+from models.pagerduty_keys import escalation_key
 from models.severity import Severity
 from sinks.pagerduty_format import (
     PAGERDUTY_SEVERITY,
     digest_call,
     escalation_followups,
-    escalation_key,
     pagerduty_calls,
 )
 from sinks.slack_format import (
