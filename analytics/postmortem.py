@@ -1,51 +1,49 @@
 """The playbook's blameless postmortem template, filled from an incident's events.
 
-What sevflow knows is filled in: the title, date, duration, severity, the timeline (UTC), one
-line per event ("- 14:35 - Acknowledged by alice (slack)"), the lead (who acknowledged first) and
-the root cause, fix and follow-up when the resolution recorded them. What only people know — the
-summary, impact figures, what went well or wrong, action items, lessons — keeps the template's
-placeholders, so a reviewer sees at a glance what is left to write. The template itself
-is the one in the incident-response playbook ("Post-Incident Review"), section for section.
+A draft never asserts what nobody said. What sevflow knows is filled in: the title, date,
+duration, severity, the lead (who acknowledged first), the timeline (UTC, one line per event:
+"- 14:35 - Acknowledged by alice (slack)"), and under the summary the response facts —
+detection (the first alert's ``startsAt`` → the incident opened), time to acknowledge against
+the severity's response target (met / breached / pending, as ``sevflow report`` judges it), time
+to resolve, who was notified and when, escalations, flaps, the runbook — then the services and
+alerts involved under the impact, and the root cause, fix and follow-up the resolution recorded.
+What only people know — the summary, impact figures, what went well or wrong, action items,
+lessons — is a visible prompt in brackets (``[What went well?]``), never the template's example
+content. The headings are the template's, in the playbook's order ("Post-Incident Review").
 """
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from analytics.figures import ResponseTargets, sla_status, times_of
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Incident
+from models.severity import PLAYBOOK
 
-__all__ = ["describe_event", "format_hours_minutes", "render_postmortem", "timeline_lines"]
+__all__ = [
+    "IMPACT_PROMPTS",
+    "PROMPTS",
+    "describe_event",
+    "format_hours_minutes",
+    "render_postmortem",
+    "timeline_lines",
+]
 
-_ROOT_CAUSE_PLACEHOLDER = "[What actually caused the incident]"
-_TEMPLATE_TAIL = """\
-## Root Cause
-[What actually caused the incident]
-
-## Impact
-- X users affected
-- Y requests failed
-- Z minutes of degraded service
-
-## What Went Well
-- Detection was fast
-- Communication was clear
-- Rollback worked smoothly
-
-## What Went Wrong
-- Alert threshold was too high
-- Runbook was outdated
-- Recovery took longer than expected
-
-## Action Items
-| Action | Owner | Due Date |
-|--------|-------|----------|
-| Add monitoring for X | @engineer | 2024-01-20 |
-| Update runbook for Y | @sre | 2024-01-22 |
-| Implement circuit breaker | @engineer | 2024-01-25 |
-
-## Lessons Learned
-[Key takeaways for the team]
-"""
+#: What people write, as the prompts the draft shows in its place.
+PROMPTS = {
+    "summary": "[2-3 sentence summary of what happened]",
+    "root_cause": "[What actually caused the incident]",
+    "went_well": "- [What went well?]",
+    "went_wrong": "- [What went wrong?]",
+    "action": "| [Action] | [Owner] | [Due date] |",
+    "lessons": "[Key takeaways for the team]",
+}
+#: The impact figures only people know.
+IMPACT_PROMPTS = (
+    "- [How many users were affected?]",
+    "- [How many requests failed?]",
+    "- [How many minutes of degraded service?]",
+)
 
 
 def format_hours_minutes(duration: timedelta) -> str:
@@ -116,8 +114,124 @@ def timeline_lines(opened_at: datetime, events: Sequence[IncidentEvent]) -> list
     return lines
 
 
-def render_postmortem(incident: Incident, events: Sequence[IncidentEvent], now: datetime) -> str:
-    """The postmortem document (Markdown). ``now`` gives the duration of an incident still open."""
+def _span(duration: timedelta) -> str:
+    """A duration in words: seconds under a minute, else the template's hours and minutes."""
+    seconds = max(0, int(duration.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    return format_hours_minutes(duration)
+
+
+def _clock(at: datetime, day: datetime) -> str:
+    """``HH:MM`` (UTC), with the date when it is not ``day``'s."""
+    at = at.astimezone(UTC)
+    same = at.date() == day.astimezone(UTC).date()
+    return at.strftime("%H:%M") if same else at.strftime("%Y-%m-%d %H:%M")
+
+
+def _detection(opened_at: datetime, ordered: Sequence[IncidentEvent]) -> str:
+    first = next((e.alert for e in ordered if e.type is EventType.OPENED and e.alert), None)
+    if first is None:
+        return f"- Detected: {_clock(opened_at, opened_at)} (when the first alert started: not recorded)"
+    delay = opened_at - first.starts_at
+    return (
+        f"- Detected: {_clock(opened_at, opened_at)}, {_span(delay)} after the first alert "
+        f"started ({_clock(first.starts_at, opened_at)})"
+    )
+
+
+def _response(
+    incident: Incident, ordered: Sequence[IncidentEvent], targets: ResponseTargets, now: datetime
+) -> list[str]:
+    """Time to acknowledge against the response target, and time to resolve."""
+    times = times_of(incident.snapshot(), ordered)
+    first = times.response_episodes[0]
+    severity = first.severity or incident.severity
+    target = f"{severity.value} response target {PLAYBOOK[severity].response_text}"
+    judged = f"{target}: {sla_status(times, targets, now)}"
+    acks = [e for e in ordered if e.type is EventType.ACKNOWLEDGED]
+    if times.time_to_acknowledge is not None:
+        who = f" by {acks[0].actor.name}" if acks and acks[0].actor.name else ""
+        acked = f"- Acknowledged: after {_span(times.time_to_acknowledge)}{who} ({judged})"
+    else:
+        acked = f"- Acknowledged: never ({judged})"
+    missed = [e for e in ordered if e.type is EventType.SLA_BREACHED and e.data.get("kind") == "resolve"]
+    late = (
+        f" (resolve target missed at {_clock(missed[0].occurred_at, incident.opened_at)})"
+        if missed
+        else ""
+    )
+    if times.time_to_resolve is not None:
+        resolved = f"- Resolved: after {_span(times.time_to_resolve)}{late}"
+    else:
+        resolved = f"- Resolved: not yet{late}"
+    return [acked, resolved]
+
+
+def _escalations(opened_at: datetime, ordered: Sequence[IncidentEvent]) -> list[str]:
+    """Who was notified and when; which escalations ran (the first level's notification at the
+    opening is not an escalation)."""
+    escalated = [e for e in ordered if e.type is EventType.ESCALATED]
+    notified = [
+        f"{e.data['targets_text']} at {_clock(e.occurred_at, opened_at)}"
+        for e in escalated
+        if e.data.get("targets_text") and not e.data.get("by_hand")
+    ]
+    steps = [
+        f"{e.data.get('level_name') or e.data.get('level', '?')} at "
+        f"{_clock(e.occurred_at, opened_at)}" + (f" ({e.reason})" if e.reason else "")
+        for e in escalated
+        if not (e.data.get("level") == "1" and e.data.get("cycle", "0") == "0")
+    ]
+    return [
+        # "none recorded", not "nobody": paging the incident's own service is no event.
+        f"- Notified: {'; '.join(notified) if notified else 'none recorded'}",
+        f"- Escalations: {'; '.join(steps) if steps else 'none'}",
+    ]
+
+
+def _flaps(opened_at: datetime, ordered: Sequence[IncidentEvent]) -> str:
+    reopened = [_clock(e.occurred_at, opened_at) for e in ordered if e.type is EventType.REOPENED]
+    if not reopened:
+        return "- Flaps: none"
+    return f"- Flaps: {len(reopened)} (reopened at {', '.join(reopened)})"
+
+
+def _impact(incident: Incident, ordered: Sequence[IncidentEvent]) -> list[str]:
+    lines = [f"- Services: {', '.join(incident.services)}"] if incident.services else []
+    # Per alert name: its alerts (fingerprints) and the earliest startsAt any of them carried
+    # (an alert that fired again carries a later one).
+    by_name: dict[str, dict[str, datetime]] = {}
+    for event in ordered:
+        if (alert := event.alert) is not None:
+            name = alert.labels.get("alertname") or alert.fingerprint
+            seen = by_name.setdefault(name, {})
+            seen[alert.fingerprint] = min(seen.get(alert.fingerprint, alert.starts_at), alert.starts_at)
+    if by_name:
+        alerts = [
+            f"{name} ({len(starts)} alert{'' if len(starts) == 1 else 's'}, first started "
+            f"{_clock(min(starts.values()), incident.opened_at)})"
+            for name, starts in by_name.items()
+        ]
+        lines.append(f"- Alerts: {'; '.join(alerts)}")
+    return [*lines, *IMPACT_PROMPTS]
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_postmortem(
+    incident: Incident,
+    events: Sequence[IncidentEvent],
+    now: datetime,
+    targets: ResponseTargets | None = None,
+) -> str:
+    """The postmortem draft (Markdown). ``now`` gives the duration of an incident still open
+    and judges an unanswered one's response target; ``targets``: the response targets
+    (SEV4's "next business day" by the escalation policy's calendar; the playbook's default)."""
+    targets = targets or ResponseTargets()
     opened = incident.opened_at.astimezone(UTC)
     if incident.resolved_at is not None:
         duration = format_hours_minutes(incident.resolved_at - incident.opened_at)
@@ -128,7 +242,26 @@ def render_postmortem(incident: Incident, events: Sequence[IncidentEvent], now: 
     lead = next(
         (e.actor.name for e in ordered if e.type is EventType.ACKNOWLEDGED and e.actor.name), None
     )
-    head = [
+    facts = [
+        _detection(incident.opened_at, ordered),
+        *_response(incident, ordered, targets, now),
+        *_escalations(incident.opened_at, ordered),
+        _flaps(incident.opened_at, ordered),
+    ]
+    if incident.runbook_url:
+        facts.append(f"- Runbook: {incident.runbook_url}")
+    recorded = _resolution(ordered)
+    actions = (
+        [f"| {_cell(recorded['follow_up'])} | [Owner] | [Due date] |"]
+        if recorded.get("follow_up")
+        else []
+    )
+    written = [
+        f"{label}{recorded[key]}"
+        for key, label in (("root_cause", ""), ("fix", "Fix: "), ("follow_up", "Follow-up: "))
+        if recorded.get(key)
+    ]
+    lines = [
         f"# Incident Postmortem: {incident.title}",
         "",
         f"**Date:** {opened.strftime('%Y-%m-%d')}",
@@ -137,26 +270,39 @@ def render_postmortem(incident: Incident, events: Sequence[IncidentEvent], now: 
         f"**Lead:** {lead or '[Name]'}",
         "",
         "## Summary",
-        "[2-3 sentence summary of what happened]",
+        PROMPTS["summary"],
+        "",
+        *facts,
         "",
         "## Timeline (UTC)",
         *timeline,
         "",
+        "## Root Cause",
+        *(written or [PROMPTS["root_cause"]]),
+        "",
+        "## Impact",
+        *_impact(incident, ordered),
+        "",
+        "## What Went Well",
+        PROMPTS["went_well"],
+        "",
+        "## What Went Wrong",
+        PROMPTS["went_wrong"],
+        "",
+        "## Action Items",
+        "| Action | Owner | Due Date |",
+        "|--------|-------|----------|",
+        *actions,
+        PROMPTS["action"],
+        "",
+        "## Lessons Learned",
+        PROMPTS["lessons"],
+        "",
     ]
-    return "\n".join(head) + "\n" + _tail(ordered)
+    return "\n".join(lines)
 
 
-def _tail(ordered: Sequence[IncidentEvent]) -> str:
-    """The template's rest, with the latest resolution's root cause, fix and follow-up if given."""
+def _resolution(ordered: Sequence[IncidentEvent]) -> dict[str, str]:
+    """The root cause, fix and follow-up the latest resolution recorded (empty when none)."""
     resolutions = [e for e in ordered if e.type is EventType.RESOLVED and e.data]
-    if not resolutions:
-        return _TEMPLATE_TAIL
-    data = resolutions[-1].data
-    written = [
-        line
-        for key, label in (("root_cause", ""), ("fix", "Fix: "), ("follow_up", "Follow-up: "))
-        if (line := f"{label}{data[key]}" if data.get(key) else "")
-    ]
-    if not written:
-        return _TEMPLATE_TAIL
-    return _TEMPLATE_TAIL.replace(_ROOT_CAUSE_PLACEHOLDER, "\n".join(written), 1)
+    return dict(resolutions[-1].data) if resolutions else {}

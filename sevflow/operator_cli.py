@@ -287,6 +287,17 @@ def _progress(err: TextIO) -> Callable[[int, int], None]:
     return show
 
 
+def _policy_targets(settings: Settings, command: str, err: TextIO) -> ResponseTargets | None:
+    """The playbook's response targets, SEV4's judged by the calendar the escalation engine
+    uses (the playbook's without a policy file); None (said on ``err``) when the policy is bad."""
+    try:
+        calendar = load_policy(settings.escalation_policy_file, settings.playbook_times()).business_hours
+    except PolicyError as exc:
+        print(f"sevflow {command}: escalation policy {exc}", file=err)
+        return None
+    return ResponseTargets(calendar=calendar)
+
+
 def report(
     settings: Settings,
     options: argparse.Namespace,
@@ -303,17 +314,11 @@ def report(
         print(f"sevflow report: {exc}", file=err)
         return EXIT_USAGE
     if options.sev4_target_hours is not None:
-        targets = ResponseTargets(sev4_hours=options.sev4_target_hours)
+        targets: ResponseTargets | None = ResponseTargets(sev4_hours=options.sev4_target_hours)
     else:
-        try:
-            # The calendar the escalation engine judges SEV4 by (the playbook's without a file).
-            calendar = load_policy(
-                settings.escalation_policy_file, settings.playbook_times()
-            ).business_hours
-        except PolicyError as exc:
-            print(f"sevflow report: escalation policy {exc}", file=err)
-            return EXIT_FAILURE
-        targets = ResponseTargets(calendar=calendar)
+        targets = _policy_targets(settings, "report", err)
+    if targets is None:
+        return EXIT_FAILURE
     if options.from_topic:
         topic = options.topic or settings.events_topic
         try:
@@ -345,13 +350,16 @@ def postmortem(
     now: Clock = utc_now,
 ) -> int:
     """``sevflow postmortem <id>``: the playbook's template filled from the incident's events."""
+    targets = _policy_targets(settings, "postmortem", err)
+    if targets is None:
+        return EXIT_FAILURE
 
     async def work(engine: AsyncEngine) -> int:
         detail = await load_incident(engine, options.incident_id)
         if detail is None:
             print(f"sevflow postmortem: no incident {options.incident_id}", file=err)
             return EXIT_FAILURE
-        document = render_postmortem(detail.incident, detail.timeline, now())
+        document = render_postmortem(detail.incident, detail.timeline, now(), targets)
         if options.output is None:
             out.write(document)
             return EXIT_OK

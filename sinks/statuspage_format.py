@@ -5,12 +5,14 @@ The same plan drives Atlassian Statuspage and the built-in status page. What the
 =====================  =========================================================================
 opened, reopened       create: investigating, "We are investigating reports of …. We will provide
                        an update within 30 minutes." (when the severity is published; the
-                       minutes are the follow-up interval, and no promise is made without one)
+                       minutes are the follow-up interval, and no promise is made without one;
+                       an impact that is no noun phrase gives the neutral sentence instead)
 severity_changed       create when it now qualifies, else update impact and component status
 acknowledged           update: identified (and what an acknowledged incident shows from then on:
                        a later severity change keeps it identified, a first publication of it
                        creates it identified)
-resolved               resolve: "The issue has been resolved. …", components operational
+resolved               resolve: "The issue has been resolved. <resolved_text>" (else "<component>
+                       is operating normally."), components operational
 statuspage_published   the operator's title and text (``sevflow statuspage publish``): create,
                        or update when already shown
 anything else          nothing
@@ -22,7 +24,8 @@ anything else          nothing
 
 **What may become public is an allow-list** (README "What becomes public"): the first alert's
 ``summary_public`` (the title), ``impact`` (in "We are investigating reports of …") and
-``resolved_text`` (the resolution) annotations, and the components that
+``resolved_text`` (after "The issue has been resolved.") annotations, fitted into the sentences
+by :mod:`sinks.public_text`, and the components that
 ``SEVFLOW_STATUSPAGE_COMPONENTS`` maps the incident's services to (:class:`Components`); no other
 label or annotation, not even the alert's summary or description. Without them the texts are
 neutral, by severity: "Partial outage affecting Checkout", "We are investigating an issue
@@ -47,6 +50,7 @@ from typing import Literal
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
 from sinks.limits import STATUSPAGE_BODY_MAX, STATUSPAGE_NAME_MAX, clip
+from sinks.public_text import impact_phrase, resolution_sentences
 
 __all__ = [
     "COMPONENT_STATUS",
@@ -158,10 +162,9 @@ def public_name(incident: IncidentSnapshot, components: Components = NONE) -> st
 
 
 def _subject(incident: IncidentSnapshot, components: Components) -> str:
-    if incident.public_impact and _alert_words(incident):
-        subject = incident.public_impact.strip().rstrip(".")
-        subject = subject[:1].lower() + subject[1:] if subject[:2] != subject[:2].upper() else subject
-        return "reports of " + clip(subject, SUBJECT_MAX)
+    # The impact only when it reads as a noun phrase after "reports of" (sinks.public_text).
+    if _alert_words(incident) and (phrase := impact_phrase(incident.public_impact)):
+        return "reports of " + clip(phrase, SUBJECT_MAX)
     names = components.words(incident)
     return f"{NEUTRAL_SUBJECT[incident.severity]} affecting {_and(names) if names else NO_COMPONENT}"
 
@@ -188,10 +191,11 @@ def investigating_body(
 
 
 def resolved_body(incident: IncidentSnapshot, components: Components = NONE) -> str:
-    """The alert's ``resolved_text``, else the playbook's "The issue has been resolved." naming
-    the components (a security incident always gets the playbook's words)."""
-    if incident.public_resolved_text and _alert_words(incident):
-        return clip(incident.public_resolved_text, STATUSPAGE_BODY_MAX)
+    """The playbook's "The issue has been resolved." followed by the alert's ``resolved_text``
+    (what returned to normal), else naming the components (a security incident always gets
+    the neutral words)."""
+    if _alert_words(incident) and (said := resolution_sentences(incident.public_resolved_text)):
+        return clip(said, STATUSPAGE_BODY_MAX)
     names = components.words(incident)
     affected = _and(names) if names else "The affected service"
     verb = "are" if len(names) > 1 else "is"

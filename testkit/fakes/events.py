@@ -49,7 +49,9 @@ class IncidentStory:
     alerts: dict[str, AlertState] = field(default_factory=dict)
     events: list[IncidentEvent] = field(default_factory=list)
 
-    def _record(self, fingerprint: str, status: str, at: datetime, instance: str) -> AlertRecord:
+    def _record(
+        self, fingerprint: str, status: str, at: datetime, instance: str, started: datetime | None = None
+    ) -> AlertRecord:
         annotations = {"summary": self.summary, "runbook_url": "https://runbooks.example.com/api-errors"}
         if self.impact:
             annotations["impact"] = self.impact
@@ -59,7 +61,7 @@ class IncidentStory:
             status=status,  # type: ignore[arg-type]
             labels={**self.labels, **labels},
             annotations={**annotations, **self.annotations},
-            starts_at=at,
+            starts_at=started or at,
             ends_at=at if status == "resolved" else None,
             generator_url="http://prometheus.example.com/graph?g0.expr=up",
             receiver="sevflow",
@@ -69,8 +71,10 @@ class IncidentStory:
         )
 
     def fire(self, fingerprint: str = "fp1", at: datetime = T0, instance: str = "api-1",
-             severity: Severity | None = None) -> list[IncidentEvent]:  # fmt: skip
-        record = self._record(fingerprint, "firing", at, instance)
+             severity: Severity | None = None,
+             started: datetime | None = None) -> list[IncidentEvent]:  # fmt: skip
+        """``started``: the alert's startsAt when it is not ``at`` (Alertmanager's group_wait)."""
+        record = self._record(fingerprint, "firing", at, instance, started)
         cls = Classification(
             severity=severity or self.severity,
             rule="test-rule",

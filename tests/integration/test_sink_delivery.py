@@ -834,7 +834,7 @@ def huge_sev1() -> IncidentStory:
         annotations={
             "description": "Everything is down. " + "d" * 900_000,
             "summary_public": "Checkout down " + "s" * 8192,
-            "impact": "Everything is down. " + "d" * 900_000,
+            "impact": "Errors everywhere " + "d" * 900_000,
         },
     )
 
@@ -891,7 +891,7 @@ async def test_a_sev1_with_huge_labels_is_paged_announced_and_published(
     assert published["status"] == "resolved"
     assert published["name"].endswith("… (truncated)")
     opening = published["incident_updates"][0]["body"]
-    assert opening.startswith("We are investigating reports of everything is down. ddd")
+    assert opening.startswith("We are investigating reports of errors everywhere ddd")
     assert "… (truncated)" in opening
 
 

@@ -62,7 +62,7 @@ async def test_builtin_status_page_in_a_browser(kafka_bootstrap: str, tmp_path: 
         service="checkout",
         severity=Severity.SEV1,
         summary="checkout-7f9c pods OOMKilled",
-        impact="Customers cannot check out",
+        impact="Failed checkouts for all customers.",
         annotations={"summary_public": "Checkout unavailable"},
     )
     slow = IncidentStory(
@@ -103,7 +103,7 @@ async def test_builtin_status_page_in_a_browser(kafka_bootstrap: str, tmp_path: 
         (current,) = latest["incidents"]
         assert current["name"] == "Checkout unavailable"
         assert current["updates"][0]["body"] == (
-            "We are investigating reports of customers cannot check out. "
+            "We are investigating reports of failed checkouts for all customers. "
             "We will provide an update within 30 minutes."
         )
         assert {c["name"]: c["status"] for c in latest["components"]} == {
@@ -123,5 +123,5 @@ async def test_builtin_status_page_in_a_browser(kafka_bootstrap: str, tmp_path: 
         assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
         dom = await asyncio.to_thread(chromium, "--dump-dom", url)
         assert "Service disruption" in dom.stdout
-        assert "Customers cannot check out" in dom.stdout or "customers cannot check out" in dom.stdout
+        assert "reports of failed checkouts for all customers." in dom.stdout
         assert "Major outage" in dom.stdout

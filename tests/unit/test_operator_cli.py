@@ -200,6 +200,11 @@ def test_postmortem_to_stdout_and_to_a_file(scenario_db: tuple[str, Scenario], t
     assert printed.status == EXIT_OK
     assert printed.out.startswith("# Incident Postmortem: CheckoutDown fired\n")
     assert "- 13:20 - Acknowledged by bob (pagerduty)\n" in printed.out
+    # Judged against the SEV1 target, as ``sevflow report`` judges it.
+    assert "- Acknowledged: after 20 minutes by bob (SEV1 response target < 15 min: breached)\n" in (
+        printed.out
+    )
+    assert "- Alerts: CheckoutDown (1 alert, first started 12:59)\n" in printed.out
     target = tmp_path / "pm.md"
     written = run(url, "postmortem", incident_id, "--output", str(target))
     assert written.status == EXIT_OK

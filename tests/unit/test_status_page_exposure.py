@@ -53,11 +53,11 @@ def test_only_the_allow_listed_annotations_and_mapped_components_become_public()
     assert resolve.body == "The issue has been resolved. Checkout is operating normally."
 
 
-def test_the_public_annotations_are_shown_as_written() -> None:
+def test_the_public_annotations_are_shown_in_the_playbooks_sentences() -> None:
     story = IncidentStory(
         service="checkout",
         summary="internal title",
-        impact="Some customers cannot check out",
+        impact="Failed checkouts for some customers.",
         annotations={
             "summary_public": "Checkout errors",
             "resolved_text": "Checkout is back to normal. We apologise for the trouble.",
@@ -66,8 +66,10 @@ def test_the_public_annotations_are_shown_as_written() -> None:
     create, resolve = changes(story.fire() + story.resolve())
     assert create.name == "Checkout errors"
     assert create.body is not None
-    assert create.body.startswith("We are investigating reports of some customers cannot check out.")
-    assert resolve.body == "Checkout is back to normal. We apologise for the trouble."
+    assert create.body.startswith("We are investigating reports of failed checkouts for some customers.")
+    assert resolve.body == (
+        "The issue has been resolved. Checkout is back to normal. We apologise for the trouble."
+    )
 
 
 def test_without_a_component_the_text_is_neutral() -> None:
