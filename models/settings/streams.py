@@ -20,6 +20,12 @@ class StreamSettings(BaseModel):
         description="YAML severity rules (first match wins). Unset: the shipped rules that encode "
         "the playbook's SEV table (streams/rules/default.yaml).",
     )
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="Folder of Markdown runbooks (`*.md` with `title` and `matchers` front "
+        "matter) added to the shipped four of the playbook; a file of the same name replaces a "
+        "shipped one. Unset: the shipped runbooks only (streams/runbooks/).",
+    )
     events_topic: str = Field(
         default="incident-events",
         description="Topic every incident change is published on, keyed by incident id.",
