@@ -109,6 +109,10 @@ class RunbookSnapshot(_Frozen):
     placeholders: list[str] = Field(
         default_factory=list, description="Placeholders no label filled (left visible in the text)."
     )
+    link: str | None = Field(
+        default=None,
+        description="Where the runbook is published (`SEVFLOW_RUNBOOKS_URL` with its name), if set.",
+    )
 
 
 class IncidentSnapshot(_Frozen):

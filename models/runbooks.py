@@ -111,10 +111,16 @@ def _fill(name: str, labels: Mapping[str, str]) -> str | None:
     return None
 
 
-def render(runbook: Runbook, labels: Mapping[str, str], url: str | None = None) -> RunbookSnapshot:
+def render(
+    runbook: Runbook,
+    labels: Mapping[str, str],
+    url: str | None = None,
+    link_template: str | None = None,
+) -> RunbookSnapshot:
     """The runbook for an incident: placeholders filled from ``labels`` where a label gives a
     safe value, left visible (``<namespace>``) where not; ``url`` is the alert's own
-    ``runbook_url``, linked beside it."""
+    ``runbook_url``, linked beside it; ``link_template`` where the runbooks are published
+    (``{name}`` replaced by the runbook's name)."""
 
     def replace(found: re.Match[str]) -> str:
         value = _fill(found[1], labels)
@@ -122,8 +128,9 @@ def render(runbook: Runbook, labels: Mapping[str, str], url: str | None = None) 
 
     text = _PLACEHOLDER.sub(replace, runbook.body)
     missing = sorted({m[1] for m in _PLACEHOLDER.finditer(text)})
+    link = link_template.replace("{name}", runbook.name) if link_template else None
     return RunbookSnapshot(
-        name=runbook.name, title=runbook.title, text=text, url=url, placeholders=missing
+        name=runbook.name, title=runbook.title, text=text, url=url, placeholders=missing, link=link
     )
 
 
@@ -132,12 +139,15 @@ class RunbookSet:
     """The runbooks in the order they are tried."""
 
     runbooks: tuple[Runbook, ...] = ()
+    #: Where the runbooks are published for a browser, ``{name}`` standing for a runbook's name.
+    link_template: str | None = None
 
     @classmethod
-    def of(cls, runbooks: Iterable[Runbook]) -> "RunbookSet":
+    def of(cls, runbooks: Iterable[Runbook], link_template: str | None = None) -> "RunbookSet":
         """Later runbooks of the same name replace earlier ones (a user's override)."""
         by_name = {r.name: r for r in runbooks}
-        return cls(tuple(sorted(by_name.values(), key=lambda r: (r.order, r.name))))
+        ordered = tuple(sorted(by_name.values(), key=lambda r: (r.order, r.name)))
+        return cls(ordered, link_template)
 
     def get(self, name: str) -> Runbook | None:
         return next((r for r in self.runbooks if r.name == name), None)
@@ -156,7 +166,7 @@ class RunbookSet:
         if found is None:
             return None
         url = annotations.get("runbook_url") or annotations.get("runbook") or None
-        return render(found, labels, url)
+        return render(found, labels, url, self.link_template)
 
     def for_record(self, record: AlertRecord, cls: Classification) -> RunbookSnapshot | None:
         """:meth:`for_alert` of an alert record (a :data:`models.incident.RunbookChooser`)."""

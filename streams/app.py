@@ -191,7 +191,9 @@ def create_app(
         settings.lifecycle_policy(),
         settings.group_by,
         escalation_policy,
-        load_runbooks(settings.runbooks_dir),  # a bad runbook: fail at start, naming its line
+        load_runbooks(
+            settings.runbooks_dir, settings.runbooks_url
+        ),  # a bad runbook: fail at start, naming its line
     )
     escalation_metrics = EscalationMetrics(stats.registry)
     lag = LagProbe(

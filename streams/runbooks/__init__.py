@@ -18,9 +18,10 @@ def _shipped() -> list[Runbook]:
     ]
 
 
-def load_runbooks(folder: Path | None) -> RunbookSet:
+def load_runbooks(folder: Path | None, link_template: str | None = None) -> RunbookSet:
     """The shipped runbooks, then every ``*.md`` of ``folder`` (adding, or replacing the one of
-    the same name); raises :class:`RunbookError` naming the file, the line and the reason."""
+    the same name); raises :class:`RunbookError` naming the file, the line and the reason.
+    ``link_template``: where they are published (``SEVFLOW_RUNBOOKS_URL``)."""
     runbooks = _shipped()
     if folder is not None:
         if not folder.is_dir():
@@ -31,4 +32,4 @@ def load_runbooks(folder: Path | None) -> RunbookSet:
             except (OSError, UnicodeDecodeError) as exc:
                 raise RunbookError(f"{path}: cannot read runbook: {exc}") from None
             runbooks.append(parse_runbook(path.stem, text, str(path)))
-    return RunbookSet.of(runbooks)
+    return RunbookSet.of(runbooks, link_template)

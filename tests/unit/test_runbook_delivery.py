@@ -1,6 +1,8 @@
 """The runbook reaches the responders: posted in the incident channel right after it opens and
 pinned (once, also when the opening event is delivered again), within Slack's block limits."""
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,10 +12,20 @@ from sinks.slack_format import runbook_messages
 from streams.runbooks import load_runbooks
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import IncidentStory
-from testkit.fakes.fixtures import clock, fake_slack, sink_named, sink_settings
+from testkit.fakes.fixtures import (
+    clock,
+    fake_pagerduty,
+    fake_slack,
+    records,
+    sink_named,
+    sink_settings,
+    tls_cert,
+    worker_for,
+)
+from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack, _message_problem
 
-__all__ = ["clock", "fake_slack"]  # the fixtures this module uses
+__all__ = ["clock", "fake_pagerduty", "fake_slack", "tls_cert"]  # the fixtures used here
 
 SHIPPED = load_runbooks(None)
 
@@ -103,3 +115,44 @@ def test_a_runbook_of_more_than_fifty_blocks_continues_in_further_messages(count
     for message in messages:
         assert _message_problem({"text": message.text}, message.blocks) is None
     assert sum(len(m.blocks) for m in messages) >= count
+
+
+async def test_the_pagerduty_event_links_the_runbook_and_carries_its_text(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+) -> None:
+    template = "https://git.example.com/ops/runbooks/-/blob/main/{name}.md"
+    linked = load_runbooks(None, template)
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    sink = sink_named(settings, engine, clock, "pagerduty")
+    worker, dead = worker_for(sink, clock)
+    events = IncidentStory(runbooks=linked, labels={"namespace": "shop"}).fire()
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (event,) = fake_pagerduty.events
+    assert event["links"][:2] == [
+        {"href": template.replace("{name}", "service-unavailable"), "text": "Runbook: Service "
+         "Unavailable (5xx errors)"},
+        {"href": "https://runbooks.example.com/api-errors", "text": "Runbook"},
+    ]  # fmt: skip
+    details = event["payload"]["custom_details"]["runbook"]
+    assert details.startswith("Service Unavailable (5xx errors)\n\n**Symptoms:**")
+    assert "kubectl get pods -n shop\n" in details
+
+
+def test_a_runbook_too_large_for_pagerduty_is_shortened_not_refused() -> None:
+    from models.events import RunbookSnapshot
+    from sinks.limits import PAGERDUTY_EVENT_MAX_BYTES
+    from sinks.pagerduty_format import event_size, trigger_call
+
+    (opened, *_) = IncidentStory().fire()
+    huge = RunbookSnapshot(name="huge", title="Huge", text="x" * 600_000)
+    call = trigger_call(opened.model_copy(update={"incident": opened.incident.model_copy(
+        update={"runbook": huge})}))  # fmt: skip
+    assert event_size(call) <= PAGERDUTY_EVENT_MAX_BYTES
+    assert call.payload["custom_details"]["runbook"].endswith("… (truncated)")
