@@ -1,11 +1,14 @@
 """``sevflow runbooks list|show|match``: what the worker would use, and a bad file named."""
 
+import argparse
+import io
 import os
 from pathlib import Path
 
 import pytest
 
 from sevflow.cli import main
+from sevflow.operator_cli import incidents_show
 from tests.unit.test_cli import run_cli
 
 
@@ -78,3 +81,61 @@ def test_a_bad_runbook_stops_the_worker_at_start_naming_file_and_line(tmp_path: 
     assert started.returncode == 2
     assert f"{tmp_path / 'broken.md'} line 4: bad regular expression" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_incidents_show_and_the_api_show_the_runbook(tmp_path: Path) -> None:
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from models.settings import Settings
+    from receiver.access import protect_all
+    from receiver.incident_api import incident_routes
+    from store.db import async_engine
+    from store.incidents import IncidentStore
+    from streams.pipeline import Pipeline
+    from streams.rules import load_rules
+    from streams.runbooks import load_runbooks
+    from testkit.store_backends import fresh_database
+    from tests.builders import alert, api_credentials
+    from tests.unit.test_incident_api import AUTH, TOKEN
+    from tests.unit.test_pipeline_store import POLICY
+
+    settings = Settings(data_dir=tmp_path)
+    url = settings.sqlalchemy_url()
+    fresh_database(url)
+
+    async def open_incidents() -> list[str]:
+        engine = async_engine(url)
+        try:
+            pipeline = Pipeline(
+                IncidentStore(engine), load_rules(None), POLICY, runbooks=load_runbooks(None)
+            )
+            events = await pipeline.process_alerts(
+                [alert(namespace="shop", deployment="checkout"), alert("DiskAlmostFull")]
+            )
+            return [e.incident_id for e in events]
+        finally:
+            await engine.dispose()
+
+    with_runbook, without = asyncio.run(open_incidents())
+    out, err = io.StringIO(), io.StringIO()
+    options = argparse.Namespace(incident_id=with_runbook)
+    assert incidents_show(settings, options, out=out, err=err) == 0, err.getvalue()
+    shown = out.getvalue()
+    assert "Runbook:      Service Unavailable (5xx errors) (service-unavailable)\n" in shown
+    assert "\nRunbook: Service Unavailable (5xx errors)\n**Symptoms:**" in shown
+    assert "kubectl rollout restart deployment/checkout -n shop" in shown
+
+    engine = async_engine(url)
+    app = Starlette(routes=protect_all(incident_routes(engine), api_credentials(TOKEN)))
+    with TestClient(app) as client:
+        body = client.get(f"/api/incidents/{with_runbook}", headers=AUTH).json()
+        runbook = body["incident"]["runbook"]
+        assert runbook["name"] == "service-unavailable"
+        assert "kubectl get pods -n shop\n" in runbook["text"]
+        assert runbook["placeholders"] == []
+        none = client.get(f"/api/incidents/{without}", headers=AUTH).json()
+        assert none["incident"]["runbook"] is None
+        client.portal.call(engine.dispose)
