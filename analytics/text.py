@@ -11,7 +11,7 @@ from analytics.figures import DurationStats, Report, ResponseTargets, SeverityFi
 from analytics.incidents import IncidentDetail
 from analytics.postmortem import describe_event
 from models.escalation import BusinessCalendar
-from models.events import AlertSnapshot
+from models.events import AlertSnapshot, RunbookSnapshot
 from models.incident import Incident
 
 __all__ = [
@@ -136,7 +136,7 @@ def render_detail(detail: IncidentDetail) -> str:
         ("Security", "yes" if i.security else "no"),
         ("Data loss", "yes" if i.data_loss else "no"),
         ("Data breach", "yes" if i.data_breach else "no"),
-        ("Runbook", i.runbook_url or "-"),
+        ("Runbook", _runbook_field(i.runbook, i.runbook_url)),
         ("Impact", i.impact or "-"),
         ("Status page", _status_page(i)),
     ]
@@ -154,7 +154,20 @@ def render_detail(detail: IncidentDetail) -> str:
             ["ALERT", "STATUS", "SEV", "INSTANCE", "STARTS", "FINGERPRINT"], _alert_rows(detail.alerts)
         ),
     ]
+    if i.runbook is not None:
+        lines += ["", f"Runbook: {i.runbook.title}", i.runbook.text.rstrip("\n")]
     return "\n".join(lines)
+
+
+def _runbook_field(runbook: RunbookSnapshot | None, url: str | None) -> str:
+    """The matched runbook's title and name (its text follows the alerts), and the alert's own
+    ``runbook_url`` beside it."""
+    if runbook is None:
+        return url or "-"
+    shown = f"{runbook.title} ({runbook.name})"
+    if runbook.placeholders:
+        shown += f", to fill in: {', '.join(f'<{p}>' for p in runbook.placeholders)}"
+    return f"{shown}; alert's runbook: {url}" if url else shown
 
 
 def _stats_cells(stats: DurationStats | None) -> list[str]:

@@ -188,9 +188,12 @@ def _matchers(values: object, where: str) -> tuple[Matcher, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise RulesError(f"{where}: matchers must be a list of strings like 'severity=\"critical\"'")
     try:
-        return tuple(parse_matcher(v) for v in values)
+        matchers = tuple(parse_matcher(v) for v in values)
     except MatcherError as exc:
         raise RulesError(f"{where}: {exc}") from None
+    if any(m.name.startswith("classification.") for m in matchers):
+        raise RulesError(f"{where}: a severity rule cannot test the classification it decides")
+    return matchers
 
 
 def _flag_matchers(values: object, flag: str, where: str, source: str) -> tuple[Matcher, ...]:

@@ -27,6 +27,7 @@ __all__ = [
     "IncidentEvent",
     "IncidentSnapshot",
     "IncidentState",
+    "RunbookSnapshot",
     "event_id",
 ]
 
@@ -95,6 +96,25 @@ class AlertSnapshot(_Frozen):
     generator_url: str | None = None
 
 
+class RunbookSnapshot(_Frozen):
+    """The runbook matched when the incident opened, its commands filled from the alert's labels
+    (models/runbooks.py): recorded once, so every consumer and every replay shows the same one."""
+
+    name: str = Field(description="The runbook's file name without `.md`.")
+    title: str
+    text: str = Field(description="The Markdown body, placeholders filled where a label gave them.")
+    url: str | None = Field(
+        default=None, description="The opening alert's `runbook_url` annotation, linked beside it."
+    )
+    placeholders: list[str] = Field(
+        default_factory=list, description="Placeholders no label filled (left visible in the text)."
+    )
+    link: str | None = Field(
+        default=None,
+        description="Where the runbook is published (`SEVFLOW_RUNBOOKS_URL` with its name), if set.",
+    )
+
+
 class IncidentSnapshot(_Frozen):
     """The incident after the change."""
 
@@ -155,6 +175,11 @@ class IncidentSnapshot(_Frozen):
         default=None,
         exclude_if=lambda value: value is None,
         description="The public title an operator published the incident with, if any.",
+    )
+    runbook: RunbookSnapshot | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description='The runbook matched by the opening alert (README "Runbooks"), if any.',
     )
 
 

@@ -14,6 +14,7 @@ in milliseconds; the stream worker persists the result and the events in one tra
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -29,6 +30,7 @@ from models.events import (
     IncidentEvent,
     IncidentSnapshot,
     IncidentState,
+    RunbookSnapshot,
     event_id,
 )
 from models.severity import Severity
@@ -49,6 +51,7 @@ __all__ = [
     "Incident",
     "LifecyclePolicy",
     "Outcome",
+    "RunbookChooser",
     "alert_state",
     "annotate",
     "apply_alert",
@@ -223,6 +226,9 @@ class Incident(BaseModel):
     status_page_body: str | None = Field(
         default=None, description="The public text an operator published the incident with."
     )
+    runbook: RunbookSnapshot | None = Field(
+        default=None, description="The runbook matched when the incident opened (models/runbooks)."
+    )
     status_page_published_at: datetime | None = None
     status_page_published_by: Actor | None = None
 
@@ -266,6 +272,7 @@ class Incident(BaseModel):
             public_resolved_text=self.public_resolved_text,
             held_from_status_page=self.held_from_status_page,
             status_page_title=self.status_page_title,
+            runbook=self.runbook,
         )
 
 
@@ -514,6 +521,10 @@ def _public(annotations: dict[str, str], name: str) -> str | None:
     return value or None
 
 
+#: Chooses the runbook of an incident from the alert that opens it (models.runbooks.RunbookSet).
+RunbookChooser = Callable[[AlertRecord, Classification], RunbookSnapshot | None]
+
+
 def _open(
     record: AlertRecord,
     cls: Classification,
@@ -521,6 +532,7 @@ def _open(
     now: datetime,
     rec: _Recorder,
     position: RecordPosition | None,
+    runbook_for: RunbookChooser | None = None,
 ) -> Outcome:
     alert = alert_state(record, cls, incident_id, None, position)
     alertname = record.labels.get("alertname", "alert")
@@ -547,6 +559,7 @@ def _open(
         public_summary=_public(record.annotations, "summary_public"),
         public_impact=_public(record.annotations, "impact"),
         public_resolved_text=_public(record.annotations, "resolved_text"),
+        runbook=runbook_for(record, cls) if runbook_for is not None else None,
     )
     reason = f"rule {cls.rule}: " + "; ".join(cls.reasons) if cls.reasons else f"rule {cls.rule}"
     incident = rec.emit(incident, EventType.OPENED, ALERTMANAGER, alert=alert, reason=reason)
@@ -581,6 +594,7 @@ def apply_alert(
     policy: LifecyclePolicy,
     now: datetime,
     position: RecordPosition | None = None,
+    runbook_for: RunbookChooser | None = None,
 ) -> Outcome | None:
     """Apply one alert record to the incident of its group.
 
@@ -588,7 +602,8 @@ def apply_alert(
     stored state of this fingerprint; ``position`` the record's place on the alerts topic, when
     known (it orders the alert's records: :func:`superseded`). Returns None when the record
     changes nothing: a repeat of the same status (Alertmanager re-sends every group/repeat
-    interval) or a record older than what is stored.
+    interval) or a record older than what is stored. ``runbook_for`` chooses the runbook of an
+    incident this record opens (recorded on it, so a replay and every consumer see the same).
     """
     if superseded(record, previous, position):
         return None  # stale: a newer state of this alert is already applied
@@ -601,7 +616,7 @@ def apply_alert(
             if previous is not None and previous.status == "resolved":
                 return None
             return Outcome(None, alert_state(record, cls, None, previous, position))
-        return _open(record, cls, new_incident_id(record), now, rec, position)
+        return _open(record, cls, new_incident_id(record), now, rec, position, runbook_for)
 
     if record.status == "resolved" and previous is not None and previous.status == "resolved":
         # Already resolved, whichever incident it counted in: an HA peer's copy or the same alert

@@ -58,9 +58,12 @@ class MaintenanceWindow(BaseModel):
     def _parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for text in value:
             try:
-                parse_matcher(text)
+                matcher = parse_matcher(text)
             except MatcherError as exc:
                 raise ValueError(str(exc)) from None
+            if matcher.name.startswith("classification."):
+                # (a runbook's matcher name: a window holds alerts before they are classified)
+                raise ValueError(f"{text}: a window tests labels and annotations only")
         return value
 
     @model_validator(mode="after")

@@ -5,7 +5,9 @@ label matches as the empty string. A value, quoted or not, is unescaped as Alert
 ``\"``, ``\\`` and ``\n`` are a double quote, a backslash and a line feed, and any other backslash
 stays (``"host\.example"`` is the regex ``host\.example``, ``"\bdown\b"`` keeps its word
 boundaries). sevflow also lets a matcher test an annotation by prefixing its name with
-``annotations.`` (a label name cannot contain a dot, so nothing is ambiguous).
+``annotations.`` (a label name cannot contain a dot, so nothing is ambiguous); a runbook's matcher
+can test the incident's classification as ``classification.rule`` and the like
+(:mod:`models.runbooks`), which severity rules refuse: they decide the classification.
 """
 
 import re
@@ -17,7 +19,7 @@ __all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 Op = Literal["=", "!=", "=~", "!~"]
 
 _MATCHER = re.compile(
-    r"""^\s*(?P<name>(?:annotations\.)?[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$""",
+    r"""^\s*(?P<name>(?:(?:annotations|classification)\.)?[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$""",
     re.DOTALL,
 )
 

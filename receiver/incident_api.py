@@ -130,9 +130,11 @@ def _filter_of(params: Any) -> IncidentFilter:
 
 def _incident_json(incident: Incident) -> dict[str, Any]:
     """An incident as the API shows it: the ``incident`` object of the incident-events schema,
-    with ``held_from_status_page`` always present (the events write it only when true)."""
+    with ``held_from_status_page`` and ``runbook`` always present (the events write them only
+    when true, or matched)."""
     shown = incident.snapshot().model_dump(mode="json")
     shown["held_from_status_page"] = incident.held_from_status_page
+    shown["runbook"] = incident.runbook.model_dump(mode="json") if incident.runbook else None
     return shown
 
 

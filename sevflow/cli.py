@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import ValidationError
 
 from models.settings import Settings
-from sevflow import escalation_cli, operator_cli, statuspage_cli
+from sevflow import escalation_cli, operator_cli, runbooks_cli, statuspage_cli
 from sevflow.audit_cli import add_audit_command, run_audit
 from sevflow.dlq_cli import add_dlq_command, run_dlq
 from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
@@ -56,6 +56,9 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
         "blast_radius_services",
         *_STORE,
     ),
+    ("runbooks", "list"): ("runbooks_dir",),
+    ("runbooks", "show"): ("runbooks_dir",),
+    ("runbooks", "match"): ("runbooks_dir", "rules_file"),
     ("ack",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("resolve",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("statuspage", "publish"): (*_STORE, "kafka_bootstrap", "commands_topic"),
@@ -173,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of incident-events records")
     escalation_cli.add_subcommands(sub)
     statuspage_cli.add_subcommands(sub)
+    runbooks_cli.add_subcommands(sub)
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
     add_maintenance_command(sub)
@@ -225,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_purge(settings, args)
     if args.command == "statuspage":
         return statuspage_cli.run(args, settings)
+    if args.command == "runbooks":
+        return runbooks_cli.run(args, settings)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.clock import utc_now
+from models.runbooks import RunbookError
 from models.settings import Settings
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
@@ -36,6 +37,7 @@ from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
+from streams.runbooks import load_runbooks
 
 __all__ = ["init_db", "receiver_credentials", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
 
@@ -232,8 +234,21 @@ async def _run_canary(settings: Settings, server: uvicorn.Server, serving: async
         ).run()
 
 
+def _runbooks_problem(settings: Settings) -> str | None:
+    """Why the runbooks cannot be used (the file and the line), or None: checked before a role
+    starts, so a bad file stops ``run`` and ``worker`` at once instead of a restart loop."""
+    try:
+        load_runbooks(settings.runbooks_dir)
+    except RunbookError as exc:
+        return str(exc)
+    return None
+
+
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
     """Run the stream worker until SIGINT/SIGTERM."""
+    if (problem := _runbooks_problem(settings)) is not None:
+        print(f"sevflow: {problem}", file=sys.stderr)
+        return 2
     status = init_db(settings)
     if status:
         return status
@@ -361,7 +376,7 @@ def run_sinks_role(settings: Settings) -> int:
 def run_all(settings: Settings) -> int:
     """Run the worker, the receiver and the sinks as child processes, each started again when it
     exits (:func:`sevflow.supervisor.supervise`)."""
-    problem = settings.webhook_auth_problem()
+    problem = settings.webhook_auth_problem() or _runbooks_problem(settings)
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2

@@ -210,6 +210,9 @@ def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
 
 def _links(incident: IncidentSnapshot, event: IncidentEvent) -> list[dict[str, str]]:
     links = []
+    runbook = incident.runbook
+    if runbook is not None and runbook.link:
+        links.append({"href": runbook.link, "text": f"Runbook: {runbook.title}"})
     if incident.runbook_url:
         links.append({"href": incident.runbook_url, "text": "Runbook"})
     generator = (event.alert.generator_url if event.alert else None) or incident.generator_url
@@ -240,6 +243,10 @@ def trigger_call(event: IncidentEvent) -> PagerDutyCall:
             "labels": labels,
         },
     }
+    if incident.runbook is not None:
+        # The runbook matched when the incident opened, its commands filled: readable in
+        # PagerDuty's alert details (fit() shortens it, visibly, like any detail).
+        payload["custom_details"]["runbook"] = f"{incident.runbook.title}\n\n{incident.runbook.text}"
     if incident.services:
         payload["component"] = incident.services[0]
     group = labels.get("namespace") or labels.get("cluster") or labels.get("job")

@@ -3,7 +3,8 @@
 For an incident whose severity is announced::
 
     opened       create #incident-YYYYMMDD-slug (a taken name gets -2, -3 …), post the playbook's
-                 announcement to #incidents (Acknowledge / Resolve buttons) and into the channel
+                 announcement to #incidents (Acknowledge / Resolve buttons) and into the channel,
+                 then the incident's runbook (models/runbooks.py) in the channel, pinned
     updates      new alerts, severity change, acknowledgement, escalation … posted in the channel;
                  updates waiting in one batch are coalesced into one message (≈ 1 post/s/channel)
     ack, sev     the #incidents announcement is edited to show the new state
@@ -53,6 +54,7 @@ from sinks.slack_format import (
     morning_digest,
     private_channel_notice,
     resolution,
+    runbook_messages,
     security_announcement,
     update_line,
 )
@@ -182,6 +184,20 @@ class SlackSink:
             self._effects.clock.now(),
         )
         await self._post_once(event, "intro", channel["channel_id"], message)
+        await self._post_runbook(event, channel["channel_id"])
+
+    async def _post_runbook(self, event: IncidentEvent, channel_id: str) -> None:
+        """The runbook matched when the incident opened, posted in its channel and its first
+        message pinned; each part and the pin once (a redelivered opening repeats none)."""
+        for number, message in enumerate(runbook_messages(event.incident), start=1):
+            step = "runbook" if number == 1 else f"runbook:{number}"
+            posted = await self._post_once(event, step, channel_id, message)
+            if number == 1:
+                await self._effects.once(
+                    [event],
+                    "runbook-pin",
+                    functools.partial(self._sender.pin, posted["channel"], posted["ts"]),
+                )
 
     async def _create_channel(self, event: IncidentEvent) -> Result:
         private = is_security(event.incident)

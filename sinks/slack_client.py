@@ -158,6 +158,16 @@ class SlackSender:
         )
         return {"channel": str(data.get("channel", channel)), "ts": str(data.get("ts", ts))}
 
+    async def pin(self, channel: str, ts: str) -> dict[str, str]:
+        """Pin the message ``ts`` of ``channel`` (pins.add); a message pinned already (a retry
+        after Slack took the first call) counts as pinned."""
+        try:
+            await self.call("pins.add", channel=channel, timestamp=ts)
+        except SlackError as error:
+            if error.code != "already_pinned":
+                raise
+        return {"channel": channel, "ts": ts}
+
     async def find_channel(self, name: str, *, private: bool = False) -> str | None:
         """The id of the public (or, ``private``, the private) channel called ``name``, if any
         (paginated conversations.list)."""

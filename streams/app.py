@@ -56,6 +56,7 @@ from streams.record_time import RecordTime
 from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
+from streams.runbooks import load_runbooks
 from streams.stall import EXIT_STALLED, Activity, StallWatch
 
 __all__ = ["broker_urls", "create_app", "retry_transient"]
@@ -186,6 +187,9 @@ def create_app(
         settings.lifecycle_policy(),
         settings.group_by,
         escalation_policy,
+        load_runbooks(
+            settings.runbooks_dir, settings.runbooks_url
+        ),  # a bad runbook: fail at start, naming its line
     )
     escalation_metrics = EscalationMetrics(stats.registry)
     lag = LagProbe(

@@ -51,6 +51,7 @@ from models.incident import (
     superseded,
 )
 from models.maintenance import covering_window, released_record, suppressed_state
+from models.runbooks import RunbookSet
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
@@ -154,6 +155,8 @@ class Pipeline:
     group_by: tuple[str, ...] = ()
     #: When set, incidents opened by alerts start escalating in the same transaction.
     escalation: EscalationPolicy | None = None
+    #: When set, an incident opened by an alert records the runbook its alert matches.
+    runbooks: RunbookSet | None = None
 
     async def process_alerts(
         self,
@@ -218,6 +221,7 @@ class Pipeline:
                         self.policy,
                         record.received_at,
                         position,
+                        self.runbooks.for_record if self.runbooks is not None else None,
                     )
                 if outcome is not None:
                     tx.stage(outcome)

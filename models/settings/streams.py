@@ -20,6 +20,19 @@ class StreamSettings(BaseModel):
         description="YAML severity rules (first match wins). Unset: the shipped rules that encode "
         "the playbook's SEV table (streams/rules/default.yaml).",
     )
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="Folder of Markdown runbooks (`*.md` with `title` and `matchers` front "
+        "matter) added to the shipped four of the playbook; a file of the same name replaces a "
+        "shipped one. Unset: the shipped runbooks only (streams/runbooks/).",
+    )
+    runbooks_url: str | None = Field(
+        default=None,
+        description="Where the runbooks are published for a browser, `{name}` standing for a "
+        "runbook's file name without .md (e.g. https://git.example.com/ops/runbooks/-/blob/main/"
+        "{name}.md): the PagerDuty event links it. Unset: the event carries the runbook's text "
+        "only.",
+    )
     events_topic: str = Field(
         default="incident-events",
         description="Topic every incident change is published on, keyed by incident id.",
@@ -101,6 +114,15 @@ class StreamSettings(BaseModel):
     def _split_labels(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("runbooks_url")
+    @classmethod
+    def _runbooks_url(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith(("https://", "http://")) or "{name}" not in value
+        ):
+            raise ValueError("an http(s) URL with {name} where a runbook's name goes")
         return value
 
     def lifecycle_policy(self) -> LifecyclePolicy:

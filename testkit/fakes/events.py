@@ -16,6 +16,7 @@ from models.incident import (
     apply_alert,
     apply_command,
 )
+from models.runbooks import RunbookSet
 from models.severity import Severity
 
 __all__ = ["T0", "IncidentStory"]
@@ -45,6 +46,8 @@ class IncidentStory:
     #: What the rules say of every alert of the story (a security incident, a data breach).
     security: bool = False
     data_breach: bool = False
+    #: The runbooks an incident the story opens is matched against (None: it gets none).
+    runbooks: RunbookSet | None = None
     incident: Incident | None = None
     alerts: dict[str, AlertState] = field(default_factory=dict)
     events: list[IncidentEvent] = field(default_factory=list)
@@ -81,8 +84,10 @@ class IncidentStory:
             security=self.security or self.data_breach,
             data_breach=self.data_breach,
         )
+        chooser = self.runbooks.for_record if self.runbooks is not None else None
+        previous = self.alerts.get(fingerprint)
         return self._apply(
-            apply_alert(self.incident, self.alerts.get(fingerprint), record, cls, POLICY, at)
+            apply_alert(self.incident, previous, record, cls, POLICY, at, runbook_for=chooser)
         )
 
     def resolve_alert(self, fingerprint: str = "fp1", at: datetime = T0) -> list[IncidentEvent]:

@@ -17,7 +17,7 @@ single-channel guest), ``add_usergroup`` a group's members; an unknown user is `
 an unknown group ``no_such_subteam``. Interaction response URLs (``/actions/<team>/<id>/<secret>``,
 what ``response_url`` points at on hooks.slack.com) take a JSON message with ``text`` or ``blocks``
 and an optional ``response_type`` of ``ephemeral`` (the default) or ``in_channel``; what they
-received is in ``responses``.
+received is in ``responses``. ``pins.add`` pins a message (``pinned`` lists them).
 """
 
 import itertools
@@ -352,6 +352,33 @@ class FakeSlack:
         message.setdefault("edits", 0)
         message["edits"] += 1
         return _ok(channel=channel.id, ts=message["ts"], text=message["text"])
+
+    def _pins_add(self, args: dict[str, Any]) -> Response:
+        """pins.add (docs.slack.dev): ``channel`` and ``timestamp`` (the message's ``ts``) are
+        both required; an unknown channel is ``channel_not_found``, no timestamp
+        ``no_item_specified``, a ts not in the channel ``message_not_found``, a second pin of
+        the same message ``already_pinned``."""
+        channel = self._channel(args.get("channel"))
+        if channel is None:
+            return _error("channel_not_found")
+        if not args.get("timestamp"):
+            return _error("no_item_specified")
+        if not channel.is_member:
+            return _error("not_in_channel")
+        message = next((m for m in channel.messages if m["ts"] == args["timestamp"]), None)
+        if message is None:
+            return _error("message_not_found")
+        if channel.id in message.get("pinned_to", []):
+            return _error("already_pinned")
+        message.setdefault("pinned_to", []).append(channel.id)
+        return _ok()
+
+    def pinned(self, channel_name: str) -> list[dict[str, Any]]:
+        """The messages pinned in the channel, oldest first."""
+        channel = self.by_name(channel_name)
+        if channel is None:
+            return []
+        return [m for m in channel.messages if channel.id in m.get("pinned_to", [])]
 
     def _conversations_list(self, args: dict[str, Any]) -> Response:
         limit = int(args.get("limit", 100))

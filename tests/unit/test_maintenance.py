@@ -52,6 +52,7 @@ def test_firing_is_held_and_resolution_follows_its_firing() -> None:
         ({"ends_at": T0}, "must end after it starts"),
         ({"matchers": ("service",)}, "not a matcher"),
         ({"matchers": ()}, "at least 1"),
+        ({"matchers": ('classification.rule=""',)}, "labels and annotations only"),
     ],
 )
 def test_bad_windows_are_refused(changes: dict[str, object], message: str) -> None:
