@@ -47,9 +47,19 @@ class MaintenanceStore:
     async def overlapping(
         self, start: datetime, end: datetime, conn: AsyncConnection | None = None
     ) -> list[MaintenanceWindow]:
-        """Windows active at some moment of [start, end] (read in ``conn`` when given)."""
+        """Windows active at some moment of [start, end] and not released yet (read in ``conn``
+        when given).
+
+        A released window holds nothing more: its release ran once record time had passed its
+        end, so a record stamped before the end that is applied only after the release (a
+        receiver whose clock runs behind, a late retry) is handled normally, not held for a
+        release that will never come again."""
         query = select(maintenance_windows.c.document).where(
-            and_(maintenance_windows.c.starts_at <= end, maintenance_windows.c.ends_at > start)
+            and_(
+                maintenance_windows.c.starts_at <= end,
+                maintenance_windows.c.ends_at > start,
+                maintenance_windows.c.released_at.is_(None),
+            )
         )
         if conn is None:
             async with self._reader.connect() as own:

@@ -156,6 +156,22 @@ async def test_an_alert_firing_before_the_window_stays_in_its_incident(  # type:
     assert len(await pipeline.store.list_incidents()) == 1
 
 
+async def test_a_record_stamped_in_a_released_window_is_not_held(engine) -> None:  # type: ignore[no-untyped-def]
+    """Found by the model-based test (tests/model): a window is released once record time passed
+    its end; then a record a slower receiver clock stamped inside the window is applied. Held by
+    the window, it would wait for a release that already ran, for ever; it is handled normally."""
+    pipeline = Pipeline(
+        IncidentStore(engine), load_rules(None), LifecyclePolicy(quiet_period=timedelta(minutes=5))
+    )
+    await MaintenanceStore(engine).add(WINDOW)
+    assert await pipeline.release_windows(T0 + timedelta(hours=1, minutes=1)) == []
+    late = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=59))
+    (opened, *_) = await pipeline.process_alerts([late])
+    assert opened.type is EventType.OPENED
+    (incident,) = await pipeline.store.list_incidents()
+    assert incident.alerts_firing == 1
+
+
 async def test_a_window_does_not_take_an_alert_out_of_an_incident_resolved_by_hand(engine) -> None:  # type: ignore[no-untyped-def]
     """Found by the model-based test (tests/model): an alert still firing in an incident an
     operator resolved by hand is re-sent during a window. It is a repeat, not a new firing: the
