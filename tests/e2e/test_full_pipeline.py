@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit import harness
 from testkit.fakes import fixtures
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import alertmanager_for, running, sevflow_at_fakes, wait_for
-from tests import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

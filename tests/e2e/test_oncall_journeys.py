@@ -22,13 +22,13 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.callbacks import PAGERDUTY_PATH, SLACK_PATH, pagerduty_signature, slack_signature
+from testkit import harness
 from testkit.fakes import fixtures
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import Alertmanager, Sevflow, alertmanager_for, running, sevflow_at_fakes, wait_for
 from testkit.local import REPO
-from tests import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -133,17 +133,19 @@ class PipelineModel(RuleBasedStateMachine):
 
     def watermark(self) -> datetime | None:
         """Record time: the oldest of each partition's newest applied receive time; a partition
-        with nothing left to apply stands at the true time."""
+        with nothing left to apply does not hold it back (it stands at the true time, or at its
+        newest receive time when a receiver's clock ran ahead)."""
         marks: list[datetime] = []
         topic = self.world.topic
         for p in range(PARTITIONS):
-            if topic.applied[p] >= len(topic.log[p]):
-                marks.append(self.world.now)
-                continue
             applied = topic.log[p][: topic.applied[p]]
-            if not applied:
+            newest = max((o.record.received_at for o in applied), default=None)
+            if topic.applied[p] >= len(topic.log[p]):
+                marks.append(self.world.now if newest is None else max(newest, self.world.now))
+            elif newest is None:
                 return None
-            marks.append(max(o.record.received_at for o in applied))
+            else:
+                marks.append(newest)
         return min(marks)
 
     # -- the store, read back ------------------------------------------------------------------
