@@ -22,7 +22,7 @@ def test_pipeline_keeps_its_promises_on_postgresql(postgres_url: str) -> None:
     machine.database_urls[:] = [postgres_url]
     try:
         run_state_machine_as_test(
-            machine.PipelineModel,
+            machine.new_machine,
             settings=settings(
                 max_examples=EXAMPLES,
                 stateful_step_count=STEPS,

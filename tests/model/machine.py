@@ -61,7 +61,7 @@ from tests.model.world import (
     World,
 )
 
-__all__ = ["PipelineModel", "database_urls"]
+__all__ = ["PipelineModel", "database_urls", "new_machine"]
 
 #: Where each example's database comes from: set by the test module before running the machine.
 database_urls: list[str] = []
@@ -404,3 +404,13 @@ class PipelineModel(RuleBasedStateMachine):
             )
         returned = [str(e.event_id) for e in self.events]
         assert len(returned) == len(set(returned)), "the pipeline returned an event twice"
+
+
+def new_machine() -> PipelineModel:
+    """A fresh machine, as hypothesis asks for one per example.
+
+    Handed to hypothesis instead of the class: it digests its factory's source, and for a class
+    ``inspect.getsource`` parses the whole module with ``ast``, which CPython 3.11.7 can fail
+    with "SystemError: AST constructor recursion depth mismatch" deep in a long test session;
+    a function's source is found from its code object, without parsing."""
+    return PipelineModel()

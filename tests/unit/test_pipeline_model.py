@@ -22,7 +22,7 @@ STEPS = int(os.environ.get("SEVFLOW_MODEL_STEPS", "40"))
 def test_pipeline_keeps_its_promises() -> None:
     machine.database_urls.clear()
     run_state_machine_as_test(
-        machine.PipelineModel,
+        machine.new_machine,
         settings=settings(
             max_examples=EXAMPLES,
             stateful_step_count=STEPS,
