@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from kafka_admin.reading import read_topics
 from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.records import REPLAY_HEADER
@@ -99,45 +99,11 @@ class DeadLetterWriter:
         await self._producer.send_and_wait(self._topic, key=key, value=letter.to_bytes())
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(
-        p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"]
-    )
-
-
 async def _read_all(settings: Settings, wait_seconds: float) -> list[DeadLetter]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    letters: list[DeadLetter] = []
-    try:
-        partitions = await _partitions(settings.kafka_bootstrap, settings.sinks_dlq_topic)
-        tps = [TopicPartition(settings.sinks_dlq_topic, p) for p in partitions]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        async with asyncio.timeout(wait_seconds):
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=500)
-                for tp, messages in batch.items():
-                    for message in messages:
-                        letter = DeadLetter.model_validate_json(message.value)
-                        letters.append(letter.model_copy(update={"dlq_offset": message.offset}))
-                        if message.offset + 1 >= ends[tp]:
-                            remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return letters
+    read = await read_topics(settings.kafka_bootstrap, [settings.sinks_dlq_topic], wait_seconds)
+    return [
+        DeadLetter.model_validate_json(r.value).model_copy(update={"dlq_offset": r.offset}) for r in read
+    ]
 
 
 def _matches(letter: DeadLetter, sink: str | None, event_ids: Collection[str] | None) -> bool:

@@ -24,11 +24,11 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 
+from kafka_admin.reading import read_topics
 from models.clock import Clock
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
@@ -155,47 +155,13 @@ def quarantine_topics(settings: Settings) -> dict[str, str]:
     }
 
 
-async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return sorted(
-        TopicPartition(d["topic"], p["partition"])
-        for d in described
-        if d.get("error_code", 0) == 0
-        for p in d["partitions"]
-    )
-
-
 async def _read_all(settings: Settings, wait_seconds: float) -> list[QuarantinedRecord]:
     topics = sorted(set(quarantine_topics(settings).values()))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    records: list[QuarantinedRecord] = []
-    try:
-        tps = await _partitions(settings.kafka_bootstrap, topics)
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        async with asyncio.timeout(wait_seconds):
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=500)
-                for tp, messages in batch.items():
-                    for message in messages:
-                        record = QuarantinedRecord.model_validate_json(message.value)
-                        records.append(record.model_copy(update={"quarantine_offset": message.offset}))
-                        if message.offset + 1 >= ends[tp]:
-                            remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    read = await read_topics(settings.kafka_bootstrap, topics, wait_seconds)
+    records = [
+        QuarantinedRecord.model_validate_json(r.value).model_copy(update={"quarantine_offset": r.offset})
+        for r in read
+    ]
     return sorted(records, key=lambda r: r.quarantined_at)
 
 
