@@ -77,7 +77,9 @@ def _fired(state: EscalationState) -> dict[str, str]:
     return {plan.step_key(s): _identity(plan, s) for s in range(min(state.next_step, plan.steps))}
 
 
-def advance(state: EscalationState, incident: Incident, now: datetime) -> Advance:
+def advance(
+    state: EscalationState, incident: Incident, now: datetime, *, emailing: bool = False
+) -> Advance:
     """What fires for ``incident`` at ``now`` and the state after it (pure, idempotent).
 
     * Acknowledged or resolved: no level ever fires again; the times to acknowledge / resolve are
@@ -88,6 +90,9 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     * Still triggered: every level whose deadline passed fires once, in order (after a long outage
       several fire in one go: each was owed), then the acknowledge target is checked.
     * The plan follows the incident's current severity (raised SEV3 → SEV1 adds the SEV1 levels).
+
+    ``emailing``: SMTP is configured (the email sink runs), so an email contact's reason says
+    "emailed", else "not emailed (no SMTP configured)".
 
     Calling it again with the returned state and the same ``now`` fires nothing.
     """
@@ -100,9 +105,9 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
     current = state.model_copy(update=updates)
     contacts = _contacts_due(current, incident, updates)
     if incident.state is IncidentState.TRIGGERED:
-        firings = _unanswered(current, now, fired, contacts, updates)
+        firings = _unanswered(current, now, fired, contacts, emailing, updates)
     else:
-        firings = _answered(current, incident, contacts, updates)
+        firings = _answered(current, incident, contacts, emailing, updates)
     firings += _digest(current, incident, now, fired, updates)
     firings += _resolve_breach(current, incident, now, updates)
     return Advance(state.model_copy(update=updates), tuple(firings))
@@ -135,6 +140,7 @@ def _unanswered(
     now: datetime,
     fired: dict[str, str],
     contacts: _Contacts,
+    emailing: bool,
     updates: dict[str, Any],
 ) -> list[Firing]:
     """Still triggered: the levels due, in order, the contacts riding along on the first that
@@ -158,7 +164,7 @@ def _unanswered(
         step += 1
     updates["fired"] = fired
     if extra:  # no level fired now: notify the contacts on their own
-        firings.extend(contact_firing(current, name, targets) for name, targets in contacts)
+        firings.extend(contact_firing(current, name, ts, emailing) for name, ts in contacts)
     updates["next_step"] = step
     updates["status"] = EscalationStatus.ACTIVE if step < plan.steps else EscalationStatus.EXHAUSTED
     ack_due = current.snapshot.sla_deadline(plan.acknowledge_target, current.started_at)
@@ -169,11 +175,15 @@ def _unanswered(
 
 
 def _answered(
-    current: EscalationState, incident: Incident, contacts: _Contacts, updates: dict[str, Any]
+    current: EscalationState,
+    incident: Incident,
+    contacts: _Contacts,
+    emailing: bool,
+    updates: dict[str, Any],
 ) -> list[Firing]:
     """Acknowledged or resolved: the contacts still owed, the times to answer recorded, and an
     acknowledgement the loop saw only after its target judged late once."""
-    firings = [contact_firing(current, name, targets) for name, targets in contacts]
+    firings = [contact_firing(current, name, ts, emailing) for name, ts in contacts]
     resolved = incident.state is IncidentState.RESOLVED
     updates["status"] = EscalationStatus.RESOLVED if resolved else EscalationStatus.ACKNOWLEDGED
     acked_at = incident.acknowledged_at

@@ -25,6 +25,7 @@ from models.incident import Command, Incident, Outcome, annotate, refusal
 __all__ = [
     "Firing",
     "contact_firing",
+    "contact_reason",
     "digest_firing",
     "escalate_by_hand",
     "escalation_targets",
@@ -150,7 +151,35 @@ def escalate_by_hand(
     return outcome, Firing(MANAGER_STEP, EventType.ESCALATED, reason, data, targets)
 
 
-def contact_firing(state: EscalationState, contact: str, targets: tuple[Target, ...]) -> Firing:
+#: The order a contact's reason names its targets in: what happens at once, then the rest.
+_KIND_ORDER = ("slack", "pagerduty", "email", "phone")
+
+
+def contact_reason(contact: str, targets: Iterable[Target], emailing: bool) -> str:
+    """What telling a contact does, target by target, as the sinks will do it: a Slack channel
+    is told, a Slack user or group mentioned in the incident channel, a PagerDuty target paged,
+    an email address emailed only when SMTP is configured (``emailing``: the email sink runs),
+    a phone number left to be called by hand. Never "notified" when nobody will be."""
+    phrases = []
+    for target in sorted(targets, key=lambda t: _KIND_ORDER.index(t.kind)):
+        if target.kind == "slack":
+            told = f"told in {target.to}" if target.to.startswith("#") else None
+            phrases.append(told or f"{target.to} mentioned in the incident channel")
+        elif target.kind == "pagerduty":
+            phrases.append(f"paged {target.to}")
+        elif target.kind == "email":
+            emailed = f"emailed {target.to}" if emailing else None
+            phrases.append(emailed or f"{target.to} not emailed (no SMTP configured)")
+        else:
+            who = f"{target.label} ({target.to})" if target.label else target.to
+            phrases.append(f"{who} to be called by hand")
+    name = contact.replace("_", " ")
+    return f"{contact.replace('_', '-')} incident: {name} contact {'; '.join(phrases)}"
+
+
+def contact_firing(
+    state: EscalationState, contact: str, targets: tuple[Target, ...], emailing: bool
+) -> Firing:
     data = {
         "escalation_id": state.escalation_id,
         "step": f"contact:{contact}",
@@ -160,7 +189,7 @@ def contact_firing(state: EscalationState, contact: str, targets: tuple[Target, 
         "targets": targets_json(targets),
         "targets_text": ", ".join(t.label or t.to for t in targets),
     }
-    reason = f"{contact.replace('_', '-')} incident: notifying the {contact.replace('_', ' ')} contact"
+    reason = contact_reason(contact, targets, emailing)
     return Firing(f"contact:{contact}", EventType.ESCALATED, reason, data, targets)
 
 

@@ -177,6 +177,12 @@ class EscalationPolicy(Frozen):
         description="Who an escalation to the manager by hand notifies (sevflow escalate ID "
         "--to manager, the API, the Slack button).",
     )
+    emailing: bool = Field(
+        default=False,
+        description="SMTP is configured (SEVFLOW_SMTP_HOST: the email sink runs), so email "
+        "contacts are emailed; the escalated events' reasons say so, or 'not emailed (no SMTP "
+        "configured)'. Set at start from the settings (load_policy), never by a policy file.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "EscalationPolicy":
