@@ -18,6 +18,7 @@ from typing import Any
 
 from models.escalation.calendar import format_duration
 from models.escalation.firings import (
+    Contacts,
     Firing,
     contact_firing,
     digest_firing,
@@ -30,9 +31,6 @@ from models.events import IncidentState
 from models.incident import Incident
 
 __all__ = ["Advance", "advance", "arm"]
-
-#: The contacts an incident's flags call for, by name (``security``, ``data_loss``, ``data_breach``).
-_Contacts = list[tuple[str, tuple[Target, ...]]]
 
 
 @dataclass(frozen=True)
@@ -113,10 +111,10 @@ def advance(
     return Advance(state.model_copy(update=updates), tuple(firings))
 
 
-def _contacts_due(current: EscalationState, incident: Incident, updates: dict[str, Any]) -> _Contacts:
+def _contacts_due(current: EscalationState, incident: Incident, updates: dict[str, Any]) -> Contacts:
     """The contacts its flags call for (security, data loss, data breach), told once while open,
     acknowledged or not: a flag can arrive with an alert after the acknowledgement."""
-    contacts: _Contacts = []
+    contacts: list[tuple[str, tuple[Target, ...]]] = []
     if incident.state is IncidentState.RESOLVED:
         return contacts
     snapshot = current.snapshot
@@ -139,14 +137,14 @@ def _unanswered(
     current: EscalationState,
     now: datetime,
     fired: dict[str, str],
-    contacts: _Contacts,
+    contacts: Contacts,
     emailing: bool,
     updates: dict[str, Any],
 ) -> list[Firing]:
     """Still triggered: the levels due, in order, the contacts riding along on the first that
     notifies now (or on their own), then the acknowledge target."""
     firings: list[Firing] = []
-    extra = tuple(t for _, ts in contacts for t in ts)
+    riding = contacts  # told with the first level that notifies now, else on their own
     step, plan = current.next_step, current.plan
     notified = set(fired.values())
     while step < plan.steps and plan.step_at(current.started_at, step) <= now:
@@ -157,13 +155,13 @@ def _unanswered(
                 key = f"{key}@{current.severity}"
             # The contacts ride along on the first level that notifies now.
             by_hand = plan.levels[step % len(plan.levels)].by_hand
-            firings.append(level_firing(current, step, () if by_hand else extra, key))
-            extra = extra if by_hand else ()
+            firings.append(level_firing(current, step, key, () if by_hand else riding, emailing))
+            riding = riding if by_hand else ()
             fired[key] = identity
             notified.add(identity)
         step += 1
     updates["fired"] = fired
-    if extra:  # no level fired now: notify the contacts on their own
+    if riding:  # no level fired now: notify the contacts on their own
         firings.extend(contact_firing(current, name, ts, emailing) for name, ts in contacts)
     updates["next_step"] = step
     updates["status"] = EscalationStatus.ACTIVE if step < plan.steps else EscalationStatus.EXHAUSTED
@@ -177,7 +175,7 @@ def _unanswered(
 def _answered(
     current: EscalationState,
     incident: Incident,
-    contacts: _Contacts,
+    contacts: Contacts,
     emailing: bool,
     updates: dict[str, Any],
 ) -> list[Firing]:

@@ -8,7 +8,7 @@ once even if two runs raced past every other guard.
 """
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -23,6 +23,7 @@ from models.events import EventType, IncidentState
 from models.incident import Command, Incident, Outcome, annotate, refusal
 
 __all__ = [
+    "Contacts",
     "Firing",
     "contact_firing",
     "contact_reason",
@@ -32,6 +33,10 @@ __all__ = [
     "level_firing",
     "sla_firing",
 ]
+
+
+#: The contacts an incident's flags call for, by name (``security``, ``data_loss``, ``data_breach``).
+Contacts = Sequence[tuple[str, tuple[Target, ...]]]
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,16 @@ def escalation_targets(data: Mapping[str, str]) -> list[Target]:
     return targets
 
 
-def level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...], key: str) -> Firing:
+def level_firing(
+    state: EscalationState, step: int, key: str, contacts: Contacts, emailing: bool
+) -> Firing:
+    """Level ``step`` fires; ``contacts`` ride along (one event): their targets are added and
+    the reason says what each contact gets (:func:`contact_reason`)."""
     plan = state.plan
     cycle, index = divmod(step, len(plan.levels))
     level = plan.levels[index]
-    targets = level.targets + tuple(t for t in contacts if t not in level.targets)
+    extra = tuple(t for _, ts in contacts for t in ts)
+    targets = level.targets + tuple(t for t in extra if t not in level.targets)
     waited = format_duration(level.after)
     reason = (
         f"notifying {level.name}"
@@ -85,6 +95,8 @@ def level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...]
         reason = f"unacknowledged for {waited}: escalate to {level.name} by hand"
     if cycle:
         reason += f" (repeat {cycle} of {plan.repeat})"
+    for name, contact_targets in contacts:
+        reason += f"; {contact_reason(name, contact_targets, emailing)}"
     data = {
         "escalation_id": state.escalation_id,
         "step": key,

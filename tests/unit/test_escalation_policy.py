@@ -278,6 +278,18 @@ def test_without_smtp_a_contact_reason_says_the_email_is_not_sent() -> None:
     assert "notif" not in contact.reason
 
 
+def test_a_contact_riding_along_with_a_level_is_named_in_its_reason() -> None:
+    """Told with the first level (one event): its reason says what the contact gets too."""
+    inc = incident(security=True)
+    (level1,) = advance(arm(inc, playbook_policy(), T0), inc, T0).firings
+    assert level1.reason == (
+        "notifying primary on-call; security incident: security contact told in "
+        "#security-incidents; security@optimal-build.com not emailed (no SMTP configured)"
+    )
+    (emailed,) = advance(arm(inc, playbook_policy(), T0), inc, T0, emailing=True).firings
+    assert emailed.reason.endswith("; emailed security@optimal-build.com")
+
+
 def test_with_smtp_a_contact_reason_says_who_is_emailed() -> None:
     inc = incident(Severity.SEV4, security=True, data_breach=True)
     step = advance(arm(inc, playbook_policy(), T0), inc, T0, emailing=True)
