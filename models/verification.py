@@ -113,6 +113,9 @@ class ProbeSet:
     def __bool__(self) -> bool:
         return bool(self._by_service)
 
+    def probes(self) -> tuple[Probe, ...]:
+        return tuple(self._by_service.values())
+
     def for_services(self, services: Sequence[str]) -> Probe | None:
         """The probe of the first of ``services`` (an incident's, in the order they fired) that
         has one; None: the incident resolves as it always did, on the quiet period alone."""
