@@ -196,3 +196,22 @@ async def test_a_replay_of_the_same_records_reaches_the_same_decisions(tmp_path)
         outcomes.append(await run(engine, SCRIPT))
         await engine.dispose()
     assert outcomes[0] == outcomes[1]
+
+
+def test_the_sinks_say_why_in_the_channel_show_monitoring_and_page_on() -> None:
+    from sinks.pagerduty_format import pagerduty_calls
+    from sinks.slack_format import update_line
+    from sinks.statuspage_format import MONITORING_BODY, status_changes
+
+    incident = quiet_incident()
+    detail = f"{PROBE} answered 503"
+    _, (failed,) = applied(incident, result(incident, False, T0 + timedelta(minutes=2), detail))
+    assert update_line(failed) == (
+        ":mag: Verification failed: GET https://api.example.com/health answered 503; "
+        "the incident stays open and is watched for another 5m"
+    )
+    (change,) = status_changes(failed, published=True, severities=frozenset(Severity))
+    assert (change.kind, change.status, change.body) == ("update", "monitoring", MONITORING_BODY)
+    assert (
+        pagerduty_calls(failed, paged=True, severities=frozenset(Severity)) == []
+    )  # PagerDuty resolves with the incident, not before
