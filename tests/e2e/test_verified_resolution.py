@@ -59,7 +59,6 @@ def test_a_failing_health_probe_keeps_the_incident_open_until_it_passes(
         verify_interval_seconds="0.5",
         verify_timeout_seconds="2",
     )
-    sevflow.extra_env["SEVFLOW_PROBE_RESULTS_TOPIC"] = f"e2e-probes-{sevflow.suffix}"
     alertmanager = alertmanager_for(sevflow, tmp_path)
     labels = [f"{k}={v}" for k, v in LABELS.items()]
     log = f"(log {sevflow.log_path})"
