@@ -6,6 +6,10 @@
                                         |  ^------------- reopen (firing within the window) --|
                                         '--resolve / all alerts resolved + quiet period ------>'
 
+With a verification probe for its service (models/verification.py), all alerts resolved is not
+enough: the quiet period ends only once a probe result in it passed, and a failing result keeps
+the incident open in ``monitoring`` and starts the quiet period again.
+
 Every function here takes the current state and ``now`` and returns the new state with the events
 that describe the change, or ``None`` when nothing changes (a duplicate, a stale record, an ack of
 an acknowledged incident). Nothing here reads a clock or does I/O, so the whole lifecycle is tested
