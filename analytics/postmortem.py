@@ -101,6 +101,10 @@ def describe_event(event: IncidentEvent) -> str:
             return f"Response target missed ({kind})" if kind else "Response target missed"
         case EventType.STATUSPAGE_PUBLISHED:
             return f"Published on the status page{_by(event.actor)}"
+        case EventType.VERIFICATION_FAILED:
+            return f"Verification failed: {event.reason}" if event.reason else "Verification failed"
+        case EventType.VERIFICATION_PASSED:
+            return f"Verification passed: {event.reason}" if event.reason else "Verification passed"
 
 
 def timeline_lines(opened_at: datetime, events: Sequence[IncidentEvent]) -> list[str]:

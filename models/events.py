@@ -59,6 +59,8 @@ class EventType(StrEnum):
     ESCALATED = "escalated"
     SLA_BREACHED = "sla_breached"
     STATUSPAGE_PUBLISHED = "statuspage_published"
+    VERIFICATION_FAILED = "verification_failed"
+    VERIFICATION_PASSED = "verification_passed"
 
 
 class _Frozen(BaseModel):
@@ -180,6 +182,12 @@ class IncidentSnapshot(_Frozen):
         default=None,
         exclude_if=lambda value: value is None,
         description='The runbook matched by the opening alert (README "Runbooks"), if any.',
+    )
+    monitoring: bool = Field(
+        default=False,
+        exclude_if=lambda monitoring: not monitoring,
+        description="All alerts resolved, but the verification probe failed and has not passed "
+        "since: the fix is being watched (the status page's `monitoring`).",
     )
 
 

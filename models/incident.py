@@ -6,6 +6,10 @@
                                         |  ^------------- reopen (firing within the window) --|
                                         '--resolve / all alerts resolved + quiet period ------>'
 
+With a verification probe for its service (models/verification.py), all alerts resolved is not
+enough: the quiet period ends only once a probe result in it passed, and a failing result keeps
+the incident open in ``monitoring`` and starts the quiet period again.
+
 Every function here takes the current state and ``now`` and returns the new state with the events
 that describe the change, or ``None`` when nothing changes (a duplicate, a stale record, an ack of
 an acknowledged incident). Nothing here reads a clock or does I/O, so the whole lifecycle is tested
@@ -62,6 +66,7 @@ __all__ = [
     "refusal",
     "slugify",
     "superseded",
+    "verified",
 ]
 
 #: Version of the commands topic's records; changes only when a reader would have to behave
@@ -199,6 +204,16 @@ class Incident(BaseModel):
     quiet_since: datetime | None = Field(
         default=None, description="When the last firing alert resolved (quiet period start)."
     )
+    monitoring: bool = Field(
+        default=False,
+        description="A verification probe failed in the quiet period and has not passed since: "
+        "the incident stays open and its quiet period starts again (models/verification.py).",
+    )
+    verified_at: datetime | None = Field(
+        default=None,
+        description="When the incident's probe last passed in the current quiet period, after "
+        "its latest failure (None: not since the quiet period started).",
+    )
     flaps: int = 0
     reopened_at: datetime | None = Field(
         default=None,
@@ -273,6 +288,7 @@ class Incident(BaseModel):
             held_from_status_page=self.held_from_status_page,
             status_page_title=self.status_page_title,
             runbook=self.runbook,
+            monitoring=self.monitoring,
         )
 
 
@@ -595,6 +611,7 @@ def apply_alert(
     now: datetime,
     position: RecordPosition | None = None,
     runbook_for: RunbookChooser | None = None,
+    verify: bool = False,
 ) -> Outcome | None:
     """Apply one alert record to the incident of its group.
 
@@ -604,6 +621,8 @@ def apply_alert(
     changes nothing: a repeat of the same status (Alertmanager re-sends every group/repeat
     interval) or a record older than what is stored. ``runbook_for`` chooses the runbook of an
     incident this record opens (recorded on it, so a replay and every consumer see the same).
+    ``verify``: the incident has a verification probe, so its quiet period ends only once the
+    probe passed in it (:func:`verified`).
     """
     if superseded(record, previous, position):
         return None  # stale: a newer state of this alert is already applied
@@ -638,7 +657,7 @@ def apply_alert(
             # alert the incident never saw firing does not start it again.
             if incident.quiet_since is None:
                 incident = incident.model_copy(update={"quiet_since": now})
-            incident = _expire(incident, policy, now, rec)
+            incident = _expire(incident, policy, now, rec, verify)
         return Outcome(incident, alert, rec.events)
 
     # A firing alert joins (or fires again in) the incident.
@@ -664,6 +683,8 @@ def apply_alert(
     updates: dict[str, object] = {
         "alerts_firing": incident.alerts_firing + 1,
         "quiet_since": None,
+        "monitoring": False,  # a new firing cancels the watch, as it cancels the quiet period
+        "verified_at": None,
         "security": incident.security or cls.security,
         "data_loss": incident.data_loss or cls.data_loss,
         "data_breach": incident.data_breach or cls.data_breach,
@@ -699,7 +720,20 @@ def apply_alert(
     return Outcome(incident, alert, rec.events)
 
 
-def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Recorder) -> Incident:
+def verified(incident: Incident) -> bool:
+    """True when the incident's probe passed in its current quiet period, after its latest
+    failure (a failure restarts the quiet period and clears the pass)."""
+    return (
+        not incident.monitoring
+        and incident.verified_at is not None
+        and incident.quiet_since is not None
+        and incident.verified_at >= incident.quiet_since
+    )
+
+
+def _expire(
+    incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Recorder, verify: bool = False
+) -> Incident:
     # A canary is resolved as soon as its alert is: nobody watches a fix, and its PagerDuty alert
     # should not stay open for the quiet period.
     quiet = timedelta(0) if incident.canary else policy.quiet_period
@@ -708,6 +742,7 @@ def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Re
         and incident.alerts_firing == 0
         and incident.quiet_since is not None
         and now >= incident.quiet_since + quiet
+        and (not verify or verified(incident))
     ):
         incident = incident.model_copy(
             update={
@@ -715,6 +750,8 @@ def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Re
                 "resolved_at": now,
                 "resolved_by": SEVFLOW,
                 "quiet_since": None,
+                "monitoring": False,
+                "verified_at": None,
             }
         )
         incident = rec.emit(
@@ -723,15 +760,20 @@ def _expire(incident: Incident, policy: LifecyclePolicy, now: datetime, rec: _Re
             SEVFLOW,
             reason="the canary's alert resolved"
             if incident.canary
-            else f"all alerts resolved for {policy.quiet_period}",
+            else f"all alerts resolved for {policy.quiet_period}"
+            + (" and the verification probe passed" if verify else ""),
         )
     return incident
 
 
-def expire_quiet_period(incident: Incident, policy: LifecyclePolicy, now: datetime) -> Outcome | None:
-    """Resolve an incident whose alerts have all been resolved for the quiet period."""
+def expire_quiet_period(
+    incident: Incident, policy: LifecyclePolicy, now: datetime, verify: bool = False
+) -> Outcome | None:
+    """Resolve an incident whose alerts have all been resolved for the quiet period; with
+    ``verify`` (a probe is configured for it: models/verification.py), only once its probe passed
+    in that quiet period (:func:`verified`)."""
     rec = _Recorder(now)
-    updated = _expire(incident, policy, now, rec)
+    updated = _expire(incident, policy, now, rec, verify)
     return Outcome(updated, None, rec.events) if rec.events else None
 
 
@@ -814,6 +856,8 @@ def apply_command(incident: Incident, command: Command, now: datetime) -> Outcom
                 "resolved_at": now,
                 "resolved_by": command.actor,
                 "quiet_since": None,
+                "monitoring": False,
+                "verified_at": None,
             }
         )
         incident = rec.emit(

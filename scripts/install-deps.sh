@@ -13,13 +13,13 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v pg_createcluster >/dev/null 2>&1 || missing+=(postgresql-common)
 [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: checks deploy/prometheus rules
+{ command -v promtool && [ -x /usr/bin/prometheus ]; } >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks deploy/prometheus rules; the PromQL probe tests run prometheus
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)  # the console's browser tests
 
 if [ ${#missing[@]} -eq 0 ]; then
-  say "system packages present (java, maven, postgresql, prometheus-alertmanager, chromium)"
+  say "system packages present (java, maven, postgresql, prometheus, prometheus-alertmanager, chromium)"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

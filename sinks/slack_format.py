@@ -355,6 +355,19 @@ def update_line(event: IncidentEvent, *, emailing: bool = False) -> str | None:
             who = _quote(event.actor.name or event.actor.via, incident.id, LINE_FIELD_MAX)
             title = _quote(event.data.get("title", ""), incident.id, LINE_FIELD_MAX)
             return f":globe_with_meridians: Published on the status page by {who}: *{title}*"
+        case EventType.VERIFICATION_FAILED:
+            found = _quote(
+                f"{event.data.get('detail') or event.data.get('probe', '')}", incident.id, LINE_FIELD_MAX
+            )
+            watch = event.data.get("watch", "the quiet period")
+            return (
+                f":mag: Verification failed: {found}; the incident stays open and is watched for "
+                f"another {watch}"
+            )
+        case EventType.VERIFICATION_PASSED:
+            probe = _quote(event.data.get("probe", ""), incident.id, LINE_FIELD_MAX)
+            watch = event.data.get("watch", "the quiet period")
+            return f":large_green_circle: Verification passed: {probe}; resolving after {watch} quiet"
     return None
 
 

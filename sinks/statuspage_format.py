@@ -205,6 +205,9 @@ def resolved_body(incident: IncidentSnapshot, components: Components = NONE) -> 
 
 
 IDENTIFIED_BODY = "The issue has been identified and a fix is being implemented."
+#: Statuspage's own template for a fix being watched (the playbook's "Monitor … for 15 minutes"):
+#: the incident's alerts resolved but its verification probe failed (models/verification.py).
+MONITORING_BODY = "A fix has been implemented and we are monitoring the results."
 
 #: The update an open incident gets after the follow-up interval without one, by its status:
 #: Statuspage's own incident templates' wording, keeping the promise of the opening update.
@@ -223,6 +226,8 @@ def follow_up(status: str, promise: int | None = PLAYBOOK_PROMISE_MINUTES) -> st
 def _status_of(incident: IncidentSnapshot) -> Status:
     if incident.state is IncidentState.RESOLVED:
         return "resolved"
+    if incident.monitoring:
+        return "monitoring"
     # An acknowledged incident stays "identified": a severity change must not take it back.
     return "identified" if incident.state is IncidentState.ACKNOWLEDGED else "investigating"
 
@@ -289,6 +294,8 @@ def status_changes(
             return [StatusChange("update", name, status, impact, None, outage)]
         case EventType.ACKNOWLEDGED if published:
             return [StatusChange("update", name, "identified", impact, IDENTIFIED_BODY, outage)]
+        case EventType.VERIFICATION_FAILED if published:
+            return [StatusChange("update", name, "monitoring", impact, MONITORING_BODY, outage)]
         case EventType.RESOLVED if published:
             operational = dict.fromkeys(components.of(incident), "operational")
             return [

@@ -51,6 +51,8 @@ from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.failures import RETRIED, isolate, reason_of, retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
+from streams.probe_agents import install as install_probes
+from streams.probes import load_probes
 from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPoison
 from streams.record_time import RecordTime
 from streams.records import Decoded, decode_alert, decode_command
@@ -192,6 +194,7 @@ def create_app(
         load_runbooks(
             settings.runbooks_dir, settings.runbooks_url
         ),  # a bad runbook: fail at start, naming its line
+        probes=load_probes(settings.verify_probes, settings.verify_file),
     )
     escalation_metrics = EscalationMetrics(stats.registry)
     lag = LagProbe(
@@ -365,6 +368,8 @@ def create_app(
                 relay.wake()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("quiet-period check failed: %s", reason_of(exc))
+
+    install_probes(app, pipeline, settings, clock, relay.wake)  # streams/probe_agents.py
 
     @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:

@@ -11,11 +11,15 @@ ordered by their Kafka position when the caller passes it (``positions``), not b
 clocks. Commands use their request time and name the episode they act on. The timers run in record
 time: :meth:`Pipeline.expire_quiet` and :meth:`Pipeline.release_windows` take a watermark of the
 records applied (models/watermark.py, streams/record_time.py), never the wall clock.
+Verification probe results (models/verification.py) are records too, applied like commands at
+their ``checked_at``: an incident with a probe resolves only once a result in its quiet period
+passed, so a replay of the same records reaches the same decisions.
 
 The interface, for the worker and for tests that drive it directly::
 
     await pipeline.process_alerts(records, positions=None)   # positions: [RecordPosition | None]
     await pipeline.process_command(command)                  # -> CommandResult
+    await pipeline.process_probe_result(result)              # -> CommandResult
     await pipeline.expire_quiet(watermark)                   # -> [IncidentEvent]
     await pipeline.release_windows(watermark)                # -> [IncidentEvent]
 """
@@ -52,6 +56,7 @@ from models.incident import (
 )
 from models.maintenance import covering_window, released_record, suppressed_state
 from models.runbooks import RunbookSet
+from models.verification import ProbeResult, ProbeSet, apply_probe_result
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
@@ -157,6 +162,16 @@ class Pipeline:
     escalation: EscalationPolicy | None = None
     #: When set, an incident opened by an alert records the runbook its alert matches.
     runbooks: RunbookSet | None = None
+    #: Verification probes by service: an incident with one resolves only once it passed.
+    probes: ProbeSet | None = None
+
+    def _verify(self, incident: Incident | None) -> bool:
+        """True when ``incident`` has a verification probe (its quiet period needs a pass)."""
+        return (
+            incident is not None
+            and self.probes is not None
+            and self.probes.for_services(incident.services) is not None
+        )
 
     async def process_alerts(
         self,
@@ -222,6 +237,7 @@ class Pipeline:
                         record.received_at,
                         position,
                         self.runbooks.for_record if self.runbooks is not None else None,
+                        self._verify(incident),
                     )
                 if outcome is not None:
                     tx.stage(outcome)
@@ -265,6 +281,23 @@ class Pipeline:
             tx.stage(outcome)
             await tx.audit(command_audit(command))  # committed with the change, or not at all
             return CommandResult(True, f"{command.action}d", tuple(outcome.events))
+
+    async def process_probe_result(self, result: ProbeResult) -> CommandResult:
+        """Apply one verification probe result (models/verification.py) at its ``checked_at``;
+        a result id already applied changes nothing (results share the commands' idempotency
+        log, as action ``probe``)."""
+        async with self.store.transaction() as tx:
+            if await tx.command_applied(result.result_id):
+                return CommandResult(False, "probe result already applied")
+            incident = await tx.lock_incident(result.incident_id)
+            if incident is None:
+                return CommandResult(False, f"no incident {result.incident_id}")
+            await tx.record_command(result.result_id, result.incident_id, "probe", result.checked_at)
+            outcome = apply_probe_result(incident, result, self.policy.quiet_period)
+            if outcome is None:
+                return CommandResult(False, "not in its quiet period, or nothing changes")
+            tx.stage(outcome)
+            return CommandResult(True, "passed" if result.ok else "failed", tuple(outcome.events))
 
     async def _escalate_by_hand(
         self, tx: IncidentTx, incident: Incident, command: Command
@@ -326,7 +359,7 @@ class Pipeline:
                 incident = await tx.lock_incident(incident_id)
                 if incident is None:
                     continue
-                outcome = expire_quiet_period(incident, self.policy, watermark)
+                outcome = expire_quiet_period(incident, self.policy, watermark, self._verify(incident))
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)

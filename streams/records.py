@@ -24,8 +24,9 @@ from pydantic import BaseModel, ValidationError
 
 from models.alert import ALERT_SCHEMA_VERSION, AlertRecord
 from models.incident import COMMAND_SCHEMA_VERSION, Command
+from models.verification import PROBE_RESULT_SCHEMA_VERSION, ProbeResult
 
-__all__ = ["Decoded", "decode_alert", "decode_command"]
+__all__ = ["Decoded", "decode_alert", "decode_command", "decode_probe_result"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,3 +74,8 @@ def decode_alert(raw: bytes | None) -> Decoded[AlertRecord]:
 def decode_command(raw: bytes | None) -> Decoded[Command]:
     """A command from the commands topic."""
     return _decode(raw, Command, COMMAND_SCHEMA_VERSION, "command")
+
+
+def decode_probe_result(raw: bytes | None) -> Decoded[ProbeResult]:
+    """A verification probe result from the probe-results topic (models/verification.py)."""
+    return _decode(raw, ProbeResult, PROBE_RESULT_SCHEMA_VERSION, "probe result")

@@ -59,6 +59,7 @@ def role_env(
         SEVFLOW_ALERTS_TOPIC=f"{prefix}-alerts",
         SEVFLOW_EVENTS_TOPIC=f"{prefix}-events",
         SEVFLOW_COMMANDS_TOPIC=f"{prefix}-commands",
+        SEVFLOW_PROBE_RESULTS_TOPIC=f"{prefix}-probe-results",
         SEVFLOW_APP_ID=prefix,
         SEVFLOW_DATABASE_URL=database_url,
         SEVFLOW_DATA_DIR=str(data_dir),
@@ -157,6 +158,7 @@ class Sevflow:
             # Every topic, consumer group and port of its own: tests never see each other.
             SEVFLOW_EVENTS_TOPIC=f"e2e-events-{self.suffix}",
             SEVFLOW_COMMANDS_TOPIC=f"e2e-commands-{self.suffix}",
+            SEVFLOW_PROBE_RESULTS_TOPIC=f"e2e-probes-{self.suffix}",
             SEVFLOW_SINKS_DLQ_TOPIC=f"e2e-dlq-{self.suffix}",
             SEVFLOW_SINKS_GROUP_PREFIX=f"e2e-sink-{self.suffix}",
             SEVFLOW_STATUS_PAGE_PORT=str(self.status_page_port),

@@ -22,6 +22,7 @@ from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
+from models.settings.verification import VerificationSettings
 from models.topics import OVERRIDES_SETTING, parse_topic_overrides
 
 __all__ = ["Settings"]
@@ -40,6 +41,7 @@ class Settings(
     CanarySettings,
     AccessSettings,
     ConsoleSettings,
+    VerificationSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 
@@ -48,7 +50,13 @@ class Settings(
     def created_topics(self) -> tuple[str, ...]:
         """The topics the roles create and check at start (models.topics): faust declares the
         quarantine topics itself."""
-        return (self.alerts_topic, self.commands_topic, self.events_topic, self.sinks_dlq_topic)
+        return (
+            self.alerts_topic,
+            self.commands_topic,
+            self.events_topic,
+            self.sinks_dlq_topic,
+            self.probe_results_topic,
+        )
 
     @model_validator(mode="after")
     def _topic_overrides_name_sevflows_topics(self) -> "Settings":

@@ -161,7 +161,7 @@ def test_an_override_of_a_topic_sevflow_does_not_create_is_refused() -> None:
         Settings(topic_overrides="incident-event:retention.ms=-1")
     assert (
         "SEVFLOW_TOPIC_OVERRIDES names incident-event, not one of sevflow's topics "
-        "(sevflow-alerts, sevflow-commands, incident-events, incident-events-dlq)"
+        "(sevflow-alerts, sevflow-commands, incident-events, incident-events-dlq, sevflow-probe-results)"
     ) in str(raised.value)
     # A renamed topic is overridden by its configured name.
     Settings(events_topic="prod-events", topic_overrides="prod-events:retention.ms=-1")

@@ -1,0 +1,147 @@
+"""The verification probe runner: checks the probe of every incident in its quiet period and
+publishes each result as a record (models/verification.py).
+
+The runner decides nothing: it asks the service (``GET`` its health URL: 2xx passes) or
+Prometheus (``/api/v1/query`` of the PromQL expression: a non-empty result whose every sample is
+non-zero passes; an empty result, as a comparison that filters everything out, fails) and puts
+what it found on the probe-results topic. The worker applies those records like commands
+(:meth:`streams.pipeline.Pipeline.process_probe_result`), so the decision comes from records and
+a replay reaches the same one. Every request has a timeout; any error of the probe's own request
+(refused, timed out, a 5xx, an answer that is not Prometheus') is a failed result naming it.
+Every worker runs the runner: two results of one moment are two records, each applied in order.
+"""
+
+import asyncio
+import json
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from models.clock import Clock
+from models.incident import Incident
+from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
+from store.incidents import IncidentStore
+
+__all__ = ["ProbeRunner", "check", "load_probes"]
+
+#: ``quiet_incidents`` lists the incidents quiet since before a time: all of them, here.
+_EVER = datetime(9999, 1, 1, tzinfo=UTC)
+#: The most incidents one run probes (the oldest quiet ones first).
+RUN_LIMIT = 100
+
+
+def load_probes(text: str, file: Path | None) -> ProbeSet:
+    """The probes of ``SEVFLOW_VERIFY_PROBES`` and of ``SEVFLOW_VERIFY_FILE``; a bad one, or
+    one service given twice, fails at start."""
+    probes = list(parse_probes(text).probes())
+    if file is not None:
+        probes.extend(parse_probes(file.read_text()).probes())
+    return ProbeSet(probes)
+
+
+async def _http(client: httpx.AsyncClient, url: str, wait_seconds: float) -> tuple[bool, str]:
+    try:
+        response = await client.get(url, timeout=wait_seconds)
+    except httpx.HTTPError as exc:
+        return False, f"failed: {type(exc).__name__}{f': {exc}' if str(exc) else ''}"
+    if 200 <= response.status_code < 300:
+        return True, f"answered {response.status_code}"
+    return False, f"answered {response.status_code}"
+
+
+def _truthy(sample: object) -> bool:
+    """A Prometheus sample ``[time, "value"]`` whose value is a non-zero number."""
+    if not isinstance(sample, list) or len(sample) != 2:
+        return False
+    try:
+        value = float(sample[1])
+    except (TypeError, ValueError):
+        return False
+    return value != 0 and not math.isnan(value)
+
+
+async def _promql(
+    client: httpx.AsyncClient, prometheus_url: str, expression: str, wait_seconds: float
+) -> tuple[bool, str]:
+    url = prometheus_url.rstrip("/") + "/api/v1/query"
+    try:
+        response = await client.get(url, params={"query": expression}, timeout=wait_seconds)
+        document = response.json()
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        return False, f"Prometheus failed: {type(exc).__name__}{f': {exc}' if str(exc) else ''}"
+    if response.status_code != 200 or not isinstance(document, dict):
+        error = document.get("error") if isinstance(document, dict) else None
+        return False, f"Prometheus answered {response.status_code}{f': {error}' if error else ''}"
+    data = document.get("data") or {}
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        samples = [result]
+    elif kind == "vector" and isinstance(result, list):
+        samples = [series.get("value") for series in result if isinstance(series, dict)]
+    else:
+        return False, f"returned a {kind}, not a vector or scalar"
+    if not samples:
+        return False, "returned no series"
+    if not all(_truthy(s) for s in samples):
+        return False, "returned a zero value"
+    return True, f"returned {len(samples)} truthy value{'s' if len(samples) != 1 else ''}"
+
+
+async def check(client: httpx.AsyncClient, probe: Probe, wait_seconds: float) -> tuple[bool, str]:
+    """Run every check of ``probe``: ``(passed, what was found)``, naming the check that failed."""
+    found = []
+    if probe.http_url is not None:
+        ok, detail = await _http(client, probe.http_url, wait_seconds)
+        if not ok:
+            return False, f"GET {probe.http_url} {detail}"
+        found.append(f"GET {probe.http_url} {detail}")
+    if probe.promql is not None and probe.prometheus_url is not None:
+        ok, detail = await _promql(client, probe.prometheus_url, probe.promql, wait_seconds)
+        if not ok:
+            return False, f"PromQL {probe.promql} {detail}"
+        found.append(f"PromQL {probe.promql} {detail}")
+    return True, "; ".join(found)
+
+
+class ProbeRunner:
+    """One run probes every quiet incident that has a probe and publishes the results."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        probes: ProbeSet,
+        publish: Callable[[ProbeResult], Awaitable[None]],
+        clock: Clock,
+        client: httpx.AsyncClient,
+        timeout: float,
+    ) -> None:
+        self._store = store
+        self._probes = probes
+        self._publish = publish
+        self._clock = clock
+        self._client = client
+        self._timeout = timeout
+
+    async def _one(self, incident: Incident, probe: Probe) -> ProbeResult:
+        checked_at = self._clock()
+        ok, detail = await check(self._client, probe, self._timeout)
+        result = ProbeResult.of(incident.id, incident.flaps, probe.name, ok, detail, checked_at)
+        await self._publish(result)
+        return result
+
+    async def run_once(self) -> list[ProbeResult]:
+        """Probe the incidents in their quiet period (all alerts resolved, not yet resolved)
+        whose services have a probe, concurrently; the results published, in incident order."""
+        if not self._probes:
+            return []
+        due: list[tuple[Incident, Probe]] = []
+        for incident_id in await self._store.quiet_incidents(_EVER, limit=RUN_LIMIT):
+            incident = await self._store.get(incident_id)
+            if incident is None or not incident.is_open or incident.quiet_since is None:
+                continue
+            if (probe := self._probes.for_services(incident.services)) is not None:
+                due.append((incident, probe))
+        return list(await asyncio.gather(*(self._one(i, p) for i, p in due)))
