@@ -3,25 +3,16 @@
 import asyncio
 import gc
 import logging
-import os
-import signal
 import sys
-import threading
-from types import FrameType
 
 import httpx
 import uvicorn
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 
-from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.clock import utc_now
-from models.runbooks import RunbookError
 from models.settings import Settings
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app as create_receiver
 from receiver.app import create_callbacks_app
-from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings, slack_callers_from_settings
 from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
@@ -31,49 +22,24 @@ from receiver.metrics import ReceiverMetrics
 from receiver.ratelimit import RateLimiter
 from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
-from sevflow.listeners import listener_config, start_metrics_server
-from sevflow.operator_cli import store_problem
+from sevflow.listeners import listener_config
+from sevflow.roles.startup import init_db, metrics_auth, runbooks_problem, wait_for_topics
+from sevflow.roles.worker import WORKER_STOP_DEADLINE, run_worker
 from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
-from store.db import UnsupportedDatabaseError, async_engine, sync_engine
-from store.migrate import upgrade
-from streams.runbooks import load_runbooks
+from store.db import async_engine
 
-__all__ = ["init_db", "receiver_credentials", "run_all", "run_receiver", "run_sinks_role", "run_worker"]
+__all__ = [
+    "WORKER_STOP_DEADLINE",
+    "init_db",
+    "receiver_credentials",
+    "run_all",
+    "run_receiver",
+    "run_sinks_role",
+    "run_worker",
+]
 
 log = logging.getLogger("sevflow")
-
-#: Seconds a worker asked to stop (SIGINT/SIGTERM) may take before the process exits anyway. A clean
-#: stop takes a second or two (faust waits for the events in flight and commits their offsets), but
-#: faust waits for ever when Kafka is down (its consumer's last commit never returns) or while an
-#: agent waits for the database. Exiting then loses nothing: offsets are committed only for applied
-#: records, the rest are delivered again and applying them again changes nothing. Below the 30 s
-#: that Kubernetes and most supervisors give before SIGKILL, so the lease is at least tried.
-WORKER_STOP_DEADLINE = 20.0
-
-
-def _metrics_auth(settings: Settings) -> WebhookAuth | None:
-    """What ``/metrics`` requires: the bearer ``SEVFLOW_METRICS_TOKEN``, or nothing when unset."""
-    return WebhookAuth(tokens=[settings.metrics_token]) if settings.metrics_token else None
-
-
-def init_db(settings: Settings) -> int:
-    """Bring the store's schema to the latest migration (idempotent); 2 for an unusable URL, 1
-    when the store cannot be reached or migrated."""
-    try:
-        engine = sync_engine(settings.sqlalchemy_url())
-    except UnsupportedDatabaseError as exc:
-        print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
-        return 2
-    try:
-        upgrade(engine)
-    except SQLAlchemyError as exc:
-        print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    log.info("incident store ready (%s)", engine.url.get_backend_name())
-    return 0
 
 
 def receiver_credentials(settings: Settings) -> Credentials:
@@ -143,7 +109,7 @@ def run_receiver(settings: Settings) -> int:
             *admin_routes(settings, store_engine, clock=utc_now),
             publish_route(store_engine, commands, clock=utc_now),
         ],
-        metrics_auth=_metrics_auth(settings),
+        metrics_auth=metrics_auth(settings),
     )
     configs = [
         listener_config(
@@ -234,149 +200,19 @@ async def _run_canary(settings: Settings, server: uvicorn.Server, serving: async
         ).run()
 
 
-def _runbooks_problem(settings: Settings) -> str | None:
-    """Why the runbooks cannot be used (the file and the line), or None: checked before a role
-    starts, so a bad file stops ``run`` and ``worker`` at once instead of a restart loop."""
-    try:
-        load_runbooks(settings.runbooks_dir)
-    except RunbookError as exc:
-        return str(exc)
-    return None
-
-
-def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
-    """Run the stream worker until SIGINT/SIGTERM."""
-    if (problem := _runbooks_problem(settings)) is not None:
-        print(f"sevflow: {problem}", file=sys.stderr)
-        return 2
-    status = init_db(settings)
-    if status:
-        return status
-    if (waited := _wait_for_topics(settings)) is not None:
-        return waited
-    # The worker stays on asyncio's own loop. With uvloop (faust's ``--loop uvloop``) a faust agent
-    # doing nothing took records 20% faster, but bench/e2e_latency.py's webhook-to-page p50 went
-    # from about 90 ms to 240 ms.
-    import faust  # faust patches the event loop policy on import: only for the worker
-
-    from streams.app import create_app
-    from streams.metrics import WorkerMetrics
-
-    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
-    metrics = WorkerMetrics()
-    if settings.worker_metrics_port:
-        try:
-            start_metrics_server(
-                settings.worker_metrics_port,
-                settings.http_host,
-                metrics.registry,
-                settings.metrics_token,
-            )
-        except OSError as exc:  # a second worker on the host: run, say why there is no /metrics
-            log.warning(
-                "worker metrics not served on %s:%d: %s (set SEVFLOW_WORKER_METRICS_PORT)",
-                settings.http_host,
-                settings.worker_metrics_port,
-                exc.strerror,
-            )
-    app = create_app(settings, metrics=metrics)
-
-    class Worker(faust.Worker):
-        """faust's worker, with a deadline on stopping (:data:`WORKER_STOP_DEADLINE`)."""
-
-        def _schedule_shutdown(self, signum: signal.Signals) -> None:
-            if not self._signal_stop_time:
-                timer = threading.Timer(WORKER_STOP_DEADLINE, _abandon_stop)
-                timer.daemon = True
-                timer.start()
-            super()._schedule_shutdown(signum)
-
-    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
-    # faust's terminal spinner sets the root logger to DEBUG whenever the level is WARNING or
-    # above, so every library's debug message would be formatted; a service has no terminal.
-    worker.spinner = None
-    worker.execute_from_commandline()  # never returns: exits the process when the worker stops
-
-
-def _abandon_stop() -> None:
-    """The worker did not stop within :data:`WORKER_STOP_DEADLINE`: exit without it (status 1)."""
-    log.error(
-        "worker did not stop within %.0fs (Kafka or the database unreachable?); exiting: records "
-        "not committed are delivered again",
-        WORKER_STOP_DEADLINE,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stderr.flush()
-    os._exit(1)
-
-
-def _wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60) -> int | None:
-    """Create sevflow's topics before a role subscribes (faust does not create source topics).
-
-    Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
-    (a role that exits is only started again after a backoff).
-    None once the topics exist as the settings ask (:mod:`models.topics`); else the exit status:
-    2 when a topic differs from the settings (each difference named), 1 when Kafka stayed
-    unreachable, 0 when SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling
-    cancelled the attempt in progress, which the Kafka client took for one more failure, so
-    Ctrl-C was ignored).
-    """
-
-    async def ensure_all() -> None:
-        await ensure_topics(
-            settings.kafka_bootstrap,
-            [settings.topic_spec(topic) for topic in settings.created_topics()],
-            settings.kafka_timeout_seconds,
-        )
-
-    stop = threading.Event()
-
-    def stopping(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    ready = False
-    previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for attempt in range(attempts):
-            try:
-                asyncio.run(ensure_all())
-            except TopicSettingsError as exc:
-                print(f"sevflow {role}: Kafka topics: {exc}", file=sys.stderr)
-                return 2
-            except (OSError, TimeoutError, KafkaError) as exc:
-                if attempt == 0:
-                    log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
-                if stop.wait(1):
-                    break
-            else:
-                ready = True
-                break
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if stop.is_set():
-        log.info("%s stopped before it started", role)
-        return 0
-    if ready:
-        return None
-    print(f"sevflow: Kafka at {settings.kafka_bootstrap} is not reachable", file=sys.stderr)
-    return 1
-
-
 def run_sinks_role(settings: Settings) -> int:
     """Run the sink consumers and the built-in status page until SIGINT/SIGTERM."""
     from sevflow.sinks_runner import run_sinks
 
     # Like the worker, wait for Kafka (once the store is ready): the sinks exited at once, and
     # ``sevflow run`` with them.
-    return run_sinks(settings, lambda: _wait_for_topics(settings, "sinks"))
+    return run_sinks(settings, lambda: wait_for_topics(settings, "sinks"))
 
 
 def run_all(settings: Settings) -> int:
     """Run the worker, the receiver and the sinks as child processes, each started again when it
     exits (:func:`sevflow.supervisor.supervise`)."""
-    problem = settings.webhook_auth_problem() or _runbooks_problem(settings)
+    problem = settings.webhook_auth_problem() or runbooks_problem(settings)
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2

@@ -40,14 +40,13 @@ import mode
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from kafka_admin.topics import ensure_topics
 from models.alert import AlertRecord, RecordPosition
 from models.clock import Clock, utc_now
 from models.events import IncidentEvent
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
-from store.db import async_engine
-from store.incidents import IncidentStore
-from streams.escalation import EscalationMetrics, load_policy, run_escalations
+from streams.escalation import EscalationMetrics, run_escalations
 from streams.failures import RETRIED, isolate, reason_of, retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
@@ -55,11 +54,9 @@ from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPo
 from streams.record_time import RecordTime
 from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
-from streams.rules import load_rules
-from streams.runbooks import load_runbooks
 from streams.stall import EXIT_STALLED, Activity, StallWatch
 
-__all__ = ["broker_urls", "create_app", "retry_transient"]
+__all__ = ["WorkerSteps", "broker_urls", "create_app", "retry_transient"]
 
 log = logging.getLogger(__name__)
 
@@ -104,28 +101,24 @@ def _exit_poisoned(problem: TooMuchPoison) -> None:
     os._exit(EXIT_POISONED)
 
 
-def _refuse(decoded: Decoded[Any], topic: str, stats: WorkerMetrics) -> None:
-    """Count a record the worker can never apply (streams/records.py says which); the quarantine
-    logs it, with where it was read and why."""
-    reason = "newer_schema" if decoded.newer else "invalid"
-    stats.records_refused.labels(topic, reason).inc()
-
-
 class _TopicWriter:
-    """Quarantine writes through the worker's own producer, on topics it declares once."""
+    """Quarantine writes through the worker's own producer. Each quarantine topic is created (and
+    checked) once, as every sevflow topic is, by :func:`kafka_admin.topics.ensure_topics`."""
 
-    def __init__(self, app: faust.App, partitions: int) -> None:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
         self._app = app
-        self._partitions = partitions
+        self._settings = settings
         self._topics: dict[str, Any] = {}
 
     async def write(self, topic: str, record: QuarantinedRecord) -> None:
         channel = self._topics.get(topic)
         if channel is None:
+            settings = self._settings
+            spec = settings.topic_spec(topic)
+            await ensure_topics(settings.kafka_bootstrap, [spec], settings.kafka_timeout_seconds)
             channel = self._app.topic(
-                topic, key_serializer="raw", value_serializer="raw", partitions=self._partitions
+                topic, key_serializer="raw", value_serializer="raw", partitions=spec.partitions
             )
-            await channel.maybe_declare()
             self._topics[topic] = channel
         sent = await channel.send(key=record.key_bytes(), value=record.to_bytes())
         await sent  # Kafka's acknowledgement
@@ -136,23 +129,173 @@ def _source(event: Any) -> SourcePosition:
     return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock = utc_now,
-    metrics: WorkerMetrics | None = None,
-    on_stall: Callable[[float], None] = _exit_stalled,
-    on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
-    **overrides: Any,
-) -> faust.App:
-    """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
-    stats = metrics or WorkerMetrics()
+class WorkerSteps:
+    """What the agents and the timers do, one method each: decode, hand to the pipeline, retry
+    what is transient, quarantine what is poison, wake the relay when events were committed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        relay: RelayProcess,
+        lag: LagProbe,
+        quarantine: Quarantine,
+        clock: Clock,
+        stats: WorkerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.relay = relay
+        self.lag = lag
+        self.quarantine = quarantine
+        self.clock = clock
+        self.stats = stats
+        self.activity = Activity()
+        self.record_time = RecordTime(pipeline.store, max_age=WATERMARK_MAX_AGE)
+        self.escalation_metrics = EscalationMetrics(stats.registry)
+        seconds = settings.worker_stall_seconds
+        self.stall = StallWatch(seconds) if seconds else None
+
+    async def refuse(self, event: Any, decoded: Decoded[Any]) -> None:
+        """A record no version of this worker can apply: counted, then quarantined (the
+        quarantine logs it, with where it was read and why)."""
+        message = event.message
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        reason = "newer_schema" if decoded.newer else "invalid"
+        self.stats.records_refused.labels(where, reason).inc()
+        error = "newer_schema" if decoded.newer else "undecodable"
+        await self.quarantine.put(
+            _source(event), event.key, event.value, error, decoded.refused or error
+        )
+
+    async def apply_alerts(self, part: Sequence[tuple[Any, AlertRecord]]) -> list[IncidentEvent]:
+        records = [record for _, record in part]
+        positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
+        created = await retry_transient(
+            f"applying {len(records)} alerts",
+            partial(self.pipeline.process_alerts, records, positions),
+        )
+        self.quarantine.applied()
+        self.stats.alerts_processed.inc(len(records))
+        return created
+
+    async def poisoned(self, item: tuple[Any, AlertRecord], exc: BaseException) -> None:
+        event, _ = item
+        await self.quarantine.put(
+            _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
+        )
+
+    async def alert_batch(self, events: Sequence[Any]) -> None:
+        items: list[tuple[Any, AlertRecord]] = []
+        for event in events:
+            decoded = decode_alert(event.value)
+            if decoded.record is None:
+                await self.refuse(event, decoded)
+            else:
+                items.append((event, decoded.record))
+        if not items:  # (poison alone is progress too: its offsets move on)
+            self.activity.batches += 1
+            return
+        with self.activity.applying():
+            created = await isolate(items, self.apply_alerts, self.poisoned)
+        if created:
+            self.relay.wake()
+        for event in created:
+            self.stats.events_created.labels(event.type.value).inc()
+        self.escalation_metrics.count(created)
+
+    async def command_event(self, event: Any) -> None:
+        decoded = decode_command(event.value)
+        command = decoded.record
+        if command is None:
+            await self.refuse(event, decoded)
+            return
+        with self.activity.applying():
+            try:
+                result = await retry_transient(
+                    f"command {command.command_id}", partial(self.pipeline.process_command, command)
+                )
+            except RETRIED as exc:  # (retry_transient raises only the permanent ones)
+                await self.quarantine.put(
+                    _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
+                )
+                return
+        self.quarantine.applied()
+        self.relay.wake()
+        log.info(
+            "command %s %s %s: %s",
+            command.command_id,
+            command.action,
+            command.incident_id,
+            result.reason,
+        )
+
+    async def release_windows(self) -> None:
+        try:
+            # In record time: a window is released once every record received before its end is
+            # applied (a held alert's resolution still in the backlog must not be outrun).
+            at = await self.record_time.watermark(self.clock())
+            if at is not None and await self.pipeline.release_windows(at):
+                self.relay.wake()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("maintenance-window release failed: %s", reason_of(exc))
+
+    async def measure(
+        self, assignment: Callable[[], set[tuple[str, int]]], on_stall: Callable[[float], None]
+    ) -> None:
+        """Lag (also the watermark's idle partitions), outbox backlog, heartbeat, stall watch."""
+        self.stats.heartbeat.set_to_current_time()
+        started = self.clock()  # before the measurement: what it finds applied was applied by then
+        try:
+            behind = await self.lag.update(self.stats)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self.record_time.forget()
+            log.debug("lag not measured this time: %s: %s", type(exc).__name__, exc)
+            return
+        topic = self.settings.alerts_topic
+        self.record_time.observe({p: n for (t, p), n in behind.items() if t == topic}, started)
+        try:
+            await self.stats.measure_backlog(self.pipeline.store.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            log.debug("outbox backlog not measured this time: %s: %s", type(exc).__name__, exc)
+        if self.stall is not None:
+            waited = self.stall.observe(loop_time(), behind, assignment(), self.activity)
+            if waited is not None:
+                on_stall(waited)
+
+    async def expire_quiet(self) -> None:
+        try:
+            # In record time, never the wall clock: after an outage or a restart with lag, the
+            # renewed firing of a quiet incident may still wait in the backlog.
+            at = await self.record_time.watermark(self.clock())
+            if at is not None and await self.pipeline.expire_quiet(at):
+                self.relay.wake()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("quiet-period check failed: %s", reason_of(exc))
+
+    async def escalate(self) -> None:
+        assert self.pipeline.escalation is not None  # (create_app refuses a pipeline without)
+        try:
+            escalated = await run_escalations(
+                self.pipeline.store,
+                self.pipeline.escalation,
+                self.clock(),
+                limit=self.settings.escalation_batch_size,
+                metrics=self.escalation_metrics,
+            )
+            if escalated:
+                self.relay.wake()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("escalation run failed: %s", reason_of(exc))
+
+
+def _faust_app(settings: Settings, overrides: dict[str, Any]) -> faust.App:
     # faust's own topics (table changelogs) get the replicas of sevflow's topics when set; faust
     # cannot ask for the cluster's default (-1) and keeps its 1 then.
     replication: dict[str, Any] = {}
     if settings.topic_replication_factor > 0:
         replication["topic_replication_factor"] = settings.topic_replication_factor
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
@@ -168,53 +311,14 @@ def create_app(
         broker_commit_interval=1.0,
         **{**replication, **overrides},
     )
-    raw: dict[str, Any] = {
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        "partitions": settings.topic_partitions,
-    }
-    alerts_topic = app.topic(settings.alerts_topic, **raw)
-    commands_topic = app.topic(settings.commands_topic, **raw)
 
-    engine = async_engine(settings.sqlalchemy_url())
-    store = IncidentStore(engine)
-    escalation_policy = load_policy(
-        settings.escalation_policy_file, settings.playbook_times()
-    )  # bad policy: fail at start
-    pipeline = Pipeline(
-        store,
-        load_rules(settings.rules_file),
-        settings.lifecycle_policy(),
-        settings.group_by,
-        escalation_policy,
-        load_runbooks(
-            settings.runbooks_dir, settings.runbooks_url
-        ),  # a bad runbook: fail at start, naming its line
-    )
-    escalation_metrics = EscalationMetrics(stats.registry)
-    lag = LagProbe(
-        settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
-    )
-    record_time = RecordTime(store, max_age=WATERMARK_MAX_AGE)
-    relay = RelayProcess(on_published=stats.events_published.inc)
-    activity = Activity()
-    quarantine = Quarantine(
-        _TopicWriter(app, settings.topic_partitions),
-        {
-            settings.alerts_topic: settings.alerts_quarantine_topic,
-            settings.commands_topic: settings.commands_quarantine_topic,
-        },
-        PoisonLimit(settings.worker_poison_limit),
-        clock,
-        stats.registry,
-    )
-    stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
 
-    @app.service
+def _resources(steps: WorkerSteps) -> type[mode.Service]:
+    """The service that runs the outbox relay's process and closes what the agents and timers
+    share when the worker stops."""
+    relay, lag, engine = steps.relay, steps.lag, steps.pipeline.store.engine
+
     class _Resources(mode.Service):
-        """Runs the outbox relay's process; closes what the agents and timers share when the
-        worker stops."""
-
         async def on_start(self) -> None:
             relay.start()
 
@@ -233,150 +337,91 @@ def create_app(
             await lag.close()
             await engine.dispose()
 
-    async def refuse(event: Any, decoded: Decoded[Any]) -> None:
-        """A record no version of this worker can apply: counted, then quarantined."""
-        _refuse(
-            decoded, f"{event.message.topic}[{event.message.partition}]@{event.message.offset}", stats
-        )
-        error = "newer_schema" if decoded.newer else "undecodable"
-        await quarantine.put(_source(event), event.key, event.value, error, decoded.refused or error)
+    return _Resources
 
-    async def apply_alerts(part: Sequence[tuple[Any, AlertRecord]]) -> list[IncidentEvent]:
-        records = [record for _, record in part]
-        positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
-        created = await retry_transient(
-            f"applying {len(records)} alerts",
-            partial(pipeline.process_alerts, records, positions),
-        )
-        quarantine.applied()
-        stats.alerts_processed.inc(len(records))
-        return created
 
-    async def poisoned(item: tuple[Any, AlertRecord], exc: BaseException) -> None:
-        event, _ = item
-        await quarantine.put(_source(event), event.key, event.value, type(exc).__name__, reason_of(exc))
+def _agents(
+    app: faust.App, steps: WorkerSteps, on_poison_limit: Callable[[TooMuchPoison], None]
+) -> None:
+    settings = steps.settings
+    raw: dict[str, Any] = {
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": settings.topic_partitions,
+    }
 
-    async def alert_batch(events: Sequence[Any]) -> None:
-        items: list[tuple[Any, AlertRecord]] = []
-        for event in events:
-            decoded = decode_alert(event.value)
-            if decoded.record is None:
-                await refuse(event, decoded)
-            else:
-                items.append((event, decoded.record))
-        if not items:  # (poison alone is progress too: its offsets move on)
-            activity.batches += 1
-            return
-        with activity.applying():
-            created = await isolate(items, apply_alerts, poisoned)
-        if created:
-            relay.wake()
-        for event in created:
-            stats.events_created.labels(event.type.value).inc()
-        escalation_metrics.count(created)
-
-    async def command_event(event: Any) -> None:
-        decoded = decode_command(event.value)
-        command = decoded.record
-        if command is None:
-            await refuse(event, decoded)
-            return
-        with activity.applying():
-            try:
-                result = await retry_transient(
-                    f"command {command.command_id}", partial(pipeline.process_command, command)
-                )
-            except RETRIED as exc:  # (retry_transient raises only the permanent ones)
-                await quarantine.put(
-                    _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
-                )
-                return
-        quarantine.applied()
-        relay.wake()
-        log.info(
-            "command %s %s %s: %s",
-            command.command_id,
-            command.action,
-            command.incident_id,
-            result.reason,
-        )
-
-    @app.agent(alerts_topic, name="alerts")
+    @app.agent(app.topic(settings.alerts_topic, **raw), name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
         window = settings.batch_window_seconds
         async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
             try:
-                await alert_batch(events)
+                await steps.alert_batch(events)
             except TooMuchPoison as exc:
                 on_poison_limit(exc)
                 return
 
-    @app.agent(commands_topic, name="commands")
+    @app.agent(app.topic(settings.commands_topic, **raw), name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
-                await command_event(event)
+                await steps.command_event(event)
             except TooMuchPoison as exc:
                 on_poison_limit(exc)
                 return
 
+
+def _timers(app: faust.App, steps: WorkerSteps, on_stall: Callable[[float], None]) -> None:
+    def assignment() -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+
     @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
     async def release_maintenance_windows() -> None:
-        try:
-            # In record time: a window is released once every record received before its end is
-            # applied (a held alert's resolution still in the backlog must not be outrun).
-            at = await record_time.watermark(clock())
-            if at is not None and await pipeline.release_windows(at):
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("maintenance-window release failed: %s", reason_of(exc))
+        await steps.release_windows()
 
     @app.timer(interval=MEASURE_SECONDS, name="metrics")  # type: ignore[untyped-decorator]
     async def measure() -> None:
-        stats.heartbeat.set_to_current_time()
-        started = clock()  # before the measurement: what it finds applied was applied by then
-        try:
-            behind = await lag.update(stats)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            record_time.forget()
-            log.debug("lag not measured this time: %s: %s", type(exc).__name__, exc)
-            return
-        topic = settings.alerts_topic
-        record_time.observe({p: n for (t, p), n in behind.items() if t == topic}, started)
-        try:
-            await stats.measure_backlog(engine)
-        except (SQLAlchemyError, OSError) as exc:
-            log.debug("outbox backlog not measured this time: %s: %s", type(exc).__name__, exc)
-        if stall is not None:
-            mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-            waited = stall.observe(loop_time(), behind, mine, activity)
-            if waited is not None:
-                on_stall(waited)
+        await steps.measure(assignment, on_stall)
 
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:
-        try:
-            # In record time, never the wall clock: after an outage or a restart with lag, the
-            # renewed firing of a quiet incident may still wait in the backlog.
-            at = await record_time.watermark(clock())
-            if at is not None and await pipeline.expire_quiet(at):
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("quiet-period check failed: %s", reason_of(exc))
+        await steps.expire_quiet()
 
-    @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
+    @app.timer(interval=steps.settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:
-        try:
-            escalated = await run_escalations(
-                store,
-                escalation_policy,
-                clock(),
-                limit=settings.escalation_batch_size,
-                metrics=escalation_metrics,
-            )
-            if escalated:
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("escalation run failed: %s", reason_of(exc))
+        await steps.escalate()
 
+
+def create_app(
+    settings: Settings,
+    pipeline: Pipeline,
+    relay: RelayProcess,
+    lag: LagProbe,
+    *,
+    clock: Clock = utc_now,
+    metrics: WorkerMetrics | None = None,
+    on_stall: Callable[[float], None] = _exit_stalled,
+    on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
+    **overrides: Any,
+) -> faust.App:
+    """The faust app around a built ``pipeline`` (sevflow/roles/worker.py builds it, its store,
+    the relay process and the lag probe): its agents, its timers and the service that runs the
+    relay; ``overrides`` are extra faust settings (tests use them)."""
+    if pipeline.escalation is None:
+        raise ValueError("the worker's pipeline needs its escalation policy (the escalations timer)")
+    stats = metrics or WorkerMetrics()
+    app = _faust_app(settings, overrides)
+    quarantine = Quarantine(
+        _TopicWriter(app, settings),
+        {
+            settings.alerts_topic: settings.alerts_quarantine_topic,
+            settings.commands_topic: settings.commands_quarantine_topic,
+        },
+        PoisonLimit(settings.worker_poison_limit),
+        clock,
+        stats.registry,
+    )
+    steps = WorkerSteps(settings, pipeline, relay, lag, quarantine, clock, stats)
+    app.service(_resources(steps))
+    _agents(app, steps, on_poison_limit)
+    _timers(app, steps, on_stall)
     return app
