@@ -23,7 +23,7 @@ from receiver.ratelimit import RateLimiter
 from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
 from sevflow.listeners import listener_config
-from sevflow.roles.startup import init_db, metrics_auth, runbooks_problem, wait_for_topics
+from sevflow.roles.startup import init_db, metrics_auth, runbooks_problem
 from sevflow.roles.worker import WORKER_STOP_DEADLINE, run_worker
 from sevflow.supervisor import STATUS_FILE, supervise
 from sinks.clock import SystemClock
@@ -201,12 +201,10 @@ async def _run_canary(settings: Settings, server: uvicorn.Server, serving: async
 
 
 def run_sinks_role(settings: Settings) -> int:
-    """Run the sink consumers and the built-in status page until SIGINT/SIGTERM."""
-    from sevflow.sinks_runner import run_sinks
+    """``sevflow sinks`` (:mod:`sevflow.roles.sinks`, imported only for that role)."""
+    from sevflow.roles.sinks import run_sinks_role as run
 
-    # Like the worker, wait for Kafka (once the store is ready): the sinks exited at once, and
-    # ``sevflow run`` with them.
-    return run_sinks(settings, lambda: wait_for_topics(settings, "sinks"))
+    return run(settings)
 
 
 def run_all(settings: Settings) -> int:
