@@ -1,7 +1,9 @@
-"""The faust application: built from :class:`Settings`, never at import time.
+"""The faust application: its agents and timers around a built :class:`streams.pipeline.Pipeline`
+(sevflow/roles/worker.py builds it, its store, the relay's process and the lag probe), never at
+import time.
 
-Agents are thin adapters: they decode records, hand batches to :class:`streams.pipeline.Pipeline`
-and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
+Agents are thin adapters: what they do is :class:`streams.steps.WorkerSteps`, one method each;
+they decode records, hand batches to the pipeline and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
 open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes
 nothing. Per-event errors are handled inside the agents: an exception escaping an agent can skip
 that event's offset on restart (faust issue #315). Transient database errors are retried until
@@ -27,36 +29,25 @@ reason (streams/failures.py, streams/quarantine.py), so the rest of the partitio
   fire once, whichever worker runs it).
 """
 
-import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
-from datetime import timedelta
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import faust
 import mode
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 
-from kafka_admin.topics import ensure_topics
-from models.alert import AlertRecord, RecordPosition
 from models.clock import Clock, utc_now
-from models.events import IncidentEvent
-from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
-from streams.escalation import EscalationMetrics, run_escalations
-from streams.failures import RETRIED, isolate, reason_of, retry_transient
+from streams.failures import retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPoison
-from streams.record_time import RecordTime
-from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
-from streams.stall import EXIT_STALLED, Activity, StallWatch
+from streams.stall import EXIT_STALLED
+from streams.steps import MEASURE_SECONDS, TopicWriter, WorkerSteps
 
-__all__ = ["WorkerSteps", "broker_urls", "create_app", "retry_transient"]
+__all__ = ["broker_urls", "create_app", "retry_transient"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +55,6 @@ log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0
 #: How often the worker checks that its relay process runs.
 RELAY_WATCH_SECONDS = 1.0
-#: How often the consumer lag is measured (the metrics timer), and how old a measurement may be
-#: for the timers' watermark (streams/record_time.py): three missed measurements, no watermark.
-MEASURE_SECONDS = 10.0
-WATERMARK_MAX_AGE = timedelta(seconds=3 * MEASURE_SECONDS)
 
 
 def _exit_stalled(waited: float) -> None:
@@ -89,204 +76,12 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
 def _exit_poisoned(problem: TooMuchPoison) -> None:
     """Leave at once, without committing the record that crossed the limit (streams/quarantine.py)."""
     log.error("%s; exiting with status %d", problem, EXIT_POISONED)
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(EXIT_POISONED)
-
-
-class _TopicWriter:
-    """Quarantine writes through the worker's own producer. Each quarantine topic is created (and
-    checked) once, as every sevflow topic is, by :func:`kafka_admin.topics.ensure_topics`."""
-
-    def __init__(self, app: faust.App, settings: Settings) -> None:
-        self._app = app
-        self._settings = settings
-        self._topics: dict[str, Any] = {}
-
-    async def write(self, topic: str, record: QuarantinedRecord) -> None:
-        channel = self._topics.get(topic)
-        if channel is None:
-            settings = self._settings
-            spec = settings.topic_spec(topic)
-            await ensure_topics(settings.kafka_bootstrap, [spec], settings.kafka_timeout_seconds)
-            channel = self._app.topic(
-                topic, key_serializer="raw", value_serializer="raw", partitions=spec.partitions
-            )
-            self._topics[topic] = channel
-        sent = await channel.send(key=record.key_bytes(), value=record.to_bytes())
-        await sent  # Kafka's acknowledgement
-
-
-def _source(event: Any) -> SourcePosition:
-    message = event.message
-    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
-
-
-class WorkerSteps:
-    """What the agents and the timers do, one method each: decode, hand to the pipeline, retry
-    what is transient, quarantine what is poison, wake the relay when events were committed."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        pipeline: Pipeline,
-        relay: RelayProcess,
-        lag: LagProbe,
-        quarantine: Quarantine,
-        clock: Clock,
-        stats: WorkerMetrics,
-    ) -> None:
-        self.settings = settings
-        self.pipeline = pipeline
-        self.relay = relay
-        self.lag = lag
-        self.quarantine = quarantine
-        self.clock = clock
-        self.stats = stats
-        self.activity = Activity()
-        self.record_time = RecordTime(pipeline.store, max_age=WATERMARK_MAX_AGE)
-        self.escalation_metrics = EscalationMetrics(stats.registry)
-        seconds = settings.worker_stall_seconds
-        self.stall = StallWatch(seconds) if seconds else None
-
-    async def refuse(self, event: Any, decoded: Decoded[Any]) -> None:
-        """A record no version of this worker can apply: counted, then quarantined (the
-        quarantine logs it, with where it was read and why)."""
-        message = event.message
-        where = f"{message.topic}[{message.partition}]@{message.offset}"
-        reason = "newer_schema" if decoded.newer else "invalid"
-        self.stats.records_refused.labels(where, reason).inc()
-        error = "newer_schema" if decoded.newer else "undecodable"
-        await self.quarantine.put(
-            _source(event), event.key, event.value, error, decoded.refused or error
-        )
-
-    async def apply_alerts(self, part: Sequence[tuple[Any, AlertRecord]]) -> list[IncidentEvent]:
-        records = [record for _, record in part]
-        positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
-        created = await retry_transient(
-            f"applying {len(records)} alerts",
-            partial(self.pipeline.process_alerts, records, positions),
-        )
-        self.quarantine.applied()
-        self.stats.alerts_processed.inc(len(records))
-        return created
-
-    async def poisoned(self, item: tuple[Any, AlertRecord], exc: BaseException) -> None:
-        event, _ = item
-        await self.quarantine.put(
-            _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
-        )
-
-    async def alert_batch(self, events: Sequence[Any]) -> None:
-        items: list[tuple[Any, AlertRecord]] = []
-        for event in events:
-            decoded = decode_alert(event.value)
-            if decoded.record is None:
-                await self.refuse(event, decoded)
-            else:
-                items.append((event, decoded.record))
-        if not items:  # (poison alone is progress too: its offsets move on)
-            self.activity.batches += 1
-            return
-        with self.activity.applying():
-            created = await isolate(items, self.apply_alerts, self.poisoned)
-        if created:
-            self.relay.wake()
-        for event in created:
-            self.stats.events_created.labels(event.type.value).inc()
-        self.escalation_metrics.count(created)
-
-    async def command_event(self, event: Any) -> None:
-        decoded = decode_command(event.value)
-        command = decoded.record
-        if command is None:
-            await self.refuse(event, decoded)
-            return
-        with self.activity.applying():
-            try:
-                result = await retry_transient(
-                    f"command {command.command_id}", partial(self.pipeline.process_command, command)
-                )
-            except RETRIED as exc:  # (retry_transient raises only the permanent ones)
-                await self.quarantine.put(
-                    _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
-                )
-                return
-        self.quarantine.applied()
-        self.relay.wake()
-        log.info(
-            "command %s %s %s: %s",
-            command.command_id,
-            command.action,
-            command.incident_id,
-            result.reason,
-        )
-
-    async def release_windows(self) -> None:
-        try:
-            # In record time: a window is released once every record received before its end is
-            # applied (a held alert's resolution still in the backlog must not be outrun).
-            at = await self.record_time.watermark(self.clock())
-            if at is not None and await self.pipeline.release_windows(at):
-                self.relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("maintenance-window release failed: %s", reason_of(exc))
-
-    async def measure(
-        self, assignment: Callable[[], set[tuple[str, int]]], on_stall: Callable[[float], None]
-    ) -> None:
-        """Lag (also the watermark's idle partitions), outbox backlog, heartbeat, stall watch."""
-        self.stats.heartbeat.set_to_current_time()
-        started = self.clock()  # before the measurement: what it finds applied was applied by then
-        try:
-            behind = await self.lag.update(self.stats)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            self.record_time.forget()
-            log.debug("lag not measured this time: %s: %s", type(exc).__name__, exc)
-            return
-        topic = self.settings.alerts_topic
-        self.record_time.observe({p: n for (t, p), n in behind.items() if t == topic}, started)
-        try:
-            await self.stats.measure_backlog(self.pipeline.store.engine)
-        except (SQLAlchemyError, OSError) as exc:
-            log.debug("outbox backlog not measured this time: %s: %s", type(exc).__name__, exc)
-        if self.stall is not None:
-            waited = self.stall.observe(loop_time(), behind, assignment(), self.activity)
-            if waited is not None:
-                on_stall(waited)
-
-    async def expire_quiet(self) -> None:
-        try:
-            # In record time, never the wall clock: after an outage or a restart with lag, the
-            # renewed firing of a quiet incident may still wait in the backlog.
-            at = await self.record_time.watermark(self.clock())
-            if at is not None and await self.pipeline.expire_quiet(at):
-                self.relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("quiet-period check failed: %s", reason_of(exc))
-
-    async def escalate(self) -> None:
-        assert self.pipeline.escalation is not None  # (create_app refuses a pipeline without)
-        try:
-            escalated = await run_escalations(
-                self.pipeline.store,
-                self.pipeline.escalation,
-                self.clock(),
-                limit=self.settings.escalation_batch_size,
-                metrics=self.escalation_metrics,
-            )
-            if escalated:
-                self.relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("escalation run failed: %s", reason_of(exc))
 
 
 def _faust_app(settings: Settings, overrides: dict[str, Any]) -> faust.App:
@@ -411,7 +206,7 @@ def create_app(
     stats = metrics or WorkerMetrics()
     app = _faust_app(settings, overrides)
     quarantine = Quarantine(
-        _TopicWriter(app, settings),
+        TopicWriter(app, settings),
         {
             settings.alerts_topic: settings.alerts_quarantine_topic,
             settings.commands_topic: settings.commands_quarantine_topic,
