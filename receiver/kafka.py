@@ -39,7 +39,7 @@ from typing import NamedTuple, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from kafka_admin.topics import TopicSettingsError, ensure_topics
+from kafka_admin.topics import TopicSettingsError, ensure_topic
 from models.alert import AlertRecord
 from models.topics import TopicSpec
 from receiver.ledger import Delivery, InDoubtLedger
@@ -101,15 +101,6 @@ class AlertPublisher(Protocol):
         remember them so its retry does not write them again."""
 
     async def ready(self) -> bool: ...
-
-
-async def ensure_topic(
-    bootstrap: str, topic: str | TopicSpec, partitions: int = 1, wait_seconds: float = 10.0
-) -> None:
-    """Create ``topic`` unless it exists, and check it (:func:`kafka_admin.topics.ensure_topics`);
-    a bare name is created with ``partitions`` and the cluster's defaults."""
-    spec = topic if isinstance(topic, TopicSpec) else TopicSpec(topic, partitions)
-    await ensure_topics(bootstrap, [spec], wait_seconds)
 
 
 @dataclass

@@ -2,14 +2,15 @@
 (sevflow/roles/worker.py builds it, its store, the relay's process and the lag probe), never at
 import time.
 
-Agents are thin adapters: what they do is :class:`streams.steps.WorkerSteps`, one method each;
-they decode records, hand batches to the pipeline and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
-open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes
-nothing. Per-event errors are handled inside the agents: an exception escaping an agent can skip
-that event's offset on restart (faust issue #315). Transient database errors are retried until
-they pass, so an offset is never committed past an unapplied record; a poison record (it does not
-decode, or the store refuses it for good) is isolated from its batch and quarantined with its
-reason (streams/failures.py, streams/quarantine.py), so the rest of the partition moves on.
+Agents are thin adapters: what they do is :class:`streams.steps.WorkerSteps`, one method each; they
+decode records, hand batches to the pipeline and leave every rule to ``models``. The worker runs
+``at_least_once`` (faust's exactly_once has open duplicate and fencing bugs) and every step is
+idempotent, so a redelivered record changes nothing. Per-event errors are handled inside the
+agents: an exception escaping an agent can skip that event's offset on restart (faust issue #315).
+Transient database errors are retried until they pass, so an offset is never committed past an
+unapplied record; a poison record (it does not decode, or the store refuses it for good) is
+isolated from its batch and quarantined with its reason (streams/failures.py,
+streams/quarantine.py), so the rest of the partition moves on.
 
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
