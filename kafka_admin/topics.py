@@ -20,7 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from models.topics import TopicSpec, TopicState, mismatches
 
-__all__ = ["TopicSettingsError", "ensure_topics"]
+__all__ = ["TopicSettingsError", "ensure_topic", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ async def ensure_topics(
         return await _ensure(admin, specs, wait_seconds)
     finally:
         await admin.close()
+
+
+async def ensure_topic(
+    bootstrap: str, topic: str | TopicSpec, partitions: int = 1, wait_seconds: float = 10.0
+) -> None:
+    """:func:`ensure_topics` for one topic; a bare name is created with ``partitions`` and the
+    cluster's defaults."""
+    spec = topic if isinstance(topic, TopicSpec) else TopicSpec(topic, partitions)
+    await ensure_topics(bootstrap, [spec], wait_seconds)
 
 
 async def _ensure(

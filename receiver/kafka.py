@@ -33,12 +33,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from kafka_admin.topics import TopicSettingsError, ensure_topics
+from kafka_admin.topics import TopicSettingsError, ensure_topic
 from models.alert import AlertRecord
 from models.topics import TopicSpec
 from receiver.ledger import Delivery, InDoubtLedger
@@ -102,13 +103,17 @@ class AlertPublisher(Protocol):
     async def ready(self) -> bool: ...
 
 
-async def ensure_topic(
-    bootstrap: str, topic: str | TopicSpec, partitions: int = 1, wait_seconds: float = 10.0
-) -> None:
-    """Create ``topic`` unless it exists, and check it (:func:`kafka_admin.topics.ensure_topics`);
-    a bare name is created with ``partitions`` and the cluster's defaults."""
-    spec = topic if isinstance(topic, TopicSpec) else TopicSpec(topic, partitions)
-    await ensure_topics(bootstrap, [spec], wait_seconds)
+@dataclass
+class _Attempt:
+    """What one :meth:`KafkaAlertPublisher.publish` call queued or joined, and waits on."""
+
+    queued: list[Delivery] = field(default_factory=list)
+    #: Sent by an earlier attempt: waited on, not sent (each one a deduplicated record).
+    joined: list[Delivery] = field(default_factory=list)
+    every: list["asyncio.Future[object]"] = field(default_factory=list)
+    #: The last future per partition, and those of earlier attempts: what is waited on first.
+    last: dict[int, "asyncio.Future[object]"] = field(default_factory=dict)
+    earlier: list["asyncio.Future[object]"] = field(default_factory=list)
 
 
 class KafkaAlertPublisher:
@@ -189,68 +194,72 @@ class KafkaAlertPublisher:
         # The wait for acknowledgements gets the call's budget.
         queue_deadline = loop.time() + self._timeout
         deadline = loop.time() + (self._timeout if ack_budget is None else ack_budget)
-        queued: list[Delivery] = []
-        joined: list[Delivery] = []  # sent by an earlier attempt; waited on, not sent
-        every: list[asyncio.Future[object]] = []
-        # The last future per partition, and those of earlier attempts: what is waited on first.
-        last: dict[int, asyncio.Future[object]] = {}
-        earlier_waits: list[asyncio.Future[object]] = []
-        deduplicated = 0
+        attempt = _Attempt()
         acknowledging = answered = False
         try:
             async with asyncio.timeout_at(queue_deadline) as budget:
-                partitions = sorted(await producer.partitions_for(self._topic))
-                for index, record in enumerate(records):
-                    if self.ledger.active:
-                        earlier = self.ledger.lookup(record)
-                        if earlier is not None:
-                            deduplicated += 1
-                            joined.append(earlier)
-                            outcome = earlier.outcome()
-                            earlier_waits.append(outcome)
-                            every.append(outcome)
-                            continue
-                        if self.ledger.full:
-                            raise PublishError("too many deliveries in doubt; Kafka is not keeping up")
-                    key = record.fingerprint.encode()
-                    partition = partition_for(key, partitions)
-                    # In the ledger before the send, which can wait for buffer space: a retry
-                    # arriving meanwhile must find it.
-                    delivery = self.ledger.sending(record)
-                    future = None
-                    try:
-                        future = await producer.send(
-                            self._topic, key=key, value=values[index], partition=partition
-                        )
-                    except MessageSizeTooLargeError as exc:
-                        raise RecordTooLarge(index) from exc
-                    finally:
-                        if future is None:
-                            self.ledger.not_queued(delivery)
-                        else:
-                            self.ledger.queued(delivery, future)
-                    queued.append(delivery)
-                    every.append(future)
-                    last[partition] = future
+                await self._send_all(producer, records, values, attempt)
                 # One timer for both phases: queued, the wait gets the call's budget.
                 budget.reschedule(deadline)
                 acknowledging = True
-                await _acknowledged([*last.values(), *earlier_waits], every)
+                await _acknowledged([*attempt.last.values(), *attempt.earlier], attempt.every)
             answered = True
-            return PublishResult(len(queued), deduplicated)
+            return PublishResult(len(attempt.queued), len(attempt.joined))
         except (KafkaError, TimeoutError) as exc:
             if acknowledging and isinstance(exc, TimeoutError):
-                pending = sum(1 for f in every if not f.done())
+                pending = sum(1 for f in attempt.every if not f.done())
                 raise PublishError(f"Kafka did not acknowledge {pending} records in time") from exc
             raise PublishError(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
         finally:
+            queued = attempt.queued
             if answered:
                 self.ledger.answered(queued)
-            elif queued or joined:
+            elif queued or attempt.joined:
                 # Also on cancellation (the sender hung up): its retry must not duplicate.
-                self.ledger.refuse([*queued, *joined])
+                self.ledger.refuse([*queued, *attempt.joined])
             if not answered and any(d.future is not None and _failed(d.future) for d in queued):
                 self._retire(producer)
+
+    async def _send_all(
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[AlertRecord],
+        values: Sequence[bytes],
+        attempt: "_Attempt",
+    ) -> None:
+        """Queue every record not already sent by an earlier attempt (those are joined)."""
+        partitions = sorted(await producer.partitions_for(self._topic))
+        for index, record in enumerate(records):
+            if self.ledger.active:
+                earlier = self.ledger.lookup(record)
+                if earlier is not None:
+                    outcome = earlier.outcome()
+                    attempt.joined.append(earlier)
+                    attempt.earlier.append(outcome)
+                    attempt.every.append(outcome)
+                    continue
+                if self.ledger.full:
+                    raise PublishError("too many deliveries in doubt; Kafka is not keeping up")
+            key = record.fingerprint.encode()
+            partition = partition_for(key, partitions)
+            # In the ledger before the send, which can wait for buffer space: a retry arriving
+            # meanwhile must find it.
+            delivery = self.ledger.sending(record)
+            future = None
+            try:
+                future = await producer.send(
+                    self._topic, key=key, value=values[index], partition=partition
+                )
+            except MessageSizeTooLargeError as exc:
+                raise RecordTooLarge(index) from exc
+            finally:
+                if future is None:
+                    self.ledger.not_queued(delivery)
+                else:
+                    self.ledger.queued(delivery, future)
+            attempt.queued.append(delivery)
+            attempt.every.append(future)
+            attempt.last[partition] = future
 
     def _retire(self, producer: AIOKafkaProducer) -> None:
         """Start over with a new producer the next time (see the module docstring): one whose

@@ -52,7 +52,7 @@ from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
 from sinks.kafka import SinkConsumer
 from sinks.offsets import PendingOffsets
-from sinks.records import decode
+from sinks.records import Decoded, decode
 from sinks.retry import retry_store
 from sinks.storm import StormDetector
 
@@ -137,41 +137,7 @@ class SinkWorker:
     async def dispatch(self, records: Sequence[Any]) -> None:
         """Start handling polled records: poison is dead-lettered here, each incident's events
         join the end of its lane. Returns without waiting for the deliveries."""
-        events: list[tuple[IncidentEvent, Any]] = []
-        letters: list[DeadLetter] = []
-        finished: list[Any] = []
-        unreadable = 0
-        for record in records:
-            self._offsets.polled(_partition(record), record.offset)
-            decoded = decode(record.value, tuple(record.headers or ()))
-            if decoded.poison is not None:
-                if not decoded.newer:
-                    unreadable += 1
-                log.error(
-                    "%s: dead-lettering the record at %s/%d@%d: %s",
-                    self.sink.name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    decoded.poison,
-                )
-                raw = (record.value or b"")[:4096].decode(errors="replace")
-                letter = self._letter(record, decoded.poison, False, None, raw)
-                if decoded.incident_id is not None or decoded.event_id is not None:
-                    letter = letter.model_copy(
-                        update={"incident_id": decoded.incident_id, "event_id": decoded.event_id}
-                    )
-                letters.append(letter)
-                finished.append(record)
-            elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
-                events.append((decoded.event, record))
-            else:
-                finished.append(record)
-        for letter in letters:
-            await self._dead.write(letter)
-        for record in finished:
-            self._offsets.finished(_partition(record), record.offset)
-        self._count_dead(len(letters) - unreadable, len(finished) - unreadable)
+        events = await self._sort(records)
         where = {id(e): r for e, r in events}
         ordered = [e for e, _ in events]
         self._storm.observe(ordered)
@@ -195,9 +161,61 @@ class SinkWorker:
         fresh = [e for e in ordered if e.incident_id not in busy]
         if fresh:
             await self._store_retried("reading the delivery log", partial(self.sink.preload, fresh))
-        # A digested opening is its incident's first event: the incident's later events in this
-        # poll (a resolution) go after the digest, which records the members they settle; their
-        # lanes chain behind the digest's. The other incidents start first, SEV1 ahead.
+        self._start_lanes(queue, storms, where)
+
+    async def _sort(self, records: Sequence[Any]) -> list[tuple[IncidentEvent, Any]]:
+        """The events of ``records`` for this sink, with their records; poison is dead-lettered
+        (and, like records meant for another sink, finished) here."""
+        events: list[tuple[IncidentEvent, Any]] = []
+        letters: list[DeadLetter] = []
+        finished: list[Any] = []
+        unreadable = 0
+        for record in records:
+            self._offsets.polled(_partition(record), record.offset)
+            decoded = decode(record.value, tuple(record.headers or ()))
+            if decoded.poison is not None:
+                if not decoded.newer:
+                    unreadable += 1
+                letters.append(self._poison_letter(record, decoded, decoded.poison))
+                finished.append(record)
+            elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
+                events.append((decoded.event, record))
+            else:
+                finished.append(record)
+        for letter in letters:
+            await self._dead.write(letter)
+        for record in finished:
+            self._offsets.finished(_partition(record), record.offset)
+        self._count_dead(len(letters) - unreadable, len(finished) - unreadable)
+        return events
+
+    def _poison_letter(self, record: Any, decoded: Decoded, poison: str) -> DeadLetter:
+        log.error(
+            "%s: dead-lettering the record at %s/%d@%d: %s",
+            self.sink.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            poison,
+        )
+        raw = (record.value or b"")[:4096].decode(errors="replace")
+        letter = self._letter(record, poison, False, None, raw)
+        if decoded.incident_id is not None or decoded.event_id is not None:
+            letter = letter.model_copy(
+                update={"incident_id": decoded.incident_id, "event_id": decoded.event_id}
+            )
+        return letter
+
+    def _start_lanes(
+        self,
+        queue: list[list[IncidentEvent]],
+        storms: dict[tuple[str, datetime], list[IncidentEvent]],
+        where: dict[int, Any],
+    ) -> None:
+        """Start each incident's events as the end of its lane, SEV1 first, and each storm's
+        digest. A digested opening is its incident's first event: the incident's later events in
+        this poll (a resolution) go after the digest, which records the members they settle;
+        their lanes chain behind the digest's. The other incidents start first."""
         members = {e.incident_id for digested in storms.values() for e in digested}
 
         def start_groups(digested: bool) -> None:

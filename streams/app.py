@@ -1,13 +1,16 @@
-"""The faust application: built from :class:`Settings`, never at import time.
+"""The faust application: its agents and timers around a built :class:`streams.pipeline.Pipeline`
+(sevflow/roles/worker.py builds it, its store, the relay's process and the lag probe), never at
+import time.
 
-Agents are thin adapters: they decode records, hand batches to :class:`streams.pipeline.Pipeline`
-and leave every rule to ``models``. The worker runs ``at_least_once`` (faust's exactly_once has
-open duplicate and fencing bugs) and every step is idempotent, so a redelivered record changes
-nothing. Per-event errors are handled inside the agents: an exception escaping an agent can skip
-that event's offset on restart (faust issue #315). Transient database errors are retried until
-they pass, so an offset is never committed past an unapplied record; a poison record (it does not
-decode, or the store refuses it for good) is isolated from its batch and quarantined with its
-reason (streams/failures.py, streams/quarantine.py), so the rest of the partition moves on.
+Agents are thin adapters: what they do is :class:`streams.steps.WorkerSteps`, one method each; they
+decode records, hand batches to the pipeline and leave every rule to ``models``. The worker runs
+``at_least_once`` (faust's exactly_once has open duplicate and fencing bugs) and every step is
+idempotent, so a redelivered record changes nothing. Per-event errors are handled inside the
+agents: an exception escaping an agent can skip that event's offset on restart (faust issue #315).
+Transient database errors are retried until they pass, so an offset is never committed past an
+unapplied record; a poison record (it does not decode, or the store refuses it for good) is
+isolated from its batch and quarantined with its reason (streams/failures.py,
+streams/quarantine.py), so the rest of the partition moves on.
 
 * ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
 * ``commands``: commands topic → acknowledge / resolve;
@@ -27,39 +30,24 @@ reason (streams/failures.py, streams/quarantine.py), so the rest of the partitio
   fire once, whichever worker runs it).
 """
 
-import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
-from datetime import timedelta
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import faust
 import mode
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 
-from models.alert import AlertRecord, RecordPosition
 from models.clock import Clock, utc_now
-from models.events import IncidentEvent
-from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
-from store.db import async_engine
-from store.incidents import IncidentStore
-from streams.escalation import EscalationMetrics, load_policy, run_escalations
-from streams.failures import RETRIED, isolate, reason_of, retry_transient
+from streams.failures import retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.probe_agents import install as install_probes
-from streams.probes import load_probes
 from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPoison
-from streams.record_time import RecordTime
-from streams.records import Decoded, decode_alert, decode_command
 from streams.relay_process import RelayProcess
-from streams.rules import load_rules
-from streams.runbooks import load_runbooks
-from streams.stall import EXIT_STALLED, Activity, StallWatch
+from streams.stall import EXIT_STALLED
+from streams.steps import MEASURE_SECONDS, TopicWriter, WorkerSteps
 
 __all__ = ["broker_urls", "create_app", "retry_transient"]
 
@@ -69,10 +57,6 @@ log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0
 #: How often the worker checks that its relay process runs.
 RELAY_WATCH_SECONDS = 1.0
-#: How often the consumer lag is measured (the metrics timer), and how old a measurement may be
-#: for the timers' watermark (streams/record_time.py): three missed measurements, no watermark.
-MEASURE_SECONDS = 10.0
-WATERMARK_MAX_AGE = timedelta(seconds=3 * MEASURE_SECONDS)
 
 
 def _exit_stalled(waited: float) -> None:
@@ -94,10 +78,6 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
 def _exit_poisoned(problem: TooMuchPoison) -> None:
     """Leave at once, without committing the record that crossed the limit (streams/quarantine.py)."""
     log.error("%s; exiting with status %d", problem, EXIT_POISONED)
@@ -106,55 +86,13 @@ def _exit_poisoned(problem: TooMuchPoison) -> None:
     os._exit(EXIT_POISONED)
 
 
-def _refuse(decoded: Decoded[Any], topic: str, stats: WorkerMetrics) -> None:
-    """Count a record the worker can never apply (streams/records.py says which); the quarantine
-    logs it, with where it was read and why."""
-    reason = "newer_schema" if decoded.newer else "invalid"
-    stats.records_refused.labels(topic, reason).inc()
-
-
-class _TopicWriter:
-    """Quarantine writes through the worker's own producer, on topics it declares once."""
-
-    def __init__(self, app: faust.App, partitions: int) -> None:
-        self._app = app
-        self._partitions = partitions
-        self._topics: dict[str, Any] = {}
-
-    async def write(self, topic: str, record: QuarantinedRecord) -> None:
-        channel = self._topics.get(topic)
-        if channel is None:
-            channel = self._app.topic(
-                topic, key_serializer="raw", value_serializer="raw", partitions=self._partitions
-            )
-            await channel.maybe_declare()
-            self._topics[topic] = channel
-        sent = await channel.send(key=record.key_bytes(), value=record.to_bytes())
-        await sent  # Kafka's acknowledgement
-
-
-def _source(event: Any) -> SourcePosition:
-    message = event.message
-    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
-
-
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock = utc_now,
-    metrics: WorkerMetrics | None = None,
-    on_stall: Callable[[float], None] = _exit_stalled,
-    on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
-    **overrides: Any,
-) -> faust.App:
-    """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
-    stats = metrics or WorkerMetrics()
+def _faust_app(settings: Settings, overrides: dict[str, Any]) -> faust.App:
     # faust's own topics (table changelogs) get the replicas of sevflow's topics when set; faust
     # cannot ask for the cluster's default (-1) and keeps its 1 then.
     replication: dict[str, Any] = {}
     if settings.topic_replication_factor > 0:
         replication["topic_replication_factor"] = settings.topic_replication_factor
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
@@ -170,56 +108,14 @@ def create_app(
         broker_commit_interval=1.0,
         **{**replication, **overrides},
     )
-    raw: dict[str, Any] = {
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        "partitions": settings.topic_partitions,
-    }
-    alerts_topic = app.topic(settings.alerts_topic, **raw)
-    commands_topic = app.topic(settings.commands_topic, **raw)
 
-    engine = async_engine(settings.sqlalchemy_url())
-    store = IncidentStore(engine)
-    escalation_policy = load_policy(  # bad policy: fail at start
-        settings.escalation_policy_file,
-        settings.playbook_times(),
-        emailing=settings.email_configured(),
-    )
-    pipeline = Pipeline(
-        store,
-        load_rules(settings.rules_file),
-        settings.lifecycle_policy(),
-        settings.group_by,
-        escalation_policy,
-        load_runbooks(
-            settings.runbooks_dir, settings.runbooks_url
-        ),  # a bad runbook: fail at start, naming its line
-        probes=load_probes(settings.verify_probes, settings.verify_file),
-    )
-    escalation_metrics = EscalationMetrics(stats.registry)
-    lag = LagProbe(
-        settings.kafka_bootstrap, settings.app_id, [settings.alerts_topic, settings.commands_topic]
-    )
-    record_time = RecordTime(store, max_age=WATERMARK_MAX_AGE)
-    relay = RelayProcess(on_published=stats.events_published.inc)
-    activity = Activity()
-    quarantine = Quarantine(
-        _TopicWriter(app, settings.topic_partitions),
-        {
-            settings.alerts_topic: settings.alerts_quarantine_topic,
-            settings.commands_topic: settings.commands_quarantine_topic,
-        },
-        PoisonLimit(settings.worker_poison_limit),
-        clock,
-        stats.registry,
-    )
-    stall = StallWatch(settings.worker_stall_seconds) if settings.worker_stall_seconds else None
 
-    @app.service
+def _resources(steps: WorkerSteps) -> type[mode.Service]:
+    """The service that runs the outbox relay's process and closes what the agents and timers
+    share when the worker stops."""
+    relay, lag, engine = steps.relay, steps.lag, steps.pipeline.store.engine
+
     class _Resources(mode.Service):
-        """Runs the outbox relay's process; closes what the agents and timers share when the
-        worker stops."""
-
         async def on_start(self) -> None:
             relay.start()
 
@@ -238,152 +134,93 @@ def create_app(
             await lag.close()
             await engine.dispose()
 
-    async def refuse(event: Any, decoded: Decoded[Any]) -> None:
-        """A record no version of this worker can apply: counted, then quarantined."""
-        _refuse(
-            decoded, f"{event.message.topic}[{event.message.partition}]@{event.message.offset}", stats
-        )
-        error = "newer_schema" if decoded.newer else "undecodable"
-        await quarantine.put(_source(event), event.key, event.value, error, decoded.refused or error)
+    return _Resources
 
-    async def apply_alerts(part: Sequence[tuple[Any, AlertRecord]]) -> list[IncidentEvent]:
-        records = [record for _, record in part]
-        positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
-        created = await retry_transient(
-            f"applying {len(records)} alerts",
-            partial(pipeline.process_alerts, records, positions),
-        )
-        quarantine.applied()
-        stats.alerts_processed.inc(len(records))
-        return created
 
-    async def poisoned(item: tuple[Any, AlertRecord], exc: BaseException) -> None:
-        event, _ = item
-        await quarantine.put(_source(event), event.key, event.value, type(exc).__name__, reason_of(exc))
+def _agents(
+    app: faust.App, steps: WorkerSteps, on_poison_limit: Callable[[TooMuchPoison], None]
+) -> None:
+    settings = steps.settings
+    raw: dict[str, Any] = {
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": settings.topic_partitions,
+    }
 
-    async def alert_batch(events: Sequence[Any]) -> None:
-        items: list[tuple[Any, AlertRecord]] = []
-        for event in events:
-            decoded = decode_alert(event.value)
-            if decoded.record is None:
-                await refuse(event, decoded)
-            else:
-                items.append((event, decoded.record))
-        if not items:  # (poison alone is progress too: its offsets move on)
-            activity.batches += 1
-            return
-        with activity.applying():
-            created = await isolate(items, apply_alerts, poisoned)
-        if created:
-            relay.wake()
-        for event in created:
-            stats.events_created.labels(event.type.value).inc()
-        escalation_metrics.count(created)
-
-    async def command_event(event: Any) -> None:
-        decoded = decode_command(event.value)
-        command = decoded.record
-        if command is None:
-            await refuse(event, decoded)
-            return
-        with activity.applying():
-            try:
-                result = await retry_transient(
-                    f"command {command.command_id}", partial(pipeline.process_command, command)
-                )
-            except RETRIED as exc:  # (retry_transient raises only the permanent ones)
-                await quarantine.put(
-                    _source(event), event.key, event.value, type(exc).__name__, reason_of(exc)
-                )
-                return
-        quarantine.applied()
-        relay.wake()
-        log.info(
-            "command %s %s %s: %s",
-            command.command_id,
-            command.action,
-            command.incident_id,
-            result.reason,
-        )
-
-    @app.agent(alerts_topic, name="alerts")
+    @app.agent(app.topic(settings.alerts_topic, **raw), name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
         window = settings.batch_window_seconds
         async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
             try:
-                await alert_batch(events)
+                await steps.alert_batch(events)
             except TooMuchPoison as exc:
                 on_poison_limit(exc)
                 return
 
-    @app.agent(commands_topic, name="commands")
+    @app.agent(app.topic(settings.commands_topic, **raw), name="commands")
     async def process_commands(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
-                await command_event(event)
+                await steps.command_event(event)
             except TooMuchPoison as exc:
                 on_poison_limit(exc)
                 return
 
+
+def _timers(app: faust.App, steps: WorkerSteps, on_stall: Callable[[float], None]) -> None:
+    def assignment() -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+
     @app.timer(interval=2.0, name="maintenance")  # type: ignore[untyped-decorator]
     async def release_maintenance_windows() -> None:
-        try:
-            # In record time: a window is released once every record received before its end is
-            # applied (a held alert's resolution still in the backlog must not be outrun).
-            at = await record_time.watermark(clock())
-            if at is not None and await pipeline.release_windows(at):
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("maintenance-window release failed: %s", reason_of(exc))
+        await steps.release_windows()
 
     @app.timer(interval=MEASURE_SECONDS, name="metrics")  # type: ignore[untyped-decorator]
     async def measure() -> None:
-        stats.heartbeat.set_to_current_time()
-        started = clock()  # before the measurement: what it finds applied was applied by then
-        try:
-            behind = await lag.update(stats)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            record_time.forget()
-            log.debug("lag not measured this time: %s: %s", type(exc).__name__, exc)
-            return
-        topic = settings.alerts_topic
-        record_time.observe({p: n for (t, p), n in behind.items() if t == topic}, started)
-        try:
-            await stats.measure_backlog(engine)
-        except (SQLAlchemyError, OSError) as exc:
-            log.debug("outbox backlog not measured this time: %s: %s", type(exc).__name__, exc)
-        if stall is not None:
-            mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-            waited = stall.observe(loop_time(), behind, mine, activity)
-            if waited is not None:
-                on_stall(waited)
+        await steps.measure(assignment, on_stall)
 
     @app.timer(interval=1.0, name="quiet")  # type: ignore[untyped-decorator]
     async def expire_quiet_periods() -> None:
-        try:
-            # In record time, never the wall clock: after an outage or a restart with lag, the
-            # renewed firing of a quiet incident may still wait in the backlog.
-            at = await record_time.watermark(clock())
-            if at is not None and await pipeline.expire_quiet(at):
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("quiet-period check failed: %s", reason_of(exc))
+        await steps.expire_quiet()
 
-    install_probes(app, pipeline, settings, clock, relay.wake)  # streams/probe_agents.py
+    install_probes(app, steps.pipeline, steps.settings, steps.clock, steps.relay.wake)
 
-    @app.timer(interval=settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
+    @app.timer(interval=steps.settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:
-        try:
-            escalated = await run_escalations(
-                store,
-                escalation_policy,
-                clock(),
-                limit=settings.escalation_batch_size,
-                metrics=escalation_metrics,
-            )
-            if escalated:
-                relay.wake()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("escalation run failed: %s", reason_of(exc))
+        await steps.escalate()
 
+
+def create_app(
+    settings: Settings,
+    pipeline: Pipeline,
+    relay: RelayProcess,
+    lag: LagProbe,
+    *,
+    clock: Clock = utc_now,
+    metrics: WorkerMetrics | None = None,
+    on_stall: Callable[[float], None] = _exit_stalled,
+    on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
+    **overrides: Any,
+) -> faust.App:
+    """The faust app around a built ``pipeline`` (sevflow/roles/worker.py builds it, its store,
+    the relay process and the lag probe): its agents, its timers and the service that runs the
+    relay; ``overrides`` are extra faust settings (tests use them)."""
+    if pipeline.escalation is None:
+        raise ValueError("the worker's pipeline needs its escalation policy (the escalations timer)")
+    stats = metrics or WorkerMetrics()
+    app = _faust_app(settings, overrides)
+    quarantine = Quarantine(
+        TopicWriter(app, settings),
+        {
+            settings.alerts_topic: settings.alerts_quarantine_topic,
+            settings.commands_topic: settings.commands_quarantine_topic,
+        },
+        PoisonLimit(settings.worker_poison_limit),
+        clock,
+        stats.registry,
+    )
+    steps = WorkerSteps(settings, pipeline, relay, lag, quarantine, clock, stats)
+    app.service(_resources(steps))
+    _agents(app, steps, on_poison_limit)
+    _timers(app, steps, on_stall)
     return app

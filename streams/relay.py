@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,12 +30,44 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.settings import Settings
 from store.leases import Lease
 from store.outbox import Outbox
 
-__all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay"]
+__all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay", "RelaySettings"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """What the relay needs of the worker's :class:`Settings`. The worker hands it to the relay's
+    process on a pipe (streams/relay_process.py), so the relay relays for the settings the worker
+    was started with and never reads the environment again; the database URL, a secret, is in
+    neither the process's arguments nor its environment."""
+
+    database_url: str
+    kafka_bootstrap: str
+    events_topic: str
+    app_id: str
+    log_level: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> "RelaySettings":
+        return cls(
+            database_url=settings.sqlalchemy_url(),
+            kafka_bootstrap=settings.kafka_bootstrap,
+            events_topic=settings.events_topic,
+            app_id=settings.app_id,
+            log_level=settings.log_level,
+        )
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "RelaySettings":
+        return cls(**json.loads(data))
 
 
 class EventPublisher(Protocol):

@@ -13,8 +13,8 @@ closes its producer and gives the lease up. It reports the events it published o
 one decimal count per line, for the worker's ``events_published`` metric. SIGTERM stops it the
 same way; SIGINT is left to the worker (a terminal's Ctrl-C reaches both), which closes the pipe.
 
-Usage (by the worker only): ``python -m streams.relay_process WAKE_FD COUNTS_FD``; the settings
-are read from the environment the worker passes on.
+Usage (by the worker only): ``python -m streams.relay_process WAKE_FD COUNTS_FD``; the worker
+hands the relay its settings (:class:`streams.relay.RelaySettings`) as JSON on its stdin.
 """
 
 import asyncio
@@ -32,10 +32,9 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.clock import Clock, utc_now
-from models.settings import Settings
 from store.db import async_engine
 from store.leases import Lease
-from streams.relay import KafkaEventPublisher, OutboxRelay
+from streams.relay import KafkaEventPublisher, OutboxRelay, RelaySettings
 
 __all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds", "relay_transactional_id"]
 
@@ -74,7 +73,8 @@ class RelayProcess:
     """The worker's side: starts the relay process, wakes it, counts what it published, starts
     it again when it dies, and stops it."""
 
-    def __init__(self, on_published: Callable[[int], None]) -> None:
+    def __init__(self, settings: RelaySettings, on_published: Callable[[int], None]) -> None:
+        self._settings = settings
         self._on_published = on_published
         self._process: subprocess.Popen[bytes] | None = None
         self._wake: int | None = None  # write end of the wake pipe
@@ -93,7 +93,11 @@ class RelayProcess:
             self._process = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
                 [sys.executable, "-m", "streams.relay_process", str(wake_read), str(counts_write)],
                 pass_fds=(wake_read, counts_write),
+                stdin=subprocess.PIPE,
             )
+            assert self._process.stdin is not None
+            with self._process.stdin as given:  # (a few hundred bytes: the pipe holds them)
+                given.write(self._settings.to_bytes())
         except BaseException:
             os.close(wake_write)
             os.close(counts_read)
@@ -177,9 +181,9 @@ def _report(counts_fd: int, published: int) -> None:
             os.write(counts_fd, b"%d\n" % published)
 
 
-async def _run(settings: Settings, wake_fd: int, counts_fd: int) -> None:
+async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
     loop = asyncio.get_running_loop()
-    engine = async_engine(settings.sqlalchemy_url())
+    engine = async_engine(settings.database_url)
     publisher = KafkaEventPublisher(
         settings.kafka_bootstrap, settings.events_topic, relay_transactional_id(settings.app_id)
     )
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m streams.relay_process WAKE_FD COUNTS_FD (started by the worker)")
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    settings = Settings()
+    settings = RelaySettings.from_bytes(sys.stdin.buffer.read())
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -18,12 +18,14 @@ import pytest
 from sqlalchemy import func, select
 
 from models.incident import LifecyclePolicy
+from models.settings import Settings
 from receiver.kafka import ensure_topic
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade
 from store.schema import incident_events
 from streams.pipeline import Pipeline
+from streams.relay import RelaySettings
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
 from testkit.harness import relay_lease_holder, role_env, wait_for
@@ -59,7 +61,10 @@ async def test_the_relay_process_publishes_reports_and_gives_the_lease_up(
     for name in [k for k in os.environ if k.startswith("SEVFLOW_")]:
         monkeypatch.delenv(name)
     for name, value in role_env(kafka_bootstrap, prefix, url, tmp_path).items():
-        monkeypatch.setenv(name, value)  # the environment the relay process reads its settings from
+        monkeypatch.setenv(name, value)
+    settings = RelaySettings.of(Settings())
+    for name in [k for k in os.environ if k.startswith("SEVFLOW_")]:
+        monkeypatch.delenv(name)  # the relay is handed its settings: it reads no environment
     migrator = sync_engine(url)
     upgrade(migrator)
     migrator.dispose()
@@ -74,7 +79,7 @@ async def test_the_relay_process_publishes_reports_and_gives_the_lease_up(
         if sum(reported) >= 30:
             all_reported.set()
 
-    relay = RelayProcess(on_published=count)
+    relay = RelayProcess(settings, on_published=count)
     relay.start()
     try:
         events = await pipeline.process_alerts([alert(f"P{n}", instance=f"h{n}") for n in range(30)])

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from models.supervision import RoleStatus, loads
-from sevflow.supervisor import STATUS_FILE
+from sevflow.supervise import STATUS_FILE
 from testkit.fakes import fixtures
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.harness import metric_sum, wait_for

@@ -2,7 +2,7 @@
 
 faust waits for its consumer's last offset commit, which never returns while the broker is away:
 SIGTERM left the worker running (minutes, until SIGKILL), and ``sevflow run`` waiting for it. The
-worker exits once sevflow.runner.WORKER_STOP_DEADLINE has passed; nothing is lost (only applied
+worker exits once sevflow.roles.worker.WORKER_STOP_DEADLINE has passed; nothing is lost (only applied
 records have committed offsets), which the restart on the same broker shows.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from receiver.kafka import ensure_topic
-from sevflow.runner import WORKER_STOP_DEADLINE
+from sevflow.roles.worker import WORKER_STOP_DEADLINE
 from store.db import normalise_url
 from testkit.harness import PrivateKafka, role_env, stored_alerts, wait_for
 from testkit.local import REPO

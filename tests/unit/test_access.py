@@ -38,7 +38,7 @@ from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.slack_callers import SlackCallers
 from sevflow.admin import Who, new_window
 from sevflow.admin_api import admin_routes
-from sevflow.runner import receiver_credentials
+from sevflow.roles.receiver import receiver_credentials
 from sinks.slack_format import announcement, update_line
 from store import audit
 from store.db import async_engine

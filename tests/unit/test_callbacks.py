@@ -34,7 +34,7 @@ from receiver.callbacks import (
     verify_slack,
 )
 from receiver.slack_callers import SlackCallers
-from sevflow.runner import receiver_credentials
+from sevflow.roles.receiver import receiver_credentials
 from testkit.fakes.slack import FakeSlack
 from tests.builders import CommandRecorder, api_credentials
 from tests.conftest import FIXTURES

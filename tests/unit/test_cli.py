@@ -164,7 +164,7 @@ def _supervisor(tmp_path: Path, roles: dict[str, str], limit: int) -> subprocess
         "import sys\n"
         "from pathlib import Path\n"
         "from models.supervision import RestartPolicy\n"
-        "from sevflow.supervisor import supervise\n"
+        "from sevflow.supervise import supervise\n"
         f"roles = {{name: [sys.executable, '-c', code] for name, code in {roles!r}.items()}}\n"
         f"policy = RestartPolicy(backoff=0.05, backoff_max=0.1, limit={limit}, window=60)\n"
         f"sys.exit(supervise(roles, policy, Path({str(tmp_path / 'roles.json')!r}), poll=0.02))\n"

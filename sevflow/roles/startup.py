@@ -1,0 +1,114 @@
+"""What the roles check and prepare before they start: the store's schema, the runbooks, the
+topics (created through :func:`kafka_admin.topics.ensure_topics`, as every sevflow topic is)."""
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+
+from kafka_admin.topics import TopicSettingsError, ensure_topics
+from models.runbooks import RunbookError
+from models.settings import Settings
+from receiver.auth import WebhookAuth
+from sevflow.operator_cli import store_problem
+from store.db import UnsupportedDatabaseError, sync_engine
+from store.migrate import upgrade
+from streams.runbooks import load_runbooks
+
+__all__ = ["init_db", "metrics_auth", "runbooks_problem", "wait_for_topics"]
+
+log = logging.getLogger("sevflow")
+
+
+def metrics_auth(settings: Settings) -> WebhookAuth | None:
+    """What ``/metrics`` requires: the bearer ``SEVFLOW_METRICS_TOKEN``, or nothing when unset."""
+    return WebhookAuth(tokens=[settings.metrics_token]) if settings.metrics_token else None
+
+
+def init_db(settings: Settings) -> int:
+    """Bring the store's schema to the latest migration (idempotent); 2 for an unusable URL, 1
+    when the store cannot be reached or migrated."""
+    try:
+        engine = sync_engine(settings.sqlalchemy_url())
+    except UnsupportedDatabaseError as exc:
+        print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    log.info("incident store ready (%s)", engine.url.get_backend_name())
+    return 0
+
+
+def runbooks_problem(settings: Settings) -> str | None:
+    """Why the runbooks cannot be used (the file and the line), or None: checked before a role
+    starts, so a bad file stops ``run`` and ``worker`` at once instead of a restart loop."""
+    try:
+        load_runbooks(settings.runbooks_dir)
+    except RunbookError as exc:
+        return str(exc)
+    return None
+
+
+def _ensure_all(settings: Settings) -> None:
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            [settings.topic_spec(topic) for topic in settings.created_topics()],
+            settings.kafka_timeout_seconds,
+        )
+    )
+
+
+def wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60) -> int | None:
+    """Create sevflow's topics before a role subscribes (faust does not create source topics).
+
+    Waits for Kafka up to ``attempts`` seconds, so a role started with the broker is not lost
+    (a role that exits is only started again after a backoff).
+    None once the topics exist as the settings ask (:mod:`models.topics`); else the exit status:
+    2 when a topic differs from the settings (each difference named), 1 when Kafka stayed
+    unreachable, 0 when SIGINT or SIGTERM asked to stop meanwhile (asyncio's own SIGINT handling
+    cancelled the attempt in progress, which the Kafka client took for one more failure, so
+    Ctrl-C was ignored).
+    """
+    stop = threading.Event()
+
+    def stopping(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    ready = False
+    previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for attempt in range(attempts):
+            try:
+                _ensure_all(settings)
+            except TopicSettingsError as exc:
+                print(f"sevflow {role}: Kafka topics: {exc}", file=sys.stderr)
+                return 2
+            except (OSError, TimeoutError, KafkaError) as exc:
+                if attempt == 0:
+                    log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
+                if stop.wait(1):
+                    break
+            else:
+                ready = True
+                break
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stop.is_set():
+        log.info("%s stopped before it started", role)
+        return 0
+    if ready:
+        return None
+    print(f"sevflow: Kafka at {settings.kafka_bootstrap} is not reachable", file=sys.stderr)
+    return 1
