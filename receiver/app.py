@@ -106,37 +106,34 @@ def create_app(
         ),
         monotonic=monotonic,
     )
-    internal = _Internal(publisher, stats, metrics_auth)
-
-    def served(path: str, handler: Handler, methods: list[str], level: int, name: str | None) -> Route:
-        """A route behind its scope (receiver.access.ROUTE_ACCESS: a route missing there is
-        refused here, at start), instrumented."""
+    others = [
+        *_Internal(publisher, stats, metrics_auth).routes(),
+        *(
+            (r.path, cast(Handler, r.endpoint), sorted(r.methods or {"GET"}), logging.INFO, r.name)
+            for r in extra_routes
+        ),
+    ]
+    # The webhook checks its own credentials, after its rate limit (receiver/webhook.py); every
+    # other route is served behind its scope (receiver.access.ROUTE_ACCESS: a route missing there
+    # is refused here, at start).
+    routes = [_route(WEBHOOK_PATH, webhook, ["POST"], logging.INFO, "webhook", stats, monotonic)]
+    for path, handler, methods, level, name in others:
         guarded = protect(path, methods, handler, auth)
-        return Route(
-            path, _instrumented(path, guarded, level, stats, monotonic), methods=methods, name=name
-        )
+        routes.append(_route(path, guarded, methods, level, name, stats, monotonic))
+    return Starlette(exception_handlers={HTTPException: _http_error}, routes=routes)
 
-    return Starlette(
-        exception_handlers={HTTPException: _http_error},
-        routes=[
-            # The webhook checks its own credentials, after its rate limit (receiver/webhook.py).
-            Route(
-                WEBHOOK_PATH,
-                _instrumented(WEBHOOK_PATH, webhook, logging.INFO, stats, monotonic),
-                methods=["POST"],
-                name="webhook",
-            ),
-            served("/health", internal.health, ["GET"], logging.DEBUG, "health"),
-            served("/ready", internal.ready, ["GET"], logging.DEBUG, "ready"),
-            served("/metrics", internal.metrics, ["GET"], logging.DEBUG, "metrics"),
-            *(
-                served(
-                    r.path, cast(Handler, r.endpoint), sorted(r.methods or {"GET"}), logging.INFO, r.name
-                )
-                for r in extra_routes
-            ),
-        ],
-    )
+
+def _route(
+    path: str,
+    handler: Handler,
+    methods: list[str],
+    level: int,
+    name: str | None,
+    stats: ReceiverMetrics,
+    monotonic: Callable[[], float],
+) -> Route:
+    """``handler`` served on ``path``, instrumented (:func:`_instrumented`)."""
+    return Route(path, _instrumented(path, handler, level, stats, monotonic), methods=methods, name=name)
 
 
 class _Internal:
@@ -148,6 +145,14 @@ class _Internal:
         self._publisher = publisher
         self._stats = stats
         self._metrics_auth = metrics_auth
+
+    def routes(self) -> list[tuple[str, Handler, list[str], int, str]]:
+        """(path, handler, methods, log level, name) of each."""
+        return [
+            ("/health", self.health, ["GET"], logging.DEBUG, "health"),
+            ("/ready", self.ready, ["GET"], logging.DEBUG, "ready"),
+            ("/metrics", self.metrics, ["GET"], logging.DEBUG, "metrics"),
+        ]
 
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
