@@ -47,7 +47,7 @@ from sevflow.admin import (
     replay_quarantined,
     window_json,
 )
-from sevflow.maintenance_cli import parse_when
+from sevflow.commands.maintenance import parse_when
 from sinks.dlq import StoreUnreadable, dlq_list_async
 from store.maintenance import MaintenanceStore
 from streams.quarantine import quarantine_list_async
