@@ -37,6 +37,7 @@ __all__ = [
     "Principal",
     "RouteWithoutAccess",
     "TokenFileError",
+    "authorize",
     "load_token_file",
     "principal_of",
     "protect",
@@ -206,23 +207,30 @@ def _unauthorized() -> Response:
     )
 
 
+def authorize(request: Request, access: Access, credentials: Credentials) -> Response | None:
+    """None when ``request`` may have ``access`` (its principal then on ``request.state``), else
+    the 401 or 403 to answer."""
+    if access in ("public", "signed"):
+        return None
+    principal = credentials.identify(request.headers.get("authorization"))
+    if principal is None:
+        return _unauthorized()
+    if access not in principal.scopes:
+        return error_response(
+            403,
+            "forbidden",
+            f"this request needs the {access} scope",
+            scope=str(access),
+        )
+    request.state.principal = principal
+    return None
+
+
 def _guard(endpoint: Handler, needed: dict[str, Access], credentials: Credentials) -> Handler:
     async def guarded(request: Request) -> Response:
         access = needed[request.method if request.method != "HEAD" else "GET"]
-        if access in ("public", "signed"):
-            return await endpoint(request)
-        principal = credentials.identify(request.headers.get("authorization"))
-        if principal is None:
-            return _unauthorized()
-        if access not in principal.scopes:
-            return error_response(
-                403,
-                "forbidden",
-                f"this request needs the {access} scope",
-                scope=str(access),
-            )
-        request.state.principal = principal
-        return await endpoint(request)
+        refused = authorize(request, access, credentials)
+        return refused if refused is not None else await endpoint(request)
 
     return guarded
 

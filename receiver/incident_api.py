@@ -43,6 +43,7 @@ from analytics.incidents import (
 from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
+from receiver.callbacks.common import INCIDENT_ID
 from receiver.commands import Action, precheck
 from receiver.errors import error_response
 from store.incidents import IncidentStore
@@ -153,41 +154,59 @@ def incident_routes(
     The routes check no credentials themselves: the receiver serves every route behind the scope
     :data:`receiver.access.ROUTE_ACCESS` gives it (``read`` for the GETs, ``write`` for the
     commands); :func:`receiver.access.protect_all` does the same for a test's app."""
-    checked = [checked_command(route, engine) for route in commands]
     try:
         document: bytes | None = openapi_document.read_bytes()  # once, at start-up
     except OSError:
         log.warning("OpenAPI document %s not found: %s answers 404", openapi_document, OPENAPI_PATH)
         document = None
+    reads = _Reads(engine, document)
+    return [
+        *(checked_command(route, engine) for route in commands),
+        Route(INCIDENTS_PATH, _guarded(reads.list_incidents), methods=["GET"], name="api_incidents"),
+        Route(INCIDENT_PATH, _guarded(reads.show_incident), methods=["GET"], name="api_incident"),
+        Route(OPENAPI_PATH, reads.openapi, methods=["GET"], name="api_openapi"),
+    ]
 
-    def guarded(handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except _BadParameter as exc:
-                return error_response(
-                    400,
-                    "invalid_parameter",
-                    f"invalid query parameter {exc.name}: {exc.reason}",
-                    details=[{"field": exc.name, "reason": exc.reason}],
-                )
-            except SQLAlchemyError as exc:
-                log.warning("incident API cannot read the store: %s", type(exc).__name__)
-                return error_response(
-                    503,
-                    "store_unavailable",
-                    "the incident store cannot be read; retry later",
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
 
-        return wrapped
+def _guarded(handler: Handler) -> Handler:
+    """``handler`` with its refusals as JSON: 400 for a bad query parameter, 503 when the store
+    cannot be read."""
 
-    async def list_incidents(request: Request) -> Response:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _BadParameter as exc:
+            return error_response(
+                400,
+                "invalid_parameter",
+                f"invalid query parameter {exc.name}: {exc.reason}",
+                details=[{"field": exc.name, "reason": exc.reason}],
+            )
+        except SQLAlchemyError as exc:
+            log.warning("incident API cannot read the store: %s", type(exc).__name__)
+            return error_response(
+                503,
+                "store_unavailable",
+                "the incident store cannot be read; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    return wrapped
+
+
+class _Reads:
+    """The read routes' handlers: the incident list, one incident, the OpenAPI document."""
+
+    def __init__(self, engine: AsyncEngine, document: bytes | None) -> None:
+        self._engine = engine
+        self._document = document
+
+    async def list_incidents(self, request: Request) -> Response:
         criteria = _filter_of(request.query_params)
         limit = _limit(request.query_params.get("limit"))
         try:
             page = await find_incidents(
-                engine, criteria, limit=limit, cursor=request.query_params.get("cursor")
+                self._engine, criteria, limit=limit, cursor=request.query_params.get("cursor")
             )
         except CursorError:
             raise _BadParameter("cursor", "not a cursor this API issued") from None
@@ -198,9 +217,9 @@ def incident_routes(
             }
         )
 
-    async def show_incident(request: Request) -> Response:
+    async def show_incident(self, request: Request) -> Response:
         incident_id = request.path_params["incident_id"]
-        detail = await load_incident(engine, incident_id)
+        detail = await load_incident(self._engine, incident_id)
         if detail is None:
             return error_response(404, "not_found", f"no incident {incident_id}")
         return JSONResponse(
@@ -211,21 +230,12 @@ def incident_routes(
             }
         )
 
-    async def openapi(_: Request) -> Response:
-        if document is None:
+    async def openapi(self, _: Request) -> Response:
+        if self._document is None:
             return error_response(404, "not_found", "the OpenAPI document is not installed")
-        return Response(document, media_type="application/yaml")
-
-    return [
-        *checked,
-        Route(INCIDENTS_PATH, guarded(list_incidents), methods=["GET"], name="api_incidents"),
-        Route(INCIDENT_PATH, guarded(show_incident), methods=["GET"], name="api_incident"),
-        Route(OPENAPI_PATH, openapi, methods=["GET"], name="api_openapi"),
-    ]
+        return Response(self._document, media_type="application/yaml")
 
 
-#: The incident ids the command routes take (receiver.callbacks); they answer 422 to others.
-_COMMAND_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 #: The names :func:`receiver.callbacks.callback_routes` gives the API's command routes.
 API_COMMAND_ROUTES: dict[str, Action] = {
     "api_ack": "acknowledge",
@@ -256,7 +266,7 @@ def checked_command(route: Route, engine: AsyncEngine) -> Route:
 
     async def checked(request: Request) -> Response:
         incident_id = request.path_params["incident_id"]
-        if not _COMMAND_ID.fullmatch(incident_id):
+        if not INCIDENT_ID.fullmatch(incident_id):  # the command routes' own rule
             return await endpoint(request)  # its 422 for a malformed id
         try:
             incident = await store.get(incident_id)

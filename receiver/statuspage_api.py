@@ -22,7 +22,6 @@ command is queued unchecked (the worker drops one for an unknown incident).
 import hashlib
 import json
 import logging
-import re
 from datetime import datetime
 
 from aiokafka.errors import KafkaError
@@ -38,7 +37,7 @@ from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
 from models.notes import clean_note
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
-from receiver.callbacks import CommandSink
+from receiver.callbacks.common import INCIDENT_ID, CommandSink
 from receiver.errors import body_too_slow, error_response
 from store.incidents import IncidentStore
 
@@ -47,7 +46,6 @@ __all__ = ["PUBLISH_PATH", "publish_command", "publish_route"]
 log = logging.getLogger(__name__)
 
 PUBLISH_PATH = "/api/incidents/{incident_id}/statuspage/publish"
-_INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 #: Bodies beyond this are refused before parsing (the words are at most ~5 KB).
 _BODY_MAX = 64 * 1024
 RETRY_AFTER_SECONDS = 5
@@ -96,9 +94,19 @@ def publish_route(
 ) -> Route:
     """``POST /api/incidents/{id}/statuspage/publish``, to mount beside the incident API, behind
     the ``admin`` scope the receiver checks (receiver/access.py: the token's name is the actor)."""
-    store = IncidentStore(engine)
+    handler = _Publish(IncidentStore(engine), publisher, clock)
+    return Route(PUBLISH_PATH, handler.endpoint, methods=["POST"], name="api_statuspage_publish")
 
-    async def publish(request: Request) -> Response:
+
+class _Publish:
+    """The route's handler: who asks, the words, the incident as the store has it, the command."""
+
+    def __init__(self, store: IncidentStore, publisher: CommandSink, clock: Clock) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+
+    async def endpoint(self, request: Request) -> Response:
         principal = principal_of(request)
         if principal is None:  # served without receiver.access.protect: nobody is known
             return error_response(
@@ -108,45 +116,45 @@ def publish_route(
                 headers={"WWW-Authenticate": 'Bearer realm="sevflow"'},
             )
         incident_id = request.path_params["incident_id"]
-        if not _INCIDENT_ID.fullmatch(incident_id):
+        if not INCIDENT_ID.fullmatch(incident_id):
             return error_response(422, "invalid_incident_id", "not an incident id")
-        try:
-            raw = await read_capped(request, _BODY_MAX, BODY_READ_SECONDS)
-        except BodyTooLarge:
-            return error_response(413, "too_large", f"body over {_BODY_MAX} bytes")
-        except BodyTooSlow:
-            return body_too_slow(BODY_READ_SECONDS)
-        except ClientDisconnect:
-            return error_response(400, "client_disconnected", "the body was not received in full")
-        try:
-            words = _words(json.loads(raw))
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return error_response(400, "invalid_json", "the body is not JSON")
-        if isinstance(words, str):
-            return error_response(422, "invalid_body", words)
+        words = await _read_words(request)
+        if isinstance(words, Response):
+            return words
         title, body, by = words
+        unchanged = await self._unchanged(incident_id, title, body)
+        if unchanged is not None:
+            return unchanged
+        # The token's name acts; the body's "by" is only a note shown beside it.
+        actor = Actor(via="api", name=principal.name, note=by)
+        return await self._queue(publish_command(incident_id, title, body, actor, self._clock(), "api"))
+
+    async def _unchanged(self, incident_id: str, title: str, body: str) -> Response | None:
+        """404 for no such incident, 200 ``unchanged`` when it shows these words already; None
+        to go on (also when the store cannot be read: the command is queued unchecked)."""
         try:
-            incident = await store.get(incident_id)
+            incident = await self._store.get(incident_id)
         except SQLAlchemyError as exc:
             log.warning(
                 "cannot check %s (%s): publish queued unchecked", incident_id, type(exc).__name__
             )
-        else:
-            if incident is None:
-                return error_response(404, "not_found", f"no incident {incident_id}")
-            if (incident.status_page_title, incident.status_page_body) == (title, body):
-                return JSONResponse(
-                    {
-                        "status": "unchanged",
-                        "incident_id": incident_id,
-                        "message": f"{incident_id} is published with these words already",
-                    }
-                )
-        # The token's name acts; the body's "by" is only a note shown beside it.
-        actor = Actor(via="api", name=principal.name, note=by)
-        command = publish_command(incident_id, title, body, actor, clock(), "api")
+            return None
+        if incident is None:
+            return error_response(404, "not_found", f"no incident {incident_id}")
+        if (incident.status_page_title, incident.status_page_body) == (title, body):
+            return JSONResponse(
+                {
+                    "status": "unchanged",
+                    "incident_id": incident_id,
+                    "message": f"{incident_id} is published with these words already",
+                }
+            )
+        return None
+
+    async def _queue(self, command: Command) -> Response:
+        """202 once Kafka has the command, else 503 + Retry-After."""
         try:
-            await publisher.publish(command)
+            await self._publisher.publish(command)
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("api: publish not queued (%s); answering 503", type(exc).__name__)
             return error_response(
@@ -155,15 +163,34 @@ def publish_route(
                 "the command could not be queued; retry",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        log.info("api: publish %s on the status page (command %s)", incident_id, command.command_id)
+        log.info(
+            "api: publish %s on the status page (command %s)", command.incident_id, command.command_id
+        )
         return JSONResponse(
             {
                 "status": "accepted",
                 "command_id": command.command_id,
-                "incident_id": incident_id,
+                "incident_id": command.incident_id,
                 "action": "publish",
             },
             202,
         )
 
-    return Route(PUBLISH_PATH, publish, methods=["POST"], name="api_statuspage_publish")
+
+async def _read_words(request: Request) -> tuple[str, str, str | None] | Response:
+    """The request's ``(title, body, by)``, or the refusal (413, 408, 400, 422)."""
+    try:
+        raw = await read_capped(request, _BODY_MAX, BODY_READ_SECONDS)
+    except BodyTooLarge:
+        return error_response(413, "too_large", f"body over {_BODY_MAX} bytes")
+    except BodyTooSlow:
+        return body_too_slow(BODY_READ_SECONDS)
+    except ClientDisconnect:
+        return error_response(400, "client_disconnected", "the body was not received in full")
+    try:
+        words = _words(json.loads(raw))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return error_response(400, "invalid_json", "the body is not JSON")
+    if isinstance(words, str):
+        return error_response(422, "invalid_body", words)
+    return words

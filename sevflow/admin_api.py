@@ -47,7 +47,7 @@ from sevflow.admin import (
     replay_quarantined,
     window_json,
 )
-from sevflow.maintenance_cli import parse_when
+from sevflow.commands.maintenance import parse_when
 from sinks.dlq import StoreUnreadable, dlq_list_async
 from store.maintenance import MaintenanceStore
 from streams.quarantine import quarantine_list_async
@@ -113,42 +113,74 @@ def _limit(request: Request) -> int:
 
 def admin_routes(settings: Settings, engine: AsyncEngine, *, clock: Clock) -> list[Route]:
     """The admin API's routes, to serve through :func:`receiver.app.create_app`."""
+    admin = _Admin(settings, engine, clock)
+    return [
+        Route("/api/maintenance", _answering(admin.list_windows), methods=["GET"], name="maintenance"),
+        Route(
+            "/api/maintenance", _answering(admin.add_window), methods=["POST"], name="maintenance_add"
+        ),
+        Route(
+            "/api/maintenance/{window_id}/end", _answering(admin.end), methods=["POST"], name="maint_end"
+        ),
+        Route("/api/dlq", _answering(admin.dead_letters), methods=["GET"], name="dlq"),
+        Route("/api/dlq/replay", _answering(admin.replay), methods=["POST"], name="dlq_replay"),
+        Route("/api/quarantine", _answering(admin.quarantined), methods=["GET"], name="quarantine"),
+        Route(
+            "/api/quarantine/replay",
+            _answering(admin.replay_quarantine),
+            methods=["POST"],
+            name="quarantine_replay",
+        ),
+    ]
 
-    def answering(handler: Handler) -> Handler:
-        async def answered(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except NeedsForce as exc:
-                return error_response(422, "needs_force", str(exc), problems=exc.problems)
-            except (_Invalid, ValidationError) as exc:
-                reason = (
-                    "; ".join(e["msg"] for e in exc.errors(include_url=False, include_input=False))
-                    if isinstance(exc, ValidationError)
-                    else str(exc)
-                )
-                return error_response(422, "invalid_request", reason)
-            except BodyTooSlow:
-                return body_too_slow(BODY_READ_SECONDS)
-            except (SQLAlchemyError, StoreUnreadable, KafkaError, OSError, TimeoutError) as exc:
-                log.warning("admin API: %s unavailable (%s)", request.url.path, type(exc).__name__)
-                return error_response(
-                    503,
-                    "unavailable",
-                    "the store or Kafka cannot be reached; retry later",
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
 
-        return answered
+def _answering(handler: Handler) -> Handler:
+    """``handler`` with its refusals as JSON: 422 for a request that can never succeed, 503 +
+    Retry-After when the store or Kafka cannot be reached."""
 
-    async def list_windows(request: Request) -> Response:
-        now = clock()
+    async def answered(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except NeedsForce as exc:
+            return error_response(422, "needs_force", str(exc), problems=exc.problems)
+        except (_Invalid, ValidationError) as exc:
+            reason = (
+                "; ".join(e["msg"] for e in exc.errors(include_url=False, include_input=False))
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
+            return error_response(422, "invalid_request", reason)
+        except BodyTooSlow:
+            return body_too_slow(BODY_READ_SECONDS)
+        except (SQLAlchemyError, StoreUnreadable, KafkaError, OSError, TimeoutError) as exc:
+            log.warning("admin API: %s unavailable (%s)", request.url.path, type(exc).__name__)
+            return error_response(
+                503,
+                "unavailable",
+                "the store or Kafka cannot be reached; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    return answered
+
+
+class _Admin:
+    """The admin routes' handlers, on the configured store and Kafka."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, clock: Clock) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._clock = clock
+
+    async def list_windows(self, request: Request) -> Response:
+        now = self._clock()
         everything = request.query_params.get("all") in ("1", "true")
-        windows = await MaintenanceStore(engine).listing(since=None if everything else now)
+        windows = await MaintenanceStore(self._engine).listing(since=None if everything else now)
         return JSONResponse({"windows": [window_json(w, now) for w in windows]})
 
-    async def add_window(request: Request) -> Response:
+    async def add_window(self, request: Request) -> Response:
         document = await _document(request)
-        now = clock()
+        now = self._clock()
         matchers = _strings(document, "matchers")
         end = _string(document, "end")
         if not matchers or end is None:
@@ -165,65 +197,55 @@ def admin_routes(settings: Settings, engine: AsyncEngine, *, clock: Clock) -> li
             who,
         )
         forced = await create_window(
-            engine, window, force=force, max_hours=settings.maintenance_max_hours, who=who, now=now
+            self._engine,
+            window,
+            force=force,
+            max_hours=self._settings.maintenance_max_hours,
+            who=who,
+            now=now,
         )
         return JSONResponse({"window": window_json(window, now), "forced": forced}, 201)
 
-    async def end(request: Request) -> Response:
+    async def end(self, request: Request) -> Response:
         window_id = request.path_params["window_id"]
-        now = clock()
-        ended = await end_window(engine, window_id, who=_who(request), now=now)
+        now = self._clock()
+        ended = await end_window(self._engine, window_id, who=_who(request), now=now)
         if ended is None:
             return error_response(404, "not_found", f"no window {window_id[:64]}")
         return JSONResponse({"window": window_json(ended, now)})
 
-    async def dead_letters(request: Request) -> Response:
+    async def dead_letters(self, request: Request) -> Response:
         letters = await dlq_list_async(
-            settings, sink=request.query_params.get("sink"), limit=_limit(request)
+            self._settings, sink=request.query_params.get("sink"), limit=_limit(request)
         )
         return JSONResponse({"dead_letters": [x.model_dump(mode="json") for x in letters]})
 
-    async def replay(request: Request) -> Response:
+    async def replay(self, request: Request) -> Response:
         document = await _document(request)
         replayed = await replay_dead_letters(
-            settings,
-            engine,
+            self._settings,
+            self._engine,
             sink=_string(document, "sink"),
             event_ids=_strings(document, "events"),
             who=_who(request, document.get("by")),
-            now=clock(),
+            now=self._clock(),
         )
         return JSONResponse({"letters": replayed.letters, "later": replayed.later})
 
-    async def quarantined(request: Request) -> Response:
+    async def quarantined(self, request: Request) -> Response:
         records = await quarantine_list_async(
-            settings, source=request.query_params.get("source"), limit=_limit(request)
+            self._settings, source=request.query_params.get("source"), limit=_limit(request)
         )
         return JSONResponse({"records": [r.model_dump(mode="json") for r in records]})
 
-    async def replay_quarantine(request: Request) -> Response:
+    async def replay_quarantine(self, request: Request) -> Response:
         document = await _document(request)
         sent = await replay_quarantined(
-            settings,
-            engine,
+            self._settings,
+            self._engine,
             source=_string(document, "source"),
             positions=_strings(document, "positions"),
             who=_who(request, document.get("by")),
-            now=clock(),
+            now=self._clock(),
         )
         return JSONResponse({"records": sent})
-
-    return [
-        Route("/api/maintenance", answering(list_windows), methods=["GET"], name="maintenance"),
-        Route("/api/maintenance", answering(add_window), methods=["POST"], name="maintenance_add"),
-        Route("/api/maintenance/{window_id}/end", answering(end), methods=["POST"], name="maint_end"),
-        Route("/api/dlq", answering(dead_letters), methods=["GET"], name="dlq"),
-        Route("/api/dlq/replay", answering(replay), methods=["POST"], name="dlq_replay"),
-        Route("/api/quarantine", answering(quarantined), methods=["GET"], name="quarantine"),
-        Route(
-            "/api/quarantine/replay",
-            answering(replay_quarantine),
-            methods=["POST"],
-            name="quarantine_replay",
-        ),
-    ]

@@ -1,7 +1,9 @@
-"""Command-line entry point.
+"""Command-line entry point: parses the arguments and dispatches to the command's module.
 
-Settings are read from the environment exactly once, here, and passed down. ``sevflow --help``
-lists every setting with its environment variable, default and meaning.
+The commands themselves live in sevflow/commands/, one module per command group. Settings are
+read from the environment exactly once, here, and passed down. ``sevflow --help`` lists every
+setting with its environment variable, default and meaning; each command's help ends with the
+settings it reads (:data:`COMMAND_SETTINGS`).
 """
 
 import argparse
@@ -12,13 +14,9 @@ from collections.abc import Iterable, Sequence
 from pydantic import ValidationError
 
 from models.settings import Settings
-from sevflow import escalation_cli, operator_cli, runbooks_cli, statuspage_cli
-from sevflow.audit_cli import add_audit_command, run_audit
-from sevflow.dlq_cli import add_dlq_command, run_dlq
-from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
-from sevflow.purge_cli import add_purge_command, run_purge
+from sevflow.commands import add_commands, run_command
 
-__all__ = ["main"]
+__all__ = ["COMMAND_SETTINGS", "main"]
 
 
 def _default(name: str) -> str:
@@ -156,32 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="run the receiver, the stream worker and the sinks (the main job)")
-    sub.add_parser("receiver", help="run only the HTTP receiver (Alertmanager webhook -> Kafka)")
-    sub.add_parser("worker", help="run only the stream worker (Kafka -> incident store)")
-    sub.add_parser("sinks", help="run only the sinks (incident-events -> PagerDuty, Slack, status page)")
-    sub.add_parser(
-        "status",
-        help="the roles of the running `sevflow run` (state, restarts) and the receiver's /ready",
-    )
-    sub.add_parser("init-db", help="create or migrate the incident store's tables and exit")
-    explain = sub.add_parser(
-        "explain", help="show which severity rule an alert matches, why, and which incident it joins"
-    )
-    explain.add_argument("labels", nargs="+", metavar="NAME=VALUE", help="the alert's labels")
-    explain.add_argument(
-        "--annotation", "-a", action="append", default=[], metavar="NAME=VALUE", help="an annotation"
-    )
-    explain.add_argument("--group-key", help="Alertmanager's groupKey of the alert's group")
-    sub.add_parser("schema", help="print the JSON Schema of incident-events records")
-    escalation_cli.add_subcommands(sub)
-    statuspage_cli.add_subcommands(sub)
-    runbooks_cli.add_subcommands(sub)
-    operator_cli.add_operator_commands(sub)
-    add_dlq_command(sub)
-    add_maintenance_command(sub)
-    add_audit_command(sub)
-    add_purge_command(sub)
+    add_commands(sub)
     _document_settings(parser)
     return parser
 
@@ -204,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, build settings, run the chosen command; returns the exit status."""
     args = _parser().parse_args(argv)
     settings = _load_settings()
+    _configure_logging(settings)
+    status = run_command(settings, args)
+    assert status is not None, f"no command group has {args.command}"  # argparse chose one
+    return status
+
+
+def _configure_logging(settings: Settings) -> None:
+    """One format on stderr at ``SEVFLOW_LOG_LEVEL``; a warning when vendor URLs may be plain http."""
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -219,52 +200,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tokens and incident text travel in clear",
             ", ".join(insecure),
         )
-    if args.command == "maintenance":
-        return run_maintenance(settings, args)
-    if args.command == "dlq":
-        return run_dlq(settings, args)
-    if args.command == "audit":
-        return run_audit(settings, args)
-    if args.command == "purge":
-        return run_purge(settings, args)
-    if args.command == "statuspage":
-        return statuspage_cli.run(args, settings)
-    if args.command == "runbooks":
-        return runbooks_cli.run(args, settings)
-    if (status := operator_cli.run_operator_command(settings, args)) is not None:
-        return status
-    if args.command in escalation_cli.COMMANDS:
-        return escalation_cli.run(args, settings)
-    if args.command == "status":
-        from sevflow.status_cli import run_status
-
-        return run_status(settings)
-    if args.command == "schema":
-        import json
-
-        from models.events import IncidentEvent
-
-        print(json.dumps(IncidentEvent.model_json_schema(), indent=2, sort_keys=True))
-        return 0
-    if args.command == "explain":
-        from models.classification import RulesError
-        from sevflow.explain import explain, parse_pairs
-
-        try:
-            labels = parse_pairs(args.labels, "a label")
-            annotations = parse_pairs(args.annotation, "an annotation")
-            print(explain(settings, labels, annotations, args.group_key))
-        except (ValueError, RulesError) as exc:
-            print(f"sevflow explain: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    from sevflow import runner  # heavy imports only once the arguments are valid
-
-    commands = {
-        "run": runner.run_all,
-        "receiver": runner.run_receiver,
-        "worker": runner.run_worker,
-        "sinks": runner.run_sinks_role,
-        "init-db": runner.init_db,
-    }
-    return commands[args.command](settings)

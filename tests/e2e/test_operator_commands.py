@@ -2,8 +2,8 @@
 store and incident-events, then ``incidents list|show``, ``postmortem`` and ``report`` (from the
 store and from the topic) in a process of their own, configured only by ``SEVFLOW_*`` variables.
 
-Until ``sevflow/cli.py`` wires the commands, the process builds sevflow's parser shape with
-``add_operator_commands`` itself; afterwards ``python -m sevflow`` runs the same functions.
+The process builds sevflow's parser shape with the operator commands' groups alone
+(sevflow/commands/); ``python -m sevflow`` runs the same functions.
 """
 
 import subprocess
@@ -21,10 +21,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 DRIVER = """
 import argparse, sys
 from models.settings import Settings
-from sevflow.operator_cli import add_operator_commands, run_operator_command
+from sevflow.commands import add_commands, incidents, postmortem, report, run_command
+groups = (incidents, report, postmortem)
 parser = argparse.ArgumentParser(prog="sevflow")
-add_operator_commands(parser.add_subparsers(dest="command", required=True))
-raise SystemExit(run_operator_command(Settings(), parser.parse_args(sys.argv[1:])))
+add_commands(parser.add_subparsers(dest="command", required=True), groups)
+raise SystemExit(run_command(Settings(), parser.parse_args(sys.argv[1:]), groups=groups))
 """
 
 

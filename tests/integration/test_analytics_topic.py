@@ -18,7 +18,8 @@ from analytics.topic import read_events
 from models.events import IncidentEvent
 from models.settings import Settings
 from receiver.kafka import ensure_topic
-from sevflow.operator_cli import add_operator_commands, run_operator_command
+from sevflow.commands import add_commands, run_command
+from sevflow.commands import report as report_command
 from store.db import async_engine
 from testkit.local import REPO
 from testkit.store_backends import fresh_database
@@ -115,12 +116,17 @@ def test_cli_report_from_topic_matches_the_default(
     import argparse
 
     root = argparse.ArgumentParser(prog="sevflow")
-    add_operator_commands(root.add_subparsers(dest="command", required=True))
+    add_commands(root.add_subparsers(dest="command", required=True), (report_command,))
 
     def report(*argv: str) -> tuple[int | None, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        status = run_operator_command(
-            settings, root.parse_args(["report", *argv]), out=out, err=err, now=lambda: NOW
+        status = run_command(
+            settings,
+            root.parse_args(["report", *argv]),
+            groups=(report_command,),
+            out=out,
+            err=err,
+            now=lambda: NOW,
         )
         return status, out.getvalue(), err.getvalue()
 

@@ -262,3 +262,37 @@ def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> N
     assert lines[2].endswith("killed by SIGKILL")
     assert lines[3].split()[:4] == ["receiver", "up", "4242", "0"]
     assert lines[4].startswith("receiver /ready: not answering at http://127.0.0.1:")
+
+
+#: Run by a fresh interpreter: the modules ``sevflow incidents list`` loaded, one per line.
+_LOADED = """
+import contextlib, io, sys
+from sevflow.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    status = main(["incidents", "list"])
+print(status)
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_a_store_command_loads_neither_kafka_nor_the_roles(tmp_path: Path) -> None:
+    # Every command module was imported to build the parser, and with them aiokafka (through the
+    # callbacks' CommandSink), aiohttp (Slack) and starlette: a command that reads the store paid
+    # for all of them. What a command needs is now imported when it runs.
+    env = {"PATH": os.environ.get("PATH", ""), "SEVFLOW_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    status, *modules = result.stdout.split()
+    assert status == "1"  # an empty data directory: no tables yet (the store was asked)
+    assert "sqlalchemy" in modules
+    top = {m.split(".")[0] for m in modules}
+    assert not top & {"faust", "mode", "aiokafka", "uvicorn", "starlette", "aiohttp", "streams", "sinks"}
+    assert not [m for m in modules if m.startswith("receiver")]

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from sevflow.dlq_cli import add_dlq_command
+from sevflow.commands.dlq import add_parsers as add_dlq_command
 
 
 def _parser() -> argparse.ArgumentParser:

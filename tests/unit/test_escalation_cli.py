@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from models.events import Actor, EventType
 from models.incident import Command, LifecyclePolicy
 from models.settings import Settings
-from sevflow import escalation_cli
+from sevflow.commands import escalate as escalation_cli
 from store.db import async_engine, sync_engine
 from store.escalation_schema import escalations
 from store.incidents import IncidentStore
@@ -53,11 +53,11 @@ async def test_send_command_publishes_a_cli_command() -> None:
 def test_subcommands_parse() -> None:
     parser = argparse.ArgumentParser(prog="sevflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    escalation_cli.add_subcommands(sub)
+    escalation_cli.add_parsers(sub)
     args = parser.parse_args(["ack", "inc_1", "--by", "bob"])
     assert (args.command, args.incident_id, args.by) == ("ack", "inc_1", "bob")
     assert parser.parse_args(["escalations"]).incident_id is None
-    assert set(escalation_cli.COMMANDS) == {"ack", "resolve", "escalate", "escalations"}
+    assert set(escalation_cli.NAMES) == {"ack", "resolve", "escalate", "escalations"}
     args = parser.parse_args(["escalate", "inc_1", "--to", "manager"])
     assert (args.command, args.incident_id, args.to) == ("escalate", "inc_1", "manager")
     with pytest.raises(SystemExit):
@@ -71,7 +71,7 @@ async def test_resolve_takes_the_closing_details_from_the_command_line(
 ) -> None:
     parser = argparse.ArgumentParser(prog="sevflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    escalation_cli.add_subcommands(sub)
+    escalation_cli.add_parsers(sub)
     args = parser.parse_args(
         [
             "resolve",

@@ -272,7 +272,7 @@ async def test_reopened_incident_escalates_again_under_a_new_id(engine: AsyncEng
 
 
 async def test_pending_shows_what_fires_next_and_when(engine: AsyncEngine) -> None:
-    from sevflow.escalation_cli import format_history, format_pending
+    from sevflow.commands.escalate import format_history, format_pending
 
     incident_id = await open_incident(engine, "ApiDown", severity="sev2")
     await run_escalations(IncidentStore(engine), POLICY, T0)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from models.events import EventType
 from models.incident import LifecyclePolicy
 from models.maintenance import MaintenanceWindow, covering_window, released_record
-from sevflow.maintenance_cli import parse_when
+from sevflow.commands.maintenance import parse_when
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
 from streams.pipeline import Pipeline
@@ -257,7 +257,7 @@ def test_cli_names_why_the_store_cannot_be_used(
     import argparse
 
     from models.settings import Settings
-    from sevflow.maintenance_cli import run_maintenance
+    from sevflow.commands.maintenance import run_maintenance
 
     monkeypatch.setenv("SEVFLOW_DATABASE_URL", "postgresql://ops:secretpw@127.0.0.1:1/sevflow")
     status = run_maintenance(Settings(), argparse.Namespace(maintenance_action="list", all=False))

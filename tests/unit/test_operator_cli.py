@@ -1,5 +1,5 @@
 """``sevflow incidents list|show``, ``report`` and ``postmortem`` through the real argparse wiring
-(``add_operator_commands`` on a parser like sevflow's) against a real SQLite store."""
+(their command groups added to a parser like sevflow's) against a real SQLite store."""
 
 import argparse
 import asyncio
@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from models.settings import Settings
-from sevflow.operator_cli import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_operator_commands,
-    parse_time,
-    run_operator_command,
-)
+from sevflow.commands import add_commands, incidents, postmortem, report, run_command
+from sevflow.commands.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parse_time
 from store.db import async_engine
 from testkit.local import free_port
 from testkit.store_backends import fresh_database
@@ -53,21 +47,26 @@ def scenario_db(tmp_path: Path, clean_env: None) -> tuple[str, Scenario]:
     return url, asyncio.run(populate())
 
 
+#: The operator commands' groups: their commands only read the store (or the events topic).
+OPERATOR = (incidents, report, postmortem)
+
+
 def parser() -> argparse.ArgumentParser:
     """A parser shaped like sevflow's: sub-commands under ``command``."""
     root = argparse.ArgumentParser(prog="sevflow")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run")
-    add_operator_commands(sub)
+    add_commands(sub, OPERATOR)
     return root
 
 
 def run(url: str, *argv: str, **settings: object) -> Result:
     args = parser().parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
-    status = run_operator_command(
+    status = run_command(
         Settings(database_url=url, **settings),  # type: ignore[arg-type]
         args,
+        groups=OPERATOR,
         out=out,
         err=err,
         now=lambda: NOW,
@@ -86,7 +85,7 @@ def rows(table: str) -> list[list[str]]:
 
 def test_other_commands_are_not_ours(clean_env: None) -> None:
     args = parser().parse_args(["run"])
-    assert run_operator_command(Settings(), args) is None
+    assert run_command(Settings(), args, groups=OPERATOR) is None
 
 
 def test_list_shows_a_table_newest_first(scenario_db: tuple[str, Scenario]) -> None:

@@ -115,7 +115,7 @@ async def test_cli_counts_then_deletes_with_yes(engine: AsyncEngine, database_ur
     import io
 
     from models.settings import Settings
-    from sevflow.purge_cli import parse_age, run_purge
+    from sevflow.commands.purge import parse_age, run_purge
 
     old, _, _ = await _stored(engine)
     settings = Settings(database_url=database_url)

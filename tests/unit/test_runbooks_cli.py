@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sevflow.cli import main
-from sevflow.operator_cli import incidents_show
+from sevflow.commands.incidents import incidents_show
 from tests.unit.test_cli import run_cli
 
 

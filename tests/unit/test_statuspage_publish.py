@@ -1,7 +1,7 @@
 """``sevflow statuspage publish`` and ``POST /api/incidents/{id}/statuspage/publish``: a held
 security incident is shown as held to operators, and published only with the operator's words,
 through the commands topic and the worker's pipeline (receiver/statuspage_api.py,
-sevflow/statuspage_cli.py)."""
+sevflow/commands/statuspage.py)."""
 
 import asyncio
 import getpass
@@ -21,7 +21,7 @@ from models.settings import Settings
 from receiver.access import protect_all
 from receiver.incident_api import incident_routes
 from receiver.statuspage_api import publish_route
-from sevflow import statuspage_cli
+from sevflow.commands import statuspage as statuspage_cli
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.schema import metadata

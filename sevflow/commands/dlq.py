@@ -7,21 +7,20 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from models.clock import utc_now
+from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.admin import Who, replay_dead_letters, replay_quarantined
-from sevflow.operator_cli import store_problem
-from sinks.dlq import StoreUnreadable, dlq_list
-from store.db import async_engine
-from streams.quarantine import quarantine_list
+from sevflow.commands.common import store_problem
 
-__all__ = ["add_dlq_command", "run_dlq"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from sevflow.admin import Who
+
+__all__ = ["NAMES", "add_parsers", "run", "run_dlq"]
+
+NAMES = ("dlq",)
 
 T = TypeVar("T")
 
@@ -37,7 +36,7 @@ def _positive(value: str) -> int:
     return number
 
 
-def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     dlq = sub.add_parser("dlq", help="list or replay notifications the sinks could not deliver")
     actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="show dead letters (sink, reason, incident, event)")
@@ -81,9 +80,12 @@ def add_dlq_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 async def _audited(
-    settings: Settings, replay: Callable[[AsyncEngine, Who, datetime], Awaitable[T]]
+    settings: Settings, replay: "Callable[[AsyncEngine, Who, datetime], Awaitable[T]]"
 ) -> T:
     """Run ``replay`` as the login user, recorded in the audit log of the incident store."""
+    from sevflow.admin import Who
+    from store.db import async_engine
+
     engine = async_engine(settings.sqlalchemy_url())
     try:
         return await replay(engine, Who(getpass.getuser(), "cli"), utc_now())
@@ -92,6 +94,9 @@ async def _audited(
 
 
 def _run_quarantine(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from sevflow.admin import replay_quarantined
+    from streams.quarantine import quarantine_list
+
     if args.dlq_action == "replay":
         sent = asyncio.run(
             _audited(
@@ -122,47 +127,30 @@ def _run_quarantine(settings: Settings, args: argparse.Namespace, out: TextIO) -
     return 0
 
 
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow dlq …``."""
+    return run_dlq(settings, args, out if out is not None else sys.stdout)
+
+
 def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sinks.dlq import StoreUnreadable
+
     try:
         if args.quarantine:
             return _run_quarantine(settings, args, out)
         if args.dlq_action == "list":
-            letters = dlq_list(settings, sink=args.sink, limit=args.limit)
-            if not letters:
-                print("no dead letters", file=out)
-                return 0
-            row = "{:<20} {:<11} {:<9} {:<21} {:<37} {}"
-            print(
-                row.format("FAILED AT (UTC)", "SINK", "RETRYABLE", "INCIDENT", "EVENT", "REASON"),
-                file=out,
-            )
-            for letter in letters:
-                print(
-                    row.format(
-                        f"{letter.failed_at:%Y-%m-%d %H:%M:%S}",
-                        letter.sink,
-                        "yes" if letter.retryable else "no",
-                        letter.incident_id or "-",
-                        letter.event_id or "-",
-                        letter.reason,
-                    ),
-                    file=out,
-                )
-            return 0
-        replayed = asyncio.run(
-            _audited(
-                settings,
-                lambda engine, who, now: replay_dead_letters(
-                    settings, engine, sink=args.sink, event_ids=args.events, who=who, now=now
-                ),
-            )
-        )
-        print(
-            f"replayed {replayed.letters} dead letters, followed by {replayed.later} later events "
-            "of their incidents",
-            file=out,
-        )
-        return 0
+            return _list_letters(settings, args, out)
+        return _replay_letters(settings, args, out)
     except StoreUnreadable as exc:
         print(f"sevflow dlq: nothing replayed: {exc}", file=sys.stderr)
         return 1
@@ -177,3 +165,49 @@ def run_dlq(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
             f"sevflow dlq: Kafka at {settings.kafka_bootstrap} is not reachable: {exc}", file=sys.stderr
         )
         return 1
+
+
+def _list_letters(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from sinks.dlq import dlq_list
+
+    letters = dlq_list(settings, sink=args.sink, limit=args.limit)
+    if not letters:
+        print("no dead letters", file=out)
+        return 0
+    row = "{:<20} {:<11} {:<9} {:<21} {:<37} {}"
+    print(
+        row.format("FAILED AT (UTC)", "SINK", "RETRYABLE", "INCIDENT", "EVENT", "REASON"),
+        file=out,
+    )
+    for letter in letters:
+        print(
+            row.format(
+                f"{letter.failed_at:%Y-%m-%d %H:%M:%S}",
+                letter.sink,
+                "yes" if letter.retryable else "no",
+                letter.incident_id or "-",
+                letter.event_id or "-",
+                letter.reason,
+            ),
+            file=out,
+        )
+    return 0
+
+
+def _replay_letters(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from sevflow.admin import replay_dead_letters
+
+    replayed = asyncio.run(
+        _audited(
+            settings,
+            lambda engine, who, now: replay_dead_letters(
+                settings, engine, sink=args.sink, event_ids=args.events, who=who, now=now
+            ),
+        )
+    )
+    print(
+        f"replayed {replayed.letters} dead letters, followed by {replayed.later} later events "
+        "of their incidents",
+        file=out,
+    )
+    return 0

@@ -8,16 +8,20 @@ import argparse
 import re
 import sys
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from models.clock import utc_now
+from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.operator_cli import _with_engine
-from store.retention import PurgeCounts, purge
+from sevflow.commands.common import with_engine
 
-__all__ = ["add_purge_command", "parse_age", "run_purge"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from store.retention import PurgeCounts
+
+__all__ = ["NAMES", "add_parsers", "parse_age", "run", "run_purge"]
+
+NAMES = ("purge",)
 
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
 
@@ -31,7 +35,7 @@ def parse_age(value: str) -> timedelta:
     return timedelta(days=number) if unit == "d" else timedelta(hours=number)
 
 
-def add_purge_command(subparsers: Any) -> None:
+def add_parsers(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "purge",
         help="delete resolved incidents' alerts, events and delivery logs past the retention "
@@ -51,6 +55,19 @@ def add_purge_command(subparsers: Any) -> None:
     parser.add_argument("--yes", action="store_true", help="delete (without it: only count)")
 
 
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow purge``."""
+    out = out if out is not None else sys.stdout
+    return run_purge(settings, args, now=now(), out=out, err=err if err is not None else sys.stderr)
+
+
 def run_purge(
     settings: Settings,
     options: argparse.Namespace,
@@ -67,10 +84,12 @@ def run_purge(
         age = timedelta(days=settings.retention_days)
     cutoff = (now or utc_now()) - age
 
-    async def work(engine: AsyncEngine) -> PurgeCounts:
+    from store.retention import purge
+
+    async def work(engine: "AsyncEngine") -> "PurgeCounts":
         return await purge(engine, cutoff, incidents_too=options.incidents, dry_run=not options.yes)
 
-    counts = _with_engine(settings, "purge", err, work)
+    counts = with_engine(settings, "purge", err, work)
     if isinstance(counts, int):
         return counts
     verb = "deleted" if options.yes else "would delete"

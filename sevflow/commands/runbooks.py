@@ -11,16 +11,16 @@ import sys
 from typing import TextIO
 
 from models.classification import RulesError
+from models.clock import Clock, utc_now
 from models.runbooks import RunbookError, RunbookSet, classification_values
 from models.settings import Settings
-from sevflow.explain import parse_pairs
-from streams.rules import load_rules
-from streams.runbooks import load_runbooks
 
-__all__ = ["add_subcommands", "run"]
+__all__ = ["NAMES", "add_parsers", "run"]
+
+NAMES = ("runbooks",)
 
 
-def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``runbooks list|show|match`` on the ``sevflow`` parser."""
     runbooks = sub.add_parser("runbooks", help='the runbooks by incident type (README "Runbooks")')
     actions = runbooks.add_subparsers(dest="runbooks_command", required=True, metavar="ACTION")
@@ -58,6 +58,9 @@ def _show(runbooks: RunbookSet, name: str, out: TextIO) -> int:
 
 
 def _match(settings: Settings, runbooks: RunbookSet, args: argparse.Namespace, out: TextIO) -> int:
+    from sevflow.explain import parse_pairs
+    from streams.rules import load_rules
+
     labels = parse_pairs(args.labels, "a label")
     annotations = parse_pairs(args.annotation, "an annotation")
     cls = load_rules(settings.rules_file).classify(labels, annotations)
@@ -76,9 +79,18 @@ def _match(settings: Settings, runbooks: RunbookSet, args: argparse.Namespace, o
     return 0
 
 
-def run(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
     """Run ``sevflow runbooks …``: 0 when done, 1 when nothing is found, 2 on a bad file or
     argument."""
+    from streams.runbooks import load_runbooks
+
     out = out if out is not None else sys.stdout
     try:
         runbooks = load_runbooks(settings.runbooks_dir)
@@ -88,5 +100,5 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO | None = None)
             return _show(runbooks, args.name, out)
         return _match(settings, runbooks, args, out)
     except (RunbookError, RulesError, ValueError) as exc:
-        print(f"sevflow runbooks: {exc}", file=sys.stderr)
+        print(f"sevflow runbooks: {exc}", file=err if err is not None else sys.stderr)
         return 2

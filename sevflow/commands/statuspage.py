@@ -12,15 +12,20 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from models.clock import utc_now
+from models.clock import Clock, utc_now
 from models.events import Actor
-from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command, Incident
+from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
 from models.settings import Settings
-from receiver.callbacks import CommandSink
+from sevflow.commands.common import StoreUnreadable, login, read_incident
 
-__all__ = ["add_subcommands", "publish", "run"]
+if TYPE_CHECKING:
+    from receiver.callbacks import CommandSink
+
+__all__ = ["NAMES", "add_parsers", "publish", "run"]
+
+NAMES = ("statuspage",)
 
 
 def _words(limit: int, what: str) -> Callable[[str], str]:
@@ -37,7 +42,7 @@ def _words(limit: int, what: str) -> Callable[[str], str]:
     return parse
 
 
-def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``statuspage publish`` on the ``sevflow`` parser."""
     statuspage = sub.add_parser("statuspage", help="the public status page")
     actions = statuspage.add_subparsers(dest="statuspage_command", required=True, metavar="ACTION")
@@ -70,54 +75,27 @@ def publish(
     by: str | None,
     out: TextIO,
     err: TextIO | None = None,
-    publisher: CommandSink | None = None,
+    publisher: "CommandSink | None" = None,
 ) -> int:
     """Check the incident, then queue the ``publish`` command; the exit status (0 queued or
     already published with these words, 1 no such incident or Kafka did not take it).
     ``publisher``: the commands topic's producer (tests pass a recorder)."""
     from aiokafka.errors import KafkaError
-    from sqlalchemy.exc import SQLAlchemyError
 
     from models.notes import clean_note
     from receiver.commands import CommandPublisher
     from receiver.statuspage_api import publish_command
-    from sevflow.escalation_cli import _login
-    from sevflow.operator_cli import store_problem
-    from store.db import UnsupportedDatabaseError, async_engine
-    from store.incidents import IncidentStore
 
     err = err if err is not None else sys.stderr
-
-    async def lookup() -> Incident | None:
-        engine = async_engine(settings.sqlalchemy_url())
-        try:
-            return await IncidentStore(engine).get(incident_id)
-        finally:
-            await engine.dispose()
-
-    try:
-        incident = asyncio.run(lookup())
-    except (UnsupportedDatabaseError, SQLAlchemyError) as exc:
-        problem = store_problem(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-        print(
-            f"sevflow statuspage publish: cannot check {incident_id} in the incident store "
-            f"({problem}); queuing the command unchecked",
-            file=err,
-        )
-    else:
-        if incident is None:
-            print(f"sevflow statuspage publish: no incident {incident_id}", file=err)
-            return 1
-        if (incident.status_page_title, incident.status_page_body) == (title, body):
-            print(f"{incident_id} is published with these words already: nothing to do", file=out)
-            return 0
-
+    done = _check(settings, incident_id, (title, body), out, err)
+    if done is not None:
+        return done
     command = publish_command(
         # The login name acts (as for every CLI command); ``by`` is only a note shown beside it.
         incident_id,
         title,
         body,
-        Actor(via="cli", name=_login(), note=clean_note(by)),
+        Actor(via="cli", name=login(), note=clean_note(by)),
         utc_now(),
         "cli",
     )
@@ -143,6 +121,37 @@ def publish(
     return 0
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def _check(
+    settings: Settings, incident_id: str, words: tuple[str, str], out: TextIO, err: TextIO
+) -> int | None:
+    """The exit status when there is nothing to queue (no such incident; published with these
+    words already), else None. An unreadable store lets the command through unchecked."""
+    try:
+        incident = read_incident(settings, incident_id)
+    except StoreUnreadable as exc:
+        print(
+            f"sevflow statuspage publish: cannot check {incident_id} in the incident store "
+            f"({exc}); queuing the command unchecked",
+            file=err,
+        )
+        return None
+    if incident is None:
+        print(f"sevflow statuspage publish: no incident {incident_id}", file=err)
+        return 1
+    if (incident.status_page_title, incident.status_page_body) == words:
+        print(f"{incident_id} is published with these words already: nothing to do", file=out)
+        return 0
+    return None
+
+
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
     """Run ``sevflow statuspage …``."""
-    return publish(settings, args.incident_id, args.title, args.body, by=args.by, out=sys.stdout)
+    out = out if out is not None else sys.stdout
+    return publish(settings, args.incident_id, args.title, args.body, by=args.by, out=out, err=err)

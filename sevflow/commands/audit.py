@@ -11,20 +11,18 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from models.audit import ACTIONS
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.maintenance_cli import parse_when
-from sevflow.operator_cli import store_problem
-from store import audit
-from store.db import async_engine
+from sevflow.commands.common import store_problem
+from sevflow.commands.maintenance import parse_when
 
-__all__ = ["add_audit_command", "run_audit"]
+__all__ = ["NAMES", "add_parsers", "run", "run_audit"]
+
+NAMES = ("audit",)
 
 
-def add_audit_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
         "audit",
         help="who did what dangerous thing: maintenance windows, replays, manual acks/resolves",
@@ -53,6 +51,9 @@ def _since(text: str | None, now: datetime) -> datetime | None:
 
 
 async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    from store import audit
+    from store.db import async_engine
+
     engine = async_engine(settings.sqlalchemy_url())
     try:
         entries = await audit.listing(
@@ -81,6 +82,18 @@ async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out:
     return 0
 
 
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow audit``."""
+    return run_audit(settings, args, out=out if out is not None else sys.stdout, now=now)
+
+
 def run_audit(
     settings: Settings,
     args: argparse.Namespace,
@@ -88,6 +101,8 @@ def run_audit(
     out: TextIO = sys.stdout,
     now: Clock = utc_now,
 ) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return asyncio.run(_run(settings, args, now(), out))
     except ValueError as exc:

@@ -16,35 +16,33 @@ applies it and the escalation stops.
 next and when (and the response-target deadline); with an incident id it also prints what
 already fired.
 
-Wiring (``sevflow/cli.py``)::
-
-    escalation_cli.add_subcommands(sub)               # after the other sub-parsers
-    if args.command in escalation_cli.COMMANDS:
-        return escalation_cli.run(args, settings)
+SQLAlchemy, Kafka and the store are imported by the functions that use them.
 """
 
 import argparse
 import asyncio
-import getpass
 import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from models.clock import utc_now
+from models.clock import Clock, utc_now
 from models.escalation import EscalationState, format_duration
 from models.events import Actor
-from models.incident import RESOLUTION_DETAIL_MAX, Command, Incident
+from models.incident import RESOLUTION_DETAIL_MAX, Command
 from models.settings import Settings
-from receiver.callbacks import CommandSink
-from receiver.commands import Action
-from store.escalations import EscalationRepo, FiredStep, PendingEscalation
+from sevflow.commands.common import StoreUnreadable, login, read_incident, store_problem
+
+if TYPE_CHECKING:
+    from receiver.callbacks import CommandSink
+    from receiver.commands import Action
+    from store.escalations import FiredStep, PendingEscalation
 
 __all__ = [
-    "COMMANDS",
+    "NAMES",
     "ack",
-    "add_subcommands",
+    "add_parsers",
     "escalate",
     "escalations",
     "format_history",
@@ -54,8 +52,8 @@ __all__ = [
     "send_command",
 ]
 
-COMMANDS = ("ack", "resolve", "escalate", "escalations")
-_NAMES: dict[Action, str] = {"acknowledge": "ack", "resolve": "resolve", "escalate": "escalate"}
+NAMES = ("ack", "resolve", "escalate", "escalations")
+_NAMES: "dict[Action, str]" = {"acknowledge": "ack", "resolve": "resolve", "escalate": "escalate"}
 
 
 def _detail(value: str) -> str:
@@ -64,17 +62,10 @@ def _detail(value: str) -> str:
     return value
 
 
-def _login() -> str | None:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return None
-
-
 async def send_command(
-    publisher: CommandSink,
+    publisher: "CommandSink",
     incident_id: str,
-    action: Action,
+    action: "Action",
     *,
     by: str | None,
     now: datetime,
@@ -104,7 +95,7 @@ async def send_command(
 def _command(
     settings: Settings,
     incident_id: str,
-    action: Action,
+    action: "Action",
     by: str | None,
     out: TextIO,
     details: dict[str, str] | None = None,
@@ -116,42 +107,15 @@ def _command(
     the command (acknowledging must work while the database is in trouble): it is queued
     unchecked, and stderr says so."""
     from aiokafka.errors import KafkaError
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.commands import CommandPublisher, precheck
-    from sevflow.operator_cli import store_problem
-    from store.db import UnsupportedDatabaseError, async_engine
-    from store.incidents import IncidentStore
+    from receiver.commands import CommandPublisher
 
     err = err if err is not None else sys.stderr
     name = _NAMES[action]
-
-    async def lookup() -> Incident | None:
-        engine = async_engine(settings.sqlalchemy_url())
-        try:
-            return await IncidentStore(engine).get(incident_id)
-        finally:
-            await engine.dispose()
-
-    episode: int | None = None
-    try:
-        incident = asyncio.run(lookup())
-        check = precheck(incident_id, incident, action)
-        episode = incident.flaps if incident is not None else None
-    except (UnsupportedDatabaseError, SQLAlchemyError) as exc:
-        problem = store_problem(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-        print(
-            f"sevflow {name}: cannot check {incident_id} in the incident store ({problem}); "
-            "queuing the command unchecked",
-            file=err,
-        )
-    else:
-        if check.verdict in ("unknown", "refused"):
-            print(f"sevflow {name}: {check.message}", file=err)
-            return 1
-        if check.verdict == "unchanged":
-            print(check.message, file=out)
-            return 0
+    checked = _check(settings, incident_id, action, out, err)
+    if isinstance(checked, int):
+        return checked
+    episode = checked.episode
 
     async def main() -> Command:
         publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
@@ -160,7 +124,7 @@ def _command(
                 publisher,
                 incident_id,
                 action,
-                by=_login(),
+                by=login(),
                 note=by,
                 now=utc_now(),
                 details=details,
@@ -176,6 +140,41 @@ def _command(
         return 1
     print(f"{action} of {incident_id} queued (command {command.command_id})", file=out)
     return 0
+
+
+class _Checked:
+    """The incident may be acted on: ``episode`` is its ``flaps`` as read (None: not read)."""
+
+    def __init__(self, episode: int | None) -> None:
+        self.episode = episode
+
+
+def _check(
+    settings: Settings, incident_id: str, action: "Action", out: TextIO, err: TextIO
+) -> _Checked | int:
+    """The incident as the store has it: the exit status when the command must not be sent (no
+    such incident, refused, already done), else :class:`_Checked`. An unreadable store lets the
+    command through unchecked, said on ``err``."""
+    from receiver.commands import precheck
+
+    name = _NAMES[action]
+    try:
+        incident = read_incident(settings, incident_id)
+    except StoreUnreadable as exc:
+        print(
+            f"sevflow {name}: cannot check {incident_id} in the incident store ({exc}); "
+            "queuing the command unchecked",
+            file=err,
+        )
+        return _Checked(None)
+    check = precheck(incident_id, incident, action)
+    if check.verdict in ("unknown", "refused"):
+        print(f"sevflow {name}: {check.message}", file=err)
+        return 1
+    if check.verdict == "unchanged":
+        print(check.message, file=out)
+        return 0
+    return _Checked(incident.flaps if incident is not None else None)
 
 
 def ack(
@@ -232,7 +231,7 @@ def _next(state: EscalationState, now: datetime) -> str:
     return f"level {number} {level.name} → {targets} at {_when(at, now)}"
 
 
-def format_pending(pending: Sequence[PendingEscalation], now: datetime) -> str:
+def format_pending(pending: "Sequence[PendingEscalation]", now: datetime) -> str:
     """What fires next and when, one block per incident (pure: ``now`` is given)."""
     if not pending:
         return "no pending escalations"
@@ -248,7 +247,7 @@ def format_pending(pending: Sequence[PendingEscalation], now: datetime) -> str:
     return "\n".join(lines)
 
 
-def format_history(state: EscalationState | None, fired: Sequence[FiredStep], now: datetime) -> str:
+def format_history(state: EscalationState | None, fired: "Sequence[FiredStep]", now: datetime) -> str:
     """One incident's escalation: its state, and every step that fired."""
     if state is None:
         return "no escalation (not armed yet, or unknown incident)"
@@ -282,8 +281,8 @@ def escalations(
     exit status 1 when the store cannot be read."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sevflow.operator_cli import store_problem
     from store.db import UnsupportedDatabaseError, async_engine
+    from store.escalations import EscalationRepo
 
     moment = now or utc_now()
 
@@ -309,7 +308,7 @@ def escalations(
     return 0
 
 
-def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``ack``, ``resolve``, ``escalate`` and ``escalations`` on the ``sevflow`` parser."""
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
@@ -345,10 +344,19 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument("incident_id", nargs="?", default=None, help="one incident's history")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the sub-command ``args.command`` (one of :data:`COMMANDS`)."""
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run the sub-command ``args.command`` (one of :data:`NAMES`)."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     if args.command == "ack":
-        return ack(settings, args.incident_id, by=args.by)
+        return ack(settings, args.incident_id, by=args.by, out=out, err=err)
     if args.command == "resolve":
         given = {
             "root_cause": args.root_cause,
@@ -356,7 +364,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "follow_up": args.follow_up,
         }
         details = {k: v for k, v in given.items() if v}
-        return resolve(settings, args.incident_id, by=args.by, details=details)
+        return resolve(settings, args.incident_id, by=args.by, details=details, out=out, err=err)
     if args.command == "escalate":
-        return escalate(settings, args.incident_id, by=args.by)
-    return escalations(settings, incident_id=args.incident_id)
+        return escalate(settings, args.incident_id, by=args.by, out=out, err=err)
+    return escalations(settings, incident_id=args.incident_id, now=now(), out=out, err=err)

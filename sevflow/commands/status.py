@@ -5,19 +5,40 @@ receiver's ``/ready``. Exit status: 0 when every role is up and the receiver rea
 3 when no ``sevflow run`` is running with this data directory.
 """
 
+import argparse
 import os
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
-import httpx
-
+from models.clock import Clock, utc_now
 from models.settings import Settings
 from models.supervision import RoleStatus, loads
-from sevflow.supervisor import STATUS_FILE
 
-__all__ = ["run_status"]
+__all__ = ["NAMES", "add_parsers", "run", "run_status"]
+
+NAMES = ("status",)
 
 #: Seconds to wait for the receiver's /ready.
 READY_TIMEOUT = 5.0
+
+
+def add_parsers(sub: Any) -> None:
+    sub.add_parser(
+        "status",
+        help="the roles of the running `sevflow run` (state, restarts) and the receiver's /ready",
+    )
+
+
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow status``."""
+    return run_status(settings)
 
 
 def _running(pid: int) -> bool:
@@ -38,6 +59,8 @@ def _row(role: RoleStatus) -> str:
 
 
 def _receiver_ready(settings: Settings) -> str:
+    import httpx
+
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "") else settings.http_host  # noqa: S104
     host = f"[{host}]" if ":" in host else host
     url = f"http://{host}:{settings.http_port}/ready"
@@ -52,6 +75,8 @@ def _receiver_ready(settings: Settings) -> str:
 
 def run_status(settings: Settings) -> int:
     """Print the roles and the receiver's readiness; the exit status of the module docstring."""
+    from sevflow.supervisor import STATUS_FILE
+
     path = settings.data_dir / STATUS_FILE
     try:
         supervisor, roles = loads(path.read_text())

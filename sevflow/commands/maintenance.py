@@ -9,20 +9,22 @@ import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.admin import Who, create_window, end_window, new_window
-from sevflow.operator_cli import store_problem
-from store.db import async_engine
-from store.maintenance import MaintenanceStore
-from store.notices import NoticeStore
+from sevflow.commands.common import store_problem
 
-__all__ = ["add_maintenance_command", "parse_when", "run_maintenance"]
+__all__ = ["NAMES", "add_parsers", "parse_when", "run", "run_maintenance"]
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from sevflow.admin import Who
+
+NAMES = ("maintenance",)
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 
@@ -62,7 +64,7 @@ def _announcement(status: str, settings: Settings) -> str:
     return f"not announced in {channel} yet (the sinks post it within a minute)"
 
 
-def add_maintenance_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     maintenance = sub.add_parser(
         "maintenance", help="schedule maintenance windows: matching alerts page nobody meanwhile"
     )
@@ -88,63 +90,105 @@ def add_maintenance_command(sub: "argparse._SubParsersAction[argparse.ArgumentPa
 
 
 async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    from sevflow.admin import Who
+    from store.db import async_engine
+
     engine = async_engine(settings.sqlalchemy_url())
-    store = MaintenanceStore(engine)
     try:
         who = Who(getpass.getuser(), "cli")
         if args.maintenance_action == "add":
-            window = new_window(
-                args.matchers, parse_when(args.start, now), parse_when(args.end, now), args.comment, who
-            )
-            forced = await create_window(
-                engine,
-                window,
-                force=args.force,
-                max_hours=settings.maintenance_max_hours,
-                who=who,
-                now=now,
-            )
-            for problem in forced:
-                print(f"sevflow maintenance: forced: {problem}", file=sys.stderr)
-            print(
-                f"{window.id}: {', '.join(window.matchers)} from {window.starts_at:%Y-%m-%d %H:%M} "
-                f"to {window.ends_at:%Y-%m-%d %H:%M} UTC",
-                file=out,
-            )
-            return 0
+            return await _add(engine, settings, args, who, now, out)
         if args.maintenance_action == "end":
-            ended = await end_window(engine, args.window_id, who=who, now=now)
-            if ended is None:
-                print(f"sevflow maintenance: no window {args.window_id}", file=sys.stderr)
-                return 1
-            print(f"{ended.id} ends {ended.ends_at:%Y-%m-%d %H:%M:%S} UTC", file=out)
-            return 0
-        windows = await store.listing(since=None if args.all else now)
-        if not windows:
-            print("no maintenance windows", file=out)
-            return 0
-        row = "{:<16} {:<17} {:<17} {:<8} {:<40} {}"
-        print(row.format("ID", "STARTS (UTC)", "ENDS (UTC)", "STATE", "MATCHERS", "COMMENT"), file=out)
-        for w in windows:
-            state = (
-                "active"
-                if w.starts_at <= now < w.ends_at
-                else ("ended" if w.ends_at <= now else "planned")
-            )
-            print(
-                row.format(
-                    w.id, f"{w.starts_at:%Y-%m-%d %H:%M}", f"{w.ends_at:%Y-%m-%d %H:%M}", state,
-                    ", ".join(w.matchers), w.comment,
-                ),
-                file=out,
-            )  # fmt: skip
-        announced = await NoticeStore(engine).states([w.id for w in windows])
-        for w in windows:
-            for kind, status in announced.get(w.id, []):
-                print(f"{w.id}: forced; {_NOTICE[kind]} {_announcement(status, settings)}", file=out)
-        return 0
+            return await _end(engine, args, who, now, out)
+        return await _list(engine, settings, args, now, out)
     finally:
         await engine.dispose()
+
+
+async def _add(
+    engine: "AsyncEngine",
+    settings: Settings,
+    args: argparse.Namespace,
+    who: "Who",
+    now: datetime,
+    out: TextIO,
+) -> int:
+    from sevflow.admin import create_window, new_window
+
+    window = new_window(
+        args.matchers, parse_when(args.start, now), parse_when(args.end, now), args.comment, who
+    )
+    forced = await create_window(
+        engine,
+        window,
+        force=args.force,
+        max_hours=settings.maintenance_max_hours,
+        who=who,
+        now=now,
+    )
+    for problem in forced:
+        print(f"sevflow maintenance: forced: {problem}", file=sys.stderr)
+    print(
+        f"{window.id}: {', '.join(window.matchers)} from {window.starts_at:%Y-%m-%d %H:%M} "
+        f"to {window.ends_at:%Y-%m-%d %H:%M} UTC",
+        file=out,
+    )
+    return 0
+
+
+async def _end(
+    engine: "AsyncEngine", args: argparse.Namespace, who: "Who", now: datetime, out: TextIO
+) -> int:
+    from sevflow.admin import end_window
+
+    ended = await end_window(engine, args.window_id, who=who, now=now)
+    if ended is None:
+        print(f"sevflow maintenance: no window {args.window_id}", file=sys.stderr)
+        return 1
+    print(f"{ended.id} ends {ended.ends_at:%Y-%m-%d %H:%M:%S} UTC", file=out)
+    return 0
+
+
+async def _list(
+    engine: "AsyncEngine", settings: Settings, args: argparse.Namespace, now: datetime, out: TextIO
+) -> int:
+    from store.maintenance import MaintenanceStore
+    from store.notices import NoticeStore
+
+    windows = await MaintenanceStore(engine).listing(since=None if args.all else now)
+    if not windows:
+        print("no maintenance windows", file=out)
+        return 0
+    row = "{:<16} {:<17} {:<17} {:<8} {:<40} {}"
+    print(row.format("ID", "STARTS (UTC)", "ENDS (UTC)", "STATE", "MATCHERS", "COMMENT"), file=out)
+    for w in windows:
+        state = (
+            "active" if w.starts_at <= now < w.ends_at else ("ended" if w.ends_at <= now else "planned")
+        )
+        print(
+            row.format(
+                w.id, f"{w.starts_at:%Y-%m-%d %H:%M}", f"{w.ends_at:%Y-%m-%d %H:%M}", state,
+                ", ".join(w.matchers), w.comment,
+            ),
+            file=out,
+        )  # fmt: skip
+    announced = await NoticeStore(engine).states([w.id for w in windows])
+    for w in windows:
+        for kind, status in announced.get(w.id, []):
+            print(f"{w.id}: forced; {_NOTICE[kind]} {_announcement(status, settings)}", file=out)
+    return 0
+
+
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow maintenance …``."""
+    return run_maintenance(settings, args, out=out if out is not None else sys.stdout, now=now)
 
 
 def run_maintenance(
@@ -154,6 +198,8 @@ def run_maintenance(
     out: TextIO = sys.stdout,
     now: Clock = utc_now,
 ) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return asyncio.run(_run(settings, args, now(), out))
     except (ValueError, ValidationError) as exc:

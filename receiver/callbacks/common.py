@@ -1,0 +1,116 @@
+"""What every callback shares: where commands go (:class:`CommandSink`), reading the body, publishing
+the commands (503 when Kafka does not take them), stable command ids and the caller's name as one
+clean line."""
+
+import hashlib
+import logging
+import re
+from datetime import timedelta
+from typing import Protocol
+
+from aiokafka.errors import KafkaError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from models.clock import Clock
+from models.incident import Command
+from models.notes import NOTE_MAX, clean_note
+from receiver.body import BodyTooLarge, BodyTooSlow, read_capped
+from receiver.errors import body_too_slow, error_response
+
+__all__ = [
+    "INCIDENT_ID",
+    "RETRY_AFTER_SECONDS",
+    "CallbackContext",
+    "CommandSink",
+    "command_id",
+    "log",
+    "name_of",
+    "unauthorized",
+]
+
+#: One logger for every callback (the API, Slack, PagerDuty): its name is what operators filter on.
+log = logging.getLogger("receiver.callbacks")
+
+RETRY_AFTER_SECONDS = 5
+#: Incident ids are ``inc_`` + hex today; accept any short plain id, refuse anything else.
+INCIDENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_NAME_MAX = NOTE_MAX
+
+
+class CommandSink(Protocol):
+    """Where commands go: :class:`receiver.commands.CommandPublisher` (Kafka), or a test recorder.
+
+    ``publish`` returns once the command is durably accepted and raises on failure or timeout."""
+
+    async def publish(self, command: Command) -> None: ...
+
+
+def command_id(source: str, *parts: str) -> str:
+    """A short stable id: the same request (a retry) gives the same id, so it applies once."""
+    return f"{source}:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def name_of(value: object) -> str | None:
+    """Who acted, as the caller names them: one clean line (:func:`models.notes.clean_note`)."""
+    return clean_note(value, _NAME_MAX)
+
+
+def unauthorized(scheme: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": scheme} if scheme else None
+    return error_response(401, "unauthorized", "missing or invalid credentials", headers=headers)
+
+
+class CallbackContext:
+    """The publisher, the clock and the body limits every callback uses."""
+
+    def __init__(
+        self,
+        publisher: CommandSink,
+        *,
+        clock: Clock,
+        max_body_bytes: int,
+        body_read_seconds: float,
+        slack_replay_window: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.clock = clock
+        self.slack_replay_window = slack_replay_window
+        self._publisher = publisher
+        self._limit = max_body_bytes
+        self._read_seconds = body_read_seconds
+
+    async def body(self, request: Request) -> bytes | Response:
+        """The body, or the refusal: 413 over the limit, 408 too slow, 400 cut short."""
+        try:
+            return await read_capped(request, self._limit, self._read_seconds)
+        except BodyTooLarge:
+            return error_response(413, "too_large", f"body over {self._limit} bytes")
+        except BodyTooSlow:
+            return body_too_slow(self._read_seconds)
+        except ClientDisconnect:
+            return error_response(400, "client_disconnected", "the body was not received in full")
+
+    async def publish(self, commands: list[Command], where: str) -> Response | None:
+        """Publish every command; a 503 response when Kafka did not take them, else None."""
+        try:
+            for command in commands:
+                await self._publisher.publish(command)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("%s: command not published (%s); answering 503", where, type(exc).__name__)
+            return error_response(
+                503,
+                "unavailable",
+                "the command could not be queued; retry",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        for command in commands:
+            log.info(
+                "%s: %s %s by %s/%s (command %s)",
+                where,
+                command.action,
+                command.incident_id,
+                command.actor.via,
+                command.actor.name or "-",
+                command.command_id,
+            )
+        return None

@@ -1,0 +1,162 @@
+"""What the commands share: exit statuses, the store's problem in one line, running work on an
+engine of the configured store, times given as options, the login name.
+
+Exit statuses: 0 done; 1 the answer could not be produced (no such incident, store or Kafka
+unreachable, no tables); 2 an option is invalid (argparse's own usage errors exit 2 as well).
+Errors go to stderr as one line naming the command and the problem.
+
+Light to import: SQLAlchemy and the store are imported by :func:`with_engine` when it runs.
+"""
+
+import argparse
+import asyncio
+import getpass
+import re
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+from models.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from models.incident import Incident
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "OptionError",
+    "StoreUnreadable",
+    "add_window",
+    "login",
+    "parse_time",
+    "read_incident",
+    "store_problem",
+    "window",
+    "with_engine",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+T = TypeVar("T")
+
+_RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class OptionError(ValueError):
+    """An option value that cannot be used (exit 2)."""
+
+
+def login() -> str | None:
+    """The login name of who runs the command (the actor of what it does), if known."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
+def parse_time(value: str, now: datetime) -> datetime:
+    """An instant from an option: RFC 3339 / ISO 8601 (``2026-11-27``, ``2026-11-27T14:30Z``;
+    no zone means UTC) or an age relative to ``now`` (``30m``, ``24h``, ``7d``, ``2w``)."""
+    text = value.strip()
+    relative = _RELATIVE.fullmatch(text)
+    try:
+        if relative:
+            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a time (2026-11-27T14:30Z) nor an age (30m, 24h, 7d)"
+            ) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        # An age beyond timedelta's range, or a time that leaves datetime's years 1-9999 in UTC.
+        raise ValueError(
+            f"{value!r} is out of range (times and ages must stay within the years 1-9999 UTC)"
+        ) from None
+
+
+def add_window(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--since`` and ``--until`` (read by :func:`window`)."""
+    parser.add_argument(
+        "--since", metavar="TIME", help=f"only {what} opened at or after TIME (ISO time or age: 7d)"
+    )
+    parser.add_argument("--until", metavar="TIME", help=f"only {what} opened before TIME")
+
+
+def window(options: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as instants; :class:`OptionError` when unusable."""
+    try:
+        since = parse_time(options.since, now) if options.since else None
+        until = parse_time(options.until, now) if options.until else None
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    if since is not None and until is not None and since >= until:
+        raise OptionError("--since must be before --until")
+    return since, until
+
+
+def with_engine(
+    settings: Settings, name: str, err: TextIO, work: "Callable[[AsyncEngine], Coroutine[Any, Any, T]]"
+) -> T | int:
+    """Run ``work`` on an engine of the configured store; a store error becomes exit status 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import UnsupportedDatabaseError, async_engine
+
+    async def main() -> T:
+        engine = async_engine(settings.sqlalchemy_url())
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except UnsupportedDatabaseError as exc:
+        print(f"sevflow {name}: {exc}", file=err)
+    except SQLAlchemyError as exc:
+        print(f"sevflow {name}: cannot read the incident store: {store_problem(exc)}", file=err)
+    return EXIT_FAILURE
+
+
+def store_problem(exc: "SQLAlchemyError") -> str:
+    """The driver's first line (never the URL, which may carry a password), with a hint."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"{first} (run `sevflow init-db` first)"
+    return first
+
+
+class StoreUnreadable(Exception):
+    """The incident store could not be read; the message is the problem (never the URL)."""
+
+
+def read_incident(settings: Settings, incident_id: str) -> "Incident | None":
+    """The incident as the store has it (None: no such incident); :class:`StoreUnreadable`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import UnsupportedDatabaseError, async_engine
+    from store.incidents import IncidentStore
+
+    async def lookup() -> "Incident | None":
+        engine = async_engine(settings.sqlalchemy_url())
+        try:
+            return await IncidentStore(engine).get(incident_id)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(lookup())
+    except UnsupportedDatabaseError as exc:
+        raise StoreUnreadable(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise StoreUnreadable(store_problem(exc)) from None
