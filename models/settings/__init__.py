@@ -21,6 +21,7 @@ from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
+from models.settings.teams import TeamSettings
 from models.topics import OVERRIDES_SETTING, parse_topic_overrides
 
 __all__ = ["Settings"]
@@ -38,6 +39,7 @@ class Settings(
     RunSettings,
     CanarySettings,
     AccessSettings,
+    TeamSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 

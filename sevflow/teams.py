@@ -1,0 +1,42 @@
+"""Loading the teams at start: the teams file of ``SEVFLOW_TEAMS_FILE`` (if any) on the default
+team built from today's settings, with every routing key reference read (models/teams.py).
+
+The one place that reads a team's routing key from the environment or a file; the roles get the
+loaded :class:`~models.teams.Teams` passed in.
+"""
+
+import os
+from collections.abc import Mapping
+
+from models.settings import Settings
+from models.teams import Teams, TeamsError, default_team, parse_teams, resolve_routing_keys
+
+__all__ = ["load_teams", "teams_problem"]
+
+
+def load_teams(settings: Settings, environ: Mapping[str, str] | None = None) -> Teams:
+    """The configured teams; raises :class:`~models.teams.TeamsError` naming the file and line."""
+    default, keys = default_team(
+        settings.pagerduty_routing_key,
+        settings.slack_announce_channel,
+        settings.statuspage_components,
+    )
+    path = settings.teams_file
+    if path is None:
+        return Teams((), default, keys)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TeamsError(f"{path}: cannot be read ({exc.strerror})") from None
+    parsed = parse_teams(text, default, source=str(path))
+    parsed = Teams(parsed.teams, default, keys, parsed.source, parsed.lines)
+    return resolve_routing_keys(parsed, os.environ if environ is None else environ)
+
+
+def teams_problem(settings: Settings) -> str | None:
+    """Why the teams cannot be used (file and line), or None: checked before a role starts."""
+    try:
+        load_teams(settings)
+    except TeamsError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,159 @@
+"""The teams file: first match wins over labels, annotations and the Alertmanager receiver, an
+unmatched alert is the default team's (today's settings), routing keys are read by reference and
+never inline, and a bad file fails naming the file and the line."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from models.settings import Settings
+from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
+from sevflow.teams import load_teams
+
+TEAMS = """\
+teams:
+  - name: payments
+    matchers: ['team="payments"']
+    routing_key: {env: PAYMENTS_PD_KEY}
+    announce_channel: payments-incidents
+    status_page_components: {checkout: Checkout}
+  - name: storage
+    matchers: ['receiver="storage-pager"']
+    routing_key: {file: KEYFILE}
+    business_hours: {timezone: Europe/Berlin, days: mon-fri, start: "08:00", end: "16:00"}
+    escalation:
+      overrides:
+        - severities: [SEV1]
+          repeat: 2
+  - name: search
+    matchers: ['service=~"search|index"', 'annotations.owner!="payments"']
+"""
+
+KEY = "0123456789abcdef0123456789abcdef"
+DEFAULT, DEFAULT_KEYS = default_team(SecretStr("d" * 32), "incidents", {"api": "API"})
+
+
+def parsed(text: str = TEAMS) -> Teams:
+    return parse_teams(text, DEFAULT, source="teams.yaml")
+
+
+def test_first_match_wins_and_unmatched_goes_to_the_default_team() -> None:
+    teams = parsed()
+    assert teams.choose({"team": "payments", "service": "search"}, {}, "x").name == "payments"
+    assert teams.choose({"service": "index"}, {}, None).name == "search"
+    assert teams.choose({"service": "index"}, {"owner": "payments"}, None).name == DEFAULT_TEAM
+    assert teams.choose({"alertname": "Disk"}, {}, "default-receiver").name == DEFAULT_TEAM
+
+
+def test_the_receiver_matcher_reads_the_alertmanager_receiver_not_a_label() -> None:
+    teams = parsed()
+    assert teams.choose({}, {}, "storage-pager").name == "storage"
+    assert teams.get("storage").uses_receiver
+    assert not teams.get("payments").uses_receiver
+    explained = teams.explain({"service": "web"}, {}, "storage-pager")
+    assert explained.team.name == "storage"
+    assert explained.tried == [("payments", 'team="payments"')]
+
+
+def test_a_team_without_channel_key_or_components_uses_the_default_teams() -> None:
+    teams = Teams(parsed().teams, DEFAULT, {**DEFAULT_KEYS, "payments": SecretStr(KEY)})
+    assert teams.announce_channel("payments") == "payments-incidents"
+    assert teams.announce_channel("search") == "incidents"
+    assert teams.components("payments") == {"checkout": "Checkout"}
+    assert teams.components("search") == {"api": "API"}
+    assert teams.routing_key("payments") == SecretStr(KEY)
+    assert teams.routing_key("search") == SecretStr("d" * 32)
+    assert teams.routing_key("gone-from-the-file") == SecretStr("d" * 32)
+
+
+def test_escalation_and_business_hours_are_parsed_and_kept_on_the_team() -> None:
+    storage = parsed().get("storage")
+    assert storage.business_hours is not None
+    assert storage.business_hours.timezone == "Europe/Berlin"
+    assert storage.escalation is not None
+    assert storage.escalation.overrides[0].repeat == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            TEAMS.replace("routing_key: {env", "pagerduty_key: {env"),
+            "teams.yaml:4: unknown field 'pagerduty_key'",
+        ),
+        (TEAMS.replace("'team=\"payments\"'", "'team=\"pay'"), "teams.yaml:3: matchers: bad matcher"),
+        (TEAMS.replace("{env: PAYMENTS_PD_KEY}", KEY), "teams.yaml:4: routing_key:"),
+        (
+            TEAMS.replace("{file: KEYFILE}", "{env: A, file: B}"),
+            "teams.yaml:9: routing_key: give exactly one",
+        ),
+        (TEAMS.replace('"16:00"', '"07:00"'), "teams.yaml:10: business_hours: business hours must end"),
+        (TEAMS.replace("repeat: 2", "repeat: -1"), "teams.yaml:14: escalation.overrides.repeat"),
+        (
+            TEAMS.replace("name: search", "name: payments"),
+            "teams.yaml:15: team 'payments' is named twice",
+        ),
+        (
+            TEAMS.replace("name: search", "name: default"),
+            "teams.yaml:15: team 'default' is the implicit",
+        ),
+        (TEAMS.replace("name: search", "name: Search Team"), "teams.yaml:15: team name 'Search Team'"),
+        (TEAMS + "    matchers: []\n", "teams.yaml:17: duplicate key 'matchers'"),
+        ("teams:\n  - name: x\n", "teams.yaml:2: team 'x' needs at least one matcher"),
+        ("teams: [\n", "teams.yaml:2: not valid YAML"),
+        ("- a\n", "teams.yaml:1: expected a mapping"),
+    ],
+)
+def test_a_bad_teams_file_fails_naming_the_file_and_the_line(text: str, message: str) -> None:
+    with pytest.raises(TeamsError) as raised:
+        parsed(text)
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_routing_keys_are_read_by_reference_at_start(tmp_path: Path) -> None:
+    keyfile = tmp_path / "storage.key"
+    keyfile.write_text(KEY.upper() + "\n")
+    path = tmp_path / "teams.yaml"
+    path.write_text(TEAMS.replace("KEYFILE", str(keyfile)))
+    settings = Settings(teams_file=path, pagerduty_routing_key=SecretStr("d" * 32))
+    teams = load_teams(settings, {"PAYMENTS_PD_KEY": KEY})
+    assert teams.routing_key("payments") == SecretStr(KEY)
+    assert teams.routing_key("storage") == SecretStr(KEY.upper())
+    assert teams.routing_key(DEFAULT_TEAM) == SecretStr("d" * 32)
+    assert [t.name for t in teams.all()] == ["payments", "storage", "search", DEFAULT_TEAM]
+
+
+def test_an_unresolved_routing_key_stops_the_start_naming_the_reference_not_a_value(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "teams.yaml"
+    path.write_text(TEAMS.replace("KEYFILE", str(tmp_path / "missing.key")))
+    settings = Settings(teams_file=path)
+    with pytest.raises(
+        TeamsError,
+        match=r"teams.yaml:2: team 'payments': routing key: environment variable PAYMENTS_PD_KEY",
+    ):
+        load_teams(settings, {})
+    with pytest.raises(
+        TeamsError, match=r"teams.yaml:7: team 'storage': routing key: file .*missing.key cannot be read"
+    ):
+        load_teams(settings, {"PAYMENTS_PD_KEY": KEY})
+    (tmp_path / "missing.key").write_text("\n")
+    with pytest.raises(TeamsError, match="is empty") as raised:
+        load_teams(settings, {"PAYMENTS_PD_KEY": KEY})
+    assert KEY not in str(raised.value)
+
+
+def test_without_a_teams_file_there_is_one_team_with_todays_settings() -> None:
+    settings = Settings(
+        pagerduty_routing_key=SecretStr(KEY),
+        slack_announce_channel="ops",
+        statuspage_components={"api": "API"},
+    )
+    teams = load_teams(settings, {})
+    assert [t.name for t in teams.all()] == [DEFAULT_TEAM]
+    assert teams.choose({"team": "payments"}, {}, "anything").name == DEFAULT_TEAM
+    assert teams.routing_key(DEFAULT_TEAM) == SecretStr(KEY)
+    assert teams.announce_channel(DEFAULT_TEAM) == "ops"
+    assert teams.components(DEFAULT_TEAM) == {"api": "API"}
