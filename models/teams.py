@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.alert import AlertRecord
 from models.escalation import BusinessCalendar, EscalationOverride
 from models.matchers import Matcher, MatcherError, parse_matcher
 
@@ -221,6 +222,11 @@ class Teams:
     ) -> Team:
         """The first team whose matchers all match; else the default team."""
         return self.explain(labels, annotations, receiver).team
+
+    def team_of(self, record: AlertRecord) -> str:
+        """The team of the incident ``record`` opens: labels and annotations, and the
+        Alertmanager receiver it was sent to where a team's matchers test it."""
+        return self.choose(record.labels, record.annotations, record.receiver).name
 
     def routing_key(self, name: str) -> SecretStr | None:
         """The PagerDuty routing key incidents of ``name`` page: the team's, else the default's."""

@@ -34,6 +34,7 @@ from sevflow.admin_api import admin_routes
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
 from sevflow.supervisor import STATUS_FILE, supervise
+from sevflow.teams import load_teams, teams_problem
 from sinks.clock import SystemClock
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.migrate import upgrade
@@ -246,7 +247,7 @@ def _runbooks_problem(settings: Settings) -> str | None:
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
     """Run the stream worker until SIGINT/SIGTERM."""
-    if (problem := _runbooks_problem(settings)) is not None:
+    if (problem := _runbooks_problem(settings) or teams_problem(settings)) is not None:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2
     status = init_db(settings)
@@ -279,7 +280,7 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
                 settings.worker_metrics_port,
                 exc.strerror,
             )
-    app = create_app(settings, metrics=metrics)
+    app = create_app(settings, metrics=metrics, teams=load_teams(settings))
 
     class Worker(faust.Worker):
         """faust's worker, with a deadline on stopping (:data:`WORKER_STOP_DEADLINE`)."""
@@ -376,7 +377,7 @@ def run_sinks_role(settings: Settings) -> int:
 def run_all(settings: Settings) -> int:
     """Run the worker, the receiver and the sinks as child processes, each started again when it
     exits (:func:`sevflow.supervisor.supervise`)."""
-    problem = settings.webhook_auth_problem() or _runbooks_problem(settings)
+    problem = settings.webhook_auth_problem() or _runbooks_problem(settings) or teams_problem(settings)
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2

@@ -45,6 +45,7 @@ from models.clock import Clock, utc_now
 from models.events import IncidentEvent
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
+from models.teams import Teams
 from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.escalation import EscalationMetrics, load_policy, run_escalations
@@ -143,6 +144,7 @@ def create_app(
     metrics: WorkerMetrics | None = None,
     on_stall: Callable[[float], None] = _exit_stalled,
     on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
+    teams: Teams | None = None,
     **overrides: Any,
 ) -> faust.App:
     """Build the stream application; ``overrides`` are extra faust settings (tests use them)."""
@@ -190,6 +192,7 @@ def create_app(
         load_runbooks(
             settings.runbooks_dir, settings.runbooks_url
         ),  # a bad runbook: fail at start, naming its line
+        teams,  # loaded and checked at start by the caller (sevflow/teams.py)
     )
     escalation_metrics = EscalationMetrics(stats.registry)
     lag = LagProbe(

@@ -52,6 +52,7 @@ from models.incident import (
 )
 from models.maintenance import covering_window, released_record, suppressed_state
 from models.runbooks import RunbookSet
+from models.teams import Teams
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
@@ -157,6 +158,8 @@ class Pipeline:
     escalation: EscalationPolicy | None = None
     #: When set, an incident opened by an alert records the runbook its alert matches.
     runbooks: RunbookSet | None = None
+    #: When set, an incident opened by an alert records the team its alert matches.
+    teams: Teams | None = None
 
     async def process_alerts(
         self,
@@ -222,6 +225,7 @@ class Pipeline:
                         record.received_at,
                         position,
                         self.runbooks.for_record if self.runbooks is not None else None,
+                        self.teams.team_of if self.teams is not None else None,
                     )
                 if outcome is not None:
                     tx.stage(outcome)

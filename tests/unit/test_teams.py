@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from models.alert import AlertRecord
+from models.events import EventType, IncidentEvent
 from models.settings import Settings
 from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
 from sevflow.teams import load_teams
+from store.incidents import IncidentStore
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import alert
+from tests.unit.test_pipeline_store import POLICY
 
 TEAMS = """\
 teams:
@@ -157,3 +164,49 @@ def test_without_a_teams_file_there_is_one_team_with_todays_settings() -> None:
     assert teams.routing_key(DEFAULT_TEAM) == SecretStr(KEY)
     assert teams.announce_channel(DEFAULT_TEAM) == "ops"
     assert teams.components(DEFAULT_TEAM) == {"api": "API"}
+
+
+# --- the team on the incident -----------------------------------------------------------------
+
+
+def _receiver(record: AlertRecord, receiver: str) -> AlertRecord:
+    return record.model_copy(update={"receiver": receiver})
+
+
+async def test_the_team_is_decided_when_the_incident_opens_and_never_moves(engine) -> None:  # type: ignore[no-untyped-def]
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY, teams=parsed())
+    events = await pipeline.process_alerts([alert("PayDown", team="payments", instance="a")])
+    opened = next(e for e in events if e.type is EventType.OPENED)
+    assert opened.incident.team == "payments"
+    # A later alert of another team, a label change, a second route's copy: the team stays.
+    later = await pipeline.process_alerts(
+        [
+            alert("PayDown", team="search", instance="b"),
+            _receiver(alert("PayDown", team="payments", instance="c"), "storage-pager"),
+        ]
+    )
+    assert later
+    assert {e.incident.team for e in later} == {"payments"}
+    stored = await pipeline.store.get(opened.incident_id)
+    assert stored is not None
+    assert stored.team == "payments"
+    # The receiver decides only where a team matches on it; else labels, then the default team.
+    by_receiver = await pipeline.process_alerts([_receiver(alert("DiskFull"), "storage-pager")])
+    assert by_receiver[0].incident.team == "storage"
+    unmatched = await pipeline.process_alerts([alert("Other")])
+    assert unmatched[0].incident.team == DEFAULT_TEAM
+    assert await pipeline.store.list_incidents(team="storage") == [
+        await pipeline.store.get(by_receiver[0].incident_id)
+    ]
+
+
+async def test_without_teams_every_incident_is_the_default_teams_and_events_are_unchanged(
+    engine,
+) -> None:  # type: ignore[no-untyped-def]
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY)
+    (opened,) = await pipeline.process_alerts([alert("PayDown", team="payments")])
+    assert opened.incident.team == DEFAULT_TEAM
+    # The default team's events are what v1 wrote: no team field in the incident snapshot.
+    assert "team" not in opened.incident.model_dump(mode="json")
+    older = IncidentEvent.from_bytes(opened.to_bytes())
+    assert older.incident.team == DEFAULT_TEAM
