@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from analytics.database import load_incident_times
 from analytics.figures import (
+    IncidentTimes,
     ResponseTargets,
     compute_report,
     rebuild_times,
@@ -128,6 +129,7 @@ def add_operator_commands(subparsers: Any) -> None:
         "--severity", "--sev", choices=[s.value for s in Severity], help="only this severity"
     )
     listing.add_argument("--service", help="only incidents affecting this service")
+    listing.add_argument("--team", help="only incidents of this team (README: Teams)")
     _add_window(listing, "incidents")
     listing.add_argument(
         "--limit", type=int, default=50, help=f"at most this many rows (1-{MAX_PAGE_SIZE}, default 50)"
@@ -144,6 +146,7 @@ def add_operator_commands(subparsers: Any) -> None:
         help="compute from the incident-events topic alone instead of the incident store",
     )
     report_parser.add_argument("--topic", help="the topic to read (default: SEVFLOW_EVENTS_TOPIC)")
+    report_parser.add_argument("--team", help="only incidents of this team (README: Teams)")
     _add_window(report_parser, "incidents")
     report_parser.add_argument(
         "--sev4-target-hours",
@@ -248,6 +251,7 @@ def incidents_list(
         state=IncidentState(options.state) if options.state else None,
         severity=Severity(options.severity) if options.severity else None,
         service=options.service,
+        team=options.team,
         since=since,
         until=until,
     )
@@ -298,6 +302,15 @@ def _policy_targets(settings: Settings, command: str, err: TextIO) -> ResponseTa
     return ResponseTargets(calendar=calendar)
 
 
+def _of_team(times: Sequence[IncidentTimes], team: str | None) -> list[IncidentTimes]:
+    """The incidents of ``team`` (all when None): the team each incident's events carry."""
+    return [t for t in times if team is None or t.team == team]
+
+
+def _team_note(team: str | None) -> str:
+    return f", team {team} only" if team is not None else ""
+
+
 def report(
     settings: Settings,
     options: argparse.Namespace,
@@ -328,14 +341,14 @@ def report(
             return EXIT_FAILURE
         rebuilt = rebuild_times(read.events, since=since, until=until)
         skipped = {**read.skipped, **rebuilt.skipped}
-        result = compute_report(rebuilt.times, targets, at, skipped=skipped)
-        print(render_report(result, source=f"topic {topic}"), file=out)
+        result = compute_report(_of_team(rebuilt.times, options.team), targets, at, skipped=skipped)
+        print(render_report(result, source=f"topic {topic}{_team_note(options.team)}"), file=out)
         return EXIT_OK
 
     async def work(engine: AsyncEngine) -> int:
         times = await load_incident_times(engine, since=since, until=until)
-        result = compute_report(times, targets, at)
-        print(render_report(result, source="incident store"), file=out)
+        result = compute_report(_of_team(times, options.team), targets, at)
+        print(render_report(result, source=f"incident store{_team_note(options.team)}"), file=out)
         return EXIT_OK
 
     return _with_engine(settings, "report", err, work)

@@ -2,20 +2,32 @@
 unmatched alert is the default team's (today's settings), routing keys are read by reference and
 never inline, and a bad file fails naming the file and the line."""
 
+import argparse
+import asyncio
+import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from models.alert import AlertRecord
-from models.events import EventType, IncidentEvent
+from models.events import Actor, EventType, IncidentEvent
+from models.incident import Command
 from models.settings import Settings
 from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
+from receiver.access import protect_all
+from receiver.incident_api import incident_routes
+from sevflow.operator_cli import add_operator_commands, run_operator_command
 from sevflow.teams import load_teams
+from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
-from tests.builders import alert
+from testkit.store_backends import fresh_database
+from tests.builders import T0, alert, api_credentials
 from tests.unit.test_pipeline_store import POLICY
 
 TEAMS = """\
@@ -210,3 +222,89 @@ async def test_without_teams_every_incident_is_the_default_teams_and_events_are_
     assert "team" not in opened.incident.model_dump(mode="json")
     older = IncidentEvent.from_bytes(opened.to_bytes())
     assert older.incident.team == DEFAULT_TEAM
+
+
+# --- the team in the listings, the API and the report ---------------------------------------
+
+
+@pytest.fixture
+def teams_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A SQLite store with two payments incidents (one acknowledged), one storage incident (by
+    Alertmanager receiver) and one of the default team."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"SEVFLOW_{name.upper()}", raising=False)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    fresh_database(url)
+
+    async def populate() -> None:
+        engine = async_engine(url)
+        try:
+            pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY, teams=parsed())
+            events = await pipeline.process_alerts(
+                [
+                    alert("PayDown", team="payments"),
+                    alert("PayLatency", team="payments", severity="warning"),
+                    _receiver(alert("DiskFull"), "storage-pager"),
+                    alert("Other"),
+                ]
+            )
+            first = next(e for e in events if e.type is EventType.OPENED)
+            acknowledgement = Command(
+                command_id="ack-1",
+                incident_id=first.incident_id,
+                action="acknowledge",
+                requested_at=T0 + timedelta(minutes=4),
+                actor=Actor(via="cli", name="alice"),
+            )
+            await pipeline.process_command(acknowledgement)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(populate())
+    return url
+
+
+def _run(url: str, *argv: str) -> tuple[int | None, str]:
+    root = argparse.ArgumentParser(prog="sevflow")
+    add_operator_commands(root.add_subparsers(dest="command", required=True))
+    out, err = io.StringIO(), io.StringIO()
+    status = run_operator_command(
+        Settings(database_url=SecretStr(url)),
+        root.parse_args(argv),
+        out=out,
+        err=err,
+        now=lambda: T0 + timedelta(hours=1),
+    )
+    return status, out.getvalue() + err.getvalue()
+
+
+def test_incidents_list_and_report_filter_by_team(teams_db: str) -> None:
+    status, listed = _run(teams_db, "incidents", "list", "--team", "payments")
+    assert status == 0
+    assert "PayDown" in listed
+    assert "PayLatency" in listed
+    assert "DiskFull" not in listed
+    assert "Other" not in listed
+    _, storage = _run(teams_db, "incidents", "list", "--team", "storage")
+    assert "DiskFull" in storage
+    assert "PayDown" not in storage
+    status, report = _run(teams_db, "report", "--team", "payments")
+    assert status == 0
+    assert "team payments only" in report
+    total = next(line for line in report.splitlines() if line.startswith("ALL"))
+    assert total.split()[1:4] == ["-", "2", "1"]  # 2 incidents, 1 acknowledged
+    _, everything = _run(teams_db, "report")
+    assert next(line for line in everything.splitlines() if line.startswith("ALL")).split()[2] == "4"
+
+
+def test_the_incident_api_shows_and_filters_the_team(teams_db: str) -> None:
+    engine = async_engine(teams_db)
+    app = Starlette(routes=protect_all(incident_routes(engine), api_credentials("t")))
+    with TestClient(app) as client:
+        auth = {"authorization": "Bearer t"}
+        found = client.get("/api/incidents", params={"team": "payments"}, headers=auth).json()
+        assert sorted(i["title"] for i in found["incidents"]) == ["PayDown fired", "PayLatency fired"]
+        assert {i["team"] for i in found["incidents"]} == {"payments"}
+        every = client.get("/api/incidents", headers=auth).json()["incidents"]
+        assert {i["team"] for i in every} == {"payments", "storage", DEFAULT_TEAM}
+        client.portal.call(engine.dispose)
