@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
+from models.teams import TeamsError
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
+from sevflow.teams import load_teams
 from sinks.assemble import build_sinks
 from sinks.clock import Clock, SystemClock
 from sinks.dlq import DeadLetterWriter
@@ -79,6 +81,7 @@ async def serve_sinks(
         engine,
         clock,
         security_contacts=(*policy.security_targets, *policy.data_breach_targets),
+        teams=load_teams(settings),  # a bad teams file: TeamsError, status 2
     )
     consumers = [sink_consumer(settings, sink.name) for sink in sinks]
     tasks: list[asyncio.Task[None]] = []
@@ -244,7 +247,7 @@ def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lam
         engine = async_engine(settings.sqlalchemy_url())
         try:
             await serve_sinks(settings, engine, stop)
-        except (TopicSettingsError, PolicyError) as exc:
+        except (TopicSettingsError, PolicyError, TeamsError) as exc:
             log.error("sinks stopped: %s", exc)
             return 2
         except (KafkaError, OSError, TimeoutError) as exc:

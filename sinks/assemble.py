@@ -2,6 +2,8 @@
 
 PagerDuty runs when a routing key is set, Slack when a token is set, email when an SMTP host is
 set; the status page always runs (Atlassian Statuspage when configured, else the built-in page).
+Each sink is told the teams' own routing keys, announcement channels and components (README
+"Teams"); without a teams file there is only the default team, today's settings.
 """
 
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.escalation import Target
 from models.settings import Settings
+from models.teams import Teams
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
 from sinks.clock import Clock
@@ -52,12 +55,14 @@ def build_sinks(
     clock: Clock,
     *,
     security_contacts: Sequence[Target] = (),
+    teams: Teams | None = None,
 ) -> list[Sink]:
     """The configured sinks; ``security_contacts``: the escalation policy's security and
     data-breach targets (their Slack users and user groups join a security incident's private
     channel, their Slack channels are told its name)."""
     sinks: list[Sink] = []
     timeout = settings.sinks_request_timeout_seconds
+    own = teams.teams if teams is not None else ()
     if settings.pagerduty_routing_key is not None:
         sender = PagerDutySender(
             settings.pagerduty_routing_key,
@@ -79,6 +84,13 @@ def build_sinks(
             if canary_key is not None
             else None
         )
+        team_senders = {
+            team.name: PagerDutySender(
+                key, settings.pagerduty_url(), timeout=timeout, ca_file=settings.pagerduty_ca_file
+            )
+            for team in own
+            if teams is not None and (key := teams.routing_keys.get(team.name)) is not None
+        }
         sinks.append(
             PagerDutySink(
                 sender,
@@ -86,6 +98,7 @@ def build_sinks(
                 settings.pagerduty_severities,
                 escalation_senders,
                 canary_sender,
+                team_senders,
             )
         )
     if settings.slack_token is not None:
@@ -99,6 +112,7 @@ def build_sinks(
                 pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
                 security_contacts=security_contacts,
                 emailing=settings.email_configured(),
+                team_channels={t.name: t.announce_channel for t in own if t.announce_channel},
             )
         )
     if settings.smtp_host is not None:
@@ -114,6 +128,7 @@ def build_sinks(
         )
         sinks.append(EmailSink(smtp, effects_for("email", settings, engine, clock)))
     backend: StatusBackend
+    by_team = {t.name: t.status_page_components for t in own if t.status_page_components is not None}
     if settings.statuspage_api_key is not None and settings.statuspage_page_id is not None:
         backend = StatuspageClient(
             settings.statuspage_api_key,
@@ -121,10 +136,10 @@ def build_sinks(
             settings.statuspage_base_url,
             timeout=timeout,
         )
-        components = Components(settings.statuspage_components, ids=True)
+        components = Components(settings.statuspage_components, ids=True, by_team=by_team)
     else:
         backend = BuiltinStatusPage(StatusPageStore(engine), clock)
-        components = Components(settings.statuspage_components)
+        components = Components(settings.statuspage_components, by_team=by_team)
     sinks.append(
         StatusPageSink(
             backend,
