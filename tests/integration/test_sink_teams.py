@@ -3,12 +3,16 @@ announcement channel, its status-page components; the default team's incident go
 incident went before. Against the contract-enforcing fakes, the delivery log on SQLite and
 PostgreSQL (the ``engine`` fixture), fed records directly."""
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
 from models.settings import Settings
+from models.severity import Severity
 from sevflow.teams import load_teams
 from sinks.assemble import build_sinks
 from sinks.base import Sink
@@ -19,6 +23,8 @@ from testkit.fakes.fixtures import ROUTING_KEY, records, sink_settings, worker_f
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
+
+pytestmark = pytest.mark.integration
 
 clock = fixtures.clock
 fake_pagerduty = fixtures.fake_pagerduty
@@ -99,3 +105,54 @@ async def test_each_sink_uses_the_incidents_team(
         "Partial outage affecting checkout": ["cmpweb000001"],
         "Partial outage affecting api": ["cmpapi000001"],
     }
+
+
+async def test_an_escalation_level_without_its_own_service_pages_the_teams(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "pagerduty"]
+    story = IncidentStory()
+    opened = story.fire()
+    targets = json.dumps([{"kind": "pagerduty", "to": "primary-again"}])
+    later = T0 + timedelta(minutes=15)
+    escalated = story.escalate({"level": "2", "targets": targets, "again": "1"}, later, "page again")
+    events = of_team([*opened, *escalated], "payments")
+    try:
+        assert await sink.handle(events) == []
+    finally:
+        await sink.close()
+    assert {e["routing_key"] for e in fake_pagerduty.events} == {PAYMENTS_KEY}
+    assert len(fake_pagerduty.events) == 2  # the incident's page and the level's
+
+
+async def test_a_teams_sev4_incidents_are_listed_in_its_own_channels_morning_digest(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    fake_slack.add_channel("payments-incidents")
+    settings = sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3")
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "slack"]
+    worker, dead = worker_for(sink, clock)
+    morning = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)
+    listing = {"level": "digest", "level_name": "digest", "targets": "[]", "digest_day": "2026-01-16"}
+    payments = IncidentStory(name="PaySlow", severity=Severity.SEV4, summary="Slow refunds")
+    other = IncidentStory(name="DiskAlmostFull", severity=Severity.SEV4, group="disk")
+    events = [
+        *of_team([*payments.fire(), *payments.escalate(dict(listing), morning, "SEV4")], "payments"),
+        *other.fire(),
+        *other.escalate(dict(listing), morning, "SEV4"),
+    ]
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (team_digest,) = fake_slack.posts("payments-incidents")
+    (default_digest,) = fake_slack.posts("incidents")
+    assert "Slow refunds" in team_digest["text"]
+    assert "DiskAlmostFull" not in team_digest["text"]
+    assert "Slow refunds" not in default_digest["text"]
