@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import ValidationError
 
 from models.settings import Settings
-from sevflow import escalation_cli, operator_cli, runbooks_cli, statuspage_cli
+from sevflow import escalation_cli, operator_cli, runbooks_cli, statuspage_cli, teams_cli
 from sevflow.audit_cli import add_audit_command, run_audit
 from sevflow.dlq_cli import add_dlq_command, run_dlq
 from sevflow.maintenance_cli import add_maintenance_command, run_maintenance
@@ -45,6 +45,7 @@ def _settings_help(names: Iterable[str] | None = None) -> str:
 _STORE = ("database_url", "data_dir")
 _KAFKA = ("kafka_bootstrap", "kafka_timeout_seconds")
 _QUARANTINE = ("alerts_quarantine_topic", "commands_quarantine_topic")
+_TEAMS = ("teams_file", "pagerduty_routing_key", "slack_announce_channel", "statuspage_components")
 #: The settings each command reads (the roles read many more: ``sevflow --help`` lists them all).
 COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("init-db",): _STORE,
@@ -59,6 +60,9 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("runbooks", "list"): ("runbooks_dir",),
     ("runbooks", "show"): ("runbooks_dir",),
     ("runbooks", "match"): ("runbooks_dir", "rules_file"),
+    ("teams", "list"): _TEAMS,
+    ("teams", "show"): _TEAMS,
+    ("teams", "match"): _TEAMS,
     ("ack",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("resolve",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("statuspage", "publish"): (*_STORE, "kafka_bootstrap", "commands_topic"),
@@ -177,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     escalation_cli.add_subcommands(sub)
     statuspage_cli.add_subcommands(sub)
     runbooks_cli.add_subcommands(sub)
+    teams_cli.add_subcommands(sub)
     operator_cli.add_operator_commands(sub)
     add_dlq_command(sub)
     add_maintenance_command(sub)
@@ -231,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return statuspage_cli.run(args, settings)
     if args.command == "runbooks":
         return runbooks_cli.run(args, settings)
+    if args.command == "teams":
+        return teams_cli.run(args, settings)
     if (status := operator_cli.run_operator_command(settings, args)) is not None:
         return status
     if args.command in escalation_cli.COMMANDS:

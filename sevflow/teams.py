@@ -14,8 +14,11 @@ from models.teams import Teams, TeamsError, default_team, parse_teams, resolve_r
 __all__ = ["load_teams", "teams_problem"]
 
 
-def load_teams(settings: Settings, environ: Mapping[str, str] | None = None) -> Teams:
-    """The configured teams; raises :class:`~models.teams.TeamsError` naming the file and line."""
+def load_teams(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, resolve: bool = True
+) -> Teams:
+    """The configured teams; raises :class:`~models.teams.TeamsError` naming the file and line.
+    ``resolve=False`` leaves the teams' routing keys unread (``sevflow teams`` describes them)."""
     default, keys = default_team(
         settings.pagerduty_routing_key,
         settings.slack_announce_channel,
@@ -30,6 +33,8 @@ def load_teams(settings: Settings, environ: Mapping[str, str] | None = None) -> 
         raise TeamsError(f"{path}: cannot be read ({exc.strerror})") from None
     parsed = parse_teams(text, default, source=str(path))
     parsed = Teams(parsed.teams, default, keys, parsed.source, parsed.lines)
+    if not resolve:
+        return parsed
     return resolve_routing_keys(parsed, os.environ if environ is None else environ)
 
 
