@@ -308,3 +308,11 @@ def test_the_incident_api_shows_and_filters_the_team(teams_db: str) -> None:
         every = client.get("/api/incidents", headers=auth).json()["incidents"]
         assert {i["team"] for i in every} == {"payments", "storage", DEFAULT_TEAM}
         client.portal.call(engine.dispose)
+
+
+def test_incidents_show_names_the_team(teams_db: str) -> None:
+    _, listed = _run(teams_db, "incidents", "list", "--team", "storage")
+    incident_id = next(line.split()[0] for line in listed.splitlines() if line.startswith("inc_"))
+    status, shown = _run(teams_db, "incidents", "show", incident_id)
+    assert status == 0
+    assert any(line.split() == ["Team:", "storage"] for line in shown.splitlines()), shown
