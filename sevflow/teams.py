@@ -35,7 +35,18 @@ def load_teams(
     parsed = Teams(parsed.teams, default, keys, parsed.source, parsed.lines)
     if not resolve:
         return parsed
-    return resolve_routing_keys(parsed, os.environ if environ is None else environ)
+    resolved = resolve_routing_keys(parsed, os.environ if environ is None else environ)
+    if settings.pagerduty_routing_key is None:
+        for team in resolved.teams:
+            if team.routing_key is not None:
+                # The PagerDuty sink runs with the default team's key: without it, this team's
+                # key would page nobody, and nothing would say so.
+                raise TeamsError(
+                    f"{resolved.source}:{resolved.lines.get(team.name, 1)}: team {team.name!r} "
+                    "has a routing key but SEVFLOW_PAGERDUTY_ROUTING_KEY (the default team's, "
+                    "which turns the PagerDuty sink on) is not set"
+                )
+    return resolved
 
 
 def teams_problem(settings: Settings) -> str | None:

@@ -316,3 +316,13 @@ def test_incidents_show_names_the_team(teams_db: str) -> None:
     status, shown = _run(teams_db, "incidents", "show", incident_id)
     assert status == 0
     assert any(line.split() == ["Team:", "storage"] for line in shown.splitlines()), shown
+
+
+def test_a_team_routing_key_without_the_default_one_stops_the_start(tmp_path: Path) -> None:
+    """The PagerDuty sink runs with SEVFLOW_PAGERDUTY_ROUTING_KEY: a team's key without it
+    would page nobody, silently."""
+    path = tmp_path / "teams.yaml"
+    path.write_text(TEAMS.replace("KEYFILE", str(tmp_path / "k")))
+    (tmp_path / "k").write_text(KEY)
+    with pytest.raises(TeamsError, match=r"teams.yaml:2: team 'payments' has a routing key but "):
+        load_teams(Settings(teams_file=path), {"PAYMENTS_PD_KEY": KEY})
