@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from analytics.figures import rebuild_times
 from models.alert import AlertRecord
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Command
@@ -326,3 +327,15 @@ def test_a_team_routing_key_without_the_default_one_stops_the_start(tmp_path: Pa
     (tmp_path / "k").write_text(KEY)
     with pytest.raises(TeamsError, match=r"teams.yaml:2: team 'payments' has a routing key but "):
         load_teams(Settings(teams_file=path), {"PAYMENTS_PD_KEY": KEY})
+
+
+async def test_the_topic_alone_gives_each_incidents_team(engine) -> None:  # type: ignore[no-untyped-def]
+    """``sevflow report --from-topic --team``: the events' snapshots carry the team, byte for
+    byte through the topic's encoding."""
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY, teams=parsed())
+    events = await pipeline.process_alerts(
+        [alert("PayDown", team="payments"), _receiver(alert("Disk"), "storage-pager"), alert("X")]
+    )
+    decoded = [IncidentEvent.from_bytes(e.to_bytes()) for e in events]
+    teams = sorted(t.team for t in rebuild_times(decoded).times)
+    assert teams == [DEFAULT_TEAM, "payments", "storage"]
