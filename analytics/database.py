@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from analytics.figures import RESPONSE_TYPES, IncidentTimes, times_of
+from analytics.incident_times import RESPONSE_TYPES, IncidentTimes, times_of
 from models.events import IncidentEvent
 from models.incident import Incident
 from store.incident_reads import incident_reads

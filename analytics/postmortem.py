@@ -15,7 +15,8 @@ content. The headings are the template's, in the playbook's order ("Post-Inciden
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from analytics.figures import ResponseTargets, sla_status, times_of
+from analytics.figures import ResponseTargets, sla_status
+from analytics.incident_times import times_of
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Incident
 from models.severity import PLAYBOOK
@@ -232,53 +233,21 @@ def render_postmortem(
     and judges an unanswered one's response target; ``targets``: the response targets
     (SEV4's "next business day" by the escalation policy's calendar; the playbook's default)."""
     targets = targets or ResponseTargets()
-    opened = incident.opened_at.astimezone(UTC)
-    if incident.resolved_at is not None:
-        duration = format_hours_minutes(incident.resolved_at - incident.opened_at)
-    else:
-        duration = f"{format_hours_minutes(now - incident.opened_at)} (ongoing)"
-    timeline = timeline_lines(incident.opened_at, events) or ["- [no events recorded]"]
     ordered = sorted(events, key=lambda e: e.sequence)
-    lead = next(
-        (e.actor.name for e in ordered if e.type is EventType.ACKNOWLEDGED and e.actor.name), None
-    )
-    facts = [
-        _detection(incident.opened_at, ordered),
-        *_response(incident, ordered, targets, now),
-        *_escalations(incident.opened_at, ordered),
-        _flaps(incident.opened_at, ordered),
-    ]
-    if incident.runbook_url:
-        facts.append(f"- Runbook: {incident.runbook_url}")
     recorded = _resolution(ordered)
-    actions = (
-        [f"| {_cell(recorded['follow_up'])} | [Owner] | [Due date] |"]
-        if recorded.get("follow_up")
-        else []
-    )
-    written = [
-        f"{label}{recorded[key]}"
-        for key, label in (("root_cause", ""), ("fix", "Fix: "), ("follow_up", "Follow-up: "))
-        if recorded.get(key)
-    ]
     lines = [
-        f"# Incident Postmortem: {incident.title}",
-        "",
-        f"**Date:** {opened.strftime('%Y-%m-%d')}",
-        f"**Duration:** {duration}",
-        f"**Severity:** {incident.severity.value}",
-        f"**Lead:** {lead or '[Name]'}",
+        *_header(incident, ordered, now),
         "",
         "## Summary",
         PROMPTS["summary"],
         "",
-        *facts,
+        *_facts(incident, ordered, targets, now),
         "",
         "## Timeline (UTC)",
-        *timeline,
+        *(timeline_lines(incident.opened_at, events) or ["- [no events recorded]"]),
         "",
         "## Root Cause",
-        *(written or [PROMPTS["root_cause"]]),
+        *(_written(recorded) or [PROMPTS["root_cause"]]),
         "",
         "## Impact",
         *_impact(incident, ordered),
@@ -292,7 +261,7 @@ def render_postmortem(
         "## Action Items",
         "| Action | Owner | Due Date |",
         "|--------|-------|----------|",
-        *actions,
+        *_actions(recorded),
         PROMPTS["action"],
         "",
         "## Lessons Learned",
@@ -300,6 +269,57 @@ def render_postmortem(
         "",
     ]
     return "\n".join(lines)
+
+
+def _header(incident: Incident, ordered: Sequence[IncidentEvent], now: datetime) -> list[str]:
+    """Title, date, duration (ongoing: up to ``now``), severity and lead (who acknowledged)."""
+    opened = incident.opened_at.astimezone(UTC)
+    if incident.resolved_at is not None:
+        duration = format_hours_minutes(incident.resolved_at - incident.opened_at)
+    else:
+        duration = f"{format_hours_minutes(now - incident.opened_at)} (ongoing)"
+    lead = next(
+        (e.actor.name for e in ordered if e.type is EventType.ACKNOWLEDGED and e.actor.name), None
+    )
+    return [
+        f"# Incident Postmortem: {incident.title}",
+        "",
+        f"**Date:** {opened.strftime('%Y-%m-%d')}",
+        f"**Duration:** {duration}",
+        f"**Severity:** {incident.severity.value}",
+        f"**Lead:** {lead or '[Name]'}",
+    ]
+
+
+def _facts(
+    incident: Incident, ordered: Sequence[IncidentEvent], targets: ResponseTargets, now: datetime
+) -> list[str]:
+    """The summary's recorded facts: detection, response, escalations, flaps, runbook."""
+    facts = [
+        _detection(incident.opened_at, ordered),
+        *_response(incident, ordered, targets, now),
+        *_escalations(incident.opened_at, ordered),
+        _flaps(incident.opened_at, ordered),
+    ]
+    if incident.runbook_url:
+        facts.append(f"- Runbook: {incident.runbook_url}")
+    return facts
+
+
+def _written(recorded: dict[str, str]) -> list[str]:
+    """The root cause, fix and follow-up the resolution recorded, for the Root Cause section."""
+    return [
+        f"{label}{recorded[key]}"
+        for key, label in (("root_cause", ""), ("fix", "Fix: "), ("follow_up", "Follow-up: "))
+        if recorded.get(key)
+    ]
+
+
+def _actions(recorded: dict[str, str]) -> list[str]:
+    """The recorded follow-up as the first action item's row (none recorded: no row)."""
+    if not recorded.get("follow_up"):
+        return []
+    return [f"| {_cell(recorded['follow_up'])} | [Owner] | [Due date] |"]
 
 
 def _resolution(ordered: Sequence[IncidentEvent]) -> dict[str, str]:

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import ssl
-import statistics
 import tempfile
 import time
 import uuid
@@ -37,14 +36,23 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.e2e_figures import (
+    alert_bench_id,
+    cpu_report,
+    cpu_seconds,
+    hops,
+    opened_bench_id,
+    processed,
+    record_times,
+)
 from bench.receiver_common import HttpConnection, encode, request_bytes
 from bench.sinks_latency import percentiles
 from kafka_admin.topics import ensure_topics
 from models.topics import TopicSpec
 from testkit.fakes.http import make_certificate
 from testkit.fakes.pagerduty import FakePagerDuty
-from testkit.harness import Sevflow, metric_sum
-from testkit.kafka_io import read_timed_json_topic, topics_swept
+from testkit.harness import Sevflow
+from testkit.kafka_io import topics_swept
 from testkit.store_backends import throwaway_database
 
 ROUTING_KEY = "B" * 32
@@ -181,8 +189,8 @@ async def steady_sevflow(sevflow: Sevflow, fake: FakePagerDuty, count: int, rate
           f"non-200={len(poster.failed)}")  # fmt: skip
     print(f"  {'  CPU used':30s} {cpu_report(cpu, cpu_after, count)}")
     bootstrap = sevflow.kafka_bootstrap
-    alerts = await record_times(bootstrap, sevflow.alerts_topic, _alert_bench_id)
-    opened = await record_times(bootstrap, f"e2e-events-{sevflow.suffix}", _opened_bench_id)
+    alerts = await record_times(bootstrap, sevflow.alerts_topic, alert_bench_id)
+    opened = await record_times(bootstrap, f"e2e-events-{sevflow.suffix}", opened_bench_id)
     hop_text = hops(poster.started, ("receiver -> alerts topic", alerts),
                     ("worker -> incident-events", opened), ("sink -> PagerDuty", seen))  # fmt: skip
     print(f"  {'  median hops':30s} {hop_text}")
@@ -246,65 +254,6 @@ async def steady_raw(bootstrap: str, fake: FakePagerDuty, cert: Path, count: int
     print(f"  {'raw aiokafka + httpx':30s} {percentiles(latencies)}  "
           f"{'' if done else 'INCOMPLETE '}elapsed={elapsed:.1f}s")  # fmt: skip
     print(f"  {'  producer ack time':30s} {percentiles(acked)}")
-
-
-async def record_times(bootstrap: str, topic: str, bench_id: Any) -> dict[str, float]:
-    """bench id → the Kafka timestamp (producer's wall clock, as monotonic time) of the first record
-    of ``topic`` that ``bench_id(value)`` names."""
-    offset = time.time() - time.monotonic()
-    found: dict[str, float] = {}
-    for timestamp, value in await read_timed_json_topic(bootstrap, topic, idle_polls=3):
-        name = bench_id(value)
-        if name is not None and name not in found:
-            found[name] = timestamp - offset
-    return found
-
-
-def _alert_bench_id(value: dict[str, Any]) -> str | None:
-    return value.get("labels", {}).get("bench_id")  # type: ignore[no-any-return]
-
-
-def _opened_bench_id(value: dict[str, Any]) -> str | None:
-    if value.get("type") != "opened":
-        return None
-    return ((value.get("alert") or {}).get("labels") or {}).get("bench_id")  # type: ignore[no-any-return]
-
-
-def hops(posted: dict[str, float], *stages: tuple[str, dict[str, float]]) -> str:
-    """Median time of each hop, over the alerts seen at every stage."""
-    names = [name for name, _ in stages]
-    times = [t for _, t in stages]
-    ids = [i for i in posted if all(i in t for t in times)]
-    if not ids:
-        return "no samples"
-    parts, before = [], posted
-    for name, after in zip(names, times, strict=True):
-        parts.append(f"{name} {statistics.median(after[i] - before[i] for i in ids) * 1000:.1f} ms")
-        before = after
-    return ", ".join(parts)
-
-
-def cpu_seconds(sevflow: Sevflow) -> dict[str, float]:
-    """CPU time used so far by each role of ``sevflow run`` (its child processes), from /proc."""
-    assert sevflow.process is not None
-    parent = sevflow.process.pid
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    used: dict[str, float] = {}
-    for pid in children:
-        role = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2].decode()
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        used[role] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return used
-
-
-def cpu_report(before: dict[str, float], after: dict[str, float], alerts: int) -> str:
-    used = {role: after[role] - before.get(role, 0) for role in sorted(after)}
-    return "  ".join(f"{role} {s:.1f}s ({s / alerts * 1e6:.0f} µs/alert)" for role, s in used.items())
-
-
-def processed(sevflow: Sevflow) -> float:
-    text = httpx.get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics", timeout=5).text
-    return metric_sum(text, "sevflow_worker_alerts_processed_total")
 
 
 async def storm(sevflow: Sevflow, fake: FakePagerDuty, alerts: int, per_post: int) -> None:

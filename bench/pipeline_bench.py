@@ -276,7 +276,7 @@ def store_for(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
         yield url
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -290,56 +290,68 @@ def main() -> None:
         "names (its role needs CREATEDB; default: a fresh SQLite file, the embedded store)",
     )
     parser.add_argument("--batch-size", type=int, default=500, help="SEVFLOW_BATCH_SIZE of the worker")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
+    """The raw loop, faust doing nothing, the pipeline alone and the worker with its relay over
+    the same records; prints their rates."""
+    topic = f"bench-alerts-{uuid.uuid4().hex[:6]}"
+    asyncio.run(produce(args.bootstrap, topic, records(args.alerts, args.groups, start)))
+    raw_seconds = asyncio.run(raw_loop(args.bootstrap, topic, args.alerts))
+    raw_rate = args.alerts / raw_seconds
+    noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
+
+    (base / "p").mkdir()
+    with store_for(args.database_url, base / "p" / "alone.db") as url:
+        env = worker_env(args.bootstrap, topic, url, base / "p", args.batch_size)
+        values = [r.to_bytes() for r in records(args.alerts, args.groups, start)]
+        alone_rate = asyncio.run(pipeline_alone(env, values, args.batch_size))
+
+    (base / "w").mkdir()
+    with store_for(args.database_url, base / "w" / "bench.db") as url:
+        rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
+
+    print(
+        f"records: {args.alerts} alerts in {args.groups} groups, "
+        f"{len(records(1, 1, start)[0].to_bytes())} bytes each"
+    )
+    print(f"store:   {'SQLite (embedded)' if not args.database_url else 'PostgreSQL'}")
+    print(f"raw aiokafka consume->produce: {raw_rate:9.0f} alerts/s")
+    print(
+        f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  ({noop_rate / raw_rate:.2f} of raw)"
+    )
+    print(
+        f"sevflow pipeline alone:        {alone_rate:9.0f} alerts/s  "
+        f"({alone_rate / raw_rate:.2f} of raw; no Kafka, faust or relay)"
+    )
+    print(f"sevflow worker + its relay:    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
+
+
+def storm(args: argparse.Namespace, base: Path, start: datetime) -> None:
+    """``args.storm`` alerts of one group through the worker: drain time and memory."""
+    storm_topic = f"bench-storm-{uuid.uuid4().hex[:6]}"
+    asyncio.run(produce(args.bootstrap, storm_topic, records(args.storm, 1, start)))
+    (base / "s").mkdir()
+    with store_for(args.database_url, base / "s" / "storm.db") as storm_url:
+        storm_rate, drained, memory = run_worker(
+            args.bootstrap, storm_topic, args.storm, storm_url, base / "s"
+        )
+    print(
+        f"storm: {args.storm} alerts of one group drained in {drained:.1f} s "
+        f"({storm_rate:.0f} alerts/s); RSS with {args.storm} open alerts: worker "
+        f"{memory[0]:.0f} MB, its outbox relay {memory[1]:.0f} MB"
+    )
+
+
+def main() -> None:
+    args = parse_args()
     with topics_swept(args.bootstrap), tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
         base = Path(tmp)
-        topic = f"bench-alerts-{uuid.uuid4().hex[:6]}"
         start = datetime.now(UTC)
-        asyncio.run(produce(args.bootstrap, topic, records(args.alerts, args.groups, start)))
-        raw_seconds = asyncio.run(raw_loop(args.bootstrap, topic, args.alerts))
-        raw_rate = args.alerts / raw_seconds
-        noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
-
-        (base / "p").mkdir()
-        with store_for(args.database_url, base / "p" / "alone.db") as url:
-            env = worker_env(args.bootstrap, topic, url, base / "p", args.batch_size)
-            values = [r.to_bytes() for r in records(args.alerts, args.groups, start)]
-            alone_rate = asyncio.run(pipeline_alone(env, values, args.batch_size))
-
-        (base / "w").mkdir()
-        with store_for(args.database_url, base / "w" / "bench.db") as url:
-            rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
-
-        print(
-            f"records: {args.alerts} alerts in {args.groups} groups, "
-            f"{len(records(1, 1, start)[0].to_bytes())} bytes each"
-        )
-        print(f"store:   {'SQLite (embedded)' if not args.database_url else 'PostgreSQL'}")
-        print(f"raw aiokafka consume->produce: {raw_rate:9.0f} alerts/s")
-        print(
-            f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  "
-            f"({noop_rate / raw_rate:.2f} of raw)"
-        )
-        print(
-            f"sevflow pipeline alone:        {alone_rate:9.0f} alerts/s  "
-            f"({alone_rate / raw_rate:.2f} of raw; no Kafka, faust or relay)"
-        )
-        print(f"sevflow worker + its relay:    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
-
+        throughput(args, base, start)
         if args.storm:
-            storm_topic = f"bench-storm-{uuid.uuid4().hex[:6]}"
-            asyncio.run(produce(args.bootstrap, storm_topic, records(args.storm, 1, start)))
-            (base / "s").mkdir()
-            with store_for(args.database_url, base / "s" / "storm.db") as storm_url:
-                storm_rate, drained, memory = run_worker(
-                    args.bootstrap, storm_topic, args.storm, storm_url, base / "s"
-                )
-            print(
-                f"storm: {args.storm} alerts of one group drained in {drained:.1f} s "
-                f"({storm_rate:.0f} alerts/s); RSS with {args.storm} open alerts: worker "
-                f"{memory[0]:.0f} MB, its outbox relay {memory[1]:.0f} MB"
-            )
+            storm(args, base, start)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,40 @@ async def http_load(port: int, token: str, size: int, seconds: float, concurrenc
     return accepted / elapsed
 
 
+def record_pool(size: int) -> list[list[tuple[bytes, bytes]]]:
+    """``POOL`` webhook payloads of ``size`` alerts each, as the (key, value) records the
+    receiver would produce for them."""
+    now = datetime.now(UTC)
+    return [
+        [
+            (r.fingerprint.encode(), r.to_bytes())
+            for r in to_records(WebhookPayload.model_validate(payload(i, size)), now)
+        ]
+        for i in range(POOL)
+    ]
+
+
+async def send_batch(
+    producer: AIOKafkaProducer, topic: str, batch: list[tuple[bytes, bytes]], *, partitioned: bool
+) -> None:
+    """Send ``batch`` and wait until Kafka acknowledged all of it (see :func:`raw_producer`)."""
+    if partitioned:
+        partitions = sorted(await producer.partitions_for(topic))
+        futures, last = [], {}
+        for k, v in batch:
+            partition = partition_for(k, partitions)
+            future = await producer.send(topic, key=k, value=v, partition=partition)
+            futures.append(future)
+            last[partition] = future
+        await asyncio.wait(last.values())
+        await asyncio.gather(*(f for f in futures if not f.done()))
+        for future in futures:
+            future.result()  # raises if Kafka refused it
+    else:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in batch]
+        await asyncio.gather(*futures)
+
+
 async def raw_producer(
     bootstrap: str, size: int, seconds: float, concurrency: int, *, partitioned: bool = False
 ) -> float:
@@ -75,14 +109,7 @@ async def raw_producer(
     rather than the plain way (default partitioner, ``gather`` over every record's future)."""
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
     await ensure_topic(bootstrap, topic, 8)
-    now = datetime.now(UTC)
-    batches = [
-        [
-            (r.fingerprint.encode(), r.to_bytes())
-            for r in to_records(WebhookPayload.model_validate(payload(i, size)), now)
-        ]
-        for i in range(POOL)
-    ]
+    batches = record_pool(size)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -98,21 +125,7 @@ async def raw_producer(
         nonlocal sent
         i = offset
         while time.perf_counter() < stop_at:
-            if partitioned:
-                partitions = sorted(await producer.partitions_for(topic))
-                futures, last = [], {}
-                for k, v in batches[i % POOL]:
-                    partition = partition_for(k, partitions)
-                    future = await producer.send(topic, key=k, value=v, partition=partition)
-                    futures.append(future)
-                    last[partition] = future
-                await asyncio.wait(last.values())
-                await asyncio.gather(*(f for f in futures if not f.done()))
-                for future in futures:
-                    future.result()  # raises if Kafka refused it
-            else:
-                futures = [await producer.send(topic, key=k, value=v) for k, v in batches[i % POOL]]
-                await asyncio.gather(*futures)
+            await send_batch(producer, topic, batches[i % POOL], partitioned=partitioned)
             sent += size
             i += concurrency
 

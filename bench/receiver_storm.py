@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,6 +99,60 @@ def run_storm(
         alertmanager.stop()
 
 
+def storm_bare(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, float], int]:
+    """The storm against the bare handler: its figures and how many alerts it received."""
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "bench.receiver_bare", str(port)], cwd=REPO)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/count"), 30, "bare handler")
+        result = run_storm(
+            tmp / "bare",
+            f"http://127.0.0.1:{port}/",
+            "unused",
+            args.groups,
+            args.alerts_per_group,
+            args.group_wait,
+        )
+        alerts: int = httpx.get(f"http://127.0.0.1:{port}/count", timeout=5).json()["alerts"]
+    finally:
+        bare.terminate()
+        bare.wait(20)
+    return result, alerts
+
+
+def storm_sevflow(args: argparse.Namespace, tmp: Path, total: int) -> tuple[dict[str, float], list[Any]]:
+    """The storm against sevflow's receiver: its figures and the records in the alerts topic."""
+    workdir = tmp / "sevflow"
+    workdir.mkdir()
+    sevflow = Sevflow(
+        workdir,
+        args.bootstrap,
+        f"sqlite:///{tmp}/unused.db",
+        command="receiver",
+        extra_env={
+            "SEVFLOW_LOG_LEVEL": "WARNING",
+            **{
+                f"SEVFLOW_{k.upper()}": v
+                for k, _, v in (x.partition("=") for x in args.receiver_setting)
+            },
+        },
+    )
+    sevflow.start()
+    try:
+        sevflow_result = run_storm(
+            workdir,
+            f"{sevflow.url}/webhooks/alertmanager",
+            sevflow.token,
+            args.groups,
+            args.alerts_per_group,
+            args.group_wait,
+        )
+        records = read_topic(args.bootstrap, sevflow.alerts_topic, expect=total, settle=3, timeout=120)
+    finally:
+        sevflow.stop()
+    return sevflow_result, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=3000)
@@ -119,54 +174,8 @@ def main() -> None:
     )
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with topics_swept(args.bootstrap), tempfile.TemporaryDirectory() as tmp:
-        # The bare handler.
-        port = free_port()
-        bare = subprocess.Popen([sys.executable, "-m", "bench.receiver_bare", str(port)], cwd=REPO)
-        try:
-            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/count"), 30, "bare handler")
-            bare_result = run_storm(
-                Path(tmp) / "bare",
-                f"http://127.0.0.1:{port}/",
-                "unused",
-                args.groups,
-                args.alerts_per_group,
-                args.group_wait,
-            )
-            bare_alerts = httpx.get(f"http://127.0.0.1:{port}/count", timeout=5).json()["alerts"]
-        finally:
-            bare.terminate()
-            bare.wait(20)
-        # sevflow.
-        workdir = Path(tmp) / "sevflow"
-        workdir.mkdir()
-        sevflow = Sevflow(
-            workdir,
-            args.bootstrap,
-            f"sqlite:///{tmp}/unused.db",
-            command="receiver",
-            extra_env={
-                "SEVFLOW_LOG_LEVEL": "WARNING",
-                **{
-                    f"SEVFLOW_{k.upper()}": v
-                    for k, _, v in (x.partition("=") for x in args.receiver_setting)
-                },
-            },
-        )
-        sevflow.start()
-        try:
-            sevflow_result = run_storm(
-                workdir,
-                f"{sevflow.url}/webhooks/alertmanager",
-                sevflow.token,
-                args.groups,
-                args.alerts_per_group,
-                args.group_wait,
-            )
-            records = read_topic(
-                args.bootstrap, sevflow.alerts_topic, expect=total, settle=3, timeout=120
-            )
-        finally:
-            sevflow.stop()
+        bare_result, bare_alerts = storm_bare(args, Path(tmp))
+        sevflow_result, records = storm_sevflow(args, Path(tmp), total)
     copies = Counter(r.key for r in records)
     duplicated = sum(1 for c in copies.values() if c > 1)
     for name, result, delivered in (

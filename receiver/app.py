@@ -38,7 +38,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from models.alertmanager import WebhookPayload, to_records
 from models.clock import Clock
@@ -102,6 +102,7 @@ def create_app(
     extra_routes: Sequence[Route] = (),
     body_read_seconds: float = BODY_READ_SECONDS,
     metrics_auth: WebhookAuth | None = None,
+    console: Callable[[Sequence[Route]], BaseRoute] | None = None,
 ) -> Starlette:
     """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
 
@@ -272,6 +273,8 @@ def create_app(
                 )
                 for r in extra_routes
             ),
+            # The operator console (receiver/console/): its own sign-in; acts through extra_routes.
+            *([console(extra_routes)] if console is not None else []),
         ],
     )
 

@@ -16,6 +16,7 @@ command -v pg_createcluster >/dev/null 2>&1 || missing+=(postgresql-common)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: checks deploy/prometheus rules
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)  # the console's browser tests
 
 if [ ${#missing[@]} -eq 0 ]; then
   say "system packages present (java, maven, postgresql, prometheus-alertmanager, chromium)"

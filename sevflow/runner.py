@@ -25,6 +25,7 @@ from receiver.auth import WebhookAuth
 from receiver.callbacks import routes_from_settings, slack_callers_from_settings
 from receiver.canary import Canary, canary_authorization, loopback_url
 from receiver.commands import CommandPublisher
+from receiver.console import console_from_settings
 from receiver.incident_api import API_COMMAND_ROUTES, incident_routes
 from receiver.kafka import KafkaAlertPublisher
 from receiver.metrics import ReceiverMetrics
@@ -145,6 +146,7 @@ def run_receiver(settings: Settings) -> int:
             publish_route(store_engine, commands, clock=utc_now),
         ],
         metrics_auth=_metrics_auth(settings),
+        console=console_from_settings(settings, store_engine, credentials),
     )
     configs = [
         listener_config(

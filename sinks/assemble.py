@@ -29,7 +29,8 @@ from sinks.status_builtin import BuiltinStatusPage
 from sinks.statuspage import StatusBackend, StatusPageSink
 from sinks.statuspage_client import StatuspageClient
 from sinks.statuspage_format import Components
-from store.deliveries import DeliveryLog, StatusPageStore
+from store.deliveries import DeliveryLog
+from store.status_page import StatusPageStore
 
 __all__ = ["build_sinks", "effects_for"]
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sinks.clock import Clock
 from sinks.statuspage_format import StatusChange, follow_up
-from store.deliveries import StatusPageRecord, StatusPageStore
+from store.status_page import StatusPageRecord, StatusPageStore
 
 __all__ = ["BuiltinStatusPage"]
 

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.clock import Clock
-from store.deliveries import StatusPageRecord, StatusPageStore
+from store.status_page import StatusPageRecord, StatusPageStore
 
 __all__ = ["HISTORY", "READ_TIMEOUT", "create_status_app", "page_view", "render_html"]
 

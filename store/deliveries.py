@@ -1,4 +1,4 @@
-"""The sinks' repository: delivery log, external references, built-in status page.
+"""The sinks' delivery log: which effects happened, and the vendors' ids for each incident.
 
 The delivery log is checked before a vendor call and written after the vendor confirmed it
 (Alertmanager's notification log), so a redelivered event never repeats an effect. A ``pending``
@@ -15,23 +15,28 @@ replaces it.
 
 A step's name can hold a user's words (an escalation target's name); one longer than the column
 is stored as its start and a hash of the whole (:func:`stored_step`), on every back end alike.
+
+The in-memory view and the batched confirmations are in :mod:`store.delivery_view`; the built-in
+status page's own store in :mod:`store.status_page`.
 """
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.chunking import chunks
 from store.combining import GroupCommit
 from store.db import reader
-from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
+from store.delivery_view import Confirmation, Preloaded, StepRecord, write_confirmations
+from store.sinks_schema import sink_deliveries, sink_refs
+from store.status_page import StatusPageRecord, StatusPageStore
+from store.upserts import dialect_insert
 
+# StatusPageStore and StatusPageRecord live in store.status_page; named here too for the
+# importers that still read them from this module.
 __all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord", "stored_step"]
 
 #: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
@@ -45,54 +50,6 @@ def stored_step(step: str) -> str:
         return step
     digest = hashlib.sha256(step.encode()).hexdigest()[:16]
     return f"{step[: STEP_MAX - 17]}#{digest}"
-
-
-@dataclass(frozen=True)
-class _Confirm:
-    sink: str
-    event_ids: tuple[str, ...]
-    step: str
-    incident_id: str
-    now: datetime
-    result: dict[str, str]
-    refs: dict[str, str]
-    scope: str
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    status: str  # "pending" | "done"
-    result: dict[str, str]
-
-
-@dataclass
-class _Preloaded:
-    """The delivery log of one sink's current batch: its events' steps, its incidents' refs."""
-
-    sink: str | None = None
-    events: set[str] = field(default_factory=set)
-    scopes: set[str] = field(default_factory=set)
-    steps: dict[tuple[str, str], StepRecord] = field(default_factory=dict)
-    refs: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def has_event(self, sink: str, event_id: str) -> bool:
-        return sink == self.sink and event_id in self.events
-
-    def has_scope(self, sink: str, scope: str) -> bool:
-        return sink == self.sink and scope in self.scopes
-
-    def confirmed(self, write: _Confirm) -> None:
-        """Mirror a committed confirmation."""
-        for event_id in write.event_ids:
-            if self.has_event(write.sink, event_id):
-                self.steps[(event_id, write.step)] = StepRecord("done", dict(write.result))
-        if write.refs and self.has_scope(write.sink, write.scope):
-            self.refs[write.scope].update(write.refs)
-
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 class DeliveryLog:
@@ -123,17 +80,17 @@ class DeliveryLog:
         self._reader = reader(engine)
         self._confirms = GroupCommit(
             engine,
-            self._confirm_all,
+            write_confirmations,
             committed=self._mirror,
             max_batch=self.MAX_BATCH,
             linger=self.LINGER,
         )
-        self._view = _Preloaded()
+        self._view = Preloaded()
 
     async def preload(self, sink: str, event_ids: Sequence[str], scopes: Sequence[str]) -> None:
         """Read the steps of ``event_ids`` and the references of ``scopes`` in one round trip;
         later reads of those are answered from memory (replaces the previous preload)."""
-        view = _Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
+        view = Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
         view.refs = {scope: {} for scope in view.scopes}
         async with self._reader.connect() as conn:
             for chunk in chunks(sorted(view.events)):
@@ -202,7 +159,7 @@ class DeliveryLog:
         """Mark the step as about to be attempted (kept if already there)."""
         step = stored_step(step)
         async with self._engine.begin() as conn:
-            stmt = _insert(conn, sink_deliveries).values(
+            stmt = dialect_insert(conn, sink_deliveries).values(
                 sink=sink,
                 event_id=event_id,
                 step=step,
@@ -251,61 +208,21 @@ class DeliveryLog:
         Confirmations arriving together (concurrent incidents) share one transaction — one
         commit, one fsync — instead of queueing for the database one by one.
         """
-        write = _Confirm(sink, tuple(event_ids), stored_step(step), incident_id, now, dict(result or {}),
-                         dict(refs or {}), scope or incident_id)  # fmt: skip
+        write = Confirmation(
+            sink,
+            tuple(event_ids),
+            stored_step(step),
+            incident_id,
+            now,
+            dict(result or {}),
+            dict(refs or {}),
+            scope or incident_id,
+        )
         await self._confirms.submit(write)
 
-    def _mirror(self, writes: Sequence[_Confirm]) -> None:
+    def _mirror(self, writes: Sequence[Confirmation]) -> None:
         for write in writes:
             self._view.confirmed(write)
-
-    @staticmethod
-    async def _confirm_all(conn: AsyncConnection, writes: Sequence[_Confirm]) -> None:
-        """Every confirmation of a flush as two multi-row statements (later writes win)."""
-        steps: dict[tuple[str, str, str], dict[str, Any]] = {}
-        refs: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for write in writes:
-            for event_id in write.event_ids:
-                steps[(write.sink, event_id, write.step)] = {
-                    "sink": write.sink,
-                    "event_id": event_id,
-                    "step": write.step,
-                    "incident_id": write.incident_id,
-                    "status": "done",
-                    "result": write.result,
-                    "started_at": write.now,
-                    "delivered_at": write.now,
-                }
-            for key, value in write.refs.items():
-                refs[(write.sink, write.scope, key)] = {
-                    "sink": write.sink,
-                    "scope": write.scope,
-                    "key": key,
-                    "value": value,
-                    "updated_at": write.now,
-                }
-        if steps:
-            stmt = _insert(conn, sink_deliveries)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["sink", "event_id", "step"],
-                    set_={
-                        "status": stmt.excluded.status,
-                        "result": stmt.excluded.result,
-                        "delivered_at": stmt.excluded.delivered_at,
-                    },
-                ),
-                list(steps.values()),
-            )
-        if refs:
-            stmt = _insert(conn, sink_refs)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["sink", "scope", "key"],
-                    set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-                ),
-                list(refs.values()),
-            )
 
     async def refs(self, sink: str, scope: str) -> dict[str, str]:
         if self._view.has_scope(sink, scope):
@@ -329,7 +246,7 @@ class DeliveryLog:
         conn: AsyncConnection, sink: str, scope: str, refs: Mapping[str, str], now: datetime
     ) -> None:
         for key, value in refs.items():
-            stmt = _insert(conn, sink_refs).values(
+            stmt = dialect_insert(conn, sink_refs).values(
                 sink=sink, scope=scope, key=key, value=value, updated_at=now
             )
             await conn.execute(
@@ -379,7 +296,7 @@ class DeliveryLog:
         was set. A claim: of several processes swapping the same value, one wins."""
         async with self._engine.begin() as conn:
             if expected is None:
-                stmt = _insert(conn, sink_refs).values(
+                stmt = dialect_insert(conn, sink_refs).values(
                     sink=sink, scope=scope, key=key, value=value, updated_at=now
                 )
                 result = await conn.execute(stmt.on_conflict_do_nothing())
@@ -422,123 +339,3 @@ class DeliveryLog:
                 )
             )
             return len(rows.all())
-
-
-@dataclass(frozen=True)
-class StatusPageRecord:
-    incident_id: str
-    name: str
-    status: str
-    impact: str
-    components: dict[str, str]
-    updates: list[dict[str, str]]
-    created_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-
-
-_Change = tuple[str, Callable[[StatusPageRecord | None], StatusPageRecord | None]]
-
-
-class StatusPageStore:
-    """The built-in status page's incidents."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._reader = reader(engine)
-        self._changes: GroupCommit[_Change] = GroupCommit(engine, self._apply, linger=DeliveryLog.LINGER)
-
-    async def get(self, incident_id: str) -> StatusPageRecord | None:
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(status_page_incidents).where(
-                        status_page_incidents.c.incident_id == incident_id
-                    )
-                )
-            ).first()
-        return _record(row) if row else None
-
-    async def change(
-        self,
-        incident_id: str,
-        plan: Callable[[StatusPageRecord | None], StatusPageRecord | None],
-    ) -> None:
-        """Read one incident, let ``plan`` say what it becomes (None: unchanged), write it. The
-        read and the write share one transaction (changes of one incident never interleave) with
-        the other changes requested at the same time."""
-        await self._changes.submit((incident_id, plan))
-
-    async def _apply(self, conn: AsyncConnection, changes: Sequence[_Change]) -> None:
-        ids = sorted({incident_id for incident_id, _ in changes})
-        current: dict[str, StatusPageRecord | None] = dict.fromkeys(ids)
-        for chunk in chunks(ids):
-            # FOR UPDATE: on PostgreSQL two processes changing one incident (two sinks replicas'
-            # follow-ups) then take turns, each planning from the other's result (SQLite's
-            # BEGIN IMMEDIATE already serialises them; SQLAlchemy renders nothing there).
-            rows = await conn.execute(
-                select(status_page_incidents)
-                .where(status_page_incidents.c.incident_id.in_(chunk))
-                .with_for_update()
-            )
-            for row in rows:
-                current[row.incident_id] = _record(row)
-        changed: dict[str, StatusPageRecord] = {}
-        for incident_id, plan in changes:
-            record = plan(current[incident_id])
-            if record is not None:
-                current[incident_id] = changed[incident_id] = record
-        await self._save_all(conn, list(changed.values()))
-
-    async def save(self, record: StatusPageRecord) -> None:
-        async with self._engine.begin() as conn:
-            await self._save_all(conn, [record])
-
-    @staticmethod
-    async def _save_all(conn: AsyncConnection, records: Sequence[StatusPageRecord]) -> None:
-        if not records:
-            return
-        stmt = _insert(conn, status_page_incidents)
-        kept = ("incident_id", "created_at")
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["incident_id"],
-                set_={
-                    c.name: stmt.excluded[c.name] for c in status_page_incidents.c if c.name not in kept
-                },
-            ),
-            [asdict(r) for r in records],  # the fields are the columns,
-        )
-
-    async def open_incidents(self) -> list[StatusPageRecord]:
-        async with self._reader.connect() as conn:
-            rows = await conn.execute(
-                select(status_page_incidents)
-                .where(status_page_incidents.c.resolved_at.is_(None))
-                .order_by(status_page_incidents.c.created_at.desc())
-            )
-            return [_record(r) for r in rows]
-
-    async def resolved_since(self, since: datetime, limit: int = 50) -> list[StatusPageRecord]:
-        async with self._reader.connect() as conn:
-            rows = await conn.execute(
-                select(status_page_incidents)
-                .where(status_page_incidents.c.resolved_at >= since)
-                .order_by(status_page_incidents.c.resolved_at.desc())
-                .limit(limit)
-            )
-            return [_record(r) for r in rows]
-
-
-def _record(row: Any) -> StatusPageRecord:
-    return StatusPageRecord(
-        incident_id=row.incident_id,
-        name=row.name,
-        status=row.status,
-        impact=row.impact,
-        components=dict(row.components),
-        updates=list(row.updates),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        resolved_at=row.resolved_at,
-    )

@@ -242,70 +242,84 @@ class IncidentTx:
 
     async def flush(self) -> list[IncidentEvent]:
         """Write everything staged; returns the events written (the outbox rows)."""
-        rows = [_incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
-        if rows:
-            stmt = self._insert(incidents)
-            await self._conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
-                ),
-                rows,
-            )
-            moved = [
-                {"g": group_key, "i": latest.id}
-                for group_key, latest in sorted(self.incidents_by_group.items())
-                if latest is not None and self._pointers.get(group_key) != latest.id
-            ]
-            if moved:
-                await self._conn.execute(
-                    update(incident_groups)
-                    .where(incident_groups.c.group_key == bindparam("g"))
-                    .values(incident_id=bindparam("i")),
-                    moved,
-                )
-                self._pointers.update((m["g"], m["i"]) for m in moved)
-        alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
-        if alert_rows:
-            stmt = self._insert(alerts)
-            await self._conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["fingerprint"],
-                    set_={c: stmt.excluded[c] for c in alert_rows[0] if c != "fingerprint"},
-                ),
-                alert_rows,
-            )
+        await self._flush_incidents()
+        await self._flush_alerts()
         events, self._events = self._events, []
         if events:
             await self._conn.execute(
                 self._insert(incident_events).on_conflict_do_nothing(index_elements=["event_id"]),
                 [_event_row(e) for e in events],
             )
-        if self._progress:
-            stmt = self._insert(partition_progress)
-            stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
-            stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
-            await self._conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["partition"],
-                    set_={
-                        "newest_received_at": case((given > stored, given), else_=stored),
-                        "next_offset": case(
-                            (stored_offset.is_(None), given_offset),
-                            (given_offset > stored_offset, given_offset),
-                            else_=stored_offset,
-                        ),
-                    },
-                ),
-                [
-                    {"partition": p, "newest_received_at": at, "next_offset": offset}
-                    for p, (at, offset) in sorted(self._progress.items())
-                ],
-            )
-            self._progress.clear()
+        await self._flush_progress()
         self._dirty_incidents.clear()
         self._dirty_alerts.clear()
         return events
+
+    async def _flush_incidents(self) -> None:
+        """The changed incidents, and the groups whose latest incident moved."""
+        rows = [_incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
+        if not rows:
+            return
+        stmt = self._insert(incidents)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
+            ),
+            rows,
+        )
+        moved = [
+            {"g": group_key, "i": latest.id}
+            for group_key, latest in sorted(self.incidents_by_group.items())
+            if latest is not None and self._pointers.get(group_key) != latest.id
+        ]
+        if moved:
+            await self._conn.execute(
+                update(incident_groups)
+                .where(incident_groups.c.group_key == bindparam("g"))
+                .values(incident_id=bindparam("i")),
+                moved,
+            )
+            self._pointers.update((m["g"], m["i"]) for m in moved)
+
+    async def _flush_alerts(self) -> None:
+        alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
+        if not alert_rows:
+            return
+        stmt = self._insert(alerts)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["fingerprint"],
+                set_={c: stmt.excluded[c] for c in alert_rows[0] if c != "fingerprint"},
+            ),
+            alert_rows,
+        )
+
+    async def _flush_progress(self) -> None:
+        """Each partition's progress, never moved back (see :meth:`advance`)."""
+        if not self._progress:
+            return
+        stmt = self._insert(partition_progress)
+        stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
+        stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["partition"],
+                set_={
+                    "newest_received_at": case((given > stored, given), else_=stored),
+                    "next_offset": case(
+                        (stored_offset.is_(None), given_offset),
+                        (given_offset > stored_offset, given_offset),
+                        else_=stored_offset,
+                    ),
+                },
+            ),
+            [
+                {"partition": p, "newest_received_at": at, "next_offset": offset}
+                for p, (at, offset) in sorted(self._progress.items())
+            ],
+        )
+        self._progress.clear()
 
 
 class IncidentStore:

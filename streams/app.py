@@ -180,9 +180,11 @@ def create_app(
 
     engine = async_engine(settings.sqlalchemy_url())
     store = IncidentStore(engine)
-    escalation_policy = load_policy(
-        settings.escalation_policy_file, settings.playbook_times()
-    )  # bad policy: fail at start
+    escalation_policy = load_policy(  # bad policy: fail at start
+        settings.escalation_policy_file,
+        settings.playbook_times(),
+        emailing=settings.email_configured(),
+    )
     pipeline = Pipeline(
         store,
         load_rules(settings.rules_file),

@@ -100,6 +100,8 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         raise PolicyError(f"{source}: not YAML: {exc}") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{source}: expected a mapping with at least 'levels'")
+    if "emailing" in document:
+        raise PolicyError(f"{source}: emailing: set by SEVFLOW_SMTP_HOST, not by the policy file")
     try:
         return EscalationPolicy.model_validate(document)
     except ValidationError as exc:
@@ -110,18 +112,23 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         raise PolicyError(f"{source}: {problems}") from None
 
 
-def load_policy(path: Path | None, times: PlaybookTimes | None = None) -> EscalationPolicy:
+def load_policy(
+    path: Path | None, times: PlaybookTimes | None = None, *, emailing: bool = False
+) -> EscalationPolicy:
     """The policy in ``path`` (``SEVFLOW_ESCALATION_POLICY_FILE``), or the playbook's when None
-    with ``times`` (``SEVFLOW_ESCALATION_*_MINUTES``, :meth:`EscalationSettings.playbook_times`).
+    with ``times`` (``SEVFLOW_ESCALATION_*_MINUTES``, :meth:`EscalationSettings.playbook_times`);
+    ``emailing``: SMTP is configured (``Settings.email_configured``), said in contacts' reasons.
 
     Read once at start-up; a bad file stops the worker with a message naming the field."""
     if path is None:
-        return playbook_policy(times)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
-    return parse_policy(text, source=str(path))
+        policy = playbook_policy(times)
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"{path}: {exc.strerror or exc}") from None
+        policy = parse_policy(text, source=str(path))
+    return policy.model_copy(update={"emailing": emailing})
 
 
 class EscalationMetrics:
@@ -204,7 +211,7 @@ async def _escalate(
     ):
         state = arm(incident, policy, now)
     assert state is not None
-    step = advance(state, incident, now)
+    step = advance(state, incident, now, emailing=policy.emailing)
     if stored is not None and step.state == stored and incident.sequence == stored.seen_sequence:
         return result  # nothing fired, nothing changed
     for firing in step.firings:

@@ -1,4 +1,5 @@
-"""Real processes for end-to-end tests: sevflow itself and Prometheus Alertmanager.
+"""Real processes for end-to-end tests: sevflow itself and Prometheus Alertmanager
+(testkit/alertmanager.py), and a broker of a test's own (testkit/private_kafka.py).
 
 Both run as child processes on free loopback ports with their own configuration and data
 directories, and are stopped (SIGTERM, then SIGKILL) when the test ends. Their output goes to
@@ -7,31 +8,43 @@ end-to-end tests share: sevflow pointed at the vendor fakes, fed by Alertmanager
 """
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
+from testkit.alertmanager import Alertmanager
 from testkit.fakes.fixtures import ROUTING_KEY, SLACK_TOKEN, SP_KEY, SP_PAGE
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.local import REPO, free_port
+from testkit.private_kafka import PrivateKafka, read_topic
+from testkit.processes import metric_sum, stop_process, wait_for
 
-ALERTMANAGER = os.environ.get("SEVFLOW_ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
-AMTOOL = os.environ.get("SEVFLOW_AMTOOL_BIN", shutil.which("amtool") or "/usr/bin/amtool")
-
-T = TypeVar("T")
+# What the tests and benchmarks import from here, wherever it lives.
+__all__ = [
+    "Alertmanager",
+    "PrivateKafka",
+    "Sevflow",
+    "alertmanager_for",
+    "metric_sum",
+    "read_topic",
+    "realtime_slack",
+    "relay_lease_holder",
+    "role_env",
+    "running",
+    "sevflow_at_fakes",
+    "stored_alerts",
+    "wait_for",
+]
 
 
 def role_env(
@@ -88,28 +101,6 @@ def relay_lease_holder(url: str) -> str | None:
         return None
     finally:
         engine.dispose()
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
-    """Poll ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass
@@ -198,140 +189,12 @@ class Sevflow:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
 
     def metric(self, name: str) -> float:
         """Sum of every sample of ``name`` on sevflow's /metrics (0 when absent)."""
         text = httpx.get(f"{self.url}/metrics", timeout=5).text
         return metric_sum(text, name)
-
-
-def metric_sum(exposition: str, name: str, **labels: str) -> float:
-    """Sum the samples of ``name`` (optionally only those with ``labels``) in a text exposition."""
-    total = 0.0
-    for line in exposition.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        series, _, value = line.rpartition(" ")
-        if series != name and not series.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in series for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
-@dataclass
-class Alertmanager:
-    """A real Prometheus Alertmanager whose only receiver is sevflow's webhook."""
-
-    workdir: Path
-    webhook_url: str
-    token: str
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    #: ``webhook_config.max_alerts`` (0: unlimited).
-    max_alerts: int = 0
-    group_interval: str = "1s"
-    group_wait: str = "1s"
-    #: Send ``basic_auth`` with this (user, password) instead of the bearer token.
-    basic_auth: tuple[str, str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def config(self) -> str:
-        if self.basic_auth is None:
-            auth = f"""\
-          authorization:
-            type: Bearer
-            credentials: {self.token}
-"""
-        else:
-            auth = f"""\
-          basic_auth:
-            username: {self.basic_auth[0]}
-            password: {self.basic_auth[1]}
-"""
-        limit = f"        max_alerts: {self.max_alerts}\n" if self.max_alerts else ""
-        return f"""\
-route:
-  receiver: sevflow
-  group_by: ['alertname']
-  group_wait: {self.group_wait}
-  group_interval: {self.group_interval}
-  repeat_interval: 1h
-receivers:
-  - name: sevflow
-    webhook_configs:
-      - url: {self.webhook_url}
-        send_resolved: true
-{limit}        http_config:
-{auth}"""
-
-    def start(self) -> "Alertmanager":
-        if not os.access(ALERTMANAGER, os.X_OK):
-            raise AssertionError(
-                f"{ALERTMANAGER} not found: install prometheus-alertmanager (scripts/install-deps.sh)"
-            )
-        (self.workdir / "am-data").mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "alertmanager.yml"
-        config.write_text(self.config())
-        with (self.workdir / "alertmanager.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    ALERTMANAGER,
-                    f"--config.file={config}",
-                    f"--storage.path={self.workdir / 'am-data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                    "--log.level=debug",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._ready, 30, f"Alertmanager at {self.url}")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            log = (self.workdir / "alertmanager.log").read_text()
-            raise AssertionError(f"Alertmanager exited early:\n{log[-4000:]}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def amtool(self, *args: str) -> str:
-        """Run ``amtool`` against this Alertmanager; fails the test on a non-zero exit."""
-        result = subprocess.run(
-            [AMTOOL, f"--alertmanager.url={self.url}", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"amtool {' '.join(args)} failed: {result.stderr}")
-        return result.stdout
-
-    def log(self) -> str:
-        return (self.workdir / "alertmanager.log").read_text()
-
-    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        """Push alerts through Alertmanager's own API (``POST /api/v2/alerts``)."""
-        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=30)
-        if response.status_code != 200:
-            raise AssertionError(f"Alertmanager refused alerts: {response.status_code} {response.text}")
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of one of Alertmanager's own metrics."""
-        return metric_sum(httpx.get(f"{self.url}/metrics", timeout=10).text, name, **labels)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
 
 
 def alertmanager_for(sevflow: Sevflow, workdir: Path) -> Alertmanager:
@@ -391,84 +254,3 @@ def running(sevflow: Sevflow, *alertmanagers: Alertmanager) -> Iterator[None]:
         for alertmanager in alertmanagers:
             alertmanager.stop()
         sevflow.stop()
-
-
-@dataclass
-class PrivateKafka:
-    """A broker of a test's own (scripts/kafka.sh on other ports, data under ``home``).
-
-    For tests that stop and start Kafka: the broker the other tests share is never touched.
-    """
-
-    home: Path
-    port: int = field(default_factory=free_port)
-    controller_port: int = field(default_factory=free_port)
-    heap: str = "384m"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _script(self, action: str) -> None:
-        env = dict(
-            os.environ,
-            KAFKA_PORT=str(self.port),
-            KAFKA_CONTROLLER_PORT=str(self.controller_port),
-            KAFKA_HEAP=self.heap,
-            SEVFLOW_HOME=str(self.home),
-        )
-        result = subprocess.run(
-            [str(REPO / "scripts" / "kafka.sh"), action],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"scripts/kafka.sh {action} failed:\n{result.stderr[-4000:]}")
-
-    def start(self) -> "PrivateKafka":
-        self._script("start")
-        return self
-
-    def stop(self) -> None:
-        self._script("stop")
-
-
-def read_topic(
-    bootstrap: str, topic: str, *, expect: int = 1, settle: float = 2.0, timeout: float = 60
-) -> list[Any]:
-    """Every record of ``topic``, read until there are at least ``expect`` and nothing new has
-    arrived for ``settle`` seconds (so extra, duplicate records would be seen), or ``timeout``."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
-
-    async def read() -> list[Any]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            request_timeout_ms=10_000,
-        )
-        await asyncio.wait_for(consumer.start(), 20)
-        seen: list[Any] = []
-        try:
-            deadline = time.monotonic() + timeout
-            quiet_since = time.monotonic()
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
-                got = [m for messages in batch.values() for m in messages]
-                if got:
-                    seen.extend(got)
-                    quiet_since = time.monotonic()
-                elif len(seen) >= expect and time.monotonic() - quiet_since >= settle:
-                    break
-        finally:
-            await consumer.stop()
-        return seen
-
-    return asyncio.run(read())

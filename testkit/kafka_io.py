@@ -1,24 +1,29 @@
 """Reading a whole topic of JSON records from the real broker, for assertions and benchmarks,
-and removing the topics a test run or a benchmark created."""
+waiting until consumer groups have committed a whole topic, and removing the topics a test run or
+a benchmark created."""
 
 import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 __all__ = [
+    "behind",
     "delete_topics",
+    "group_members",
     "read_json_topic",
     "read_timed_json_topic",
     "sweepable",
     "topic_names",
     "topics_swept",
+    "wait_committed_through_end",
 ]
 
 
@@ -51,6 +56,65 @@ async def read_timed_json_topic(
 async def read_json_topic(bootstrap: str, topic: str, idle_polls: int = 4) -> list[dict[str, object]]:
     """Every record value of ``topic`` from the beginning."""
     return [value for _, value in await read_timed_json_topic(bootstrap, topic, idle_polls)]
+
+
+async def behind(bootstrap: str, topic: str, groups: Collection[str]) -> dict[str, dict[int, int]]:
+    """Per group, the partitions of ``topic`` whose committed offset is short of the end, and by
+    how many records (a partition never committed counts from 0). The end is the last stable
+    offset, as a ``read_committed`` consumer sees it. Empty: every group committed everything."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await admin.start()
+    await ends.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+        end = await ends.end_offsets(partitions)
+        out: dict[str, dict[int, int]] = {}
+        for group in groups:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            # A partition the group never committed is answered with offset -1, or left out.
+            at = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in partitions}
+            short = {tp.partition: end[tp] - at[tp] for tp in partitions}
+            short = {p: n for p, n in short.items() if n > 0}
+            if short:
+                out[group] = short
+        return out
+    finally:
+        await ends.stop()
+        await admin.close()
+
+
+async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
+    """The state of consumer group ``group`` as its coordinator tells it (``Stable``,
+    ``PreparingRebalance``…) and how many members it counts, those waiting to be given
+    partitions in a rebalance too."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        # DescribeGroups v0+: (error_code, group_id, state, protocol_type, protocol, members, ...)
+        (described,) = response.groups
+        return str(described[2]), len(described[5])
+    finally:
+        await admin.close()
+
+
+async def wait_committed_through_end(
+    bootstrap: str, topic: str, groups: Collection[str], within: float = 60.0
+) -> None:
+    """Wait until every one of ``groups`` has committed ``topic`` up to its end.
+
+    For a consumer that commits a record only once it is done with it (sevflow's sinks commit a
+    partition up to its oldest record not yet delivered, dead-lettered or skipped), this means
+    every record produced before the call has been handled: nothing more can come of them, so a
+    test may then assert that nothing extra happened. Fails after ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while short := await behind(bootstrap, topic, groups):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not committed through the end of {topic} in {within:.0f}s: {short}")
+        await asyncio.sleep(0.2)
 
 
 async def topic_names(bootstrap: str) -> set[str]:

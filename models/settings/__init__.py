@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.settings.access import AccessSettings
 from models.settings.canary import CanarySettings
+from models.settings.console import ConsoleSettings
 from models.settings.core import CoreSettings
 from models.settings.email import EmailSettings
 from models.settings.escalation import EscalationSettings
@@ -39,6 +40,7 @@ class Settings(
     RunSettings,
     CanarySettings,
     AccessSettings,
+    ConsoleSettings,
     TeamSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""

@@ -5,11 +5,7 @@ Bearer xox[bp]-…`` (or a ``token`` field) is required: missing → ``not_authe
 ``invalid_auth``. Errors are HTTP 200 ``{"ok": false, "error": …}``; ``ratelimited`` is HTTP 429
 with ``Retry-After``. Optionally enforces Slack's ~1 post/s per channel on a clock.
 
-Sizes as Slack documents them, counted in UTF-16 units (what Slack's JavaScript counts, an emoji
-is two): ``text`` over 40,000 → ``msg_too_long``; more than 50 blocks, a section text over 3,000
-(its fields: 10 of 2,000), a header over 150, a context block of more than 10 elements (each
-text 3,000), more than 25 actions, a button text over 75 or a block / action id over 255 →
-``invalid_blocks``.
+Message sizes as Slack documents them: testkit/fakes/slack_limits.py.
 
 People and user groups (docs.slack.dev ``users.info`` / ``usergroups.users.list``): ``add_user``
 registers a member of a team (``is_restricted`` a multi-channel guest, ``is_ultra_restricted`` a
@@ -30,62 +26,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from testkit.fakes.http import FakeServer, Request, Response
+from testkit.fakes.slack_limits import NAME, message_problem
+
+# The name the unit tests import it by.
+_message_problem = message_problem
 
 __all__ = ["FakeSlack", "SlackChannel", "SlackUser"]
-
-NAME = re.compile(r"^[a-z0-9_-]+$")
-TEXT_MAX = 40_000
-
-
-def _length(text: Any) -> int:
-    return len(str(text).encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _text(obj: Any) -> str:
-    return str(obj.get("text", "")) if isinstance(obj, dict) else ""
-
-
-def _block_problem(block: Any) -> str | None:
-    """Why Slack refuses ``block`` (Block Kit reference), or None."""
-    if not isinstance(block, dict):
-        return "block is not an object"
-    kind = block.get("type")
-    if _length(block.get("block_id", "")) > 255:
-        return "block_id over 255"
-    if kind == "section":
-        if _length(_text(block.get("text"))) > 3000:
-            return "section text over 3000"
-        fields = block.get("fields") or []
-        if len(fields) > 10 or any(_length(_text(f)) > 2000 for f in fields):
-            return "section fields over 10 or over 2000"
-    elif kind == "header":
-        if _length(_text(block.get("text"))) > 150:
-            return "header text over 150"
-    elif kind == "context":
-        elements = block.get("elements") or []
-        if len(elements) > 10 or any(_length(_text(e)) > 3000 for e in elements):
-            return "context over 10 elements or 3000"
-    elif kind == "actions":
-        elements = block.get("elements") or []
-        if len(elements) > 25:
-            return "actions over 25 elements"
-        for element in elements:
-            if _length(_text(element.get("text"))) > 75 or _length(element.get("action_id", "")) > 255:
-                return "button text over 75 or action_id over 255"
-    return None
-
-
-def _message_problem(args: dict[str, Any], blocks: Any) -> str | None:
-    """The error code Slack answers a message's ``text`` / ``blocks`` with, or None."""
-    if _length(args.get("text", "")) > TEXT_MAX:
-        return "msg_too_long"
-    if blocks is not None:
-        if not isinstance(blocks, list) or len(blocks) > 50:
-            return "invalid_blocks"
-        if any(_block_problem(block) for block in blocks):
-            return "invalid_blocks"
-    return None
-
 
 _ids = itertools.count(1)
 
@@ -315,7 +261,7 @@ class FakeSlack:
             blocks = json.loads(blocks)
         if not args.get("text") and not blocks:
             return _error("no_text")
-        problem = _message_problem(args, blocks)
+        problem = message_problem(args, blocks)
         if problem:
             return _error(problem)
         if self.post_interval is not None and self.clock is not None:
@@ -343,7 +289,7 @@ class FakeSlack:
             blocks = json.loads(blocks)
         if not args.get("text") and not blocks:
             return _error("no_text")
-        problem = _message_problem(args, blocks)
+        problem = message_problem(args, blocks)
         if problem:
             return _error(problem)
         message["text"] = args.get("text", message["text"])

@@ -25,8 +25,8 @@ from receiver.statuspage_api import publish_route
 from sinks.assemble import build_sinks
 from sinks.base import Sink
 from sinks.status_server import create_status_app
-from store.deliveries import StatusPageStore
 from store.incidents import IncidentStore
+from store.status_page import StatusPageStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from testkit.fakes import fixtures

@@ -26,7 +26,7 @@ from models.settings.sinks import SinkSettings
 from sevflow.sinks_runner import create_sink_tables, serve_sinks
 from sinks.clock import SystemClock
 from sinks.dlq import dlq_list_async, dlq_replay_async
-from sinks.kafka import sink_consumer
+from sinks.kafka import group_id, sink_consumer
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.sinks_schema import sink_deliveries
@@ -43,6 +43,7 @@ from testkit.fakes.fixtures import (
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
+from testkit.kafka_io import group_members, wait_committed_through_end
 from testkit.local import REPO, free_port
 from tests import builders
 
@@ -92,6 +93,22 @@ async def produce(settings: Settings, events: Sequence[IncidentEvent]) -> None:
             )
     finally:
         await producer.stop()
+
+
+def configured_sinks(settings: Settings) -> list[str]:
+    """The sinks serve_sinks runs for ``settings`` (sinks/assemble.py): the vendors configured,
+    and always the Statuspage sink (the built-in status page without a Statuspage page)."""
+    configured = {"pagerduty": settings.pagerduty_routing_key, "slack": settings.slack_token}
+    return [name for name, value in configured.items() if value is not None] + ["statuspage"]
+
+
+async def all_handled(settings: Settings) -> None:
+    """Wait until every sink has committed the events topic through its end. A sink commits a
+    partition only up to its oldest record not yet delivered, dead-lettered or skipped
+    (sinks/offsets.py), so then every record produced so far is done with: whatever it would
+    have caused twice, or extra, has happened by now."""
+    groups = [group_id(settings, sink) for sink in configured_sinks(settings)]
+    await wait_committed_through_end(settings.kafka_bootstrap, settings.events_topic, groups)
 
 
 async def eventually(check: Callable[[], object], what: str, limit: float = 30.0) -> None:
@@ -178,7 +195,7 @@ async def test_open_and_resolve_reach_every_sink_once(
             ),
             "the resolution to reach every sink",
         )
-        await asyncio.sleep(1.0)  # anything extra would show up now
+        await all_handled(settings)
     resolves = [e for e in fake_pagerduty.events if e["event_action"] == "resolve"]
     assert [e["dedup_key"] for e in resolves] == [key]
     assert fake_pagerduty.actions(key) == ["trigger", "resolve"]
@@ -233,7 +250,7 @@ async def test_dead_letters_are_listed_and_replayed_once(
             lambda: running.check() or real_slack.posts("sev-announcements"), "the replayed announcement"
         )
         assert (await dlq_replay_async(settings, sink="slack", wait_seconds=10)).letters == 1  # twice…
-        await asyncio.sleep(1.5)
+        await all_handled(settings)
     assert len(real_slack.posts("sev-announcements")) == 1  # …announced once
     assert real_slack.created() == ["incident-20260115-high-error-rate"]
     assert fake_pagerduty.actions() == ["trigger"]  # the replay was for Slack only
@@ -281,7 +298,7 @@ async def test_a_replayed_opening_is_followed_by_its_incidents_later_events(
             lambda: running.check() or fake_pagerduty.actions(incident_id)[-1:] == ["resolve"],
             "the replayed incident to resolve in PagerDuty",
         )
-        await asyncio.sleep(1.0)  # anything extra would show up now
+        await all_handled(settings)
     assert fake_pagerduty.actions(incident_id) == ["trigger", "acknowledge", "resolve"]
     (alert,) = fake_pagerduty.alerts
     assert alert.status == "resolved"
@@ -380,7 +397,7 @@ async def test_worker_killed_mid_delivery_posts_nothing_twice(
             f"the intro post (log: {log})",
             60,
         )
-        await asyncio.sleep(1.5)
+        await all_handled(settings)
     finally:
         second.send_signal(signal.SIGTERM)
         try:
@@ -433,11 +450,25 @@ async def test_a_rebalance_mid_batch_hands_over_without_delivering_twice(
         assert held, "the first replica never paged"
         # The second joins the group: a rebalance while the first batch is in flight.
         tasks.append(asyncio.create_task(replica()))
-        # Time for the second replica to be handed partitions and to page what it finds there.
+        # The coordinator counts the second member: the rebalance has begun.
+        group = group_id(settings, "pagerduty")
+        members: list[tuple[str, int]] = []
+        for _ in range(300):
+            members.append(await group_members(settings.kafka_bootstrap, group))
+            if members[-1][1] == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert members[-1][1] == 2, f"the second replica never joined: {members[-5:]}"
+        # A fixed wait, on purpose: it gives a faulty hand-over time to move the partitions and
+        # the second replica time to page what it finds there. Done right, nothing happens
+        # meanwhile (the rebalance waits for the first replica's drain, which waits for the held
+        # pages), so there is no event to wait for instead; releasing the hold as soon as the
+        # second member joined let a hand-over that does not drain pass this test.
         await asyncio.sleep(8)
         fake_pagerduty.faults.hold.set()
         await eventually(lambda: len(fake_pagerduty.actions()) >= 6, "six pages")
-        await asyncio.sleep(3)  # and whatever would come twice
+        # And whatever would come twice: every record is committed by the group only once done.
+        await wait_committed_through_end(settings.kafka_bootstrap, settings.events_topic, [group])
         for task in tasks:
             assert not task.done(), task
     finally:
@@ -534,7 +565,7 @@ async def test_a_held_event_is_delivered_after_the_sinks_restart(
             lambda: running.check() or fake_pagerduty.actions(key) == ["trigger", "acknowledge"],
             "the held incident paged after the restart",
         )
-        await asyncio.sleep(1.0)  # anything extra would show up now
+        await all_handled(settings)
     assert fake_pagerduty.actions(key) == ["trigger", "acknowledge"]
     assert fake_pagerduty.actions(before_key) == ["trigger"]
     assert fake_pagerduty.actions(after_key) == ["trigger", "acknowledge"]

@@ -29,7 +29,10 @@ SECURITY = {
     ),
     "targets_text": "Security, Security",
 }
-REASON = "security incident: notifying the security contact"
+REASON = (
+    "security incident: security contact told in #security-incidents; "
+    "security@optimal-build.com not emailed (no SMTP configured)"
+)
 
 
 def security_story(severity: Severity = Severity.SEV2) -> tuple[IncidentStory, list[IncidentEvent]]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.statuspage import StatusPageSink, follow_up_until
-from store.deliveries import StatusPageStore
+from store.status_page import StatusPageStore
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import IncidentStory

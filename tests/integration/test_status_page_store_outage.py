@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from sinks.status_server import create_status_app
 from store.db import async_engine
-from store.deliveries import StatusPageRecord, StatusPageStore
+from store.status_page import StatusPageRecord, StatusPageStore
 from testkit.fakes.events import T0
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
 from sinks.status_server import page_view, render_html
-from store.deliveries import StatusPageStore
+from store.status_page import StatusPageStore
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory

@@ -27,7 +27,7 @@ from receiver.auth import WebhookAuth
 from receiver.canary import Canary, canary_authorization, loopback_url
 from sinks.metrics import SinkCollector
 from sinks.pagerduty import PagerDutySink
-from store.deliveries import StatusPageStore
+from store.status_page import StatusPageStore
 from streams.pipeline import regroup
 from streams.rules import load_rules
 from testkit.fakes import fixtures

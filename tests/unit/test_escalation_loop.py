@@ -26,7 +26,7 @@ from store.escalation_schema import escalation_log
 from store.escalations import EscalationRepo, StaleEscalation, escalation_transaction
 from store.incidents import IncidentStore
 from store.leases import Lease
-from streams.escalation import EscalationMetrics, run_escalations
+from streams.escalation import EscalationMetrics, load_policy, run_escalations
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import T0, alert, command
@@ -239,6 +239,20 @@ async def test_security_incident_notifies_the_security_contact(engine: AsyncEngi
         "security@optimal-build.com",
         "#security-incidents",
     }
+
+
+async def test_the_loop_says_whether_the_security_contact_is_emailed(engine: AsyncEngine) -> None:
+    """The worker's SMTP setting reaches the reason (load_policy(emailing=...) as the app does).
+    Acknowledged before the loop first ran: the contact is told on its own."""
+    incident_id = await open_incident(engine, "BreachDetected", security="true")
+    result = await pipeline(engine).process_command(command(incident_id, at=T0 + M))
+    assert result.applied
+    events = await run_escalations(IncidentStore(engine), load_policy(None, emailing=True), T0 + 2 * M)
+    (contact,) = [e for e in events if e.type is EventType.ESCALATED]
+    assert contact.reason == (
+        "security incident: security contact told in #security-incidents; "
+        "emailed security@optimal-build.com"
+    )
 
 
 async def test_reopened_incident_escalates_again_under_a_new_id(engine: AsyncEngine) -> None:

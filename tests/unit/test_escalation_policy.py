@@ -257,9 +257,78 @@ def test_security_and_data_breach_contacts_are_notified_once() -> None:
     assert [(f.key, [str(t) for t in f.targets]) for f in second.firings] == [
         ("contact:data_breach", ["email:legal@optimal-build.com"])
     ]
-    assert second.firings[0].reason == "data-breach incident: notifying the data breach contact"
+    assert second.firings[0].reason == (
+        "data-breach incident: data breach contact legal@optimal-build.com not emailed "
+        "(no SMTP configured)"
+    )
     assert second.state.data_breach_notified
     assert advance(second.state, later, T0 + 6 * M).firings == ()
+
+
+def test_without_smtp_a_contact_reason_says_the_email_is_not_sent() -> None:
+    """Unset SMTP: the event says what happens, "not emailed (no SMTP configured)", never that
+    the contact was notified."""
+    inc = incident(Severity.SEV4, security=True)  # SEV4: no level, the contact fires on its own
+    (contact,) = advance(arm(inc, playbook_policy(), T0), inc, T0).firings
+    assert contact.key == "contact:security"
+    assert contact.reason == (
+        "security incident: security contact told in #security-incidents; "
+        "security@optimal-build.com not emailed (no SMTP configured)"
+    )
+    assert "notif" not in contact.reason
+
+
+def test_a_contact_riding_along_with_a_level_is_named_in_its_reason() -> None:
+    """Told with the first level (one event): its reason says what the contact gets too."""
+    inc = incident(security=True)
+    (level1,) = advance(arm(inc, playbook_policy(), T0), inc, T0).firings
+    assert level1.reason == (
+        "notifying primary on-call; security incident: security contact told in "
+        "#security-incidents; security@optimal-build.com not emailed (no SMTP configured)"
+    )
+    (emailed,) = advance(arm(inc, playbook_policy(), T0), inc, T0, emailing=True).firings
+    assert emailed.reason.endswith("; emailed security@optimal-build.com")
+
+
+def test_with_smtp_a_contact_reason_says_who_is_emailed() -> None:
+    inc = incident(Severity.SEV4, security=True, data_breach=True)
+    step = advance(arm(inc, playbook_policy(), T0), inc, T0, emailing=True)
+    assert [(f.key, f.reason) for f in step.firings] == [
+        (
+            "contact:security",
+            "security incident: security contact told in #security-incidents; "
+            "emailed security@optimal-build.com",
+        ),
+        (
+            "contact:data_breach",
+            "data-breach incident: data breach contact emailed legal@optimal-build.com",
+        ),
+    ]
+
+
+def test_a_contact_reason_names_what_happens_to_each_kind_of_target() -> None:
+    policy = parse_policy(
+        "levels: [{name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}]\n"
+        "security_targets: [{kind: email, to: sec@example.com}, {kind: phone, to: '+44 20 7946 0000',"
+        " label: CISO}, {kind: slack, to: '@alice'}, {kind: pagerduty, to: secops}]\n"
+    )
+    inc = acked(incident(), T0 + M).model_copy(update={"security": True})
+    (contact,) = advance(arm(inc, policy, T0), inc, T0 + 2 * M).firings
+    assert contact.reason == (
+        "security incident: security contact @alice mentioned in the incident channel; paged "
+        "secops; sec@example.com not emailed (no SMTP configured); CISO (+44 20 7946 0000) to "
+        "be called by hand"
+    )
+
+
+def test_smtp_reaches_the_policy_from_the_settings_never_from_the_file() -> None:
+    assert load_policy(None, emailing=True).emailing
+    assert not load_policy(None).emailing
+    with pytest.raises(PolicyError, match="emailing"):
+        parse_policy(
+            "levels: [{name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}]\n"
+            "emailing: true\n"
+        )
 
 
 def test_data_loss_notifies_no_legal_contact_with_the_playbook_policy() -> None:

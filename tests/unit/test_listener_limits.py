@@ -25,7 +25,7 @@ from sevflow.listeners import listener_config
 from sevflow.sinks_runner import create_sink_tables
 from sinks.status_server import create_status_app
 from store.db import async_engine
-from store.deliveries import StatusPageStore
+from store.status_page import StatusPageStore
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOKEN = "t0ken-with-enough-entropy"

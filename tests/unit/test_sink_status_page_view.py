@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from sinks.status_server import page_view, render_html
-from store.deliveries import StatusPageRecord
+from store.status_page import StatusPageRecord
 from testkit.fakes.events import T0
 
 

@@ -1,0 +1,66 @@
+"""The operator console (``/ui/`` on the internal listener, receiver/console/).
+
+Operators sign in with an API token (``read`` to view, ``write`` to act, ``admin`` for maintenance
+windows and dead letters), kept in a signed session cookie; or, behind the organisation's SSO
+proxy, the proxy's user header names who acts. The header is believed only from the proxy
+addresses listed here: from anywhere else it is ignored.
+"""
+
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from models.access import Scope
+
+__all__ = ["ConsoleSettings"]
+
+
+class ConsoleSettings(BaseModel):
+    """The operator console's sign-in and proxy trust."""
+
+    ui_enabled: bool = Field(
+        default=True,
+        description="Serve the operator console at /ui/ on the internal listener.",
+    )
+    ui_session_key: SecretStr | None = Field(
+        default=None,
+        description="Key signing the console's session cookies (32+ random characters). Unset: a "
+        "random key per start (everyone signs in again after a restart). Set the same key on "
+        "every receiver behind one load balancer.",
+    )
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a console sign-in lasts before the token is asked for again.",
+    )
+    ui_trusted_user_header: str | None = Field(
+        default=None,
+        description="The header the SSO proxy sets to the signed-in user (e.g. X-Forwarded-User, "
+        "X-Auth-Request-Email); that user acts, with SEVFLOW_UI_PROXY_SCOPES. Believed only from "
+        "SEVFLOW_UI_TRUSTED_PROXIES. Unset: operators sign in with an API token.",
+    )
+    ui_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs of the SSO proxy (e.g. 10.0.0.5/32); the user header "
+        "from any other address is ignored.",
+    )
+    ui_proxy_scopes: Annotated[frozenset[Scope], NoDecode] = Field(
+        default=frozenset({Scope.READ, Scope.WRITE}),
+        description="Scopes of a user the SSO proxy names (comma separated among read, write, admin).",
+    )
+
+    @field_validator("ui_trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ui_proxy_scopes", mode="before")
+    @classmethod
+    def _parse_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -1,0 +1,52 @@
+"""The operator console: server-rendered pages at ``/ui/`` on the receiver's internal listener
+(receiver/console/app.py), built from settings here."""
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Mount, Route
+
+from analytics.figures import ResponseTargets
+from models.clock import Clock, utc_now
+from models.settings import Settings
+from receiver.access import Credentials
+from receiver.console.app import PREFIX, ConsoleConfig, console_mount, session_key
+from receiver.console.identity import ProxyTrust
+from receiver.console.session import SessionSigner
+
+__all__ = ["PREFIX", "ConsoleConfig", "console_from_settings", "console_mount"]
+
+
+def console_from_settings(
+    settings: Settings,
+    engine: AsyncEngine,
+    credentials: Credentials,
+    *,
+    clock: Clock = utc_now,
+    targets: ResponseTargets | None = None,
+) -> Callable[[Sequence[Route]], Mount] | None:
+    """What :func:`receiver.app.create_app` mounts (given its API routes); None when disabled."""
+    if not settings.ui_enabled:
+        return None
+    key = settings.ui_session_key.get_secret_value() if settings.ui_session_key else None
+    proxy = (
+        ProxyTrust(
+            settings.ui_trusted_user_header, settings.ui_trusted_proxies, settings.ui_proxy_scopes
+        )
+        if settings.ui_trusted_user_header
+        else None
+    )
+    config = ConsoleConfig(
+        engine=engine,
+        credentials=credentials,
+        signer=SessionSigner(session_key(key), timedelta(hours=settings.ui_session_hours)),
+        clock=clock,
+        targets=targets or ResponseTargets(),
+        proxy=proxy,
+    )
+
+    def mount(api_routes: Sequence[Route]) -> Mount:
+        return console_mount(config, api_routes)
+
+    return mount

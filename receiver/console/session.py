@@ -1,0 +1,98 @@
+"""The console's session cookie and its CSRF tokens.
+
+A session is the API token the operator entered (empty before sign-in, and behind the SSO proxy),
+a random nonce and an expiry, signed with HMAC-SHA256 under the console's key so that nothing in
+it can be changed or forged. The token is checked against the configured tokens on every request
+(receiver/access.py), so a revoked or rotated token stops working at once, and its scopes decide.
+
+The cookie is ``HttpOnly`` (no script reads it), ``Secure`` (Chromium and Firefox accept it on
+http://localhost and 127.0.0.1 too) and ``SameSite=Lax``: a link followed from Slack or PagerDuty
+opens the console signed in, while another site's form cannot post with it.
+
+The CSRF token of a session is ``HMAC(key, "csrf" | nonce)``: every form carries it, and every
+POST is refused (403 ``csrf``) unless it matches the session it arrives with. Signing in starts a
+new nonce (so a token planted before sign-in is worthless afterwards); signing out clears the
+cookie.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["COOKIE_NAME", "Session", "SessionSigner"]
+
+COOKIE_NAME = "sevflow_console"
+_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class Session:
+    """``token``: the API token signed in with ('' for none); ``nonce``: the CSRF seed."""
+
+    token: str
+    nonce: str
+    expires_at: int  # seconds since the epoch
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionSigner:
+    """Issues and verifies session cookies and CSRF tokens under one key."""
+
+    def __init__(self, key: bytes, lifetime: timedelta) -> None:
+        if len(key) < 16:
+            raise ValueError("the console's session key needs at least 16 bytes")
+        self._key = key
+        self._lifetime = lifetime
+
+    def __repr__(self) -> str:
+        return "SessionSigner(key=***)"
+
+    def _mac(self, *parts: str) -> str:
+        return hmac.new(self._key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
+
+    def new(self, token: str, now: datetime) -> Session:
+        expires = int((now + self._lifetime).timestamp())
+        return Session(token=token, nonce=secrets.token_hex(16), expires_at=expires)
+
+    def encode(self, session: Session) -> str:
+        body = f"{_VERSION}.{_b64(session.token.encode())}.{session.nonce}.{session.expires_at}"
+        return f"{body}.{self._mac('session', body)}"
+
+    def decode(self, cookie: str | None, now: datetime) -> Session | None:
+        """The session the cookie carries; None when absent, altered, malformed or expired."""
+        if not cookie:
+            return None
+        body, _, mac = cookie.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac("session", body)):
+            return None
+        version, _, rest = body.partition(".")
+        token_part, _, rest = rest.partition(".")
+        nonce, _, expires = rest.partition(".")
+        if version != _VERSION or not expires.isascii() or not expires.isdigit():
+            return None
+        if int(expires) <= now.timestamp():
+            return None
+        try:
+            token = _unb64(token_part).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        return Session(token=token, nonce=nonce, expires_at=int(expires))
+
+    def csrf(self, session: Session) -> str:
+        return self._mac("csrf", session.nonce)
+
+    def csrf_ok(self, session: Session | None, given: str | None) -> bool:
+        if session is None or not given:
+            return False
+        return hmac.compare_digest(given.encode(), self.csrf(session).encode())

@@ -1,0 +1,340 @@
+"""The operator console over a real SQLite store and the API's own command routes; the commands
+topic is the recording boundary (tests.builders.CommandRecorder)."""
+
+import asyncio
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from analytics.figures import ResponseTargets
+from models.access import ApiToken, Scope
+from models.incident import Incident, LifecyclePolicy
+from models.severity import Severity
+from receiver.access import Credentials
+from receiver.callbacks import callback_routes
+from receiver.console import ConsoleConfig, console_mount
+from receiver.console.charts import Bar, bar_chart
+from receiver.console.identity import ProxyTrust
+from receiver.console.session import COOKIE_NAME, SessionSigner
+from receiver.console.targets import format_remaining, response_clock
+from receiver.incident_api import incident_routes
+from store.db import async_engine
+from store.incidents import IncidentStore
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import T0, CommandRecorder, alert
+from tests.unit.test_escalation_cli import incidents_in_every_state
+
+READ = "read-secret-token"
+WRITE = "write-secret-token"
+NOW = T0 + timedelta(minutes=5)
+HOSTILE = "<script>alert(1)</script>"
+
+
+@dataclass
+class Console:
+    client: TestClient
+    ids: dict[str, str]
+    commands: CommandRecorder
+
+
+def _credentials() -> Credentials:
+    return Credentials(
+        [
+            ApiToken(name="viewer", scopes=frozenset({Scope.READ}), secret=SecretStr(READ)),
+            ApiToken(
+                name="oncall", scopes=frozenset({Scope.READ, Scope.WRITE}), secret=SecretStr(WRITE)
+            ),
+        ]
+    )
+
+
+async def _populate(url: str) -> dict[str, str]:
+    ids = await incidents_in_every_state(url)
+    engine = async_engine(url)
+    try:
+        pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+        opened = await pipeline.process_alerts(
+            [alert("Hostile", severity="warning", service="web", team=HOSTILE)]
+        )
+        ids["hostile"] = opened[0].incident_id
+    finally:
+        await engine.dispose()
+    return ids
+
+
+@contextmanager
+def _console(
+    tmp_path: Path, proxy: ProxyTrust | None = None, peer: str = "testclient"
+) -> Iterator[Console]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    ids = asyncio.run(_populate(url))
+    engine = async_engine(url)
+    recorder = CommandRecorder()
+    api = [r for r in callback_routes(recorder) if r.path.startswith("/api/")]
+    config = ConsoleConfig(
+        engine=engine,
+        credentials=_credentials(),
+        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
+        clock=lambda: NOW,
+        targets=ResponseTargets(),
+        proxy=proxy,
+    )
+    app = Starlette(routes=[console_mount(config, incident_routes(engine, commands=api))])
+    with TestClient(app, base_url="https://testserver", client=(peer, 5000)) as client:
+        yield Console(client, ids, recorder)
+        client.portal.call(engine.dispose)
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    with _console(tmp_path) as built:
+        yield built
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def _sign_in(client: TestClient, token: str) -> None:
+    page = client.get("/ui/login")
+    response = client.post(
+        "/ui/login",
+        data={"token": token, "csrf": _csrf(page.text), "next": "/ui/incidents"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+def test_pages_need_a_sign_in_and_the_cookie_is_locked_down(console: Console) -> None:
+    client = console.client
+    before = client.get("/ui/incidents?severity=SEV1", follow_redirects=False)
+    assert before.status_code == 303
+    assert before.headers["location"] == "/ui/login?next=%2Fui%2Fincidents%3Fseverity%3DSEV1"
+    page = client.get("/ui/login")
+    refused = client.post("/ui/login", data={"token": "wrong", "csrf": _csrf(page.text)})
+    assert refused.status_code == 401
+    assert "not valid" in refused.text
+    signed = client.post(
+        "/ui/login",
+        data={"token": READ, "csrf": _csrf(page.text), "next": "/ui/incidents?severity=SEV1"},
+        follow_redirects=False,
+    )
+    assert signed.headers["location"] == "/ui/incidents?severity=SEV1"
+    cookie = signed.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    for flag in ("HttpOnly", "Secure", "SameSite=lax", "Path=/ui"):
+        assert flag.lower() in cookie.lower()
+    assert READ not in cookie  # the token travels signed and encoded, not as typed
+    assert client.get("/ui/incidents").status_code == 200
+    # A next= outside the console is not followed.
+    page = client.get("/ui/login")
+    away = client.post(
+        "/ui/login",
+        data={"token": READ, "csrf": _csrf(page.text), "next": "https://evil.example/"},
+        follow_redirects=False,
+    )
+    assert away.headers["location"] == "/ui/incidents"
+    out = client.post("/ui/logout", data={"csrf": _csrf(client.get("/ui/incidents").text)})
+    assert out.url.path == "/ui/login"
+    assert client.get("/ui/incidents", follow_redirects=False).status_code == 303
+
+
+def test_a_tampered_cookie_signs_nobody_in(console: Console) -> None:
+    _sign_in(console.client, READ)
+    value = console.client.cookies[COOKIE_NAME]
+    console.client.cookies.clear()
+    console.client.cookies.set(COOKIE_NAME, value[:-1] + ("0" if value[-1] != "0" else "1"), path="/ui")
+    assert console.client.get("/ui/incidents", follow_redirects=False).status_code == 303
+
+
+def test_list_is_open_first_by_severity_with_response_targets_and_url_filters(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get("/ui/incidents").text
+    order = re.findall(r'data-incident="([^"]+)"', page)
+    assert order.index(console.ids["triggered"]) < order.index(console.ids["resolved"])
+    assert order.index(console.ids["hostile"]) < order.index(console.ids["resolved"])
+    # SEV1 opened at T0, 5 minutes ago, unanswered: 10 of its 15 minutes left.
+    row = page.split(f'data-incident="{console.ids["triggered"]}"')[1].split("</tr>")[0]
+    assert "&lt; 15 min" in row
+    assert "10m left" in row
+    sev1 = console.client.get("/ui/incidents?severity=SEV1&state=triggered").text
+    assert re.findall(r'data-incident="([^"]+)"', sev1) == [console.ids["triggered"]]
+    assert 'value="SEV1" selected' in sev1
+    web = console.client.get("/ui/incidents?service=web").text
+    assert re.findall(r'data-incident="([^"]+)"', web) == [console.ids["hostile"]]
+    fragment = console.client.get("/ui/incidents?severity=SEV1&fragment=1").text
+    assert "<html" not in fragment
+    assert console.ids["triggered"] in fragment
+    bad = console.client.get("/ui/incidents?severity=SEV9", headers={"accept": "application/json"})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_parameter"
+    assert "severity" in bad.json()["message"]
+
+
+def test_response_clock_counts_down_marks_breaches_and_judges_responses() -> None:
+    incident = Incident(
+        id="inc_1", group_key="g", title="t", slug="t", severity=Severity.SEV1, opened_at=T0
+    )
+    targets = ResponseTargets()
+    pending = response_clock(incident, targets, T0 + timedelta(minutes=5))
+    assert (pending.status, pending.remaining, pending.target_label) == (
+        "pending",
+        timedelta(minutes=10),
+        "< 15 min",
+    )
+    assert format_remaining(timedelta(minutes=10)) == "10m left"
+    late = response_clock(incident, targets, T0 + timedelta(minutes=20))
+    assert (late.status, format_remaining(late.remaining or timedelta(0))) == ("breached", "5m over")
+    acked = incident.model_copy(update={"acknowledged_at": T0 + timedelta(minutes=20)})
+    assert response_clock(acked, targets, T0 + timedelta(hours=1)).status == "breached"
+    quick = incident.model_copy(update={"acknowledged_at": T0 + timedelta(minutes=3)})
+    assert response_clock(quick, targets, T0 + timedelta(hours=1)).status == "met"
+    # A reopening starts a new episode with its own target.
+    reopened = quick.model_copy(update={"reopened_at": T0 + timedelta(minutes=50)})
+    assert response_clock(reopened, targets, T0 + timedelta(hours=1)).status == "pending"
+
+
+def test_labels_and_titles_are_escaped(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get(f"/ui/incidents/{console.ids['hostile']}")
+    assert page.status_code == 200
+    assert HOSTILE not in page.text
+    assert "team=&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_read_token_sees_no_buttons_and_cannot_act(console: Console) -> None:
+    _sign_in(console.client, READ)
+    incident = console.ids["triggered"]
+    page = console.client.get(f"/ui/incidents/{incident}").text
+    assert 'id="acknowledge"' not in page
+    assert 'id="resolve"' not in page
+    assert "(read only)" in page
+    # The server checks the scope again: a forged form is refused, naming the scope.
+    refused = console.client.post(f"/ui/incidents/{incident}/ack", data={"csrf": _csrf(page)})
+    assert refused.status_code == 403
+    assert "write scope" in refused.text
+    assert console.commands.commands == []
+
+
+def test_actions_take_the_api_route_with_the_signed_in_person_as_actor(console: Console) -> None:
+    _sign_in(console.client, WRITE)
+    incident = console.ids["triggered"]
+    page = console.client.get(f"/ui/incidents/{incident}").text
+    assert 'id="acknowledge"' in page
+    assert 'id="resolve"' in page
+    key = re.search(r'name="idempotency" value="(ack-[0-9a-f]+)"', page)
+    assert key
+    done = console.client.post(
+        f"/ui/incidents/{incident}/ack",
+        data={"csrf": _csrf(page), "idempotency": key.group(1)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert done.headers["location"].startswith(f"/ui/incidents/{incident}?done=acknowledge")
+    resolved = console.client.post(
+        f"/ui/incidents/{incident}/resolve",
+        data={"csrf": _csrf(page), "root_cause": "bad deploy", "fix": "rolled back"},
+        follow_redirects=False,
+    )
+    assert resolved.status_code == 303
+    ack, resolve = console.commands.commands
+    assert (ack.action, ack.incident_id, ack.actor.name, ack.actor.via) == (
+        "acknowledge",
+        incident,
+        "oncall",
+        "api",
+    )
+    assert ack.command_id.startswith("api:")  # the API's idempotency key from the form
+    assert (resolve.root_cause, resolve.fix) == ("bad deploy", "rolled back")
+    # The API's own look-up answers: acknowledging a resolved incident is refused, nothing queued.
+    refused = console.client.post(
+        f"/ui/incidents/{console.ids['resolved']}/ack", data={"csrf": _csrf(page)}
+    )
+    assert refused.status_code == 409
+    assert "incident_resolved" in refused.text
+    assert len(console.commands.commands) == 2
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_a_post_without_the_session_csrf_token_is_403_csrf(console: Console, accept: str) -> None:
+    _sign_in(console.client, WRITE)
+    incident = console.ids["triggered"]
+    for form in ({}, {"csrf": "0" * 64}):
+        refused = console.client.post(
+            f"/ui/incidents/{incident}/ack", data=form, headers={"accept": accept}
+        )
+        assert refused.status_code == 403
+        if accept == "application/json":
+            assert refused.json()["error"] == "csrf"
+        else:
+            assert 'data-code="csrf"' in refused.text
+            assert "CSRF token" in refused.text
+    assert console.commands.commands == []
+
+
+def test_postmortem_downloads_as_markdown(console: Console) -> None:
+    _sign_in(console.client, READ)
+    incident = console.ids["resolved"]
+    draft = console.client.get(f"/ui/incidents/{incident}/postmortem.md")
+    assert draft.status_code == 200
+    assert draft.headers["content-type"].startswith("text/markdown")
+    assert f'filename="postmortem-{incident}.md"' in draft.headers["content-disposition"]
+    assert draft.text.startswith("#")
+
+
+def test_analytics_draws_svg_charts(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get("/ui/analytics?days=30").text
+    assert page.count("<svg") == 3
+    assert "Mean time to acknowledge per SEV" in page
+
+
+def test_chart_labels_are_escaped() -> None:
+    svg = bar_chart("t<", [Bar(HOSTILE, 3.0, "3 <min>")])
+    assert HOSTILE not in svg
+    assert "&lt;script&gt;" in svg
+    assert "3 &lt;min&gt;" in svg
+
+
+def _proxy() -> ProxyTrust:
+    return ProxyTrust(
+        "X-Forwarded-User", [ip_network("10.0.0.5/32")], frozenset({Scope.READ, Scope.WRITE})
+    )
+
+
+def test_the_proxy_user_acts_when_the_request_comes_from_the_proxy(tmp_path: Path) -> None:
+    with _console(tmp_path, _proxy(), peer="10.0.0.5") as console:
+        _act_as_proxy_user(console)
+
+
+def _act_as_proxy_user(console: Console) -> None:
+    headers = {"x-forwarded-user": "alice@example.com"}
+    page = console.client.get(f"/ui/incidents/{console.ids['triggered']}", headers=headers)
+    assert page.status_code == 200
+    assert "alice@example.com" in page.text
+    console.client.post(
+        f"/ui/incidents/{console.ids['triggered']}/ack", data={"csrf": _csrf(page.text)}, headers=headers
+    )
+    assert [c.actor.name for c in console.commands.commands] == ["alice@example.com"]
+
+
+def test_the_proxy_header_is_ignored_from_other_addresses(tmp_path: Path) -> None:
+    with _console(tmp_path, _proxy(), peer="10.0.0.9") as console:
+        response = console.client.get(
+            "/ui/incidents", headers={"x-forwarded-user": "alice@example.com"}, follow_redirects=False
+        )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/ui/login")
