@@ -5,6 +5,7 @@ never inline, and a bad file fails naming the file and the line."""
 import argparse
 import asyncio
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from analytics.figures import rebuild_times
+from analytics.figures import ResponseTargets, rebuild_times
 from models.alert import AlertRecord
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Command
 from models.settings import Settings
 from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
 from receiver.access import protect_all
+from receiver.console import ConsoleConfig, console_mount
+from receiver.console.session import SessionSigner
 from receiver.incident_api import incident_routes
 from sevflow.operator_cli import add_operator_commands, run_operator_command
 from sevflow.teams import load_teams
@@ -29,6 +32,9 @@ from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from testkit.store_backends import fresh_database
 from tests.builders import T0, alert, api_credentials
+from tests.unit.test_console import READ as CONSOLE_READ
+from tests.unit.test_console import _credentials as console_credentials
+from tests.unit.test_console import _sign_in as console_sign_in
 from tests.unit.test_pipeline_store import POLICY
 
 TEAMS = """\
@@ -339,3 +345,26 @@ async def test_the_topic_alone_gives_each_incidents_team(engine) -> None:  # typ
     decoded = [IncidentEvent.from_bytes(e.to_bytes()) for e in events]
     teams = sorted(t.team for t in rebuild_times(decoded).times)
     assert teams == [DEFAULT_TEAM, "payments", "storage"]
+
+
+def test_the_console_shows_and_filters_the_team(teams_db: str) -> None:
+    engine = async_engine(teams_db)
+    config = ConsoleConfig(
+        engine=engine,
+        credentials=console_credentials(),
+        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
+        clock=lambda: T0 + timedelta(hours=1),
+        targets=ResponseTargets(),
+    )
+    app = Starlette(routes=[console_mount(config, incident_routes(engine))])
+    with TestClient(app, base_url="https://testserver") as client:
+        console_sign_in(client, CONSOLE_READ)
+        page = client.get("/ui/incidents?team=storage").text
+        (storage_id,) = re.findall(r'data-incident="([^"]+)"', page)
+        assert "team storage" in page
+        assert 'name="team" placeholder="team" value="storage"' in page
+        every = re.findall(r'data-incident="([^"]+)"', client.get("/ui/incidents").text)
+        assert len(every) == 4
+        shown = client.get(f"/ui/incidents/{storage_id}").text
+        assert "<dt>Team</dt><dd>storage</dd>" in shown
+        client.portal.call(engine.dispose)
