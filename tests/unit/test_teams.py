@@ -148,6 +148,8 @@ def test_routing_keys_are_read_by_reference_at_start(tmp_path: Path) -> None:
     assert teams.routing_key("storage") == SecretStr(KEY.upper())
     assert teams.routing_key(DEFAULT_TEAM) == SecretStr("d" * 32)
     assert [t.name for t in teams.all()] == ["payments", "storage", "search", DEFAULT_TEAM]
+    assert KEY not in repr(teams)  # a log line or a traceback of the teams never shows a key
+    assert KEY.upper() not in repr(teams)
 
 
 def test_an_unresolved_routing_key_stops_the_start_naming_the_reference_not_a_value(
