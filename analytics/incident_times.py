@@ -60,6 +60,8 @@ class IncidentTimes:
     #: Opened by sevflow's end-to-end canary (models.canary): no one responds to it, so a
     #: report leaves it out.
     canary: bool = False
+    #: The team that owns the incident (models.teams): ``sevflow report --team``.
+    team: str = "default"
 
     @property
     def time_to_acknowledge(self) -> timedelta | None:
@@ -196,6 +198,7 @@ def times_of(incident: IncidentSnapshot, events: Iterable[IncidentEvent]) -> Inc
         episodes=tuple(episodes),
         acknowledged_episode_start=ack_episode_start,
         canary=incident.canary,
+        team=incident.team,
     )
 
 

@@ -55,6 +55,7 @@ class IncidentFilter:
     state: IncidentState | None = None
     severity: Severity | None = None
     service: str | None = None
+    team: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -118,6 +119,7 @@ async def find_incidents(
                 limit=_CHUNK,
                 state=criteria.state.value if criteria.state is not None else None,
                 severity=criteria.severity.value if criteria.severity is not None else None,
+                team=criteria.team,
                 since=criteria.since,
                 until=criteria.until,
                 after=after,

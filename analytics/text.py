@@ -128,6 +128,7 @@ def render_detail(detail: IncidentDetail) -> str:
         ("Severity", f"{i.severity.value} ({i.severity.info.description})"),
         ("State", i.state.value),
         ("Services", ", ".join(i.services) or "-"),
+        ("Team", i.team),
         ("Opened", format_time(i.opened_at)),
         ("Acknowledged", acked),
         ("Resolved", resolved),

@@ -246,6 +246,7 @@ class Incident(BaseModel):
     )
     status_page_published_at: datetime | None = None
     status_page_published_by: Actor | None = None
+    team: str = Field(default="default", description="The owning team, decided at opening.")
 
     @property
     def is_open(self) -> bool:
@@ -289,6 +290,7 @@ class Incident(BaseModel):
             status_page_title=self.status_page_title,
             runbook=self.runbook,
             monitoring=self.monitoring,
+            team=self.team,
         )
 
 
@@ -539,6 +541,8 @@ def _public(annotations: dict[str, str], name: str) -> str | None:
 
 #: Chooses the runbook of an incident from the alert that opens it (models.runbooks.RunbookSet).
 RunbookChooser = Callable[[AlertRecord, Classification], RunbookSnapshot | None]
+#: Chooses the team of an incident from the alert that opens it (models.teams.Teams).
+TeamChooser = Callable[[AlertRecord], str]
 
 
 def _open(
@@ -549,6 +553,7 @@ def _open(
     rec: _Recorder,
     position: RecordPosition | None,
     runbook_for: RunbookChooser | None = None,
+    team_for: TeamChooser | None = None,
 ) -> Outcome:
     alert = alert_state(record, cls, incident_id, None, position)
     alertname = record.labels.get("alertname", "alert")
@@ -576,6 +581,7 @@ def _open(
         public_impact=_public(record.annotations, "impact"),
         public_resolved_text=_public(record.annotations, "resolved_text"),
         runbook=runbook_for(record, cls) if runbook_for is not None else None,
+        team=team_for(record) if team_for is not None else "default",
     )
     reason = f"rule {cls.rule}: " + "; ".join(cls.reasons) if cls.reasons else f"rule {cls.rule}"
     incident = rec.emit(incident, EventType.OPENED, ALERTMANAGER, alert=alert, reason=reason)
@@ -612,6 +618,7 @@ def apply_alert(
     position: RecordPosition | None = None,
     runbook_for: RunbookChooser | None = None,
     verify: bool = False,
+    team_for: TeamChooser | None = None,
 ) -> Outcome | None:
     """Apply one alert record to the incident of its group.
 
@@ -620,7 +627,8 @@ def apply_alert(
     known (it orders the alert's records: :func:`superseded`). Returns None when the record
     changes nothing: a repeat of the same status (Alertmanager re-sends every group/repeat
     interval) or a record older than what is stored. ``runbook_for`` chooses the runbook of an
-    incident this record opens (recorded on it, so a replay and every consumer see the same).
+    incident this record opens (recorded on it, so a replay and every consumer see the same),
+    ``team_for`` its team (recorded likewise, and never moved by a later alert).
     ``verify``: the incident has a verification probe, so its quiet period ends only once the
     probe passed in it (:func:`verified`).
     """
@@ -635,7 +643,7 @@ def apply_alert(
             if previous is not None and previous.status == "resolved":
                 return None
             return Outcome(None, alert_state(record, cls, None, previous, position))
-        return _open(record, cls, new_incident_id(record), now, rec, position, runbook_for)
+        return _open(record, cls, new_incident_id(record), now, rec, position, runbook_for, team_for)
 
     if record.status == "resolved" and previous is not None and previous.status == "resolved":
         # Already resolved, whichever incident it counted in: an HA peer's copy or the same alert

@@ -124,6 +124,7 @@ def _filter_of(params: Any) -> IncidentFilter:
         state=_choice("state", params.get("state"), IncidentState),
         severity=_choice("severity", params.get("severity"), Severity),
         service=params.get("service") or None,
+        team=params.get("team") or None,
         since=since,
         until=until,
     )
@@ -136,6 +137,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
     shown = incident.snapshot().model_dump(mode="json")
     shown["held_from_status_page"] = incident.held_from_status_page
     shown["runbook"] = incident.runbook.model_dump(mode="json") if incident.runbook else None
+    shown["team"] = incident.team
     return shown
 
 

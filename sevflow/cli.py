@@ -43,6 +43,7 @@ def _settings_help(names: Iterable[str] | None = None) -> str:
 _STORE = ("database_url", "data_dir")
 _KAFKA = ("kafka_bootstrap", "kafka_timeout_seconds")
 _QUARANTINE = ("alerts_quarantine_topic", "commands_quarantine_topic")
+_TEAMS = ("teams_file", "pagerduty_routing_key", "slack_announce_channel", "statuspage_components")
 #: The settings each command reads (the roles read many more: ``sevflow --help`` lists them all).
 COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("init-db",): _STORE,
@@ -57,6 +58,9 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("runbooks", "list"): ("runbooks_dir",),
     ("runbooks", "show"): ("runbooks_dir",),
     ("runbooks", "match"): ("runbooks_dir", "rules_file"),
+    ("teams", "list"): _TEAMS,
+    ("teams", "show"): _TEAMS,
+    ("teams", "match"): _TEAMS,
     ("ack",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("resolve",): (*_STORE, "kafka_bootstrap", "commands_topic"),
     ("statuspage", "publish"): (*_STORE, "kafka_bootstrap", "commands_topic"),

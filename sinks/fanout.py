@@ -47,7 +47,7 @@ With which guarantees:
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.escalation import Target
 from models.settings import Settings
+from models.teams import Team, Teams
 from sinks.base import Sink
 from sinks.breaker import CircuitBreaker
 from sinks.clock import Clock
@@ -110,7 +111,9 @@ def effects_for(sink: str, settings: Settings, engine: AsyncEngine, clock: Clock
     )
 
 
-def _pagerduty(settings: Settings, engine: AsyncEngine, clock: Clock) -> PagerDutySink | None:
+def _pagerduty(
+    settings: Settings, engine: AsyncEngine, clock: Clock, teams: Teams | None
+) -> PagerDutySink | None:
     if settings.pagerduty_routing_key is None:
         return None
 
@@ -129,11 +132,29 @@ def _pagerduty(settings: Settings, engine: AsyncEngine, clock: Clock) -> PagerDu
         settings.pagerduty_severities,
         {name: sender(key) for name, key in settings.escalation_pagerduty_routing_keys.items()},
         sender(canary_key) if canary_key is not None else None,
+        _team_senders(teams, sender),
     )
 
 
+def _team_senders(
+    teams: Teams | None, sender: Callable[[SecretStr], PagerDutySender]
+) -> dict[str, PagerDutySender]:
+    """A sender per team of the teams file with a routing key of its own (README "Teams")."""
+    if teams is None:
+        return {}
+    return {
+        team.name: sender(key)
+        for team in teams.teams
+        if (key := teams.routing_keys.get(team.name)) is not None
+    }
+
+
 def _slack(
-    settings: Settings, engine: AsyncEngine, clock: Clock, security_contacts: Sequence[Target]
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    security_contacts: Sequence[Target],
+    teams: Teams | None,
 ) -> SlackSink | None:
     if settings.slack_token is None:
         return None
@@ -147,6 +168,7 @@ def _slack(
         pacer=ChannelPacer(clock, settings.slack_channel_interval_seconds),
         security_contacts=security_contacts,
         emailing=settings.email_configured(),
+        team_channels={t.name: t.announce_channel for t in _own(teams) if t.announce_channel},
     )
 
 
@@ -166,7 +188,17 @@ def _email(settings: Settings, engine: AsyncEngine, clock: Clock) -> EmailSink |
     return EmailSink(smtp, effects_for("email", settings, engine, clock))
 
 
-def _status_page(settings: Settings, engine: AsyncEngine, clock: Clock) -> StatusPageSink:
+def _own(teams: Teams | None) -> "Sequence[Team]":
+    """The teams of the teams file (not the implicit default team)."""
+    return teams.teams if teams is not None else ()
+
+
+def _status_page(
+    settings: Settings, engine: AsyncEngine, clock: Clock, teams: Teams | None
+) -> StatusPageSink:
+    by_team = {
+        t.name: t.status_page_components for t in _own(teams) if t.status_page_components is not None
+    }
     backend: StatusBackend
     if settings.statuspage_api_key is not None and settings.statuspage_page_id is not None:
         backend = StatuspageClient(
@@ -175,10 +207,10 @@ def _status_page(settings: Settings, engine: AsyncEngine, clock: Clock) -> Statu
             settings.statuspage_base_url,
             timeout=settings.sinks_request_timeout_seconds,
         )
-        components = Components(settings.statuspage_components, ids=True)
+        components = Components(settings.statuspage_components, ids=True, by_team=by_team)
     else:
         backend = BuiltinStatusPage(StatusPageStore(engine), clock)
-        components = Components(settings.statuspage_components)
+        components = Components(settings.statuspage_components, by_team=by_team)
     return StatusPageSink(
         backend,
         effects_for("statuspage", settings, engine, clock),
@@ -194,16 +226,20 @@ def build_sinks(
     clock: Clock,
     *,
     security_contacts: Sequence[Target] = (),
+    teams: Teams | None = None,
 ) -> list[Sink]:
     """The configured sinks, in the order of the module docstring's table; ``security_contacts``:
     the escalation policy's security and data-breach targets (their Slack users and user groups
-    join a security incident's private channel, their Slack channels are told its name)."""
+    join a security incident's private channel, their Slack channels are told its name);
+    ``teams``: each team's routing key, announcement channel and components (README "Teams");
+    None: only the default team, today's settings."""
     optional = [
-        _pagerduty(settings, engine, clock),
-        _slack(settings, engine, clock, security_contacts),
+        _pagerduty(settings, engine, clock, teams),
+        _slack(settings, engine, clock, security_contacts, teams),
         _email(settings, engine, clock),
     ]
-    return [*(sink for sink in optional if sink is not None), _status_page(settings, engine, clock)]
+    status_page = _status_page(settings, engine, clock, teams)
+    return [*(sink for sink in optional if sink is not None), status_page]
 
 
 class Fanout:

@@ -6,9 +6,14 @@ stored as the incident's external id: acknowledge/resolve go out only for incide
 
 A canary incident (:mod:`models.canary`) goes to the canary's own routing key
 (``SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY``) at severity ``info``, never to the normal one nor to an
-escalation level's; without that key it is not sent at all. Each canary trigger PagerDuty accepted
-sets :attr:`PagerDutySink.canary_delivered_at` (exported as
+escalation level's; without that key it is not sent at all. Each canary trigger PagerDuty
+accepted sets :attr:`PagerDutySink.canary_delivered_at` (exported as
 ``sevflow_canary_last_delivered_timestamp_seconds``).
+
+An incident of a team with its own routing key (README "Teams") pages that team's service, and
+so do its escalation levels without a service of their own; the default team's incidents, and
+any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. The
+dedup_key is the same either way. A storm's digest alert pages the default routing key.
 """
 
 import functools
@@ -55,8 +60,11 @@ class PagerDutySink:
         severities: Sequence[Severity],
         escalation_senders: Mapping[str, PagerDutySender] | None = None,
         canary_sender: PagerDutySender | None = None,
+        team_senders: Mapping[str, PagerDutySender] | None = None,
     ) -> None:
         self._sender = sender
+        #: The teams with a routing key of their own (models.teams), by team name.
+        self._teams = dict(team_senders or {})
         self._effects = effects
         self._severities = frozenset(severities)
         #: PagerDuty targets of the escalation policy that have their own routing key.
@@ -91,11 +99,12 @@ class PagerDutySink:
         refs, prior = await self._effects.log.state(
             self.name, event.incident_id, str(event.event_id), likely.action
         )
+        sender = self._sender_for(event)
         for call in pagerduty_calls(event, paged="dedup_key" in refs, severities=self._severities):
             await self._effects.once(
                 [event],
                 call.action,
-                functools.partial(self._send, call),
+                functools.partial(self._send_with, sender, call),
                 refs=lambda result: {"dedup_key": result["dedup_key"]},
                 prior=prior if call.action == likely.action else UNREAD,
             )
@@ -154,14 +163,18 @@ class PagerDutySink:
             key = parse_key(call.dedup_key)
             ref = key.reference
             # A target without a routing key of its own is the incident's own service (the
-            # primary paged again).
-            sender = self._escalation.get(key.target, self._sender)
+            # primary paged again): its team's.
+            sender = self._escalation.get(key.target) or self._sender_for(event)
             await self._effects.once(
                 [event],
                 f"{call.action}:escalation:{ref}",
                 functools.partial(self._send_with, sender, call),
                 refs=functools.partial(_escalation_ref, ref),
             )
+
+    def _sender_for(self, event: IncidentEvent) -> PagerDutySender:
+        """The sender of the incident's team's service (the default routing key's without one)."""
+        return self._teams.get(event.incident.team, self._sender)
 
     async def _send_with(self, sender: PagerDutySender, call: PagerDutyCall) -> dict[str, str]:
         return {"dedup_key": await sender.send(call)}
@@ -197,7 +210,7 @@ class PagerDutySink:
 
     async def close(self) -> None:
         self._sender.close()
-        for sender in self._escalation.values():
+        for sender in (*self._escalation.values(), *self._teams.values()):
             sender.close()
         if self._canary is not None:
             self._canary.close()

@@ -32,7 +32,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from models.escalation import DIGEST_STEP, Target, escalation_targets
@@ -88,11 +88,14 @@ class SlackSink:
         pacer: ChannelPacer,
         security_contacts: Sequence[Target] = (),
         emailing: bool = False,
+        team_channels: Mapping[str, str] | None = None,
     ) -> None:
         self._sender = sender
         self._effects = effects
         self._severities = frozenset(severities)
         self._announce = announce_channel
+        #: The announcement channel of each team that has its own (models.teams), by team name.
+        self._team_channels = dict(team_channels or {})
         #: Channel name → id, as conversations.list found them (ids map to themselves).
         self._channel_ids: dict[str, str] = {}
         self._lead = lead
@@ -175,7 +178,7 @@ class SlackSink:
         if channel.get("private") == "1":
             await self._invite_contacts(event, channel["channel_id"], channel["channel_name"])
             public = security_announcement(event.incident)
-        announce_id = await self._announce_channel()
+        announce_id = await self._announce_channel(event.incident.team)
         posted = await self._post_once(event, "announce", announce_id, public)
         await self._effects.log.put_refs(
             self.name,
@@ -261,8 +264,11 @@ class SlackSink:
                 notice = private_channel_notice(event.incident, name, int(invited.get("invited", 0)))
                 await self._post_once(event, f"private:{position}", where, notice)
 
-    async def _announce_channel(self) -> str:
-        return await self._channel_id(self._announce, "announcement channel")
+    async def _announce_channel(self, team: str | None = None) -> str:
+        """The announcement channel of ``team`` (README "Teams"); the default team's, and
+        notices' and storm digests', is ``announce_channel``."""
+        channel = self._team_channels.get(team, self._announce) if team else self._announce
+        return await self._channel_id(channel, "announcement channel")
 
     async def _channel_id(self, channel: str, what: str) -> str:
         """The id of ``channel`` (``#name``, ``name`` or an id), looked up once."""
@@ -363,13 +369,15 @@ class SlackSink:
     async def _list_in_digest(self, event: IncidentEvent) -> None:
         """Add the incident to its day's morning digest in the announcement channel: one message
         per day, posted with the first incident listed and edited as others join."""
-        day = event.data.get("digest_day", "")
-        scope = f"{MORNING_SCOPE}{day}"
+        day, team = event.data.get("digest_day", ""), event.incident.team
+        # One digest per day and announcement channel: a team's own lists only its incidents.
+        own = team in self._team_channels
+        scope = f"{MORNING_SCOPE}{day}" + (f"/{team}" if own else "")
         known = await self._effects.log.refs(self.name, scope)
         members = {k: v for k, v in known.items() if not k.startswith("_")}
         members[event.incident_id] = f"[{event.incident.severity}] {event.incident.title}"
         text = morning_digest(day, members)
-        announce_id = await self._announce_channel()
+        announce_id = await self._announce_channel(team)
         send: Callable[[], Awaitable[Result]]
         reconcile: Callable[[], Awaitable[Result | None]] | None = None
         if "_ts" in known:  # an edit: chat.update may be repeated

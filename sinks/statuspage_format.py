@@ -124,16 +124,24 @@ class Components:
 
     by_service: Mapping[str, str] = field(default_factory=dict)
     ids: bool = False
+    #: A team's own allow-list (models.teams), by team name, used instead of ``by_service`` for
+    #: that team's incidents; the default team and a team without its own use ``by_service``.
+    by_team: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def _allowed(self, incident: IncidentSnapshot) -> Mapping[str, str]:
+        return self.by_team.get(incident.team, self.by_service)
 
     def of(self, incident: IncidentSnapshot) -> list[str]:
         """The incident's components, in the order of its services."""
-        return list(dict.fromkeys(self.by_service[s] for s in incident.services if s in self.by_service))
+        allowed = self._allowed(incident)
+        return list(dict.fromkeys(allowed[s] for s in incident.services if s in allowed))
 
     def words(self, incident: IncidentSnapshot) -> list[str]:
         """How the public texts name the incident's components."""
         if not self.ids:
             return self.of(incident)
-        return [s for s in dict.fromkeys(incident.services) if s in self.by_service]
+        allowed = self._allowed(incident)
+        return [s for s in dict.fromkeys(incident.services) if s in allowed]
 
 
 NONE = Components()

@@ -31,6 +31,7 @@ class IncidentReads:
         limit: int,
         state: str | None = None,
         severity: str | None = None,
+        team: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         after: tuple[datetime, str] | None = None,
@@ -45,6 +46,8 @@ class IncidentReads:
             query = query.where(incidents.c.state == state)
         if severity is not None:
             query = query.where(incidents.c.severity == severity)
+        if team is not None:
+            query = query.where(incidents.c.team == team)
         if since is not None:
             query = query.where(incidents.c.opened_at >= since)
         if until is not None:

@@ -47,6 +47,7 @@ def _incident_row(incident: Incident) -> dict[str, Any]:
         "resolved_at": incident.resolved_at,
         "quiet_since": incident.quiet_since,
         "sequence": incident.sequence,
+        "team": incident.team,
         "document": incident.model_dump_json(),
     }
 
@@ -344,11 +345,13 @@ class IncidentStore:
         return Incident.model_validate_json(document) if document is not None else None
 
     async def list_incidents(
-        self, *, state: IncidentState | None = None, limit: int = 100
+        self, *, state: IncidentState | None = None, team: str | None = None, limit: int = 100
     ) -> Sequence[Incident]:
         query = select(incidents.c.document).order_by(incidents.c.opened_at.desc()).limit(limit)
         if state is not None:
             query = query.where(incidents.c.state == state.value)
+        if team is not None:
+            query = query.where(incidents.c.team == team)
         async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
         return [Incident.model_validate_json(d) for d in documents]

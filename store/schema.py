@@ -124,10 +124,13 @@ incidents = Table(
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("quiet_since", UTCDateTime, nullable=True),
     Column("sequence", Integer, nullable=False),
+    # The team that owns the incident (models.teams), decided when it opened.
+    Column("team", String(64), nullable=False, server_default="default"),
     # models.incident.Incident as JSON text, the source of truth (text: written and read by
     # pydantic's fast serialiser, never queried inside)
     Column("document", Text, nullable=False),
     Index("ix_incidents_state_opened", "state", "opened_at"),
+    Index("ix_incidents_team_opened", "team", "opened_at"),
 )
 
 #: The timeline of every incident, and the outbox of the incident-events topic: a row is written

@@ -56,6 +56,7 @@ from models.incident import (
 )
 from models.maintenance import covering_window, released_record, suppressed_state
 from models.runbooks import RunbookSet
+from models.teams import Teams
 from models.verification import ProbeResult, ProbeSet, apply_probe_result
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
@@ -164,6 +165,8 @@ class Pipeline:
     runbooks: RunbookSet | None = None
     #: Verification probes by service: an incident with one resolves only once it passed.
     probes: ProbeSet | None = None
+    #: When set, an incident opened by an alert records the team its alert matches.
+    teams: Teams | None = None
 
     def _verify(self, incident: Incident | None) -> bool:
         """True when ``incident`` has a verification probe (its quiet period needs a pass)."""
@@ -238,6 +241,7 @@ class Pipeline:
                         position,
                         self.runbooks.for_record if self.runbooks is not None else None,
                         self._verify(incident),
+                        self.teams.team_of if self.teams is not None else None,
                     )
                 if outcome is not None:
                     tx.stage(outcome)

@@ -22,6 +22,7 @@ from models.settings.receiver import ReceiverSettings
 from models.settings.run import RunSettings
 from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
+from models.settings.teams import TeamSettings
 from models.settings.verification import VerificationSettings
 from models.topics import OVERRIDES_SETTING, parse_topic_overrides
 
@@ -42,6 +43,7 @@ class Settings(
     AccessSettings,
     ConsoleSettings,
     VerificationSettings,
+    TeamSettings,
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 

@@ -287,7 +287,7 @@ class Console:
             {"incident": i, "clock": response_clock(i, self._config.targets, now)}
             for i in _ordered(page.incidents)
         ]
-        filters = {k: params.get(k, "") for k in ("state", "severity", "service", "range")}
+        filters = {k: params.get(k, "") for k in ("state", "severity", "service", "team", "range")}
         template = "_incident_rows.html" if params.get("fragment") else "incidents.html"
         return self._page(
             request,
@@ -539,6 +539,7 @@ def _criteria(params: Any, now: datetime) -> IncidentFilter:
         state=choice("state", IncidentState),
         severity=choice("severity", Severity),
         service=service,
+        team=(params.get("team") or "").strip() or None,
         since=now - _RANGES[span] if span else None,
     )
 

@@ -34,6 +34,7 @@ from sevflow.commands import (
     schema,
     status,
     statuspage,
+    teams,
 )
 
 __all__ = ["GROUPS", "CommandGroup", "add_commands", "run_command"]
@@ -68,6 +69,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     escalate,
     statuspage,
     runbooks,
+    teams,
     incidents,
     report,
     postmortem,

@@ -40,6 +40,7 @@ def add_parsers(subparsers: Any) -> None:
         "--severity", "--sev", choices=[s.value for s in Severity], help="only this severity"
     )
     listing.add_argument("--service", help="only incidents affecting this service")
+    listing.add_argument("--team", help="only incidents of this team (README: Teams)")
     add_window(listing, "incidents")
     listing.add_argument(
         "--limit", type=int, default=50, help=f"at most this many rows (1-{MAX_PAGE_SIZE}, default 50)"
@@ -86,6 +87,7 @@ def incidents_list(
         state=IncidentState(options.state) if options.state else None,
         severity=Severity(options.severity) if options.severity else None,
         service=options.service,
+        team=options.team,
         since=since,
         until=until,
     )

@@ -6,7 +6,7 @@ progress on stderr, so stdout stays the report alone. Exit statuses as in
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from analytics.figures import ResponseTargets
+    from analytics.incident_times import IncidentTimes
 
 __all__ = ["NAMES", "add_parsers", "policy_targets", "report", "run"]
 
@@ -52,6 +53,7 @@ def add_parsers(subparsers: Any) -> None:
         help="compute from the incident-events topic alone instead of the incident store",
     )
     report_parser.add_argument("--topic", help="the topic to read (default: SEVFLOW_EVENTS_TOPIC)")
+    report_parser.add_argument("--team", help="only incidents of this team (README: Teams)")
     add_window(report_parser, "incidents")
     report_parser.add_argument(
         "--sev4-target-hours",
@@ -99,6 +101,15 @@ def policy_targets(settings: Settings, command: str, err: TextIO) -> "ResponseTa
     return ResponseTargets(calendar=calendar)
 
 
+def of_team(times: "Sequence[IncidentTimes]", team: str | None) -> "list[IncidentTimes]":
+    """The incidents of ``team`` (all when None): the team each incident's events carry."""
+    return [t for t in times if team is None or t.team == team]
+
+
+def _team_note(team: str | None) -> str:
+    return f", team {team} only" if team is not None else ""
+
+
 def report(
     settings: Settings,
     options: argparse.Namespace,
@@ -129,8 +140,8 @@ def report(
 
     async def work(engine: "AsyncEngine") -> int:
         times = await load_incident_times(engine, since=since, until=until)
-        result = compute_report(times, targets, at)
-        print(render_report(result, source="incident store"), file=out)
+        result = compute_report(of_team(times, options.team), targets, at)
+        print(render_report(result, source=f"incident store{_team_note(options.team)}"), file=out)
         return EXIT_OK
 
     return with_engine(settings, "report", err, work)
@@ -160,6 +171,6 @@ def _from_topic(
     since, until = span
     rebuilt = rebuild_times(read.events, since=since, until=until)
     skipped = {**read.skipped, **rebuilt.skipped}
-    result = compute_report(rebuilt.times, targets, at, skipped=skipped)
-    print(render_report(result, source=f"topic {topic}"), file=out)
+    result = compute_report(of_team(rebuilt.times, options.team), targets, at, skipped=skipped)
+    print(render_report(result, source=f"topic {topic}{_team_note(options.team)}"), file=out)
     return EXIT_OK

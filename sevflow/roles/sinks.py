@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
+from models.teams import TeamsError
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.operator_cli import store_problem
 from sevflow.roles.startup import wait_for_topics
+from sevflow.teams import load_teams
 from sinks.clock import Clock, SystemClock
 from sinks.fanout import SINK_STOP_GRACE, Fanout, build_sinks
 from sinks.kafka import dead_letter_producer
@@ -75,6 +77,7 @@ async def serve_sinks(
         engine,
         clock,
         security_contacts=(*policy.security_targets, *policy.data_breach_targets),
+        teams=load_teams(settings),  # a bad teams file: TeamsError, status 2
     )
     collector = SinkCollector(
         sinks,
@@ -169,7 +172,7 @@ async def _serve_until_signalled(settings: Settings) -> int:
     engine = async_engine(settings.sqlalchemy_url())
     try:
         await serve_sinks(settings, engine, stop)
-    except (TopicSettingsError, PolicyError) as exc:
+    except (TopicSettingsError, PolicyError, TeamsError) as exc:
         log.error("sinks stopped: %s", exc)
         return 2
     except (KafkaError, OSError, TimeoutError) as exc:

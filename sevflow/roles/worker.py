@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
+from models.teams import Teams
 from sevflow.listeners import start_metrics_server
 from sevflow.roles.startup import init_db, runbooks_problem, wait_for_topics
+from sevflow.teams import load_teams, teams_problem
 from store.db import async_engine
 from store.incidents import IncidentStore
 from streams.escalation import load_policy
@@ -50,9 +52,11 @@ def build_worker(
     *,
     metrics: WorkerMetrics | None = None,
     clock: Clock = utc_now,
+    teams: Teams | None = None,
     **overrides: Any,
 ) -> "faust.App":
-    """The worker's faust app and everything it uses; ``overrides``: extra faust settings."""
+    """The worker's faust app and everything it uses; ``teams``: loaded and checked at start by
+    the caller (sevflow/teams.py), None: one default team; ``overrides``: extra faust settings."""
     # faust patches the event loop policy on import: imported only where a worker is built.
     from streams.app import create_app
 
@@ -72,6 +76,7 @@ def build_worker(
         ),
         load_runbooks(settings.runbooks_dir, settings.runbooks_url),
         probes=load_probes(settings.verify_probes, settings.verify_file),
+        teams=teams,
     )
     relay = RelayProcess(RelaySettings.of(settings), on_published=stats.events_published.inc)
     lag = LagProbe(
@@ -98,7 +103,7 @@ def _serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
     """Run the stream worker until SIGINT/SIGTERM."""
-    if (problem := runbooks_problem(settings)) is not None:
+    if (problem := runbooks_problem(settings) or teams_problem(settings)) is not None:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2
     status = init_db(settings)
@@ -114,7 +119,7 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     metrics = WorkerMetrics()
     _serve_metrics(settings, metrics)
-    app = build_worker(settings, metrics=metrics)
+    app = build_worker(settings, metrics=metrics, teams=load_teams(settings))
 
     class Worker(faust.Worker):
         """faust's worker, with a deadline on stopping (:data:`WORKER_STOP_DEADLINE`)."""
