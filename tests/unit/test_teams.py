@@ -24,7 +24,7 @@ from receiver.access import protect_all
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.session import SessionSigner
 from receiver.incident_api import incident_routes
-from sevflow.operator_cli import add_operator_commands, run_operator_command
+from sevflow.commands import add_commands, run_command
 from sevflow.teams import load_teams
 from store.db import async_engine
 from store.incidents import IncidentStore
@@ -275,9 +275,9 @@ def teams_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _run(url: str, *argv: str) -> tuple[int | None, str]:
     root = argparse.ArgumentParser(prog="sevflow")
-    add_operator_commands(root.add_subparsers(dest="command", required=True))
+    add_commands(root.add_subparsers(dest="command", required=True))
     out, err = io.StringIO(), io.StringIO()
-    status = run_operator_command(
+    status = run_command(
         Settings(database_url=SecretStr(url)),
         root.parse_args(argv),
         out=out,
