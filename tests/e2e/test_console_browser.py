@@ -128,7 +128,7 @@ def test_console_journey_in_chromium(
             *[f"{k}={v}" for k, v in LABELS.items()],
             "--annotation=summary=Checkout is down",
         )
-        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        wait_for(lambda: fake_pagerduty.actions(), 120, f"the page (log {sevflow.log_path})")
         incident_id = str(fake_pagerduty.events[0]["dedup_key"])
 
         # A read token: the list and the incident, no action buttons.
@@ -230,7 +230,7 @@ def test_a_hostile_label_shows_as_text_in_the_browser(
             f"team={hostile}",
             "--annotation=summary=Hostile label",
         )
-        wait_for(lambda: fake_pagerduty.actions(), 60, f"the page (log {sevflow.log_path})")
+        wait_for(lambda: fake_pagerduty.actions(), 120, f"the page (log {sevflow.log_path})")
         incident_id = str(fake_pagerduty.events[0]["dedup_key"])
         driver = browsers()
         sign_in(driver, sevflow.url, READ_TOKEN, f"/ui/incidents/{incident_id}")
