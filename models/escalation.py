@@ -706,7 +706,13 @@ def _fired(state: EscalationState) -> dict[str, str]:
     return {plan.step_key(s): _identity(plan, s) for s in range(min(state.next_step, plan.steps))}
 
 
-def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...], key: str) -> Firing:
+def _level_firing(
+    state: EscalationState,
+    step: int,
+    contacts: tuple[Target, ...],
+    key: str,
+    contacts_reason: str = "",
+) -> Firing:
     plan = state.plan
     cycle, index = divmod(step, len(plan.levels))
     level = plan.levels[index]
@@ -732,6 +738,9 @@ def _level_firing(state: EscalationState, step: int, contacts: tuple[Target, ...
     }
     if level.again:
         data["again"] = "1"
+    if contacts and contacts_reason:
+        # Why the contacts riding along are told: the reason above is the level's own.
+        data["contacts_reason"] = contacts_reason
     if level.by_hand:
         # Asked, not notified: the sinks page and post to nobody (a contact riding along with
         # the level is still notified, on an event of its own next time: see advance).
@@ -797,8 +806,12 @@ def _contact_firing(state: EscalationState, contact: str, targets: tuple[Target,
         "targets": _targets_json(targets),
         "targets_text": ", ".join(t.label or t.to for t in targets),
     }
-    reason = f"{contact.replace('_', '-')} incident: notifying the {contact.replace('_', ' ')} contact"
-    return Firing(f"contact:{contact}", EventType.ESCALATED, reason, data, targets)
+    return Firing(f"contact:{contact}", EventType.ESCALATED, _contact_reason(contact), data, targets)
+
+
+def _contact_reason(contact: str) -> str:
+    """Why a contact (``security``, ``data_loss``, ``data_breach``) is told."""
+    return f"{contact.replace('_', '-')} incident: notifying the {contact.replace('_', ' ')} contact"
 
 
 def _sla_firing(
@@ -873,7 +886,9 @@ def advance(state: EscalationState, incident: Incident, now: datetime) -> Advanc
                     key = f"{key}@{current.severity}"
                 # The contacts ride along on the first level that notifies now.
                 by_hand = plan.levels[step % len(plan.levels)].by_hand
-                firings.append(_level_firing(current, step, () if by_hand else extra, key))
+                riding = () if by_hand else extra
+                why = "; ".join(_contact_reason(name) for name, _ in contacts)
+                firings.append(_level_firing(current, step, riding, key, why))
                 extra = extra if by_hand else ()
                 fired[key] = identity
                 notified.add(identity)

@@ -669,3 +669,18 @@ def test_an_escalation_by_hand_names_the_manager_and_keeps_the_episode_rule() ->
         press.model_validate({**press.model_dump(), "to": None})
     with pytest.raises(ValidationError):
         press.model_validate({**press.model_dump(), "action": "acknowledge"})
+
+
+def test_contacts_riding_on_a_level_carry_their_own_reason() -> None:
+    """A data breach open from the start: its contacts are told with the primary's page, and the
+    event says why they are told (the level's reason is the primary's, not theirs)."""
+    inc = incident(security=True).model_copy(update={"data_breach": True})
+    (level1,) = advance(arm(inc, playbook_policy(), T0), inc, T0).firings
+    assert level1.reason == "notifying primary on-call"
+    assert level1.data["contacts_reason"] == (
+        "security incident: notifying the security contact; "
+        "data-breach incident: notifying the data breach contact"
+    )
+    alone = incident()
+    (plain,) = advance(arm(alone, playbook_policy(), T0), alone, T0).firings
+    assert "contacts_reason" not in plain.data
