@@ -159,11 +159,17 @@ def contact_email(
     where to follow it. The incident's first email opens its thread; a later one (legal told
     after security) joins it."""
     incident = event.incident
-    why = _quote(_line(event.reason or "", FIELD_MAX), incident.id) or "named by the escalation policy"
+    # Contacts told together with a level (models.escalation) carry their own reason.
+    riding = event.data.get("contacts_reason", "")
+    why = (
+        _quote(_line(riding or event.reason or "", FIELD_MAX), incident.id)
+        or "named by the escalation policy"
+    )
+    named = "" if riding else f" ({event.data.get('level_name', 'escalation')})"
     body = [
         f"{incident.title}",
         "",
-        f"Why you are told: {why} ({event.data.get('level_name', 'escalation')})",
+        f"Why you are told: {why}{named}",
         "",
         *_facts(incident, channel),
         "",

@@ -292,10 +292,17 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     impact = (
         _quote(incident.impact, incident.id) if incident.impact else incident.severity.info.description
     )
+    # Contacts told together with a level (models.escalation) carry their own reason.
+    riding = event.data.get("contacts_reason", "")
+    why = (
+        _quote(riding, incident.id)
+        if riding
+        else f"{_quote(event.reason, incident.id) if event.reason else who} ({who})"
+    )
     text = (
         f":mega: *[{incident.severity}] {_quote(incident.title, incident.id)}*\n"
         f"\n"
-        f"*Why you are told:* {_quote(event.reason, incident.id) if event.reason else who} ({who})\n"
+        f"*Why you are told:* {why}\n"
         f"*Status:* {_STATUS[incident.state]}\n"
         f"*Impact:* {impact}\n"
         f"*Started:* {format_started(incident.opened_at)}\n"

@@ -95,8 +95,9 @@ def level_firing(
         reason = f"unacknowledged for {waited}: escalate to {level.name} by hand"
     if cycle:
         reason += f" (repeat {cycle} of {plan.repeat})"
-    for name, contact_targets in contacts:
-        reason += f"; {contact_reason(name, contact_targets, emailing)}"
+    told = "; ".join(contact_reason(name, ts, emailing) for name, ts in contacts)
+    if told:
+        reason += f"; {told}"
     data = {
         "escalation_id": state.escalation_id,
         "step": key,
@@ -108,6 +109,10 @@ def level_firing(
     }
     if level.again:
         data["again"] = "1"
+    if told:
+        # Why the contacts riding along are told (their email and channel notice say this, not
+        # the level's own reason).
+        data["contacts_reason"] = told
     if level.by_hand:
         # Asked, not notified: the sinks page and post to nobody (a contact riding along with
         # the level is still notified, on an event of its own next time: see advance).

@@ -116,3 +116,21 @@ def test_smtp_settings_refuse_plain_text_unless_told() -> None:
         Settings(smtp_host="m", smtp_username="u")
     assert not Settings().email_configured()
     assert "hunter2-smtp" not in repr(Settings(smtp_username="u", smtp_password="hunter2-smtp"))
+
+
+def test_contacts_told_with_a_level_read_why_they_are_told_not_the_levels_reason() -> None:
+    story = IncidentStory(summary="Customer data exfiltration", severity=Severity.SEV1, security=True)
+    story.fire()
+    data = {
+        "level": "1",
+        "level_name": "primary on-call",
+        "targets": json.dumps(
+            [{"kind": "pagerduty", "to": "primary"}, {"kind": "email", "to": "legal@example.com"}]
+        ),
+        "contacts_reason": "data-breach incident: notifying the data breach contact",
+    }
+    (event,) = story.escalate(data, T0 + timedelta(seconds=1), "notifying primary on-call")
+    message = contact_email(event, recipients(event), sender=SENDER, channel=None, thread=None)
+    text = message.get_content()
+    assert "Why you are told: data-breach incident: notifying the data breach contact" in text
+    assert "primary on-call" not in text

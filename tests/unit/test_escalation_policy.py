@@ -738,3 +738,21 @@ def test_an_escalation_by_hand_names_the_manager_and_keeps_the_episode_rule() ->
         press.model_validate({**press.model_dump(), "to": None})
     with pytest.raises(ValidationError):
         press.model_validate({**press.model_dump(), "action": "acknowledge"})
+
+
+def test_contacts_riding_on_a_level_carry_their_own_reason() -> None:
+    """A data breach open from the start: its contacts are told with the primary's page, and the
+    event says why they are told (the level's reason is the primary's, not theirs)."""
+    inc = incident(security=True).model_copy(update={"data_breach": True})
+    (level1,) = advance(arm(inc, playbook_policy(), T0), inc, T0).firings
+    told = (
+        "security incident: security contact told in #security-incidents; "
+        "security@optimal-build.com not emailed (no SMTP configured); "
+        "data-breach incident: data breach contact legal@optimal-build.com not emailed "
+        "(no SMTP configured)"
+    )
+    assert level1.data["contacts_reason"] == told
+    assert level1.reason == f"notifying primary on-call; {told}"
+    alone = incident()
+    (plain,) = advance(arm(alone, playbook_policy(), T0), alone, T0).firings
+    assert "contacts_reason" not in plain.data

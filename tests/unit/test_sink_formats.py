@@ -21,6 +21,7 @@ from sinks.slack_format import (
     channel_name,
     coalesce,
     digest,
+    escalation_notice,
     format_duration,
     resolution,
     update_line,
@@ -524,3 +525,20 @@ def test_words_from_alerts_and_callers_are_shown_not_obeyed() -> None:
         update={"acknowledged_by": Actor(via="slack", name="<@U024BE7LH>")}
     )
     assert "*Lead:* <@U024BE7LH>" in announcement(acked, lead="@oncall", channel="incident-x").text
+
+
+def test_a_security_channel_told_with_a_level_reads_why_it_is_told() -> None:
+    """The security contact rides along on the primary's page: the channel's notice gives the
+    contact's reason, not the page's."""
+    story = IncidentStory(summary="Customer data exfiltration", severity=Severity.SEV1, security=True)
+    story.fire()
+    data = {
+        "level": "1",
+        "level_name": "primary on-call",
+        "targets": json.dumps([{"kind": "slack", "to": "#security-incidents", "label": "Security"}]),
+        "contacts_reason": "security incident: notifying the security contact",
+    }
+    (event,) = story.escalate(data, T0 + timedelta(seconds=1), "notifying primary on-call")
+    text = escalation_notice(event, "incident-20260115-exfil").text
+    assert "*Why you are told:* security incident: notifying the security contact\n" in text
+    assert "primary on-call" not in text
