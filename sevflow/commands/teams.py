@@ -16,7 +16,6 @@ from typing import TextIO
 from models.clock import Clock, utc_now
 from models.settings import Settings
 from models.teams import DEFAULT_TEAM, Team, Teams, TeamsError
-from sevflow.explain import parse_pairs
 from sevflow.teams import load_teams
 
 __all__ = ["NAMES", "add_parsers", "run"]
@@ -98,6 +97,8 @@ def _show(teams: Teams, name: str, out: TextIO, environ: Mapping[str, str]) -> i
 
 
 def _match(teams: Teams, args: argparse.Namespace, out: TextIO) -> int:
+    from sevflow.explain import parse_pairs  # the store and the rules: only for this command
+
     labels = parse_pairs(args.labels, "a label")
     annotations = parse_pairs(args.annotation, "an annotation")
     choice = teams.explain(labels, annotations, args.receiver)
