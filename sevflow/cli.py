@@ -49,6 +49,9 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("init-db",): _STORE,
     ("explain",): (
         "rules_file",
+        "verify_probes",
+        "verify_file",
+        "teams_file",
         "group_by",
         "reopen_window_seconds",
         "blast_radius_instances",

@@ -173,7 +173,7 @@ class Pipeline:
         return (
             incident is not None
             and self.probes is not None
-            and self.probes.for_services(incident.services) is not None
+            and self.probes.for_incident(incident) is not None
         )
 
     async def process_alerts(

@@ -22,6 +22,7 @@ import httpx
 
 from models.clock import Clock
 from models.incident import Incident
+from models.probe_file import parse_probe_file
 from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
 from store.incidents import IncidentStore
 
@@ -33,12 +34,14 @@ _EVER = datetime(9999, 1, 1, tzinfo=UTC)
 RUN_LIMIT = 100
 
 
-def load_probes(text: str, file: Path | None) -> ProbeSet:
-    """The probes of ``SEVFLOW_VERIFY_PROBES`` and of ``SEVFLOW_VERIFY_FILE``; a bad one, or
-    one service given twice, fails at start."""
+def load_probes(text: str, file: Path | None, rules_file: Path | None = None) -> ProbeSet:
+    """The probes of ``SEVFLOW_VERIFY_PROBES``, of ``SEVFLOW_VERIFY_FILE`` and of the rules
+    file's ``probes``, in that order; a bad one (named with its file and line), or two probes
+    with the same matchers, fails at start."""
     probes = list(parse_probes(text).probes())
-    if file is not None:
-        probes.extend(parse_probes(file.read_text()).probes())
+    for path, key in ((file, None), (rules_file, "probes")):
+        if path is not None:
+            probes.extend(parse_probe_file(path.read_text(), str(path), key=key))
     return ProbeSet(probes)
 
 
@@ -128,7 +131,9 @@ class ProbeRunner:
     async def _one(self, incident: Incident, probe: Probe) -> ProbeResult:
         checked_at = self._clock()
         ok, detail = await check(self._client, probe, self._timeout)
-        result = ProbeResult.of(incident.id, incident.flaps, probe.name, ok, detail, checked_at)
+        result = ProbeResult.of(
+            incident.id, incident.flaps, probe.name, ok, detail, checked_at, incident.quiet_since
+        )
         await self._publish(result)
         return result
 
@@ -142,6 +147,6 @@ class ProbeRunner:
             incident = await self._store.get(incident_id)
             if incident is None or not incident.is_open or incident.quiet_since is None:
                 continue
-            if (probe := self._probes.for_services(incident.services)) is not None:
+            if (probe := self._probes.for_incident(incident)) is not None:
                 due.append((incident, probe))
         return list(await asyncio.gather(*(self._one(i, p) for i, p in due)))
