@@ -8,7 +8,17 @@ what it found on the probe-results topic. The worker applies those records like 
 (:meth:`streams.pipeline.Pipeline.process_probe_result`), so the decision comes from records and
 a replay reaches the same one. Every request has a timeout; any error of the probe's own request
 (refused, timed out, a 5xx, an answer that is not Prometheus') is a failed result naming it.
-Every worker runs the runner: two results of one moment are two records, each applied in order.
+
+**One runner per incident.** Every worker runs the runner, but a worker probes only the incidents
+whose key (the incident id) maps to a partition of the probe-results topic it is assigned now
+(:func:`partition_of`, Kafka's default partitioner; the result is published to that partition),
+so one result per interval is taken for each incident, by the worker that also applies it. While
+partitions move between workers (a rebalance) a run may probe nobody's or, for a moment, the same
+incident twice: two results of one moment are two records, each applied once, in order.
+
+**Fairly.** A run looks at a page of at most :data:`streams.quiet_scan.PAGE_LIMIT` quiet
+incidents, continuing after the previous run's page (streams/quiet_scan.py): incidents whose
+probe keeps failing cannot hold the others back.
 """
 
 import asyncio
@@ -19,19 +29,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from aiokafka.partitioner import murmur2
 
 from models.clock import Clock
 from models.incident import Incident
 from models.probe_file import parse_probe_file
 from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
 from store.incidents import IncidentStore
+from streams.quiet_scan import QuietScan
 
-__all__ = ["ProbeRunner", "check", "load_probes"]
+__all__ = ["ProbeRunner", "check", "load_probes", "partition_of"]
 
 #: ``quiet_incidents`` lists the incidents quiet since before a time: all of them, here.
 _EVER = datetime(9999, 1, 1, tzinfo=UTC)
-#: The most incidents one run probes (the oldest quiet ones first).
-RUN_LIMIT = 100
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and aiokafka's) sends ``key`` to:
+    murmur2 of the key, made positive, modulo the topic's partition count."""
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def _everyone(incident_id: str) -> bool:
+    return True
 
 
 def load_probes(text: str, file: Path | None, rules_file: Path | None = None) -> ProbeSet:
@@ -120,7 +140,14 @@ class ProbeRunner:
         clock: Clock,
         client: httpx.AsyncClient,
         timeout: float,
+        *,
+        owns: Callable[[str], bool] = _everyone,
+        scan: QuietScan | None = None,
     ) -> None:
+        """``owns(incident_id)``: whether this worker probes that incident now (the partition
+        its results go to is assigned to it); ``scan``: the pages of quiet incidents to look at."""
+        self._owns = owns
+        self._scan = scan if scan is not None else QuietScan()
         self._store = store
         self._probes = probes
         self._publish = publish
@@ -138,12 +165,15 @@ class ProbeRunner:
         return result
 
     async def run_once(self) -> list[ProbeResult]:
-        """Probe the incidents in their quiet period (all alerts resolved, not yet resolved)
-        whose services have a probe, concurrently; the results published, in incident order."""
+        """Probe this worker's incidents of the next page in their quiet period (all alerts
+        resolved, not yet resolved) that have a probe, concurrently; the results published, in
+        incident order."""
         if not self._probes:
             return []
         due: list[tuple[Incident, Probe]] = []
-        for incident_id in await self._store.quiet_incidents(_EVER, limit=RUN_LIMIT):
+        for incident_id in await self._scan.page(self._store, _EVER):
+            if not self._owns(incident_id):
+                continue
             incident = await self._store.get(incident_id)
             if incident is None or not incident.is_open or incident.quiet_since is None:
                 continue
