@@ -17,8 +17,6 @@ from store.db import async_engine
 from store.incident_reads import incident_reads
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
-from streams.probes import load_probes
-from streams.rules import load_rules
 
 __all__ = ["explain", "parse_pairs"]
 
@@ -87,6 +85,8 @@ async def _incident_for(
 
 def _probe_lines(settings: Settings, labels: dict[str, str], team: str, severity: str) -> list[str]:
     """The probe an incident this alert opens would be verified by (models/verification.py)."""
+    from streams.probes import load_probes
+
     probes = load_probes(settings.verify_probes, settings.verify_file, settings.rules_file)
     if not probes:
         return []
@@ -114,6 +114,10 @@ def explain(
 ) -> str:
     """A readable explanation of how sevflow would handle an alert with these labels arriving
     at ``now`` (the current time when None)."""
+    # The worker's loaders, imported when used: `sevflow teams` imports this module for
+    # parse_pairs and must not load the worker's packages (nor Kafka's client) for it.
+    from streams.rules import load_rules
+
     at = now if now is not None else utc_now()
     rules = load_rules(settings.rules_file)
     explanation = rules.explain(labels, annotations)
