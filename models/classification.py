@@ -221,7 +221,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     if not isinstance(document, dict):
         raise RulesError(f"{source}: expected a mapping with a 'rules' list")
     top = f"{source} line {document.get('__line__', 1)}"
-    unknown = set(document) - {"__line__", "rules", "default", *_FLAGS}
+    # ``probes``: verification probes, read by models/probe_file.py with their lines.
+    unknown = set(document) - {"__line__", "rules", "default", "probes", *_FLAGS}
     if unknown:
         raise RulesError(f"{top}: unknown keys {sorted(unknown)}")
     default = document.get("default") or {}

@@ -42,13 +42,16 @@ def _settings_help(names: Iterable[str] | None = None) -> str:
 
 _STORE = ("database_url", "data_dir")
 _KAFKA = ("kafka_bootstrap", "kafka_timeout_seconds")
-_QUARANTINE = ("alerts_quarantine_topic", "commands_quarantine_topic")
+_QUARANTINE = ("alerts_quarantine_topic", "commands_quarantine_topic", "probe_results_quarantine_topic")
 _TEAMS = ("teams_file", "pagerduty_routing_key", "slack_announce_channel", "statuspage_components")
 #: The settings each command reads (the roles read many more: ``sevflow --help`` lists them all).
 COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("init-db",): _STORE,
     ("explain",): (
         "rules_file",
+        "verify_probes",
+        "verify_file",
+        "teams_file",
         "group_by",
         "reopen_window_seconds",
         "blast_radius_instances",

@@ -1,4 +1,5 @@
-"""``sevflow explain``: which severity rule an alert matches, why, and which incident it joins."""
+"""``sevflow explain``: which severity rule an alert matches, why, which incident it joins, and
+which verification probe an incident it opens would be verified by."""
 
 import asyncio
 from collections.abc import Sequence
@@ -9,12 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from models.alertmanager import format_group_key
 from models.clock import utc_now
 from models.fingerprint import fingerprint
+from models.incident import SERVICE_LABELS
 from models.settings import Settings
+from sevflow.teams import load_teams
 from store.db import async_engine
 from store.incident_reads import incident_reads
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
-from streams.rules import load_rules
 
 __all__ = ["explain", "parse_pairs"]
 
@@ -81,6 +83,27 @@ async def _incident_for(
     return lines
 
 
+def _probe_lines(settings: Settings, labels: dict[str, str], team: str, severity: str) -> list[str]:
+    """The probe an incident this alert opens would be verified by (models/verification.py)."""
+    from streams.probes import load_probes
+
+    probes = load_probes(settings.verify_probes, settings.verify_file, settings.rules_file)
+    if not probes:
+        return []
+    service = next((labels[n] for n in SERVICE_LABELS if labels.get(n)), None)
+    choice = probes.choose([service] if service else [], team, severity)
+    lines = [
+        f"  skipped  probe {selector}: {failing} does not match" for selector, failing in choice.tried
+    ]
+    if choice.probe is None:
+        return [
+            "verified:  by no probe (service, team and severity match none): the quiet period "
+            "alone resolves",
+            *lines,
+        ]
+    return [f"verified:  by probe {choice.probe.name} ({choice.probe.selector})", *lines]
+
+
 def explain(
     settings: Settings,
     labels: dict[str, str],
@@ -91,6 +114,10 @@ def explain(
 ) -> str:
     """A readable explanation of how sevflow would handle an alert with these labels arriving
     at ``now`` (the current time when None)."""
+    # The worker's loaders, imported when used: `sevflow teams` imports this module for
+    # parse_pairs and must not load the worker's packages (nor Kafka's client) for it.
+    from streams.rules import load_rules
+
     at = now if now is not None else utc_now()
     rules = load_rules(settings.rules_file)
     explanation = rules.explain(labels, annotations)
@@ -122,6 +149,8 @@ def explain(
         )
     if cls.data_loss:
         lines.append("data loss: yes (SEV1)")
+    team = load_teams(settings, resolve=False).choose(labels, annotations, None).name
+    lines.extend(_probe_lines(settings, labels, team, cls.severity.value))
     if group_key is None and settings.group_by:
         group_key = format_group_key({n: labels.get(n, "") for n in settings.group_by})
     try:

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -373,8 +373,11 @@ class IncidentStore:
             rows = (await conn.execute(query)).all()
         return {int(p): at for p, at in rows}
 
-    async def quiet_incidents(self, before: datetime, limit: int = 100) -> list[str]:
-        """Open incidents whose alerts all resolved before ``before`` (quiet period candidates)."""
+    async def quiet_incidents(
+        self, before: datetime, limit: int = 100, *, after: str | None = None
+    ) -> list[str]:
+        """Open incidents whose alerts all resolved before ``before`` (quiet period candidates),
+        oldest first; with ``after``, those whose id sorts after it, by id (a page of a scan)."""
         query = (
             select(incidents.c.id)
             .where(
@@ -382,9 +385,10 @@ class IncidentStore:
                     incidents.c.state != IncidentState.RESOLVED.value,
                     incidents.c.quiet_since.is_not(None),
                     incidents.c.quiet_since <= before,
+                    incidents.c.id > after if after is not None else true(),
                 )
             )
-            .order_by(incidents.c.quiet_since)
+            .order_by(incidents.c.quiet_since if after is None else incidents.c.id)
             .limit(limit)
         )
         async with self._reader.connect() as conn:

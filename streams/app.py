@@ -44,7 +44,13 @@ from streams.failures import retry_transient
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.probe_agents import install as install_probes
-from streams.quarantine import EXIT_POISONED, PoisonLimit, Quarantine, TooMuchPoison
+from streams.quarantine import (
+    EXIT_POISONED,
+    PoisonLimit,
+    Quarantine,
+    TooMuchPoison,
+    quarantine_topics,
+)
 from streams.relay_process import RelayProcess
 from streams.stall import EXIT_STALLED
 from streams.steps import MEASURE_SECONDS, TopicWriter, WorkerSteps
@@ -167,7 +173,12 @@ def _agents(
                 return
 
 
-def _timers(app: faust.App, steps: WorkerSteps, on_stall: Callable[[float], None]) -> None:
+def _timers(
+    app: faust.App,
+    steps: WorkerSteps,
+    on_stall: Callable[[float], None],
+    on_poison_limit: Callable[[TooMuchPoison], None],
+) -> None:
     def assignment() -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
 
@@ -183,7 +194,7 @@ def _timers(app: faust.App, steps: WorkerSteps, on_stall: Callable[[float], None
     async def expire_quiet_periods() -> None:
         await steps.expire_quiet()
 
-    install_probes(app, steps.pipeline, steps.settings, steps.clock, steps.relay.wake)
+    install_probes(app, steps, assignment, on_poison_limit)
 
     @app.timer(interval=steps.settings.escalation_interval_seconds, name="escalations")  # type: ignore[untyped-decorator]
     async def escalate() -> None:
@@ -211,10 +222,7 @@ def create_app(
     app = _faust_app(settings, overrides)
     quarantine = Quarantine(
         TopicWriter(app, settings),
-        {
-            settings.alerts_topic: settings.alerts_quarantine_topic,
-            settings.commands_topic: settings.commands_quarantine_topic,
-        },
+        quarantine_topics(settings),
         PoisonLimit(settings.worker_poison_limit),
         clock,
         stats.registry,
@@ -222,5 +230,5 @@ def create_app(
     steps = WorkerSteps(settings, pipeline, relay, lag, quarantine, clock, stats)
     app.service(_resources(steps))
     _agents(app, steps, on_poison_limit)
-    _timers(app, steps, on_stall)
+    _timers(app, steps, on_stall, on_poison_limit)
     return app

@@ -25,7 +25,7 @@ The interface, for the worker and for tests that drive it directly::
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.alert import AlertRecord, RecordPosition
@@ -62,6 +62,7 @@ from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
+from streams.quiet_scan import QuietScan
 
 __all__ = ["CommandResult", "Pipeline", "regroup"]
 
@@ -167,13 +168,15 @@ class Pipeline:
     probes: ProbeSet | None = None
     #: When set, an incident opened by an alert records the team its alert matches.
     teams: Teams | None = None
+    #: Where the quiet timer's last page ended (a fair scan: streams/quiet_scan.py).
+    quiet_scan: QuietScan = field(default_factory=QuietScan)
 
     def _verify(self, incident: Incident | None) -> bool:
         """True when ``incident`` has a verification probe (its quiet period needs a pass)."""
         return (
             incident is not None
             and self.probes is not None
-            and self.probes.for_services(incident.services) is not None
+            and self.probes.for_incident(incident) is not None
         )
 
     async def process_alerts(
@@ -358,7 +361,7 @@ class Pipeline:
         the backlog is applied before its incident can expire. It is also the resolution's time.
         """
         events: list[IncidentEvent] = []
-        for incident_id in await self.store.quiet_incidents(watermark - self.policy.quiet_period):
+        for incident_id in await self.quiet_scan.page(self.store, watermark - self.policy.quiet_period):
             async with self.store.transaction() as tx:
                 incident = await tx.lock_incident(incident_id)
                 if incident is None:

@@ -2,19 +2,22 @@
 faust app by :func:`install`:
 
 * timer ``verify`` (only when probes are configured): every ``SEVFLOW_VERIFY_INTERVAL_SECONDS``,
-  probe the incidents in their quiet period and publish each result on the probe-results topic;
+  probe the incidents in their quiet period whose probe-results partition this worker is assigned
+  (streams/probes.py) and publish each result to that partition;
 * agent ``probe-results``: apply each result to its incident
   (:meth:`streams.pipeline.Pipeline.process_probe_result`), in the topic's order; a replay
   changes nothing (results are applied once, by id).
 
-Per-event errors stay inside the agent (faust issue #315): a result that does not decode is
-logged and skipped (it can never apply), a transient database error is retried until it passes.
+Per-event errors stay inside the agent (faust issue #315): a result that does not decode, or that
+the store refuses for good, is quarantined like a poison alert or command (streams/quarantine.py,
+``SEVFLOW_PROBE_RESULTS_QUARANTINE_TOPIC``, counted against the same poison limit); a transient
+database error is retried until it passes.
 """
 
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import httpx
@@ -22,13 +25,15 @@ import mode
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.clock import Clock
-from models.settings import Settings
+from models.quarantine import SourcePosition
 from models.verification import ProbeResult
 from streams.failures import RETRIED, reason_of, retry_transient
-from streams.pipeline import Pipeline
-from streams.probes import ProbeRunner
+from streams.probes import ProbeRunner, partition_of
+from streams.quarantine import TooMuchPoison
 from streams.records import decode_probe_result
+
+if TYPE_CHECKING:
+    from streams.steps import WorkerSteps
 
 __all__ = ["install"]
 
@@ -36,10 +41,14 @@ log = logging.getLogger(__name__)
 
 
 def install(
-    app: faust.App, pipeline: Pipeline, settings: Settings, clock: Clock, on_applied: Callable[[], None]
+    app: faust.App,
+    steps: "WorkerSteps",
+    assignment: Callable[[], set[tuple[str, int]]],
+    on_poison_limit: Callable[[TooMuchPoison], None],
 ) -> None:
-    """Add the probe-results agent and, when ``pipeline`` has probes, the probe timer to ``app``;
-    ``on_applied`` is called after a result changed an incident (the relay's wake-up)."""
+    """Add the probe-results agent and, when the pipeline has probes, the probe timer to
+    ``app``; ``assignment()``: the (topic, partition) pairs this worker consumes now."""
+    settings = steps.settings
     topic = app.topic(
         settings.probe_results_topic,
         key_serializer="raw",
@@ -51,23 +60,23 @@ def install(
         decoded = decode_probe_result(event.value)
         result = decoded.record
         if result is None:
-            log.warning(
-                "probe result %s[%s]@%s skipped: %s",
-                event.message.topic,
-                event.message.partition,
-                event.message.offset,
-                decoded.refused,
-            )
+            await steps.refuse(event, decoded)
             return
         try:
             applied = await retry_transient(
-                f"probe result {result.result_id}", partial(pipeline.process_probe_result, result)
+                f"probe result {result.result_id}",
+                partial(steps.pipeline.process_probe_result, result),
             )
         except RETRIED as exc:  # (retry_transient raises only the permanent ones)
-            log.error("probe result %s not applied: %s", result.result_id, reason_of(exc))
+            message = event.message
+            where = SourcePosition(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            )
+            await steps.quarantine.put(where, event.key, event.value, type(exc).__name__, reason_of(exc))
             return
+        steps.quarantine.applied()
         if applied.events:
-            on_applied()
+            steps.relay.wake()
         log.info(
             "probe result %s %s %s: %s",
             result.incident_id,
@@ -79,18 +88,40 @@ def install(
     @app.agent(topic, name="probe-results")
     async def probe_results(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await apply(event)
+            try:
+                await apply(event)
+            except TooMuchPoison as exc:
+                on_poison_limit(exc)
+                return
 
-    probes = pipeline.probes
+    probes = steps.pipeline.probes
     if not probes:
         return
     client = httpx.AsyncClient(follow_redirects=False)
 
+    def partition(incident_id: str) -> int:
+        count = app.consumer.topic_partitions(topic.get_topic_name()) or settings.topic_partitions
+        return partition_of(incident_id.encode(), count)
+
+    def owns(incident_id: str) -> bool:
+        return (settings.probe_results_topic, partition(incident_id)) in assignment()
+
     async def publish(result: ProbeResult) -> None:
-        sent = await topic.send(key=result.incident_id.encode(), value=result.to_bytes())
+        key = result.incident_id.encode()
+        sent = await topic.send(
+            key=key, value=result.to_bytes(), partition=partition(result.incident_id)
+        )
         await sent  # Kafka's acknowledgement
 
-    runner = ProbeRunner(pipeline.store, probes, publish, clock, client, settings.verify_timeout_seconds)
+    runner = ProbeRunner(
+        steps.pipeline.store,
+        probes,
+        publish,
+        steps.clock,
+        client,
+        settings.verify_timeout_seconds,
+        owns=owns,
+    )
 
     @app.service
     class _ProbeClient(mode.Service):

@@ -8,7 +8,17 @@ what it found on the probe-results topic. The worker applies those records like 
 (:meth:`streams.pipeline.Pipeline.process_probe_result`), so the decision comes from records and
 a replay reaches the same one. Every request has a timeout; any error of the probe's own request
 (refused, timed out, a 5xx, an answer that is not Prometheus') is a failed result naming it.
-Every worker runs the runner: two results of one moment are two records, each applied in order.
+
+**One runner per incident.** Every worker runs the runner, but a worker probes only the incidents
+whose key (the incident id) maps to a partition of the probe-results topic it is assigned now
+(:func:`partition_of`, Kafka's default partitioner; the result is published to that partition),
+so one result per interval is taken for each incident, by the worker that also applies it. While
+partitions move between workers (a rebalance) a run may probe nobody's or, for a moment, the same
+incident twice: two results of one moment are two records, each applied once, in order.
+
+**Fairly.** A run looks at a page of at most :data:`streams.quiet_scan.PAGE_LIMIT` quiet
+incidents, continuing after the previous run's page (streams/quiet_scan.py): incidents whose
+probe keeps failing cannot hold the others back.
 """
 
 import asyncio
@@ -19,26 +29,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from aiokafka.partitioner import murmur2
 
 from models.clock import Clock
 from models.incident import Incident
+from models.probe_file import parse_probe_file
 from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
 from store.incidents import IncidentStore
+from streams.quiet_scan import QuietScan
 
-__all__ = ["ProbeRunner", "check", "load_probes"]
+__all__ = ["ProbeRunner", "check", "load_probes", "partition_of"]
 
 #: ``quiet_incidents`` lists the incidents quiet since before a time: all of them, here.
 _EVER = datetime(9999, 1, 1, tzinfo=UTC)
-#: The most incidents one run probes (the oldest quiet ones first).
-RUN_LIMIT = 100
 
 
-def load_probes(text: str, file: Path | None) -> ProbeSet:
-    """The probes of ``SEVFLOW_VERIFY_PROBES`` and of ``SEVFLOW_VERIFY_FILE``; a bad one, or
-    one service given twice, fails at start."""
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and aiokafka's) sends ``key`` to:
+    murmur2 of the key, made positive, modulo the topic's partition count."""
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def _everyone(incident_id: str) -> bool:
+    return True
+
+
+def load_probes(text: str, file: Path | None, rules_file: Path | None = None) -> ProbeSet:
+    """The probes of ``SEVFLOW_VERIFY_PROBES``, of ``SEVFLOW_VERIFY_FILE`` and of the rules
+    file's ``probes``, in that order; a bad one (named with its file and line), or two probes
+    with the same matchers, fails at start."""
     probes = list(parse_probes(text).probes())
-    if file is not None:
-        probes.extend(parse_probes(file.read_text()).probes())
+    for path, key in ((file, None), (rules_file, "probes")):
+        if path is not None:
+            probes.extend(parse_probe_file(path.read_text(), str(path), key=key))
     return ProbeSet(probes)
 
 
@@ -117,7 +140,14 @@ class ProbeRunner:
         clock: Clock,
         client: httpx.AsyncClient,
         timeout: float,
+        *,
+        owns: Callable[[str], bool] = _everyone,
+        scan: QuietScan | None = None,
     ) -> None:
+        """``owns(incident_id)``: whether this worker probes that incident now (the partition
+        its results go to is assigned to it); ``scan``: the pages of quiet incidents to look at."""
+        self._owns = owns
+        self._scan = scan if scan is not None else QuietScan()
         self._store = store
         self._probes = probes
         self._publish = publish
@@ -128,20 +158,25 @@ class ProbeRunner:
     async def _one(self, incident: Incident, probe: Probe) -> ProbeResult:
         checked_at = self._clock()
         ok, detail = await check(self._client, probe, self._timeout)
-        result = ProbeResult.of(incident.id, incident.flaps, probe.name, ok, detail, checked_at)
+        result = ProbeResult.of(
+            incident.id, incident.flaps, probe.name, ok, detail, checked_at, incident.quiet_since
+        )
         await self._publish(result)
         return result
 
     async def run_once(self) -> list[ProbeResult]:
-        """Probe the incidents in their quiet period (all alerts resolved, not yet resolved)
-        whose services have a probe, concurrently; the results published, in incident order."""
+        """Probe this worker's incidents of the next page in their quiet period (all alerts
+        resolved, not yet resolved) that have a probe, concurrently; the results published, in
+        incident order."""
         if not self._probes:
             return []
         due: list[tuple[Incident, Probe]] = []
-        for incident_id in await self._store.quiet_incidents(_EVER, limit=RUN_LIMIT):
+        for incident_id in await self._scan.page(self._store, _EVER):
+            if not self._owns(incident_id):
+                continue
             incident = await self._store.get(incident_id)
             if incident is None or not incident.is_open or incident.quiet_since is None:
                 continue
-            if (probe := self._probes.for_services(incident.services)) is not None:
+            if (probe := self._probes.for_incident(incident)) is not None:
                 due.append((incident, probe))
         return list(await asyncio.gather(*(self._one(i, p) for i, p in due)))

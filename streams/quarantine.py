@@ -2,7 +2,8 @@
 
 A poison record (it does not decode, or the store refuses it for good: see streams/failures.py)
 is written with its reason and original bytes to the quarantine topic of its source
-(``SEVFLOW_ALERTS_QUARANTINE_TOPIC``, ``SEVFLOW_COMMANDS_QUARANTINE_TOPIC``), counted in
+(``SEVFLOW_ALERTS_QUARANTINE_TOPIC``, ``SEVFLOW_COMMANDS_QUARANTINE_TOPIC``,
+``SEVFLOW_PROBE_RESULTS_QUARANTINE_TOPIC``), counted in
 ``sevflow_records_quarantined_total{topic,reason}`` and logged at WARNING with its position and
 reason only; its offset then moves on like any other. The write waits for Kafka's
 acknowledgement, retried until it passes: a record leaves its partition only into the quarantine.
@@ -42,6 +43,7 @@ __all__ = [
     "TooMuchPoison",
     "quarantine_list",
     "quarantine_replay",
+    "quarantine_topics",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ def quarantine_topics(settings: Settings) -> dict[str, str]:
     return {
         settings.alerts_topic: settings.alerts_quarantine_topic,
         settings.commands_topic: settings.commands_quarantine_topic,
+        settings.probe_results_topic: settings.probe_results_quarantine_topic,
     }
 
 

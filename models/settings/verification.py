@@ -42,6 +42,13 @@ class VerificationSettings(BaseModel):
         "from (keyed by incident id), so a replay reaches the same decisions.",
     )
 
+    probe_results_quarantine_topic: str = Field(
+        default="sevflow-probe-results-quarantine",
+        description="Where the worker sets aside probe-result records it can never apply (not "
+        "decodable, or refused by the store for good), with the reason and the original bytes, "
+        "as for alerts and commands (sevflow dlq list --quarantine).",
+    )
+
     @field_validator("verify_probes")
     @classmethod
     def _probes_parse(cls, value: str) -> str:

@@ -1,5 +1,6 @@
-"""``sevflow explain NAME=VALUE…``: which severity rule an alert matches, why, and which incident
-it joins (sevflow/explain.py does the work). Exit status 2 on a bad label or rules file."""
+"""``sevflow explain NAME=VALUE…``: which severity rule an alert matches, why, which incident it
+joins and which verification probe would verify it (sevflow/explain.py does the work). Exit status
+2 on a bad label, rules, teams or probe file."""
 
 import argparse
 import sys
@@ -15,7 +16,9 @@ NAMES = ("explain",)
 
 def add_parsers(sub: Any) -> None:
     explain = sub.add_parser(
-        "explain", help="show which severity rule an alert matches, why, and which incident it joins"
+        "explain",
+        help="show which severity rule an alert matches, why, which incident it joins and which "
+        "verification probe would verify it",
     )
     explain.add_argument("labels", nargs="+", metavar="NAME=VALUE", help="the alert's labels")
     explain.add_argument(
@@ -33,6 +36,7 @@ def run(
     now: Clock = utc_now,
 ) -> int:
     from models.classification import RulesError
+    from models.teams import TeamsError
     from sevflow.explain import explain, parse_pairs
 
     try:
@@ -42,7 +46,7 @@ def run(
             explain(settings, labels, annotations, args.group_key),
             file=out if out is not None else sys.stdout,
         )
-    except (ValueError, RulesError) as exc:
+    except (ValueError, RulesError, TeamsError, OSError) as exc:
         print(f"sevflow explain: {exc}", file=err if err is not None else sys.stderr)
         return 2
     return 0

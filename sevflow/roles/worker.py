@@ -75,7 +75,7 @@ def build_worker(
             emailing=settings.email_configured(),
         ),
         load_runbooks(settings.runbooks_dir, settings.runbooks_url),
-        probes=load_probes(settings.verify_probes, settings.verify_file),
+        probes=load_probes(settings.verify_probes, settings.verify_file, settings.rules_file),
         teams=teams,
     )
     relay = RelayProcess(RelaySettings.of(settings), on_published=stats.events_published.inc)
