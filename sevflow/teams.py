@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from models.settings import Settings
 from models.teams import Teams, TeamsError, default_team, parse_teams, resolve_routing_keys
+from streams.escalation import PolicyError, load_policy
 
 __all__ = ["load_teams", "teams_problem"]
 
@@ -50,9 +51,12 @@ def load_teams(
 
 
 def teams_problem(settings: Settings) -> str | None:
-    """Why the teams cannot be used (file and line), or None: checked before a role starts."""
+    """Why the teams cannot be used (file and line), or None: checked before a role starts,
+    a team's escalation policy file included."""
     try:
-        load_teams(settings)
-    except TeamsError as exc:
+        teams = load_teams(settings)
+        if teams.teams:
+            load_policy(settings.escalation_policy_file, settings.playbook_times(), teams=teams)
+    except (TeamsError, PolicyError) as exc:
         return str(exc)
     return None

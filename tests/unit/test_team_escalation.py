@@ -10,8 +10,10 @@ from pydantic import SecretStr
 
 from models.escalation import advance, arm, playbook_policy
 from models.incident import Incident
+from models.settings import Settings
 from models.severity import Severity
 from models.teams import Teams, default_team, parse_teams
+from sevflow.teams import teams_problem
 from streams.escalation import PolicyError, load_policy, parse_policy, team_policies
 from tests.builders import T0
 
@@ -126,3 +128,13 @@ def test_a_bad_team_policy_file_names_the_teams_file_line_and_problem(tmp_path: 
 def test_a_policy_file_cannot_set_teams() -> None:
     with pytest.raises(PolicyError, match="teams file"):
         parse_policy(PAYMENTS_POLICY + "teams: {}\n")
+
+
+def test_a_bad_team_policy_file_is_a_start_problem(tmp_path: Path) -> None:
+    teams_in(tmp_path)
+    settings = Settings(teams_file=tmp_path / "teams.yaml")
+    assert teams_problem(settings) is None
+    (tmp_path / "payments.yaml").write_text("levels: [{name: x, after: soon, targets: []}]\n")
+    problem = teams_problem(settings)
+    assert problem is not None
+    assert problem.startswith(f"{tmp_path / 'teams.yaml'}:2: team 'payments': escalation: ")
