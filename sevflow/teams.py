@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 from models.settings import Settings
 from models.teams import Teams, TeamsError, default_team, parse_teams, resolve_routing_keys
-from streams.escalation import PolicyError, load_policy
 
 __all__ = ["load_teams", "teams_problem"]
 
@@ -53,6 +52,9 @@ def load_teams(
 def teams_problem(settings: Settings) -> str | None:
     """Why the teams cannot be used (file and line), or None: checked before a role starts,
     a team's escalation policy file included."""
+    # Imported here: the store commands load sevflow.teams and must not load streams/.
+    from streams.escalation import PolicyError, load_policy
+
     try:
         teams = load_teams(settings)
         if teams.teams:
