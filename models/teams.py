@@ -21,8 +21,9 @@ team that leaves out its routing key, channel or components uses the default tea
 
 A routing key is never written in the file: it names an environment variable or a file, read
 once at start (:func:`resolve_routing_keys`); a reference that does not resolve stops sevflow at
-start, naming the variable or the file and never a value. The escalation policy, business hours
-and runbooks directory of a team are read and checked now and used by a later step.
+start, naming the variable or the file and never a value. A team's escalation policy and
+business hours are applied by ``streams.escalation.team_policies``, its private-channel invites by
+the Slack sink; its runbooks directory is read and checked but not applied yet.
 
 Errors (:class:`TeamsError`) name the file and the line: ``teams.yaml:12: unknown field
 'pagerduty_key'``.

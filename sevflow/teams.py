@@ -50,9 +50,15 @@ def load_teams(
 
 
 def teams_problem(settings: Settings) -> str | None:
-    """Why the teams cannot be used (file and line), or None: checked before a role starts."""
+    """Why the teams cannot be used (file and line), or None: checked before a role starts,
+    a team's escalation policy file included."""
+    # Imported here: the store commands load sevflow.teams and must not load streams/.
+    from streams.escalation import PolicyError, load_policy
+
     try:
-        load_teams(settings)
-    except TeamsError as exc:
+        teams = load_teams(settings)
+        if teams.teams:
+            load_policy(settings.escalation_policy_file, settings.playbook_times(), teams=teams)
+    except (TeamsError, PolicyError) as exc:
         return str(exc)
     return None

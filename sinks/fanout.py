@@ -169,6 +169,7 @@ def _slack(
         security_contacts=security_contacts,
         emailing=settings.email_configured(),
         team_channels={t.name: t.announce_channel for t in _own(teams) if t.announce_channel},
+        team_invites={t.name: t.private_channel_invite for t in _own(teams)},
     )
 
 

@@ -10,12 +10,12 @@ For an incident whose severity is announced::
     ack, sev     the #incidents announcement is edited to show the new state
     resolved     the playbook's "INCIDENT RESOLVED" in the channel; announcement edited
 
-A security or data-breach incident gets a **private** channel (``is_private``) with the Slack
-users and user groups of the policy's security (and data-breach) contacts invited (user groups
-expanded with usergroups.users.list); its name is posted to their Slack channels
-(``#security-incidents``), and ``#incidents`` learns only the severity and "security incident"
-(:func:`sinks.slack_format.security_announcement`, also when the announcement is edited). An
-incident that becomes security only after its channel was created keeps that channel (Slack
+A security or data-breach incident gets a **private** channel (``is_private``) with the Slack users
+and user groups of the policy's security (and data-breach) contacts and of the incident's team's
+``private_channel_invite`` invited (sinks/slack_invites.py); its name is posted to their Slack
+channels (``#security-incidents``), and ``#incidents`` learns only the severity and "security
+incident" (:func:`sinks.slack_format.security_announcement`, also when the announcement is edited).
+An incident that becomes security only after its channel was created keeps that channel (Slack
 offers bots no way to make it private): the announcement turns neutral from then on, and the
 security contact is told through the escalation's notice.
 
@@ -23,16 +23,18 @@ An escalation whose targets include a Slack channel (the playbook's security con
 ``#security-incidents``) is also posted in that channel, whatever the incident's severity: the
 escalation policy, not the announcement routing, decides who is told.
 
+Announcements, security announcements, the SEV4 morning digest and a storm digest's listing of
+a team's incidents go to the incident's team's channel (README "Teams"; the listings and
+notices: sinks/slack_digests.py).
+
 Every call goes through :class:`Effects` (delivery log, retries, breaker). Posts carry a metadata
 key so that a post interrupted by a crash is found in the channel history instead of repeated;
 channel creation records the name it is trying so an interrupted create is found by name.
 """
 
 import functools
-import json
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from models.escalation import DIGEST_STEP, Target, escalation_targets
@@ -43,6 +45,7 @@ from sinks.effects import Effects, Result, effect_key
 from sinks.errors import DeliveryError
 from sinks.pacing import ChannelPacer
 from sinks.slack_client import SlackError, SlackSender, is_channel_id
+from sinks.slack_digests import MORNING_SCOPE, STORM_SCOPE, ListingPoster, team_scope
 from sinks.slack_format import (
     SlackMessage,
     announcement,
@@ -58,15 +61,11 @@ from sinks.slack_format import (
     security_announcement,
     update_line,
 )
+from sinks.slack_invites import invitees
 
 __all__ = ["SlackSink"]
 
 log = logging.getLogger(__name__)
-_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
-_USERGROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
-
-#: Scope prefix of a morning digest's refs: one key per listed incident, ``_channel``/``_ts``.
-MORNING_SCOPE = "morning-digest:"
 
 #: Suffixes tried when a channel name is taken, before giving up (permanently).
 NAME_ATTEMPTS = 20
@@ -89,6 +88,7 @@ class SlackSink:
         security_contacts: Sequence[Target] = (),
         emailing: bool = False,
         team_channels: Mapping[str, str] | None = None,
+        team_invites: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._sender = sender
         self._effects = effects
@@ -96,6 +96,9 @@ class SlackSink:
         self._announce = announce_channel
         #: The announcement channel of each team that has its own (models.teams), by team name.
         self._team_channels = dict(team_channels or {})
+        #: The Slack users and user groups each team invites to its private (security) channels.
+        self._team_invites = {team: tuple(who) for team, who in (team_invites or {}).items()}
+        self._listings = ListingPoster(self.name, effects, sender, pacer)
         #: Channel name → id, as conversations.list found them (ids map to themselves).
         self._channel_ids: dict[str, str] = {}
         self._lead = lead
@@ -233,23 +236,16 @@ class SlackSink:
         }
 
     async def _invite_contacts(self, event: IncidentEvent, channel_id: str, name: str) -> None:
-        """Invite the security contacts' Slack users (user groups expanded) to the private
-        channel, then tell their Slack channels its name; each step once."""
-        users: list[str] = []
-        for target in self._security:
-            if _USER.match(target.to):
-                users.append(target.to)
-            elif group := _USERGROUP.match(target.to):
-                members = await self._effects.retried(
-                    functools.partial(self._sender.usergroup_members, group.group(1)),
-                    "usergroups.users.list",
-                )
-                users += members
-            elif not target.to.startswith("#") and not is_channel_id(target.to):
-                log.warning(
-                    "security contact %s is not a Slack user or user group id: not invited", target.to
-                )
-        users = list(dict.fromkeys(users))
+        """Invite the security contacts' Slack users and the incident's team's
+        (``private_channel_invite``), user groups expanded, to the private channel, then tell
+        the contacts' Slack channels its name; each step once."""
+        team = self._team_invites.get(event.incident.team, ())
+
+        async def members_of(group: str) -> list[str]:
+            find = functools.partial(self._sender.usergroup_members, group)
+            return await self._effects.retried(find, "usergroups.users.list")
+
+        users = await invitees((*(t.to for t in self._security), *team), members_of)
 
         async def invite() -> Result:
             refused = await self._sender.invite(channel_id, users) if users else []
@@ -347,113 +343,54 @@ class SlackSink:
         (a process stopped mid-post) is reconciled from the channel's history, not posted again;
         ``since``: when the notice was written (the history searched starts there)."""
         channel = await self._announce_channel()
-        marker = json.dumps([key, "notice"])
-        log_, clock = self._effects.log, self._effects.clock
-        record = await log_.step(self.name, key, "notice")
-        if record is not None and record.status == "done":
-            return record.result
-        find = functools.partial(self._sender.find_message, channel, marker, since=since)
-        result = await self._effects.retried(find, "notice (reconcile)", scope) if record else None
-        if result is None:
-            await log_.begin(self.name, key, "notice", scope, clock.now())
+        return await self._listings.notice(key, scope, channel, message, since)
 
-            async def post() -> Result:
-                async with self._pacer.slot(channel, 2):  # after SEV1 posts, before the rest
-                    return await self._sender.post(channel, message, marker)
-
-            result = await self._effects.retried(post, "notice", scope)
-        await log_.confirm(self.name, [key], "notice", scope, clock.now(), result=result)
-        return result
-
-    # --- the next business day's morning digest (SEV4) ---------------------------------------
+    # --- listings: the next business day's morning digest (SEV4), storm digests -------------
     async def _list_in_digest(self, event: IncidentEvent) -> None:
-        """Add the incident to its day's morning digest in the announcement channel: one message
-        per day, posted with the first incident listed and edited as others join."""
+        """Add the incident to its day's morning digest in its team's announcement channel: one
+        message per day and channel, posted with the first incident listed and edited as others
+        join (sinks/slack_digests.py)."""
         day, team = event.data.get("digest_day", ""), event.incident.team
-        # One digest per day and announcement channel: a team's own lists only its incidents.
-        own = team in self._team_channels
-        scope = f"{MORNING_SCOPE}{day}" + (f"/{team}" if own else "")
-        known = await self._effects.log.refs(self.name, scope)
-        members = {k: v for k, v in known.items() if not k.startswith("_")}
+        scope = team_scope(f"{MORNING_SCOPE}{day}", team, team in self._team_channels)
+        known, members = await self._listings.listed(scope)
         members[event.incident_id] = f"[{event.incident.severity}] {event.incident.title}"
+        channel = await self._announce_channel(team)
         text = morning_digest(day, members)
-        announce_id = await self._announce_channel(team)
-        send: Callable[[], Awaitable[Result]]
-        reconcile: Callable[[], Awaitable[Result | None]] | None = None
-        if "_ts" in known:  # an edit: chat.update may be repeated
-            send = functools.partial(self._sender.update, known["_channel"], known["_ts"], text)
-        else:
-            key = effect_key(event, "morning-digest")
-
-            async def post() -> Result:
-                async with self._pacer.slot(announce_id, event.incident.severity.rank):
-                    return await self._sender.post(announce_id, text, key)
-
-            send = post
-            reconcile = functools.partial(
-                self._sender.find_message, announce_id, key, since=event.occurred_at
-            )
-        await self._effects.once(
-            [event],
-            "morning-digest",
-            send,
-            refs=lambda r: {**members, "_channel": r["channel"], "_ts": r["ts"]},
-            scope=scope,
-            reconcile=reconcile,
+        rank = event.incident.severity.rank
+        await self._listings.post_or_edit(
+            [event], "morning-digest", scope, known, members, channel, text, rank
         )
 
-    # --- storm digest -----------------------------------------------------------------------
     async def digest(
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
-        """One #incidents message per storm, edited as SEV3/SEV4 incidents join it."""
+        """One message per storm and announcement channel, edited as SEV3/SEV4 incidents join
+        it: a team with its own channel has its incidents listed there, the others in
+        ``#incidents``."""
         routed = [e for e in events if e.incident.severity in self._severities]
-        if not routed:
-            return []
-        scope = f"storm:{storm_id}"
-        try:
-            known = await self._effects.log.refs(self.name, scope)
-            members = {k: v for k, v in known.items() if not k.startswith("_")}
-            members.update(
-                {
-                    e.incident_id: f"[{e.incident.severity}] "
-                    + ("security incident" if is_security(e.incident) else e.incident.title)
-                    for e in routed
-                }
-            )
-            text = digest(members, since)
-            announce_id = await self._announce_channel()
-            send: Callable[[], Awaitable[Result]]
-            reconcile: Callable[[], Awaitable[Result | None]] | None = None
-            if "_ts" in known:  # an edit: chat.update may be repeated
-                send = functools.partial(self._sender.update, known["_channel"], known["_ts"], text)
-            else:
-                key = effect_key(routed[-1], "digest")
+        by_team: dict[str, list[IncidentEvent]] = {}
+        for event in routed:
+            team = event.incident.team if event.incident.team in self._team_channels else ""
+            by_team.setdefault(team, []).append(event)
+        failures: list[Failure] = []
+        for team, listed in by_team.items():
+            try:
+                await self._storm_listing(storm_id, since, team, listed)
+            except DeliveryError as error:
+                failures += [Failure(e, error) for e in listed]
+        return failures
 
-                async def post() -> Result:
-                    async with self._pacer.slot(announce_id, 3):
-                        return await self._sender.post(announce_id, text, key)
-
-                send = post
-                # A post is not idempotent: an attempt interrupted after Slack took it is found
-                # by its key instead of posting the digest twice.
-                reconcile = functools.partial(
-                    self._sender.find_message,
-                    announce_id,
-                    key,
-                    since=min(e.occurred_at for e in routed),
-                )
-            await self._effects.once(
-                routed,
-                "digest",
-                send,
-                refs=lambda r: {**members, "_channel": r["channel"], "_ts": r["ts"]},
-                scope=scope,
-                reconcile=reconcile,
-            )
-        except DeliveryError as error:
-            return [Failure(e, error) for e in routed]
-        return []
+    async def _storm_listing(
+        self, storm_id: str, since: datetime, team: str, events: Sequence[IncidentEvent]
+    ) -> None:
+        scope = team_scope(f"{STORM_SCOPE}{storm_id}", team, bool(team))
+        known, members = await self._listings.listed(scope)
+        for e in events:
+            title = "security incident" if is_security(e.incident) else e.incident.title
+            members[e.incident_id] = f"[{e.incident.severity}] {title}"
+        channel = await self._announce_channel(team or None)
+        text = digest(members, since)
+        await self._listings.post_or_edit(events, "digest", scope, known, members, channel, text, 3)
 
     async def close(self) -> None:
         await self._sender.close()

@@ -42,6 +42,7 @@ from models.escalation import (
 from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import SEVFLOW, annotate
 from models.severity import Severity
+from models.teams import Teams
 from store.escalations import EscalationRepo, EscalationTx, StaleEscalation, escalation_transaction
 from store.incidents import IncidentStore, IncidentTx
 from store.leases import Lease
@@ -53,6 +54,7 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "run_escalations",
+    "team_policies",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         raise PolicyError(f"{source}: expected a mapping with at least 'levels'")
     if "emailing" in document:
         raise PolicyError(f"{source}: emailing: set by SEVFLOW_SMTP_HOST, not by the policy file")
+    if "teams" in document:
+        raise PolicyError(f"{source}: teams: a team's policy is set in the teams file (escalation)")
     try:
         return EscalationPolicy.model_validate(document)
     except ValidationError as exc:
@@ -112,23 +116,56 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
         raise PolicyError(f"{source}: {problems}") from None
 
 
+def _read_policy(path: Path) -> EscalationPolicy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
+    return parse_policy(text, source=str(path))
+
+
 def load_policy(
-    path: Path | None, times: PlaybookTimes | None = None, *, emailing: bool = False
+    path: Path | None,
+    times: PlaybookTimes | None = None,
+    *,
+    emailing: bool = False,
+    teams: Teams | None = None,
 ) -> EscalationPolicy:
     """The policy in ``path`` (``SEVFLOW_ESCALATION_POLICY_FILE``), or the playbook's when None
     with ``times`` (``SEVFLOW_ESCALATION_*_MINUTES``, :meth:`EscalationSettings.playbook_times`);
-    ``emailing``: SMTP is configured (``Settings.email_configured``), said in contacts' reasons.
+    ``emailing``: SMTP is configured (``Settings.email_configured``), said in contacts' reasons;
+    ``teams``: each team's own policy attached (:func:`team_policies`).
 
     Read once at start-up; a bad file stops the worker with a message naming the field."""
-    if path is None:
-        policy = playbook_policy(times)
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError(f"{path}: {exc.strerror or exc}") from None
-        policy = parse_policy(text, source=str(path))
-    return policy.model_copy(update={"emailing": emailing})
+    policy = playbook_policy(times) if path is None else _read_policy(path)
+    policy = policy.model_copy(update={"emailing": emailing})
+    return policy if teams is None else team_policies(policy, teams)
+
+
+def team_policies(policy: EscalationPolicy, teams: Teams) -> EscalationPolicy:
+    """``policy`` with the policy of each team that has one of its own (README "Teams"): its
+    ``escalation.policy_file`` (relative to the teams file), else its ``escalation.overrides``
+    tried before the default policy's; its ``business_hours`` over either. A team with none of
+    these follows ``policy`` itself. A bad team policy file raises :class:`PolicyError` naming
+    the teams file, the team's line and the policy file's problem."""
+    own: dict[str, EscalationPolicy] = {}
+    for team in teams.teams:
+        escalation = team.escalation
+        if escalation is None and team.business_hours is None:
+            continue
+        base = policy
+        if escalation is not None and escalation.policy_file is not None:
+            file = escalation.policy_file
+            if not file.is_absolute() and teams.source:
+                file = Path(teams.source).parent / file
+            try:
+                base = _read_policy(file).model_copy(update={"emailing": policy.emailing})
+            except PolicyError as exc:
+                where = f"{teams.source}:{teams.lines.get(team.name, 1)}"
+                raise PolicyError(f"{where}: team {team.name!r}: escalation: {exc}") from None
+        overrides = escalation.overrides if escalation is not None else ()
+        own[team.name] = base.adapted(overrides, team.business_hours)
+    return policy.model_copy(update={"teams": own})
 
 
 class EscalationMetrics:

@@ -46,7 +46,7 @@ class Advance:
 
 
 def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> EscalationState:
-    """Start escalating ``incident``: snapshot the policy for its services.
+    """Start escalating ``incident``: snapshot the policy of its team for its services.
 
     The first escalation of an incident starts when it opened (a worker that arms late, after a
     restart, still fires on the original deadlines); a reopened incident's when it reopened
@@ -56,7 +56,11 @@ def arm(incident: Incident, policy: EscalationPolicy, now: datetime) -> Escalati
         incident_id=incident.id,
         generation=incident.flaps,
         started_at=started,
-        snapshot=CANARY_SNAPSHOT if incident.canary else policy.snapshot(incident.services),
+        snapshot=(
+            CANARY_SNAPSHOT
+            if incident.canary
+            else policy.for_team(incident.team).snapshot(incident.services)
+        ),
         severity=incident.severity,
     )
 

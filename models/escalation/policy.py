@@ -183,11 +183,37 @@ class EscalationPolicy(Frozen):
         "contacts are emailed; the escalated events' reasons say so, or 'not emailed (no SMTP "
         "configured)'. Set at start from the settings (load_policy), never by a policy file.",
     )
+    teams: dict[str, "EscalationPolicy"] = Field(
+        default_factory=dict,
+        description="The policy of each team that has one of its own (its policy file, or its "
+        "overrides and business hours over this one), by team name. Set at start from the teams "
+        "file (load_policy), never by a policy file.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "EscalationPolicy":
         _in_order(self.levels)
         return self
+
+    def for_team(self, team: str) -> "EscalationPolicy":
+        """The policy an incident of ``team`` follows: the team's own, else this one (the
+        default team's, and that of a team with neither a policy nor business hours)."""
+        return self.teams.get(team, self)
+
+    def adapted(
+        self,
+        overrides: Iterable[EscalationOverride] = (),
+        business_hours: BusinessCalendar | None = None,
+    ) -> "EscalationPolicy":
+        """This policy with ``overrides`` tried before its own (first match wins) and, when
+        given, other business hours: a team's variant of the default policy."""
+        return self.model_copy(
+            update={
+                "overrides": (*overrides, *self.overrides),
+                "business_hours": business_hours or self.business_hours,
+                "teams": {},
+            }
+        )
 
     def plan(self, services: Iterable[str], severity: Severity) -> SeverityPlan:
         """The path an incident of these services at this severity follows."""

@@ -73,6 +73,7 @@ def build_worker(
             settings.escalation_policy_file,
             settings.playbook_times(),
             emailing=settings.email_configured(),
+            teams=teams,  # each team's own policy and business hours (README "Teams")
         ),
         load_runbooks(settings.runbooks_dir, settings.runbooks_url),
         probes=load_probes(settings.verify_probes, settings.verify_file, settings.rules_file),

@@ -2,9 +2,9 @@
 label and one by its own receiver; ``sevflow run`` with a teams file pages each incident on its
 team's routing key (the PagerDuty fake records it), announces it in its team's channel and shows
 its team's components, an unmatched alert goes to the default team, ``sevflow report --team``
-counts one team's incidents, and a bad teams file stops the start naming its line.
-
-Not covered yet: escalation along a team's own policy (not applied yet, see README "Teams").
+counts one team's incidents, an incident escalates along its team's own policy (its secondary
+paged on that policy's routing key while the default team's incident waits for its 15 minutes),
+and a bad teams file stops the start naming its line.
 """
 
 import subprocess
@@ -206,6 +206,82 @@ def test_each_team_is_paged_announced_and_shown_as_its_own(
         assert total.split()[2] == "1"  # one incident: the payments team's only
         everything = cli(sevflow, "report")
         assert next(x for x in everything.stdout.splitlines() if x.startswith("ALL")).split()[2] == "4"
+
+
+PAYMENTS_SECONDARY_KEY = "PAYSECONDARY0123456789abcdefABCD"
+
+PAYMENTS_ESCALATION = """\
+levels:
+  - {name: payments primary, after: 0s, targets: [{kind: pagerduty, to: primary}]}
+  - {name: payments secondary, after: 2s, targets: [{kind: pagerduty, to: payments-secondary}]}
+  - {name: payments again, after: 4s, again: true, targets: [{kind: pagerduty, to: primary}]}
+"""
+
+
+def test_an_incident_escalates_along_its_teams_policy(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    fake_pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    tls_cert: tuple[Path, Path],
+) -> None:
+    """payments' own policy file (next to the teams file) pages its secondary 2 s after the
+    opening on the secondary's routing key; the default team's incident, opened with it, follows
+    the playbook (secondary after 15 minutes): nothing of it escalates meanwhile."""
+    slack.add_channel("payments-incidents")
+    sevflow = sevflow_at_fakes(
+        tmp_path,
+        kafka_bootstrap,
+        fake_pagerduty,
+        slack,
+        statuspage,
+        tls_cert,
+        escalation_interval_seconds="0.5",
+        escalation_pagerduty_routing_keys=f"payments-secondary={PAYMENTS_SECONDARY_KEY}",
+    )
+    (tmp_path / "payments-escalation.yaml").write_text(PAYMENTS_ESCALATION)
+    teams = TEAMS.replace(
+        "    announce_channel: payments-incidents\n",
+        "    announce_channel: payments-incidents\n"
+        "    escalation: {policy_file: payments-escalation.yaml}\n",
+    )
+    with_teams(sevflow, tmp_path, teams)
+    alertmanager = RoutedAlertmanager(
+        tmp_path, f"{sevflow.url}/webhooks/alertmanager", token=sevflow.token
+    )
+    with running(sevflow, alertmanager):
+        for summary in ("Payments down", "Api down"):
+            alertmanager.amtool(
+                "alert",
+                "add",
+                *[f"{k}={v}" for k, v in {**ALERTS[summary], "severity": "critical"}.items()],
+                f"--annotation=summary={summary}",
+            )
+
+        def paged() -> dict[str, str] | None:
+            keys = {a.summary.split("] ", 1)[-1]: a.routing_key for a in fake_pagerduty.alerts}
+            return keys if len(keys) == 2 else None
+
+        primaries = wait_for(paged, 90, f"two pages (log {sevflow.log_path})")
+        assert primaries == {"Payments down": PAYMENTS_KEY, "Api down": ROUTING_KEY}
+
+        def escalation_pages() -> dict[str, dict[str, str]] | None:
+            pages = {
+                e["dedup_key"].split("/escalation/", 1)[1]: e
+                for e in fake_pagerduty.events
+                if "/escalation/" in e["dedup_key"]
+            }
+            return pages if len(pages) >= 2 else None
+
+        pages = wait_for(escalation_pages, 60, "the payments secondary, then everyone again")
+        assert {ref: page["routing_key"] for ref, page in pages.items()} == {
+            "payments-secondary": PAYMENTS_SECONDARY_KEY,  # its level's own service
+            "primary/again": PAYMENTS_KEY,  # the incident's own service: the team's
+        }
+        assert all("Payments down" in p["payload"]["summary"] for p in pages.values())
+        # the default team's incident follows the playbook: its secondary is 15 minutes away
+        assert len(escalation_pages() or {}) == 2
 
 
 @pytest.mark.parametrize(

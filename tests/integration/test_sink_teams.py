@@ -16,6 +16,7 @@ from models.severity import Severity
 from sevflow.teams import load_teams
 from sinks.assemble import build_sinks
 from sinks.base import Sink
+from sinks.slack import SlackSink
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory
@@ -41,6 +42,7 @@ teams:
     routing_key: {env: PAYMENTS_PD_KEY}
     announce_channel: payments-incidents
     status_page_components: {checkout: cmpweb000001}
+    private_channel_invite: [U0PAYSEC01, '<!subteam^S0PAYSEC>']
 """
 
 
@@ -159,3 +161,57 @@ async def test_a_teams_sev4_incidents_are_listed_in_its_own_channels_morning_dig
     assert "Slow refunds" in team_digest["text"]
     assert "DiskAlmostFull" not in team_digest["text"]
     assert "Slow refunds" not in default_digest["text"]
+
+
+async def test_a_teams_security_channel_invites_the_teams_people(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    fake_slack.add_channel("payments-incidents")
+    for user in ("U0PAYSEC01", "U0PAYSEC02", "U0PAYSEC03"):
+        fake_slack.add_user(user, "T111")
+    fake_slack.add_usergroup("S0PAYSEC", ["U0PAYSEC02", "U0PAYSEC03"])
+    settings = sink_settings(slack=fake_slack)
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "slack"]
+    worker, dead = worker_for(sink, clock)
+    payments = IncidentStory(name="CardSkimming", summary="Card skimming", security=True)
+    other = IncidentStory(name="SshBruteForce", group="ssh", summary="SSH brute force", security=True)
+    try:
+        await worker.process(records([*of_team(payments.fire(), "payments"), *other.fire()]))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    members = {}
+    for name in fake_slack.created():
+        channel = fake_slack.by_name(name)
+        assert channel is not None
+        assert channel.is_private
+        members["card" if "card" in name else "ssh"] = set(channel.members)
+    # the team's people in its own incident's private channel only
+    assert members == {"card": {"U0BOT", "U0PAYSEC01", "U0PAYSEC02", "U0PAYSEC03"}, "ssh": {"U0BOT"}}
+
+
+async def test_a_storm_digest_lists_a_teams_incidents_in_its_own_channel(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    fake_slack.add_channel("payments-incidents")
+    settings = sink_settings(slack=fake_slack)
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "slack"]
+    assert isinstance(sink, SlackSink)
+    stories = [
+        IncidentStory(name=f"Pay{n}", group=f"pay{n}", severity=Severity.SEV3, summary=f"Pay {n}")
+        for n in range(3)
+    ]
+    other = IncidentStory(name="Disk", group="disk", severity=Severity.SEV3, summary="Disk full")
+    events = [e for s in stories for e in of_team(s.fire(), "payments")] + other.fire()
+    try:
+        assert await sink.digest("storm1", T0, events[:2]) == []
+        assert await sink.digest("storm1", T0, events[2:]) == []  # joins: edited, not re-posted
+    finally:
+        await sink.close()
+    (team_digest,) = fake_slack.posts("payments-incidents")
+    (default_digest,) = fake_slack.posts("incidents")
+    text = team_digest["text"]  # as edited
+    assert all(f"Pay {n}" in text for n in range(3))
+    assert "Disk full" not in text
+    assert "Disk full" in default_digest["text"]
+    assert "Pay 0" not in default_digest["text"]
