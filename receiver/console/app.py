@@ -54,7 +54,7 @@ from receiver.console.actions import ApiRoutes, Forbidden
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.identity import ProxyTrust, identify
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
-from receiver.console.targets import format_remaining, response_clock
+from receiver.console.targets import format_duration, format_remaining, response_clock
 from receiver.errors import error_response
 from store.deliveries import DeliveryLog
 from store.escalations import EscalationRepo
@@ -114,6 +114,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["remaining"] = format_remaining
+    env.filters["duration"] = format_duration
     return env
 
 
@@ -403,7 +404,7 @@ class Console:
             return None if stats is None else stats.mean.total_seconds() / 60
 
         def text(stats: Any) -> str:
-            return "no data" if stats is None else f"{stats.mean.total_seconds() / 60:.1f} min"
+            return "no data" if stats is None else format_duration(stats.mean)
 
         mtta = bar_chart(
             "Mean time to acknowledge per SEV",

@@ -13,7 +13,7 @@ from typing import Literal
 from analytics.figures import ResponseTargets
 from models.incident import Incident
 
-__all__ = ["ResponseClock", "format_remaining", "response_clock"]
+__all__ = ["ResponseClock", "format_duration", "format_remaining", "response_clock"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,22 @@ def format_remaining(remaining: timedelta) -> str:
     else:
         text = f"{minutes}m"
     return f"{text} left" if remaining > timedelta(0) else f"{text} over"
+
+
+def format_duration(duration: timedelta) -> str:
+    """A duration for people: ``7 s``, ``12 min``, ``1 h 05 min``, ``2 d 4 h`` (whole units,
+    rounded down; a negative duration keeps its sign)."""
+    sign = "-" if duration < timedelta(0) else ""
+    seconds = int(abs(duration.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes:02d} min"
+    elif minutes:
+        text = f"{minutes} min"
+    else:
+        text = f"{seconds} s"
+    return sign + text

@@ -25,7 +25,7 @@ from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.identity import ProxyTrust
 from receiver.console.session import COOKIE_NAME, SessionSigner
-from receiver.console.targets import format_remaining, response_clock
+from receiver.console.targets import format_duration, format_remaining, response_clock
 from receiver.incident_api import incident_routes
 from store.db import async_engine
 from store.incidents import IncidentStore
@@ -300,6 +300,29 @@ def test_analytics_draws_svg_charts(console: Console) -> None:
     page = console.client.get("/ui/analytics?days=30").text
     assert page.count("<svg") == 3
     assert "Mean time to acknowledge per SEV" in page
+
+
+def test_analytics_durations_read_as_minutes_and_hours_not_timedeltas(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get("/ui/analytics?days=30").text
+    figures = page[page.index('id="figures"') :]
+    assert not re.search(r"\d:\d\d:\d\d", figures), figures
+    assert "1 min / 1 min" in figures  # acknowledged and resolved a minute after opening
+    assert ">1 min<" in page  # the bars' labels too
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(seconds=7.338668), "7 s"),
+        (timedelta(minutes=12, seconds=59), "12 min"),
+        (timedelta(hours=1, minutes=5), "1 h 05 min"),
+        (timedelta(days=2, hours=4, minutes=3), "2 d 4 h"),
+        (timedelta(0), "0 s"),
+    ],
+)
+def test_durations_are_formatted_for_people(duration: timedelta, text: str) -> None:
+    assert format_duration(duration) == text
 
 
 def test_chart_labels_are_escaped() -> None:
