@@ -9,6 +9,7 @@ from starlette.routing import Mount, Route
 
 from analytics.figures import ResponseTargets
 from models.clock import Clock, utc_now
+from models.escalation import EscalationPolicy, playbook_policy
 from models.settings import Settings
 from receiver.access import Credentials
 from receiver.console.app import PREFIX, ConsoleConfig, console_mount, session_key
@@ -25,8 +26,13 @@ def console_from_settings(
     *,
     clock: Clock = utc_now,
     targets: ResponseTargets | None = None,
+    policy: EscalationPolicy | None = None,
 ) -> Callable[[Sequence[Route]], Mount] | None:
-    """What :func:`receiver.app.create_app` mounts (given its API routes); None when disabled."""
+    """What :func:`receiver.app.create_app` mounts (given its API routes); None when disabled.
+
+    ``policy``: the escalation policy the worker runs (``SEVFLOW_ESCALATION_POLICY_FILE``, loaded
+    by the receiver role): its acknowledge targets and business hours time the response targets
+    (the playbook's without one)."""
     if not settings.ui_enabled:
         return None
     key = settings.ui_session_key.get_secret_value() if settings.ui_session_key else None
@@ -42,8 +48,9 @@ def console_from_settings(
         credentials=credentials,
         signer=SessionSigner(session_key(key), timedelta(hours=settings.ui_session_hours)),
         clock=clock,
-        targets=targets or ResponseTargets(),
+        targets=targets or ResponseTargets(calendar=(policy or playbook_policy()).business_hours),
         proxy=proxy,
+        policy=policy or playbook_policy(),
     )
 
     def mount(api_routes: Sequence[Route]) -> Mount:

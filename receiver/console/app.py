@@ -46,15 +46,22 @@ from analytics.incidents import IncidentFilter, find_incidents, load_incident
 from analytics.postmortem import render_postmortem
 from models.access import Scope
 from models.clock import Clock
+from models.escalation import EscalationPolicy, playbook_policy
 from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
 from receiver.access import Credentials, Principal
 from receiver.console.actions import ApiRoutes, Forbidden
 from receiver.console.charts import Bar, bar_chart
+from receiver.console.escalation_view import levels_ahead
 from receiver.console.identity import ProxyTrust, identify
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
-from receiver.console.targets import format_duration, format_remaining, response_clock
+from receiver.console.targets import (
+    PolicyTargets,
+    format_duration,
+    format_remaining,
+    response_clock,
+)
 from receiver.errors import error_response
 from store.deliveries import DeliveryLog
 from store.escalations import EscalationRepo
@@ -82,6 +89,9 @@ class ConsoleConfig:
     clock: Clock
     targets: ResponseTargets = field(default_factory=ResponseTargets)
     proxy: ProxyTrust | None = None
+    #: The escalation policy (``SEVFLOW_ESCALATION_POLICY_FILE``, the playbook's without one):
+    #: its acknowledge targets and business hours time the list's response targets.
+    policy: EscalationPolicy = field(default_factory=playbook_policy)
     #: Links shown on an incident page; ``{id}`` is replaced by the incident id.
     slack_channel_url: str | None = None
 
@@ -129,6 +139,7 @@ class Console:
         self._config = config
         self._api = api
         self._templates = Jinja2Templates(env=_environment())
+        self._deadlines = PolicyTargets(config.policy)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -285,7 +296,7 @@ class Console:
         criteria = _criteria(params, now)
         page = await find_incidents(self._config.engine, criteria, limit=_LIST_LIMIT)
         rows = [
-            {"incident": i, "clock": response_clock(i, self._config.targets, now)}
+            {"incident": i, "clock": response_clock(i, self._deadlines, now)}
             for i in _ordered(page.incidents)
         ]
         filters = {k: params.get(k, "") for k in ("state", "severity", "service", "team", "range")}
@@ -311,14 +322,8 @@ class Console:
         now = self._config.clock()
         incident = detail.incident
         escalation = await EscalationRepo(self._config.engine).get(incident_id)
-        ahead = []
-        if escalation is not None and incident.state is IncidentState.TRIGGERED:
-            plan = escalation.snapshot.plans.get(escalation.severity)
-            for level in plan.levels if plan else ():
-                due = escalation.started_at + level.after
-                applies = not level.severities or escalation.severity in level.severities
-                if applies and due > now:
-                    ahead.append({"name": level.name, "due": due, "targets": level.targets})
+        triggered = incident.state is IncidentState.TRIGGERED
+        ahead = levels_ahead(escalation, now) if triggered else []
         deliveries = await _deliveries(self._config.engine, incident_id)
         template = "_incident_live.html" if request.query_params.get("fragment") else "incident.html"
         return self._page(
@@ -326,7 +331,7 @@ class Console:
             visitor,
             template,
             incident=incident,
-            clock=response_clock(incident, self._config.targets, now),
+            clock=response_clock(incident, self._deadlines, now),
             timeline=sorted(detail.timeline, key=lambda e: e.sequence),
             alerts=detail.alerts,
             escalation=escalation,

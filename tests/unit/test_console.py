@@ -25,7 +25,12 @@ from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.identity import ProxyTrust
 from receiver.console.session import COOKIE_NAME, SessionSigner
-from receiver.console.targets import format_duration, format_remaining, response_clock
+from receiver.console.targets import (
+    PolicyTargets,
+    format_duration,
+    format_remaining,
+    response_clock,
+)
 from receiver.incident_api import incident_routes
 from store.db import async_engine
 from store.incidents import IncidentStore
@@ -187,7 +192,7 @@ def test_response_clock_counts_down_marks_breaches_and_judges_responses() -> Non
     incident = Incident(
         id="inc_1", group_key="g", title="t", slug="t", severity=Severity.SEV1, opened_at=T0
     )
-    targets = ResponseTargets()
+    targets = PolicyTargets()
     pending = response_clock(incident, targets, T0 + timedelta(minutes=5))
     assert (pending.status, pending.remaining, pending.target_label) == (
         "pending",
