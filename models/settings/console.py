@@ -35,6 +35,18 @@ class ConsoleSettings(BaseModel):
         gt=0,
         description="How long a console sign-in lasts before the token is asked for again.",
     )
+    ui_login_per_minute: float = Field(
+        default=10.0,
+        ge=0,
+        description="Sign-in attempts (POST /ui/login) allowed per minute per client address, "
+        "after a burst of SEVFLOW_UI_LOGIN_BURST; more get 429 with Retry-After. 0: no limit.",
+    )
+    ui_login_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Sign-in attempts a client address may make at once before "
+        "SEVFLOW_UI_LOGIN_PER_MINUTE applies.",
+    )
     ui_trusted_user_header: str | None = Field(
         default=None,
         description="The header the SSO proxy sets to the signed-in user (e.g. X-Forwarded-User, "

@@ -15,6 +15,7 @@ from receiver.access import Credentials
 from receiver.console.app import PREFIX, ConsoleConfig, console_mount, session_key
 from receiver.console.identity import ProxyTrust
 from receiver.console.session import SessionSigner
+from receiver.ratelimit import RateLimiter
 
 __all__ = ["PREFIX", "ConsoleConfig", "console_from_settings", "console_mount"]
 
@@ -51,6 +52,7 @@ def console_from_settings(
         targets=targets or ResponseTargets(calendar=(policy or playbook_policy()).business_hours),
         proxy=proxy,
         policy=policy or playbook_policy(),
+        login_limiter=RateLimiter(settings.ui_login_per_minute / 60, settings.ui_login_burst),
     )
 
     def mount(api_routes: Sequence[Route]) -> Mount:

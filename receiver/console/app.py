@@ -63,6 +63,7 @@ from receiver.console.targets import (
     response_clock,
 )
 from receiver.errors import error_response
+from receiver.ratelimit import RateLimiter, retry_after_header
 from store.deliveries import DeliveryLog
 from store.escalations import EscalationRepo
 
@@ -92,6 +93,8 @@ class ConsoleConfig:
     #: The escalation policy (``SEVFLOW_ESCALATION_POLICY_FILE``, the playbook's without one):
     #: its acknowledge targets and business hours time the list's response targets.
     policy: EscalationPolicy = field(default_factory=playbook_policy)
+    #: Sign-in attempts per client address (SEVFLOW_UI_LOGIN_PER_MINUTE, _BURST).
+    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10 / 60, 10))
     #: Links shown on an incident page; ``{id}`` is replaced by the incident id.
     slack_channel_url: str | None = None
 
@@ -259,6 +262,15 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         visitor = self._visitor(request)
+        peer = request.client.host if request.client else "-"
+        wait = self._config.login_limiter.acquire(peer, self._config.clock().timestamp())
+        if wait > 0:
+            log.info("console sign-in rate-limited for %s", peer)
+            seconds = retry_after_header(wait)
+            message = f"too many sign-in attempts from this address: try again in {seconds} s"
+            response = self._refusal(request, visitor, _Refused(429, "rate_limited", message))
+            response.headers["Retry-After"] = seconds
+            return response
         form = await request.form()
         given = form.get("csrf")
         if visitor.fresh or not self._config.signer.csrf_ok(

@@ -3,10 +3,10 @@ topic is the recording boundary (tests.builders.CommandRecorder)."""
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -79,7 +79,10 @@ async def _populate(url: str) -> dict[str, str]:
 
 @contextmanager
 def _console(
-    tmp_path: Path, proxy: ProxyTrust | None = None, peer: str = "testclient"
+    tmp_path: Path,
+    proxy: ProxyTrust | None = None,
+    peer: str = "testclient",
+    clock: Callable[[], datetime] = lambda: NOW,
 ) -> Iterator[Console]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ids = asyncio.run(_populate(url))
@@ -90,7 +93,7 @@ def _console(
         engine=engine,
         credentials=_credentials(),
         signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
-        clock=lambda: NOW,
+        clock=clock,
         targets=ResponseTargets(),
         proxy=proxy,
     )
@@ -154,6 +157,32 @@ def test_pages_need_a_sign_in_and_the_cookie_is_locked_down(console: Console) ->
     out = client.post("/ui/logout", data={"csrf": _csrf(client.get("/ui/incidents").text)})
     assert out.url.path == "/ui/login"
     assert client.get("/ui/incidents", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_attempts_are_rate_limited_per_address_with_retry_after(tmp_path: Path) -> None:
+    now = [NOW]
+    with _console(tmp_path, clock=lambda: now[0]) as console:
+        client = console.client
+        csrf = _csrf(client.get("/ui/login").text)
+        for _ in range(10):  # the burst: each attempt is checked
+            assert client.post("/ui/login", data={"token": "guess", "csrf": csrf}).status_code == 401
+        limited = client.post("/ui/login", data={"token": WRITE, "csrf": csrf})
+        assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "6"  # 10 a minute: one every 6 s
+        assert 'data-code="rate_limited"' in limited.text
+        assert "too many sign-in attempts" in limited.text
+        as_json = client.post(
+            "/ui/login", data={"token": WRITE, "csrf": csrf}, headers={"accept": "application/json"}
+        )
+        assert as_json.status_code == 429
+        assert as_json.json()["error"] == "rate_limited"
+        with TestClient(client.app, base_url="https://testserver", client=("10.9.9.9", 1)) as other:
+            page = other.get("/ui/login")
+            other_try = other.post("/ui/login", data={"token": "guess", "csrf": _csrf(page.text)})
+            assert other_try.status_code == 401  # another address has its own attempts
+        now[0] = NOW + timedelta(seconds=6)
+        signed = client.post("/ui/login", data={"token": WRITE, "csrf": csrf}, follow_redirects=False)
+        assert signed.status_code == 303
 
 
 def test_a_tampered_cookie_signs_nobody_in(console: Console) -> None:
