@@ -23,6 +23,7 @@ from receiver.access import Credentials
 from receiver.callbacks import callback_routes
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
+from receiver.console.deliveries import summarize
 from receiver.console.identity import ProxyTrust
 from receiver.console.session import COOKIE_NAME, SessionSigner
 from receiver.console.targets import (
@@ -33,6 +34,8 @@ from receiver.console.targets import (
 )
 from receiver.incident_api import incident_routes
 from store.db import async_engine
+from store.deliveries import DeliveryLog
+from store.delivery_steps import DeliveryStep
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
@@ -395,3 +398,53 @@ def test_the_proxy_header_is_ignored_from_other_addresses(tmp_path: Path) -> Non
         )
     assert response.status_code == 303
     assert response.headers["location"].startswith("/ui/login")
+
+
+async def _log_deliveries(url: str, incident_id: str) -> None:
+    engine = async_engine(url)
+    try:
+        log = DeliveryLog(engine)
+        await log.begin("pagerduty", "ev-1", "trigger", incident_id, T0)
+        await log.confirm("pagerduty", ["ev-1"], "trigger", incident_id, T0 + timedelta(seconds=2))
+        await log.begin("slack", "ev-1", "channel", incident_id, T0)
+        await log.note("slack", "ev-1", "channel", {"name": HOSTILE})
+    finally:
+        await engine.dispose()
+
+
+def test_deliveries_per_sink_show_sent_unconfirmed_and_each_step(tmp_path: Path) -> None:
+    with _console(tmp_path) as console:
+        incident = console.ids["triggered"]
+        asyncio.run(_log_deliveries(f"sqlite:///{tmp_path / 'store.db'}", incident))
+        _sign_in(console.client, READ)
+        page = console.client.get(f"/ui/incidents/{incident}?fragment=1").text
+    rows = dict(
+        re.findall(r'<tr data-sink="(\w+)" class="[^"]*"><td>\w+</td><td class="state">([^<]+)', page)
+    )
+    assert rows == {
+        "pagerduty": "sent",
+        "slack": "retrying",  # begun at T0, unconfirmed five minutes later
+        "statuspage": "nothing sent",
+        "email": "nothing sent",
+    }
+    slack = page.split('data-sink="slack"')[1].split('data-sink="statuspage"')[0]
+    assert '<td class="unconfirmed">1 (1 retrying or interrupted)</td>' in slack
+    assert "<code>channel</code> · pending" in slack
+    assert HOSTILE not in page  # the notes a sink wrote are escaped
+    pagerduty = page.split('data-sink="pagerduty"')[1].split('data-sink="slack"')[0]
+    assert '<td class="sent">1</td>' in pagerduty
+    assert "confirmed 2026-11-27 12:00:02Z" in pagerduty
+
+
+def test_dead_letters_mark_their_sink() -> None:
+    step = DeliveryStep("slack", "ev-1", "announce", "pending", {}, T0, None)
+    letter = {"sink": "slack", "event_id": "ev-1", "reason": "channel_not_found", "retryable": False}
+    views = {v.sink: v for v in summarize([step], T0 + timedelta(seconds=5), [letter])}
+    assert views["slack"].state == "dead-lettered"
+    assert views["slack"].dead_letters is not None
+    assert views["slack"].dead_letters[0].reason == "channel_not_found"
+    assert views["pagerduty"].dead_letters == ()
+    assert views["pagerduty"].state == "nothing sent"
+    unread = {v.sink: v for v in summarize([step], T0 + timedelta(seconds=5))}
+    assert unread["slack"].state == "in flight"  # five seconds: still the call in flight
+    assert unread["slack"].dead_letters is None
