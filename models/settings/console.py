@@ -47,6 +47,17 @@ class ConsoleSettings(BaseModel):
         description="Sign-in attempts a client address may make at once before "
         "SEVFLOW_UI_LOGIN_PER_MINUTE applies.",
     )
+    ui_slack_workspace_url: str | None = Field(
+        default=None,
+        description="The Slack workspace's web address (https://<workspace>.slack.com): the "
+        "console links an incident's channel as <url>/archives/<channel id>. Unset: the "
+        "channel's name is shown without a link.",
+    )
+    ui_status_page_url: str | None = Field(
+        default=None,
+        description="The built-in status page's public address, linked from an incident the "
+        "page shows (Atlassian Statuspage's incidents are linked by SEVFLOW_STATUSPAGE_PAGE_ID).",
+    )
     ui_trusted_user_header: str | None = Field(
         default=None,
         description="The header the SSO proxy sets to the signed-in user (e.g. X-Forwarded-User, "
@@ -62,6 +73,13 @@ class ConsoleSettings(BaseModel):
         default=frozenset({Scope.READ, Scope.WRITE}),
         description="Scopes of a user the SSO proxy names (comma separated among read, write, admin).",
     )
+
+    @field_validator("ui_slack_workspace_url", "ui_status_page_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip() if value else None
 
     @field_validator("ui_trusted_proxies", mode="before")
     @classmethod

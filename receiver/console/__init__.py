@@ -14,6 +14,7 @@ from models.settings import Settings
 from receiver.access import Credentials
 from receiver.console.app import PREFIX, ConsoleConfig, console_mount, session_key
 from receiver.console.identity import ProxyTrust
+from receiver.console.links import LinkSettings
 from receiver.console.session import SessionSigner
 from receiver.ratelimit import RateLimiter
 
@@ -53,6 +54,12 @@ def console_from_settings(
         proxy=proxy,
         policy=policy or playbook_policy(),
         login_limiter=RateLimiter(settings.ui_login_per_minute / 60, settings.ui_login_burst),
+        links=LinkSettings(
+            slack_workspace_url=settings.ui_slack_workspace_url,
+            pagerduty_subdomain=settings.pagerduty_account_subdomain,
+            statuspage_page_id=settings.statuspage_page_id,
+            status_page_url=settings.ui_status_page_url,
+        ),
     )
 
     def mount(api_routes: Sequence[Route]) -> Mount:

@@ -56,6 +56,7 @@ from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.escalation_view import levels_ahead
 from receiver.console.identity import ProxyTrust, identify
+from receiver.console.links import Link, LinkSettings, incident_links
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
 from receiver.console.targets import (
     PolicyTargets,
@@ -65,6 +66,7 @@ from receiver.console.targets import (
 )
 from receiver.errors import error_response
 from receiver.ratelimit import RateLimiter, retry_after_header
+from store.deliveries import DeliveryLog
 from store.delivery_steps import incident_steps
 from store.escalations import EscalationRepo
 
@@ -95,8 +97,8 @@ class ConsoleConfig:
     policy: EscalationPolicy = field(default_factory=playbook_policy)
     #: Sign-in attempts per client address (SEVFLOW_UI_LOGIN_PER_MINUTE, _BURST).
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10 / 60, 10))
-    #: Links shown on an incident page; ``{id}`` is replaced by the incident id.
-    slack_channel_url: str | None = None
+    #: Where the vendors' web pages are: the incident page's links (receiver/console/links.py).
+    links: LinkSettings = field(default_factory=LinkSettings)
 
 
 @dataclass
@@ -143,6 +145,7 @@ class Console:
         self._api = api
         self._templates = Jinja2Templates(env=_environment())
         self._deadlines = PolicyTargets(config.policy)
+        self._log = DeliveryLog(config.engine)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -353,16 +356,16 @@ class Console:
             ahead=ahead,
             deliveries=deliveries,
             letters_read=letters is not None,
-            slack_channel=(
-                self._config.slack_channel_url.replace("{id}", incident.id)
-                if self._config.slack_channel_url
-                else None
-            ),
+            links=await self._links(incident_id, {d.sink: d.sent for d in deliveries}),
             open=incident.state is not IncidentState.RESOLVED,
             acknowledged=incident.state is IncidentState.ACKNOWLEDGED,
             idempotency=uuid.uuid4().hex,
             flash=request.query_params.get("done"),
         )
+
+    async def _links(self, incident_id: str, sent: dict[str, int]) -> list[Link]:
+        refs = {sink: await self._log.refs(sink, incident_id) for sink in ("slack", "statuspage")}
+        return incident_links(incident_id, refs, sent, self._config.links)
 
     async def _dead_letters(self, visitor: Visitor, incident_id: str) -> list[dict[str, Any]] | None:
         """The DLQ topic's records of the incident, for an admin on the full page (the topic is

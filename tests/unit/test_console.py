@@ -25,6 +25,7 @@ from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.identity import ProxyTrust
+from receiver.console.links import LinkSettings, incident_links, web_url
 from receiver.console.session import COOKIE_NAME, SessionSigner
 from receiver.console.targets import (
     PolicyTargets,
@@ -86,6 +87,7 @@ def _console(
     proxy: ProxyTrust | None = None,
     peer: str = "testclient",
     clock: Callable[[], datetime] = lambda: NOW,
+    links: LinkSettings | None = None,
 ) -> Iterator[Console]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ids = asyncio.run(_populate(url))
@@ -99,6 +101,7 @@ def _console(
         clock=clock,
         targets=ResponseTargets(),
         proxy=proxy,
+        links=links or LinkSettings(),
     )
     app = Starlette(routes=[console_mount(config, incident_routes(engine, commands=api))])
     with TestClient(app, base_url="https://testserver", client=(peer, 5000)) as client:
@@ -448,3 +451,54 @@ def test_dead_letters_mark_their_sink() -> None:
     unread = {v.sink: v for v in summarize([step], T0 + timedelta(seconds=5))}
     assert unread["slack"].state == "in flight"  # five seconds: still the call in flight
     assert unread["slack"].dead_letters is None
+
+
+async def _log_references(url: str, incident_id: str) -> None:
+    engine = async_engine(url)
+    try:
+        log = DeliveryLog(engine)
+        refs = {"channel_id": "C0123", "channel_name": f"incident-20261127-{HOSTILE}"}
+        await log.put_refs("slack", incident_id, refs, T0)
+        await log.put_refs("statuspage", incident_id, {"page_incident_id": "p0q9"}, T0)
+        await log.begin("pagerduty", "ev-1", "trigger", incident_id, T0)
+        await log.confirm("pagerduty", ["ev-1"], "trigger", incident_id, T0)
+    finally:
+        await engine.dispose()
+
+
+def test_incident_page_links_the_slack_channel_pagerduty_and_the_status_page(tmp_path: Path) -> None:
+    links = LinkSettings(
+        slack_workspace_url="https://acme.slack.com/",
+        pagerduty_subdomain="acme",
+        statuspage_page_id="pg1",
+    )
+    with _console(tmp_path, links=links) as console:
+        incident = console.ids["triggered"]
+        asyncio.run(_log_references(f"sqlite:///{tmp_path / 'store.db'}", incident))
+        _sign_in(console.client, READ)
+        page = console.client.get(f"/ui/incidents/{incident}").text
+    found = dict(re.findall(r'<li data-link="(\w+)"><a href="([^"]+)"', page))
+    assert found == {
+        "slack": "https://acme.slack.com/archives/C0123",
+        "pagerduty": "https://acme.pagerduty.com/incidents",
+        "statuspage": "https://manage.statuspage.io/pages/pg1/incidents/p0q9",
+    }
+    assert f"dedup key {incident}" in page
+    assert HOSTILE not in page  # the channel name is escaped
+    assert "&lt;script&gt;" in page
+
+
+def test_links_are_http_only_and_need_their_settings() -> None:
+    assert web_url("javascript:alert(1)") is None
+    assert web_url("https:///no-host") is None
+    assert web_url("data:text/html,x") is None
+    assert web_url("http://status.example.com/") == "http://status.example.com/"
+    refs = {"slack": {"channel_id": "C1", "channel_name": "incident-x"}}
+    bare = incident_links("inc_1", refs, {"pagerduty": 1, "statuspage": 1}, LinkSettings())
+    assert [(x.kind, x.text, x.url) for x in bare] == [("slack", "Slack #incident-x", None)]
+    hostile = LinkSettings(slack_workspace_url="javascript:alert(1)", status_page_url="ftp://x")
+    assert [x.url for x in incident_links("inc_1", refs, {"statuspage": 1}, hostile)] == [None]
+    built_in = LinkSettings(status_page_url="https://status.example.com")
+    assert [x.url for x in incident_links("inc_1", {}, {"statuspage": 1}, built_in)] == [
+        "https://status.example.com"
+    ]
