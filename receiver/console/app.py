@@ -4,7 +4,7 @@
 ``GET  /ui/login``, ``POST``       sign in with an API token; ``POST /ui/logout``          -
 ``GET  /ui/incidents``             open first, by severity and age; filters in the URL    read
 ``GET  /ui/incidents/{id}``        alerts, timeline, deliveries, escalation, runbook      read
-``POST /ui/incidents/{id}/ack``    …``/resolve``, ``/escalate``: the API's routes         write
+``POST /ui/incidents/{id}/ack``    …``/resolve``, ``/escalate``, ``/notes``: the API's     write
 ``GET  /ui/incidents/{id}/postmortem.md``  the postmortem draft (analytics/postmortem.py)  read
 ``GET  /ui/analytics``             MTTA / MTTR / SLA per SEV as SVG bar charts             read
 ``GET  /ui/maintenance`` (+POST)   windows: list, create, end (the admin API's routes)    admin
@@ -402,7 +402,7 @@ class Console:
             incident_id = request.path_params["incident_id"]
             form = await request.form()
             body: dict[str, Any] = {}
-            for name in ("root_cause", "fix", "follow_up", "by"):
+            for name in ("root_cause", "fix", "follow_up", "by", "text"):
                 value = form.get(name)
                 if isinstance(value, str) and value.strip():
                     body[name] = value.strip()
@@ -600,6 +600,7 @@ def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
         "ack": ("acknowledge", "/api/incidents/{incident_id}/ack"),
         "resolve": ("resolve", "/api/incidents/{incident_id}/resolve"),
         "escalate": ("escalate", "/api/incidents/{incident_id}/escalate"),
+        "notes": ("note", "/api/incidents/{incident_id}/notes"),
     }
 
     async def home(_: Request) -> Response:

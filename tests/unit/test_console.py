@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from analytics.figures import ResponseTargets
 from models.access import ApiToken, Scope
-from models.incident import Incident, LifecyclePolicy
+from models.incident import Command, Incident, LifecyclePolicy
 from models.severity import Severity
 from receiver.access import Credentials
 from receiver.callbacks import callback_routes
@@ -502,3 +502,47 @@ def test_links_are_http_only_and_need_their_settings() -> None:
     assert [x.url for x in incident_links("inc_1", {}, {"statuspage": 1}, built_in)] == [
         "https://status.example.com"
     ]
+
+
+async def _apply(url: str, commands: list[Command]) -> None:
+    engine = async_engine(url)
+    try:
+        pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+        for command in commands:
+            await pipeline.process_command(command)
+    finally:
+        await engine.dispose()
+
+
+def test_a_note_from_the_console_takes_the_api_path_and_shows_on_the_timeline(tmp_path: Path) -> None:
+    with _console(tmp_path) as console:
+        _sign_in(console.client, WRITE)
+        incident = console.ids["resolved"]  # a resolved incident takes notes too
+        page = console.client.get(f"/ui/incidents/{incident}").text
+        key = re.search(r'name="idempotency" value="(note-[0-9a-f]+)"', page)
+        assert key
+        done = console.client.post(
+            f"/ui/incidents/{incident}/notes",
+            data={"csrf": _csrf(page), "idempotency": key.group(1), "text": f"rolled back {HOSTILE}"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        assert "done=note" in done.headers["location"]
+        (note,) = console.commands.commands
+        assert (note.action, note.actor.name, note.text) == ("note", "oncall", f"rolled back {HOSTILE}")
+        asyncio.run(_apply(f"sqlite:///{tmp_path / 'store.db'}", [note, note]))
+        live = console.client.get(f"/ui/incidents/{incident}?fragment=1").text
+    assert live.count('data-type="note_added"') == 1  # applied once
+    assert HOSTILE not in live
+    assert "rolled back &lt;script&gt;" in live
+
+
+def test_a_read_token_has_no_note_form(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get(f"/ui/incidents/{console.ids['triggered']}").text
+    assert 'id="note-form"' not in page
+    refused = console.client.post(
+        f"/ui/incidents/{console.ids['triggered']}/notes", data={"csrf": _csrf(page), "text": "x"}
+    )
+    assert refused.status_code == 403
+    assert console.commands.commands == []
