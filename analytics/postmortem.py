@@ -105,6 +105,8 @@ def describe_event(event: IncidentEvent) -> str:
             return f"Verification failed: {event.reason}" if event.reason else "Verification failed"
         case EventType.VERIFICATION_PASSED:
             return f"Verification passed: {event.reason}" if event.reason else "Verification passed"
+        case EventType.NOTE_ADDED:
+            return f"Note{_by(event.actor)}: {event.data.get('text', '')}"
 
 
 def timeline_lines(opened_at: datetime, events: Sequence[IncidentEvent]) -> list[str]:

@@ -61,6 +61,7 @@ class EventType(StrEnum):
     STATUSPAGE_PUBLISHED = "statuspage_published"
     VERIFICATION_FAILED = "verification_failed"
     VERIFICATION_PASSED = "verification_passed"
+    NOTE_ADDED = "note_added"
 
 
 class _Frozen(BaseModel):

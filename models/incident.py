@@ -322,7 +322,7 @@ class Command(BaseModel):
     command_id: str = Field(
         min_length=1, max_length=COMMAND_ID_MAX, description="Idempotency key of the request."
     )
-    action: Literal["acknowledge", "resolve", "publish", "escalate"]
+    action: Literal["acknowledge", "resolve", "publish", "escalate", "note"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
     requested_at: AwareDatetime
@@ -354,6 +354,11 @@ class Command(BaseModel):
         "``reopened_at``.",
     )
 
+    text: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="For note: the note's text (models/timeline_notes.py); only with note.",
+    )
     to: Literal["manager"] | None = Field(
         default=None,
         description="Whom an ``escalate`` command escalates to (the playbook's manual escalation "
@@ -371,6 +376,8 @@ class Command(BaseModel):
             raise ValueError("publish, and only publish, takes a public_title and a public_body")
         if (self.action == "escalate") != (self.to is not None):
             raise ValueError("'to' is given with an escalate command, and only with one")
+        if (self.action == "note") != bool(self.text and self.text.strip()):
+            raise ValueError("'text' is given with a note command, and only with one")
         return self
 
     def details(self) -> dict[str, str]:
@@ -838,8 +845,8 @@ def apply_command(incident: Incident, command: Command, now: datetime) -> Outcom
     """Acknowledge, resolve or publish by hand; None when the incident is already in that state
     (published with these words) or the command is refused (:func:`refusal`). An ``escalate``
     command is not a change of state: :func:`models.escalation.escalate_by_hand` applies it."""
-    if refusal(incident, command) is not None or command.action == "escalate":
-        return None
+    if refusal(incident, command) is not None or command.action in ("escalate", "note"):
+        return None  # (a note: models/timeline_notes.py add_note)
     rec = _Recorder(now)
     if command.action == "publish":
         return _publish(incident, command, rec)

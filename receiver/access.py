@@ -60,6 +60,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/incidents"): Scope.READ,
     ("GET", "/api/incidents/{incident_id}"): Scope.READ,
     ("POST", "/api/incidents/{incident_id}/ack"): Scope.WRITE,
+    ("POST", "/api/incidents/{incident_id}/notes"): Scope.WRITE,
     ("POST", "/api/incidents/{incident_id}/resolve"): Scope.WRITE,
     ("POST", "/api/incidents/{incident_id}/escalate"): Scope.WRITE,
     ("POST", "/api/incidents/{incident_id}/statuspage/publish"): Scope.ADMIN,

@@ -19,7 +19,7 @@ from models.incident import Command, Incident
 
 __all__ = ["Action", "CommandPublisher", "Precheck", "precheck"]
 
-Action = Literal["acknowledge", "resolve", "escalate"]
+Action = Literal["acknowledge", "resolve", "escalate", "note"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def precheck(incident_id: str, incident: Incident | None, action: Action) -> Pre
     if incident is None:
         return Precheck("unknown", f"no incident {incident_id}")
     state = incident.state
-    if state is IncidentState.RESOLVED:
+    if state is IncidentState.RESOLVED and action != "note":  # a resolved incident takes notes
         done = _done(f"{incident_id} was resolved", incident.resolved_at, incident.resolved_by)
         if action == "resolve":
             return Precheck("unchanged", f"{done}: nothing to do", state)

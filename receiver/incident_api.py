@@ -243,6 +243,7 @@ API_COMMAND_ROUTES: dict[str, Action] = {
     "api_ack": "acknowledge",
     "api_resolve": "resolve",
     "api_escalate": "escalate",
+    "api_note": "note",
 }
 
 

@@ -62,6 +62,7 @@ from sinks.slack_format import (
     update_line,
 )
 from sinks.slack_invites import invitees
+from sinks.slack_note import note_message
 
 __all__ = ["SlackSink"]
 
@@ -132,6 +133,10 @@ class SlackSink:
                     await self._notify_channels(event, refs)
                 if "channel_id" not in refs:
                     continue  # never announced here (severity not routed, or in a storm digest)
+                if event.type is EventType.NOTE_ADDED:  # in order: the updates before it first
+                    failures += await self._flush(waiting, refs)
+                    waiting = []
+                    await self._post_once(event, "note", refs["channel_id"], note_message(event))
                 if update_line(
                     event, emailing=self._emailing
                 ) is not None and not await self._effects.done(event, "update"):

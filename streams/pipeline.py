@@ -57,6 +57,7 @@ from models.incident import (
 from models.maintenance import covering_window, released_record, suppressed_state
 from models.runbooks import RunbookSet
 from models.teams import Teams
+from models.timeline_notes import add_note
 from models.verification import ProbeResult, ProbeSet, apply_probe_result
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
@@ -280,8 +281,9 @@ class Pipeline:
             )
             if command.action == "escalate":
                 return await self._escalate_by_hand(tx, incident, command)
-            outcome = apply_command(incident, command, command.requested_at)
-            if (refused := refusal(incident, command)) is not None:
+            note = command.action == "note"
+            outcome = (add_note if note else apply_command)(incident, command, command.requested_at)
+            if not note and (refused := refusal(incident, command)) is not None:
                 return CommandResult(False, refused)
             if outcome is None:
                 return CommandResult(False, f"incident is already {incident.state.value}")

@@ -35,6 +35,29 @@ class ConsoleSettings(BaseModel):
         gt=0,
         description="How long a console sign-in lasts before the token is asked for again.",
     )
+    ui_login_per_minute: float = Field(
+        default=10.0,
+        ge=0,
+        description="Sign-in attempts (POST /ui/login) allowed per minute per client address, "
+        "after a burst of SEVFLOW_UI_LOGIN_BURST; more get 429 with Retry-After. 0: no limit.",
+    )
+    ui_login_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Sign-in attempts a client address may make at once before "
+        "SEVFLOW_UI_LOGIN_PER_MINUTE applies.",
+    )
+    ui_slack_workspace_url: str | None = Field(
+        default=None,
+        description="The Slack workspace's web address (https://<workspace>.slack.com): the "
+        "console links an incident's channel as <url>/archives/<channel id>. Unset: the "
+        "channel's name is shown without a link.",
+    )
+    ui_status_page_url: str | None = Field(
+        default=None,
+        description="The built-in status page's public address, linked from an incident the "
+        "page shows (Atlassian Statuspage's incidents are linked by SEVFLOW_STATUSPAGE_PAGE_ID).",
+    )
     ui_trusted_user_header: str | None = Field(
         default=None,
         description="The header the SSO proxy sets to the signed-in user (e.g. X-Forwarded-User, "
@@ -50,6 +73,13 @@ class ConsoleSettings(BaseModel):
         default=frozenset({Scope.READ, Scope.WRITE}),
         description="Scopes of a user the SSO proxy names (comma separated among read, write, admin).",
     )
+
+    @field_validator("ui_slack_workspace_url", "ui_status_page_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip() if value else None
 
     @field_validator("ui_trusted_proxies", mode="before")
     @classmethod

@@ -52,6 +52,7 @@ from models.clock import Clock, utc_now
 from models.settings import Settings
 from receiver.body import BODY_READ_SECONDS
 from receiver.callbacks.api import API_ACK_PATH, API_ESCALATE_PATH, API_RESOLVE_PATH, api_endpoint
+from receiver.callbacks.api_note import API_NOTES_PATH, note_endpoint
 from receiver.callbacks.common import CallbackContext, CommandSink
 from receiver.callbacks.pagerduty import PAGERDUTY_PATH, PagerDutyCallback
 from receiver.callbacks.signatures import (
@@ -123,6 +124,7 @@ def callback_routes(
         Route(
             API_ESCALATE_PATH, api_endpoint(context, "escalate"), methods=["POST"], name="api_escalate"
         ),
+        Route(API_NOTES_PATH, note_endpoint(context), methods=["POST"], name="api_note"),
     ]
     if slack_signing_secret is not None:
         assert slack_callers is not None

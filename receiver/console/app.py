@@ -4,7 +4,7 @@
 ``GET  /ui/login``, ``POST``       sign in with an API token; ``POST /ui/logout``          -
 ``GET  /ui/incidents``             open first, by severity and age; filters in the URL    read
 ``GET  /ui/incidents/{id}``        alerts, timeline, deliveries, escalation, runbook      read
-``POST /ui/incidents/{id}/ack``    …``/resolve``, ``/escalate``: the API's routes         write
+``POST /ui/incidents/{id}/ack``    …``/resolve``, ``/escalate``, ``/notes``: the API's     write
 ``GET  /ui/incidents/{id}/postmortem.md``  the postmortem draft (analytics/postmortem.py)  read
 ``GET  /ui/analytics``             MTTA / MTTR / SLA per SEV as SVG bar charts             read
 ``GET  /ui/maintenance`` (+POST)   windows: list, create, end (the admin API's routes)    admin
@@ -20,261 +20,49 @@ Every POST carries the session's CSRF token (receiver/console/session.py) and is
 (``{"error": …, "message": …}`` like the API's) to a caller that asks for JSON.
 """
 
-import logging
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import jinja2
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 from analytics.database import load_incident_times
-from analytics.figures import ResponseTargets, compute_report
+from analytics.figures import compute_report
 from analytics.incidents import IncidentFilter, find_incidents, load_incident
 from analytics.postmortem import render_postmortem
 from models.access import Scope
-from models.clock import Clock
 from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
-from receiver.access import Credentials, Principal
-from receiver.console.actions import ApiRoutes, Forbidden
+from receiver.console.actions import ApiRoutes
+from receiver.console.base import PREFIX, ConsoleBase, ConsoleConfig, Refused, Visitor, session_key
 from receiver.console.charts import Bar, bar_chart
-from receiver.console.identity import ProxyTrust, identify
-from receiver.console.session import COOKIE_NAME, Session, SessionSigner
-from receiver.console.targets import format_remaining, response_clock
-from receiver.errors import error_response
-from store.deliveries import DeliveryLog
+from receiver.console.deliveries import summarize
+from receiver.console.escalation_view import levels_ahead
+from receiver.console.links import Link, incident_links
+from receiver.console.targets import (
+    format_duration,
+    response_clock,
+)
+from store.delivery_steps import incident_steps
 from store.escalations import EscalationRepo
 
-__all__ = ["PREFIX", "ConsoleConfig", "console_mount"]
+__all__ = ["PREFIX", "ConsoleConfig", "console_mount", "session_key"]
 
-log = logging.getLogger(__name__)
-
-PREFIX = "/ui"
 _HERE = Path(__file__).resolve().parent
 _LIST_LIMIT = 200
-_SINKS = ("pagerduty", "slack", "statuspage", "email")
 _RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
-Handler = Callable[[Request], Awaitable[Response]]
 
-
-@dataclass(frozen=True)
-class ConsoleConfig:
-    """What the console needs beyond the API routes: the store, who may sign in, the clock."""
-
-    engine: AsyncEngine
-    credentials: Credentials
-    signer: SessionSigner
-    clock: Clock
-    targets: ResponseTargets = field(default_factory=ResponseTargets)
-    proxy: ProxyTrust | None = None
-    #: Links shown on an incident page; ``{id}`` is replaced by the incident id.
-    slack_channel_url: str | None = None
-
-
-@dataclass
-class Visitor:
-    """The request's session (new or as the cookie carried it) and who it signs in."""
-
-    session: Session
-    principal: Principal | None
-    fresh: bool  # the session is new: set its cookie on the answer
-
-    def can(self, scope: Scope) -> bool:
-        return self.principal is not None and scope in self.principal.scopes
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_HERE / "templates"),
-        autoescape=True,  # every template: the console shows text from alerts and callers
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["when"] = _when
-    env.filters["remaining"] = format_remaining
-    return env
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
-
-
-class Console:
-    """The console's handlers; :func:`console_mount` serves them."""
-
-    def __init__(self, config: ConsoleConfig, api: ApiRoutes) -> None:
-        self._config = config
-        self._api = api
-        self._templates = Jinja2Templates(env=_environment())
-
-    # --- sessions ------------------------------------------------------------------------------
-
-    def _visitor(self, request: Request) -> Visitor:
-        config = self._config
-        now = config.clock()
-        session = config.signer.decode(request.cookies.get(COOKIE_NAME), now)
-        fresh = session is None
-        if session is None:
-            session = config.signer.new("", now)
-        header = request.headers.get(config.proxy.header) if config.proxy else None
-        peer = request.client.host if request.client else None
-        principal = identify(config.credentials, session.token, config.proxy, peer, header)
-        return Visitor(session, principal, fresh)
-
-    def _answer(self, request: Request, visitor: Visitor, response: Response) -> Response:
-        if visitor.fresh:
-            self._set_cookie(response, visitor.session)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'"
-        )
-        return response
-
-    def _set_cookie(self, response: Response, session: Session) -> None:
-        max_age = max(0, session.expires_at - int(self._config.clock().timestamp()))
-        response.set_cookie(
-            COOKIE_NAME,
-            self._config.signer.encode(session),
-            max_age=max_age,
-            path=PREFIX,
-            secure=True,
-            httponly=True,
-            samesite="lax",
-        )
-
-    def _page(
-        self, request: Request, visitor: Visitor, template: str, status: int = 200, **context: Any
-    ) -> Response:
-        context.update(
-            prefix=PREFIX,
-            user=visitor.principal.name if visitor.principal else None,
-            can_write=visitor.can(Scope.WRITE),
-            can_admin=visitor.can(Scope.ADMIN),
-            csrf=self._config.signer.csrf(visitor.session),
-            proxied=self._config.proxy is not None,
-        )
-        response = self._templates.TemplateResponse(request, template, context, status_code=status)
-        return self._answer(request, visitor, response)
-
-    def _refusal(self, request: Request, visitor: Visitor, refused: _Refused) -> Response:
-        if "application/json" in request.headers.get("accept", ""):
-            return self._answer(
-                request, visitor, error_response(refused.status, refused.code, refused.message)
-            )
-        return self._page(
-            request,
-            visitor,
-            "error.html",
-            refused.status,
-            code=refused.code,
-            message=refused.message,
-        )
-
-    def viewing(self, scope: Scope, handler: Callable[..., Awaitable[Response]]) -> Handler:
-        """``handler(request, visitor)`` for a signed-in visitor with ``scope``; a POST needs the
-        session's CSRF token first. Not signed in: to the sign-in page (GET) or 401."""
-
-        async def guarded(request: Request) -> Response:
-            visitor = self._visitor(request)
-            try:
-                if request.method == "POST":
-                    form = await request.form()
-                    given = form.get("csrf")
-                    if visitor.fresh or not self._config.signer.csrf_ok(
-                        visitor.session, given if isinstance(given, str) else None
-                    ):
-                        raise _Refused(
-                            403, "csrf", "the form's CSRF token is missing or invalid: reload the page"
-                        )
-                if visitor.principal is None:
-                    if request.method == "GET":
-                        target = request.url.path + (
-                            f"?{request.url.query}" if request.url.query else ""
-                        )
-                        response = RedirectResponse(f"{PREFIX}/login?next={quote(target, safe='')}", 303)
-                        return self._answer(request, visitor, response)
-                    raise _Refused(401, "unauthorized", "sign in first")
-                if scope not in visitor.principal.scopes:
-                    raise _Refused(403, "forbidden", f"this needs the {scope.value} scope")
-                return await handler(request, visitor)
-            except Forbidden as exc:
-                return self._refusal(
-                    request, visitor, _Refused(403, "forbidden", f"this needs the {exc.scope} scope")
-                )
-            except _Refused as refused:
-                return self._refusal(request, visitor, refused)
-            except SQLAlchemyError as exc:
-                log.warning("console cannot read the store: %s", type(exc).__name__)
-                return self._refusal(
-                    request,
-                    visitor,
-                    _Refused(503, "store_unavailable", "the incident store cannot be read; retry"),
-                )
-
-        return guarded
-
-    # --- sign in and out -------------------------------------------------------------------------
-
-    async def login_form(self, request: Request) -> Response:
-        visitor = self._visitor(request)
-        return self._page(
-            request, visitor, "login.html", next=_local(request.query_params.get("next")), failed=False
-        )
-
-    async def login(self, request: Request) -> Response:
-        visitor = self._visitor(request)
-        form = await request.form()
-        given = form.get("csrf")
-        if visitor.fresh or not self._config.signer.csrf_ok(
-            visitor.session, given if isinstance(given, str) else None
-        ):
-            return self._refusal(
-                request,
-                visitor,
-                _Refused(403, "csrf", "the form's CSRF token is missing or invalid: reload the page"),
-            )
-        token = form.get("token")
-        token = token.strip() if isinstance(token, str) else ""
-        given_next = form.get("next")
-        next_page = _local(given_next if isinstance(given_next, str) else None)
-        principal = identify(self._config.credentials, token, None, None, None)
-        if principal is None:
-            log.info("console sign-in refused from %s", request.client.host if request.client else "-")
-            return self._page(request, visitor, "login.html", 401, next=next_page, failed=True)
-        session = self._config.signer.new(token, self._config.clock())  # a new CSRF seed too
-        response = RedirectResponse(next_page, 303)
-        self._set_cookie(response, session)
-        log.info("console sign-in by %s", principal.name)
-        return self._answer(request, Visitor(session, principal, False), response)
-
-    async def logout(self, request: Request, visitor: Visitor) -> Response:
-        response = RedirectResponse(f"{PREFIX}/login", 303)
-        response.delete_cookie(COOKIE_NAME, path=PREFIX, secure=True, httponly=True, samesite="lax")
-        return response
+class Console(ConsoleBase):
+    """The console's pages and actions; :func:`console_mount` serves them."""
 
     # --- incidents ----------------------------------------------------------------------------
 
@@ -284,7 +72,7 @@ class Console:
         criteria = _criteria(params, now)
         page = await find_incidents(self._config.engine, criteria, limit=_LIST_LIMIT)
         rows = [
-            {"incident": i, "clock": response_clock(i, self._config.targets, now)}
+            {"incident": i, "clock": response_clock(i, self._deadlines, now)}
             for i in _ordered(page.incidents)
         ]
         filters = {k: params.get(k, "") for k in ("state", "severity", "service", "team", "range")}
@@ -306,47 +94,60 @@ class Console:
         incident_id = request.path_params["incident_id"]
         detail = await load_incident(self._config.engine, incident_id)
         if detail is None:
-            raise _Refused(404, "not_found", f"no incident {incident_id}")
+            raise Refused(404, "not_found", f"no incident {incident_id}")
         now = self._config.clock()
         incident = detail.incident
         escalation = await EscalationRepo(self._config.engine).get(incident_id)
-        ahead = []
-        if escalation is not None and incident.state is IncidentState.TRIGGERED:
-            plan = escalation.snapshot.plans.get(escalation.severity)
-            for level in plan.levels if plan else ():
-                due = escalation.started_at + level.after
-                applies = not level.severities or escalation.severity in level.severities
-                if applies and due > now:
-                    ahead.append({"name": level.name, "due": due, "targets": level.targets})
-        deliveries = await _deliveries(self._config.engine, incident_id)
-        template = "_incident_live.html" if request.query_params.get("fragment") else "incident.html"
+        triggered = incident.state is IncidentState.TRIGGERED
+        ahead = levels_ahead(escalation, now) if triggered else []
+        fragment = bool(request.query_params.get("fragment"))
+        letters = None if fragment else await self._dead_letters(visitor, incident_id)
+        steps = await incident_steps(self._config.engine, incident_id)
+        deliveries = summarize(steps, now, letters)
+        template = "_incident_live.html" if fragment else "incident.html"
         return self._page(
             request,
             visitor,
             template,
             incident=incident,
-            clock=response_clock(incident, self._config.targets, now),
+            clock=response_clock(incident, self._deadlines, now),
             timeline=sorted(detail.timeline, key=lambda e: e.sequence),
             alerts=detail.alerts,
             escalation=escalation,
             ahead=ahead,
             deliveries=deliveries,
-            slack_channel=(
-                self._config.slack_channel_url.replace("{id}", incident.id)
-                if self._config.slack_channel_url
-                else None
-            ),
+            letters_read=letters is not None,
+            links=await self._links(incident_id, {d.sink: d.sent for d in deliveries}),
             open=incident.state is not IncidentState.RESOLVED,
             acknowledged=incident.state is IncidentState.ACKNOWLEDGED,
             idempotency=uuid.uuid4().hex,
             flash=request.query_params.get("done"),
         )
 
+    async def _links(self, incident_id: str, sent: dict[str, int]) -> list[Link]:
+        refs = {sink: await self._log.refs(sink, incident_id) for sink in ("slack", "statuspage")}
+        return incident_links(incident_id, refs, sent, self._config.links)
+
+    async def _dead_letters(self, visitor: Visitor, incident_id: str) -> list[dict[str, Any]] | None:
+        """The DLQ topic's records of the incident, for an admin on the full page (the topic is
+        read through the admin API, not every 2 s); None when not read."""
+        if (
+            visitor.principal is None
+            or not visitor.can(Scope.ADMIN)
+            or not self._api.has("GET", "/api/dlq")
+        ):
+            return None
+        listing = await self._api.call(visitor.principal, "GET", "/api/dlq", query="limit=1000")
+        if not listing.ok:
+            return None
+        letters = listing.document.get("dead_letters")
+        return [x for x in letters or () if isinstance(x, dict) and x.get("incident_id") == incident_id]
+
     async def postmortem(self, request: Request, visitor: Visitor) -> Response:
         incident_id = request.path_params["incident_id"]
         detail = await load_incident(self._config.engine, incident_id)
         if detail is None:
-            raise _Refused(404, "not_found", f"no incident {incident_id}")
+            raise Refused(404, "not_found", f"no incident {incident_id}")
         text = render_postmortem(
             detail.incident, detail.timeline, self._config.clock(), self._config.targets
         )
@@ -362,7 +163,7 @@ class Console:
             incident_id = request.path_params["incident_id"]
             form = await request.form()
             body: dict[str, Any] = {}
-            for name in ("root_cause", "fix", "follow_up", "by"):
+            for name in ("root_cause", "fix", "follow_up", "by", "text"):
                 value = form.get(name)
                 if isinstance(value, str) and value.strip():
                     body[name] = value.strip()
@@ -379,7 +180,7 @@ class Console:
                 client=(request.client.host, request.client.port) if request.client else None,
             )
             if not result.ok:
-                raise _Refused(
+                raise Refused(
                     result.status, str(result.document.get("error", "refused")), result.message
                 )
             done = f"{action}: {result.document.get('status', 'accepted')}"
@@ -403,7 +204,7 @@ class Console:
             return None if stats is None else stats.mean.total_seconds() / 60
 
         def text(stats: Any) -> str:
-            return "no data" if stats is None else f"{stats.mean.total_seconds() / 60:.1f} min"
+            return "no data" if stats is None else format_duration(stats.mean)
 
         mtta = bar_chart(
             "Mean time to acknowledge per SEV",
@@ -470,7 +271,7 @@ class Console:
             body["comment"] = comment
         result = await self._api.call(visitor.principal, "POST", "/api/maintenance", body=body)
         if not result.ok:
-            raise _Refused(result.status, str(result.document.get("error", "refused")), result.message)
+            raise Refused(result.status, str(result.document.get("error", "refused")), result.message)
         return RedirectResponse(f"{PREFIX}/maintenance?done=created", 303)
 
     async def maintenance_end(self, request: Request, visitor: Visitor) -> Response:
@@ -483,7 +284,7 @@ class Console:
             body={},
         )
         if not result.ok:
-            raise _Refused(result.status, str(result.document.get("error", "refused")), result.message)
+            raise Refused(result.status, str(result.document.get("error", "refused")), result.message)
         return RedirectResponse(f"{PREFIX}/maintenance?done=ended", 303)
 
     async def dead_letters(self, request: Request, visitor: Visitor) -> Response:
@@ -509,15 +310,8 @@ class Console:
             body["events"] = events
         result = await self._api.call(visitor.principal, "POST", "/api/dlq/replay", body=body)
         if not result.ok:
-            raise _Refused(result.status, str(result.document.get("error", "refused")), result.message)
+            raise Refused(result.status, str(result.document.get("error", "refused")), result.message)
         return RedirectResponse(f"{PREFIX}/dlq?done=replayed", 303)
-
-
-def _local(target: str | None) -> str:
-    """Where to go after sign-in: a console path only (never another site)."""
-    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
-        return target
-    return f"{PREFIX}/incidents"
 
 
 def _criteria(params: Any, now: datetime) -> IncidentFilter:
@@ -529,11 +323,11 @@ def _criteria(params: Any, now: datetime) -> IncidentFilter:
             return kind(value)
         except ValueError:
             allowed = ", ".join(c.value for c in kind)
-            raise _Refused(400, "invalid_parameter", f"{name} must be one of {allowed}") from None
+            raise Refused(400, "invalid_parameter", f"{name} must be one of {allowed}") from None
 
     span = params.get("range") or ""
     if span and span not in _RANGES:
-        raise _Refused(400, "invalid_parameter", f"range must be one of {', '.join(_RANGES)}")
+        raise Refused(400, "invalid_parameter", f"range must be one of {', '.join(_RANGES)}")
     service = (params.get("service") or "").strip() or None
     return IncidentFilter(
         state=choice("state", IncidentState),
@@ -551,11 +345,6 @@ def _ordered(incidents: Sequence[Incident]) -> list[Incident]:
     return open_ + resolved
 
 
-async def _deliveries(engine: AsyncEngine, incident_id: str) -> dict[str, int]:
-    log_ = DeliveryLog(engine)
-    return {sink: await log_.delivered_count(sink, incident_id) for sink in _SINKS}
-
-
 def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
     """The console at ``/ui``: ``api_routes`` are the receiver's API routes (incident commands,
     admin), called in process for the console's actions (receiver/console/actions.py)."""
@@ -565,6 +354,7 @@ def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
         "ack": ("acknowledge", "/api/incidents/{incident_id}/ack"),
         "resolve": ("resolve", "/api/incidents/{incident_id}/resolve"),
         "escalate": ("escalate", "/api/incidents/{incident_id}/escalate"),
+        "notes": ("note", "/api/incidents/{incident_id}/notes"),
     }
 
     async def home(_: Request) -> Response:
@@ -599,8 +389,3 @@ def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="console_static"),
     ]
     return Mount(PREFIX, app=Starlette(routes=routes))
-
-
-def session_key(configured: str | None) -> bytes:
-    """The configured key, or a random one for this process."""
-    return configured.encode() if configured else secrets.token_bytes(32)

@@ -37,6 +37,7 @@ from sevflow.roles.startup import metrics_auth
 from sevflow.supervise import STATUS_FILE
 from sinks.clock import SystemClock
 from store.db import async_engine
+from streams.escalation import load_policy
 
 __all__ = ["Receiver", "build_receiver", "receiver_credentials", "run_receiver"]
 
@@ -109,7 +110,13 @@ def build_receiver(settings: Settings, credentials: Credentials) -> Receiver:
             publish_route(store_engine, commands, clock=utc_now),
         ],
         metrics_auth=metrics_auth(settings),
-        console=console_from_settings(settings, store_engine, credentials),
+        console=console_from_settings(
+            settings,
+            store_engine,
+            credentials,
+            # the worker's policy, for the console's response targets (a bad file: PolicyError)
+            policy=load_policy(settings.escalation_policy_file, settings.playbook_times()),
+        ),
     )
     built = Receiver([_internal_listener(settings, app)])
     if vendor_callbacks:
@@ -196,10 +203,10 @@ def run_receiver(settings: Settings) -> int:
         return 2
     try:
         credentials = receiver_credentials(settings)
-    except (TokenFileError, ValueError) as exc:
+        receiver = build_receiver(settings, credentials)
+    except (TokenFileError, ValueError) as exc:  # ValueError: PolicyError too
         print(f"sevflow: {exc}", file=sys.stderr)
         return 2
-    receiver = build_receiver(settings, credentials)
     log.info("receiver listening on http://%s:%d", settings.http_host, settings.http_port)
     if len(receiver.configs) > 1:
         log.info(

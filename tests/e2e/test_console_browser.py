@@ -119,6 +119,8 @@ def test_console_journey_in_chromium(
         f"e2e:read,write,admin:{sevflow.api_token},viewer:read:{READ_TOKEN},"
         f"oncall:read,write:{WRITE_TOKEN}"
     )
+    sevflow.extra_env["SEVFLOW_UI_SLACK_WORKSPACE_URL"] = "https://acme.slack.com"
+    sevflow.extra_env["SEVFLOW_PAGERDUTY_ACCOUNT_SUBDOMAIN"] = "acme"
     alertmanager = alertmanager_for(sevflow, tmp_path)
     with running(sevflow, alertmanager):
         base = sevflow.url
@@ -166,12 +168,42 @@ def test_console_journey_in_chromium(
         assert "acknowledged by oncall" in timeline
         assert "Nobody else is paged" in viewer.find_element(By.ID, "live").text
 
+        # A note from the on-call's browser: the reader sees it without a reload, Slack posts it.
+        oncall.get(f"{base}/ui/incidents/{incident_id}")
+        oncall.find_element(By.ID, "note-text").send_keys("rolled back <b>checkout</b>")
+        oncall.find_element(By.ID, "add-note-button").click()
+        wait_for(
+            lambda: "rolled back <b>checkout</b>" in viewer.find_element(By.ID, "timeline").text,
+            30,
+            f"the note on the other browser (log {sevflow.log_path})",
+        )
+        channel = wait_for(lambda: slack.created(), 30, "the incident channel")[0]
+        wait_for(
+            lambda: [p for p in slack.posts(channel) if p["text"].startswith(":memo:")],
+            60,
+            "the note in the Slack channel",
+        )
+
+        # The links to the Slack channel, PagerDuty and the Statuspage incident, as http(s) links.
+        def links() -> dict[str, str]:
+            found = viewer.find_elements(By.CSS_SELECTOR, "#links li[data-link] a")
+            return {
+                str(a.find_element(By.XPATH, "..").get_attribute("data-link")): str(
+                    a.get_attribute("href")
+                )
+                for a in found
+            }
+
+        shown = wait_for(lambda: len(links()) == 3 and links(), 30, "the three links")
+        assert shown["slack"].startswith("https://acme.slack.com/archives/C")
+        assert shown["pagerduty"] == "https://acme.pagerduty.com/incidents"
+        assert shown["statuspage"].startswith("https://manage.statuspage.io/pages/")
+
         # Resolve with root cause and fix: the Slack resolution carries them.
         oncall.get(f"{base}/ui/incidents/{incident_id}")
         oncall.find_element(By.ID, "root_cause").send_keys("a bad deploy of checkout")
         oncall.find_element(By.ID, "fix").send_keys("rolled back to v41")
         oncall.find_element(By.ID, "resolve").click()
-        channel = wait_for(lambda: slack.created(), 30, "the incident channel")[0]
 
         def resolution() -> str | None:
             for post in slack.posts(channel):

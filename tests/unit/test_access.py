@@ -155,6 +155,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"/api/incidents/{ids['triggered']}/escalate",
         {"json": {"to": "manager"}},
     ),
+    ("POST", "/api/incidents/{incident_id}/notes"): lambda ids: (
+        f"/api/incidents/{ids['triggered']}/notes",
+        {"json": {"text": "rolled back"}},
+    ),
     ("GET", "/api/maintenance"): lambda ids: ("/api/maintenance", {}),
     ("POST", "/api/maintenance"): lambda ids: (
         "/api/maintenance",

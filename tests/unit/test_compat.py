@@ -121,6 +121,7 @@ ADDED_SINCE = {
     EventType.STATUSPAGE_PUBLISHED.value,
     EventType.VERIFICATION_FAILED.value,
     EventType.VERIFICATION_PASSED.value,
+    EventType.NOTE_ADDED.value,
 }
 
 

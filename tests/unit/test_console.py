@@ -3,10 +3,10 @@ topic is the recording boundary (tests.builders.CommandRecorder)."""
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -17,17 +17,26 @@ from starlette.testclient import TestClient
 
 from analytics.figures import ResponseTargets
 from models.access import ApiToken, Scope
-from models.incident import Incident, LifecyclePolicy
+from models.incident import Command, Incident, LifecyclePolicy
 from models.severity import Severity
 from receiver.access import Credentials
 from receiver.callbacks import callback_routes
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
+from receiver.console.deliveries import summarize
 from receiver.console.identity import ProxyTrust
+from receiver.console.links import LinkSettings, incident_links, web_url
 from receiver.console.session import COOKIE_NAME, SessionSigner
-from receiver.console.targets import format_remaining, response_clock
+from receiver.console.targets import (
+    PolicyTargets,
+    format_duration,
+    format_remaining,
+    response_clock,
+)
 from receiver.incident_api import incident_routes
 from store.db import async_engine
+from store.deliveries import DeliveryLog
+from store.delivery_steps import DeliveryStep
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
@@ -74,7 +83,11 @@ async def _populate(url: str) -> dict[str, str]:
 
 @contextmanager
 def _console(
-    tmp_path: Path, proxy: ProxyTrust | None = None, peer: str = "testclient"
+    tmp_path: Path,
+    proxy: ProxyTrust | None = None,
+    peer: str = "testclient",
+    clock: Callable[[], datetime] = lambda: NOW,
+    links: LinkSettings | None = None,
 ) -> Iterator[Console]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ids = asyncio.run(_populate(url))
@@ -85,9 +98,10 @@ def _console(
         engine=engine,
         credentials=_credentials(),
         signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
-        clock=lambda: NOW,
+        clock=clock,
         targets=ResponseTargets(),
         proxy=proxy,
+        links=links or LinkSettings(),
     )
     app = Starlette(routes=[console_mount(config, incident_routes(engine, commands=api))])
     with TestClient(app, base_url="https://testserver", client=(peer, 5000)) as client:
@@ -151,6 +165,32 @@ def test_pages_need_a_sign_in_and_the_cookie_is_locked_down(console: Console) ->
     assert client.get("/ui/incidents", follow_redirects=False).status_code == 303
 
 
+def test_sign_in_attempts_are_rate_limited_per_address_with_retry_after(tmp_path: Path) -> None:
+    now = [NOW]
+    with _console(tmp_path, clock=lambda: now[0]) as console:
+        client = console.client
+        csrf = _csrf(client.get("/ui/login").text)
+        for _ in range(10):  # the burst: each attempt is checked
+            assert client.post("/ui/login", data={"token": "guess", "csrf": csrf}).status_code == 401
+        limited = client.post("/ui/login", data={"token": WRITE, "csrf": csrf})
+        assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "6"  # 10 a minute: one every 6 s
+        assert 'data-code="rate_limited"' in limited.text
+        assert "too many sign-in attempts" in limited.text
+        as_json = client.post(
+            "/ui/login", data={"token": WRITE, "csrf": csrf}, headers={"accept": "application/json"}
+        )
+        assert as_json.status_code == 429
+        assert as_json.json()["error"] == "rate_limited"
+        with TestClient(client.app, base_url="https://testserver", client=("10.9.9.9", 1)) as other:
+            page = other.get("/ui/login")
+            other_try = other.post("/ui/login", data={"token": "guess", "csrf": _csrf(page.text)})
+            assert other_try.status_code == 401  # another address has its own attempts
+        now[0] = NOW + timedelta(seconds=6)
+        signed = client.post("/ui/login", data={"token": WRITE, "csrf": csrf}, follow_redirects=False)
+        assert signed.status_code == 303
+
+
 def test_a_tampered_cookie_signs_nobody_in(console: Console) -> None:
     _sign_in(console.client, READ)
     value = console.client.cookies[COOKIE_NAME]
@@ -187,7 +227,7 @@ def test_response_clock_counts_down_marks_breaches_and_judges_responses() -> Non
     incident = Incident(
         id="inc_1", group_key="g", title="t", slug="t", severity=Severity.SEV1, opened_at=T0
     )
-    targets = ResponseTargets()
+    targets = PolicyTargets()
     pending = response_clock(incident, targets, T0 + timedelta(minutes=5))
     assert (pending.status, pending.remaining, pending.target_label) == (
         "pending",
@@ -302,6 +342,29 @@ def test_analytics_draws_svg_charts(console: Console) -> None:
     assert "Mean time to acknowledge per SEV" in page
 
 
+def test_analytics_durations_read_as_minutes_and_hours_not_timedeltas(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get("/ui/analytics?days=30").text
+    figures = page[page.index('id="figures"') :]
+    assert not re.search(r"\d:\d\d:\d\d", figures), figures
+    assert "1 min / 1 min" in figures  # acknowledged and resolved a minute after opening
+    assert ">1 min<" in page  # the bars' labels too
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(seconds=7.338668), "7 s"),
+        (timedelta(minutes=12, seconds=59), "12 min"),
+        (timedelta(hours=1, minutes=5), "1 h 05 min"),
+        (timedelta(days=2, hours=4, minutes=3), "2 d 4 h"),
+        (timedelta(0), "0 s"),
+    ],
+)
+def test_durations_are_formatted_for_people(duration: timedelta, text: str) -> None:
+    assert format_duration(duration) == text
+
+
 def test_chart_labels_are_escaped() -> None:
     svg = bar_chart("t<", [Bar(HOSTILE, 3.0, "3 <min>")])
     assert HOSTILE not in svg
@@ -338,3 +401,148 @@ def test_the_proxy_header_is_ignored_from_other_addresses(tmp_path: Path) -> Non
         )
     assert response.status_code == 303
     assert response.headers["location"].startswith("/ui/login")
+
+
+async def _log_deliveries(url: str, incident_id: str) -> None:
+    engine = async_engine(url)
+    try:
+        log = DeliveryLog(engine)
+        await log.begin("pagerduty", "ev-1", "trigger", incident_id, T0)
+        await log.confirm("pagerduty", ["ev-1"], "trigger", incident_id, T0 + timedelta(seconds=2))
+        await log.begin("slack", "ev-1", "channel", incident_id, T0)
+        await log.note("slack", "ev-1", "channel", {"name": HOSTILE})
+    finally:
+        await engine.dispose()
+
+
+def test_deliveries_per_sink_show_sent_unconfirmed_and_each_step(tmp_path: Path) -> None:
+    with _console(tmp_path) as console:
+        incident = console.ids["triggered"]
+        asyncio.run(_log_deliveries(f"sqlite:///{tmp_path / 'store.db'}", incident))
+        _sign_in(console.client, READ)
+        page = console.client.get(f"/ui/incidents/{incident}?fragment=1").text
+    rows = dict(
+        re.findall(r'<tr data-sink="(\w+)" class="[^"]*"><td>\w+</td><td class="state">([^<]+)', page)
+    )
+    assert rows == {
+        "pagerduty": "sent",
+        "slack": "retrying",  # begun at T0, unconfirmed five minutes later
+        "statuspage": "nothing sent",
+        "email": "nothing sent",
+    }
+    slack = page.split('data-sink="slack"')[1].split('data-sink="statuspage"')[0]
+    assert '<td class="unconfirmed">1 (1 retrying or interrupted)</td>' in slack
+    assert "<code>channel</code> · pending" in slack
+    assert HOSTILE not in page  # the notes a sink wrote are escaped
+    pagerduty = page.split('data-sink="pagerduty"')[1].split('data-sink="slack"')[0]
+    assert '<td class="sent">1</td>' in pagerduty
+    assert "confirmed 2026-11-27 12:00:02Z" in pagerduty
+
+
+def test_dead_letters_mark_their_sink() -> None:
+    step = DeliveryStep("slack", "ev-1", "announce", "pending", {}, T0, None)
+    letter = {"sink": "slack", "event_id": "ev-1", "reason": "channel_not_found", "retryable": False}
+    views = {v.sink: v for v in summarize([step], T0 + timedelta(seconds=5), [letter])}
+    assert views["slack"].state == "dead-lettered"
+    assert views["slack"].dead_letters is not None
+    assert views["slack"].dead_letters[0].reason == "channel_not_found"
+    assert views["pagerduty"].dead_letters == ()
+    assert views["pagerduty"].state == "nothing sent"
+    unread = {v.sink: v for v in summarize([step], T0 + timedelta(seconds=5))}
+    assert unread["slack"].state == "in flight"  # five seconds: still the call in flight
+    assert unread["slack"].dead_letters is None
+
+
+async def _log_references(url: str, incident_id: str) -> None:
+    engine = async_engine(url)
+    try:
+        log = DeliveryLog(engine)
+        refs = {"channel_id": "C0123", "channel_name": f"incident-20261127-{HOSTILE}"}
+        await log.put_refs("slack", incident_id, refs, T0)
+        await log.put_refs("statuspage", incident_id, {"page_incident_id": "p0q9"}, T0)
+        await log.begin("pagerduty", "ev-1", "trigger", incident_id, T0)
+        await log.confirm("pagerduty", ["ev-1"], "trigger", incident_id, T0)
+    finally:
+        await engine.dispose()
+
+
+def test_incident_page_links_the_slack_channel_pagerduty_and_the_status_page(tmp_path: Path) -> None:
+    links = LinkSettings(
+        slack_workspace_url="https://acme.slack.com/",
+        pagerduty_subdomain="acme",
+        statuspage_page_id="pg1",
+    )
+    with _console(tmp_path, links=links) as console:
+        incident = console.ids["triggered"]
+        asyncio.run(_log_references(f"sqlite:///{tmp_path / 'store.db'}", incident))
+        _sign_in(console.client, READ)
+        page = console.client.get(f"/ui/incidents/{incident}").text
+    found = dict(re.findall(r'<li data-link="(\w+)"><a href="([^"]+)"', page))
+    assert found == {
+        "slack": "https://acme.slack.com/archives/C0123",
+        "pagerduty": "https://acme.pagerduty.com/incidents",
+        "statuspage": "https://manage.statuspage.io/pages/pg1/incidents/p0q9",
+    }
+    assert f"dedup key {incident}" in page
+    assert HOSTILE not in page  # the channel name is escaped
+    assert "&lt;script&gt;" in page
+
+
+def test_links_are_http_only_and_need_their_settings() -> None:
+    assert web_url("javascript:alert(1)") is None
+    assert web_url("https:///no-host") is None
+    assert web_url("data:text/html,x") is None
+    assert web_url("http://status.example.com/") == "http://status.example.com/"
+    refs = {"slack": {"channel_id": "C1", "channel_name": "incident-x"}}
+    bare = incident_links("inc_1", refs, {"pagerduty": 1, "statuspage": 1}, LinkSettings())
+    assert [(x.kind, x.text, x.url) for x in bare] == [("slack", "Slack #incident-x", None)]
+    hostile = LinkSettings(slack_workspace_url="javascript:alert(1)", status_page_url="ftp://x")
+    assert [x.url for x in incident_links("inc_1", refs, {"statuspage": 1}, hostile)] == [None]
+    built_in = LinkSettings(status_page_url="https://status.example.com")
+    assert [x.url for x in incident_links("inc_1", {}, {"statuspage": 1}, built_in)] == [
+        "https://status.example.com"
+    ]
+
+
+async def _apply(url: str, commands: list[Command]) -> None:
+    engine = async_engine(url)
+    try:
+        pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+        for command in commands:
+            await pipeline.process_command(command)
+    finally:
+        await engine.dispose()
+
+
+def test_a_note_from_the_console_takes_the_api_path_and_shows_on_the_timeline(tmp_path: Path) -> None:
+    with _console(tmp_path) as console:
+        _sign_in(console.client, WRITE)
+        incident = console.ids["resolved"]  # a resolved incident takes notes too
+        page = console.client.get(f"/ui/incidents/{incident}").text
+        key = re.search(r'name="idempotency" value="(note-[0-9a-f]+)"', page)
+        assert key
+        done = console.client.post(
+            f"/ui/incidents/{incident}/notes",
+            data={"csrf": _csrf(page), "idempotency": key.group(1), "text": f"rolled back {HOSTILE}"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        assert "done=note" in done.headers["location"]
+        (note,) = console.commands.commands
+        assert (note.action, note.actor.name, note.text) == ("note", "oncall", f"rolled back {HOSTILE}")
+        asyncio.run(_apply(f"sqlite:///{tmp_path / 'store.db'}", [note, note]))
+        live = console.client.get(f"/ui/incidents/{incident}?fragment=1").text
+    assert live.count('data-type="note_added"') == 1  # applied once
+    assert HOSTILE not in live
+    assert "rolled back &lt;script&gt;" in live
+
+
+def test_a_read_token_has_no_note_form(console: Console) -> None:
+    _sign_in(console.client, READ)
+    page = console.client.get(f"/ui/incidents/{console.ids['triggered']}").text
+    assert 'id="note-form"' not in page
+    refused = console.client.post(
+        f"/ui/incidents/{console.ids['triggered']}/notes", data={"csrf": _csrf(page), "text": "x"}
+    )
+    assert refused.status_code == 403
+    assert console.commands.commands == []

@@ -1,0 +1,134 @@
+"""``sevflow note <id> "text"``: add a note to an incident's timeline.
+
+Like ``sevflow ack``, the incident is looked up in the store first (none: exit 1; an unreadable
+store lets the note through unchecked, said on stderr), then a ``note`` command is published to
+the commands topic, exactly as ``POST /api/incidents/{id}/notes`` does
+(``Actor(via="cli", name=<the login name>, note=<--by>)``). The worker records it as a
+``note_added`` event, once; Slack posts it in the incident's channel. The text is one clean line
+of at most 2,000 characters (models/timeline_notes.py); an empty one is exit 2.
+
+Kafka and the store are imported by the functions that use them.
+"""
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from models.clock import Clock, utc_now
+from models.events import Actor
+from models.incident import Command
+from models.settings import Settings
+from models.timeline_notes import NOTE_TEXT_MAX, note_text
+from sevflow.commands.common import StoreUnreadable, login, read_incident
+
+if TYPE_CHECKING:
+    from receiver.callbacks import CommandSink
+
+__all__ = ["NAMES", "add_parsers", "note", "run", "send_note"]
+
+NAMES = ("note",)
+
+
+async def send_note(
+    publisher: "CommandSink",
+    incident_id: str,
+    text: str,
+    *,
+    by: str | None,
+    note: str | None,
+    now: datetime,
+    episode: int | None,
+) -> Command:
+    """Publish one note command from the command line; returns it."""
+    command = Command(
+        command_id=f"cli:{uuid.uuid4().hex}",
+        action="note",
+        incident_id=incident_id,
+        actor=Actor(via="cli", name=by, note=note),
+        requested_at=now,
+        episode=episode,
+        text=text,
+    )
+    await publisher.publish(command)
+    return command
+
+
+def note(
+    settings: Settings,
+    incident_id: str,
+    text: str,
+    *,
+    by: str | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    now: Clock = utc_now,
+) -> int:
+    """``sevflow note <id> "text"``: exit 0 once Kafka has the note, 1 when there is no such
+    incident or Kafka did not take it, 2 for an empty or over-long text."""
+    from aiokafka.errors import KafkaError
+
+    from receiver.commands import CommandPublisher
+
+    cleaned = note_text(text)
+    if cleaned is None or len(" ".join(text.split())) > NOTE_TEXT_MAX:
+        print(f"sevflow note: the text must be 1 to {NOTE_TEXT_MAX} characters", file=err)
+        return 2
+    try:
+        incident = read_incident(settings, incident_id)
+        if incident is None:
+            print(f"sevflow note: no incident {incident_id}", file=err)
+            return 1
+        episode: int | None = incident.flaps
+    except StoreUnreadable as exc:
+        print(f"sevflow note: cannot check {incident_id} ({exc}); queuing the note unchecked", file=err)
+        episode = None
+
+    async def main() -> Command:
+        publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
+        try:
+            return await send_note(
+                publisher, incident_id, cleaned, by=login(), note=by, now=now(), episode=episode
+            )
+        finally:
+            await publisher.close()
+
+    try:
+        command = asyncio.run(main())
+    except (KafkaError, TimeoutError, OSError) as exc:
+        print(f"sevflow note: could not queue the note: Kafka: {type(exc).__name__}", file=err)
+        return 1
+    print(f"note on {incident_id} queued (command {command.command_id})", file=out)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``note`` on the ``sevflow`` parser."""
+    parser = sub.add_parser("note", help="add a note to an incident's timeline (and its Slack channel)")
+    parser.add_argument("incident_id", help="the incident id (inc_…)")
+    parser.add_argument("text", help=f"the note (one line, at most {NOTE_TEXT_MAX} characters)")
+    parser.add_argument(
+        "--by", default=None, help="a note on who, shown beside your login name (the author)"
+    )
+
+
+def run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: Clock = utc_now,
+) -> int:
+    """Run ``sevflow note``."""
+    return note(
+        settings,
+        args.incident_id,
+        args.text,
+        by=args.by,
+        out=out if out is not None else sys.stdout,
+        err=err if err is not None else sys.stderr,
+        now=now,
+    )
