@@ -23,9 +23,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 
+from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from models.incident import LifecyclePolicy
-from receiver.kafka import ensure_topic
 from store.db import async_engine, normalise_url
 from store.incidents import IncidentStore
 from store.schema import alerts, incident_events, incidents
