@@ -4,11 +4,13 @@ then assert that nothing extra happened (no second page, no second incident).
 Settled means, in one pass and in this order: the worker's consumer group (faust's, named by
 ``SEVFLOW_APP_ID``) has committed the alerts, commands and probe-results topics through their
 end; the outbox holds no unpublished event; every sink's consumer group (named by
-``SEVFLOW_SINKS_GROUP_PREFIX``) has committed incident-events through its end. The worker commits
-a record once applied, its incident events are then in the outbox, and a sink commits a partition
-only up to its oldest record not yet delivered, dead-lettered or skipped (sinks/offsets.py): so
-after such a pass every effect of every record produced before it has happened. A sink group that
-has not joined yet is not seen: call this after at least one delivery by each sink that matters.
+``SEVFLOW_SINKS_GROUP_PREFIX``) has committed incident-events through its last record (the relay
+writes it in transactions: the commit marker that ends the last one takes an offset but is no
+record). The worker commits a record once applied, its incident events are then in the outbox,
+and a sink commits a partition only up to its oldest record not yet delivered, dead-lettered or
+skipped (sinks/offsets.py): so after such a pass every effect of every record produced before it
+has happened. A sink group that has not joined yet is not seen: call this after at least one
+delivery by each sink that matters.
 """
 
 import asyncio
@@ -62,8 +64,9 @@ async def _unsettled(env: Mapping[str, str]) -> dict[str, object]:
     sinks = await consumer_groups(bootstrap, f"{env['SEVFLOW_SINKS_GROUP_PREFIX']}-")
     if not sinks:
         return {"sinks": "no sink's consumer group has joined"}
-    if short := await behind(bootstrap, env["SEVFLOW_EVENTS_TOPIC"], sinks):
-        return {env["SEVFLOW_EVENTS_TOPIC"]: short}
+    events = env["SEVFLOW_EVENTS_TOPIC"]
+    if short := await behind(bootstrap, events, sinks, transactional=True):
+        return {events: short}
     return {}
 
 
