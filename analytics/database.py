@@ -4,7 +4,7 @@ The incident's latest state (severity, state, opening, current resolution) comes
 ``incidents`` table; its acknowledgements, resolutions and reopenings from the timeline
 (``incident_events``, the outbox, written in the same transaction as each change), whose
 documents give the severity in effect at each response. Both are turned into times by
-:func:`analytics.figures.times_of`, as the topic's events are. Two queries, however many
+:func:`analytics.incident_times.times_of`, as the topic's events are. Two queries, however many
 incidents, so a report over a year of incidents stays fast.
 """
 

@@ -2,8 +2,8 @@
 
 Every figure is computed from :class:`IncidentTimes` (:mod:`analytics.incident_times`), the few
 instants of an incident that matter for response analytics. Two sources build them — the
-``incident-events`` topic (:func:`times_from_events`) and the incident store
-(``analytics.database``) — so the figures do not depend on where the data came from, and
+``incident-events`` topic (:func:`~analytics.incident_times.times_from_events`) and the
+incident store (``analytics.database``) — so the figures do not depend on where the data came from, and
 :func:`compute_report` is a pure function of the times, the targets and ``now`` (which decides
 whether an unacknowledged incident has already missed its target or is still within it).
 
@@ -37,44 +37,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from analytics.incident_times import (
-    INCOMPLETE,
-    RESPONSE_TYPES,
-    Episode,
-    IncidentTimes,
-    RebuiltTimes,
-    acknowledged_at_of,
-    rebuild_times,
-    resolved_at_of,
-    times_from_events,
-    times_of,
-)
+from analytics.incident_times import Episode, IncidentTimes
 from models.escalation import BusinessCalendar
 from models.severity import PLAYBOOK, Severity
 
-# The times and how events give them live in analytics.incident_times; named here too (in
-# __all__) for the importers that read them from this module.
+# The times and how events give them: analytics.incident_times.
 
 __all__ = [
-    "INCOMPLETE",
-    "RESPONSE_TYPES",
     "DurationStats",
-    "Episode",
-    "IncidentTimes",
-    "RebuiltTimes",
     "Report",
     "ResponseTargets",
     "SeverityFigures",
     "SlaStatus",
-    "acknowledged_at_of",
     "compute_report",
     "duration_stats",
     "percentile",
-    "rebuild_times",
-    "resolved_at_of",
     "sla_status",
-    "times_from_events",
-    "times_of",
 ]
 
 

@@ -35,11 +35,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.fingerprint import fingerprint
 from models.settings import Settings
-from receiver.kafka import ensure_topic
 from store.db import async_engine, normalise_url, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade

@@ -26,8 +26,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from bench.receiver_common import HttpConnection, encode, payload, request_bytes
+from kafka_admin.topics import ensure_topic
 from models.alertmanager import WebhookPayload, to_records
-from receiver.kafka import ensure_topic
 from receiver.partitioner import partition_for
 from testkit.harness import Sevflow
 from testkit.kafka_io import topics_swept

@@ -33,10 +33,10 @@ from kafka_admin.topics import ensure_topics
 from models.events import IncidentEvent
 from models.settings import Settings
 from models.topics import TopicSpec
-from sevflow.sinks_runner import create_sink_tables
-from sinks.assemble import build_sinks
+from sevflow.roles.sinks import create_sink_tables
 from sinks.clock import SystemClock
 from sinks.dlq import MemoryDeadLetters
+from sinks.fanout import build_sinks
 from sinks.kafka import group_id, sink_consumer
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker

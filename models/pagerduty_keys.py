@@ -2,8 +2,9 @@
 
 PagerDuty folds every trigger with the same ``dedup_key`` into one alert, and its webhooks hand
 the key back (``data.incident_key``) when someone acknowledges or resolves there. The sinks build
-the keys (sinks/pagerduty_format.py) and the receiver reads them (receiver/callbacks.py), so both
-use this module, and a change of form cannot leave one side behind.
+the keys (sinks/pagerduty_format.py) and the receiver reads them
+(receiver/callbacks/pagerduty.py), so both use this module, and a change of form cannot leave one
+side behind.
 
 - ``<incident>``: the incident's own alert (a canary incident's too);
 - ``<incident>/escalation/<target>[/repeat<n>][/again]``: an escalation level's page on

@@ -52,7 +52,6 @@ __all__ = [
     "PublishError",
     "PublishResult",
     "RecordTooLarge",
-    "ensure_topic",
     "record_bytes",
 ]
 

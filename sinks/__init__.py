@@ -17,8 +17,8 @@ delivery machinery         errors (DeliveryError: retryable, reason, retry_after
 vendor clients             pagerduty_client (``pagerduty`` package in a thread), slack_client
                            (slack-sdk AsyncWebClient), statuspage_client (httpx), email_client
                            (aiosmtplib)
-sinks                      pagerduty, slack, statuspage (+ status_builtin backend), email_sink,
-                           assemble
+sinks                      pagerduty, slack, statuspage (+ status_builtin backend), email_sink
+which sinks run            fanout (build_sinks: what each receives, in which order)
 built-in status page       status_server
 =========================  ==================================================================
 

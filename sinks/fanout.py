@@ -81,8 +81,9 @@ from sinks.statuspage_client import StatuspageClient
 from sinks.statuspage_format import Components
 from sinks.storm import StormDetector
 from sinks.worker import SinkWorker
-from store.deliveries import DeliveryLog, StatusPageStore
+from store.deliveries import DeliveryLog
 from store.notices import NoticeStore
+from store.status_page import StatusPageStore
 
 __all__ = ["SINK_STOP_GRACE", "Fanout", "build_sinks", "effects_for"]
 

@@ -136,7 +136,7 @@ def _buttons(incident_id: str, episode: int, *, manager: bool = False) -> dict[s
     """Acknowledge and Resolve (and, with ``manager``, Escalate to manager: the playbook's manual
     escalation for SEV1); each value names the incident and its episode (``<id>@<flaps>``), so a
     click on a message not yet refreshed after a reopen is refused by the worker, not applied to
-    the new episode (receiver/callbacks.py parses it)."""
+    the new episode (receiver/callbacks/slack.py parses it)."""
     value = f"{incident_id}@{episode}"
     elements: list[dict[str, Any]] = [
         {

@@ -32,12 +32,9 @@ from store.combining import GroupCommit
 from store.db import reader
 from store.delivery_view import Confirmation, Preloaded, StepRecord, write_confirmations
 from store.sinks_schema import sink_deliveries, sink_refs
-from store.status_page import StatusPageRecord, StatusPageStore
 from store.upserts import dialect_insert
 
-# StatusPageStore and StatusPageRecord live in store.status_page; named here too for the
-# importers that still read them from this module.
-__all__ = ["DeliveryLog", "StatusPageRecord", "StatusPageStore", "StepRecord", "stored_step"]
+__all__ = ["DeliveryLog", "StepRecord", "stored_step"]
 
 #: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
 STEP_MAX = 64

@@ -29,7 +29,7 @@ from store.sinks_schema import sink_deliveries, status_page_incidents
 
 __all__ = ["REPORT_EVENT_TYPES", "PurgeCounts", "purge"]
 
-#: The events ``sevflow report`` reads (analytics.figures.RESPONSE_TYPES): kept with the incident.
+#: The events ``sevflow report`` reads (analytics.incident_times.RESPONSE_TYPES): kept with the incident.
 REPORT_EVENT_TYPES = (EventType.ACKNOWLEDGED, EventType.RESOLVED, EventType.REOPENED)
 
 

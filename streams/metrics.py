@@ -35,7 +35,8 @@ class WorkerMetrics:
         self.records_refused = Counter(
             "sevflow_worker_records_refused_total",
             "Alert records and commands the worker can never apply, by topic and reason: "
-            "invalid (poison) or newer_schema (written by a newer release than this worker).",
+            "invalid (poison) or newer_schema (written by a newer release than this worker). "
+            "Where each record was read is in the quarantine's log line, not in a label.",
             ["topic", "reason"],
             registry=self.registry,
         )

@@ -58,10 +58,17 @@ async def read_json_topic(bootstrap: str, topic: str, idle_polls: int = 4) -> li
     return [value for _, value in await read_timed_json_topic(bootstrap, topic, idle_polls)]
 
 
-async def behind(bootstrap: str, topic: str, groups: Collection[str]) -> dict[str, dict[int, int]]:
+async def behind(
+    bootstrap: str, topic: str, groups: Collection[str], *, transactional: bool = False
+) -> dict[str, dict[int, int]]:
     """Per group, the partitions of ``topic`` whose committed offset is short of the end, and by
-    how many records (a partition never committed counts from 0). The end is the last stable
-    offset, as a ``read_committed`` consumer sees it. Empty: every group committed everything."""
+    how many offsets (a partition never committed counts from 0). The end is the last stable
+    offset, as a ``read_committed`` consumer sees it. Empty: every group committed everything.
+
+    ``transactional``: every record of ``topic`` is written in a transaction (incident-events,
+    by the outbox relay). Each transaction ends with a commit marker, which takes an offset but is
+    never given to a consumer, so the offset just before the last stable offset is a marker and a
+    consumer that commits "its last record + 1" stops one short of the end: that is the end."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await admin.start()
@@ -70,6 +77,8 @@ async def behind(bootstrap: str, topic: str, groups: Collection[str]) -> dict[st
         (description,) = await admin.describe_topics([topic])
         partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
         end = await ends.end_offsets(partitions)
+        if transactional:
+            end = {tp: max(offset - 1, 0) for tp, offset in end.items()}
         out: dict[str, dict[int, int]] = {}
         for group in groups:
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
@@ -101,7 +110,12 @@ async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
 
 
 async def wait_committed_through_end(
-    bootstrap: str, topic: str, groups: Collection[str], within: float = 60.0
+    bootstrap: str,
+    topic: str,
+    groups: Collection[str],
+    within: float = 60.0,
+    *,
+    transactional: bool = False,
 ) -> None:
     """Wait until every one of ``groups`` has committed ``topic`` up to its end.
 
@@ -109,9 +123,10 @@ async def wait_committed_through_end(
     partition up to its oldest record not yet delivered, dead-lettered or skipped), this means
     every record produced before the call has been handled: nothing more can come of them, so a
     test may then assert that nothing extra happened. Fails after ``within`` seconds.
+    ``transactional``: as :func:`behind`'s.
     """
     deadline = time.monotonic() + within
-    while short := await behind(bootstrap, topic, groups):
+    while short := await behind(bootstrap, topic, groups, transactional=transactional):
         if time.monotonic() > deadline:
             raise AssertionError(f"not committed through the end of {topic} in {within:.0f}s: {short}")
         await asyncio.sleep(0.2)

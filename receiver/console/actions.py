@@ -1,7 +1,7 @@
 """The console's actions go through the API's own routes, in process.
 
 Acknowledge, resolve and escalate are the incident API's ``POST /api/incidents/{id}/…`` routes
-(receiver/incident_api.py's look-up of the incident, then receiver/callbacks.py's command onto the
+(receiver/incident_api.py's look-up of the incident, then receiver/callbacks/api.py's command onto the
 commands topic); maintenance windows and dead letters are the admin API's routes (their audit
 record included). The console calls the very endpoint those routes serve, with the signed-in
 principal as the one who acts and a JSON body as the API takes it, so an action from the console

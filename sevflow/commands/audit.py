@@ -14,8 +14,8 @@ from typing import TextIO
 from models.audit import ACTIONS
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.commands.common import store_problem
 from sevflow.commands.maintenance import parse_when
+from sevflow.problems import store_problem
 
 __all__ = ["NAMES", "add_parsers", "run", "run_audit"]
 

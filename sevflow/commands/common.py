@@ -1,5 +1,5 @@
-"""What the commands share: exit statuses, the store's problem in one line, running work on an
-engine of the configured store, times given as options, the login name.
+"""What the commands share: exit statuses, running work on an engine of the configured store,
+times given as options, the login name (the store's problem in one line: :mod:`sevflow.problems`).
 
 Exit statuses: 0 done; 1 the answer could not be produced (no such incident, store or Kafka
 unreachable, no tables); 2 an option is invalid (argparse's own usage errors exit 2 as well).
@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from models.settings import Settings
+from sevflow.problems import store_problem
 
 if TYPE_CHECKING:
-    from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from models.incident import Incident
@@ -34,7 +34,6 @@ __all__ = [
     "login",
     "parse_time",
     "read_incident",
-    "store_problem",
     "window",
     "with_engine",
 ]
@@ -125,15 +124,6 @@ def with_engine(
     except SQLAlchemyError as exc:
         print(f"sevflow {name}: cannot read the incident store: {store_problem(exc)}", file=err)
     return EXIT_FAILURE
-
-
-def store_problem(exc: "SQLAlchemyError") -> str:
-    """The driver's first line (never the URL, which may carry a password), with a hint."""
-    original = getattr(exc, "orig", None) or exc
-    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
-    if "no such table" in first or ("relation" in first and "does not exist" in first):
-        return f"{first} (run `sevflow init-db` first)"
-    return first
 
 
 class StoreUnreadable(Exception):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.commands.common import store_problem
+from sevflow.problems import store_problem
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -32,7 +32,8 @@ from models.escalation import EscalationState, format_duration
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, Command
 from models.settings import Settings
-from sevflow.commands.common import StoreUnreadable, login, read_incident, store_problem
+from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.problems import store_problem
 
 if TYPE_CHECKING:
     from receiver.callbacks import CommandSink

@@ -23,6 +23,6 @@ def run(
     err: TextIO | None = None,
     now: Clock = utc_now,
 ) -> int:
-    from sevflow import runner
+    from sevflow.roles.startup import init_db
 
-    return runner.init_db(settings)
+    return init_db(settings)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.commands.common import store_problem
+from sevflow.problems import store_problem
 
 __all__ = ["NAMES", "add_parsers", "parse_when", "run", "run_maintenance"]
 

@@ -158,7 +158,8 @@ def _from_topic(
     at: datetime,
 ) -> int:
     """``report --from-topic``: the figures rebuilt from the incident-events topic alone."""
-    from analytics.figures import compute_report, rebuild_times
+    from analytics.figures import compute_report
+    from analytics.incident_times import rebuild_times
     from analytics.text import render_report
     from analytics.topic import TopicError, read_events
 

@@ -1,4 +1,4 @@
-"""``sevflow run|receiver|worker|sinks``: the long-running roles (sevflow/runner.py), all three
+"""``sevflow run|receiver|worker|sinks``: the long-running roles (sevflow/roles/), all three
 under one supervisor or one alone. Their heavy imports (faust, aiokafka, uvicorn) happen only
 once the arguments are valid and one of these commands was chosen."""
 
@@ -29,12 +29,18 @@ def run(
     now: Clock = utc_now,
 ) -> int:
     """Run the role ``args.command`` until it stops; its exit status."""
-    from sevflow import runner
+    if args.command == "receiver":
+        from sevflow.roles.receiver import run_receiver
 
-    roles = {
-        "run": runner.run_all,
-        "receiver": runner.run_receiver,
-        "worker": runner.run_worker,
-        "sinks": runner.run_sinks_role,
-    }
-    return roles[args.command](settings)
+        return run_receiver(settings)
+    if args.command == "worker":
+        from sevflow.roles.worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "sinks":
+        from sevflow.roles.sinks import run_sinks_role
+
+        return run_sinks_role(settings)
+    from sevflow.supervise import run_all
+
+    return run_all(settings)

@@ -1,6 +1,6 @@
 """``sevflow status``: the roles of the running ``sevflow run`` and whether the receiver is ready.
 
-Reads the supervisor's status file (sevflow/supervisor.py) in SEVFLOW_DATA_DIR and asks the
+Reads the supervisor's status file (sevflow/supervise.py) in SEVFLOW_DATA_DIR and asks the
 receiver's ``/ready``. Exit status: 0 when every role is up and the receiver ready, 1 otherwise,
 3 when no ``sevflow run`` is running with this data directory.
 """
@@ -75,7 +75,7 @@ def _receiver_ready(settings: Settings) -> str:
 
 def run_status(settings: Settings) -> int:
     """Print the roles and the receiver's readiness; the exit status of the module docstring."""
-    from sevflow.supervisor import STATUS_FILE
+    from sevflow.supervise import STATUS_FILE
 
     path = settings.data_dir / STATUS_FILE
     try:

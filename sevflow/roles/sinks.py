@@ -24,7 +24,7 @@ from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from models.teams import TeamsError
 from sevflow.listeners import listener_config, start_metrics_server
-from sevflow.operator_cli import store_problem
+from sevflow.problems import store_problem
 from sevflow.roles.startup import wait_for_topics
 from sevflow.teams import load_teams
 from sinks.clock import Clock, SystemClock
@@ -33,8 +33,9 @@ from sinks.kafka import dead_letter_producer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
-from store.deliveries import DeliveryLog, StatusPageStore
+from store.deliveries import DeliveryLog
 from store.migrate import create_missing_sink_tables, upgrade
+from store.status_page import StatusPageStore
 from streams.escalation import PolicyError, load_policy
 
 __all__ = [

@@ -15,7 +15,7 @@ from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.runbooks import RunbookError
 from models.settings import Settings
 from receiver.auth import WebhookAuth
-from sevflow.operator_cli import store_problem
+from sevflow.problems import store_problem
 from store.db import UnsupportedDatabaseError, sync_engine
 from store.migrate import upgrade
 from streams.runbooks import load_runbooks

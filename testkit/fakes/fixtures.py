@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
 from models.settings import Settings
-from sinks.assemble import build_sinks
 from sinks.base import Sink
 from sinks.clock import Clock
 from sinks.dlq import MemoryDeadLetters
+from sinks.fanout import build_sinks
 from sinks.storm import StormDetector
 from sinks.worker import Record, SinkWorker
 from testkit.fakes.clock import FakeClock

@@ -20,6 +20,7 @@ from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import alertmanager_for, running, sevflow_at_fakes, wait_for
+from testkit.settle import wait_settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -80,7 +81,8 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
             )
 
         wait_for(resolved_everywhere, 90, f"the resolution everywhere (log {sevflow.log_path})")
-        time.sleep(2)  # anything sent twice would show up now
+        # Every record handled by the worker and by each sink: anything sent twice has been now.
+        wait_settled(sevflow.env())
         worker_metrics = wait_for(
             lambda: (
                 (text := httpx.get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics").text)

@@ -29,6 +29,7 @@ from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import Alertmanager, Sevflow, alertmanager_for, running, sevflow_at_fakes, wait_for
 from testkit.local import REPO
+from testkit.settle import wait_settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -444,8 +445,8 @@ def test_a_maintenance_window_holds_matching_alerts_until_it_ends(
         paged_during = paged_summaries()
         wait_for(lambda: len(paged_summaries()) >= 2, 60, "the held alert paged at the window's end")
         assert datetime.now(UTC) >= window_end - timedelta(seconds=1)
-        # Anything else would show up now.
-        time.sleep(3)
+        # Every record handled by the worker and each sink: anything else has shown up now.
+        wait_settled(sevflow.env())
         after = cli(sevflow, "incidents", "list")
         listed = cli(sevflow, "maintenance", "list")
 
@@ -490,7 +491,9 @@ def test_two_alertmanagers_of_an_ha_pair_make_one_incident_and_one_page(
             60,
             "the resolution",
         )
-        time.sleep(3)  # a second incident or page would show up now
+        # Both notifications handled by the worker and each sink: a second incident or page
+        # would have shown up now.
+        wait_settled(sevflow.env())
         listed = cli(sevflow, "incidents", "list")
 
     assert fake_pagerduty.actions() == ["trigger", "resolve"]

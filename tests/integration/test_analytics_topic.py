@@ -13,11 +13,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from analytics.database import load_incident_times
-from analytics.figures import ResponseTargets, compute_report, times_from_events
+from analytics.figures import ResponseTargets, compute_report
+from analytics.incident_times import times_from_events
 from analytics.topic import read_events
+from kafka_admin.topics import ensure_topic
 from models.events import IncidentEvent
 from models.settings import Settings
-from receiver.kafka import ensure_topic
 from sevflow.commands import add_commands, run_command
 from sevflow.commands import report as report_command
 from store.db import async_engine

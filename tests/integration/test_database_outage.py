@@ -2,14 +2,18 @@
 
 ``sevflow run`` on the tests' broker and a throw-away PostgreSQL database, PagerDuty faked, a sender
 that behaves like Alertmanager (tests/integration/test_kafka_outage.py). Mid-stream every backend
-of the test's database is terminated (``pg_terminate_backend``), again and again for a few
-seconds, as a failover or a restarted connection pooler would; on SQLite another process holds the file's
-exclusive lock for as long. Expected: the worker retries and
+of the test's database is terminated (``pg_terminate_backend``), again and again, as a failover
+or a restarted connection pooler would; on SQLite another process holds the file's exclusive
+lock. Each outage lasts until it has been felt, not for a set time: on PostgreSQL until
+the worker has reported a cut (its "failed (…); retrying" warning) and notifications kept arriving
+meanwhile; on SQLite, where the worker waits on the lock without a word (store/sqlite_inline.py),
+until notifications have piled up behind the lock. Expected: the worker retries and
 loses nothing, the sinks keep their delivery log consistent (each incident paged once: a trigger
 whose confirmation was cut is sent again with its dedup_key, as after a crash), no role
 exits, and the receiver's incident API answers 200 or 503 throughout, never 500.
 """
 
+import re
 import subprocess
 import sys
 import threading
@@ -36,6 +40,14 @@ pytestmark = pytest.mark.integration
 fake_pagerduty = fixtures.fake_pagerduty
 tls_cert = fixtures.tls_cert
 
+#: Notifications accepted while the store is cut off, before the outage ends.
+BEHIND_THE_OUTAGE = 30
+#: What the worker logs (faust's format) when a store call failed and will be retried
+#: (streams/failures.py): "[…] [pid] [WARNING] applying 99 alerts failed (…); retrying in 0.2s".
+WORKER_REPORT = re.compile(rb"\[WARNING\] .+ failed \(.+\); retrying in ")
+#: How long an outage may take to be felt before the test fails.
+OUTAGE_LIMIT = 60.0
+
 
 def run_through_outage(
     tmp_path: Path,
@@ -43,10 +55,12 @@ def run_through_outage(
     url: str,
     fake_pagerduty: FakePagerDuty,
     tls_cert: Any,
-    outage: Callable[[Callable[[], None]], int],
+    outage: Callable[[Callable[[], None], Callable[[], bool]], int],
 ) -> None:
-    """``sevflow run`` under a stream of notifications while ``outage(probe)`` cuts the store off
-    (calling ``probe`` now and then, and returning how many cuts it made), then the checks."""
+    """``sevflow run`` under a stream of notifications while ``outage(probe, felt)`` cuts the
+    store off (calling ``probe`` now and then, returning how many cuts it made) until ``felt()``,
+    then the checks. ``felt()``: :data:`BEHIND_THE_OUTAGE` notifications were accepted since the
+    outage began, and on PostgreSQL the worker reported the store unreachable."""
     run = PagedRun(tmp_path, kafka_bootstrap, url, fake_pagerduty, tls_cert)
     sevflow = run.sevflow
     api = httpx.Client(
@@ -62,7 +76,19 @@ def run_through_outage(
         sevflow.start()
         sender.start()
         wait_for(lambda: len(run.triggered()) >= 5, 60, f"the first pages (log {sevflow.log_path})")
-        cuts = outage(probe)
+        at_start = len(sender.accepted)
+        log_start = sevflow.log_path.stat().st_size
+        reported = url.startswith("sqlite")  # the worker waits on SQLite's lock silently
+
+        def felt() -> bool:
+            nonlocal reported
+            if not reported:
+                with sevflow.log_path.open("rb") as log:
+                    log.seek(log_start)
+                    reported = any(WORKER_REPORT.search(line) for line in log)
+            return reported and len(sender.accepted) >= at_start + BEHIND_THE_OUTAGE
+
+        cuts = outage(probe, felt)
         at_end = len(sender.accepted)
         wait_for(lambda: len(sender.accepted) >= at_end + 20, 60, "notifications accepted after")
         accepted = run.accepted_by(sender)
@@ -98,10 +124,11 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
         isolation_level="AUTOCOMMIT",
     )
 
-    def terminate_for_a_while(probe: Callable[[], None]) -> int:
+    def terminate_until_felt(probe: Callable[[], None], felt: Callable[[], bool]) -> int:
         terminated = 0
-        until = time.monotonic() + 6
-        while time.monotonic() < until:
+        deadline = time.monotonic() + OUTAGE_LIMIT
+        while not felt():
+            assert time.monotonic() < deadline, "the worker never reported a cut (or nothing came)"
             with killer.connect() as conn:
                 terminated += len(
                     conn.execute(
@@ -121,7 +148,7 @@ def test_backends_terminated_mid_stream_lose_and_double_nothing(
 
     try:
         run_through_outage(
-            tmp_path, kafka_bootstrap, postgres_url, fake_pagerduty, tls_cert, terminate_for_a_while
+            tmp_path, kafka_bootstrap, postgres_url, fake_pagerduty, tls_cert, terminate_until_felt
         )
     finally:
         killer.dispose()
@@ -142,7 +169,7 @@ def test_sqlite_file_locked_mid_stream_loses_and_doubles_nothing(
 ) -> None:
     path = tmp_path / "store.db"
 
-    def lock_for_a_while(probe: Callable[[], None]) -> int:
+    def lock_until_felt(probe: Callable[[], None], felt: Callable[[], bool]) -> int:
         holder = subprocess.Popen(
             [sys.executable, "-c", LOCK_HOLDER, str(path)],
             stdin=subprocess.PIPE,
@@ -156,7 +183,7 @@ def test_sqlite_file_locked_mid_stream_loses_and_doubles_nothing(
         try:
             assert holder.stdout.readline() == b"locked\n"
             asking.start()
-            time.sleep(6)  # the outage itself, not an assertion
+            wait_for(felt, OUTAGE_LIMIT, "notifications accepted behind the lock")
         finally:
             holder.stdin.write(b"\n")
             holder.stdin.close()
@@ -166,5 +193,5 @@ def test_sqlite_file_locked_mid_stream_loses_and_doubles_nothing(
         return 1
 
     run_through_outage(
-        tmp_path, kafka_bootstrap, f"sqlite:///{path}", fake_pagerduty, tls_cert, lock_for_a_while
+        tmp_path, kafka_bootstrap, f"sqlite:///{path}", fake_pagerduty, tls_cert, lock_until_felt
     )

@@ -14,12 +14,12 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from kafka_admin.topics import ensure_topic
 from models.escalation import playbook_policy
 from models.incident import Command, LifecyclePolicy
 from receiver.access import protect_all
 from receiver.callbacks import callback_routes, slack_signature
 from receiver.commands import CommandPublisher
-from receiver.kafka import ensure_topic
 from receiver.slack_callers import SlackCallers
 from store.incidents import IncidentStore
 from store.leases import Lease

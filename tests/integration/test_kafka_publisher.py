@@ -6,9 +6,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from models.alertmanager import WebhookPayload, to_records
-from receiver.kafka import KafkaAlertPublisher, PublishError, ensure_topic
+from receiver.kafka import KafkaAlertPublisher, PublishError
 from testkit.local import free_port
 from tests.conftest import load_fixture
 from tests.unit.test_receiver_http import NOW

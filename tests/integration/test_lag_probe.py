@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from receiver.kafka import ensure_topic
+from kafka_admin.topics import ensure_topic
 from streams.metrics import LagProbe, WorkerMetrics
 from testkit.harness import PrivateKafka
 

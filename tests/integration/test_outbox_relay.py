@@ -11,8 +11,8 @@ import pytest
 from aiokafka.errors import KafkaError
 from sqlalchemy import func, select, update
 
+from kafka_admin.topics import ensure_topic
 from models.incident import LifecyclePolicy
-from receiver.kafka import ensure_topic
 from store.incidents import IncidentStore
 from store.leases import Lease
 from store.schema import incident_events, leases

@@ -22,8 +22,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 
+from kafka_admin.topics import ensure_topic
 from models.alert import FINGERPRINT_MAX
-from receiver.kafka import ensure_topic
 from store.db import normalise_url
 from store.schema import incident_events
 from streams.quarantine import EXIT_POISONED

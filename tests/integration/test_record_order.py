@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import ProgrammingError
 
-from receiver.kafka import ensure_topic
+from kafka_admin.topics import ensure_topic
 from store.db import normalise_url
 from store.schema import alerts, partition_progress
 from testkit.harness import role_env, wait_for

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 
-from receiver.kafka import ensure_topic
+from kafka_admin.topics import ensure_topic
 from streams.relay import KafkaEventPublisher
 from testkit.harness import PrivateKafka
 from testkit.local import free_port

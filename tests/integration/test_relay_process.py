@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from kafka_admin.topics import ensure_topic
 from models.incident import LifecyclePolicy
 from models.settings import Settings
-from receiver.kafka import ensure_topic
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade

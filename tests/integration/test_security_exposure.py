@@ -22,8 +22,8 @@ from models.incident import LifecyclePolicy
 from models.settings import Settings
 from receiver.access import protect_all
 from receiver.statuspage_api import publish_route
-from sinks.assemble import build_sinks
 from sinks.base import Sink
+from sinks.fanout import build_sinks
 from sinks.status_server import create_status_app
 from store.incidents import IncidentStore
 from store.status_page import StatusPageStore

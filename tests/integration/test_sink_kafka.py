@@ -23,7 +23,7 @@ from models.events import IncidentEvent
 from models.incident import LifecyclePolicy
 from models.settings import Settings
 from models.settings.sinks import SinkSettings
-from sevflow.sinks_runner import create_sink_tables, serve_sinks
+from sevflow.roles.sinks import create_sink_tables, serve_sinks
 from sinks.clock import SystemClock
 from sinks.dlq import dlq_list_async, dlq_replay_async
 from sinks.kafka import group_id, sink_consumer
@@ -96,7 +96,7 @@ async def produce(settings: Settings, events: Sequence[IncidentEvent]) -> None:
 
 
 def configured_sinks(settings: Settings) -> list[str]:
-    """The sinks serve_sinks runs for ``settings`` (sinks/assemble.py): the vendors configured,
+    """The sinks serve_sinks runs for ``settings`` (sinks/fanout.py): the vendors configured,
     and always the Statuspage sink (the built-in status page without a Statuspage page)."""
     configured = {"pagerduty": settings.pagerduty_routing_key, "slack": settings.slack_token}
     return [name for name, value in configured.items() if value is not None] + ["statuspage"]
@@ -341,7 +341,7 @@ def _sinks_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             value = ",".join(f"{k}={v}" for k, v in value.items())
         env[f"SEVFLOW_{name.upper()}"] = str(value)
     code = (
-        "from models.settings import Settings; from sevflow.sinks_runner import run_sinks; "
+        "from models.settings import Settings; from sevflow.roles.sinks import run_sinks; "
         "raise SystemExit(run_sinks(Settings()))"
     )
     with log.open("ab") as out:

@@ -14,8 +14,8 @@ from models.events import IncidentEvent
 from models.settings import Settings
 from models.severity import Severity
 from sevflow.teams import load_teams
-from sinks.assemble import build_sinks
 from sinks.base import Sink
+from sinks.fanout import build_sinks
 from sinks.slack import SlackSink
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock

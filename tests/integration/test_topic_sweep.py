@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from receiver.kafka import ensure_topic
+from kafka_admin.topics import ensure_topic
 from testkit.kafka_io import delete_topics, topic_names, topics_swept
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 
+from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from models.incident import LifecyclePolicy
-from receiver.kafka import ensure_topic
 from store.db import async_engine, normalise_url
 from store.incidents import IncidentStore
 from store.schema import alerts, incident_events, incidents
@@ -165,7 +164,13 @@ def test_kill_and_rebalance_lose_and_double_nothing(
         wait_for(lambda: stored_alerts(engine) >= 3000, 90, "3,000 alerts stored")
         w1.kill()  # SIGKILL mid-run; worker 2 takes its partitions after the session timeout
         at_kill = stored_alerts(engine)
-        time.sleep(1)
+        # Worker 2 goes on alone (its own partitions at once, worker 1's after the session
+        # timeout) before worker 1 comes back.
+        wait_for(
+            lambda: stored_alerts(engine) > at_kill or at_kill == GROUPS * PER_GROUP,
+            60,
+            f"worker 2 storing alerts while worker 1 is dead (log {w2.log})",
+        )
         w1.start()  # and it comes back: another rebalance
 
         def settled() -> bool:

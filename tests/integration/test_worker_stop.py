@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from receiver.kafka import ensure_topic
+from kafka_admin.topics import ensure_topic
 from sevflow.roles.worker import WORKER_STOP_DEADLINE
 from store.db import normalise_url
 from testkit.harness import PrivateKafka, role_env, stored_alerts, wait_for

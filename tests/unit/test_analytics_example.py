@@ -7,7 +7,7 @@ import sys
 from datetime import timedelta
 from types import ModuleType
 
-from analytics.figures import times_from_events
+from analytics.incident_times import times_from_events
 from analytics.topic import decode_event
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.severity import Severity

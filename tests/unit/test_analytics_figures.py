@@ -8,16 +8,14 @@ import pytest
 
 from analytics.database import load_incident_times
 from analytics.figures import (
-    IncidentTimes,
     ResponseTargets,
     SlaStatus,
     compute_report,
     duration_stats,
     percentile,
-    rebuild_times,
     sla_status,
-    times_from_events,
 )
+from analytics.incident_times import IncidentTimes, rebuild_times, times_from_events
 from analytics.text import render_report
 from models.escalation import BusinessCalendar
 from models.events import EventType, IncidentEvent, IncidentState

@@ -3,7 +3,8 @@
 import re
 from datetime import timedelta
 
-from analytics.figures import IncidentTimes, ResponseTargets, compute_report
+from analytics.figures import ResponseTargets, compute_report
+from analytics.incident_times import IncidentTimes
 from analytics.text import render_report
 from models.events import IncidentState
 from models.severity import Severity

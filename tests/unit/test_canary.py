@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from analytics.figures import ResponseTargets, compute_report, times_of
+from analytics.figures import ResponseTargets, compute_report
+from analytics.incident_times import times_of
 from models.alert import AlertRecord
 from models.canary import CANARY_ROUND_LABEL, is_canary
 from models.escalation import advance, arm, playbook_policy

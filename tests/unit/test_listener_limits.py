@@ -22,7 +22,7 @@ from models.settings.listeners import ListenerLimits
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.auth import WebhookAuth
 from sevflow.listeners import listener_config
-from sevflow.sinks_runner import create_sink_tables
+from sevflow.roles.sinks import create_sink_tables
 from sinks.status_server import create_status_app
 from store.db import async_engine
 from store.status_page import StatusPageStore

@@ -221,7 +221,7 @@ def test_announcement_in_the_playbooks_words() -> None:
 
 def test_a_sev1_announcement_offers_the_escalation_to_the_manager() -> None:
     """The playbook escalates to the engineering manager by hand for SEV1: its announcement has
-    the button (receiver/callbacks.py: ``escalate_manager``); a SEV2's has not."""
+    the button (receiver/callbacks/slack.py: ``escalate_manager``); a SEV2's has not."""
     _, opened = story(name="ApiDown", severity=Severity.SEV1)
     message = announcement(opened.incident, lead="@oncall", channel="incident-20260115-api-down")
     _, actions = message.blocks

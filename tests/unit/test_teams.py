@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from analytics.figures import ResponseTargets, rebuild_times
+from analytics.figures import ResponseTargets
+from analytics.incident_times import rebuild_times
 from models.alert import AlertRecord
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Command
