@@ -209,8 +209,8 @@ def _flag_matchers(values: object, flag: str, where: str, source: str) -> tuple[
     return _matchers(values, f"{where}: {flag}")
 
 
-def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
-    """Parse a rules document; raises :class:`RulesError` naming ``source``, the line and reason."""
+def _document(text: str, source: str) -> dict[str, Any]:
+    """The rules document as a mapping with ``__line__`` marks; :class:`RulesError` otherwise."""
     try:
         document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
@@ -220,6 +220,40 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         raise RulesError(f"{source}{line}: not valid YAML: {problem}") from None
     if not isinstance(document, dict):
         raise RulesError(f"{source}: expected a mapping with a 'rules' list")
+    return document
+
+
+def _rule(raw: object, index: int, top: str, source: str, names: set[str]) -> Rule:
+    """Rule #``index`` of the document; its name joins ``names`` (they must be unique)."""
+    if not isinstance(raw, dict):
+        raise RulesError(f"{top}: rule #{index + 1} must be a mapping")
+    where = f"{source} line {raw.get('__line__', '?')}"
+    extra = set(raw) - {"__line__", "name", "severity", "matchers", "description"}
+    if extra:
+        raise RulesError(f"{where}: unknown keys {sorted(extra)} in rule #{index + 1}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise RulesError(f"{where}: rule #{index + 1} needs a name")
+    if name in names:
+        raise RulesError(f"{where}: duplicate rule name {name!r}")
+    names.add(name)
+    if "severity" not in raw:
+        raise RulesError(f"{where}: rule {name!r} needs a severity")
+    matchers = _matchers(raw.get("matchers"), where)
+    if not matchers:
+        raise RulesError(f"{where}: rule {name!r} needs at least one matcher")
+    return Rule(
+        name=name,
+        severity=_severity(raw["severity"], where),
+        matchers=matchers,
+        description=str(raw.get("description", "")),
+        line=int(raw.get("__line__", 0)),
+    )
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    """Parse a rules document; raises :class:`RulesError` naming ``source``, the line and reason."""
+    document = _document(text, source)
     top = f"{source} line {document.get('__line__', 1)}"
     # ``probes``: verification probes, read by models/probe_file.py with their lines.
     unknown = set(document) - {"__line__", "rules", "default", "probes", *_FLAGS}
@@ -234,35 +268,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     raw_rules = document.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RulesError(f"{top}: 'rules' must be a non-empty list")
-    rules: list[Rule] = []
     names: set[str] = set()
-    for index, raw in enumerate(raw_rules):
-        if not isinstance(raw, dict):
-            raise RulesError(f"{top}: rule #{index + 1} must be a mapping")
-        where = f"{source} line {raw.get('__line__', '?')}"
-        extra = set(raw) - {"__line__", "name", "severity", "matchers", "description"}
-        if extra:
-            raise RulesError(f"{where}: unknown keys {sorted(extra)} in rule #{index + 1}")
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise RulesError(f"{where}: rule #{index + 1} needs a name")
-        if name in names:
-            raise RulesError(f"{where}: duplicate rule name {name!r}")
-        names.add(name)
-        if "severity" not in raw:
-            raise RulesError(f"{where}: rule {name!r} needs a severity")
-        matchers = _matchers(raw.get("matchers"), where)
-        if not matchers:
-            raise RulesError(f"{where}: rule {name!r} needs at least one matcher")
-        rules.append(
-            Rule(
-                name=name,
-                severity=_severity(raw["severity"], where),
-                matchers=matchers,
-                description=str(raw.get("description", "")),
-                line=int(raw.get("__line__", 0)),
-            )
-        )
+    rules = [_rule(raw, index, top, source, names) for index, raw in enumerate(raw_rules)]
     return RuleSet(
         rules=tuple(rules),
         default=default_severity,

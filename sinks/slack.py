@@ -24,8 +24,7 @@ An escalation whose targets include a Slack channel (the playbook's security con
 escalation policy, not the announcement routing, decides who is told.
 
 Announcements, security announcements, the SEV4 morning digest and a storm digest's listing of
-a team's incidents go to the incident's team's channel (README "Teams"; the listings and
-notices: sinks/slack_digests.py).
+a team's incidents go to its team's channel (README "Teams"; listings: sinks/slack_digests.py).
 
 Every call goes through :class:`Effects` (delivery log, retries, breaker). Posts carry a metadata
 key so that a post interrupted by a crash is found in the channel history instead of repeated;
