@@ -8,12 +8,13 @@ runbook an incident opened by that alert would get, its commands filled from the
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from models.classification import RulesError
 from models.clock import Clock, utc_now
-from models.runbooks import RunbookError, RunbookSet, classification_values
 from models.settings import Settings
+
+if TYPE_CHECKING:
+    from models.runbooks import RunbookSet
 
 __all__ = ["NAMES", "add_parsers", "run"]
 
@@ -36,7 +37,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     )
 
 
-def _list(runbooks: RunbookSet, out: TextIO) -> int:
+def _list(runbooks: "RunbookSet", out: TextIO) -> int:
     for runbook in runbooks.runbooks:
         matchers = ", ".join(map(str, runbook.matchers))
         print(f"{runbook.name}  (order {runbook.order}, {runbook.source})", file=out)
@@ -44,7 +45,7 @@ def _list(runbooks: RunbookSet, out: TextIO) -> int:
     return 0
 
 
-def _show(runbooks: RunbookSet, name: str, out: TextIO) -> int:
+def _show(runbooks: "RunbookSet", name: str, out: TextIO) -> int:
     runbook = runbooks.get(name)
     if runbook is None:
         known = ", ".join(r.name for r in runbooks.runbooks)
@@ -57,7 +58,8 @@ def _show(runbooks: RunbookSet, name: str, out: TextIO) -> int:
     return 0
 
 
-def _match(settings: Settings, runbooks: RunbookSet, args: argparse.Namespace, out: TextIO) -> int:
+def _match(settings: Settings, runbooks: "RunbookSet", args: argparse.Namespace, out: TextIO) -> int:
+    from models.runbooks import classification_values
     from sevflow.explain import parse_pairs
     from streams.rules import load_rules
 
@@ -89,6 +91,8 @@ def run(
 ) -> int:
     """Run ``sevflow runbooks …``: 0 when done, 1 when nothing is found, 2 on a bad file or
     argument."""
+    from models.classification import RulesError
+    from models.runbooks import RunbookError
     from streams.runbooks import load_runbooks
 
     out = out if out is not None else sys.stdout

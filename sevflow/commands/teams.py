@@ -11,12 +11,14 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from models.teams import DEFAULT_TEAM, Team, Teams, TeamsError
-from sevflow.teams import load_teams
+from models.teams import DEFAULT_TEAM
+
+if TYPE_CHECKING:
+    from models.teams import Team, Teams
 
 __all__ = ["NAMES", "add_parsers", "run"]
 
@@ -38,14 +40,14 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     match.add_argument("--receiver", "-r", help="the Alertmanager receiver the alert was sent to")
 
 
-def _list(teams: Teams, out: TextIO) -> int:
+def _list(teams: "Teams", out: TextIO) -> int:
     for team in teams.teams:
         print(f"{team.name}  {', '.join(team.matchers)}", file=out)
     print(f"{DEFAULT_TEAM}  (every alert no team above matches)", file=out)
     return 0
 
 
-def _routing_key(teams: Teams, team: Team, environ: Mapping[str, str]) -> str:
+def _routing_key(teams: "Teams", team: "Team", environ: Mapping[str, str]) -> str:
     ref = team.routing_key
     if ref is None:
         if team.name == DEFAULT_TEAM:
@@ -58,7 +60,7 @@ def _routing_key(teams: Teams, team: Team, environ: Mapping[str, str]) -> str:
     return f"from file {ref.file} ({'present' if ref.file.is_file() else 'MISSING'})"
 
 
-def _show(teams: Teams, name: str, out: TextIO, environ: Mapping[str, str]) -> int:
+def _show(teams: "Teams", name: str, out: TextIO, environ: Mapping[str, str]) -> int:
     team = next((t for t in teams.all() if t.name == name), None)
     if team is None:
         known = ", ".join(t.name for t in teams.all())
@@ -96,8 +98,8 @@ def _show(teams: Teams, name: str, out: TextIO, environ: Mapping[str, str]) -> i
     return 0
 
 
-def _match(teams: Teams, args: argparse.Namespace, out: TextIO) -> int:
-    from sevflow.explain import parse_pairs  # the store and the rules: only for this command
+def _match(teams: "Teams", args: argparse.Namespace, out: TextIO) -> int:
+    from sevflow.explain import parse_pairs
 
     labels = parse_pairs(args.labels, "a label")
     annotations = parse_pairs(args.annotation, "an annotation")
@@ -121,6 +123,9 @@ def run(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run ``sevflow teams …``: 0 when done, 1 for an unknown team, 2 on a bad file or argument."""
+    from models.teams import TeamsError
+    from sevflow.teams import load_teams
+
     out = out if out is not None else sys.stdout
     environ = os.environ if environ is None else environ
     try:

@@ -296,3 +296,50 @@ def test_a_store_command_loads_neither_kafka_nor_the_roles(tmp_path: Path) -> No
     top = {m.split(".")[0] for m in modules}
     assert not top & {"faust", "mode", "aiokafka", "uvicorn", "starlette", "aiohttp", "streams", "sinks"}
     assert not [m for m in modules if m.startswith("receiver")]
+
+
+def _loaded_by(code: str, tmp_path: Path) -> list[str]:
+    """The output of ``code`` run by a fresh interpreter in the repository: its last line first."""
+    env = {"PATH": os.environ.get("PATH", ""), "SEVFLOW_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_a_store_command_loads_no_other_command_s_needs(tmp_path: Path) -> None:
+    # The rules and runbooks (YAML, the classification's matchers) and the teams file's loader
+    # were imported to build the parser: every command paid for them.
+    _, *modules = _loaded_by(_LOADED, tmp_path)
+    assert not [m for m in modules if m.startswith(("models.classification", "models.runbooks"))]
+    assert not [
+        m for m in modules if m.startswith(("sevflow.explain", "sevflow.teams", "store.maintenance"))
+    ]
+
+
+_PARSER_ONLY = """
+import sys
+from sevflow.cli import _parser
+_parser().format_help()
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_building_the_parser_loads_no_store_client(tmp_path: Path) -> None:
+    # `sevflow --help`, `sevflow explain`, `sevflow runbooks …` never touch SQLAlchemy.
+    modules = _loaded_by(_PARSER_ONLY, tmp_path)
+    assert not [m for m in modules if m.split(".")[0] in {"sqlalchemy", "aiosqlite", "asyncpg"}]
+
+
+def test_the_incidents_parser_s_limit_is_the_store_s_page_size() -> None:
+    from analytics.incidents import MAX_PAGE_SIZE
+    from sevflow.commands.incidents import MOST_ROWS
+
+    assert MOST_ROWS == MAX_PAGE_SIZE
