@@ -105,12 +105,7 @@ class IncidentTx:
         wanted = sorted(set(group_keys) - set(self.incidents_by_group))
         if not wanted:
             return self.incidents_by_group
-        # One statement, many parameter sets: it compiles once and is cached, where a multi-row
-        # VALUES clause would be compiled again for every batch size.
-        await self._conn.execute(
-            self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
-            [{"group_key": g, "incident_id": None} for g in wanted],
-        )
+        await self._create_groups(wanted)
         lock = (
             select(incident_groups.c.group_key)
             .where(incident_groups.c.group_key.in_(wanted))
@@ -135,6 +130,23 @@ class IncidentTx:
             if incident is not None:
                 self._incidents[incident.id] = incident
         return self.incidents_by_group
+
+    async def _create_groups(self, wanted: Sequence[str]) -> None:
+        """The lock rows of the groups in ``wanted`` that have none yet. Read first: a group seen
+        before (every re-sent one) costs no write, so a batch of repeats writes nothing here."""
+        known: set[str] = set()
+        for chunk in chunks(wanted):
+            query = select(incident_groups.c.group_key).where(incident_groups.c.group_key.in_(chunk))
+            known.update((await self._conn.execute(query)).scalars())
+        missing = [g for g in wanted if g not in known]
+        if missing:
+            # One statement, many parameter sets: it compiles once and is cached, where a
+            # multi-row VALUES clause would be compiled again for every batch size. (A group
+            # another worker creates meanwhile is left as it is.)
+            await self._conn.execute(
+                self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
+                [{"group_key": g, "incident_id": None} for g in missing],
+            )
 
     async def lock_incidents(self, incident_ids: Iterable[str]) -> None:
         """Lock the groups of several incidents at once (later :meth:`lock_incident` calls for
