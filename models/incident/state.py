@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.alert import RecordPosition
 from models.events import Actor, AlertSnapshot, IncidentSnapshot, IncidentState, RunbookSnapshot
 from models.severity import Severity
+from models.trusted import trusted
 
 __all__ = [
     "INSTANCE_LABELS",
@@ -103,16 +104,20 @@ class AlertState(BaseModel):
         return RecordPosition(self.kafka_partition, self.kafka_offset)
 
     def snapshot(self) -> AlertSnapshot:
-        return AlertSnapshot(
-            fingerprint=self.fingerprint,
-            status=self.status,
-            severity=self.severity,
-            rule=self.rule,
-            labels=self.labels,
-            annotations=self.annotations,
-            starts_at=self.starts_at,
-            ends_at=self.ends_at,
-            generator_url=self.generator_url,
+        """The alert as its events carry it (from validated fields: not validated again)."""
+        return trusted(
+            AlertSnapshot,
+            {
+                "fingerprint": self.fingerprint,
+                "status": self.status,
+                "severity": self.severity,
+                "rule": self.rule,
+                "labels": self.labels,
+                "annotations": self.annotations,
+                "starts_at": self.starts_at,
+                "ends_at": self.ends_at,
+                "generator_url": self.generator_url,
+            },
         )
 
 
@@ -200,36 +205,41 @@ class Incident(BaseModel):
         return (self.security or self.data_breach) and self.status_page_published_at is None
 
     def snapshot(self) -> IncidentSnapshot:
-        return IncidentSnapshot(
-            id=self.id,
-            group_key=self.group_key,
-            title=self.title,
-            slug=self.slug,
-            severity=self.severity,
-            state=self.state,
-            security=self.security,
-            data_loss=self.data_loss,
-            data_breach=self.data_breach,
-            services=list(self.services),
-            opened_at=self.opened_at,
-            acknowledged_at=self.acknowledged_at,
-            acknowledged_by=self.acknowledged_by,
-            resolved_at=self.resolved_at,
-            resolved_by=self.resolved_by,
-            flaps=self.flaps,
-            alerts_total=self.alerts_total,
-            alerts_firing=self.alerts_firing,
-            runbook_url=self.runbook_url,
-            external_url=self.external_url,
-            generator_url=self.generator_url,
-            impact=self.impact,
-            canary=self.canary,
-            public_summary=self.public_summary,
-            public_impact=self.public_impact,
-            public_resolved_text=self.public_resolved_text,
-            held_from_status_page=self.held_from_status_page,
-            status_page_title=self.status_page_title,
-            runbook=self.runbook,
-            monitoring=self.monitoring,
-            team=self.team,
+        """The incident as its events carry it (built from validated fields: not validated
+        again; tests/unit/test_event_construction.py holds it to what validation builds)."""
+        return trusted(
+            IncidentSnapshot,
+            {
+                "id": self.id,
+                "group_key": self.group_key,
+                "title": self.title,
+                "slug": self.slug,
+                "severity": self.severity,
+                "state": self.state,
+                "security": self.security,
+                "data_loss": self.data_loss,
+                "data_breach": self.data_breach,
+                "services": list(self.services),
+                "opened_at": self.opened_at,
+                "acknowledged_at": self.acknowledged_at,
+                "acknowledged_by": self.acknowledged_by,
+                "resolved_at": self.resolved_at,
+                "resolved_by": self.resolved_by,
+                "flaps": self.flaps,
+                "alerts_total": self.alerts_total,
+                "alerts_firing": self.alerts_firing,
+                "runbook_url": self.runbook_url,
+                "external_url": self.external_url,
+                "generator_url": self.generator_url,
+                "impact": self.impact,
+                "canary": self.canary,
+                "public_summary": self.public_summary,
+                "public_impact": self.public_impact,
+                "public_resolved_text": self.public_resolved_text,
+                "held_from_status_page": self.held_from_status_page,
+                "status_page_title": self.status_page_title,
+                "runbook": self.runbook,
+                "monitoring": self.monitoring,
+                "team": self.team,
+            },
         )
