@@ -76,9 +76,10 @@ class ParsedIncidents:
     in the previous batch. An incident whose stored document is, character for character, the
     one parsed (or written) before is that same frozen ``Incident``: it is taken from here
     instead of being parsed again. A document changed by anyone else differs, and is parsed.
-    At most ``size`` incidents are kept, the least recently used leaving first."""
+    At most ``size`` incidents are kept, the least recently used leaving first: four batches'
+    worth of distinct groups, about ten megabytes (an incident keeps up to 50 instance names)."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, size: int = 2_000) -> None:
         self._size = size
         self._by_id: dict[str, tuple[str, Incident]] = {}
 
