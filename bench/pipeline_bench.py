@@ -8,7 +8,8 @@ Measured in one run on this machine's real broker (scripts/kafka.sh start):
    (bench/faust_noop.py) — faust's own ceiling, between the raw loop and the worker;
 3. pipeline alone: the worker's processing steps called in this process on the same records
    (decode, classify, dedup, group, persist with its events), no Kafka, no faust, no relay: the
-   ceiling of sevflow's own work per alert on this store;
+   ceiling of sevflow's own work per alert on this store; then on re-sent alerts (90 % repeats,
+   bench/pipeline_alone.py), and the same on PostgreSQL (``--postgres``) in the same run;
 4. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
    over the same N records, alerts/s from its first stored alert to its last;
 5. storm: S alerts of one group (one incident), time until all are stored and every event is
@@ -19,37 +20,27 @@ Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000
 
 import argparse
 import asyncio
-import contextlib
-import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from unittest import mock
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from bench.pipeline_alone import POSTGRES, measure, report, store_for
 from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.fingerprint import fingerprint
-from models.settings import Settings
-from store.db import async_engine, normalise_url, sync_engine
-from store.incidents import IncidentStore
-from store.migrate import upgrade
+from store.db import normalise_url
 from store.schema import alerts, incident_events
-from streams.escalation import load_policy
-from streams.pipeline import Pipeline
-from streams.rules import load_rules
 from testkit.harness import role_env
 from testkit.kafka_io import topics_swept
-from testkit.store_backends import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,35 +159,6 @@ def worker_env(
     )
 
 
-async def pipeline_alone(env: dict[str, str], values: list[bytes], batch_size: int) -> float:
-    """Alerts/s of the worker's own steps over ``values`` (encoded alert records), in this process:
-    the pipeline the worker builds from the same settings, fed batches of ``batch_size``."""
-    with mock.patch.dict(os.environ, env, clear=True):
-        settings = Settings()
-    url = settings.sqlalchemy_url()
-    migrator = sync_engine(url)
-    try:
-        upgrade(migrator)
-    finally:
-        migrator.dispose()
-    engine = async_engine(url)
-    pipeline = Pipeline(
-        IncidentStore(engine),
-        load_rules(settings.rules_file),
-        settings.lifecycle_policy(),
-        settings.group_by,
-        load_policy(settings.escalation_policy_file, settings.playbook_times()),
-    )
-    try:
-        started = time.perf_counter()
-        for i in range(0, len(values), batch_size):
-            batch = [AlertRecord.model_validate_json(v) for v in values[i : i + batch_size]]
-            await pipeline.process_alerts(batch)
-        return len(values) / (time.perf_counter() - started)
-    finally:
-        await engine.dispose()
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -265,17 +227,6 @@ def run_worker(
     return rate, published - first[0], memory
 
 
-@contextlib.contextmanager
-def store_for(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
-    """An empty incident store: a throw-away database on the PostgreSQL server of ``server_url``
-    (never the database it names), or a new SQLite file."""
-    if server_url is None:
-        yield f"sqlite:///{sqlite_file}"
-        return
-    with throwaway_database(server_url, "sevflow_bench") as url:
-        yield url
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -290,6 +241,12 @@ def parse_args() -> argparse.Namespace:
         "names (its role needs CREATEDB; default: a fresh SQLite file, the embedded store)",
     )
     parser.add_argument("--batch-size", type=int, default=500, help="SEVFLOW_BATCH_SIZE of the worker")
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES,
+        help="a PostgreSQL server whose figures are printed beside SQLite's, in the same run "
+        "(throw-away databases; '' to skip)",
+    )
     return parser.parse_args()
 
 
@@ -302,16 +259,22 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
     raw_rate = args.alerts / raw_seconds
     noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
 
-    (base / "p").mkdir()
-    with store_for(args.database_url, base / "p" / "alone.db") as url:
-        env = worker_env(args.bootstrap, topic, url, base / "p", args.batch_size)
-        values = [r.to_bytes() for r in records(args.alerts, args.groups, start)]
-        alone_rate = asyncio.run(pipeline_alone(env, values, args.batch_size))
+    def env_for(url: str, data_dir: Path) -> dict[str, str]:
+        return worker_env(args.bootstrap, topic, url, data_dir, args.batch_size)
 
+    batch = records(args.alerts, args.groups, start)
+    alone = {None: measure(env_for, batch, base, args.database_url, args.batch_size)}
     (base / "w").mkdir()
     with store_for(args.database_url, base / "w" / "bench.db") as url:
         rate, _, _ = run_worker(args.bootstrap, topic, args.alerts, url, base / "w", args.batch_size)
-
+    on_postgres = args.postgres if not args.database_url and args.postgres else None
+    if on_postgres:
+        (base / "pw").mkdir()
+        alone[on_postgres] = measure(env_for, batch, base / "pw", on_postgres, args.batch_size)
+        with store_for(on_postgres, base / "pw" / "unused.db") as url:
+            pg_rate, _, _ = run_worker(
+                args.bootstrap, topic, args.alerts, url, base / "pw", args.batch_size
+            )
     print(
         f"records: {args.alerts} alerts in {args.groups} groups, "
         f"{len(records(1, 1, start)[0].to_bytes())} bytes each"
@@ -321,11 +284,17 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
     print(
         f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  ({noop_rate / raw_rate:.2f} of raw)"
     )
+    for server, figures in alone.items():
+        print(report("PostgreSQL" if server else "the store", figures))
     print(
-        f"sevflow pipeline alone:        {alone_rate:9.0f} alerts/s  "
-        f"({alone_rate / raw_rate:.2f} of raw; no Kafka, faust or relay)"
+        f"sevflow worker + its relay:    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw, "
+        f"{rate / noop_rate:.2f} of faust doing nothing)"
     )
-    print(f"sevflow worker + its relay:    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw)")
+    if on_postgres:
+        print(
+            f"  the same on PostgreSQL:      {pg_rate:9.0f} alerts/s  ({pg_rate / raw_rate:.2f} of "
+            f"raw, {pg_rate / noop_rate:.2f} of faust doing nothing)"
+        )
 
 
 def storm(args: argparse.Namespace, base: Path, start: datetime) -> None:

@@ -23,6 +23,13 @@ from models.incident import AlertState, Incident, Outcome
 from store.audit import record as record_audit
 from store.chunking import chunks
 from store.db import reader
+from store.incident_rows import (
+    ParsedIncidents,
+    alert_from_row,
+    alert_row,
+    event_row,
+    incident_row,
+)
 from store.schema import (
     alerts,
     commands,
@@ -32,56 +39,15 @@ from store.schema import (
     partition_progress,
 )
 
-__all__ = ["IncidentStore", "IncidentTx"]
-
-
-def _incident_row(incident: Incident) -> dict[str, Any]:
-    return {
-        "id": incident.id,
-        "group_key": incident.group_key,
-        "state": incident.state.value,
-        "severity": incident.severity.value,
-        "title": incident.title,
-        "opened_at": incident.opened_at,
-        "acknowledged_at": incident.acknowledged_at,
-        "resolved_at": incident.resolved_at,
-        "quiet_since": incident.quiet_since,
-        "sequence": incident.sequence,
-        "team": incident.team,
-        "document": incident.model_dump_json(),
-    }
-
-
-def _alert_row(alert: AlertState) -> dict[str, Any]:
-    row = alert.model_dump(exclude={"severity"})
-    row["severity"] = alert.severity.value
-    return row
-
-
-def _event_row(event: IncidentEvent) -> dict[str, Any]:
-    return {
-        "event_id": str(event.event_id),
-        "incident_id": event.incident_id,
-        "sequence": event.sequence,
-        "type": event.type.value,
-        "occurred_at": event.occurred_at,
-        "document": event.model_dump_json(),
-        "published_at": None,
-    }
-
-
-def alert_from_row(row: Any) -> AlertState:
-    return AlertState.model_validate(
-        {k: row[k] for k in AlertState.model_fields if k in row.keys()}  # noqa: SIM118
-        | {"severity": row["severity"] or "SEV3", "rule": row["rule"] or "default"}
-    )
+__all__ = ["IncidentStore", "IncidentTx", "alert_from_row"]
 
 
 class IncidentTx:
     """One transaction's view: locked groups, cached reads, staged writes."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, parsed: ParsedIncidents | None = None) -> None:
         self._conn = conn
+        self._parsed = parsed if parsed is not None else ParsedIncidents()
         self._dialect = conn.dialect.name
         self._insert: Any = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         self.incidents_by_group: dict[str, Incident | None] = {}
@@ -105,12 +71,7 @@ class IncidentTx:
         wanted = sorted(set(group_keys) - set(self.incidents_by_group))
         if not wanted:
             return self.incidents_by_group
-        # One statement, many parameter sets: it compiles once and is cached, where a multi-row
-        # VALUES clause would be compiled again for every batch size.
-        await self._conn.execute(
-            self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
-            [{"group_key": g, "incident_id": None} for g in wanted],
-        )
+        await self._create_groups(wanted)
         lock = (
             select(incident_groups.c.group_key)
             .where(incident_groups.c.group_key.in_(wanted))
@@ -122,19 +83,36 @@ class IncidentTx:
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)
         query = (
-            select(incident_groups.c.group_key, incidents.c.document)
+            select(incident_groups.c.group_key, incident_groups.c.incident_id, incidents.c.document)
             .select_from(
                 incident_groups.outerjoin(incidents, incidents.c.id == incident_groups.c.incident_id)
             )
             .where(incident_groups.c.group_key.in_(wanted))
         )
-        for group_key, document in (await self._conn.execute(query)).all():
-            incident = Incident.model_validate_json(document) if document is not None else None
+        for group_key, incident_id, document in (await self._conn.execute(query)).all():
+            incident = self._parsed.get(incident_id, document) if document is not None else None
             self.incidents_by_group[group_key] = incident
             self._pointers[group_key] = incident.id if incident is not None else None
             if incident is not None:
                 self._incidents[incident.id] = incident
         return self.incidents_by_group
+
+    async def _create_groups(self, wanted: Sequence[str]) -> None:
+        """The lock rows of the groups in ``wanted`` that have none yet. Read first: a group seen
+        before (every re-sent one) costs no write, so a batch of repeats writes nothing here."""
+        known: set[str] = set()
+        for chunk in chunks(wanted):
+            query = select(incident_groups.c.group_key).where(incident_groups.c.group_key.in_(chunk))
+            known.update((await self._conn.execute(query)).scalars())
+        missing = [g for g in wanted if g not in known]
+        if missing:
+            # One statement, many parameter sets: it compiles once and is cached, where a
+            # multi-row VALUES clause would be compiled again for every batch size. (A group
+            # another worker creates meanwhile is left as it is.)
+            await self._conn.execute(
+                self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
+                [{"group_key": g, "incident_id": None} for g in missing],
+            )
 
     async def lock_incidents(self, incident_ids: Iterable[str]) -> None:
         """Lock the groups of several incidents at once (later :meth:`lock_incident` calls for
@@ -164,7 +142,7 @@ class IncidentTx:
         document = (
             await self._conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id))
         ).scalar_one()
-        incident = Incident.model_validate_json(document)
+        incident = self._parsed.get(incident_id, document)
         self._incidents[incident_id] = incident
         return incident
 
@@ -248,7 +226,7 @@ class IncidentTx:
         if events:
             await self._conn.execute(
                 self._insert(incident_events).on_conflict_do_nothing(index_elements=["event_id"]),
-                [_event_row(e) for e in events],
+                [event_row(e) for e in events],
             )
         await self._flush_progress()
         self._dirty_incidents.clear()
@@ -257,9 +235,11 @@ class IncidentTx:
 
     async def _flush_incidents(self) -> None:
         """The changed incidents, and the groups whose latest incident moved."""
-        rows = [_incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
+        rows = [incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
         if not rows:
             return
+        for row in rows:  # (a rolled-back document is never read back: only a miss)
+            self._parsed.remember(self._incidents[row["id"]], row["document"])
         stmt = self._insert(incidents)
         await self._conn.execute(
             stmt.on_conflict_do_update(
@@ -283,7 +263,7 @@ class IncidentTx:
             self._pointers.update((m["g"], m["i"]) for m in moved)
 
     async def _flush_alerts(self) -> None:
-        alert_rows = [_alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
+        alert_rows = [alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
         if not alert_rows:
             return
         stmt = self._insert(alerts)
@@ -328,12 +308,13 @@ class IncidentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._reader = reader(engine)
+        self._parsed = ParsedIncidents()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[IncidentTx]:
         """A write transaction; staged changes are flushed and committed on normal exit."""
         async with self.engine.begin() as conn:
-            tx = IncidentTx(conn)
+            tx = IncidentTx(conn, self._parsed)
             yield tx
             await tx.flush()
 

@@ -49,12 +49,17 @@ from models.incident import (
     Outcome,
     apply_alert,
     apply_command,
-    can_take_back,
     expire_quiet_period,
     refusal,
     superseded,
+    unchanged,
 )
-from models.maintenance import covering_window, released_record, suppressed_state
+from models.maintenance import (
+    MaintenanceWindow,
+    covering_window,
+    released_record,
+    suppressed_state,
+)
 from models.runbooks import RunbookSet
 from models.teams import Teams
 from models.timeline_notes import add_note
@@ -63,6 +68,7 @@ from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
+from streams.placement import elsewhere, home
 from streams.quiet_scan import QuietScan
 
 __all__ = ["CommandResult", "Pipeline", "regroup"]
@@ -81,54 +87,44 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
     return record.model_copy(update={"group_key": key})
 
 
-def _incident_elsewhere(tx: IncidentTx, record: AlertRecord) -> str | None:
-    """The incident this record's alert last counted in, when that is not its group's current one."""
-    previous = tx.alert(record.fingerprint)
-    if previous is None or previous.incident_id is None:
-        return None
-    current = tx.incidents_by_group.get(record.group_key)
-    return None if current is not None and current.id == previous.incident_id else previous.incident_id
-
-
-def _elsewhere(tx: IncidentTx, batch: Sequence[AlertRecord]) -> list[str]:
-    """Incidents of other groups that alerts of ``batch`` last counted in (to lock as well)."""
-    return sorted({i for r in batch if (i := _incident_elsewhere(tx, r)) is not None})
-
-
-def _home(
-    tx: IncidentTx, record: AlertRecord, policy: LifecyclePolicy
-) -> tuple[AlertRecord, Incident | None]:
-    """The record and the incident it applies to.
-
-    An alert stays in the incident it last counted in, whatever group key it is sent under (an
-    Alertmanager route with ``continue: true`` sends one alert in two groups; a changed
-    ``group_by`` regroups it), while it fires there, or while that incident can still take it
-    back (:func:`models.incident.can_take_back`: open, as in its quiet period, or resolved
-    within the reopen window). The record is then taken as one of that incident's group, so a
-    re-send is a duplicate, its resolution reaches the incident counting it, and its renewed
-    firing, whichever route's notification comes first, re-fires or reopens that incident
-    instead of opening a second one. That holds after the incident was resolved by hand while
-    the alert still fired, too: its group's own re-sends change nothing then, and neither may
-    the other group's. Otherwise (or when that incident is no longer its group's latest) the
-    record belongs to its group's current incident.
-    """
-    elsewhere = _incident_elsewhere(tx, record)
-    if elsewhere is not None:
-        home = tx.incident(elsewhere)  # locked by _elsewhere; None: not its group's latest
-        previous = tx.alert(record.fingerprint)
-        firing = previous is not None and previous.status == "firing"
-        if (
-            home is not None
-            and tx.incidents_by_group.get(home.group_key) == home
-            and (firing or can_take_back(home, policy, record.received_at))
-        ):
-            return record.model_copy(update={"group_key": home.group_key}), home
-    return record, tx.incidents_by_group[record.group_key]
-
-
 def _still_held(previous: AlertState | None, window_id: str) -> bool:
     """True when the alert's latest state is firing and held by ``window_id``."""
     return previous is not None and previous.status == "firing" and previous.suppressed_by == window_id
+
+
+async def _load(
+    tx: IncidentTx,
+    batch: Sequence[AlertRecord],
+    where: Sequence[RecordPosition | None],
+    store: IncidentStore,
+) -> tuple[Sequence[MaintenanceWindow], dict[int, int]]:
+    """Lock the batch's groups and read, once for the batch, what its records are decided on:
+    the maintenance windows over its time, its alerts' states (and the incidents they counted
+    in, locked too), and the offsets already applied per partition (returned with the windows)."""
+    windows = await MaintenanceStore(store.engine).overlapping(
+        min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
+    )
+    await tx.lock_groups(r.group_key for r in batch)
+    applied = await tx.applied_offsets(p.partition for p in where if p is not None)
+    await tx.load_alerts(r.fingerprint for r in batch)
+    await tx.lock_incidents(elsewhere(tx, batch))
+    return windows, applied
+
+
+def _progress(
+    batch: Sequence[AlertRecord], where: Sequence[RecordPosition | None]
+) -> dict[int, tuple[datetime, int]]:
+    """Per alerts-topic partition, the newest ``received_at`` and the offset after the last
+    record of the batch (:meth:`store.incidents.IncidentTx.advance`)."""
+    progress: dict[int, tuple[datetime, int]] = {}
+    for original, position in zip(batch, where, strict=True):
+        if position is not None:
+            at, offset = original.received_at, position.offset + 1
+            seen = progress.get(position.partition)
+            if seen is not None:
+                at, offset = max(seen[0], at), max(seen[1], offset)
+            progress[position.partition] = (at, offset)
+    return progress
 
 
 def command_audit(command: Command) -> AuditEntry:
@@ -209,56 +205,16 @@ class Pipeline:
         if not batch:
             return []
         async with self.store.transaction() as tx:
-            windows = await MaintenanceStore(self.store.engine).overlapping(
-                min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
-            )
-            await tx.lock_groups(r.group_key for r in batch)
-            applied = await tx.applied_offsets(p.partition for p in where if p is not None)
-            await tx.load_alerts(r.fingerprint for r in batch)
-            await tx.lock_incidents(_elsewhere(tx, batch))
+            windows, applied = await _load(tx, batch, where, self.store)
             events: list[IncidentEvent] = []
             for original, position in zip(batch, where, strict=True):
-                record, incident = _home(tx, original, self.policy)
-                previous = tx.alert(record.fingerprint)
                 if position is not None and position.offset < applied.get(position.partition, 0):
                     continue  # a replay: applied already, whatever the store holds since
-                if releasing is not None and not _still_held(previous, releasing):
-                    continue  # resolved, or released, since the window's end was read
-                if superseded(record, previous, position):
-                    continue  # (held or not: an older state must not replace a newer one)
-                cls = self.rules.classify(record.labels, record.annotations)
-                outcome: Outcome | None
-                window = covering_window(record, windows, previous, incident, self.policy)
-                if window is not None:
-                    held = previous is not None and previous.suppressed_by == window
-                    same = held and previous is not None and previous.status == record.status
-                    held_state = suppressed_state(record, cls, previous, window, position)
-                    outcome = None if same else Outcome(None, held_state)
-                else:
-                    outcome = apply_alert(
-                        incident,
-                        previous,
-                        record,
-                        cls,
-                        self.policy,
-                        record.received_at,
-                        position,
-                        self.runbooks.for_record if self.runbooks is not None else None,
-                        self._verify(incident),
-                        self.teams.team_of if self.teams is not None else None,
-                    )
+                outcome = self._decide(tx, original, position, windows, releasing)
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
-            progress: dict[int, tuple[datetime, int]] = {}
-            for original, position in zip(batch, where, strict=True):
-                if position is not None:
-                    at, offset = original.received_at, position.offset + 1
-                    seen = progress.get(position.partition)
-                    if seen is not None:
-                        at, offset = max(seen[0], at), max(seen[1], offset)
-                    progress[position.partition] = (at, offset)
-            tx.advance(progress)
+            tx.advance(_progress(batch, where))
             # Once each: with no quiet period one batch can open and reopen an incident, and a
             # second arming in the transaction would insert its escalation again.
             opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))
@@ -266,6 +222,47 @@ class Pipeline:
                 now = max(r.received_at for r in batch)
                 events.extend(await arm_opened(tx, self.escalation, opened, now))
         return events
+
+    def _decide(
+        self,
+        tx: IncidentTx,
+        original: AlertRecord,
+        position: RecordPosition | None,
+        windows: Sequence[MaintenanceWindow],
+        releasing: str | None,
+    ) -> Outcome | None:
+        """What one record does, from the state loaded (and staged) in ``tx``; None: nothing.
+        A repeat (:func:`models.incident.unchanged`) is decided before the record is classified:
+        Alertmanager re-sends every firing group, and a repeat must cost next to nothing."""
+        record, incident = home(tx, original, self.policy)
+        previous = tx.alert(record.fingerprint)
+        if releasing is not None and not _still_held(previous, releasing):
+            return None  # resolved, or released, since the window's end was read
+        if superseded(record, previous, position):
+            return None  # (held or not: an older state must not replace a newer one)
+        window = covering_window(record, windows, previous, incident, self.policy)
+        if window is None and unchanged(
+            incident, previous, record, self.policy, record.received_at, position
+        ):
+            return None
+        cls = self.rules.classify(record.labels, record.annotations)
+        if window is not None:
+            held = previous is not None and previous.suppressed_by == window
+            if held and previous is not None and previous.status == record.status:
+                return None
+            return Outcome(None, suppressed_state(record, cls, previous, window, position))
+        return apply_alert(
+            incident,
+            previous,
+            record,
+            cls,
+            self.policy,
+            record.received_at,
+            position,
+            self.runbooks.for_record if self.runbooks is not None else None,
+            self._verify(incident),
+            self.teams.team_of if self.teams is not None else None,
+        )
 
     async def process_command(self, command: Command) -> CommandResult:
         """Acknowledge, resolve or escalate to the manager; a command id already applied changes

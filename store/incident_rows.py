@@ -1,0 +1,103 @@
+"""How incidents, alerts and events become rows of the incident store, and are read back."""
+
+from typing import Any
+
+from models.events import IncidentEvent
+from models.incident import AlertState, Incident
+from models.severity import Severity
+from models.trusted import trusted
+
+__all__ = [
+    "ALERT_FIELDS",
+    "ParsedIncidents",
+    "alert_from_row",
+    "alert_row",
+    "event_row",
+    "incident_row",
+]
+
+
+def incident_row(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "group_key": incident.group_key,
+        "state": incident.state.value,
+        "severity": incident.severity.value,
+        "title": incident.title,
+        "opened_at": incident.opened_at,
+        "acknowledged_at": incident.acknowledged_at,
+        "resolved_at": incident.resolved_at,
+        "quiet_since": incident.quiet_since,
+        "sequence": incident.sequence,
+        "team": incident.team,
+        "document": incident.model_dump_json(),
+    }
+
+
+#: The alerts table's columns, each a field of AlertState of the same name.
+ALERT_FIELDS = tuple(AlertState.model_fields)
+
+
+def alert_row(alert: AlertState) -> dict[str, Any]:
+    row = {name: getattr(alert, name) for name in ALERT_FIELDS}
+    row["severity"] = alert.severity.value
+    return row
+
+
+def event_row(event: IncidentEvent) -> dict[str, Any]:
+    return {
+        "event_id": str(event.event_id),
+        "incident_id": event.incident_id,
+        "sequence": event.sequence,
+        "type": event.type.value,
+        "occurred_at": event.occurred_at,
+        "document": event.model_dump_json(),
+        "published_at": None,
+    }
+
+
+def alert_from_row(row: Any) -> AlertState:
+    """The stored state of an alert from its row (every column of ``alerts``).
+
+    Not validated again: the row holds what :func:`alert_row` wrote from a validated
+    ``AlertState``, read back through the columns' types (JSON objects, aware UTC times), and
+    the two columns older rows may leave empty get their defaults here. Reading a batch's
+    alerts is the whole cost of a re-sent one."""
+    values = {name: row[name] for name in ALERT_FIELDS}
+    values["severity"] = Severity(row["severity"] or "SEV3")
+    values["rule"] = row["rule"] or "default"
+    return trusted(AlertState, values)
+
+
+class ParsedIncidents:
+    """Incidents parsed from their stored documents, by id, with the document they came from.
+
+    A batch of the worker reads every incident its alerts touch; most of them it wrote itself
+    in the previous batch. An incident whose stored document is, character for character, the
+    one parsed (or written) before is that same frozen ``Incident``: it is taken from here
+    instead of being parsed again. A document changed by anyone else differs, and is parsed.
+    At most ``size`` incidents are kept, the least recently used leaving first: four batches'
+    worth of distinct groups, about ten megabytes (an incident keeps up to 50 instance names)."""
+
+    def __init__(self, size: int = 2_000) -> None:
+        self._size = size
+        self._by_id: dict[str, tuple[str, Incident]] = {}
+
+    def parse(self, document: str) -> Incident:
+        incident = Incident.model_validate_json(document)
+        self.remember(incident, document)
+        return incident
+
+    def get(self, incident_id: str, document: str) -> Incident:
+        """The incident ``document`` holds (``incident_id``'s, as stored)."""
+        known = self._by_id.pop(incident_id, None)
+        if known is not None and known[0] == document:
+            self._by_id[incident_id] = known
+            return known[1]
+        return self.parse(document)
+
+    def remember(self, incident: Incident, document: str) -> None:
+        self._by_id.pop(incident.id, None)
+        self._by_id[incident.id] = (document, incident)
+        if len(self._by_id) > self._size:
+            del self._by_id[next(iter(self._by_id))]
