@@ -160,8 +160,6 @@ _BEING_SPLIT = {
     "models/incident.py",  # being split
     "models/incident.py:apply_alert",  # being split
     "streams/pipeline.py:Pipeline._apply",  # being split
-    "sinks/slack_format.py",  # being split
-    "sinks/slack_format.py:update_line",  # being split
 }
 
 
