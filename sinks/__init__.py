@@ -10,7 +10,8 @@ Modules:
 
 =========================  ==================================================================
 pure mapping               pagerduty_format, slack_format, statuspage_format, email_format, storm,
-                           breaker
+                           breaker (slack_format names slack_text, slack_announcements,
+                           slack_security, slack_updates, slack_digest_format, slack_runbook)
                            (plus retry.backoff, status_server.page_view)
 delivery machinery         errors (DeliveryError: retryable, reason, retry_after), retry, clock,
                            effects, pacing, worker, dlq, records, kafka

@@ -35,7 +35,7 @@ from streams.records import decode_probe_result
 if TYPE_CHECKING:
     from streams.steps import WorkerSteps
 
-__all__ = ["install"]
+__all__ = ["ProbeAgents", "install", "run_probes"]
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,74 @@ def install(
 ) -> None:
     """Add the probe-results agent and, when the pipeline has probes, the probe timer to
     ``app``; ``assignment()``: the (topic, partition) pairs this worker consumes now."""
-    settings = steps.settings
-    topic = app.topic(
-        settings.probe_results_topic,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
+    agents = ProbeAgents(app, steps, assignment, on_poison_limit)
+
+    @app.agent(agents.topic, name="probe-results")
+    async def probe_results(stream: faust.StreamT[bytes]) -> None:
+        await agents.consume(stream)
+
+    probes = steps.pipeline.probes
+    if not probes:
+        return
+    client = httpx.AsyncClient(follow_redirects=False)
+    runner = ProbeRunner(
+        steps.pipeline.store,
+        probes,
+        agents.publish,
+        steps.clock,
+        client,
+        steps.settings.verify_timeout_seconds,
+        owns=agents.owns,
     )
 
-    async def apply(event: Any) -> None:
+    @app.service
+    class _ProbeClient(mode.Service):
+        """Closes the probes' HTTP client when the worker stops."""
+
+        async def on_shutdown(self) -> None:
+            await client.aclose()
+
+    @app.timer(interval=steps.settings.verify_interval_seconds, name="verify")  # type: ignore[untyped-decorator]
+    async def verify() -> None:
+        await run_probes(runner)
+
+
+class ProbeAgents:
+    """What the probe-results agent and the verify timer do, one method per step: apply a
+    result, consume the topic, place a result on its partition, publish it, run the probes."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        steps: "WorkerSteps",
+        assignment: Callable[[], set[tuple[str, int]]],
+        on_poison_limit: Callable[[TooMuchPoison], None],
+    ) -> None:
+        self._app = app
+        self._steps = steps
+        self._settings = steps.settings
+        self._assignment = assignment
+        self._on_poison_limit = on_poison_limit
+        self.topic = app.topic(
+            self._settings.probe_results_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self._settings.topic_partitions,
+        )
+
+    async def consume(self, stream: faust.StreamT[bytes]) -> None:
+        """The agent: apply each result in the topic's order; stop at the poison limit."""
+        async for event in stream.events():
+            try:
+                await self.apply(event)
+            except TooMuchPoison as exc:
+                self._on_poison_limit(exc)
+                return
+
+    async def apply(self, event: Any) -> None:
+        """Apply one result to its incident; one that does not decode or that the store refuses
+        for good is quarantined (a transient error is retried until it passes)."""
+        steps = self._steps
         decoded = decode_probe_result(event.value)
         result = decoded.record
         if result is None:
@@ -85,54 +144,28 @@ def install(
             applied.reason,
         )
 
-    @app.agent(topic, name="probe-results")
-    async def probe_results(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                await apply(event)
-            except TooMuchPoison as exc:
-                on_poison_limit(exc)
-                return
-
-    probes = steps.pipeline.probes
-    if not probes:
-        return
-    client = httpx.AsyncClient(follow_redirects=False)
-
-    def partition(incident_id: str) -> int:
-        count = app.consumer.topic_partitions(topic.get_topic_name()) or settings.topic_partitions
+    def partition(self, incident_id: str) -> int:
+        """The probe-results partition of ``incident_id`` (the topic's count as Kafka has it)."""
+        consumer = self._app.consumer
+        count = consumer.topic_partitions(self.topic.get_topic_name()) or self._settings.topic_partitions
         return partition_of(incident_id.encode(), count)
 
-    def owns(incident_id: str) -> bool:
-        return (settings.probe_results_topic, partition(incident_id)) in assignment()
+    def owns(self, incident_id: str) -> bool:
+        """Whether this worker consumes the partition of ``incident_id``'s results."""
+        return (self._settings.probe_results_topic, self.partition(incident_id)) in self._assignment()
 
-    async def publish(result: ProbeResult) -> None:
+    async def publish(self, result: ProbeResult) -> None:
+        """Send ``result`` to its incident's partition and wait for Kafka's acknowledgement."""
         key = result.incident_id.encode()
-        sent = await topic.send(
-            key=key, value=result.to_bytes(), partition=partition(result.incident_id)
+        sent = await self.topic.send(
+            key=key, value=result.to_bytes(), partition=self.partition(result.incident_id)
         )
         await sent  # Kafka's acknowledgement
 
-    runner = ProbeRunner(
-        steps.pipeline.store,
-        probes,
-        publish,
-        steps.clock,
-        client,
-        settings.verify_timeout_seconds,
-        owns=owns,
-    )
 
-    @app.service
-    class _ProbeClient(mode.Service):
-        """Closes the probes' HTTP client when the worker stops."""
-
-        async def on_shutdown(self) -> None:
-            await client.aclose()
-
-    @app.timer(interval=settings.verify_interval_seconds, name="verify")  # type: ignore[untyped-decorator]
-    async def verify() -> None:
-        try:
-            await runner.run_once()
-        except (SQLAlchemyError, OSError, KafkaError) as exc:
-            log.warning("verification probes not run: %s", reason_of(exc))
+async def run_probes(runner: ProbeRunner) -> None:
+    """The timer's tick: probe once; a store, network or Kafka failure waits for the next tick."""
+    try:
+        await runner.run_once()
+    except (SQLAlchemyError, OSError, KafkaError) as exc:
+        log.warning("verification probes not run: %s", reason_of(exc))

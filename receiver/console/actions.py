@@ -87,6 +87,21 @@ class ApiRoutes:
     ) -> ApiCall:
         """Call the endpoint of ``method path`` as ``principal``; :class:`Forbidden` without
         the scope ROUTE_ACCESS names, LookupError when the receiver does not serve the route."""
+        route = self._permitted(principal, method, path)
+        params = dict(path_params or {})
+        headers = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
+        if idempotency_key:
+            headers.append((b"idempotency-key", idempotency_key.encode()))
+        raw = json.dumps(dict(body)).encode() if body is not None else b""
+        scope = _http_scope(principal, method, path.format(**params), params, query, headers, client)
+        match, _ = route.matches(scope)
+        if match is not Match.FULL:
+            raise LookupError(f"{scope['path']} does not match {path}")
+        response = await cast(Handler, route.endpoint)(Request(scope, _receive_once(raw)))
+        return _answer(response)
+
+    def _permitted(self, principal: Principal, method: str, path: str) -> Route:
+        """The route of ``method path``, if ``principal`` holds the scope ROUTE_ACCESS names."""
         needed = ROUTE_ACCESS.get((method, path))
         if not isinstance(needed, TokenScope):
             raise LookupError(f"{method} {path} is not a scoped API route")
@@ -95,44 +110,57 @@ class ApiRoutes:
         route = self._find(method, path)
         if route is None:
             raise LookupError(f"{method} {path} is not served")
-        params = dict(path_params or {})
-        concrete = path.format(**params)
-        raw = json.dumps(dict(body)).encode() if body is not None else b""
-        headers = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
-        if idempotency_key:
-            headers.append((b"idempotency-key", idempotency_key.encode()))
-        scope: Scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": concrete,
-            "raw_path": concrete.encode(),
-            "root_path": "",
-            "query_string": query.encode(),
-            "headers": headers,
-            "client": client,
-            "server": None,
-            "path_params": params,
-            "state": {"principal": principal},
-        }
-        match, _ = route.matches(scope)
-        if match is not Match.FULL:
-            raise LookupError(f"{concrete} does not match {path}")
-        sent = False
+        return route
 
-        async def receive() -> Message:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
 
-        response = await cast(Handler, route.endpoint)(Request(scope, receive))
-        try:
-            document = json.loads(bytes(response.body)) if response.body else {}
-        except ValueError:
-            document = {}
-        if not isinstance(document, dict):
-            document = {"items": document}
-        return ApiCall(response.status_code, document)
+def _http_scope(
+    principal: Principal,
+    method: str,
+    concrete: str,
+    params: dict[str, str],
+    query: str,
+    headers: list[tuple[bytes, bytes]],
+    client: tuple[str, int] | None,
+) -> Scope:
+    """The ASGI scope of a request to ``concrete`` (the path with its parameters filled in),
+    the principal in its state as the API's authentication puts it there."""
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": concrete,
+        "raw_path": concrete.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": client,
+        "server": None,
+        "path_params": params,
+        "state": {"principal": principal},
+    }
+
+
+def _receive_once(raw: bytes) -> Callable[[], Awaitable[Message]]:
+    """An ASGI ``receive`` that gives the body once, then a disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return receive
+
+
+def _answer(response: Response) -> ApiCall:
+    """The endpoint's answer as an :class:`ApiCall` (a JSON list under ``items``, no JSON: ``{}``)."""
+    try:
+        document = json.loads(bytes(response.body)) if response.body else {}
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {"items": document}
+    return ApiCall(response.status_code, document)

@@ -1,0 +1,129 @@
+"""The incident's messages outside its own channel's updates: its channel's name, the announcement
+in ``#incidents`` (with Acknowledge/Resolve), the notice an escalation target's channel gets and
+the closing message. Pure; the words, escaping and limits are :mod:`sinks.slack_text`'s."""
+
+import re
+
+from models.events import IncidentEvent, IncidentSnapshot, IncidentState
+from models.severity import Severity
+from sinks.limits import SLACK_TEXT_MAX
+from sinks.slack_text import (
+    CHANNEL_NAME_MAX,
+    LINE_FIELD_MAX,
+    STATUS,
+    SlackMessage,
+    buttons,
+    fit,
+    format_duration,
+    format_started,
+    note_words,
+    quote,
+    section,
+)
+
+__all__ = ["announcement", "channel_name", "escalation_notice", "resolution"]
+
+_INVALID = re.compile(r"[^a-z0-9_-]+")
+_MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
+
+
+def channel_name(incident: IncidentSnapshot, attempt: int = 1) -> str:
+    """``incident-YYYYMMDD-brief-description``; attempt 2, 3 … add ``-2``, ``-3`` (name taken)."""
+    slug = _INVALID.sub("-", incident.slug.lower()).strip("-_") or "incident"
+    base = re.sub(r"-{2,}", "-", f"incident-{incident.opened_at:%Y%m%d}-{slug}")
+    suffix = f"-{attempt}" if attempt > 1 else ""
+    return base[: CHANNEL_NAME_MAX - len(suffix)].rstrip("-_") + suffix
+
+
+def _lead(incident: IncidentSnapshot, default_lead: str) -> str:
+    by = incident.acknowledged_by
+    if by is not None and by.name:
+        if by.via == "slack" and _MENTION.match(by.name):
+            return by.name  # a verified Slack user's own id; nobody else's name is a mention
+        return quote(by.name if by.name.startswith("@") else f"@{by.name}", incident.id, LINE_FIELD_MAX)
+    return default_lead
+
+
+def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> SlackMessage:
+    """The playbook's "Internal Notification" for ``#incidents``, with Acknowledge/Resolve."""
+    impact = (
+        quote(incident.impact, incident.id)
+        if incident.impact
+        else f"{incident.severity.info.description} (impact not yet assessed)"
+    )
+    text = (
+        f":rotating_light: *INCIDENT* - [{incident.severity}] - {quote(incident.title, incident.id)}\n"
+        f"\n"
+        f"*Status:* {STATUS[incident.state]}\n"
+        f"*Impact:* {impact}\n"
+        f"*Started:* {format_started(incident.opened_at)}\n"
+        f"*Lead:* {_lead(incident, lead)}\n"
+        f"\n"
+        f"Updates in #{channel}"
+    )
+    blocks = [section(text)]
+    if incident.state is not IncidentState.RESOLVED:
+        manager = incident.severity is Severity.SEV1
+        blocks.append(buttons(incident.id, incident.flaps, manager=manager))
+    return SlackMessage(fit(text, SLACK_TEXT_MAX), blocks)
+
+
+def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage:
+    """The message an escalation target's own channel gets (the playbook's "Notify Security
+    Team: Slack #security-incidents"): what happened, why they are told, where to follow it."""
+    incident = event.incident
+    who = quote(event.data.get("level_name") or f"level {event.data.get('level', '?')}", incident.id)
+    impact = (
+        quote(incident.impact, incident.id) if incident.impact else incident.severity.info.description
+    )
+    # Contacts told together with a level (models.escalation) carry their own reason.
+    riding = event.data.get("contacts_reason", "")
+    why = (
+        quote(riding, incident.id)
+        if riding
+        else f"{quote(event.reason, incident.id) if event.reason else who} ({who})"
+    )
+    text = (
+        f":mega: *[{incident.severity}] {quote(incident.title, incident.id)}*\n"
+        f"\n"
+        f"*Why you are told:* {why}\n"
+        f"*Status:* {STATUS[incident.state]}\n"
+        f"*Impact:* {impact}\n"
+        f"*Started:* {format_started(incident.opened_at)}\n"
+        + (f"\nUpdates in #{channel}" if channel else f"\nIncident {incident.id}")
+    )
+    blocks = [section(text)]
+    if incident.state is not IncidentState.RESOLVED:
+        blocks.append(buttons(incident.id, incident.flaps))
+    return SlackMessage(fit(text, SLACK_TEXT_MAX), blocks)
+
+
+def _or_unknown(value: str | None, unknown: str, incident_id: str) -> str:
+    return quote(value.strip(), incident_id) if value and value.strip() else unknown
+
+
+def resolution(event: IncidentEvent) -> SlackMessage:
+    """The playbook's "Close Incident" message; fields nobody recorded say so."""
+    incident = event.incident
+    resolved_at = incident.resolved_at or event.occurred_at
+
+    def recorded(name: str, unknown: str) -> str:
+        return _or_unknown(event.data.get(name), unknown, incident.id)
+
+    text = (
+        f":white_check_mark: *INCIDENT RESOLVED*\n"
+        f"\n"
+        f"*Duration:* {format_duration(resolved_at - incident.opened_at)}\n"
+        f"*Root Cause:* {recorded('root_cause', 'Unknown (not recorded yet)')}\n"
+        f"*Fix:* {recorded('fix', 'Unknown (not recorded yet)')}\n"
+        f"*Follow-up:* {recorded('follow_up', 'None recorded yet')}"
+    )
+    who = incident.resolved_by or event.actor
+    context = f"Resolved by {quote(who.name or who.via, incident.id)}{note_words(who, incident.id)}" + (
+        f" ({quote(event.reason, incident.id)})" if event.reason else ""
+    )
+    blocks = [
+        section(text),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(context)}]},
+    ]
+    return SlackMessage(fit(text, SLACK_TEXT_MAX), blocks)
