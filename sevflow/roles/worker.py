@@ -7,6 +7,7 @@ the lag probe; then streams/app.py's faust agents and timers around them. :func:
 prepares the store and the topics, serves the worker's metrics and runs it under faust.
 """
 
+import gc
 import logging
 import os
 import signal
@@ -121,6 +122,13 @@ def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call neve
     metrics = WorkerMetrics()
     _serve_metrics(settings, metrics)
     app = build_worker(settings, metrics=metrics, teams=load_teams(settings))
+    # The imports, the app and the parsed incidents the store keeps live as long as the process:
+    # left to the collector, every full collection walks them again. Frozen after start-up, with a
+    # young generation of 50,000 instead of 700, the pipeline alone took ~30% more alerts per
+    # CPU-second (bench/README, "The pipeline alone"); reference counting frees nearly everything.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
     class Worker(faust.Worker):
         """faust's worker, with a deadline on stopping (:data:`WORKER_STOP_DEADLINE`)."""
