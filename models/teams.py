@@ -23,7 +23,8 @@ A routing key is never written in the file: it names an environment variable or 
 once at start (:func:`resolve_routing_keys`); a reference that does not resolve stops sevflow at
 start, naming the variable or the file and never a value. A team's escalation policy and
 business hours are applied by ``streams.escalation.team_policies``, its private-channel invites by
-the Slack sink; its runbooks directory is read and checked but not applied yet.
+the Slack sink, its runbooks directory by ``streams.runbooks.team_runbooks`` (tried before the
+shared runbooks).
 
 Errors (:class:`TeamsError`) name the file and the line: ``teams.yaml:12: unknown field
 'pagerduty_key'``.

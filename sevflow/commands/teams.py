@@ -92,7 +92,7 @@ def _show(teams: Teams, name: str, out: TextIO, environ: Mapping[str, str]) -> i
             file=out,
         )
     if team.runbooks_dir is not None:
-        print(f"runbooks:          {team.runbooks_dir} (not applied yet)", file=out)
+        print(f"runbooks:          {team.runbooks_dir} (tried before the shared ones)", file=out)
     return 0
 
 
