@@ -38,7 +38,7 @@ def load_teams(
     resolved = resolve_routing_keys(parsed, os.environ if environ is None else environ)
     if settings.pagerduty_routing_key is None:
         for team in resolved.teams:
-            if team.routing_key is not None:
+            if team.routing_key is not None or team.name in resolved.escalation_keys:
                 # The PagerDuty sink runs with the default team's key: without it, this team's
                 # key would page nobody, and nothing would say so.
                 raise TeamsError(

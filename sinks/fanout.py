@@ -134,6 +134,10 @@ def _pagerduty(
         {name: sender(key) for name, key in settings.escalation_pagerduty_routing_keys.items()},
         sender(canary_key) if canary_key is not None else None,
         _team_senders(teams, sender),
+        {
+            team: {target: sender(key) for target, key in keys.items()}
+            for team, keys in (teams.escalation_keys if teams is not None else {}).items()
+        },
     )
 
 

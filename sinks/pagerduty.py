@@ -12,8 +12,10 @@ accepted sets :attr:`PagerDutySink.canary_delivered_at` (exported as
 
 An incident of a team with its own routing key (README "Teams") pages that team's service, and
 so do its escalation levels without a service of their own; the default team's incidents, and
-any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. The
-dedup_key is the same either way. A storm's digest alert pages the default routing key.
+any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. A team's
+``escalation.routing_keys`` name its levels' services, tried before
+``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS`` for its incidents. The dedup_key is the same
+either way. A storm's digest alert pages the default routing key.
 """
 
 import functools
@@ -61,6 +63,7 @@ class PagerDutySink:
         escalation_senders: Mapping[str, PagerDutySender] | None = None,
         canary_sender: PagerDutySender | None = None,
         team_senders: Mapping[str, PagerDutySender] | None = None,
+        team_escalation_senders: Mapping[str, Mapping[str, PagerDutySender]] | None = None,
     ) -> None:
         self._sender = sender
         #: The teams with a routing key of their own (models.teams), by team name.
@@ -69,6 +72,8 @@ class PagerDutySink:
         self._severities = frozenset(severities)
         #: PagerDuty targets of the escalation policy that have their own routing key.
         self._escalation = dict(escalation_senders or {})
+        #: A team's own escalation services (its teams file entry), tried before the policy's.
+        self._team_escalation = {t: dict(s) for t, s in (team_escalation_senders or {}).items()}
         self._canary = canary_sender
         #: When PagerDuty last accepted (202) a canary's trigger; None since start until one has.
         self.canary_delivered_at: datetime | None = None
@@ -150,7 +155,8 @@ class PagerDutySink:
 
     async def _escalate(self, event: IncidentEvent) -> None:
         """Page an escalation level's own PagerDuty services; close them with the incident."""
-        work = escalation_calls(event, self._escalation.keys())
+        own = self._team_escalation.get(event.incident.team, {})
+        work = escalation_calls(event, self._escalation.keys() | own.keys())
         if not work and event.type.value in {"acknowledged", "resolved"}:
             refs = await self._effects.log.refs(self.name, event.incident_id)
             paged = {
@@ -164,7 +170,7 @@ class PagerDutySink:
             ref = key.reference
             # A target without a routing key of its own is the incident's own service (the
             # primary paged again): its team's.
-            sender = self._escalation.get(key.target) or self._sender_for(event)
+            sender = own.get(key.target) or self._escalation.get(key.target) or self._sender_for(event)
             await self._effects.once(
                 [event],
                 f"{call.action}:escalation:{ref}",
@@ -210,7 +216,8 @@ class PagerDutySink:
 
     async def close(self) -> None:
         self._sender.close()
-        for sender in (*self._escalation.values(), *self._teams.values()):
+        team_escalation = [s for senders in self._team_escalation.values() for s in senders.values()]
+        for sender in (*self._escalation.values(), *self._teams.values(), *team_escalation):
             sender.close()
         if self._canary is not None:
             self._canary.close()
