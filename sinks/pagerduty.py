@@ -15,7 +15,8 @@ so do its escalation levels without a service of their own; the default team's i
 any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. A team's
 ``escalation.routing_keys`` name its levels' services, tried before
 ``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS`` for its incidents. The dedup_key is the same
-either way. A storm's digest alert pages the default routing key.
+either way. A storm's digest alert is one per service: a team with its own routing key gets its
+own (``sevflow-storm-<storm>/<team>``), listing its incidents only.
 """
 
 import functools
@@ -44,6 +45,8 @@ __all__ = ["PagerDutySink"]
 #: or SETTLED once it has resolved).
 STORM_SCOPE = "storm:"
 SETTLED = "resolved"
+#: Between a storm's id and the team whose own service its digest alert is on (``<storm>/<team>``).
+STORM_TEAM = "/"
 #: Refs prefix of the alerts escalation opened: ``escalation:<target>[/repeat<n>]`` → dedup_key.
 ESCALATION_REF = "escalation:"
 
@@ -150,8 +153,12 @@ class PagerDutySink:
             members = await self._effects.log.refs(self.name, scope)
             if any(value != SETTLED for value in members.values()):
                 continue
-            call = PagerDutyCall("resolve", storm_key(scope.removeprefix(STORM_SCOPE)))
-            await self._effects.once([event], f"resolve:{scope}", functools.partial(self._send, call))
+            storm = scope.removeprefix(STORM_SCOPE)
+            sender = self._teams.get(storm.partition(STORM_TEAM)[2], self._sender)
+            call = PagerDutyCall("resolve", storm_key(storm))
+            await self._effects.once(
+                [event], f"resolve:{scope}", functools.partial(self._send_with, sender, call)
+            )
 
     async def _escalate(self, event: IncidentEvent) -> None:
         """Page an escalation level's own PagerDuty services; close them with the incident."""
@@ -191,28 +198,38 @@ class PagerDutySink:
     async def digest(
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
-        """One PagerDuty alert per storm (same dedup_key), re-triggered as incidents join it."""
+        """One PagerDuty alert per storm and service (same dedup_key), re-triggered as incidents
+        join it: a team with a routing key of its own has its incidents summarised on its
+        service (``<storm>/<team>``), the others on the default routing key's."""
         paged = [e for e in events if e.incident.severity in self._severities and not e.incident.canary]
-        if not paged:
-            return []
-        scope = f"{STORM_SCOPE}{storm_id}"
+        by_team: dict[str, list[IncidentEvent]] = {}
+        for event in paged:
+            team = event.incident.team if event.incident.team in self._teams else ""
+            by_team.setdefault(team, []).append(event)
+        failures: list[Failure] = []
+        for team, listed in by_team.items():
+            storm = f"{storm_id}{STORM_TEAM}{team}" if team else storm_id
+            try:
+                await self._digest_one(storm, since, listed, self._teams.get(team, self._sender))
+            except DeliveryError as error:
+                failures += [Failure(e, error) for e in listed]
+        return failures
+
+    async def _digest_one(
+        self, storm: str, since: datetime, paged: Sequence[IncidentEvent], sender: PagerDutySender
+    ) -> None:
+        scope = f"{STORM_SCOPE}{storm}"
         known = await self._effects.log.refs(self.name, scope)
         snapshots = [e.incident for e in paged]
         total = len(known.keys() | {s.id for s in snapshots})
-        call = digest_call(storm_id, snapshots, f"{since:%Y-%m-%d %H:%M} UTC", total=total)
-        send = functools.partial(self._send, call)
-
-        try:
-            await self._effects.once(
-                paged,
-                "digest",
-                send,
-                refs=lambda _result: {s.id: str(s.severity) for s in snapshots},
-                scope=scope,
-            )
-        except DeliveryError as error:
-            return [Failure(e, error) for e in paged]
-        return []
+        call = digest_call(storm, snapshots, f"{since:%Y-%m-%d %H:%M} UTC", total=total)
+        await self._effects.once(
+            paged,
+            "digest",
+            functools.partial(self._send_with, sender, call),
+            refs=lambda _result: {s.id: str(s.severity) for s in snapshots},
+            scope=scope,
+        )
 
     async def close(self) -> None:
         self._sender.close()

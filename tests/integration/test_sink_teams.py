@@ -17,6 +17,7 @@ from models.severity import Severity
 from sevflow.teams import load_teams
 from sinks.base import Sink
 from sinks.fanout import build_sinks
+from sinks.pagerduty import PagerDutySink
 from sinks.slack import SlackSink
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
@@ -264,3 +265,35 @@ async def test_a_teams_escalation_service_is_paged_for_its_incidents_only(
         ]
     )
     assert team_secondary not in repr(teams)
+
+
+async def test_a_pagerduty_storm_digest_pages_each_teams_service(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "pagerduty"]
+    assert isinstance(sink, PagerDutySink)
+    stories = [
+        IncidentStory(name=f"Pay{n}", group=f"pay{n}", severity=Severity.SEV3, summary=f"Pay {n}")
+        for n in range(3)
+    ]
+    other = IncidentStory(name="Disk", group="disk", severity=Severity.SEV3, summary="Disk full")
+    opened = [e for s in stories for e in of_team(s.fire(), "payments")] + other.fire()
+    try:
+        assert await sink.digest("storm1", T0, opened[:2]) == []
+        assert await sink.digest("storm1", T0, opened[2:]) == []  # joins: re-triggered
+        assert {a.routing_key for a in fake_pagerduty.alerts} == {PAYMENTS_KEY, ROUTING_KEY}
+        last = {e["routing_key"]: e["payload"]["summary"] for e in fake_pagerduty.events}
+        assert "3 lower-severity incidents" in last[PAYMENTS_KEY]  # as re-triggered
+        assert "1 lower-severity incidents" in last[ROUTING_KEY]
+        # The team's digest alert resolves on the team's service once its incidents resolved.
+        resolved = [e for s in stories for e in of_team(s.resolve(), "payments")]
+        assert await sink.handle(resolved) == []
+    finally:
+        await sink.close()
+    states = {a.routing_key: a.status for a in fake_pagerduty.alerts if "storm" in a.dedup_key}
+    assert states == {PAYMENTS_KEY: "resolved", ROUTING_KEY: "triggered"}
