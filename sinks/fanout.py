@@ -260,8 +260,10 @@ class Fanout:
         sinks: Sequence[Sink],
         dead_letters: AIOKafkaProducer,
         collector: SinkCollector,
+        teams: Teams | None = None,
     ) -> None:
         self._settings = settings
+        self._teams = teams  # a forced window that concerns a team is told in its channel too
         self._engine = engine
         self._clock = clock
         self.sinks = list(sinks)
@@ -301,7 +303,8 @@ class Fanout:
             self._consumers[task] = (sink.name, consumer)
             log.info("sink %s consuming %s", sink.name, settings.events_topic)
             if isinstance(sink, SlackSink):
-                announcer = NoticeAnnouncer(sink, NoticeStore(self._engine), self._clock)
+                store = NoticeStore(self._engine)
+                announcer = NoticeAnnouncer(sink, store, self._clock, self._teams)
                 self._collector.notices = announcer
                 self.add(asyncio.create_task(announce_until(announcer, stop), name="notices"))
             if isinstance(sink, StatusPageSink) and settings.statuspage_followup_minutes:
