@@ -27,7 +27,7 @@ fails at start-up, never at 3 a.m.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import yaml
@@ -43,6 +43,7 @@ __all__ = [
     "Runbook",
     "RunbookError",
     "RunbookSet",
+    "TeamRunbooks",
     "classification_values",
     "parse_runbook",
     "render",
@@ -171,6 +172,23 @@ class RunbookSet:
     def for_record(self, record: AlertRecord, cls: Classification) -> RunbookSnapshot | None:
         """:meth:`for_alert` of an alert record (a :data:`models.incident.RunbookChooser`)."""
         return self.for_alert(record.labels, record.annotations, cls)
+
+
+@dataclass(frozen=True)
+class TeamRunbooks:
+    """The runbooks of a teams file (README "Teams"): the runbooks of the team an alert record
+    belongs to tried first, then the shared ones. ``team_of`` is the same rule that records the
+    incident's team (:meth:`models.teams.Teams.team_of`), so both agree on every replay."""
+
+    shared: RunbookSet
+    by_team: Mapping[str, RunbookSet]
+    team_of: Callable[[AlertRecord], str]
+
+    def for_record(self, record: AlertRecord, cls: Classification) -> RunbookSnapshot | None:
+        """The team's matching runbook, else the shared one (a ``RunbookChooser``)."""
+        own = self.by_team.get(self.team_of(record))
+        found = own.for_record(record, cls) if own is not None else None
+        return found if found is not None else self.shared.for_record(record, cls)
 
 
 def _split(text: str, source: str) -> tuple[str, str, int]:

@@ -23,7 +23,8 @@ A routing key is never written in the file: it names an environment variable or 
 once at start (:func:`resolve_routing_keys`); a reference that does not resolve stops sevflow at
 start, naming the variable or the file and never a value. A team's escalation policy and
 business hours are applied by ``streams.escalation.team_policies``, its private-channel invites by
-the Slack sink; its runbooks directory is read and checked but not applied yet.
+the Slack sink, its runbooks directory by ``streams.runbooks.team_runbooks`` (tried before the
+shared runbooks).
 
 Errors (:class:`TeamsError`) name the file and the line: ``teams.yaml:12: unknown field
 'pagerduty_key'``.
@@ -108,10 +109,16 @@ def _matcher(text: str) -> str:
 
 
 class TeamEscalation(_Strict):
-    """A team's escalation: its own policy file, or overrides of the default policy's path."""
+    """A team's escalation: its own policy file, or overrides of the default policy's path; and
+    the PagerDuty services of its levels' targets, by reference."""
 
     policy_file: Path | None = None
     overrides: tuple[EscalationOverride, ...] = ()
+    routing_keys: dict[str, SecretRef] = Field(
+        default_factory=dict,
+        description="PagerDuty target name (a level's `to`) → its service's routing key, by "
+        "reference; before SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS for this team's incidents.",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> "TeamEscalation":
@@ -189,6 +196,8 @@ class Teams:
     source: str = ""
     #: The line of each team in the file, for errors found after parsing.
     lines: Mapping[str, int] = field(default_factory=dict)
+    #: Team → PagerDuty target → the routing key of its escalation service (resolved at start).
+    escalation_keys: Mapping[str, Mapping[str, SecretStr]] = field(default_factory=dict)
     _matchers: dict[str, tuple[Matcher, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -346,32 +355,46 @@ def parse_teams(text: str, default: Team, source: str = "teams.yaml") -> Teams:
     return Teams(parsed.teams, default, source=source, lines=lines)
 
 
+def _read_ref(
+    ref: SecretRef, environ: Mapping[str, str], read: Callable[[Path], str]
+) -> tuple[str | None, str]:
+    """The secret ``ref`` names (None when missing or empty) and, for an error, why not."""
+    if ref.env is not None:
+        value = environ.get(ref.env)
+        problem = f"environment variable {ref.env} is not set"
+    else:
+        assert ref.file is not None
+        try:
+            value = read(ref.file)
+        except OSError as exc:
+            return None, f"file {ref.file} cannot be read ({exc.strerror})"
+        problem = f"file {ref.file} is empty"
+    value = value.strip() if value is not None else None
+    return value or None, problem
+
+
 def resolve_routing_keys(
     teams: Teams,
     environ: Mapping[str, str],
     read: Callable[[Path], str] = lambda path: path.read_text(encoding="utf-8"),
 ) -> Teams:
-    """The teams with every routing key reference read; an unset variable, an unreadable or
-    empty file is a :class:`TeamsError` naming the team and the reference, never a value."""
+    """The teams with every routing key reference read, the escalation services' included; an
+    unset variable, an unreadable or empty file is a :class:`TeamsError` naming the team and the
+    reference, never a value."""
     keys = dict(teams.routing_keys)
+    escalation: dict[str, dict[str, SecretStr]] = {}
     for team in teams.teams:
-        ref = team.routing_key
-        if ref is None:
-            continue
-        value: str | None
-        if ref.env is not None:
-            value = environ.get(ref.env)
-            problem = f"environment variable {ref.env} is not set"
-        else:
-            assert ref.file is not None
-            try:
-                value = read(ref.file)
-            except OSError as exc:
-                value, problem = None, f"file {ref.file} cannot be read ({exc.strerror})"
+        where = f"{teams.source}:{teams.lines.get(team.name, 1)}: team {team.name!r}"
+        refs = {"": team.routing_key} if team.routing_key is not None else {}
+        if team.escalation is not None:
+            refs.update(team.escalation.routing_keys)
+        for target, ref in refs.items():
+            value, problem = _read_ref(ref, environ, read)
+            what = f"escalation routing key {target!r}" if target else "routing key"
+            if value is None:
+                raise TeamsError(f"{where}: {what}: {problem}")
+            if target:
+                escalation.setdefault(team.name, {})[target] = SecretStr(value)
             else:
-                problem = f"file {ref.file} is empty"
-        if value is None or not value.strip():
-            where = f"{teams.source}:{teams.lines.get(team.name, 1)}"
-            raise TeamsError(f"{where}: team {team.name!r}: routing key: {problem}")
-        keys[team.name] = SecretStr(value.strip())
-    return Teams(teams.teams, teams.default, keys, teams.source, teams.lines)
+                keys[team.name] = SecretStr(value)
+    return Teams(teams.teams, teams.default, keys, teams.source, teams.lines, escalation)

@@ -38,7 +38,7 @@ def load_teams(
     resolved = resolve_routing_keys(parsed, os.environ if environ is None else environ)
     if settings.pagerduty_routing_key is None:
         for team in resolved.teams:
-            if team.routing_key is not None:
+            if team.routing_key is not None or team.name in resolved.escalation_keys:
                 # The PagerDuty sink runs with the default team's key: without it, this team's
                 # key would page nobody, and nothing would say so.
                 raise TeamsError(
@@ -51,14 +51,17 @@ def load_teams(
 
 def teams_problem(settings: Settings) -> str | None:
     """Why the teams cannot be used (file and line), or None: checked before a role starts,
-    a team's escalation policy file included."""
+    a team's escalation policy file and runbooks included."""
     # Imported here: the store commands load sevflow.teams and must not load streams/.
+    from models.runbooks import RunbookError
     from streams.escalation import PolicyError, load_policy
+    from streams.runbooks import load_runbooks, team_runbooks
 
     try:
         teams = load_teams(settings)
         if teams.teams:
             load_policy(settings.escalation_policy_file, settings.playbook_times(), teams=teams)
-    except (TeamsError, PolicyError) as exc:
+            team_runbooks(teams, load_runbooks(None))
+    except (TeamsError, PolicyError, RunbookError) as exc:
         return str(exc)
     return None

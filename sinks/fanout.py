@@ -134,6 +134,10 @@ def _pagerduty(
         {name: sender(key) for name, key in settings.escalation_pagerduty_routing_keys.items()},
         sender(canary_key) if canary_key is not None else None,
         _team_senders(teams, sender),
+        {
+            team: {target: sender(key) for target, key in keys.items()}
+            for team, keys in (teams.escalation_keys if teams is not None else {}).items()
+        },
     )
 
 
@@ -256,8 +260,10 @@ class Fanout:
         sinks: Sequence[Sink],
         dead_letters: AIOKafkaProducer,
         collector: SinkCollector,
+        teams: Teams | None = None,
     ) -> None:
         self._settings = settings
+        self._teams = teams  # a forced window that concerns a team is told in its channel too
         self._engine = engine
         self._clock = clock
         self.sinks = list(sinks)
@@ -297,7 +303,8 @@ class Fanout:
             self._consumers[task] = (sink.name, consumer)
             log.info("sink %s consuming %s", sink.name, settings.events_topic)
             if isinstance(sink, SlackSink):
-                announcer = NoticeAnnouncer(sink, NoticeStore(self._engine), self._clock)
+                store = NoticeStore(self._engine)
+                announcer = NoticeAnnouncer(sink, store, self._clock, self._teams)
                 self._collector.notices = announcer
                 self.add(asyncio.create_task(announce_until(announcer, stop), name="notices"))
             if isinstance(sink, StatusPageSink) and settings.statuspage_followup_minutes:

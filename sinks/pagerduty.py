@@ -12,8 +12,11 @@ accepted sets :attr:`PagerDutySink.canary_delivered_at` (exported as
 
 An incident of a team with its own routing key (README "Teams") pages that team's service, and
 so do its escalation levels without a service of their own; the default team's incidents, and
-any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. The
-dedup_key is the same either way. A storm's digest alert pages the default routing key.
+any team without a key of its own, page ``SEVFLOW_PAGERDUTY_ROUTING_KEY`` as before. A team's
+``escalation.routing_keys`` name its levels' services, tried before
+``SEVFLOW_ESCALATION_PAGERDUTY_ROUTING_KEYS`` for its incidents. The dedup_key is the same
+either way. A storm's digest alert is one per service: a team with its own routing key gets its
+own (``sevflow-storm-<storm>/<team>``), listing its incidents only.
 """
 
 import functools
@@ -42,6 +45,8 @@ __all__ = ["PagerDutySink"]
 #: or SETTLED once it has resolved).
 STORM_SCOPE = "storm:"
 SETTLED = "resolved"
+#: Between a storm's id and the team whose own service its digest alert is on (``<storm>/<team>``).
+STORM_TEAM = "/"
 #: Refs prefix of the alerts escalation opened: ``escalation:<target>[/repeat<n>]`` → dedup_key.
 ESCALATION_REF = "escalation:"
 
@@ -61,6 +66,7 @@ class PagerDutySink:
         escalation_senders: Mapping[str, PagerDutySender] | None = None,
         canary_sender: PagerDutySender | None = None,
         team_senders: Mapping[str, PagerDutySender] | None = None,
+        team_escalation_senders: Mapping[str, Mapping[str, PagerDutySender]] | None = None,
     ) -> None:
         self._sender = sender
         #: The teams with a routing key of their own (models.teams), by team name.
@@ -69,6 +75,8 @@ class PagerDutySink:
         self._severities = frozenset(severities)
         #: PagerDuty targets of the escalation policy that have their own routing key.
         self._escalation = dict(escalation_senders or {})
+        #: A team's own escalation services (its teams file entry), tried before the policy's.
+        self._team_escalation = {t: dict(s) for t, s in (team_escalation_senders or {}).items()}
         self._canary = canary_sender
         #: When PagerDuty last accepted (202) a canary's trigger; None since start until one has.
         self.canary_delivered_at: datetime | None = None
@@ -145,12 +153,17 @@ class PagerDutySink:
             members = await self._effects.log.refs(self.name, scope)
             if any(value != SETTLED for value in members.values()):
                 continue
-            call = PagerDutyCall("resolve", storm_key(scope.removeprefix(STORM_SCOPE)))
-            await self._effects.once([event], f"resolve:{scope}", functools.partial(self._send, call))
+            storm = scope.removeprefix(STORM_SCOPE)
+            sender = self._teams.get(storm.partition(STORM_TEAM)[2], self._sender)
+            call = PagerDutyCall("resolve", storm_key(storm))
+            await self._effects.once(
+                [event], f"resolve:{scope}", functools.partial(self._send_with, sender, call)
+            )
 
     async def _escalate(self, event: IncidentEvent) -> None:
         """Page an escalation level's own PagerDuty services; close them with the incident."""
-        work = escalation_calls(event, self._escalation.keys())
+        own = self._team_escalation.get(event.incident.team, {})
+        work = escalation_calls(event, self._escalation.keys() | own.keys())
         if not work and event.type.value in {"acknowledged", "resolved"}:
             refs = await self._effects.log.refs(self.name, event.incident_id)
             paged = {
@@ -164,7 +177,7 @@ class PagerDutySink:
             ref = key.reference
             # A target without a routing key of its own is the incident's own service (the
             # primary paged again): its team's.
-            sender = self._escalation.get(key.target) or self._sender_for(event)
+            sender = own.get(key.target) or self._escalation.get(key.target) or self._sender_for(event)
             await self._effects.once(
                 [event],
                 f"{call.action}:escalation:{ref}",
@@ -185,32 +198,43 @@ class PagerDutySink:
     async def digest(
         self, storm_id: str, since: datetime, events: Sequence[IncidentEvent]
     ) -> list[Failure]:
-        """One PagerDuty alert per storm (same dedup_key), re-triggered as incidents join it."""
+        """One PagerDuty alert per storm and service (same dedup_key), re-triggered as incidents
+        join it: a team with a routing key of its own has its incidents summarised on its
+        service (``<storm>/<team>``), the others on the default routing key's."""
         paged = [e for e in events if e.incident.severity in self._severities and not e.incident.canary]
-        if not paged:
-            return []
-        scope = f"{STORM_SCOPE}{storm_id}"
+        by_team: dict[str, list[IncidentEvent]] = {}
+        for event in paged:
+            team = event.incident.team if event.incident.team in self._teams else ""
+            by_team.setdefault(team, []).append(event)
+        failures: list[Failure] = []
+        for team, listed in by_team.items():
+            storm = f"{storm_id}{STORM_TEAM}{team}" if team else storm_id
+            try:
+                await self._digest_one(storm, since, listed, self._teams.get(team, self._sender))
+            except DeliveryError as error:
+                failures += [Failure(e, error) for e in listed]
+        return failures
+
+    async def _digest_one(
+        self, storm: str, since: datetime, paged: Sequence[IncidentEvent], sender: PagerDutySender
+    ) -> None:
+        scope = f"{STORM_SCOPE}{storm}"
         known = await self._effects.log.refs(self.name, scope)
         snapshots = [e.incident for e in paged]
         total = len(known.keys() | {s.id for s in snapshots})
-        call = digest_call(storm_id, snapshots, f"{since:%Y-%m-%d %H:%M} UTC", total=total)
-        send = functools.partial(self._send, call)
-
-        try:
-            await self._effects.once(
-                paged,
-                "digest",
-                send,
-                refs=lambda _result: {s.id: str(s.severity) for s in snapshots},
-                scope=scope,
-            )
-        except DeliveryError as error:
-            return [Failure(e, error) for e in paged]
-        return []
+        call = digest_call(storm, snapshots, f"{since:%Y-%m-%d %H:%M} UTC", total=total)
+        await self._effects.once(
+            paged,
+            "digest",
+            functools.partial(self._send_with, sender, call),
+            refs=lambda _result: {s.id: str(s.severity) for s in snapshots},
+            scope=scope,
+        )
 
     async def close(self) -> None:
         self._sender.close()
-        for sender in (*self._escalation.values(), *self._teams.values()):
+        team_escalation = [s for senders in self._team_escalation.values() for s in senders.values()]
+        for sender in (*self._escalation.values(), *self._teams.values(), *team_escalation):
             sender.close()
         if self._canary is not None:
             self._canary.close()

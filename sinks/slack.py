@@ -341,12 +341,12 @@ class SlackSink:
         )
 
     # --- notices (forced maintenance windows) ----------------------------------------------
-    async def announce(self, key: str, scope: str, message: SlackMessage, since: datetime) -> Result:
-        """Post ``message`` in the announcement channel once for ``key`` (a notice's id: it is
-        the delivery log's event id), under this sink's retries and breaker. A ``pending`` entry
-        (a process stopped mid-post) is reconciled from the channel's history, not posted again;
-        ``since``: when the notice was written (the history searched starts there)."""
-        channel = await self._announce_channel()
+    async def announce(
+        self, key: str, scope: str, message: SlackMessage, since: datetime, team: str | None = None
+    ) -> Result:
+        """Post ``message`` in ``team``'s announcement channel once for ``key`` (delivery log, retries,
+        breaker; a ``pending`` entry is found in the history from ``since``, not posted again)."""
+        channel = await self._announce_channel(team)
         return await self._listings.notice(key, scope, channel, message, since)
 
     # --- listings: the next business day's morning digest (SEV4), storm digests -------------

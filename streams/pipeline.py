@@ -60,7 +60,7 @@ from models.maintenance import (
     released_record,
     suppressed_state,
 )
-from models.runbooks import RunbookSet
+from models.runbooks import RunbookSet, TeamRunbooks
 from models.teams import Teams
 from models.timeline_notes import add_note
 from models.verification import ProbeResult, ProbeSet, apply_probe_result
@@ -159,8 +159,9 @@ class Pipeline:
     group_by: tuple[str, ...] = ()
     #: When set, incidents opened by alerts start escalating in the same transaction.
     escalation: EscalationPolicy | None = None
-    #: When set, an incident opened by an alert records the runbook its alert matches.
-    runbooks: RunbookSet | None = None
+    #: When set, an incident opened by an alert records the runbook its alert matches (its
+    #: team's runbooks first: streams.runbooks.team_runbooks).
+    runbooks: RunbookSet | TeamRunbooks | None = None
     #: Verification probes by service: an incident with one resolves only once it passed.
     probes: ProbeSet | None = None
     #: When set, an incident opened by an alert records the team its alert matches.

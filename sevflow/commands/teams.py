@@ -18,7 +18,7 @@ from models.settings import Settings
 from models.teams import DEFAULT_TEAM
 
 if TYPE_CHECKING:
-    from models.teams import Team, Teams
+    from models.teams import SecretRef, Team, Teams
 
 __all__ = ["NAMES", "add_parsers", "run"]
 
@@ -54,6 +54,11 @@ def _routing_key(teams: "Teams", team: "Team", environ: Mapping[str, str]) -> st
             setting = teams.routing_keys.get(DEFAULT_TEAM) is not None
             return f"SEVFLOW_PAGERDUTY_ROUTING_KEY ({'set' if setting else 'not set: no PagerDuty'})"
         return f"the {DEFAULT_TEAM} team's (SEVFLOW_PAGERDUTY_ROUTING_KEY)"
+    return _reference(ref, environ)
+
+
+def _reference(ref: "SecretRef", environ: Mapping[str, str]) -> str:
+    """Where a secret is read and whether it is there; never the secret."""
     if ref.env is not None:
         return f"from env {ref.env} ({'set' if environ.get(ref.env, '').strip() else 'NOT SET'})"
     assert ref.file is not None
@@ -84,17 +89,18 @@ def _show(teams: "Teams", name: str, out: TextIO, environ: Mapping[str, str]) ->
             if team.escalation.policy_file is not None
             else f"{len(team.escalation.overrides)} override(s) of the default policy"
         )
-        print(f"escalation:        {how} (not applied yet)", file=out)
+        print(f"escalation:        {how}", file=out)
+        for target, ref in team.escalation.routing_keys.items():
+            print(f"  service of {target}: {_reference(ref, environ)}", file=out)
     if team.business_hours is not None:
         hours = team.business_hours
         days = ",".join(str(d) for d in hours.days)
         print(
-            f"business hours:    days {days} {hours.start:%H:%M}-{hours.end:%H:%M} {hours.timezone}"
-            " (not applied yet)",
+            f"business hours:    days {days} {hours.start:%H:%M}-{hours.end:%H:%M} {hours.timezone}",
             file=out,
         )
     if team.runbooks_dir is not None:
-        print(f"runbooks:          {team.runbooks_dir} (not applied yet)", file=out)
+        print(f"runbooks:          {team.runbooks_dir} (tried before the shared ones)", file=out)
     return 0
 
 

@@ -73,12 +73,13 @@ async def serve_sinks(
     producer = dead_letter_producer(settings)
     await producer.start()
     policy = load_policy(settings.escalation_policy_file)  # a bad file: PolicyError, status 2
+    teams = load_teams(settings)  # a bad teams file: TeamsError, status 2
     sinks = build_sinks(
         settings,
         engine,
         clock,
         security_contacts=(*policy.security_targets, *policy.data_breach_targets),
-        teams=load_teams(settings),  # a bad teams file: TeamsError, status 2
+        teams=teams,
     )
     collector = SinkCollector(
         sinks,
@@ -86,7 +87,7 @@ async def serve_sinks(
         canary_interval=settings.canary_interval_seconds if settings.canary_enabled() else 0.0,
         started_at=clock.now(),
     )
-    fanout = Fanout(settings, engine, clock, sinks, producer, collector)
+    fanout = Fanout(settings, engine, clock, sinks, producer, collector, teams)
     _serve_metrics(settings, engine, collector, stop, fanout)
     server: uvicorn.Server | None = None
     try:

@@ -30,7 +30,7 @@ from streams.probes import load_probes
 from streams.relay import RelaySettings
 from streams.relay_process import RelayProcess
 from streams.rules import load_rules
-from streams.runbooks import load_runbooks
+from streams.runbooks import load_runbooks, team_runbooks
 
 if TYPE_CHECKING:
     import faust
@@ -76,7 +76,7 @@ def build_worker(
             emailing=settings.email_configured(),
             teams=teams,  # each team's own policy and business hours (README "Teams")
         ),
-        load_runbooks(settings.runbooks_dir, settings.runbooks_url),
+        team_runbooks(teams, load_runbooks(settings.runbooks_dir, settings.runbooks_url)),
         probes=load_probes(settings.verify_probes, settings.verify_file, settings.rules_file),
         teams=teams,
     )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.events import IncidentEvent
@@ -16,6 +17,7 @@ from models.severity import Severity
 from sevflow.teams import load_teams
 from sinks.base import Sink
 from sinks.fanout import build_sinks
+from sinks.pagerduty import PagerDutySink
 from sinks.slack import SlackSink
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
@@ -215,3 +217,83 @@ async def test_a_storm_digest_lists_a_teams_incidents_in_its_own_channel(
     assert "Disk full" not in text
     assert "Disk full" in default_digest["text"]
     assert "Pay 0" not in default_digest["text"]
+
+
+async def test_a_teams_escalation_service_is_paged_for_its_incidents_only(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    shared_secondary = "SHAREDSECONDARY0123456789abcdefA"
+    team_secondary = "PAYSECONDARY0123456789abcdefABCD"
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert).model_copy(
+        update={"escalation_pagerduty_routing_keys": {"secondary": SecretStr(shared_secondary)}}
+    )
+    path = tmp_path / "teams.yaml"
+    path.write_text(
+        TEAMS + "    escalation:\n      routing_keys:\n        secondary: {env: PAY_SECONDARY}\n"
+    )
+    environ = {"PAYMENTS_PD_KEY": PAYMENTS_KEY, "PAY_SECONDARY": team_secondary}
+    teams = load_teams(settings.model_copy(update={"teams_file": path}), environ)
+    (sink,) = [s for s in build_sinks(settings, engine, clock, teams=teams) if s.name == "pagerduty"]
+    targets = json.dumps([{"kind": "pagerduty", "to": "secondary"}])
+    later = T0 + timedelta(minutes=15)
+    events = []
+    for team, name in (("payments", "PaymentsDown"), ("default", "ApiErrors")):
+        story = IncidentStory(name=name, group=name)
+        opened = story.fire()
+        escalated = story.escalate({"level": "2", "targets": targets}, later, "secondary")
+        events += of_team([*opened, *escalated, *story.ack(later + timedelta(minutes=1))], team)
+    try:
+        assert await sink.handle(events) == []
+    finally:
+        await sink.close()
+    pages = [(e["routing_key"], e["event_action"]) for e in fake_pagerduty.events]
+    # Each incident's page, its secondary's page, and the acknowledgement of both, per service.
+    assert sorted(pages) == sorted(
+        [
+            (PAYMENTS_KEY, "trigger"),
+            (PAYMENTS_KEY, "acknowledge"),
+            (team_secondary, "trigger"),
+            (team_secondary, "acknowledge"),
+            (ROUTING_KEY, "trigger"),
+            (ROUTING_KEY, "acknowledge"),
+            (shared_secondary, "trigger"),
+            (shared_secondary, "acknowledge"),
+        ]
+    )
+    assert team_secondary not in repr(teams)
+
+
+async def test_a_pagerduty_storm_digest_pages_each_teams_service(
+    engine: AsyncEngine,
+    fake_pagerduty: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    settings = sink_settings(pagerduty=fake_pagerduty, cert=tls_cert)
+    (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "pagerduty"]
+    assert isinstance(sink, PagerDutySink)
+    stories = [
+        IncidentStory(name=f"Pay{n}", group=f"pay{n}", severity=Severity.SEV3, summary=f"Pay {n}")
+        for n in range(3)
+    ]
+    other = IncidentStory(name="Disk", group="disk", severity=Severity.SEV3, summary="Disk full")
+    opened = [e for s in stories for e in of_team(s.fire(), "payments")] + other.fire()
+    try:
+        assert await sink.digest("storm1", T0, opened[:2]) == []
+        assert await sink.digest("storm1", T0, opened[2:]) == []  # joins: re-triggered
+        assert {a.routing_key for a in fake_pagerduty.alerts} == {PAYMENTS_KEY, ROUTING_KEY}
+        last = {e["routing_key"]: e["payload"]["summary"] for e in fake_pagerduty.events}
+        assert "3 lower-severity incidents" in last[PAYMENTS_KEY]  # as re-triggered
+        assert "1 lower-severity incidents" in last[ROUTING_KEY]
+        # The team's digest alert resolves on the team's service once its incidents resolved.
+        resolved = [e for s in stories for e in of_team(s.resolve(), "payments")]
+        assert await sink.handle(resolved) == []
+    finally:
+        await sink.close()
+    states = {a.routing_key: a.status for a in fake_pagerduty.alerts if "storm" in a.dedup_key}
+    assert states == {PAYMENTS_KEY: "resolved", ROUTING_KEY: "triggered"}
