@@ -20,6 +20,13 @@ __all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "reader"
 #: Execution option marking connections that only read (see :func:`reader`).
 READ_ONLY = "sevflow_read_only"
 
+#: SQLite connections an async engine keeps open once opened. A connection waiting for another
+#: process's write lock (the worker's) stays checked out meanwhile, so a sinks process delivering
+#: dozens of incidents at once holds dozens; SQLAlchemy's default pool (5, plus 10 overflow
+#: connections closed on return) then opened and closed a connection, with its pragmas, for most
+#: uses. Connections are opened only when needed, and an idle one costs a file handle.
+SQLITE_POOL_SIZE = 64
+
 
 class UnsupportedDatabaseError(ValueError):
     """The URL names a database sevflow does not support."""
@@ -88,7 +95,7 @@ def async_engine(url: str) -> AsyncEngine:
     # A pre-ping is a round trip per checkout; an SQLite file connection never goes stale, so only
     # PostgreSQL's connections are pinged. Likewise the pool's rollback on return: SQLite runs in
     # autocommit mode (sevflow issues BEGIN itself) and a connection closed inside a transaction
-    # rolls it back before returning.
+    # rolls it back before returning. Its pool keeps what it opened (:data:`SQLITE_POOL_SIZE`).
     if normalised.get_backend_name() != "sqlite":
         return create_async_engine(normalised, pool_pre_ping=True)
     engine = create_async_engine(
@@ -96,6 +103,8 @@ def async_engine(url: str) -> AsyncEngine:
         async_creator=inline_creator(normalised),
         pool_pre_ping=False,
         pool_reset_on_return=None,
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=-1,  # never wait for a connection: beyond the pool, open one for the use
     )
     _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0)
     return engine
