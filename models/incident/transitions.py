@@ -129,8 +129,9 @@ def unchanged(
     """True when ``record`` changes nothing (:func:`apply_alert` returns None for it): a record
     older than what is stored (:func:`models.incident.superseded`), a resolution of an alert
     already resolved (an HA peer's copy, or the same alert sent in a second group by a route with
-    ``continue: true``, whichever incident it counted in), or a firing alert firing already in
-    the incident that would take it (Alertmanager re-sends every group/repeat interval). Decided
+    ``continue: true``, whichever incident it counted in), or a firing alert firing already, with
+    the same ``startsAt``, in the incident that would take it (Alertmanager re-sends every
+    group/repeat interval). Decided
     without the classification: a repeat costs no rule evaluation."""
     if superseded(record, previous, position):
         return True
@@ -138,6 +139,13 @@ def unchanged(
         return False
     if record.status == "resolved":
         return previous.status == "resolved"
+    return _firing_in(incident, previous, policy, now) and record.starts_at == previous.starts_at
+
+
+def _firing_in(
+    incident: Incident | None, previous: AlertState, policy: LifecyclePolicy, now: datetime
+) -> bool:
+    """True when the alert fires already in ``incident``, which would take it back at ``now``."""
     return (
         incident is not None
         and previous.status == "firing"
@@ -181,6 +189,12 @@ def apply_alert(
         return _open(record, cls, new_incident_id(record), now, rec, position, runbook_for, team_for)
     known = previous is not None and previous.incident_id == incident.id
     alert = alert_state(record, cls, incident.id, previous, position)
+    firing = record.status == "firing"
+    if firing and previous is not None and _firing_in(incident, previous, policy, now):
+        # Firing already, with another ``startsAt``: a new episode of the alert whose resolution
+        # came before an HA peer's late firing copy. Its start is kept (a late copy of the old
+        # episode's resolution is judged against it, :func:`superseded`); nothing else changes.
+        return Outcome(None, alert)
     if record.status == "resolved":
         incident = _resolve_alert(incident, alert, known, policy, now, rec, verify)
     else:

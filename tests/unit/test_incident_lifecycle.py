@@ -49,9 +49,22 @@ def test_first_firing_alert_opens_incident() -> None:
 
 
 def test_same_alert_resent_changes_nothing() -> None:
+    """Alertmanager re-sends a firing alert every group/repeat interval with its ``startsAt``."""
     first = opened()
-    again = alert(instance="a", at=T0 + timedelta(minutes=5))
+    again = alert(instance="a").model_copy(update={"received_at": T0 + timedelta(minutes=5)})
     assert apply_alert(first.incident, first.alert, again, SEV2, POLICY, again.received_at) is None
+
+
+def test_a_new_start_of_a_firing_alert_is_kept_without_an_event() -> None:
+    """A firing record with another ``startsAt`` for an alert firing in the incident (a new
+    episode whose resolution came before an HA peer's late firing copy) changes the alert's
+    stored start, and nothing else: no event, no second count."""
+    first = opened()
+    later = alert(instance="a", at=T0 + timedelta(minutes=5))
+    outcome = apply_alert(first.incident, first.alert, later, SEV2, POLICY, later.received_at)
+    assert outcome is not None and outcome.alert is not None
+    assert (outcome.incident, outcome.events) == (None, [])
+    assert outcome.alert.starts_at == later.starts_at != first.alert.starts_at
 
 
 def test_stale_record_changes_nothing() -> None:

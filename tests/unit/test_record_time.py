@@ -121,3 +121,26 @@ async def test_a_replayed_repeat_changes_nothing_after_a_hand_resolution(engine)
     assert replayed == []
     (incident,) = await store.list_incidents()
     assert incident.state is IncidentState.RESOLVED
+
+
+async def test_a_late_resolution_copy_does_not_resolve_a_new_episode_after_a_firing_copy(engine) -> None:  # type: ignore[no-untyped-def]
+    """Found by the model-based test (tests/model): an alert fires (episode 1) and resolves; an HA
+    peer's late copy of its firing comes after the resolution and makes it fire again with
+    episode 1's ``startsAt``; then it really fires again (episode 2, a later ``startsAt``) and a
+    late copy of episode 1's resolution follows. The episode-2 firing must be recorded (its
+    ``startsAt``), though the alert was firing already: otherwise the old resolution, judged
+    against episode 1's start, resolves an alert whose last word is firing."""
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    fired = alert(instance="a", at=minutes(0))
+    resolved = alert(instance="a", status="resolved", at=minutes(0))
+    firing_copy = fired.model_copy(update={"received_at": minutes(2)})
+    episode_2 = alert(instance="a", at=minutes(2)).model_copy(update={"starts_at": minutes(2)})
+    resolution_copy = resolved.model_copy(update={"received_at": minutes(2.1)})
+    records = [fired, resolved, firing_copy, episode_2, resolution_copy]
+    await p.process_alerts(records, [RecordPosition(0, n) for n in range(len(records))])
+    async with store.transaction() as tx:
+        row = (await tx.load_alerts([fired.fingerprint]))[fired.fingerprint]
+    assert (row.status, row.starts_at) == ("firing", minutes(2))
+    (incident,) = await store.list_incidents()
+    assert incident.alerts_firing == 1
