@@ -14,40 +14,19 @@ A probe that does not validate (:class:`models.verification.Probe`) is a :class:
 ``rules.yaml:12: probe #2: …``, so a bad definition stops the worker at start.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from models.verification import Probe
+from models.yaml_lines import line_of
 
 __all__ = ["ProbeFileError", "parse_probe_file"]
 
 
 class ProbeFileError(ValueError):
     """A probe definition that cannot be used; names the file, the line and the reason."""
-
-
-def _line_of(node: yaml.Node, loc: Sequence[int | str]) -> int:
-    """The 1-based line of the node at ``loc`` inside ``node``, or of the deepest one found."""
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(
-                ((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
-                None,
-            )
-            if found is None:
-                return line
-            key, node = found
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
 
 
 def _message(error: Any) -> str:
@@ -95,6 +74,6 @@ def parse_probe_file(text: str, source: str, *, key: str | None = None) -> list[
             probes.append(Probe.model_validate(raw))
         except ValidationError as exc:
             error = exc.errors()[0]
-            line = _line_of(item, error["loc"])
+            line = line_of(item, error["loc"])
             raise ProbeFileError(f"{source}:{line}: probe #{index + 1}: {_message(error)}") from None
     return probes

@@ -31,7 +31,7 @@ Errors (:class:`TeamsError`) name the file and the line: ``teams.yaml:12: unknow
 """
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +50,7 @@ from pydantic import (
 from models.alert import AlertRecord
 from models.escalation import BusinessCalendar, EscalationOverride
 from models.matchers import Matcher, MatcherError, parse_matcher
+from models.yaml_lines import line_of
 
 __all__ = [
     "DEFAULT_TEAM",
@@ -270,30 +271,6 @@ def default_team(
 # --- reading the file, with lines -----------------------------------------------------------
 
 
-def _line_of(node: yaml.Node, loc: Sequence[int | str]) -> int:
-    """The 1-based line of the node at ``loc`` (a pydantic error location), or of the deepest
-    node found on the way; a mapping key's own line for the last part (an unknown field)."""
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(
-                ((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
-                None,
-            )
-            if found is None:
-                return line
-            key, node = found
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _duplicate_key(node: yaml.Node) -> tuple[int, str] | None:
     """The line and name of the first key written twice in a mapping (YAML would keep the last)."""
     if isinstance(node, yaml.MappingNode):
@@ -341,11 +318,11 @@ def parse_teams(text: str, default: Team, source: str = "teams.yaml") -> Teams:
         parsed = _File.model_validate(document)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise TeamsError(f"{source}:{_line_of(node, error['loc'])}: {_message(error)}") from None
+        raise TeamsError(f"{source}:{line_of(node, error['loc'])}: {_message(error)}") from None
     names: set[str] = {DEFAULT_TEAM}
     lines: dict[str, int] = {}
     for index, team in enumerate(parsed.teams):
-        line = lines[team.name] = _line_of(node, ("teams", index))
+        line = lines[team.name] = line_of(node, ("teams", index))
         if team.name in names:
             problem = "is the implicit team" if team.name == DEFAULT_TEAM else "is named twice"
             raise TeamsError(f"{source}:{line}: team {team.name!r} {problem}")
