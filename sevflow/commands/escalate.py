@@ -22,17 +22,16 @@ SQLAlchemy, Kafka and the store are imported by the functions that use them.
 import argparse
 import asyncio
 import sys
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from models.clock import Clock, utc_now
 from models.escalation import EscalationState, format_duration
-from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, Command
 from models.settings import Settings
 from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.commands.queue import cli_command, publish, queue
 from sevflow.problems import store_problem
 
 if TYPE_CHECKING:
@@ -79,18 +78,10 @@ async def send_command(
 
     ``episode``: the incident's ``flaps`` as read before sending (None: not read); the worker
     refuses the command once the incident has reopened since."""
-    command = Command(
-        command_id=f"cli:{uuid.uuid4().hex}",
-        action=action,
-        incident_id=incident_id,
-        actor=Actor(via="cli", name=by, note=note),
-        requested_at=now,
-        episode=episode,
-        to="manager" if action == "escalate" else None,
-        **(details or {}),
+    command = cli_command(
+        incident_id, action, by=by, note=note, now=now, episode=episode, **(details or {})
     )
-    await publisher.publish(command)
-    return command
+    return await publish(publisher, command)
 
 
 def _command(
@@ -107,10 +98,6 @@ def _command(
     (acknowledge) or Kafka did not take the command. A store that cannot be read does not stop
     the command (acknowledging must work while the database is in trouble): it is queued
     unchecked, and stderr says so."""
-    from aiokafka.errors import KafkaError
-
-    from receiver.commands import CommandPublisher
-
     err = err if err is not None else sys.stderr
     name = _NAMES[action]
     checked = _check(settings, incident_id, action, out, err)
@@ -118,26 +105,10 @@ def _command(
         return checked
     episode = checked.episode
 
-    async def main() -> Command:
-        publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
-        try:
-            return await send_command(
-                publisher,
-                incident_id,
-                action,
-                by=login(),
-                note=by,
-                now=utc_now(),
-                details=details,
-                episode=episode,
-            )
-        finally:
-            await publisher.close()
-
-    try:
-        command = asyncio.run(main())
-    except (KafkaError, TimeoutError, OSError) as exc:
-        print(f"sevflow {name}: could not queue the command: Kafka: {type(exc).__name__}", file=err)
+    command = cli_command(
+        incident_id, action, by=login(), note=by, now=utc_now(), episode=episode, **(details or {})
+    )
+    if not queue(settings, command, name=name, what="command", err=err):
         return 1
     print(f"{action} of {incident_id} queued (command {command.command_id})", file=out)
     return 0

@@ -11,18 +11,16 @@ Kafka and the store are imported by the functions that use them.
 """
 
 import argparse
-import asyncio
 import sys
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from models.clock import Clock, utc_now
-from models.events import Actor
 from models.incident import Command
 from models.settings import Settings
 from models.timeline_notes import NOTE_TEXT_MAX, note_text
 from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.commands.queue import cli_command, publish, queue
 
 if TYPE_CHECKING:
     from receiver.callbacks import CommandSink
@@ -43,17 +41,8 @@ async def send_note(
     episode: int | None,
 ) -> Command:
     """Publish one note command from the command line; returns it."""
-    command = Command(
-        command_id=f"cli:{uuid.uuid4().hex}",
-        action="note",
-        incident_id=incident_id,
-        actor=Actor(via="cli", name=by, note=note),
-        requested_at=now,
-        episode=episode,
-        text=text,
-    )
-    await publisher.publish(command)
-    return command
+    command = cli_command(incident_id, "note", by=by, note=note, now=now, episode=episode, text=text)
+    return await publish(publisher, command)
 
 
 def note(
@@ -68,10 +57,6 @@ def note(
 ) -> int:
     """``sevflow note <id> "text"``: exit 0 once Kafka has the note, 1 when there is no such
     incident or Kafka did not take it, 2 for an empty or over-long text."""
-    from aiokafka.errors import KafkaError
-
-    from receiver.commands import CommandPublisher
-
     cleaned = note_text(text)
     if cleaned is None or len(" ".join(text.split())) > NOTE_TEXT_MAX:
         print(f"sevflow note: the text must be 1 to {NOTE_TEXT_MAX} characters", file=err)
@@ -86,19 +71,10 @@ def note(
         print(f"sevflow note: cannot check {incident_id} ({exc}); queuing the note unchecked", file=err)
         episode = None
 
-    async def main() -> Command:
-        publisher = CommandPublisher(settings.kafka_bootstrap, settings.commands_topic)
-        try:
-            return await send_note(
-                publisher, incident_id, cleaned, by=login(), note=by, now=now(), episode=episode
-            )
-        finally:
-            await publisher.close()
-
-    try:
-        command = asyncio.run(main())
-    except (KafkaError, TimeoutError, OSError) as exc:
-        print(f"sevflow note: could not queue the note: Kafka: {type(exc).__name__}", file=err)
+    command = cli_command(
+        incident_id, "note", by=login(), note=by, now=now(), episode=episode, text=cleaned
+    )
+    if not queue(settings, command, name="note", what="note", err=err):
         return 1
     print(f"note on {incident_id} queued (command {command.command_id})", file=out)
     return 0
