@@ -17,7 +17,7 @@ from models.settings import Settings
 from sevflow.commands.maintenance import parse_when
 from sevflow.problems import store_problem
 
-__all__ = ["NAMES", "add_parsers", "run", "run_audit"]
+__all__ = ["NAMES", "add_parsers", "run"]
 
 NAMES = ("audit",)
 
@@ -90,24 +90,16 @@ def run(
     err: TextIO | None = None,
     now: Clock = utc_now,
 ) -> int:
-    """Run ``sevflow audit``."""
-    return run_audit(settings, args, out=out if out is not None else sys.stdout, now=now)
-
-
-def run_audit(
-    settings: Settings,
-    args: argparse.Namespace,
-    *,
-    out: TextIO = sys.stdout,
-    now: Clock = utc_now,
-) -> int:
+    """Run ``sevflow audit …``."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     try:
         return asyncio.run(_run(settings, args, now(), out))
     except ValueError as exc:
-        print(f"sevflow audit: {exc}", file=sys.stderr)
+        print(f"sevflow audit: {exc}", file=err)
         return 2
     except SQLAlchemyError as exc:
-        print(f"sevflow audit: cannot read the incident store: {store_problem(exc)}", file=sys.stderr)
+        print(f"sevflow audit: cannot read the incident store: {store_problem(exc)}", file=err)
         return 1

@@ -17,7 +17,7 @@ from models.clock import Clock, utc_now
 from models.settings import Settings
 from sevflow.problems import store_problem
 
-__all__ = ["NAMES", "add_parsers", "parse_when", "run", "run_maintenance"]
+__all__ = ["NAMES", "add_parsers", "parse_when", "run"]
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -188,18 +188,10 @@ def run(
     now: Clock = utc_now,
 ) -> int:
     """Run ``sevflow maintenance …``."""
-    return run_maintenance(settings, args, out=out if out is not None else sys.stdout, now=now)
-
-
-def run_maintenance(
-    settings: Settings,
-    args: argparse.Namespace,
-    *,
-    out: TextIO = sys.stdout,
-    now: Clock = utc_now,
-) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     try:
         return asyncio.run(_run(settings, args, now(), out))
     except (ValueError, ValidationError) as exc:
@@ -208,9 +200,9 @@ def run_maintenance(
             if isinstance(exc, ValidationError)
             else str(exc)
         )
-        print(f"sevflow maintenance: {reason}", file=sys.stderr)
+        print(f"sevflow maintenance: {reason}", file=err)
         return 2
     except SQLAlchemyError as exc:
         problem = store_problem(exc)
-        print(f"sevflow maintenance: cannot use the incident store: {problem}", file=sys.stderr)
+        print(f"sevflow maintenance: cannot use the incident store: {problem}", file=err)
         return 1

@@ -257,7 +257,7 @@ def test_cli_names_why_the_store_cannot_be_used(
     import argparse
 
     from models.settings import Settings
-    from sevflow.commands.maintenance import run_maintenance
+    from sevflow.commands.maintenance import run as run_maintenance
 
     monkeypatch.setenv("SEVFLOW_DATABASE_URL", "postgresql://ops:secretpw@127.0.0.1:1/sevflow")
     status = run_maintenance(Settings(), argparse.Namespace(maintenance_action="list", all=False))
