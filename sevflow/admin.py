@@ -48,6 +48,20 @@ class Who:
     via: str
     note: str | None = None
 
+    def entry(
+        self, action: str, target: str | None, details: dict[str, Any], now: datetime
+    ) -> AuditEntry:
+        """The audit log's entry of ``action`` on ``target``, done by this actor at ``now``."""
+        return AuditEntry(
+            at=now,
+            action=action,
+            actor=self.name,
+            via=self.via,
+            target=target,
+            details=details,
+            note=self.note,
+        )
+
 
 class NeedsForce(ValueError):
     """The window matches every alert or is too long; ``problems`` says which."""
@@ -96,13 +110,10 @@ async def create_window(
     if problems and not force:
         raise NeedsForce(problems)
     hours = (window.ends_at - window.starts_at).total_seconds() / 3600
-    entry = AuditEntry(
-        at=now,
-        action="maintenance.created",
-        actor=who.name,
-        via=who.via,
-        target=window.id,
-        details={
+    entry = who.entry(
+        "maintenance.created",
+        window.id,
+        {
             "matchers": list(window.matchers),
             "starts_at": window.starts_at.isoformat(),
             "ends_at": window.ends_at.isoformat(),
@@ -110,7 +121,7 @@ async def create_window(
             "comment": window.comment,
             "forced": problems,
         },
-        note=who.note,
+        now,
     )
     async with engine.begin() as conn:
         await MaintenanceStore(engine).add(window, conn)
@@ -133,14 +144,11 @@ async def end_window(
         ended, shortened = found
         await record(
             conn,
-            AuditEntry(
-                at=now,
-                action="maintenance.ended",
-                actor=who.name,
-                via=who.via,
-                target=window_id,
-                details={"matchers": list(ended.matchers), "ends_at": ended.ends_at.isoformat()},
-                note=who.note,
+            who.entry(
+                "maintenance.ended",
+                window_id,
+                {"matchers": list(ended.matchers), "ends_at": ended.ends_at.isoformat()},
+                now,
             ),
         )
         created = await notices.find(conn, window_id, "created") if shortened else None
@@ -180,19 +188,16 @@ async def replay_dead_letters(
     replayed = await dlq_replay_async(settings, sink=sink, event_ids=event_ids)
     await record(
         engine,
-        AuditEntry(
-            at=now,
-            action="dlq.replayed",
-            actor=who.name,
-            via=who.via,
-            target=sink,
-            details={
+        who.entry(
+            "dlq.replayed",
+            sink,
+            {
                 "sink": sink,
                 "events": sorted(event_ids) if event_ids else None,
                 "letters": replayed.letters,
                 "later": replayed.later,
             },
-            note=who.note,
+            now,
         ),
     )
     return replayed
@@ -211,18 +216,15 @@ async def replay_quarantined(
     sent = await quarantine_replay_async(settings, source=source, offsets=positions)
     await record(
         engine,
-        AuditEntry(
-            at=now,
-            action="quarantine.replayed",
-            actor=who.name,
-            via=who.via,
-            target=source,
-            details={
+        who.entry(
+            "quarantine.replayed",
+            source,
+            {
                 "source": source,
                 "positions": sorted(positions) if positions else None,
                 "records": sent,
             },
-            note=who.note,
+            now,
         ),
     )
     return sent
