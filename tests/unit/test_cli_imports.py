@@ -71,3 +71,32 @@ def test_incidents_list_and_show_read_sqlite_without_sqlalchemy(tmp_path: Path) 
     assert status == "0"
     assert ids >= 1
     assert not [m for m in modules if m.split(".")[0] in HEAVY]
+
+
+_SETTINGS = """
+import sys
+from models.settings import Settings
+from models.settings.core import CoreSettings
+print(CoreSettings.__pydantic_complete__, Settings.__pydantic_complete__)
+Settings()
+print(Settings.__pydantic_complete__)
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_settings_build_once_and_load_no_escalation_models() -> None:
+    # Every settings mixin was built as a model of its own at import, then again inside Settings;
+    # the escalation models were imported for the type of one method's answer.
+    result = subprocess.run(
+        [sys.executable, "-c", _SETTINGS],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"PATH": os.environ.get("PATH", "")},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    mixin_built, settings_built, built_when_used, *modules = result.stdout.split()
+    assert (mixin_built, settings_built, built_when_used) == ("False", "False", "True")
+    assert not [m for m in modules if m.startswith("models.escalation")]
