@@ -186,14 +186,7 @@ def direct_reads(url: str) -> Iterator[DirectReads]:
     errors: tuple[type[BaseException], ...]
     if target.sqlite_path is not None:
         errors = (sqlite3.Error,)
-        Path(target.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(
-                target.sqlite_path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
-            conn.execute("BEGIN")
-        except sqlite3.Error as exc:
-            raise StoreReadError(exc) from None
+        conn = _sqlite(target.sqlite_path)
     else:
         import psycopg  # only for PostgreSQL: it weighs as much as the command's own work
 
@@ -207,6 +200,22 @@ def direct_reads(url: str) -> Iterator[DirectReads]:
         yield DirectReads(conn, target.backend, errors)
     finally:
         conn.close()  # nothing was written: closing ends the transaction
+
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    """A connection to the SQLite file (created empty, as SQLAlchemy's engine would, so a store
+    without tables says so), in a deferred transaction."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreReadError(exc) from None
+    try:
+        conn.execute("BEGIN")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreReadError(exc) from None
+    return conn
 
 
 @contextmanager
@@ -226,10 +235,13 @@ def _through_sqlalchemy(url: str) -> Iterator[DirectReads]:
         except SQLAlchemyError as exc:
             raise StoreReadError(getattr(exc, "orig", None) or exc) from None
         try:
-            backend = engine.dialect.name
+            backend, errors = engine.dialect.name, (engine.dialect.loaded_dbapi.Error,)
             if backend == "sqlite":
-                conn.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
-            yield DirectReads(conn, backend, (engine.dialect.loaded_dbapi.Error,))
+                try:
+                    conn.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+                except errors as exc:
+                    raise StoreReadError(exc) from None
+            yield DirectReads(conn, backend, errors)
         finally:
             conn.close()
     finally:
