@@ -8,6 +8,11 @@ incident when new ones open meanwhile (an offset would shift under inserts).
 State, severity and the opening window are filtered in SQL. Services live inside the incident
 document, so the service filter is applied on the rows SQL returns, reading further chunks until
 the page is full.
+
+Two ways to the store, one answer: :func:`find_incidents` / :func:`load_incident` on an async
+engine (the Incident API), :func:`read_incidents` / :func:`read_incident` on
+:class:`store.direct_reads.DirectReads` (the CLI, which need not import SQLAlchemy for them). Both
+page with :class:`_Pager`. Light to import: the store modules are imported where they are used.
 """
 
 import base64
@@ -15,14 +20,16 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING, Any
 
 from models.events import AlertSnapshot, IncidentEvent, IncidentState
 from models.incident import Incident
 from models.severity import Severity
-from store.incident_reads import incident_reads
-from store.incidents import IncidentStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from store.direct_reads import DirectReads
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -35,6 +42,8 @@ __all__ = [
     "encode_cursor",
     "find_incidents",
     "load_incident",
+    "read_incident",
+    "read_incidents",
 ]
 
 MAX_PAGE_SIZE = 500
@@ -100,42 +109,75 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return opened_at, incident_id
 
 
+class _Pager:
+    """One page in the making: which rows to ask for next, and what the rows read so far give.
+    The rows come newest first, :data:`_CHUNK` at a time, until the page is full or none remain."""
+
+    def __init__(self, criteria: IncidentFilter, limit: int, cursor: str | None) -> None:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        self._criteria = criteria
+        self._limit = limit
+        self._after = decode_cursor(cursor) if cursor is not None else None
+        self._found: list[Incident] = []
+        self._more = False
+
+    def query(self) -> dict[str, Any]:
+        """The arguments of the next ``newest`` read."""
+        c = self._criteria
+        return {
+            "limit": _CHUNK,
+            "state": c.state.value if c.state is not None else None,
+            "severity": c.severity.value if c.severity is not None else None,
+            "team": c.team,
+            "since": c.since,
+            "until": c.until,
+            "after": self._after,
+        }
+
+    def take(self, documents: Sequence[str]) -> bool:
+        """Add the rows of a read; True when the page is complete."""
+        for document in documents:
+            incident = Incident.model_validate_json(document)
+            self._after = (incident.opened_at, incident.id)
+            if not self._criteria.matches(incident):
+                continue
+            if len(self._found) == self._limit:
+                self._more = True
+                return True
+            self._found.append(incident)
+        return len(documents) < _CHUNK
+
+    def page(self) -> IncidentPage:
+        found = self._found
+        return IncidentPage(found, encode_cursor(found[-1]) if self._more and found else None)
+
+
 async def find_incidents(
-    engine: AsyncEngine,
+    engine: "AsyncEngine",
     criteria: IncidentFilter,
     *,
     limit: int = 50,
     cursor: str | None = None,
 ) -> IncidentPage:
     """A page of at most ``limit`` incidents matching ``criteria``, newest first."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    after = decode_cursor(cursor) if cursor is not None else None
-    found: list[Incident] = []
-    more = False
+    from store.incident_reads import incident_reads
+
+    pager = _Pager(criteria, limit, cursor)
     async with incident_reads(engine) as reads:
-        while True:
-            documents = await reads.newest(
-                limit=_CHUNK,
-                state=criteria.state.value if criteria.state is not None else None,
-                severity=criteria.severity.value if criteria.severity is not None else None,
-                team=criteria.team,
-                since=criteria.since,
-                until=criteria.until,
-                after=after,
-            )
-            for document in documents:
-                incident = Incident.model_validate_json(document)
-                after = (incident.opened_at, incident.id)
-                if not criteria.matches(incident):
-                    continue
-                if len(found) == limit:
-                    more = True
-                    break
-                found.append(incident)
-            if more or len(documents) < _CHUNK:
-                break
-    return IncidentPage(found, encode_cursor(found[-1]) if more and found else None)
+        while not pager.take(await reads.newest(**pager.query())):
+            pass
+    return pager.page()
+
+
+def read_incidents(
+    reads: "DirectReads", criteria: IncidentFilter, *, limit: int = 50, cursor: str | None = None
+) -> IncidentPage:
+    """:func:`find_incidents` on a :class:`~store.direct_reads.DirectReads`."""
+    pager = _Pager(criteria, limit, cursor)
+    while not pager.take(reads.newest(**pager.query())):
+        pass
+    return pager.page()
 
 
 def alerts_of(timeline: Sequence[IncidentEvent]) -> list[AlertSnapshot]:
@@ -151,11 +193,22 @@ def alerts_of(timeline: Sequence[IncidentEvent]) -> list[AlertSnapshot]:
     return list(latest.values())
 
 
-async def load_incident(engine: AsyncEngine, incident_id: str) -> IncidentDetail | None:
+async def load_incident(engine: "AsyncEngine", incident_id: str) -> IncidentDetail | None:
     """The incident with its timeline and alerts; None when there is no such incident."""
+    from store.incidents import IncidentStore
+
     store = IncidentStore(engine)
     incident = await store.get(incident_id)
     if incident is None:
         return None
     timeline = await store.timeline(incident_id)
     return IncidentDetail(incident, timeline, alerts_of(timeline))
+
+
+def read_incident(reads: "DirectReads", incident_id: str) -> IncidentDetail | None:
+    """:func:`load_incident` on a :class:`~store.direct_reads.DirectReads`."""
+    document = reads.incident(incident_id)
+    if document is None:
+        return None
+    timeline = [IncidentEvent.model_validate_json(d) for d in reads.timeline(incident_id)]
+    return IncidentDetail(Incident.model_validate_json(document), timeline, alerts_of(timeline))

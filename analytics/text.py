@@ -1,18 +1,21 @@
 """Plain-text rendering for terminals: aligned tables, short durations, the report.
 
 Pure string functions (no printing), so the CLI's output is tested exactly and the same renderers
-can serve any other text surface.
+can serve any other text surface. Light to import (``sevflow incidents list`` loads it): the
+report's figures and the escalation calendar are named for the type checker only.
 """
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from analytics.figures import DurationStats, Report, ResponseTargets, SeverityFigures
-from analytics.incidents import IncidentDetail
-from analytics.postmortem import describe_event
-from models.escalation import BusinessCalendar
 from models.events import AlertSnapshot, RunbookSnapshot
 from models.incident import Incident
+
+if TYPE_CHECKING:
+    from analytics.figures import DurationStats, Report, ResponseTargets, SeverityFigures
+    from analytics.incidents import IncidentDetail
+    from models.escalation import BusinessCalendar
 
 __all__ = [
     "describe_calendar",
@@ -109,8 +112,10 @@ def _alert_rows(alerts: Sequence[AlertSnapshot]) -> list[list[str]]:
     ]
 
 
-def render_detail(detail: IncidentDetail) -> str:
+def render_detail(detail: "IncidentDetail") -> str:
     """The ``incidents show`` page: fields, timeline, alerts."""
+    from analytics.postmortem import describe_event
+
     i = detail.incident
     acked = (
         f"{format_time(i.acknowledged_at)} by {i.acknowledged_by.name or i.acknowledged_by.via}"
@@ -171,7 +176,7 @@ def _runbook_field(runbook: RunbookSnapshot | None, url: str | None) -> str:
     return f"{shown}; alert's runbook: {url}" if url else shown
 
 
-def _stats_cells(stats: DurationStats | None) -> list[str]:
+def _stats_cells(stats: "DurationStats | None") -> list[str]:
     if stats is None:
         return ["-", "-", "-"]
     return [format_duration(stats.mean), format_duration(stats.median), format_duration(stats.p90)]
@@ -188,7 +193,7 @@ def format_compliance(met: int, breached: int) -> str:
     return f"{tenths // 10}.{tenths % 10}%"
 
 
-def _target_cell(f: SeverityFigures) -> str:
+def _target_cell(f: "SeverityFigures") -> str:
     if f.target is not None:
         return format_duration(f.target)
     return "-" if f.severity is None else "next business day"
@@ -197,7 +202,7 @@ def _target_cell(f: SeverityFigures) -> str:
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def describe_calendar(calendar: BusinessCalendar) -> str:
+def describe_calendar(calendar: "BusinessCalendar") -> str:
     """``Mon-Fri 09:00-17:00 UTC``, ``Sun,Mon 08:00-16:30 Asia/Jerusalem, 2 holidays``."""
     days = sorted(calendar.days)
     if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
@@ -210,7 +215,7 @@ def describe_calendar(calendar: BusinessCalendar) -> str:
     return f"{day_text} {hours}{extra}"
 
 
-def _sev4_note(targets: ResponseTargets) -> str:
+def _sev4_note(targets: "ResponseTargets") -> str:
     if targets.sev4_hours is not None:
         return (
             f"SEV4's target is 'next business day' in the playbook; treated here as "
@@ -223,7 +228,7 @@ def _sev4_note(targets: ResponseTargets) -> str:
     )
 
 
-def _figures_row(name: str, f: SeverityFigures) -> list[str]:
+def _figures_row(name: str, f: "SeverityFigures") -> list[str]:
     return [
         name,
         _target_cell(f),
@@ -239,7 +244,7 @@ def _figures_row(name: str, f: SeverityFigures) -> list[str]:
     ]
 
 
-def render_report(report: Report, *, source: str) -> str:
+def render_report(report: "Report", *, source: str) -> str:
     """The ``report`` table, with the definitions an operator needs to read it."""
     headers = [
         "SEV",

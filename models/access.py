@@ -45,7 +45,7 @@ class TokenFormatError(ValueError):
 class ApiToken(BaseModel):
     """One configured token: ``name`` acts with ``scopes`` when the secret is presented."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     scopes: frozenset[Scope]

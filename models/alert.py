@@ -58,7 +58,7 @@ class AlertRecord(BaseModel):
     record an older receiver or a hostile producer wrote beyond that does not decode, and the
     worker quarantines it instead of failing on it in the store."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     schema_version: int = ALERT_SCHEMA_VERSION
     fingerprint: NulFree = Field(

@@ -101,7 +101,7 @@ LabelSet = Annotated[dict[str, str], AfterValidator(_label_set)]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class WebhookAlert(_Wire):

@@ -32,7 +32,7 @@ class AuditEntry(BaseModel):
     verified Slack or PagerDuty user, the CLI's login name); ``via`` the channel (api, cli, slack,
     pagerduty); ``note`` the caller's free text, display only."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     at: datetime
     action: str = Field(min_length=1, max_length=ACTION_MAX)

@@ -83,7 +83,7 @@ def _own_service_url(url: str, what: str) -> str:
 class Probe(BaseModel):
     """The verification of one service: every check given must pass."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     service: str | None = Field(
         default=None, min_length=1, description='The `service` it verifies (`service="…"`).'
@@ -217,7 +217,7 @@ class ProbeResult(BaseModel):
 
     This is a wire format other processes read: fields are only ever added."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     schema_version: int = PROBE_RESULT_SCHEMA_VERSION
     result_id: str = Field(min_length=1, max_length=COMMAND_ID_MAX)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["store_problem"]
 
 
-def store_problem(exc: "SQLAlchemyError") -> str:
+def store_problem(exc: "SQLAlchemyError | Exception") -> str:
     """The driver's first line (never the URL, which may carry a password), with a hint."""
     original = getattr(exc, "orig", None) or exc
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__

@@ -8,7 +8,7 @@ __all__ = ["Frozen", "Stored"]
 class Frozen(BaseModel):
     """A piece of a policy file: immutable, an unknown key refused (a typo must fail at start)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Stored(BaseModel):
@@ -16,4 +16,4 @@ class Stored(BaseModel):
     workers of two versions can run side by side during a rolling upgrade. (Policy files keep
     refusing unknown keys: a typo there must fail at start.)"""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)

@@ -48,7 +48,7 @@ class Command(BaseModel):
     This is a wire format other processes read (the commands topic): fields are only ever added,
     and ``schema_version`` changes when a reader would have to behave differently."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     schema_version: int = COMMAND_SCHEMA_VERSION
     command_id: str = Field(

@@ -9,7 +9,7 @@ entries (models/access.py). The file is read, and its mode checked, at the recei
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
 from models.access import ApiToken, parse_token_entries
@@ -19,6 +19,9 @@ __all__ = ["AccessSettings"]
 
 class AccessSettings(BaseModel):
     """Scoped API tokens and maintenance-window limits."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,

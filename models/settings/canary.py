@@ -1,12 +1,15 @@
 """The end-to-end canary (models.canary): how often, and which PagerDuty service it ends on."""
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["CanarySettings"]
 
 
 class CanarySettings(BaseModel):
     """The synthetic canary alert the receiver sends through the whole path."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     canary_interval_seconds: float = Field(
         default=300.0,

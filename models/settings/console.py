@@ -9,7 +9,7 @@ addresses listed here: from anywhere else it is ignored.
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from models.access import Scope
@@ -19,6 +19,9 @@ __all__ = ["ConsoleSettings"]
 
 class ConsoleSettings(BaseModel):
     """The operator console's sign-in and proxy trust."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     ui_enabled: bool = Field(
         default=True,

@@ -4,7 +4,7 @@ import ipaddress
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from models.topics import BROKER_DEFAULT, TopicSpec, parse_topic_overrides
 
@@ -40,6 +40,9 @@ def _port(text: str) -> bool:
 
 class CoreSettings(BaseModel):
     """Where Kafka and the store are, and how sevflow logs."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     retention_days: int = Field(
         default=400,

@@ -8,13 +8,16 @@ certificate verified); plain text only with ``SEVFLOW_SMTP_ALLOW_INSECURE=true``
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["EmailSettings"]
 
 
 class EmailSettings(BaseModel):
     """SMTP for the email contacts (security, legal) of the escalation policy."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     smtp_host: str | None = Field(
         default=None,

@@ -12,12 +12,13 @@ is not served at all.
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from models.escalation import PlaybookTimes
+if TYPE_CHECKING:
+    from models.escalation import PlaybookTimes
 
 __all__ = ["EscalationSettings"]
 
@@ -36,6 +37,9 @@ def _secret_text(value: object) -> str:
 
 class EscalationSettings(BaseModel):
     """Escalation policy, timers and acknowledgement callbacks."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     escalation_policy_file: Path | None = Field(
         default=None,
@@ -136,8 +140,10 @@ class EscalationSettings(BaseModel):
         description="Largest callback body accepted (PagerDuty drops webhooks over 256 KB).",
     )
 
-    def playbook_times(self) -> PlaybookTimes:
+    def playbook_times(self) -> "PlaybookTimes":
         """The delays of the default policy (used when no policy file is set)."""
+        from models.escalation import PlaybookTimes  # the escalation models: not every command's
+
         return PlaybookTimes(
             secondary_after=timedelta(minutes=self.escalation_secondary_after_minutes),
             repage_after=timedelta(minutes=self.escalation_repage_after_minutes),

@@ -17,7 +17,7 @@ opens one per alert group in a storm.
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = ["ListenerLimits", "ListenerSettings"]
 
@@ -43,6 +43,9 @@ class ListenerLimits:
 class ListenerSettings(BaseModel):
     """Where the public callbacks listener listens, the limits of every listener, the metrics
     token."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     callbacks_host: str = Field(
         default="127.0.0.1",

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 __all__ = ["ReceiverSettings"]
@@ -22,6 +22,9 @@ def _secret_text(value: object) -> str:
 
 class ReceiverSettings(BaseModel):
     """The HTTP receiver (Alertmanager webhook)."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     http_host: str = Field(default="127.0.0.1", description="Address the receiver listens on.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the receiver.")

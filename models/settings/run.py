@@ -1,6 +1,6 @@
 """Settings of ``sevflow run``: when a role that exited is started again."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.supervision import RestartPolicy
 
@@ -10,6 +10,9 @@ __all__ = ["RunSettings"]
 class RunSettings(BaseModel):
     """The restart policy of ``sevflow run`` (systemd's StartLimitBurst/StartLimitIntervalSec,
     Kubernetes' CrashLoopBackOff)."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     restart_backoff_seconds: float = Field(
         default=1.0,

@@ -10,7 +10,7 @@ same way.
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from models.severity import Severity
@@ -49,6 +49,9 @@ Severities = Annotated[list[Severity], NoDecode]
 
 class SinkSettings(BaseModel):
     """The notification sinks: PagerDuty, Slack, status page."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     # --- Kafka and the shared delivery machinery -------------------------------------------
     # The sinks consume SEVFLOW_EVENTS_TOPIC, declared with the stream worker that publishes it.

@@ -2,18 +2,22 @@
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
-from models.incident import LifecyclePolicy
+if TYPE_CHECKING:
+    from models.incident import LifecyclePolicy
 
 __all__ = ["StreamSettings"]
 
 
 class StreamSettings(BaseModel):
     """The stream worker: classification, grouping, lifecycle, the incident-events topic."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     rules_file: Path | None = Field(
         default=None,
@@ -125,7 +129,9 @@ class StreamSettings(BaseModel):
             raise ValueError("an http(s) URL with {name} where a runbook's name goes")
         return value
 
-    def lifecycle_policy(self) -> LifecyclePolicy:
+    def lifecycle_policy(self) -> "LifecyclePolicy":
+        from models.incident import LifecyclePolicy  # the incident models: not every command's
+
         return LifecyclePolicy(
             quiet_period=timedelta(seconds=self.quiet_period_seconds),
             reopen_window=timedelta(seconds=self.reopen_window_seconds),

@@ -2,13 +2,16 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["TeamSettings"]
 
 
 class TeamSettings(BaseModel):
     """The teams file; without it every incident is the default team's (today's settings)."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     teams_file: Path | None = Field(
         default=None,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.verification import parse_probes
 
@@ -11,6 +11,9 @@ __all__ = ["VerificationSettings"]
 
 class VerificationSettings(BaseModel):
     """Health and PromQL probes per service that must pass before an incident resolves."""
+
+    #: Built once, as part of :class:`models.settings.Settings`, never on its own.
+    model_config = ConfigDict(defer_build=True)
 
     verify_probes: str = Field(
         default="",

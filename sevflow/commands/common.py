@@ -5,7 +5,8 @@ Exit statuses: 0 done; 1 the answer could not be produced (no such incident, sto
 unreachable, no tables); 2 an option is invalid (argparse's own usage errors exit 2 as well).
 Errors go to stderr as one line naming the command and the problem.
 
-Light to import: SQLAlchemy and the store are imported by :func:`with_engine` when it runs.
+Light to import: SQLAlchemy and the store are imported by :func:`with_engine` when it runs;
+:func:`with_reads` reads the store through its driver and imports no SQLAlchemy at all.
 """
 
 import argparse
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from models.incident import Incident
+    from store.direct_reads import DirectReads
 
 __all__ = [
     "EXIT_FAILURE",
@@ -36,6 +38,7 @@ __all__ = [
     "read_incident",
     "window",
     "with_engine",
+    "with_reads",
 ]
 
 EXIT_OK = 0
@@ -122,6 +125,24 @@ def with_engine(
     except UnsupportedDatabaseError as exc:
         print(f"sevflow {name}: {exc}", file=err)
     except SQLAlchemyError as exc:
+        print(f"sevflow {name}: cannot read the incident store: {store_problem(exc)}", file=err)
+    return EXIT_FAILURE
+
+
+def with_reads(
+    settings: Settings, name: str, err: TextIO, work: "Callable[[DirectReads], T]"
+) -> T | int:
+    """Run ``work`` on :class:`store.direct_reads.DirectReads` of the configured store (no
+    SQLAlchemy for a plain SQLite or PostgreSQL URL); a store error becomes exit status 1, with
+    the message :func:`with_engine` gives."""
+    from store.direct_reads import StoreReadError, UnsupportedStore, direct_reads
+
+    try:
+        with direct_reads(settings.sqlalchemy_url()) as reads:
+            return work(reads)
+    except UnsupportedStore as exc:
+        print(f"sevflow {name}: {exc}", file=err)
+    except StoreReadError as exc:
         print(f"sevflow {name}: cannot read the incident store: {store_problem(exc)}", file=err)
     return EXIT_FAILURE
 

@@ -1,5 +1,8 @@
 """``sevflow incidents list|show``: the incident store as a readable table, or one incident with its
-timeline and alerts. Reads, never writes; exit statuses as in :mod:`sevflow.commands.common`."""
+timeline and alerts. Reads, never writes; exit statuses as in :mod:`sevflow.commands.common`.
+
+Both read through the store's driver (:func:`~sevflow.commands.common.with_reads`), not SQLAlchemy:
+importing it was most of the command's run (bench/README.md, the CLI)."""
 
 import argparse
 import sys
@@ -16,11 +19,11 @@ from sevflow.commands.common import (
     OptionError,
     add_window,
     window,
-    with_engine,
+    with_reads,
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from store.direct_reads import DirectReads
 
 __all__ = ["NAMES", "add_parsers", "incidents_list", "incidents_show", "run"]
 
@@ -76,7 +79,7 @@ def incidents_list(
     now: Clock = utc_now,
 ) -> int:
     """``sevflow incidents list``: matching incidents, newest first."""
-    from analytics.incidents import MAX_PAGE_SIZE, IncidentFilter, find_incidents
+    from analytics.incidents import MAX_PAGE_SIZE, IncidentFilter, read_incidents
     from analytics.text import render_incidents
 
     try:
@@ -95,8 +98,8 @@ def incidents_list(
         until=until,
     )
 
-    async def work(engine: "AsyncEngine") -> int:
-        page = await find_incidents(engine, criteria, limit=options.limit)
+    def work(reads: "DirectReads") -> int:
+        page = read_incidents(reads, criteria, limit=options.limit)
         if not page.incidents:
             print("no incidents match", file=out)
             return EXIT_OK
@@ -105,20 +108,20 @@ def incidents_list(
             print(f"(first {options.limit} shown; raise --limit or narrow the filters)", file=err)
         return EXIT_OK
 
-    return with_engine(settings, "incidents list", err, work)
+    return with_reads(settings, "incidents list", err, work)
 
 
 def incidents_show(settings: Settings, options: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     """``sevflow incidents show <id>``: fields, timeline and alerts of one incident."""
-    from analytics.incidents import load_incident
+    from analytics.incidents import read_incident
     from analytics.text import render_detail
 
-    async def work(engine: "AsyncEngine") -> int:
-        detail = await load_incident(engine, options.incident_id)
+    def work(reads: "DirectReads") -> int:
+        detail = read_incident(reads, options.incident_id)
         if detail is None:
             print(f"sevflow incidents show: no incident {options.incident_id}", file=err)
             return EXIT_FAILURE
         print(render_detail(detail), file=out)
         return EXIT_OK
 
-    return with_engine(settings, "incidents show", err, work)
+    return with_reads(settings, "incidents show", err, work)
