@@ -12,7 +12,9 @@ worker starts alone and no rebalance falls inside the measurement:
 
 Progress is read from the store itself: ``partition_progress.next_offset`` is written in the
 transaction that applies a batch, so its sum over the partitions is the number of records applied
-(repeats included). Each rate is taken from the first batch of a phase applied to its last. The
+(repeats included). Each rate is taken from the first batch of a phase applied to its last, and
+given also per CPU-second of the workers and their outbox relays over the phase (from /proc:
+the box is shared, and the CPU figure moves less with the neighbours' load). The
 writer runs while the workers apply (on the same cores); it takes well under a second for 20,000
 records.
 
@@ -25,6 +27,8 @@ one holds no partition or applied nothing; it asserts no speed.
 """
 
 import asyncio
+import itertools
+import os
 import subprocess
 import sys
 import time
@@ -74,6 +78,9 @@ class GroupRun:
     fresh: float
     resent: float
     workers: list[WorkerShare]
+    #: Alerts per CPU-second of the workers and their relays, fresh and re-sent.
+    fresh_cpu: float
+    resent_cpu: float
 
 
 def _applied(engine: Engine) -> dict[int, int]:
@@ -178,6 +185,21 @@ def _phase(
     return (target - first[1]) / max(now - first[0], 1e-9)
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of ``pids`` and the processes they started (the relays)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            started = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            for each in [pid, *map(int, started)]:
+                fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except FileNotFoundError:  # exited: its CPU is not counted
+            continue
+    return total
+
+
 def _applied_by(port: int) -> int:
     """``sevflow_worker_alerts_processed_total`` of the worker serving /metrics on ``port``."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
@@ -239,9 +261,13 @@ def run_group(
                     )
                 )
         held = _wait_assigned(bootstrap, env["SEVFLOW_APP_ID"], topic, processes, logs)
+        pids = [p.pid for p in processes]
+        cpu = [cpu_seconds(pids)]
         fresh = _phase(bootstrap, topic, batch, engine, processes, logs)
+        cpu.append(cpu_seconds(pids))
         again = resent(batch, len(batch), timedelta(minutes=5))
         repeat = _phase(bootstrap, topic, again, engine, processes, logs)
+        cpu.append(cpu_seconds(pids))
         applied = [_applied_by(port) for port in ports]
         progress = _applied(engine)
     finally:
@@ -255,7 +281,8 @@ def run_group(
                 f"{workers} workers: worker {i} held partitions {share.partitions} of {topic} and "
                 f"applied {share.applied} records: not every worker consumed (see {logs})"
             )
-    return GroupRun(fresh, repeat, shares)
+    per_cpu = [len(batch) / max(b - a, 1e-9) for a, b in itertools.pairwise(cpu)]
+    return GroupRun(fresh, repeat, shares, per_cpu[0], per_cpu[1])
 
 
 def report(store: str, runs: dict[int, GroupRun]) -> list[str]:
@@ -265,8 +292,9 @@ def report(store: str, runs: dict[int, GroupRun]) -> list[str]:
     for count, run in sorted(runs.items()):
         ratio = f" ({run.fresh / one.fresh:.2f} / {run.resent / one.resent:.2f} of one)" if one else ""
         lines.append(
-            f"{count} worker(s), {store:10s} fresh {run.fresh:7.0f} alerts/s, re-sent (90 % "
-            f"repeats) {run.resent:7.0f} alerts/s{ratio}"
+            f"{count} worker(s), {store:10s} fresh {run.fresh:7.0f} alerts/s "
+            f"({run.fresh_cpu:6.0f}/CPU-s), re-sent (90 % repeats) {run.resent:7.0f} alerts/s "
+            f"({run.resent_cpu:6.0f}/CPU-s){ratio}"
         )
         for i, share in enumerate(run.workers):
             check = (
