@@ -323,16 +323,18 @@ def worker_groups(args: argparse.Namespace, base: Path, start: datetime) -> None
     if not args.database_url and args.postgres:
         servers.append(args.postgres)
     for server in servers:
-        runs = {}
+        store = "PostgreSQL" if server else "SQLite"
+        one = None
         for count in sorted({1, args.workers}):
             place = base / f"g-{'pg' if server else 'sqlite'}-{count}"
             place.mkdir()
             with store_for(server, place / "bench.db") as url:
                 prefix = f"bench-group-{uuid.uuid4().hex[:6]}"
                 env = worker_env(args.bootstrap, f"{prefix}-alerts", url, place, args.batch_size)
-                runs[count] = pipeline_workers.run_group(args.bootstrap, env, count, batch, place)
-        for line in pipeline_workers.report("PostgreSQL" if server else "SQLite", runs):
-            print(line, flush=True)
+                run = pipeline_workers.run_group(args.bootstrap, env, count, batch, place)
+                # printed before the throw-away database is dropped, so a failed drop loses nothing
+                print("\n".join(pipeline_workers.report(store, count, run, one)), flush=True)
+            one = one or run
 
 
 def storm(args: argparse.Namespace, base: Path, start: datetime) -> None:

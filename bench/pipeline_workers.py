@@ -285,25 +285,22 @@ def run_group(
     return GroupRun(fresh, repeat, shares, per_cpu[0], per_cpu[1])
 
 
-def report(store: str, runs: dict[int, GroupRun]) -> list[str]:
-    """Lines for the runs of one store, each worker count beside one worker's."""
-    one = runs.get(1)
-    lines = []
-    for count, run in sorted(runs.items()):
-        ratio = f" ({run.fresh / one.fresh:.2f} / {run.resent / one.resent:.2f} of one)" if one else ""
-        lines.append(
-            f"{count} worker(s), {store:10s} fresh {run.fresh:7.0f} alerts/s "
-            f"({run.fresh_cpu:6.0f}/CPU-s), re-sent (90 % repeats) {run.resent:7.0f} alerts/s "
-            f"({run.resent_cpu:6.0f}/CPU-s){ratio}"
+def report(store: str, count: int, run: GroupRun, one: GroupRun | None) -> list[str]:
+    """Lines for a run of ``count`` workers on ``store``, beside ``one`` worker's run."""
+    ratio = f" ({run.fresh / one.fresh:.2f} / {run.resent / one.resent:.2f} of one)" if one else ""
+    lines = [
+        f"{count} worker(s), {store:10s} fresh {run.fresh:7.0f} alerts/s "
+        f"({run.fresh_cpu:6.0f}/CPU-s), re-sent (90 % repeats) {run.resent:7.0f} alerts/s "
+        f"({run.resent_cpu:6.0f}/CPU-s){ratio}"
+    ]
+    for i, share in enumerate(run.workers):
+        check = (
+            "matches the store"
+            if share.on_its_partitions == share.applied
+            else "the assignment changed during the run: not matched to the store"
         )
-        for i, share in enumerate(run.workers):
-            check = (
-                "matches the store"
-                if share.on_its_partitions == share.applied
-                else "the assignment changed during the run: not matched to the store"
-            )
-            lines.append(
-                f"    worker {i}: partitions {list(share.partitions)}, applied {share.applied} "
-                f"records ({check})"
-            )
+        lines.append(
+            f"    worker {i}: partitions {list(share.partitions)}, applied {share.applied} "
+            f"records ({check})"
+        )
     return lines
