@@ -87,9 +87,9 @@ class GroupRun:
 @contextlib.contextmanager
 def group_store(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
     """:func:`bench.pipeline_alone.store_for`, dropping the throw-away PostgreSQL database again
-    when the first drop is refused: ``DROP DATABASE … WITH (FORCE)`` cannot end an autovacuum
-    worker (a superuser's backend) for a role without superuser rights, and autovacuum often
-    visits a database just filled with 40,000 alerts."""
+    when the first drop is refused: ``DROP DATABASE … WITH (FORCE)`` cannot end another role's
+    backend on it (most likely autovacuum, which visits a database just filled with 40,000
+    alerts) for a role without superuser rights; the refusal passes once that backend ends."""
     url = None
     try:
         with store_for(server_url, sqlite_file) as url:
