@@ -12,10 +12,15 @@ Measured in one run on this machine's real broker (scripts/kafka.sh start):
    bench/pipeline_alone.py), and the same on PostgreSQL (``--postgres``) in the same run;
 4. sevflow: ``sevflow worker`` (classify → dedup → group → persist + outbox → incident-events)
    over the same N records, alerts/s from its first stored alert to its last;
-5. storm: S alerts of one group (one incident), time until all are stored and every event is
+5. workers: one ``sevflow worker``, then W in one consumer group (``--workers``), each on a
+   fresh topic and store, over fresh then re-sent records (bench/pipeline_workers.py): alerts/s
+   beside one worker's, and per worker the partitions it held and the records it applied (the
+   benchmark stops if a worker held none or applied none); on SQLite and PostgreSQL;
+6. storm: S alerts of one group (one incident), time until all are stored and every event is
    published, and the worker's RSS with S open alerts.
 
-Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000] [--database-url URL]
+Usage: .venv/bin/python -m bench.pipeline_bench [--alerts 20000] [--storm 100000] [--workers 2]
+       [--database-url URL] [--skip-throughput]
 """
 
 import argparse
@@ -32,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from bench import pipeline_workers
 from bench.pipeline_alone import POSTGRES, measure, report, store_for
 from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
@@ -247,6 +253,18 @@ def parse_args() -> argparse.Namespace:
         help="a PostgreSQL server whose figures are printed beside SQLite's, in the same run "
         "(throw-away databases; '' to skip)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="run one worker, then this many in one consumer group, over fresh and re-sent "
+        "records (0: skip)",
+    )
+    parser.add_argument(
+        "--skip-throughput",
+        action="store_true",
+        help="skip the raw loop, faust doing nothing, the pipeline alone and the first worker run",
+    )
     return parser.parse_args()
 
 
@@ -297,6 +315,28 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
         )
 
 
+def worker_groups(args: argparse.Namespace, base: Path, start: datetime) -> None:
+    """One worker, then ``args.workers`` in one consumer group, on each store; prints their rates
+    and each worker's partitions and records."""
+    batch = records(args.alerts, args.groups, start)
+    servers = [args.database_url]
+    if not args.database_url and args.postgres:
+        servers.append(args.postgres)
+    for server in servers:
+        store = "PostgreSQL" if server else "SQLite"
+        one = None
+        for count in sorted({1, args.workers}):
+            place = base / f"g-{'pg' if server else 'sqlite'}-{count}"
+            place.mkdir()
+            with pipeline_workers.group_store(server, place / "bench.db") as url:
+                prefix = f"bench-group-{uuid.uuid4().hex[:6]}"
+                env = worker_env(args.bootstrap, f"{prefix}-alerts", url, place, args.batch_size)
+                run = pipeline_workers.run_group(args.bootstrap, env, count, batch, place)
+                # printed before the throw-away database is dropped, so a failed drop loses nothing
+                print("\n".join(pipeline_workers.report(store, count, run, one)), flush=True)
+            one = one or run
+
+
 def storm(args: argparse.Namespace, base: Path, start: datetime) -> None:
     """``args.storm`` alerts of one group through the worker: drain time and memory."""
     storm_topic = f"bench-storm-{uuid.uuid4().hex[:6]}"
@@ -318,7 +358,10 @@ def main() -> None:
     with topics_swept(args.bootstrap), tempfile.TemporaryDirectory(prefix="sevflow-bench-") as tmp:
         base = Path(tmp)
         start = datetime.now(UTC)
-        throughput(args, base, start)
+        if not args.skip_throughput:
+            throughput(args, base, start)
+        if args.workers:
+            worker_groups(args, base, start)
         if args.storm:
             storm(args, base, start)
 
