@@ -42,25 +42,53 @@ class StepRecord:
 
 @dataclass
 class Preloaded:
-    """The delivery log of one sink's current batch: its events' steps, its incidents' refs."""
+    """The delivery log of one sink's recent batches: their events' steps, their incidents' refs.
+
+    A batch adds its entries (re-read ones replace what the view held, whole): a lane still
+    waiting for its turn when the next poll is read finds its entries here. Entries are dropped
+    oldest first beyond a limit of events (and as many scopes); a dropped one is read from the
+    database again. Kept entries stay exact because this process is their only writer while it
+    owns their partitions, and a record polled again after a rebalance is read again.
+    """
 
     sink: str | None = None
-    events: set[str] = field(default_factory=set)
-    scopes: set[str] = field(default_factory=set)
-    steps: dict[tuple[str, str], StepRecord] = field(default_factory=dict)
+    #: event id -> step -> record; insertion order is age.
+    events: dict[str, dict[str, StepRecord]] = field(default_factory=dict)
+    #: scope -> its references; insertion order is age.
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def has_event(self, sink: str, event_id: str) -> bool:
         return sink == self.sink and event_id in self.events
 
     def has_scope(self, sink: str, scope: str) -> bool:
-        return sink == self.sink and scope in self.scopes
+        return sink == self.sink and scope in self.refs
+
+    def step(self, event_id: str, step: str) -> StepRecord | None:
+        return self.events[event_id].get(step)
+
+    def add(
+        self,
+        sink: str,
+        events: dict[str, dict[str, StepRecord]],
+        refs: dict[str, dict[str, str]],
+        limit: int,
+    ) -> None:
+        """Take a batch read from the database, keeping ``limit`` events and as many scopes at
+        most (another sink's view is replaced)."""
+        if sink != self.sink:
+            self.sink, self.events, self.refs = sink, {}, {}
+        for held, read in ((self.events, events), (self.refs, refs)):
+            for key in read:
+                held.pop(key, None)  # re-inserted as the newest
+            held.update(read)  # type: ignore[arg-type]
+            for key in list(held)[: max(0, len(held) - limit)]:
+                del held[key]
 
     def confirmed(self, write: Confirmation) -> None:
         """Mirror a committed confirmation."""
         for event_id in write.event_ids:
             if self.has_event(write.sink, event_id):
-                self.steps[(event_id, write.step)] = StepRecord("done", dict(write.result))
+                self.events[event_id][write.step] = StepRecord("done", dict(write.result))
         if write.refs and self.has_scope(write.sink, write.scope):
             self.refs[write.scope].update(write.refs)
 
