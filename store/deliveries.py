@@ -33,11 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from store.chunking import chunks
 from store.combining import GroupCommit
 from store.db import reader
-from store.delivery_view import Confirmation, Preloaded, StepRecord, write_confirmations
+from store.delivery_view import (
+    Alongside,
+    Confirmation,
+    Preloaded,
+    StepRecord,
+    write_confirmations,
+)
 from store.sinks_schema import sink_deliveries, sink_refs
 from store.upserts import dialect_insert
 
-__all__ = ["DeliveryLog", "StepRecord", "stored_step"]
+__all__ = ["Alongside", "DeliveryLog", "StepRecord", "stored_step"]
 
 #: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
 STEP_MAX = 64
@@ -206,9 +212,11 @@ class DeliveryLog:
         result: Mapping[str, str] | None = None,
         refs: Mapping[str, str] | None = None,
         scope: str | None = None,
+        alongside: Alongside | None = None,
     ) -> None:
         """Record a confirmed effect for each event (a coalesced post covers several) and the
-        external ids it created, atomically; returns once committed.
+        external ids it created, atomically; returns once committed. ``alongside``: the effect
+        itself when it is a write of this database, committed in the same transaction.
 
         Confirmations arriving together (concurrent incidents) share one transaction — one
         commit, one fsync — instead of queueing for the database one by one.
@@ -222,6 +230,7 @@ class DeliveryLog:
             dict(result or {}),
             dict(refs or {}),
             scope or incident_id,
+            alongside,
         )
         await self._confirms.submit(write)
 

@@ -4,10 +4,10 @@
 current by this process's own writes (the only writer of those incidents' entries: a sink's
 consumer group gives each incident's partition to one process at a time).
 :func:`write_confirmations` writes every confirmation of a group commit as two multi-row
-statements.
+statements, with the writes of other tables that commit with them (:data:`Alongside`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from store.sinks_schema import sink_deliveries, sink_refs
 from store.upserts import dialect_insert
 
-__all__ = ["Confirmation", "Preloaded", "StepRecord", "write_confirmations"]
+__all__ = ["Alongside", "Confirmation", "Preloaded", "StepRecord", "write_confirmations"]
+
+#: A write of another table that commits with a confirmation, in its transaction: ``(apply,
+#: item)``; a flush calls each ``apply`` once with the items of its confirmations that name it, in
+#: their order, before writing the log (the built-in status page's change of its incident: the
+#: page never shows a change its log does not hold as done, nor the reverse).
+Alongside = tuple[Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]], Any]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Confirmation:
     result: dict[str, str]
     refs: dict[str, str]
     scope: str
+    alongside: Alongside | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,15 @@ class Preloaded:
 
 
 async def write_confirmations(conn: AsyncConnection, writes: Sequence[Confirmation]) -> None:
-    """Every confirmation of a flush as two multi-row statements (later writes win)."""
+    """Every confirmation of a flush as two multi-row statements (later writes win), after the
+    writes that commit with them."""
+    together: dict[Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]], list[Any]] = {}
+    for write in writes:
+        if write.alongside is not None:
+            apply, item = write.alongside
+            together.setdefault(apply, []).append(item)
+    for apply, items in together.items():
+        await apply(conn, items)
     steps: dict[tuple[str, str, str], dict[str, Any]] = {}
     refs: dict[tuple[str, str, str], dict[str, Any]] = {}
     for write in writes:
