@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.chunking import chunks
@@ -47,6 +47,19 @@ __all__ = ["Alongside", "DeliveryLog", "StepRecord", "stored_step"]
 
 #: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
 STEP_MAX = 64
+#: A batch's preload (built once: :mod:`store.prepared`).
+_BATCH_STEPS = select(
+    sink_deliveries.c.event_id,
+    sink_deliveries.c.step,
+    sink_deliveries.c.status,
+    sink_deliveries.c.result,
+).where(
+    sink_deliveries.c.sink == bindparam("sink"),
+    sink_deliveries.c.event_id.in_(bindparam("ids", expanding=True)),
+)
+_BATCH_REFS = select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
+    sink_refs.c.sink == bindparam("sink"), sink_refs.c.scope.in_(bindparam("scopes", expanding=True))
+)
 
 
 def stored_step(step: str) -> str:
@@ -105,22 +118,11 @@ class DeliveryLog:
         refs: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
         async with self._reader.connect() as conn:
             for chunk in chunks(sorted(events)):
-                rows = await conn.execute(
-                    select(
-                        sink_deliveries.c.event_id,
-                        sink_deliveries.c.step,
-                        sink_deliveries.c.status,
-                        sink_deliveries.c.result,
-                    ).where(sink_deliveries.c.sink == sink, sink_deliveries.c.event_id.in_(chunk))
-                )
+                rows = await conn.execute(_BATCH_STEPS, {"sink": sink, "ids": chunk})
                 for row in rows:
                     events[row.event_id][row.step] = StepRecord(row.status, dict(row.result))
             for chunk in chunks(sorted(refs)):
-                rows = await conn.execute(
-                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
-                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
-                    )
-                )
+                rows = await conn.execute(_BATCH_REFS, {"sink": sink, "scopes": chunk})
                 for row in rows:
                     refs[row.scope][row.key] = row.value
         self._view.add(sink, events, refs, self.VIEW_MAX)
@@ -294,11 +296,7 @@ class DeliveryLog:
             scopes = sorted((await conn.execute(query)).scalars())
             refs: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
             for chunk in chunks(scopes):
-                rows = await conn.execute(
-                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
-                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
-                    )
-                )
+                rows = await conn.execute(_BATCH_REFS, {"sink": sink, "scopes": chunk})
                 for row in rows:
                     refs[row.scope][row.key] = row.value
         return refs

@@ -4,7 +4,8 @@
 current by this process's own writes (the only writer of those incidents' entries: a sink's
 consumer group gives each incident's partition to one process at a time).
 :func:`write_confirmations` writes every confirmation of a group commit as two multi-row
-statements, with the writes of other tables that commit with them (:data:`Alongside`).
+statements (built once: :mod:`store.prepared`), with the writes of other tables that commit with
+them (:data:`Alongside`).
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.prepared import prepared
 from store.sinks_schema import sink_deliveries, sink_refs
 from store.upserts import dialect_insert
 
@@ -133,24 +135,26 @@ async def write_confirmations(conn: AsyncConnection, writes: Sequence[Confirmati
                 "updated_at": write.now,
             }
     if steps:
-        stmt = dialect_insert(conn, sink_deliveries)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["sink", "event_id", "step"],
-                set_={
-                    "status": stmt.excluded.status,
-                    "result": stmt.excluded.result,
-                    "delivered_at": stmt.excluded.delivered_at,
-                },
-            ),
-            list(steps.values()),
-        )
+        await conn.execute(prepared(conn, _steps_upsert), list(steps.values()))
     if refs:
-        stmt = dialect_insert(conn, sink_refs)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["sink", "scope", "key"],
-                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-            ),
-            list(refs.values()),
-        )
+        await conn.execute(prepared(conn, _refs_upsert), list(refs.values()))
+
+
+def _steps_upsert(conn: AsyncConnection) -> Any:
+    stmt = dialect_insert(conn, sink_deliveries)
+    return stmt.on_conflict_do_update(
+        index_elements=["sink", "event_id", "step"],
+        set_={
+            "status": stmt.excluded.status,
+            "result": stmt.excluded.result,
+            "delivered_at": stmt.excluded.delivered_at,
+        },
+    )
+
+
+def _refs_upsert(conn: AsyncConnection) -> Any:
+    stmt = dialect_insert(conn, sink_refs)
+    return stmt.on_conflict_do_update(
+        index_elements=["sink", "scope", "key"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+    )

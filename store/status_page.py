@@ -13,13 +13,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.chunking import chunks
 from store.combining import GroupCommit
 from store.db import reader
 from store.delivery_view import Alongside
+from store.prepared import prepared
 from store.sinks_schema import status_page_incidents
 from store.upserts import dialect_insert
 
@@ -46,6 +47,12 @@ Plan = Callable[[StatusPageRecord | None], StatusPageRecord | None]
 _Change = tuple[str, Plan]
 #: The record's fields, which are the table's columns.
 _COLUMNS = tuple(f.name for f in fields(StatusPageRecord))
+#: Incidents read to be changed (built once: :mod:`store.prepared`).
+_LOCKED = (
+    select(status_page_incidents)
+    .where(status_page_incidents.c.incident_id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+)
 
 
 class StatusPageStore:
@@ -110,11 +117,7 @@ async def _apply(conn: AsyncConnection, changes: Sequence[_Change]) -> None:
         # FOR UPDATE: on PostgreSQL two processes changing one incident (two sinks replicas'
         # follow-ups) then take turns, each planning from the other's result (SQLite's
         # BEGIN IMMEDIATE already serialises them; SQLAlchemy renders nothing there).
-        rows = await conn.execute(
-            select(status_page_incidents)
-            .where(status_page_incidents.c.incident_id.in_(chunk))
-            .with_for_update()
-        )
+        rows = await conn.execute(_LOCKED, {"ids": chunk})
         for row in rows:
             current[row.incident_id] = _record(row)
     changed: dict[str, StatusPageRecord] = {}
@@ -128,15 +131,19 @@ async def _apply(conn: AsyncConnection, changes: Sequence[_Change]) -> None:
 async def _save_all(conn: AsyncConnection, records: Sequence[StatusPageRecord]) -> None:
     if not records:
         return
-    stmt = dialect_insert(conn, status_page_incidents)
-    kept = ("incident_id", "created_at")
     await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["incident_id"],
-            set_={c.name: stmt.excluded[c.name] for c in status_page_incidents.c if c.name not in kept},
-        ),
+        prepared(conn, _upsert),
         # The fields are the columns (not dataclasses.asdict: it deep-copies every update).
         [{name: getattr(r, name) for name in _COLUMNS} for r in records],
+    )
+
+
+def _upsert(conn: AsyncConnection) -> Any:
+    stmt = dialect_insert(conn, status_page_incidents)
+    kept = ("incident_id", "created_at")
+    return stmt.on_conflict_do_update(
+        index_elements=["incident_id"],
+        set_={c.name: stmt.excluded[c.name] for c in status_page_incidents.c if c.name not in kept},
     )
 
 
