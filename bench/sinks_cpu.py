@@ -120,12 +120,17 @@ async def consume(
         f"= {cpu / count * 1000:.2f} ms per event, wall {wall:.1f} s"
     )
     if profiler is not None:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
-        print(out.getvalue())
-        if profile_out:
-            profiler.dump_stats(profile_out)
+        print_profile(profiler, profile_out)
+
+
+def print_profile(profiler: cProfile.Profile, out_file: str | None) -> None:
+    """The profile's top entries by own and by cumulative time; all of it to ``out_file``."""
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+    print(out.getvalue())
+    if out_file:
+        profiler.dump_stats(out_file)
 
 
 def hold_write_lock(path: Path, hold: float, done: threading.Event) -> None:
