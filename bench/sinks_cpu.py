@@ -10,7 +10,7 @@ and is not counted) per event, and the wall time. ``--profile`` prints cProfile'
 the same run.
 
     .venv/bin/python -m bench.sinks_cpu [--events 2000] [--rate 200] [--sinks pagerduty,statuspage]
-        [--writer 0.02] [--profile] [--database-url URL]
+        [--writer 0.02] [--profile [--profile-out FILE]] [--database-url URL]
 """
 
 import argparse
@@ -71,6 +71,7 @@ async def consume(
     count: int,
     profile: bool,
     producing: Callable[[], Awaitable[None]],
+    profile_out: str | None = None,
 ) -> None:
     create_sink_tables(settings.sqlalchemy_url())
     engine = async_engine(settings.sqlalchemy_url())
@@ -119,10 +120,17 @@ async def consume(
         f"= {cpu / count * 1000:.2f} ms per event, wall {wall:.1f} s"
     )
     if profiler is not None:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
-        print(out.getvalue())
+        print_profile(profiler, profile_out)
+
+
+def print_profile(profiler: cProfile.Profile, out_file: str | None) -> None:
+    """The profile's top entries by own and by cumulative time; all of it to ``out_file``."""
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+    print(out.getvalue())
+    if out_file:
+        profiler.dump_stats(out_file)
 
 
 def hold_write_lock(path: Path, hold: float, done: threading.Event) -> None:
@@ -173,7 +181,7 @@ async def run(args: argparse.Namespace) -> None:
                     paced = produce(settings, args.events, suffix, args.rate)
                     await asyncio.to_thread(asyncio.run, paced)
 
-            await consume(settings, names, args.events, args.profile, producing)
+            await consume(settings, names, args.events, args.profile, producing, args.profile_out)
             done.set()
         finally:
             fake.close()
@@ -195,6 +203,9 @@ def main() -> None:
         help="SQLite: another process's share, write transactions of this many seconds, as often",
     )
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries")
+    parser.add_argument(
+        "--profile-out", default=None, help="with --profile: also write the stats to this file"
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
     with topics_swept(args.bootstrap):

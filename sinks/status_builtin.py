@@ -3,10 +3,12 @@ to sevflow's own table and served by :mod:`sinks.status_server`."""
 
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from sinks.clock import Clock
 from sinks.statuspage_format import StatusChange, follow_up
-from store.status_page import StatusPageRecord, StatusPageStore
+from store.delivery_view import Alongside
+from store.status_page import Plan, StatusPageRecord, StatusPageStore
 
 __all__ = ["BuiltinStatusPage"]
 
@@ -51,18 +53,31 @@ class BuiltinStatusPage:
     idempotent_create = True
 
     async def create(self, incident_id: str, change: StatusChange) -> str:
+        await self._store.change(incident_id, self._created(incident_id, change))
+        return incident_id
+
+    async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
+        await self._store.change(
+            external_id, partial(self._apply, incident_id=incident_id, change=change)
+        )
+
+    def create_alongside(self, incident_id: str, change: StatusChange) -> Alongside:
+        """:meth:`create` as a write committed with its confirmation in the delivery log."""
+        return self._store.alongside(incident_id, self._created(incident_id, change))
+
+    def update_alongside(self, external_id: str, incident_id: str, change: StatusChange) -> Alongside:
+        """:meth:`update` as a write committed with its confirmation in the delivery log."""
+        return self._store.alongside(
+            external_id, partial(self._apply, incident_id=incident_id, change=change)
+        )
+
+    def _created(self, incident_id: str, change: StatusChange) -> Plan:
         def plan(existing: StatusPageRecord | None) -> StatusPageRecord | None:
             if existing is None or existing.resolved_at is not None:
                 return self._apply(existing, incident_id, change)
             return None
 
-        await self._store.change(incident_id, plan)
-        return incident_id
-
-    async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
-        await self._store.change(
-            external_id, lambda existing: self._apply(existing, incident_id, change)
-        )
+        return plan
 
     async def find(self, incident_id: str) -> str | None:
         record = await self._store.get(incident_id)

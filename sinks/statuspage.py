@@ -36,6 +36,7 @@ from sinks.statuspage_format import (
     follow_up,
     status_changes,
 )
+from store.deliveries import Alongside
 
 __all__ = [
     "FOLLOW_UP_EVERY",
@@ -43,6 +44,7 @@ __all__ = [
     "LoggedFollowUps",
     "StatusBackend",
     "StatusPageSink",
+    "WritesWithTheLog",
     "follow_up_until",
 ]
 
@@ -74,6 +76,19 @@ class FollowsUpItself(Protocol):
     follow-ups, checking each incident's age in the transaction that adds the update."""
 
     async def follow_up_silent(self, before: datetime, promise: int) -> int: ...
+
+
+@runtime_checkable
+class WritesWithTheLog(Protocol):
+    """A backend kept in the delivery log's own database (the built-in page): its changes are
+    written in the transaction that confirms them in the log (:data:`store.deliveries.Alongside`)
+    instead of being called."""
+
+    def create_alongside(self, incident_id: str, change: StatusChange) -> Alongside: ...
+
+    def update_alongside(
+        self, external_id: str, incident_id: str, change: StatusChange
+    ) -> Alongside: ...
 
 
 @runtime_checkable
@@ -123,35 +138,73 @@ class StatusPageSink:
             components=self._components,
         )
         for change in changes:
-            if change.kind == "create":
-                result = await self._effects.once(
-                    [event],
-                    "create",
-                    functools.partial(self._create, event.incident_id, change),
-                    reconcile=(
-                        None
-                        if self._backend.idempotent_create
-                        else functools.partial(self._find, event.incident_id)
-                    ),
-                    refs=functools.partial(self._page_refs, change),
+            if isinstance(self._backend, WritesWithTheLog):
+                external = await self._with_confirmation(self._backend, event, change, external)
+            else:
+                external = await self._vendor_change(event, change, external)
+
+    async def _vendor_change(
+        self, event: IncidentEvent, change: StatusChange, external: str | None
+    ) -> str | None:
+        """One change on a vendor's page, through the delivery log; the page's id after it."""
+        if change.kind == "create":
+            result = await self._effects.once(
+                [event],
+                "create",
+                functools.partial(self._create, event.incident_id, change),
+                reconcile=(
+                    None
+                    if self._backend.idempotent_create
+                    else functools.partial(self._find, event.incident_id)
+                ),
+                refs=functools.partial(self._page_refs, change),
+            )
+            return result[PAGE_ID]
+        if external is not None:
+            if isinstance(self._backend, LoggedFollowUps):
+                # Before the call: a follow-up claimed from now on sees this change coming
+                # and stays away (it would put an older status back over it).
+                await self._effects.log.put_refs(
+                    self.name,
+                    event.incident_id,
+                    self._page_refs(change, {}),
+                    self._effects.clock.now(),
                 )
-                external = result[PAGE_ID]
-            elif external is not None:
-                if isinstance(self._backend, LoggedFollowUps):
-                    # Before the call: a follow-up claimed from now on sees this change coming
-                    # and stays away (it would put an older status back over it).
-                    await self._effects.log.put_refs(
-                        self.name,
-                        event.incident_id,
-                        self._page_refs(change, {}),
-                        self._effects.clock.now(),
-                    )
-                await self._effects.once(
-                    [event],
-                    change.kind,
-                    functools.partial(self._update, external, event.incident_id, change),
-                    refs=functools.partial(self._page_refs, change),
-                )
+            await self._effects.once(
+                [event],
+                change.kind,
+                functools.partial(self._update, external, event.incident_id, change),
+                refs=functools.partial(self._page_refs, change),
+            )
+        return external
+
+    async def _with_confirmation(
+        self,
+        backend: "WritesWithTheLog",
+        event: IncidentEvent,
+        change: StatusChange,
+        external: str | None,
+    ) -> str | None:
+        """One change on a page kept in the delivery log's own database (the built-in one),
+        written in the transaction of its confirmation: one transaction instead of two, and the
+        page never shows a change the log does not hold as done, nor the reverse. A change done
+        already (a redelivery) is not written again. The page's id after it."""
+        if change.kind == "create":
+            write = backend.create_alongside(event.incident_id, change)
+            result = {PAGE_ID: event.incident_id}
+        elif external is not None:
+            write = backend.update_alongside(external, event.incident_id, change)
+            result = {}
+        else:
+            return None
+        log, event_id = self._effects.log, str(event.event_id)
+        record = await log.step(self.name, event_id, change.kind)
+        if record is not None and record.status == "done":
+            return record.result.get(PAGE_ID, external)
+        now = self._effects.clock.now()
+        await log.confirm(self.name, [event_id], change.kind, event.incident_id, now,
+                          result=result, refs=result, alongside=write)  # fmt: skip
+        return result.get(PAGE_ID, external)
 
     def _page_refs(self, change: StatusChange, result: Result) -> Result:
         """The page's incident id (create) and what the follow-ups need to know of a change,

@@ -10,8 +10,11 @@ Reads are the hot path (every event asks "done already?" before its call), so a 
 preloads the log for a whole polled batch in one round trip (:meth:`DeliveryLog.preload`): the
 answers for those events and incidents then come from memory, and this process's own writes keep
 that view current. The view is sound because a sink's consumer group gives each incident's
-partition to one process at a time, the only writer of that incident's entries; the next preload
-replaces it.
+partition to one process at a time, the only writer of that incident's entries; a record polled
+again (after a rebalance) is read again by its batch's preload, which replaces what the view held
+of it. Earlier batches' entries stay (up to :attr:`DeliveryLog.VIEW_MAX`): lanes wait for their
+turn behind the sink's concurrency, and a view replaced by every poll sent them to the database
+one query at a time.
 
 A step's name can hold a user's words (an escalation target's name); one longer than the column
 is stored as its start and a hash of the whole (:func:`stored_step`), on every back end alike.
@@ -24,20 +27,39 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.chunking import chunks
 from store.combining import GroupCommit
 from store.db import reader
-from store.delivery_view import Confirmation, Preloaded, StepRecord, write_confirmations
+from store.delivery_view import (
+    Alongside,
+    Confirmation,
+    Preloaded,
+    StepRecord,
+    write_confirmations,
+)
 from store.sinks_schema import sink_deliveries, sink_refs
 from store.upserts import dialect_insert
 
-__all__ = ["DeliveryLog", "StepRecord", "stored_step"]
+__all__ = ["Alongside", "DeliveryLog", "StepRecord", "stored_step"]
 
 #: Width of ``sink_deliveries.step`` (store/sinks_schema.py).
 STEP_MAX = 64
+#: A batch's preload (built once: :mod:`store.prepared`).
+_BATCH_STEPS = select(
+    sink_deliveries.c.event_id,
+    sink_deliveries.c.step,
+    sink_deliveries.c.status,
+    sink_deliveries.c.result,
+).where(
+    sink_deliveries.c.sink == bindparam("sink"),
+    sink_deliveries.c.event_id.in_(bindparam("ids", expanding=True)),
+)
+_BATCH_REFS = select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
+    sink_refs.c.sink == bindparam("sink"), sink_refs.c.scope.in_(bindparam("scopes", expanding=True))
+)
 
 
 def stored_step(step: str) -> str:
@@ -71,6 +93,9 @@ class DeliveryLog:
     MAX_BATCH = 200
     #: How long a confirmation waits for others to share its transaction (seconds).
     LINGER = 0.002
+    #: Events (and incidents) the batch view keeps at most: above the sink worker's open
+    #: records (``max_pending``), so a lane waiting for its turn is still answered from memory.
+    VIEW_MAX = 20_000
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -86,35 +111,26 @@ class DeliveryLog:
 
     async def preload(self, sink: str, event_ids: Sequence[str], scopes: Sequence[str]) -> None:
         """Read the steps of ``event_ids`` and the references of ``scopes`` in one round trip;
-        later reads of those are answered from memory (replaces the previous preload)."""
-        view = Preloaded(sink=sink, events=set(event_ids), scopes=set(scopes))
-        view.refs = {scope: {} for scope in view.scopes}
+        later reads of those are answered from memory. The view keeps the earlier batches'
+        entries (:data:`VIEW_MAX` events at most): a lane that waited for its turn meanwhile
+        finds its own there; what is read again replaces what the view held."""
+        events: dict[str, dict[str, StepRecord]] = {event_id: {} for event_id in event_ids}
+        refs: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
         async with self._reader.connect() as conn:
-            for chunk in chunks(sorted(view.events)):
-                rows = await conn.execute(
-                    select(
-                        sink_deliveries.c.event_id,
-                        sink_deliveries.c.step,
-                        sink_deliveries.c.status,
-                        sink_deliveries.c.result,
-                    ).where(sink_deliveries.c.sink == sink, sink_deliveries.c.event_id.in_(chunk))
-                )
+            for chunk in chunks(sorted(events)):
+                rows = await conn.execute(_BATCH_STEPS, {"sink": sink, "ids": chunk})
                 for row in rows:
-                    view.steps[(row.event_id, row.step)] = StepRecord(row.status, dict(row.result))
-            for chunk in chunks(sorted(view.scopes)):
-                rows = await conn.execute(
-                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
-                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
-                    )
-                )
+                    events[row.event_id][row.step] = StepRecord(row.status, dict(row.result))
+            for chunk in chunks(sorted(refs)):
+                rows = await conn.execute(_BATCH_REFS, {"sink": sink, "scopes": chunk})
                 for row in rows:
-                    view.refs[row.scope][row.key] = row.value
-        self._view = view
+                    refs[row.scope][row.key] = row.value
+        self._view.add(sink, events, refs, self.VIEW_MAX)
 
     async def step(self, sink: str, event_id: str, step: str) -> StepRecord | None:
         step = stored_step(step)
         if self._view.has_event(sink, event_id):
-            return self._view.steps.get((event_id, step))
+            return self._view.step(event_id, step)
         async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
@@ -133,7 +149,7 @@ class DeliveryLog:
         """:meth:`refs` and :meth:`step` in one round trip (the hot path of every event)."""
         step = stored_step(step)
         if self._view.has_event(sink, event_id) and self._view.has_scope(sink, scope):
-            return dict(self._view.refs[scope]), self._view.steps.get((event_id, step))
+            return dict(self._view.refs[scope]), self._view.step(event_id, step)
         async with self._reader.connect() as conn:
             refs = await conn.execute(
                 select(sink_refs.c.key, sink_refs.c.value).where(
@@ -167,7 +183,7 @@ class DeliveryLog:
             )
             await conn.execute(stmt.on_conflict_do_nothing())
         if self._view.has_event(sink, event_id):
-            self._view.steps.setdefault((event_id, step), StepRecord("pending", {}))
+            self._view.events[event_id].setdefault(step, StepRecord("pending", {}))
 
     async def note(self, sink: str, event_id: str, step: str, result: Mapping[str, str]) -> None:
         """Replace a pending step's notes (e.g. the channel name being tried)."""
@@ -183,9 +199,9 @@ class DeliveryLog:
                 )
                 .values(result=dict(result))
             )
-        known = self._view.steps.get((event_id, step)) if self._view.has_event(sink, event_id) else None
+        known = self._view.step(event_id, step) if self._view.has_event(sink, event_id) else None
         if known is not None and known.status == "pending":
-            self._view.steps[(event_id, step)] = StepRecord("pending", dict(result))
+            self._view.events[event_id][step] = StepRecord("pending", dict(result))
 
     async def confirm(
         self,
@@ -198,9 +214,11 @@ class DeliveryLog:
         result: Mapping[str, str] | None = None,
         refs: Mapping[str, str] | None = None,
         scope: str | None = None,
+        alongside: Alongside | None = None,
     ) -> None:
         """Record a confirmed effect for each event (a coalesced post covers several) and the
-        external ids it created, atomically; returns once committed.
+        external ids it created, atomically; returns once committed. ``alongside``: the effect
+        itself when it is a write of this database, committed in the same transaction.
 
         Confirmations arriving together (concurrent incidents) share one transaction — one
         commit, one fsync — instead of queueing for the database one by one.
@@ -214,6 +232,7 @@ class DeliveryLog:
             dict(result or {}),
             dict(refs or {}),
             scope or incident_id,
+            alongside,
         )
         await self._confirms.submit(write)
 
@@ -277,11 +296,7 @@ class DeliveryLog:
             scopes = sorted((await conn.execute(query)).scalars())
             refs: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
             for chunk in chunks(scopes):
-                rows = await conn.execute(
-                    select(sink_refs.c.scope, sink_refs.c.key, sink_refs.c.value).where(
-                        sink_refs.c.sink == sink, sink_refs.c.scope.in_(chunk)
-                    )
-                )
+                rows = await conn.execute(_BATCH_REFS, {"sink": sink, "scopes": chunk})
                 for row in rows:
                     refs[row.scope][row.key] = row.value
         return refs

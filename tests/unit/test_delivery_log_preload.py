@@ -7,6 +7,7 @@ that anything outside the preloaded batch is still read from the database.
 
 from datetime import UTC, datetime
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.deliveries import STEP_MAX, DeliveryLog, StepRecord, stored_step
@@ -70,9 +71,10 @@ async def test_outside_the_batch_reads_the_database(engine: AsyncEngine) -> None
     assert await log.step("pagerduty", "e9", "trigger") == StepRecord("done", {})
     assert await log.refs("pagerduty", "inc-9") == {"dedup_key": "inc-9"}
     assert await log.refs("pagerduty", "storm:s1") == {"inc-9": "SEV3"}
-    # The next preload replaces the view: e1 is read from the database again.
+    # A batch that holds e1 again (polled again after a rebalance) reads it from the database.
     await log.preload("pagerduty", ["e9"], ["inc-9"])
     await other.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW)
+    await log.preload("pagerduty", ["e1"], ["inc-1"])
     assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {})
 
 
@@ -83,3 +85,55 @@ def test_a_long_step_is_stored_within_the_column() -> None:
     assert len(stored_step(long)) == STEP_MAX
     assert stored_step(long) == stored_step(long)
     assert stored_step(long) != stored_step(long + "/repeat1")
+
+
+class Statements:
+    """The SELECTs of the delivery log's tables an engine runs (observed, nothing replaced)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.reads: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            self.reads.append(statement)
+
+
+async def test_an_earlier_batch_is_still_answered_from_memory(engine: AsyncEngine) -> None:
+    """A lane still waiting for its turn when the next poll is preloaded (lanes queue behind the
+    sink's concurrency) finds its events and incident in the view: no query per event."""
+    writer = DeliveryLog(engine)
+    await writer.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW, refs={"dedup_key": "inc-1"})
+    log = DeliveryLog(engine)
+    await log.preload("pagerduty", ["e1"], ["inc-1"])
+    await log.preload("pagerduty", ["e2"], ["inc-2"])  # the next poll, while e1 waits its turn
+    seen = Statements(engine)
+    assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {})
+    assert await log.refs("pagerduty", "inc-1") == {"dedup_key": "inc-1"}
+    assert await log.state("pagerduty", "inc-2", "e2", "trigger") == ({}, None)
+    assert seen.reads == []
+
+
+async def test_a_batch_read_again_replaces_what_the_view_held(engine: AsyncEngine) -> None:
+    """A record polled again (after a rebalance: another process may have delivered it
+    meanwhile) is read again, its steps and its incident's references replaced, not merged."""
+    log = DeliveryLog(engine)
+    await log.preload("pagerduty", ["e1"], ["inc-1"])
+    other = DeliveryLog(engine)
+    await other.confirm("pagerduty", ["e1"], "trigger", "inc-1", NOW, refs={"dedup_key": "k2"})
+    await log.preload("pagerduty", ["e1"], ["inc-1"])
+    assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {})
+    assert await log.refs("pagerduty", "inc-1") == {"dedup_key": "k2"}
+
+
+async def test_the_view_forgets_its_oldest_entries_beyond_its_size(engine: AsyncEngine) -> None:
+    log = DeliveryLog(engine)
+    log.VIEW_MAX = 2
+    other = DeliveryLog(engine)
+    for i in range(3):
+        await log.preload("pagerduty", [f"e{i}"], [f"inc-{i}"])
+    await other.confirm("pagerduty", ["e0", "e2"], "trigger", "inc-0", NOW, refs={"k": "v"})
+    # e0 and inc-0 were forgotten: read from the database; e2 is still the view's.
+    assert await log.step("pagerduty", "e0", "trigger") == StepRecord("done", {})
+    assert await log.refs("pagerduty", "inc-0") == {"k": "v"}
+    assert await log.step("pagerduty", "e2", "trigger") is None
