@@ -62,7 +62,8 @@ def test_a_new_start_of_a_firing_alert_is_kept_without_an_event() -> None:
     first = opened()
     later = alert(instance="a", at=T0 + timedelta(minutes=5))
     outcome = apply_alert(first.incident, first.alert, later, SEV2, POLICY, later.received_at)
-    assert outcome is not None and outcome.alert is not None
+    assert outcome is not None
+    assert outcome.alert is not None
     assert (outcome.incident, outcome.events) == (None, [])
     assert outcome.alert.starts_at == later.starts_at != first.alert.starts_at
 
