@@ -60,17 +60,20 @@ class IncidentTx:
         self._dirty_incidents: set[str] = set()
         self._dirty_alerts: set[str] = set()
         self._progress: dict[int, tuple[datetime, int]] = {}
+        self._held: set[str] = set()  # groups locked in this transaction
 
     @property
     def connection(self) -> AsyncConnection:
         """This transaction's connection, for other repositories that read or write in it."""
         return self._conn
 
-    async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
-        """Lock each group (in sorted order: no deadlocks) and load its latest incident."""
-        wanted = sorted(set(group_keys) - set(self.incidents_by_group))
+    async def hold_groups(self, group_keys: Iterable[str]) -> None:
+        """Lock each group (in sorted order: no deadlocks) without reading its incident: what a
+        repeat is decided on is read after it (store/alert_briefs.py), and :meth:`lock_groups`
+        reads the incidents of the groups that change."""
+        wanted = sorted(set(group_keys) - self._held)
         if not wanted:
-            return self.incidents_by_group
+            return
         await self._create_groups(wanted)
         lock = (
             select(incident_groups.c.group_key)
@@ -79,6 +82,14 @@ class IncidentTx:
         )
         if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
             await self._conn.execute(lock.with_for_update())
+        self._held.update(wanted)
+
+    async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
+        """Lock each group (in sorted order: no deadlocks) and load its latest incident."""
+        wanted = sorted(set(group_keys) - set(self.incidents_by_group))
+        if not wanted:
+            return self.incidents_by_group
+        await self.hold_groups(wanted)
         # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)
