@@ -9,7 +9,7 @@ incident is its group's latest, all as of one statement.
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.events import IncidentState
@@ -19,24 +19,29 @@ from store.schema import alerts, incident_groups, incidents
 
 __all__ = ["read_briefs"]
 
-_QUERY = select(
-    alerts.c.fingerprint,
-    alerts.c.status,
-    alerts.c.starts_at,
-    alerts.c.last_received_at,
-    alerts.c.incident_id,
-    alerts.c.suppressed_by,
-    alerts.c.kafka_partition,
-    alerts.c.kafka_offset,
-    incidents.c.group_key,
-    incidents.c.state,
-    incidents.c.resolved_at,
-    incident_groups.c.incident_id,
-).select_from(
-    alerts.outerjoin(incidents, incidents.c.id == alerts.c.incident_id).outerjoin(
-        incident_groups, incident_groups.c.group_key == incidents.c.group_key
+_QUERY = (
+    select(
+        alerts.c.fingerprint,
+        alerts.c.status,
+        alerts.c.starts_at,
+        alerts.c.last_received_at,
+        alerts.c.incident_id,
+        alerts.c.suppressed_by,
+        alerts.c.kafka_partition,
+        alerts.c.kafka_offset,
+        incidents.c.group_key,
+        incidents.c.state,
+        incidents.c.resolved_at,
+        incident_groups.c.incident_id,
     )
+    .select_from(
+        alerts.outerjoin(incidents, incidents.c.id == alerts.c.incident_id).outerjoin(
+            incident_groups, incident_groups.c.group_key == incidents.c.group_key
+        )
+    )
+    .where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
 )
+# (One statement built once: the fingerprints are bound, not coerced into it one by one.)
 
 
 async def read_briefs(conn: AsyncConnection, fingerprints: Iterable[str]) -> dict[str, AlertBrief]:
@@ -44,7 +49,7 @@ async def read_briefs(conn: AsyncConnection, fingerprints: Iterable[str]) -> dic
     briefs: dict[str, AlertBrief] = {}
     seen: dict[str, IncidentBrief] = {}  # an incident's alerts share its brief
     for chunk in chunks(sorted(set(fingerprints))):
-        rows = await conn.execute(_QUERY.where(alerts.c.fingerprint.in_(chunk)))
+        rows = (await conn.execute(_QUERY, {"fingerprints": list(chunk)})).all()
         for (
             fp,
             status,

@@ -41,6 +41,19 @@ from store.schema import (
 
 __all__ = ["IncidentStore", "IncidentTx", "alert_from_row"]
 
+# Statements over a batch's keys, built once: the keys are bound as one expanding parameter,
+# not coerced into a new statement one by one for every batch.
+_KNOWN_GROUPS = select(incident_groups.c.group_key).where(
+    incident_groups.c.group_key.in_(bindparam("keys", expanding=True))
+)
+_LOCK_GROUPS = (
+    select(incident_groups.c.group_key)
+    .where(incident_groups.c.group_key.in_(bindparam("keys", expanding=True)))
+    .order_by(incident_groups.c.group_key)
+    .with_for_update()
+)
+_ALERTS = select(alerts).where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+
 
 class IncidentTx:
     """One transaction's view: locked groups, cached reads, staged writes."""
@@ -75,13 +88,8 @@ class IncidentTx:
         if not wanted:
             return
         await self._create_groups(wanted)
-        lock = (
-            select(incident_groups.c.group_key)
-            .where(incident_groups.c.group_key.in_(wanted))
-            .order_by(incident_groups.c.group_key)
-        )
         if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
-            await self._conn.execute(lock.with_for_update())
+            await self._conn.execute(_LOCK_GROUPS, {"keys": wanted})
         self._held.update(wanted)
 
     async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
@@ -113,8 +121,8 @@ class IncidentTx:
         before (every re-sent one) costs no write, so a batch of repeats writes nothing here."""
         known: set[str] = set()
         for chunk in chunks(wanted):
-            query = select(incident_groups.c.group_key).where(incident_groups.c.group_key.in_(chunk))
-            known.update((await self._conn.execute(query)).scalars())
+            rows = await self._conn.execute(_KNOWN_GROUPS, {"keys": list(chunk)})
+            known.update(rows.scalars())
         missing = [g for g in wanted if g not in known]
         if missing:
             # One statement, many parameter sets: it compiles once and is cached, where a
@@ -161,7 +169,7 @@ class IncidentTx:
         """The stored state of these alerts (those known), cached for the transaction."""
         wanted = sorted(set(fingerprints) - set(self._alerts))
         for chunk in chunks(wanted):
-            result = await self._conn.execute(select(alerts).where(alerts.c.fingerprint.in_(chunk)))
+            result = await self._conn.execute(_ALERTS, {"fingerprints": list(chunk)})
             for row in result.mappings():
                 self._alerts[row["fingerprint"]] = alert_from_row(row)
         return self._alerts
