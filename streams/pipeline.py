@@ -86,7 +86,8 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
     if not group_by or is_canary(record.labels):
         return record
     key = format_group_key({name: record.labels.get(name, "") for name in group_by})
-    return record.model_copy(update={"group_key": key})
+    # (A record sent under that key already, as by a route grouping the same way, is not copied.)
+    return record if key == record.group_key else record.model_copy(update={"group_key": key})
 
 
 def _still_held(previous: AlertState | None, window_id: str) -> bool:

@@ -14,7 +14,7 @@ from models.events import Actor, EventType
 from models.incident import Command, LifecyclePolicy
 from store.incidents import IncidentStore
 from store.schema import partition_progress
-from streams.pipeline import Pipeline
+from streams.pipeline import Pipeline, regroup
 from streams.rules import load_rules
 from tests.builders import T0, alert
 
@@ -136,3 +136,11 @@ async def test_a_repeat_of_an_incident_resolved_by_hand_past_the_reopen_window_o
     events = await p.process_alerts(resent, positions(2, 2))
     assert [e.type for e in events] == [EventType.OPENED, EventType.ALERT_ADDED]
     assert events[0].incident_id != opened.incident_id
+
+
+def test_a_record_sent_under_the_configured_grouping_is_not_copied() -> None:
+    record = alert(instance="a")  # grouped by alertname, as group_by=("alertname",) groups it
+    assert regroup(record, ("alertname",)) is record
+    moved = regroup(record, ("instance",))
+    assert moved.group_key == '{}:{instance="a"}'
+    assert moved.labels == record.labels
