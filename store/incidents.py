@@ -41,6 +41,19 @@ from store.schema import (
 
 __all__ = ["IncidentStore", "IncidentTx", "alert_from_row"]
 
+# Statements over a batch's keys, built once: the keys are bound as one expanding parameter,
+# not coerced into a new statement one by one for every batch.
+_KNOWN_GROUPS = select(incident_groups.c.group_key).where(
+    incident_groups.c.group_key.in_(bindparam("keys", expanding=True))
+)
+_LOCK_GROUPS = (
+    select(incident_groups.c.group_key)
+    .where(incident_groups.c.group_key.in_(bindparam("keys", expanding=True)))
+    .order_by(incident_groups.c.group_key)
+    .with_for_update()
+)
+_ALERTS = select(alerts).where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+
 
 class IncidentTx:
     """One transaction's view: locked groups, cached reads, staged writes."""
@@ -60,25 +73,31 @@ class IncidentTx:
         self._dirty_incidents: set[str] = set()
         self._dirty_alerts: set[str] = set()
         self._progress: dict[int, tuple[datetime, int]] = {}
+        self._held: set[str] = set()  # groups locked in this transaction
 
     @property
     def connection(self) -> AsyncConnection:
         """This transaction's connection, for other repositories that read or write in it."""
         return self._conn
 
+    async def hold_groups(self, group_keys: Iterable[str]) -> None:
+        """Lock each group (in sorted order: no deadlocks) without reading its incident: what a
+        repeat is decided on is read after it (store/alert_briefs.py), and :meth:`lock_groups`
+        reads the incidents of the groups that change."""
+        wanted = sorted(set(group_keys) - self._held)
+        if not wanted:
+            return
+        await self._create_groups(wanted)
+        if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
+            await self._conn.execute(_LOCK_GROUPS, {"keys": wanted})
+        self._held.update(wanted)
+
     async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
         """Lock each group (in sorted order: no deadlocks) and load its latest incident."""
         wanted = sorted(set(group_keys) - set(self.incidents_by_group))
         if not wanted:
             return self.incidents_by_group
-        await self._create_groups(wanted)
-        lock = (
-            select(incident_groups.c.group_key)
-            .where(incident_groups.c.group_key.in_(wanted))
-            .order_by(incident_groups.c.group_key)
-        )
-        if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
-            await self._conn.execute(lock.with_for_update())
+        await self.hold_groups(wanted)
         # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)
@@ -102,8 +121,8 @@ class IncidentTx:
         before (every re-sent one) costs no write, so a batch of repeats writes nothing here."""
         known: set[str] = set()
         for chunk in chunks(wanted):
-            query = select(incident_groups.c.group_key).where(incident_groups.c.group_key.in_(chunk))
-            known.update((await self._conn.execute(query)).scalars())
+            rows = await self._conn.execute(_KNOWN_GROUPS, {"keys": list(chunk)})
+            known.update(rows.scalars())
         missing = [g for g in wanted if g not in known]
         if missing:
             # One statement, many parameter sets: it compiles once and is cached, where a
@@ -150,7 +169,7 @@ class IncidentTx:
         """The stored state of these alerts (those known), cached for the transaction."""
         wanted = sorted(set(fingerprints) - set(self._alerts))
         for chunk in chunks(wanted):
-            result = await self._conn.execute(select(alerts).where(alerts.c.fingerprint.in_(chunk)))
+            result = await self._conn.execute(_ALERTS, {"fingerprints": list(chunk)})
             for row in result.mappings():
                 self._alerts[row["fingerprint"]] = alert_from_row(row)
         return self._alerts

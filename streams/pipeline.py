@@ -64,12 +64,14 @@ from models.runbooks import RunbookSet, TeamRunbooks
 from models.teams import Teams
 from models.timeline_notes import add_note
 from models.verification import ProbeResult, ProbeSet, apply_probe_result
+from store.alert_briefs import read_briefs
 from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
 from streams.placement import elsewhere, home
 from streams.quiet_scan import QuietScan
+from streams.repeats import repeats
 
 __all__ = ["CommandResult", "Pipeline", "regroup"]
 
@@ -84,7 +86,8 @@ def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
     if not group_by or is_canary(record.labels):
         return record
     key = format_group_key({name: record.labels.get(name, "") for name in group_by})
-    return record.model_copy(update={"group_key": key})
+    # (A record sent under that key already, as by a route grouping the same way, is not copied.)
+    return record if key == record.group_key else record.model_copy(update={"group_key": key})
 
 
 def _still_held(previous: AlertState | None, window_id: str) -> bool:
@@ -97,18 +100,25 @@ async def _load(
     batch: Sequence[AlertRecord],
     where: Sequence[RecordPosition | None],
     store: IncidentStore,
-) -> tuple[Sequence[MaintenanceWindow], dict[int, int]]:
+    policy: LifecyclePolicy | None,
+) -> tuple[Sequence[MaintenanceWindow], dict[int, int], list[bool]]:
     """Lock the batch's groups and read, once for the batch, what its records are decided on:
-    the maintenance windows over its time, its alerts' states (and the incidents they counted
-    in, locked too), and the offsets already applied per partition (returned with the windows)."""
+    the maintenance windows over its time, the offsets already applied per partition, its
+    alerts' brief states (streams/repeats.py: with ``policy``, which records are repeats the
+    batch cannot change, returned last) and, for the other records only, their alerts' full
+    states and their groups' incidents (and those of other groups they counted in, locked too)."""
     windows = await MaintenanceStore(store.engine).overlapping(
         min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
     )
-    await tx.lock_groups(r.group_key for r in batch)
+    await tx.hold_groups(r.group_key for r in batch)
     applied = await tx.applied_offsets(p.partition for p in where if p is not None)
-    await tx.load_alerts(r.fingerprint for r in batch)
-    await tx.lock_incidents(elsewhere(tx, batch))
-    return windows, applied
+    briefs = await read_briefs(tx.connection, (r.fingerprint for r in batch))
+    skip = repeats(batch, where, briefs, policy) if policy is not None else [False] * len(batch)
+    rest = [r for r, repeat in zip(batch, skip, strict=True) if not repeat]
+    await tx.lock_groups(r.group_key for r in rest)
+    await tx.load_alerts(r.fingerprint for r in rest if r.fingerprint in briefs)
+    await tx.lock_incidents(elsewhere(tx, rest))
+    return windows, applied, skip
 
 
 def _progress(
@@ -205,10 +215,14 @@ class Pipeline:
         batch = [regroup(r, self.group_by) for r in records]
         if not batch:
             return []
+        # (A window's release is decided in full: each record applies only if still held.)
+        policy = self.policy if releasing is None else None
         async with self.store.transaction() as tx:
-            windows, applied = await _load(tx, batch, where, self.store)
+            windows, applied, skip = await _load(tx, batch, where, self.store, policy)
             events: list[IncidentEvent] = []
-            for original, position in zip(batch, where, strict=True):
+            for original, position, repeat in zip(batch, where, skip, strict=True):
+                if repeat:
+                    continue  # changes nothing (streams/repeats.py)
                 if position is not None and position.offset < applied.get(position.partition, 0):
                     continue  # a replay: applied already, whatever the store holds since
                 outcome = self._decide(tx, original, position, windows, releasing)

@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 from models.alert import AlertRecord, RecordPosition
+from models.incident.briefs import StoredAlert
 from models.incident.state import AlertState, Classification
 
 __all__ = [
@@ -91,7 +92,7 @@ RESOLUTION_SKEW = timedelta(seconds=60)
 
 
 def superseded(
-    record: AlertRecord, previous: AlertState | None, position: RecordPosition | None = None
+    record: AlertRecord, previous: StoredAlert | None, position: RecordPosition | None = None
 ) -> bool:
     """True when ``record`` is older than the stored state of its alert, or a resolution that
     ended well before (:data:`RESOLUTION_SKEW`) the alert's current firing started.
@@ -112,9 +113,9 @@ def superseded(
     """
     if previous is None:
         return False
-    stored = previous.position
-    if position is not None and stored is not None and position.partition == stored.partition:
-        if position.offset < stored.offset:
+    stored = previous.kafka_offset  # (read without building the stored RecordPosition)
+    if position is not None and stored is not None and position.partition == previous.kafka_partition:
+        if position.offset < stored:
             return True
     elif record.received_at < previous.last_received_at:
         return True

@@ -10,6 +10,7 @@ from datetime import datetime
 from models.alert import AlertRecord, RecordPosition
 from models.canary import is_canary
 from models.events import EventType, IncidentState, RunbookSnapshot
+from models.incident.briefs import StoredAlert, TakingBack
 from models.incident.quiet import expire
 from models.incident.recorder import ALERTMANAGER, Outcome, Recorder
 from models.incident.records import (
@@ -110,7 +111,7 @@ def _blast_radius_severity(incident: Incident, policy: LifecyclePolicy) -> tuple
     return severity, "blast radius: " + ", ".join(reasons) if reasons else ""
 
 
-def can_take_back(incident: Incident, policy: LifecyclePolicy, now: datetime) -> bool:
+def can_take_back(incident: TakingBack, policy: LifecyclePolicy, now: datetime) -> bool:
     """True when a firing alert arriving at ``now`` would join ``incident`` rather than open a new
     one: it is open (in its quiet period too), or resolved within the reopen window (a flap)."""
     if incident.is_open:
@@ -119,8 +120,8 @@ def can_take_back(incident: Incident, policy: LifecyclePolicy, now: datetime) ->
 
 
 def unchanged(
-    incident: Incident | None,
-    previous: AlertState | None,
+    incident: TakingBack | None,
+    previous: StoredAlert | None,
     record: AlertRecord,
     policy: LifecyclePolicy,
     now: datetime,
@@ -132,7 +133,8 @@ def unchanged(
     ``continue: true``, whichever incident it counted in), or a firing alert firing already, with
     the same ``startsAt``, in the incident that would take it (Alertmanager re-sends every
     group/repeat interval). Decided
-    without the classification: a repeat costs no rule evaluation."""
+    without the classification: a repeat costs no rule evaluation. It reads only the fields of
+    :mod:`models.incident.briefs`, so the worker decides it on brief rows too."""
     if superseded(record, previous, position):
         return True
     if previous is None:
@@ -143,7 +145,7 @@ def unchanged(
 
 
 def _firing_in(
-    incident: Incident | None, previous: AlertState, policy: LifecyclePolicy, now: datetime
+    incident: TakingBack | None, previous: StoredAlert, policy: LifecyclePolicy, now: datetime
 ) -> bool:
     """True when the alert fires already in ``incident``, which would take it back at ``now``."""
     return (
