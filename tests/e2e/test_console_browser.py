@@ -22,6 +22,7 @@ from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import alertmanager_for, running, sevflow_at_fakes, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -93,6 +94,15 @@ def sign_in(driver: WebDriver, base: str, token: str, path: str = "/ui/incidents
     wait_for(lambda: "/ui/login" not in driver.current_url, 15, "the signed-in page")
 
 
+def text_of(driver: WebDriver, element_id: str) -> str:
+    """The element's text now; "" while the live view is replacing it (the element found is gone
+    before its text is read), so a poll reads it again."""
+    try:
+        return str(driver.find_element(By.ID, element_id).text)
+    except StaleElementReferenceException:
+        return ""
+
+
 def shot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     driver.save_screenshot(str(path))
@@ -159,7 +169,7 @@ def test_console_journey_in_chromium(
         )
         # The reader's page shows it without a reload (polling), with who acknowledged.
         wait_for(
-            lambda: viewer.find_element(By.ID, "state").text == "acknowledged",
+            lambda: text_of(viewer, "state") == "acknowledged",
             30,
             "the acknowledgement on the other browser",
         )
@@ -173,7 +183,7 @@ def test_console_journey_in_chromium(
         oncall.find_element(By.ID, "note-text").send_keys("rolled back <b>checkout</b>")
         oncall.find_element(By.ID, "add-note-button").click()
         wait_for(
-            lambda: "rolled back <b>checkout</b>" in viewer.find_element(By.ID, "timeline").text,
+            lambda: "rolled back <b>checkout</b>" in text_of(viewer, "timeline"),
             30,
             f"the note on the other browser (log {sevflow.log_path})",
         )
@@ -214,9 +224,7 @@ def test_console_journey_in_chromium(
         text = wait_for(resolution, 60, f"the Slack resolution (log {sevflow.log_path})")
         assert "a bad deploy of checkout" in text
         assert "rolled back to v41" in text
-        wait_for(
-            lambda: oncall.find_element(By.ID, "state").text == "resolved", 30, "the resolved state"
-        )
+        wait_for(lambda: text_of(oncall, "state") == "resolved", 30, "the resolved state")
 
         # The postmortem downloads as Markdown.
         oncall.find_element(By.ID, "postmortem").click()
