@@ -80,21 +80,7 @@ def records(n: int, groups: int, start: datetime) -> list[AlertRecord]:
 
 async def produce(bootstrap: str, topic: str, batch: list[AlertRecord]) -> None:
     await ensure_topic(bootstrap, topic, 8)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(topic, key=r.fingerprint.encode(), value=r.to_bytes()) for r in batch
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await pipeline_workers.produce_records(bootstrap, topic, batch)
 
 
 async def raw_loop(bootstrap: str, source: str, n: int) -> float:

@@ -171,7 +171,9 @@ def _wait_assigned(
     )
 
 
-async def _produce(bootstrap: str, topic: str, batch: Sequence[AlertRecord]) -> None:
+async def produce_records(bootstrap: str, topic: str, batch: Sequence[AlertRecord]) -> None:
+    """Write ``batch`` to ``topic`` as the receiver does (keyed by fingerprint, acks=all,
+    idempotent), batched for speed; returns once every record is acknowledged."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -200,7 +202,7 @@ def _phase(
     """Write ``batch``; alerts/s from the first of its batches applied to the last."""
     base = sum(_applied(engine).values())
     target = base + len(batch)
-    asyncio.run(_produce(bootstrap, topic, batch))
+    asyncio.run(produce_records(bootstrap, topic, batch))
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + PHASE_SECONDS
     while True:
