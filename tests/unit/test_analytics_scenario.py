@@ -11,6 +11,7 @@ that would silently change every figure below fails in one obvious place).
 | QueueBacklog    | SEV3 | ack 5, resolve 15, fires again 20 (reopened), ack 25, resolve 30         |
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -123,3 +124,21 @@ async def test_scenario_builds_the_incidents_the_docstring_describes(engine) -> 
     stored = [e for i in scenario.ids.values() for e in await store.timeline(i)]
     assert sorted(e.event_id for e in stored) == sorted(e.event_id for e in scenario.events)
     assert NOW.tzinfo is UTC
+
+
+def scenario_store(url: str) -> Scenario:
+    """A fresh store at ``url`` (SQLite or PostgreSQL) holding the scenario, for tests that read it
+    from another process or through another client (the CLI)."""
+    from store.db import async_engine
+    from testkit.store_backends import fresh_database
+
+    fresh_database(url)
+
+    async def populate() -> Scenario:
+        engine = async_engine(url)
+        try:
+            return await build_scenario(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(populate())

@@ -3,16 +3,13 @@
 Speed is shown by bench/ (bench/README.md, the CLI); these tests hold the import discipline that
 gives it, in a fresh interpreter against a real SQLite store."""
 
-import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from store.db import async_engine
 from testkit.local import REPO
-from testkit.store_backends import fresh_database
-from tests.unit.test_analytics_scenario import Scenario, build_scenario
+from tests.unit.test_analytics_scenario import Scenario, scenario_store
 
 #: Run by a fresh interpreter: the command's status and output, then the modules it loaded.
 _RUN = """
@@ -33,16 +30,7 @@ HEAVY = ("sqlalchemy", "aiosqlite", "psycopg")
 
 def _store(tmp_path: Path) -> tuple[str, Scenario]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    fresh_database(url)
-
-    async def populate() -> Scenario:
-        engine = async_engine(url)
-        try:
-            return await build_scenario(engine)
-        finally:
-            await engine.dispose()
-
-    return url, asyncio.run(populate())
+    return url, scenario_store(url)
 
 
 def _loaded(url: str, *argv: str) -> tuple[str, int, list[str]]:

@@ -2,7 +2,6 @@
 (their command groups added to a parser like sevflow's) against a real SQLite store."""
 
 import argparse
-import asyncio
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,10 +12,8 @@ import pytest
 from models.settings import Settings
 from sevflow.commands import add_commands, incidents, postmortem, report, run_command
 from sevflow.commands.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parse_time
-from store.db import async_engine
 from testkit.local import free_port
-from testkit.store_backends import fresh_database
-from tests.unit.test_analytics_scenario import NOW, Scenario, build_scenario
+from tests.unit.test_analytics_scenario import NOW, Scenario, scenario_store
 
 
 @dataclass
@@ -35,16 +32,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def scenario_db(tmp_path: Path, clean_env: None) -> tuple[str, Scenario]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    fresh_database(url)
-
-    async def populate() -> Scenario:
-        engine = async_engine(url)
-        try:
-            return await build_scenario(engine)
-        finally:
-            await engine.dispose()
-
-    return url, asyncio.run(populate())
+    return url, scenario_store(url)
 
 
 #: The operator commands' groups: their commands only read the store (or the events topic).
