@@ -8,6 +8,7 @@ settings it reads (:data:`COMMAND_SETTINGS`).
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -180,8 +181,26 @@ def _load_settings() -> Settings:
         raise SystemExit(f"sevflow: invalid settings: {problems}") from None
 
 
+#: The exit status of a command whose reader went away (128 + SIGPIPE, as a shell reports a tool
+#: that SIGPIPE ended): ``sevflow incidents list | head`` ends quietly, as other Unix tools do.
+EXIT_READER_GONE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, build settings, run the chosen command; returns the exit status."""
+    """Parse arguments, build settings, run the chosen command; returns the exit status. A reader
+    that closed the output early (``| head``) ends the command with :data:`EXIT_READER_GONE`, no
+    traceback."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # What is left in stdout's buffer goes nowhere: Python flushes it again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     settings = _load_settings()
     _configure_logging(settings)
