@@ -29,6 +29,7 @@ from unittest import mock
 from models.alert import AlertRecord
 from models.fingerprint import fingerprint
 from models.settings import Settings
+from sevflow.roles.worker import settle_collector
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade
@@ -90,6 +91,7 @@ async def pipeline_alone(
         settings.group_by,
         load_policy(settings.escalation_policy_file, settings.playbook_times()),
     )
+    settle_collector()  # (as the worker does once started)
     figures = []
     try:
         for values in phases:

@@ -4,7 +4,9 @@ annotations or their incidents' documents.
 
 Read by the worker (streams/pipeline.py) after it locked the batch's groups: each row carries
 the incident the alert counts in (its state, resolution time and group) and whether that
-incident is its group's latest, all as of one statement.
+incident is its group's latest, all as of one statement. Read through the driver
+(store/driver_sql.py): a repeat costs its row, and SQLAlchemy's result processing of the row's
+three timestamps was most of it.
 """
 
 from collections.abc import Iterable
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.events import IncidentState
 from models.incident.briefs import AlertBrief, IncidentBrief
 from store.chunking import chunks
+from store.driver_sql import in_list, selecting, values_for
 from store.schema import alerts, incident_groups, incidents
 
 __all__ = ["read_briefs"]
@@ -48,8 +51,10 @@ async def read_briefs(conn: AsyncConnection, fingerprints: Iterable[str]) -> dic
     """The brief state of the alerts of ``fingerprints`` that are stored, by fingerprint."""
     briefs: dict[str, AlertBrief] = {}
     seen: dict[str, IncidentBrief] = {}  # an incident's alerts share its brief
+    time = values_for(conn).read_time
     for chunk in chunks(sorted(set(fingerprints))):
-        rows = (await conn.execute(_QUERY, {"fingerprints": list(chunk)})).all()
+        statement = selecting(conn, _QUERY, "fingerprints", len(chunk))
+        rows = await statement.rows(conn, in_list("fingerprints", chunk))
         for (
             fp,
             status,
@@ -67,8 +72,14 @@ async def read_briefs(conn: AsyncConnection, fingerprints: Iterable[str]) -> dic
             incident = seen.get(incident_id) if incident_id is not None else None
             if incident is None and incident_id is not None and group is not None:
                 incident = IncidentBrief(
-                    incident_id, group, IncidentState(state), resolved, latest == incident_id
+                    incident_id,
+                    group,
+                    IncidentState(state),
+                    time(resolved) if resolved is not None else None,
+                    latest == incident_id,
                 )
                 seen[incident_id] = incident
-            briefs[fp] = AlertBrief(fp, status, starts, last, incident_id, held, part, offset, incident)
+            briefs[fp] = AlertBrief(
+                fp, status, time(starts), time(last), incident_id, held, part, offset, incident
+            )
     return briefs

@@ -6,9 +6,12 @@ from models.events import IncidentEvent
 from models.incident import AlertState, Incident
 from models.severity import Severity
 from models.trusted import trusted
+from store.driver_sql import Values
 
 __all__ = [
     "ALERT_FIELDS",
+    "EVENT_COLUMNS",
+    "INCIDENT_COLUMNS",
     "ParsedIncidents",
     "alert_from_row",
     "alert_row",
@@ -17,40 +20,78 @@ __all__ = [
 ]
 
 
-def incident_row(incident: Incident) -> dict[str, Any]:
+# The rows are given to the driver as they are (store.driver_sql.py): times and JSON in the
+# form of ``values``, the dialect's.
+
+
+def incident_row(incident: Incident, values: Values) -> dict[str, Any]:
+    time = values.time
     return {
         "id": incident.id,
         "group_key": incident.group_key,
         "state": incident.state.value,
         "severity": incident.severity.value,
         "title": incident.title,
-        "opened_at": incident.opened_at,
-        "acknowledged_at": incident.acknowledged_at,
-        "resolved_at": incident.resolved_at,
-        "quiet_since": incident.quiet_since,
+        "opened_at": time(incident.opened_at),
+        "acknowledged_at": time(incident.acknowledged_at),
+        "resolved_at": time(incident.resolved_at),
+        "quiet_since": time(incident.quiet_since),
         "sequence": incident.sequence,
         "team": incident.team,
         "document": incident.model_dump_json(),
     }
 
 
+#: The columns of ``incidents`` that :func:`incident_row` writes.
+INCIDENT_COLUMNS = (
+    "id",
+    "group_key",
+    "state",
+    "severity",
+    "title",
+    "opened_at",
+    "acknowledged_at",
+    "resolved_at",
+    "quiet_since",
+    "sequence",
+    "team",
+    "document",
+)
+
 #: The alerts table's columns, each a field of AlertState of the same name.
 ALERT_FIELDS = tuple(AlertState.model_fields)
 
 
-def alert_row(alert: AlertState) -> dict[str, Any]:
+def alert_row(alert: AlertState, values: Values) -> dict[str, Any]:
     row = {name: getattr(alert, name) for name in ALERT_FIELDS}
+    time, json = values.time, values.json
     row["severity"] = alert.severity.value
+    row["labels"], row["annotations"] = json(alert.labels), json(alert.annotations)
+    row["starts_at"], row["ends_at"] = time(alert.starts_at), time(alert.ends_at)
+    row["first_received_at"] = time(alert.first_received_at)
+    row["last_received_at"] = time(alert.last_received_at)
     return row
 
 
-def event_row(event: IncidentEvent) -> dict[str, Any]:
+#: The columns of ``incident_events`` that :func:`event_row` writes (``position`` is generated).
+EVENT_COLUMNS = (
+    "event_id",
+    "incident_id",
+    "sequence",
+    "type",
+    "occurred_at",
+    "document",
+    "published_at",
+)
+
+
+def event_row(event: IncidentEvent, values: Values) -> dict[str, Any]:
     return {
         "event_id": str(event.event_id),
         "incident_id": event.incident_id,
         "sequence": event.sequence,
         "type": event.type.value,
-        "occurred_at": event.occurred_at,
+        "occurred_at": values.time(event.occurred_at),
         "document": event.model_dump_json(),
         "published_at": None,
     }

@@ -23,7 +23,11 @@ from models.incident import AlertState, Incident, Outcome
 from store.audit import record as record_audit
 from store.chunking import chunks
 from store.db import reader
+from store.driver_sql import insert_ignoring, upsert, values_for
 from store.incident_rows import (
+    ALERT_FIELDS,
+    EVENT_COLUMNS,
+    INCIDENT_COLUMNS,
     ParsedIncidents,
     alert_from_row,
     alert_row,
@@ -63,6 +67,7 @@ class IncidentTx:
         self._parsed = parsed if parsed is not None else ParsedIncidents()
         self._dialect = conn.dialect.name
         self._insert: Any = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self._values = values_for(conn)
         self.incidents_by_group: dict[str, Incident | None] = {}
         #: Each locked group's latest incident id as stored (flush moves only the pointers that
         #: changed: a new incident opened or a group's first).
@@ -243,9 +248,8 @@ class IncidentTx:
         await self._flush_alerts()
         events, self._events = self._events, []
         if events:
-            await self._conn.execute(
-                self._insert(incident_events).on_conflict_do_nothing(index_elements=["event_id"]),
-                [event_row(e) for e in events],
+            await insert_ignoring(self._conn, incident_events, "event_id", EVENT_COLUMNS).run(
+                self._conn, [event_row(e, self._values) for e in events]
             )
         await self._flush_progress()
         self._dirty_incidents.clear()
@@ -254,19 +258,12 @@ class IncidentTx:
 
     async def _flush_incidents(self) -> None:
         """The changed incidents, and the groups whose latest incident moved."""
-        rows = [incident_row(self._incidents[i]) for i in sorted(self._dirty_incidents)]
+        rows = [incident_row(self._incidents[i], self._values) for i in sorted(self._dirty_incidents)]
         if not rows:
             return
         for row in rows:  # (a rolled-back document is never read back: only a miss)
             self._parsed.remember(self._incidents[row["id"]], row["document"])
-        stmt = self._insert(incidents)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
-            ),
-            rows,
-        )
+        await upsert(self._conn, incidents, "id", INCIDENT_COLUMNS).run(self._conn, rows)
         moved = [
             {"g": group_key, "i": latest.id}
             for group_key, latest in sorted(self.incidents_by_group.items())
@@ -282,17 +279,8 @@ class IncidentTx:
             self._pointers.update((m["g"], m["i"]) for m in moved)
 
     async def _flush_alerts(self) -> None:
-        alert_rows = [alert_row(self._alerts[f]) for f in sorted(self._dirty_alerts)]
-        if not alert_rows:
-            return
-        stmt = self._insert(alerts)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["fingerprint"],
-                set_={c: stmt.excluded[c] for c in alert_rows[0] if c != "fingerprint"},
-            ),
-            alert_rows,
-        )
+        rows = [alert_row(self._alerts[f], self._values) for f in sorted(self._dirty_alerts)]
+        await upsert(self._conn, alerts, "fingerprint", ALERT_FIELDS).run(self._conn, rows)
 
     async def _flush_progress(self) -> None:
         """Each partition's progress, never moved back (see :meth:`advance`)."""
