@@ -25,7 +25,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["DriverStatement", "Values", "insert_ignoring", "selecting", "upsert", "values_for"]
+__all__ = [
+    "DriverStatement",
+    "Values",
+    "in_list",
+    "insert_ignoring",
+    "inserting",
+    "selecting",
+    "upsert",
+    "values_for",
+]
 
 _UTC_OFFSET = timedelta(0)
 
@@ -36,6 +45,7 @@ def _naive() -> StatementError:
     retrying it (streams/failures.py)."""
     problem = ValueError("naive datetime given to a UTC column")
     return StatementError(str(problem), None, None, problem)
+
 
 #: Times given to SQLite lately, by value: an alert's receipt is also its event's time, and an
 #: incident's opening is written again with each change.
@@ -148,7 +158,7 @@ def _write(
         stmt = stmt.on_conflict_do_update(
             index_elements=[key], set_={c: stmt.excluded[c] for c in columns if c != key}
         )
-    else:
+    elif kind == "ignore":
         stmt = stmt.on_conflict_do_nothing(index_elements=[key])
     # (for_executemany: no RETURNING of the generated key, which nobody reads)
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
@@ -166,6 +176,12 @@ def insert_ignoring(
 ) -> DriverStatement:
     """``INSERT`` of ``columns`` that leaves a row with the same ``key`` as it is."""
     return _write("ignore", conn, table, key, columns)
+
+
+def inserting(conn: AsyncConnection, table: Table, columns: Sequence[str]) -> DriverStatement:
+    """A plain ``INSERT`` of ``columns``: a row with a key already stored is refused
+    (``IntegrityError``)."""
+    return _write("insert", conn, table, "", columns)
 
 
 def selecting(conn: AsyncConnection, query: Select[Any], name: str, count: int) -> DriverStatement:

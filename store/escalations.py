@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.escalation import EscalationState, EscalationStatus, Firing
 from models.events import IncidentEvent, IncidentState
 from store.chunking import chunks
 from store.db import reader
+from store.driver_sql import Values, inserting, values_for
 from store.escalation_schema import escalation_log, escalations
 from store.incidents import IncidentTx
 from store.schema import incidents
@@ -42,7 +43,8 @@ class StaleEscalation(Exception):
     """The escalation row changed since it was read: this run lost the race and does nothing."""
 
 
-def _row(state: EscalationState, now: datetime) -> dict[str, Any]:
+def _columns(state: EscalationState, now: datetime) -> dict[str, Any]:
+    """The row of ``state`` but its document."""
     return {
         "incident_id": state.incident_id,
         "escalation_id": state.escalation_id,
@@ -59,8 +61,30 @@ def _row(state: EscalationState, now: datetime) -> dict[str, Any]:
         "resolved_at": state.resolved_at,
         "version": state.version,
         "updated_at": now,
-        "document": state.model_dump(mode="json"),
     }
+
+
+def _row(state: EscalationState, now: datetime) -> dict[str, Any]:
+    """The row as SQLAlchemy's column types take it."""
+    return {**_columns(state, now), "document": state.model_dump(mode="json")}
+
+
+_TIMES = ("started_at", "due_at", "acknowledged_at", "resolved_at", "updated_at")
+_ROW_COLUMNS = tuple(c.name for c in escalations.columns)
+_LOG_COLUMNS = tuple(c.name for c in escalation_log.columns)
+_PRELOAD = select(escalations.c.incident_id, escalations.c.document).where(
+    escalations.c.incident_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _new_row(state: EscalationState, now: datetime, values: Values) -> dict[str, Any]:
+    """The row as the driver takes it (store/driver_sql.py): a new escalation is inserted by
+    the worker in the transaction that opens its incident."""
+    row = _columns(state, now)
+    for name in _TIMES:
+        row[name] = values.time(row[name])
+    row["document"] = state.model_dump_json()
+    return row
 
 
 class EscalationTx:
@@ -68,6 +92,7 @@ class EscalationTx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._values = values_for(conn)
         self._preloaded: dict[str, EscalationState | None] = {}
         #: New escalation rows and log entries, written together by :meth:`flush`.
         self._new_rows: list[dict[str, Any]] = []
@@ -78,11 +103,7 @@ class EscalationTx:
         them from memory (once each: a second load reads the row again)."""
         found: dict[str, EscalationState | None] = dict.fromkeys(incident_ids)
         for chunk in chunks(incident_ids):
-            rows = await self._conn.execute(
-                select(escalations.c.incident_id, escalations.c.document).where(
-                    escalations.c.incident_id.in_(chunk)
-                )
-            )
+            rows = await self._conn.execute(_PRELOAD, {"ids": list(chunk)})
             for incident_id, document in rows.all():
                 found[incident_id] = EscalationState.model_validate(document)
         self._preloaded.update(found)
@@ -104,7 +125,7 @@ class EscalationTx:
         still has that version. Returns the state as stored (its version advanced)."""
         if expected_version is None:
             stored = state.model_copy(update={"version": 1})
-            self._new_rows.append(_row(stored, now))
+            self._new_rows.append(_new_row(stored, now, self._values))
             return stored
         await self.flush()  # the row being updated may be one inserted in this transaction
         stored = state.model_copy(update={"version": expected_version + 1})
@@ -148,10 +169,10 @@ class EscalationTx:
                 "step": firing.key,
                 "incident_id": incident_id,
                 "type": firing.type.value,
-                "fired_at": now,
+                "fired_at": self._values.time(now),
                 "event_id": str(event.event_id),
                 "reason": firing.reason,
-                "targets": [t.model_dump(exclude_none=True) for t in firing.targets],
+                "targets": self._values.json([t.model_dump(exclude_none=True) for t in firing.targets]),
             }
         )
 
@@ -159,10 +180,8 @@ class EscalationTx:
         """Write the new rows and log entries, each kind in one statement."""
         rows, self._new_rows = self._new_rows, []
         entries, self._new_log = self._new_log, []
-        if rows:
-            await self._conn.execute(insert(escalations), rows)
-        if entries:
-            await self._conn.execute(insert(escalation_log), entries)
+        await inserting(self._conn, escalations, _ROW_COLUMNS).run(self._conn, rows)
+        await inserting(self._conn, escalation_log, _LOG_COLUMNS).run(self._conn, entries)
 
 
 @asynccontextmanager

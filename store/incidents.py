@@ -34,6 +34,7 @@ from store.incident_rows import (
     event_row,
     incident_row,
 )
+from store.prepared import prepared
 from store.schema import (
     alerts,
     commands,
@@ -57,6 +58,43 @@ _LOCK_GROUPS = (
     .with_for_update()
 )
 _ALERTS = select(alerts).where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+_GROUP_INCIDENTS = (
+    select(incident_groups.c.group_key, incident_groups.c.incident_id, incidents.c.document)
+    .select_from(incident_groups.outerjoin(incidents, incidents.c.id == incident_groups.c.incident_id))
+    .where(incident_groups.c.group_key.in_(bindparam("keys", expanding=True)))
+)
+_GROUPS_OF_INCIDENTS = select(incidents.c.group_key).where(
+    incidents.c.id.in_(bindparam("ids", expanding=True))
+)
+_APPLIED = select(partition_progress.c.partition, partition_progress.c.next_offset).where(
+    partition_progress.c.partition.in_(bindparam("partitions", expanding=True)),
+    partition_progress.c.next_offset.is_not(None),
+)
+_MOVE_POINTER = (
+    update(incident_groups)
+    .where(incident_groups.c.group_key == bindparam("g"))
+    .values(incident_id=bindparam("i"))
+)
+
+
+def _advance_progress(conn: AsyncConnection) -> Any:
+    """The upsert of each partition's progress, never moved back (:meth:`IncidentTx.advance`)."""
+    stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        partition_progress
+    )
+    stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
+    stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
+    return stmt.on_conflict_do_update(
+        index_elements=["partition"],
+        set_={
+            "newest_received_at": case((given > stored, given), else_=stored),
+            "next_offset": case(
+                (stored_offset.is_(None), given_offset),
+                (given_offset > stored_offset, given_offset),
+                else_=stored_offset,
+            ),
+        },
+    )
 
 
 class IncidentTx:
@@ -106,14 +144,8 @@ class IncidentTx:
         # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)
-        query = (
-            select(incident_groups.c.group_key, incident_groups.c.incident_id, incidents.c.document)
-            .select_from(
-                incident_groups.outerjoin(incidents, incidents.c.id == incident_groups.c.incident_id)
-            )
-            .where(incident_groups.c.group_key.in_(wanted))
-        )
-        for group_key, incident_id, document in (await self._conn.execute(query)).all():
+        rows = await self._conn.execute(_GROUP_INCIDENTS, {"keys": wanted})
+        for group_key, incident_id, document in rows.all():
             incident = self._parsed.get(incident_id, document) if document is not None else None
             self.incidents_by_group[group_key] = incident
             self._pointers[group_key] = incident.id if incident is not None else None
@@ -144,9 +176,7 @@ class IncidentTx:
         wanted = sorted(set(incident_ids) - set(self._incidents))
         keys: list[str] = []
         for chunk in chunks(wanted):
-            rows = await self._conn.execute(
-                select(incidents.c.group_key).where(incidents.c.id.in_(chunk))
-            )
+            rows = await self._conn.execute(_GROUPS_OF_INCIDENTS, {"ids": list(chunk)})
             keys.extend(rows.scalars())
         if keys:
             await self.lock_groups(keys)
@@ -227,10 +257,8 @@ class IncidentTx:
         wanted = sorted(set(partitions))
         if not wanted:
             return {}
-        query = select(partition_progress.c.partition, partition_progress.c.next_offset).where(
-            partition_progress.c.partition.in_(wanted), partition_progress.c.next_offset.is_not(None)
-        )
-        return {int(p): int(o) for p, o in (await self._conn.execute(query)).all()}
+        rows = await self._conn.execute(_APPLIED, {"partitions": wanted})
+        return {int(p): int(o) for p, o in rows.all()}
 
     def advance(self, progress: Mapping[int, tuple[datetime, int]]) -> None:
         """Queue, per alerts-topic partition, the newest ``received_at`` applied and the offset
@@ -270,12 +298,7 @@ class IncidentTx:
             if latest is not None and self._pointers.get(group_key) != latest.id
         ]
         if moved:
-            await self._conn.execute(
-                update(incident_groups)
-                .where(incident_groups.c.group_key == bindparam("g"))
-                .values(incident_id=bindparam("i")),
-                moved,
-            )
+            await self._conn.execute(_MOVE_POINTER, moved)
             self._pointers.update((m["g"], m["i"]) for m in moved)
 
     async def _flush_alerts(self) -> None:
@@ -286,21 +309,8 @@ class IncidentTx:
         """Each partition's progress, never moved back (see :meth:`advance`)."""
         if not self._progress:
             return
-        stmt = self._insert(partition_progress)
-        stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
-        stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
         await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["partition"],
-                set_={
-                    "newest_received_at": case((given > stored, given), else_=stored),
-                    "next_offset": case(
-                        (stored_offset.is_(None), given_offset),
-                        (given_offset > stored_offset, given_offset),
-                        else_=stored_offset,
-                    ),
-                },
-            ),
+            prepared(self._conn, _advance_progress),
             [
                 {"partition": p, "newest_received_at": at, "next_offset": offset}
                 for p, (at, offset) in sorted(self._progress.items())

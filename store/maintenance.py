@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.incident import AlertState
@@ -13,6 +13,14 @@ from store.incidents import alert_from_row
 from store.schema import alerts, maintenance_windows
 
 __all__ = ["MaintenanceStore"]
+
+# Read in every worker transaction: built once (a statement built per call costs more than the
+# query on an empty table, its cache key computed again each time).
+_OVERLAPPING = select(maintenance_windows.c.document).where(
+    maintenance_windows.c.starts_at <= bindparam("end", type_=maintenance_windows.c.starts_at.type),
+    maintenance_windows.c.ends_at > bindparam("start", type_=maintenance_windows.c.ends_at.type),
+    maintenance_windows.c.released_at.is_(None),
+)
 
 
 class MaintenanceStore:
@@ -54,18 +62,12 @@ class MaintenanceStore:
         end, so a record stamped before the end that is applied only after the release (a
         receiver whose clock runs behind, a late retry) is handled normally, not held for a
         release that will never come again."""
-        query = select(maintenance_windows.c.document).where(
-            and_(
-                maintenance_windows.c.starts_at <= end,
-                maintenance_windows.c.ends_at > start,
-                maintenance_windows.c.released_at.is_(None),
-            )
-        )
+        bounds = {"start": start, "end": end}
         if conn is None:
             async with self._reader.connect() as own:
-                documents = (await own.execute(query)).scalars().all()
+                documents = (await own.execute(_OVERLAPPING, bounds)).scalars().all()
         else:
-            documents = (await conn.execute(query)).scalars().all()
+            documents = (await conn.execute(_OVERLAPPING, bounds)).scalars().all()
         return [MaintenanceWindow.model_validate_json(d) for d in documents]
 
     async def listing(self, *, since: datetime | None = None) -> list[MaintenanceWindow]:

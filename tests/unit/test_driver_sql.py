@@ -12,10 +12,13 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.escalation import playbook_policy
 from models.events import IncidentEvent
 from models.incident import AlertState, Incident, LifecyclePolicy, Outcome
 from store.alert_briefs import read_briefs
 from store.driver_sql import values_for
+from store.escalation_schema import escalations
+from store.escalations import EscalationTx, _row
 from store.incident_rows import ALERT_FIELDS
 from store.incidents import IncidentStore
 from store.schema import alerts, incident_events, incidents
@@ -146,3 +149,43 @@ async def test_equal_instants_in_different_offsets_are_one_time(engine) -> None:
     written = [values.time(t) for t in given]
     assert written[0] == written[1]
     assert values.read_time(written[0]) == ELSEWHERE
+
+
+async def test_an_escalation_armed_through_the_driver_is_the_row_sqlalchemy_writes(engine) -> None:  # type: ignore[no-untyped-def]
+    pipeline = Pipeline(
+        IncidentStore(engine), load_rules(None), LifecyclePolicy(), escalation=playbook_policy()
+    )
+    events = await pipeline.process_alerts([alert()])  # opened, and its escalation armed
+    incident_id = events[0].incident_id
+    async with engine.begin() as conn:
+        etx = EscalationTx(conn)
+        state = await etx.load(incident_id)
+        assert state is not None
+        query = select(escalations.c.updated_at).where(escalations.c.incident_id == incident_id)
+        updated = (await conn.execute(query)).scalar_one()
+        copy = state.model_copy(update={"incident_id": "inc_core"})
+        await conn.execute(insert(escalations).values(_row(copy, updated)))
+    driver, core = [await _escalation(engine, i) for i in (incident_id, "inc_core")]
+    assert driver == core
+    stored = state.model_dump(mode="json")
+    stored.pop("incident_id")
+    stored.pop("escalation_id", None)
+    assert driver["document"] == stored
+
+
+async def _escalation(engine: AsyncEngine, incident_id: str) -> dict[str, Any]:
+    """An escalation row as the driver returns it, its document parsed, without its key."""
+    async with engine.connect() as conn:
+        quote = "?" if conn.dialect.name == "sqlite" else "%(k)s"
+        result = await conn.exec_driver_sql(
+            f"SELECT * FROM escalations WHERE incident_id = {quote}",
+            (incident_id,) if quote == "?" else {"k": incident_id},
+        )
+        row = dict(result.mappings().one())
+    for key in ("incident_id", "escalation_id"):  # (the escalation's id is its incident's)
+        row.pop(key)
+    document = row["document"]
+    row["document"] = json.loads(document) if isinstance(document, str) else document
+    row["document"].pop("incident_id")
+    row["document"].pop("escalation_id", None)
+    return row
