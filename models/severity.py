@@ -24,10 +24,11 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         """1 for SEV1 … 4 for SEV4: lower is more severe."""
-        return int(self.value[3])
+        return _RANKS[self]
 
     def is_more_severe_than(self, other: "Severity") -> bool:
-        return self.rank < other.rank
+        # (asked several times per alert: the ranks looked up, not computed from the value)
+        return _RANKS[self] < _RANKS[other]
 
     def raised(self, levels: int = 1) -> "Severity":
         """This severity made ``levels`` steps more severe, stopping at SEV1."""
@@ -40,6 +41,10 @@ class Severity(StrEnum):
     @staticmethod
     def most_severe(*severities: "Severity") -> "Severity":
         return min(severities, key=lambda s: s.rank)
+
+
+#: Each severity's rank, by value (a member is its value: a ``str``).
+_RANKS: dict[str, int] = {s.value: int(s.value[3]) for s in Severity}
 
 
 @dataclass(frozen=True)
