@@ -314,7 +314,7 @@ def worker_groups(args: argparse.Namespace, base: Path, start: datetime) -> None
         for count in sorted({1, args.workers}):
             place = base / f"g-{'pg' if server else 'sqlite'}-{count}"
             place.mkdir()
-            with pipeline_workers.group_store(server, place / "bench.db") as url:
+            with store_for(server, place / "bench.db") as url:
                 prefix = f"bench-group-{uuid.uuid4().hex[:6]}"
                 env = worker_env(args.bootstrap, f"{prefix}-alerts", url, place, args.batch_size)
                 run = pipeline_workers.run_group(args.bootstrap, env, count, batch, place)

@@ -27,13 +27,12 @@ one holds no partition or applied nothing; it asserts no speed.
 """
 
 import asyncio
-import contextlib
 import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -43,10 +42,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
-from sqlalchemy import Engine, create_engine, make_url, select, text
-from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from bench.pipeline_alone import resent, store_for
+from bench.pipeline_alone import resent
 from kafka_admin.topics import ensure_topic
 from models.alert import AlertRecord
 from store.db import normalise_url
@@ -54,7 +53,7 @@ from store.schema import partition_progress
 from testkit.local import REPO, free_port
 from testkit.processes import metric_sum, stop_process
 
-__all__ = ["GroupRun", "WorkerShare", "cpu_seconds", "group_store", "report", "run_group"]
+__all__ = ["GroupRun", "WorkerShare", "cpu_seconds", "report", "run_group"]
 
 #: Seconds the workers may take to start and be given their partitions on the loaded box.
 JOIN_SECONDS = 240.0
@@ -82,39 +81,6 @@ class GroupRun:
     #: Alerts per CPU-second of the workers and their relays, fresh and re-sent.
     fresh_cpu: float
     resent_cpu: float
-
-
-@contextlib.contextmanager
-def group_store(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
-    """:func:`bench.pipeline_alone.store_for`, dropping the throw-away PostgreSQL database again
-    when the first drop is refused: ``DROP DATABASE … WITH (FORCE)`` cannot end another role's
-    backend on it (most likely autovacuum, which visits a database just filled with 40,000
-    alerts) for a role without superuser rights; the refusal passes once that backend ends."""
-    url = None
-    try:
-        with store_for(server_url, sqlite_file) as url:
-            yield url
-    except ProgrammingError as exc:
-        if url is None or server_url is None or "DROP DATABASE" not in str(exc.statement):
-            raise
-        _drop_later(server_url, make_url(url).database or "")
-
-
-def _drop_later(server_url: str, name: str, attempts: int = 60) -> None:
-    admin = create_engine(
-        make_url(server_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        for _ in range(attempts):
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                return
-            except ProgrammingError:
-                time.sleep(1)
-        print(f"warning: the throw-away database {name} could not be dropped", file=sys.stderr)
-    finally:
-        admin.dispose()
 
 
 def _applied(engine: Engine) -> dict[int, int]:

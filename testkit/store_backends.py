@@ -4,17 +4,23 @@ SQLite runs everywhere (a file in tmp_path); PostgreSQL is the real server of sc
 so its parameter carries the ``integration`` marker.
 """
 
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import async_engine, sync_engine
 from store.tables import metadata
+
+#: Tries at dropping a throw-away database (one a second).
+DROP_ATTEMPTS = 60
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -35,10 +41,26 @@ def throwaway_database(server_url: str, prefix: str = "sevflow_t") -> Iterator[s
         try:
             yield base.set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str, attempts: int = DROP_ATTEMPTS) -> None:
+    """Drop database ``name``, trying again each second while the server refuses:
+    ``DROP DATABASE … WITH (FORCE)`` cannot end another role's backend on it (autovacuum, which
+    visits a database just filled) for a role without superuser rights, and that backend soon
+    ends. A database still there after ``attempts`` is reported on stderr, not raised: what used
+    it is done."""
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError:
+            if attempt + 1 < attempts:
+                time.sleep(1)
+    print(f"warning: the throw-away database {name} could not be dropped", file=sys.stderr)
 
 
 def fresh_database(url: str, *, create: bool = True) -> None:
