@@ -80,17 +80,22 @@ def _core_rows(
 _KEYS = {incidents: "id", alerts: "fingerprint", incident_events: "event_id"}
 
 
+async def _driver_row(engine: AsyncEngine, table: str, column: str, key: str) -> dict[str, Any]:
+    """The row of ``table`` whose ``column`` is ``key``, as the driver returns it."""
+    async with engine.connect() as conn:
+        quote = "?" if conn.dialect.name == "sqlite" else "%(k)s"
+        result = await conn.exec_driver_sql(
+            f"SELECT * FROM {table} WHERE {column} = {quote}",
+            (key,) if quote == "?" else {"k": key},
+        )
+        return dict(result.mappings().one())
+
+
 async def _raw(engine: AsyncEngine, table: Table, key: str) -> dict[str, Any]:
     """The row's columns as the driver returns them (SQLite: the stored text), but for the
     generated position and the JSON columns parsed (their spacing may differ)."""
     column = _KEYS[table]
-    async with engine.connect() as conn:
-        quote = "?" if conn.dialect.name == "sqlite" else "%(k)s"
-        result = await conn.exec_driver_sql(
-            f"SELECT * FROM {table.name} WHERE {column} = {quote}",
-            (key,) if quote == "?" else {"k": key},
-        )
-        row = dict(result.mappings().one())
+    row = await _driver_row(engine, table.name, column, key)
     row.pop("position", None)
     row.pop(column)
     for name in JSON_COLUMNS & set(row):
@@ -175,13 +180,7 @@ async def test_an_escalation_armed_through_the_driver_is_the_row_sqlalchemy_writ
 
 async def _escalation(engine: AsyncEngine, incident_id: str) -> dict[str, Any]:
     """An escalation row as the driver returns it, its document parsed, without its key."""
-    async with engine.connect() as conn:
-        quote = "?" if conn.dialect.name == "sqlite" else "%(k)s"
-        result = await conn.exec_driver_sql(
-            f"SELECT * FROM escalations WHERE incident_id = {quote}",
-            (incident_id,) if quote == "?" else {"k": incident_id},
-        )
-        row = dict(result.mappings().one())
+    row = await _driver_row(engine, "escalations", "incident_id", incident_id)
     for key in ("incident_id", "escalation_id"):  # (the escalation's id is its incident's)
         row.pop(key)
     document = row["document"]
