@@ -220,6 +220,9 @@ def _configure_logging(settings: Settings) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
         # One INFO line each time the sinks' metrics read the dead-letter topic (every scrape).
         logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
+        # One INFO line per HTTP request with its full URL (every page sent, every readiness
+        # probe of `sevflow status`, on its stderr): noise, and a URL may carry credentials.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if insecure := settings.insecure_vendor_urls():
         logging.getLogger("sevflow").warning(
             "%s: plain http accepted (SEVFLOW_ALLOW_INSECURE_VENDOR_URLS): for tests only, "

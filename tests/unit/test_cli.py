@@ -2,7 +2,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -262,6 +264,33 @@ def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> N
     assert lines[2].endswith("killed by SIGKILL")
     assert lines[3].split()[:4] == ["receiver", "up", "4242", "0"]
     assert lines[4].startswith("receiver /ready: not answering at http://127.0.0.1:")
+
+
+def test_status_of_a_ready_receiver_prints_nothing_on_stderr(tmp_path: Path) -> None:
+    from models.supervision import dumps
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ready")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        env = {"PATH": "", "SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_HTTP_PORT": str(port)}
+        roles = [RoleStatus("receiver", "up", 4242, 0, None, 1700000000.0)]
+        (tmp_path / "roles.json").write_text(dumps(os.getpid(), roles))
+        result = run_cli("status", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "receiver /ready: ready" in result.stdout, result.stdout + result.stderr
+    assert result.stderr == ""  # (httpx logged each request at INFO, its URL included)
 
 
 #: Run by a fresh interpreter: the modules ``sevflow incidents list`` loaded, one per line.
