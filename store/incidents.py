@@ -70,6 +70,7 @@ _APPLIED = select(partition_progress.c.partition, partition_progress.c.next_offs
     partition_progress.c.partition.in_(bindparam("partitions", expanding=True)),
     partition_progress.c.next_offset.is_not(None),
 )
+_GROUP_COLUMNS = ("group_key", "incident_id")
 _MOVE_POINTER = (
     update(incident_groups)
     .where(incident_groups.c.group_key == bindparam("g"))
@@ -165,9 +166,8 @@ class IncidentTx:
             # One statement, many parameter sets: it compiles once and is cached, where a
             # multi-row VALUES clause would be compiled again for every batch size. (A group
             # another worker creates meanwhile is left as it is.)
-            await self._conn.execute(
-                self._insert(incident_groups).on_conflict_do_nothing(index_elements=["group_key"]),
-                [{"group_key": g, "incident_id": None} for g in missing],
+            await insert_ignoring(self._conn, incident_groups, "group_key", _GROUP_COLUMNS).run(
+                self._conn, [{"group_key": g, "incident_id": None} for g in missing]
             )
 
     async def lock_incidents(self, incident_ids: Iterable[str]) -> None:
