@@ -48,10 +48,12 @@ def _naive() -> StatementError:
     return StatementError(str(problem), None, None, problem)
 
 
-#: Times given to SQLite lately, by value: an alert's receipt is also its event's time, and an
-#: incident's opening is written again with each change.
+#: Times given to SQLite lately, by value: an alert's receipt is also its event's time and its
+#: state's last receipt, and an incident's opening is written again with each change. A batch's
+#: worth (500 records, a few times each); cleared when full, so a storm of distinct times keeps
+#: no more than that (about a megabyte).
 _TEXTS: dict[datetime, str] = {}
-_TEXTS_MAX = 50_000
+_TEXTS_MAX = 4_096
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
