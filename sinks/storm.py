@@ -6,6 +6,7 @@ replayed backlog is judged by when it happened) and is otherwise pure.
 """
 
 import bisect
+import heapq
 from datetime import datetime, timedelta
 
 from models.events import EventType, IncidentEvent
@@ -23,6 +24,8 @@ class StormDetector:
         self.window = window
         self._opened: list[datetime] = []  # sorted
         self._seen: dict[str, datetime] = {}  # incident id -> opening (a redelivery counts once)
+        #: The same openings, the earliest first, to forget them without a pass over all.
+        self._expiring: list[tuple[datetime, str]] = []
         self.started_at: datetime | None = None
 
     def observe(self, events: list[IncidentEvent]) -> None:
@@ -35,11 +38,13 @@ class StormDetector:
                 and event.incident_id not in self._seen
             ):
                 self._seen[event.incident_id] = event.occurred_at
+                heapq.heappush(self._expiring, (event.occurred_at, event.incident_id))
                 bisect.insort(self._opened, event.occurred_at)
         if self._opened:  # forget what no window can reach any more
             horizon = self._opened[-1] - 2 * self.window
             del self._opened[: bisect.bisect_left(self._opened, horizon)]
-            self._seen = {k: at for k, at in self._seen.items() if at >= horizon}
+            while self._expiring and self._expiring[0][0] < horizon:
+                del self._seen[heapq.heappop(self._expiring)[1]]
 
     def active(self, now: datetime) -> bool:
         """True while more than ``threshold`` incidents opened in the window ending at ``now``."""

@@ -279,6 +279,22 @@ def test_storm_detector() -> None:
     assert not detector.active(T0 + timedelta(minutes=5))  # the window moved on
 
 
+def test_storm_detector_keeps_two_windows_of_openings() -> None:
+    """Ten minutes of openings, one a second: only the last two windows' are kept (each batch
+    forgets what fell behind, without a pass over all of them), and a redelivered opening of
+    those is still counted once."""
+    detector = StormDetector(threshold=1_000)
+    stories = [IncidentStory(name=f"Api{i}", severity=Severity.SEV3, group=f"a{i}") for i in range(600)]
+    opened = [s.fire(at=T0 + timedelta(seconds=i))[0] for i, s in enumerate(stories)]
+    for start in range(0, len(opened), 10):
+        detector.observe(opened[start : start + 10])
+    kept = {e.incident_id for e in opened[-121:]}  # 2 minutes back from the last, inclusive
+    assert set(detector._seen) == kept  # (the memory this bounds)
+    assert len(detector._opened) == len(kept)
+    detector.observe(opened[-5:])
+    assert len(detector._opened) == len(kept)
+
+
 async def test_pacer_serves_sev1_first_and_spaces_posts() -> None:
     clock = FakeClock()
     pacer = ChannelPacer(clock, 1.0)
