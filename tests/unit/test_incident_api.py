@@ -22,7 +22,7 @@ from sevflow.admin_api import admin_routes
 from store.db import async_engine
 from testkit.store_backends import fresh_database
 from tests.builders import T0, CommandRecorder, api_credentials
-from tests.unit.test_analytics_scenario import Scenario, build_scenario
+from tests.unit.test_analytics_scenario import Scenario, scenario_store
 from tests.unit.test_escalation_cli import incidents_in_every_state
 
 TOKEN = "api-token"
@@ -32,16 +32,7 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, Scenario]]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    fresh_database(url)
-
-    async def populate() -> Scenario:
-        engine = async_engine(url)
-        try:
-            return await build_scenario(engine)
-        finally:
-            await engine.dispose()
-
-    scenario = asyncio.run(populate())
+    scenario = scenario_store(url)
     engine = async_engine(url)
     app = Starlette(routes=protect_all(incident_routes(engine), api_credentials(TOKEN)))
     with TestClient(app) as client:
