@@ -6,7 +6,9 @@ sequence order), waits for Kafka's acknowledgement (acks=all) and only then mark
 A crash between the ack and the mark would publish a batch twice; to prevent that, a relay that
 has just (re)acquired its lease, or whose last publish or mark failed, first reads the tail of
 every partition and marks the events it finds there as published. One lease (store/leases.py)
-makes sure only one worker relays at a time, and the mark is fenced by the lease token.
+makes sure only one worker relays at a time, and the mark is fenced by the lease token. The
+lease and the outbox are read and written through the database's driver
+(store/driver_outbox.py), which keeps the relay's process small.
 
 A relay that lost its lease while it was publishing (Kafka slow for longer than the lease, the
 process paused) may still be sending when the next holder has read the tail and published the
@@ -24,15 +26,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.settings import Settings
-from store.leases import Lease
-from store.outbox import Outbox
+from store.driver_outbox import DriverOutbox, OutboxRow
+
+if TYPE_CHECKING:  # (the relay's process never imports the settings: RelaySettings.of is the worker's)
+    from models.settings import Settings
 
 __all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay", "RelaySettings"]
 
@@ -53,7 +55,7 @@ class RelaySettings:
     log_level: str
 
     @classmethod
-    def of(cls, settings: Settings) -> "RelaySettings":
+    def of(cls, settings: "Settings") -> "RelaySettings":
         return cls(
             database_url=settings.sqlalchemy_url(),
             kafka_bootstrap=settings.kafka_bootstrap,
@@ -195,32 +197,29 @@ class KafkaEventPublisher:
 
 
 class OutboxRelay:
-    """Moves events from the outbox table to Kafka, once each."""
+    """Moves events from the outbox table to Kafka, once each. ``outbox`` holds the relay's
+    lease too."""
 
-    def __init__(
-        self, engine: AsyncEngine, lease: Lease, publisher: EventPublisher, batch_size: int = 500
-    ) -> None:
-        self._outbox = Outbox(engine)
-        self._lease = lease
+    def __init__(self, outbox: DriverOutbox, publisher: EventPublisher, batch_size: int = 500) -> None:
+        self._outbox = outbox
         self._publisher = publisher
         self.batch_size = batch_size
         self._recovered = False
 
-    async def _unpublished(self) -> list[Any]:
+    async def _unpublished(self) -> list[OutboxRow]:
         return await self._outbox.unpublished(self.batch_size)
 
     async def _mark(self, positions: list[int], now: datetime) -> None:
-        await self._outbox.mark_published(positions, self._lease, now)
+        await self._outbox.mark_published(positions, now)
 
     async def release(self) -> None:
         """Give the lease up (clean shutdown) when this relay holds it."""
-        if self._lease.token is not None:
-            await self._lease.release()
+        await self._outbox.release()
         self._recovered = False
 
     async def run_once(self, now: datetime) -> int:
         """Publish one batch; returns how many events were published (0 when not the holder)."""
-        if not await self._lease.acquire(now):
+        if not await self._outbox.acquire(now):
             self._recovered = False
             return 0
         rows = await self._unpublished()

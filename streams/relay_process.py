@@ -29,11 +29,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 
 from models.clock import Clock, utc_now
-from store.db import async_engine
-from store.leases import Lease
+from store.driver_connect import DriverError, UnsupportedStore
+from store.driver_outbox import DriverOutbox
 from streams.relay import KafkaEventPublisher, OutboxRelay, RelaySettings
 
 __all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds", "relay_transactional_id"]
@@ -57,7 +56,7 @@ async def relay_rounds(relay: OutboxRelay, now: Clock) -> int:
             total += published
             if published < relay.batch_size:
                 break  # the outbox is drained: no need to ask again
-    except (SQLAlchemyError, KafkaError, OSError, TimeoutError) as exc:
+    except (DriverError, UnsupportedStore, KafkaError, OSError, TimeoutError) as exc:
         # Nothing is lost: unpublished events stay in the outbox for the next round.
         log.warning("outbox relay paused: %s: %s", type(exc).__name__, exc)
     return total
@@ -183,13 +182,13 @@ def _report(counts_fd: int, published: int) -> None:
 
 async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
     loop = asyncio.get_running_loop()
-    engine = async_engine(settings.database_url)
     publisher = KafkaEventPublisher(
         settings.kafka_bootstrap, settings.events_topic, relay_transactional_id(settings.app_id)
     )
     # Named after the worker, which operators know (and whose restarted relay takes over at once).
     holder = f"{socket.gethostname()}:{os.getppid()}"
-    relay = OutboxRelay(engine, Lease(engine, "outbox-relay", holder, timedelta(seconds=15)), publisher)
+    outbox = DriverOutbox(settings.database_url, "outbox-relay", holder, timedelta(seconds=15))
+    relay = OutboxRelay(outbox, publisher)
     woken, stopping = asyncio.Event(), asyncio.Event()
 
     def on_wake() -> None:
@@ -227,9 +226,9 @@ async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
         await publisher.close()
         try:
             await relay.release()
-        except (SQLAlchemyError, OSError) as exc:
+        except (DriverError, UnsupportedStore, OSError) as exc:
             log.warning("outbox relay lease not released: %s: %s", type(exc).__name__, exc)
-        await engine.dispose()
+        await outbox.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,9 @@ so its parameter carries the ``integration`` marker.
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -17,6 +18,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import async_engine, sync_engine
+from store.driver_outbox import DriverOutbox
 from store.tables import metadata
 
 #: Tries at dropping a throw-away database (one a second).
@@ -92,3 +94,19 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = async_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def relay_outbox(database_url: str) -> AsyncIterator[Callable[..., DriverOutbox]]:
+    """Makes the outbox relay's view of the test's store (``holder``, lease ``name``, ``ttl``),
+    as the relay's process opens it; each is closed after the test."""
+    made: list[DriverOutbox] = []
+
+    def make(holder: str, name: str = "relay", ttl: timedelta = timedelta(seconds=15)) -> DriverOutbox:
+        outbox = DriverOutbox(database_url, name, holder, ttl)
+        made.append(outbox)
+        return outbox
+
+    yield make
+    for outbox in made:
+        await outbox.close()

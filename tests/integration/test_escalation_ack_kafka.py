@@ -4,6 +4,7 @@ and the outbox relay puts `escalated` and `acknowledged` (who, through what) on 
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -21,8 +22,8 @@ from receiver.access import protect_all
 from receiver.callbacks import callback_routes, slack_signature
 from receiver.commands import CommandPublisher
 from receiver.slack_callers import SlackCallers
+from store.driver_outbox import DriverOutbox
 from store.incidents import IncidentStore
-from store.leases import Lease
 from streams.escalation import run_escalations
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
@@ -55,7 +56,7 @@ async def read_all(bootstrap: str, topic: str, want: int) -> list[bytes]:
 
 
 async def test_slack_ack_through_kafka_stops_escalation(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, relay_outbox: Callable[..., DriverOutbox], kafka_bootstrap: str
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     commands_topic, events_topic = f"test-commands-{suffix}", f"test-events-{suffix}"
@@ -129,7 +130,7 @@ async def test_slack_ack_through_kafka_stops_escalation(
     assert await run_escalations(store, playbook_policy(), T0 + 2 * 60 * M) == []
 
     relay_publisher = KafkaEventPublisher(kafka_bootstrap, events_topic, f"{events_topic}-relay")
-    relay = OutboxRelay(engine, Lease(engine, "relay", "w", timedelta(seconds=15)), relay_publisher)
+    relay = OutboxRelay(relay_outbox("w"), relay_publisher)
     try:
         while await relay.run_once(T0 + 2 * 60 * M):
             pass

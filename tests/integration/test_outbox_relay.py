@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from kafka_admin.topics import ensure_topic
 from models.incident import LifecyclePolicy
 from store.incidents import IncidentStore
-from store.leases import Lease
-from store.schema import incident_events, leases
+from store.schema import incident_events
 from streams.pipeline import Pipeline
 from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.rules import load_rules
@@ -37,7 +36,9 @@ async def unpublished(engine) -> int:  # type: ignore[no-untyped-def]
         return int((await conn.execute(query)).scalar_one())
 
 
-async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_bootstrap: str) -> None:  # type: ignore[no-untyped-def]
+async def test_relay_publishes_each_event_once_across_a_crash(
+    engine, relay_outbox, kafka_bootstrap: str
+) -> None:  # type: ignore[no-untyped-def]
     topic = f"test-events-{uuid.uuid4().hex[:8]}"
     await ensure_topic(kafka_bootstrap, topic, 4)
     pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
@@ -51,9 +52,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
     assert await unpublished(engine) == 40
 
     publisher = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
-    relay = OutboxRelay(
-        engine, Lease(engine, "relay", "worker-1", timedelta(seconds=15)), publisher, batch_size=25
-    )
+    relay = OutboxRelay(relay_outbox("worker-1"), publisher, batch_size=25)
     try:
         assert await relay.run_once(T0) == 25
         # Crash after Kafka acked the next batch but before it was marked published:
@@ -72,9 +71,7 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
 
     # A second worker takes over after the first one's lease expired.
     publisher2 = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
-    relay2 = OutboxRelay(
-        engine, Lease(engine, "relay", "worker-2", timedelta(seconds=15)), publisher2, batch_size=25
-    )
+    relay2 = OutboxRelay(relay_outbox("worker-2"), publisher2, batch_size=25)
     try:
         assert await relay2.run_once(T0 + timedelta(seconds=5)) == 0  # lease still held by worker-1
         while await relay2.run_once(T0 + timedelta(seconds=20)):
@@ -91,37 +88,6 @@ async def test_relay_publishes_each_event_once_across_a_crash(engine, kafka_boot
     for e in events:
         by_incident.setdefault(e["incident_id"], []).append(e["sequence"])
     assert all(seqs == sorted(seqs) for seqs in by_incident.values())
-
-
-async def test_a_held_lease_is_renewed_once_half_its_ttl_has_passed(engine) -> None:  # type: ignore[no-untyped-def]
-    async def expiry() -> object:
-        async with engine.connect() as conn:
-            return (await conn.execute(select(leases.c.expires_at).where(leases.c.name == "y"))).scalar()
-
-    a = Lease(engine, "y", "a", timedelta(seconds=10))
-    b = Lease(engine, "y", "b", timedelta(seconds=10))
-    assert await a.acquire(T0)
-    assert await a.acquire(T0 + timedelta(seconds=4))  # still held for 6 s: not written again
-    assert await expiry() == T0 + timedelta(seconds=10)
-    assert await a.acquire(T0 + timedelta(seconds=6))
-    assert await expiry() == T0 + timedelta(seconds=16)
-    assert not await b.acquire(T0 + timedelta(seconds=12))  # the renewal kept b out
-
-
-async def test_lease_fences_a_stale_holder(engine) -> None:  # type: ignore[no-untyped-def]
-    a = Lease(engine, "x", "a", timedelta(seconds=10))
-    b = Lease(engine, "x", "b", timedelta(seconds=10))
-    assert await a.acquire(T0)
-    assert not await b.acquire(T0 + timedelta(seconds=5))
-    assert await b.acquire(T0 + timedelta(seconds=11))
-    assert b.token is not None
-    assert a.token is not None
-    assert b.token > a.token
-    assert not await a.acquire(T0 + timedelta(seconds=12))
-    await b.release()
-    assert await a.acquire(T0 + timedelta(seconds=13))
-    async with engine.begin() as conn:
-        await conn.execute(update(incident_events).values(published_at=None))
 
 
 def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka_bootstrap: str) -> None:
@@ -148,7 +114,7 @@ def test_a_worker_stopped_cleanly_gives_the_relay_lease_up(tmp_path: Path, kafka
 
 
 async def test_a_relay_that_lost_its_lease_cannot_publish_after_the_next_holder(  # type: ignore[no-untyped-def]
-    engine, kafka_bootstrap: str
+    engine, relay_outbox, kafka_bootstrap: str
 ) -> None:
     """Relay A read a batch, then stalled past its lease (Kafka slow, its process paused); relay
     B took the lease over, read the tail and published that batch. When A's send comes, the batch
@@ -159,8 +125,8 @@ async def test_a_relay_that_lost_its_lease_cannot_publish_after_the_next_holder(
     pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
     publisher_a = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
     publisher_b = KafkaEventPublisher(kafka_bootstrap, topic, f"{topic}-relay")
-    relay_a = OutboxRelay(engine, Lease(engine, "relay", "worker-a", timedelta(seconds=15)), publisher_a)
-    relay_b = OutboxRelay(engine, Lease(engine, "relay", "worker-b", timedelta(seconds=15)), publisher_b)
+    relay_a = OutboxRelay(relay_outbox("worker-a"), publisher_a)
+    relay_b = OutboxRelay(relay_outbox("worker-b"), publisher_b)
     try:
         await pipeline.process_alerts([alert(f"F{n}", instance="x") for n in range(10)])
         assert await relay_a.run_once(T0) == 10

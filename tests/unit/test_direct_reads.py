@@ -18,7 +18,8 @@ from analytics.incidents import (
 from models.events import IncidentState
 from models.severity import Severity
 from store.db import async_engine
-from store.direct_reads import StoreReadError, UnsupportedStore, _target, direct_reads
+from store.direct_reads import StoreReadError, UnsupportedStore, direct_reads
+from store.driver_connect import driver_target
 from store.incident_reads import incident_reads
 from testkit.store_backends import fresh_database
 from tests.builders import T0
@@ -81,7 +82,7 @@ def test_a_postgresql_url_names_what_sqlalchemy_s_dialect_connects_to(url: str) 
     parsed = make_url(url)
     expected = parsed.translate_connect_args(username="user", database="dbname")
     expected.update(parsed.query)
-    target = _target(url)
+    target = driver_target(url)
     assert target is not None
     assert target.backend == "postgresql"
     assert dict(target.postgres) == expected
@@ -89,7 +90,7 @@ def test_a_postgresql_url_names_what_sqlalchemy_s_dialect_connects_to(url: str) 
 
 def test_a_sqlite_url_names_sqlalchemy_s_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a b%20c.db'}"
-    target = _target(url)
+    target = driver_target(url)
     assert target is not None
     assert target.sqlite_path == make_url(url).database
 
@@ -106,7 +107,7 @@ def test_a_sqlite_url_names_sqlalchemy_s_file(tmp_path: Path) -> None:
     ],
 )
 def test_urls_it_does_not_read_itself_go_to_sqlalchemy(url: str) -> None:
-    assert _target(url) is None
+    assert driver_target(url) is None
 
 
 async def test_sqlalchemy_opens_what_it_does_not_read_itself(tmp_path: Path) -> None:
