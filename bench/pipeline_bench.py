@@ -151,9 +151,10 @@ def worker_env(
     )
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (``VmHWM``: its peak so far), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -165,9 +166,9 @@ def children(pid: int) -> list[int]:
 
 def run_worker(
     bootstrap: str, topic: str, n: int, database_url: str, data_dir: Path, batch_size: int = 500
-) -> tuple[float, float, tuple[float, float]]:
-    """(alerts/s, seconds until everything was published, RSS MB at the end) of one worker: the
-    RSS of the worker's own process, and of its outbox relay's."""
+) -> tuple[float, float, tuple[float, float, float, float]]:
+    """(alerts/s, seconds until everything was published, memory) of one worker; memory: the RSS
+    in MB at the end of the worker's own process and of its outbox relay's, then their peaks."""
     engine = create_engine(normalise_url(database_url, asynchronous=False))
 
     def count(query) -> int:  # type: ignore[no-untyped-def]
@@ -208,7 +209,13 @@ def run_worker(
         while count(unpublished) > 0:
             time.sleep(0.05)
         published = time.perf_counter()
-        memory = (rss_mb(process.pid), sum(rss_mb(c) for c in children(process.pid)))
+        relays = children(process.pid)
+        memory = (
+            rss_mb(process.pid),
+            sum(rss_mb(c) for c in relays),
+            rss_mb(process.pid, "VmHWM"),
+            sum(rss_mb(c, "VmHWM") for c in relays),
+        )
     finally:
         process.terminate()
         process.wait(30)
@@ -335,7 +342,8 @@ def storm(args: argparse.Namespace, base: Path, start: datetime) -> None:
     print(
         f"storm: {args.storm} alerts of one group drained in {drained:.1f} s "
         f"({storm_rate:.0f} alerts/s); RSS with {args.storm} open alerts: worker "
-        f"{memory[0]:.0f} MB, its outbox relay {memory[1]:.0f} MB"
+        f"{memory[0]:.0f} MB, its outbox relay {memory[1]:.0f} MB (peaks {memory[2]:.0f} and "
+        f"{memory[3]:.0f} MB)"
     )
 
 

@@ -23,6 +23,7 @@ from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
 from streams.escalation import EscalationMetrics, run_escalations
 from streams.failures import RETRIED, isolate, reason_of, retry_transient
+from streams.memory import MemoryReturn
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.quarantine import Quarantine
@@ -97,6 +98,7 @@ class WorkerSteps:
         self.activity = Activity()
         self.record_time = RecordTime(pipeline.store, max_age=WATERMARK_MAX_AGE)
         self.escalation_metrics = EscalationMetrics(stats.registry)
+        self.memory = MemoryReturn()
         seconds = settings.worker_stall_seconds
         self.stall = StallWatch(seconds) if seconds else None
 
@@ -145,6 +147,7 @@ class WorkerSteps:
         for event in created:
             self.stats.events_created.labels(event.type.value).inc()
         self.escalation_metrics.count(created)
+        self.memory.after_batch()
 
     async def command_event(self, event: Any) -> None:
         decoded = decode_command(event.value)
