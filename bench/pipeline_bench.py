@@ -183,11 +183,17 @@ def run_worker(
         select(func.count()).select_from(incident_events).where(incident_events.c.published_at.is_(None))
     )
     log = (data_dir / "worker.log").open("wb")
+    env = worker_env(bootstrap, topic, database_url, data_dir, batch_size)
+    # The store is migrated first, as `sevflow run` and a deployment's init-db job do: a worker
+    # that finds it current never loads Alembic (store/schema_version.py).
+    subprocess.run(
+        [sys.executable, "-m", "sevflow", "init-db"], cwd=REPO, env=env, stdout=log, check=True
+    )
     launched = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "sevflow", "worker"],
         cwd=REPO,
-        env=worker_env(bootstrap, topic, database_url, data_dir, batch_size),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -20,7 +20,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import faust
-import httpx
 import mode
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +56,8 @@ def install(
     probes = steps.pipeline.probes
     if not probes:
         return
+    import httpx  # (only with probes: streams/probes.py)
+
     client = httpx.AsyncClient(follow_redirects=False)
     runner = ProbeRunner(
         steps.pipeline.store,

@@ -27,8 +27,8 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from aiokafka.partitioner import murmur2
 
 from models.clock import Clock
@@ -37,6 +37,9 @@ from models.probe_file import parse_probe_file
 from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
 from store.incidents import IncidentStore
 from streams.quiet_scan import QuietScan
+
+if TYPE_CHECKING:  # httpx is imported when a probe runs: a worker without probes never loads it
+    import httpx
 
 __all__ = ["ProbeRunner", "check", "load_probes", "partition_of"]
 
@@ -65,7 +68,9 @@ def load_probes(text: str, file: Path | None, rules_file: Path | None = None) ->
     return ProbeSet(probes)
 
 
-async def _http(client: httpx.AsyncClient, url: str, wait_seconds: float) -> tuple[bool, str]:
+async def _http(client: "httpx.AsyncClient", url: str, wait_seconds: float) -> tuple[bool, str]:
+    import httpx
+
     try:
         response = await client.get(url, timeout=wait_seconds)
     except httpx.HTTPError as exc:
@@ -87,8 +92,10 @@ def _truthy(sample: object) -> bool:
 
 
 async def _promql(
-    client: httpx.AsyncClient, prometheus_url: str, expression: str, wait_seconds: float
+    client: "httpx.AsyncClient", prometheus_url: str, expression: str, wait_seconds: float
 ) -> tuple[bool, str]:
+    import httpx
+
     url = prometheus_url.rstrip("/") + "/api/v1/query"
     try:
         response = await client.get(url, params={"query": expression}, timeout=wait_seconds)
@@ -113,7 +120,7 @@ async def _promql(
     return True, f"returned {len(samples)} truthy value{'s' if len(samples) != 1 else ''}"
 
 
-async def check(client: httpx.AsyncClient, probe: Probe, wait_seconds: float) -> tuple[bool, str]:
+async def check(client: "httpx.AsyncClient", probe: Probe, wait_seconds: float) -> tuple[bool, str]:
     """Run every check of ``probe``: ``(passed, what was found)``, naming the check that failed."""
     found = []
     if probe.http_url is not None:
@@ -138,7 +145,7 @@ class ProbeRunner:
         probes: ProbeSet,
         publish: Callable[[ProbeResult], Awaitable[None]],
         clock: Clock,
-        client: httpx.AsyncClient,
+        client: "httpx.AsyncClient",
         timeout: float,
         *,
         owns: Callable[[str], bool] = _everyone,

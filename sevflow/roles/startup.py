@@ -17,7 +17,7 @@ from models.settings import Settings
 from receiver.auth import WebhookAuth
 from sevflow.problems import store_problem
 from store.db import UnsupportedDatabaseError, sync_engine
-from store.migrate import upgrade
+from store.schema_version import at_head
 from streams.runbooks import load_runbooks
 
 __all__ = ["init_db", "metrics_auth", "runbooks_problem", "wait_for_topics"]
@@ -32,14 +32,18 @@ def metrics_auth(settings: Settings) -> WebhookAuth | None:
 
 def init_db(settings: Settings) -> int:
     """Bring the store's schema to the latest migration (idempotent); 2 for an unusable URL, 1
-    when the store cannot be reached or migrated."""
+    when the store cannot be reached or migrated. Alembic is loaded only when the store is not
+    current already (store/schema_version.py)."""
     try:
         engine = sync_engine(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:
         print(f"sevflow: SEVFLOW_DATABASE_URL: {exc}", file=sys.stderr)
         return 2
     try:
-        upgrade(engine)
+        if not at_head(engine):
+            from store.migrate import upgrade
+
+            upgrade(engine)
     except SQLAlchemyError as exc:
         print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
         return 1

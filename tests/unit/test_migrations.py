@@ -6,6 +6,7 @@ from sqlalchemy import inspect
 
 from store.db import sync_engine
 from store.migrate import upgrade
+from store.schema_version import HEAD_REVISION, at_head
 from store.tables import metadata
 
 
@@ -75,3 +76,66 @@ def test_roles_starting_together_on_a_fresh_database_both_migrate(database_url: 
     finally:
         engine.dispose()
     assert {"incidents", "incident_events", "escalations", "sink_deliveries"} <= tables
+
+
+def test_the_head_revision_constant_is_the_migrations_head(database_url: str) -> None:  # type: ignore[no-untyped-def]
+    from alembic.script import ScriptDirectory
+
+    from store.migrate import _config
+
+    engine = sync_engine(database_url)
+    try:
+        assert ScriptDirectory.from_config(_config(engine)).get_current_head() == HEAD_REVISION
+        metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        assert not at_head(engine)  # no version table yet
+        upgrade(engine)
+        assert at_head(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0009'")
+        assert not at_head(engine)  # an older store is migrated again
+    finally:
+        engine.dispose()
+
+
+_STARTS = """
+import sys
+from models.settings import Settings
+from sevflow.roles.startup import init_db
+status = init_db(Settings(database_url=sys.argv[1]))
+print(status, "alembic" in sys.modules)
+"""
+
+
+def test_a_role_loads_alembic_only_when_its_store_is_not_current(database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Alembic stays resident in a role's process once loaded (about 11 MB); a store already at
+    the head revision (``sevflow run`` and the init-db job migrate before the roles start)
+    needs none of it."""
+    import subprocess
+    import sys
+
+    from testkit.local import REPO
+
+    engine = sync_engine(database_url)
+    try:
+        metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    finally:
+        engine.dispose()
+
+    def start() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _STARTS, database_url],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert start() == "0 True"  # a fresh store: migrated
+    assert start() == "0 False"  # current: Alembic never loaded
