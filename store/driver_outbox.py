@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from store.driver_connect import DriverConnection, DriverError, driver_connection
+from store.lease_terms import next_token, renewal_due
 
 __all__ = ["DriverOutbox", "OutboxRow"]
 
@@ -113,16 +114,9 @@ class DriverOutbox:
                 connection.close()
 
     async def acquire(self, now: datetime) -> bool:
-        """Take or renew the lease; True while this holder has it. Sets :attr:`token`.
-
-        A lease held for more than half its ttl still is not renewed: nobody can take it before
-        it expires, and the relay calls this for every batch it publishes.
-        """
-        if (
-            self.token is not None
-            and self._expires_at is not None
-            and now < self._expires_at - self.ttl / 2
-        ):
+        """Take or renew the lease when due (:func:`store.lease_terms.renewal_due`); True while
+        this holder has it. Sets :attr:`token`."""
+        if not renewal_due(self.token, self._expires_at, self.ttl, now):
             return True
         name, holder, expires_at = self.name, self.holder, now + self.ttl
 
@@ -131,7 +125,7 @@ class DriverOutbox:
             cursor.execute(sql(_INSERT_MISSING), (name, at))
             cursor.execute(sql(_CURRENT), (name,))
             current_holder, current_token = cursor.fetchone()
-            token = int(current_token) if current_holder == holder else int(current_token) + 1
+            token = next_token(holder, current_holder, int(current_token))
             until = connection.time(expires_at)
             cursor.execute(sql(_TAKE), (holder, token, until, name, holder, at))
             return token if cursor.rowcount == 1 else None

@@ -11,6 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.lease_terms import next_token, renewal_due
 from store.schema import leases
 
 __all__ = ["Lease"]
@@ -28,16 +29,9 @@ class Lease:
         self._expires_at: datetime | None = None
 
     async def acquire(self, now: datetime) -> bool:
-        """Take or renew the lease; True while this holder has it. Sets :attr:`token`.
-
-        A lease held for more than half its ttl still is not renewed: nobody can take it before
-        it expires, and the relay calls this for every batch it publishes.
-        """
-        if (
-            self.token is not None
-            and self._expires_at is not None
-            and now < self._expires_at - self.ttl / 2
-        ):
+        """Take or renew the lease when due (:func:`store.lease_terms.renewal_due`); True while
+        this holder has it. Sets :attr:`token`."""
+        if not renewal_due(self.token, self._expires_at, self.ttl, now):
             return True
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         async with self._engine.begin() as conn:
@@ -51,7 +45,7 @@ class Lease:
                     select(leases.c.holder, leases.c.token).where(leases.c.name == self.name)
                 )
             ).one()
-            token = current.token if current.holder == self.holder else current.token + 1
+            token = next_token(self.holder, current.holder, current.token)
             result = await conn.execute(
                 update(leases)
                 .where(

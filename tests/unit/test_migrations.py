@@ -8,6 +8,7 @@ from store.db import sync_engine
 from store.migrate import upgrade
 from store.schema_version import HEAD_REVISION, at_head
 from store.tables import metadata
+from testkit.store_backends import fresh_database
 
 
 def test_migrations_match_the_declared_schema(database_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -86,9 +87,7 @@ def test_the_head_revision_constant_is_the_migrations_head(database_url: str) ->
     engine = sync_engine(database_url)
     try:
         assert ScriptDirectory.from_config(_config(engine)).get_current_head() == HEAD_REVISION
-        metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        fresh_database(database_url, create=False)
         assert not at_head(engine)  # no version table yet
         upgrade(engine)
         assert at_head(engine)
@@ -117,13 +116,7 @@ def test_a_role_loads_alembic_only_when_its_store_is_not_current(database_url: s
 
     from testkit.local import REPO
 
-    engine = sync_engine(database_url)
-    try:
-        metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    finally:
-        engine.dispose()
+    fresh_database(database_url, create=False)
 
     def start() -> str:
         done = subprocess.run(
