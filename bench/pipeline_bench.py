@@ -32,6 +32,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, func, select
@@ -164,6 +165,32 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def memory_of(worker: int) -> tuple[float, float, float, float]:
+    """The RSS in MB of the worker's own process and of its outbox relay's, then their peaks."""
+    relays = children(worker)
+    return (
+        rss_mb(worker),
+        sum(rss_mb(c) for c in relays),
+        rss_mb(worker, "VmHWM"),
+        sum(rss_mb(c, "VmHWM") for c in relays),
+    )
+
+
+def start_worker(env: dict[str, str], log: IO[bytes]) -> "subprocess.Popen[bytes]":
+    """``sevflow worker`` on a store migrated first, as ``sevflow run`` and a deployment's init-db
+    job do: a worker that finds its store current never loads Alembic (store/schema_version.py)."""
+    subprocess.run(
+        [sys.executable, "-m", "sevflow", "init-db"], cwd=REPO, env=env, stdout=log, check=True
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "sevflow", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def run_worker(
     bootstrap: str, topic: str, n: int, database_url: str, data_dir: Path, batch_size: int = 500
 ) -> tuple[float, float, tuple[float, float, float, float]]:
@@ -183,20 +210,8 @@ def run_worker(
         select(func.count()).select_from(incident_events).where(incident_events.c.published_at.is_(None))
     )
     log = (data_dir / "worker.log").open("wb")
-    env = worker_env(bootstrap, topic, database_url, data_dir, batch_size)
-    # The store is migrated first, as `sevflow run` and a deployment's init-db job do: a worker
-    # that finds it current never loads Alembic (store/schema_version.py).
-    subprocess.run(
-        [sys.executable, "-m", "sevflow", "init-db"], cwd=REPO, env=env, stdout=log, check=True
-    )
     launched = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sevflow", "worker"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_worker(worker_env(bootstrap, topic, database_url, data_dir, batch_size), log)
     try:
         first: tuple[float, int] | None = None
         while True:
@@ -215,13 +230,7 @@ def run_worker(
         while count(unpublished) > 0:
             time.sleep(0.05)
         published = time.perf_counter()
-        relays = children(process.pid)
-        memory = (
-            rss_mb(process.pid),
-            sum(rss_mb(c) for c in relays),
-            rss_mb(process.pid, "VmHWM"),
-            sum(rss_mb(c, "VmHWM") for c in relays),
-        )
+        memory = memory_of(process.pid)
     finally:
         process.terminate()
         process.wait(30)
