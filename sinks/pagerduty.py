@@ -31,6 +31,7 @@ from sinks.effects import UNREAD, Effects
 from sinks.errors import DeliveryError
 from sinks.pagerduty_client import PagerDutySender
 from sinks.pagerduty_format import (
+    PAGED_MATTERS,
     PagerDutyCall,
     canary_calls,
     digest_call,
@@ -108,7 +109,10 @@ class PagerDutySink:
             self.name, event.incident_id, str(event.event_id), likely.action
         )
         sender = self._sender_for(event)
-        for call in pagerduty_calls(event, paged="dedup_key" in refs, severities=self._severities):
+        calls = candidates
+        if event.type in PAGED_MATTERS and "dedup_key" not in refs:
+            calls = pagerduty_calls(event, paged=False, severities=self._severities)
+        for call in calls:
             await self._effects.once(
                 [event],
                 call.action,

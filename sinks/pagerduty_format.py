@@ -45,6 +45,7 @@ from sinks.limits import (
 
 __all__ = [
     "CANARY_SEVERITY",
+    "PAGED_MATTERS",
     "PAGERDUTY_SEVERITY",
     "PagerDutyCall",
     "canary_calls",
@@ -268,10 +269,17 @@ def _where(incident_id: str) -> str:
     return f"sevflow incidents show {incident_id}"
 
 
+#: The event types whose calls depend on ``paged`` (:func:`pagerduty_calls`): for any other, the
+#: calls worked out before the delivery log is read are the ones to send (a trigger is fitted
+#: once, not again after the read).
+PAGED_MATTERS = frozenset({EventType.ACKNOWLEDGED, EventType.RESOLVED})
+
+
 def pagerduty_calls(
     event: IncidentEvent, *, paged: bool, severities: frozenset[Severity]
 ) -> list[PagerDutyCall]:
-    """The calls one event needs. ``paged``: a trigger for this incident was already delivered."""
+    """The calls one event needs. ``paged``: a trigger for this incident was already delivered
+    (it matters only for :data:`PAGED_MATTERS`)."""
     pages = event.incident.severity in severities
     key = incident_key(event.incident_id)
     match event.type:

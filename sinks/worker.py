@@ -52,7 +52,7 @@ from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
 from sinks.kafka import SinkConsumer
 from sinks.offsets import PendingOffsets
-from sinks.records import Decoded, decode
+from sinks.records import Decoded, decode_shared
 from sinks.retry import retry_store
 from sinks.storm import StormDetector
 
@@ -172,7 +172,7 @@ class SinkWorker:
         unreadable = 0
         for record in records:
             self._offsets.polled(_partition(record), record.offset)
-            decoded = decode(record.value, tuple(record.headers or ()))
+            decoded = decode_shared(record.value, tuple(record.headers or ()))
             if decoded.poison is not None:
                 if not decoded.newer:
                     unreadable += 1

@@ -11,6 +11,7 @@ from models.incident import Command, apply_command
 from models.pagerduty_keys import escalation_key
 from models.severity import Severity
 from sinks.pagerduty_format import (
+    PAGED_MATTERS,
     PAGERDUTY_SEVERITY,
     digest_call,
     escalation_followups,
@@ -46,6 +47,31 @@ def story(**kw: object) -> tuple[IncidentStory, IncidentEvent]:
 
 
 # --- PagerDuty ----------------------------------------------------------------------------------
+def test_only_the_paged_matters_types_depend_on_whether_the_incident_was_paged() -> None:
+    """The PagerDuty sink works an event's calls out before it reads the delivery log and keeps
+    them unless the event's type is one of PAGED_MATTERS: for every other type, whether the
+    incident was paged must change nothing (a trigger is fitted once)."""
+    s, opened = story(severity=Severity.SEV3)
+    events = [opened]
+    events += s.fire("fp2", instance="api-2", severity=Severity.SEV1)
+    events += s.escalate({"level": "secondary on-call"}, T0 + timedelta(minutes=16), "no answer")
+    events += s.ack()
+    events += s.resolve()
+    events += s.fire("fp3", instance="api-3", at=T0 + timedelta(hours=1))
+    seen = {e.type for e in events}
+    assert {EventType.OPENED, EventType.SEVERITY_CHANGED, EventType.ACKNOWLEDGED} <= seen
+    assert {EventType.RESOLVED, EventType.REOPENED} <= seen
+    differs = set()
+    for event in events:
+        calls = {
+            paged: pagerduty_calls(event, paged=paged, severities=PAGING) for paged in (True, False)
+        }
+        if calls[True] != calls[False]:
+            differs.add(event.type)
+    assert differs == {EventType.ACKNOWLEDGED, EventType.RESOLVED}
+    assert differs <= PAGED_MATTERS
+
+
 def test_escalation_alerts_are_acknowledged_whoever_acknowledged() -> None:
     """An acknowledgement made in PagerDuty is of the incident's own alert: the alerts escalation
     opened on other services are acknowledged by sevflow (the own alert is not echoed)."""

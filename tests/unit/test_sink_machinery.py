@@ -20,7 +20,7 @@ from sinks.errors import DeliveryError, classify_status, parse_retry_after
 from sinks.metrics import SinkCollector
 from sinks.offsets import PendingOffsets
 from sinks.pacing import ChannelPacer
-from sinks.records import REPLAY_HEADER, decode
+from sinks.records import REPLAY_HEADER, SHARED_DECODES, decode, decode_shared
 from sinks.retry import RetryPolicy, backoff, call_with_retry
 from sinks.storm import StormDetector
 from testkit.fakes.clock import FakeClock
@@ -381,6 +381,29 @@ def test_decode_refuses_a_newer_schema_version() -> None:
     current = {**newer, "schema_version": EVENT_SCHEMA_VERSION}
     assert decode(json.dumps(current).encode()).event == opened
     assert decode(json.dumps({**newer, "type": "postmortem_published"}).encode()) == decode(b"{}")
+
+
+def test_the_sinks_of_a_process_decode_a_record_once() -> None:
+    """Each sink's consumer hands it bytes of its own; the second sink gets the Decoded the first
+    one made for the same value and headers, and a record that differs in either is decoded
+    anew. A header list that cannot be kept is decoded, not refused."""
+    (opened,) = IncidentStory(name="SharedDecode").fire()
+    first, second = opened.to_bytes(), bytearray(opened.to_bytes())
+    assert first is not bytes(second)
+    shared = decode_shared(first)
+    assert shared.event == opened
+    assert decode_shared(bytes(second)) is shared
+    replayed = decode_shared(bytes(second), ((REPLAY_HEADER, b"slack"),))
+    assert replayed is not shared
+    assert replayed.replay_for == "slack"
+    assert replayed.event == opened
+    listed = decode_shared(first, [[REPLAY_HEADER, b"email"]])  # type: ignore[list-item]
+    assert listed.replay_for == "email"
+    assert decode_shared(b"{not json") == decode(b"{not json")
+    for i in range(SHARED_DECODES):  # older records leave: a bounded memory
+        decode_shared(b'{"n": %d}' % i)
+    assert decode_shared(opened.to_bytes()) is not shared
+    assert decode_shared(opened.to_bytes()) == shared
 
 
 def test_sink_settings(monkeypatch: pytest.MonkeyPatch) -> None:
