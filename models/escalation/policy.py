@@ -237,7 +237,20 @@ class EscalationPolicy(Frozen):
         )
 
     def snapshot(self, services: Iterable[str]) -> "EscalationSnapshot":
+        """The plans of this policy for ``services``, one per severity, as an incident's
+        escalation is armed with them: made once per policy and services (they are frozen)."""
         services = tuple(services)
+        key = (id(self), services)
+        kept = _SNAPSHOTS.get(key)
+        if kept is not None and kept[0] is self:
+            return kept[1]
+        made = self._snapshot(services)
+        if len(_SNAPSHOTS) >= _SNAPSHOTS_MAX:
+            _SNAPSHOTS.clear()
+        _SNAPSHOTS[key] = (self, made)
+        return made
+
+    def _snapshot(self, services: tuple[str, ...]) -> "EscalationSnapshot":
         return EscalationSnapshot(
             plans={severity: self.plan(services, severity) for severity in Severity},
             security_targets=self.security_targets,
@@ -246,6 +259,15 @@ class EscalationPolicy(Frozen):
             business_hours=self.business_hours,
             manager_targets=self.manager_targets,
         )
+
+
+#: Snapshots made lately (:meth:`EscalationPolicy.snapshot`), by the policy's identity and the
+#: services: every incident of the same services armed under the same policy gets an equal
+#: snapshot, and building one (a plan per severity, each a validated model) was a fifth of
+#: arming a new incident's escalation. The entry keeps its policy alive, so an id is never reused
+#: while it is kept; cleared when full.
+_SNAPSHOTS: dict[tuple[int, tuple[str, ...]], tuple[EscalationPolicy, "EscalationSnapshot"]] = {}
+_SNAPSHOTS_MAX = 1_024
 
 
 class EscalationSnapshot(Stored):

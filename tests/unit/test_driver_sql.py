@@ -178,6 +178,34 @@ async def test_an_escalation_armed_through_the_driver_is_the_row_sqlalchemy_writ
     assert driver["document"] == stored
 
 
+def test_an_escalation_document_is_its_state_s_json_with_the_snapshot_written_once() -> None:
+    """Incidents of the same services share their snapshot (policy.snapshot): its JSON is made
+    once and each document still reads back as its own state."""
+    from datetime import UTC, datetime
+
+    from models.escalation import EscalationState
+    from models.severity import Severity
+    from store.escalations import _SNAPSHOT_TEXTS, _document
+
+    snapshot = playbook_policy().snapshot(["api"])
+    states = [
+        EscalationState(
+            incident_id=f"inc_{i}",
+            generation=0,
+            started_at=datetime(2026, 12, 6, 8, i, tzinfo=UTC),
+            snapshot=snapshot,
+            severity=Severity.SEV1,
+            fired={"0:primary": "primary"} if i else {},
+        )
+        for i in range(3)
+    ]
+    documents = [_document(s) for s in states]
+    assert _SNAPSHOT_TEXTS[id(snapshot)][0] is snapshot
+    for state, document in zip(states, documents, strict=True):
+        assert json.loads(document) == json.loads(state.model_dump_json())
+        assert EscalationState.model_validate_json(document) == state
+
+
 async def _escalation(engine: AsyncEngine, incident_id: str) -> dict[str, Any]:
     """An escalation row as the driver returns it, its document parsed, without its key."""
     row = await _driver_row(engine, "escalations", "incident_id", incident_id)

@@ -416,6 +416,33 @@ overrides:
         assert [f.key for f in advance(step.state, raised, T0 + 60 * M).firings] == []
 
 
+def test_a_policy_s_snapshot_is_made_once_per_services_and_follows_the_policy() -> None:
+    """Arming reuses the snapshot a policy made for the same services; another policy (a team's
+    variant, or an equal one read again) and other services get their own, each with its plans."""
+    text = """
+levels:
+  - {name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}
+overrides:
+  - services: [payments]
+    levels: [{name: payments lead, after: 0m, targets: [{kind: slack, to: "@payments"}]}]
+"""
+    policy = parse_policy(text)
+    api = policy.snapshot(["api"])
+    assert policy.snapshot(("api",)) is api
+    assert arm(incident(), policy, T0).snapshot is api
+    payments = policy.snapshot(["payments"])
+    assert payments is not api
+    assert payments.plans[Severity.SEV1].levels[0].name == "payments lead"
+    assert api.plans[Severity.SEV1].levels[0].name == "primary"
+    again = parse_policy(text)
+    assert again.snapshot(["api"]) is not api
+    assert again.snapshot(["api"]) == api
+    variant = policy.adapted(business_hours=BusinessCalendar(timezone="Europe/Paris"))
+    assert variant.snapshot(["api"]) is not api
+    assert variant.snapshot(["api"]).business_hours.timezone == "Europe/Paris"
+    assert policy.snapshot(["api"]).business_hours == policy.business_hours
+
+
 def test_a_state_stored_before_fired_levels_were_recorded_carries_on() -> None:
     inc = incident(Severity.SEV1)
     state = advance(arm(inc, playbook_policy(), T0), inc, T0 + 16 * M).state
