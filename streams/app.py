@@ -41,6 +41,7 @@ import mode
 from models.clock import Clock, utc_now
 from models.settings import Settings
 from streams.failures import retry_transient
+from streams.fetching import FetchingApp
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.probe_agents import install as install_probes
@@ -98,8 +99,9 @@ def _faust_app(settings: Settings, overrides: dict[str, Any]) -> faust.App:
     replication: dict[str, Any] = {}
     if settings.topic_replication_factor > 0:
         replication["topic_replication_factor"] = settings.topic_replication_factor
-    return faust.App(
+    return FetchingApp(
         settings.app_id,
+        fetch_wait=settings.fetch_wait_seconds,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
         autodiscover=False,

@@ -113,6 +113,17 @@ class StreamSettings(BaseModel):
         "transactions under load.",
     )
 
+    fetch_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="While alerts flow, how long the broker may hold the worker's fetch to "
+        "gather more (one fetch per wait instead of one per alert: at 200 alerts/s, 0.02 took "
+        "a sixth off the worker's CPU per alert and added about 10 ms to its latency); a fetch "
+        "that comes back empty ends it, so an idle worker polls as before. 0: every fetch is "
+        "answered at the first record.",
+    )
+
     @field_validator("group_by", mode="before")
     @classmethod
     def _split_labels(cls, value: object) -> object:

@@ -5,12 +5,13 @@ that view is the one the database would give, including after this process's own
 that anything outside the preloaded batch is still read from the database.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.deliveries import STEP_MAX, DeliveryLog, StepRecord, stored_step
+from store.sinks_schema import sink_deliveries, sink_refs
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -37,6 +38,43 @@ async def test_preloaded_answers_match_the_database(engine: AsyncEngine) -> None
     assert await log.step("pagerduty", "e1", "trigger") == StepRecord("done", {"dedup_key": "inc-1"})
     assert await log.step("pagerduty", "e2", "trigger") == StepRecord("pending", {})
     assert await log.refs("pagerduty", "inc-3") == {}  # slack's refs are not pagerduty's
+
+
+async def test_confirmations_written_through_the_driver_read_back_through_sqlalchemy(
+    engine: AsyncEngine,
+) -> None:
+    """Confirmations go to the driver with their values in stored form (store/driver_sql.py):
+    SQLAlchemy's column types read them back as what was confirmed (times in UTC whatever the
+    offset given, the result as JSON); a step confirmed again keeps the start of its pending row
+    and takes the new result and time; a reference takes its newest value."""
+    later = datetime(2026, 1, 15, 12, 30, 5, tzinfo=timezone(timedelta(hours=2)))  # 10:30:05 UTC
+    log = DeliveryLog(engine)
+    await log.begin("pagerduty", "e1", "trigger", "inc-1", NOW)
+    result = {"dedup_key": "inc-1", "note": "é ✓"}
+    await log.confirm(
+        "pagerduty", ["e1", "e2"], "trigger", "inc-1", later, result=result, refs={"dedup_key": "inc-1"}
+    )
+    await log.confirm("pagerduty", ["e3"], "trigger", "inc-1", later, refs={"dedup_key": "inc-9"})
+    async with engine.connect() as conn:
+        steps = (await conn.execute(select(sink_deliveries).order_by(sink_deliveries.c.event_id))).all()
+        refs = (await conn.execute(select(sink_refs))).all()
+    assert [(r.event_id, r.status, r.result, r.incident_id) for r in steps] == [
+        ("e1", "done", {"dedup_key": "inc-1", "note": "é ✓"}, "inc-1"),
+        ("e2", "done", {"dedup_key": "inc-1", "note": "é ✓"}, "inc-1"),
+        ("e3", "done", {}, "inc-1"),
+    ]
+    assert [r.started_at for r in steps] == [NOW, later, later]
+    assert {r.delivered_at for r in steps} == {later}
+    assert all(r.delivered_at.utcoffset() == timedelta(0) for r in steps)
+    assert [(r.sink, r.scope, r.key, r.value, r.updated_at) for r in refs] == [
+        ("pagerduty", "inc-1", "dedup_key", "inc-9", later)
+    ]
+    fresh = DeliveryLog(engine)
+    await fresh.preload("pagerduty", ["e1", "e3"], ["inc-1"])
+    assert await fresh.step("pagerduty", "e1", "trigger") == StepRecord(
+        "done", {"dedup_key": "inc-1", "note": "é ✓"}
+    )
+    assert await fresh.refs("pagerduty", "inc-1") == {"dedup_key": "inc-9"}
 
 
 async def test_own_writes_keep_the_view_current(engine: AsyncEngine) -> None:
