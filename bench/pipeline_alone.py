@@ -29,7 +29,7 @@ from unittest import mock
 from models.alert import AlertRecord
 from models.fingerprint import fingerprint
 from models.settings import Settings
-from sevflow.roles.worker import settle_collector
+from sevflow.roles.collector import settle_collector
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.migrate import upgrade

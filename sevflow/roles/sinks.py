@@ -25,6 +25,7 @@ from models.settings import Settings
 from models.teams import TeamsError
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.problems import store_problem
+from sevflow.roles.collector import settle_collector
 from sevflow.roles.startup import wait_for_topics
 from sevflow.teams import load_teams
 from sinks.clock import Clock, SystemClock
@@ -206,6 +207,7 @@ def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lam
         return 1
     if (waited := wait_for_kafka()) is not None:
         return waited
+    settle_collector()  # (sevflow/roles/collector.py: its full collections made the pages' tail)
     return asyncio.run(_serve_until_signalled(settings))
 
 

@@ -7,7 +7,6 @@ the lag probe; then streams/app.py's faust agents and timers around them. :func:
 prepares the store and the topics, serves the worker's metrics and runs it under faust.
 """
 
-import gc
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from models.clock import Clock, utc_now
 from models.settings import Settings
 from models.teams import Teams
 from sevflow.listeners import start_metrics_server
+from sevflow.roles.collector import settle_collector
 from sevflow.roles.startup import init_db, runbooks_problem, wait_for_topics
 from sevflow.teams import load_teams, teams_problem
 from store.db import async_engine
@@ -35,7 +35,7 @@ from streams.runbooks import load_runbooks, team_runbooks
 if TYPE_CHECKING:
     import faust
 
-__all__ = ["WORKER_STOP_DEADLINE", "build_worker", "run_worker", "settle_collector"]
+__all__ = ["WORKER_STOP_DEADLINE", "build_worker", "run_worker"]
 
 log = logging.getLogger("sevflow")
 
@@ -101,19 +101,6 @@ def _serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
             settings.worker_metrics_port,
             exc.strerror,
         )
-
-
-def settle_collector() -> None:
-    """Collect once, freeze what survived, and raise the young generation's threshold.
-
-    The imports, the app and the parsed incidents the store keeps live as long as the process:
-    left to the collector, every full collection walks them again. Frozen after start-up, with
-    a young generation of 50,000 instead of 700, the pipeline alone took ~30% more alerts per
-    CPU-second (bench/README, "The pipeline alone"); reference counting frees nearly everything.
-    bench/pipeline_alone.py settles its process the same way."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
