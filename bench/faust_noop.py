@@ -1,9 +1,10 @@
 """faust's own ceiling: an agent that takes the alert records in batches and does nothing else.
 
 Run by bench/pipeline_bench.py between the raw aiokafka loop and the sevflow worker, over the same
-records, with the worker's faust settings (at_least_once, asyncio's own loop, ``take_events`` with
-the same batch size and window). Whatever separates this figure from the raw loop is faust's per-record
-machinery; whatever separates the worker from it is sevflow's own work.
+records, with the worker's faust settings (at_least_once, asyncio's own loop) and its batches
+(``streams.batching.batches_of`` with the same batch size and windows). Whatever separates this
+figure from the raw loop is faust's per-record machinery; whatever separates the worker from it
+is sevflow's own work.
 
 Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH
 Prints one line: records per second after the first batch, as pipeline_bench counts the worker's.
@@ -19,6 +20,7 @@ from typing import Any
 import faust
 
 from models.settings import Settings
+from streams.batching import batches_of
 
 
 def main() -> None:
@@ -41,7 +43,14 @@ def main() -> None:
 
     @app.agent(source)
     async def noop(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=defaults.batch_window_seconds):
+        batches = batches_of(
+            stream,
+            batch,
+            defaults.batch_window_seconds,
+            defaults.batch_backlog_window_seconds,
+            app.consumer.highwater,
+        )
+        async for events in batches:
             seen["records"] += len(events)
             if not first:
                 first.append((time.perf_counter(), seen["records"]))
