@@ -1,21 +1,23 @@
 """Reading a whole topic of JSON records from the real broker, for assertions and benchmarks,
-waiting until consumer groups have committed a whole topic, and removing the topics a test run or
-a benchmark created."""
+waiting until consumer groups have committed a whole topic, and creating and removing the topics
+a test run or a benchmark uses."""
 
 import asyncio
 import contextlib
 import json
 import sys
 import time
+import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 __all__ = [
     "behind",
+    "create_topic",
     "delete_topics",
     "group_members",
     "read_json_topic",
@@ -130,6 +132,18 @@ async def wait_committed_through_end(
         if time.monotonic() > deadline:
             raise AssertionError(f"not committed through the end of {topic} in {within:.0f}s: {short}")
         await asyncio.sleep(0.2)
+
+
+async def create_topic(bootstrap: str, prefix: str, partitions: int = 1) -> str:
+    """A new topic ``prefix-<8 hex digits>`` of ``partitions`` on the broker; its name."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    return topic
 
 
 async def topic_names(bootstrap: str) -> set[str]:

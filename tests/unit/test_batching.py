@@ -14,9 +14,10 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.batching import _Buffer
+from testkit.kafka_io import create_topic
 from testkit.local import REPO
 
 #: A faust app whose one agent takes ``batches_of`` the topic and prints each batch's offsets,
@@ -54,17 +55,6 @@ worker = faust.Worker(app, loglevel="warning", quiet=True)
 worker.spinner = None
 worker.execute_from_commandline()
 """
-
-
-async def _topic(bootstrap: str) -> str:
-    topic = f"batching-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
-    return topic
 
 
 async def _produce(bootstrap: str, topic: str, count: int, pause: float) -> None:
@@ -110,7 +100,7 @@ async def _batches(
 
 @pytest.mark.integration
 async def test_over_a_backlog_batches_come_full_with_a_short_window(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await create_topic(kafka_bootstrap, "batching")
     await _produce(kafka_bootstrap, topic, 2_000, 0)
     # A window of 2 ms could not fill a batch of 400 at faust's pace; the backlog lets it go on.
     app, group = await _run_app(kafka_bootstrap, topic, 2_000, 400, 0.002, 10.0)
@@ -122,7 +112,7 @@ async def test_over_a_backlog_batches_come_full_with_a_short_window(kafka_bootst
 
 @pytest.mark.integration
 async def test_at_a_steady_rate_a_batch_ends_with_its_window(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await create_topic(kafka_bootstrap, "batching")
     app, group = await _run_app(kafka_bootstrap, topic, 40, 400, 0.03, 10.0)
     await asyncio.sleep(8)  # faust joins its group and is assigned the partition
     await _produce(kafka_bootstrap, topic, 40, 0.05)

@@ -8,15 +8,14 @@ comes back empty; the worker's faust app builds its consumer that way only when 
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from models.settings import Settings
 from streams.app import _faust_app
 from streams.fetching import FETCH_MIN_BYTES, FetchingApp, _Consumer, _FetchingThread, adapt_fetches
+from testkit.kafka_io import create_topic
 
 IDLE_WAIT_MS = 100
 
@@ -31,13 +30,7 @@ async def _until(check: object, seconds: float = 10.0) -> None:
 async def test_fetches_wait_for_more_while_records_flow_and_not_once_idle(
     kafka_bootstrap: str,
 ) -> None:
-    topic = f"fetching-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    topic = await create_topic(kafka_bootstrap, "fetching")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka_bootstrap,
         fetch_max_wait_ms=IDLE_WAIT_MS,
