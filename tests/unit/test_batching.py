@@ -84,7 +84,12 @@ async def _batches(
     bootstrap: str, topic: str, app: asyncio.subprocess.Process, group: str
 ) -> tuple[list[list[int]], int]:
     """The offsets of each batch handed out, and the offset the app's group committed."""
-    out, err = await asyncio.wait_for(app.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(app.communicate(), 120)
+    except TimeoutError:
+        app.kill()  # not left running after the test
+        await app.wait()
+        raise
     assert app.returncode == 0, err.decode()[-2000:]
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith(("[", "{"))]
     *batches, last = lines
