@@ -83,7 +83,7 @@ async def pipeline_alone(
         upgrade(migrator)
     finally:
         migrator.dispose()
-    engine = async_engine(url)
+    engine = async_engine(url, checkpoint_in_background=True)  # as the worker's
     pipeline = Pipeline(
         IncidentStore(engine),
         load_rules(settings.rules_file),

@@ -74,7 +74,7 @@ async def consume(
     profile_out: str | None = None,
 ) -> None:
     create_sink_tables(settings.sqlalchemy_url())
-    engine = async_engine(settings.sqlalchemy_url())
+    engine = async_engine(settings.sqlalchemy_url(), checkpoint_in_background=True)
     clock = SystemClock()
     sinks = [s for s in build_sinks(settings, engine, clock) if s.name in names]
     consumers = [sink_consumer(settings, s.name) for s in sinks]

@@ -89,7 +89,7 @@ async def wait_for(check, limit: float) -> bool:  # type: ignore[no-untyped-def]
 
 async def run_sink(settings: Settings, stop: asyncio.Event) -> None:
     create_sink_tables(settings.sqlalchemy_url())
-    engine = async_engine(settings.sqlalchemy_url())
+    engine = async_engine(settings.sqlalchemy_url(), checkpoint_in_background=True)
     clock = SystemClock()
     (sink,) = [s for s in build_sinks(settings, engine, clock) if s.name == "pagerduty"]
     consumer = sink_consumer(settings, sink.name)

@@ -13,7 +13,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from store.sqlite_inline import inline_creator
+from store.sqlite_inline import inline_creator, sqlite_connector
+from store.wal_checkpoints import WalCheckpoints
 
 __all__ = ["UnsupportedDatabaseError", "async_engine", "normalise_url", "reader", "sync_engine"]
 
@@ -53,14 +54,17 @@ def _prepare_sqlite_file(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
+def _sqlite_pragmas(
+    engine: Engine, busy_timeout_ms: int = 30_000, *, checkpoints: WalCheckpoints | None = None
+) -> None:
     """SQLite as a serious store: WAL so readers never block the writer, a busy timeout instead of
     spurious "database is locked" (0 for the async engine, whose connections wait for the lock
     without blocking the loop), and ``BEGIN IMMEDIATE`` so a read-modify-write transaction
     holds the write lock from its first statement (the equivalent of PostgreSQL's
     ``SELECT … FOR UPDATE``, which SQLite lacks). Connections of a :func:`reader` begin a plain
     (deferred) transaction instead: under WAL a reader sees a consistent snapshot without taking
-    the write lock, so it neither waits for the writers nor makes them wait."""
+    the write lock, so it neither waits for the writers nor makes them wait. While
+    ``checkpoints`` runs, no commit copies the log into the database file: its thread does."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -70,6 +74,8 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if checkpoints is not None and checkpoints.running:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -88,8 +94,11 @@ def sync_engine(url: str) -> Engine:
     return engine
 
 
-def async_engine(url: str) -> AsyncEngine:
-    """An asyncio engine (the stream worker)."""
+def async_engine(url: str, *, checkpoint_in_background: bool = False) -> AsyncEngine:
+    """An asyncio engine (the roles, the CLI's writes). ``checkpoint_in_background``: for the
+    roles that write all the time, on SQLite: their commits never copy the write-ahead log into
+    the database file, a thread of the engine's does (store/wal_checkpoints.py), until the
+    engine is disposed."""
     normalised = normalise_url(url, asynchronous=True)
     _prepare_sqlite_file(normalised)
     # A pre-ping is a round trip per checkout; an SQLite file connection never goes stale, so only
@@ -106,8 +115,31 @@ def async_engine(url: str) -> AsyncEngine:
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=-1,  # never wait for a connection: beyond the pool, open one for the use
     )
-    _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0)
+    checkpoints = None
+    if checkpoint_in_background and _plain_file(normalised):
+        checkpoints = _checkpoint_in_background(engine.sync_engine, normalised)
+    _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0, checkpoints=checkpoints)
     return engine
+
+
+def _plain_file(url: URL) -> bool:
+    """A database file named by its path (not in memory, not an ``uri=true`` URI, whose file
+    name and options SQLite parses)."""
+    database = url.database or ""
+    return database not in ("", ":memory:") and "uri" not in url.query
+
+
+def _checkpoint_in_background(engine: Engine, url: URL) -> WalCheckpoints:
+    """Started now, stopped when the engine is disposed (its next connections then checkpoint
+    as SQLite does by default)."""
+    checkpoints = WalCheckpoints(str(Path(url.database or "").absolute()), sqlite_connector(url))
+    checkpoints.start()
+
+    @event.listens_for(engine, "engine_disposed")
+    def _stop(_engine):  # type: ignore[no-untyped-def]
+        checkpoints.stop()
+
+    return checkpoints
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:

@@ -30,7 +30,7 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 
-__all__ = ["BUSY_WAIT_SECONDS", "InlineConnection", "inline_creator"]
+__all__ = ["BUSY_WAIT_SECONDS", "InlineConnection", "inline_creator", "sqlite_connector"]
 
 #: How long a call waits for another connection's write lock before failing (the blocking
 #: driver's ``busy_timeout`` is the same).
@@ -98,11 +98,9 @@ class InlineConnection(aiosqlite.Connection):
                 pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-def inline_creator(
-    url: URL, busy_wait: float = BUSY_WAIT_SECONDS
-) -> Callable[[], Awaitable[InlineConnection]]:
-    """The ``async_creator`` for ``create_async_engine``: connections to the SQLite database of
-    ``url`` (file name and URI options read as the sqlite3 driver reads them)."""
+def sqlite_connector(url: URL) -> Callable[[], sqlite3.Connection]:
+    """Opens autocommit connections to the SQLite database of ``url`` (file name and URI options
+    read as the sqlite3 driver reads them), without a busy handler: callers wait themselves."""
     args, options = SQLiteDialect_pysqlite().create_connect_args(url.set(drivername="sqlite"))
     # Autocommit (sevflow issues BEGIN itself); no busy handler, the retry loop above waits; the
     # pool may close a connection from another thread, which SQLite's serialized mode allows.
@@ -111,6 +109,16 @@ def inline_creator(
 
     def connector() -> sqlite3.Connection:
         return connect(*args, **options)
+
+    return connector
+
+
+def inline_creator(
+    url: URL, busy_wait: float = BUSY_WAIT_SECONDS
+) -> Callable[[], Awaitable[InlineConnection]]:
+    """The ``async_creator`` for ``create_async_engine``: connections to the SQLite database of
+    ``url``."""
+    connector = sqlite_connector(url)
 
     async def create() -> InlineConnection:
         return await InlineConnection(connector, busy_wait)

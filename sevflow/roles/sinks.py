@@ -172,7 +172,7 @@ async def _serve_until_signalled(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    engine = async_engine(settings.sqlalchemy_url())
+    engine = async_engine(settings.sqlalchemy_url(), checkpoint_in_background=True)
     try:
         await serve_sinks(settings, engine, stop)
     except (TopicSettingsError, PolicyError, TeamsError) as exc:

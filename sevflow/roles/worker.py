@@ -62,7 +62,8 @@ def build_worker(
     from streams.app import create_app
 
     stats = metrics or WorkerMetrics()
-    engine = async_engine(settings.sqlalchemy_url())
+    # (store/wal_checkpoints.py: a commit that copied the log held the loop for the copy)
+    engine = async_engine(settings.sqlalchemy_url(), checkpoint_in_background=True)
     store = IncidentStore(engine)
     pipeline = Pipeline(
         store,

@@ -1,0 +1,119 @@
+"""SQLite's write-ahead log copied into the database file on a thread of its own.
+
+Why: in WAL mode every commit appends its pages to the log, and by default the commit that takes
+the log past 1,000 pages copies the whole log back into the database file and syncs it (a
+checkpoint). That commit is made on the event loop of whichever role made it (store/sqlite_inline.py
+runs SQLite's calls there), so every few dozen batches the worker's transaction, or a sink's
+delivery log, held its loop for the copy and the ``fsync``: about a seventh of the worker's wall
+time over new alerts (bench/README.md). The roles that write all the time (the worker, the sinks)
+open their connections with ``wal_autocheckpoint=0`` and leave the copying to
+:class:`WalCheckpoints`, which runs SQLite's ``PASSIVE`` checkpoint from a thread every
+:data:`CHECKPOINT_INTERVAL` seconds. SQLite releases the GIL while it works, and a passive
+checkpoint never blocks a writer or a reader, nor waits for them: what it cannot copy yet (a page
+a reader still needs) it copies the next time.
+
+Any other connection (a CLI command, the outbox relay's) keeps SQLite's automatic checkpoints, so
+the log never grows without bound when no role runs. Two processes checkpointing the same file at
+once is harmless: one of them finds the checkpoint lock taken and tries again next time.
+"""
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+
+__all__ = ["CHECKPOINT_INTERVAL", "WalCheckpoints"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two checkpoints. At a storm's pace (about 4,000 alerts/s on the 2-core box)
+#: the log grows by a few thousand pages in that time; SQLite's automatic checkpoints would have
+#: copied it every 1,000 pages, on the committing loop.
+CHECKPOINT_INTERVAL = 0.2
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class WalCheckpoints:
+    """Passive checkpoints of one SQLite database, every ``interval`` seconds, on a daemon thread.
+
+    ``connect`` opens a connection to the database (the engine's own connection arguments); it is
+    called only while the file exists, so a database deleted under a running process (a test's
+    temporary directory) is never created again empty by its checkpoints."""
+
+    def __init__(
+        self,
+        path: str,
+        connect: Callable[[], sqlite3.Connection],
+        interval: float = CHECKPOINT_INTERVAL,
+    ) -> None:
+        self.path = path
+        self.interval = interval
+        self._connect = connect
+        self._connection: sqlite3.Connection | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing: str | None = None  # the last failure logged, so it is logged once
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpoints", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread (after the checkpoint it is running, if any) and close its connection."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """One passive checkpoint: SQLite's (busy, frames in the log, frames copied), or None when
+        the database file does not exist (yet, or any more)."""
+        if self._connection is None:
+            if not os.path.exists(self.path):
+                return None
+            self._connection = self._connect()
+        row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        busy, frames, copied = row
+        return int(busy), int(frames), int(copied)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(self.interval):
+                self._once()
+        finally:
+            self._close()
+
+    def _once(self) -> None:
+        try:
+            self.checkpoint()
+        except sqlite3.Error as exc:
+            if _busy(exc):  # another process is checkpointing: its copy is as good as ours
+                return
+            # The file gone or unreadable: try again next time on a new connection. SQLite's
+            # automatic checkpoints are off on the role's connections, so a failure that lasts
+            # is worth a warning, once.
+            self._close()
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._failing:
+                log.warning("WAL checkpoint of %s failed: %s", os.path.basename(self.path), failure)
+            self._failing = failure
+        else:
+            if self._failing is not None:
+                log.info("WAL checkpoints of %s work again", os.path.basename(self.path))
+                self._failing = None
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
