@@ -238,9 +238,13 @@ class EscalationPolicy(Frozen):
 
     def snapshot(self, services: Iterable[str]) -> "EscalationSnapshot":
         """The plans of this policy for ``services``, one per severity, as an incident's
-        escalation is armed with them: made once per policy and services (they are frozen)."""
+        escalation is armed with them: made once per policy and the services its overrides
+        name. The plans depend on the services only through them (EscalationOverride.matches),
+        so the incidents of services no override names (most, when services are many: a
+        Kubernetes namespace each) share one snapshot."""
         services = tuple(services)
-        key = (id(self), services)
+        named = frozenset(s for s in services if any(s in o.services for o in self.overrides))
+        key = (id(self), named)
         kept = _SNAPSHOTS.get(key)
         if kept is not None and kept[0] is self:
             return kept[1]
@@ -262,11 +266,11 @@ class EscalationPolicy(Frozen):
 
 
 #: Snapshots made lately (:meth:`EscalationPolicy.snapshot`), by the policy's identity and the
-#: services: every incident of the same services armed under the same policy gets an equal
-#: snapshot, and building one (a plan per severity, each a validated model) was a fifth of
+#: services its overrides name: every incident of those services armed under the same policy gets
+#: an equal snapshot, and building one (a plan per severity, each a validated model) was a fifth of
 #: arming a new incident's escalation. The entry keeps its policy alive, so an id is never reused
 #: while it is kept; cleared when full.
-_SNAPSHOTS: dict[tuple[int, tuple[str, ...]], tuple[EscalationPolicy, "EscalationSnapshot"]] = {}
+_SNAPSHOTS: dict[tuple[int, frozenset[str]], tuple[EscalationPolicy, "EscalationSnapshot"]] = {}
 _SNAPSHOTS_MAX = 1_024
 
 

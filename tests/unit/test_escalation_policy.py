@@ -417,8 +417,9 @@ overrides:
 
 
 def test_a_policy_s_snapshot_is_made_once_per_services_and_follows_the_policy() -> None:
-    """Arming reuses the snapshot a policy made for the same services; another policy (a team's
-    variant, or an equal one read again) and other services get their own, each with its plans."""
+    """Arming reuses the snapshot a policy made for the same services its overrides name; another
+    policy (a team's variant, or an equal one read again) and services named otherwise get their
+    own, each with its plans."""
     text = """
 levels:
   - {name: primary, after: 0m, targets: [{kind: pagerduty, to: primary}]}
@@ -430,8 +431,14 @@ overrides:
     api = policy.snapshot(["api"])
     assert policy.snapshot(("api",)) is api
     assert arm(incident(), policy, T0).snapshot is api
+    # Services no override names follow the same plans: one snapshot for all of them.
+    assert policy.snapshot(["web", "api"]) is api
+    assert policy.snapshot([]) is api
+    assert arm(incident(services=("checkout",)), policy, T0).snapshot is api
     payments = policy.snapshot(["payments"])
     assert payments is not api
+    assert policy.snapshot(["api", "payments"]) is payments
+    assert policy.snapshot(("payments", "web")) is payments
     assert payments.plans[Severity.SEV1].levels[0].name == "payments lead"
     assert api.plans[Severity.SEV1].levels[0].name == "primary"
     again = parse_policy(text)
