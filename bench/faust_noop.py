@@ -2,7 +2,7 @@
 
 Run by bench/pipeline_bench.py between the raw aiokafka loop and the sevflow worker, over the same
 records, with the worker's faust settings (at_least_once, asyncio's own loop) and its batches
-(``streams.batching.batches_of`` with the same batch size and windows). Whatever separates this
+(``streams.batching.worker_batches`` with the same batch size and windows). Whatever separates this
 figure from the raw loop is faust's per-record machinery; whatever separates the worker from it
 is sevflow's own work.
 
@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from models.settings import Settings
-from streams.batching import batches_of
+from streams.batching import worker_batches
 
 
 def main() -> None:
@@ -43,13 +43,7 @@ def main() -> None:
 
     @app.agent(source)
     async def noop(stream: Any) -> None:
-        batches = batches_of(
-            stream,
-            batch,
-            defaults.batch_window_seconds,
-            defaults.batch_backlog_window_seconds,
-            app.consumer.highwater,
-        )
+        batches = worker_batches(stream, app, defaults, batch)
         async for events in batches:
             seen["records"] += len(events)
             if not first:

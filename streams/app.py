@@ -40,7 +40,7 @@ import mode
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from streams.batching import batches_of
+from streams.batching import worker_batches
 from streams.failures import retry_transient
 from streams.fetching import FetchingApp
 from streams.metrics import LagProbe, WorkerMetrics
@@ -158,13 +158,7 @@ def _agents(
 
     @app.agent(app.topic(settings.alerts_topic, **raw), name="alerts")
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
-        batches = batches_of(
-            stream,
-            settings.batch_size,
-            settings.batch_window_seconds,
-            settings.batch_backlog_window_seconds,
-            app.consumer.highwater,
-        )
+        batches = worker_batches(stream, app, settings)
         async for events in batches:
             try:
                 await steps.alert_batch(events)

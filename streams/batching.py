@@ -23,11 +23,14 @@ tests/unit/test_batching.py runs it on the test broker.
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mode.utils.futures import notify
 
-__all__ = ["HighWater", "batches_of", "take_batches"]
+if TYPE_CHECKING:
+    from models.settings import Settings
+
+__all__ = ["HighWater", "batches_of", "take_batches", "worker_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +156,18 @@ def batches_of(
     if agens is not None:
         agens.add(batches)
     return batches
+
+
+def worker_batches(
+    stream: Any, app: Any, settings: "Settings", max_: int | None = None
+) -> AsyncIterator[list[Any]]:
+    """:func:`batches_of` ``stream`` of the faust ``app`` as the worker takes them under
+    ``settings`` (its windows, its batch size unless ``max_``), the watermarks from the app's
+    consumer. bench/faust_noop.py batches the same way."""
+    return batches_of(
+        stream,
+        settings.batch_size if max_ is None else max_,
+        settings.batch_window_seconds,
+        settings.batch_backlog_window_seconds,
+        app.consumer.highwater,
+    )
