@@ -99,7 +99,7 @@ async def _load(
     tx: IncidentTx,
     batch: Sequence[AlertRecord],
     where: Sequence[RecordPosition | None],
-    store: IncidentStore,
+    maintenance: MaintenanceStore,
     policy: LifecyclePolicy | None,
 ) -> tuple[Sequence[MaintenanceWindow], dict[int, int], list[bool]]:
     """Lock the batch's groups and read, once for the batch, what its records are decided on:
@@ -107,7 +107,7 @@ async def _load(
     alerts' brief states (streams/repeats.py: with ``policy``, which records are repeats the
     batch cannot change, returned last) and, for the other records only, their alerts' full
     states and their groups' incidents (and those of other groups they counted in, locked too)."""
-    windows = await MaintenanceStore(store.engine).overlapping(
+    windows = await maintenance.overlapping(
         min(r.received_at for r in batch), max(r.received_at for r in batch), tx.connection
     )
     await tx.hold_groups(r.group_key for r in batch)
@@ -178,6 +178,11 @@ class Pipeline:
     teams: Teams | None = None
     #: Where the quiet timer's last page ended (a fair scan: streams/quiet_scan.py).
     quiet_scan: QuietScan = field(default_factory=QuietScan)
+    #: The store's maintenance windows, made once: a batch's transaction reads those over its time.
+    maintenance: MaintenanceStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.maintenance = MaintenanceStore(self.store.engine)
 
     def _verify(self, incident: Incident | None) -> bool:
         """True when ``incident`` has a verification probe (its quiet period needs a pass)."""
@@ -218,7 +223,7 @@ class Pipeline:
         # (A window's release is decided in full: each record applies only if still held.)
         policy = self.policy if releasing is None else None
         async with self.store.transaction() as tx:
-            windows, applied, skip = await _load(tx, batch, where, self.store, policy)
+            windows, applied, skip = await _load(tx, batch, where, self.maintenance, policy)
             events: list[IncidentEvent] = []
             for original, position, repeat in zip(batch, where, skip, strict=True):
                 if repeat:
@@ -357,7 +362,7 @@ class Pipeline:
         wins); the released record arrives at the window's end and keeps the alert's stored Kafka
         position, so the alert's own later records still apply after it.
         """
-        windows = MaintenanceStore(self.store.engine)
+        windows = self.maintenance
         events: list[IncidentEvent] = []
         for window_id in await windows.due(watermark):
             window = await windows.get(window_id)
