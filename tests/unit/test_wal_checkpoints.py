@@ -59,6 +59,31 @@ def test_the_thread_copies_the_log_into_the_database_file(tmp_path: Path) -> Non
         writer.close()
 
 
+def test_a_long_log_is_restarted_once_no_reader_uses_it(tmp_path: Path) -> None:
+    """Past ``restart_pages`` the thread asks for a RESTART checkpoint, which waits (a bounded
+    time) for the log's readers; once it succeeds the next commit rewinds the log."""
+    path = tmp_path / "store.db"
+    writer = a_log_left_uncopied(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM blobs").fetchone()  # reads the log's pages
+        short = WalCheckpoints(str(path), lambda: sqlite3.connect(path), restart_pages=ROWS * 10)
+        busy, frames, copied = short.checkpoint() or (None, 0, None)
+        assert (busy, copied) == (0, frames)  # all copied, and no restart asked for
+        assert frames > ROWS
+        long = WalCheckpoints(str(path), lambda: sqlite3.connect(path), restart_pages=ROWS // 4)
+        assert long.checkpoint() == (1, frames, frames)  # the reader holds the restart back
+        reader.execute("COMMIT")
+        assert long.checkpoint() == (0, frames, frames)
+        writer.execute("INSERT INTO blobs VALUES (?)", (ROW,))
+        _, frames, _ = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert frames < 10  # written from the log's start again
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_missing_database_is_never_created(tmp_path: Path) -> None:
     path = tmp_path / "gone.db"
     checkpoints = WalCheckpoints(str(path), lambda: sqlite3.connect(path), interval=0.01)
@@ -76,7 +101,9 @@ class _Refusing:
         self.code, self.message = code, message
         self.closed = 0
 
-    def execute(self, _sql: str) -> None:
+    def execute(self, sql: str) -> None:
+        if "wal_checkpoint" not in sql:
+            return
         exc = sqlite3.OperationalError(self.message)
         exc.sqlite_errorcode = self.code  # type: ignore[attr-defined]
         raise exc
