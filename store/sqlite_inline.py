@@ -30,7 +30,13 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 
-__all__ = ["BUSY_WAIT_SECONDS", "InlineConnection", "inline_creator", "sqlite_connector"]
+__all__ = [
+    "BUSY_WAIT_SECONDS",
+    "InlineConnection",
+    "busy_error",
+    "inline_creator",
+    "sqlite_connector",
+]
 
 #: How long a call waits for another connection's write lock before failing (the blocking
 #: driver's ``busy_timeout`` is the same).
@@ -61,7 +67,8 @@ class _RunNow:
             future.set_result(result)
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def busy_error(exc: sqlite3.Error) -> bool:
+    """SQLite refused for a lock another connection holds (SQLITE_BUSY): nothing was done."""
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
@@ -87,7 +94,7 @@ class InlineConnection(aiosqlite.Connection):
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not busy_error(exc):
                     raise
                 now = time.monotonic()
                 if deadline is None:

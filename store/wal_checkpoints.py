@@ -24,6 +24,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
+from store.sqlite_inline import busy_error
+
 __all__ = ["CHECKPOINT_INTERVAL", "RESTART_PAGES", "RESTART_WAIT_MS", "WalCheckpoints"]
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,6 @@ RESTART_PAGES = 4_096
 #: How long a ``RESTART`` checkpoint waits for the writer and the readers of the log before it
 #: gives up until the next round.
 RESTART_WAIT_MS = 100
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class WalCheckpoints:
@@ -124,8 +121,8 @@ class WalCheckpoints:
                 frames = self._once()
                 # While commits come fast (a storm writes some 18,000 pages a second on the
                 # 2-core box), sooner: the log is restarted before it grows far past its limit.
-                busy = frames is not None and frames > self.restart_pages // 4
-                wait = self.interval / 8 if busy else self.interval
+                long_log = frames is not None and frames > self.restart_pages // 4
+                wait = self.interval / 8 if long_log else self.interval
         finally:
             self._close()
 
@@ -134,7 +131,7 @@ class WalCheckpoints:
         try:
             result = self.checkpoint()
         except sqlite3.Error as exc:
-            if _busy(exc):  # another process is checkpointing: its copy is as good as ours
+            if busy_error(exc):  # another process is checkpointing: its copy is as good as ours
                 return None
             # The file gone or unreadable: try again next time on a new connection. SQLite's
             # automatic checkpoints are off on the role's connections, so a failure that lasts
