@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from testkit.harness import Sevflow, metric_sum
 from testkit.kafka_io import read_timed_json_topic
+from testkit.local_http import local_get
 
 __all__ = [
     "alert_bench_id",
@@ -78,5 +77,5 @@ def cpu_report(before: dict[str, float], after: dict[str, float], alerts: int) -
 
 
 def processed(sevflow: Sevflow) -> float:
-    text = httpx.get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics", timeout=5).text
+    text = local_get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics").text
     return metric_sum(text, "sevflow_worker_alerts_processed_total")

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
@@ -51,6 +50,7 @@ from models.alert import AlertRecord
 from store.db import normalise_url
 from store.schema import partition_progress
 from testkit.local import REPO, free_port
+from testkit.local_http import local_get
 from testkit.processes import metric_sum, stop_process
 
 __all__ = ["GroupRun", "WorkerShare", "cpu_seconds", "report", "run_group"]
@@ -204,7 +204,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 def _applied_by(port: int) -> int:
     """``sevflow_worker_alerts_processed_total`` of the worker serving /metrics on ``port``."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = local_get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return int(metric_sum(text, "sevflow_worker_alerts_processed_total"))
 
 

@@ -32,6 +32,7 @@ from bench.pipeline_workers import cpu_seconds
 from testkit.harness import Alertmanager, Sevflow, metric_sum, read_topic, wait_for
 from testkit.kafka_io import topics_swept
 from testkit.local import REPO, free_port
+from testkit.local_http import local_get
 
 
 def storm_alerts(groups: int, per_group: int) -> list[dict[str, object]]:
@@ -52,7 +53,7 @@ def delivered(alertmanager: Alertmanager) -> float:
     """Notifications Alertmanager completed successfully, from its per-request counters, which it
     bumps after each webhook request (``alertmanager_notifications_total`` counts notifications as
     they start, so it runs ahead of delivery)."""
-    exposition = httpx.get(f"{alertmanager.url}/metrics", timeout=10).text
+    exposition = local_get(f"{alertmanager.url}/metrics", timeout=10).text
     total = metric_sum(exposition, "alertmanager_notification_requests_total", integration="webhook")
     failed = metric_sum(
         exposition, "alertmanager_notification_requests_failed_total", integration="webhook"
@@ -94,7 +95,7 @@ def run_storm(
         wait_for(lambda: delivered(alertmanager) >= groups, 600, "every group delivered", interval=0.05)
         elapsed = time.perf_counter() - started - group_wait
         server_cpu, alertmanager_cpu = (cpu_seconds([pid]) - c for pid, c in zip(pids, cpu, strict=True))
-        exposition = httpx.get(f"{alertmanager.url}/metrics", timeout=10).text
+        exposition = local_get(f"{alertmanager.url}/metrics", timeout=10).text
         latency_sum = metric_sum(
             exposition, "alertmanager_notification_latency_seconds_sum", integration="webhook"
         )
@@ -130,7 +131,7 @@ def storm_bare(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, float], i
             args.group_wait,
             bare.pid,
         )
-        alerts: int = httpx.get(f"http://127.0.0.1:{port}/count", timeout=5).json()["alerts"]
+        alerts: int = local_get(f"http://127.0.0.1:{port}/count").json()["alerts"]
     finally:
         bare.terminate()
         bare.wait(20)
@@ -225,7 +226,7 @@ def main() -> None:
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return local_get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

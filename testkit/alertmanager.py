@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from testkit.local import free_port
+from testkit.local_http import local_get, local_post
 from testkit.processes import metric_sum, stop_process, wait_for
 
 __all__ = ["ALERTMANAGER", "AMTOOL", "Alertmanager"]
@@ -97,7 +98,7 @@ receivers:
             log = (self.workdir / "alertmanager.log").read_text()
             raise AssertionError(f"Alertmanager exited early:\n{log[-4000:]}")
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+            return local_get(f"{self.url}/-/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -119,13 +120,13 @@ receivers:
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Push alerts through Alertmanager's own API (``POST /api/v2/alerts``)."""
-        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=30)
+        response = local_post(f"{self.url}/api/v2/alerts", json=alerts)
         if response.status_code != 200:
             raise AssertionError(f"Alertmanager refused alerts: {response.status_code} {response.text}")
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of one of Alertmanager's own metrics."""
-        return metric_sum(httpx.get(f"{self.url}/metrics", timeout=10).text, name, **labels)
+        return metric_sum(local_get(f"{self.url}/metrics", timeout=10).text, name, **labels)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -26,6 +26,7 @@ from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.local import REPO, free_port
+from testkit.local_http import local_get
 from testkit.private_kafka import PrivateKafka, read_topic
 from testkit.processes import metric_sum, stop_process, wait_for
 
@@ -185,7 +186,7 @@ class Sevflow:
         if self.process.poll() is not None:
             raise AssertionError(f"sevflow exited early:\n{self.log_path.read_text()[-4000:]}")
         try:
-            return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+            return local_get(f"{self.url}/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -195,7 +196,7 @@ class Sevflow:
 
     def metric(self, name: str) -> float:
         """Sum of every sample of ``name`` on sevflow's /metrics (0 when absent)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        text = local_get(f"{self.url}/metrics").text
         return metric_sum(text, name)
 
 

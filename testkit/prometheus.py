@@ -13,6 +13,7 @@ import httpx
 
 from testkit.harness import wait_for
 from testkit.local import free_port
+from testkit.local_http import local_get
 
 __all__ = ["PROMETHEUS", "prometheus_scraping"]
 
@@ -23,7 +24,7 @@ PROMETHEUS = os.environ.get(
 
 def _target_up(url: str) -> bool:
     try:
-        answer = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="service"} == 1'}, timeout=2)
+        answer = local_get(f"{url}/api/v1/query", params={"query": 'up{job="service"} == 1'}, timeout=2)
         return answer.status_code == 200 and bool(answer.json()["data"]["result"])
     except httpx.HTTPError:
         return False
