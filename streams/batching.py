@@ -3,8 +3,8 @@ longer one while more wait in Kafka.
 
 Why not faust's ``Stream.take_events`` as it is: it hands out its buffer when its window ends, and
 over a backlog the buffer fills only at faust's pace (about 10,000 records/s here). A window short
-enough to page quickly at a steady rate (0.02 s: the webhook → page p50 at 200 alerts/s a fifth
-lower than with 0.05 s) then halves the batches over a backlog, and every transaction, relay
+enough to page quickly at a steady rate (0.01 s: the webhook → page p50 at 200 alerts/s a fifth
+lower than with 0.02 s) then shrinks the batches over a backlog, and every transaction, relay
 publish and sinks' poll costs more per alert: a storm drained 4-8 % slower (bench/README.md).
 
 :func:`take_batches` is ``take_events`` (faust-streaming 0.15, its buffering, its strict
