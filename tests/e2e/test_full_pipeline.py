@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from testkit import harness
@@ -20,6 +19,7 @@ from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
 from testkit.harness import alertmanager_for, running, sevflow_at_fakes, wait_for
+from testkit.local_http import local_get
 from testkit.settle import wait_settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -85,17 +85,17 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
         wait_settled(sevflow.env())
         worker_metrics = wait_for(
             lambda: (
-                (text := httpx.get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics").text)
+                (text := local_get(f"http://127.0.0.1:{sevflow.worker_metrics_port}/metrics").text)
                 and "sevflow_consumer_lag{" in text
                 and text
             ),
             30,
             "the worker's metrics with consumer lag",
         )
-        receiver_metrics = httpx.get(f"{sevflow.url}/metrics").text
+        receiver_metrics = local_get(f"{sevflow.url}/metrics").text
         sink_metrics = wait_for(
             lambda: (
-                (text := httpx.get(f"http://127.0.0.1:{sevflow.sinks_metrics_port}/metrics").text)
+                (text := local_get(f"http://127.0.0.1:{sevflow.sinks_metrics_port}/metrics").text)
                 and "sevflow_dlq_size{" in text
                 and text
             ),

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from testkit.fakes import fixtures
 from testkit.fakes.fixtures import ROUTING_KEY
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.harness import metric_sum, wait_for
+from testkit.local_http import local_get
 from tests.paged_run import PagedRun
 
 pytestmark = pytest.mark.integration
@@ -71,11 +71,7 @@ def test_a_canary_round_reaches_pagerduty_on_its_own_key_and_resolves(
         )
         metrics = wait_for(
             lambda: (
-                (
-                    text := httpx.get(
-                        f"http://127.0.0.1:{sevflow.sinks_metrics_port}/metrics", timeout=5
-                    ).text
-                )
+                (text := local_get(f"http://127.0.0.1:{sevflow.sinks_metrics_port}/metrics").text)
                 and "sevflow_canary_last_delivered_timestamp_seconds" in text
                 and text
             ),
