@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 
+from kafka_admin.client_logs import limit_repeats
 from models.settings import Settings
 from sevflow.commands import add_commands, run_command
 
@@ -216,6 +217,7 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    limit_repeats()  # (kafka_admin/client_logs.py: some of aiokafka's retry loops log each try)
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise
         # One INFO line each time the sinks' metrics read the dead-letter topic (every scrape).

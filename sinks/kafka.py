@@ -3,22 +3,34 @@ created by kafka_admin.topics)."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from models.settings import Settings
 
 __all__ = [
+    "COMMIT_WAIT",
     "HandOver",
     "SinkConsumer",
+    "TopicGone",
+    "TopicWatch",
+    "commit_within",
     "dead_letter_producer",
     "group_id",
     "sink_consumer",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Seconds an offset commit may take before it is given up (the records after the last commit
+#: are delivered again by whoever reads them next, and the delivery log dedups them). Bounded
+#: because aiokafka retries a commit for a deleted topic without end, and a sink waiting in it
+#: never saw its stop event again.
+COMMIT_WAIT = 5.0
 
 
 def group_id(settings: Settings, sink: str) -> str:
@@ -54,6 +66,63 @@ class SinkConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         super().__init__(**config)
         self.hand_over = HandOver()
         self.subscribe([topic], listener=self.hand_over)
+
+
+class TopicGone(Exception):
+    """A topic the sinks read was deleted while they ran: the role stops (status 1) with this
+    message, instead of retrying without end. Started again, the sinks create it anew."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic} no longer exists (deleted while the sinks read it)")
+        self.topic = topic
+
+
+class TopicWatch:
+    """Tells when a subscribed topic left the cluster.
+
+    Why: aiokafka takes a deleted topic for a passing problem (UnknownTopicOrPartition is
+    retriable). Its offset commits for the topic retry without end, and its fetcher asks for
+    metadata again and again, so the consumer never fails. The watch reads the consumer's own
+    metadata (no request: the fetcher keeps it fresh) and raises :class:`TopicGone` once a topic
+    seen there before has been absent for ``grace`` seconds: a topic is not dropped from the
+    metadata for a leader election or a broker restart, only when it is deleted."""
+
+    def __init__(
+        self, consumer: AIOKafkaConsumer, grace: float = 3.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._consumer = consumer
+        self._grace = grace
+        self._clock = clock
+        self._seen: set[str] = set()
+        self._absent_since: dict[str, float] = {}
+
+    def check(self) -> None:
+        """Raise :class:`TopicGone` for a topic seen before and absent ``grace`` seconds since."""
+        now = self._clock()
+        for topic in sorted(self._consumer.subscription()):
+            if self._consumer.partitions_for_topic(topic):
+                self._seen.add(topic)
+                self._absent_since.pop(topic, None)
+            elif topic in self._seen:
+                since = self._absent_since.setdefault(topic, now)
+                if now - since >= self._grace:
+                    raise TopicGone(topic)
+
+
+async def commit_within(commit: Coroutine[Any, Any, None], wait: float, sink: str) -> bool:
+    """Await an offset ``commit`` for ``wait`` seconds at most; False (logged) when it failed or
+    did not end in time: the records after the last commit will be redelivered."""
+    try:
+        await asyncio.wait_for(commit, wait)
+    except TimeoutError:
+        log.warning("%s: offset commit not done after %.0f s; records will be redelivered", sink, wait)
+        return False
+    except (CommitFailedError, KafkaError) as exc:
+        # The group moved on without us (a session or rebalance timeout ran out): the next owner
+        # redelivers from the last commit, the log dedups.
+        log.warning("%s: commit failed (%s); records will be redelivered", sink, exc)
+        return False
+    return True
 
 
 def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:

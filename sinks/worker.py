@@ -43,14 +43,13 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 
 from models.events import IncidentEvent
 from sinks.base import Failure, Sink
 from sinks.clock import Clock
 from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
 from sinks.errors import SinkStopped
-from sinks.kafka import SinkConsumer
+from sinks.kafka import COMMIT_WAIT, SinkConsumer, TopicWatch, commit_within
 from sinks.offsets import PendingOffsets
 from sinks.records import Decoded, decode_shared
 from sinks.retry import retry_store
@@ -100,6 +99,7 @@ class SinkWorker:
         max_consecutive_dead: int,
         max_pending: int = 10_000,
         drain_grace: float = 10.0,
+        commit_wait: float = COMMIT_WAIT,
     ) -> None:
         self.sink = sink
         self._dead = dead_letters
@@ -110,6 +110,7 @@ class SinkWorker:
         self._dead_streak = 0
         self._max_pending = max_pending
         self._drain_grace = drain_grace
+        self._commit_wait = commit_wait
         #: Incident id -> the last task of its lane (later work of the incident starts after it).
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -326,14 +327,8 @@ class SinkWorker:
         offsets = self._offsets.to_commit()
         if not offsets:
             return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The group moved on without us (a session or rebalance timeout ran out): the next
-            # owner redelivers from the last commit, the log dedups.
-            log.warning("%s: commit failed (%s); records will be redelivered", self.sink.name, exc)
-            return
-        self._offsets.committed(offsets)
+        if await commit_within(consumer.commit(offsets), self._commit_wait, self.sink.name):
+            self._offsets.committed(offsets)
 
     async def _drain(self, consumer: Consumer) -> None:
         """Let the lanes in flight finish (``drain_grace`` at most), cancel the others, commit
@@ -368,9 +363,12 @@ class SinkWorker:
         lock = hand_over.batch if hand_over is not None else asyncio.Lock()
         if hand_over is not None:
             hand_over.drain = partial(self._drain, consumer)
+        watch = TopicWatch(consumer) if isinstance(consumer, SinkConsumer) else None
         try:
             while not stop.is_set():
                 self._raise_failed()
+                if watch is not None:
+                    watch.check()
                 if len(self._offsets) >= self._max_pending and self._tasks:
                     await asyncio.wait(set(self._tasks), timeout=0.2, return_when="FIRST_COMPLETED")
                     async with lock:

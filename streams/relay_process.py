@@ -30,6 +30,7 @@ from datetime import timedelta
 
 from aiokafka.errors import KafkaError
 
+from kafka_admin.client_logs import limit_repeats
 from models.clock import Clock, utc_now
 from store.driver_connect import DriverError, UnsupportedStore
 from store.driver_outbox import DriverOutbox
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    limit_repeats()
     asyncio.run(_run(settings, int(args[0]), int(args[1])))
     return 0
 

@@ -30,7 +30,7 @@ from sevflow.roles.startup import wait_for_topics
 from sevflow.teams import load_teams
 from sinks.clock import Clock, SystemClock
 from sinks.fanout import SINK_STOP_GRACE, Fanout, build_sinks
-from sinks.kafka import dead_letter_producer
+from sinks.kafka import TopicGone, dead_letter_producer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
@@ -178,6 +178,9 @@ async def _serve_until_signalled(settings: Settings) -> int:
     except (TopicSettingsError, PolicyError, TeamsError) as exc:
         log.error("sinks stopped: %s", exc)
         return 2
+    except TopicGone as exc:
+        log.error("sinks stopped: %s", exc)
+        return 1
     except (KafkaError, OSError, TimeoutError) as exc:
         log.error("sinks stopped: %s", type(exc).__name__)
         return 1

@@ -978,3 +978,48 @@ async def test_one_failing_incident_does_not_hold_the_others(
     assert alert.history == ["trigger", "acknowledge", "resolve"]
     for story, actions in zip(others, [2, 2, 1, 1], strict=True):
         assert len(fake_pagerduty.actions(story.events[0].incident_id)) == actions
+
+
+class _CommitNeverAnswers(MemoryConsumer):
+    """Commits as aiokafka's do for a topic deleted under the consumer: retried without end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits += 1
+        await asyncio.Event().wait()
+
+
+async def test_a_commit_that_never_ends_holds_neither_the_deliveries_nor_the_stop(
+    engine: AsyncEngine, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path], clock: FakeClock
+) -> None:
+    """Each commit is given up after ``commit_wait``: later polls are still delivered, and a stop
+    ends the worker (it waited in the first commit for ever before)."""
+    sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
+    worker = SinkWorker(
+        sink,
+        dead_letters=MemoryDeadLetters(),
+        storm=StormDetector(20),
+        clock=clock,
+        concurrency=8,
+        max_consecutive_dead=1000,
+        commit_wait=0.2,
+    )
+    consumer = _CommitNeverAnswers()
+    first = IncidentStory(name="First", group="first")
+    second = IncidentStory(name="Second", group="second")
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(consumer, stop))
+    try:
+        consumer.append(first.fire())
+        await _paged_within(lambda: len(fake_pagerduty.actions()) == 1, clock)
+        consumer.append(second.fire())
+        await _paged_within(lambda: len(fake_pagerduty.actions()) == 2, clock)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+        await sink.close()
+    assert consumer.commits >= 2
+    assert consumer.committed == {}

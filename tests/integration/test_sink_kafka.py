@@ -320,7 +320,11 @@ def _delivered(settings: Settings, sink: str, event_id: str, step: str) -> bool:
     return status == "done"
 
 
-def _sinks_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def _sinks_process(
+    settings: Settings, log: Path, command: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """The sinks in a process of their own on ``settings``: ``run_sinks`` called directly, or
+    ``python`` with ``command`` (such as ``-m sevflow sinks``, the CLI with its logging)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEVFLOW_")}
     wanted = {
         *SinkSettings.model_fields,
@@ -346,7 +350,11 @@ def _sinks_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", code], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *(command or ("-c", code))],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
