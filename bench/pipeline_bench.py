@@ -45,7 +45,7 @@ from models.alert import AlertRecord
 from models.alertmanager import format_group_key
 from models.fingerprint import fingerprint
 from store.db import normalise_url
-from store.schema import alerts, incident_events
+from store.schema import incident_events, partition_progress
 from testkit.harness import role_env
 from testkit.kafka_io import topics_swept
 
@@ -205,7 +205,11 @@ def run_worker(
         except SQLAlchemyError:  # the worker has not created its tables yet
             return 0
 
-    stored = select(func.count()).select_from(alerts)
+    # Records applied, from the worker's own progress rows (a few rows: the topic is fresh, so
+    # the offsets count its records, and every record here is a new alert). A count(*) of the
+    # alerts table, read every 50 ms, cost the store more the further the run went (PostgreSQL,
+    # 20,000 alerts: 156 counts, 150 ms of the server's time, in pg_stat_statements).
+    stored = select(func.coalesce(func.sum(partition_progress.c.next_offset), 0))
     unpublished = (
         select(func.count()).select_from(incident_events).where(incident_events.c.published_at.is_(None))
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 from models.alert import FINGERPRINT_MAX, RECEIVER_MAX
@@ -148,7 +149,13 @@ incident_events = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("document", Text, nullable=False),  # models.events.IncidentEvent, exactly as published
     Column("published_at", UTCDateTime, nullable=True),
-    Index("ix_incident_events_unpublished", "published_at", "position"),
+    # The outbox: the unpublished events only (migration 0011), read in storage order.
+    Index(
+        "ix_incident_events_to_publish",
+        "position",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
 )
 
 #: Manual commands already applied (idempotency of acknowledge/resolve requests).
