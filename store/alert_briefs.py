@@ -11,38 +11,41 @@ three timestamps was most of it.
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.events import IncidentState
 from models.incident.briefs import AlertBrief, IncidentBrief
 from store.chunking import chunks
-from store.driver_sql import in_list, selecting, values_for
+from store.driver_sql import selecting_among, values_for
+from store.key_lists import PerDialect
 from store.schema import alerts, incident_groups, incidents
 
 __all__ = ["read_briefs"]
 
-_QUERY = (
-    select(
-        alerts.c.fingerprint,
-        alerts.c.status,
-        alerts.c.starts_at,
-        alerts.c.last_received_at,
-        alerts.c.incident_id,
-        alerts.c.suppressed_by,
-        alerts.c.kafka_partition,
-        alerts.c.kafka_offset,
-        incidents.c.group_key,
-        incidents.c.state,
-        incidents.c.resolved_at,
-        incident_groups.c.incident_id,
-    )
-    .select_from(
-        alerts.outerjoin(incidents, incidents.c.id == alerts.c.incident_id).outerjoin(
-            incident_groups, incident_groups.c.group_key == incidents.c.group_key
+_QUERY = PerDialect(
+    lambda among: (
+        select(
+            alerts.c.fingerprint,
+            alerts.c.status,
+            alerts.c.starts_at,
+            alerts.c.last_received_at,
+            alerts.c.incident_id,
+            alerts.c.suppressed_by,
+            alerts.c.kafka_partition,
+            alerts.c.kafka_offset,
+            incidents.c.group_key,
+            incidents.c.state,
+            incidents.c.resolved_at,
+            incident_groups.c.incident_id,
         )
+        .select_from(
+            alerts.outerjoin(incidents, incidents.c.id == alerts.c.incident_id).outerjoin(
+                incident_groups, incident_groups.c.group_key == incidents.c.group_key
+            )
+        )
+        .where(among(alerts.c.fingerprint, "fingerprints"))
     )
-    .where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
 )
 # (One statement built once: the fingerprints are bound, not coerced into it one by one.)
 
@@ -53,8 +56,8 @@ async def read_briefs(conn: AsyncConnection, fingerprints: Iterable[str]) -> dic
     seen: dict[str, IncidentBrief] = {}  # an incident's alerts share its brief
     time = values_for(conn).read_time
     for chunk in chunks(sorted(set(fingerprints))):
-        statement = selecting(conn, _QUERY, "fingerprints", len(chunk))
-        rows = await statement.rows(conn, in_list("fingerprints", chunk))
+        statement, keys = selecting_among(conn, _QUERY, "fingerprints", chunk)
+        rows = await statement.rows(conn, keys)
         for (
             fp,
             status,

@@ -26,6 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.key_lists import PerDialect
+
 __all__ = [
     "DriverStatement",
     "Values",
@@ -33,6 +35,7 @@ __all__ = [
     "insert_ignoring",
     "inserting",
     "selecting",
+    "selecting_among",
     "upsert",
     "values_for",
 ]
@@ -217,6 +220,22 @@ def selecting(conn: AsyncConnection, query: Select[Any], name: str, count: int) 
     )
     statement = _COMPILED[cache_key] = _statement(compiled)
     return statement
+
+
+def selecting_among(
+    conn: AsyncConnection, query: PerDialect[Select[Any]], name: str, keys: Sequence[Any]
+) -> tuple[DriverStatement, dict[str, Any]]:
+    """``query`` over ``keys`` bound to ``name`` (built by :class:`store.key_lists.PerDialect`)
+    and its parameters: on PostgreSQL one statement compiled once, the keys as an array; on
+    SQLite :func:`selecting` for their count, with :func:`in_list`."""
+    if conn.dialect.name != "postgresql":
+        return selecting(conn, query(conn), name, len(keys)), in_list(name, keys)
+    stmt = query(conn)
+    cache_key = ("select-any", conn.dialect.name, stmt, name)
+    known = _COMPILED.get(cache_key)
+    if known is None:
+        known = _COMPILED[cache_key] = _statement(stmt.compile(dialect=conn.dialect))
+    return known, {name: list(keys)}
 
 
 def in_list(name: str, values: Sequence[Any]) -> dict[str, Any]:

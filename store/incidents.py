@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, select, true, update
+from sqlalchemy import and_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +34,17 @@ from store.incident_rows import (
     event_row,
     incident_row,
 )
+from store.incident_statements import (
+    ALERTS,
+    APPLIED,
+    GROUP_COLUMNS,
+    GROUP_INCIDENTS,
+    GROUPS_OF_INCIDENTS,
+    KNOWN_GROUPS,
+    LOCK_GROUPS,
+    MOVE_POINTER,
+    advance_progress,
+)
 from store.prepared import prepared
 from store.schema import (
     alerts,
@@ -45,57 +56,6 @@ from store.schema import (
 )
 
 __all__ = ["IncidentStore", "IncidentTx", "alert_from_row"]
-
-# Statements over a batch's keys, built once: the keys are bound as one expanding parameter,
-# not coerced into a new statement one by one for every batch.
-_KNOWN_GROUPS = select(incident_groups.c.group_key).where(
-    incident_groups.c.group_key.in_(bindparam("keys", expanding=True))
-)
-_LOCK_GROUPS = (
-    select(incident_groups.c.group_key)
-    .where(incident_groups.c.group_key.in_(bindparam("keys", expanding=True)))
-    .order_by(incident_groups.c.group_key)
-    .with_for_update()
-)
-_ALERTS = select(alerts).where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
-_GROUP_INCIDENTS = (
-    select(incident_groups.c.group_key, incident_groups.c.incident_id, incidents.c.document)
-    .select_from(incident_groups.outerjoin(incidents, incidents.c.id == incident_groups.c.incident_id))
-    .where(incident_groups.c.group_key.in_(bindparam("keys", expanding=True)))
-)
-_GROUPS_OF_INCIDENTS = select(incidents.c.group_key).where(
-    incidents.c.id.in_(bindparam("ids", expanding=True))
-)
-_APPLIED = select(partition_progress.c.partition, partition_progress.c.next_offset).where(
-    partition_progress.c.partition.in_(bindparam("partitions", expanding=True)),
-    partition_progress.c.next_offset.is_not(None),
-)
-_GROUP_COLUMNS = ("group_key", "incident_id")
-_MOVE_POINTER = (
-    update(incident_groups)
-    .where(incident_groups.c.group_key == bindparam("g"))
-    .values(incident_id=bindparam("i"))
-)
-
-
-def _advance_progress(conn: AsyncConnection) -> Any:
-    """The upsert of each partition's progress, never moved back (:meth:`IncidentTx.advance`)."""
-    stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        partition_progress
-    )
-    stored, given = partition_progress.c.newest_received_at, stmt.excluded.newest_received_at
-    stored_offset, given_offset = partition_progress.c.next_offset, stmt.excluded.next_offset
-    return stmt.on_conflict_do_update(
-        index_elements=["partition"],
-        set_={
-            "newest_received_at": case((given > stored, given), else_=stored),
-            "next_offset": case(
-                (stored_offset.is_(None), given_offset),
-                (given_offset > stored_offset, given_offset),
-                else_=stored_offset,
-            ),
-        },
-    )
 
 
 class IncidentTx:
@@ -133,7 +93,7 @@ class IncidentTx:
             return
         await self._create_groups(wanted)
         if self._dialect == "postgresql":  # (SQLite: BEGIN IMMEDIATE already holds the lock)
-            await self._conn.execute(_LOCK_GROUPS, {"keys": wanted})
+            await self._conn.execute(LOCK_GROUPS(self._conn), {"keys": wanted})
         self._held.update(wanted)
 
     async def lock_groups(self, group_keys: Iterable[str]) -> dict[str, Incident | None]:
@@ -145,7 +105,7 @@ class IncidentTx:
         # Read the incidents in a *new* statement: under READ COMMITTED it sees what the previous
         # lock holder committed. (Joined into the locking SELECT, PostgreSQL would return the
         # incident as of before the wait, and a concurrent change would be lost.)
-        rows = await self._conn.execute(_GROUP_INCIDENTS, {"keys": wanted})
+        rows = await self._conn.execute(GROUP_INCIDENTS(self._conn), {"keys": wanted})
         for group_key, incident_id, document in rows.all():
             incident = self._parsed.get(incident_id, document) if document is not None else None
             self.incidents_by_group[group_key] = incident
@@ -159,14 +119,14 @@ class IncidentTx:
         before (every re-sent one) costs no write, so a batch of repeats writes nothing here."""
         known: set[str] = set()
         for chunk in chunks(wanted):
-            rows = await self._conn.execute(_KNOWN_GROUPS, {"keys": list(chunk)})
+            rows = await self._conn.execute(KNOWN_GROUPS(self._conn), {"keys": list(chunk)})
             known.update(rows.scalars())
         missing = [g for g in wanted if g not in known]
         if missing:
             # One statement, many parameter sets: it compiles once and is cached, where a
             # multi-row VALUES clause would be compiled again for every batch size. (A group
             # another worker creates meanwhile is left as it is.)
-            await insert_ignoring(self._conn, incident_groups, "group_key", _GROUP_COLUMNS).run(
+            await insert_ignoring(self._conn, incident_groups, "group_key", GROUP_COLUMNS).run(
                 self._conn, [{"group_key": g, "incident_id": None} for g in missing]
             )
 
@@ -176,7 +136,7 @@ class IncidentTx:
         wanted = sorted(set(incident_ids) - set(self._incidents))
         keys: list[str] = []
         for chunk in chunks(wanted):
-            rows = await self._conn.execute(_GROUPS_OF_INCIDENTS, {"ids": list(chunk)})
+            rows = await self._conn.execute(GROUPS_OF_INCIDENTS(self._conn), {"ids": list(chunk)})
             keys.extend(rows.scalars())
         if keys:
             await self.lock_groups(keys)
@@ -204,7 +164,7 @@ class IncidentTx:
         """The stored state of these alerts (those known), cached for the transaction."""
         wanted = sorted(set(fingerprints) - set(self._alerts))
         for chunk in chunks(wanted):
-            result = await self._conn.execute(_ALERTS, {"fingerprints": list(chunk)})
+            result = await self._conn.execute(ALERTS(self._conn), {"fingerprints": list(chunk)})
             for row in result.mappings():
                 self._alerts[row["fingerprint"]] = alert_from_row(row)
         return self._alerts
@@ -257,7 +217,7 @@ class IncidentTx:
         wanted = sorted(set(partitions))
         if not wanted:
             return {}
-        rows = await self._conn.execute(_APPLIED, {"partitions": wanted})
+        rows = await self._conn.execute(APPLIED(self._conn), {"partitions": wanted})
         return {int(p): int(o) for p, o in rows.all()}
 
     def advance(self, progress: Mapping[int, tuple[datetime, int]]) -> None:
@@ -298,7 +258,7 @@ class IncidentTx:
             if latest is not None and self._pointers.get(group_key) != latest.id
         ]
         if moved:
-            await self._conn.execute(_MOVE_POINTER, moved)
+            await self._conn.execute(MOVE_POINTER, moved)
             self._pointers.update((m["g"], m["i"]) for m in moved)
 
     async def _flush_alerts(self) -> None:
@@ -310,7 +270,7 @@ class IncidentTx:
         if not self._progress:
             return
         await self._conn.execute(
-            prepared(self._conn, _advance_progress),
+            prepared(self._conn, advance_progress),
             [
                 {"partition": p, "newest_received_at": at, "next_offset": offset}
                 for p, (at, offset) in sorted(self._progress.items())
