@@ -65,9 +65,12 @@ class Sender(threading.Thread):
     Alertmanager: on any answer but 2xx (or none), again after Retry-After (at least 0.5 s),
     until it is accepted."""
 
-    def __init__(self, url: str, token: str, interval: float = 0.1, limit: int | None = None) -> None:
+    def __init__(
+        self, url: str, token: str, interval: float = 0.1, limit: int | None = None, first: int = 0
+    ) -> None:
         super().__init__(daemon=True)
         self.url, self.token, self.interval, self.limit = url, token, interval, limit
+        self.first = first  # the number of the first group's name (OutageNNNN)
         self.accepted: list[str] = []
         self.statuses: Counter[int] = Counter()
         self.retry_after_missing = 0
@@ -77,13 +80,13 @@ class Sender(threading.Thread):
 
     def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
-        number = 0
+        number = self.first
         next_new = time.monotonic()
         retry_at: dict[str, float] = {}
         with httpx.Client(timeout=15, headers=headers) as client:
             while not (self.stopping.is_set() and not retry_at):
                 now = time.monotonic()
-                if self.limit is not None and number >= self.limit:
+                if self.limit is not None and number - self.first >= self.limit:
                     self.stopping.set()
                 if not self.stopping.is_set() and now >= next_new:
                     name = f"Outage{number:04d}"
@@ -144,8 +147,9 @@ class PagedRun:
         self.sevflow.extra_env.update({f"SEVFLOW_{k.upper()}": v for k, v in settings.items()})
         self.engine = create_engine(normalise_url(database_url, asynchronous=False))
 
-    def sender(self, interval: float = 0.1, limit: int | None = None) -> Sender:
-        return Sender(f"{self.sevflow.url}/webhooks/alertmanager", self.sevflow.token, interval, limit)
+    def sender(self, interval: float = 0.1, limit: int | None = None, first: int = 0) -> Sender:
+        url = f"{self.sevflow.url}/webhooks/alertmanager"
+        return Sender(url, self.sevflow.token, interval, limit, first)
 
     def stored(self) -> int:
         with self.engine.connect() as conn:
