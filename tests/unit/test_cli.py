@@ -266,14 +266,15 @@ def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> N
     assert lines[4].startswith("receiver /ready: not answering at http://127.0.0.1:")
 
 
-def test_status_of_a_ready_receiver_prints_nothing_on_stderr(tmp_path: Path) -> None:
+def _status_against(tmp_path: Path, code: int, body: bytes) -> subprocess.CompletedProcess[str]:
+    """``sevflow status`` of one receiver role up, against a /ready answering ``code``."""
     from models.supervision import dumps
 
     class Ready(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
+            self.send_response(code)
             self.end_headers()
-            self.wfile.write(b"ready")
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -285,12 +286,24 @@ def test_status_of_a_ready_receiver_prints_nothing_on_stderr(tmp_path: Path) -> 
         env = {"PATH": "", "SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_HTTP_PORT": str(port)}
         roles = [RoleStatus("receiver", "up", 4242, 0, None, 1700000000.0)]
         (tmp_path / "roles.json").write_text(dumps(os.getpid(), roles))
-        result = run_cli("status", env=env)
+        return run_cli("status", env=env)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_status_of_a_ready_receiver_prints_nothing_on_stderr(tmp_path: Path) -> None:
+    result = _status_against(tmp_path, 200, b"ready")
     assert "receiver /ready: ready" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0
     assert result.stderr == ""  # (httpx logged each request at INFO, its URL included)
+
+
+def test_status_of_a_receiver_not_ready_says_what_it_answered(tmp_path: Path) -> None:
+    result = _status_against(tmp_path, 503, b'{"status":"kafka unreachable"}')
+    assert result.returncode == 1
+    assert 'HTTP 503: {"status":"kafka unreachable"})' in result.stdout, result.stdout
+    assert "receiver /ready: not ready at http://127.0.0.1:" in result.stdout
 
 
 #: Run by a fresh interpreter: the modules ``sevflow incidents list`` loaded, one per line.
