@@ -17,6 +17,7 @@ from sinks.base import Sink
 from sinks.clock import Clock
 from sinks.dlq import MemoryDeadLetters
 from sinks.fanout import build_sinks
+from sinks.kafka import COMMIT_WAIT
 from sinks.storm import StormDetector
 from sinks.worker import Record, SinkWorker
 from testkit.fakes.clock import FakeClock
@@ -120,7 +121,12 @@ def sink_named(settings: Settings, engine: AsyncEngine, clock: Clock, name: str)
 
 
 def worker_for(
-    sink: Sink, clock: Clock, *, threshold: int = 20, concurrency: int = 8
+    sink: Sink,
+    clock: Clock,
+    *,
+    threshold: int = 20,
+    concurrency: int = 8,
+    commit_wait: float = COMMIT_WAIT,
 ) -> tuple[SinkWorker, MemoryDeadLetters]:
     dead = MemoryDeadLetters()
     worker = SinkWorker(
@@ -130,6 +136,7 @@ def worker_for(
         clock=clock,
         concurrency=concurrency,
         max_consecutive_dead=1000,
+        commit_wait=commit_wait,
     )
     return worker, dead
 

@@ -998,15 +998,7 @@ async def test_a_commit_that_never_ends_holds_neither_the_deliveries_nor_the_sto
     """Each commit is given up after ``commit_wait``: later polls are still delivered, and a stop
     ends the worker (it waited in the first commit for ever before)."""
     sink = sink_named(sink_settings(pagerduty=fake_pagerduty, cert=tls_cert), engine, clock, "pagerduty")
-    worker = SinkWorker(
-        sink,
-        dead_letters=MemoryDeadLetters(),
-        storm=StormDetector(20),
-        clock=clock,
-        concurrency=8,
-        max_consecutive_dead=1000,
-        commit_wait=0.2,
-    )
+    worker, _ = worker_for(sink, clock, commit_wait=0.2)
     consumer = _CommitNeverAnswers()
     first = IncidentStory(name="First", group="first")
     second = IncidentStory(name="Second", group="second")
