@@ -50,8 +50,15 @@ def normalise_url(url: str, *, asynchronous: bool) -> URL:
 
 
 def _prepare_sqlite_file(url: URL) -> None:
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    """Create the SQLite file's directory. Not for a URI (``sqlite:///file:…?uri=true``): SQLite
+    parses it itself, and its text is no path (it made a ``file:`` directory in the working
+    directory)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:") or str(url.query.get("uri", "")).lower() in {"true", "1"}:
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(

@@ -1,6 +1,7 @@
 """SQLite's write-ahead log copied into the database file by a thread, not by the roles' commits
 (store/wal_checkpoints.py, ``async_engine(…, checkpoint_in_background=True)``)."""
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -163,8 +164,12 @@ async def test_an_engine_checkpointing_in_background_never_copies_the_log_in_a_c
     await engine.dispose()
 
 
-async def test_a_uri_keeps_sqlite_s_own_checkpoints(tmp_path: Path) -> None:
-    """SQLite parses a URI's file name and options itself: the engine does not guess the file."""
+async def test_a_uri_keeps_sqlite_s_own_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite parses a URI's file name and options itself: the engine does not guess the file,
+    nor make a directory of the URI's text."""
+    monkeypatch.chdir(tmp_path)
     engine = async_engine(
         f"sqlite:///file:{tmp_path / 'store.db'}?mode=rwc&uri=true", checkpoint_in_background=True
     )
@@ -172,3 +177,5 @@ async def test_a_uri_keeps_sqlite_s_own_checkpoints(tmp_path: Path) -> None:
         assert await autocheckpoint(engine) == 1000
     finally:
         await engine.dispose()
+    made = await asyncio.to_thread(lambda: [p.name for p in tmp_path.iterdir()])
+    assert [name for name in made if not name.startswith("store.db")] == []
