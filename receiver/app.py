@@ -142,7 +142,8 @@ def _route(
 
 
 class _Internal:
-    """``/health``, ``/ready`` (Kafka reachable) and ``/metrics`` (behind its own token, if set)."""
+    """``/health``, ``/ready`` (Kafka reachable, the alerts topic there) and ``/metrics``
+    (behind its own token, if set)."""
 
     def __init__(
         self, publisher: AlertPublisher, stats: ReceiverMetrics, metrics_auth: WebhookAuth | None
@@ -168,7 +169,7 @@ class _Internal:
         return error_response(
             503,
             "not_ready",
-            "Kafka is not reachable",
+            "Kafka is not reachable, or the alerts topic does not exist",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 

@@ -23,6 +23,7 @@ from models.incident import COMMAND_ID_MAX, INCIDENT_ID_MAX
 
 __all__ = [
     "UTCDateTime",
+    "alert_source",
     "alerts",
     "commands",
     "incident_events",
@@ -192,4 +193,18 @@ partition_progress = Table(
     #: after a crash, read again from the last committed offset) and changes nothing, whatever
     #: the store's state is now.
     Column("next_offset", BigInteger, nullable=True),
+)
+
+#: The alerts topic the stored positions (``partition_progress.next_offset``, the alerts'
+#: ``kafka_partition`` and ``kafka_offset``) were read from: its name and Kafka's id of it. A topic
+#: deleted and created again under the same name has a new id and starts again at offset 0, so
+#: the positions of the old one are forgotten when the worker first sees the new one
+#: (store/alert_source.py); one row, ``source`` = 'alerts'.
+alert_source = Table(
+    "alert_source",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("topic_id", String(36), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
 )

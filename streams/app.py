@@ -12,7 +12,10 @@ unapplied record; a poison record (it does not decode, or the store refuses it f
 isolated from its batch and quarantined with its reason (streams/failures.py,
 streams/quarantine.py), so the rest of the partition moves on.
 
-* ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches;
+* ``alerts``: alerts topic → pipeline (classify, dedup, group, persist + outbox), in batches,
+  each after the check of the worker's source topics that every assignment starts
+  (streams/source_topics.py: a topic deleted, or created again, makes the worker leave to be
+  started again, and the positions of an alerts topic created again are forgotten first);
 * ``commands``: commands topic → acknowledge / resolve;
 * the outbox relay: outbox → ``incident-events`` (one worker at a time, by lease), in a process
   of its own that the worker starts (streams/relay_process.py), woken as soon as the agents
@@ -54,6 +57,7 @@ from streams.quarantine import (
     quarantine_topics,
 )
 from streams.relay_process import RelayProcess
+from streams.source_topics import EXIT_TOPIC_GONE, SourceTopics
 from streams.stall import EXIT_STALLED
 from streams.steps import MEASURE_SECONDS, TopicWriter, WorkerSteps
 
@@ -94,13 +98,34 @@ def _exit_poisoned(problem: TooMuchPoison) -> None:
     os._exit(EXIT_POISONED)
 
 
-def _faust_app(settings: Settings, overrides: dict[str, Any]) -> faust.App:
+def _leave(reason: str) -> None:
+    """Leave at once, to be started again (streams/source_topics.py): faust's consumer may wait
+    for ever to commit offsets of a deleted topic."""
+    log.error("%s; exiting with status %d to be started again", reason, EXIT_TOPIC_GONE)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_TOPIC_GONE)
+
+
+class _WorkerApp(FetchingApp):
+    """The worker's faust app: ``on_assigning`` hears of each assignment first, while faust's
+    flow control still holds every record back (streams/source_topics.py)."""
+
+    on_assigning: Callable[[], None] | None = None
+
+    async def _on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        if self.on_assigning is not None and not self.should_stop:
+            self.on_assigning()
+        await super()._on_partitions_assigned(assigned, generation_id)
+
+
+def _faust_app(settings: Settings, overrides: dict[str, Any]) -> _WorkerApp:
     # faust's own topics (table changelogs) get the replicas of sevflow's topics when set; faust
     # cannot ask for the cluster's default (-1) and keeps its 1 then.
     replication: dict[str, Any] = {}
     if settings.topic_replication_factor > 0:
         replication["topic_replication_factor"] = settings.topic_replication_factor
-    return FetchingApp(
+    return _WorkerApp(
         settings.app_id,
         fetch_wait=settings.fetch_wait_seconds,
         broker=broker_urls(settings.kafka_bootstrap),
@@ -147,7 +172,10 @@ def _resources(steps: WorkerSteps) -> type[mode.Service]:
 
 
 def _agents(
-    app: faust.App, steps: WorkerSteps, on_poison_limit: Callable[[TooMuchPoison], None]
+    app: faust.App,
+    steps: WorkerSteps,
+    sources: SourceTopics,
+    on_poison_limit: Callable[[TooMuchPoison], None],
 ) -> None:
     settings = steps.settings
     raw: dict[str, Any] = {
@@ -160,6 +188,7 @@ def _agents(
     async def process_alerts(stream: faust.StreamT[bytes]) -> None:
         batches = worker_batches(stream, app, settings)
         async for events in batches:
+            await sources.ready()  # (positions of a topic deleted since are forgotten first)
             try:
                 await steps.alert_batch(events)
             except TooMuchPoison as exc:
@@ -214,6 +243,7 @@ def create_app(
     metrics: WorkerMetrics | None = None,
     on_stall: Callable[[float], None] = _exit_stalled,
     on_poison_limit: Callable[[TooMuchPoison], None] = _exit_poisoned,
+    on_topic_change: Callable[[str], None] = _leave,
     **overrides: Any,
 ) -> faust.App:
     """The faust app around a built ``pipeline`` (sevflow/roles/worker.py builds it, its store,
@@ -231,7 +261,15 @@ def create_app(
         stats.registry,
     )
     steps = WorkerSteps(settings, pipeline, relay, lag, quarantine, clock, stats)
+    sources = SourceTopics(
+        settings.kafka_bootstrap,
+        [settings.alerts_topic, settings.commands_topic, settings.probe_results_topic],
+        pipeline.store.engine,
+        clock,
+        on_topic_change,
+    )
+    app.on_assigning = sources.assigning
     app.service(_resources(steps))
-    _agents(app, steps, on_poison_limit)
+    _agents(app, steps, sources, on_poison_limit)
     _timers(app, steps, on_stall, on_poison_limit)
     return app

@@ -8,22 +8,17 @@ event again. SIGTERM was ignored, and aiokafka logged thousands of lines a secon
 import asyncio
 import signal
 import subprocess
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from models.settings import Settings
-from models.supervision import RoleStatus, loads
-from sevflow.supervise import STATUS_FILE
 from testkit.fakes import fixtures
 from testkit.fakes.events import IncidentStory
 from testkit.fakes.pagerduty import FakePagerDuty
-from testkit.harness import wait_for
 from testkit.kafka_io import delete_topics
 from tests.integration.test_sink_kafka import _sinks_process, eventually, kafka_settings, produce
-from tests.paged_run import PagedRun
 
 pytestmark = pytest.mark.integration
 
@@ -89,48 +84,3 @@ async def test_sigterm_with_the_events_topic_deleted_stops_the_sinks(
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def test_sevflow_run_pages_again_once_the_deleted_events_topic_is_back(
-    tmp_path: Path, kafka_bootstrap: str, fake_pagerduty: FakePagerDuty, tls_cert: tuple[Path, Path]
-) -> None:
-    """Under ``sevflow run`` the sinks that stopped are started again; they create the topic anew,
-    the relay publishes the next incidents' events into it, and each is paged once."""
-    run = PagedRun(
-        tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path / 'store.db'}", fake_pagerduty, tls_cert
-    )
-    sevflow = run.sevflow
-    status_file = tmp_path / "data" / STATUS_FILE
-
-    def sinks() -> RoleStatus:
-        return next(r for r in loads(status_file.read_text())[1] if r.role == "sinks")
-
-    try:
-        sevflow.start()
-        before = run.sender(interval=0.05, limit=10)
-        before.start()
-        wait_for(lambda: len(before.accepted) == 10, 60, "the first groups accepted")
-        first = run.accepted_by(before)
-        run.wait_until_settled(first)
-
-        asyncio.run(delete_topics(kafka_bootstrap, {f"e2e-events-{sevflow.suffix}"}))
-        wait_for(
-            lambda: (r := sinks()).restarts == 1 and r.state == "up",
-            60,
-            f"the sinks started again (log {sevflow.log_path})",
-        )
-        after = run.sender(interval=0.05, limit=10, first=10)
-        after.start()
-        wait_for(lambda: len(after.accepted) == 10, 60, "the next groups accepted")
-        second = run.accepted_by(after)
-        run.wait_until_settled(first | second)
-        assert sevflow.process is not None
-        assert sevflow.process.poll() is None
-        assert sinks().last_exit == "status 1"
-        text = sevflow.log_path.read_text()
-        assert f"topic e2e-events-{sevflow.suffix} no longer exists" in text
-    finally:
-        run.close()
-    pages = Counter(e["dedup_key"] for e in fake_pagerduty.events if e["event_action"] == "trigger")
-    assert [key for key, n in pages.items() if n > 1] == []
-    assert len(pages) == 20
