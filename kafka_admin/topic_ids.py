@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from io import BytesIO
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import for_code
+from aiokafka.errors import IncompatibleBrokerVersion, for_code
 from aiokafka.protocol.abstract import AbstractType
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
@@ -121,6 +121,8 @@ async def topic_ids(bootstrap: str, names: Sequence[str], wait_seconds: float = 
     try:
         await client.bootstrap()
         response = await client.send(client.get_random_node(), _TopicIdsRequest(names))
+    except NotImplementedError:  # (aiokafka's word for a broker whose versions all miss v12)
+        raise IncompatibleBrokerVersion("the broker does not answer Metadata version 12") from None
     finally:
         await client.close()
     found: dict[str, str] = {}
