@@ -51,8 +51,14 @@ async def _create_again(bootstrap: str, topic: str) -> None:
         ("events", "sinks", "status 1", False),
         ("alerts", "worker", "status 75", False),
         ("alerts", "worker", None, True),
+        ("events", "sinks", None, True),
     ],
-    ids=["events-topic", "alerts-topic", "alerts-topic-created-again-at-once"],
+    ids=[
+        "events-topic",
+        "alerts-topic",
+        "alerts-topic-created-again-at-once",
+        "events-topic-created-again-at-once",
+    ],
 )
 def test_every_alert_is_paged_once_after_a_topic_is_deleted(
     tmp_path: Path,
