@@ -18,8 +18,8 @@ which forgets them when the topic is another. Then the worker leaves (``on_leave
 :data:`EXIT_TOPIC_GONE`, to be started again, as ``sevflow run``, Kubernetes and Compose do) when
 a topic stayed absent for :data:`GONE_GRACE` seconds (started again, it creates it anew), or when
 a topic's id changed since the worker's previous check: faust's consumer, which rebalanced
-while the topic was missing, does not see it come back for minutes (its metadata's age), and
-reads it once started again.
+while the topic was missing, did not see it come back within a minute (the test of a topic
+created again at once), and reads it once started again.
 """
 
 import asyncio
