@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 #: The worker's exit status when a source topic was deleted (EX_TEMPFAIL: start it again).
 EXIT_TOPIC_GONE = 75
-#: Seconds a source topic may be missing from Kafka's answers before the worker gives it up (a
-#: topic deleted and created again at once is not a reason to stop).
+#: Seconds a source topic may be missing from Kafka's answers before the worker gives it up: a
+#: topic being created again comes back with another id, which the check handles as such.
 GONE_GRACE = 3.0
 #: Longest pause between two attempts to ask Kafka.
 _MAX_DELAY = 10.0
