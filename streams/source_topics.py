@@ -10,16 +10,17 @@ Two things go wrong silently when a source topic is deleted under a running work
   the old topic, its records looked applied already, or older than their alert's stored state,
   and were dropped, though the receiver had accepted them.
 
-So at the start of every assignment (the first one included) :meth:`SourceTopics.assigning`
-starts a check, and the alerts agent awaits it (:meth:`SourceTopics.ready`) before it applies
-its next batch. The check asks Kafka for the topics' ids (kafka_admin/topic_ids.py). The alerts
-topic's id is compared with the one the stored positions came from (store/alert_source.py),
-which forgets them when the topic is another. Then the worker leaves (``on_leave``: it exits with
-:data:`EXIT_TOPIC_GONE`, to be started again, as ``sevflow run``, Kubernetes and Compose do) when
-a topic stayed absent for :data:`GONE_GRACE` seconds (started again, it creates it anew), or when
-a topic's id changed since the worker's previous check: faust's consumer, which rebalanced
-while the topic was missing, did not see it come back within a minute (the test of a topic
-created again at once), and reads it once started again.
+So at the start of every assignment (the first one included) :meth:`SourceTopics.assigning` starts
+a check, and the alerts agent awaits it (:meth:`SourceTopics.ready`) before it applies its next
+batch. (A batch gathered before the rebalance is applied before it: at revocation faust waits until
+every record it delivered is acknowledged, its ``stream_wait_empty``.) The check asks Kafka for the
+topics' ids (kafka_admin/topic_ids.py). The alerts topic's id is compared with the one the stored
+positions came from (store/alert_source.py), which forgets them when the topic is another. Then the
+worker leaves (``on_leave``: it exits with :data:`EXIT_TOPIC_GONE`, to be started again, as
+``sevflow run``, Kubernetes and Compose do) when a topic stayed absent for :data:`GONE_GRACE`
+seconds (started again, it creates it anew), or when a topic's id changed since the worker's
+previous check: faust's consumer, which rebalanced while the topic was missing, did not see it come
+back within a minute (the test of a topic created again at once), and reads it once started again.
 """
 
 import asyncio

@@ -52,12 +52,14 @@ async def _create_again(bootstrap: str, topic: str) -> None:
         ("alerts", "worker", "status 75", False),
         ("alerts", "worker", None, True),
         ("events", "sinks", None, True),
+        ("commands", "worker", "status 75", False),
     ],
     ids=[
         "events-topic",
         "alerts-topic",
         "alerts-topic-created-again-at-once",
         "events-topic-created-again-at-once",
+        "commands-topic",
     ],
 )
 def test_every_alert_is_paged_once_after_a_topic_is_deleted(
