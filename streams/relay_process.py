@@ -7,11 +7,14 @@ batches. The worker wakes it through a pipe as soon as it has committed events, 
 for a poll; the relay still looks every :data:`RELAY_INTERVAL` for what other workers and the
 timers stored.
 
-The relay stops when that pipe closes: the worker stopping (it closes its end) or dying in any
-way (the kernel closes it), so a relay never outlives its worker. It then publishes what is left,
-closes its producer and gives the lease up. It reports the events it published on a second pipe,
-one decimal count per line, for the worker's ``events_published`` metric. SIGTERM stops it the
-same way; SIGINT is left to the worker (a terminal's Ctrl-C reaches both), which closes the pipe.
+The relay stops when that pipe closes: the worker stopping (it closes its end) or dying in any way
+(the kernel closes it), so a relay never outlives its worker. It then publishes what is left,
+closes its producer and gives the lease up, each within :data:`FINAL_ROUNDS_SECONDS`: a round can
+wait on Kafka for ever (the producer's start retries a coordinator it cannot find), and a relay
+waiting in one outlived its worker until Kafka answered again. It reports the events it published
+on a second pipe, one decimal count per line, for the worker's ``events_published`` metric. SIGTERM
+stops it the same way; SIGINT is left to the worker (a terminal's Ctrl-C reaches both), which
+closes the pipe.
 
 Usage (by the worker only): ``python -m streams.relay_process WAKE_FD COUNTS_FD``; the worker
 hands the relay its settings (:class:`streams.relay.RelaySettings`) as JSON on its stdin.
@@ -25,8 +28,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -206,11 +210,7 @@ async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
         stopping.set()
         woken.set()
 
-    os.set_blocking(wake_fd, False)
-    os.set_blocking(counts_fd, False)
-    loop.add_reader(wake_fd, on_wake)
-    loop.add_signal_handler(signal.SIGTERM, on_term)
-    try:
+    async def serve() -> None:
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RELAY_INTERVAL):
@@ -218,18 +218,51 @@ async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
             woken.clear()
             _report(counts_fd, await relay_rounds(relay, utc_now))
         # What the worker committed while stopping: published now rather than at its next start.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FINAL_ROUNDS_SECONDS):
-                _report(counts_fd, await relay_rounds(relay, utc_now))
+        _report(counts_fd, await relay_rounds(relay, utc_now))
+
+    os.set_blocking(wake_fd, False)
+    os.set_blocking(counts_fd, False)
+    loop.add_reader(wake_fd, on_wake)
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        await _until_stopped(serve(), stopping)
     finally:
         # Once the producer has finished what it was sending: then the lease is given up, so
         # another worker relays at once. Kept, it held every event back until its expiry.
-        await publisher.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_ROUNDS_SECONDS):
+                await publisher.close()
         try:
-            await relay.release()
-        except (DriverError, UnsupportedStore, OSError) as exc:
+            async with asyncio.timeout(FINAL_ROUNDS_SECONDS):
+                await relay.release()
+        except (DriverError, UnsupportedStore, OSError, TimeoutError) as exc:
             log.warning("outbox relay lease not released: %s: %s", type(exc).__name__, exc)
         await outbox.close()
+
+
+async def _until_stopped(serving: Coroutine[Any, Any, None], stopping: asyncio.Event) -> None:
+    """Run ``serving`` until it ends; once ``stopping`` is set, give what is in flight and the
+    last rounds :data:`FINAL_ROUNDS_SECONDS`, then cancel them. A round can wait for ever: the
+    producer's start retries an unreachable Kafka without end, and a relay waiting in it when its
+    worker died (the pipe closed) outlived the worker until Kafka came back."""
+    task = asyncio.ensure_future(serving)
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=FINAL_ROUNDS_SECONDS)
+            if not done:
+                log.warning(
+                    "outbox relay stopped with its last rounds unfinished (Kafka or the store not "
+                    "answering within %.0fs); the next relay publishes what is left",
+                    FINAL_ROUNDS_SECONDS,
+                )
+    finally:
+        for pending in (task, stopped):
+            pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 def main(argv: list[str] | None = None) -> int:

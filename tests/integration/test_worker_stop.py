@@ -1,4 +1,4 @@
-"""A worker asked to stop while Kafka is down stops anyway.
+"""A worker asked to stop while Kafka is down stops anyway, and so does its relay process.
 
 faust waits for its consumer's last offset commit, which never returns while the broker is away:
 SIGTERM left the worker running (minutes, until SIGKILL), and ``sevflow run`` waiting for it. The
@@ -10,6 +10,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +24,21 @@ from store.db import normalise_url
 from testkit.harness import PrivateKafka, role_env, stored_alerts, wait_for
 from testkit.local import REPO
 from tests.builders import alert
+from tests.integration.test_relay_process import _children, _running
 from tests.integration.test_worker_failures import produce
 
 pytestmark = pytest.mark.integration
+
+
+def _relays_until_exit(worker: subprocess.Popen[bytes], seconds: float) -> set[int]:
+    """The relay processes ``worker`` ran (it starts one again when one dies) until it exited,
+    or ``seconds`` passed."""
+    relays: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while worker.poll() is None and time.monotonic() < deadline:
+        relays.update(_children(worker.pid))
+        time.sleep(0.1)
+    return relays
 
 
 def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
@@ -60,12 +73,15 @@ def test_sigterm_while_kafka_is_down_stops_the_worker(tmp_path: Path) -> None:
         wait_for(lambda: stored_alerts(engine) == 20, 60, f"the first alerts stored (log {log})")
         kafka.stop()
         worker.send_signal(signal.SIGTERM)
-        try:
-            code = worker.wait(WORKER_STOP_DEADLINE + 15)
-        except subprocess.TimeoutExpired:
+        relays = _relays_until_exit(worker, WORKER_STOP_DEADLINE + 15)
+        if worker.poll() is None:
             pytest.fail(f"the worker did not stop after SIGTERM with Kafka down (log {log})")
-        assert code == 1
+        assert worker.returncode == 1
         assert "worker did not stop within" in log.read_text()
+        # Its relay process, waiting on Kafka too, goes once its last rounds had their seconds.
+        assert relays
+        for pid in relays:
+            wait_for(lambda pid=pid: not _running(pid), 20, f"relay {pid} to exit (log {log})")
 
         # Nothing was lost or committed past what was applied: a worker on the broker back
         # applies what arrives next, and the first alerts stay stored once.
