@@ -6,7 +6,11 @@ records, with the worker's faust settings (at_least_once, asyncio's own loop) an
 figure from the raw loop is faust's per-record machinery; whatever separates the worker from it
 is sevflow's own work.
 
-Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH
+With ``worker`` as a fifth argument the agent runs in the worker's faust app class
+(``streams.fetching.FetchingApp``: its consumer hands each record over without faust's four tasks
+per record, streams/eager_delivery.py), so the figure shows faust's ceiling as the worker meets it.
+
+Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH [worker]
 Prints one line: records per second after the first batch, as pipeline_bench counts the worker's.
 """
 
@@ -21,12 +25,14 @@ import faust
 
 from models.settings import Settings
 from streams.batching import worker_batches
+from streams.fetching import FetchingApp
 
 
 def main() -> None:
     bootstrap, topic, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     defaults = Settings()
-    app = faust.App(
+    app_class = FetchingApp if sys.argv[5:] == ["worker"] else faust.App
+    app = app_class(
         f"bench-noop-{uuid.uuid4().hex[:6]}",
         broker=f"kafka://{bootstrap}",
         store="memory://",

@@ -5,7 +5,8 @@ Measured in one run on this machine's real broker (scripts/kafka.sh start):
 1. raw: an aiokafka consumer reading N alert records and producing each to another topic
    (consume → produce, nothing else) — the ceiling for any Kafka processor in Python here;
 2. faust no-op: a faust agent taking the same records in the worker's batches and doing nothing
-   (bench/faust_noop.py) — faust's own ceiling, between the raw loop and the worker;
+   (bench/faust_noop.py) — faust's own ceiling, between the raw loop and the worker; then the
+   same agent in the worker's faust app, whose consumer hands records over more cheaply;
 3. pipeline alone: the worker's processing steps called in this process on the same records
    (decode, classify, dedup, group, persist with its events), no Kafka, no faust, no relay: the
    ceiling of sevflow's own work per alert on this store; then on re-sent alerts (90 % repeats,
@@ -119,10 +120,11 @@ async def raw_loop(bootstrap: str, source: str, n: int) -> float:
         await consumer.stop()
 
 
-def faust_noop(bootstrap: str, topic: str, n: int, batch_size: int) -> float:
-    """Records/s of a faust agent that does nothing with them (bench/faust_noop.py)."""
+def faust_noop(bootstrap: str, topic: str, n: int, batch_size: int, app: str = "faust") -> float:
+    """Records/s of a faust agent that does nothing with them (bench/faust_noop.py), in faust's
+    own app or (``app="worker"``) in the worker's."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.faust_noop", bootstrap, topic, str(n), str(batch_size)],
+        [sys.executable, "-m", "bench.faust_noop", bootstrap, topic, str(n), str(batch_size), app],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -288,6 +290,7 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
     raw_seconds = asyncio.run(raw_loop(args.bootstrap, topic, args.alerts))
     raw_rate = args.alerts / raw_seconds
     noop_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size)
+    noop_worker_rate = faust_noop(args.bootstrap, topic, args.alerts, args.batch_size, "worker")
 
     def env_for(url: str, data_dir: Path) -> dict[str, str]:
         return worker_env(args.bootstrap, topic, url, data_dir, args.batch_size)
@@ -314,11 +317,16 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
     print(
         f"faust agent doing nothing:     {noop_rate:9.0f} alerts/s  ({noop_rate / raw_rate:.2f} of raw)"
     )
+    print(
+        f"  the same in the worker's app:{noop_worker_rate:9.0f} alerts/s  "
+        f"({noop_worker_rate / raw_rate:.2f} of raw; its consumer's eager hand-over)"
+    )
     for server, figures in alone.items():
         print(report("PostgreSQL" if server else "the store", figures))
     print(
         f"sevflow worker + its relay:    {rate:9.0f} alerts/s  ({rate / raw_rate:.2f} of raw, "
-        f"{rate / noop_rate:.2f} of faust doing nothing)"
+        f"{rate / noop_rate:.2f} of faust doing nothing, {rate / noop_worker_rate:.2f} of it in "
+        "the worker's app)"
     )
     if on_postgres:
         print(

@@ -31,6 +31,8 @@ import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 
+from streams.eager_delivery import EagerDelivery
+
 __all__ = ["FETCH_MIN_BYTES", "FetchingApp", "adapt_fetches"]
 
 #: The size a fetch waits for while records flow: more than a steady stream of alerts brings
@@ -63,7 +65,10 @@ class _FetchingThread(faust_kafka.AIOKafkaConsumerThread):
             adapt_fetches(self._consumer, wait)
 
 
-class _Consumer(faust_kafka.Consumer):
+class _Consumer(EagerDelivery, faust_kafka.Consumer):
+    """faust's Kafka consumer with its fetches adapted (above) and each record handed to the
+    agents without tasks of its own (streams/eager_delivery.py)."""
+
     def _new_consumer_thread(self) -> _FetchingThread:
         return _FetchingThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -74,7 +79,8 @@ class _Transport(faust_kafka.Transport):
 
 class FetchingApp(faust.App):
     """A faust app whose consumer's fetches, while records flow, wait up to ``fetch_wait``
-    seconds for :data:`FETCH_MIN_BYTES` (0: faust's own fetches, answered at the first record)."""
+    seconds for :data:`FETCH_MIN_BYTES` (0: faust's own fetches, answered at the first record),
+    and whose consumer hands each record over eagerly (streams/eager_delivery.py)."""
 
     def __init__(self, *args: Any, fetch_wait: float = 0.0, **kwargs: Any) -> None:
         self.fetch_wait = fetch_wait  # (before faust's start-up, which may build the transport)
