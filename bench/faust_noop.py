@@ -7,8 +7,8 @@ figure from the raw loop is faust's per-record machinery; whatever separates the
 is sevflow's own work.
 
 With ``worker`` as a fifth argument the agent runs in the worker's faust app class
-(``streams.fetching.FetchingApp``: its consumer hands each record over without faust's four tasks
-per record, streams/eager_delivery.py), so the figure shows faust's ceiling as the worker meets it.
+(``streams.fetching.FetchingApp``: its consumer hands records over without faust's four tasks per
+record, streams/handover.py), so the figure shows faust's ceiling as the worker meets it.
 
 Usage (normally through pipeline_bench): python -m bench.faust_noop BOOTSTRAP TOPIC COUNT BATCH [worker]
 Prints one line: records per second after the first batch, as pipeline_bench counts the worker's.

@@ -319,7 +319,7 @@ def throughput(args: argparse.Namespace, base: Path, start: datetime) -> None:
     )
     print(
         f"  the same in the worker's app:{noop_worker_rate:9.0f} alerts/s  "
-        f"({noop_worker_rate / raw_rate:.2f} of raw; its consumer's eager hand-over)"
+        f"({noop_worker_rate / raw_rate:.2f} of raw; its consumer's hand-over)"
     )
     for server, figures in alone.items():
         print(report("PostgreSQL" if server else "the store", figures))

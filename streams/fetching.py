@@ -31,7 +31,7 @@ import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 
-from streams.eager_delivery import EagerDelivery
+from streams.handover import Handover
 
 __all__ = ["FETCH_MIN_BYTES", "FetchingApp", "adapt_fetches"]
 
@@ -65,9 +65,9 @@ class _FetchingThread(faust_kafka.AIOKafkaConsumerThread):
             adapt_fetches(self._consumer, wait)
 
 
-class _Consumer(EagerDelivery, faust_kafka.Consumer):
-    """faust's Kafka consumer with its fetches adapted (above) and each record handed to the
-    agents without tasks of its own (streams/eager_delivery.py)."""
+class _Consumer(Handover, faust_kafka.Consumer):
+    """faust's Kafka consumer with its fetches adapted (above) and its records handed to the
+    agents as streams/handover.py says."""
 
     def _new_consumer_thread(self) -> _FetchingThread:
         return _FetchingThread(self, loop=self.loop, beacon=self.beacon)
@@ -80,7 +80,7 @@ class _Transport(faust_kafka.Transport):
 class FetchingApp(faust.App):
     """A faust app whose consumer's fetches, while records flow, wait up to ``fetch_wait``
     seconds for :data:`FETCH_MIN_BYTES` (0: faust's own fetches, answered at the first record),
-    and whose consumer hands each record over eagerly (streams/eager_delivery.py)."""
+    and whose consumer hands records to the agents as streams/handover.py says."""
 
     def __init__(self, *args: Any, fetch_wait: float = 0.0, **kwargs: Any) -> None:
         self.fetch_wait = fetch_wait  # (before faust's start-up, which may build the transport)
