@@ -71,18 +71,23 @@ RELAY_STOP_SECONDS = 10.0
 RELAY_WATCH_SECONDS = 1.0
 
 
-def _exit_stalled(waited: float) -> None:
-    """Leave at once: a stalled consumer may not stop cleanly either, and nothing uncommitted is
-    lost (see streams/stall.py)."""
-    log.error(
-        "no record delivered for %.0fs while records wait on this worker's partitions (faust's "
-        "consumer stalled, as after a broker outage); exiting with status %d to be started again",
-        waited,
-        EXIT_STALLED,
-    )
+def _exit_now(status: int, message: str, *, again: bool = True) -> None:
+    """Log ``message`` and leave at once with ``status``, the logs flushed first. ``again``: the
+    worker is to be started again (``sevflow run``, Kubernetes, Compose); nothing it did not
+    commit is lost."""
+    log.error("%s; exiting with status %d%s", message, status, " to be started again" * again)
     for handler in logging.getLogger().handlers:
         handler.flush()
-    os._exit(EXIT_STALLED)
+    os._exit(status)
+
+
+def _exit_stalled(waited: float) -> None:
+    """A stalled consumer may not stop cleanly either (see streams/stall.py)."""
+    _exit_now(
+        EXIT_STALLED,
+        f"no record delivered for {waited:.0f}s while records wait on this worker's partitions "
+        "(faust's consumer stalled, as after a broker outage)",
+    )
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -91,20 +96,14 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def _exit_poisoned(problem: TooMuchPoison) -> None:
-    """Leave at once, without committing the record that crossed the limit (streams/quarantine.py)."""
-    log.error("%s; exiting with status %d", problem, EXIT_POISONED)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(EXIT_POISONED)
+    """Without committing the record that crossed the limit (streams/quarantine.py)."""
+    _exit_now(EXIT_POISONED, str(problem), again=False)
 
 
 def _leave(reason: str) -> None:
-    """Leave at once, to be started again (streams/source_topics.py): faust's consumer may wait
-    for ever to commit offsets of a deleted topic."""
-    log.error("%s; exiting with status %d to be started again", reason, EXIT_TOPIC_GONE)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(EXIT_TOPIC_GONE)
+    """To be started again (streams/source_topics.py): faust's consumer may wait for ever to
+    commit offsets of a deleted topic."""
+    _exit_now(EXIT_TOPIC_GONE, reason)
 
 
 class _WorkerApp(FetchingApp):
