@@ -11,10 +11,11 @@ The relay stops when that pipe closes: the worker stopping (it closes its end) o
 (the kernel closes it), so a relay never outlives its worker. It then publishes what is left,
 closes its producer and gives the lease up, each within :data:`FINAL_ROUNDS_SECONDS`: a round can
 wait on Kafka for ever (the producer's start retries a coordinator it cannot find), and a relay
-waiting in one outlived its worker until Kafka answered again. It reports the events it published
-on a second pipe, one decimal count per line, for the worker's ``events_published`` metric. SIGTERM
-stops it the same way; SIGINT is left to the worker (a terminal's Ctrl-C reaches both), which
-closes the pipe.
+waiting in one outlived its worker until Kafka answered again. Whatever still holds it
+:data:`HARD_STOP_SECONDS` after it was asked to stop, it is ended (streams/hard_stop.py). It
+reports the events it published on a second pipe, one decimal count per line, for the worker's
+``events_published`` metric. SIGTERM stops it the same way; SIGINT is left to the worker (a
+terminal's Ctrl-C reaches both), which closes the pipe.
 
 Usage (by the worker only): ``python -m streams.relay_process WAKE_FD COUNTS_FD``; the worker
 hands the relay its settings (:class:`streams.relay.RelaySettings`) as JSON on its stdin.
@@ -38,6 +39,7 @@ from kafka_admin.client_logs import limit_repeats
 from models.clock import Clock, utc_now
 from store.driver_connect import DriverError, UnsupportedStore
 from store.driver_outbox import DriverOutbox
+from streams.hard_stop import HardStop
 from streams.relay import KafkaEventPublisher, OutboxRelay, RelaySettings
 
 __all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds", "relay_transactional_id"]
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = 0.2
 #: How long the last rounds may take once the relay is asked to stop (Kafka may be down).
 FINAL_ROUNDS_SECONDS = 5.0
+#: How long a relay asked to stop may take in all before it is ended (streams/hard_stop.py): its
+#: last rounds, its producer's close and its lease's release each get FINAL_ROUNDS_SECONDS.
+HARD_STOP_SECONDS = 6 * FINAL_ROUNDS_SECONDS
 #: Pause before a relay process that died is started again.
 RESTART_DELAY = 1.0
 
@@ -195,6 +200,7 @@ async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
     outbox = DriverOutbox(settings.database_url, "outbox-relay", holder, timedelta(seconds=15))
     relay = OutboxRelay(outbox, publisher)
     woken, stopping = asyncio.Event(), asyncio.Event()
+    hard_stop = HardStop(HARD_STOP_SECONDS, "outbox relay")
 
     def on_wake() -> None:
         try:
@@ -204,10 +210,12 @@ async def _run(settings: RelaySettings, wake_fd: int, counts_fd: int) -> None:
         if not data:  # the worker closed its end, or died
             loop.remove_reader(wake_fd)
             stopping.set()
+            hard_stop.arm()
         woken.set()
 
     def on_term() -> None:
         stopping.set()
+        hard_stop.arm()
         woken.set()
 
     async def serve() -> None:
