@@ -36,7 +36,8 @@ with it.
 """
 
 import asyncio
-from collections.abc import Coroutine, Generator
+import contextlib
+from collections.abc import Coroutine, Generator, Iterator
 from typing import Any
 
 from mode.services import WaitResults
@@ -104,11 +105,17 @@ class Handover:
         consumer: Any = self
         if not consumer._buffered_partitions:
             return
-        drained = self._drained = asyncio.Event()
-        try:
+        with self._next_drop() as drained:
             await super().wait_first(  # type: ignore[misc]
                 drained.wait(), consumer.suspend_flow.wait(), timeout=HELD_WAIT_SECONDS
             )
+
+    @contextlib.contextmanager
+    def _next_drop(self) -> Iterator[asyncio.Event]:
+        """An event :meth:`on_buffer_drop` sets, while the block waits on it."""
+        drained = self._drained = asyncio.Event()
+        try:
+            yield drained
         finally:
             self._drained = None
 
@@ -126,11 +133,8 @@ class Handover:
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - faust's
         if self.held()[1]:
-            drained = self._drained = asyncio.Event()
-            try:
+            with self._next_drop() as drained:
                 await self.wait_for_stopped(drained, timeout=HELD_WAIT_SECONDS)  # type: ignore[attr-defined]
-            finally:
-                self._drained = None
         if self.held()[0]:
             timeout = min(timeout, HELD_POLL_SECONDS)
         return await super()._wait_next_records(timeout)  # type: ignore[misc]

@@ -10,40 +10,28 @@ dry for up to a second at a time) is shown by ``bench.pipeline_bench --storm``, 
 """
 
 import asyncio
-import json
-import subprocess
-import sys
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
+from testkit.faust_script import committed_offset, run_app
 from testkit.kafka_io import create_topic
-from testkit.local import REPO
 
 pytestmark = pytest.mark.integration
 
 _RECORDS = 12_000
 _BATCH = 500
 
-#: The worker's faust app class with two agents: batches of the busy topic, printed as their
-#: offsets and whether a partition was held for a full buffer (after 100 ms of work each); nothing
-#: on the quiet one. Ends with the busy partition's commit.
-_APP = """
-import asyncio, json, os, sys, tempfile
-import faust
+#: Two agents in the worker's faust app class: batches of the busy topic, emitted as their offsets
+#: and whether a partition was held for a full buffer (after 100 ms of work each); nothing on the
+#: quiet one. ``finish()`` (testkit/faust_script.py) ends with the busy partition's commit.
+_AGENTS = """
 from models.settings import Settings
 from streams.batching import worker_batches
-from streams.fetching import FetchingApp
 
-bootstrap, busy, quiet, count, group = sys.argv[1:6]
+busy, quiet, count = ARGS
 count = int(count)
-app = FetchingApp(
-    group, broker=f"kafka://{bootstrap}", store="memory://",
-    autodiscover=False, web_enabled=False, datadir=tempfile.mkdtemp(prefix="sevflow-handover-"),
-    processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
-)
 seen = []
 
 @app.agent(app.topic(busy, key_serializer="raw", value_serializer="raw"))
@@ -51,8 +39,7 @@ async def take(stream):
     async for events in worker_batches(stream, app, Settings(), BATCH):
         await asyncio.sleep(0.1)
         held = bool(app.consumer._buffered_partitions)
-        line = {"offsets": [e.message.offset for e in events], "held": held}
-        os.write(1, (json.dumps(line) + "\\n").encode())
+        emit({"offsets": [e.message.offset for e in events], "held": held})
         seen.extend(events)
         if len(seen) >= count:
             asyncio.get_running_loop().call_soon(finish)
@@ -61,16 +48,6 @@ async def take(stream):
 async def idle(stream):
     async for _ in stream:
         pass
-
-def finish():
-    async def commit():
-        os.write(1, (json.dumps({"committed": await app.consumer.commit()}) + "\\n").encode())
-        os._exit(0)
-    asyncio.ensure_future(commit())
-
-worker = faust.Worker(app, loglevel="warning", quiet=True)
-worker.spinner = None
-worker.execute_from_commandline()
 """.replace("BATCH", str(_BATCH))
 
 
@@ -93,36 +70,9 @@ async def test_a_busy_partition_s_buffer_does_not_run_dry(kafka_bootstrap: str) 
     quiet = await create_topic(kafka_bootstrap, "handover-quiet")
     await _produce(kafka_bootstrap, busy, _RECORDS)
     group = f"test-handover-{uuid.uuid4().hex[:6]}"
-    app = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _APP,
-        kafka_bootstrap,
-        busy,
-        quiet,
-        str(_RECORDS),
-        group,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(app.communicate(), 180)
-    except TimeoutError:
-        app.kill()
-        await app.wait()
-        raise
-    assert app.returncode == 0, err.decode()[-2000:]
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    *batches, last = lines
-    assert last == {"committed": True}
+    args = [busy, quiet, str(_RECORDS)]
+    batches = await run_app(kafka_bootstrap, group, _AGENTS, args, worker_app=True, timeout=180)
     assert [o for b in batches for o in b["offsets"]] == list(range(_RECORDS))
     assert max(len(b["offsets"]) for b in batches) == _BATCH
     assert any(b["held"] for b in batches)  # (the buffer filled: the held paths ran)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    assert offsets[TopicPartition(busy, 0)].offset == _RECORDS
+    assert await committed_offset(kafka_bootstrap, group, busy) == _RECORDS

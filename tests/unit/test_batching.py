@@ -7,53 +7,31 @@ acknowledged: the offsets faust commits reach the end of the topic.
 """
 
 import asyncio
-import json
-import subprocess
-import sys
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from streams.batching import _Buffer
+from testkit.faust_script import committed_offset, run_app
 from testkit.kafka_io import create_topic
-from testkit.local import REPO
 
-#: A faust app whose one agent takes ``batches_of`` the topic and prints each batch's offsets,
-#: then, once COUNT records were handed out, the offset faust committed for the partition.
-_APP = """
-import asyncio, json, os, sys, tempfile, uuid
-import faust
+#: The agent: it takes ``batches_of`` the topic and emits each batch's offsets; ``finish()``
+#: (testkit/faust_script.py) once COUNT records were handed out.
+_AGENTS = """
 from streams.batching import batches_of
 
-bootstrap, topic, count, max_, window, longest, group = sys.argv[1:8]
+topic, count, max_, window, longest = ARGS
 count, max_, window, longest = int(count), int(max_), float(window), float(longest)
-app = faust.App(
-    group, broker=f"kafka://{bootstrap}", store="memory://",
-    autodiscover=False, web_enabled=False, datadir=tempfile.mkdtemp(prefix="sevflow-batching-"),
-    processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
-)
-source = app.topic(topic, key_serializer="raw", value_serializer="raw")
 seen = []
 
-@app.agent(source)
+@app.agent(app.topic(topic, key_serializer="raw", value_serializer="raw"))
 async def take(stream):
     async for events in batches_of(stream, max_, window, longest, app.consumer.highwater):
-        os.write(1, (json.dumps([e.message.offset for e in events]) + "\\n").encode())
+        emit([e.message.offset for e in events])
         seen.extend(events)
         if len(seen) >= count:
             asyncio.get_running_loop().call_soon(finish)
-
-def finish():
-    async def commit():
-        os.write(1, (json.dumps({"committed": await app.consumer.commit()}) + "\\n").encode())
-        os._exit(0)
-    asyncio.ensure_future(commit())
-
-worker = faust.Worker(app, loglevel="warning", quiet=True)
-worker.spinner = None
-worker.execute_from_commandline()
 """
 
 
@@ -69,38 +47,14 @@ async def _produce(bootstrap: str, topic: str, count: int, pause: float) -> None
         await producer.stop()
 
 
-async def _run_app(
-    bootstrap: str, topic: str, count: int, max_: int, window: float, longest: float
-) -> tuple[asyncio.subprocess.Process, str]:
-    group = f"test-batching-{uuid.uuid4().hex[:6]}"
-    args = [bootstrap, topic, str(count), str(max_), str(window), str(longest), group]
-    app = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _APP, *args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    return app, group
-
-
 async def _batches(
-    bootstrap: str, topic: str, app: asyncio.subprocess.Process, group: str
+    bootstrap: str, topic: str, count: int, max_: int, window: float, longest: float
 ) -> tuple[list[list[int]], int]:
     """The offsets of each batch handed out, and the offset the app's group committed."""
-    try:
-        out, err = await asyncio.wait_for(app.communicate(), 120)
-    except TimeoutError:
-        app.kill()  # not left running after the test
-        await app.wait()
-        raise
-    assert app.returncode == 0, err.decode()[-2000:]
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith(("[", "{"))]
-    *batches, last = lines
-    assert last == {"committed": True}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return batches, offsets[TopicPartition(topic, 0)].offset
+    group = f"test-batching-{uuid.uuid4().hex[:6]}"
+    args = [topic, str(count), str(max_), str(window), str(longest)]
+    batches = await run_app(bootstrap, group, _AGENTS, args)
+    return batches, await committed_offset(bootstrap, group, topic)
 
 
 @pytest.mark.integration
@@ -108,8 +62,7 @@ async def test_over_a_backlog_batches_come_full_with_a_short_window(kafka_bootst
     topic = await create_topic(kafka_bootstrap, "batching")
     await _produce(kafka_bootstrap, topic, 2_000, 0)
     # A window of 2 ms could not fill a batch of 400 at faust's pace; the backlog lets it go on.
-    app, group = await _run_app(kafka_bootstrap, topic, 2_000, 400, 0.002, 10.0)
-    batches, committed = await _batches(kafka_bootstrap, topic, app, group)
+    batches, committed = await _batches(kafka_bootstrap, topic, 2_000, 400, 0.002, 10.0)
     assert [len(b) for b in batches] == [400] * 5
     assert [o for b in batches for o in b] == list(range(2_000))
     assert committed == 2_000
@@ -118,10 +71,10 @@ async def test_over_a_backlog_batches_come_full_with_a_short_window(kafka_bootst
 @pytest.mark.integration
 async def test_at_a_steady_rate_a_batch_ends_with_its_window(kafka_bootstrap: str) -> None:
     topic = await create_topic(kafka_bootstrap, "batching")
-    app, group = await _run_app(kafka_bootstrap, topic, 40, 400, 0.03, 10.0)
+    app = asyncio.ensure_future(_batches(kafka_bootstrap, topic, 40, 400, 0.03, 10.0))
     await asyncio.sleep(8)  # faust joins its group and is assigned the partition
     await _produce(kafka_bootstrap, topic, 40, 0.05)
-    batches, committed = await _batches(kafka_bootstrap, topic, app, group)
+    batches, committed = await app
     # One record every 50 ms (plus the acknowledgement's round trip), windows of 30 ms: nothing
     # waits in Kafka when a window ends, so no batch is held past it, where a window stretched
     # to its 10 s limit would have gathered them all.
