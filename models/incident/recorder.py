@@ -7,7 +7,7 @@ from datetime import datetime
 from models.events import EVENT_SCHEMA_VERSION, Actor, EventType, IncidentEvent, event_id
 from models.incident.state import AlertState, Incident
 from models.severity import Severity
-from models.trusted import trusted
+from models.trusted import revised, trusted
 
 __all__ = ["ALERTMANAGER", "SEVFLOW", "Outcome", "Recorder", "annotate"]
 
@@ -50,7 +50,7 @@ class Recorder:
         was a third of a transition's cost. tests/unit/test_event_construction.py holds every
         kind of event to what validation would build."""
         sequence = incident.sequence + 1
-        incident = incident.model_copy(update={**(update or {}), "sequence": sequence})
+        incident = revised(incident, {**(update or {}), "sequence": sequence})
         self.events.append(
             trusted(
                 IncidentEvent,

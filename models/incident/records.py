@@ -7,6 +7,7 @@ from datetime import timedelta
 from models.alert import AlertRecord, RecordPosition
 from models.incident.briefs import StoredAlert
 from models.incident.state import AlertState, Classification
+from models.trusted import trusted
 
 __all__ = [
     "NAMES_KEPT",
@@ -64,24 +65,30 @@ def alert_state(
     ``position`` is the record's place on the alerts topic; without one the stored position is
     kept (a record that was not read from Kafka, such as a maintenance window's release)."""
     kept = position or (previous.position if previous is not None else None)
-    return AlertState(
-        fingerprint=record.fingerprint,
-        incident_id=incident_id,
-        status=record.status,
-        severity=cls.severity,
-        rule=cls.rule,
-        labels=record.labels,
-        annotations=record.annotations,
-        starts_at=record.starts_at,
-        ends_at=record.ends_at,
-        generator_url=record.generator_url,
-        receiver=record.receiver,
-        group_key=record.group_key,
-        external_url=record.external_url,
-        first_received_at=previous.first_received_at if previous else record.received_at,
-        last_received_at=record.received_at,
-        kafka_partition=kept.partition if kept is not None else None,
-        kafka_offset=kept.offset if kept is not None else None,
+    # Built without validating again (models/trusted.py): each value is a validated record's or
+    # classification's field; tests/unit/test_event_construction.py holds it to validation.
+    return trusted(
+        AlertState,
+        {
+            "fingerprint": record.fingerprint,
+            "incident_id": incident_id,
+            "status": record.status,
+            "severity": cls.severity,
+            "rule": cls.rule,
+            "labels": record.labels,
+            "annotations": record.annotations,
+            "starts_at": record.starts_at,
+            "ends_at": record.ends_at,
+            "generator_url": record.generator_url,
+            "receiver": record.receiver,
+            "group_key": record.group_key,
+            "external_url": record.external_url,
+            "first_received_at": previous.first_received_at if previous else record.received_at,
+            "last_received_at": record.received_at,
+            "suppressed_by": None,
+            "kafka_partition": kept.partition if kept is not None else None,
+            "kafka_offset": kept.offset if kept is not None else None,
+        },
     )
 
 

@@ -1,5 +1,6 @@
-"""Events are built from validated models without validating them again: every kind of event
-the lifecycle emits must be exactly what validation would build, and read back the same."""
+"""Events, incidents and alert states are built from validated models without validating them
+again: every kind of event the lifecycle emits, and every incident and alert state it makes, must
+be exactly what validation would build, and read back the same."""
 
 from datetime import timedelta
 
@@ -26,12 +27,11 @@ SEV1 = Classification(severity=Severity.SEV1, rule="service-down", security=True
 RUNBOOK = RunbookSnapshot(name="api", title="API", text="restart {{ instance }}", placeholders=["x"])
 
 
-def _events() -> list[IncidentEvent]:
+def _outcomes() -> list[Outcome]:
     """One incident through every transition: opened (with a runbook and a team), alert added
     with the severity raised (an alert's and the blast radius), re-fired, resolved alerts, the
     quiet period's resolution, reopened, acknowledged, resolved by hand with details,
     published, annotated."""
-    events: list[IncidentEvent] = []
     first = alert(instance="a", service="api", sevflow_canary="false")
     out = apply_alert(
         None, None, first, SEV3, POLICY, T0, None, lambda r, c: RUNBOOK, False, lambda r: "payments"
@@ -85,10 +85,11 @@ def _events() -> list[IncidentEvent]:
     )
     step(apply_command(incident, publish, later))
     step(annotate(incident, EventType.SLA_BREACHED, SEVFLOW, later, reason="late", data={"k": "v"}))
-    for outcome in steps:
-        assert outcome is not None
-        events.extend(outcome.events)
-    return events
+    return [outcome for outcome in steps if outcome is not None]
+
+
+def _events() -> list[IncidentEvent]:
+    return [event for outcome in _outcomes() for event in outcome.events]
 
 
 def test_every_kind_of_event_is_what_validation_builds() -> None:
@@ -110,3 +111,16 @@ def test_every_kind_of_event_is_what_validation_builds() -> None:
         assert validated == event
         assert validated.model_dump_json() == event.model_dump_json()
         assert IncidentEvent.from_bytes(event.to_bytes()) == event
+
+
+def test_every_incident_and_alert_state_is_what_validation_builds() -> None:
+    outcomes = _outcomes()
+    incidents = [o.incident for o in outcomes if o.incident is not None]
+    states = [o.alert for o in outcomes if o.alert is not None]
+    assert len(incidents) == len(outcomes)
+    assert len(states) >= 5
+    for model in [*incidents, *states]:
+        validated = type(model).model_validate(model.model_dump())
+        assert validated == model
+        assert validated.model_dump_json() == model.model_dump_json()
+        assert type(model).model_validate_json(model.model_dump_json()) == model
