@@ -10,6 +10,7 @@ and consumers can deduplicate on it. The JSON Schema is exported to
 ``schema_version`` changes when a consumer would have to behave differently.
 """
 
+import hashlib
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -224,6 +225,14 @@ class IncidentEvent(_Frozen):
         return cls.model_validate_json(raw)
 
 
+#: SHA-1 after the namespace's bytes: an event id hashes only its own name on top of a copy.
+_AFTER_NAMESPACE = hashlib.sha1(EVENT_NAMESPACE.bytes, usedforsecurity=False)
+
+
 def event_id(incident_id: str, sequence: int) -> uuid.UUID:
-    """The deterministic id of an incident's ``sequence``-th event."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{incident_id}/{sequence}")
+    """The deterministic id of an incident's ``sequence``-th event: ``uuid5(EVENT_NAMESPACE,
+    f"{incident_id}/{sequence}")``, without hashing the namespace again for each (the storm's
+    hundred thousand events each take one)."""
+    digest = _AFTER_NAMESPACE.copy()
+    digest.update(f"{incident_id}/{sequence}".encode())
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)

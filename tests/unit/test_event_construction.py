@@ -2,9 +2,17 @@
 again: every kind of event the lifecycle emits, and every incident and alert state it makes, must
 be exactly what validation would build, and read back the same."""
 
+import uuid
 from datetime import timedelta
 
-from models.events import Actor, EventType, IncidentEvent, RunbookSnapshot
+from models.events import (
+    EVENT_NAMESPACE,
+    Actor,
+    EventType,
+    IncidentEvent,
+    RunbookSnapshot,
+    event_id,
+)
 from models.incident import (
     SEVFLOW,
     Classification,
@@ -124,3 +132,11 @@ def test_every_incident_and_alert_state_is_what_validation_builds() -> None:
         assert validated == model
         assert validated.model_dump_json() == model.model_dump_json()
         assert type(model).model_validate_json(model.model_dump_json()) == model
+
+
+def test_event_ids_are_uuid5_of_the_incident_and_sequence() -> None:
+    for incident_id in ["inc_0123456789abcdef", "", "é/ü", "x" * 300]:
+        for sequence in [0, 1, 17, 10**12]:
+            expected = uuid.uuid5(EVENT_NAMESPACE, f"{incident_id}/{sequence}")
+            assert event_id(incident_id, sequence) == expected
+            assert event_id(incident_id, sequence).version == 5
