@@ -8,6 +8,10 @@ The ceiling of sevflow's work per alert on a store, for two workloads over the s
   re-sends every firing group each ``group_interval``, so 90 % are repeats of alerts already
   firing (they change nothing) and 10 % new alerts joining their groups' incidents.
 
+Beside them, the raw-client baseline: the rows the fresh phase left, written again into an empty
+store by the database's own driver with the pipeline's statements and batches, nothing else
+(bench/store_floor.py): the store's part of the pipeline's time, which no Python change removes.
+
 Each figure is given in alerts/s of wall time and in alerts per CPU-second of this process (the
 box is shared: the CPU figure moves less with the neighbours' load). SQLite (a fresh file) and
 PostgreSQL (a throw-away database on the server of ``--postgres``, dropped afterwards) in one run.
@@ -26,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
 
+from bench.store_floor import read_rows, write_rows
 from models.alert import AlertRecord
 from models.fingerprint import fingerprint
 from models.settings import Settings
@@ -70,11 +75,15 @@ def resent(first: Sequence[AlertRecord], n: int, after: timedelta) -> list[Alert
 
 
 async def pipeline_alone(
-    env: dict[str, str], phases: Sequence[Sequence[bytes]], batch_size: int
+    env: dict[str, str],
+    phases: Sequence[Sequence[bytes]],
+    batch_size: int,
+    after_first: Callable[[], object] | None = None,
 ) -> list[tuple[float, float]]:
     """(alerts/s, alerts per CPU-second) of the worker's own steps over each phase's encoded
     records in turn, on one store: the pipeline the worker builds from the same settings (its
-    rules, lifecycle policy, grouping and escalation policy), fed batches of ``batch_size``."""
+    rules, lifecycle policy, grouping and escalation policy), fed batches of ``batch_size``.
+    ``after_first`` is called between the first phase and the next (not timed)."""
     with mock.patch.dict(os.environ, env, clear=True):
         settings = Settings()
     url = settings.sqlalchemy_url()
@@ -105,6 +114,8 @@ async def pipeline_alone(
                     len(values) / (time.process_time() - cpu),
                 )
             )
+            if after_first is not None and len(figures) == 1:
+                after_first()
         return figures
     finally:
         await engine.dispose()
@@ -124,20 +135,35 @@ def store_for(server_url: str | None, sqlite_file: Path) -> Iterator[str]:
 def measure(
     env_for: EnvFor, records: Sequence[AlertRecord], base: Path, server_url: str | None, batch: int
 ) -> list[tuple[float, float]]:
-    """The fresh and re-sent figures on one store (SQLite, or PostgreSQL on ``server_url``)."""
+    """The fresh and re-sent figures on one store (SQLite, or PostgreSQL on ``server_url``), then
+    the store's floor under the fresh phase (bench/store_floor.py), each in alerts/s and alerts
+    per CPU-second of this process."""
     again = resent(records, len(records), timedelta(minutes=5))
     phases = [[r.to_bytes() for r in records], [r.to_bytes() for r in again]]
     place = base / ("pg" if server_url else "sqlite")
     place.mkdir()
+    floor: list[tuple[float, float]] = []
     with store_for(server_url, place / "alone.db") as url:
-        return asyncio.run(pipeline_alone(env_for(url, place), phases, batch))
+
+        def after_fresh() -> None:
+            rows = read_rows(url)
+            with store_for(server_url, place / "floor.db") as empty:
+                wall, cpu = write_rows(empty, rows, batch)
+            floor.append((len(records) / wall, len(records) / cpu))
+
+        figures = asyncio.run(pipeline_alone(env_for(url, place), phases, batch, after_fresh))
+    return [*figures, *floor]
 
 
 def report(store: str, figures: Sequence[tuple[float, float]]) -> str:
-    (fw, fc), (rw, rc) = figures
+    """Two lines: the pipeline's figures, then the store's floor under the fresh phase."""
+    (fw, fc), (rw, rc), (sw, sc) = figures
     return (
         f"sevflow pipeline alone, {store:10s} fresh {fw:7.0f} alerts/s ({fc:7.0f}/CPU-s); "
-        f"re-sent (90 % repeats) {rw:7.0f} alerts/s ({rc:7.0f}/CPU-s)"
+        f"re-sent (90 % repeats) {rw:7.0f} alerts/s ({rc:7.0f}/CPU-s)\n"
+        f"  its rows alone, {store:10s} the fresh phase's rows written again by the driver: "
+        f"{sw:7.0f} alerts/s ({sc:7.0f}/CPU-s); the pipeline's fresh figure is "
+        f"{fw / sw:.2f} of it ({fc / sc:.2f} per CPU-s)"
     )
 
 
