@@ -8,8 +8,8 @@ The ceiling of sevflow's work per alert on a store, for two workloads over the s
   re-sends every firing group each ``group_interval``, so 90 % are repeats of alerts already
   firing (they change nothing) and 10 % new alerts joining their groups' incidents.
 
-Beside them, the raw-client baseline: the rows the fresh phase left, written again into an empty
-store by the database's own driver with the pipeline's statements and batches, nothing else
+Beside them, the raw-client baseline: the SQL the fresh phase ran, statements and parameters as
+the driver got them, replayed on an empty store by the database's own driver with nothing else
 (bench/store_floor.py): the store's part of the pipeline's time, which no Python change removes.
 
 Each figure is given in alerts/s of wall time and in alerts per CPU-second of this process (the
@@ -28,9 +28,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
-from bench.store_floor import read_rows, write_rows
+from bench.store_floor import Recording, counts, replay
 from models.alert import AlertRecord
 from models.fingerprint import fingerprint
 from models.settings import Settings
@@ -78,12 +79,13 @@ async def pipeline_alone(
     env: dict[str, str],
     phases: Sequence[Sequence[bytes]],
     batch_size: int,
-    after_first: Callable[[], object] | None = None,
+    after_first: Callable[[list[Any]], object] | None = None,
 ) -> list[tuple[float, float]]:
     """(alerts/s, alerts per CPU-second) of the worker's own steps over each phase's encoded
     records in turn, on one store: the pipeline the worker builds from the same settings (its
     rules, lifecycle policy, grouping and escalation policy), fed batches of ``batch_size``.
-    ``after_first`` is called between the first phase and the next (not timed)."""
+    ``after_first`` is given the SQL log of the first phase (bench/store_floor.py) before the
+    next phase starts (not timed)."""
     with mock.patch.dict(os.environ, env, clear=True):
         settings = Settings()
     url = settings.sqlalchemy_url()
@@ -102,22 +104,26 @@ async def pipeline_alone(
     )
     settle_collector()  # (as the worker does once started)
     figures = []
+    recording = Recording(engine.sync_engine)
     try:
         for values in phases:
             wall, cpu = time.perf_counter(), time.process_time()
-            for i in range(0, len(values), batch_size):
-                batch = [AlertRecord.model_validate_json(v) for v in values[i : i + batch_size]]
-                await pipeline.process_alerts(batch)
+            with recording.on() if not figures and after_first else contextlib.nullcontext():
+                for i in range(0, len(values), batch_size):
+                    batch = [AlertRecord.model_validate_json(v) for v in values[i : i + batch_size]]
+                    await pipeline.process_alerts(batch)
             figures.append(
                 (
                     len(values) / (time.perf_counter() - wall),
                     len(values) / (time.process_time() - cpu),
                 )
             )
-            if after_first is not None and len(figures) == 1:
-                after_first()
+            if recording.log and after_first is not None:
+                log, recording.log = recording.log, []
+                after_first(log)
         return figures
     finally:
+        recording.close()
         await engine.dispose()
 
 
@@ -145,10 +151,10 @@ def measure(
     floor: list[tuple[float, float]] = []
     with store_for(server_url, place / "alone.db") as url:
 
-        def after_fresh() -> None:
-            rows = read_rows(url)
+        def after_fresh(log: list[Any]) -> None:
+            expected = counts(url)
             with store_for(server_url, place / "floor.db") as empty:
-                wall, cpu = write_rows(empty, rows, batch)
+                wall, cpu = replay(empty, log, expected)
             floor.append((len(records) / wall, len(records) / cpu))
 
         figures = asyncio.run(pipeline_alone(env_for(url, place), phases, batch, after_fresh))
@@ -161,7 +167,7 @@ def report(store: str, figures: Sequence[tuple[float, float]]) -> str:
     return (
         f"sevflow pipeline alone, {store:10s} fresh {fw:7.0f} alerts/s ({fc:7.0f}/CPU-s); "
         f"re-sent (90 % repeats) {rw:7.0f} alerts/s ({rc:7.0f}/CPU-s)\n"
-        f"  its rows alone, {store:10s} the fresh phase's rows written again by the driver: "
+        f"  its SQL alone, {store:10s} the fresh phase's statements replayed by the driver: "
         f"{sw:7.0f} alerts/s ({sc:7.0f}/CPU-s); the pipeline's fresh figure is "
         f"{fw / sw:.2f} of it ({fc / sc:.2f} per CPU-s)"
     )
