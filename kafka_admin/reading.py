@@ -2,16 +2,26 @@
 
 The operator commands that list what was set aside (the sinks' dead letters, the worker's
 quarantine) read their topics this way; one reader for both, so the two listings cannot drift.
+A record on such a topic that no sevflow wrote (another producer's bytes) is left out of the
+listing with a warning naming where it sits (:func:`parsed`), instead of making the command fail
+on it, and with it every record after it.
 """
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["TopicRecord", "read_topics"]
+__all__ = ["TopicRecord", "parsed", "read_topics"]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -74,3 +84,21 @@ async def read_topics(bootstrap: str, topics: Sequence[str], wait_seconds: float
     finally:
         await consumer.stop()
     return records
+
+
+def parsed(records: Sequence[TopicRecord], model: type[M], what: str) -> list[tuple[TopicRecord, M]]:
+    """Each record holding a ``model`` (JSON), with the record; the others are left out with a
+    warning that says where they sit and what they are not (``what``)."""
+    found = []
+    for record in records:
+        try:
+            found.append((record, model.model_validate_json(record.value)))
+        except ValidationError:
+            log.warning(
+                "%s[%d] offset %d is not %s (another producer's record?): left out",
+                record.topic,
+                record.partition,
+                record.offset,
+                what,
+            )
+    return found

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from kafka_admin.reading import read_topics
+from kafka_admin.reading import parsed, read_topics
 from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.records import REPLAY_HEADER
@@ -102,7 +102,8 @@ class DeadLetterWriter:
 async def _read_all(settings: Settings, wait_seconds: float) -> list[DeadLetter]:
     read = await read_topics(settings.kafka_bootstrap, [settings.sinks_dlq_topic], wait_seconds)
     return [
-        DeadLetter.model_validate_json(r.value).model_copy(update={"dlq_offset": r.offset}) for r in read
+        letter.model_copy(update={"dlq_offset": r.offset})
+        for r, letter in parsed(read, DeadLetter, "a dead letter")
     ]
 
 

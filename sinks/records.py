@@ -44,6 +44,8 @@ def decode(
         raw = json.loads(value)
     except (ValueError, UnicodeDecodeError):
         return Decoded(poison="invalid event: not JSON")
+    except RecursionError:  # (json.loads recurses per level: a few kilobytes of brackets)
+        return Decoded(poison="invalid event: JSON nested too deeply")
     if not isinstance(raw, dict):
         return Decoded(poison="invalid event: not a JSON object")
     if raw.get("type") not in _TYPES:

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 
-from kafka_admin.reading import read_topics
+from kafka_admin.reading import parsed, read_topics
 from models.clock import Clock
 from models.quarantine import QuarantinedRecord, SourcePosition
 from models.settings import Settings
@@ -162,8 +162,8 @@ async def _read_all(settings: Settings, wait_seconds: float) -> list[Quarantined
     topics = sorted(set(quarantine_topics(settings).values()))
     read = await read_topics(settings.kafka_bootstrap, topics, wait_seconds)
     records = [
-        QuarantinedRecord.model_validate_json(r.value).model_copy(update={"quarantine_offset": r.offset})
-        for r in read
+        record.model_copy(update={"quarantine_offset": r.offset})
+        for r, record in parsed(read, QuarantinedRecord, "a quarantined record")
     ]
     return sorted(records, key=lambda r: r.quarantined_at)
 

@@ -67,6 +67,8 @@ def _read(raw: bytes | None, model: type[M], supported: int, what: str) -> Decod
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return Decoded(refused=f"invalid {what}: not JSON")
+    except RecursionError:  # (json.loads recurses per level: a few kilobytes of brackets)
+        return Decoded(refused=f"invalid {what}: JSON nested too deeply")
     if not isinstance(document, dict):
         return Decoded(refused=f"invalid {what}: not a JSON object")
     version = document.get("schema_version", 1)

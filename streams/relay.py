@@ -36,7 +36,7 @@ from store.driver_outbox import DriverOutbox, OutboxRow
 if TYPE_CHECKING:  # (the relay's process never imports the settings: RelaySettings.of is the worker's)
     from models.settings import Settings
 
-__all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay", "RelaySettings"]
+__all__ = ["EventPublisher", "KafkaEventPublisher", "OutboxRelay", "RelaySettings", "event_id_of"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ class RelaySettings:
     @classmethod
     def from_bytes(cls, data: bytes) -> "RelaySettings":
         return cls(**json.loads(data))
+
+
+def event_id_of(value: bytes | None) -> str | None:
+    """The ``event_id`` of a record of the events topic; None for a record that is no sevflow
+    event (another producer's, a tombstone): the relay's recovery reads past it instead of
+    failing on it every round, which would stop every event's publication."""
+    try:
+        document = json.loads(value) if value is not None else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    found = document.get("event_id") if isinstance(document, dict) else None
+    return found if isinstance(found, str) else None
 
 
 class EventPublisher(Protocol):
@@ -180,7 +192,7 @@ class KafkaEventPublisher:
                 while pending:
                     batch = await consumer.getmany(*pending, timeout_ms=500)
                     for messages in batch.values():
-                        found.update(json.loads(m.value)["event_id"] for m in messages)
+                        found.update(filter(None, (event_id_of(m.value) for m in messages)))
                     # By position, not by the last record read: a partition ends with the marker
                     # of its last transaction, which the consumer reads past but never returns.
                     for tp in list(pending):

@@ -83,6 +83,43 @@ def test_replay_without_a_readable_store_sends_nothing_and_says_why(kafka_bootst
     assert asyncio.run(_count(kafka_bootstrap, events_topic)) == 0
 
 
+def test_records_no_sevflow_wrote_are_left_out_of_the_listings(kafka_bootstrap: str) -> None:
+    """Another producer's records on the dead-letter and quarantine topics: each listing shows
+    the records sevflow wrote and warns where the others sit, instead of failing on them."""
+    topic, quarantine = f"dlq-{uuid.uuid4().hex[:8]}", f"quarantine-{uuid.uuid4().hex[:8]}"
+    event = IncidentStory().fire()[0]
+    letter = DeadLetter(
+        sink="slack",
+        reason="Slack chat.postMessage: channel_not_found",
+        retryable=False,
+        failed_at=event.occurred_at,
+        source=SourcePosition(topic="events", partition=0, offset=3),
+        incident_id=event.incident_id,
+        event_id=str(event.event_id),
+        event=event,
+    )
+    asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1), TopicSpec(quarantine, 1)]))
+    for value in [b"not a dead letter", letter.to_bytes(), b"[" * 100_000]:
+        asyncio.run(_produce(kafka_bootstrap, topic, value))
+    asyncio.run(_produce(kafka_bootstrap, quarantine, b'{"what": "else"}'))
+    env = {
+        "SEVFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SEVFLOW_SINKS_DLQ_TOPIC": topic,
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": quarantine,
+    }
+    letters = sevflow("dlq", "list", **env)
+    assert letters.returncode == 0, letters.stderr
+    assert str(event.event_id) in letters.stdout
+    assert "channel_not_found" in letters.stdout
+    assert f"{topic}[0] offset 0 is not a dead letter" in letters.stderr
+    assert f"{topic}[0] offset 2 is not a dead letter" in letters.stderr
+    assert "Traceback" not in letters.stderr
+    quarantined = sevflow("dlq", "list", "--quarantine", **env)
+    assert quarantined.returncode == 0, quarantined.stderr
+    assert quarantined.stdout.strip() == "no quarantined records"
+    assert f"{quarantine}[0] offset 0 is not a quarantined record" in quarantined.stderr
+
+
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

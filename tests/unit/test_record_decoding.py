@@ -65,6 +65,8 @@ def test_a_valid_record_reads_the_same_both_ways(
         b'{"schema_version": NaN}',
         b'{"schema_version": 1e400}',
         b'{"schema_version": 99999999999999999999999999}',
+        b"[" * 100_000,
+        b'{"labels": ' * 100_000,
     ],
 )
 def test_broken_records_are_refused_with_the_careful_words(
@@ -142,3 +144,8 @@ def test_any_field_holding_any_json_reads_the_same_both_ways(
     known = data.draw(st.sampled_from([*model.model_fields, field]))
     raw = _with(valid, lambda d: d.update({known: value}))
     _same(raw, model, supported, what)
+
+
+def test_json_nested_past_the_stack_is_refused_not_raised() -> None:
+    decoded = _same(b"[" * 100_000, AlertRecord, ALERT_SCHEMA_VERSION, "alert record")
+    assert decoded.refused == "invalid alert record: JSON nested too deeply"

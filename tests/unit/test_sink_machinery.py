@@ -359,6 +359,7 @@ def test_decode_skips_unknown_types_and_flags_poison() -> None:
     assert decode(json.dumps(future).encode()).event is None
     assert decode(json.dumps(future).encode()).poison is None
     assert decode(b"{not json").poison == "invalid event: not JSON"
+    assert decode(b"[" * 100_000).poison == "invalid event: JSON nested too deeply"
     broken = json.loads(opened.to_bytes())
     del broken["incident"]["title"]
     assert "incident.title" in (decode(json.dumps(broken).encode()).poison or "")
