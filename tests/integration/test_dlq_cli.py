@@ -54,17 +54,7 @@ def test_replay_without_a_readable_store_sends_nothing_and_says_why(kafka_bootst
     with the store out of reach nothing is sent, and the password in the URL is not printed."""
     topic = f"dlq-{uuid.uuid4().hex[:8]}"
     events_topic = f"events-{uuid.uuid4().hex[:8]}"
-    event = IncidentStory().fire()[0]
-    letter = DeadLetter(
-        sink="pagerduty",
-        reason="PagerDuty trigger: HTTP 400",
-        retryable=False,
-        failed_at=event.occurred_at,
-        source=SourcePosition(topic=events_topic, partition=0, offset=0),
-        incident_id=event.incident_id,
-        event_id=str(event.event_id),
-        event=event,
-    )
+    letter = _letter("pagerduty", "PagerDuty trigger: HTTP 400", events_topic)
     asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1), TopicSpec(events_topic, 1)]))
     asyncio.run(_produce(kafka_bootstrap, topic, letter.to_bytes()))
     result = sevflow(
@@ -87,17 +77,7 @@ def test_records_no_sevflow_wrote_are_left_out_of_the_listings(kafka_bootstrap: 
     """Another producer's records on the dead-letter and quarantine topics: each listing shows
     the records sevflow wrote and warns where the others sit, instead of failing on them."""
     topic, quarantine = f"dlq-{uuid.uuid4().hex[:8]}", f"quarantine-{uuid.uuid4().hex[:8]}"
-    event = IncidentStory().fire()[0]
-    letter = DeadLetter(
-        sink="slack",
-        reason="Slack chat.postMessage: channel_not_found",
-        retryable=False,
-        failed_at=event.occurred_at,
-        source=SourcePosition(topic="events", partition=0, offset=3),
-        incident_id=event.incident_id,
-        event_id=str(event.event_id),
-        event=event,
-    )
+    letter = _letter("slack", "Slack chat.postMessage: channel_not_found", "events")
     asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1), TopicSpec(quarantine, 1)]))
     for value in [b"not a dead letter", letter.to_bytes(), b"[" * 100_000]:
         asyncio.run(_produce(kafka_bootstrap, topic, value))
@@ -109,7 +89,7 @@ def test_records_no_sevflow_wrote_are_left_out_of_the_listings(kafka_bootstrap: 
     }
     letters = sevflow("dlq", "list", **env)
     assert letters.returncode == 0, letters.stderr
-    assert str(event.event_id) in letters.stdout
+    assert str(letter.event_id) in letters.stdout
     assert "channel_not_found" in letters.stdout
     assert f"{topic}[0] offset 0 is not a dead letter" in letters.stderr
     assert f"{topic}[0] offset 2 is not a dead letter" in letters.stderr
@@ -118,6 +98,21 @@ def test_records_no_sevflow_wrote_are_left_out_of_the_listings(kafka_bootstrap: 
     assert quarantined.returncode == 0, quarantined.stderr
     assert quarantined.stdout.strip() == "no quarantined records"
     assert f"{quarantine}[0] offset 0 is not a quarantined record" in quarantined.stderr
+
+
+def _letter(sink: str, reason: str, events_topic: str) -> DeadLetter:
+    """A dead letter of an incident's opening, as the sinks write one."""
+    event = IncidentStory().fire()[0]
+    return DeadLetter(
+        sink=sink,
+        reason=reason,
+        retryable=False,
+        failed_at=event.occurred_at,
+        source=SourcePosition(topic=events_topic, partition=0, offset=0),
+        incident_id=event.incident_id,
+        event_id=str(event.event_id),
+        event=event,
+    )
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
