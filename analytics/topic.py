@@ -56,7 +56,7 @@ def decode_event(raw: bytes | None) -> IncidentEvent | str:
         return "invalid record"
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # (nested past the stack)
         return "invalid record"
     if not isinstance(document, dict):
         return "invalid record"

@@ -37,7 +37,12 @@ class Decoded:
 def decode(
     value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] = ()
 ) -> Decoded:
-    replay_for = next((v.decode() for k, v in headers if k == REPLAY_HEADER), None)
+    # (Another producer's header may hold no value, or bytes that are not UTF-8: it then names
+    # no sink, and every sink leaves the record to the one it does not name.)
+    replay_for = next(
+        (v.decode(errors="replace") if v is not None else "" for k, v in headers if k == REPLAY_HEADER),
+        None,
+    )
     if value is None:
         return Decoded(poison="invalid event: empty record")
     try:

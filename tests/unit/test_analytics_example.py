@@ -80,6 +80,7 @@ async def test_decode_event_skips_what_consumers_must_skip(engine) -> None:  # t
     unknown = json.dumps({**json.loads(raw), "type": "postmortem_written"}).encode()
     assert decode_event(unknown) == "unknown type"
     assert decode_event(b"{not json") == "invalid record"
+    assert decode_event(b"[" * 100_000) == "invalid record"
     assert decode_event(b"[]") == "invalid record"
     assert decode_event(None) == "invalid record"
     broken = json.dumps({**json.loads(raw), "sequence": 0}).encode()

@@ -364,6 +364,10 @@ def test_decode_skips_unknown_types_and_flags_poison() -> None:
     del broken["incident"]["title"]
     assert "incident.title" in (decode(json.dumps(broken).encode()).poison or "")
     assert decode(opened.to_bytes(), [(REPLAY_HEADER, b"slack")]).replay_for == "slack"
+    for foreign in [b"\xff\xfe", None]:
+        replay = decode(opened.to_bytes(), [(REPLAY_HEADER, foreign)])  # type: ignore[list-item]
+        assert replay.event == opened
+        assert replay.replay_for not in {"slack", "pagerduty", "statuspage", "email", None}
     assert opened.type is EventType.OPENED
 
 
