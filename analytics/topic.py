@@ -9,7 +9,6 @@ decode are counted too; every skip is counted by reason (and shown) rather than 
 """
 
 import asyncio
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
+from models.wire import json_object, newer_version
 
 __all__ = ["Progress", "TopicError", "TopicRead", "decode_event", "read_events"]
 
@@ -52,16 +52,10 @@ def decode_event(raw: bytes | None) -> IncidentEvent | str:
     """The event in ``raw``, or the reason it is skipped: ``newer schema`` (a ``schema_version``
     above :data:`~models.events.EVENT_SCHEMA_VERSION`: the documented rule is to skip it),
     ``unknown type``, ``invalid record``."""
-    if raw is None:
+    document = json_object(raw)
+    if isinstance(document, str):
         return "invalid record"
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # (nested past the stack)
-        return "invalid record"
-    if not isinstance(document, dict):
-        return "invalid record"
-    version = document.get("schema_version", EVENT_SCHEMA_VERSION)
-    if isinstance(version, int) and not isinstance(version, bool) and version > EVENT_SCHEMA_VERSION:
+    if newer_version(document, EVENT_SCHEMA_VERSION) is not None:
         # A newer schema changed what some field means: read as this version, it would mislead.
         return "newer schema"
     if document.get("type") not in _KNOWN_TYPES:

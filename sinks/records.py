@@ -7,13 +7,13 @@ differently (docs/incident-events.md), so read as this version it would deliver 
 its dead letter names the incident and says to upgrade the sinks.
 """
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 
 from pydantic import ValidationError
 
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
+from models.wire import json_object, newer_version, problems
 
 __all__ = ["REPLAY_HEADER", "SHARED_DECODES", "Decoded", "decode", "decode_shared"]
 
@@ -43,20 +43,13 @@ def decode(
         (v.decode(errors="replace") if v is not None else "" for k, v in headers if k == REPLAY_HEADER),
         None,
     )
-    if value is None:
-        return Decoded(poison="invalid event: empty record")
-    try:
-        raw = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return Decoded(poison="invalid event: not JSON")
-    except RecursionError:  # (json.loads recurses per level: a few kilobytes of brackets)
-        return Decoded(poison="invalid event: JSON nested too deeply")
-    if not isinstance(raw, dict):
-        return Decoded(poison="invalid event: not a JSON object")
+    raw = json_object(value)
+    if isinstance(raw, str):
+        return Decoded(poison=f"invalid event: {raw}")
     if raw.get("type") not in _TYPES:
         return Decoded()  # a type this version does not know: skip
-    version = raw.get("schema_version", EVENT_SCHEMA_VERSION)
-    if isinstance(version, int) and not isinstance(version, bool) and version > EVENT_SCHEMA_VERSION:
+    version = newer_version(raw, EVENT_SCHEMA_VERSION)
+    if version is not None:
         return Decoded(
             poison=f"newer event schema_version {version} (this sevflow reads "
             f"{EVENT_SCHEMA_VERSION}): upgrade sevflow sinks",
@@ -68,11 +61,7 @@ def decode(
     try:
         return Decoded(event=IncidentEvent.model_validate(raw), replay_for=replay_for)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        return Decoded(poison=f"invalid event: {problems}"[:500])
+        return Decoded(poison=f"invalid event: {problems(exc)}"[:500])
 
 
 def _text(value: object) -> str | None:

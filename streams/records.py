@@ -23,7 +23,6 @@ record is never accepted that the careful reading would refuse, and
 tests/unit/test_record_decoding.py holds both readings to the same result on hostile records.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from models.alert import ALERT_SCHEMA_VERSION, AlertRecord
 from models.incident import COMMAND_SCHEMA_VERSION, Command
 from models.verification import PROBE_RESULT_SCHEMA_VERSION, ProbeResult
+from models.wire import json_object, newer_version, problems
 
 __all__ = ["Decoded", "decode_alert", "decode_command", "decode_probe_result"]
 
@@ -61,18 +61,11 @@ def _decode(raw: bytes | None, model: type[M], supported: int, what: str) -> Dec
 
 def _read(raw: bytes | None, model: type[M], supported: int, what: str) -> Decoded[M]:
     """The careful reading: the version first, then the model, each refusal worded."""
-    if raw is None:
-        return Decoded(refused=f"invalid {what}: empty record")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return Decoded(refused=f"invalid {what}: not JSON")
-    except RecursionError:  # (json.loads recurses per level: a few kilobytes of brackets)
-        return Decoded(refused=f"invalid {what}: JSON nested too deeply")
-    if not isinstance(document, dict):
-        return Decoded(refused=f"invalid {what}: not a JSON object")
-    version = document.get("schema_version", 1)
-    if isinstance(version, int) and not isinstance(version, bool) and version > supported:
+    document = json_object(raw)
+    if isinstance(document, str):
+        return Decoded(refused=f"invalid {what}: {document}")
+    version = newer_version(document, supported)
+    if version is not None:
         return Decoded(
             refused=f"newer {what} schema_version {version} (this worker reads {supported}): "
             "upgrade the workers before the processes that write it",
@@ -81,11 +74,7 @@ def _read(raw: bytes | None, model: type[M], supported: int, what: str) -> Decod
     try:
         return Decoded(record=model.model_validate(document))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        return Decoded(refused=f"invalid {what}: {problems}"[:500])
+        return Decoded(refused=f"invalid {what}: {problems(exc)}"[:500])
 
 
 def decode_alert(raw: bytes | None) -> Decoded[AlertRecord]:
