@@ -68,6 +68,7 @@ def poison_records() -> list[tuple[bytes, bytes]]:
         (long.fingerprint.encode(), long.to_bytes()),
         (b"garbage", b"\xff{ not json at all"),
         (b"nul", nul.to_bytes()),
+        (b"nested", b'{"labels": ' * 10_000),  # (json.loads raised RecursionError on it)
     ]
 
 
@@ -163,7 +164,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         )
         wait_for(all_published, 60, "every event published")
         wait_for(lambda: len(triggers()) >= GROUPS, 60, f"every incident paged ({sinks.log})")
-        found = wait_for(lambda: (q := quarantined()) and len(q) >= 3 and q, 60, "3 quarantined")
+        found = wait_for(lambda: (q := quarantined()) and len(q) >= 4 and q, 60, "4 quarantined")
         commands = wait_for(
             lambda: asyncio.run(
                 read_json_topic(kafka_bootstrap, f"{prefix}-commands-quarantine", idle_polls=2)
@@ -174,7 +175,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         listing = sevflow_cli(env, "dlq", "list", "--quarantine")
         replay = sevflow_cli(env, "dlq", "replay", "--quarantine")
         assert replay.returncode == 0, replay.stderr
-        again = wait_for(lambda: (q := quarantined()) and len(q) >= 6 and q, 60, "replayed poison")
+        again = wait_for(lambda: (q := quarantined()) and len(q) >= 8 and q, 60, "replayed poison")
         assert worker.process is not None
         assert worker.process.poll() is None, "the worker stopped"
     finally:
@@ -195,8 +196,8 @@ def test_poison_is_quarantined_and_everything_else_flows(
     assert pages == Counter(dict.fromkeys(opened, 1))
     assert set(triggers()) == set(opened)
 
-    # The 3 are quarantined with where they were read, why, and their bytes.
-    assert len(found) == 3
+    # The 4 are quarantined with where they were read, why, and their bytes.
+    assert len(found) == 4
     assert {base64.b64decode(str(q["value"])) for q in found} == {v for _, v in poison}
     assert {base64.b64decode(str(q["key"])) for q in found} == {k for k, _ in poison}
     assert {q["error"] for q in found} == {"undecodable"}
@@ -204,16 +205,17 @@ def test_poison_is_quarantined_and_everything_else_flows(
     reasons = sorted(str(q["reason"]) for q in found)
     assert any(r.startswith("invalid alert record: fingerprint: ") for r in reasons), reasons
     assert any(r.startswith("invalid alert record: labels: ") for r in reasons), reasons
+    assert "invalid alert record: JSON nested too deeply" in reasons
     assert SECRET not in json.dumps([q["reason"] for q in found])
     [command] = commands
     assert command["source"]["topic"] == f"{prefix}-commands"  # type: ignore[index]
     assert command["error"] == "undecodable"
     # Listed, and replayed to the source topic (still poison, so quarantined again).
     assert listing.returncode == 0, listing.stderr
-    assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 3
+    assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 4
     assert sum(f"{prefix}-commands[" in line for line in listing.stdout.splitlines()) == 1
-    assert "replayed 4 quarantined records" in replay.stdout
-    assert len(again) == 6
+    assert "replayed 5 quarantined records" in replay.stdout
+    assert len(again) == 8
     log = worker.log.read_text()
     assert SECRET not in log
     assert "quarantined poison record" in log
