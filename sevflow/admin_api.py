@@ -189,13 +189,12 @@ class _Admin:
         if not isinstance(force, bool):
             raise _Invalid("force must be true or false")
         who = _who(request, document.get("by"))
-        window = new_window(
-            matchers,
-            parse_when(_string(document, "start", "now") or "now", now),
-            parse_when(end, now),
-            _string(document, "comment", "") or "",
-            who,
-        )
+        try:
+            starts = parse_when(_string(document, "start", "now") or "now", now)
+            ends = parse_when(end, now)
+        except ValueError as exc:  # (its message names the value and the forms it takes)
+            raise _Invalid(str(exc)) from None
+        window = new_window(matchers, starts, ends, _string(document, "comment", "") or "", who)
         forced = await create_window(
             self._engine,
             window,

@@ -132,7 +132,10 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, error: str, message: str, *args: object) -> None:
         """Answer ``status`` (unless a response has begun), stop the request, linger, close.
-        ``message`` is formatted with ``args``."""
+        ``message`` is formatted with ``args``. Once only: headers read whole in one go and over
+        the cap are refused while being parsed, then the read that brought them is over it too."""
+        if self._refused:
+            return
         self._disarm()
         self._refused = True
         cycle = None if self._in_headers else self.cycle  # in headers: the last one's is done

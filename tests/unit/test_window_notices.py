@@ -130,6 +130,28 @@ async def test_a_forced_window_made_with_the_admin_api_is_announced_once(
     assert PING not in text
 
 
+@pytest.mark.parametrize(
+    ("end", "words"),
+    [
+        ("+1e308h", "not a time: '+1e308h'"),
+        ("-5h", "not a time: '-5h'"),
+        ("+99999999999999999999d", "is too far in the future"),
+        ("2026-01-01T00:00:00", "has no time zone (add Z for UTC)"),
+    ],
+)
+async def test_a_time_the_admin_api_cannot_read_is_422_naming_it(
+    receiver: Receiver, end: str, words: str
+) -> None:
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}"}
+    window = {"matchers": ['service="checkout"'], "end": end}
+    refused = await receiver.http.post("/api/maintenance", json=window, headers=admin)
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "invalid_request"
+    assert words in refused.json()["message"]
+    listed = await receiver.http.get("/api/maintenance", params={"all": "true"}, headers=admin)
+    assert listed.json() == {"windows": []}
+
+
 async def test_a_window_that_is_not_forced_announces_nothing(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
