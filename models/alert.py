@@ -5,19 +5,24 @@ changes when a reader would have to behave differently.
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "ALERT_SCHEMA_VERSION",
+    "EARLIEST_TIME",
     "FINGERPRINT_MAX",
+    "LATEST_TIME",
     "RECEIVER_MAX",
     "AlertRecord",
     "AlertStatus",
     "NulFree",
     "NulFreeMap",
     "RecordPosition",
+    "RecordTime",
+    "in_time_range",
     "no_nul",
 ]
 
@@ -48,6 +53,24 @@ NulFree = Annotated[str, AfterValidator(no_nul)]
 #: Labels or annotations any store back end can hold.
 NulFreeMap = Annotated[dict[str, str], AfterValidator(_no_nul_map)]
 
+#: The times a record may carry: from 1970 and before the year 9000. Beyond them the lifecycle's
+#: arithmetic (a resolution's skew, a quiet period, an escalation's business days) leaves what a
+#: ``datetime`` holds: a firing alert that started in the year 1, then its resolution, raised
+#: ``OverflowError`` in the worker at every restart and stopped every alert behind it.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def in_time_range(value: datetime) -> datetime:
+    """Refuse a time outside :data:`EARLIEST_TIME` … :data:`LATEST_TIME`."""
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError("must be from 1970-01-01 and before 9000-01-01 (UTC)")
+    return value
+
+
+#: A time of a record (aware, within :data:`EARLIEST_TIME` … :data:`LATEST_TIME`).
+RecordTime = Annotated[AwareDatetime, AfterValidator(in_time_range)]
+
 AlertStatus = Literal["firing", "resolved"]
 
 
@@ -69,14 +92,14 @@ class AlertRecord(BaseModel):
     status: AlertStatus
     labels: NulFreeMap
     annotations: NulFreeMap = Field(default_factory=dict)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = Field(default=None, description="None while no end is known.")
+    starts_at: RecordTime
+    ends_at: RecordTime | None = Field(default=None, description="None while no end is known.")
     generator_url: NulFree | None = None
     receiver: NulFree = Field(max_length=RECEIVER_MAX)
     group_key: NulFree = Field(description="Alertmanager's groupKey, or derived from groupLabels.")
     external_url: NulFree | None = None
     truncated_alerts: int = 0
-    received_at: AwareDatetime = Field(description="When sevflow's receiver accepted the payload.")
+    received_at: RecordTime = Field(description="When sevflow's receiver accepted the payload.")
 
     def to_bytes(self) -> bytes:
         """Serialise for the alerts topic (JSON, UTF-8)."""

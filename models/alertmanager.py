@@ -39,7 +39,15 @@ from pydantic import (
     model_validator,
 )
 
-from models.alert import FINGERPRINT_MAX, RECEIVER_MAX, AlertRecord, AlertStatus, NulFree, no_nul
+from models.alert import (
+    FINGERPRINT_MAX,
+    RECEIVER_MAX,
+    AlertRecord,
+    AlertStatus,
+    NulFree,
+    in_time_range,
+    no_nul,
+)
 from models.fingerprint import fingerprint
 
 __all__ = [
@@ -125,10 +133,12 @@ class WebhookAlert(_Wire):
 
     @field_validator("starts_at", "ends_at")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
+    def _aware(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("timestamp must carry a time zone (RFC 3339)")
-        return value
+        if value is None or (info.field_name == "ends_at" and value <= ZERO_TIME):
+            return value  # (Go's zero time: no end known)
+        return in_time_range(value)
 
 
 class WebhookPayload(_Wire):

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from models.alert import RecordTime
 from models.events import EventType
 from models.incident import COMMAND_ID_MAX, INCIDENT_ID_MAX, SEVFLOW, Incident, Outcome, annotate
 from models.matchers import Matcher, MatcherError, parse_matcher
@@ -226,8 +227,8 @@ class ProbeResult(BaseModel):
     probe: str = Field(min_length=1, max_length=PROBE_NAME_MAX)
     ok: bool
     detail: str = Field(default="", max_length=DETAIL_MAX)
-    checked_at: AwareDatetime = Field(description="When the probe ran (the runner's clock).")
-    quiet_since: AwareDatetime | None = Field(
+    checked_at: RecordTime = Field(description="When the probe ran (the runner's clock).")
+    quiet_since: RecordTime | None = Field(
         default=None,
         description="The quiet period the probe ran in (the incident's ``quiet_since`` as the "
         "runner read it); None in records written before it was kept.",

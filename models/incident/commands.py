@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.alert import RecordTime
 from models.events import Actor, EventType, IncidentState
 from models.incident.recorder import Outcome, Recorder
 from models.incident.state import Incident
@@ -57,7 +58,7 @@ class Command(BaseModel):
     action: Literal["acknowledge", "resolve", "publish", "escalate", "note"]
     incident_id: str = Field(min_length=1, max_length=INCIDENT_ID_MAX)
     actor: Actor
-    requested_at: AwareDatetime
+    requested_at: RecordTime
     root_cause: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     fix: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)
     follow_up: str | None = Field(default=None, max_length=RESOLUTION_DETAIL_MAX)

@@ -130,5 +130,7 @@ def superseded(
         record.status == "resolved"
         and previous.status == "firing"
         and record.ends_at is not None
-        and record.ends_at < previous.starts_at - RESOLUTION_SKEW
+        # (a difference, never a time moved: a stored start near the edges of what a datetime
+        # holds stays comparable)
+        and previous.starts_at - record.ends_at > RESOLUTION_SKEW
     )

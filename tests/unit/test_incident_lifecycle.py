@@ -1,6 +1,6 @@
 """The incident state machine, pure: every rule in milliseconds, time passed in."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,6 +14,7 @@ from models.incident import (
     expire_quiet_period,
     new_incident_id,
     slugify,
+    superseded,
 )
 from models.severity import Severity
 from tests.builders import T0, alert, command
@@ -344,7 +345,6 @@ def test_within_an_alert_the_kafka_offset_orders_records_not_the_receivers_clock
     """Two receiver replicas, one clock running ten minutes ahead: the firing it took looks newer
     than the resolution another replica took after it. The offset says which came last."""
     from models.alert import RecordPosition
-    from models.incident import superseded
 
     ahead = alert(instance="a").model_copy(update={"received_at": T0 + timedelta(minutes=10)})
     first = apply_alert(None, None, ahead, SEV2, POLICY, ahead.received_at, RecordPosition(3, 41))
@@ -370,3 +370,22 @@ def test_within_an_alert_the_kafka_offset_orders_records_not_the_receivers_clock
     assert done.alert.position == RecordPosition(3, 42)
     # A replay of the firing (its offset is behind the stored one) changes nothing.
     assert apply_alert(done.incident, done.alert, ahead, SEV2, POLICY, T0, RecordPosition(3, 41)) is None
+
+
+def test_a_resolution_is_judged_against_a_start_at_the_edge_of_what_a_datetime_holds() -> None:
+    """Alerts stored before record times were bounded (models/alert.py) may start in the year 1:
+    the resolution's skew is compared as a difference, never subtracted from that start (it
+    raised OverflowError in the worker at every restart)."""
+    ancient = alert(instance="a").model_copy(update={"starts_at": datetime.min.replace(tzinfo=UTC)})
+    first = apply_alert(None, None, ancient, SEV2, POLICY, ancient.received_at)
+    assert first is not None
+    assert first.alert is not None
+    ended = ancient.starts_at + timedelta(seconds=30)
+    resolution = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1)).model_copy(
+        update={"starts_at": ancient.starts_at, "ends_at": ended}
+    )
+    assert not superseded(resolution, first.alert)
+    resolved = apply_alert(first.incident, first.alert, resolution, SEV2, POLICY, resolution.received_at)
+    assert resolved is not None
+    assert resolved.alert is not None
+    assert resolved.alert.status == "resolved"

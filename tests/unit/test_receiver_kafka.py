@@ -26,7 +26,12 @@ NOW = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
 
 # Any Unicode a JSON body can carry (quotes, escapes, non-ASCII) and the store can hold (no NUL).
 text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
-moments = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))]))
+#: Any time a record may carry (models.alert.RecordTime: from 1970, before 9000), in two zones.
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(8999, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))]),
+)
 
 
 def test_record_bytes_are_to_bytes_for_every_captured_payload() -> None:

@@ -3,6 +3,7 @@
 (SQLite ignores VARCHAR lengths, PostgreSQL enforces them)."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from models.alert import FINGERPRINT_MAX, RECEIVER_MAX, AlertRecord
+from models.alertmanager import ZERO_TIME
 from models.incident import COMMAND_ID_MAX, INCIDENT_ID_MAX, Command
 from receiver.app import create_app
 from receiver.auth import WebhookAuth
@@ -58,6 +60,11 @@ def post(client: TestClient, document: dict[str, Any]):  # type: ignore[no-untyp
         ({"alert": {"labels": {"alertname": "Disk\x00Full"}}}, "alerts.0.labels"),
         ({"alert": {"annotations": {"summary\x00": "x"}}}, "alerts.0.annotations"),
         ({"alert": {"generatorURL": "http://x/\x00"}}, "alerts.0.generatorURL"),
+        ({"alert": {"startsAt": "0001-01-01T00:00:00Z"}}, "alerts.0.startsAt"),
+        ({"alert": {"startsAt": "1969-12-31T23:59:59Z"}}, "alerts.0.startsAt"),
+        ({"alert": {"startsAt": "9999-12-31T23:59:59Z"}}, "alerts.0.startsAt"),
+        ({"alert": {"endsAt": "9000-01-01T00:00:00Z"}}, "alerts.0.endsAt"),
+        ({"alert": {"endsAt": "0500-01-01T00:00:00Z"}}, "alerts.0.endsAt"),
     ],
 )
 def test_over_the_store_limit_is_422_naming_the_field(client, publisher, changes, field) -> None:  # type: ignore[no-untyped-def]
@@ -66,6 +73,17 @@ def test_over_the_store_limit_is_422_naming_the_field(client, publisher, changes
     assert response.json()["error"] == "invalid_payload"
     assert field in {d["field"] for d in response.json()["details"]}
     assert publisher.records == []
+
+
+def test_go_s_zero_time_is_no_end_and_the_time_limits_themselves_are_accepted(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    early = {"startsAt": "1970-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "status": "firing"}
+    late = {"startsAt": "8999-12-31T23:59:59.999Z", "endsAt": "8999-12-31T23:59:59.999Z"}
+    assert post(client, payload(status="firing", alert=early)).status_code == 200
+    assert post(client, payload(alert=late)).status_code == 200
+    first, second = publisher.records
+    assert (first.starts_at.year, first.ends_at) == (1970, None)
+    assert second.ends_at is not None
+    assert second.ends_at.year == 8999
 
 
 def test_the_limits_themselves_are_accepted(client, publisher) -> None:  # type: ignore[no-untyped-def]
@@ -84,6 +102,9 @@ def test_records_over_the_limits_do_not_decode() -> None:
         {"group_key": "\x00"},
         {"received_at": T0.replace(tzinfo=None)},  # naive: compared with aware ones, or refused
         {"starts_at": T0.replace(tzinfo=None)},  # by the store's UTC columns
+        {"starts_at": ZERO_TIME},  # outside 1970 … 9000: the lifecycle's arithmetic overflowed
+        {"ends_at": ZERO_TIME},
+        {"received_at": datetime(9999, 12, 31, tzinfo=UTC)},
     ):
         raw = good.model_copy(update=change).to_bytes()
         with pytest.raises(ValidationError):
@@ -94,9 +115,10 @@ def test_records_over_the_limits_do_not_decode() -> None:
     raw = command("inc_1").model_copy(update={"incident_id": "i" * (INCIDENT_ID_MAX + 1)})
     with pytest.raises(ValidationError):
         Command.model_validate_json(raw.model_dump_json())
-    raw = command("inc_1").model_copy(update={"requested_at": T0.replace(tzinfo=None)})
-    with pytest.raises(ValidationError):
-        Command.model_validate_json(raw.model_dump_json())
+    for when in (T0.replace(tzinfo=None), ZERO_TIME):
+        raw = command("inc_1").model_copy(update={"requested_at": when})
+        with pytest.raises(ValidationError):
+            Command.model_validate_json(raw.model_dump_json())
 
 
 async def test_the_store_holds_every_limit(engine) -> None:  # type: ignore[no-untyped-def]
