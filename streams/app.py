@@ -34,7 +34,6 @@ streams/quarantine.py), so the rest of the partition moves on.
 """
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +45,7 @@ from models.settings import Settings
 from streams.batching import worker_batches
 from streams.failures import retry_transient
 from streams.fetching import FetchingApp
+from streams.hard_stop import exit_now
 from streams.metrics import LagProbe, WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.probe_agents import install as install_probes
@@ -71,22 +71,13 @@ RELAY_STOP_SECONDS = 10.0
 RELAY_WATCH_SECONDS = 1.0
 
 
-def _exit_now(status: int, message: str, *, again: bool = True) -> None:
-    """Log ``message`` and leave at once with ``status``, the logs flushed first. ``again``: the
-    worker is to be started again (``sevflow run``, Kubernetes, Compose); nothing it did not
-    commit is lost."""
-    log.error("%s; exiting with status %d%s", message, status, " to be started again" * again)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(status)
-
-
 def _exit_stalled(waited: float) -> None:
     """A stalled consumer may not stop cleanly either (see streams/stall.py)."""
-    _exit_now(
+    exit_now(
         EXIT_STALLED,
         f"no record delivered for {waited:.0f}s while records wait on this worker's partitions "
         "(faust's consumer stalled, as after a broker outage)",
+        again=True,
     )
 
 
@@ -97,13 +88,13 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 def _exit_poisoned(problem: TooMuchPoison) -> None:
     """Without committing the record that crossed the limit (streams/quarantine.py)."""
-    _exit_now(EXIT_POISONED, str(problem), again=False)
+    exit_now(EXIT_POISONED, str(problem))
 
 
 def _leave(reason: str) -> None:
     """To be started again (streams/source_topics.py): faust's consumer may wait for ever to
     commit offsets of a deleted topic."""
-    _exit_now(EXIT_TOPIC_GONE, reason)
+    exit_now(EXIT_TOPIC_GONE, reason, again=True)
 
 
 class _WorkerApp(FetchingApp):

@@ -17,12 +17,24 @@ import os
 import threading
 from collections.abc import Callable
 
-__all__ = ["EXIT_STUCK", "HardStop"]
+__all__ = ["EXIT_STUCK", "HardStop", "exit_now"]
 
 log = logging.getLogger(__name__)
 
 #: The exit status of a process ended by :class:`HardStop` (EX_SOFTWARE).
 EXIT_STUCK = 70
+
+
+def exit_now(
+    status: int, message: str, *, again: bool = False, end: Callable[[int], object] = os._exit
+) -> None:
+    """Log ``message`` and leave at once with ``status``, the logs flushed first. ``again``: the
+    process is to be started again (``sevflow run``, Kubernetes, Compose); nothing it did not
+    commit is lost. The worker's ways out (streams/app.py) and :class:`HardStop` leave this way."""
+    log.error("%s; exiting with status %d%s", message, status, " to be started again" * again)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    end(status)
 
 
 class HardStop:
@@ -43,12 +55,5 @@ class HardStop:
         self._timer.start()
 
     def _fire(self) -> None:
-        log.error(
-            "%s still running %.0fs after it was asked to stop; exiting with status %d",
-            self._what,
-            self._seconds,
-            EXIT_STUCK,
-        )
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        self._end(EXIT_STUCK)
+        message = f"{self._what} still running {self._seconds:.0f}s after it was asked to stop"
+        exit_now(EXIT_STUCK, message, end=self._end)

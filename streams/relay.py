@@ -75,7 +75,8 @@ class RelaySettings:
 def event_id_of(value: bytes | None) -> str | None:
     """The ``event_id`` of a record of the events topic; None for a record that is no sevflow
     event (another producer's, a tombstone): the relay's recovery reads past it instead of
-    failing on it every round, which would stop every event's publication."""
+    failing on it every round, which would stop every event's publication. (Not
+    ``models.wire.json_object``: the relay's process loads no models, nor pydantic.)"""
     try:
         document = json.loads(value) if value is not None else None
     except (ValueError, UnicodeDecodeError, RecursionError):
