@@ -90,8 +90,7 @@ def narrows(text: str) -> bool:
     if matcher.op == "=":
         return matcher.value != ""
     if matcher.op == "=~":
-        assert matcher.pattern is not None
-        return not any(matcher.pattern.fullmatch(v) for v in ("", *_PROBES))
+        return not any(matcher.fullmatches(v) for v in ("", *_PROBES))
     return False
 
 

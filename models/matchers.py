@@ -8,11 +8,21 @@ boundaries). sevflow also lets a matcher test an annotation by prefixing its nam
 ``annotations.`` (a label name cannot contain a dot, so nothing is ambiguous); a runbook's matcher
 can test the incident's classification as ``classification.rule`` and the like
 (:mod:`models.runbooks`), which severity rules refuse: they decide the classification.
+
+Regular expressions are RE2's, as Alertmanager's are Go's (the same syntax, linear time): a
+pattern Alertmanager refuses, with a back-reference or a look-around, is refused here too, and a
+pattern such as ``(a+)+$`` costs time in proportion to the value it reads, where Python's
+backtracking ``re`` would take seconds on a 30-character label and stop every alert behind it.
+RE2's Python binding pays ~1 µs a match for its text conversion, so each matcher remembers its
+answers for the values it sees most (a severity rule reads the same few label values all day).
 """
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import re2
 
 __all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 
@@ -43,7 +53,9 @@ class Matcher:
     name: str
     op: Op
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = field(default=None, compare=False, repr=False)
+    """The compiled RE2 pattern of ``=~`` and ``!~``, anchored by :meth:`fullmatches`."""
+    _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def matches(self, labels: dict[str, str], annotations: dict[str, str]) -> bool:
         actual = value_of(self.name, labels, annotations)
@@ -51,9 +63,22 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        assert self.pattern is not None
-        found = self.pattern.fullmatch(actual) is not None
+        found = self.fullmatches(actual)
         return found if self.op == "=~" else not found
+
+    def fullmatches(self, text: str) -> bool:
+        """Whether the whole of ``text`` matches the regular expression (as Alertmanager anchors
+        it); answers are remembered for up to :data:`_REMEMBERED` short values, then forgotten at
+        once."""
+        known = self._seen.get(text)
+        if known is None:
+            assert self.pattern is not None
+            known = self.pattern.fullmatch(text) is not None
+            if len(text) <= _REMEMBERED_LENGTH:
+                if len(self._seen) >= _REMEMBERED:
+                    self._seen.clear()
+                self._seen[text] = known
+        return known
 
     def __str__(self) -> str:
         """The matcher as it is written: parsing this text gives the same matcher back."""
@@ -87,8 +112,20 @@ def _unquote(raw: str) -> str:
     return "".join(out)
 
 
+_REMEMBERED = 256
+_REMEMBERED_LENGTH = 128
+"""A matcher keeps the answers for up to 256 values of up to 128 characters: a label's usual
+values, and at most ~60 KB per matcher whatever the alerts carry."""
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the MatcherError below, not a C++ log line
+_RE2_OPTIONS.never_capture = True  # only whether it matches is asked
+
+
+@lru_cache(maxsize=1024)
 def parse_matcher(text: str) -> Matcher:
-    """Parse one matcher, e.g. ``severity=~"critical|page"``."""
+    """Parse one matcher, e.g. ``severity=~"critical|page"``; the same text gives the same matcher
+    (a maintenance window's matchers are read again for every alert)."""
     found = _MATCHER.match(text)
     if not found:
         raise MatcherError(f"not a matcher (name op value, op one of = != =~ !~): {text!r}")
@@ -96,7 +133,13 @@ def parse_matcher(text: str) -> Matcher:
     pattern = None
     if op in {"=~", "!~"}:
         try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise MatcherError(f"bad regular expression {value!r}: {exc}") from None
+            pattern = re2.compile(value, _RE2_OPTIONS)
+        except re2.error as exc:
+            raise MatcherError(f"bad regular expression {value!r}: {_reason(exc)}") from None
     return Matcher(name, op, value, pattern)  # type: ignore[arg-type]
+
+
+def _reason(exc: Exception) -> str:
+    """RE2's complaint as text: the binding raises it as bytes (``b'missing ): (a'``)."""
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)

@@ -1,5 +1,7 @@
 """Severity rules: Alertmanager matcher syntax, first match wins, the playbook's defaults."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,51 @@ def test_annotation_matcher() -> None:
 def test_bad_matchers_are_refused(text: str) -> None:
     with pytest.raises(MatcherError):
         parse_matcher(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('alertname=~"(?=Disk).*"', "invalid perl operator: (?="),  # look-ahead
+        ('alertname=~"(?<!Net)Down"', "invalid perl operator: (?<!"),  # look-behind
+        (r'alertname=~"(a)\\1"', r"invalid escape sequence: \1"),  # back-reference
+        ('alertname=~"("', "missing ): ("),
+    ],
+)
+def test_regexes_are_re2_like_alertmanagers(text: str, reason: str) -> None:
+    """What Go's regexp (Alertmanager's) refuses is refused, with RE2's reason as text."""
+    with pytest.raises(MatcherError) as refused:
+        parse_matcher(text)
+    assert str(refused.value).endswith(reason)
+
+
+def test_a_backtracking_regex_reads_a_long_value_in_linear_time() -> None:
+    """``(a+)+$`` against ``a…a!``: Python's re tries 2**n splits of the a's before failing (n=40
+    is hours); RE2 answers at once. Run apart, so that a regression fails here instead of hanging
+    the suite."""
+    check = (
+        "from models.matchers import parse_matcher\n"
+        "m = parse_matcher('alertname=~\"(a+)+$\"')\n"
+        "assert not m.matches({'alertname': 'a' * 40 + '!'}, {})\n"
+        "assert not m.matches({'alertname': 'a' * 100_000 + '!'}, {})\n"
+        "assert m.matches({'alertname': 'a' * 100_000}, {})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], timeout=60, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_matcher_remembers_few_and_short_values() -> None:
+    matcher = parse_matcher('team=~"pay.*"')
+    assert parse_matcher('team=~"pay.*"') is matcher  # parsed once per text
+    for i in range(1000):
+        assert matcher.matches({"team": f"payments-{i}"}, {})
+        assert not matcher.matches({"team": f"search-{i}"}, {})
+        assert len(matcher._seen) <= 256
+    long = "pay" + "x" * 200
+    assert matcher.fullmatches(long)
+    assert long not in matcher._seen
+    assert not matcher.fullmatches("x" + long)
+    assert "x" + long not in matcher._seen
 
 
 DEFAULTS = load_rules(None)
