@@ -34,6 +34,7 @@ from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
 from models.pagerduty_keys import escalation_key, incident_key, storm_key
 from models.severity import Severity
+from models.web_links import web_url
 from sinks.limits import (
     PAGERDUTY_DEDUP_KEY_MAX,
     PAGERDUTY_EVENT_MAX_BYTES,
@@ -210,18 +211,18 @@ def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
 
 
 def _links(incident: IncidentSnapshot, event: IncidentEvent) -> list[dict[str, str]]:
-    links = []
+    """The event's ``links``: only http(s) URLs (models.web_links), since whoever posts alerts
+    writes them and a responder clicks them in PagerDuty; anything else is left out (the
+    console's incident page shows it as text)."""
     runbook = incident.runbook
-    if runbook is not None and runbook.link:
-        links.append({"href": runbook.link, "text": f"Runbook: {runbook.title}"})
-    if incident.runbook_url:
-        links.append({"href": incident.runbook_url, "text": "Runbook"})
     generator = (event.alert.generator_url if event.alert else None) or incident.generator_url
-    if generator:
-        links.append({"href": generator, "text": "Source (generatorURL)"})
-    if incident.external_url:
-        links.append({"href": incident.external_url, "text": "Alertmanager"})
-    return links
+    candidates = [
+        (runbook.link if runbook is not None else None, f"Runbook: {runbook.title}" if runbook else ""),
+        (incident.runbook_url, "Runbook"),
+        (generator, "Source (generatorURL)"),
+        (incident.external_url, "Alertmanager"),
+    ]
+    return [{"href": href, "text": text} for url, text in candidates if (href := web_url(url))]
 
 
 def trigger_call(event: IncidentEvent) -> PagerDutyCall:

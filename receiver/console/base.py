@@ -23,6 +23,7 @@ from analytics.figures import ResponseTargets
 from models.access import Scope
 from models.clock import Clock
 from models.escalation import EscalationPolicy, playbook_policy
+from models.web_links import web_url
 from receiver.access import Credentials, Principal
 from receiver.console.actions import ApiRoutes, Forbidden
 from receiver.console.identity import ProxyTrust, identify
@@ -93,6 +94,7 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["remaining"] = format_remaining
     env.filters["duration"] = format_duration
+    env.filters["web_url"] = web_url  # a link only for http(s): text from alerts stays text
     return env
 
 

@@ -16,9 +16,10 @@ only ``http://`` and ``https://`` URLs are ever produced (the template escapes t
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from models.pagerduty_keys import incident_key
+from models.web_links import web_url
 
 __all__ = ["Link", "LinkSettings", "incident_links", "web_url"]
 
@@ -44,19 +45,6 @@ class Link:
     text: str
     url: str | None
     detail: str = ""
-
-
-def web_url(url: str | None) -> str | None:
-    """``url`` when it is an absolute http(s) URL with a host, else None (no ``javascript:``)."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url.strip()
 
 
 def incident_links(

@@ -19,13 +19,14 @@ from analytics.figures import ResponseTargets
 from models.access import ApiToken, Scope
 from models.incident import Command, Incident, LifecyclePolicy
 from models.severity import Severity
+from models.web_links import web_url
 from receiver.access import Credentials
 from receiver.callbacks import callback_routes
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.identity import ProxyTrust
-from receiver.console.links import LinkSettings, incident_links, web_url
+from receiver.console.links import LinkSettings, incident_links
 from receiver.console.session import COOKIE_NAME, SessionSigner
 from receiver.console.targets import (
     PolicyTargets,
@@ -47,6 +48,7 @@ READ = "read-secret-token"
 WRITE = "write-secret-token"
 NOW = T0 + timedelta(minutes=5)
 HOSTILE = "<script>alert(1)</script>"
+JS_URL = "javascript:alert(1)"
 
 
 @dataclass
@@ -76,6 +78,11 @@ async def _populate(url: str) -> dict[str, str]:
             [alert("Hostile", severity="warning", service="web", team=HOSTILE)]
         )
         ids["hostile"] = opened[0].incident_id
+        linked = alert("HostileLinks", severity="info", annotations={"runbook_url": JS_URL})
+        opened = await pipeline.process_alerts(
+            [linked.model_copy(update={"generator_url": JS_URL, "external_url": "ftp://am"})]
+        )
+        ids["hostile_links"] = opened[0].incident_id
     finally:
         await engine.dispose()
     return ids
@@ -253,6 +260,20 @@ def test_labels_and_titles_are_escaped(console: Console) -> None:
     assert HOSTILE not in page.text
     assert "team=&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_urls_from_alerts_are_links_only_when_http(console: Console) -> None:
+    """A runbook, generator or Alertmanager URL that is not http(s) is shown as text, never as an
+    href (the Content-Security-Policy would block a click on ``javascript:``; no link is safer)."""
+    _sign_in(console.client, READ)
+    page = console.client.get(f"/ui/incidents/{console.ids['hostile_links']}").text
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs  # the page's own links are there
+    assert not [h for h in hrefs if not h.startswith(("/", "http://", "https://"))], hrefs
+    assert page.count(JS_URL) == 3  # runbook, generator (twice: links and the alert) as text
+    assert "Alertmanager: <code>ftp://am</code>" in page
+    plain = console.client.get(f"/ui/incidents/{console.ids['hostile']}").text
+    assert '<a href="http://prometheus.test/graph">Alert source (generator)</a>' in plain
 
 
 def test_read_token_sees_no_buttons_and_cannot_act(console: Console) -> None:
