@@ -1,9 +1,12 @@
 """Every Alertmanager fixture (tests/fixtures/alertmanager) is accepted or refused as EXPECTED.md
 there says."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.alert import AlertRecord
@@ -208,3 +211,84 @@ def test_lone_surrogates_are_refused_naming_the_field() -> None:
         WebhookPayload.model_validate(document)
     with pytest.raises(ValidationError, match="Invalid JSON"):
         WebhookPayload.model_validate_json(b'{"version": "4", "receiver": "\\udc00"}')
+
+
+_TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
+_TIMES = st.one_of(
+    st.sampled_from(
+        ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "8999-12-31T23:59:59.999999+00:00"]
+    ),
+    st.datetimes(
+        min_value=datetime(1969, 12, 31), max_value=datetime(9000, 1, 2), timezones=st.timezones()
+    ).map(lambda t: t.isoformat()),
+)
+
+
+def _around(limit: int) -> st.SearchStrategy[str]:
+    """Short texts, and texts of about ``limit`` characters (both sides of a length limit)."""
+    return st.one_of(_TEXT, st.text(min_size=limit - 2, max_size=limit + 2))
+
+
+@st.composite
+def _payloads(draw: st.DrawFn) -> dict[str, object]:
+    def maybe(key: str, values: st.SearchStrategy[object]) -> dict[str, object]:
+        return {key: draw(values)} if draw(st.booleans()) else {}
+
+    alerts = [
+        {
+            "labels": draw(st.dictionaries(_TEXT, _TEXT, min_size=1, max_size=4)),
+            "startsAt": draw(_TIMES),
+            **maybe("annotations", st.dictionaries(_TEXT, _TEXT, max_size=3)),
+            **maybe("endsAt", _TIMES),
+            **maybe("status", st.sampled_from(["firing", "resolved"])),
+            **maybe("generatorURL", _TEXT),
+            **maybe("fingerprint", _around(64)),
+        }
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    return {
+        "version": "4",
+        "status": draw(st.sampled_from(["firing", "resolved"])),
+        "receiver": draw(_around(255)),
+        "alerts": alerts,
+        **maybe("groupKey", _TEXT),
+        **maybe("groupLabels", st.dictionaries(_TEXT, _TEXT, max_size=3)),
+        **maybe("externalURL", _TEXT),
+        **maybe("truncatedAlerts", st.integers(0, 2**64)),
+    }
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_payloads())
+def test_records_built_without_validation_are_what_validation_builds(
+    document: dict[str, object],
+) -> None:
+    """``to_records`` builds each record trusting the payload's validation: on any payload the
+    payload's validation accepts, validating the record's values builds the same record, and
+    the same bytes on the wire."""
+    try:
+        payload = WebhookPayload.model_validate_json(json.dumps(document))
+    except ValidationError:
+        return  # refused (422): no record is built
+    for record in to_records(payload, NOW):
+        checked = AlertRecord.model_validate(dict(record.__dict__))
+        assert checked == record
+        assert checked.to_bytes() == record.to_bytes()
+        assert AlertRecord.from_bytes(record.to_bytes()) == record
+
+
+def test_an_alert_of_every_kind_of_hostile_value_passes_both_ways() -> None:
+    """The payload's refusals cover the record's: each hostile value is refused by the payload."""
+    for field, value in [
+        ("fingerprint", "x" * 65),
+        ("fingerprint", "a\x00b"),
+        ("generatorURL", "a\x00"),
+        ("startsAt", "1969-12-31T23:59:59Z"),
+        ("startsAt", "9000-01-01T00:00:00Z"),
+        ("endsAt", "1969-12-31T23:59:59Z"),
+        ("startsAt", "2026-01-01T00:00:00"),  # no time zone
+    ]:
+        document = base_document()
+        document["alerts"][0][field] = value
+        with pytest.raises(ValidationError):
+            WebhookPayload.model_validate_json(json.dumps(document))
