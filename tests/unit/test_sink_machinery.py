@@ -6,7 +6,7 @@ import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from models.events import EVENT_SCHEMA_VERSION, EventType
 from models.settings import Settings
 from models.severity import Severity
 from sinks.breaker import TRIAL_POLL, CircuitBreaker
-from sinks.errors import DeliveryError, classify_status, parse_retry_after
+from sinks.errors import RETRY_AFTER_MAX, DeliveryError, classify_status, parse_retry_after
 from sinks.metrics import SinkCollector
 from sinks.offsets import PendingOffsets
 from sinks.pacing import ChannelPacer
@@ -56,9 +56,27 @@ def test_status_classification(status: int, retryable: bool) -> None:
 
 
 def test_retry_after_parsing() -> None:
+    now = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC)
     assert parse_retry_after("30") == 30
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 30  # RFC 9110's date form
+    assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now) == 0  # in the past
+    assert parse_retry_after("-5") == 0
     assert parse_retry_after(None) is None
+    for unreadable in ("", "soon", "nan", "inf", "-inf", "Wed, 99 Oct 2015 07:28:00 GMT"):
+        assert parse_retry_after(unreadable, now) is None, unreadable
+
+
+@pytest.mark.parametrize("value", ["86400", "1e308", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_vendors_retry_after_pauses_a_sink_for_minutes_at_most(value: str) -> None:
+    """A hostile or misconfigured ``Retry-After`` must not hold every page of the sink for a day,
+    or for ever (``inf`` read as a float did: each later call failed "circuit open past the retry
+    deadline" at once)."""
+    assert parse_retry_after(value) == RETRY_AFTER_MAX == 300
+    breaker = CircuitBreaker(failures_to_open=5, cooldown=30)
+    breaker.throttle(0.0, parse_retry_after(value) or 0.0)
+    assert breaker.acquire(0.0) == 300
+    assert breaker.acquire(300.0) == 0
 
 
 async def test_retries_until_success_on_the_clock() -> None:
