@@ -14,7 +14,7 @@ Matchers use the same Alertmanager syntax as the severity rules. Nothing here re
 from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from models.alert import AlertRecord, RecordPosition
 from models.incident import (
@@ -55,11 +55,13 @@ class MaintenanceWindow(BaseModel):
 
     @field_validator("matchers")
     @classmethod
-    def _parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _parse(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         for text in value:
             try:
                 matcher = parse_matcher(text)
             except MatcherError as exc:
+                if info.context and info.context.get(STORED):
+                    continue  # read back: see stored_window
                 raise ValueError(str(exc)) from None
             if matcher.name.startswith("classification."):
                 # (a runbook's matcher name: a window holds alerts before they are classified)
@@ -75,10 +77,39 @@ class MaintenanceWindow(BaseModel):
         return self
 
     def covers(self, labels: dict[str, str], annotations: dict[str, str], at: datetime) -> bool:
-        """True when the window is active at ``at`` and every matcher matches."""
+        """True when the window is active at ``at`` and every matcher matches; never for a window
+        with a matcher that no longer reads (:meth:`unreadable`)."""
         if not self.starts_at <= at < self.ends_at:
             return False
-        return all(parse_matcher(m).matches(labels, annotations) for m in self.matchers)
+        try:
+            return all(parse_matcher(m).matches(labels, annotations) for m in self.matchers)
+        except MatcherError:
+            return False
+
+    def unreadable(self) -> list[str]:
+        """Why each of the window's matchers that no longer reads does not (empty for a window
+        made now): one stored by an earlier sevflow whose regular expression RE2 refuses, such
+        as a look-ahead Python's ``re`` accepted (:func:`stored_window`)."""
+        problems = []
+        for text in self.matchers:
+            try:
+                parse_matcher(text)
+            except MatcherError as exc:
+                problems.append(str(exc))
+        return problems
+
+
+#: Validation context of a window read back from the store (:func:`stored_window`).
+STORED = "stored"
+
+
+def stored_window(document: str | bytes) -> MaintenanceWindow:
+    """A window as the store holds it. One made by an earlier sevflow may carry a matcher that
+    no longer reads (matchers became RE2's, as Alertmanager's): refused, it would stop every
+    transaction that reads the windows (each alert of the batch, quarantined) and keep the
+    operator from listing or ending it. Read, it holds nothing (:meth:`MaintenanceWindow.covers`),
+    its alerts are handled as if it did not exist, and it can be listed and ended."""
+    return MaintenanceWindow.model_validate_json(document, context={STORED: True})
 
 
 def narrows(text: str) -> bool:

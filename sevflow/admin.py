@@ -91,7 +91,12 @@ def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
         if window.starts_at <= now < window.ends_at
         else ("ended" if window.ends_at <= now else "planned")
     )
-    return window.model_dump(mode="json") | {"state": state}
+    unreadable = window.unreadable()
+    return (
+        window.model_dump(mode="json")
+        | {"state": state}
+        | ({"unreadable": unreadable} if unreadable else {})
+    )
 
 
 async def create_window(

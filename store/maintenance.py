@@ -1,5 +1,6 @@
 """Maintenance windows in the store, and the alerts they hold."""
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -7,12 +8,17 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.incident import AlertState
-from models.maintenance import MaintenanceWindow
+from models.maintenance import MaintenanceWindow, stored_window
 from store.db import reader
 from store.incidents import alert_from_row
 from store.schema import alerts, maintenance_windows
 
 __all__ = ["MaintenanceStore"]
+
+log = logging.getLogger(__name__)
+
+#: Windows already said to hold nothing (:func:`_warn_unreadable`), by id: said once a process.
+_WARNED: set[str] = set()
 
 # Read in every worker transaction: built once (a statement built per call costs more than the
 # query on an empty table, its cache key computed again each time).
@@ -50,7 +56,7 @@ class MaintenanceStore:
                     select(maintenance_windows.c.document).where(maintenance_windows.c.id == window_id)
                 )
             ).scalar_one_or_none()
-        return MaintenanceWindow.model_validate_json(document) if document else None
+        return stored_window(document) if document else None
 
     async def overlapping(
         self, start: datetime, end: datetime, conn: AsyncConnection | None = None
@@ -68,7 +74,10 @@ class MaintenanceStore:
                 documents = (await own.execute(_OVERLAPPING, bounds)).scalars().all()
         else:
             documents = (await conn.execute(_OVERLAPPING, bounds)).scalars().all()
-        return [MaintenanceWindow.model_validate_json(d) for d in documents]
+        windows = [stored_window(d) for d in documents]
+        for window in windows:
+            _warn_unreadable(window)
+        return windows
 
     async def listing(self, *, since: datetime | None = None) -> list[MaintenanceWindow]:
         """Windows ending after ``since`` (all when None), by start."""
@@ -77,7 +86,7 @@ class MaintenanceStore:
             query = query.where(maintenance_windows.c.ends_at > since)
         async with self._reader.connect() as conn:
             documents = (await conn.execute(query)).scalars().all()
-        return [MaintenanceWindow.model_validate_json(d) for d in documents]
+        return [stored_window(d) for d in documents]
 
     async def end(
         self, window_id: str, at: datetime, conn: AsyncConnection | None = None
@@ -94,7 +103,7 @@ class MaintenanceStore:
         ).scalar_one_or_none()
         if document is None:
             return None
-        window = MaintenanceWindow.model_validate_json(document)
+        window = stored_window(document)
         if window.ends_at <= at:
             return window, False
         window = window.model_copy(update={"ends_at": max(at, window.starts_at)})
@@ -128,3 +137,20 @@ class MaintenanceStore:
                 .where(maintenance_windows.c.id == window_id)
                 .values(released_at=at)
             )
+
+
+def _warn_unreadable(window: MaintenanceWindow) -> None:
+    """Say once, as an error, that an active window holds nothing since a matcher no longer reads
+    (models.maintenance.stored_window): its alerts page as if it did not exist."""
+    if window.id in _WARNED:
+        return
+    problems = window.unreadable()
+    if problems:
+        _WARNED.add(window.id)
+        log.error(
+            "maintenance window %s holds nothing: %s; its alerts are handled as if it did not "
+            "exist (end it with `sevflow maintenance end %s` and add it again with RE2 matchers)",
+            window.id,
+            "; ".join(problems),
+            window.id,
+        )

@@ -172,6 +172,9 @@ async def _list(
             ),
             file=out,
         )  # fmt: skip
+    for w in windows:
+        for problem in w.unreadable():
+            print(f"{w.id}: holds nothing, a matcher no longer reads: {problem}", file=out)
     announced = await NoticeStore(engine).states([w.id for w in windows])
     for w in windows:
         for kind, status in announced.get(w.id, []):

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from models.events import EventType
 from models.incident import LifecyclePolicy
 from models.maintenance import MaintenanceWindow, covering_window, released_record
+from sevflow.admin import window_json
 from sevflow.commands.maintenance import parse_when
 from store.incidents import IncidentStore
 from store.maintenance import MaintenanceStore
@@ -327,3 +328,36 @@ async def test_a_release_is_checked_again_and_keeps_the_alerts_position(engine) 
     (resolved,) = await pipeline.process_alerts([behind], [RecordPosition(0, 1)])
     assert (resolved.type, resolved.incident_id) == (EventType.ALERT_RESOLVED, opened.incident_id)
     assert resolved.incident.alerts_firing == 0
+
+
+async def test_a_window_stored_with_a_matcher_that_no_longer_reads_holds_nothing(  # type: ignore[no-untyped-def]
+    engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A look-ahead was a valid matcher while matchers were Python's ``re``; RE2 (Alertmanager's
+    syntax) refuses it. Such a window, already in the store, must not stop the worker's batches:
+    it holds nothing, is said once, and can be listed and ended."""
+    with pytest.raises(ValidationError, match="bad regular expression"):
+        WINDOW.model_validate(WINDOW.model_dump() | {"matchers": ('service=~"(?!search).*"',)})
+    old_id = f"mw_old_{engine.dialect.name}"  # (said once a process: one id per back end)
+    old = MaintenanceWindow.model_construct(
+        **(WINDOW.model_dump() | {"id": old_id, "matchers": ('service=~"(?!search).*"',)})
+    )
+    windows = MaintenanceStore(engine)
+    await windows.add(old)
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    during = T0 + timedelta(minutes=10)
+    with caplog.at_level("ERROR", logger="store.maintenance"):
+        first = await pipeline.process_alerts([alert("CheckoutDown", service="checkout", at=during)])
+        again = await pipeline.process_alerts([alert("PayDown", service="payments", at=during)])
+    assert [e.type for e in first + again] == [EventType.OPENED, EventType.OPENED]  # not held
+    said = [r.getMessage() for r in caplog.records if old_id in r.getMessage()]
+    assert len(said) == 1
+    assert "holds nothing" in said[0]
+    assert "invalid perl operator: (?!" in said[0]
+    (listed,) = await windows.listing()
+    assert listed.unreadable() == ["bad regular expression '(?!search).*': invalid perl operator: (?!"]
+    assert window_json(listed, during)["unreadable"] == listed.unreadable()
+    assert "unreadable" not in window_json(WINDOW, during)
+    ended = await windows.end(old_id, during)
+    assert ended is not None
+    assert ended[1] is True
