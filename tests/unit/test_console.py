@@ -567,3 +567,28 @@ def test_a_read_token_has_no_note_form(console: Console) -> None:
     )
     assert refused.status_code == 403
     assert console.commands.commands == []
+
+
+def test_the_maintenance_page_names_a_window_that_holds_nothing() -> None:
+    """A window stored with a matcher that no longer reads (models.maintenance.stored_window):
+    the admin API's ``unreadable`` is shown beside its matchers; other windows show nothing."""
+    from receiver.console.base import _environment
+
+    window = {
+        "id": "mw_old",
+        "matchers": ['service=~"(?!search).*"'],
+        "starts_at": "2026-12-07T00:00:00Z",
+        "ends_at": "2026-12-07T02:00:00Z",
+        "state": "active",
+        "comment": "",
+        "created_by": None,
+    }
+    unreadable = ["bad regular expression '(?!search).*': invalid perl operator: (?!"]
+    listing = {"windows": [window | {"unreadable": unreadable}, window | {"id": "mw_new"}]}
+    page = (
+        _environment()
+        .get_template("maintenance.html")
+        .render(prefix="/ui", user=None, csrf="c", flash=None, listing=listing)
+    )
+    assert page.count("Holds nothing") == 1
+    assert "invalid perl operator: (?!" in page
