@@ -133,6 +133,9 @@ def parse_matcher(text: str) -> Matcher:
     name, op, value = found["name"], found["op"], _unquote(text[found.end() :].rstrip())
     pattern = None
     if op in {"=~", "!~"}:
+        if _any_byte(value):
+            # RE2's \C matches one byte (half a character); Go's regexp, Alertmanager's, refuses it.
+            raise MatcherError(f"bad regular expression {value!r}: invalid escape sequence: \\C")
         try:
             pattern = re2.compile(value, _RE2_OPTIONS)
         except re2.error as exc:
@@ -144,3 +147,22 @@ def _reason(exc: Exception) -> str:
     """RE2's complaint as text: the binding raises it as bytes (``b'missing ): (a'``)."""
     reason = exc.args[0] if exc.args else exc
     return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _any_byte(pattern: str) -> bool:
+    """Whether ``pattern`` uses the escape ``\\C`` (not a literal backslash followed by C, nor
+    text quoted between ``\\Q`` and ``\\E``)."""
+    index, end = 0, len(pattern)
+    while index < end - 1:
+        if pattern[index] != "\\":
+            index += 1
+            continue
+        following = pattern[index + 1]
+        if following == "C":
+            return True
+        if following == "Q":  # literal text up to \E (or the end)
+            closing = pattern.find("\\E", index + 2)
+            index = end if closing < 0 else closing + 2
+            continue
+        index += 2
+    return False

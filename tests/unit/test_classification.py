@@ -110,13 +110,14 @@ _REFERENCE = re.compile(
 )
 def test_matchers_split_as_the_grammar_says(text: str) -> None:
     """Name, operator and value as the grammar's one regular expression splits them: the text
-    reads as the same matcher as its reference split written without blanks, or both refuse."""
+    reads as the same matcher as its reference split written plainly, or both refuse."""
     expected = _REFERENCE.match(text)
     if expected is None:
         with pytest.raises(MatcherError, match="not a matcher"):
             parse_matcher(text)
         return
-    canonical = expected["name"] + expected["op"] + expected["value"]
+    # (One blank after the operator: "_=" then "~" must not read as "_=~".)
+    canonical = expected["name"] + expected["op"] + " " + expected["value"]
     assert _outcome(text) == _outcome(canonical)
 
 

@@ -24,6 +24,14 @@ PATTERNS = [
     ".+",
     r"\Qa.b\E",
     "x*|y",
+    "(?s)a.b",
+    "(?U)a+",
+    r"a\z",
+    "[[:word:]]+",
+    r"\x{263a}",
+    r"\p{Greek}+",
+    r"\\C",
+    r"\Q\C\E",
 ]
 VALUES = [
     "critical",
@@ -46,6 +54,10 @@ VALUES = [
     "axb",
     "xxx",
     "y",
+    "a_1",
+    "\u263a",
+    "αβγ",
+    "\\C",
     "",
 ]
 
@@ -100,7 +112,9 @@ def test_a_value_matches_the_patterns_alertmanager_matches(routing_tree: Path, v
     assert ours == by_alertmanager
 
 
-@pytest.mark.parametrize("pattern", ["(?=a)b", "a(?!b)", "(?<=a)b", r"(a)\1", "(", "a{2,1}", "x**"])
+@pytest.mark.parametrize(
+    "pattern", ["(?=a)b", "a(?!b)", "(?<=a)b", r"(a)\1", "(", "a{2,1}", "x**", r"\C", r"a\Cb"]
+)
 def test_what_alertmanager_refuses_is_refused(tmp_path: Path, pattern: str) -> None:
     config = tmp_path / "alertmanager.yml"
     matcher = f"x=~{_quoted(pattern)}".replace("'", "''")
