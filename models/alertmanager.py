@@ -51,6 +51,7 @@ from models.alert import (
 )
 from models.fingerprint import fingerprint
 from models.trusted import trusted
+from models.wire import lone_surrogate_at
 
 __all__ = [
     "MAX_ALERTS",
@@ -75,25 +76,6 @@ MAX_LABELS = 1_000
 
 #: ``truncatedAlerts`` is a Go ``uint64``.
 _MAX_UINT64 = 2**64 - 1
-
-
-def _surrogate_at(value: object, path: str) -> str | None:
-    """The path of the first string (key or value) that is not valid UTF-8, if any."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "(body)"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if (found := _surrogate_at(key, where)) or (found := _surrogate_at(item, where)):
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _surrogate_at(item, f"{path}.{index}" if path else str(index)):
-                return found
-    return None
 
 
 def _label_set(value: dict[str, str]) -> dict[str, str]:
@@ -165,7 +147,7 @@ class WebhookPayload(_Wire):
         # The JSON parser already refuses lone surrogates (400); Python callers can still pass them,
         # and such a string could never be encoded for Kafka. (An "after" check: a "before" one
         # would make pydantic build Python objects from every JSON body first.)
-        if info.mode == "python" and (where := _surrogate_at(self.model_dump(by_alias=True), "")):
+        if info.mode == "python" and (where := lone_surrogate_at(self.model_dump(by_alias=True))):
             raise ValueError(f"{where}: must be valid UTF-8 (lone surrogate)")
         return self
 

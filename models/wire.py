@@ -5,7 +5,11 @@ making, write: the worker (alerts, commands, probe results), the sinks and the a
 (incident events). Each refuses what it cannot read, with words an operator can act on, and never
 raises on it: a record that raises stops its reader again at every restart. This is their one
 reading of the bytes, so what one of them learnt holds for all (JSON nested a few kilobytes deep
-makes ``json.loads`` raise ``RecursionError``, not ``ValueError``).
+makes ``json.loads`` raise ``RecursionError``, not ``ValueError``; a ``\\ud800`` escape makes it
+return a string no UTF-8 text can hold, which fails later, wherever it is encoded: in a
+transaction, in a Kafka record, in a log line).
+
+:func:`read_json` is the same reading for the JSON bodies the receiver's endpoints take.
 """
 
 import json
@@ -14,20 +18,70 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["json_object", "newer_version", "problems"]
+__all__ = [
+    "NotJson",
+    "json_object",
+    "lone_surrogate_at",
+    "newer_version",
+    "problems",
+    "read_json",
+]
+
+
+class NotJson(ValueError):
+    """Bytes that are not JSON text sevflow can read; the message says why, never a value."""
+
+
+def read_json(raw: bytes | str) -> Any:
+    """``json.loads(raw)``, or :class:`NotJson` worded "not JSON", "JSON nested too deeply" or
+    "not valid UTF-8: a lone surrogate in <where>" (``labels.x``: the key or value that holds
+    it)."""
+    try:
+        document = json.loads(raw)
+    except ValueError:  # (UnicodeDecodeError and JSONDecodeError are both)
+        raise NotJson("not JSON") from None
+    except RecursionError:  # (json.loads recurses once per level)
+        raise NotJson("JSON nested too deeply") from None
+    # Only a \uXXXX escape can make one (bytes are decoded strictly); sevflow's own writers
+    # escape nothing but control characters, so the walk is rare.
+    escaped = b"\\u" in raw if isinstance(raw, bytes) else "\\u" in raw
+    if escaped and (where := lone_surrogate_at(document)) is not None:
+        raise NotJson(f"not valid UTF-8: a lone surrogate in {where}")
+    return document
+
+
+def lone_surrogate_at(value: object, path: str = "") -> str | None:
+    """Where the first string (a key or a value) of ``value`` that is not valid UTF-8 is, as a
+    dotted path ("the document" for ``value`` itself), or None. The path's keys are written
+    printable (a surrogate as ``\\udc80``) and cut at 64 characters: the path is shown."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "the document"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key).encode("utf-8", "backslashreplace").decode()[:64]
+            where = f"{path}.{name}" if path else name
+            if (found := lone_surrogate_at(key, where)) or (found := lone_surrogate_at(item, where)):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := lone_surrogate_at(item, f"{path}.{index}" if path else str(index)):
+                return found
+    return None
 
 
 def json_object(raw: bytes | None) -> dict[str, Any] | str:
     """The JSON object ``raw`` holds, or what is wrong with it: "empty record", "not JSON",
-    "JSON nested too deeply" or "not a JSON object"."""
+    "JSON nested too deeply", "not valid UTF-8: a lone surrogate in <where>" or "not a JSON
+    object"."""
     if raw is None:
         return "empty record"
     try:
-        document = json.loads(raw)
-    except ValueError:  # (UnicodeDecodeError and JSONDecodeError are both)
-        return "not JSON"
-    except RecursionError:  # (json.loads recurses once per level)
-        return "JSON nested too deeply"
+        document = read_json(raw)
+    except NotJson as exc:
+        return str(exc)
     if not isinstance(document, dict):
         return "not a JSON object"
     return document

@@ -20,7 +20,6 @@ command is queued unchecked (the worker drops one for an unknown incident).
 """
 
 import hashlib
-import json
 import logging
 from datetime import datetime
 
@@ -35,6 +34,7 @@ from models.clock import Clock
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
 from models.notes import clean_note
+from models.wire import NotJson, read_json
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.callbacks.common import INCIDENT_ID, CommandSink
@@ -188,9 +188,9 @@ async def _read_words(request: Request) -> tuple[str, str, str | None] | Respons
     except ClientDisconnect:
         return error_response(400, "client_disconnected", "the body was not received in full")
     try:
-        words = _words(json.loads(raw))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return error_response(400, "invalid_json", "the body is not JSON")
+        words = _words(read_json(raw))
+    except NotJson as exc:
+        return error_response(400, "invalid_json", f"the body is {exc}")
     if isinstance(words, str):
         return error_response(422, "invalid_body", words)
     return words

@@ -17,7 +17,6 @@ audit log). The operations themselves are sevflow/admin.py's, shared with the CL
 Kafka or the store unreachable: 503 + Retry-After, as the rest of the receiver answers.
 """
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from starlette.routing import Route
 from models.clock import Clock
 from models.notes import clean_note
 from models.settings import Settings
+from models.wire import NotJson, read_json
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.errors import body_too_slow, error_response
@@ -80,9 +80,9 @@ async def _document(request: Request) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _Invalid("the body is not JSON") from None
+        document = read_json(body)
+    except NotJson as exc:
+        raise _Invalid(f"the body is {exc}") from None
     if not isinstance(document, dict):
         raise _Invalid("the body must be a JSON object")
     return document

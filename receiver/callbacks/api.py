@@ -6,7 +6,6 @@ resolve also ``root_cause``, ``fix``, ``follow_up``; an escalation requires ``{"
 An ``Idempotency-Key`` header makes a retry the same command (applied once).
 """
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from models.events import Actor
 from models.incident import RESOLUTION_DETAIL_MAX, RESOLUTION_DETAILS, Command
+from models.wire import NotJson, read_json
 from receiver.access import principal_of
 from receiver.callbacks.common import (
     INCIDENT_ID,
@@ -101,9 +101,9 @@ def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Respo
             return error_response(422, "invalid_body", 'expected {"to": "manager"}')
         return _Fields(episode=episode)
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the stack
-        return error_response(400, "invalid_json", "the body is not JSON")
+        document = read_json(body)
+    except NotJson as exc:
+        return error_response(400, "invalid_json", f"the body is {exc}")
     if not isinstance(document, dict) or not (
         document.get("by") is None or isinstance(document.get("by"), str)
     ):

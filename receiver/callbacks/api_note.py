@@ -9,7 +9,6 @@ one clean line (models/timeline_notes.py), 422 ``invalid_body`` when missing, em
 than :data:`models.timeline_notes.NOTE_TEXT_MAX` characters once cleaned.
 """
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from models.events import Actor
 from models.incident import Command
 from models.timeline_notes import NOTE_TEXT_MAX, note_text
+from models.wire import NotJson, read_json
 from receiver.access import principal_of
 from receiver.callbacks.common import (
     INCIDENT_ID,
@@ -82,9 +82,9 @@ def note_endpoint(context: CallbackContext) -> Callable[[Request], Awaitable[Res
 def _parse(body: bytes, episode: int | None) -> tuple[str, str | None, int | None] | Response:
     """The text, the ``by`` note and the episode, or the 400 / 422."""
     try:
-        document = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return error_response(400, "invalid_json", "the body is not JSON")
+        document = read_json(body) if body.strip() else None
+    except NotJson as exc:
+        return error_response(400, "invalid_json", f"the body is {exc}")
     if not isinstance(document, dict) or not isinstance(document.get("text"), str):
         return error_response(422, "invalid_body", 'expected {"text": "<the note>"}')
     raw = document["text"]

@@ -9,7 +9,6 @@ repeated 4xx, so an event sevflow does not act on (another account's too) is ans
 """
 
 import hashlib
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from models.events import Actor
 from models.incident import Command
 from models.pagerduty_keys import DEDUP_KEY_MAX, parse_key
+from models.wire import NotJson, read_json
 from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
@@ -61,10 +61,12 @@ class PagerDutyCallback:
             log.warning("pagerduty: refused a webhook with a bad or missing signature")
             return unauthorized()
         try:
-            document = json.loads(body)
+            document = read_json(body)
             event: dict[str, Any] = document["event"]
             event_type = str(event["event_type"])
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
+        except NotJson as exc:
+            return error_response(400, "invalid_payload", f"the body is {exc}")
+        except (KeyError, TypeError):
             return error_response(400, "invalid_payload", "expected a webhooks v3 {event: {...}}")
         command = self._command(event, event_type, request, body)
         if isinstance(command, Response):

@@ -7,7 +7,6 @@ anyone else gets an ephemeral refusal (:mod:`receiver.slack_callers`). Slack sho
 answer but 200, so refusals it should not show are 200 too.
 """
 
-import json
 import re
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,6 +17,7 @@ from starlette.responses import Response
 
 from models.events import Actor
 from models.incident import Command
+from models.wire import NotJson, read_json
 from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
@@ -68,8 +68,10 @@ class SlackCallback:
             return unauthorized()
         try:
             form = parse_qs(body.decode("utf-8"), strict_parsing=False)
-            payload = json.loads(form["payload"][0])
-        except (KeyError, IndexError, ValueError, UnicodeDecodeError, RecursionError):
+            payload = read_json(form["payload"][0])
+        except NotJson as exc:
+            return error_response(400, "invalid_payload", f"the form field payload is {exc}")
+        except (KeyError, IndexError, ValueError):  # (UnicodeDecodeError is one)
             return error_response(400, "invalid_payload", "expected a form field payload=<JSON>")
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return Response(status_code=200)  # other interactions are not ours to handle

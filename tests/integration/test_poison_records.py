@@ -1,9 +1,9 @@
-"""No record stops the pipeline: 1,000 good alerts with 3 poison records mixed in, written straight
+"""No record stops the pipeline: 1,000 good alerts with 5 poison records mixed in, written straight
 to the alerts topic (as an older receiver release or a hostile producer would), through a real
 worker on real Kafka, on SQLite and on PostgreSQL.
 
 The 1,000 are stored, each incident is published once on incident-events and paged once (the sinks
-role runs too, PagerDuty faked); the 3 are quarantined with their reason and original bytes,
+role runs too, PagerDuty faked); the 5 are quarantined with their reason and original bytes,
 listed by ``sevflow dlq list --quarantine`` and sent back by ``sevflow dlq replay --quarantine``
 (quarantined again: they are still poison); the worker keeps running and never logs a label value.
 """
@@ -69,6 +69,8 @@ def poison_records() -> list[tuple[bytes, bytes]]:
         (b"garbage", b"\xff{ not json at all"),
         (b"nul", nul.to_bytes()),
         (b"nested", b'{"labels": ' * 10_000),  # (json.loads raised RecursionError on it)
+        # (json.loads returned the label as a string no UTF-8 text holds: the batch's write failed)
+        (b"surrogate", nul.to_bytes().replace(b"\\u0000", b"\\ud800")),
     ]
 
 
@@ -164,7 +166,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         )
         wait_for(all_published, 60, "every event published")
         wait_for(lambda: len(triggers()) >= GROUPS, 60, f"every incident paged ({sinks.log})")
-        found = wait_for(lambda: (q := quarantined()) and len(q) >= 4 and q, 60, "4 quarantined")
+        found = wait_for(lambda: (q := quarantined()) and len(q) >= 5 and q, 60, "5 quarantined")
         commands = wait_for(
             lambda: asyncio.run(
                 read_json_topic(kafka_bootstrap, f"{prefix}-commands-quarantine", idle_polls=2)
@@ -175,7 +177,7 @@ def test_poison_is_quarantined_and_everything_else_flows(
         listing = sevflow_cli(env, "dlq", "list", "--quarantine")
         replay = sevflow_cli(env, "dlq", "replay", "--quarantine")
         assert replay.returncode == 0, replay.stderr
-        again = wait_for(lambda: (q := quarantined()) and len(q) >= 8 and q, 60, "replayed poison")
+        again = wait_for(lambda: (q := quarantined()) and len(q) >= 10 and q, 60, "replayed poison")
         assert worker.process is not None
         assert worker.process.poll() is None, "the worker stopped"
     finally:
@@ -196,8 +198,8 @@ def test_poison_is_quarantined_and_everything_else_flows(
     assert pages == Counter(dict.fromkeys(opened, 1))
     assert set(triggers()) == set(opened)
 
-    # The 4 are quarantined with where they were read, why, and their bytes.
-    assert len(found) == 4
+    # The 5 are quarantined with where they were read, why, and their bytes.
+    assert len(found) == 5
     assert {base64.b64decode(str(q["value"])) for q in found} == {v for _, v in poison}
     assert {base64.b64decode(str(q["key"])) for q in found} == {k for k, _ in poison}
     assert {q["error"] for q in found} == {"undecodable"}
@@ -206,16 +208,17 @@ def test_poison_is_quarantined_and_everything_else_flows(
     assert any(r.startswith("invalid alert record: fingerprint: ") for r in reasons), reasons
     assert any(r.startswith("invalid alert record: labels: ") for r in reasons), reasons
     assert "invalid alert record: JSON nested too deeply" in reasons
+    assert "invalid alert record: not valid UTF-8: a lone surrogate in labels.x" in reasons
     assert SECRET not in json.dumps([q["reason"] for q in found])
     [command] = commands
     assert command["source"]["topic"] == f"{prefix}-commands"  # type: ignore[index]
     assert command["error"] == "undecodable"
     # Listed, and replayed to the source topic (still poison, so quarantined again).
     assert listing.returncode == 0, listing.stderr
-    assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 4
+    assert sum(alerts_topic in line for line in listing.stdout.splitlines()) == 5
     assert sum(f"{prefix}-commands[" in line for line in listing.stdout.splitlines()) == 1
-    assert "replayed 5 quarantined records" in replay.stdout
-    assert len(again) == 8
+    assert "replayed 6 quarantined records" in replay.stdout
+    assert len(again) == 10
     log = worker.log.read_text()
     assert SECRET not in log
     assert "quarantined poison record" in log

@@ -450,3 +450,21 @@ async def test_the_admin_api_guards_maintenance_windows_and_records_the_token(
     assert (finished.action, finished.actor) == ("maintenance.ended", "admin-bot")
     unknown = await receiver.http.post("/api/maintenance/mw_nope/end", headers=admin)
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"matchers": ["service=~\\"\\ud800\\""], "end": "+1h"}',
+        b'{"matchers": ["service=\\"\\udfff\\""], "end": "+1h"}',
+        b'{"matchers": ["service=\\"db\\""], "end": "+1h", "comment": "\\ud800"}',
+        b'{"matchers": ["service=\\"db\\""], "end": "+1h", "by": "x\\udc80"}',
+        b'{"matchers": ["service=\\"db\\""], "end": "+1h\\ud800"}',
+    ],
+)
+async def test_the_admin_api_refuses_a_lone_surrogate_by_name(receiver: Receiver, body: bytes) -> None:
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}", "content-type": "application/json"}
+    refused = await receiver.http.post("/api/maintenance", content=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert "surrogate" in refused.json()["message"]
+    assert (await receiver.http.get("/api/maintenance", headers=admin)).json()["windows"] == []

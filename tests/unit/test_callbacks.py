@@ -713,3 +713,42 @@ async def test_api_escalates_to_the_manager_and_names_whom() -> None:
         assert refused.status_code == 422
         assert refused.json()["error"] == "invalid_body"
     assert unsigned.status_code == 401
+
+
+async def test_json_with_a_lone_surrogate_is_refused_by_name_everywhere() -> None:
+    """``json.loads`` reads a ``\\ud800`` escape as a string no UTF-8 text can hold: published in a
+    command it failed there (500), or further on. Each endpoint refuses it, naming where."""
+    publisher = CommandRecorder()
+    auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}
+    slack_payload = json.loads(
+        (FIXTURES / "slack" / "slackapi-bolt-python__block_actions_button_payload.json").read_text()
+    )
+    slack_payload["actions"][0].update({"action_id": "ack", "value": INCIDENT})
+    slack_payload["user"]["name"] = "x\ud800"
+    slack = f"payload={quote(json.dumps(slack_payload))}".encode()
+    pagerduty = json.loads(pd_body("acknowledged"))
+    pagerduty["event"]["agent"]["summary"] = "\udc00"
+    pd = json.dumps(pagerduty).encode()
+    async with client(publisher) as http:
+        answers = {
+            "api by": await http.post(
+                f"/api/incidents/{INCIDENT}/ack", content=b'{"by": "x\\ud800"}', headers=auth
+            ),
+            "api note": await http.post(
+                f"/api/incidents/{INCIDENT}/notes", content=b'{"text": "\\udfff"}', headers=auth
+            ),
+            "slack": await http.post(
+                "/callbacks/slack/interactivity", content=slack, headers=slack_headers(slack)
+            ),
+            "pagerduty": await http.post("/callbacks/pagerduty", content=pd, headers=pd_headers(pd)),
+        }
+    where = {
+        "api by": "by",
+        "api note": "text",
+        "slack": "user.name",
+        "pagerduty": "event.agent.summary",
+    }
+    for name, response in answers.items():
+        assert response.status_code == 400, (name, response.text)
+        assert f"lone surrogate in {where[name]}" in response.json()["message"], name
+    assert publisher.commands == []

@@ -109,6 +109,23 @@ def test_duplicate_keys_and_strings_json_can_smuggle_read_the_same_both_ways() -
         _same(raw.encode(), AlertRecord, ALERT_SCHEMA_VERSION, "alert record")
 
 
+@pytest.mark.parametrize(("what", "model", "supported", "valid"), _KINDS)
+def test_a_lone_surrogate_anywhere_is_refused_naming_where(
+    what: str, model: type[Any], supported: int, valid: bytes
+) -> None:
+    """pydantic's JSON parser refuses a ``\\ud800`` escape; ``json.loads`` returns it as a string
+    that fails wherever it is later encoded (a transaction, a Kafka record): the careful reading
+    refuses it too, so the record is quarantined instead of failing the batch."""
+    for change, where in [
+        (lambda d: d.update(extra={"deep": ["ok", "\ud800"]}), "extra.deep.1"),
+        (lambda d: d.update({"\udc00": 1}), "\\udc00"),
+    ]:
+        decoded = _same(_with(valid, change), model, supported, what)
+        assert decoded.refused == f"invalid {what}: not valid UTF-8: a lone surrogate in {where}"
+    labelled = _with(valid, lambda d: d.get("labels", d).update(instance="a\udfff"))
+    assert "lone surrogate" in str(_same(labelled, model, supported, what).refused)
+
+
 _JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
