@@ -13,8 +13,14 @@ Regular expressions are RE2's, as Alertmanager's are Go's (the same syntax, line
 pattern Alertmanager refuses, with a back-reference or a look-around, is refused here too, and a
 pattern such as ``(a+)+$`` costs time in proportion to the value it reads, where Python's
 backtracking ``re`` would take seconds on a 30-character label and stop every alert behind it.
-RE2's Python binding pays ~1 µs a match for its text conversion, so each matcher remembers its
-answers for the values it sees most (a severity rule reads the same few label values all day).
+RE2's Python binding pays 1-4 µs a match for the match object and character offsets it builds,
+where a matcher only asks yes or no: :meth:`Matcher.fullmatches` asks the compiled program itself
+(0.5 µs), and each matcher remembers its answers for the values it sees most (a severity rule
+reads the same few label values all day).
+
+A lone surrogate (a string no UTF-8 text can hold, which Python's JSON and YAML readers let
+through) is refused in a matcher, and read as U+FFFD in a label's value, as Go's JSON decoder reads it
+for Alertmanager: the binding would raise ``UnicodeEncodeError`` on either, through every caller.
 """
 
 import re
@@ -23,6 +29,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import re2
+from re2 import _re2
 
 __all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 
@@ -55,7 +62,8 @@ class Matcher:
     op: Op
     value: str
     pattern: Any = field(default=None, compare=False, repr=False)
-    """The compiled RE2 pattern of ``=~`` and ``!~``, anchored by :meth:`fullmatches`."""
+    """The compiled RE2 program (``re2._re2.RE2``) of ``=~`` and ``!~``, anchored at both ends by
+    :meth:`fullmatches`."""
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def matches(self, labels: dict[str, str], annotations: dict[str, str]) -> bool:
@@ -74,7 +82,9 @@ class Matcher:
         known = self._seen.get(text)
         if known is None:
             assert self.pattern is not None
-            known = self.pattern.fullmatch(text) is not None
+            encoded = _utf8(text)
+            found = self.pattern.Match(_ANCHOR_BOTH, encoded, 0, len(encoded))
+            known = found[0][0] >= 0
             if len(text) <= _REMEMBERED_LENGTH:
                 if len(self._seen) >= _REMEMBERED:
                     self._seen.clear()
@@ -118,6 +128,17 @@ _REMEMBERED_LENGTH = 128
 """A matcher keeps the answers for up to 256 values of up to 128 characters: a label's usual
 values, and at most ~60 KB per matcher whatever the alerts carry."""
 
+_ANCHOR_BOTH = _re2.RE2.Anchor.ANCHOR_BOTH
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate read as U+FFFD (Go's reading of such JSON)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused pattern is the MatcherError below, not a C++ log line
 _RE2_OPTIONS.never_capture = True  # only whether it matches is asked
@@ -127,6 +148,8 @@ _RE2_OPTIONS.never_capture = True  # only whether it matches is asked
 def parse_matcher(text: str) -> Matcher:
     """Parse one matcher, e.g. ``severity=~"critical|page"``; the same text gives the same matcher
     (a maintenance window's matchers are read again for every alert)."""
+    if _lone_surrogate(text):
+        raise MatcherError(f"not valid UTF-8 (a lone surrogate): {text!r}")
     found = _HEAD.match(text)
     if not found:
         raise MatcherError(f"not a matcher (name op value, op one of = != =~ !~): {text!r}")
@@ -137,7 +160,7 @@ def parse_matcher(text: str) -> Matcher:
             # RE2's \C matches one byte (half a character); Go's regexp, Alertmanager's, refuses it.
             raise MatcherError(f"bad regular expression {value!r}: invalid escape sequence: \\C")
         try:
-            pattern = re2.compile(value, _RE2_OPTIONS)
+            pattern = re2.compile(value, _RE2_OPTIONS)._regexp
         except re2.error as exc:
             raise MatcherError(f"bad regular expression {value!r}: {_reason(exc)}") from None
     return Matcher(name, op, value, pattern)  # type: ignore[arg-type]
@@ -147,6 +170,14 @@ def _reason(exc: Exception) -> str:
     """RE2's complaint as text: the binding raises it as bytes (``b'missing ): (a'``)."""
     reason = exc.args[0] if exc.args else exc
     return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _any_byte(pattern: str) -> bool:
