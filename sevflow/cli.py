@@ -202,12 +202,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    if (refused := _undecodable(sys.argv[1:] if argv is None else argv)) is not None:
+        print(refused, file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     settings = _load_settings()
     _configure_logging(settings)
     status = run_command(settings, args)
     assert status is not None, f"no command group has {args.command}"  # argparse chose one
     return status
+
+
+def _undecodable(argv: Sequence[str]) -> str | None:
+    """Why an argument is refused when it holds bytes that are not UTF-8 (Python passes them on
+    as lone surrogates, which fail later, wherever the text is written: a window's comment in the
+    store, a command on Kafka)."""
+    for index, arg in enumerate(argv, 1):
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            return f"sevflow: argument {index} is not valid UTF-8 text: {_as_given(arg)}"
+    return None
+
+
+def _as_given(arg: str) -> str:
+    """The argument's bytes as given, those that are not UTF-8 written ``\\xff`` (Python decoded
+    each as a surrogate), at most 80 characters."""
+    try:
+        raw = arg.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # (a surrogate no byte makes: passed by a caller, not the OS)
+        raw = arg.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")[:80]
 
 
 def _configure_logging(settings: Settings) -> None:

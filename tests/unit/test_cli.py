@@ -48,6 +48,26 @@ def test_receiver_refuses_to_start_without_credentials() -> None:
     assert "SEVFLOW_WEBHOOK_TOKENS" in result.stderr
 
 
+def test_an_argument_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    """Python hands bytes it cannot decode on as lone surrogates; a window's comment holding one
+    failed in the store with pydantic's serializer error as the only message."""
+    env = {"SEVFLOW_DATA_DIR": str(tmp_path), "PATH": "", "LC_ALL": "C.UTF-8"}
+    assert run_cli("init-db", env=env).returncode == 0
+    args = [b"maintenance", b"add", b"-m", b'service="db"', b"--end", b"+1h", b"--comment", b"ok\xff"]
+    refused = subprocess.run(
+        [sys.executable.encode(), b"-m", b"sevflow", *args],
+        capture_output=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == b"sevflow: argument 8 is not valid UTF-8 text: ok\\xff\n"
+    listed = run_cli("maintenance", "list", env=env)
+    assert (listed.returncode, "db" in listed.stdout) == (0, False), listed.stderr
+
+
 def test_unsupported_database_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = run_cli("init-db", env={"SEVFLOW_DATABASE_URL": "mysql://u:secretpw@h/db", "PATH": ""})
     assert result.returncode == 2
