@@ -13,10 +13,19 @@ from testkit.local import free_port
 from testkit.local_http import local_get, local_post
 from testkit.processes import metric_sum, stop_process, wait_for
 
-__all__ = ["ALERTMANAGER", "AMTOOL", "Alertmanager"]
+__all__ = ["ALERTMANAGER", "AMTOOL", "Alertmanager", "amtool"]
 
 ALERTMANAGER = os.environ.get("SEVFLOW_ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 AMTOOL = os.environ.get("SEVFLOW_AMTOOL_BIN", shutil.which("amtool") or "/usr/bin/amtool")
+
+
+def amtool() -> str:
+    """amtool's path, for the tests that run it without an Alertmanager (routing trees, configs);
+    a missing one fails the test naming the package to install."""
+    path = shutil.which(AMTOOL)
+    if path is None:
+        raise AssertionError("amtool not found: install Debian's prometheus-alertmanager")
+    return path
 
 
 @dataclass

@@ -17,6 +17,7 @@ from models.settings import Settings
 from receiver.metrics import ReceiverMetrics
 from streams.escalation import EscalationMetrics
 from streams.metrics import WorkerMetrics
+from testkit.alertmanager import amtool
 from testkit.local import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -404,13 +405,6 @@ def test_rules_and_dashboard_read_only_metrics_sevflow_exports_or_owes() -> None
 
 
 # --- Alertmanager -------------------------------------------------------------------------------
-
-
-def amtool() -> str:
-    path = shutil.which("amtool")
-    if path is None:
-        raise AssertionError("amtool not found: install Debian's prometheus-alertmanager")
-    return path
 
 
 def routed_to(**labels: str) -> list[str]:

@@ -2,13 +2,13 @@
 anchoring, the same refusals. Alertmanager itself is the reference here: each pattern is a route
 of a routing tree that Debian's ``amtool config routes test`` walks for each value."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from models.matchers import MatcherError, parse_matcher
+from testkit.alertmanager import amtool
 
 PATTERNS = [
     "critical|page",
@@ -62,13 +62,6 @@ VALUES = [
 ]
 
 
-def _amtool() -> str:
-    path = shutil.which("amtool")
-    if path is None:
-        raise AssertionError("amtool not found: install Debian's prometheus-alertmanager")
-    return path
-
-
 def _quoted(value: str) -> str:
     """A matcher's value as Alertmanager reads it (the escapes of ``Matcher.__str__``)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -88,7 +81,7 @@ def routing_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"route:\n  receiver: none\n  routes:\n{routes}receivers:\n  - name: none\n{receivers}"
     )
     checked = subprocess.run(
-        [_amtool(), "check-config", str(path)], capture_output=True, text=True, check=False
+        [amtool(), "check-config", str(path)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return path
@@ -97,7 +90,7 @@ def routing_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("value", VALUES)
 def test_a_value_matches_the_patterns_alertmanager_matches(routing_tree: Path, value: str) -> None:
     routed = subprocess.run(
-        [_amtool(), "config", "routes", "test", f"--config.file={routing_tree}", f"x={_quoted(value)}"],
+        [amtool(), "config", "routes", "test", f"--config.file={routing_tree}", f"x={_quoted(value)}"],
         capture_output=True,
         text=True,
         check=False,
@@ -123,7 +116,7 @@ def test_what_alertmanager_refuses_is_refused(tmp_path: Path, pattern: str) -> N
         "receivers:\n  - name: none\n"
     )
     checked = subprocess.run(
-        [_amtool(), "check-config", str(config)], capture_output=True, text=True, check=False
+        [amtool(), "check-config", str(config)], capture_output=True, text=True, check=False
     )
     assert checked.returncode != 0, f"Alertmanager accepts {pattern!r}"
     with pytest.raises(MatcherError, match="bad regular expression"):
