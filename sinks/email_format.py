@@ -45,7 +45,9 @@ SUBJECT_MAX = 200
 #: Longest text taken from an alert or a caller into the body.
 FIELD_MAX = 2000
 _ADDRESS = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: What ``str.splitlines`` breaks at (the email policy refuses a header holding any: U+2028 in an
+#: alert's summary stopped the sink), with the other C0 and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.\-_]")
 #: ``In-Reply-To`` and ``References`` hold one msg-id here: parsed and folded as one (the default
 #: treats them as free text, and folds a long id into encoded words no client matches).
@@ -139,7 +141,7 @@ def _message(
     message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = subject
+    message["Subject"] = _CONTROL.sub(" ", subject)  # (a thread's subject read back from the log)
     message["Date"] = format_datetime(event.occurred_at.astimezone(UTC))
     message["Message-ID"] = message_id(event, sender)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies

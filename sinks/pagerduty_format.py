@@ -180,7 +180,7 @@ def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
         call,
         dedup_key=call.dedup_key[:DEDUP_KEY_MAX],
         summary=clip(call.summary, SUMMARY_MAX, _see(where)),
-        source=clip(call.source, PAGERDUTY_FIELD_MAX),
+        source=clip(call.source.strip() or "sevflow", PAGERDUTY_FIELD_MAX),
         payload=payload,
         links=links,
     )
@@ -228,10 +228,12 @@ def _links(incident: IncidentSnapshot, event: IncidentEvent) -> list[dict[str, s
 def trigger_call(event: IncidentEvent) -> PagerDutyCall:
     incident = event.incident
     labels = event.alert.labels if event.alert else {}
-    source = labels.get("instance") or (incident.services[0] if incident.services else "sevflow")
+    service = _text(*incident.services[:1])
+    source = _text(labels.get("instance"), service) or "sevflow"
     payload: dict[str, Any] = {
         "timestamp": incident.opened_at.isoformat(),
-        "class": labels.get("alertname") or (event.alert.rule if event.alert else incident.slug),
+        "class": _text(labels.get("alertname"), event.alert.rule if event.alert else None)
+        or incident.slug,
         "custom_details": {
             "incident_id": incident.id,
             "severity": str(incident.severity),
@@ -249,9 +251,9 @@ def trigger_call(event: IncidentEvent) -> PagerDutyCall:
         # The runbook matched when the incident opened, its commands filled: readable in
         # PagerDuty's alert details (fit() shortens it, visibly, like any detail).
         payload["custom_details"]["runbook"] = f"{incident.runbook.title}\n\n{incident.runbook.text}"
-    if incident.services:
-        payload["component"] = incident.services[0]
-    group = labels.get("namespace") or labels.get("cluster") or labels.get("job")
+    if service:
+        payload["component"] = service
+    group = _text(labels.get("namespace"), labels.get("cluster"), labels.get("job"))
     if group:
         payload["group"] = group
     call = PagerDutyCall(
@@ -264,6 +266,16 @@ def trigger_call(event: IncidentEvent) -> PagerDutyCall:
         links=_links(incident, event),
     )
     return fit(call, _where(incident.id))
+
+
+def _text(*candidates: str | None) -> str | None:
+    """The first candidate with more than blanks, stripped: PagerDuty refuses a blank source
+    ("'payload.source' is missing or blank", 400, which no retry cures), and a label of spaces
+    is no better a component, group or class."""
+    for candidate in candidates:
+        if candidate and (text := candidate.strip()):
+            return text
+    return None
 
 
 def _where(incident_id: str) -> str:

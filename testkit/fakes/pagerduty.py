@@ -156,7 +156,8 @@ class FakePagerDuty:
             if not isinstance(payload, dict):
                 return [*errors, "'payload' is missing or not an object"]
             for name in ("summary", "source", "severity"):
-                if not payload.get(name):
+                value = payload.get(name)
+                if not value or (isinstance(value, str) and not value.strip()):
                     errors.append(f"'payload.{name}' is missing or blank")
             if payload.get("severity") not in SEVERITIES:
                 errors.append("'payload.severity' is invalid (critical, error, warning, info)")

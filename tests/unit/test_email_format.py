@@ -66,6 +66,19 @@ def test_an_alerts_words_cannot_add_a_header_or_a_recipient() -> None:
     assert message["To"] == "security@example.com"
 
 
+@pytest.mark.parametrize("breaks", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x9f"])
+def test_every_line_break_python_knows_is_taken_out_of_the_subject(breaks: str) -> None:
+    """The email policy refuses a header that ``str.splitlines`` would split: U+2028 in an
+    alert's summary raised ValueError, which stopped the email sink at that event."""
+    event = escalated({"kind": "email", "to": "security@example.com"}, title=f"Disk{breaks}full")
+    message = contact_email(event, recipients(event), sender=SENDER, channel=None, thread=None)
+    assert message["Subject"].startswith("[SEV1] Security incident: Disk full (")
+    thread = Thread(root=str(message["Message-ID"]), subject=f"Disk{breaks}full", recipients=("a@b.c",))
+    (ack,) = IncidentStory(summary="x").fire()[:1]
+    assert reply_email(ack, thread, sender=SENDER, channel=None)["Subject"] == "Re: Disk full"
+    assert message.as_bytes()
+
+
 def test_a_reply_threads_on_the_opening_and_goes_to_everyone_emailed() -> None:
     story = IncidentStory()
     story.fire()

@@ -151,3 +151,19 @@ def test_status_page_name_and_bodies_fit_statuspage() -> None:
     assert create.body is not None
     assert create.body.startswith("We are investigating reports of iii")
     assert TRUNCATED in create.body
+
+
+def test_labels_of_blanks_never_make_a_blank_source_component_group_or_class() -> None:
+    """PagerDuty answers 400 "'payload.source' is missing or blank" (no retry cures it): an
+    ``instance`` of spaces was sent as the source, and the incident never paged."""
+    story = IncidentStory(
+        name=" ", service="  ", labels={"namespace": " \t", "cluster": "", "job": "  api  "}
+    )
+    every = frozenset(Severity)
+    (call,) = pagerduty_calls(story.fire(instance="   ")[0], paged=False, severities=every)
+    assert call.source == "sevflow"
+    assert (call.payload["group"], "component" in call.payload) == ("api", False)
+    assert call.payload["class"].strip()
+    named = IncidentStory(labels={"namespace": "shop"})
+    (call,) = pagerduty_calls(named.fire(instance=" db-1 ")[0], paged=False, severities=every)
+    assert (call.source, call.payload["component"], call.payload["group"]) == ("db-1", "api", "shop")
