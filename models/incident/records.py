@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+import unicodedata
 from datetime import timedelta
 
 from models.alert import AlertRecord, RecordPosition
@@ -34,8 +35,10 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def slugify(text: str, limit: int = 40) -> str:
-    """``HighErrorRate`` → ``high-error-rate``: lower case, digits and hyphens only."""
-    words = _CAMEL.sub("-", text)
+    """``HighErrorRate`` → ``high-error-rate``: lower case, digits and hyphens only; accented
+    letters lose their accents (``Ünïcödé`` → ``unicode``, where dropping them gave ``n-c-d``)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    words = _CAMEL.sub("-", plain)
     slug = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
     return slug[:limit].rstrip("-") or "alert"
 

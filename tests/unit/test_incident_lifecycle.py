@@ -331,6 +331,10 @@ def test_acknowledge_then_resolve_by_hand() -> None:
         ("API_Latency p95", "api-latency-p95"),
         ("KubePodCrashLooping", "kube-pod-crash-looping"),
         ("!!!", "alert"),
+        ("Ünïcödé", "unicode"),
+        ("DiskVollÄrger", "disk-voll-arger"),
+        ("\uff26\uff55\uff4c\uff4c", "full"),  # fullwidth
+        ("ОшибкаБазы", "alert"),
     ],
 )
 def test_slugify(text: str, slug: str) -> None:
