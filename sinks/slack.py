@@ -58,6 +58,7 @@ from sinks.slack_format import (
     resolution,
     runbook_messages,
     security_announcement,
+    unique_channel_name,
     update_line,
 )
 from sinks.slack_invites import invitees
@@ -67,7 +68,7 @@ __all__ = ["SlackSink"]
 
 log = logging.getLogger(__name__)
 
-#: Suffixes tried when a channel name is taken, before giving up (permanently).
+#: Numbered names tried when a channel name is taken, before the one with the incident's id.
 NAME_ATTEMPTS = 20
 _OPENING = (EventType.OPENED, EventType.REOPENED, EventType.SEVERITY_CHANGED)
 _REFRESH = (EventType.ACKNOWLEDGED, EventType.SEVERITY_CHANGED, EventType.REOPENED, EventType.RESOLVED)
@@ -212,8 +213,8 @@ class SlackSink:
     async def _create_channel(self, event: IncidentEvent) -> Result:
         private = is_security(event.incident)
         flag = {"private": "1"} if private else {}
-        for attempt in range(1, NAME_ATTEMPTS + 1):
-            name = channel_name(event.incident, attempt)
+        names = [channel_name(event.incident, n) for n in range(1, NAME_ATTEMPTS + 1)]
+        for name in [*names, unique_channel_name(event.incident)]:
             await self._effects.log.note(
                 self.name, str(event.event_id), "channel", {"trying": name, **flag}
             )
@@ -222,7 +223,7 @@ class SlackSink:
             except SlackError as error:
                 if error.code != "name_taken":
                     raise
-        raise DeliveryError(False, f"Slack conversations.create: {NAME_ATTEMPTS} names taken")
+        raise DeliveryError(False, f"Slack conversations.create: {NAME_ATTEMPTS + 1} names taken")
 
     async def _find_channel(self, event: IncidentEvent) -> Result | None:
         record = await self._effects.log.step(self.name, str(event.event_id), "channel")

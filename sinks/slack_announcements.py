@@ -21,7 +21,7 @@ from sinks.slack_text import (
     section,
 )
 
-__all__ = ["announcement", "channel_name", "escalation_notice", "resolution"]
+__all__ = ["announcement", "channel_name", "escalation_notice", "resolution", "unique_channel_name"]
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 _MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
@@ -29,9 +29,21 @@ _MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
 
 def channel_name(incident: IncidentSnapshot, attempt: int = 1) -> str:
     """``incident-YYYYMMDD-brief-description``; attempt 2, 3 … add ``-2``, ``-3`` (name taken)."""
+    return _named(incident, f"-{attempt}" if attempt > 1 else "")
+
+
+def unique_channel_name(incident: IncidentSnapshot) -> str:
+    """The name to try once the numbered ones are taken: the incident id's own part added
+    (``incident-20260115-alert-00154ec221c4828e``), which no other incident has. Twenty
+    incidents of one alert name in a day are a storm's ordinary day, and titles in a script
+    without Latin letters all read as ``alert``."""
+    own = _INVALID.sub("", incident.id.lower().removeprefix("inc_")) or "x"
+    return _named(incident, f"-{own[:32]}")
+
+
+def _named(incident: IncidentSnapshot, suffix: str) -> str:
     slug = _INVALID.sub("-", incident.slug.lower()).strip("-_") or "incident"
     base = re.sub(r"-{2,}", "-", f"incident-{incident.opened_at:%Y%m%d}-{slug}")
-    suffix = f"-{attempt}" if attempt > 1 else ""
     return base[: CHANNEL_NAME_MAX - len(suffix)].rstrip("-_") + suffix
 
 

@@ -13,7 +13,13 @@ formatters import them:
 * :mod:`sinks.slack_runbook`: the runbook for the incident's channel.
 """
 
-from sinks.slack_announcements import announcement, channel_name, escalation_notice, resolution
+from sinks.slack_announcements import (
+    announcement,
+    channel_name,
+    escalation_notice,
+    resolution,
+    unique_channel_name,
+)
 from sinks.slack_digest_format import digest, morning_digest
 from sinks.slack_runbook import RUNBOOK_SECTION_MAX, RUNBOOK_SECTIONS_PER_MESSAGE, runbook_messages
 from sinks.slack_security import is_security, private_channel_notice, security_announcement
@@ -53,5 +59,6 @@ __all__ = [
     "resolution",
     "runbook_messages",
     "security_announcement",
+    "unique_channel_name",
     "update_line",
 ]

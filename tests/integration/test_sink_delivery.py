@@ -323,6 +323,27 @@ async def test_slack_name_taken_gets_a_suffix(
     )
 
 
+async def test_slack_names_taken_twenty_times_end_with_the_incidents_own(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """The 21st incident of one alert name in a day was dead-lettered ("20 names taken"): no
+    channel, and no announcement in #incidents either."""
+    base = "incident-20260115-high-error-rate"
+    for name in [base, *(f"{base}-{n}" for n in range(2, 21))]:
+        fake_slack.add_channel(name)
+    events = IncidentStory().fire()
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    own = f"{base}-{events[0].incident_id.removeprefix('inc_')}"
+    assert fake_slack.created() == [own]
+    assert fake_slack.posts("incidents")[0]["text"].endswith(f"Updates in #{own}")
+
+
 async def test_slack_coalesces_updates_and_keeps_the_channel_rate(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:

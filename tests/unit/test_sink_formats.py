@@ -25,6 +25,7 @@ from sinks.slack_format import (
     escalation_notice,
     format_duration,
     resolution,
+    unique_channel_name,
     update_line,
 )
 from sinks.statuspage_format import (
@@ -215,6 +216,19 @@ def test_channel_name_is_a_valid_slack_name() -> None:
     taken = channel_name(opened.incident, 3)
     assert taken.endswith("-3")
     assert len(taken) <= 80
+
+
+def test_a_channel_name_taken_twenty_times_becomes_the_incidents_own() -> None:
+    """A script without Latin letters reads as ``alert``, and twenty incidents of one alert name
+    in a day take every numbered name: the incident's id makes the last name its own."""
+    _, opened = story(name="ОшибкаБазыДанных" * 10)
+    numbered = {channel_name(opened.incident, n) for n in range(1, 21)}
+    own = unique_channel_name(opened.incident)
+    assert own not in numbered
+    assert own.startswith("incident-20260115-alert-")
+    assert own.endswith(opened.incident.id.removeprefix("inc_"))
+    assert len(own) <= 80
+    assert all(c.islower() or c.isdigit() or c in "-_" for c in own)
 
 
 def test_channel_name_of_the_playbook() -> None:
