@@ -4,6 +4,7 @@ window), raise the severity, resolve an alert (starting the quiet period). :func
 decides, without the alert's classification, that a record changes nothing (a repeat, a stale
 copy), so the worker skips a repeat before it classifies it."""
 
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 
@@ -46,8 +47,13 @@ PUBLIC_ANNOTATIONS = ("summary_public", "impact", "resolved_text")
 
 
 def _public(annotations: dict[str, str], name: str) -> str | None:
-    value = annotations.get(name, "").strip()
-    return value or None
+    """An annotation written for the public status page: control characters (a bell, a line
+    break) read as blanks, and a text with nothing visible (blanks, zero-width spaces,
+    direction marks) is none, so the page's own words stand instead of an empty title."""
+    value = "".join(" " if unicodedata.category(c) == "Cc" else c for c in annotations.get(name, ""))
+    if all(unicodedata.category(c)[0] in "CZ" for c in value):
+        return None
+    return " ".join(value.split())
 
 
 #: Chooses the runbook of an incident from the alert that opens it (models.runbooks.RunbookSet).

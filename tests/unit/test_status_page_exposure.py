@@ -72,6 +72,20 @@ def test_the_public_annotations_are_shown_in_the_playbooks_sentences() -> None:
     )
 
 
+def test_public_words_with_nothing_visible_leave_the_pages_own_and_lose_their_controls() -> None:
+    """A title of a bell, a direction mark and a zero-width space showed as a blank title."""
+    story = IncidentStory(
+        service="checkout",
+        impact="\u200b\u2060 \t",
+        annotations={"summary_public": "\x07\u202e\u200b", "resolved_text": "Back\x07 to\nnormal"},
+    )
+    create, resolve = changes(story.fire() + story.resolve())
+    assert create.name == "Partial outage affecting Checkout"
+    assert create.body is not None
+    assert "reports of" not in create.body
+    assert resolve.body == "The issue has been resolved. Back to normal."
+
+
 def test_without_a_component_the_text_is_neutral() -> None:
     story = IncidentStory(service="ledger", impact=None)
     (create,) = changes(story.fire(), Components({"checkout": "Checkout"}))
