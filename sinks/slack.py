@@ -48,7 +48,7 @@ from sinks.slack_digests import MORNING_SCOPE, STORM_SCOPE, ListingPoster, team_
 from sinks.slack_format import (
     SlackMessage,
     announcement,
-    channel_name,
+    channel_names,
     coalesce,
     digest,
     escalation_notice,
@@ -58,7 +58,6 @@ from sinks.slack_format import (
     resolution,
     runbook_messages,
     security_announcement,
-    unique_channel_name,
     update_line,
 )
 from sinks.slack_invites import invitees
@@ -213,8 +212,7 @@ class SlackSink:
     async def _create_channel(self, event: IncidentEvent) -> Result:
         private = is_security(event.incident)
         flag = {"private": "1"} if private else {}
-        names = [channel_name(event.incident, n) for n in range(1, NAME_ATTEMPTS + 1)]
-        for name in [*names, unique_channel_name(event.incident)]:
+        for name in channel_names(event.incident, NAME_ATTEMPTS):
             await self._effects.log.note(
                 self.name, str(event.event_id), "channel", {"trying": name, **flag}
             )

@@ -21,7 +21,14 @@ from sinks.slack_text import (
     section,
 )
 
-__all__ = ["announcement", "channel_name", "escalation_notice", "resolution", "unique_channel_name"]
+__all__ = [
+    "announcement",
+    "channel_name",
+    "channel_names",
+    "escalation_notice",
+    "resolution",
+    "unique_channel_name",
+]
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 _MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
@@ -30,6 +37,12 @@ _MENTION = re.compile(r"^<@[UW][A-Z0-9]{6,}>$")
 def channel_name(incident: IncidentSnapshot, attempt: int = 1) -> str:
     """``incident-YYYYMMDD-brief-description``; attempt 2, 3 … add ``-2``, ``-3`` (name taken)."""
     return _named(incident, f"-{attempt}" if attempt > 1 else "")
+
+
+def channel_names(incident: IncidentSnapshot, numbered: int) -> list[str]:
+    """The names tried in turn while Slack answers ``name_taken``: ``numbered`` of
+    :func:`channel_name`, then :func:`unique_channel_name`."""
+    return [*(channel_name(incident, n) for n in range(1, numbered + 1)), unique_channel_name(incident)]
 
 
 def unique_channel_name(incident: IncidentSnapshot) -> str:

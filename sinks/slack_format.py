@@ -16,6 +16,7 @@ formatters import them:
 from sinks.slack_announcements import (
     announcement,
     channel_name,
+    channel_names,
     escalation_notice,
     resolution,
     unique_channel_name,
@@ -47,6 +48,7 @@ __all__ = [
     "SlackMessage",
     "announcement",
     "channel_name",
+    "channel_names",
     "coalesce",
     "digest",
     "escalation_notice",
