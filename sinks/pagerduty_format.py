@@ -26,12 +26,13 @@ PagerDuty refuses a larger event with 400 for good, and a SEV1 whose labels are 
 """
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from models.escalation import escalation_targets
 from models.events import EventType, IncidentEvent, IncidentSnapshot, IncidentState
+from models.fitting import capped, largest, longest, widest
 from models.pagerduty_keys import escalation_key, incident_key, storm_key
 from models.severity import Severity
 from models.web_links import web_url
@@ -105,57 +106,6 @@ def event_size(call: PagerDutyCall) -> int:
     return len(json.dumps(event))
 
 
-def _capped(value: Any, cap: int, keep: int | None) -> Any:
-    """``value`` with every text longer than ``cap`` cut (visibly), and each object / list past
-    its first ``keep`` entries replaced by a note of how many were left out."""
-    if isinstance(value, str):
-        return clip(value, cap)
-    if isinstance(value, Mapping):
-        items = list(value.items())
-        shown = {str(k): _capped(v, cap, keep) for k, v in items[:keep]}
-        if keep is not None and len(items) > keep:
-            shown["…"] = f"{len(items) - keep} more left out"
-        return shown
-    if isinstance(value, list):
-        kept = [_capped(v, cap, keep) for v in value[:keep]]
-        if keep is not None and len(value) > keep:
-            kept.append(f"… {len(value) - keep} more left out")
-        return kept
-    return value
-
-
-def _longest(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, Mapping):
-        return max((_longest(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return max((_longest(v) for v in value), default=0)
-    return 0
-
-
-def _widest(value: Any) -> int:
-    """The most entries any object or list in ``value`` has."""
-    if isinstance(value, Mapping):
-        return max([len(value), *(_widest(v) for v in value.values())])
-    if isinstance(value, list):
-        return max([len(value), *(_widest(v) for v in value)])
-    return 0
-
-
-def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
-    """The largest n in [low, high] with ``fits(n)`` (true up to some n, false beyond), if any."""
-    if not fits(low):
-        return None
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
 def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
     """``call`` within PagerDuty's limits (:mod:`sinks.limits`), cut visibly; ``where`` names
     where the whole incident is shown (``sevflow incidents show <id>``).
@@ -193,18 +143,18 @@ def fit(call: PagerDutyCall, where: str) -> PagerDutyCall:
         return replace(call, payload={**payload, "custom_details": value})
 
     def shortened(cap: int, keep: int | None = None) -> PagerDutyCall:
-        capped = _capped(details, cap, keep)
-        if isinstance(capped, dict):
-            return with_details({"truncated": note, **capped})
-        return with_details({"truncated": note, "details": capped})
+        capped_details = capped(details, cap, keep, clip)
+        if isinstance(capped_details, dict):
+            return with_details({"truncated": note, **capped_details})
+        return with_details({"truncated": note, "details": capped_details})
 
     def fits(candidate: PagerDutyCall) -> bool:
         return event_size(candidate) <= PAGERDUTY_EVENT_MAX_BYTES
 
-    cap = _largest(_DETAIL_MIN, max(_longest(details), _DETAIL_MIN), lambda n: fits(shortened(n)))
+    cap = largest(_DETAIL_MIN, max(longest(details), _DETAIL_MIN), lambda n: fits(shortened(n)))
     if cap is not None:
         return shortened(cap)
-    keep = _largest(0, _widest(details), lambda n: fits(shortened(_DETAIL_MIN, n)))
+    keep = largest(0, widest(details), lambda n: fits(shortened(_DETAIL_MIN, n)))
     if keep is not None:
         return shortened(_DETAIL_MIN, keep)
     return with_details({"truncated": note})
