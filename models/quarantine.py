@@ -19,7 +19,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["QuarantinedRecord", "SourcePosition"]
+__all__ = ["KEPT_BYTES_MAX", "QuarantinedRecord", "SourcePosition"]
+
+#: The most bytes of a record's key and value a quarantined record carries (base64 makes them a
+#: third larger): a quarantined record stays under Kafka's default record limit (1 MiB). A larger
+#: poison record was quarantined again and again, each write refused as too large, and the worker
+#: never moved past it.
+KEPT_BYTES_MAX = 700_000
 
 
 class SourcePosition(BaseModel):
@@ -46,6 +52,11 @@ class QuarantinedRecord(BaseModel):
     quarantined_at: datetime
     key: str | None = Field(default=None, description="The record's key bytes, base64.")
     value: str | None = Field(default=None, description="The record's value bytes, base64.")
+    kept: bool = Field(
+        default=True,
+        description="False when the record was too large to carry (over 700,000 bytes of key and "
+        "value): its bytes are then only on the source topic, at ``source``, for its retention.",
+    )
     quarantine_offset: int | None = Field(
         default=None, description="Position on the quarantine topic (read side)."
     )
@@ -60,6 +71,16 @@ class QuarantinedRecord(BaseModel):
         reason: str,
         now: datetime,
     ) -> "QuarantinedRecord":
+        size = len(key or b"") + len(value or b"")
+        if size > KEPT_BYTES_MAX:
+            return cls(
+                source=source,
+                error=error,
+                reason=f"{reason} (its {size} bytes are not kept here, too many for a quarantine "
+                f"record: they are at {source} for the topic's retention)",
+                quarantined_at=now,
+                kept=False,
+            )
         return cls(
             source=source,
             error=error,

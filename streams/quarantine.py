@@ -198,6 +198,12 @@ async def quarantine_replay_async(
         for r in await _read_all(settings, wait_seconds)
         if _matches(r, source) and (offsets is None or str(r.source) in offsets)
     ]
+    for record in chosen:
+        if not record.kept:
+            log.warning(
+                "not replaying %s: its bytes were too many to keep (%s)", record.source, record.reason
+            )
+    chosen = [r for r in chosen if r.kept]
     if not chosen:
         return 0
     producer = AIOKafkaProducer(

@@ -250,3 +250,40 @@ def test_more_poison_in_a_row_than_the_limit_stops_the_worker_loudly(
     found = asyncio.run(read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2))
     assert [q["source"]["offset"] for q in found] == [0, 1]  # type: ignore[index]
     assert "SEVFLOW_WORKER_POISON_LIMIT=2" in worker.log.read_text()
+
+
+def test_a_poison_record_too_large_to_carry_is_quarantined_without_its_bytes(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A poison record of 900,000 bytes, its base64 in a quarantined record over Kafka's record
+    limit, was written again and again, refused each time as too large: the worker never moved
+    past it. It is quarantined without its bytes, saying where they are, and the next alert
+    is stored."""
+    prefix = f"poisonhuge-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = role_env(kafka_bootstrap, prefix, url, tmp_path, topic_partitions="1")
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
+    huge = (b"huge", b"{" + b"x" * 900_000)
+    first_good = good_records(datetime.now(UTC))[:1]
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [huge, *first_good]))
+    engine = create_engine(normalise_url(url, asynchronous=False))
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        wait_for(lambda: stored_alerts(engine) == 1, 90, f"the alert after it stored ({worker.log})")
+        found = wait_for(
+            lambda: asyncio.run(
+                read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2)
+            ),
+            60,
+            "the huge record quarantined",
+        )
+    finally:
+        worker.stop()
+        engine.dispose()
+    [record] = found
+    assert (record["kept"], record["value"], record["key"]) == (False, None, None)
+    assert f"are at {prefix}-alerts[0]@0" in str(record["reason"])
