@@ -9,15 +9,20 @@ every text cut (visibly, "… (truncated)") to the one length that lets it fit, 
 annotations are too many even so, those past the first few left out and counted. The event keeps
 its id, type, times and every field; the alert's whole labels and annotations stay in the store
 (``sevflow incidents show``). Events of ordinary alerts, a few kilobytes, are never touched.
+
+Pure JSON, without pydantic: the outbox relay's process (which loads no models) fits a document
+stored before this rule by :func:`fitted_document` as it publishes it.
 """
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.events import IncidentEvent
 from models.fitting import capped, largest, longest, widest
 
-__all__ = ["EVENT_MAX_BYTES", "event_document"]
+if TYPE_CHECKING:
+    from models.events import IncidentEvent
+
+__all__ = ["EVENT_MAX_BYTES", "event_document", "fitted_document"]
 
 #: Half of Kafka's default record limit (``message.max.bytes``, 1 MiB): room for the record's
 #: key, headers and batch, and for brokers configured a little below the default.
@@ -28,9 +33,13 @@ _TEXT_MIN = 256
 _WIDE = ("labels", "annotations")
 
 
-def event_document(event: IncidentEvent) -> str:
+def event_document(event: "IncidentEvent") -> str:
     """The JSON document stored (and published) for ``event``: its own, or shrunk to fit."""
-    document = event.model_dump_json()
+    return fitted_document(event.model_dump_json())
+
+
+def fitted_document(document: str) -> str:
+    """``document`` (an event's JSON), or the same shrunk to :data:`EVENT_MAX_BYTES`."""
     if len(document) <= EVENT_MAX_BYTES // 4 or _size(document) <= EVENT_MAX_BYTES:
         return document  # (a character takes at most 4 bytes)
     return _fitted(json.loads(document))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from models.event_size import fitted_document
 from store.driver_outbox import DriverOutbox, OutboxRow
 
 if TYPE_CHECKING:  # (the relay's process never imports the settings: RelaySettings.of is the worker's)
@@ -252,7 +253,9 @@ class OutboxRelay:
         if not rows:
             return 0
         try:
-            await self._publisher.publish([(r.incident_id, r.document.encode()) for r in rows])
+            # (fitted: a document stored before events were bounded may be over Kafka's limit)
+            documents = [(r.incident_id, fitted_document(r.document).encode()) for r in rows]
+            await self._publisher.publish(documents)
             await self._mark([r.position for r in rows], now)
         except BaseException:
             # Kafka may hold the batch (a lost acknowledgement, a mark that failed after the
