@@ -22,7 +22,6 @@ probe keeps failing cannot hold the others back.
 """
 
 import asyncio
-import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -86,7 +85,7 @@ def _truthy(sample: object) -> bool:
         return False
     try:
         value = float(sample[1])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (an integer of 400 digits overflows)
         return False
     return value != 0 and not math.isnan(value)
 
@@ -100,12 +99,16 @@ async def _promql(
     try:
         response = await client.get(url, params={"query": expression}, timeout=wait_seconds)
         document = response.json()
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+    except (httpx.HTTPError, ValueError, RecursionError) as exc:
+        # (a proxy's page that is not UTF-8, a number of over 4,300 digits, JSON nested past
+        # the stack: each raised through the worker's timer and stopped the worker)
         return False, f"Prometheus failed: {type(exc).__name__}{f': {exc}' if str(exc) else ''}"
     if response.status_code != 200 or not isinstance(document, dict):
         error = document.get("error") if isinstance(document, dict) else None
         return False, f"Prometheus answered {response.status_code}{f': {error}' if error else ''}"
     data = document.get("data") or {}
+    if not isinstance(data, dict):
+        return False, "answered without a data object"
     kind, result = data.get("resultType"), data.get("result")
     if kind == "scalar":
         samples = [result]
@@ -164,7 +167,13 @@ class ProbeRunner:
 
     async def _one(self, incident: Incident, probe: Probe) -> ProbeResult:
         checked_at = self._clock()
-        ok, detail = await check(self._client, probe, self._timeout)
+        try:
+            ok, detail = await check(self._client, probe, self._timeout)
+        except Exception as exc:  # noqa: BLE001 (a check that cannot read an answer fails)
+            # What a service or Prometheus answers is not sevflow's to trust: an answer no check
+            # foresaw fails the probe (the incident stays open) instead of stopping the worker,
+            # whose next tick would probe it again.
+            ok, detail = False, f"the check could not read the answer: {type(exc).__name__}"
         result = ProbeResult.of(
             incident.id, incident.flaps, probe.name, ok, detail, checked_at, incident.quiet_since
         )

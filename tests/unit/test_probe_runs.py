@@ -2,16 +2,18 @@
 quiet incidents: incidents whose probe never passes cannot hold the others back, neither in the
 probe runner nor in the quiet timer."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from models.events import IncidentState
-from models.verification import ProbeResult, parse_probes
+from models.verification import Probe, ProbeResult, parse_probes
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
-from streams.probes import ProbeRunner, partition_of
+from streams.probes import ProbeRunner, check, partition_of
 from streams.quiet_scan import QuietScan
 from streams.rules import load_rules
 from testkit.fakes.clock import FakeClock
@@ -42,12 +44,15 @@ async def quiet_incidents(pipeline: Pipeline, count: int, service: str = "api") 
 
 
 def runner(
-    pipeline: Pipeline, published: list[ProbeResult], **options: object
+    pipeline: Pipeline,
+    published: list[ProbeResult],
+    answer: Callable[[httpx.Request], httpx.Response] = lambda _: httpx.Response(200),
+    **options: object,
 ) -> tuple[ProbeRunner, httpx.AsyncClient]:
     async def publish(result: ProbeResult) -> None:
         published.append(result)
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200)))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     clock = FakeClock(T0 + timedelta(minutes=2))
     return ProbeRunner(pipeline.store, PROBES, publish, clock.now, client, 2.0, **options), client  # type: ignore[arg-type]
 
@@ -105,3 +110,53 @@ async def test_incidents_stuck_without_a_pass_do_not_starve_the_quiet_timer(engi
         incident = await pipeline.store.get(incident_id)
         assert incident is not None
         assert incident.state is not IncidentState.RESOLVED
+
+
+_PROMQL = Probe(service="api", promql="up", prometheus_url="https://prometheus.example.com")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"\xff\xfe<html>login</html>", {"content-type": "application/json"}),  # not UTF-8
+        (b'{"status":"success","data":["x"]}', {}),  # data not an object
+        (
+            b'{"status":"success","data":{"resultType":"vector","result":[{"value":[1,'
+            + b"9" * 400
+            + b"]}]}}",
+            {},
+        ),
+        (b'{"status":"success","data":{"resultType":"scalar","result":[1,' + b"9" * 5000 + b"]}}", {}),
+        (b"[" * 100_000 + b"]" * 100_000, {}),  # nested past the stack
+    ],
+    ids=["not utf-8", "data a list", "a 400-digit value", "a 5,000-digit number", "nested"],
+)
+async def test_a_prometheus_answer_no_check_foresaw_fails_the_probe_not_the_worker(
+    body: bytes, headers: dict[str, str]
+) -> None:
+    """Each of these raised out of the PromQL check, through the worker's probe timer, and
+    stopped the worker; its next start probed the same incident again."""
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=body, headers=headers))
+    async with httpx.AsyncClient(transport=transport) as client:
+        ok, detail = await check(client, _PROMQL, 2.0)
+    assert not ok
+    assert detail.startswith("PromQL up ")
+
+
+async def test_a_check_that_raises_fails_its_probe_and_the_others_run(engine) -> None:  # type: ignore[no-untyped-def]
+    """Whatever a service answers that no check foresaw fails that probe: it raised through the
+    worker's timer before, stopping the worker, whose next tick probed the same incident again."""
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), POLICY, probes=PROBES)
+    ids = await quiet_incidents(pipeline, 3)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a transport nobody foresaw")
+
+    published: list[ProbeResult] = []
+    run, client = runner(pipeline, published, answer)
+    await run.run_once()
+    await client.aclose()
+    assert sorted(r.incident_id for r in published) == ids
+    assert {(r.ok, r.detail) for r in published} == {
+        (False, "the check could not read the answer: RuntimeError")
+    }
