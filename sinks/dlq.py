@@ -35,6 +35,7 @@ from store.db import async_engine
 from store.incidents import IncidentStore
 
 __all__ = [
+    "DEAD_LETTER_MAX_BYTES",
     "DeadLetter",
     "DeadLetterWriter",
     "DeadLetters",
@@ -42,6 +43,7 @@ __all__ = [
     "Replayed",
     "SourcePosition",
     "StoreUnreadable",
+    "carried",
     "dlq_list",
     "dlq_replay",
 ]
@@ -96,7 +98,23 @@ class DeadLetterWriter:
 
     async def write(self, letter: DeadLetter) -> None:
         key = (letter.incident_id or "").encode()
-        await self._producer.send_and_wait(self._topic, key=key, value=letter.to_bytes())
+        await self._producer.send_and_wait(self._topic, key=key, value=carried(letter))
+
+
+#: The largest dead letter written: under Kafka's default record limit (1 MiB) with room to spare.
+DEAD_LETTER_MAX_BYTES = 900_000
+
+
+def carried(letter: DeadLetter) -> bytes:
+    """The letter's bytes; without its event when that would make it too large to write (an
+    event of up to a megabyte, written to incident-events by another producer): the write was
+    refused at every attempt, the sinks role stopped, and met the same event at its next start."""
+    value = letter.to_bytes()
+    if len(value) <= DEAD_LETTER_MAX_BYTES:
+        return value
+    where = f"{letter.source.topic}[{letter.source.partition}]@{letter.source.offset}"
+    note = f"the event is not kept here ({len(value)} bytes with it): it is at {where}"
+    return letter.model_copy(update={"event": None, "reason": f"{letter.reason} ({note})"}).to_bytes()
 
 
 async def _read_all(settings: Settings, wait_seconds: float) -> list[DeadLetter]:
