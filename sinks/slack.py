@@ -53,8 +53,10 @@ from sinks.slack_format import (
     digest,
     escalation_notice,
     is_security,
+    listed_title,
     morning_digest,
     private_channel_notice,
+    refreshes_announcement,
     resolution,
     runbook_messages,
     security_announcement,
@@ -70,7 +72,6 @@ log = logging.getLogger(__name__)
 #: Numbered names tried when a channel name is taken, before the one with the incident's id.
 NAME_ATTEMPTS = 20
 _OPENING = (EventType.OPENED, EventType.REOPENED, EventType.SEVERITY_CHANGED)
-_REFRESH = (EventType.ACKNOWLEDGED, EventType.SEVERITY_CHANGED, EventType.REOPENED, EventType.RESOLVED)
 
 
 class SlackSink:
@@ -144,7 +145,7 @@ class SlackSink:
                     failures += await self._flush(waiting, refs)
                     waiting = []
                     await self._post_once(event, "resolution", refs["channel_id"], resolution(event))
-                if event.type in _REFRESH and "announce_ts" in refs:
+                if "announce_ts" in refs and refreshes_announcement(event):
                     await self._refresh(event, refs)
             except DeliveryError as error:
                 failures.append(Failure(event, error))
@@ -319,7 +320,8 @@ class SlackSink:
     async def _flush(self, waiting: list[IncidentEvent], refs: dict[str, str]) -> list[Failure]:
         if not waiting:
             return []
-        lines = [line for e in waiting if (line := update_line(e, emailing=self._emailing))]
+        public = refs.get("private") != "1"
+        lines = [x for e in waiting if (x := update_line(e, emailing=self._emailing, public=public))]
         try:
             await self._post_once(waiting[-1], "update", refs["channel_id"], coalesce(lines), waiting)
         except DeliveryError as error:
@@ -356,7 +358,7 @@ class SlackSink:
         day, team = event.data.get("digest_day", ""), event.incident.team
         scope = team_scope(f"{MORNING_SCOPE}{day}", team, team in self._team_channels)
         known, members = await self._listings.listed(scope)
-        members[event.incident_id] = f"[{event.incident.severity}] {event.incident.title}"
+        members[event.incident_id] = f"[{event.incident.severity}] {listed_title(event.incident)}"
         channel = await self._announce_channel(team)
         text = morning_digest(day, members)
         rank = event.incident.severity.rank
@@ -389,8 +391,7 @@ class SlackSink:
         scope = team_scope(f"{STORM_SCOPE}{storm_id}", team, bool(team))
         known, members = await self._listings.listed(scope)
         for e in events:
-            title = "security incident" if is_security(e.incident) else e.incident.title
-            members[e.incident_id] = f"[{e.incident.severity}] {title}"
+            members[e.incident_id] = f"[{e.incident.severity}] {listed_title(e.incident)}"
         channel = await self._announce_channel(team or None)
         text = digest(members, since)
         await self._listings.post_or_edit(events, "digest", scope, known, members, channel, text, 3)

@@ -23,7 +23,13 @@ from sinks.slack_announcements import (
 )
 from sinks.slack_digest_format import digest, morning_digest
 from sinks.slack_runbook import RUNBOOK_SECTION_MAX, RUNBOOK_SECTIONS_PER_MESSAGE, runbook_messages
-from sinks.slack_security import is_security, private_channel_notice, security_announcement
+from sinks.slack_security import (
+    is_security,
+    listed_title,
+    private_channel_notice,
+    refreshes_announcement,
+    security_announcement,
+)
 from sinks.slack_text import (
     CHANNEL_NAME_MAX,
     FIELD_MAX,
@@ -56,8 +62,10 @@ __all__ = [
     "format_duration",
     "format_started",
     "is_security",
+    "listed_title",
     "morning_digest",
     "private_channel_notice",
+    "refreshes_announcement",
     "resolution",
     "runbook_messages",
     "security_announcement",

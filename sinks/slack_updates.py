@@ -8,6 +8,7 @@ import re
 
 from models.escalation import DIGEST_STEP, Target, escalation_targets
 from models.events import EventType, IncidentEvent
+from sinks.slack_security import is_security
 from sinks.slack_text import LINE_FIELD_MAX, SlackMessage, escape, note_words, quote, single_section
 
 __all__ = ["EMAIL_QUEUED", "NOT_EMAILED", "coalesce", "update_line"]
@@ -18,11 +19,14 @@ NOT_EMAILED = "not emailed (no SMTP configured)"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 
 
-def update_line(event: IncidentEvent, *, emailing: bool = False) -> str | None:
+def update_line(event: IncidentEvent, *, emailing: bool = False, public: bool = False) -> str | None:
     """One line for the incident channel, or None for events the channel does not show.
     ``emailing``: the email sink runs (an escalation's email targets are "email queued", else
-    "not emailed (no SMTP configured)")."""
+    "not emailed (no SMTP configured)"). ``public``: the channel is not private (it was opened
+    before the incident became a security one), so a security incident's alerts are not named."""
     incident = event.incident
+    if public and is_security(incident) and event.type in _ALERT_WORDS:
+        return f":lock: {_WITHHELD[event.type]}: a security incident's alert (details withheld here)"
     match event.type:
         case EventType.ALERT_ADDED:
             return f":heavy_plus_sign: New alert: {_alert_words(event)}"
@@ -50,6 +54,16 @@ def update_line(event: IncidentEvent, *, emailing: bool = False) -> str | None:
         case EventType.VERIFICATION_FAILED | EventType.VERIFICATION_PASSED:
             return _verification_line(event)
     return None
+
+
+#: The events whose line names an alert (its name, instance, summary) or the reason it fired.
+_WITHHELD = {
+    EventType.ALERT_ADDED: "New alert",
+    EventType.ALERT_REFIRED: "Alert firing again",
+    EventType.ALERT_RESOLVED: "Alert resolved",
+    EventType.REOPENED: "Reopened",
+}
+_ALERT_WORDS = frozenset(_WITHHELD)
 
 
 def coalesce(lines: list[str]) -> SlackMessage:

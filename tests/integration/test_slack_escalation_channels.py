@@ -155,3 +155,56 @@ async def test_the_morning_digest_is_one_announcement_edited_as_incidents_join(
     assert f"({one[0].incident_id})" in digest["text"]
     assert f"({two[0].incident_id})" in digest["text"]
     assert fake_slack.created() == []  # no incident channel for a SEV4
+
+
+async def test_a_sev4_security_incident_is_listed_in_the_digest_as_a_security_incident(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """Security does not raise the severity, and the morning digest listed a SEV4 security
+    incident by its internal title in #incidents (the storm digest did not)."""
+    sink = sink_named(
+        sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3"), engine, clock, "slack"
+    )
+    worker, dead = worker_for(sink, clock)
+    story = IncidentStory(name="AdminLogin", summary=LEAK, severity=Severity.SEV4, security=True)
+    events = [*story.fire(), *digest_listing(story, datetime(2026, 1, 16, 9, 0, tzinfo=UTC))]
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (digest,) = fake_slack.posts("incidents")
+    assert f"[SEV4] security incident ({events[0].incident_id})" in digest["text"]
+    assert "203.0.113.7" not in digest["text"]
+
+
+LEAK = "Admin login from 203.0.113.7 with a leaked key"
+
+
+async def test_an_incident_that_turns_security_keeps_its_alerts_out_of_its_public_channel(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """Its channel was opened public, before the security alert joined: the channel's updates
+    named the new alert (name, host, summary), and #incidents kept the full announcement until
+    the next acknowledgement, since an alert that changes no severity edited nothing."""
+    sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
+    worker, dead = worker_for(sink, clock)
+    story = IncidentStory()
+    opened = story.fire()
+    story.security, story.summary = True, LEAK
+    joined = story.fire("fp2", at=T0 + timedelta(seconds=5), instance="db-prod-3")
+    try:
+        await worker.process(records(opened))
+        await worker.process(records(joined))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    assert joined[0].incident.security
+    (name,) = fake_slack.created()
+    channel_text = str(fake_slack.posts(name))
+    assert "security incident's alert (details withheld here)" in channel_text
+    for private in ("203.0.113.7", "db-prod-3", "leaked key"):
+        assert private not in channel_text
+    updates = [a for m, a in fake_slack.calls if m == "chat.update"]
+    assert updates
+    assert updates[-1]["text"] == ":lock: *INCIDENT* - [SEV2] - security incident"
