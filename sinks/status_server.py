@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.clock import Clock
 from store.status_page import StatusPageRecord, StatusPageStore
@@ -230,5 +232,32 @@ def create_status_app(
             Route("/", index),
             Route("/api/status.json", status_json),
             Route("/health", health),
-        ]
+        ],
+        middleware=[Middleware(_Hardened)],
     )
+
+
+#: The page is one HTML document with its own inline style and nothing else: no script, no
+#: frame, no form, no other origin (a public page should be the last place a text could run).
+_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; "
+     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]  # fmt: skip
+
+
+class _Hardened:
+    """Every answer of the public page with :data:`_HEADERS`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_HEADERS]}
+            await send(message)
+
+        await self._app(scope, receive, hardened)

@@ -1,0 +1,35 @@
+"""The public status page answers with headers that let nothing run, frame or leave it."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sevflow.roles.sinks import create_sink_tables
+from sinks.status_server import create_status_app
+from store.db import async_engine
+from store.status_page import StatusPageStore
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("path", ["/", "/api/status.json", "/health", "/nowhere"])
+async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path: str) -> None:
+    url = f"sqlite:///{tmp_path / 'sevflow.db'}"
+    create_sink_tables(url)
+    engine = async_engine(url)
+    try:
+        app = create_status_app(StatusPageStore(engine), lambda: NOW, "Acme")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://status.test"
+        ) as client:
+            answer = await client.get(path)
+    finally:
+        await engine.dispose()
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src" not in policy  # (none: default-src 'none' covers scripts)
+    assert "frame-ancestors 'none'" in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
