@@ -122,14 +122,17 @@ async def _load(
 
 
 def _progress(
-    batch: Sequence[AlertRecord], where: Sequence[RecordPosition | None]
+    batch: Sequence[AlertRecord],
+    where: Sequence[RecordPosition | None],
+    applied_at: datetime | None = None,
 ) -> dict[int, tuple[datetime, int]]:
-    """Per alerts-topic partition, the newest ``received_at`` and the offset after the last
-    record of the batch (:meth:`store.incidents.IncidentTx.advance`)."""
+    """Per alerts-topic partition, the newest ``received_at`` (not past ``applied_at``) and the
+    offset after the last record of the batch (:meth:`store.incidents.IncidentTx.advance`)."""
     progress: dict[int, tuple[datetime, int]] = {}
     for original, position in zip(batch, where, strict=True):
         if position is not None:
             at, offset = original.received_at, position.offset + 1
+            at = at if applied_at is None else min(at, applied_at)
             seen = progress.get(position.partition)
             if seen is not None:
                 at, offset = max(seen[0], at), max(seen[1], offset)
@@ -196,23 +199,28 @@ class Pipeline:
         self,
         records: Sequence[AlertRecord],
         positions: Sequence[RecordPosition | None] | None = None,
+        *,
+        applied_at: datetime | None = None,
     ) -> list[IncidentEvent]:
         """Apply a batch of alert records (in order) in one transaction; returns the new events.
 
         ``positions`` gives each record's place on the alerts topic (same length as ``records``;
         None, or a None entry, where unknown). Within an alert, records are ordered by offset,
-        not by the receivers' clocks (:func:`models.incident.superseded`).
+        not by the receivers' clocks (:func:`models.incident.superseded`). ``applied_at``: the
+        worker's clock; a partition's progress is never later (a record stamped in the future
+        carried the watermark, which never moves back, that far: every quiet incident resolved).
         """
         where = list(positions) if positions is not None else [None] * len(records)
         if len(where) != len(records):
             raise ValueError(f"{len(records)} records but {len(where)} positions")
-        return await self._apply(records, where, None)
+        return await self._apply(records, where, None, applied_at)
 
     async def _apply(
         self,
         records: Sequence[AlertRecord],
         where: Sequence[RecordPosition | None],
         releasing: str | None,
+        applied_at: datetime | None = None,
     ) -> list[IncidentEvent]:
         """Apply records in one transaction; ``releasing``: the maintenance window whose held
         alerts these records release (each applies only if the alert is, under the lock, still
@@ -234,7 +242,7 @@ class Pipeline:
                 if outcome is not None:
                     tx.stage(outcome)
                     events.extend(outcome.events)
-            tx.advance(_progress(batch, where))
+            tx.advance(_progress(batch, where, applied_at))
             # Once each: with no quiet period one batch can open and reopen an incident, and a
             # second arming in the transaction would insert its escalation again.
             opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))

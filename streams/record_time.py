@@ -41,8 +41,12 @@ class RecordTime:
 
     async def watermark(self, now: datetime) -> datetime | None:
         """The record time applied on every partition, or None (no measurement younger than
-        ``max_age`` at ``now``, or a partition with records waiting and none applied yet)."""
+        ``max_age`` at ``now``, or a partition with records waiting and none applied yet); never
+        later than ``now``: nothing is applied before it is received, so a later mark is a
+        receiver's clock ahead of this worker's (or a progress stored before the worker bounded
+        it by its own clock), and acting on it would end quiet periods early."""
         reading = self._reading
         if reading is None or now - reading.measured_at > self._max_age:
             return None
-        return watermark(await self._store.partition_progress(), reading.lag, reading.measured_at)
+        mark = watermark(await self._store.partition_progress(), reading.lag, reading.measured_at)
+        return None if mark is None else min(mark, now)

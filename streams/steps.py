@@ -117,7 +117,7 @@ class WorkerSteps:
         positions = [RecordPosition(e.message.partition, e.message.offset) for e, _ in part]
         created = await retry_transient(
             f"applying {len(records)} alerts",
-            partial(self.pipeline.process_alerts, records, positions),
+            partial(self.pipeline.process_alerts, records, positions, applied_at=self.clock()),
         )
         self.quarantine.applied()
         self.stats.alerts_processed.inc(len(records))

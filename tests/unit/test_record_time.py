@@ -144,3 +144,40 @@ async def test_a_late_resolution_copy_does_not_resolve_a_new_episode_after_a_fir
     assert (row.status, row.starts_at) == ("firing", minutes(2))
     (incident,) = await store.list_incidents()
     assert incident.alerts_firing == 1
+
+
+async def test_records_stamped_in_the_future_do_not_carry_the_watermark_past_the_workers_clock(
+    engine,
+) -> None:  # type: ignore[no-untyped-def]
+    """A receiver whose clock is hours ahead, or anyone writing to the alerts topic, stamps
+    records in the future. Their time was each partition's progress, which never moves back:
+    one such record per partition put the watermark in the year 8999, and every quiet incident
+    resolved at the next tick, for good. A partition's progress is now bounded by the worker's
+    clock as it applies the records, and the watermark by the worker's clock as it reads it."""
+    store = IncidentStore(engine)
+    p = Pipeline(store, load_rules(None), POLICY)
+    record_time = RecordTime(store, max_age=MAX_AGE)
+    await p.process_alerts([alert(instance="a")], [RecordPosition(0, 0)], applied_at=minutes(0))
+    (resolved,) = await p.process_alerts(
+        [alert(instance="a", status="resolved", at=minutes(1))],
+        [RecordPosition(0, 1)],
+        applied_at=minutes(1),
+    )
+    far = T0.replace(year=8999)
+    await p.process_alerts(
+        [alert("Skewed", instance="x", at=far), alert("Skewed", instance="y", at=far)],
+        [RecordPosition(0, 2), RecordPosition(1, 0)],
+        applied_at=minutes(2),
+    )
+    assert await store.partition_progress() == {0: minutes(2), 1: minutes(2)}
+    record_time.observe({0: 0, 1: 0}, minutes(3))
+    mark = await record_time.watermark(minutes(3))
+    assert mark == minutes(3)
+    assert await p.expire_quiet(mark) == []  # quiet since minute 1: 5 minutes is minute 6
+    assert (await store.get(resolved.incident_id)).state is not IncidentState.RESOLVED  # type: ignore[union-attr]
+
+    # Progress stored in the future before the worker bounded it: the watermark is still not
+    # later than the worker's clock.
+    await p.process_alerts([alert("Old", instance="z", at=far)], [RecordPosition(2, 0)])
+    record_time.observe({0: 0, 1: 0, 2: 0}, minutes(4))
+    assert await record_time.watermark(minutes(4)) == minutes(4)
