@@ -207,9 +207,8 @@ class Pipeline:
         ``positions`` gives each record's place on the alerts topic (same length as ``records``;
         None, or a None entry, where unknown). Within an alert, records are ordered by offset,
         not by the receivers' clocks (:func:`models.incident.superseded`). ``applied_at``: the
-        worker's clock; a partition's progress is never later (a record stamped in the future
-        carried the watermark, which never moves back, that far: every quiet incident resolved).
-        """
+        worker's clock, which no partition's progress passes (a record stamped in the future
+        carried the watermark there for good) and on which escalations are armed."""
         where = list(positions) if positions is not None else [None] * len(records)
         if len(where) != len(records):
             raise ValueError(f"{len(records)} records but {len(where)} positions")
@@ -243,11 +242,12 @@ class Pipeline:
                     tx.stage(outcome)
                     events.extend(outcome.events)
             tx.advance(_progress(batch, where, applied_at))
-            # Once each: with no quiet period one batch can open and reopen an incident, and a
-            # second arming in the transaction would insert its escalation again.
+            # Once each (one batch can open and reopen an incident: a second arming would insert
+            # its escalation again), on the worker's clock, the escalation loop's, not a skewed
+            # receiver's (ahead: every level fired at once; behind: at the loop's first tick).
             opened = list(dict.fromkeys(e.incident_id for e in events if e.type in _OPENING))
             if self.escalation is not None and opened:
-                now = max(r.received_at for r in batch)
+                now = applied_at or max(r.received_at for r in batch)
                 events.extend(await arm_opened(tx, self.escalation, opened, now))
         return events
 

@@ -351,6 +351,24 @@ async def test_an_opening_batch_notifies_the_first_level_in_its_own_transaction(
         assert [h.step for h in history] == ["level:1", "level:2", "sla:acknowledge"]
 
 
+async def test_an_incident_is_armed_on_the_workers_clock_not_a_skewed_receivers(
+    engine: AsyncEngine,
+) -> None:
+    """A SEV1 opened at T0 shared its batch with a record of a receiver 50 minutes ahead: armed at
+    the batch's newest record time, every level (and the SLA breach) fired at once."""
+    armed = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy(), escalation=POLICY)
+    batch = [
+        alert("CheckoutDown", severity="sev1", service="checkout"),
+        alert("Other", severity="warning", at=T0 + 50 * M),
+    ]
+    events = await armed.process_alerts(batch, applied_at=T0)
+    assert escalated(events) == [("1", "primary on-call")]
+    assert EventType.SLA_BREACHED not in [e.type for e in events]
+    assert escalated(await run_escalations(IncidentStore(engine), POLICY, T0 + 15 * M)) == [
+        ("2", "secondary on-call")
+    ]
+
+
 async def test_a_sev4_pages_nobody_and_is_listed_the_next_business_morning(engine: AsyncEngine) -> None:
     """T0 is a Friday: the SEV4 waits, unpaged, over the weekend; the loop's scan finds it due on
     Monday at the opening of business (the playbook calendar: 09:00 UTC) and lists it once."""
