@@ -140,15 +140,20 @@ class DurationStats:
     p90: timedelta
 
 
+_MAX_SECONDS = (timedelta.max - timedelta(days=1)).total_seconds()
+
+
 def duration_stats(values: Iterable[timedelta]) -> DurationStats | None:
     """The stats of ``values``; None when there are none (rather than a misleading zero)."""
     ordered = sorted(values)
     if not ordered:
         return None
-    total = sum(ordered, timedelta())
+    # In seconds: a sum of timedeltas overflows past 999,999,999 days (400 incidents resolved in
+    # the year 8999 by a record stamped there), and the report then failed whole.
+    mean = sum(v.total_seconds() for v in ordered) / len(ordered)
     return DurationStats(
         count=len(ordered),
-        mean=total / len(ordered),
+        mean=timedelta(seconds=min(mean, _MAX_SECONDS)),
         median=percentile(ordered, 0.5),
         p90=percentile(ordered, 0.9),
     )

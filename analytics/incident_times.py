@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 
+_ZERO = timedelta(0)
+
+
 @dataclass(frozen=True)
 class Episode:
     """A stretch of an incident that needs a response, and its response."""
@@ -63,15 +66,18 @@ class IncidentTimes:
     #: The team that owns the incident (models.teams): ``sevflow report --team``.
     team: str = "default"
 
+    # Never below zero: an incident opened by a receiver whose clock runs ahead of the one that
+    # took the acknowledgement would count a negative time, pulling the mean below the truth.
     @property
     def time_to_acknowledge(self) -> timedelta | None:
         if self.first_acknowledged_at is None:
             return None
-        return self.first_acknowledged_at - (self.acknowledged_episode_start or self.opened_at)
+        start = self.acknowledged_episode_start or self.opened_at
+        return max(self.first_acknowledged_at - start, _ZERO)
 
     @property
     def time_to_resolve(self) -> timedelta | None:
-        return None if self.resolved_at is None else self.resolved_at - self.opened_at
+        return None if self.resolved_at is None else max(self.resolved_at - self.opened_at, _ZERO)
 
     @property
     def responded_at(self) -> datetime | None:

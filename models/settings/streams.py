@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 __all__ = ["StreamSettings"]
 
 
+#: The longest quiet period or reopen window taken (in seconds): ``inf`` or 1e11 passed as a
+#: number and overflowed the times they are added to, at start or at every tick.
+_A_YEAR = 366 * 24 * 3600
+
+
 class StreamSettings(BaseModel):
     """The stream worker: classification, grouping, lifecycle, the incident-events topic."""
 
@@ -69,14 +74,16 @@ class StreamSettings(BaseModel):
     quiet_period_seconds: float = Field(
         default=900,
         ge=0,
+        le=_A_YEAR,
         description="All alerts of an incident resolved for this long resolves the incident "
-        "(the playbook watches a fix for 15 minutes before closing).",
+        "(the playbook watches a fix for 15 minutes before closing); at most a year.",
     )
     reopen_window_seconds: float = Field(
         default=3600,
         ge=0,
+        le=_A_YEAR,
         description="The same group firing again within this time after resolution reopens the "
-        "incident (counted as a flap) instead of opening a new one.",
+        "incident (counted as a flap) instead of opening a new one; at most a year.",
     )
     blast_radius_instances: int = Field(
         default=5,

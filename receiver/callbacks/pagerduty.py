@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from models.alert import in_time_range
 from models.events import Actor
 from models.incident import Command
 from models.pagerduty_keys import DEDUP_KEY_MAX, parse_key
@@ -140,9 +141,9 @@ def _occurred_at(value: object) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return in_time_range(at.astimezone(UTC)) if at.tzinfo is not None else None
+    except (ValueError, OverflowError):  # (year 1 at +14:00 is before year 1 in UTC)
         return None
-    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def _ignored(reason: str) -> JSONResponse:

@@ -51,6 +51,18 @@ def test_duration_stats_show_the_tail_a_mean_hides() -> None:
     assert duration_stats([]) is None
 
 
+def test_durations_of_skewed_clocks_neither_go_below_zero_nor_overflow_the_mean() -> None:
+    """A receiver ahead of the one that took the acknowledgement made a negative time to
+    acknowledge; 400 incidents resolved in the year 8999 (a record stamped there) overflowed
+    the sum of durations, and the whole report failed."""
+    early = times(Severity.SEV2, first_acknowledged_at=T0 - minutes(5), resolved_at=T0 - minutes(1))
+    assert (early.time_to_acknowledge, early.time_to_resolve) == (timedelta(0), timedelta(0))
+    far = T0.replace(year=8999) - T0
+    stats = duration_stats([far] * 400)
+    assert stats is not None
+    assert (stats.mean, stats.median) == (far, far)
+
+
 def times(severity: Severity, **kw: object) -> IncidentTimes:
     return IncidentTimes(
         incident_id=str(kw.pop("incident_id", "inc_x")),

@@ -693,6 +693,22 @@ async def test_a_retried_pagerduty_webhook_keeps_the_time_it_happened() -> None:
     assert command.requested_at != NOW
 
 
+@pytest.mark.parametrize(
+    "occurred_at", ["0001-01-01T00:00:00+14:00", "1900-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+)
+async def test_a_pagerduty_time_out_of_range_is_the_receivers_clock_not_a_500(occurred_at: str) -> None:
+    """Year 1 at +14:00 overflowed into UTC, and 1900 failed the command's validation: a 500."""
+    publisher = CommandRecorder()
+    document = json.loads(pd_body("resolved"))
+    document["event"]["occurred_at"] = occurred_at
+    body = json.dumps(document).encode()
+    async with client(publisher) as http:
+        response = await http.post("/callbacks/pagerduty", content=body, headers=pd_headers(body))
+    assert response.status_code == 202, response.text
+    (command,) = publisher.commands
+    assert command.requested_at == NOW
+
+
 async def test_api_escalates_to_the_manager_and_names_whom() -> None:
     publisher = CommandRecorder()
     auth = {"authorization": f"Bearer {API_TOKEN.get_secret_value()}"}

@@ -38,6 +38,13 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEVFLOW_LOG_LEVEL", "chatty")
     with pytest.raises(ValidationError, match="unknown log level"):
         Settings()
+    monkeypatch.setenv("SEVFLOW_LOG_LEVEL", "INFO")
+    for name in ("SEVFLOW_QUIET_PERIOD_SECONDS", "SEVFLOW_REOPEN_WINDOW_SECONDS"):
+        for value in ("inf", "1e11"):  # (overflowed the times they are added to)
+            monkeypatch.setenv(name, value)
+            with pytest.raises(ValidationError, match=name.removeprefix("SEVFLOW_").lower()):
+                Settings()
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize(
