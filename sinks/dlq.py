@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.reading import parsed, read_topics
-from models.events import IncidentEvent
+from models.events import IncidentEvent, IncidentSnapshot
 from models.settings import Settings
 from sinks.records import REPLAY_HEADER
 from store.db import async_engine
@@ -46,6 +46,7 @@ __all__ = [
     "carried",
     "dlq_list",
     "dlq_replay",
+    "with_flags_of",
 ]
 
 
@@ -182,8 +183,24 @@ async def _later_events(
         for event in timelines[incident_id]:
             if event.sequence > first:
                 events.setdefault(str(event.event_id), event)
-        out += [(sink, e) for e in sorted(events.values(), key=lambda e: e.sequence)]
+        latest = timelines[incident_id][-1].incident if timelines[incident_id] else None
+        ordered = sorted(events.values(), key=lambda e: e.sequence)
+        out += [(sink, with_flags_of(e, latest)) for e in ordered]
     return out
+
+
+#: What makes an incident private; each only ever turns on.
+_PRIVATE_FLAGS = ("security", "data_breach", "held_from_status_page")
+
+
+def with_flags_of(event: IncidentEvent, latest: IncidentSnapshot | None) -> IncidentEvent:
+    """``event`` with the security flags its incident has now (``latest``): a dead letter holds
+    the incident as it was, and replayed as it was, an opening of an incident that has turned
+    security since went on the public page in the alert's words, and opened a public channel."""
+    flags = {f: True for f in _PRIVATE_FLAGS if latest is not None and getattr(latest, f)}
+    if all(getattr(event.incident, f) for f in flags):
+        return event
+    return event.model_copy(update={"incident": event.incident.model_copy(update=flags)})
 
 
 async def dlq_replay_async(

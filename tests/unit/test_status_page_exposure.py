@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from models.events import EventType, IncidentEvent
 from models.severity import Severity
+from sinks.dlq import with_flags_of
 from sinks.statuspage_format import Components, StatusChange, status_changes
 from testkit.fakes.events import T0, IncidentStory
 
@@ -161,3 +162,18 @@ def test_an_incident_that_turns_security_after_it_was_shown_gets_only_neutral_up
         assert change.name == "Major outage affecting Checkout"
         assert "Slow checkout" not in (change.body or "")
     assert later[-1].body == "The issue has been resolved. Checkout is operating normally."
+
+
+def test_a_replayed_opening_of_an_incident_that_turned_security_stays_off_the_page() -> None:
+    """A dead letter holds the incident as it was when the sink failed; replayed as it was, the
+    opening of an incident that had turned security since went on the public page in the
+    alert's words. ``sevflow dlq replay`` gives it the flags the incident has now."""
+    story = IncidentStory(service="checkout", annotations={"summary_public": "Checkout slowness"})
+    (opened, *_) = story.fire()
+    story.security = True
+    (joined, *_) = story.fire("fp2", instance="db-prod-3")
+    assert changes([opened])  # as it was: public
+    replayed = with_flags_of(opened, joined.incident)
+    assert (replayed.incident.security, replayed.event_id) == (True, opened.event_id)
+    assert changes([replayed]) == []
+    assert with_flags_of(opened, opened.incident) is opened
