@@ -234,10 +234,16 @@ def _resolve_alert(
     return incident
 
 
-def _reopen(incident: Incident, alert: AlertState, now: datetime, rec: Recorder) -> Incident:
-    """A resolved incident fires again within the reopen window: a flap, a new episode."""
+def _reopen(
+    incident: Incident, alert: AlertState, now: datetime, rec: Recorder, cls: Classification
+) -> Incident:
+    """A resolved incident fires again within the reopen window: a flap, a new episode. The
+    alert's security flags come with the reopening: it is what the status page and the public
+    channels act on first, and it reopened in the alert's words a published incident that the
+    alert was turning into a security one."""
     flaps = incident.flaps + 1
     update = {
+        **_flags(incident, cls),
         "state": IncidentState.TRIGGERED,
         "flaps": flaps,
         "reopened_at": now,
@@ -269,15 +275,13 @@ def _fire_alert(
     """A firing alert joins (or, ``known``, fires again in) the incident, reopening it first when
     it was resolved; then the severity may rise."""
     if not incident.is_open:
-        incident = _reopen(incident, alert, now, rec)
+        incident = _reopen(incident, alert, now, rec, cls)
     update: dict[str, object] = {
         "alerts_firing": incident.alerts_firing + 1,
         "quiet_since": None,
         "monitoring": False,  # a new firing cancels the watch, as it cancels the quiet period
         "verified_at": None,
-        "security": incident.security or cls.security,
-        "data_loss": incident.data_loss or cls.data_loss,
-        "data_breach": incident.data_breach or cls.data_breach,
+        **_flags(incident, cls),
         "services": with_name(incident.services, first_name(record.labels, SERVICE_LABELS)),
         "instances": with_name(incident.instances, first_name(record.labels, INSTANCE_LABELS)),
     }
@@ -286,6 +290,16 @@ def _fire_alert(
     type_ = EventType.ALERT_REFIRED if known else EventType.ALERT_ADDED
     incident = rec.emit(incident, type_, ALERTMANAGER, alert=alert, update=update)
     return _raise_severity(incident, alert, cls, policy, rec)
+
+
+def _flags(incident: Incident, cls: Classification) -> dict[str, bool]:
+    """The incident's security, data-loss and data-breach flags once an alert of ``cls`` fired in
+    it: each only ever turns on."""
+    return {
+        "security": incident.security or cls.security,
+        "data_loss": incident.data_loss or cls.data_loss,
+        "data_breach": incident.data_breach or cls.data_breach,
+    }
 
 
 def _raise_severity(

@@ -177,3 +177,23 @@ def test_a_replayed_opening_of_an_incident_that_turned_security_stays_off_the_pa
     assert (replayed.incident.security, replayed.event_id) == (True, opened.event_id)
     assert changes([replayed]) == []
     assert with_flags_of(opened, opened.incident) is opened
+
+
+def test_a_security_alert_that_reopens_a_published_incident_reopens_it_in_neutral_words() -> None:
+    """The reopening came before the alert's security flags: the page reopened the incident in
+    the alert's public words, which the incident, now a security one, no longer allows."""
+    story = IncidentStory(
+        service="checkout",
+        impact="slow checkout for some customers",
+        annotations={"summary_public": "Checkout slowness"},
+    )
+    before = story.fire() + story.resolve()
+    story.security = True
+    reopened = story.fire("fp2", at=T0 + timedelta(minutes=50), instance="db-prod-3")
+    assert [e.type for e in reopened] == [EventType.REOPENED, EventType.ALERT_ADDED]
+    assert reopened[0].incident.security
+    *_, again = changes(before + reopened)
+    assert (again.name, again.body) == (
+        "Partial outage affecting Checkout",
+        "We are investigating an issue affecting Checkout. We will provide an update within 30 minutes.",
+    )
