@@ -285,15 +285,15 @@ class SlackSink:
         return self._channel_ids[channel]
 
     async def _notify_channels(self, event: IncidentEvent, refs: dict[str, str]) -> None:
-        """Post an escalation in each Slack channel it names (users and groups are mentioned in
-        the incident channel's update instead)."""
+        """Post an escalation in each Slack channel it names (users, groups: in the updates)."""
         if event.data.get("by_hand"):
             return  # asked of the incident channel, notified to nobody
         for position, target in enumerate(escalation_targets(event.data)):
             if target.kind != "slack" or not (target.to.startswith("#") or is_channel_id(target.to)):
                 continue
             channel = await self._channel_id(target.to, f"{target.label or 'escalation'} channel")
-            message = escalation_notice(event, refs.get("channel_name"))
+            told = any(t.to == target.to for t in self._security)
+            message = escalation_notice(event, refs.get("channel_name"), security_contact=told)
             await self._post_once(event, f"notify:{position}", channel, message)
 
     async def _post_once(

@@ -7,6 +7,7 @@ import re
 from models.events import IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
 from sinks.limits import SLACK_TEXT_MAX
+from sinks.slack_security import is_security
 from sinks.slack_text import (
     CHANNEL_NAME_MAX,
     LINE_FIELD_MAX,
@@ -93,10 +94,16 @@ def announcement(incident: IncidentSnapshot, *, lead: str, channel: str) -> Slac
     return SlackMessage(fit(text, SLACK_TEXT_MAX), blocks)
 
 
-def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage:
+def escalation_notice(
+    event: IncidentEvent, channel: str | None, *, security_contact: bool = True
+) -> SlackMessage:
     """The message an escalation target's own channel gets (the playbook's "Notify Security
-    Team: Slack #security-incidents"): what happened, why they are told, where to follow it."""
+    Team: Slack #security-incidents"): what happened, why they are told, where to follow it.
+    A channel that is not a security contact's learns of a security incident only its severity,
+    why it is told and the incident's id (as #incidents does)."""
     incident = event.incident
+    if is_security(incident) and not security_contact:
+        return _neutral_notice(event)
     who = quote(event.data.get("level_name") or f"level {event.data.get('level', '?')}", incident.id)
     impact = (
         quote(incident.impact, incident.id) if incident.impact else incident.severity.info.description
@@ -121,6 +128,17 @@ def escalation_notice(event: IncidentEvent, channel: str | None) -> SlackMessage
     if incident.state is not IncidentState.RESOLVED:
         blocks.append(buttons(incident.id, incident.flaps))
     return SlackMessage(fit(text, SLACK_TEXT_MAX), blocks)
+
+
+def _neutral_notice(event: IncidentEvent) -> SlackMessage:
+    incident = event.incident
+    who = quote(event.data.get("level_name") or f"level {event.data.get('level', '?')}", incident.id)
+    text = (
+        f":lock: *[{incident.severity}] security incident*\n\n*Why you are told:* {who}\n"
+        f"*Status:* {STATUS[incident.state]}\n*Started:* {format_started(incident.opened_at)}\n"
+        f"\nIncident {incident.id}"
+    )
+    return SlackMessage(fit(text, SLACK_TEXT_MAX), [section(text)])
 
 
 def _or_unknown(value: str | None, unknown: str, incident_id: str) -> str:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.escalation import Target
 from models.events import IncidentEvent
 from models.severity import Severity
+from sinks.fanout import build_sinks
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory
@@ -208,3 +210,41 @@ async def test_an_incident_that_turns_security_keeps_its_alerts_out_of_its_publi
     updates = [a for m, a in fake_slack.calls if m == "chat.update"]
     assert updates
     assert updates[-1]["text"] == ":lock: *INCIDENT* - [SEV2] - security incident"
+
+
+async def test_a_level_channel_that_is_no_security_contact_learns_only_that_it_is_one(
+    engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A policy whose level names a team's public channel posted a security incident's title and
+    impact there; only the security contacts' channels get those."""
+    fake_slack.add_channel("security-incidents")
+    fake_slack.add_channel("payments-oncall")
+    contact = Target(kind="slack", to="#security-incidents", label="Security")
+    (sink,) = [
+        s
+        for s in build_sinks(sink_settings(slack=fake_slack), engine, clock, security_contacts=[contact])
+        if s.name == "slack"
+    ]
+    worker, dead = worker_for(sink, clock)
+    story = IncidentStory(summary=LEAK, security=True)
+    level = {
+        "level": "2",
+        "level_name": "payments on-call",
+        "targets": json.dumps([{"kind": "slack", "to": "#payments-oncall", "label": "Payments"}]),
+    }
+    events = [
+        *story.fire(),
+        *story.escalate(SECURITY, T0 + timedelta(seconds=5), REASON),
+        *story.escalate(level, T0 + timedelta(minutes=15), "not acknowledged in 15 minutes"),
+    ]
+    try:
+        await worker.process(records(events))
+    finally:
+        await sink.close()
+    assert dead.letters == []
+    (told,) = fake_slack.posts("payments-oncall")
+    assert told["text"].startswith(":lock: *[SEV2] security incident*")
+    assert "*Why you are told:* payments on-call" in told["text"]
+    for private in ("203.0.113.7", "leaked key", "#incident-"):
+        assert private not in str(told)
+    assert any(LEAK in post["text"] for post in fake_slack.posts("security-incidents"))
