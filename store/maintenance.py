@@ -4,7 +4,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.incident import AlertState
@@ -115,9 +115,25 @@ class MaintenanceStore:
         return window, True
 
     async def due(self, now: datetime) -> list[str]:
-        """Ended windows whose held alerts have not been released yet."""
+        """Ended windows whose held alerts have not been released yet: not released, or released
+        while a batch held one more alert (a record stamped before the end, applied between the
+        release's reading of the held alerts and its mark, by a receiver whose clock ran behind),
+        which no release would take otherwise."""
+        still_holding = (
+            select(alerts.c.fingerprint)
+            .where(
+                and_(
+                    alerts.c.suppressed_by == maintenance_windows.c.id,
+                    alerts.c.status == "firing",
+                )
+            )
+            .exists()
+        )
         query = select(maintenance_windows.c.id).where(
-            and_(maintenance_windows.c.ends_at <= now, maintenance_windows.c.released_at.is_(None))
+            and_(
+                maintenance_windows.c.ends_at <= now,
+                or_(maintenance_windows.c.released_at.is_(None), still_holding),
+            )
         )
         async with self._reader.connect() as conn:
             return list((await conn.execute(query)).scalars().all())

@@ -173,6 +173,25 @@ async def test_a_record_stamped_in_a_released_window_is_not_held(engine) -> None
     assert incident.alerts_firing == 1
 
 
+async def test_an_alert_held_while_its_window_was_being_released_is_released_at_the_next_tick(
+    engine,
+) -> None:  # type: ignore[no-untyped-def]
+    """A release reads the window's held alerts, applies them, then marks the window released. A
+    batch in between (a record stamped before the end by a receiver whose clock ran behind)
+    held one more alert; once marked, the window was never due again and the alert was held, and
+    paged nobody, for ever."""
+    windows = MaintenanceStore(engine)
+    await windows.add(WINDOW)
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    straggler = alert("CheckoutDown", service="checkout", at=T0 + timedelta(minutes=59))
+    assert await pipeline.process_alerts([straggler]) == []  # held
+    await windows.mark_released(WINDOW.id, T0 + timedelta(hours=1))  # the race's outcome
+    released = await pipeline.release_windows(T0 + timedelta(hours=1, seconds=10))
+    assert [e.type for e in released] == [EventType.OPENED]
+    assert released[0].occurred_at == WINDOW.ends_at
+    assert await pipeline.release_windows(T0 + timedelta(hours=2)) == []
+
+
 async def test_a_window_does_not_take_an_alert_out_of_an_incident_resolved_by_hand(engine) -> None:  # type: ignore[no-untyped-def]
     """Found by the model-based test (tests/model): an alert still firing in an incident an
     operator resolved by hand is re-sent during a window. It is a repeat, not a new firing: the
