@@ -17,6 +17,7 @@ message's own words (status, lead, the incident channel) always show; each secti
 are cut last of all, never inside an escape or a mention (:func:`sinks.limits.clip_mrkdwn`).
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,9 +96,18 @@ def fit(text: str, limit: int = SECTION_TEXT_MAX) -> str:
 
 def quote(text: str, incident_id: str, limit: int = FIELD_MAX) -> str:
     """``text`` from an alert or a caller, escaped and cut to ``limit`` with a marker saying
-    where the whole of it is."""
+    where the whole of it is. Three backticks in a row are kept apart by zero-width spaces:
+    Slack has no escape for them, and they opened a code block that took in the message's own
+    lines after them (its *Status:* and *Impact:*)."""
     marker = f"… (truncated, see `sevflow incidents show {incident_id}`)"
-    return clip_mrkdwn(escape(text), limit, marker)
+    return clip_mrkdwn(_FENCE.sub(_unfenced, escape(text)), limit, marker)
+
+
+_FENCE = re.compile(r"`{3,}")
+
+
+def _unfenced(found: re.Match[str]) -> str:
+    return "\u200b".join(found[0])
 
 
 def note_words(actor: Actor, incident_id: str) -> str:

@@ -236,6 +236,16 @@ def test_channel_name_of_the_playbook() -> None:
     assert channel_name(opened.incident) == "incident-20260115-api-errors"
 
 
+def test_an_alerts_code_fences_do_not_swallow_the_announcements_own_lines() -> None:
+    """Slack has no escape for backticks: "```" in a summary opened a code block, and the
+    announcement's *Status:* and *Impact:* lines rendered inside it."""
+    _, opened = story(summary="Disk ``` full", impact="```")
+    text = announcement(opened.incident, lead="@oncall", channel="incident-x").text
+    assert "```" not in text
+    assert "Disk `\u200b`\u200b` full" in text
+    assert "\n*Status:* Investigating\n" in text
+
+
 def test_announcement_in_the_playbooks_words() -> None:
     _, opened = story(name="ApiErrors")
     message = announcement(
