@@ -44,9 +44,13 @@ def slugify(text: str, limit: int = 40) -> str:
 
 
 def first_name(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
+    """The value of the first of ``names`` that ``labels`` give with something visible: a label of
+    blanks names no service or host (it would count in the blast radius and show as "Services:  "),
+    so the next label is asked."""
     for name in names:
-        if labels.get(name):
-            return labels[name]
+        value = labels.get(name)
+        if value and not value.isspace():
+            return value
     return None
 
 
@@ -119,7 +123,9 @@ def superseded(
     topic, and applied it would resolve an alert that is firing. A firing record is not judged by
     its times: Alertmanager re-fires an alert it resolved on ``resolve_timeout`` with the same
     ``startsAt``. (A copy of a resolution less than the skew before the re-fire is applied: the
-    alert shows resolved until its next notification.)
+    alert shows resolved until its next notification.) A resolution whose end comes before its own
+    start (no Alertmanager sends one; its API refuses such an alert) is read as ending at its
+    start: it resolves the episode it names instead of being lost as an earlier one's.
     """
     if previous is None:
         return False
@@ -135,5 +141,5 @@ def superseded(
         and record.ends_at is not None
         # (a difference, never a time moved: a stored start near the edges of what a datetime
         # holds stays comparable)
-        and previous.starts_at - record.ends_at > RESOLUTION_SKEW
+        and previous.starts_at - max(record.ends_at, record.starts_at) > RESOLUTION_SKEW
     )

@@ -126,7 +126,7 @@ class PipelineModel(RuleBasedStateMachine):
             and r.status == "resolved"
             and known.firing
             and r.ends_at is not None
-            and r.ends_at < known.starts_at - STALE_RESOLUTION
+            and max(r.ends_at, r.starts_at) < known.starts_at - STALE_RESOLUTION
         ):
             return  # a late copy of an earlier episode's resolution
         self.truth[r.fingerprint] = Truth(r.status == "firing", r.starts_at, r.received_at)

@@ -125,6 +125,43 @@ def test_a_resolution_by_hand_that_ends_before_the_start_still_resolves() -> Non
     assert [e.type for e in done.events] == [EventType.ALERT_RESOLVED]
 
 
+def test_a_resolution_that_ends_hours_before_its_own_start_resolves_its_episode() -> None:
+    """No Alertmanager sends an end before the start (its API refuses such an alert), but a
+    webhook can. Read as ending at its start, it resolves the episode it names; it used to be
+    taken for an earlier episode's late resolution and dropped, leaving the incident open."""
+    first = opened()
+    assert first.alert is not None
+    backwards = alert(instance="a", status="resolved", at=T0 + timedelta(minutes=1)).model_copy(
+        update={
+            "starts_at": first.alert.starts_at,
+            "ends_at": first.alert.starts_at - timedelta(hours=3),
+        }
+    )
+    assert not superseded(backwards, first.alert)
+    done = apply_alert(first.incident, first.alert, backwards, SEV2, POLICY, backwards.received_at)
+    assert done is not None
+    assert [e.type for e in done.events] == [EventType.ALERT_RESOLVED]
+    # An earlier episode's resolution stays an earlier episode's, whichever way its times run.
+    earlier = backwards.model_copy(
+        update={
+            "starts_at": first.alert.starts_at - timedelta(hours=2),
+            "ends_at": first.alert.starts_at - timedelta(hours=3),
+        }
+    )
+    assert superseded(earlier, first.alert)
+
+
+def test_a_service_or_instance_label_of_blanks_names_nothing() -> None:
+    """A ``service`` label of spaces counted as a service ("Services:  " in Slack, one more
+    towards the blast radius); the next label of the list is asked instead."""
+    blank = alert(instance="   ", service=" \t", job="checkout")
+    outcome = apply_alert(None, None, blank, SEV2, POLICY, T0)
+    assert outcome is not None
+    assert outcome.incident is not None
+    assert outcome.incident.services == ("checkout",)
+    assert outcome.incident.instances == ()
+
+
 def test_new_alert_joins_and_higher_severity_raises() -> None:
     first = opened()
     b = alert(instance="b", at=T0 + timedelta(minutes=1))

@@ -161,8 +161,8 @@ def test_labels_of_blanks_never_make_a_blank_source_component_group_or_class() -
     )
     every = frozenset(Severity)
     (call,) = pagerduty_calls(story.fire(instance="   ")[0], paged=False, severities=every)
-    assert call.source == "sevflow"
-    assert (call.payload["group"], "component" in call.payload) == ("api", False)
+    assert call.source == "api"  # the job label, the service labels before it being blank
+    assert (call.payload["group"], call.payload["component"]) == ("api", "api")
     assert call.payload["class"].strip()
     named = IncidentStory(labels={"namespace": "shop"})
     (call,) = pagerduty_calls(named.fire(instance=" db-1 ")[0], paged=False, severities=every)
