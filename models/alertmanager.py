@@ -115,6 +115,17 @@ class WebhookAlert(_Wire):
             raise ValueError("at least one label pair is required")
         return value
 
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # Alertmanager and Grafana write Go's time.Time, an RFC 3339 string, which is all Go's
+        # decoder takes; pydantic alone would also read a Unix number, bare or quoted.
+        if isinstance(value, datetime) or value is None:
+            return value
+        if not isinstance(value, str) or len(value) < 20 or value[4] != "-" or value[10] not in "Tt ":
+            raise ValueError("must be an RFC 3339 time string, e.g. 2024-05-01T12:00:00Z")
+        return value
+
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _aware(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:

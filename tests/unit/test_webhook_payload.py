@@ -129,6 +129,11 @@ def test_group_key_format_matches_alertmanager() -> None:
         (lambda d: d.pop("alerts"), "alerts"),
         (lambda d: d.update(truncatedAlerts=-1), "truncatedAlerts"),
         (lambda d: d["alerts"][0].update(startsAt="2026-01-01T00:00:00"), "alerts.0.startsAt"),
+        # Go's time.Time reads RFC 3339 strings only; pydantic alone takes Unix numbers too.
+        (lambda d: d["alerts"][0].update(startsAt=1767225600), "alerts.0.startsAt"),
+        (lambda d: d["alerts"][0].update(startsAt="1767225600"), "alerts.0.startsAt"),
+        (lambda d: d["alerts"][0].update(endsAt=1767225600.5), "alerts.0.endsAt"),
+        (lambda d: d["alerts"][0].update(startsAt=None), "alerts.0.startsAt"),
     ],
 )
 def test_invalid_fields_are_named(mutate, field: str) -> None:  # type: ignore[no-untyped-def]
