@@ -10,6 +10,7 @@ read that fails or takes longer than ``read_timeout`` is answered with the last 
 """
 
 import asyncio
+import hashlib
 import html
 import logging
 from datetime import datetime, timedelta
@@ -26,7 +27,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from models.clock import Clock
 from store.status_page import StatusPageRecord, StatusPageStore
 
-__all__ = ["HISTORY", "READ_TIMEOUT", "create_status_app", "page_view", "render_html"]
+__all__ = [
+    "HISTORY",
+    "READ_TIMEOUT",
+    "create_status_app",
+    "page_view",
+    "public_id",
+    "render_html",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +60,16 @@ _STATUS = {
 }
 
 
+def public_id(incident_id: str) -> str:
+    """The id an incident goes by on the public page: stable (a reader can follow an entry from
+    one fetch to the next) but not the internal id, which the incident API, the console and
+    Slack know it by and which would tie a public entry to an internal record."""
+    return "pub_" + hashlib.sha256(f"sevflow status page\x00{incident_id}".encode()).hexdigest()[:16]
+
+
 def _incident(record: StatusPageRecord) -> dict[str, Any]:
     return {
-        "id": record.incident_id,
+        "id": public_id(record.incident_id),
         "name": record.name,
         "status": record.status,
         "impact": record.impact,

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from sinks.status_server import create_status_app
+from sinks.status_server import create_status_app, public_id
 from store.db import async_engine
 from store.status_page import StatusPageRecord, StatusPageStore
 from testkit.fakes.events import T0
@@ -52,7 +52,7 @@ async def test_a_store_gone_down_serves_the_last_view(engine: AsyncEngine) -> No
     assert page.status_code == 200
     assert "API errors" in page.text
     assert data.status_code == 200
-    assert [i["id"] for i in data.json()["incidents"]] == ["inc_1"]
+    assert [i["id"] for i in data.json()["incidents"]] == [public_id("inc_1")]
 
 
 async def test_a_store_down_from_the_start_answers_503(engine: AsyncEngine) -> None:
@@ -112,7 +112,7 @@ async def test_a_locked_table_does_not_hang_the_page(postgres_url: str, locker: 
             assert (await http.get("/api/status.json")).status_code == 200
         assert waited < 5
         assert {a.status_code for a in answers} == {200}
-        assert all(a.json()["incidents"][0]["id"] == "inc_1" for a in answers)
+        assert all(a.json()["incidents"][0]["id"] == public_id("inc_1") for a in answers)
         assert reads == 1
     finally:
         await engine.dispose()

@@ -3,7 +3,7 @@
 from dataclasses import replace
 from datetime import timedelta
 
-from sinks.status_server import page_view, render_html
+from sinks.status_server import page_view, public_id, render_html
 from store.status_page import StatusPageRecord
 from testkit.fakes.events import T0
 
@@ -44,7 +44,7 @@ def test_view_shows_worst_component_status() -> None:
         {"name": "api", "status": "major_outage"},
         {"name": "web", "status": "operational"},
     ]
-    assert [i["id"] for i in view["incidents"]] == ["a", "b"]
+    assert [i["id"] for i in view["incidents"]] == [public_id("a"), public_id("b")]
     assert view["history"][0]["resolved_at"] is not None
 
 
@@ -65,6 +65,20 @@ def test_an_open_incident_of_no_impact_keeps_the_page_operational() -> None:
     sev4 = replace(record("a", "investigating", {"api": "operational"}), impact="none")
     view = page_view([sev4], [], T0)
     assert view["status"] == {"indicator": "none", "description": "All Systems Operational"}
-    assert [i["id"] for i in view["incidents"]] == ["a"]
+    assert [i["id"] for i in view["incidents"]] == [public_id("a")]
     minor = replace(record("b", "investigating", {}), impact="minor")
     assert page_view([sev4, minor], [], T0)["status"]["indicator"] == "minor"
+
+
+def test_the_public_page_names_incidents_by_ids_of_its_own() -> None:
+    """The internal id (which the incident API, the console and Slack know) is not published:
+    the page's id is stable from one fetch to the next and tells nothing of the internal one."""
+    view = page_view(
+        [record("inc_0123456789abcdef", "investigating", {"api": "partial_outage"})], [], T0
+    )
+    (shown,) = view["incidents"]
+    assert shown["id"] == public_id("inc_0123456789abcdef")
+    assert shown["id"].startswith("pub_")
+    assert "0123456789abcdef" not in shown["id"]
+    assert "inc_0123456789abcdef" not in render_html(view, "Acme") + str(view)
+    assert public_id("inc_0123456789abcdef") != public_id("inc_0123456789abcdee")
