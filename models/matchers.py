@@ -31,6 +31,8 @@ from typing import Any, Literal
 import re2
 from re2 import _re2
 
+from models.wire import lone_surrogate_at
+
 __all__ = ["Matcher", "MatcherError", "parse_matcher", "value_of"]
 
 Op = Literal["=", "!=", "=~", "!~"]
@@ -148,7 +150,7 @@ _RE2_OPTIONS.never_capture = True  # only whether it matches is asked
 def parse_matcher(text: str) -> Matcher:
     """Parse one matcher, e.g. ``severity=~"critical|page"``; the same text gives the same matcher
     (a maintenance window's matchers are read again for every alert)."""
-    if _lone_surrogate(text):
+    if lone_surrogate_at(text):
         raise MatcherError(f"not valid UTF-8 (a lone surrogate): {text!r}")
     found = _HEAD.match(text)
     if not found:
@@ -170,14 +172,6 @@ def _reason(exc: Exception) -> str:
     """RE2's complaint as text: the binding raises it as bytes (``b'missing ): (a'``)."""
     reason = exc.args[0] if exc.args else exc
     return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
-
-
-def _lone_surrogate(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _any_byte(pattern: str) -> bool:
