@@ -2,7 +2,8 @@
 
 :func:`ensure_topics` resolves the cluster's ``default.replication.factor``, refuses a spec the
 cluster cannot hold (replication factor above its broker count), creates the missing topics with
-their replication factor, ``min.insync.replicas`` and ``retention.ms``, then describes every topic
+their replication factor, ``min.insync.replicas`` and ``retention.ms`` (and ``max.message.bytes``
+where the broker's default is below the records sevflow writes to them), then describes every topic
 back and raises :class:`TopicSettingsError` naming each mismatch (warnings are logged). Errors:
 :class:`TopicSettingsError` (permanent: a setting or the cluster must change; the role stops) and
 aiokafka's ``KafkaError`` / ``OSError`` / ``TimeoutError`` (transient: Kafka unreachable, retry).
@@ -62,7 +63,9 @@ async def _ensure(
 ) -> list[str]:
     cluster = await admin.describe_cluster()
     brokers = cluster["brokers"]
-    default_rf = int(await _broker_config(admin, brokers[0]["node_id"], "default.replication.factor"))
+    broker = await _broker_configs(admin, brokers[0]["node_id"])
+    default_rf = int(_named(broker, brokers[0]["node_id"], "default.replication.factor"))
+    max_message_bytes = int(_named(broker, brokers[0]["node_id"], "message.max.bytes"))
     resolved = [spec.resolved(default_rf) for spec in specs]
     if problems := [p for spec in resolved if (p := spec.problem(len(brokers)))]:
         raise TopicSettingsError(problems)
@@ -74,7 +77,10 @@ async def _ensure(
             await admin.create_topics(
                 [
                     NewTopic(
-                        spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs()
+                        spec.name,
+                        spec.partitions,
+                        spec.replication_factor,
+                        topic_configs=spec.configs(max_message_bytes),
                     )
                 ]
             )
@@ -83,7 +89,7 @@ async def _ensure(
                 spec.name,
                 spec.partitions,
                 spec.replication_factor,
-                "".join(f", {k}={v}" for k, v in spec.configs().items()),
+                "".join(f", {k}={v}" for k, v in spec.configs(max_message_bytes).items()),
             )
         except TopicAlreadyExistsError:
             pass  # another role created it meanwhile: checked below like any other
@@ -100,19 +106,26 @@ async def _ensure(
     return warnings
 
 
-async def _broker_config(admin: AIOKafkaAdminClient, broker: int, name: str) -> str:
+async def _broker_configs(admin: AIOKafkaAdminClient, broker: int) -> dict[str, str]:
     response = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(broker))])
-    for resource in response[0].to_object()["resources"]:
-        for entry in resource["config_entries"]:
-            if entry["config_names"] == name:
-                return str(entry["config_value"])
-    raise TopicSettingsError([f"broker {broker} does not report {name}"])
+    return {
+        str(entry["config_names"]): str(entry["config_value"])
+        for resource in response[0].to_object()["resources"]
+        for entry in resource["config_entries"]
+    }
+
+
+def _named(configs: dict[str, str], broker: int, name: str) -> str:
+    if name not in configs:
+        raise TopicSettingsError([f"broker {broker} does not report {name}"])
+    return configs[name]
 
 
 async def _describe(
     admin: AIOKafkaAdminClient, names: Sequence[str], wait_seconds: float = 10.0
 ) -> dict[str, TopicState]:
-    """Partitions, replication factor, min.insync.replicas and retention.ms of each topic.
+    """Partitions, replication factor, min.insync.replicas, retention.ms and max.message.bytes of
+    each topic.
 
     A topic just created may be described with no partitions (or not at all) until its metadata
     reached the broker that answers: asked again every :data:`DESCRIBE_INTERVAL` seconds, for
@@ -144,6 +157,7 @@ async def _describe(
             replication_factor=min(len(p["replicas"]) for p in partitions[name]),
             min_insync_replicas=int(configs[name]["min.insync.replicas"]),
             retention_ms=int(configs[name]["retention.ms"]),
+            max_message_bytes=int(configs[name]["max.message.bytes"]),
         )
         for name in names
     }

@@ -10,7 +10,9 @@ fail with writes still accepted, and every acknowledged record is on two brokers
 
 A topic that exists is checked against its spec (:func:`mismatches`): fewer partitions than
 configured, another replication factor or another ``min.insync.replicas`` are problems that stop
-the role (the guarantee would silently be weaker, or faust's co-partitioned tables wrong). More
+the role (the guarantee would silently be weaker, or faust's co-partitioned tables wrong). So is a
+``max.message.bytes`` below the largest record batch sevflow writes to the topic
+(models/record_limits.py): those records would be refused at every attempt. More
 partitions than configured and another ``retention.ms`` are warnings: the topic still keeps what
 sevflow needs, and operators change retention with ``kafka-configs`` on purpose. Pure: the broker
 side is kafka_admin/topics.py.
@@ -141,6 +143,8 @@ class TopicSpec:
     min_insync_replicas: int | None = None
     #: None: the broker's ``log.retention.*``.
     retention_ms: int | None = None
+    #: The largest record batch sevflow writes to it (models/record_limits.py); None: small ones.
+    record_bytes: int | None = None
     #: The configs (Kafka's names) whose value came from ``SEVFLOW_TOPIC_OVERRIDES``.
     overridden: frozenset[str] = field(default=frozenset(), compare=False)
 
@@ -175,9 +179,16 @@ class TopicSpec:
             insync = rf - 1
         return replace(self, replication_factor=rf, min_insync_replicas=insync)
 
-    def configs(self) -> dict[str, str]:
-        """The topic configs sevflow sets at creation (the rest are the broker's)."""
+    def configs(self, broker_max_message_bytes: int | None = None) -> dict[str, str]:
+        """The topic configs sevflow sets at creation (the rest are the broker's): also
+        ``max.message.bytes`` when the broker's default would refuse its largest records."""
         configs = {}
+        if (
+            self.record_bytes is not None
+            and broker_max_message_bytes is not None
+            and broker_max_message_bytes < self.record_bytes
+        ):
+            configs["max.message.bytes"] = str(self.record_bytes)
         if self.min_insync_replicas is not None:
             configs["min.insync.replicas"] = str(self.min_insync_replicas)
         if self.retention_ms is not None:
@@ -213,6 +224,9 @@ class TopicState:
     replication_factor: int
     min_insync_replicas: int
     retention_ms: int
+    #: ``max.message.bytes``: the topic's own, or the broker's ``message.max.bytes`` (Kafka's
+    #: default 1048588).
+    max_message_bytes: int = 1_048_588
 
 
 def mismatches(spec: TopicSpec, state: TopicState) -> tuple[list[str], list[str]]:
@@ -243,6 +257,13 @@ def mismatches(spec: TopicSpec, state: TopicState) -> tuple[list[str], list[str]
             f"topic {name} has min.insync.replicas {state.min_insync_replicas}, sevflow expects "
             f"{expected_insync} ({spec.setting('min.insync.replicas')}; change it with "
             "kafka-configs --alter)"
+        )
+    if spec.record_bytes is not None and state.max_message_bytes < spec.record_bytes:
+        problems.append(
+            f"topic {name} takes record batches of at most {state.max_message_bytes} bytes "
+            f"(max.message.bytes), sevflow writes up to {spec.record_bytes} to it: they would be "
+            f"refused at every attempt (raise it with kafka-configs --alter --add-config "
+            f"max.message.bytes={spec.record_bytes})"
         )
     if spec.retention_ms is not None and state.retention_ms != spec.retention_ms:
         warnings.append(

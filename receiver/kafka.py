@@ -41,6 +41,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from kafka_admin.topics import TopicSettingsError, ensure_topic
 from models.alert import AlertRecord
+from models.record_limits import ALERT_BATCH_BYTES
 from models.topics import TopicSpec
 from receiver.ledger import Delivery, InDoubtLedger
 from receiver.partitioner import partition_for
@@ -154,7 +155,7 @@ class KafkaAlertPublisher:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,
-                    max_batch_size=256 * 1024,
+                    max_batch_size=ALERT_BATCH_BYTES,
                     request_timeout_ms=int(self._timeout * 1000),
                 )
                 try:

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.reading import parsed, read_topics
 from models.events import IncidentEvent, IncidentSnapshot
+from models.record_limits import DEAD_LETTER_MAX_BYTES
 from models.settings import Settings
 from sinks.records import REPLAY_HEADER
 from store.db import async_engine
@@ -100,10 +101,6 @@ class DeadLetterWriter:
     async def write(self, letter: DeadLetter) -> None:
         key = (letter.incident_id or "").encode()
         await self._producer.send_and_wait(self._topic, key=key, value=carried(letter))
-
-
-#: The largest dead letter written: under Kafka's default record limit (1 MiB) with room to spare.
-DEAD_LETTER_MAX_BYTES = 900_000
 
 
 def carried(letter: DeadLetter) -> bytes:

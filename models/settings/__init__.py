@@ -8,9 +8,12 @@ Each part of sevflow declares its settings in its own module here (a mixin); :cl
 combines them, so every variable still lives under the one ``SEVFLOW_`` prefix.
 """
 
+from dataclasses import replace
+
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.record_limits import largest_batches
 from models.settings.access import AccessSettings
 from models.settings.canary import CanarySettings
 from models.settings.console import ConsoleSettings
@@ -24,7 +27,7 @@ from models.settings.sinks import SinkSettings
 from models.settings.streams import StreamSettings
 from models.settings.teams import TeamSettings
 from models.settings.verification import VerificationSettings
-from models.topics import OVERRIDES_SETTING, parse_topic_overrides
+from models.topics import OVERRIDES_SETTING, TopicSpec, parse_topic_overrides
 
 __all__ = ["Settings"]
 
@@ -48,6 +51,13 @@ class Settings(
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="SEVFLOW_", extra="ignore", frozen=True)
+
+    def topic_spec(self, name: str) -> TopicSpec:
+        """How sevflow creates and checks the topic ``name`` (:meth:`CoreSettings.topic_spec`),
+        with the largest record batch it writes there (models/record_limits.py)."""
+        spec = super().topic_spec(name)
+        largest = largest_batches(self.alerts_topic, self.events_topic, self.sinks_dlq_topic)
+        return replace(spec, record_bytes=largest[name]) if name in largest else spec
 
     def created_topics(self) -> tuple[str, ...]:
         """The topics the roles create and check at start (models.topics): faust declares the

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from kafka_admin.topics import TopicSettingsError, _describe, ensure_topics
+from models.record_limits import EVENT_RECORD_BYTES
 from models.settings import Settings
 from models.topics import TopicSpec, TopicState
 
@@ -102,3 +103,19 @@ def test_a_per_topic_retention_override_is_created_and_read_back(kafka_bootstrap
         f"topic {events} has retention.ms -1, SEVFLOW_TOPIC_OVERRIDES {events}:retention.ms asks "
         "86400000"
     ]
+
+
+def test_an_events_topic_too_small_for_an_event_stops_the_role_at_start(kafka_bootstrap: str) -> None:
+    """The relay's largest event (models/event_size.py) on a topic whose max.message.bytes is
+    below it was refused at every round: no event was published again. The start now says so."""
+    events = _name("events-small")
+    asyncio.run(_create_raw(kafka_bootstrap, events, 2, {"max.message.bytes": "100000"}))
+    spec = Settings(events_topic=events, topic_partitions=2).topic_spec(events)
+    with pytest.raises(TopicSettingsError) as raised:
+        asyncio.run(ensure_topics(kafka_bootstrap, [spec]))
+    assert raised.value.problems == [
+        f"topic {events} takes record batches of at most 100000 bytes (max.message.bytes), "
+        f"sevflow writes up to {EVENT_RECORD_BYTES} to it: they would be refused at every attempt "
+        f"(raise it with kafka-configs --alter --add-config max.message.bytes={EVENT_RECORD_BYTES})"
+    ]
+    assert asyncio.run(_described(kafka_bootstrap, events)).max_message_bytes == 100_000

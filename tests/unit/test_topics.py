@@ -5,6 +5,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from models.event_size import EVENT_MAX_BYTES
+from models.record_limits import ALERT_BATCH_BYTES, DEAD_LETTER_MAX_BYTES, EVENT_RECORD_BYTES
 from models.settings import Settings
 from models.topics import (
     BROKER_DEFAULT,
@@ -17,13 +19,14 @@ from models.topics import (
 
 
 def test_defaults_follow_the_cluster_and_ask_all_but_one_replica() -> None:
-    spec = Settings().topic_spec("sevflow-alerts")
-    assert spec == TopicSpec("sevflow-alerts", 8, BROKER_DEFAULT, None, None)
-    assert spec.resolved(broker_default_rf=3) == TopicSpec("sevflow-alerts", 8, 3, 2, None)
+    spec = Settings().topic_spec("sevflow-commands")
+    assert spec == TopicSpec("sevflow-commands", 8, BROKER_DEFAULT, None, None)
+    assert spec.resolved(broker_default_rf=3) == TopicSpec("sevflow-commands", 8, 3, 2, None)
     assert spec.resolved(broker_default_rf=2).min_insync_replicas == 1
     # The single-node development broker: one replica, nothing more to ask.
-    assert spec.resolved(broker_default_rf=1) == TopicSpec("sevflow-alerts", 8, 1, None, None)
+    assert spec.resolved(broker_default_rf=1) == TopicSpec("sevflow-commands", 8, 1, None, None)
     assert spec.resolved(1).configs() == {}
+    assert spec.resolved(1).configs(broker_max_message_bytes=1000) == {}
 
 
 def test_explicit_settings_win_and_become_topic_configs() -> None:
@@ -189,3 +192,35 @@ def test_mismatches_of_an_overridden_topic_name_the_override() -> None:
         "topic incident-events: replication factor 3 needs as many brokers, the cluster has 1 "
         "(set SEVFLOW_TOPIC_OVERRIDES incident-events:replication.factor)"
     )
+
+
+def test_the_topics_of_large_records_must_take_them() -> None:
+    """A topic whose max.message.bytes is below the largest record batch sevflow writes to it
+    refused that batch at every attempt: the relay paused for ever on one large event, the sinks
+    role stopped at every start on one large dead letter. Now the role stops at start, naming the
+    setting; a topic sevflow creates is created to take them when the broker's default is lower."""
+    settings = Settings()
+    events = settings.topic_spec(settings.events_topic)
+    assert events.record_bytes == EVENT_RECORD_BYTES
+    assert events.record_bytes > EVENT_MAX_BYTES
+    assert settings.topic_spec(settings.sinks_dlq_topic).record_bytes == DEAD_LETTER_MAX_BYTES + 1024
+    assert settings.topic_spec(settings.alerts_topic).record_bytes == ALERT_BATCH_BYTES + 1024
+    assert settings.topic_spec(settings.commands_topic).record_bytes is None
+    resolved = events.resolved(1)
+    # Kafka's default (1048588) takes them: nothing set at creation, nothing named.
+    assert resolved.configs(broker_max_message_bytes=1_048_588) == {}
+    state = TopicState(settings.events_topic, 8, 1, 1, 604_800_000)
+    assert mismatches(resolved, state) == ([], [])
+    assert resolved.configs(broker_max_message_bytes=100_000) == {
+        "max.message.bytes": str(EVENT_RECORD_BYTES)
+    }
+    small = TopicState(settings.events_topic, 8, 1, 1, 604_800_000, max_message_bytes=500_000)
+    problems, warnings = mismatches(resolved, small)
+    assert problems == [
+        f"topic incident-events takes record batches of at most 500000 bytes (max.message.bytes), "
+        f"sevflow writes up to {EVENT_RECORD_BYTES} to it: they would be refused at every attempt "
+        f"(raise it with kafka-configs --alter --add-config max.message.bytes={EVENT_RECORD_BYTES})"
+    ]
+    assert warnings == []
+    exact = TopicState(settings.events_topic, 8, 1, 1, 1, max_message_bytes=EVENT_RECORD_BYTES)
+    assert mismatches(resolved, exact)[0] == []
