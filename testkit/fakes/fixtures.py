@@ -15,7 +15,7 @@ from models.events import IncidentEvent
 from models.settings import Settings
 from sinks.base import Sink
 from sinks.clock import Clock
-from sinks.dlq import MemoryDeadLetters
+from sinks.dlq import DeadLetter, MemoryDeadLetters
 from sinks.fanout import build_sinks
 from sinks.kafka import COMMIT_WAIT
 from sinks.storm import StormDetector
@@ -139,6 +139,18 @@ def worker_for(
         commit_wait=commit_wait,
     )
     return worker, dead
+
+
+async def delivered(sink: Sink, clock: Clock, *batches: Sequence[IncidentEvent]) -> list[DeadLetter]:
+    """Each batch of events through one sink worker, in order, as the sinks role delivers them
+    (a batch repeated is a redelivery); the sink is closed after. The dead letters written."""
+    worker, dead = worker_for(sink, clock)
+    try:
+        for batch in batches:
+            await worker.process(records(batch))
+    finally:
+        await sink.close()
+    return list(dead.letters)
 
 
 def records(events: Sequence[IncidentEvent], topic: str = "incident-events") -> list[Record]:

@@ -22,7 +22,7 @@ from sinks.slack import SlackSink
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory
-from testkit.fakes.fixtures import ROUTING_KEY, records, sink_settings, worker_for
+from testkit.fakes.fixtures import ROUTING_KEY, delivered, records, sink_settings, worker_for
 from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.fakes.slack import FakeSlack
 from testkit.fakes.statuspage import FakeStatuspage
@@ -143,7 +143,6 @@ async def test_a_teams_sev4_incidents_are_listed_in_its_own_channels_morning_dig
     fake_slack.add_channel("payments-incidents")
     settings = sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3")
     (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "slack"]
-    worker, dead = worker_for(sink, clock)
     morning = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)
     listing = {"level": "digest", "level_name": "digest", "targets": "[]", "digest_day": "2026-01-16"}
     payments = IncidentStory(name="PaySlow", severity=Severity.SEV4, summary="Slow refunds")
@@ -153,11 +152,8 @@ async def test_a_teams_sev4_incidents_are_listed_in_its_own_channels_morning_dig
         *other.fire(),
         *other.escalate(dict(listing), morning, "SEV4"),
     ]
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events)
+    assert letters == []
     (team_digest,) = fake_slack.posts("payments-incidents")
     (default_digest,) = fake_slack.posts("incidents")
     assert "Slow refunds" in team_digest["text"]
@@ -174,14 +170,10 @@ async def test_a_teams_security_channel_invites_the_teams_people(
     fake_slack.add_usergroup("S0PAYSEC", ["U0PAYSEC02", "U0PAYSEC03"])
     settings = sink_settings(slack=fake_slack)
     (sink,) = [s for s in sinks_with_teams(settings, tmp_path, engine, clock) if s.name == "slack"]
-    worker, dead = worker_for(sink, clock)
     payments = IncidentStory(name="CardSkimming", summary="Card skimming", security=True)
     other = IncidentStory(name="SshBruteForce", group="ssh", summary="SSH brute force", security=True)
-    try:
-        await worker.process(records([*of_team(payments.fire(), "payments"), *other.fire()]))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, [*of_team(payments.fire(), "payments"), *other.fire()])
+    assert letters == []
     members = {}
     for name in fake_slack.created():
         channel = fake_slack.by_name(name)

@@ -14,7 +14,7 @@ from sinks.fanout import build_sinks
 from testkit.fakes import fixtures
 from testkit.fakes.clock import FakeClock
 from testkit.fakes.events import T0, IncidentStory
-from testkit.fakes.fixtures import records, sink_named, sink_settings, worker_for
+from testkit.fakes.fixtures import delivered, sink_named, sink_settings
 from testkit.fakes.slack import FakeSlack
 
 clock = fixtures.clock
@@ -49,14 +49,9 @@ async def test_the_security_channel_is_told_once(
 ) -> None:
     fake_slack.add_channel("security-incidents")
     sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
-    worker, dead = worker_for(sink, clock)
     _, events = security_story()
-    try:
-        await worker.process(records(events))
-        await worker.process(records(events))  # redelivered: nothing twice
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events, events)  # redelivered: nothing twice
+    assert letters == []
     (notice,) = fake_slack.posts("security-incidents")
     assert notice["text"].startswith(":mega: *[SEV2] API Error Rate Spike*")
     assert f"*Why you are told:* {REASON} (security contact)" in notice["text"]
@@ -75,13 +70,9 @@ async def test_an_incident_not_announced_in_slack_still_reaches_the_security_cha
     fake_slack.add_channel("security-incidents")
     settings = sink_settings(slack=fake_slack, slack_severities="SEV1")
     sink = sink_named(settings, engine, clock, "slack")
-    worker, dead = worker_for(sink, clock)
     story, events = security_story(Severity.SEV3)
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events)
+    assert letters == []
     assert fake_slack.created() == []  # SEV3 is not announced here
     (notice,) = fake_slack.posts("security-incidents")
     assert notice["text"].startswith(":mega: *[SEV3] API Error Rate Spike*")
@@ -92,13 +83,9 @@ async def test_a_missing_escalation_channel_is_dead_lettered_with_its_name(
     engine: AsyncEngine, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
     sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
-    worker, dead = worker_for(sink, clock)
     _, events = security_story()
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    (letter,) = dead.letters
+    letters = await delivered(sink, clock, events)
+    (letter,) = letters
     assert "Security channel #security-incidents not found" in json.dumps(letter, default=str)
     # The incident's own channel and announcement are unaffected.
     assert len(fake_slack.posts("incidents")) == 1
@@ -110,13 +97,9 @@ async def test_with_smtp_configured_the_channel_says_the_email_is_queued(
     fake_slack.add_channel("security-incidents")
     settings = sink_settings(slack=fake_slack, smtp_host="127.0.0.1", smtp_port=1)
     sink = sink_named(settings, engine, clock, "slack")
-    worker, dead = worker_for(sink, clock)
     _, events = security_story()
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events)
+    assert letters == []
     updates = [p["text"] for p in fake_slack.posts("incident-20260115-high-error-rate")[1:]]
     assert updates == [
         ":mega: Security contact: security@optimal-build.com (email queued), #security-incidents"
@@ -139,19 +122,13 @@ async def test_the_morning_digest_is_one_announcement_edited_as_incidents_join(
     sink = sink_named(
         sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3"), engine, clock, "slack"
     )
-    worker, dead = worker_for(sink, clock)
     morning = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)
     first = IncidentStory(severity=Severity.SEV4)
     second = IncidentStory(name="DiskAlmostFull", severity=Severity.SEV4, group="disk")
     one = [*first.fire(), *digest_listing(first, morning)]
     two = [*second.fire(), *digest_listing(second, morning)]
-    try:
-        await worker.process(records(one))
-        await worker.process(records(two))
-        await worker.process(records([*one, *two]))  # redelivered: nothing twice
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, one, two, [*one, *two])  # redelivered: nothing twice
+    assert letters == []
     (digest,) = fake_slack.posts("incidents")
     assert digest["text"].startswith(":sunrise: *FOR TODAY* (2026-01-16) - 2 incidents due")
     assert f"({one[0].incident_id})" in digest["text"]
@@ -167,14 +144,10 @@ async def test_a_sev4_security_incident_is_listed_in_the_digest_as_a_security_in
     sink = sink_named(
         sink_settings(slack=fake_slack, slack_severities="SEV1-SEV3"), engine, clock, "slack"
     )
-    worker, dead = worker_for(sink, clock)
     story = IncidentStory(name="AdminLogin", summary=LEAK, severity=Severity.SEV4, security=True)
     events = [*story.fire(), *digest_listing(story, datetime(2026, 1, 16, 9, 0, tzinfo=UTC))]
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events)
+    assert letters == []
     (digest,) = fake_slack.posts("incidents")
     assert f"[SEV4] security incident ({events[0].incident_id})" in digest["text"]
     assert "203.0.113.7" not in digest["text"]
@@ -190,17 +163,12 @@ async def test_an_incident_that_turns_security_keeps_its_alerts_out_of_its_publi
     named the new alert (name, host, summary), and #incidents kept the full announcement until
     the next acknowledgement, since an alert that changes no severity edited nothing."""
     sink = sink_named(sink_settings(slack=fake_slack), engine, clock, "slack")
-    worker, dead = worker_for(sink, clock)
     story = IncidentStory()
     opened = story.fire()
     story.security, story.summary = True, LEAK
     joined = story.fire("fp2", at=T0 + timedelta(seconds=5), instance="db-prod-3")
-    try:
-        await worker.process(records(opened))
-        await worker.process(records(joined))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, opened, joined)
+    assert letters == []
     assert joined[0].incident.security
     (name,) = fake_slack.created()
     channel_text = str(fake_slack.posts(name))
@@ -225,7 +193,6 @@ async def test_a_level_channel_that_is_no_security_contact_learns_only_that_it_i
         for s in build_sinks(sink_settings(slack=fake_slack), engine, clock, security_contacts=[contact])
         if s.name == "slack"
     ]
-    worker, dead = worker_for(sink, clock)
     story = IncidentStory(summary=LEAK, security=True)
     level = {
         "level": "2",
@@ -237,11 +204,8 @@ async def test_a_level_channel_that_is_no_security_contact_learns_only_that_it_i
         *story.escalate(SECURITY, T0 + timedelta(seconds=5), REASON),
         *story.escalate(level, T0 + timedelta(minutes=15), "not acknowledged in 15 minutes"),
     ]
-    try:
-        await worker.process(records(events))
-    finally:
-        await sink.close()
-    assert dead.letters == []
+    letters = await delivered(sink, clock, events)
+    assert letters == []
     (told,) = fake_slack.posts("payments-oncall")
     assert told["text"].startswith(":lock: *[SEV2] security incident*")
     assert "*Why you are told:* payments on-call" in told["text"]
