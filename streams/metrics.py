@@ -3,7 +3,8 @@
 Consumer lag is measured, not estimated: every few seconds the committed offsets of the worker's
 consumer group are compared with the partitions' end offsets (what Kafka's own
 ``kafka-consumer-groups --describe`` shows). The outbox backlog is the number of stored events not
-yet published on incident-events.
+yet published on incident-events. An alert's delay is the part of a page's latency the worker
+sees: from its receiver's stamp to the commit of the batch that applied it.
 """
 
 import asyncio
@@ -12,12 +13,15 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.outbox import Outbox
 
-__all__ = ["LagProbe", "WorkerMetrics"]
+__all__ = ["ALERT_DELAY_BUCKETS", "LagProbe", "WorkerMetrics"]
+
+#: Seconds; from the tens of milliseconds of a page at a steady rate to a backlog's minutes.
+ALERT_DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,15 @@ class WorkerMetrics:
             "invalid (poison) or newer_schema (written by a newer release than this worker). "
             "Where each record was read is in the quarantine's log line, not in a label.",
             ["topic", "reason"],
+            registry=self.registry,
+        )
+        self.alert_delay = Histogram(
+            "sevflow_worker_alert_delay_seconds",
+            "Seconds from the receiver accepting an alert (its received_at) to the worker "
+            "committing the batch that applied it, on the worker's clock (a receiver's clock "
+            "ahead of it reads as 0): the webhook-to-store part of a page's latency, and how far "
+            "behind a backlog is.",
+            buckets=ALERT_DELAY_BUCKETS,
             registry=self.registry,
         )
         self.events_created = Counter(

@@ -121,6 +121,9 @@ class WorkerSteps:
         )
         self.quarantine.applied()
         self.stats.alerts_processed.inc(len(records))
+        committed, observe = self.clock(), self.stats.alert_delay.observe
+        for record in records:
+            observe(max((committed - record.received_at).total_seconds(), 0.0))
         return created
 
     async def poisoned(self, item: tuple[Any, AlertRecord], exc: BaseException) -> None:

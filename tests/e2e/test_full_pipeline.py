@@ -111,6 +111,11 @@ def test_alert_to_pagerduty_slack_and_status_page_once(
     assert "*INCIDENT RESOLVED*" in resolutions[0]["text"]
     assert len(fake_statuspage.incidents) == 1
     assert "sevflow_worker_alerts_processed_total 2.0" in worker_metrics
+    # Each applied alert's delay from its receipt to its commit, both of them within the journey.
+    assert "sevflow_worker_alert_delay_seconds_count 2.0" in worker_metrics
+    assert 'sevflow_worker_alert_delay_seconds_bucket{le="300.0"} 2.0' in worker_metrics
+    (delays,) = re.findall(r"^sevflow_worker_alert_delay_seconds_sum (\S+)$", worker_metrics, re.M)
+    assert float(delays) > 0
     assert 'sevflow_incident_events_total{type="opened"} 1.0' in worker_metrics
     for sink in ("pagerduty", "slack", "statuspage"):
         assert f'sevflow_sink_circuit_open{{sink="{sink}"}} 0.0' in sink_metrics
