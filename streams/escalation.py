@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from models.escalation import (
     EscalationPolicy,
@@ -46,6 +46,7 @@ from models.teams import Teams
 from store.escalations import EscalationRepo, EscalationTx, StaleEscalation, escalation_transaction
 from store.incidents import IncidentStore, IncidentTx
 from store.leases import Lease
+from streams.failures import is_permanent, reason_of
 
 __all__ = [
     "EscalationMetrics",
@@ -295,11 +296,20 @@ async def _escalate_together(
 async def _escalate_chunk(
     store: IncidentStore, policy: EscalationPolicy, incident_ids: Sequence[str], now: datetime
 ) -> list[tuple[str, _Result]]:
-    """A chunk together; when another run advanced one of them first, the others one by one."""
+    """A chunk together; when another run advanced one of them first, or one of them can never be
+    advanced, the others one by one.
+
+    An incident whose escalation fails permanently (the database refuses a value of it: a
+    :func:`streams.failures.is_permanent` error) is logged and left for the next tick; before,
+    the run failed at it at every tick, and no escalation after it in the chunk or the chunks
+    behind it ever fired. A transient error still ends the run (the next tick retries it all)."""
     try:
         return await _escalate_together(store, policy, incident_ids, now)
     except (StaleEscalation, IntegrityError):
         if len(incident_ids) == 1:
+            raise
+    except SQLAlchemyError as exc:
+        if not is_permanent(exc) or len(incident_ids) == 1:
             raise
     results = []
     for incident_id in incident_ids:
@@ -308,7 +318,19 @@ async def _escalate_chunk(
         except (StaleEscalation, IntegrityError) as exc:
             # Another run advanced this escalation first; everything staged here was rolled back.
             log.info("escalation of %s already advanced elsewhere (%s)", incident_id, type(exc).__name__)
+        except SQLAlchemyError as exc:
+            if not is_permanent(exc):
+                raise
+            _cannot_advance(incident_id, exc)
     return results
+
+
+def _cannot_advance(incident_id: str, exc: SQLAlchemyError) -> None:
+    log.error(
+        "escalation of %s cannot be advanced (%s); the others go on, it is tried again at the next tick",
+        incident_id,
+        reason_of(exc),
+    )
 
 
 async def run_escalations(
@@ -323,9 +345,10 @@ async def run_escalations(
 ) -> list[IncidentEvent]:
     """Advance every escalation that needs it at ``now``; returns the events written (committed).
 
-    Call it from a timer with the clock's ``now``. Database errors other than a lost race
-    propagate (nothing is half-done: each incident is one transaction), so the caller logs and
-    the next tick retries. With ``lease``, a worker that does not hold it does nothing.
+    Call it from a timer with the clock's ``now``. Transient database errors propagate (nothing is
+    half-done: each chunk of incidents is one transaction), so the caller logs and the next tick
+    retries; an incident the database refuses for good is logged and passed over. With ``lease``,
+    a worker that does not hold it does nothing.
     """
     if lease is not None and not await lease.acquire(now):
         return []
@@ -339,6 +362,10 @@ async def run_escalations(
             done.extend(await _escalate_chunk(store, policy, chunk, now))
         except (StaleEscalation, IntegrityError) as exc:
             log.info("escalation of %s already advanced elsewhere (%s)", chunk[0], type(exc).__name__)
+        except SQLAlchemyError as exc:
+            if not is_permanent(exc):
+                raise
+            _cannot_advance(chunk[0], exc)
     for incident_id, result in done:
         if result.after is None:
             continue
