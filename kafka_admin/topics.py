@@ -65,7 +65,8 @@ async def _ensure(
     brokers = cluster["brokers"]
     broker = await _broker_configs(admin, brokers[0]["node_id"])
     default_rf = int(_named(broker, brokers[0]["node_id"], "default.replication.factor"))
-    max_message_bytes = int(_named(broker, brokers[0]["node_id"], "message.max.bytes"))
+    # (a Kafka-compatible broker may not report it: then nothing is set at creation)
+    max_message_bytes = _number(broker.get("message.max.bytes"))
     resolved = [spec.resolved(default_rf) for spec in specs]
     if problems := [p for spec in resolved if (p := spec.problem(len(brokers)))]:
         raise TopicSettingsError(problems)
@@ -115,6 +116,10 @@ async def _broker_configs(admin: AIOKafkaAdminClient, broker: int) -> dict[str, 
     }
 
 
+def _number(value: str | None) -> int | None:
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+
 def _named(configs: dict[str, str], broker: int, name: str) -> str:
     if name not in configs:
         raise TopicSettingsError([f"broker {broker} does not report {name}"])
@@ -157,7 +162,7 @@ async def _describe(
             replication_factor=min(len(p["replicas"]) for p in partitions[name]),
             min_insync_replicas=int(configs[name]["min.insync.replicas"]),
             retention_ms=int(configs[name]["retention.ms"]),
-            max_message_bytes=int(configs[name]["max.message.bytes"]),
+            max_message_bytes=_number(configs[name].get("max.message.bytes")),
         )
         for name in names
     }

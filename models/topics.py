@@ -225,8 +225,8 @@ class TopicState:
     min_insync_replicas: int
     retention_ms: int
     #: ``max.message.bytes``: the topic's own, or the broker's ``message.max.bytes`` (Kafka's
-    #: default 1048588).
-    max_message_bytes: int = 1_048_588
+    #: default 1048588); None when the broker does not report it (not checked then).
+    max_message_bytes: int | None = 1_048_588
 
 
 def mismatches(spec: TopicSpec, state: TopicState) -> tuple[list[str], list[str]]:
@@ -258,9 +258,10 @@ def mismatches(spec: TopicSpec, state: TopicState) -> tuple[list[str], list[str]
             f"{expected_insync} ({spec.setting('min.insync.replicas')}; change it with "
             "kafka-configs --alter)"
         )
-    if spec.record_bytes is not None and state.max_message_bytes < spec.record_bytes:
+    limit = state.max_message_bytes
+    if spec.record_bytes is not None and limit is not None and limit < spec.record_bytes:
         problems.append(
-            f"topic {name} takes record batches of at most {state.max_message_bytes} bytes "
+            f"topic {name} takes record batches of at most {limit} bytes "
             f"(max.message.bytes), sevflow writes up to {spec.record_bytes} to it: they would be "
             f"refused at every attempt (raise it with kafka-configs --alter --add-config "
             f"max.message.bytes={spec.record_bytes})"

@@ -224,3 +224,7 @@ def test_the_topics_of_large_records_must_take_them() -> None:
     assert warnings == []
     exact = TopicState(settings.events_topic, 8, 1, 1, 1, max_message_bytes=EVENT_RECORD_BYTES)
     assert mismatches(resolved, exact)[0] == []
+    # A Kafka-compatible broker that does not report the limit: nothing to check, nothing set.
+    unknown = TopicState(settings.events_topic, 8, 1, 1, 1, max_message_bytes=None)
+    assert mismatches(resolved, unknown) == ([], [])
+    assert resolved.configs(broker_max_message_bytes=None) == {}
