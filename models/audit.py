@@ -10,7 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ACTIONS", "ACTION_MAX", "AuditEntry"]
+from models.incident import Command
+
+__all__ = ["ACTIONS", "ACTION_MAX", "AuditEntry", "command_audit"]
 
 #: The actions recorded (``sevflow audit --action``); another branch of the code may add its own.
 ACTIONS = (
@@ -41,3 +43,16 @@ class AuditEntry(BaseModel):
     target: str | None = Field(default=None, max_length=TARGET_MAX)
     details: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
+
+
+def command_audit(command: Command) -> AuditEntry:
+    """The audit log's record of a manual acknowledgement or resolution that was applied."""
+    return AuditEntry(
+        at=command.requested_at,
+        action=f"incident.{command.action}d",
+        actor=command.actor.name or command.actor.via,
+        via=command.actor.via,
+        target=command.incident_id,
+        details={"command_id": command.command_id},
+        note=command.actor.note,
+    )

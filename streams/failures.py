@@ -38,6 +38,7 @@ from sqlalchemy.exc import (
 __all__ = [
     "PERMANENT",
     "RETRIED",
+    "apart",
     "is_permanent",
     "isolate",
     "reason_of",
@@ -125,3 +126,17 @@ async def isolate(
     return await isolate(items[:middle], apply, poisoned) + await isolate(
         items[middle:], apply, poisoned
     )
+
+
+async def apart(what: str, step: Callable[[], Awaitable[list[R]]]) -> list[R]:
+    """What ``step`` returns, or nothing when it fails permanently (:func:`is_permanent`, logged
+    with its reason): a timer's run over many incidents or windows goes on past one that the
+    database refuses for good, which is tried again at the next run. Transient errors propagate
+    (the timer logs them, and its next run retries everything)."""
+    try:
+        return await step()
+    except RETRIED as exc:
+        if not is_permanent(exc):
+            raise
+        log.error("%s cannot be applied (%s); the others go on, it is tried again", what, reason_of(exc))
+        return []

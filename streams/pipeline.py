@@ -27,10 +27,11 @@ The interface, for the worker and for tests that drive it directly::
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from models.alert import AlertRecord, RecordPosition
 from models.alertmanager import format_group_key
-from models.audit import AuditEntry
+from models.audit import command_audit
 from models.canary import is_canary
 from models.classification import RuleSet
 from models.escalation import (
@@ -69,6 +70,7 @@ from store.escalations import EscalationTx
 from store.incidents import IncidentStore, IncidentTx
 from store.maintenance import MaintenanceStore
 from streams.escalation import arm_opened
+from streams.failures import apart
 from streams.placement import elsewhere, home
 from streams.quiet_scan import QuietScan
 from streams.repeats import repeats
@@ -138,19 +140,6 @@ def _progress(
                 at, offset = max(seen[0], at), max(seen[1], offset)
             progress[position.partition] = (at, offset)
     return progress
-
-
-def command_audit(command: Command) -> AuditEntry:
-    """The audit log's record of a manual acknowledgement or resolution that was applied."""
-    return AuditEntry(
-        at=command.requested_at,
-        action=f"incident.{command.action}d",
-        actor=command.actor.name or command.actor.via,
-        via=command.actor.via,
-        target=command.incident_id,
-        details={"command_id": command.command_id},
-        note=command.actor.note,
-    )
 
 
 @dataclass(frozen=True)
@@ -370,15 +359,19 @@ class Pipeline:
         wins); the released record arrives at the window's end and keeps the alert's stored Kafka
         position, so the alert's own later records still apply after it.
         """
-        windows = self.maintenance
         events: list[IncidentEvent] = []
-        for window_id in await windows.due(watermark):
-            window = await windows.get(window_id)
-            held = await windows.held(window_id)
-            if held and window is not None:
-                released = [released_record(a, window.ends_at) for a in held]
-                events.extend(await self._apply(released, [None] * len(released), window_id))
-            await windows.mark_released(window_id, watermark)
+        for window_id in await self.maintenance.due(watermark):
+            release = partial(self._release, window_id, watermark)
+            events.extend(await apart(f"the release of maintenance window {window_id}", release))
+        return events
+
+    async def _release(self, window_id: str, watermark: datetime) -> list[IncidentEvent]:
+        windows, events = self.maintenance, []
+        window, held = await windows.get(window_id), await windows.held(window_id)
+        if held and window is not None:
+            released = [released_record(a, window.ends_at) for a in held]
+            events = await self._apply(released, [None] * len(released), window_id)
+        await windows.mark_released(window_id, watermark)
         return events
 
     async def expire_quiet(self, watermark: datetime) -> list[IncidentEvent]:
@@ -389,12 +382,17 @@ class Pipeline:
         """
         events: list[IncidentEvent] = []
         for incident_id in await self.quiet_scan.page(self.store, watermark - self.policy.quiet_period):
-            async with self.store.transaction() as tx:
-                incident = await tx.lock_incident(incident_id)
-                if incident is None:
-                    continue
-                outcome = expire_quiet_period(incident, self.policy, watermark, self._verify(incident))
-                if outcome is not None:
-                    tx.stage(outcome)
-                    events.extend(outcome.events)
+            expire = partial(self._expire, incident_id, watermark)
+            events.extend(await apart(f"the quiet period of incident {incident_id}", expire))
         return events
+
+    async def _expire(self, incident_id: str, watermark: datetime) -> list[IncidentEvent]:
+        async with self.store.transaction() as tx:
+            incident = await tx.lock_incident(incident_id)
+            if incident is None:
+                return []
+            outcome = expire_quiet_period(incident, self.policy, watermark, self._verify(incident))
+            if outcome is None:
+                return []
+            tx.stage(outcome)
+            return list(outcome.events)
