@@ -19,13 +19,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["KEPT_BYTES_MAX", "QuarantinedRecord", "SourcePosition"]
+__all__ = ["KAFKA_KEY_MAX", "KEPT_BYTES_MAX", "QuarantinedRecord", "SourcePosition"]
 
 #: The most bytes of a record's key and value a quarantined record carries (base64 makes them a
 #: third larger): a quarantined record stays under Kafka's default record limit (1 MiB). A larger
 #: poison record was quarantined again and again, each write refused as too large, and the worker
 #: never moved past it.
 KEPT_BYTES_MAX = 700_000
+#: The longest source key a quarantined record is also written under (its Kafka key). A longer
+#: one is in the document only: written twice (raw, and in base64) a 600,000-byte key made a
+#: record of 1.4 MB, refused at every attempt, and the worker never moved past it.
+KAFKA_KEY_MAX = 1024
 
 
 class SourcePosition(BaseModel):
@@ -92,6 +96,12 @@ class QuarantinedRecord(BaseModel):
 
     def key_bytes(self) -> bytes | None:
         return None if self.key is None else base64.b64decode(self.key)
+
+    def kafka_key(self) -> bytes | None:
+        """The key to write this record under: the source's key, unless over :data:`KAFKA_KEY_MAX`
+        bytes (replays take the key from the document, byte for byte, either way)."""
+        key = self.key_bytes()
+        return key if key is None or len(key) <= KAFKA_KEY_MAX else None
 
     def value_bytes(self) -> bytes | None:
         return None if self.value is None else base64.b64decode(self.value)

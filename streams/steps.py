@@ -65,7 +65,7 @@ class TopicWriter:
                 topic, key_serializer="raw", value_serializer="raw", partitions=spec.partitions
             )
             self._topics[topic] = channel
-        sent = await channel.send(key=record.key_bytes(), value=record.to_bytes())
+        sent = await channel.send(key=record.kafka_key(), value=record.to_bytes())
         await sent  # Kafka's acknowledgement
 
 

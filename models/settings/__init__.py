@@ -56,7 +56,14 @@ class Settings(
         """How sevflow creates and checks the topic ``name`` (:meth:`CoreSettings.topic_spec`),
         with the largest record batch it writes there (models/record_limits.py)."""
         spec = super().topic_spec(name)
-        largest = largest_batches(self.alerts_topic, self.events_topic, self.sinks_dlq_topic)
+        quarantines = (
+            self.alerts_quarantine_topic,
+            self.commands_quarantine_topic,
+            self.probe_results_quarantine_topic,
+        )
+        largest = largest_batches(
+            self.alerts_topic, self.events_topic, self.sinks_dlq_topic, quarantines
+        )
         return replace(spec, record_bytes=largest[name]) if name in largest else spec
 
     def created_topics(self) -> tuple[str, ...]:

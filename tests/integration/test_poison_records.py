@@ -287,3 +287,40 @@ def test_a_poison_record_too_large_to_carry_is_quarantined_without_its_bytes(
     [record] = found
     assert (record["kept"], record["value"], record["key"]) == (False, None, None)
     assert f"are at {prefix}-alerts[0]@0" in str(record["reason"])
+
+
+def test_a_poison_record_with_a_huge_key_is_quarantined_with_its_bytes(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A poison record with a 600,000-byte key: its quarantined record carried the key twice (as
+    its Kafka key, and in base64 in the document), 1.4 MB, refused by Kafka at every attempt,
+    and the worker never moved past it. The key is now in the document only."""
+    prefix = f"poisonkey-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = role_env(kafka_bootstrap, prefix, url, tmp_path, topic_partitions="1")
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
+    keyed = (b"k" * 600_000, b"{")
+    first_good = good_records(datetime.now(UTC))[:1]
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [keyed, *first_good]))
+    engine = create_engine(normalise_url(url, asynchronous=False))
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        wait_for(lambda: stored_alerts(engine) == 1, 90, f"the alert after it stored ({worker.log})")
+        found = wait_for(
+            lambda: asyncio.run(
+                read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2)
+            ),
+            60,
+            "the keyed record quarantined",
+        )
+    finally:
+        worker.stop()
+        engine.dispose()
+    [record] = found
+    assert record["kept"] is True
+    assert base64.b64decode(record["key"]) == b"k" * 600_000
+    assert base64.b64decode(record["value"]) == b"{"
