@@ -4,7 +4,8 @@ Written by the stream worker to its quarantine topics (``sevflow-alerts-quaranti
 ``sevflow-commands-quarantine``), read by ``sevflow dlq list --quarantine`` and sent back to its
 source topic, byte for byte, by ``sevflow dlq replay --quarantine`` once the cause is fixed.
 
-Record (key: the source record's key; value: JSON of :class:`QuarantinedRecord`)::
+Record (key: the source record's key, up to :data:`KAFKA_KEY_MAX` bytes; value: JSON of
+:class:`QuarantinedRecord`)::
 
     {"source": {"topic": "sevflow-alerts", "partition": 3, "offset": 1207},
      "error": "DataError", "reason": "DataError [22001]: value too long for type character

@@ -252,6 +252,41 @@ def test_more_poison_in_a_row_than_the_limit_stops_the_worker_loudly(
     assert "SEVFLOW_WORKER_POISON_LIMIT=2" in worker.log.read_text()
 
 
+def quarantined_before_a_good_alert(
+    tmp_path: Path, kafka_bootstrap: str, what: str, poison: tuple[bytes, bytes]
+) -> dict[str, object]:
+    """Run a worker over ``poison`` then one good alert; the quarantined record, once the good
+    alert is stored (a worker stuck on the poison never stores it)."""
+    prefix = f"poison{what}-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = role_env(kafka_bootstrap, prefix, url, tmp_path, topic_partitions="1")
+    env |= {
+        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
+        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
+    }
+    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
+    first_good = good_records(datetime.now(UTC))[:1]
+    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [poison, *first_good]))
+    engine = create_engine(normalise_url(url, asynchronous=False))
+    worker = Worker(tmp_path, env, "worker").start()
+    try:
+        wait_for(lambda: stored_alerts(engine) == 1, 90, f"the alert after it stored ({worker.log})")
+        found = wait_for(
+            lambda: asyncio.run(
+                read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2)
+            ),
+            60,
+            "the poison record quarantined",
+        )
+    finally:
+        worker.stop()
+        engine.dispose()
+    [record] = found
+    assert str(record["reason"])  # (and where it was read, in its source)
+    assert record["source"] == {"topic": f"{prefix}-alerts", "partition": 0, "offset": 0}
+    return record  # type: ignore[no-any-return]
+
+
 def test_a_poison_record_too_large_to_carry_is_quarantined_without_its_bytes(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -259,68 +294,22 @@ def test_a_poison_record_too_large_to_carry_is_quarantined_without_its_bytes(
     limit, was written again and again, refused each time as too large: the worker never moved
     past it. It is quarantined without its bytes, saying where they are, and the next alert
     is stored."""
-    prefix = f"poisonhuge-{uuid.uuid4().hex[:8]}"
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    env = role_env(kafka_bootstrap, prefix, url, tmp_path, topic_partitions="1")
-    env |= {
-        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
-        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
-    }
-    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
-    huge = (b"huge", b"{" + b"x" * 900_000)
-    first_good = good_records(datetime.now(UTC))[:1]
-    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [huge, *first_good]))
-    engine = create_engine(normalise_url(url, asynchronous=False))
-    worker = Worker(tmp_path, env, "worker").start()
-    try:
-        wait_for(lambda: stored_alerts(engine) == 1, 90, f"the alert after it stored ({worker.log})")
-        found = wait_for(
-            lambda: asyncio.run(
-                read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2)
-            ),
-            60,
-            "the huge record quarantined",
-        )
-    finally:
-        worker.stop()
-        engine.dispose()
-    [record] = found
+    record = quarantined_before_a_good_alert(
+        tmp_path, kafka_bootstrap, "huge", (b"huge", b"{" + b"x" * 900_000)
+    )
     assert (record["kept"], record["value"], record["key"]) == (False, None, None)
-    assert f"are at {prefix}-alerts[0]@0" in str(record["reason"])
+    source = record["source"]
+    assert isinstance(source, dict)
+    assert f"are at {source['topic']}[0]@0" in str(record["reason"])
 
 
 def test_a_poison_record_with_a_huge_key_is_quarantined_with_its_bytes(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     """A poison record with a 600,000-byte key: its quarantined record carried the key twice (as
-    its Kafka key, and in base64 in the document), 1.4 MB, refused by Kafka at every attempt,
-    and the worker never moved past it. The key is now in the document only."""
-    prefix = f"poisonkey-{uuid.uuid4().hex[:8]}"
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    env = role_env(kafka_bootstrap, prefix, url, tmp_path, topic_partitions="1")
-    env |= {
-        "SEVFLOW_ALERTS_QUARANTINE_TOPIC": f"{prefix}-alerts-quarantine",
-        "SEVFLOW_COMMANDS_QUARANTINE_TOPIC": f"{prefix}-commands-quarantine",
-    }
-    asyncio.run(ensure_topic(kafka_bootstrap, f"{prefix}-alerts", 1))
-    keyed = (b"k" * 600_000, b"{")
-    first_good = good_records(datetime.now(UTC))[:1]
-    asyncio.run(produce(kafka_bootstrap, f"{prefix}-alerts", [keyed, *first_good]))
-    engine = create_engine(normalise_url(url, asynchronous=False))
-    worker = Worker(tmp_path, env, "worker").start()
-    try:
-        wait_for(lambda: stored_alerts(engine) == 1, 90, f"the alert after it stored ({worker.log})")
-        found = wait_for(
-            lambda: asyncio.run(
-                read_json_topic(kafka_bootstrap, f"{prefix}-alerts-quarantine", idle_polls=2)
-            ),
-            60,
-            "the keyed record quarantined",
-        )
-    finally:
-        worker.stop()
-        engine.dispose()
-    [record] = found
+    its Kafka key, and in base64 in the document), 1.4 MB, refused by Kafka, and the worker's
+    agent crashed on it at every start. The key is now in the document only."""
+    record = quarantined_before_a_good_alert(tmp_path, kafka_bootstrap, "key", (b"k" * 600_000, b"{"))
     assert record["kept"] is True
-    assert base64.b64decode(record["key"]) == b"k" * 600_000
-    assert base64.b64decode(record["value"]) == b"{"
+    assert base64.b64decode(str(record["key"])) == b"k" * 600_000
+    assert base64.b64decode(str(record["value"])) == b"{"
