@@ -5,10 +5,11 @@
     done in the log?        -> return what the vendor answered then (no call)
     pending in the log?     -> ask the vendor (reconcile); found -> record it, no call
     otherwise               -> write pending (when the effect can be reconciled), call with
-                               retries, record done + external ids
+                               retries (reconciling before a repeat whose first try may have
+                               been applied), record done + external ids
 
-Calls without a reconcile are idempotent at the vendor (PagerDuty's dedup_key, chat.update, a
-Statuspage PATCH), so repeating one after a crash is harmless and no pending row is written.
+Calls without a reconcile are idempotent at the vendor (PagerDuty's dedup_key, chat.update), so
+repeating one after a crash is harmless and no pending row is written.
 
 The log is written only after the vendor confirmed the call, so a crash between the two leaves a
 ``pending`` row, and the next attempt reconciles instead of repeating the effect.
@@ -22,10 +23,11 @@ from typing import TypeVar
 from models.events import IncidentEvent
 from sinks.breaker import CircuitBreaker
 from sinks.clock import Clock
+from sinks.errors import DeliveryError
 from sinks.retry import RetryPolicy, call_with_retry
 from store.deliveries import DeliveryLog, StepRecord
 
-__all__ = ["UNREAD", "Effects", "Result", "Unread"]
+__all__ = ["UNREAD", "Effects", "Result", "Unread", "checked_before_repeating"]
 
 Result = dict[str, str]
 
@@ -108,7 +110,7 @@ class Effects:
             if reconcile is not None:  # a pending row is only worth writing if it can be checked
                 await self.log.begin(self.sink, ids[-1], step, primary.incident_id, self.clock.now())
             result = await call_with_retry(
-                send,
+                checked_before_repeating(send, reconcile),
                 policy=self.policy,
                 clock=self.clock,
                 breaker=self.breaker,
@@ -126,6 +128,37 @@ class Effects:
             scope=scope,
         )
         return result
+
+
+def checked_before_repeating(
+    send: Callable[[], Awaitable[Result]],
+    reconcile: Callable[[], Awaitable[Result | None]] | None,
+) -> Callable[[], Awaitable[Result]]:
+    """``send``, with ``reconcile`` asked before each repeat of an attempt whose outcome is unknown.
+
+    A call that timed out, lost its connection or got a 5xx (or an answer that could not be read)
+    may have had its effect at the vendor all the same. Without an idempotency key (a Slack post
+    or channel, a Statuspage incident or update) its repeat made a second message, a channel
+    ``…-2`` or a second public update; the reconcile that found an interrupted attempt ran only
+    after a crash. A throttled answer (429, Statuspage's 420) is a refusal: nothing to look for."""
+    if reconcile is None:
+        return send
+    unsure = False
+
+    async def attempt() -> Result:
+        nonlocal unsure
+        if unsure:
+            found = await reconcile()
+            if found is not None:
+                return found
+            unsure = False
+        try:
+            return await send()
+        except DeliveryError as error:
+            unsure = not error.throttled
+            raise
+
+    return attempt
 
 
 def effect_key(event: IncidentEvent, step: str) -> str:

@@ -100,6 +100,10 @@ class PagerDutySender:
             response = exc.response
             if response is None:
                 raise DeliveryError(True, f"PagerDuty {call.action}: no response") from None
+            if response.is_success:  # taken, with a body the client could not read: ask again
+                raise DeliveryError(
+                    True, f"PagerDuty {call.action}: HTTP {response.status_code} without a dedup_key"
+                ) from None
             error = classify_status(
                 response.status_code,
                 f"PagerDuty {call.action}",
@@ -113,6 +117,16 @@ class PagerDutySender:
         except pagerduty.Error as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "error"
             raise DeliveryError(True, f"PagerDuty {call.action}: transport error ({cause})") from None
+        except Exception as exc:  # noqa: BLE001 (see below)
+            # An answer the client could not read (httpx2's DecodingError for a body whose
+            # Content-Encoding lies is not wrapped in pagerduty.Error): the event may have
+            # been taken, and its dedup_key makes a repeat harmless. Let through, it stopped
+            # the sinks process at this event again at every start.
+            raise DeliveryError(
+                True, f"PagerDuty {call.action}: unreadable answer ({type(exc).__name__})"
+            ) from None
+        if not isinstance(key, str) or not key:
+            raise DeliveryError(True, f"PagerDuty {call.action}: the answer has no dedup_key")
         return key
 
     def close(self) -> None:

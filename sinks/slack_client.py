@@ -105,14 +105,22 @@ class SlackSender:
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError(True, f"Slack {method}: transport error ({type(exc).__name__})") from None
+        except Exception as exc:  # noqa: BLE001 (the SDK reading an answer it did not expect)
+            # A 200 that is not JSON (text/plain from a proxy) fails inside slack-sdk's own
+            # check with an AttributeError: what happened is unknown, so it is asked again
+            # (a post is looked up first: sinks.effects.checked_before_repeating).
+            raise SlackError(True, f"Slack {method}: unreadable answer ({type(exc).__name__})") from None
         data = response.data
         return data if isinstance(data, dict) else {}
 
     async def create_channel(self, name: str, *, private: bool = False) -> dict[str, str]:
         """A new channel (a private one for a security incident: ``is_private``)."""
         data = await self.call("conversations.create", name=name, is_private=private)
-        channel = data["channel"]
-        return {"channel_id": str(channel["id"]), "channel_name": str(channel["name"])}
+        channel = data.get("channel")
+        return {
+            "channel_id": _named(channel, "id", "conversations.create"),
+            "channel_name": _named(channel, "name", "conversations.create"),
+        }
 
     async def invite(self, channel: str, users: Sequence[str]) -> list[tuple[str, str]]:
         """Invite ``users`` (ids) to ``channel``, at most :data:`INVITE_BATCH` a call, with
@@ -138,7 +146,8 @@ class SlackSender:
     async def usergroup_members(self, usergroup: str) -> list[str]:
         """The user ids of a user group (``usergroups.users.list``)."""
         data = await self.call("usergroups.users.list", usergroup=usergroup)
-        return [str(user) for user in data.get("users", [])]
+        users = data.get("users")
+        return [user for user in users if isinstance(user, str)] if isinstance(users, list) else []
 
     async def post(self, channel: str, message: SlackMessage, key: str) -> dict[str, str]:
         """Post; ``key`` goes into the message metadata so an interrupted post can be found."""
@@ -150,7 +159,10 @@ class SlackSender:
             unfurl_links=False,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
         )
-        return {"channel": str(data["channel"]), "ts": str(data["ts"])}
+        return {
+            "channel": _named(data, "channel", "chat.postMessage"),
+            "ts": _named(data, "ts", "chat.postMessage"),
+        }
 
     async def update(self, channel: str, ts: str, message: SlackMessage) -> dict[str, str]:
         data = await self.call(
@@ -178,10 +190,10 @@ class SlackSender:
             if cursor:
                 args["cursor"] = cursor
             data = await self.call("conversations.list", **args)
-            for channel in data.get("channels", []):
+            for channel in _dicts(data.get("channels")):
                 if channel.get("name") == name:
-                    return str(channel["id"])
-            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+                    return _named(channel, "id", "conversations.list")
+            cursor = _cursor(data)
             if not cursor:
                 return None
         return None
@@ -197,11 +209,12 @@ class SlackSender:
             args["oldest"] = f"{(since - HISTORY_SKEW).timestamp():.6f}"
         for _ in range(HISTORY_PAGES):
             data = await self.call("conversations.history", **args)
-            for message in data.get("messages", []):
-                payload = (message.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("key") == key:
-                    return {"channel": channel, "ts": str(message["ts"])}
-            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            for message in _dicts(data.get("messages")):
+                metadata = message.get("metadata")
+                payload = metadata.get("event_payload") if isinstance(metadata, dict) else None
+                if isinstance(payload, dict) and payload.get("key") == key:
+                    return {"channel": channel, "ts": _named(message, "ts", "conversations.history")}
+            cursor = _cursor(data)
             if not data.get("has_more") or not cursor:
                 return None
             args["cursor"] = cursor
@@ -212,3 +225,24 @@ class SlackSender:
             await self._session.close()
             self._session = None
             self._client = None
+
+
+def _named(data: object, name: str, method: str) -> str:
+    """The text field ``name`` of an answer (or of an item of it): an answer without it is one
+    whose outcome is unknown, asked again like a lost one."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise SlackError(True, f"Slack {method}: the answer has no {name}", code="invalid_answer")
+    return value
+
+
+def _dicts(items: object) -> list[dict[str, Any]]:
+    """The objects of a list in an answer (anything else in it, or no list, is passed over)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _cursor(data: dict[str, Any]) -> str | None:
+    """The next page's cursor of a paginated answer, if any."""
+    metadata = data.get("response_metadata")
+    cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
+    return cursor if isinstance(cursor, str) and cursor else None

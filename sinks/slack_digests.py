@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models.events import IncidentEvent
-from sinks.effects import Effects, Result, effect_key
+from sinks.effects import Effects, Result, checked_before_repeating, effect_key
 from sinks.pacing import ChannelPacer
 from sinks.slack_client import SlackSender
 from sinks.slack_format import SlackMessage
@@ -106,6 +106,6 @@ class ListingPoster:
                 async with self.pacer.slot(channel_id, 2):  # after SEV1 posts, before the rest
                     return await self.sender.post(channel_id, message, marker)
 
-            result = await self.effects.retried(post, "notice", scope)
+            result = await self.effects.retried(checked_before_repeating(post, find), "notice", scope)
         await log_.confirm(self.sink, [key], "notice", scope, clock.now(), result=result)
         return result

@@ -92,6 +92,14 @@ class WritesWithTheLog(Protocol):
 
 
 @runtime_checkable
+class ShowsUpdates(Protocol):
+    """A vendor whose update is a new public post (Statuspage's PATCH appends an incident update
+    and notifies subscribers): an update whose answer was lost is looked up, never sent twice."""
+
+    async def shows(self, external_id: str, change: StatusChange) -> bool: ...
+
+
+@runtime_checkable
 class LoggedFollowUps(Protocol):
     """A vendor (Statuspage) that can post an update keeping the status; the sink keeps the
     times in the delivery log."""
@@ -174,6 +182,11 @@ class StatusPageSink:
                 [event],
                 change.kind,
                 functools.partial(self._update, external, event.incident_id, change),
+                reconcile=(
+                    functools.partial(self._shown, self._backend, external, change)
+                    if isinstance(self._backend, ShowsUpdates)
+                    else None
+                ),
                 refs=functools.partial(self._page_refs, change),
             )
         return external
@@ -220,6 +233,10 @@ class StatusPageSink:
     async def _find(self, incident_id: str) -> Result | None:
         found = await self._backend.find(incident_id)
         return {"page_incident_id": found} if found else None
+
+    @staticmethod
+    async def _shown(vendor: ShowsUpdates, external: str, change: StatusChange) -> Result | None:
+        return {} if await vendor.shows(external, change) else None
 
     async def _update(self, external: str, incident_id: str, change: StatusChange) -> Result:
         await self._backend.update(external, incident_id, change)

@@ -1,10 +1,12 @@
-"""Atlassian Statuspage (Manage API v1) over httpx: create, update, follow up and find incidents.
+"""Atlassian Statuspage (Manage API v1) over httpx: create, update, follow up and find incidents,
+and tell whether an update is shown already.
 
 Auth is ``Authorization: OAuth <key>`` (developer.statuspage.io, "Authentication"). 420/429 and
 5xx and transport errors are retryable; 401/404/422 and other 4xx are permanent. The API key is
 only ever in that header: reasons name the status code and the API's message, never the request.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -63,7 +65,9 @@ class StatuspageClient:
             response = await self._http.request(method, f"/pages/{self._page}{path}", **kwargs)
         except httpx.TimeoutException:
             raise DeliveryError(True, f"Statuspage {what}: timeout") from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
+            # A transport error, or an answer that cannot be read (a body whose
+            # Content-Encoding lies: httpx.DecodingError): what happened is unknown.
             raise DeliveryError(
                 True, f"Statuspage {what}: transport error ({type(exc).__name__})"
             ) from None
@@ -87,10 +91,11 @@ class StatuspageClient:
 
     async def create(self, incident_id: str, change: StatusChange) -> str:
         data = await self._request("POST", "/incidents", "create", json=self._body(change, incident_id))
-        if not isinstance(data, dict) or not data.get("id"):
+        created = _id_of(data)
+        if created is None:
             # Created or not, the retry's reconciliation (find) tells; never a second incident.
             raise DeliveryError(True, "Statuspage create: the answer names no incident")
-        return str(data["id"])
+        return created
 
     async def update(self, external_id: str, incident_id: str, change: StatusChange) -> None:
         await self._request(
@@ -111,17 +116,66 @@ class StatuspageClient:
             json={"incident": {"status": status, "body": body}},
         )
 
+    async def shows(self, external_id: str, change: StatusChange) -> bool:
+        """Whether the page's incident ``external_id`` shows ``change`` already: its status, and
+        (when the change has words) its newest update's words (an update whose answer was lost).
+
+        Only the newest update counts: a reopened incident goes back to words it showed before."""
+        data = await self._request("GET", f"/incidents/{external_id}", "read")
+        if not isinstance(data, dict) or data.get("status") != change.status:
+            return False
+        if change.body is None:
+            return True
+        updates = data.get("incident_updates")
+        listed = [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []
+        return any(
+            u.get("status") == change.status
+            and isinstance(u.get("body"), str)
+            and u["body"].strip() == change.body.strip()
+            for u in _newest(listed)
+        )
+
     async def find(self, incident_id: str) -> str | None:
         """The unresolved Statuspage incident created for ``incident_id`` (interrupted create)."""
         data = await self._request("GET", "/incidents/unresolved", "list")
         for incident in data if isinstance(data, list) else []:
-            meta = (incident.get("metadata") or {}).get("sevflow") or {}
-            if meta.get("incident_id") == incident_id:
-                return str(incident["id"])
+            meta = incident.get("metadata") if isinstance(incident, dict) else None
+            ours = meta.get("sevflow") if isinstance(meta, dict) else None
+            if isinstance(ours, dict) and ours.get("incident_id") == incident_id:
+                return _id_of(incident)
         return None
 
     async def close(self) -> None:
         await self._http.aclose()
+
+
+def _newest(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest of an incident's updates (those of the latest ``created_at``, all of them if
+    several share it), or the first listed (the API lists the newest first) when a time is
+    missing or unreadable."""
+    times = [_time(u.get("created_at")) for u in updates]
+    if not updates or any(t is None for t in times):
+        return updates[:1]
+    latest = max(t for t in times if t is not None)
+    return [u for u, t in zip(updates, times, strict=True) if t == latest]
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _id_of(incident: object) -> str | None:
+    """The id of an incident in an answer, or None when it names none (or not as an id)."""
+    found = incident.get("id") if isinstance(incident, dict) else None
+    if isinstance(found, bool) or not isinstance(found, str | int) or found == "":
+        return None
+    return str(found)
 
 
 def _message(response: httpx.Response) -> str:

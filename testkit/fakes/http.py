@@ -33,6 +33,8 @@ class Fault:
     retry_after: float | None = None
     body: bytes = b"<html><body><h1>Service Unavailable</h1></body></html>"
     content_type: str = "text/html"
+    #: More headers of the answer (e.g. a proxy's ``Content-Encoding`` its body does not have).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -175,7 +177,9 @@ class FakeServer:
             time.sleep(self.faults.delay)
         if fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            return Response(fault.status, fault.body, headers, fault.content_type)
+            return Response(
+                fault.status, fault.body, {**headers, **dict(fault.headers)}, fault.content_type
+            )
         with self._lock:
             response = self._handle(request)
         hold, hold_if = self.faults.hold, self.faults.hold_if
