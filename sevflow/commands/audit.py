@@ -46,7 +46,10 @@ def _since(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
     if text.startswith("-"):
-        return now - (parse_when("+" + text[1:], now) - now)
+        try:
+            return now - (parse_when("+" + text[1:], now) - now)
+        except (OverflowError, ValueError):  # (before year 1, or beyond the calendar)
+            raise ValueError(f"{text!r} is too far in the past") from None
     return parse_when(text, now)
 
 

@@ -46,7 +46,10 @@ def parse_when(text: str, now: datetime) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone (add Z for UTC)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00
+        raise ValueError(f"{text!r} is out of range once converted to UTC") from None
 
 
 _NOTICE = {"created": "its creation", "ended": "its early end"}

@@ -468,3 +468,23 @@ async def test_the_admin_api_refuses_a_lone_surrogate_by_name(receiver: Receiver
     assert refused.status_code == 422, refused.text
     assert "surrogate" in refused.json()["message"]
     assert (await receiver.http.get("/api/maintenance", headers=admin)).json()["windows"] == []
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"end": "0001-01-01T00:00:00+01:00"},
+        {"end": "9999-12-31T23:59:59-01:00"},
+        {"start": "0001-01-01T00:30:00+02:00", "end": "+1h"},
+    ],
+)
+async def test_a_maintenance_time_beyond_the_calendar_in_utc_is_refused_by_name(
+    receiver: Receiver, times: dict[str, str]
+) -> None:
+    """A time the calendar holds only in its own zone was an unhandled OverflowError (500)."""
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}"}
+    window = {"matchers": ['service="db"'], **times}
+    refused = await receiver.http.post("/api/maintenance", json=window, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert "out of range once converted to UTC" in refused.json()["message"]
+    assert (await receiver.http.get("/api/maintenance", headers=admin)).json()["windows"] == []

@@ -133,3 +133,9 @@ def test_cli_refuses_a_broad_window_without_force_and_audits_it(tmp_path: Path) 
     assert json.dumps('alertname=~".*"') in row
     assert "no audit entries" in sevflow(tmp_path, "audit", "--action", "dlq").stdout
     assert "no audit entries" in sevflow(tmp_path, "audit", "--since", "+1h").stdout
+    for far in ("-2900000d", "-99999999999d"):  # before the year 1: an OverflowError's traceback
+        refused = sevflow(tmp_path, "audit", f"--since={far}")
+        assert (refused.returncode, refused.stderr.strip()) == (
+            2,
+            f"sevflow audit: '{far}' is too far in the past",
+        )

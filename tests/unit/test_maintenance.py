@@ -72,6 +72,12 @@ def test_parse_when() -> None:
         parse_when("tomorrow", T0)
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_parse_when_refuses_a_time_beyond_the_calendar_in_utc(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
+        parse_when(text, T0)
+
+
 @pytest.mark.parametrize("text", ["+99999999999d", "+3000000d", "+99999999999999999999999m"])
 def test_parse_when_refuses_offsets_beyond_the_calendar(text: str) -> None:
     with pytest.raises(ValueError, match="too far in the future"):
