@@ -155,6 +155,14 @@ class Credentials:
         found = self._match(authorization) if authorization else None
         return found or self._anonymous
 
+    def identify_holder(self, holder: str, seal: Callable[[bytes], str]) -> Principal | None:
+        """The principal of the bearer token that ``seal`` turns into ``holder`` (None for none):
+        the console's session keeps that HMAC, never the token (receiver/console/session.py)."""
+        if not holder:
+            return None
+        sealed = [(seal(secret).encode(), principal) for secret, principal in self._bearer]
+        return _any_equal(holder.encode(), sealed)
+
     def _match(self, authorization: str) -> Principal | None:
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()

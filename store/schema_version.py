@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 __all__ = ["HEAD_REVISION", "at_head"]
 
 #: The revision of store/migrations/versions' last migration.
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 
 
 def at_head(engine: Engine) -> bool:

@@ -5,6 +5,7 @@ importing this module registers them all.
 """
 
 import store.audit
+import store.console_sessions
 import store.escalation_schema
 import store.notices
 import store.sinks_schema
@@ -12,4 +13,10 @@ from store.schema import metadata
 
 __all__ = ["metadata"]
 
-_REGISTERED = (store.audit, store.escalation_schema, store.notices, store.sinks_schema)
+_REGISTERED = (
+    store.audit,
+    store.console_sessions,
+    store.escalation_schema,
+    store.notices,
+    store.sinks_schema,
+)

@@ -26,12 +26,13 @@ from models.escalation import EscalationPolicy, playbook_policy
 from models.web_links import web_url
 from receiver.access import Credentials, Principal
 from receiver.console.actions import ApiRoutes, Forbidden
-from receiver.console.identity import ProxyTrust, identify
+from receiver.console.identity import ProxyTrust, identify, token_user
 from receiver.console.links import LinkSettings
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
 from receiver.console.targets import PolicyTargets, format_duration, format_remaining
 from receiver.errors import error_response
 from receiver.ratelimit import RateLimiter, retry_after_header
+from store.console_sessions import end_session, session_ended
 from store.deliveries import DeliveryLog
 
 __all__ = ["PREFIX", "ConsoleBase", "ConsoleConfig", "Handler", "Refused", "Visitor", "session_key"]
@@ -114,17 +115,30 @@ class ConsoleBase:
 
     # --- sessions ------------------------------------------------------------------------------
 
-    def _visitor(self, request: Request) -> Visitor:
+    async def _visitor(self, request: Request) -> Visitor:
         config = self._config
         now = config.clock()
         session = config.signer.decode(request.cookies.get(COOKIE_NAME), now)
+        if session is not None and session.holder and await self._ended(session):
+            session = None  # signed out: a copy of the cookie signs nobody in
         fresh = session is None
         if session is None:
             session = config.signer.new("", now)
         header = request.headers.get(config.proxy.header) if config.proxy else None
         peer = request.client.host if request.client else None
-        principal = identify(config.credentials, session.token, config.proxy, peer, header)
+        principal = identify(
+            config.credentials, session.holder, config.signer.holder, config.proxy, peer, header
+        )
         return Visitor(session, principal, fresh)
+
+    async def _ended(self, session: Session) -> bool:
+        """Whether the session was signed out; a store that cannot tell signs nobody in (its
+        pages could not be read either)."""
+        try:
+            return await session_ended(self._config.engine, session.nonce)
+        except SQLAlchemyError as exc:
+            log.warning("console cannot check its session in the store: %s", type(exc).__name__)
+            return True
 
     def _answer(self, request: Request, visitor: Visitor, response: Response) -> Response:
         if visitor.fresh:
@@ -182,7 +196,7 @@ class ConsoleBase:
         session's CSRF token first. Not signed in: to the sign-in page (GET) or 401."""
 
         async def guarded(request: Request) -> Response:
-            visitor = self._visitor(request)
+            visitor = await self._visitor(request)
             try:
                 if request.method == "POST":
                     form = await request.form()
@@ -223,13 +237,13 @@ class ConsoleBase:
     # --- sign in and out -------------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
-        visitor = self._visitor(request)
+        visitor = await self._visitor(request)
         return self._page(
             request, visitor, "login.html", next=_local(request.query_params.get("next")), failed=False
         )
 
     async def login(self, request: Request) -> Response:
-        visitor = self._visitor(request)
+        visitor = await self._visitor(request)
         peer = request.client.host if request.client else "-"
         wait = self._config.login_limiter.acquire(peer, self._config.clock().timestamp())
         if wait > 0:
@@ -253,17 +267,24 @@ class ConsoleBase:
         token = token.strip() if isinstance(token, str) else ""
         given_next = form.get("next")
         next_page = _local(given_next if isinstance(given_next, str) else None)
-        principal = identify(self._config.credentials, token, None, None, None)
+        principal = token_user(self._config.credentials, token)
         if principal is None:
             log.info("console sign-in refused from %s", request.client.host if request.client else "-")
             return self._page(request, visitor, "login.html", 401, next=next_page, failed=True)
-        session = self._config.signer.new(token, self._config.clock())  # a new CSRF seed too
+        # (the token's bytes as the credentials matched them: see Credentials._match)
+        holder = self._config.signer.holder(token.encode("latin-1"))
+        session = self._config.signer.new(holder, self._config.clock())  # a new CSRF seed too
         response = RedirectResponse(next_page, 303)
         self._set_cookie(response, session)
         log.info("console sign-in by %s", principal.name)
         return self._answer(request, Visitor(session, principal, False), response)
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
+        """End the session for good (store/console_sessions.py), then clear its cookie."""
+        session = visitor.session
+        expires = datetime.fromtimestamp(session.expires_at, UTC)
+        await end_session(self._config.engine, session.nonce, expires, self._config.clock())
+        log.info("console sign-out by %s", visitor.principal.name if visitor.principal else "-")
         response = RedirectResponse(f"{PREFIX}/login", 303)
         response.delete_cookie(COOKIE_NAME, path=PREFIX, secure=True, httponly=True, samesite="lax")
         return response

@@ -1,9 +1,13 @@
 """The console's session cookie and its CSRF tokens.
 
-A session is the API token the operator entered (empty before sign-in, and behind the SSO proxy),
-a random nonce and an expiry, signed with HMAC-SHA256 under the console's key so that nothing in
-it can be changed or forged. The token is checked against the configured tokens on every request
-(receiver/access.py), so a revoked or rotated token stops working at once, and its scopes decide.
+A session names who signed in without carrying their credential: ``holder`` is the HMAC-SHA256,
+under the console's key, of the API token the operator entered (empty before sign-in, and behind
+the SSO proxy). With a random nonce and an expiry it is signed under the same key, so that nothing
+in it can be changed or forged. The cookie carried the token itself (base64) before: anything that
+saw the cookie (a proxy's log, a browser's developer tools, a HAR file sent to support) held a
+bearer token for the whole API. On every request the holder is matched against the configured
+tokens (:meth:`receiver.access.Credentials.identify_holder`), so a revoked or rotated token stops
+working at once, and its scopes decide.
 
 The cookie is ``HttpOnly`` (no script reads it), ``Secure`` (Chromium and Firefox accept it on
 http://localhost and 127.0.0.1 too) and ``SameSite=Lax``: a link followed from Slack or PagerDuty
@@ -11,12 +15,11 @@ opens the console signed in, while another site's form cannot post with it.
 
 The CSRF token of a session is ``HMAC(key, "csrf" | nonce)``: every form carries it, and every
 POST is refused (403 ``csrf``) unless it matches the session it arrives with. Signing in starts a
-new nonce (so a token planted before sign-in is worthless afterwards); signing out clears the
-cookie.
+new nonce (so a token planted before sign-in is worthless afterwards); signing out records the
+nonce as ended in the store (store/console_sessions.py), so a copy of the cookie signs nobody in
+afterwards, and clears the cookie.
 """
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -26,24 +29,17 @@ from datetime import datetime, timedelta
 __all__ = ["COOKIE_NAME", "Session", "SessionSigner"]
 
 COOKIE_NAME = "sevflow_console"
-_VERSION = "v1"
+_VERSION = "v2"  # (v1 carried the token itself: such a cookie is refused, its holder signs in again)
 
 
 @dataclass(frozen=True)
 class Session:
-    """``token``: the API token signed in with ('' for none); ``nonce``: the CSRF seed."""
+    """``holder``: the signed-in API token's HMAC (:meth:`SessionSigner.holder`; '' for none);
+    ``nonce``: the session's own id and CSRF seed."""
 
-    token: str
+    holder: str
     nonce: str
     expires_at: int  # seconds since the epoch
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class SessionSigner:
@@ -61,12 +57,16 @@ class SessionSigner:
     def _mac(self, *parts: str) -> str:
         return hmac.new(self._key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
 
-    def new(self, token: str, now: datetime) -> Session:
+    def holder(self, token: bytes) -> str:
+        """What a session keeps of the API token ``token``: its HMAC under the console's key."""
+        return hmac.new(self._key, b"holder|" + token, hashlib.sha256).hexdigest()
+
+    def new(self, holder: str, now: datetime) -> Session:
         expires = int((now + self._lifetime).timestamp())
-        return Session(token=token, nonce=secrets.token_hex(16), expires_at=expires)
+        return Session(holder=holder, nonce=secrets.token_hex(16), expires_at=expires)
 
     def encode(self, session: Session) -> str:
-        body = f"{_VERSION}.{_b64(session.token.encode())}.{session.nonce}.{session.expires_at}"
+        body = f"{_VERSION}.{session.holder}.{session.nonce}.{session.expires_at}"
         return f"{body}.{self._mac('session', body)}"
 
     def decode(self, cookie: str | None, now: datetime) -> Session | None:
@@ -77,17 +77,13 @@ class SessionSigner:
         if not hmac.compare_digest(mac, self._mac("session", body)):
             return None
         version, _, rest = body.partition(".")
-        token_part, _, rest = rest.partition(".")
+        holder, _, rest = rest.partition(".")
         nonce, _, expires = rest.partition(".")
         if version != _VERSION or not expires.isascii() or not expires.isdigit():
             return None
         if int(expires) <= now.timestamp():
             return None
-        try:
-            token = _unb64(token_part).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-        return Session(token=token, nonce=nonce, expires_at=int(expires))
+        return Session(holder=holder, nonce=nonce, expires_at=int(expires))
 
     def csrf(self, session: Session) -> str:
         return self._mac("csrf", session.nonce)

@@ -2,6 +2,8 @@
 topic is the recording boundary (tests.builders.CommandRecorder)."""
 
 import asyncio
+import base64
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,7 +97,9 @@ def _console(
     peer: str = "testclient",
     clock: Callable[[], datetime] = lambda: NOW,
     links: LinkSettings | None = None,
+    credentials: Credentials | None = None,
 ) -> Iterator[Console]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ids = asyncio.run(_populate(url))
     engine = async_engine(url)
@@ -103,7 +107,7 @@ def _console(
     api = [r for r in callback_routes(recorder) if r.path.startswith("/api/")]
     config = ConsoleConfig(
         engine=engine,
-        credentials=_credentials(),
+        credentials=credentials or _credentials(),
         signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
         clock=clock,
         targets=ResponseTargets(),
@@ -196,6 +200,51 @@ def test_sign_in_attempts_are_rate_limited_per_address_with_retry_after(tmp_path
         now[0] = NOW + timedelta(seconds=6)
         signed = client.post("/ui/login", data={"token": WRITE, "csrf": csrf}, follow_redirects=False)
         assert signed.status_code == 303
+
+
+def _decodings(text: str) -> str:
+    """``text`` and what each of its dot-separated parts reads as in base64 (either alphabet)."""
+    read = [text]
+    for part in text.split("."):
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            with contextlib.suppress(ValueError):
+                read.append(decode(part + "=" * (-len(part) % 4)).decode("utf-8", "replace"))
+    return " ".join(read)
+
+
+def test_the_cookie_carries_no_token_and_a_copy_signs_nobody_in_after_sign_out(
+    console: Console,
+) -> None:
+    """The cookie carried the API token in base64: whoever saw it (a proxy's log, a HAR file)
+    held a bearer token for the whole API, and signing out only asked the browser to forget it."""
+    client = console.client
+    _sign_in(client, WRITE)
+    cookie = client.cookies[COOKIE_NAME]
+    assert WRITE not in _decodings(cookie)
+    csrf = _csrf(client.get("/ui/incidents").text)  # (a HAR file holds the page too)
+    out = client.post("/ui/logout", data={"csrf": csrf})
+    assert out.url.path == "/ui/login"
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, cookie, path="/ui")  # the copy, replayed
+    assert client.get("/ui/incidents", follow_redirects=False).status_code == 303
+    refused = client.post(
+        f"/ui/incidents/{console.ids['triggered']}/ack",
+        data={"csrf": csrf},
+        headers={"accept": "application/json"},
+    )
+    assert refused.status_code == 403
+    assert console.commands.commands == []
+    _sign_in(client, WRITE)  # signing in again starts a new session, which works
+    assert client.get("/ui/incidents").status_code == 200
+
+
+def test_a_session_of_a_token_no_longer_configured_signs_nobody_in(tmp_path: Path) -> None:
+    with _console(tmp_path) as console:
+        _sign_in(console.client, WRITE)
+        cookie = console.client.cookies[COOKIE_NAME]
+    with _console(tmp_path / "rotated", credentials=Credentials([])) as rotated:
+        rotated.client.cookies.set(COOKIE_NAME, cookie, path="/ui")
+        assert rotated.client.get("/ui/incidents", follow_redirects=False).status_code == 303
 
 
 def test_a_tampered_cookie_signs_nobody_in(console: Console) -> None:
