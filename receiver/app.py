@@ -29,7 +29,7 @@ from models.clock import Clock
 from receiver.access import Credentials, protect
 from receiver.auth import WebhookAuth
 from receiver.body import BODY_READ_SECONDS
-from receiver.errors import error_response
+from receiver.errors import error_response, http_error
 from receiver.kafka import AlertPublisher
 from receiver.metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
 from receiver.ratelimit import RateLimiter
@@ -81,7 +81,7 @@ def create_app(
     extra_routes: Sequence[Route] = (),
     body_read_seconds: float = BODY_READ_SECONDS,
     metrics_auth: WebhookAuth | None = None,
-    console: Callable[[Sequence[Route]], BaseRoute] | None = None,
+    console: Callable[[Sequence[Route], Callable[[str, Handler], Handler]], BaseRoute] | None = None,
 ) -> Starlette:
     """Build the receiver; ``publisher``, ``now`` and ``monotonic`` are the seams tests use.
 
@@ -124,8 +124,12 @@ def create_app(
         guarded = protect(path, methods, handler, auth)
         routes.append(_route(path, guarded, methods, level, name, stats, monotonic))
     if console is not None:  # the operator console (receiver/console/): acts through extra_routes
-        routes.append(console(extra_routes))
-    return Starlette(exception_handlers={HTTPException: _http_error}, routes=routes)
+
+        def instrument(path: str, handler: Handler) -> Handler:
+            return _instrumented(path, handler, logging.INFO, stats, monotonic)
+
+        routes.append(console(extra_routes, instrument))
+    return Starlette(exception_handlers={HTTPException: http_error}, routes=routes)
 
 
 def _route(
@@ -205,6 +209,8 @@ def _instrumented(
         try:
             try:
                 response = await handler(request)
+            except HTTPException as exc:  # Starlette's own refusal (a form it cannot read)
+                response = await http_error(request, exc)
             except Exception as exc:  # noqa: BLE001 - any bug is still a JSON answer, logged
                 response = _internal_error(request_id, exc)
             status = response.status_code
@@ -246,7 +252,7 @@ def create_callbacks_app(
     else, every other path 404; with the request ids, logs and metrics of the receiver's own routes
     (pass the receiver's ``metrics``: they are exported on the internal ``/metrics``)."""
     return Starlette(
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: http_error},
         routes=[
             Route(
                 r.path,
@@ -256,25 +262,6 @@ def create_callbacks_app(
             for r in routes
         ],
     )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such path, a method the path does not take) as JSON, like
-    every other answer; its default was a plain-text body."""
-    assert isinstance(exc, HTTPException)
-    path = request.url.path
-    headers = dict(exc.headers or {})
-    if exc.status_code == 404:
-        return error_response(404, "not_found", f"no such path: {path}")
-    if exc.status_code == 405:
-        allowed = headers.get("Allow", "")
-        return error_response(
-            405,
-            "method_not_allowed",
-            f"{request.method} is not allowed on {path}" + (f" (allowed: {allowed})" if allowed else ""),
-            headers=headers,
-        )
-    return error_response(exc.status_code, "http_error", exc.detail, headers=headers)
 
 
 def _internal_error(request_id: str, exc: Exception) -> Response:

@@ -7,9 +7,11 @@ that can never succeed gets 4xx, and only a transient failure (Kafka down) gets 
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-__all__ = ["body_too_slow", "error_response", "validation_details"]
+__all__ = ["body_too_slow", "error_response", "http_error", "validation_details"]
 
 
 def error_response(
@@ -37,3 +39,22 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
         field = ".".join(str(p) for p in err["loc"]) or "(body)"
         details.append({"field": field, "reason": err["msg"]})
     return details
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) as JSON, like
+    every other answer; its default was a plain-text body."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return error_response(404, "not_found", f"no such path: {path}")
+    if exc.status_code == 405:
+        allowed = headers.get("Allow", "")
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {path}" + (f" (allowed: {allowed})" if allowed else ""),
+            headers=headers,
+        )
+    return error_response(exc.status_code, "http_error", exc.detail, headers=headers)

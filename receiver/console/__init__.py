@@ -12,7 +12,7 @@ from models.clock import Clock, utc_now
 from models.escalation import EscalationPolicy, playbook_policy
 from models.settings import Settings
 from receiver.access import Credentials
-from receiver.console.app import PREFIX, ConsoleConfig, console_mount, session_key
+from receiver.console.app import PREFIX, ConsoleConfig, Instrument, console_mount, session_key
 from receiver.console.identity import ProxyTrust
 from receiver.console.links import LinkSettings
 from receiver.console.session import SessionSigner
@@ -29,7 +29,7 @@ def console_from_settings(
     clock: Clock = utc_now,
     targets: ResponseTargets | None = None,
     policy: EscalationPolicy | None = None,
-) -> Callable[[Sequence[Route]], Mount] | None:
+) -> Callable[[Sequence[Route], Instrument], Mount] | None:
     """What :func:`receiver.app.create_app` mounts (given its API routes); None when disabled.
 
     ``policy``: the escalation policy the worker runs (``SEVFLOW_ESCALATION_POLICY_FILE``, loaded
@@ -62,7 +62,7 @@ def console_from_settings(
         ),
     )
 
-    def mount(api_routes: Sequence[Route]) -> Mount:
-        return console_mount(config, api_routes)
+    def mount(api_routes: Sequence[Route], instrument: Instrument | None = None) -> Mount:
+        return console_mount(config, api_routes, instrument)
 
     return mount

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -42,7 +43,15 @@ from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
 from receiver.console.actions import ApiRoutes
-from receiver.console.base import PREFIX, ConsoleBase, ConsoleConfig, Refused, Visitor, session_key
+from receiver.console.base import (
+    PREFIX,
+    ConsoleBase,
+    ConsoleConfig,
+    Handler,
+    Refused,
+    Visitor,
+    session_key,
+)
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.escalation_view import levels_ahead
@@ -51,10 +60,11 @@ from receiver.console.targets import (
     format_duration,
     response_clock,
 )
+from receiver.errors import http_error
 from store.delivery_steps import incident_steps
 from store.escalations import EscalationRepo
 
-__all__ = ["PREFIX", "ConsoleConfig", "console_mount", "session_key"]
+__all__ = ["PREFIX", "ConsoleConfig", "Instrument", "console_mount", "session_key"]
 
 _HERE = Path(__file__).resolve().parent
 _LIST_LIMIT = 200
@@ -345,9 +355,19 @@ def _ordered(incidents: Sequence[Incident]) -> list[Incident]:
     return open_ + resolved
 
 
-def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
+#: What the receiver wraps each console page in: ``(path, handler) -> handler`` with the request
+#: id, the log line, the metrics and a JSON 500 for an unexpected error, as its own routes have.
+Instrument = Callable[[str, Handler], Handler]
+
+
+def console_mount(
+    config: ConsoleConfig, api_routes: Sequence[Route], instrument: Instrument | None = None
+) -> Mount:
     """The console at ``/ui``: ``api_routes`` are the receiver's API routes (incident commands,
-    admin), called in process for the console's actions (receiver/console/actions.py)."""
+    admin), called in process for the console's actions (receiver/console/actions.py); each
+    page served through ``instrument`` when given. Starlette's own refusals (no such page, a
+    method a page does not take, a form it cannot read) are JSON, like the receiver's: they were
+    plain text."""
     console = Console(config, ApiRoutes(api_routes))
     v = console.viewing
     commands = {
@@ -388,4 +408,11 @@ def console_mount(config: ConsoleConfig, api_routes: Sequence[Route]) -> Mount:
         Route("/dlq/replay", v(Scope.ADMIN, console.dead_letters_replay), methods=["POST"]),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="console_static"),
     ]
-    return Mount(PREFIX, app=Starlette(routes=routes))
+    if instrument is not None:
+        routes = [
+            Route(r.path, instrument(PREFIX + r.path, r.endpoint), methods=sorted(r.methods or ()))
+            if isinstance(r, Route)
+            else r
+            for r in routes
+        ]
+    return Mount(PREFIX, app=Starlette(routes=routes, exception_handlers={HTTPException: http_error}))

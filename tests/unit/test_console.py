@@ -23,6 +23,7 @@ from models.incident import Command, Incident, LifecyclePolicy
 from models.severity import Severity
 from models.web_links import web_url
 from receiver.access import Credentials
+from receiver.app import create_app
 from receiver.callbacks import callback_routes
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.charts import Bar, bar_chart
@@ -44,6 +45,7 @@ from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import T0, CommandRecorder, alert
+from tests.unit.test_access import Publisher
 from tests.unit.test_escalation_cli import incidents_in_every_state
 
 READ = "read-secret-token"
@@ -98,6 +100,7 @@ def _console(
     clock: Callable[[], datetime] = lambda: NOW,
     links: LinkSettings | None = None,
     credentials: Credentials | None = None,
+    in_receiver: bool = False,
 ) -> Iterator[Console]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -114,7 +117,16 @@ def _console(
         proxy=proxy,
         links=links or LinkSettings(),
     )
-    app = Starlette(routes=[console_mount(config, incident_routes(engine, commands=api))])
+    app = (
+        create_app(
+            publisher=Publisher(),  # type: ignore[arg-type]
+            auth=config.credentials,
+            now=clock,
+            console=lambda routes, instrument: console_mount(config, routes, instrument),
+        )
+        if in_receiver  # as the receiver serves it: request ids, logs, JSON errors
+        else Starlette(routes=[console_mount(config, incident_routes(engine, commands=api))])
+    )
     with TestClient(app, base_url="https://testserver", client=(peer, 5000)) as client:
         yield Console(client, ids, recorder)
         client.portal.call(engine.dispose)
@@ -245,6 +257,30 @@ def test_a_session_of_a_token_no_longer_configured_signs_nobody_in(tmp_path: Pat
     with _console(tmp_path / "rotated", credentials=Credentials([])) as rotated:
         rotated.client.cookies.set(COOKIE_NAME, cookie, path="/ui")
         assert rotated.client.get("/ui/incidents", follow_redirects=False).status_code == 303
+
+
+def test_the_consoles_refusals_are_json_with_a_request_id_as_the_receivers_are(tmp_path: Path) -> None:
+    """The console's own refusals were Starlette's plain text, with no request id or log line."""
+    with _console(tmp_path, in_receiver=True) as console:
+        client = console.client
+        missing = client.get("/ui/nonexistent")
+        assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+        assert "/ui/nonexistent" in missing.json()["message"]
+        wrong = client.delete("/ui/incidents")
+        assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
+        assert "GET" in wrong.json()["message"]
+        unreadable = client.post(
+            "/ui/login", content=b"x", headers={"content-type": "multipart/form-data"}
+        )
+        assert unreadable.status_code == 400
+        assert unreadable.json()["error"] == "http_error"
+        assert "boundary" in unreadable.json()["message"]
+        assert re.fullmatch(r"[0-9a-f]{32}", unreadable.headers["x-request-id"])
+        page = client.get("/ui/login", headers={"x-request-id": "console-check-1"})
+        assert page.status_code == 200
+        assert page.headers["x-request-id"] == "console-check-1"
+        _sign_in(client, READ)
+        assert client.get("/ui/incidents").status_code == 200
 
 
 def test_a_tampered_cookie_signs_nobody_in(console: Console) -> None:
