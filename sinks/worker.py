@@ -25,7 +25,9 @@ were delivered already are answered by the delivery log with no call. Too many o
 (``max_pending``) pause polling until lanes finish. Too many consecutive dead letters stop the
 sink (:class:`SinkStopped`); records no version could read (not JSON, not an event) are not
 counted: stopping cannot get past them, they stay on the topic, so the sink would stop again on
-every restart.
+every restart. A lane that fails in a way no sink expected (a bug met by one event, a value the
+store refuses) dead-letters its events instead of ending the sink's worker: the sinks process
+would meet the same event again at every start, and deliver nothing else meanwhile.
 
 With a :class:`~sinks.kafka.SinkConsumer`, a rebalance first lets the lanes in flight finish
 (``drain_grace`` seconds at most: a call in flight is answered and recorded), cancels the rest
@@ -36,6 +38,7 @@ when the worker is asked to stop.
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,12 +46,13 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import TopicPartition
+from sqlalchemy.exc import ProgrammingError
 
 from models.events import IncidentEvent
 from sinks.base import Failure, Sink
 from sinks.clock import Clock
 from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
-from sinks.errors import SinkStopped
+from sinks.errors import DeliveryError, SinkStopped
 from sinks.kafka import COMMIT_WAIT, SinkConsumer, TopicWatch, commit_within
 from sinks.offsets import PendingOffsets
 from sinks.records import Decoded, decode_shared
@@ -223,14 +227,15 @@ class SinkWorker:
             for group in queue:
                 incident = group[0].incident_id
                 if (incident in members) is digested:
-                    self._start([incident], {id(e): where[id(e)] for e in group}, incident,
+                    self._start([incident], group, where, incident,
                                 partial(self.sink.handle, group))  # fmt: skip
 
         start_groups(digested=False)
         for (storm_id, started_at), digested in storms.items():
             self._start(
                 sorted({e.incident_id for e in digested}),
-                {id(e): where[id(e)] for e in digested},
+                digested,
+                where,
                 "storm digest",
                 partial(self.sink.digest, storm_id, started_at, digested),
             )
@@ -239,13 +244,16 @@ class SinkWorker:
     def _start(
         self,
         incidents: list[str],
-        records: dict[int, Any],
+        events: Sequence[IncidentEvent],
+        where: dict[int, Any],
         what: str,
         work: Callable[[], Awaitable[list[Failure]]],
     ) -> None:
-        """Run ``work`` after the lanes of ``incidents``, as their new end."""
+        """Run ``work`` (on ``events``, whose records ``where`` has) after the lanes of
+        ``incidents``, as their new end."""
         before = {self._lanes[i] for i in incidents if i in self._lanes and not self._lanes[i].done()}
-        task = asyncio.create_task(self._lane(before, records, what, work))
+        records = {id(e): where[id(e)] for e in events}
+        task = asyncio.create_task(self._lane(before, events, records, what, work))
         for incident in incidents:
             self._lanes[incident] = task
         self._tasks.add(task)
@@ -262,6 +270,7 @@ class SinkWorker:
     async def _lane(
         self,
         before: set[asyncio.Task[None]],
+        events: Sequence[IncidentEvent],
         records: dict[int, Any],
         what: str,
         work: Callable[[], Awaitable[list[Failure]]],
@@ -269,7 +278,12 @@ class SinkWorker:
         if before:
             await asyncio.wait(before)
         async with self._limit:
-            failures = await self._store_retried(what, work)
+            try:
+                failures = await self._store_retried(what, work)
+            except (SinkStopped, ProgrammingError):
+                raise  # a broken deploy (a table missing, a statement the store refuses as wrong)
+            except Exception as exc:  # noqa: BLE001 (what no sink expected: see _unexpected)
+                failures = self._unexpected(what, events, exc)
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",
@@ -286,6 +300,26 @@ class SinkWorker:
         for record in records.values():
             self._offsets.finished(_partition(record), record.offset)
         self._count_dead(len(failures), len(records))
+
+    def _unexpected(self, what: str, events: Sequence[IncidentEvent], exc: Exception) -> list[Failure]:
+        """Dead letters for the events of a lane that failed in a way no sink expected (a bug
+        met by one event, a value the store refuses): before, the error ended the sink's worker
+        and the sinks process, which met the same event again at every start, and no sink of
+        the process delivered anything meanwhile. Logged with the traceback's frames but not the
+        message (which can quote a vendor's answer or a credential); retryable, so ``sevflow dlq
+        replay`` sends them once the cause is fixed. A deploy broken for every event still stops
+        the sink, after ``max_consecutive_dead`` letters in a row."""
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "%s: unexpected %s handling %s; dead-lettering its %d event(s)\n%s",
+            self.sink.name,
+            type(exc).__name__,
+            what,
+            len(events),
+            frames.rstrip(),
+        )
+        error = DeliveryError(True, f"{self.sink.name}: unexpected error ({type(exc).__name__})")
+        return [Failure(event, error) for event in events]
 
     def _raise_failed(self) -> None:
         if self._failed is not None:

@@ -127,6 +127,7 @@ def worker_for(
     threshold: int = 20,
     concurrency: int = 8,
     commit_wait: float = COMMIT_WAIT,
+    max_consecutive_dead: int = 1000,
 ) -> tuple[SinkWorker, MemoryDeadLetters]:
     dead = MemoryDeadLetters()
     worker = SinkWorker(
@@ -135,7 +136,7 @@ def worker_for(
         storm=StormDetector(threshold),
         clock=clock,
         concurrency=concurrency,
-        max_consecutive_dead=1000,
+        max_consecutive_dead=max_consecutive_dead,
         commit_wait=commit_wait,
     )
     return worker, dead
