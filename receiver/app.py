@@ -16,6 +16,7 @@ import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import cast
 
 from prometheus_client import Counter, Histogram
@@ -124,12 +125,15 @@ def create_app(
         guarded = protect(path, methods, handler, auth)
         routes.append(_route(path, guarded, methods, level, name, stats, monotonic))
     if console is not None:  # the operator console (receiver/console/): acts through extra_routes
-
-        def instrument(path: str, handler: Handler) -> Handler:
-            return _instrumented(path, handler, logging.INFO, stats, monotonic)
-
-        routes.append(console(extra_routes, instrument))
+        routes.append(console(extra_routes, partial(_console_page, stats=stats, monotonic=monotonic)))
     return Starlette(exception_handlers={HTTPException: http_error}, routes=routes)
+
+
+def _console_page(
+    path: str, handler: Handler, *, stats: ReceiverMetrics, monotonic: Callable[[], float]
+) -> Handler:
+    """A console page, instrumented as the receiver's own routes are (:func:`_instrumented`)."""
+    return _instrumented(path, handler, logging.INFO, stats, monotonic)
 
 
 def _route(

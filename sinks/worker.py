@@ -38,7 +38,6 @@ when the worker is asked to stop.
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,11 +50,12 @@ from sqlalchemy.exc import ProgrammingError
 from models.events import IncidentEvent
 from sinks.base import Failure, Sink
 from sinks.clock import Clock
-from sinks.dlq import DeadLetter, DeadLetters, SourcePosition
-from sinks.errors import DeliveryError, SinkStopped
+from sinks.dlq import DeadLetter, DeadLetters
+from sinks.errors import SinkStopped
 from sinks.kafka import COMMIT_WAIT, SinkConsumer, TopicWatch, commit_within
+from sinks.letters import letter, poison_letter, unexpected
 from sinks.offsets import PendingOffsets
-from sinks.records import Decoded, decode_shared
+from sinks.records import decode_shared
 from sinks.retry import retry_store
 from sinks.storm import StormDetector
 
@@ -181,35 +181,20 @@ class SinkWorker:
             if decoded.poison is not None:
                 if not decoded.newer:
                     unreadable += 1
-                letters.append(self._poison_letter(record, decoded, decoded.poison))
+                letters.append(
+                    poison_letter(self.sink.name, record, decoded, decoded.poison, self._clock.now())
+                )
                 finished.append(record)
             elif decoded.event is not None and decoded.replay_for in (None, self.sink.name):
                 events.append((decoded.event, record))
             else:
                 finished.append(record)
-        for letter in letters:
-            await self._dead.write(letter)
+        for poison in letters:
+            await self._dead.write(poison)
         for record in finished:
             self._offsets.finished(_partition(record), record.offset)
         self._count_dead(len(letters) - unreadable, len(finished) - unreadable)
         return events
-
-    def _poison_letter(self, record: Any, decoded: Decoded, poison: str) -> DeadLetter:
-        log.error(
-            "%s: dead-lettering the record at %s/%d@%d: %s",
-            self.sink.name,
-            record.topic,
-            record.partition,
-            record.offset,
-            poison,
-        )
-        raw = (record.value or b"")[:4096].decode(errors="replace")
-        letter = self._letter(record, poison, False, None, raw)
-        if decoded.incident_id is not None or decoded.event_id is not None:
-            letter = letter.model_copy(
-                update={"incident_id": decoded.incident_id, "event_id": decoded.event_id}
-            )
-        return letter
 
     def _start_lanes(
         self,
@@ -282,8 +267,8 @@ class SinkWorker:
                 failures = await self._store_retried(what, work)
             except (SinkStopped, ProgrammingError):
                 raise  # a broken deploy (a table missing, a statement the store refuses as wrong)
-            except Exception as exc:  # noqa: BLE001 (what no sink expected: see _unexpected)
-                failures = self._unexpected(what, events, exc)
+            except Exception as exc:  # noqa: BLE001 (what no sink expected: sinks.letters.unexpected)
+                failures = unexpected(self.sink.name, what, events, exc)
         for failure in failures:
             log.error(
                 "%s: dead-lettering %s of %s: %s",
@@ -293,33 +278,13 @@ class SinkWorker:
                 failure.error.reason,
             )
             record = records[id(failure.event)]
-            letter = self._letter(
-                record, failure.error.reason, failure.error.retryable, failure.event, None
-            )
-            await self._dead.write(letter)
+            error, now = failure.error, self._clock.now()
+            reason, retryable = error.reason, error.retryable
+            written = letter(self.sink.name, record, reason, retryable, failure.event, None, now)
+            await self._dead.write(written)
         for record in records.values():
             self._offsets.finished(_partition(record), record.offset)
         self._count_dead(len(failures), len(records))
-
-    def _unexpected(self, what: str, events: Sequence[IncidentEvent], exc: Exception) -> list[Failure]:
-        """Dead letters for the events of a lane that failed in a way no sink expected (a bug
-        met by one event, a value the store refuses): before, the error ended the sink's worker
-        and the sinks process, which met the same event again at every start, and no sink of
-        the process delivered anything meanwhile. Logged with the traceback's frames but not the
-        message (which can quote a vendor's answer or a credential); retryable, so ``sevflow dlq
-        replay`` sends them once the cause is fixed. A deploy broken for every event still stops
-        the sink, after ``max_consecutive_dead`` letters in a row."""
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error(
-            "%s: unexpected %s handling %s; dead-lettering its %d event(s)\n%s",
-            self.sink.name,
-            type(exc).__name__,
-            what,
-            len(events),
-            frames.rstrip(),
-        )
-        error = DeliveryError(True, f"{self.sink.name}: unexpected error ({type(exc).__name__})")
-        return [Failure(event, error) for event in events]
 
     def _raise_failed(self) -> None:
         if self._failed is not None:
@@ -340,21 +305,6 @@ class SinkWorker:
                 f"{self.sink.name}: {self._dead_streak} consecutive events dead-lettered; stopping "
                 "(replay them with sevflow dlq replay once the cause is fixed)"
             )
-
-    def _letter(
-        self, record: Any, reason: str, retryable: bool, event: IncidentEvent | None, raw: str | None
-    ) -> DeadLetter:
-        return DeadLetter(
-            sink=self.sink.name,
-            reason=reason,
-            retryable=retryable,
-            failed_at=self._clock.now(),
-            source=SourcePosition(topic=record.topic, partition=record.partition, offset=record.offset),
-            incident_id=event.incident_id if event else None,
-            event_id=str(event.event_id) if event else None,
-            event=event,
-            raw=raw,
-        )
 
     async def _commit(self, consumer: Consumer) -> None:
         """Commit each partition up to its oldest unfinished record, where that moved."""

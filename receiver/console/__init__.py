@@ -12,9 +12,10 @@ from models.clock import Clock, utc_now
 from models.escalation import EscalationPolicy, playbook_policy
 from models.settings import Settings
 from receiver.access import Credentials
-from receiver.console.app import PREFIX, ConsoleConfig, Instrument, console_mount, session_key
+from receiver.console.base import PREFIX, ConsoleConfig, session_key
 from receiver.console.identity import ProxyTrust
 from receiver.console.links import LinkSettings
+from receiver.console.routes import Instrument, console_mount
 from receiver.console.session import SessionSigner
 from receiver.ratelimit import RateLimiter
 

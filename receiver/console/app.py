@@ -23,16 +23,11 @@ Every POST carries the session's CSRF token (receiver/console/session.py) and is
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from analytics.database import load_incident_times
 from analytics.figures import compute_report
@@ -42,12 +37,10 @@ from models.access import Scope
 from models.events import IncidentState
 from models.incident import Incident
 from models.severity import Severity
-from receiver.console.actions import ApiRoutes
 from receiver.console.base import (
     PREFIX,
     ConsoleBase,
     ConsoleConfig,
-    Handler,
     Refused,
     Visitor,
     session_key,
@@ -60,19 +53,17 @@ from receiver.console.targets import (
     format_duration,
     response_clock,
 )
-from receiver.errors import http_error
 from store.delivery_steps import incident_steps
 from store.escalations import EscalationRepo
 
-__all__ = ["PREFIX", "ConsoleConfig", "Instrument", "console_mount", "session_key"]
+__all__ = ["PREFIX", "Console", "ConsoleConfig", "session_key"]
 
-_HERE = Path(__file__).resolve().parent
 _LIST_LIMIT = 200
 _RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
 class Console(ConsoleBase):
-    """The console's pages and actions; :func:`console_mount` serves them."""
+    """The console's pages and actions; :func:`receiver.console.routes.console_mount` serves them."""
 
     # --- incidents ----------------------------------------------------------------------------
 
@@ -353,66 +344,3 @@ def _ordered(incidents: Sequence[Incident]) -> list[Incident]:
     open_ = sorted((i for i in incidents if i.is_open), key=lambda i: (i.severity.rank, i.opened_at))
     resolved = sorted((i for i in incidents if not i.is_open), key=lambda i: i.opened_at, reverse=True)
     return open_ + resolved
-
-
-#: What the receiver wraps each console page in: ``(path, handler) -> handler`` with the request
-#: id, the log line, the metrics and a JSON 500 for an unexpected error, as its own routes have.
-Instrument = Callable[[str, Handler], Handler]
-
-
-def console_mount(
-    config: ConsoleConfig, api_routes: Sequence[Route], instrument: Instrument | None = None
-) -> Mount:
-    """The console at ``/ui``: ``api_routes`` are the receiver's API routes (incident commands,
-    admin), called in process for the console's actions (receiver/console/actions.py); each
-    page served through ``instrument`` when given. Starlette's own refusals (no such page, a
-    method a page does not take, a form it cannot read) are JSON, like the receiver's: they were
-    plain text."""
-    console = Console(config, ApiRoutes(api_routes))
-    v = console.viewing
-    commands = {
-        "ack": ("acknowledge", "/api/incidents/{incident_id}/ack"),
-        "resolve": ("resolve", "/api/incidents/{incident_id}/resolve"),
-        "escalate": ("escalate", "/api/incidents/{incident_id}/escalate"),
-        "notes": ("note", "/api/incidents/{incident_id}/notes"),
-    }
-
-    async def home(_: Request) -> Response:
-        return RedirectResponse(f"{PREFIX}/incidents", 303)
-
-    routes = [
-        Route("/", home, methods=["GET"]),
-        Route("/login", console.login_form, methods=["GET"]),
-        Route("/login", console.login, methods=["POST"]),
-        Route("/logout", v(Scope.READ, console.logout), methods=["POST"]),
-        Route("/incidents", v(Scope.READ, console.incidents), methods=["GET"]),
-        Route("/incidents/{incident_id}", v(Scope.READ, console.incident), methods=["GET"]),
-        Route(
-            "/incidents/{incident_id}/postmortem.md",
-            v(Scope.READ, console.postmortem),
-            methods=["GET"],
-        ),
-        *(
-            Route(
-                f"/incidents/{{incident_id}}/{name}",
-                v(Scope.WRITE, console.command(action, path)),
-                methods=["POST"],
-            )
-            for name, (action, path) in commands.items()
-        ),
-        Route("/analytics", v(Scope.READ, console.analytics), methods=["GET"]),
-        Route("/maintenance", v(Scope.ADMIN, console.maintenance), methods=["GET"]),
-        Route("/maintenance", v(Scope.ADMIN, console.maintenance_add), methods=["POST"]),
-        Route("/maintenance/{window_id}/end", v(Scope.ADMIN, console.maintenance_end), methods=["POST"]),
-        Route("/dlq", v(Scope.ADMIN, console.dead_letters), methods=["GET"]),
-        Route("/dlq/replay", v(Scope.ADMIN, console.dead_letters_replay), methods=["POST"]),
-        Mount("/static", StaticFiles(directory=_HERE / "static"), name="console_static"),
-    ]
-    if instrument is not None:
-        routes = [
-            Route(r.path, instrument(PREFIX + r.path, r.endpoint), methods=sorted(r.methods or ()))
-            if isinstance(r, Route)
-            else r
-            for r in routes
-        ]
-    return Mount(PREFIX, app=Starlette(routes=routes, exception_handlers={HTTPException: http_error}))
