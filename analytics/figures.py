@@ -100,9 +100,11 @@ class SlaStatus:
 
 def _episode_status(episode: Episode, latest: Severity, targets: ResponseTargets, now: datetime) -> str:
     deadline = targets.deadline(episode.severity or latest, episode.started_at)
+    # The playbook's targets are strict ("SEV1 < 15 min"): an answer at the deadline is late, as
+    # the escalation loop judges it (models/escalation/advance.py).
     if episode.responded_at is not None:
-        return SlaStatus.MET if episode.responded_at <= deadline else SlaStatus.BREACHED
-    return SlaStatus.BREACHED if now > deadline else SlaStatus.PENDING
+        return SlaStatus.MET if episode.responded_at < deadline else SlaStatus.BREACHED
+    return SlaStatus.BREACHED if now >= deadline else SlaStatus.PENDING
 
 
 def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) -> str:

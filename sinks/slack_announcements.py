@@ -3,6 +3,7 @@ in ``#incidents`` (with Acknowledge/Resolve), the notice an escalation target's 
 the closing message. Pure; the words, escaping and limits are :mod:`sinks.slack_text`'s."""
 
 import re
+from datetime import UTC
 
 from models.events import IncidentEvent, IncidentSnapshot, IncidentState
 from models.severity import Severity
@@ -57,7 +58,8 @@ def unique_channel_name(incident: IncidentSnapshot) -> str:
 
 def _named(incident: IncidentSnapshot, suffix: str) -> str:
     slug = _INVALID.sub("-", incident.slug.lower()).strip("-_") or "incident"
-    base = re.sub(r"-{2,}", "-", f"incident-{incident.opened_at:%Y%m%d}-{slug}")
+    # The date the incident opened in UTC, as the announcement's "Started" (the playbook's).
+    base = re.sub(r"-{2,}", "-", f"incident-{incident.opened_at.astimezone(UTC):%Y%m%d}-{slug}")
     return base[: CHANNEL_NAME_MAX - len(suffix)].rstrip("-_") + suffix
 
 

@@ -204,7 +204,7 @@ def _answered(
         and ack_due is not None
         and not current.acknowledge_breached
         and answered is not None
-        and answered > ack_due
+        and answered >= ack_due  # (the playbook's targets are strict: "SEV1 < 15 min")
     ):
         late = f"answered after {format_duration(answered - current.started_at)}, not"
         firings.append(sla_firing(current, "acknowledge", ack_due, late))

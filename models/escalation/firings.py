@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from models.escalation.calendar import format_duration
+from models.escalation.calendar import NEXT_BUSINESS_DAY, format_duration
 from models.escalation.policy import Target
 from models.escalation.state import DIGEST_STEP, MANAGER_STEP, EscalationState, escalation_id
 from models.events import EventType, IncidentState
 from models.incident import Command, Incident, Outcome, annotate, refusal
+from models.severity import PLAYBOOK
 
 __all__ = [
     "Contacts",
@@ -214,13 +215,19 @@ def sla_firing(
     state: EscalationState, kind: Literal["acknowledge", "resolve"], deadline: datetime, late: str
 ) -> Firing:
     target = state.plan.acknowledge_target if kind == "acknowledge" else state.plan.resolve_target
-    target_text = target if isinstance(target, str) else format_duration(target or timedelta(0))
+    playbook = PLAYBOOK[state.severity]
+    if kind == "acknowledge" and target == (playbook.response_target or NEXT_BUSINESS_DAY):
+        target_text = playbook.response_text  # the playbook's own words: "< 15 min"
+    elif isinstance(target, str):
+        target_text = target.replace("_", " ")
+    else:
+        target_text = format_duration(target or timedelta(0))
     verb = "acknowledged" if kind == "acknowledge" else "resolved"
     data = {
         "escalation_id": state.escalation_id,
         "kind": kind,
         "severity": state.severity.value,
-        "target": target_text.replace("_", " "),
+        "target": target_text,
         "deadline": deadline.isoformat(),
     }
     reason = f"{state.severity} {late or 'not ' + verb} within its target ({data['target']})"

@@ -34,10 +34,23 @@ def new_incident_id(record: AlertRecord) -> str:
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+#: Latin letters Unicode does not decompose into a letter and an accent, as they are written
+#: without it (``Größe`` → ``grosse``, ``Øresund`` → ``oresund``): dropped, they split words.
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "Oe",
+        "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th",
+        "\u0131": "i", "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T",
+    }
+)  # fmt: skip
+
+
 def slugify(text: str, limit: int = 40) -> str:
     """``HighErrorRate`` → ``high-error-rate``: lower case, digits and hyphens only; accented
-    letters lose their accents (``Ünïcödé`` → ``unicode``, where dropping them gave ``n-c-d``)."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    letters lose their accents (``Ünïcödé`` → ``unicode``, where dropping them gave ``n-c-d``),
+    and the letters without a decomposition are written as without one (``Größe`` → ``grosse``)."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     words = _CAMEL.sub("-", plain)
     slug = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
     return slug[:limit].rstrip("-") or "alert"

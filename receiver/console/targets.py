@@ -75,7 +75,8 @@ def response_clock(incident: Incident, targets: PolicyTargets, now: datetime) ->
     ]
     if responses:
         responded = min(responses)
-        return ResponseClock(deadline, "met" if responded <= deadline else "breached", None, label)
+        # (strict, as the playbook's "< 15 min" and the escalation loop: at the deadline is late)
+        return ResponseClock(deadline, "met" if responded < deadline else "breached", None, label)
     remaining = deadline - now
     return ResponseClock(
         deadline, "pending" if remaining > timedelta(0) else "breached", remaining, label

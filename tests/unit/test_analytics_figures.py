@@ -73,17 +73,20 @@ def times(severity: Severity, **kw: object) -> IncidentTimes:
     )
 
 
-def test_sla_status_uses_the_playbook_targets() -> None:
+def test_sla_status_uses_the_playbook_targets_which_are_strict() -> None:
+    """The playbook's "SEV1 < 15 min": an acknowledgement at 15:00 is late, as the escalation
+    loop judges it (its ``sla_breached`` fires at the deadline)."""
     targets = ResponseTargets()
+    second = timedelta(seconds=1)
+    just_in_time = times(Severity.SEV1, first_acknowledged_at=T0 + minutes(15) - second)
     ack_at_15 = times(Severity.SEV1, first_acknowledged_at=T0 + minutes(15))
-    ack_at_16 = times(Severity.SEV1, first_acknowledged_at=T0 + minutes(16))
-    assert sla_status(ack_at_15, targets, T0 + minutes(15)) == SlaStatus.MET
-    assert sla_status(ack_at_16, targets, T0 + minutes(16)) == SlaStatus.BREACHED
+    assert sla_status(just_in_time, targets, T0 + minutes(15)) == SlaStatus.MET
+    assert sla_status(ack_at_15, targets, T0 + minutes(15)) == SlaStatus.BREACHED
     sev2 = times(Severity.SEV2, first_acknowledged_at=T0 + minutes(29))
     assert sla_status(sev2, targets, T0 + minutes(29)) == SlaStatus.MET
     open_sev3 = times(Severity.SEV3)
-    assert sla_status(open_sev3, targets, T0 + minutes(120)) == SlaStatus.PENDING
-    assert sla_status(open_sev3, targets, T0 + minutes(121)) == SlaStatus.BREACHED
+    assert sla_status(open_sev3, targets, T0 + minutes(120) - second) == SlaStatus.PENDING
+    assert sla_status(open_sev3, targets, T0 + minutes(120)) == SlaStatus.BREACHED
 
 
 def test_resolution_before_any_acknowledgement_is_the_response() -> None:
@@ -288,8 +291,8 @@ async def test_a_reopened_episode_left_unanswered_breaches(engine) -> None:  # t
         (minutes(20), None),
     ]
     targets = ResponseTargets()
-    assert sla_status(times, targets, T0 + minutes(35)) == SlaStatus.PENDING
-    assert sla_status(times, targets, T0 + minutes(36)) == SlaStatus.BREACHED
+    assert sla_status(times, targets, T0 + minutes(34)) == SlaStatus.PENDING
+    assert sla_status(times, targets, T0 + minutes(35)) == SlaStatus.BREACHED
     assert sla_status(times, targets, T0 + minutes(200)) == SlaStatus.BREACHED
 
 

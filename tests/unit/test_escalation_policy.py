@@ -193,7 +193,7 @@ def test_sev1_fires_each_level_once_on_time_with_its_targets() -> None:
     assert "unacknowledged for 15m" in level2.reason
     assert breach.type is EventType.SLA_BREACHED
     assert breach.data["kind"] == "acknowledge"
-    assert breach.data["target"] == "15m"
+    assert breach.data["target"] == "< 15 min"  # the playbook's words
     assert step.state.next_step == 2
     assert step.state.due_at == T0 + 45 * M
 
@@ -226,6 +226,18 @@ def test_late_acknowledgement_seen_after_an_outage_records_one_breach_and_fires_
     assert [f.key for f in step.firings] == ["sla:acknowledge"]
     assert "answered after 40m" in step.firings[0].reason
     assert step.state.acknowledge_breached
+
+
+def test_an_acknowledgement_at_the_target_itself_is_late_as_the_playbooks_targets_are_strict() -> None:
+    """ "SEV1 < 15 min": the loop fires ``sla_breached`` at the deadline when nobody answered, so
+    an acknowledgement it first sees at the deadline is late too, and one a second before is not."""
+    inc = incident()
+    state = advance(arm(inc, playbook_policy(), T0), inc, T0).state
+    late = advance(state, acked(inc, T0 + 15 * M), T0 + 15 * M)
+    assert [f.key for f in late.firings] == ["sla:acknowledge"]
+    assert late.firings[0].data["target"] == "< 15 min"  # the playbook's words for its target
+    in_time = advance(state, acked(inc, T0 + 15 * M - timedelta(seconds=1)), T0 + 15 * M)
+    assert in_time.firings == ()
 
 
 def test_restart_after_several_deadlines_fires_each_missed_level_once_in_order() -> None:

@@ -372,6 +372,10 @@ def test_acknowledge_then_resolve_by_hand() -> None:
         ("DiskVollÄrger", "disk-voll-arger"),
         ("\uff26\uff55\uff4c\uff4c", "full"),  # fullwidth
         ("ОшибкаБазы", "alert"),
+        ("GrößeÜberschritten", "grosse-uberschritten"),
+        ("ØresundBridgeLatency", "oresund-bridge-latency"),
+        ("ŁódźDatacenterDown", "lodz-datacenter-down"),
+        ("CaféØlÆble", "cafe-ol-aeble"),
     ],
 )
 def test_slugify(text: str, slug: str) -> None:

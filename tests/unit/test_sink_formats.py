@@ -2,7 +2,7 @@
 changes, in the playbook's exact words."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -234,6 +234,17 @@ def test_a_channel_name_taken_twenty_times_becomes_the_incidents_own() -> None:
 def test_channel_name_of_the_playbook() -> None:
     _, opened = story(name="ApiErrors")
     assert channel_name(opened.incident) == "incident-20260115-api-errors"
+
+
+def test_the_channel_names_date_is_the_utc_date_the_announcement_shows() -> None:
+    """An opening stamped with an offset (23:30 UTC written as 08:30+09:00 the next day) named
+    the channel after the local date, a day after the "Started" above it."""
+    _, opened = story(name="ApiErrors")
+    late = opened.incident.model_copy(
+        update={"opened_at": datetime(2026, 1, 16, 8, 30, tzinfo=timezone(timedelta(hours=9)))}
+    )
+    assert channel_name(late) == "incident-20260115-api-errors"
+    assert "*Started:* 2026-01-15 23:30 UTC" in announcement(late, lead="@oncall", channel="x").text
 
 
 def test_an_alerts_code_fences_do_not_swallow_the_announcements_own_lines() -> None:
