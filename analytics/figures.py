@@ -35,7 +35,7 @@ and 90th percentile (linear interpolation between closest ranks, numpy's default
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from analytics.incident_times import Episode, IncidentTimes
 from models.escalation import BusinessCalendar
@@ -83,11 +83,16 @@ class ResponseTargets:
         return timedelta(hours=self.sev4_hours) if self.sev4_hours is not None else None
 
     def deadline(self, severity: Severity, started_at: datetime) -> datetime:
-        """When a response to an episode of ``severity`` that started at ``started_at`` is due."""
+        """When a response to an episode of ``severity`` that started at ``started_at`` is due;
+        the end of the calendar for a deadline beyond it (an opening stamped in the year 9999 by
+        another producer: never due, where the report stopped at an OverflowError)."""
         target = self.target(severity)
-        if target is None:
-            return self.calendar.next_business_day_end(started_at)
-        return started_at + target
+        try:
+            if target is None:
+                return self.calendar.next_business_day_end(started_at)
+            return started_at + target
+        except OverflowError:
+            return datetime.max.replace(tzinfo=UTC)
 
 
 class SlaStatus:

@@ -7,7 +7,7 @@ from a whole topic's events in any order and with repeats. The definitions (epis
 time to acknowledge / resolve) are in :mod:`analytics.figures`' docstring.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -120,17 +120,24 @@ def rebuild_times(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    passed_over: Collection[tuple[str, int]] = (),
 ) -> RebuiltTimes:
     """Rebuild every incident's times from its events, in any order and with repeats.
 
     Events are deduplicated on ``event_id`` (delivery is at-least-once) and ordered by
     ``sequence``; the latest snapshot gives severity, state and the current resolution. Only
     incidents opened in ``[since, until)`` are returned, and only those whose sequences run
-    1, 2, … without a hole (the others are listed in ``incomplete``).
+    1, 2, … without a hole (the others are listed in ``incomplete``). ``passed_over``: the
+    ``(incident_id, sequence)`` of events the reader skipped for their type or schema version,
+    which hold their places all the same: one event of a type this version does not know left
+    a hole, and its whole incident out of the report.
     """
     per_incident: dict[str, dict[int, IncidentEvent]] = {}
     for event in events:
         per_incident.setdefault(event.incident_id, {}).setdefault(event.sequence, event)
+    skipped_at: dict[str, set[int]] = {}
+    for incident_id, sequence in passed_over:
+        skipped_at.setdefault(incident_id, set()).add(sequence)
     result = []
     incomplete = []
     for incident_id, by_sequence in per_incident.items():
@@ -139,7 +146,8 @@ def rebuild_times(
         latest = ordered[-1].incident
         if not _in_window(latest.opened_at, since, until):
             continue
-        if sequences != list(range(1, len(sequences) + 1)):
+        places = sorted(set(sequences) | skipped_at.get(incident_id, set()))
+        if places != list(range(1, len(places) + 1)):
             incomplete.append(incident_id)
             continue
         result.append(times_of(latest, ordered))

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -21,7 +22,15 @@ from pydantic import ValidationError
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.wire import json_object, newer_version
 
-__all__ = ["Progress", "TopicError", "TopicRead", "decode_event", "read_events"]
+__all__ = [
+    "Progress",
+    "Skipped",
+    "TopicError",
+    "TopicRead",
+    "decode_event",
+    "read_events",
+    "read_record",
+]
 
 #: ``progress(records_read, records_total)``, called at most every ``progress_interval`` seconds
 #: and once at the end. Counted by offsets: a topic written in transactions (sevflow's relay
@@ -41,29 +50,60 @@ class TopicError(Exception):
 
 @dataclass
 class TopicRead:
-    """The decoded events and how many records were skipped, by reason."""
+    """The decoded events and how many records were skipped, by reason; ``passed_over``: the
+    ``(incident_id, sequence)`` of each event skipped for its type or schema version, an event
+    of its incident all the same (:func:`analytics.incident_times.rebuild_times`)."""
 
     events: list[IncidentEvent] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     records: int = 0
+    passed_over: set[tuple[str, int]] = field(default_factory=set)
 
 
-def decode_event(raw: bytes | None) -> IncidentEvent | str:
-    """The event in ``raw``, or the reason it is skipped: ``newer schema`` (a ``schema_version``
-    above :data:`~models.events.EVENT_SCHEMA_VERSION`: the documented rule is to skip it),
-    ``unknown type``, ``invalid record``."""
+@dataclass(frozen=True)
+class Skipped:
+    """Why a record is not read as an event; ``position``: its ``(incident_id, sequence)`` when it
+    is an event skipped only for its type or schema version (both readable)."""
+
+    reason: str
+    position: tuple[str, int] | None = None
+
+
+def read_record(raw: bytes | None) -> IncidentEvent | Skipped:
+    """The event in ``raw``, or why it is skipped: ``newer schema`` (a ``schema_version`` above
+    :data:`~models.events.EVENT_SCHEMA_VERSION`: the documented rule is to skip it), ``unknown
+    type``, ``invalid record`` (not JSON, a version or type that is not an integer or a text)."""
     document = json_object(raw)
     if isinstance(document, str):
-        return "invalid record"
+        return Skipped("invalid record")
+    version = document.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        return Skipped("invalid record")  # "2" or 2.0 is no version: read as 1, it would mislead
     if newer_version(document, EVENT_SCHEMA_VERSION) is not None:
         # A newer schema changed what some field means: read as this version, it would mislead.
-        return "newer schema"
-    if document.get("type") not in _KNOWN_TYPES:
-        return "unknown type"
+        return Skipped("newer schema", _position(document))
+    kind = document.get("type")
+    if not isinstance(kind, str):
+        return Skipped("invalid record")
+    if kind not in _KNOWN_TYPES:
+        return Skipped("unknown type", _position(document))
     try:
         return IncidentEvent.model_validate(document)
     except ValidationError:
-        return "invalid record"
+        return Skipped("invalid record")
+
+
+def decode_event(raw: bytes | None) -> IncidentEvent | str:
+    """The event in ``raw``, or the reason it is skipped (:func:`read_record`)."""
+    decoded = read_record(raw)
+    return decoded.reason if isinstance(decoded, Skipped) else decoded
+
+
+def _position(document: dict[str, Any]) -> tuple[str, int] | None:
+    incident_id, sequence = document.get("incident_id"), document.get("sequence")
+    if not isinstance(incident_id, str) or isinstance(sequence, bool) or not isinstance(sequence, int):
+        return None
+    return incident_id, sequence
 
 
 async def read_events(
@@ -133,9 +173,11 @@ async def _read_all(
                 if message.offset >= end[tp]:
                     continue
                 result.records += 1
-                decoded = decode_event(message.value)
-                if isinstance(decoded, str):
-                    result.skipped[decoded] += 1
+                decoded = read_record(message.value)
+                if isinstance(decoded, Skipped):
+                    result.skipped[decoded.reason] += 1
+                    if decoded.position is not None:
+                        result.passed_over.add(decoded.position)
                 else:
                     result.events.append(decoded)
         for tp in list(remaining):

@@ -49,9 +49,52 @@ KNOWN_TYPES = {
 }
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """RFC 3339 as sevflow writes it (``2026-11-27T12:00:00Z``)."""
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+def parse_time(value: object) -> datetime | None:
+    """RFC 3339 as sevflow writes it (``2026-11-27T12:00:00Z``); None for null. Raises
+    ValueError for anything else (not a text, not a time, a time without its zone)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("a time is an RFC 3339 text")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("an RFC 3339 time has a zone")
+    return moment
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def readable(record: object) -> dict[str, Any] | None:
+    """``record`` when it is an event this consumer counts: of this schema version or older, of a
+    known type, with the fields used here of their documented types, and not sevflow's own
+    canary (which pages nobody, and ``sevflow report`` leaves out). None for anything else: a
+    consumer skips what it cannot read instead of stopping at it for ever."""
+    if not isinstance(record, dict):
+        return None
+    version = record.get("schema_version", 1)
+    kind = record.get("type")
+    if not _integer(version) or version > SCHEMA_VERSION or not isinstance(kind, str):
+        return None
+    snapshot = record.get("incident")
+    if (
+        kind not in KNOWN_TYPES
+        or not isinstance(record.get("event_id"), str)
+        or not isinstance(record.get("incident_id"), str)
+        or not _integer(record.get("sequence"))
+        or not isinstance(snapshot, dict)
+        or not isinstance(snapshot.get("severity"), str)
+        or not isinstance(snapshot.get("state"), str)
+        or snapshot.get("canary") is True
+    ):
+        return None
+    try:
+        times = [parse_time(snapshot.get(name)) for name in ("acknowledged_at", "resolved_at")]
+        times += [parse_time(snapshot.get("opened_at")), parse_time(record.get("occurred_at"))]
+    except ValueError:
+        return None
+    return record if times[2] is not None and times[3] is not None else None
 
 
 @dataclass
@@ -77,9 +120,11 @@ class ResponseTracker:
         self._remember = remember
         self.ignored = 0
 
-    def apply(self, record: dict[str, Any]) -> bool:
-        """Apply one decoded record; False when it is skipped (repeat, unknown type, newer schema)."""
-        if record.get("schema_version", 1) > SCHEMA_VERSION or record.get("type") not in KNOWN_TYPES:
+    def apply(self, decoded: object) -> bool:
+        """Apply one decoded record; False when it is skipped (a repeat, or what :func:`readable`
+        refuses: an unknown type, a newer schema, a canary, a record that is no event)."""
+        record = readable(decoded)
+        if record is None:
             self.ignored += 1
             return False
         event_id = record["event_id"]
@@ -106,7 +151,9 @@ class ResponseTracker:
                 view.first_acknowledged_at is None or acknowledged < view.first_acknowledged_at
             ):
                 view.first_acknowledged_at = acknowledged
-                view.time_to_acknowledge = acknowledged - (view.episode_started_at or view.opened_at)
+                # (never below zero: a clock behind the opening's, as sevflow report counts it)
+                waited = acknowledged - (view.episode_started_at or view.opened_at)
+                view.time_to_acknowledge = max(waited, timedelta(0))
         if record["sequence"] > view.last_sequence:  # the latest snapshot wins
             view.last_sequence = record["sequence"]
             view.severity = snapshot["severity"]
@@ -125,7 +172,9 @@ class ResponseTracker:
                 v.time_to_acknowledge.total_seconds() for v in views if v.time_to_acknowledge is not None
             ]
             ttr = [
-                (v.resolved_at - v.opened_at).total_seconds() for v in views if v.resolved_at is not None
+                max(v.resolved_at - v.opened_at, timedelta(0)).total_seconds()
+                for v in views
+                if v.resolved_at is not None
             ]
             out[severity] = {
                 "incidents": len(views),
@@ -167,8 +216,8 @@ async def consume(
             for message in messages:
                 try:
                     record = json.loads(message.value)
-                except (TypeError, ValueError):
-                    tracker.ignored += 1  # not JSON: skip it, do not stop the consumer
+                except (TypeError, ValueError, RecursionError):
+                    tracker.ignored += 1  # not JSON (or nested past the parser): skip it
                     continue
                 tracker.apply(record)
             if messages and group is not None:

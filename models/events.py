@@ -12,10 +12,9 @@ and consumers can deduplicate on it. The JSON Schema is exported to
 
 import hashlib
 import uuid
-from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from models.severity import Severity
 
@@ -95,8 +94,8 @@ class AlertSnapshot(_Frozen):
     rule: str = Field(description="Name of the classification rule that matched.")
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
     generator_url: str | None = None
 
 
@@ -132,10 +131,10 @@ class IncidentSnapshot(_Frozen):
     data_loss: bool = False
     data_breach: bool = False
     services: list[str] = Field(default_factory=list)
-    opened_at: datetime
-    acknowledged_at: datetime | None = None
+    opened_at: AwareDatetime
+    acknowledged_at: AwareDatetime | None = None
     acknowledged_by: Actor | None = None
-    resolved_at: datetime | None = None
+    resolved_at: AwareDatetime | None = None
     resolved_by: Actor | None = None
     flaps: int = 0
     alerts_total: int = 0
@@ -202,12 +201,13 @@ class IncidentSnapshot(_Frozen):
 class IncidentEvent(_Frozen):
     """One change of one incident, as published on ``incident-events``."""
 
-    schema_version: int = EVENT_SCHEMA_VERSION
+    #: An integer as written (strict): "2" or 2.0 read as a version would mislead every consumer.
+    schema_version: int = Field(default=EVENT_SCHEMA_VERSION, strict=True)
     event_id: uuid.UUID
     type: EventType
     incident_id: str
     sequence: int = Field(ge=1, description="1 for `opened`, then +1 per event of the incident.")
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     actor: Actor
     incident: IncidentSnapshot
     alert: AlertSnapshot | None = Field(default=None, description="For alert_* events.")

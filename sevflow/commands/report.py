@@ -170,7 +170,7 @@ def _from_topic(
         print(f"sevflow report: {exc}", file=err)
         return EXIT_FAILURE
     since, until = span
-    rebuilt = rebuild_times(read.events, since=since, until=until)
+    rebuilt = rebuild_times(read.events, since=since, until=until, passed_over=read.passed_over)
     skipped = {**read.skipped, **rebuilt.skipped}
     result = compute_report(of_team(rebuilt.times, options.team), targets, at, skipped=skipped)
     print(render_report(result, source=f"topic {topic}{_team_note(options.team)}"), file=out)

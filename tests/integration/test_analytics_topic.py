@@ -5,8 +5,10 @@ published to a topic of the test's own, give the very same figures."""
 import asyncio
 import importlib.util
 import io
+import json
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,14 +16,16 @@ from aiokafka import AIOKafkaProducer
 
 from analytics.database import load_incident_times
 from analytics.figures import ResponseTargets, compute_report
-from analytics.incident_times import times_from_events
+from analytics.incident_times import rebuild_times, times_from_events
 from analytics.topic import read_events
 from kafka_admin.topics import ensure_topic
 from models.events import IncidentEvent
 from models.settings import Settings
+from models.severity import Severity
 from sevflow.commands import add_commands, run_command
 from sevflow.commands import report as report_command
 from store.db import async_engine
+from testkit.fakes.events import T0, IncidentStory
 from testkit.local import REPO
 from testkit.store_backends import fresh_database
 from tests.unit.test_analytics_scenario import NOW, build_scenario
@@ -140,3 +144,54 @@ def test_cli_report_from_topic_matches_the_default(
     missing = report("--from-topic", "--topic", f"no-such-topic-{uuid.uuid4().hex[:8]}")
     assert missing[0] == 1
     assert "does not exist" in missing[2]
+
+
+def _with(event: IncidentEvent, **changes: object) -> bytes:
+    """``event``'s wire document with top-level fields changed (or, under ``incident``, the
+    snapshot's)."""
+    document = json.loads(event.to_bytes())
+    snapshot = changes.pop("incident", None)
+    if isinstance(snapshot, dict):
+        document["incident"] = {**document["incident"], **snapshot}
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+async def test_a_topic_of_hostile_records_still_gives_its_report(kafka_bootstrap: str) -> None:
+    """An event of a type this version does not know in the middle of an incident left a hole in
+    its sequence, and the whole incident out of the report; a type that is a list, a time
+    without its zone or an opening in the year 9999 stopped the report with a traceback; a
+    schema_version of "2" was read as version 1."""
+    story = IncidentStory(name="ApiDown", severity=Severity.SEV2)
+    opened, acknowledged, resolved = [
+        *story.fire(at=T0),
+        *story.ack(at=T0 + timedelta(minutes=5)),
+        *story.resolve(at=T0 + timedelta(minutes=45)),
+    ]
+    events = [opened, acknowledged, resolved.model_copy(update={"sequence": 4})]
+    later = _with(acknowledged, sequence=3, type="postmortem_written", event_id=str(uuid.uuid4()))
+    other = IncidentStory(name="DbDown", severity=Severity.SEV1)
+    (other_opened,) = other.fire(at=T0)
+    hostile = [
+        later,
+        _with(other_opened, type=["opened"]),
+        _with(other_opened, type={}),
+        _with(other_opened, incident={"opened_at": "2026-01-15T14:30:00"}),
+        _with(other_opened, schema_version="2"),
+        _with(other_opened, schema_version=2.0),
+        _with(other_opened, schema_version=True),
+        _with(other_opened, incident={"opened_at": "9999-12-31T23:59:00Z"}),
+    ]
+    topic = f"test-analytics-hostile-{uuid.uuid4().hex[:8]}"
+    await publish(kafka_bootstrap, topic, events, hostile)
+    read = await read_events(kafka_bootstrap, topic)
+    assert dict(read.skipped) == {"unknown type": 1, "invalid record": 6}
+    assert read.passed_over == {(opened.incident_id, 3)}
+    rebuilt = rebuild_times(read.events, passed_over=read.passed_over)
+    assert rebuilt.incomplete == []
+    by_id = {t.incident_id: t for t in rebuilt.times}
+    assert by_id[opened.incident_id].time_to_acknowledge == timedelta(minutes=5)
+    assert by_id[opened.incident_id].time_to_resolve == timedelta(minutes=45)
+    report = compute_report(rebuilt.times, ResponseTargets(), T0 + timedelta(days=1))
+    assert report.overall.incidents == 2  # ApiDown, and DbDown opened in the year 9999
+    assert report.overall.sla_met == 1

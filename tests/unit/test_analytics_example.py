@@ -7,6 +7,8 @@ import sys
 from datetime import timedelta
 from types import ModuleType
 
+import pytest
+
 from analytics.incident_times import times_from_events
 from analytics.topic import decode_event
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
@@ -100,3 +102,70 @@ async def test_decode_event_skips_a_newer_schema_version(engine) -> None:  # typ
     assert decode_event(newer_unknown) == "newer schema"
     current = json.dumps({**document, "schema_version": EVENT_SCHEMA_VERSION}).encode()
     assert decode_event(current) == scenario.events[0]
+
+
+def test_example_leaves_canaries_out_and_never_counts_a_time_below_zero() -> None:
+    """As ``sevflow report``: a canary pages nobody and is no response to count, and a clock
+    behind the opening's is no negative wait."""
+    canary = IncidentStory(name="Canary", severity=Severity.SEV1)
+    skewed = IncidentStory(name="Skewed", severity=Severity.SEV2)
+    normal = IncidentStory(name="Normal", severity=Severity.SEV2)
+    events = [
+        *canary.fire(at=T0),
+        *canary.ack(at=T0 + timedelta(hours=3)),
+        *skewed.fire(at=T0),
+        *skewed.ack(at=T0 - timedelta(minutes=2)),
+        *skewed.resolve(at=T0 - timedelta(minutes=1)),
+        *normal.fire(at=T0),
+        *normal.ack(at=T0 + timedelta(minutes=10)),
+        *normal.resolve(at=T0 + timedelta(minutes=30)),
+    ]
+    records = as_records(events)
+    for record in records:
+        if record["incident_id"] == events[0].incident_id:
+            record["incident"]["canary"] = True  # type: ignore[index]
+    tracker = example().ResponseTracker()
+    for record in records:
+        tracker.apply(record)
+    summary = tracker.summary()
+    assert "SEV1" not in summary
+    assert summary["SEV2"]["tta_mean_s"] == 5 * 60  # (0 + 10 min) / 2
+    assert summary["SEV2"]["ttr_mean_s"] == 15 * 60  # (0 + 30 min) / 2
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        [],
+        None,
+        1,
+        "x",
+        {"schema_version": None},
+        {"schema_version": "2"},
+        {"type": ["opened"]},
+        {"event_id": None},
+        {"incident": []},
+        {"sequence": "3"},
+        {"incident": {"opened_at": 1767225600}},
+        {"incident": {"opened_at": "yesterday"}},
+        {"incident": {"opened_at": "2026-01-15T14:30:00"}},
+        {"occurred_at": "2026-01-15T14:30:00"},
+        {"incident": {"acknowledged_at": "2026-01-15T14:30:00"}},
+    ],
+    ids=repr,
+)
+def test_example_skips_a_record_it_cannot_read_instead_of_stopping(record: object) -> None:
+    """Each raised in the example, and its consumer met the same record again at every start."""
+    (opened,) = as_records(IncidentStory().fire(at=T0))
+    if isinstance(record, dict):
+        snapshot = record.pop("incident", None)
+        record = {**opened, **record}
+        if isinstance(snapshot, dict):
+            record["incident"] = {**opened["incident"], **snapshot}  # type: ignore[dict-item]
+        elif snapshot is not None:
+            record["incident"] = snapshot
+    tracker = example().ResponseTracker()
+    assert tracker.apply(record) is False
+    assert tracker.ignored == 1
+    assert tracker.incidents == {}
+    tracker.summary()
