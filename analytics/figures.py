@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from analytics.incident_times import Episode, IncidentTimes
-from models.escalation import BusinessCalendar
+from models.escalation import BusinessCalendar, EscalationPolicy
 from models.severity import PLAYBOOK, Severity
 
 # The times and how events give them: analytics.incident_times.
@@ -68,6 +68,15 @@ class ResponseTargets:
 
     sev4_hours: float | None = None
     calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
+    #: The business hours of each team that has its own (README "Teams"): its SEV4 incidents are
+    #: due by the close of its next business day, as the escalation engine judges them.
+    team_calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def of_policy(cls, policy: EscalationPolicy, sev4_hours: float | None = None) -> "ResponseTargets":
+        """The targets an escalation policy's calendars judge by (its teams' too)."""
+        teams = {name: own.business_hours for name, own in policy.teams.items()}
+        return cls(sev4_hours, policy.business_hours, teams)
 
     def __post_init__(self) -> None:
         if self.sev4_hours is not None and not (math.isfinite(self.sev4_hours) and self.sev4_hours > 0):
@@ -82,14 +91,16 @@ class ResponseTargets:
             return playbook
         return timedelta(hours=self.sev4_hours) if self.sev4_hours is not None else None
 
-    def deadline(self, severity: Severity, started_at: datetime) -> datetime:
-        """When a response to an episode of ``severity`` that started at ``started_at`` is due;
-        the end of the calendar for a deadline beyond it (an opening stamped in the year 9999 by
-        another producer: never due, where the report stopped at an OverflowError)."""
+    def deadline(self, severity: Severity, started_at: datetime, team: str | None = None) -> datetime:
+        """When a response to an episode of ``severity`` (of ``team``) that started at
+        ``started_at`` is due; the end of the calendar for a deadline beyond it (an opening
+        stamped in the year 9999 by another producer: never due, where the report stopped at an
+        OverflowError)."""
         target = self.target(severity)
         try:
             if target is None:
-                return self.calendar.next_business_day_end(started_at)
+                calendar = self.team_calendars.get(team, self.calendar) if team else self.calendar
+                return calendar.next_business_day_end(started_at)
             return started_at + target
         except OverflowError:
             return datetime.max.replace(tzinfo=UTC)
@@ -103,8 +114,10 @@ class SlaStatus:
     PENDING = "pending"
 
 
-def _episode_status(episode: Episode, latest: Severity, targets: ResponseTargets, now: datetime) -> str:
-    deadline = targets.deadline(episode.severity or latest, episode.started_at)
+def _episode_status(
+    episode: Episode, times: IncidentTimes, targets: ResponseTargets, now: datetime
+) -> str:
+    deadline = targets.deadline(episode.severity or times.severity, episode.started_at, times.team)
     # The playbook's targets are strict ("SEV1 < 15 min"): an answer at the deadline is late, as
     # the escalation loop judges it (models/escalation/advance.py).
     if episode.responded_at is not None:
@@ -116,7 +129,7 @@ def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) ->
     """``met`` / ``breached`` once responded, judged by the severity in effect at the response;
     unresponded: ``breached`` once the target of its latest severity has passed at ``now``, else
     ``pending`` (it may still be met, so it counts neither way)."""
-    statuses = [_episode_status(e, times.severity, targets, now) for e in times.response_episodes]
+    statuses = [_episode_status(e, times, targets, now) for e in times.response_episodes]
     for status in (SlaStatus.BREACHED, SlaStatus.PENDING):
         if status in statuses:
             return status

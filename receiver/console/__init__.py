@@ -51,7 +51,7 @@ def console_from_settings(
         credentials=credentials,
         signer=SessionSigner(session_key(key), timedelta(hours=settings.ui_session_hours)),
         clock=clock,
-        targets=targets or ResponseTargets(calendar=(policy or playbook_policy()).business_hours),
+        targets=targets or ResponseTargets.of_policy(policy or playbook_policy()),
         proxy=proxy,
         policy=policy or playbook_policy(),
         login_limiter=RateLimiter(settings.ui_login_per_minute / 60, settings.ui_login_burst),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from analytics.figures import ResponseTargets
-from models.escalation import NEXT_BUSINESS_DAY, EscalationPolicy, playbook_policy
+from models.escalation import NEXT_BUSINESS_DAY, EscalationPolicy, EscalationSnapshot, playbook_policy
 from models.incident import Incident
 from models.severity import PLAYBOOK, Severity
 
@@ -27,22 +27,31 @@ __all__ = [
 
 
 class PolicyTargets:
-    """The acknowledge target per severity of an escalation policy (the playbook's by default);
-    a severity the policy gives none falls back to the playbook's, by the policy's calendar."""
+    """The acknowledge target per severity of an escalation policy (the playbook's by default),
+    of each team's own policy for its incidents (its targets, its business hours); a severity
+    the policy gives none falls back to the playbook's, by the policy's calendar."""
 
     def __init__(self, policy: EscalationPolicy | None = None) -> None:
-        self._snapshot = (policy or playbook_policy()).snapshot(())
-        self.response = ResponseTargets(calendar=self._snapshot.business_hours)
+        self._policy = policy or playbook_policy()
+        self._snapshots: dict[str, EscalationSnapshot] = {}
 
-    def deadline(self, severity: Severity, started_at: datetime) -> datetime:
-        target = self._snapshot.plans[severity].acknowledge_target
-        due = self._snapshot.sla_deadline(target, started_at)
-        return due if due is not None else self.response.deadline(severity, started_at)
+    def _snapshot(self, team: str) -> EscalationSnapshot:
+        if (snapshot := self._snapshots.get(team)) is None:
+            snapshot = self._snapshots[team] = self._policy.for_team(team).snapshot(())
+        return snapshot
 
-    def label(self, severity: Severity) -> str:
+    def deadline(self, severity: Severity, started_at: datetime, team: str = "default") -> datetime:
+        snapshot = self._snapshot(team)
+        target = snapshot.plans[severity].acknowledge_target
+        due = snapshot.sla_deadline(target, started_at)
+        if due is not None:
+            return due
+        return ResponseTargets(calendar=snapshot.business_hours).deadline(severity, started_at)
+
+    def label(self, severity: Severity, team: str = "default") -> str:
         """``< 15 min``, ``< 2 hours`` (the playbook's words when the target is the playbook's),
         ``< 45 min``, ``next business day``."""
-        target = self._snapshot.plans[severity].acknowledge_target
+        target = self._snapshot(team).plans[severity].acknowledge_target
         playbook = PLAYBOOK[severity]
         if target is None or target == (playbook.response_target or NEXT_BUSINESS_DAY):
             return playbook.response_text
@@ -66,8 +75,8 @@ class ResponseClock:
 
 def response_clock(incident: Incident, targets: PolicyTargets, now: datetime) -> ResponseClock:
     started = incident.reopened_at or incident.opened_at
-    deadline = targets.deadline(incident.severity, started)
-    label = targets.label(incident.severity)
+    deadline = targets.deadline(incident.severity, started, incident.team)
+    label = targets.label(incident.severity, incident.team)
     responses = [
         moment
         for moment in (incident.acknowledged_at, incident.resolved_at)

@@ -88,17 +88,24 @@ def _progress(err: TextIO) -> Callable[[int, int], None]:
 
 
 def policy_targets(settings: Settings, command: str, err: TextIO) -> "ResponseTargets | None":
-    """The playbook's response targets, SEV4's judged by the calendar the escalation engine
-    uses (the playbook's without a policy file); None (said on ``err``) when the policy is bad."""
+    """The playbook's response targets, SEV4's judged by the calendars the escalation engine
+    uses (the playbook's without a policy file; a team's own business hours for its incidents);
+    None (said on ``err``) when the policy or the teams file is bad."""
     from analytics.figures import ResponseTargets
+    from models.teams import TeamsError
+    from sevflow.teams import load_teams
     from streams.escalation import PolicyError, load_policy
 
     try:
-        calendar = load_policy(settings.escalation_policy_file, settings.playbook_times()).business_hours
+        teams = load_teams(settings, resolve=False)  # (their business hours: no routing key read)
+        policy = load_policy(settings.escalation_policy_file, settings.playbook_times(), teams=teams)
+    except TeamsError as exc:
+        print(f"sevflow {command}: teams file {exc}", file=err)
+        return None
     except PolicyError as exc:
         print(f"sevflow {command}: escalation policy {exc}", file=err)
         return None
-    return ResponseTargets(calendar=calendar)
+    return ResponseTargets.of_policy(policy)
 
 
 def of_team(times: "Sequence[IncidentTimes]", team: str | None) -> "list[IncidentTimes]":

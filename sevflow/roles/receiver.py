@@ -18,7 +18,9 @@ import httpx
 import uvicorn
 
 from models.clock import utc_now
+from models.escalation import EscalationPolicy
 from models.settings import Settings
+from models.teams import TeamsError
 from receiver.access import Credentials, TokenFileError, load_token_file
 from receiver.app import create_app, create_callbacks_app
 from receiver.callbacks import routes_from_settings, slack_callers_from_settings
@@ -35,6 +37,7 @@ from sevflow.listeners import listener_config
 from sevflow.roles.collector import settle_collector
 from sevflow.roles.startup import metrics_auth
 from sevflow.supervise import STATUS_FILE
+from sevflow.teams import load_teams
 from sinks.clock import SystemClock
 from store.db import async_engine
 from streams.escalation import load_policy
@@ -115,7 +118,7 @@ def build_receiver(settings: Settings, credentials: Credentials) -> Receiver:
             store_engine,
             credentials,
             # the worker's policy, for the console's response targets (a bad file: PolicyError)
-            policy=load_policy(settings.escalation_policy_file, settings.playbook_times()),
+            policy=_console_policy(settings),
         ),
     )
     built = Receiver([_internal_listener(settings, app)])
@@ -127,6 +130,18 @@ def build_receiver(settings: Settings, credentials: Credentials) -> Receiver:
         built.closers.append(slack_callers.close)
     built.closers.append(store_engine.dispose)
     return built
+
+
+def _console_policy(settings: Settings) -> EscalationPolicy:
+    """The worker's escalation policy with its teams' business hours (the console's SEV4 targets
+    by each team's calendar); without the teams when their file cannot be read: the worker
+    refuses to start on it and says why, and the receiver must go on taking alerts."""
+    try:
+        teams = load_teams(settings, resolve=False)
+    except TeamsError as exc:
+        log.warning("console: response targets without the teams' business hours: %s", exc)
+        teams = None
+    return load_policy(settings.escalation_policy_file, settings.playbook_times(), teams=teams)
 
 
 def _internal_listener(settings: Settings, app: Callable[..., Any]) -> uvicorn.Config:

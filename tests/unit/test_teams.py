@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import io
 import re
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,21 +15,25 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from analytics.figures import ResponseTargets
-from analytics.incident_times import rebuild_times
+from analytics.figures import ResponseTargets, SlaStatus, sla_status
+from analytics.incident_times import IncidentTimes, rebuild_times
 from models.alert import AlertRecord
-from models.events import Actor, EventType, IncidentEvent
+from models.escalation import arm
+from models.events import Actor, EventType, IncidentEvent, IncidentState
 from models.incident import Command
 from models.settings import Settings
+from models.severity import Severity
 from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
 from receiver.access import protect_all
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.session import SessionSigner
+from receiver.console.targets import PolicyTargets
 from receiver.incident_api import incident_routes
 from sevflow.commands import add_commands, run_command
 from sevflow.teams import load_teams
 from store.db import async_engine
 from store.incidents import IncidentStore
+from streams.escalation import load_policy
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from testkit.store_backends import fresh_database
@@ -36,6 +41,7 @@ from tests.builders import T0, alert, api_credentials
 from tests.unit.test_console import READ as CONSOLE_READ
 from tests.unit.test_console import _credentials as console_credentials
 from tests.unit.test_console import _sign_in as console_sign_in
+from tests.unit.test_escalation_policy import incident as opened_incident
 from tests.unit.test_pipeline_store import POLICY
 
 TEAMS = """\
@@ -371,3 +377,30 @@ def test_the_console_shows_and_filters_the_team(teams_db: str) -> None:
         shown = client.get(f"/ui/incidents/{storage_id}").text
         assert "<dt>Team</dt><dd>storage</dd>" in shown
         client.portal.call(engine.dispose)
+
+
+def test_a_teams_sev4_is_judged_by_its_own_business_hours_as_the_engine_judges_it() -> None:
+    """The report, the postmortem and the console judged every SEV4 by the default calendar;
+    the escalation engine judges a team's by the team's: a SEV4 of storage (Berlin, 08:00-16:00)
+    opened Thursday 22:30 UTC is due Friday 16:00 Berlin (15:00 UTC), not 17:00 UTC."""
+    policy = load_policy(None, teams=parsed())
+    opened = datetime(2026, 1, 15, 22, 30, tzinfo=UTC)  # a Thursday
+    answered = datetime(2026, 1, 16, 16, 0, tzinfo=UTC)  # Friday 17:00 in Berlin: late there
+    times = IncidentTimes(
+        incident_id="inc_storage",
+        severity=Severity.SEV4,
+        state=IncidentState.ACKNOWLEDGED,
+        opened_at=opened,
+        first_acknowledged_at=answered,
+        team="storage",
+    )
+    targets = ResponseTargets.of_policy(policy)
+    assert sla_status(times, targets, answered) == SlaStatus.BREACHED
+    assert sla_status(replace(times, team="search"), targets, answered) == SlaStatus.MET
+    assert sla_status(times, ResponseTargets(), answered) == SlaStatus.MET  # the default's calendar
+    berlin_close = datetime(2026, 1, 16, 15, 0, tzinfo=UTC)
+    assert targets.deadline(Severity.SEV4, opened, "storage") == berlin_close
+    assert PolicyTargets(policy).deadline(Severity.SEV4, opened, "storage") == berlin_close
+    incident = opened_incident(Severity.SEV4).model_copy(update={"opened_at": opened, "team": "storage"})
+    armed = arm(incident, policy.for_team("storage"), opened)
+    assert armed.acknowledge_due_at == berlin_close  # the engine's own deadline
