@@ -645,7 +645,8 @@ def test_environment_comes_from_the_configmap_and_secret_with_real_settings() ->
         assert "REPLACE_ME" in value  # placeholders only: no real secret is ever committed
     for secret_name in ("SEVFLOW_DATABASE_URL", "SEVFLOW_WEBHOOK_TOKENS", "SEVFLOW_API_TOKENS"):
         assert secret_name in secret["stringData"]
-    configured()  # values must be valid for the settings they set
+    configured(**secret["stringData"])  # values must be valid for the settings they set, the
+    # Secret's too (its SEVFLOW_API_TOKENS example was a bare token every role refused at start)
     for name, container in containers():
         sources = container["envFrom"]
         assert {"configMapRef": {"name": "sevflow-config"}} in sources, name
