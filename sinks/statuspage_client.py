@@ -117,15 +117,20 @@ class StatuspageClient:
         )
 
     async def shows(self, external_id: str, change: StatusChange) -> bool:
-        """Whether the page's incident ``external_id`` shows ``change`` already: its status, and
-        (when the change has words) its newest update's words (an update whose answer was lost).
+        """Whether the page's incident ``external_id`` shows ``change`` already: its status, impact
+        and components, and (when the change has words) its newest update's words (an update
+        whose answer was lost).
 
         Only the newest update counts: a reopened incident goes back to words it showed before."""
         data = await self._request("GET", f"/incidents/{external_id}", "read")
         if not isinstance(data, dict) or data.get("status") != change.status:
             return False
+        if change.impact not in (data.get("impact_override"), data.get("impact")):
+            return False
+        if not _components_show(data.get("components"), change.components):
+            return False
         if change.body is None:
-            return True
+            return True  # (a severity's change: its impact and components are what it changes)
         updates = data.get("incident_updates")
         listed = [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []
         return any(
@@ -147,6 +152,23 @@ class StatuspageClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+
+def _components_show(listed: object, wanted: dict[str, str]) -> bool:
+    """Whether the incident's ``components`` (the API's list of Component objects) hold each
+    wanted status; an answer without them cannot tell, so no."""
+    if not wanted:
+        return True
+    found = (
+        {
+            c["id"]: c.get("status")
+            for c in listed
+            if isinstance(c, dict) and isinstance(c.get("id"), str)
+        }
+        if isinstance(listed, list)
+        else {}
+    )
+    return all(found.get(component) == status for component, status in wanted.items())
 
 
 def _newest(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -145,4 +145,7 @@ class FakeStatuspage:
             incident["monitoring_at"] = now
         for component, status in (fields.get("components") or {}).items():
             self.components[component] = status
+            # The incident lists the components it affects, each with its status (contracts §4.4).
+            listed = [c for c in incident["components"] if c["id"] != component]
+            incident["components"] = [*listed, {"id": component, "status": status}]
         incident["updated_at"] = now

@@ -211,3 +211,26 @@ async def test_a_pagerduty_answer_whose_encoding_lies_is_a_retryable_delivery_er
         assert await sender.send(call) == call.dedup_key  # and the repeat goes through
     finally:
         sender.close()
+
+
+async def test_a_change_without_words_is_shown_only_with_its_impact_and_components(
+    fake_statuspage: FakeStatuspage,
+) -> None:
+    """A severity's change keeps the status and has no words: only its impact and components
+    tell whether it was applied (taken as applied by its status alone, it was lost)."""
+    client = StatuspageClient(SecretStr(SP_KEY), SP_PAGE, fake_statuspage.url, timeout=5)
+    opened = StatusChange(
+        "create", "API errors", "investigating", "major", "Looking.", {"cmpapi000001": "partial_outage"}
+    )
+    worse = StatusChange(
+        "update", "API errors", "investigating", "critical", None, {"cmpapi000001": "major_outage"}
+    )
+    try:
+        page_id = await client.create("inc-1", opened)
+        assert await client.shows(page_id, opened)
+        assert not await client.shows(page_id, worse)
+        await client.update(page_id, "inc-1", worse)
+        assert await client.shows(page_id, worse)
+        assert not await client.shows(page_id, opened)
+    finally:
+        await client.close()
