@@ -82,6 +82,27 @@ def loads(text: str) -> tuple[int, list[RoleStatus]]:
     one)."""
     try:
         data = json.loads(text)
-        return int(data["supervisor_pid"]), [RoleStatus(**r) for r in data["roles"]]
-    except (KeyError, TypeError, ValueError) as exc:
+        supervisor = _pid(data["supervisor_pid"])
+        roles = [RoleStatus(**r) for r in data["roles"]]
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"not a sevflow status file: {exc}") from exc
+    for role in roles:
+        if role.pid is not None:
+            _pid(role.pid)
+        if not isinstance(role.since, int | float) or not 0 <= role.since < _YEAR_9000:
+            raise ValueError(f"not a sevflow status file: {role.role}'s since is no time")
+    return supervisor, roles
+
+
+#: Unix seconds of 9000-01-01: a role's ``since`` beyond it is no time (and no date to print).
+_YEAR_9000 = 221_845_392_000
+#: The largest process id Linux gives (``/proc/sys/kernel/pid_max`` at most 2**22).
+_PID_MAX = 2**22
+
+
+def _pid(value: object) -> int:
+    """A process id as the file holds it: a whole number from 1 (``kill(-1, 0)`` signals every
+    process the user may, and a 20-digit one overflowed ``os.kill``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _PID_MAX:
+        raise ValueError(f"not a sevflow status file: {value!r} is no process id")
+    return value

@@ -345,6 +345,8 @@ def _read_ref(
             value = read(ref.file)
         except OSError as exc:
             return None, f"file {ref.file} cannot be read ({exc.strerror})"
+        except UnicodeDecodeError as exc:
+            return None, f"file {ref.file} is not UTF-8 text (byte {exc.start})"
         problem = f"file {ref.file} is empty"
     value = value.strip() if value is not None else None
     return value or None, problem

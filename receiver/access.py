@@ -196,6 +196,10 @@ def load_token_file(path: Path) -> list[ApiToken]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TokenFileError(f"SEVFLOW_API_TOKENS_FILE {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TokenFileError(
+            f"SEVFLOW_API_TOKENS_FILE {path}: not UTF-8 text (byte {exc.start})"
+        ) from None
     try:
         return parse_token_lines(text, f"SEVFLOW_API_TOKENS_FILE {path}")
     except TokenFormatError as exc:

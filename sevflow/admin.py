@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.audit import AuditEntry
 from models.maintenance import MaintenanceWindow, guard_problems
+from models.notes import clean_note
 from models.notices import NoticeKind, WindowNotice, notice_id
 from models.settings import Settings
 from sinks.dlq import Replayed, dlq_replay_async
@@ -71,6 +72,10 @@ class NeedsForce(ValueError):
         self.problems = list(problems)
 
 
+#: The longest window comment kept (a note's length).
+COMMENT_MAX = 2000
+
+
 def new_window(
     matchers: Sequence[str], starts_at: datetime, ends_at: datetime, comment: str, who: Who
 ) -> MaintenanceWindow:
@@ -80,7 +85,9 @@ def new_window(
         matchers=tuple(matchers),
         starts_at=starts_at,
         ends_at=ends_at,
-        comment=comment,
+        # one printable line, as a note: a comment of escape sequences and line breaks broke the
+        # listing's table and wrote to the operator's terminal
+        comment=clean_note(comment, COMMENT_MAX) or "",
         created_by=who.name,
     )
 

@@ -23,6 +23,10 @@ __all__ = ["COMMAND_SETTINGS", "main"]
 
 def _default(name: str) -> str:
     default = Settings.model_fields[name].get_default(call_default_factory=True)
+    if isinstance(default, set | frozenset):  # (scopes: their names, in order)
+        default = sorted(str(getattr(d, "value", d)) for d in default)
+    if default == "":
+        return "(none)"
     if isinstance(default, list | tuple | dict):
         shown = (
             ",".join(f"{k}=…" for k in default)
@@ -73,8 +77,9 @@ COMMAND_SETTINGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("escalations",): _STORE,
     ("incidents", "list"): _STORE,
     ("incidents", "show"): _STORE,
-    ("report",): (*_STORE, "escalation_policy_file", "kafka_bootstrap", "events_topic"),
-    ("postmortem",): _STORE,
+    ("note",): (*_STORE, "kafka_bootstrap", "commands_topic"),
+    ("report",): (*_STORE, "escalation_policy_file", "teams_file", "kafka_bootstrap", "events_topic"),
+    ("postmortem",): (*_STORE, "escalation_policy_file", "teams_file"),
     ("dlq", "list"): ("kafka_bootstrap", "sinks_dlq_topic", *_QUARANTINE),
     ("dlq", "replay"): (
         *_STORE,
@@ -174,7 +179,8 @@ def _load_settings() -> Settings:
     except ValidationError as exc:
         # A check across settings (a model validator) has no location: its message names them.
         problems = "; ".join(
-            f"SEVFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"SEVFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            + str(e["msg"]).removeprefix("Value error, ")
             if e["loc"]
             else str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors(include_url=False, include_input=False)

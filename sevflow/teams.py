@@ -31,6 +31,8 @@ def load_teams(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TeamsError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TeamsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     parsed = parse_teams(text, default, source=str(path))
     parsed = Teams(parsed.teams, default, keys, parsed.source, parsed.lines)
     if not resolve:

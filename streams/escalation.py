@@ -122,6 +122,8 @@ def _read_policy(path: Path) -> EscalationPolicy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_policy(text, source=str(path))
 
 

@@ -9,8 +9,9 @@ combines them, so every variable still lives under the one ``SEVFLOW_`` prefix.
 """
 
 from dataclasses import replace
+from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.record_limits import largest_batches
@@ -30,6 +31,18 @@ from models.settings.verification import VerificationSettings
 from models.topics import OVERRIDES_SETTING, TopicSpec, parse_topic_overrides
 
 __all__ = ["Settings"]
+
+#: The settings naming a file or directory sevflow reads when set.
+_OPTIONAL_PATHS = (
+    "api_tokens_file",
+    "escalation_policy_file",
+    "pagerduty_ca_file",
+    "rules_file",
+    "runbooks_dir",
+    "smtp_ca_file",
+    "teams_file",
+    "verify_file",
+)
 
 
 class Settings(
@@ -76,6 +89,28 @@ class Settings(
             self.sinks_dlq_topic,
             self.probe_results_topic,
         )
+
+    @field_validator(*_OPTIONAL_PATHS, mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        """An empty ``SEVFLOW_*_FILE`` (a template's blank line) names no file: it is unset, not
+        the working directory (``Path("")`` is ``.``: "escalation policy .: Is a directory")."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_is_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            # (it made ./sevflow.db in whatever directory the command ran in)
+            raise ValueError("names no directory (unset it for the default, .sevflow)")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_directory(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a directory")
+        return value
 
     @model_validator(mode="after")
     def _topic_overrides_name_sevflows_topics(self) -> "Settings":

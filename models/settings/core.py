@@ -47,6 +47,7 @@ class CoreSettings(BaseModel):
     retention_days: int = Field(
         default=400,
         ge=0,
+        le=36_500,  # a century: beyond it the cut-off leaves the calendar (a traceback in purge)
         description="`sevflow purge` without --older-than deletes the alerts, events and delivery "
         "logs of incidents resolved longer ago than this (labels can carry personal data); the "
         "incident rows `sevflow report` needs stay unless --incidents. 0: keep for ever.",

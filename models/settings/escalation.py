@@ -35,6 +35,11 @@ def _secret_text(value: object) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
+#: The longest delay a setting of the default policy takes: beyond it a page never comes (and a
+#: delay beyond the calendar, or ``inf``, stopped every command that builds the policy).
+_A_YEAR_IN_MINUTES = 525_600
+
+
 class EscalationSettings(BaseModel):
     """Escalation policy, timers and acknowledgement callbacks."""
 
@@ -50,12 +55,14 @@ class EscalationSettings(BaseModel):
     escalation_secondary_after_minutes: float = Field(
         default=15,
         gt=0,
+        le=_A_YEAR_IN_MINUTES,
         description="Default policy, SEV1/SEV2: the primary unacknowledged this long pages the "
         "secondary (the playbook's primary 'auto-escalates after 15 min').",
     )
     escalation_repage_after_minutes: float = Field(
         default=30,
         gt=0,
+        le=_A_YEAR_IN_MINUTES,
         description="Default policy, SEV1/SEV2: counted from the secondary's page; unacknowledged "
         "by then, primary and secondary are paged again and a SEV1's channel is asked to escalate "
         "to the manager (the playbook's secondary 'auto-escalates after 30 min').",
@@ -63,6 +70,7 @@ class EscalationSettings(BaseModel):
     escalation_sev3_secondary_after_minutes: float = Field(
         default=120,
         gt=0,
+        le=_A_YEAR_IN_MINUTES,
         description="Default policy, SEV3: the secondary is paged when the primary has not "
         "acknowledged within this long (the SEV3 response target, < 2 hours).",
     )

@@ -86,6 +86,19 @@ def add_commands(sub: Any, groups: tuple[CommandGroup, ...] = GROUPS) -> None:
     """Add the commands of ``groups`` to a parser's sub-command parsers, in order."""
     for group in groups:
         group.add_parsers(sub)
+    _described(sub)
+
+
+def _described(sub: Any) -> None:
+    """Each command's ``--help`` opens with what the command does (its ``help=`` in the list of
+    commands), its own commands' too: it showed the usage and the options alone."""
+    for action in sub._choices_actions:
+        parser = sub.choices[action.dest]
+        if parser.description is None and action.help:
+            parser.description = action.help[0].upper() + action.help[1:] + "."
+        for nested in parser._subparsers._group_actions if parser._subparsers else ():
+            if isinstance(nested, argparse._SubParsersAction):
+                _described(nested)
 
 
 def run_command(

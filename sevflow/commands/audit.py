@@ -14,6 +14,7 @@ from typing import TextIO
 from models.audit import ACTIONS
 from models.clock import Clock, utc_now
 from models.settings import Settings
+from sevflow.commands.common import count, shown
 from sevflow.commands.maintenance import parse_when
 from sevflow.problems import store_problem
 
@@ -28,26 +29,28 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         help="who did what dangerous thing: maintenance windows, replays, manual acks/resolves",
     )
     parser.add_argument(
-        "--since", help="from this time: an RFC 3339 time, or -30m / -2h / -7d (default: all)"
+        "--since",
+        help="from this time: an RFC 3339 time, or how long ago: 30m / 2h / 7d (also written "
+        "--since=-7d; default: all)",
     )
     parser.add_argument(
         "--action",
         help=f"only this action or family ({', '.join(ACTIONS)}; e.g. maintenance)",
     )
-    parser.add_argument("--limit", type=int, default=1000, help="the newest this many (default 1000)")
-
-
-def _shown(text: str) -> str:
-    """``text`` on one line, control characters escaped as ``\\x..``."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    parser.add_argument("--limit", type=count, default=1000, help="the newest this many (default 1000)")
 
 
 def _since(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
-    if text.startswith("-"):
+    ago = text.removeprefix("-")
+    if text.startswith("-") or (
+        ago[-1:] in ("m", "h", "d") and ago[:-1].isascii() and ago[:-1].isdigit()
+    ):
+        # how long ago: 7d as incidents list and report take it, or -7d (written --since=-7d,
+        # since argparse reads a bare -7d as an option)
         try:
-            return now - (parse_when("+" + text[1:], now) - now)
+            return now - (parse_when("+" + ago, now) - now)
         except (OverflowError, ValueError):  # (before year 1, or beyond the calendar)
             raise ValueError(f"{text!r} is too far in the past") from None
     return parse_when(text, now)
@@ -75,10 +78,10 @@ async def _run(settings: Settings, args: argparse.Namespace, now: datetime, out:
         print(
             row.format(
                 f"{e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
-                _shown(e.action),
-                _shown(f"{e.actor} ({e.via})"),
-                _shown(e.target or "-"),
-                _shown(details + note),
+                shown(e.action),
+                shown(f"{e.actor} ({e.via})"),
+                shown(e.target or "-"),
+                shown(details + note),
             ),
             file=out,
         )

@@ -27,15 +27,20 @@ if TYPE_CHECKING:
     from store.direct_reads import DirectReads
 
 __all__ = [
+    "COUNT_MAX",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
+    "INCIDENT_ID_MAX",
     "OptionError",
     "StoreUnreadable",
     "add_window",
+    "count",
+    "incident_id",
     "login",
     "parse_time",
     "read_incident",
+    "shown",
     "window",
     "with_engine",
     "with_reads",
@@ -53,6 +58,43 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 class OptionError(ValueError):
     """An option value that cannot be used (exit 2)."""
+
+
+def shown(text: str) -> str:
+    """``text`` on one line for a listing, control characters escaped as ``\\x..`` (text a caller
+    wrote must not break the table or reach the terminal as an escape sequence)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+#: The largest count an option takes: far beyond any listing, well within the stores' integers.
+COUNT_MAX = 1_000_000_000
+
+
+def count(value: str) -> int:
+    """A count option (argparse ``type=``): a whole number from 1 to :data:`COUNT_MAX` (0 listed
+    everything, -5 all but the oldest 5, and a 20-digit number overflowed SQLite's integer)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value[:40]!r}") from None
+    if not 1 <= number <= COUNT_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {COUNT_MAX:,}, got {value[:40]}")
+    return number
+
+
+#: models.incident.commands.INCIDENT_ID_MAX (not imported here: a command stays light to start).
+INCIDENT_ID_MAX = 64
+
+
+def incident_id(value: str) -> str:
+    """An incident id argument (argparse ``type=``): 1 to 64 characters, as the store and the
+    commands topic take them; anything else is a usage error, also when the store cannot be read
+    and the command is queued unchecked (a longer id was a traceback there)."""
+    if not 1 <= len(value) <= INCIDENT_ID_MAX:
+        raise argparse.ArgumentTypeError(
+            f"an incident id has 1 to {INCIDENT_ID_MAX} characters, not {len(value)}"
+        )
+    return value
 
 
 def login() -> str | None:

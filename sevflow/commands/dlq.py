@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
+from sevflow.commands.common import count
 from sevflow.problems import store_problem
 
 if TYPE_CHECKING:
@@ -23,17 +24,6 @@ __all__ = ["NAMES", "add_parsers", "run", "run_dlq"]
 NAMES = ("dlq",)
 
 T = TypeVar("T")
-
-
-def _positive(value: str) -> int:
-    """A count of 1 or more (0 listed every letter, and -5 all but the oldest 5)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
-    return number
 
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -50,7 +40,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     listing.add_argument("--source", help="with --quarantine: only records of this source topic")
     listing.add_argument(
         "--limit",
-        type=_positive,
+        type=count,
         default=100,
         help="the newest this many, 1 or more (default 100)",
     )

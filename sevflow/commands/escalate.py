@@ -30,7 +30,7 @@ from models.clock import Clock, utc_now
 from models.escalation import EscalationState, format_duration
 from models.incident import RESOLUTION_DETAIL_MAX, Command
 from models.settings import Settings
-from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.commands.common import StoreUnreadable, incident_id, login, read_incident
 from sevflow.commands.queue import cli_command, publish, queue
 from sevflow.problems import store_problem
 
@@ -222,7 +222,7 @@ def format_pending(pending: "Sequence[PendingEscalation]", now: datetime) -> str
 def format_history(state: EscalationState | None, fired: "Sequence[FiredStep]", now: datetime) -> str:
     """One incident's escalation: its state, and every step that fired."""
     if state is None:
-        return "no escalation (not armed yet, or unknown incident)"
+        return "no escalation (not armed yet)"
     lines = [
         f"{state.incident_id}  escalation {state.escalation_id}  {state.severity}  {state.status.value}",
         f"    started: {state.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z",
@@ -250,21 +250,25 @@ def escalations(
     err: TextIO = sys.stderr,
 ) -> int:
     """``sevflow escalations [<id>]``: what fires next and when (or one incident's history);
-    exit status 1 when the store cannot be read."""
+    exit status 1 when the store cannot be read, or the incident does not exist."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from store.db import UnsupportedDatabaseError, async_engine
     from store.escalations import EscalationRepo
+    from store.incidents import IncidentStore
 
     moment = now or utc_now()
 
-    async def main() -> str:
+    async def main() -> str | None:
         engine = async_engine(settings.sqlalchemy_url())
         try:
             repo = EscalationRepo(engine)
             if incident_id is None:
                 return format_pending(await repo.pending(), moment)
-            return format_history(await repo.get(incident_id), await repo.history(incident_id), moment)
+            state = await repo.get(incident_id)
+            if state is None and await IncidentStore(engine).get(incident_id) is None:
+                return None  # no such incident: as incidents show, ack and postmortem say it
+            return format_history(state, await repo.history(incident_id), moment)
         finally:
             await engine.dispose()
 
@@ -276,6 +280,9 @@ def escalations(
     except SQLAlchemyError as exc:
         print(f"sevflow escalations: cannot read the incident store: {store_problem(exc)}", file=err)
         return 1
+    if text is None:
+        print(f"sevflow escalations: no incident {incident_id}", file=err)
+        return 1
     print(text, file=out)
     return 0
 
@@ -284,7 +291,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     """Register ``ack``, ``resolve``, ``escalate`` and ``escalations`` on the ``sevflow`` parser."""
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         parser = sub.add_parser(name, help=f"{verb} an incident (stops its escalation)")
-        parser.add_argument("incident_id", help="the incident id (inc_…)")
+        parser.add_argument("incident_id", type=incident_id, help="the incident id (inc_…)")
         parser.add_argument(
             "--by",
             default=None,
@@ -304,7 +311,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                     f"{RESOLUTION_DETAIL_MAX} characters)",
                 )
     parser = sub.add_parser("escalate", help="escalate an incident to the manager by hand")
-    parser.add_argument("incident_id", help="the incident id (inc_…)")
+    parser.add_argument("incident_id", type=incident_id, help="the incident id (inc_…)")
     parser.add_argument(
         "--to",
         required=True,
@@ -313,7 +320,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     )
     parser.add_argument("--by", default=None, help="who (default: your login name)")
     parser = sub.add_parser("escalations", help="show what escalates next and when")
-    parser.add_argument("incident_id", nargs="?", default=None, help="one incident's history")
+    parser.add_argument(
+        "incident_id", type=incident_id, nargs="?", default=None, help="one incident's history"
+    )
 
 
 def run(

@@ -18,6 +18,7 @@ from sevflow.commands.common import (
     EXIT_USAGE,
     OptionError,
     add_window,
+    incident_id,
     window,
     with_reads,
 )
@@ -52,7 +53,9 @@ def add_parsers(subparsers: Any) -> None:
         "--limit", type=int, default=50, help=f"at most this many rows (1-{MOST_ROWS}, default 50)"
     )
     show = actions.add_parser("show", help="one incident with its timeline and alerts")
-    show.add_argument("incident_id", metavar="INCIDENT", help="the incident id (inc_…)")
+    show.add_argument(
+        "incident_id", type=incident_id, metavar="INCIDENT", help="the incident id (inc_…)"
+    )
 
 
 def run(

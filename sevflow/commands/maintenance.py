@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
+from sevflow.commands.common import shown
 from sevflow.problems import store_problem
 
 __all__ = ["NAMES", "add_parsers", "parse_when", "run"]
@@ -132,7 +133,7 @@ async def _add(
     for problem in forced:
         print(f"sevflow maintenance: forced: {problem}", file=sys.stderr)
     print(
-        f"{window.id}: {', '.join(window.matchers)} from {window.starts_at:%Y-%m-%d %H:%M} "
+        f"{window.id}: {shown(', '.join(window.matchers))} from {window.starts_at:%Y-%m-%d %H:%M} "
         f"to {window.ends_at:%Y-%m-%d %H:%M} UTC",
         file=out,
     )
@@ -171,7 +172,7 @@ async def _list(
         print(
             row.format(
                 w.id, f"{w.starts_at:%Y-%m-%d %H:%M}", f"{w.ends_at:%Y-%m-%d %H:%M}", state,
-                ", ".join(w.matchers), w.comment,
+                shown(", ".join(w.matchers)), shown(w.comment),
             ),
             file=out,
         )  # fmt: skip
@@ -202,7 +203,10 @@ def run(
         return asyncio.run(_run(settings, args, now(), out))
     except (ValueError, ValidationError) as exc:
         reason = (
-            "; ".join(e["msg"] for e in exc.errors(include_url=False, include_input=False))
+            "; ".join(
+                str(e["msg"]).removeprefix("Value error, ")
+                for e in exc.errors(include_url=False, include_input=False)
+            )
             if isinstance(exc, ValidationError)
             else str(exc)
         )

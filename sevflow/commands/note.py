@@ -19,7 +19,7 @@ from models.clock import Clock, utc_now
 from models.incident import Command
 from models.settings import Settings
 from models.timeline_notes import NOTE_TEXT_MAX, note_text
-from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.commands.common import StoreUnreadable, incident_id, login, read_incident
 from sevflow.commands.queue import cli_command, publish, queue
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def note(
 def add_parsers(sub: Any) -> None:
     """Register ``note`` on the ``sevflow`` parser."""
     parser = sub.add_parser("note", help="add a note to an incident's timeline (and its Slack channel)")
-    parser.add_argument("incident_id", help="the incident id (inc_…)")
+    parser.add_argument("incident_id", type=incident_id, help="the incident id (inc_…)")
     parser.add_argument("text", help=f"the note (one line, at most {NOTE_TEXT_MAX} characters)")
     parser.add_argument(
         "--by", default=None, help="a note on who, shown beside your login name (the author)"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from models.clock import Clock, utc_now
 from models.settings import Settings
-from sevflow.commands.common import EXIT_FAILURE, EXIT_OK, with_engine
+from sevflow.commands.common import EXIT_FAILURE, EXIT_OK, incident_id, with_engine
 from sevflow.commands.report import policy_targets
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ def add_parsers(subparsers: Any) -> None:
     postmortem_parser = subparsers.add_parser(
         "postmortem", help="write the blameless postmortem template filled from an incident"
     )
-    postmortem_parser.add_argument("incident_id", metavar="INCIDENT", help="the incident id (inc_…)")
+    postmortem_parser.add_argument(
+        "incident_id", type=incident_id, metavar="INCIDENT", help="the incident id (inc_…)"
+    )
     postmortem_parser.add_argument(
         "--output", "-o", type=Path, help="write to this file (default: stdout)"
     )

@@ -82,7 +82,11 @@ def run_purge(
             print("sevflow purge: retention is off (SEVFLOW_RETENTION_DAYS=0); nothing to do", file=out)
             return 0
         age = timedelta(days=settings.retention_days)
-    cutoff = (now or utc_now()) - age
+    try:
+        cutoff = (now or utc_now()) - age
+    except OverflowError:  # before the year 1: every incident is younger
+        print(f"sevflow purge: --older-than {age.days}d reaches before the year 1", file=err)
+        return 2
 
     from store.retention import purge
 

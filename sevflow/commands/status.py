@@ -7,6 +7,7 @@ receiver's ``/ready``. Exit status: 0 when every role is up and the receiver rea
 
 import argparse
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -90,10 +91,13 @@ def run_status(settings: Settings) -> int:
     try:
         supervisor, roles = loads(path.read_text())
     except FileNotFoundError:
-        print(f"sevflow status: no sevflow run has used {settings.data_dir} ({path} is missing)")
+        print(
+            f"sevflow status: no sevflow run has used {settings.data_dir} ({path} is missing)",
+            file=sys.stderr,
+        )
         return 3
     except (OSError, ValueError) as exc:
-        print(f"sevflow status: cannot read {path}: {exc}")
+        print(f"sevflow status: cannot read {path}: {exc}", file=sys.stderr)
         return 3
     if not _running(supervisor):
         print(f"sevflow run (pid {supervisor}) is not running; as it left its roles:")

@@ -18,7 +18,7 @@ from models.clock import Clock, utc_now
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
 from models.settings import Settings
-from sevflow.commands.common import StoreUnreadable, login, read_incident
+from sevflow.commands.common import StoreUnreadable, incident_id, login, read_incident
 
 if TYPE_CHECKING:
     from receiver.callbacks import CommandSink
@@ -50,7 +50,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "publish",
         help="publish an incident (a held security incident too) with your public title and text",
     )
-    parser.add_argument("incident_id", help="the incident id (inc_…)")
+    parser.add_argument("incident_id", type=incident_id, help="the incident id (inc_…)")
     parser.add_argument(
         "--title",
         required=True,

@@ -14,7 +14,9 @@ def load_rules(path: Path | None) -> RuleSet:
         text = resources.files(__package__).joinpath("default.yaml").read_text()
         return parse_rules(text, "default rules")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesError(f"{path}: cannot read rules file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{path}: the rules file is not UTF-8 text (byte {exc.start})") from None
     return parse_rules(text, str(path))

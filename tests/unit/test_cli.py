@@ -270,7 +270,18 @@ def test_status_prints_the_roles_and_the_receiver_readiness(tmp_path: Path) -> N
     env = {"PATH": "", "SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_HTTP_PORT": str(free_port())}
     missing = run_cli("status", env=env)
     assert missing.returncode == 3
-    assert "no sevflow run has used" in missing.stdout
+    assert "no sevflow run has used" in missing.stderr
+    for corrupt in (
+        '{"supervisor_pid": 99999999999999999999, "roles": []}',  # overflowed os.kill
+        '{"supervisor_pid": -1, "roles": []}',  # kill(-1, 0) "found" a running supervisor
+        '{"supervisor_pid": 1, "roles": [{"role": "worker", "state": "up", "pid": 2, '
+        '"restarts": 0, "last_exit": null, "since": 1e300}]}',  # no date to print
+    ):
+        (tmp_path / "roles.json").write_text(corrupt)
+        unreadable = run_cli("status", env=env)
+        assert unreadable.returncode == 3, unreadable.stderr
+        assert "not a sevflow status file" in unreadable.stderr
+        assert "Traceback" not in unreadable.stderr
     roles = [
         RoleStatus("worker", "restarting", None, 1, "killed by SIGKILL", 1700000000.0),
         RoleStatus("receiver", "up", 4242, 0, None, 1700000000.0),
