@@ -63,7 +63,11 @@ class Settings(
 ):
     """Every setting of sevflow, with its environment variable ``SEVFLOW_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="SEVFLOW_", extra="ignore", frozen=True)
+    # No setting is infinite: inf or nan in a timeout, a backoff or a window's length hung a
+    # role (a wait for ever) or made every comparison false.
+    model_config = SettingsConfigDict(
+        env_prefix="SEVFLOW_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     def topic_spec(self, name: str) -> TopicSpec:
         """How sevflow creates and checks the topic ``name`` (:meth:`CoreSettings.topic_spec`),

@@ -32,7 +32,9 @@ def test_an_incident_id_longer_than_the_store_takes_is_a_usage_error(
 @pytest.mark.parametrize(
     ("variable", "value", "words"),
     [
-        ("SEVFLOW_ESCALATION_REPAGE_AFTER_MINUTES", "inf", "less than or equal to 525600"),
+        ("SEVFLOW_ESCALATION_REPAGE_AFTER_MINUTES", "inf", "Input should be a finite number"),
+        ("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "inf", "Input should be a finite number"),
+        ("SEVFLOW_RESTART_BACKOFF_SECONDS", "nan", "Input should be a finite number"),
         ("SEVFLOW_ESCALATION_SECONDARY_AFTER_MINUTES", "99999999999999", "less than or equal to 525600"),
         ("SEVFLOW_RETENTION_DAYS", "99999999999", "less than or equal to 36500"),
         ("SEVFLOW_DATA_DIR", "", "SEVFLOW_DATA_DIR: names no directory"),
