@@ -5,7 +5,7 @@ import asyncio
 import logging
 import signal
 import sys
-import threading
+import time
 from types import FrameType
 
 from aiokafka.errors import KafkaError
@@ -84,10 +84,12 @@ def wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60
     cancelled the attempt in progress, which the Kafka client took for one more failure, so
     Ctrl-C was ignored).
     """
-    stop = threading.Event()
+    # A plain list, not a threading.Event: Event.set() in a signal handler takes the Event's lock,
+    # which the interrupted stop.wait() may hold, and the role hung for good on SIGTERM.
+    asked: list[int] = []
 
-    def stopping(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+    def stopping(signum: int, _frame: FrameType | None) -> None:
+        asked.append(signum)
 
     ready = False
     previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -101,7 +103,7 @@ def wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60
             except (OSError, TimeoutError, KafkaError) as exc:
                 if attempt == 0:
                     log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
-                if stop.wait(1):
+                if _asked_within(asked, 1.0):
                     break
             else:
                 ready = True
@@ -109,10 +111,19 @@ def wait_for_topics(settings: Settings, role: str = "worker", attempts: int = 60
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if stop.is_set():
+    if asked:
         log.info("%s stopped before it started", role)
         return 0
     if ready:
         return None
     print(f"sevflow: Kafka at {settings.kafka_bootstrap} is not reachable", file=sys.stderr)
     return 1
+
+
+def _asked_within(asked: list[int], seconds: float) -> bool:
+    """Sleep ``seconds`` in tenths; true as soon as a signal handler appended to ``asked``."""
+    for _ in range(max(1, round(seconds * 10))):
+        if asked:
+            return True
+        time.sleep(0.1)
+    return bool(asked)
