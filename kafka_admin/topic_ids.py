@@ -25,7 +25,7 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
-__all__ = ["topic_ids"]
+__all__ = ["ask_topic_ids", "topic_ids"]
 
 #: Kafka's UNKNOWN_TOPIC_OR_PARTITION: the topic does not exist (now).
 _UNKNOWN_TOPIC = 3
@@ -120,11 +120,18 @@ async def topic_ids(bootstrap: str, names: Sequence[str], wait_seconds: float = 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     try:
         await client.bootstrap()
+        return await ask_topic_ids(client, names)
+    finally:
+        await client.close()
+
+
+async def ask_topic_ids(client: AIOKafkaClient, names: Sequence[str]) -> dict[str, str]:
+    """:func:`topic_ids` through a ``client`` already bootstrapped, for a caller that asks again
+    and again (the sinks' watch of their topic, sinks/incarnation.py)."""
+    try:
         response = await client.send(client.get_random_node(), _TopicIdsRequest(names))
     except NotImplementedError:  # (aiokafka's word for a broker whose versions all miss v12)
         raise IncompatibleBrokerVersion("the broker does not answer Metadata version 12") from None
-    finally:
-        await client.close()
     found: dict[str, str] = {}
     for error_code, name, topic_id, *_ in response.topics:
         if error_code == _UNKNOWN_TOPIC:

@@ -5,12 +5,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from models.settings import Settings
+from sinks.incarnation import Incarnation
 
 __all__ = [
     "COMMIT_WAIT",
@@ -44,11 +46,13 @@ class HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
     committed). The next owner then starts after that instead of delivering the same records at
     the same time (the delivery log is read before a call and written after it, so two processes
     delivering one event at once would both call). aiokafka returns no records while a
-    reassignment is in progress."""
+    reassignment is in progress. At an assignment, :attr:`assigned` runs (the consumer's
+    :class:`~sinks.incarnation.Incarnation` check) before the partitions' positions are fetched."""
 
-    def __init__(self) -> None:
+    def __init__(self, assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None) -> None:
         self.batch = asyncio.Lock()
         self.drain: Callable[[], Awaitable[None]] | None = None
+        self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.batch:
@@ -56,16 +60,26 @@ class HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        if self._assigned is not None:
+            async with self.batch:
+                await self._assigned(assigned)
 
 
 class SinkConsumer(AIOKafkaConsumer):  # type: ignore[misc]
-    """A consumer subscribed to ``topic`` with its :class:`HandOver` (set before it starts)."""
+    """A consumer subscribed to ``topic`` with its :class:`HandOver` (set before it starts), and
+    the :class:`~sinks.incarnation.Incarnation` of the topic its positions belong to."""
 
     def __init__(self, topic: str, **config: Any) -> None:
         super().__init__(**config)
-        self.hand_over = HandOver()
+        self.incarnation = Incarnation(config["bootstrap_servers"], topic, config["group_id"])
+        self.hand_over = HandOver(partial(self.incarnation.assigned, self))
         self.subscribe([topic], listener=self.hand_over)
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            await self.incarnation.close()
 
 
 class TopicGone(Exception):

@@ -33,7 +33,8 @@ With a :class:`~sinks.kafka.SinkConsumer`, a rebalance first lets the lanes in f
 (``drain_grace`` seconds at most: a call in flight is answered and recorded), cancels the rest
 (held incidents, waiting for a retry), and commits what finished (:class:`~sinks.kafka.HandOver`):
 the next owner of the partitions starts at the oldest record left unfinished. The same happens
-when the worker is asked to stop.
+when the worker is asked to stop. Commits name the events topic's incarnation, and a topic
+deleted and created again is read anew from offset 0 (:mod:`sinks.incarnation`).
 """
 
 import asyncio
@@ -311,13 +312,16 @@ class SinkWorker:
         offsets = self._offsets.to_commit()
         if not offsets:
             return
-        if await commit_within(consumer.commit(offsets), self._commit_wait, self.sink.name):
+        # Each commit names the topic's incarnation it was made in (sinks/incarnation.py).
+        known = consumer.incarnation.known if isinstance(consumer, SinkConsumer) else None
+        made = {tp: (offset, known) for tp, offset in offsets.items()} if known else offsets
+        if await commit_within(consumer.commit(made), self._commit_wait, self.sink.name):
             self._offsets.committed(offsets)
 
-    async def _drain(self, consumer: Consumer) -> None:
+    async def _drain(self, consumer: Consumer, *, commit: bool = True) -> None:
         """Let the lanes in flight finish (``drain_grace`` at most), cancel the others, commit
-        what finished and forget the partitions' state: their next owner, or this worker after a
-        restart, starts at the oldest record left unfinished."""
+        what finished (unless not to ``commit``) and forget the partitions' state: their next
+        owner, or this worker after a restart, starts at the oldest record left unfinished."""
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_grace)
             if pending:
@@ -330,7 +334,8 @@ class SinkWorker:
                 for task in pending:
                     task.cancel()
                 await asyncio.wait(pending)
-        await self._commit(consumer)
+        if commit:
+            await self._commit(consumer)
         self._offsets.clear()
         self._lanes.clear()
 
@@ -348,20 +353,35 @@ class SinkWorker:
         if hand_over is not None:
             hand_over.drain = partial(self._drain, consumer)
         watch = TopicWatch(consumer) if isinstance(consumer, SinkConsumer) else None
+        incarnation = consumer.incarnation if isinstance(consumer, SinkConsumer) else None
+        ids = (
+            asyncio.create_task(incarnation.watch(), name=f"sink-{self.sink.name}-topic-id")
+            if incarnation is not None
+            else None
+        )
         try:
             while not stop.is_set():
                 self._raise_failed()
                 if watch is not None:
                     watch.check()
+                if incarnation is not None and incarnation.changed():
+                    async with lock:  # (the topic deleted and created again: sinks/incarnation.py)
+                        await self._drain(consumer, commit=False)
+                        incarnation.read_anew(consumer, self.sink.name)
                 if len(self._offsets) >= self._max_pending and self._tasks:
                     await asyncio.wait(set(self._tasks), timeout=0.2, return_when="FIRST_COMPLETED")
                     async with lock:
                         await self._commit(consumer)
                     continue
+                mark = incarnation.mark() if incarnation is not None else 0
                 batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
                 async with lock:
-                    # A poll returned just before a revocation is not ours any more.
+                    # A poll returned just before a revocation is not ours any more, nor one
+                    # from positions an assignment has since sent back to offset 0.
                     assigned = consumer.assignment()
+                    if incarnation is not None:
+                        polled = assigned & batch.keys()
+                        assigned = assigned - incarnation.stale_polls(consumer, mark, polled)
                     records = [r for tp, got in batch.items() if tp in assigned for r in got]
                     if records:
                         await self.dispatch(records)
@@ -370,6 +390,8 @@ class SinkWorker:
                 await self._drain(consumer)
             self._raise_failed()
         finally:
+            if ids is not None:
+                ids.cancel()
             if hand_over is not None:
                 hand_over.drain = None
             for task in list(self._tasks):
