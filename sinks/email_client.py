@@ -33,6 +33,7 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from sinks.errors import DeliveryError
+from sinks.trust import trusting
 
 __all__ = ["SmtpSender", "classify_smtp"]
 
@@ -96,7 +97,11 @@ class SmtpSender:
         self._username = username
         self._password = password
         self._timeout = timeout
-        self._tls = ssl.create_default_context(cafile=ca_file) if tls_mode != "none" else None
+        self._tls: ssl.SSLContext | None = None
+        if tls_mode != "none":
+            self._tls = (
+                trusting(ca_file, "SEVFLOW_SMTP_CA_FILE") if ca_file else ssl.create_default_context()
+            )
 
     async def send(self, message: EmailMessage, recipients: Sequence[str]) -> Accepted:
         """Deliver ``message`` to ``recipients`` (the envelope; headers are the message's)."""

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from sinks.errors import DeliveryError, classify_status, parse_retry_after
 from sinks.pagerduty_format import PagerDutyCall
+from sinks.trust import trusting
 
 __all__ = ["PagerDutySender"]
 
@@ -38,10 +39,7 @@ class PagerDutySender:
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
             # Read here so that a file without a certificate is refused at start by name.
-            bundle = ca_file.read_text()
-            if "-----BEGIN CERTIFICATE-----" not in bundle:
-                raise ValueError(f"{ca_file}: no PEM certificate in the PagerDuty CA file")
-            verify = ssl.create_default_context(cadata=bundle)
+            verify = trusting(ca_file, "SEVFLOW_PAGERDUTY_CA_FILE")
         self._client = pagerduty.EventsApiV2Client(
             routing_key.get_secret_value(), base_url=base_url, verify=verify
         )

@@ -129,8 +129,9 @@ class SinkSettings(BaseModel):
     )
     pagerduty_ca_file: Path | None = Field(
         default=None,
-        description="CA bundle to verify the Events API's TLS certificate (a proxy's or a test "
-        "fake's). Unset: the system's.",
+        description="CA bundle (PEM) to verify the Events API's TLS certificate (a proxy's or a "
+        "test fake's). Unset: the system's. A file that cannot be used stops the sinks at start "
+        "(status 2), naming it.",
     )
     pagerduty_severities: Severities = Field(
         default_factory=lambda: [Severity.SEV1, Severity.SEV2, Severity.SEV3],

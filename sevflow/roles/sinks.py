@@ -33,6 +33,7 @@ from sinks.fanout import SINK_STOP_GRACE, Fanout, build_sinks
 from sinks.kafka import TopicGone, dead_letter_producer
 from sinks.metrics import SinkCollector, undelivered_dead_letters
 from sinks.status_server import create_status_app
+from sinks.trust import TrustError
 from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.deliveries import DeliveryLog
 from store.migrate import create_missing_sink_tables, upgrade
@@ -71,17 +72,18 @@ async def serve_sinks(
         [settings.topic_spec(settings.events_topic), settings.topic_spec(settings.sinks_dlq_topic)],
         settings.kafka_timeout_seconds,
     )
-    producer = dead_letter_producer(settings)
-    await producer.start()
     policy = load_policy(settings.escalation_policy_file)  # a bad file: PolicyError, status 2
     teams = load_teams(settings)  # a bad teams file: TeamsError, status 2
-    sinks = build_sinks(
+    sinks = build_sinks(  # a bad CA file: TrustError, status 2
         settings,
         engine,
         clock,
         security_contacts=(*policy.security_targets, *policy.data_breach_targets),
         teams=teams,
     )
+    # Started once the settings above are known good: a refusal left it unclosed.
+    producer = dead_letter_producer(settings)
+    await producer.start()
     collector = SinkCollector(
         sinks,
         settings.sinks_dlq_topic,
@@ -175,7 +177,7 @@ async def _serve_until_signalled(settings: Settings) -> int:
     engine = async_engine(settings.sqlalchemy_url(), checkpoint_in_background=True)
     try:
         await serve_sinks(settings, engine, stop)
-    except (TopicSettingsError, PolicyError, TeamsError) as exc:
+    except (TopicSettingsError, PolicyError, TeamsError, TrustError) as exc:
         log.error("sinks stopped: %s", exc)
         return 2
     except TopicGone as exc:

@@ -467,7 +467,7 @@ def test_a_pagerduty_ca_file_without_a_certificate_is_refused_at_start(tmp_path:
 
     empty = tmp_path / "ca.pem"
     empty.write_text("not a certificate\n")
-    with pytest.raises(ValueError, match="no PEM certificate in the PagerDuty CA file"):
+    with pytest.raises(ValueError, match=r"SEVFLOW_PAGERDUTY_CA_FILE: .*: no PEM certificate in it"):
         PagerDutySender(SecretStr("R" * 32), "https://127.0.0.1:1", timeout=1.0, ca_file=empty)
 
 
