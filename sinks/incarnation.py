@@ -25,7 +25,7 @@ Records read again that were delivered already are answered by the delivery log,
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,7 +34,7 @@ from aiokafka.errors import IncompatibleBrokerVersion, KafkaError
 
 from kafka_admin.topic_ids import ask_topic_ids
 
-__all__ = ["WATCH_INTERVAL", "Incarnation"]
+__all__ = ["WATCH_INTERVAL", "Ask", "Incarnation"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL = 2.0
 
 _FAILURES = (KafkaError, OSError, TimeoutError)
+
+#: Asks for the ids of the named topics (kafka_admin.topic_ids.ask_topic_ids's answer).
+Ask = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
 
 
 class Incarnation:
@@ -56,8 +59,11 @@ class Incarnation:
         *,
         interval: float = WATCH_INTERVAL,
         request_timeout_ms: int = 10_000,
+        ask: Ask | None = None,
     ) -> None:
+        """``ask``: how the topic's id is asked for; Kafka, on a kept connection, by default."""
         self.topic = topic
+        self._ask = ask or self._ask_kafka
         self._bootstrap = bootstrap
         self._group = group
         self._interval = interval
@@ -78,13 +84,7 @@ class Incarnation:
         if self._unsupported:
             return None
         try:
-            if self._client is None:
-                client = AIOKafkaClient(
-                    bootstrap_servers=self._bootstrap, request_timeout_ms=self._timeout_ms
-                )
-                self._client = client
-                await client.bootstrap()
-            ids = await ask_topic_ids(self._client, [self.topic])
+            ids = await self._ask([self.topic])
         except IncompatibleBrokerVersion:
             self._unsupported = True
             log.warning(
@@ -105,6 +105,15 @@ class Incarnation:
             return None
         self._failing = False
         return ids.get(self.topic)
+
+    async def _ask_kafka(self, names: Sequence[str]) -> dict[str, str]:
+        if self._client is None:
+            client = AIOKafkaClient(
+                bootstrap_servers=self._bootstrap, request_timeout_ms=self._timeout_ms
+            )
+            self._client = client
+            await client.bootstrap()
+        return await ask_topic_ids(self._client, names)
 
     async def assigned(self, consumer: AIOKafkaConsumer, partitions: Collection[TopicPartition]) -> None:
         """Learn the topic's id, and read from its beginning each partition of ``partitions``
