@@ -47,7 +47,8 @@ class HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
     the same time (the delivery log is read before a call and written after it, so two processes
     delivering one event at once would both call). aiokafka returns no records while a
     reassignment is in progress. At an assignment, :attr:`assigned` runs (the consumer's
-    :class:`~sinks.incarnation.Incarnation` check) before the partitions' positions are fetched."""
+    :class:`~sinks.incarnation.Incarnation` check) holding :attr:`batch`: aiokafka already fetches
+    the new partitions meanwhile, so nothing polled is dispatched or committed until it ends."""
 
     def __init__(self, assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None) -> None:
         self.batch = asyncio.Lock()
