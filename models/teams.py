@@ -50,6 +50,7 @@ from pydantic import (
 from models.alert import AlertRecord
 from models.escalation import BusinessCalendar, EscalationOverride
 from models.matchers import Matcher, MatcherError, parse_matcher
+from models.text_files import TextFileError, read_text
 from models.yaml_lines import line_of
 
 __all__ = [
@@ -343,10 +344,8 @@ def _read_ref(
         assert ref.file is not None
         try:
             value = read(ref.file)
-        except OSError as exc:
-            return None, f"file {ref.file} cannot be read ({exc.strerror})"
-        except UnicodeDecodeError as exc:
-            return None, f"file {ref.file} is not UTF-8 text (byte {exc.start})"
+        except TextFileError as exc:
+            return None, f"file {exc}"
         problem = f"file {ref.file} is empty"
     value = value.strip() if value is not None else None
     return value or None, problem
@@ -355,7 +354,7 @@ def _read_ref(
 def resolve_routing_keys(
     teams: Teams,
     environ: Mapping[str, str],
-    read: Callable[[Path], str] = lambda path: path.read_text(encoding="utf-8"),
+    read: Callable[[Path], str] = read_text,
 ) -> Teams:
     """The teams with every routing key reference read, the escalation services' included; an
     unset variable, an unreadable or empty file is a :class:`TeamsError` naming the team and the

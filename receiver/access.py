@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from models.access import ApiToken, Scope, TokenFormatError, parse_token_lines
+from models.text_files import TextFileError, read_text
 from receiver.errors import error_response
 
 __all__ = [
@@ -188,18 +189,19 @@ def load_token_file(path: Path) -> list[ApiToken]:
     (the error names the mode and the fix, never a secret), or it is unreadable or malformed."""
     try:
         mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise TokenFileError(
-                f"SEVFLOW_API_TOKENS_FILE {path} has mode {stat.S_IMODE(mode):04o}: group or "
-                f"others may use it; run chmod 600 {path} (Kubernetes: defaultMode 0400)"
-            )
-        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TokenFileError(f"SEVFLOW_API_TOKENS_FILE {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
         raise TokenFileError(
-            f"SEVFLOW_API_TOKENS_FILE {path}: not UTF-8 text (byte {exc.start})"
+            f"SEVFLOW_API_TOKENS_FILE {path}: cannot be read ({exc.strerror})"
         ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise TokenFileError(
+            f"SEVFLOW_API_TOKENS_FILE {path} has mode {stat.S_IMODE(mode):04o}: group or "
+            f"others may use it; run chmod 600 {path} (Kubernetes: defaultMode 0400)"
+        )
+    try:
+        text = read_text(path)
+    except TextFileError as exc:
+        raise TokenFileError(f"SEVFLOW_API_TOKENS_FILE {exc}") from None
     try:
         return parse_token_lines(text, f"SEVFLOW_API_TOKENS_FILE {path}")
     except TokenFormatError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from models.settings import Settings
 from models.teams import Teams, TeamsError, default_team, parse_teams, resolve_routing_keys
+from models.text_files import TextFileError, read_text
 
 __all__ = ["load_teams", "teams_problem"]
 
@@ -28,11 +29,9 @@ def load_teams(
     if path is None:
         return Teams((), default, keys)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TeamsError(f"{path}: cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise TeamsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path)
+    except TextFileError as exc:
+        raise TeamsError(str(exc)) from None
     parsed = parse_teams(text, default, source=str(path))
     parsed = Teams(parsed.teams, default, keys, parsed.source, parsed.lines)
     if not resolve:

@@ -9,6 +9,8 @@ now refuses to start with status 2 and a message naming both (sevflow/roles/sink
 import ssl
 from pathlib import Path
 
+from models.text_files import TextFileError, read_text
+
 __all__ = ["TrustError", "trusting"]
 
 _PEM = "-----BEGIN CERTIFICATE-----"
@@ -22,11 +24,9 @@ def trusting(ca_file: Path | str, setting: str) -> ssl.SSLContext:
     """A client TLS context that trusts the PEM certificates of ``ca_file`` (named by
     ``setting``), verifying server names as the system's default context does."""
     try:
-        bundle = Path(ca_file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TrustError(f"{setting}: {ca_file}: cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise TrustError(f"{setting}: {ca_file}: not a PEM file (not text)") from None
+        bundle = read_text(Path(ca_file))
+    except TextFileError as exc:
+        raise TrustError(f"{setting}: {exc}") from None
     if _PEM not in bundle:
         raise TrustError(f"{setting}: {ca_file}: no PEM certificate in it")
     try:

@@ -43,6 +43,7 @@ from models.events import EventType, IncidentEvent, IncidentState
 from models.incident import SEVFLOW, annotate
 from models.severity import Severity
 from models.teams import Teams
+from models.text_files import TextFileError, read_text
 from store.escalations import EscalationRepo, EscalationTx, StaleEscalation, escalation_transaction
 from store.incidents import IncidentStore, IncidentTx
 from store.leases import Lease
@@ -119,11 +120,9 @@ def parse_policy(text: str, *, source: str = "policy") -> EscalationPolicy:
 
 def _read_policy(path: Path) -> EscalationPolicy:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path)
+    except TextFileError as exc:
+        raise PolicyError(str(exc)) from None
     return parse_policy(text, source=str(path))
 
 

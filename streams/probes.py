@@ -33,6 +33,7 @@ from aiokafka.partitioner import murmur2
 from models.clock import Clock
 from models.incident import Incident
 from models.probe_file import ProbeFileError, parse_probe_file
+from models.text_files import TextFileError, read_text
 from models.verification import Probe, ProbeResult, ProbeSet, parse_probes
 from store.incidents import IncidentStore
 from streams.quiet_scan import QuietScan
@@ -64,11 +65,9 @@ def load_probes(text: str, file: Path | None, rules_file: Path | None = None) ->
     for path, key in ((file, None), (rules_file, "probes")):
         if path is not None:
             try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ProbeFileError(f"{path}: cannot be read ({exc.strerror})") from None
-            except UnicodeDecodeError as exc:
-                raise ProbeFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+                text = read_text(path)
+            except TextFileError as exc:
+                raise ProbeFileError(str(exc)) from None
             probes.extend(parse_probe_file(text, str(path), key=key))
     return ProbeSet(probes)
 

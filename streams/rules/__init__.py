@@ -4,6 +4,7 @@ from importlib import resources
 from pathlib import Path
 
 from models.classification import RulesError, RuleSet, parse_rules
+from models.text_files import TextFileError, read_text
 
 __all__ = ["load_rules"]
 
@@ -14,9 +15,7 @@ def load_rules(path: Path | None) -> RuleSet:
         text = resources.files(__package__).joinpath("default.yaml").read_text()
         return parse_rules(text, "default rules")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read rules file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise RulesError(f"{path}: the rules file is not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path)
+    except TextFileError as exc:
+        raise RulesError(str(exc)) from None
     return parse_rules(text, str(path))

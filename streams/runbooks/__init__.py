@@ -7,6 +7,7 @@ from pathlib import Path
 
 from models.runbooks import Runbook, RunbookError, RunbookSet, TeamRunbooks, parse_runbook
 from models.teams import Teams
+from models.text_files import TextFileError, read_text
 
 __all__ = ["load_runbooks", "team_runbooks"]
 
@@ -37,9 +38,9 @@ def _folder(folder: Path) -> list[Runbook]:
     runbooks = []
     for path in sorted(folder.glob("*.md")):
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunbookError(f"{path}: cannot read runbook: {exc}") from None
+            text = read_text(path)
+        except TextFileError as exc:
+            raise RunbookError(str(exc)) from None
         runbooks.append(parse_runbook(path.stem, text, str(path)))
     return runbooks
 

@@ -32,7 +32,7 @@ def test_a_pem_certificate_is_trusted_with_names_checked(certificate: Path) -> N
     [
         (lambda d: d / "missing.pem", "cannot be read (No such file or directory)"),
         (lambda d: d, "cannot be read (Is a directory)"),
-        (lambda d: _write(d / "binary.pem", b"\xff\xfe\x00garbage"), "not a PEM file (not text)"),
+        (lambda d: _write(d / "binary.pem", b"\xff\xfe\x00garbage"), "not UTF-8 text (byte 0)"),
         (lambda d: _write(d / "words.pem", b"not a certificate\n"), "no PEM certificate in it"),
         (
             lambda d: _write(

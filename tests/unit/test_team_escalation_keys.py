@@ -54,7 +54,7 @@ def test_an_unresolved_escalation_key_stops_the_start_naming_the_reference(tmp_p
         f"{settings.teams_file}:2: team 'payments': escalation routing key 'secondary': "
         "environment variable PAY_SECONDARY_KEY is not set"
     )
-    with pytest.raises(TeamsError, match=r"'engineering-manager': file .*manager\.key cannot be read"):
+    with pytest.raises(TeamsError, match=r"'engineering-manager': file .*manager\.key: cannot be read"):
         load_teams(settings, {"PAY_SECONDARY_KEY": KEY})
 
 
