@@ -9,9 +9,11 @@
      │    whose connection was invalidated, the pool's TimeoutError, any other SQLAlchemyError,
      │    OSError, TimeoutError
      └─ permanent: the record can never succeed, so it is isolated and quarantined
-          SQLAlchemy DataError, IntegrityError, ProgrammingError, NotSupportedError, a StatementError
-          not raised by the database (a value a column type refuses), and a record that does not
-          decode, or is of a newer schema version (streams/records.py)
+          SQLAlchemy DataError, IntegrityError, ProgrammingError, NotSupportedError, PostgreSQL's
+          "program limit exceeded" (SQLSTATE class 54: an index entry too large, reported as an
+          OperationalError), a StatementError not raised by the database (a value a column type
+          refuses), and a record that does not decode, or is of a newer schema version
+          (streams/records.py)
 
 A batch of alert records is one transaction: when it fails permanently, :func:`isolate` bisects it,
 committing the halves that pass and handing each single record that fails to the quarantine, so
@@ -55,15 +57,26 @@ PERMANENT = (DataError, IntegrityError, ProgrammingError, NotSupportedError)
 #: Errors worth retrying (when not :func:`is_permanent`).
 RETRIED = (SQLAlchemyError, OSError, TimeoutError)
 _REASON_MAX = 200
+#: PostgreSQL's SQLSTATE class of the limits a value or statement can exceed (:func:`is_permanent`).
+_LIMIT_CLASS = "54"
 
 
 def is_permanent(exc: BaseException) -> bool:
     """True when running the same statement again would fail the same way."""
     if isinstance(exc, PERMANENT):
         return True
+    if isinstance(exc, DBAPIError) and _over_a_limit(exc):
+        return True
     # A StatementError that is not a DBAPIError was raised before the database saw the statement
     # (a bind parameter the column type refuses): it will be refused again.
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
+def _over_a_limit(exc: DBAPIError) -> bool:
+    """PostgreSQL's SQLSTATE class 54, "program limit exceeded": an index entry, a statement or
+    its arguments larger than the server takes. The same values exceed it every time, yet
+    SQLAlchemy reports it as an ``OperationalError``, which alone would be retried for ever."""
+    return str(getattr(exc.orig, "sqlstate", None) or "").startswith(_LIMIT_CLASS)
 
 
 def reason_of(exc: BaseException) -> str:

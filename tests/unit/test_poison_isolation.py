@@ -60,6 +60,9 @@ PERMANENT = [
     ),
     ProgrammingError(SQL, PARAMS, PgError("42P01", 'relation "alerts" does not exist')),
     StatementError("naive datetime given to a UTC column", SQL, PARAMS, ValueError("naive")),
+    OperationalError(
+        SQL, PARAMS, PgError("54000", "index row requires 10032 bytes, maximum size is 8191")
+    ),
 ]
 
 
