@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from models.alertmanager import format_group_key
 from models.clock import utc_now
 from models.fingerprint import fingerprint
+from models.group_keys import stored_group_key
 from models.incident import SERVICE_LABELS
 from models.settings import Settings
 from sevflow.teams import load_teams
@@ -62,6 +63,7 @@ async def _incident_for(
                         "pass --group-key or set SEVFLOW_GROUP_BY",
                     ]
                 group_key = stored
+            group_key = stored_group_key(group_key)  # (as the worker stores it)
             incident_id = await reads.incident_of_group(group_key)
         lines.append(f"group:     {group_key}")
         incident = await IncidentStore(engine).get(incident_id) if incident_id else None

@@ -42,6 +42,7 @@ from models.escalation import (
     playbook_policy,
 )
 from models.events import EventType, IncidentEvent
+from models.group_keys import stored_group_key
 from models.incident import (
     AlertState,
     Command,
@@ -81,13 +82,13 @@ _OPENING = (EventType.OPENED, EventType.REOPENED)
 
 
 def regroup(record: AlertRecord, group_by: Sequence[str]) -> AlertRecord:
-    """Replace Alertmanager's groupKey by one built from ``group_by`` labels (when configured).
-
-    A canary alert keeps its own (one group per round, :func:`models.canary.canary_group_key`):
-    grouped by ``alertname``, every round would reopen the last one's incident."""
-    if not group_by or is_canary(record.labels):
-        return record
-    key = format_group_key({name: record.labels.get(name, "") for name in group_by})
+    """The record under its stored group key (:func:`models.group_keys.stored_group_key`): its
+    groupKey, or one built from ``group_by`` labels, except for a canary alert (its own key, one
+    group per round: grouped by ``alertname``, each round would reopen the last one's incident)."""
+    key = record.group_key
+    if group_by and not is_canary(record.labels):
+        key = format_group_key({name: record.labels.get(name, "") for name in group_by})
+    key = stored_group_key(key)
     # (A record sent under that key already, as by a route grouping the same way, is not copied.)
     return record if key == record.group_key else record.model_copy(update={"group_key": key})
 

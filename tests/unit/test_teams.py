@@ -171,7 +171,8 @@ def test_an_unresolved_routing_key_stops_the_start_naming_the_reference_not_a_va
     ):
         load_teams(settings, {})
     with pytest.raises(
-        TeamsError, match=r"teams.yaml:7: team 'storage': routing key: file .*missing.key: cannot be read"
+        TeamsError,
+        match=r"teams.yaml:7: team 'storage': routing key: file .*missing.key: cannot be read",
     ):
         load_teams(settings, {"PAYMENTS_PD_KEY": KEY})
     (tmp_path / "missing.key").write_text("\n")
