@@ -72,7 +72,10 @@ def _who(request: Request, note: object = None) -> Who:
     return Who(principal.name, "api", clean_note(note))
 
 
-async def _document(request: Request) -> dict[str, Any]:
+async def _document(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The request's JSON object, of ``fields`` only: a field the route does not take is refused
+    by name rather than ignored (a replay whose misspelt ``positions`` was ignored replayed every
+    record)."""
     try:
         body = await read_capped(request, MAX_BODY_BYTES, BODY_READ_SECONDS)
     except BodyTooLarge:
@@ -85,6 +88,10 @@ async def _document(request: Request) -> dict[str, Any]:
         raise _Invalid(f"the body is {exc}") from None
     if not isinstance(document, dict):
         raise _Invalid("the body must be a JSON object")
+    unknown = sorted(set(document) - set(fields))
+    if unknown:
+        named = ", ".join(repr(name[:64]) for name in unknown[:5])
+        raise _Invalid(f"unknown field(s) {named}: this request takes {', '.join(fields)}")
     return document
 
 
@@ -179,7 +186,7 @@ class _Admin:
         return JSONResponse({"windows": [window_json(w, now) for w in windows]})
 
     async def add_window(self, request: Request) -> Response:
-        document = await _document(request)
+        document = await _document(request, ("matchers", "start", "end", "comment", "force", "by"))
         now = self._clock()
         matchers = _strings(document, "matchers")
         end = _string(document, "end")
@@ -220,7 +227,7 @@ class _Admin:
         return JSONResponse({"dead_letters": [x.model_dump(mode="json") for x in letters]})
 
     async def replay(self, request: Request) -> Response:
-        document = await _document(request)
+        document = await _document(request, ("sink", "events", "by"))
         replayed = await replay_dead_letters(
             self._settings,
             self._engine,
@@ -238,7 +245,7 @@ class _Admin:
         return JSONResponse({"records": [r.model_dump(mode="json") for r in records]})
 
     async def replay_quarantine(self, request: Request) -> Response:
-        document = await _document(request)
+        document = await _document(request, ("source", "positions", "by"))
         sent = await replay_quarantined(
             self._settings,
             self._engine,

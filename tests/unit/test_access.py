@@ -453,6 +453,28 @@ async def test_the_admin_api_guards_maintenance_windows_and_records_the_token(
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "named"),
+    [
+        ("/api/maintenance", {"matchers": ['service="db"'], "end": "+1h", "coment": "x"}, "'coment'"),
+        ("/api/dlq/replay", {"sink": "slack", "event": ["e1"]}, "'event'"),
+        ("/api/quarantine/replay", {"position": ["alerts[0]@5"]}, "'position'"),
+    ],
+    ids=["maintenance", "dlq replay", "quarantine replay"],
+)
+async def test_the_admin_api_refuses_a_field_it_does_not_take_by_name(
+    receiver: Receiver, path: str, body: dict[str, object], named: str
+) -> None:
+    """A misspelt field is refused, not ignored: a replay without its ``positions`` would send
+    every quarantined record again (before Kafka is even asked: no broker here)."""
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}"}
+    refused = await receiver.http.post(path, json=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "invalid_request"
+    assert refused.json()["message"].startswith(f"unknown field(s) {named}: this request takes ")
+    assert (await receiver.http.get("/api/maintenance", headers=admin)).json()["windows"] == []
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b'{"matchers": ["service=~\\"\\ud800\\""], "end": "+1h"}',
