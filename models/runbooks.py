@@ -251,7 +251,9 @@ def parse_runbook(name: str, text: str, source: str | None = None) -> Runbook:
         matchers.append(_matcher(item.value, item.start_mark.line + 2, where))
     order = 50
     if (raw_order := fields.get("order")) is not None:
-        if not isinstance(raw_order, yaml.ScalarNode) or not raw_order.value.lstrip("-").isdigit():
+        digits = raw_order.value.lstrip("-") if isinstance(raw_order, yaml.ScalarNode) else ""
+        # (At most 9 ASCII digits: int() refuses over 4,300, with words of its own.)
+        if not (len(digits) <= 9 and digits.isascii() and digits.isdigit()):
             raise RunbookError(f"{where} line {raw_order.start_mark.line + 2}: order is a number")
         order = int(raw_order.value)
     if not body.strip():

@@ -35,7 +35,7 @@ def _ipv6(text: str) -> bool:
 
 
 def _port(text: str) -> bool:
-    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+    return len(text) <= 5 and text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
 class CoreSettings(BaseModel):

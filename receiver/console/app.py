@@ -196,7 +196,9 @@ class Console(ConsoleBase):
     async def analytics(self, request: Request, visitor: Visitor) -> Response:
         now = self._config.clock()
         days = request.query_params.get("days", "30")
-        period = int(days) if days.isascii() and days.isdigit() and 0 < int(days) <= 3660 else 30
+        # (At most 4 ASCII digits: ``int`` refuses over 4,300 digits, which was a 500.)
+        well_formed = len(days) <= 4 and days.isascii() and days.isdigit()
+        period = int(days) if well_formed and 0 < int(days) <= 3660 else 30
         times = await load_incident_times(self._config.engine, since=now - timedelta(days=period))
         report = compute_report(times, self._config.targets, now)
         rows = [report.by_severity[s] for s in Severity]

@@ -37,8 +37,10 @@ def parse_when(text: str, now: datetime) -> datetime:
     if text.startswith("+") and text[-1:] in _UNITS and text[1:-1].isascii() and text[1:-1].isdigit():
         try:
             return now + timedelta(seconds=int(text[1:-1]) * _UNITS[text[-1]])
-        except OverflowError:  # beyond timedelta's or datetime's range (year 9999)
-            raise ValueError(f"{text!r} is too far in the future") from None
+        except (OverflowError, ValueError):  # beyond timedelta's or datetime's range (year
+            # 9999), or more digits than int() reads (4,300): either way, far beyond any window
+            shown = text if len(text) <= 32 else f"{text[:32]}…"
+            raise ValueError(f"{shown!r} is too far in the future") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

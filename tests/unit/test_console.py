@@ -448,6 +448,16 @@ def test_analytics_draws_svg_charts(console: Console) -> None:
     assert "Mean time to acknowledge per SEV" in page
 
 
+@pytest.mark.parametrize("days", ["9" * 5_000, "0", "-5", "3661", "²", "abc"])
+def test_analytics_takes_any_days_and_falls_back_to_30(console: Console, days: str) -> None:
+    """A period it cannot use shows the last 30 days: 5,000 digits were a 500 (``int`` refuses
+    over 4,300)."""
+    _sign_in(console.client, READ)
+    page = console.client.get("/ui/analytics", params={"days": days})
+    assert page.status_code == 200
+    assert page.text.count("<svg") == 3
+
+
 def test_analytics_durations_read_as_minutes_and_hours_not_timedeltas(console: Console) -> None:
     _sign_in(console.client, READ)
     page = console.client.get("/ui/analytics?days=30").text

@@ -126,6 +126,8 @@ def test_a_folder_adds_and_overrides_by_file_name(tmp_path: Path) -> None:
         ("---\ntitle: x\nmatchers: []\n---\nbody\n", 3, "non-empty list"),
         ("---\ntitle: x\nmatchers: ['classification.owner=\"x\"']\n---\nb\n", 3, "unknown name"),
         ("---\ntitle: x\nmatchers: ['a=\"b\"']\n---\n\n", 5, "no body"),
+        ("---\ntitle: x\norder: " + "9" * 5_000 + "\nmatchers: ['a=\"b\"']\n---\nb\n", 3, "order is a"),
+        ("---\ntitle: x\norder: \u00b2\nmatchers: ['a=\"b\"']\n---\nb\n", 3, "order is a"),
     ],
 )
 def test_a_bad_file_names_the_file_and_the_line(
