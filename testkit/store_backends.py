@@ -89,6 +89,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
     return url
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A store with no tables on each back end, for a sevflow process that migrates it itself."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    fresh_database(url, create=False)
+    return url
+
+
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = async_engine(database_url)

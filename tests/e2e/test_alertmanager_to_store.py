@@ -19,20 +19,15 @@ from receiver.commands import CommandPublisher
 from store.db import sync_engine
 from store.schema import alerts, incidents
 from testkit.harness import Alertmanager, Sevflow, wait_for
-from testkit.store_backends import fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 LABELS = {"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'e2e.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    fresh_database(url, create=False)
-    return url
+@pytest.fixture
+def database_url(empty_store_url: str) -> str:
+    return empty_store_url
 
 
 @pytest.fixture

@@ -15,19 +15,13 @@ from models.events import EventType, IncidentEvent
 from models.group_keys import GROUP_KEY_MAX_BYTES, stored_group_key
 from testkit.harness import Sevflow, wait_for
 from testkit.kafka_io import read_json_topic
-from testkit.store_backends import fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sevflow(request: pytest.FixtureRequest, tmp_path, kafka_bootstrap: str) -> Iterator[Sevflow]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'long.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        fresh_database(url, create=False)
-    running = Sevflow(tmp_path, kafka_bootstrap, url)
+@pytest.fixture
+def sevflow(tmp_path, kafka_bootstrap: str, empty_store_url: str) -> Iterator[Sevflow]:  # type: ignore[no-untyped-def]
+    running = Sevflow(tmp_path, kafka_bootstrap, empty_store_url)
     running.extra_env.update(SEVFLOW_QUIET_PERIOD_SECONDS="3600")
     try:
         yield running.start()

@@ -33,7 +33,6 @@ from testkit.fakes.pagerduty import FakePagerDuty
 from testkit.harness import role_env, stored_alerts, wait_for
 from testkit.kafka_io import read_json_topic
 from testkit.local import REPO, free_port
-from testkit.store_backends import fresh_database
 from tests.builders import alert
 from tests.integration.test_worker_failures import Worker
 
@@ -96,13 +95,9 @@ def sevflow_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    fresh_database(url, create=False)
-    return url
+@pytest.fixture
+def store_url(empty_store_url: str) -> str:
+    return empty_store_url
 
 
 def test_poison_is_quarantined_and_everything_else_flows(
