@@ -82,7 +82,7 @@ class Command(BaseModel):
         default=None,
         ge=0,
         description="The episode of the incident the command was issued for: its ``flaps`` as the "
-        "caller read it (0 until it first reopens). A command for an earlier episode is refused "
+        "caller read it (0 until it first reopens). A command for another episode is refused "
         "(:func:`refusal`); None: not known, then ``requested_at`` is compared with "
         "``reopened_at``.",
     )
@@ -134,6 +134,11 @@ def refusal(incident: Incident, command: Command) -> str | None:
         if command.episode < incident.flaps:
             return (
                 f"issued for episode {command.episode}; the incident reopened since "
+                f"(episode {incident.flaps})"
+            )
+        if command.episode > incident.flaps:  # (episodes only grow: read elsewhere, or made up)
+            return (
+                f"issued for episode {command.episode}, which the incident has not reached "
                 f"(episode {incident.flaps})"
             )
         return None

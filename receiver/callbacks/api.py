@@ -22,6 +22,7 @@ from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
     command_id,
+    episode_of,
     name_of,
     unauthorized,
 )
@@ -95,7 +96,8 @@ def api_endpoint(context: CallbackContext, action: Action) -> Callable[[Request]
 
 
 def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Response:
-    """The body's note, episode (else ``episode``) and resolution details, or the 400 / 422."""
+    """The body's note, episode (:func:`~receiver.callbacks.common.episode_of`) and resolution
+    details, or the 400 / 409 / 422."""
     if not body.strip():
         if action == "escalate":
             return error_response(422, "invalid_body", 'expected {"to": "manager"}')
@@ -112,13 +114,10 @@ def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Respo
     problem = _resolution_details(document, action, fields.details) or _escalation_to(document, action)
     if problem is not None:
         return error_response(422, "invalid_body", problem)
-    given = document.get("episode")
-    if given is not None:
-        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-            return error_response(
-                422, "invalid_body", "episode must be the incident's flaps (an int >= 0)"
-            )
-        fields.episode = given
+    given = episode_of(document, episode)
+    if isinstance(given, Response):
+        return given
+    fields.episode = given
     return fields
 
 

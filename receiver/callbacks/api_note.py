@@ -24,6 +24,7 @@ from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
     command_id,
+    episode_of,
     name_of,
     unauthorized,
 )
@@ -80,7 +81,8 @@ def note_endpoint(context: CallbackContext) -> Callable[[Request], Awaitable[Res
 
 
 def _parse(body: bytes, episode: int | None) -> tuple[str, str | None, int | None] | Response:
-    """The text, the ``by`` note and the episode, or the 400 / 422."""
+    """The text, the ``by`` note and the episode (:func:`~receiver.callbacks.common.episode_of`),
+    or the 400 / 409 / 422."""
     try:
         document = read_json(body) if body.strip() else None
     except NotJson as exc:
@@ -96,11 +98,7 @@ def _parse(body: bytes, episode: int | None) -> tuple[str, str | None, int | Non
     by = document.get("by")
     if by is not None and not isinstance(by, str):
         return error_response(422, "invalid_body", "by must be a string")
-    given = document.get("episode")
-    if given is not None:
-        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-            return error_response(
-                422, "invalid_body", "episode must be the incident's flaps (an int >= 0)"
-            )
-        episode = given
-    return text, name_of(by), episode
+    given = episode_of(document, episode)
+    if isinstance(given, Response):
+        return given
+    return text, name_of(by), given

@@ -24,6 +24,7 @@ __all__ = [
     "CallbackContext",
     "CommandSink",
     "command_id",
+    "episode_of",
     "log",
     "name_of",
     "unauthorized",
@@ -54,6 +55,28 @@ def command_id(source: str, *parts: str) -> str:
 def name_of(value: object) -> str | None:
     """Who acted, as the caller names them: one clean line (:func:`models.notes.clean_note`)."""
     return clean_note(value, _NAME_MAX)
+
+
+def episode_of(document: dict[str, object], read: int | None) -> int | Response | None:
+    """The episode a command from the API acts on: the body's ``episode``, else ``read``, the
+    incident's ``flaps`` as the store showed it when the request was checked (None: not known).
+
+    A body naming another episode than the store's is refused here, 409, in the words the
+    worker would refuse it in after a 202 (models.incident.refusal): an earlier one (the incident
+    reopened since), or one the incident has not reached (episodes only grow: a number read
+    elsewhere, or made up). Not known, the worker decides."""
+    given = document.get("episode")
+    if given is None:
+        return read
+    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+        return error_response(422, "invalid_body", "episode must be the incident's flaps (an int >= 0)")
+    if read is not None and given < read:
+        message = f"issued for episode {given}; the incident reopened since (episode {read})"
+        return error_response(409, "incident_reopened", message)
+    if read is not None and given > read:
+        message = f"issued for episode {given}, which the incident has not reached (episode {read})"
+        return error_response(409, "episode_not_reached", message)
+    return given
 
 
 def unauthorized(scheme: str | None = None) -> JSONResponse:

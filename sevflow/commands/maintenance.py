@@ -30,6 +30,12 @@ NAMES = ("maintenance",)
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut to 32 characters: a caller's 10,000-character
+    value is not echoed back whole."""
+    return repr(text if len(text) <= 32 else f"{text[:32]}…")
+
+
 def parse_when(text: str, now: datetime) -> datetime:
     """``now``, ``+30m`` / ``+2h`` / ``+1d``, or an RFC 3339 time with a zone (``Z`` allowed)."""
     if text == "now":
@@ -39,20 +45,19 @@ def parse_when(text: str, now: datetime) -> datetime:
             return now + timedelta(seconds=int(text[1:-1]) * _UNITS[text[-1]])
         except (OverflowError, ValueError):  # beyond timedelta's or datetime's range (year
             # 9999), or more digits than int() reads (4,300): either way, far beyond any window
-            shown = text if len(text) <= 32 else f"{text[:32]}…"
-            raise ValueError(f"{shown!r} is too far in the future") from None
+            raise ValueError(f"{_shown(text)} is too far in the future") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"not a time: {text!r} (use now, +30m, +2h, +1d or 2026-01-15T14:30:00Z)"
+            f"not a time: {_shown(text)} (use now, +30m, +2h, +1d or 2026-01-15T14:30:00Z)"
         ) from None
     if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone (add Z for UTC)")
+        raise ValueError(f"{_shown(text)} has no time zone (add Z for UTC)")
     try:
         return moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00
-        raise ValueError(f"{text!r} is out of range once converted to UTC") from None
+        raise ValueError(f"{_shown(text)} is out of range once converted to UTC") from None
 
 
 _NOTICE = {"created": "its creation", "ended": "its early end"}

@@ -304,3 +304,29 @@ class _NoPublisher:
 
     async def publish(self, command: object) -> None:
         raise AssertionError("not used")
+
+
+@pytest.mark.parametrize(("action", "body"), [("ack", {}), ("notes", {"text": "rolled back"})])
+def test_a_command_naming_an_episode_the_incident_has_not_reached_is_refused(
+    commands_api: tuple[TestClient, dict[str, str], CommandRecorder], action: str, body: dict[str, str]
+) -> None:
+    """Episodes only grow: one ahead of the store's was read elsewhere or made up. It was
+    answered 202 and applied as if it named the current episode."""
+    client, by_state, publisher = commands_api
+    incident_id = by_state["triggered"]  # (never reopened: episode 0)
+    ahead = client.post(
+        f"/api/incidents/{incident_id}/{action}", headers=AUTH, json=body | {"episode": 3}
+    )
+    assert ahead.status_code == 409
+    assert ahead.json() == {
+        "error": "episode_not_reached",
+        "message": "issued for episode 3, which the incident has not reached (episode 0)",
+    }
+    assert publisher.commands == []
+    current = client.post(
+        f"/api/incidents/{incident_id}/{action}", headers=AUTH, json=body | {"episode": 0}
+    )
+    assert current.status_code == 202
+    assert [c.episode for c in publisher.commands] == [0]
+    documented = yaml.safe_load(OPENAPI_DOCUMENT.read_text())["paths"]
+    assert "409" in documented[f"/api/incidents/{{incident_id}}/{action}"]["post"]["responses"]

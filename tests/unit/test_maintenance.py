@@ -88,6 +88,17 @@ def test_parse_when_refuses_offsets_beyond_the_calendar(text: str) -> None:
     assert len(str(refused.value)) < 80
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("x" * 10_000, "not a time"), ("2026-01-01T00:00:00" + " " * 10_000, "not a time")],
+)
+def test_parse_when_quotes_a_long_text_cut(text: str, words: str) -> None:
+    with pytest.raises(ValueError, match=words) as refused:
+        parse_when(text, T0)
+    assert len(str(refused.value)) < 120
+    assert "…" in str(refused.value)
+
+
 async def test_held_alerts_page_nobody_until_the_window_ends(engine) -> None:  # type: ignore[no-untyped-def]
     await MaintenanceStore(engine).add(WINDOW)
     pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())

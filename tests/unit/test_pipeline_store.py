@@ -310,6 +310,10 @@ async def test_a_command_names_its_episode_and_host_clocks_do_not_decide(engine)
     result = await p.process_command(ahead.model_copy(update={"episode": 0}))
     assert not result.applied
     assert result.reason == "issued for episode 0; the incident reopened since (episode 1)"
+    later = command(opened.incident_id, "acknowledge", at=T0 + timedelta(hours=1), command_id="later")
+    result = await p.process_command(later.model_copy(update={"episode": 2}))
+    assert not result.applied
+    assert result.reason == "issued for episode 2, which the incident has not reached (episode 1)"
     behind = command(opened.incident_id, "resolve", at=T0 + timedelta(minutes=10), command_id="new")
     assert (await p.process_command(behind.model_copy(update={"episode": 1}))).applied
     incident = await p.store.get(opened.incident_id)
