@@ -61,15 +61,24 @@ def load_probes(text: str, file: Path | None, rules_file: Path | None = None) ->
     """The probes of ``SEVFLOW_VERIFY_PROBES``, of ``SEVFLOW_VERIFY_FILE`` and of the rules
     file's ``probes``, in that order; a bad one (named with its file and line), or two probes
     with the same matchers, fails at start."""
-    probes = list(parse_probes(text).probes())
+    sourced = [(p, "SEVFLOW_VERIFY_PROBES") for p in parse_probes(text).probes()]
     for path, key in ((file, None), (rules_file, "probes")):
         if path is not None:
             try:
                 text = read_text(path)
             except TextFileError as exc:
                 raise ProbeFileError(str(exc)) from None
-            probes.extend(parse_probe_file(text, str(path), key=key))
-    return ProbeSet(probes)
+            origin = str(path) if key is None else f"{path} ({key})"
+            sourced.extend((p, origin) for p in parse_probe_file(text, str(path), key=key))
+    first: dict[str, str] = {}
+    for probe, origin in sourced:
+        if probe.selector in first:
+            raise ProbeFileError(
+                f"{origin}: a second probe for {probe.selector} (the first is in "
+                f"{first[probe.selector]})"
+            )
+        first[probe.selector] = origin
+    return ProbeSet(p for p, _ in sourced)
 
 
 async def _http(client: "httpx.AsyncClient", url: str, wait_seconds: float) -> tuple[bool, str]:

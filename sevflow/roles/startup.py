@@ -1,5 +1,6 @@
-"""What the roles check and prepare before they start: the store's schema, the runbooks, the
-topics (created through :func:`kafka_admin.topics.ensure_topics`, as every sevflow topic is)."""
+"""What the roles check and prepare before they start: the store's schema, the files the worker
+reads (rules, escalation policy, runbooks, probes), the topics (created through
+:func:`kafka_admin.topics.ensure_topics`, as every sevflow topic is)."""
 
 import asyncio
 import logging
@@ -12,7 +13,6 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kafka_admin.topics import TopicSettingsError, ensure_topics
-from models.runbooks import RunbookError
 from models.settings import Settings
 from receiver.auth import WebhookAuth
 from sevflow.problems import store_problem
@@ -20,7 +20,7 @@ from store.db import UnsupportedDatabaseError, sync_engine
 from store.schema_version import at_head
 from streams.runbooks import load_runbooks
 
-__all__ = ["init_db", "metrics_auth", "runbooks_problem", "wait_for_topics"]
+__all__ = ["init_db", "metrics_auth", "wait_for_topics", "worker_files_problem"]
 
 log = logging.getLogger("sevflow")
 
@@ -53,12 +53,25 @@ def init_db(settings: Settings) -> int:
     return 0
 
 
-def runbooks_problem(settings: Settings) -> str | None:
-    """Why the runbooks cannot be used (the file and the line), or None: checked before a role
-    starts, so a bad file stops ``run`` and ``worker`` at once instead of a restart loop."""
+def worker_files_problem(settings: Settings) -> str | None:
+    """Why a file the worker reads at start cannot be used, naming the file and the line: the
+    rules, the escalation policy, the runbooks, the verification probes (the teams file is
+    sevflow.teams.teams_problem's). None: all can be used. Checked before a role starts, so a
+    bad file stops ``run`` and ``worker`` at once, with its message alone, instead of a
+    traceback at every restart of the worker while the receiver takes alerts nobody processes.
+    Each loader's error is a ``ValueError`` (``RulesError``, ``PolicyError``, ``RunbookError``,
+    ``ProbeFileError``, two probes for the same matchers)."""
+    # Imported here: ``sevflow run`` checks the files before it starts its roles.
+    from streams.escalation import load_policy
+    from streams.probes import load_probes
+    from streams.rules import load_rules
+
     try:
+        load_rules(settings.rules_file)
+        load_policy(settings.escalation_policy_file, settings.playbook_times())
         load_runbooks(settings.runbooks_dir)
-    except RunbookError as exc:
+        load_probes(settings.verify_probes, settings.verify_file, settings.rules_file)
+    except ValueError as exc:
         return str(exc)
     return None
 

@@ -19,7 +19,7 @@ from models.settings import Settings
 from models.teams import Teams
 from sevflow.listeners import start_metrics_server
 from sevflow.roles.collector import settle_collector
-from sevflow.roles.startup import init_db, runbooks_problem, wait_for_topics
+from sevflow.roles.startup import init_db, wait_for_topics, worker_files_problem
 from sevflow.teams import load_teams, teams_problem
 from store.db import async_engine
 from store.incidents import IncidentStore
@@ -106,7 +106,7 @@ def _serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
     """Run the stream worker until SIGINT/SIGTERM."""
-    if (problem := runbooks_problem(settings) or teams_problem(settings)) is not None:
+    if (problem := worker_files_problem(settings) or teams_problem(settings)) is not None:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2
     status = init_db(settings)
