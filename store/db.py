@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from store.driver_connect import make_sqlite_folder
 from store.sqlite_inline import inline_creator, sqlite_connector
 from store.wal_checkpoints import WalCheckpoints
 
@@ -30,7 +31,8 @@ SQLITE_POOL_SIZE = 64
 
 
 class UnsupportedDatabaseError(ValueError):
-    """The URL names a database sevflow does not support."""
+    """The URL names a database sevflow does not support, or a SQLite file whose folder cannot
+    be made."""
 
 
 def normalise_url(url: str, *, asynchronous: bool) -> URL:
@@ -58,7 +60,8 @@ def _prepare_sqlite_file(url: URL) -> None:
         return
     if database.startswith("file:") or str(url.query.get("uri", "")).lower() in {"true", "1"}:
         return
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if (problem := make_sqlite_folder(Path(database).parent)) is not None:
+        raise UnsupportedDatabaseError(problem)
 
 
 def _sqlite_pragmas(

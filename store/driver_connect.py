@@ -33,6 +33,7 @@ __all__ = [
     "UnsupportedStore",
     "driver_connection",
     "driver_target",
+    "make_sqlite_folder",
     "sqlite_time",
 ]
 
@@ -54,7 +55,20 @@ BUSY_TIMEOUT_SECONDS = 30.0
 
 
 class UnsupportedStore(ValueError):
-    """The URL names no database sevflow supports (store.db's message)."""
+    """The URL names no database sevflow supports (store.db's message), or a SQLite file whose
+    folder cannot be made."""
+
+
+def make_sqlite_folder(folder: Path) -> str | None:
+    """Create the folder of a SQLite file (and its parents); why it cannot be, or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # (a folder under /proc, a file in the way, no permission)
+        return (
+            f"cannot create the SQLite store's folder {folder}: {exc.strerror or exc} "
+            "(set SEVFLOW_DATA_DIR, or the path in SEVFLOW_DATABASE_URL, to a writable place)"
+        )
+    return None
 
 
 class DriverError(Exception):
@@ -164,7 +178,8 @@ def _sqlite(path: str, *, set_up: bool) -> sqlite3.Connection:
     """A connection to the SQLite file, created empty as SQLAlchemy's engine would (so a store
     without tables says so); ``set_up``: as store/db.py sets up a connection that writes (a
     reader changes nothing, not even the journal mode of a file it may not write)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if (problem := make_sqlite_folder(Path(path).parent)) is not None:
+        raise UnsupportedStore(problem)
     try:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False

@@ -1,6 +1,7 @@
 """store/direct_reads.py: the CLI's reads through the driver give what the SQLAlchemy statements
 give, on SQLite and PostgreSQL, and read a URL as SQLAlchemy reads it."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from analytics.incidents import (
 )
 from models.events import IncidentState
 from models.severity import Severity
-from store.db import async_engine
+from store.db import UnsupportedDatabaseError, async_engine, sync_engine
 from store.direct_reads import StoreReadError, UnsupportedStore, direct_reads
 from store.driver_connect import driver_target
 from store.incident_reads import incident_reads
 from testkit.store_backends import fresh_database
 from tests.builders import T0
 from tests.unit.test_analytics_scenario import build_scenario
+from tests.unit.test_cli import run_cli
 
 #: Filters that reach every condition of the statement: state, severity, team and the window.
 CRITERIA = [
@@ -135,3 +137,27 @@ def test_errors_name_the_problem_never_the_url(tmp_path: Path) -> None:
     empty = f"sqlite:///{tmp_path / 'new' / 'empty.db'}"
     with pytest.raises(StoreReadError, match="no such table: incidents"), direct_reads(empty) as reads:
         reads.newest(limit=1)
+
+
+def test_a_sqlite_folder_that_cannot_be_made_is_named_by_every_way_in(tmp_path: Path) -> None:
+    """A folder in the way of the SQLite file (here a file of the same name; on a host, a folder
+    under /proc or without permission): a traceback of ``mkdir`` from every role and command."""
+    (tmp_path / "taken").write_text("")
+    url = f"sqlite:///{tmp_path / 'taken' / 'store' / 'sevflow.db'}"
+    words = f"cannot create the SQLite store's folder {tmp_path / 'taken' / 'store'}: Not a directory"
+    with pytest.raises(UnsupportedStore, match=words), direct_reads(url):
+        pass
+    with pytest.raises(UnsupportedDatabaseError, match=words):
+        sync_engine(url)
+    with pytest.raises(UnsupportedDatabaseError, match=words):
+        async_engine(url)
+    env = {
+        **os.environ,
+        "SEVFLOW_DATA_DIR": str(tmp_path / "taken" / "store"),
+        "SEVFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+    }
+    for command in (["worker"], ["incidents", "list"]):
+        refused = run_cli(*command, env=env)
+        assert refused.returncode in (1, 2), refused.stderr
+        assert words in refused.stderr
+        assert "Traceback" not in refused.stderr
