@@ -20,7 +20,7 @@ from store.db import UnsupportedDatabaseError, sync_engine
 from store.schema_version import at_head
 from streams.runbooks import load_runbooks
 
-__all__ = ["init_db", "metrics_auth", "wait_for_topics", "worker_files_problem"]
+__all__ = ["data_dir_problem", "init_db", "metrics_auth", "wait_for_topics", "worker_files_problem"]
 
 log = logging.getLogger("sevflow")
 
@@ -51,6 +51,17 @@ def init_db(settings: Settings) -> int:
         engine.dispose()
     log.info("incident store ready (%s)", engine.url.get_backend_name())
     return 0
+
+
+def data_dir_problem(settings: Settings) -> str | None:
+    """Why ``SEVFLOW_DATA_DIR`` cannot be made (a folder under /proc, a file in its path, no
+    permission), or None once it exists: ``run`` keeps its roles' status there and the worker
+    its own folder, even with the store on PostgreSQL."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"SEVFLOW_DATA_DIR {settings.data_dir}: cannot be created ({exc.strerror or exc})"
+    return None
 
 
 def worker_files_problem(settings: Settings) -> str | None:

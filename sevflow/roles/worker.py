@@ -19,7 +19,12 @@ from models.settings import Settings
 from models.teams import Teams
 from sevflow.listeners import start_metrics_server
 from sevflow.roles.collector import settle_collector
-from sevflow.roles.startup import init_db, wait_for_topics, worker_files_problem
+from sevflow.roles.startup import (
+    data_dir_problem,
+    init_db,
+    wait_for_topics,
+    worker_files_problem,
+)
 from sevflow.teams import load_teams, teams_problem
 from store.db import async_engine
 from store.incidents import IncidentStore
@@ -106,7 +111,8 @@ def _serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
 
 def run_worker(settings: Settings) -> int:  # noqa: RET503 (the worker call never returns)
     """Run the stream worker until SIGINT/SIGTERM."""
-    if (problem := worker_files_problem(settings) or teams_problem(settings)) is not None:
+    problem = data_dir_problem(settings) or worker_files_problem(settings) or teams_problem(settings)
+    if problem is not None:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2
     status = init_db(settings)

@@ -1,7 +1,7 @@
-"""The files the worker reads at start (rules, escalation policy, probes): a bad one stops
-``sevflow worker`` and ``sevflow run`` at once, with its message and no traceback. Before, the
-worker died with a traceback at every restart while ``run``'s receiver took alerts that nobody
-processed, until ``run`` gave up."""
+"""The files the worker reads at start (rules, escalation policy, probes) and the data folder:
+a bad one stops ``sevflow worker`` and ``sevflow run`` at once, with its message and no
+traceback. Before, the worker died with a traceback at every restart while ``run``'s receiver
+took alerts that nobody processed, until ``run`` gave up."""
 
 import os
 from pathlib import Path
@@ -47,3 +47,22 @@ def test_a_bad_file_stops_the_start_with_its_message(
     assert line.startswith(f"sevflow: {path}")
     assert words in line
     assert "Traceback" not in started.stderr
+
+
+@pytest.mark.parametrize("role", ["worker", "run"])
+def test_a_data_dir_that_cannot_be_made_stops_the_start_naming_it(tmp_path: Path, role: str) -> None:
+    (tmp_path / "taken").write_text("")
+    data_dir = tmp_path / "taken" / "data"
+    env = {
+        **os.environ,
+        "SEVFLOW_DATA_DIR": str(data_dir),
+        # (on PostgreSQL too the worker keeps a folder there, and run its roles' status)
+        "SEVFLOW_DATABASE_URL": "postgresql://sevflow:sevflow@127.0.0.1:9/sevflow",
+        "SEVFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "SEVFLOW_ALLOW_UNAUTHENTICATED": "true",
+    }
+    started = run_cli(role, env=env)
+    assert started.returncode == 2, started.stderr
+    assert (
+        started.stderr == f"sevflow: SEVFLOW_DATA_DIR {data_dir}: cannot be created (Not a directory)\n"
+    )
