@@ -70,14 +70,26 @@ class _Supervisor:
         self.monotonic = monotonic
         self.wall = wall
         self.stopping = threading.Event()  # set by SIGINT/SIGTERM
+        #: The last write of the status file failed (logged once until one succeeds).
+        self.status_unwritten = False
 
     def write_status(self) -> None:
+        """Replace the status file. A write that fails (a full disk, the data directory removed)
+        is logged, once until a write succeeds again, and the roles go on: the file is for
+        ``sevflow status`` and ``/metrics``, the roles' serving does not depend on it."""
         if self.status_path is None:
             return
-        self.status_path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}")
-        partial.write_text(dumps(os.getpid(), [c.status() for c in self.children]))
-        partial.replace(self.status_path)
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(dumps(os.getpid(), [c.status() for c in self.children]))
+            partial.replace(self.status_path)
+        except OSError as exc:
+            if not self.status_unwritten:
+                log.warning("cannot write %s: %s; the roles go on", self.status_path, exc)
+            self.status_unwritten = True
+            return
+        self.status_unwritten = False
 
     def start(self, child: _Role) -> None:
         child.process = subprocess.Popen(child.argv, env=os.environ.copy())  # noqa: S603
@@ -154,15 +166,22 @@ def supervise(
     supervisor = _Supervisor(roles, policy, status_path, monotonic, wall)
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
-    for child in supervisor.children:
-        supervisor.start(child)
-    supervisor.write_status()
     crash_loop: _Role | None = None
-    while not supervisor.stopping.is_set() and crash_loop is None:
-        changed, crash_loop = supervisor.round()
-        if changed:
-            supervisor.write_status()
-        time.sleep(poll)
+    try:
+        for child in supervisor.children:
+            supervisor.start(child)
+        supervisor.write_status()
+        while not supervisor.stopping.is_set() and crash_loop is None:
+            changed, crash_loop = supervisor.round()
+            if changed:
+                supervisor.write_status()
+            time.sleep(poll)
+    except BaseException:
+        # The supervisor fails (a role that cannot be started again: no memory for a process):
+        # its roles stop with it rather than serve on, orphaned, with nobody restarting them.
+        supervisor.stop(signal.SIGTERM, None)
+        supervisor.wait_all()
+        raise
     if crash_loop is not None:
         log.error(
             "%s crash-loops: %d exits within %.0fs (last: %s); stopping every role",

@@ -1,0 +1,89 @@
+"""``sevflow run``'s supervisor when something of its own fails: its status file cannot be
+written (a full disk, the data directory removed), or a role cannot be started again. Before, the
+supervisor died of the exception and its roles served on, orphaned, restarted by nobody."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from models.supervision import loads
+from testkit.harness import wait_for
+from testkit.local import REPO
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def _supervisor(roles: dict[str, list[str]], status: Path) -> subprocess.Popen[str]:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from models.supervision import RestartPolicy\n"
+        "from sevflow.supervise import supervise\n"
+        "policy = RestartPolicy(backoff=0.05, backoff_max=0.1, limit=5, window=60)\n"
+        f"sys.exit(supervise({roles!r}, policy, Path({str(status)!r}), poll=0.02))\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE, text=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_status_file_that_cannot_be_written_leaves_the_roles_serving(tmp_path: Path) -> None:
+    status = tmp_path / "data" / "roles.json"
+    supervisor = _supervisor({"receiver": SLEEPER, "worker": SLEEPER}, status)
+    try:
+        first = wait_for(
+            lambda: status.exists() and {r.role: r for r in loads(status.read_text())[1]},
+            20,
+            "the status file",
+        )
+        shutil.rmtree(tmp_path / "data")
+        (tmp_path / "data").write_text("")  # a file where the folder was: every write fails
+        worker = first["worker"].pid
+        assert worker is not None
+        os.kill(worker, signal.SIGKILL)  # an exit: the status changes, its write fails
+        time.sleep(1)
+        assert supervisor.poll() is None  # still supervising
+        supervisor.send_signal(signal.SIGTERM)
+        _, stderr = supervisor.communicate(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    assert supervisor.returncode == 0, stderr
+    assert "worker exited (killed by SIGKILL); starting it again" in stderr
+    assert stderr.count(f"cannot write {status}") == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_supervisor_that_fails_stops_its_roles(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    receiver = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(started)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+    ]
+    # The worker exits once, removing itself: its restart fails in the supervisor's Popen.
+    worker = tmp_path / "worker.sh"
+    worker.write_text('#!/bin/sh\nsleep 1\nrm "$0"\nexit 3\n')
+    worker.chmod(0o755)
+    supervisor = _supervisor({"receiver": receiver, "worker": [str(worker)]}, tmp_path / "r.json")
+    try:
+        _, stderr = supervisor.communicate(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    assert supervisor.returncode == 1
+    assert "FileNotFoundError" in stderr
+    pid = int(started.read_text())
+    wait_for(lambda: not _alive(pid), 10, "the receiver stopped with its supervisor")
