@@ -40,6 +40,7 @@ class AccessSettings(BaseModel):
     maintenance_max_hours: float = Field(
         default=24.0,
         gt=0,
+        le=8_760,
         description='Longest maintenance window created without --force (API: "force": true); '
         "a longer one, or one matching every alert, needs force; its audit record says so.",
     )

@@ -14,6 +14,7 @@ class CanarySettings(BaseModel):
     canary_interval_seconds: float = Field(
         default=300.0,
         ge=0,
+        le=86_400,
         description="Seconds between two canary rounds: the receiver posts a synthetic alert "
         '(alertname="SevflowCanary", sevflow_canary="true") to its own webhook, firing then '
         "resolved, and the PagerDuty sink sends it to SEVFLOW_CANARY_PAGERDUTY_ROUTING_KEY at "
@@ -28,6 +29,7 @@ class CanarySettings(BaseModel):
     canary_resolve_after_seconds: float = Field(
         default=30.0,
         gt=0,
+        le=86_400,
         description="How long after posting a round's firing alert the canary posts its "
         "resolution (kept below the interval).",
     )

@@ -36,17 +36,20 @@ class ConsoleSettings(BaseModel):
     ui_session_hours: float = Field(
         default=12.0,
         gt=0,
+        le=8_760,
         description="How long a console sign-in lasts before the token is asked for again.",
     )
     ui_login_per_minute: float = Field(
         default=10.0,
         ge=0,
+        le=1_000_000,
         description="Sign-in attempts (POST /ui/login) allowed per minute per client address, "
         "after a burst of SEVFLOW_UI_LOGIN_BURST; more get 429 with Retry-After. 0: no limit.",
     )
     ui_login_burst: int = Field(
         default=10,
         ge=1,
+        le=1_000_000,
         description="Sign-in attempts a client address may make at once before "
         "SEVFLOW_UI_LOGIN_PER_MINUTE applies.",
     )

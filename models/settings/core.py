@@ -64,12 +64,14 @@ class CoreSettings(BaseModel):
     topic_partitions: int = Field(
         default=8,
         ge=1,
+        le=10_000,
         description="Partitions of the topics sevflow creates; faust's tables need the same count "
         "on every topic of one pipeline, so set it before the first start.",
     )
     topic_replication_factor: int = Field(
         default=BROKER_DEFAULT,
         ge=-1,
+        le=32_767,
         description="Replication factor of the topics sevflow creates; -1: the cluster's "
         "default.replication.factor. Existing topics are checked against it at start. 3 on a "
         "production cluster; the single-node development broker has 1.",
@@ -77,6 +79,7 @@ class CoreSettings(BaseModel):
     topic_min_insync_replicas: int = Field(
         default=0,
         ge=0,
+        le=32_767,
         description="min.insync.replicas of the topics sevflow creates (how many replicas must "
         "have a record before Kafka acknowledges it); 0: replication factor - 1 from 2 "
         "replicas up, else 1. Existing topics are checked against it at start.",
@@ -84,6 +87,7 @@ class CoreSettings(BaseModel):
     topic_retention_ms: int = Field(
         default=0,
         ge=-1,
+        le=2**63 - 1,
         description="retention.ms of the topics sevflow creates; 0: the broker's log.retention; "
         "-1: keep for ever. An existing topic with another retention is a warning at start.",
     )

@@ -58,7 +58,7 @@ class EmailSettings(BaseModel):
         description="Sender address (From and envelope); its domain ends every Message-ID.",
     )
     smtp_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Timeout of each SMTP connection and command."
+        default=30.0, gt=0, le=3_600, description="Timeout of each SMTP connection and command."
     )
 
     @model_validator(mode="after")

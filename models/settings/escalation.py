@@ -120,6 +120,7 @@ class EscalationSettings(BaseModel):
     slack_caller_cache_seconds: float = Field(
         default=60.0,
         ge=0,
+        le=86_400,
         description="How long a button presser's users.info and the user group's members are "
         "cached (Slack wants the button answered within 3 seconds); a removed member can still "
         "act for this long.",
@@ -145,6 +146,7 @@ class EscalationSettings(BaseModel):
     callback_max_body_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
+        le=64 * 1024 * 1024,
         description="Largest callback body accepted (PagerDuty drops webhooks over 256 KB).",
     )
 

@@ -58,12 +58,14 @@ class ListenerSettings(BaseModel):
     http_header_max_bytes: int = Field(
         default=32 * 1024,
         ge=1024,
+        le=1024 * 1024,
         description="Every listener: request line plus headers larger than this are refused with "
         "431 before they are read further.",
     )
     http_header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
+        le=3_600,
         description="Every listener: a connection must deliver a request's headers in full within "
         "this long of opening (or of the request's first byte); else 408 and closed (slowloris, "
         "silent connections).",
@@ -71,12 +73,14 @@ class ListenerSettings(BaseModel):
     http_body_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
+        le=3_600,
         description="Every listener: a request's body must arrive in full within this long of its "
         "headers; else 408 and closed.",
     )
     http_keep_alive_seconds: int = Field(
         default=30,
         ge=1,
+        le=3_600,
         description="Internal listener: an idle kept-alive connection is closed after this long "
         "(longer than uvicorn's 5 s: Alertmanager reuses its connections between group "
         "intervals).",
@@ -84,18 +88,21 @@ class ListenerSettings(BaseModel):
     http_max_connections: int = Field(
         default=4096,
         ge=2,
+        le=1_000_000,
         description="Internal listener: with this many connections open, further requests are "
         "answered 503 (Alertmanager retries). An alert storm opens one connection per group.",
     )
     public_keep_alive_seconds: int = Field(
         default=5,
         ge=1,
+        le=3_600,
         description="Callbacks and status page listeners: an idle kept-alive connection is closed "
         "after this long.",
     )
     public_max_connections: int = Field(
         default=1024,
         ge=2,
+        le=1_000_000,
         description="Callbacks and status page listeners, each: with this many connections open, "
         "further requests are answered 503.",
     )

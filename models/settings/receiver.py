@@ -46,6 +46,7 @@ class ReceiverSettings(BaseModel):
     kafka_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
+        le=3_600,
         description="How long the receiver waits for Kafka to acknowledge a payload before it "
         "answers 503 so that Alertmanager retries. Keep it under Alertmanager's own per-flush "
         "deadline (max(group_interval, 10s)) so the 503 reaches it.",
@@ -53,6 +54,7 @@ class ReceiverSettings(BaseModel):
     max_concurrent_publishes: int = Field(
         default=64,
         ge=1,
+        le=100_000,
         description="Payloads handed to Kafka at once; more wait their turn in arrival order. "
         "In an alert storm (thousands of groups at once) this keeps each payload fast instead of "
         "making all of them slow together.",
@@ -60,6 +62,7 @@ class ReceiverSettings(BaseModel):
     publish_queue_seconds: float = Field(
         default=5.0,
         gt=0,
+        le=3_600,
         description="How long a payload may wait for its turn before the receiver answers 503 "
         "(overloaded; Alertmanager retries). With SEVFLOW_KAFKA_TIMEOUT_SECONDS it should stay "
         "within Alertmanager's minimum per-flush deadline of 10 s.",
@@ -67,12 +70,14 @@ class ReceiverSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
+        le=64 * 1024 * 1024,
         description="Largest webhook body accepted; a larger one is refused with 413 before it "
         "is read in full.",
     )
     rate_limit_per_second: float = Field(
         default=0.0,
         ge=0,
+        le=1_000_000_000,
         description="Emergency rate limit: webhook requests per second accepted from one source "
         "address (token bucket); more are refused with 429 and Retry-After. 0 (the default) "
         "disables it: one Alertmanager is one source, and in an alert storm it sends a request "
@@ -81,11 +86,13 @@ class ReceiverSettings(BaseModel):
     rate_limit_burst: int = Field(
         default=2000,
         ge=1,
+        le=1_000_000_000,
         description="Requests one source may send at once before the rate limit applies.",
     )
     retry_dedup_seconds: float = Field(
         default=900.0,
         gt=0,
+        le=7 * 86_400,
         description="How long alerts of a payload answered 503 (or abandoned by the sender) are "
         "remembered once Kafka acknowledges them late, so that Alertmanager's retry of that "
         "payload does not write them a second time.",

@@ -67,37 +67,45 @@ class SinkSettings(BaseModel):
     sinks_concurrency: int = Field(
         default=32,
         ge=1,
+        le=10_000,
         description="Incidents a sink delivers at once (events of one incident stay in order). "
         "More overlap the vendors' round trips and share delivery-log commits.",
     )
     sinks_request_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Timeout of every outbound HTTP call of a sink."
+        default=10.0, gt=0, le=3_600, description="Timeout of every outbound HTTP call of a sink."
     )
     sinks_retry_initial_seconds: float = Field(
-        default=1.0, gt=0, description="First retry delay (then doubled, with full jitter)."
+        default=1.0, gt=0, le=3_600, description="First retry delay (then doubled, with full jitter)."
     )
     sinks_retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Longest delay between two attempts (Retry-After wins)."
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Longest delay between two attempts (Retry-After wins).",
     )
     sinks_retry_deadline_seconds: float = Field(
         default=3600.0,
         gt=0,
+        le=7 * 86_400,  # (twice this, in ms, is the sinks consumers' rebalance timeout: an int32)
         description="Give up on a retryable failure after this long and dead-letter the event.",
     )
     sinks_breaker_failures: int = Field(
         default=5,
         ge=1,
+        le=1_000_000,
         description="Incidents failing in a row (no success between) that open a sink's circuit "
         "breaker; one incident failing again and again counts once, and never holds the others.",
     )
     sinks_breaker_cooldown_seconds: float = Field(
         default=30.0,
         gt=0,
+        le=86_400,
         description="How long an open breaker rejects calls before one trial call.",
     )
     sinks_dlq_max_consecutive: int = Field(
         default=50,
         ge=1,
+        le=1_000_000,
         description="Consecutive dead-lettered events after which a sink stops (a broken deploy "
         "must not route everything to the dead-letter topic) until the sinks restart; the other "
         "sinks go on, and sevflow_sink_stopped says so.",
@@ -105,6 +113,7 @@ class SinkSettings(BaseModel):
     sinks_storm_threshold: int = Field(
         default=20,
         ge=1,
+        le=1_000_000,
         description="Incidents opened within one minute above which SEV3/SEV4 notifications are "
         "summarised in one digest per sink (SEV1/SEV2 always go out one by one); PagerDuty's "
         "digest alert resolves when the last incident it summarises resolves.",
@@ -168,6 +177,7 @@ class SinkSettings(BaseModel):
     slack_channel_interval_seconds: float = Field(
         default=1.0,
         ge=0,
+        le=3_600,
         description="Least time between two posts to one channel (Slack allows about one message "
         "per second per channel); updates waiting meanwhile are coalesced.",
     )
@@ -195,6 +205,7 @@ class SinkSettings(BaseModel):
     statuspage_followup_minutes: int = Field(
         default=30,
         ge=0,
+        le=43_200,
         description="An open incident on the status page (either backend) with no update for "
         'this long gets one that keeps its status ("We are continuing to investigate this issue. '
         'We will provide an update within 30 minutes."), as the opening update promises; the '

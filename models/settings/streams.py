@@ -62,6 +62,7 @@ class StreamSettings(BaseModel):
     worker_poison_limit: int = Field(
         default=100,
         ge=0,
+        le=1_000_000,
         description="More poison records than this in a row (none applied between them) is a "
         "broken deploy, not poison: the worker quarantines no more and exits with status 70; "
         "0: no limit.",
@@ -88,11 +89,12 @@ class StreamSettings(BaseModel):
     blast_radius_instances: int = Field(
         default=5,
         ge=2,
+        le=1_000_000,
         description="Distinct instances that have fired in one incident (since it opened) that "
         "raise its severity.",
     )
     blast_radius_services: int = Field(
-        default=3, ge=2, description="Services in one incident that raise its severity."
+        default=3, ge=2, le=1_000_000, description="Services in one incident that raise its severity."
     )
     worker_metrics_port: int = Field(
         default=9464,
@@ -104,6 +106,7 @@ class StreamSettings(BaseModel):
     worker_stall_seconds: float = Field(
         default=60.0,
         ge=0,
+        le=86_400,
         description="A worker whose own partitions have records waiting this long while its "
         "agents sit idle (faust's consumer stalled after a broker outage) exits with status 75 to "
         "be started again (sevflow run does; Kubernetes and Compose restart it); 0 turns it off.",

@@ -32,11 +32,13 @@ class VerificationSettings(BaseModel):
     verify_interval_seconds: float = Field(
         default=30.0,
         gt=0,
+        le=86_400,
         description="Seconds between two runs of an incident's probe during its quiet period.",
     )
     verify_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
+        le=3_600,
         description="How long one probe request may take before it counts as failed.",
     )
     probe_results_topic: str = Field(
