@@ -47,7 +47,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from models.settings.listeners import ListenerLimits
 from receiver.auth import WebhookAuth
 
-__all__ = ["LINGER_SECONDS", "GuardedProtocol", "listener_config", "start_metrics_server"]
+__all__ = [
+    "LINGER_SECONDS",
+    "GuardedProtocol",
+    "listen_problem",
+    "listener_config",
+    "start_metrics_server",
+]
 
 _TOO_LARGE = ("request_header_fields_too_large", "the request line and headers exceed %d bytes")
 
@@ -201,6 +207,30 @@ def listener_config(
         lifespan="off",
         **options,
     )
+
+
+def listen_problem(host: str, port: int, settings: str) -> str | None:
+    """Why ``host:port`` cannot be listened on now (another process on it, an address that is not
+    this host's, a port below 1024 without the right), naming ``settings``, the variables that
+    choose it; None: it can. Checked before a listener starts: uvicorn's own failure to bind is a
+    log line and a ``SystemExit`` out of its task, which the role printed as a traceback (and
+    ``sevflow run`` took for a crash, five times over). Each address the host resolves to is
+    tried as asyncio's ``create_server`` binds it (``SO_REUSEADDR``; IPv6 only on IPv6)."""
+    where = f"cannot listen on {host}:{port} ({settings})"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # (socket.gaierror: a name that resolves to nothing)
+        return f"{where}: {exc}"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return f"{where}: {exc.strerror or exc}"
+    return None
 
 
 # --- the worker's and the sinks' /metrics ----------------------------------------------------

@@ -199,12 +199,18 @@ def run_all(settings: Settings) -> int:
     """Run the worker, the receiver and the sinks as child processes, each started again when it
     exits (:func:`supervise`)."""
     # (imported here: ``sevflow status`` reads STATUS_FILE from this module and needs no store)
-    from sevflow.roles.startup import data_dir_problem, init_db, worker_files_problem
+    from sevflow.roles.startup import (
+        data_dir_problem,
+        init_db,
+        listeners_problem,
+        worker_files_problem,
+    )
     from sevflow.teams import teams_problem
 
     problem = (
         settings.webhook_auth_problem()
         or data_dir_problem(settings)
+        or listeners_problem(settings, "receiver", "sinks")
         or worker_files_problem(settings)
         or teams_problem(settings)
     )

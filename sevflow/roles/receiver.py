@@ -35,7 +35,7 @@ from receiver.statuspage_api import publish_route
 from sevflow.admin_api import admin_routes
 from sevflow.listeners import listener_config
 from sevflow.roles.collector import settle_collector
-from sevflow.roles.startup import metrics_auth
+from sevflow.roles.startup import listeners_problem, metrics_auth
 from sevflow.supervise import STATUS_FILE
 from sevflow.teams import load_teams
 from sinks.clock import SystemClock
@@ -212,7 +212,7 @@ async def _run_canary(settings: Settings, server: uvicorn.Server, serving: async
 
 def run_receiver(settings: Settings) -> int:
     """Serve the webhook until SIGINT/SIGTERM."""
-    problem = settings.webhook_auth_problem()
+    problem = settings.webhook_auth_problem() or listeners_problem(settings, "receiver")
     if problem:
         print(f"sevflow: {problem}", file=sys.stderr)
         return 2

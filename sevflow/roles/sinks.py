@@ -26,7 +26,7 @@ from models.teams import TeamsError
 from sevflow.listeners import listener_config, start_metrics_server
 from sevflow.problems import store_problem
 from sevflow.roles.collector import settle_collector
-from sevflow.roles.startup import wait_for_topics
+from sevflow.roles.startup import listeners_problem, wait_for_topics
 from sevflow.teams import load_teams
 from sinks.clock import Clock, SystemClock
 from sinks.fanout import SINK_STOP_GRACE, Fanout, build_sinks
@@ -202,6 +202,9 @@ def run_sinks(settings: Settings, wait_for_kafka: Callable[[], int | None] = lam
 
     ``wait_for_kafka`` runs once the store is ready (an unreachable database is told at once,
     not after a minute of waiting for Kafka); a status from it ends the role with that status."""
+    if (problem := listeners_problem(settings, "sinks")) is not None:
+        print(f"sevflow: {problem}", file=sys.stderr)
+        return 2
     try:
         create_sink_tables(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:

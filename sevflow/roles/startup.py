@@ -15,12 +15,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from kafka_admin.topics import TopicSettingsError, ensure_topics
 from models.settings import Settings
 from receiver.auth import WebhookAuth
+from sevflow.listeners import listen_problem
 from sevflow.problems import store_problem
 from store.db import UnsupportedDatabaseError, sync_engine
 from store.schema_version import at_head
 from streams.runbooks import load_runbooks
 
-__all__ = ["data_dir_problem", "init_db", "metrics_auth", "wait_for_topics", "worker_files_problem"]
+__all__ = [
+    "data_dir_problem",
+    "init_db",
+    "listeners",
+    "listeners_problem",
+    "metrics_auth",
+    "wait_for_topics",
+    "worker_files_problem",
+]
 
 log = logging.getLogger("sevflow")
 
@@ -61,6 +70,43 @@ def data_dir_problem(settings: Settings) -> str | None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return f"SEVFLOW_DATA_DIR {settings.data_dir}: cannot be created ({exc.strerror or exc})"
+    return None
+
+
+#: The hosts that listen on every address: a port taken on them is taken on any.
+_ANY_ADDRESS = ("", "0.0.0.0", "::")  # noqa: S104 (compared with, never bound)
+
+
+def listeners(settings: Settings, role: str) -> list[tuple[str, int, str]]:
+    """The HTTP listeners ``role`` (receiver, sinks) serves with ``settings``, each as host, port
+    and the variables that choose them: the receiver's internal one, its public one for vendor
+    callbacks when a callback secret is set, and the sinks' built-in status page unless Atlassian
+    Statuspage is configured. (``/metrics`` of the worker and the sinks is left out: a port in
+    use there is a warning, and the role serves without it.)"""
+    if role == "receiver":
+        found = [(settings.http_host, settings.http_port, "SEVFLOW_HTTP_HOST, SEVFLOW_HTTP_PORT")]
+        if settings.slack_signing_secret is not None or settings.pagerduty_webhook_secrets:
+            names = "SEVFLOW_CALLBACKS_HOST, SEVFLOW_CALLBACKS_PORT"
+            found.append((settings.callbacks_host, settings.callbacks_port, names))
+        return found
+    if role == "sinks" and not settings.statuspage_configured():
+        names = "SEVFLOW_STATUS_PAGE_HOST, SEVFLOW_STATUS_PAGE_PORT"
+        return [(settings.status_page_host, settings.status_page_port, names)]
+    return []
+
+
+def listeners_problem(settings: Settings, *roles: str) -> str | None:
+    """Why a listener of ``roles`` cannot listen (:func:`sevflow.listeners.listen_problem`), or
+    None: checked before the role, or ``run``, starts, so a port in use stops it at once with
+    one line instead of a traceback (and ``run``'s restarts of the role, five times over)."""
+    wanted = [listener for role in roles for listener in listeners(settings, role)]
+    for index, (host, port, names) in enumerate(wanted):
+        for other_host, other_port, other_names in wanted[:index]:
+            shared = host == other_host or host in _ANY_ADDRESS or other_host in _ANY_ADDRESS
+            if port and port == other_port and shared:
+                return f"{other_names} and {names} ask for the same port, {port}"
+        if (problem := listen_problem(host, port, names)) is not None:
+            return problem
     return None
 
 
