@@ -153,7 +153,8 @@ def test_a_sqlite_folder_that_cannot_be_made_is_named_by_every_way_in(tmp_path: 
         async_engine(url)
     env = {
         **os.environ,
-        "SEVFLOW_DATA_DIR": str(tmp_path / "taken" / "store"),
+        "SEVFLOW_DATA_DIR": str(tmp_path / "data"),
+        "SEVFLOW_DATABASE_URL": url,
         "SEVFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9",
     }
     for command in (["worker"], ["incidents", "list"]):
