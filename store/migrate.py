@@ -10,7 +10,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 import store.tables  # noqa: F401  (every table the migrations describe)
 from store.db import sync_engine
@@ -44,7 +46,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        try:
+            command.upgrade(config, revision)
+        except CommandError as exc:
+            # The store names a revision this release has no migration for: a later release
+            # migrated it (a rollback), or another program's Alembic shares the table.
+            raise SQLAlchemyError(
+                f"{exc}: the store was migrated by another sevflow release, most likely a newer "
+                "one; run that release, or point this one at a store of its own"
+            ) from None
 
 
 def create_missing_sink_tables(engine: Engine) -> None:

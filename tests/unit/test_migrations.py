@@ -1,5 +1,6 @@
 """The Alembic migrations create exactly the tables the code declares, on both back ends."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -132,3 +133,22 @@ def test_a_role_loads_alembic_only_when_its_store_is_not_current(database_url: s
 
     assert start() == "0 True"  # a fresh store: migrated
     assert start() == "0 False"  # current: Alembic never loaded
+
+
+def test_a_store_migrated_by_a_newer_release_is_refused_in_words(database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """A rollback: a later release migrated the store, this one has no migration of that name.
+    Alembic's ``CommandError`` came out of every role as a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = sync_engine(database_url)
+    try:
+        fresh_database(database_url, create=False)
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_later'")
+        with pytest.raises(SQLAlchemyError) as refused:
+            upgrade(engine)
+    finally:
+        engine.dispose()
+    assert str(refused.value).startswith("Can't locate revision identified by '9999_later': ")
+    assert "migrated by another sevflow release, most likely a newer one" in str(refused.value)
