@@ -19,7 +19,7 @@ from store.db import sync_engine
 from store.schema import metadata
 from store.sinks_schema import sink_deliveries, sink_refs, status_page_incidents
 
-__all__ = ["create_missing_sink_tables", "upgrade"]
+__all__ = ["NewerStore", "create_missing_sink_tables", "upgrade"]
 
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 #: PostgreSQL advisory lock key that serialises migrations ("sevflow" in ASCII, as an int).
@@ -32,6 +32,13 @@ def _config(engine: Engine) -> Config:
     config.set_main_option("path_separator", "os")
     config.attributes["engine"] = engine
     return config
+
+
+class NewerStore(SQLAlchemyError):
+    """The store names a revision this release has no migration for: a later release migrated
+    it (a rolling upgrade under way, or a rollback), or another program's Alembic shares the
+    table. Migrations only expand (README "Upgrades"), so the roles start on it without
+    migrating, saying so; nothing is migrated back."""
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -49,11 +56,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         try:
             command.upgrade(config, revision)
         except CommandError as exc:
-            # The store names a revision this release has no migration for: a later release
-            # migrated it (a rollback), or another program's Alembic shares the table.
-            raise SQLAlchemyError(
-                f"{exc}: the store was migrated by another sevflow release, most likely a newer "
-                "one; run that release, or point this one at a store of its own"
+            raise NewerStore(
+                f"{exc}: the store was migrated by another sevflow release, most likely a newer one"
             ) from None
 
 

@@ -42,7 +42,8 @@ def metrics_auth(settings: Settings) -> WebhookAuth | None:
 def init_db(settings: Settings) -> int:
     """Bring the store's schema to the latest migration (idempotent); 2 for an unusable URL, 1
     when the store cannot be reached or migrated. Alembic is loaded only when the store is not
-    current already (store/schema_version.py)."""
+    current already (store/schema_version.py). A store a later release migrated is used as it
+    is, with a warning (:class:`store.migrate.NewerStore`)."""
     try:
         engine = sync_engine(settings.sqlalchemy_url())
     except UnsupportedDatabaseError as exc:
@@ -50,9 +51,12 @@ def init_db(settings: Settings) -> int:
         return 2
     try:
         if not at_head(engine):
-            from store.migrate import upgrade
+            from store.migrate import NewerStore, upgrade
 
-            upgrade(engine)
+            try:
+                upgrade(engine)
+            except NewerStore as exc:  # (a rolling upgrade under way, or a rollback)
+                log.warning("%s: used as it is, not migrated (migrations only add)", exc)
     except SQLAlchemyError as exc:
         print(f"sevflow: cannot prepare the incident store: {store_problem(exc)}", file=sys.stderr)
         return 1
