@@ -35,7 +35,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from kafka_admin.client_logs import limit_repeats
+from kafka_admin.client_logs import RepeatLimit, limit_repeats
 from models.clock import Clock, utc_now
 from store.driver_connect import DriverError, UnsupportedStore
 from store.driver_outbox import DriverOutbox
@@ -45,6 +45,10 @@ from streams.relay import KafkaEventPublisher, OutboxRelay, RelaySettings
 __all__ = ["RELAY_INTERVAL", "RelayProcess", "main", "relay_rounds", "relay_transactional_id"]
 
 log = logging.getLogger(__name__)
+# The relay tries again every RELAY_INTERVAL: a store that stays full (or a broker that stays
+# away) logged its pause five times a second. The same line is let through once per
+# kafka_admin.client_logs.INTERVAL, with the count of those held back.
+log.addFilter(RepeatLimit(prefixes=(log.name,)))
 
 #: How often the relay looks at the outbox when nothing has woken it (other workers' events,
 #: timers' events, a relay that paused on an error).

@@ -5,10 +5,15 @@ and a relay waiting in one outlived its worker, SIGTERM included, until Kafka an
 
 import asyncio
 import logging
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from models.clock import utc_now
+from store.driver_outbox import DriverOutbox
 from streams import relay_process
+from streams.relay import KafkaEventPublisher, OutboxRelay
 from streams.relay_process import _until_stopped
 
 
@@ -56,3 +61,20 @@ async def test_a_round_that_fails_fails_the_relay() -> None:
 
     with pytest.raises(OSError, match="the store's file is gone"):
         await asyncio.wait_for(_until_stopped(failing(), asyncio.Event()), 5)
+
+
+async def test_a_pause_that_lasts_is_logged_once_per_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay tries again every RELAY_INTERVAL: a store that stays unusable (here one without
+    tables; in the field a full disk) logged its pause five times a second."""
+    url = f"sqlite:///{tmp_path / 'no-tables.db'}"
+    outbox = DriverOutbox(url, "outbox-relay", "test", timedelta(seconds=15))
+    publisher = KafkaEventPublisher("127.0.0.1:9", "events", "test-relay")  # (never reached)
+    relay = OutboxRelay(outbox, publisher)
+    caplog.set_level(logging.WARNING, relay_process.log.name)
+    for _ in range(20):
+        assert await relay_process.relay_rounds(relay, utc_now) == 0
+    paused = [r.getMessage() for r in caplog.records if "outbox relay paused" in r.getMessage()]
+    assert len(paused) == 1, paused
+    assert "no such table" in paused[0]
