@@ -89,7 +89,8 @@ def listeners(settings: Settings, role: str) -> list[tuple[str, int, str]]:
     use there is a warning, and the role serves without it.)"""
     if role == "receiver":
         found = [(settings.http_host, settings.http_port, "SEVFLOW_HTTP_HOST, SEVFLOW_HTTP_PORT")]
-        if settings.slack_signing_secret is not None or settings.pagerduty_webhook_secrets:
+        secrets = [settings.slack_signing_secret, *settings.pagerduty_webhook_secrets]
+        if any(s is not None and s.get_secret_value().strip() for s in secrets):  # (as served)
             names = "SEVFLOW_CALLBACKS_HOST, SEVFLOW_CALLBACKS_PORT"
             found.append((settings.callbacks_host, settings.callbacks_port, names))
         return found

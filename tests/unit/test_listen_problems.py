@@ -74,3 +74,32 @@ def test_run_refuses_two_of_its_listeners_on_one_port(tmp_path: Path) -> None:
     assert "ask for the same port, 18581" in started.stderr
     assert "SEVFLOW_HTTP_PORT" in started.stderr
     assert "SEVFLOW_STATUS_PAGE_PORT" in started.stderr
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        {},
+        {"SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS": " "},  # (blank: no callback served)
+        {"SEVFLOW_PAGERDUTY_WEBHOOK_SECRETS": "s3cret", "SEVFLOW_PAGERDUTY_ACCOUNT_SUBDOMAIN": "acme"},
+    ],
+)
+async def test_the_listeners_checked_are_the_ones_the_receiver_serves(
+    tmp_path: Path, secrets: dict[str, str]
+) -> None:
+    from unittest import mock
+
+    from models.settings import Settings
+    from sevflow.roles.receiver import build_receiver, receiver_credentials
+    from sevflow.roles.startup import listeners
+
+    env = {"SEVFLOW_DATA_DIR": str(tmp_path), "SEVFLOW_ALLOW_UNAUTHENTICATED": "true", **secrets}
+    with mock.patch.dict(os.environ, env, clear=True):
+        settings = Settings()
+    receiver = build_receiver(settings, receiver_credentials(settings))
+    try:
+        served = [(c.host, c.port) for c in receiver.configs]
+    finally:
+        for close in receiver.closers:
+            await close()
+    assert [(host, port) for host, port, _ in listeners(settings, "receiver")] == served
