@@ -4,8 +4,9 @@ A role that exits without being asked (a crash, the kernel's OOM killer, the wor
 is logged, marked ``restarting`` and started again after the backoff of
 :class:`models.supervision.RestartPolicy`; the other roles keep serving meanwhile. A role that
 crash-loops (``limit`` exits within ``window`` seconds) makes the supervisor stop every role and
-exit 1, naming that role. SIGINT/SIGTERM to the supervisor is passed on to every running role,
-and the supervisor exits 0 once they stopped.
+exit 1, naming that role. SIGINT/SIGTERM/SIGHUP to the supervisor is passed on to every running
+role, and the supervisor exits 0 once they stopped; a supervisor killed outright (SIGKILL) takes
+its roles with it (Linux: each role gets SIGTERM when its parent dies).
 
 The supervisor writes each change to a status file (:data:`STATUS_FILE` in the data directory,
 replaced atomically): ``sevflow status`` prints it, the receiver exports it on ``/metrics``.
@@ -34,6 +35,20 @@ log = logging.getLogger("sevflow")
 STATUS_FILE = "roles.json"
 #: The roles ``sevflow run`` starts, each as ``python -m sevflow ROLE``.
 ROLES = ("worker", "receiver", "sinks")
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _end_with_parent() -> None:
+    """In a role's process, before it runs (Linux): SIGTERM when the supervisor dies, whatever
+    kills it (SIGKILL, the OOM killer), so no role serves on with nobody to restart it or stop
+    it. Elsewhere nothing: the supervisor still stops its roles on every signal it can catch."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass
@@ -92,7 +107,9 @@ class _Supervisor:
         self.status_unwritten = False
 
     def start(self, child: _Role) -> None:
-        child.process = subprocess.Popen(child.argv, env=os.environ.copy())  # noqa: S603
+        child.process = subprocess.Popen(  # noqa: S603
+            child.argv, env=os.environ.copy(), preexec_fn=_end_with_parent
+        )
         child.state, child.since = "up", self.wall()
 
     def stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -166,6 +183,9 @@ def supervise(
     supervisor = _Supervisor(roles, policy, status_path, monotonic, wall)
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
+    # A hang-up (the terminal closed, ``kill -HUP``) ended the supervisor alone by default and
+    # left its roles running, unsupervised; it stops them like SIGTERM (there is no reload).
+    signal.signal(signal.SIGHUP, supervisor.stop)
     crash_loop: _Role | None = None
     try:
         for child in supervisor.children:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from models.supervision import loads
 from testkit.harness import wait_for
 from testkit.local import REPO
@@ -87,3 +89,46 @@ def test_a_supervisor_that_fails_stops_its_roles(tmp_path: Path) -> None:
     assert "FileNotFoundError" in stderr
     pid = int(started.read_text())
     wait_for(lambda: not _alive(pid), 10, "the receiver stopped with its supervisor")
+
+
+def _pid_file_role(path: Path) -> list[str]:
+    code = f"import os, time; open({str(path)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    return [sys.executable, "-c", code]
+
+
+def _started(path: Path) -> int:
+    return int(wait_for(lambda: path.exists() and path.read_text(), 20, f"{path.name} started"))
+
+
+def test_a_hang_up_stops_the_roles_like_sigterm(tmp_path: Path) -> None:
+    """``kill -HUP`` (or the terminal closing) ended the supervisor alone, by Python's default,
+    and its roles served on."""
+    roles = {"receiver": _pid_file_role(tmp_path / "r"), "worker": _pid_file_role(tmp_path / "w")}
+    supervisor = _supervisor(roles, tmp_path / "roles.json")
+    try:
+        pids = [_started(tmp_path / "r"), _started(tmp_path / "w")]
+        supervisor.send_signal(signal.SIGHUP)
+        _, stderr = supervisor.communicate(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    assert supervisor.returncode == 0, stderr
+    for pid in pids:
+        wait_for(lambda pid=pid: not _alive(pid), 10, f"role {pid} stopped")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_supervisor_killed_outright_takes_its_roles_with_it(tmp_path: Path) -> None:
+    roles = {"receiver": _pid_file_role(tmp_path / "r"), "worker": _pid_file_role(tmp_path / "w")}
+    supervisor = _supervisor(roles, tmp_path / "roles.json")
+    try:
+        pids = [_started(tmp_path / "r"), _started(tmp_path / "w")]
+        supervisor.kill()  # SIGKILL: nothing of the supervisor's own runs
+        supervisor.communicate(timeout=30)
+        for pid in pids:
+            wait_for(lambda pid=pid: not _alive(pid), 10, f"role {pid} ended with its parent")
+    finally:
+        for path in (tmp_path / "r", tmp_path / "w"):
+            if path.exists() and _alive(pid := int(path.read_text())):
+                os.kill(pid, signal.SIGKILL)
