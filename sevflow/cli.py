@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 
+import annotated_types
 from pydantic import ValidationError
 
 from kafka_admin.client_logs import limit_repeats
@@ -37,11 +38,27 @@ def _default(name: str) -> str:
     return str(default) if default is not None else "(unset)"
 
 
+def _range(name: str) -> str:
+    """A number's bounds as the settings check them (``; range: > 0, <= 3600``), else ""."""
+    words = {
+        annotated_types.Gt: ("> ", "gt"),
+        annotated_types.Ge: (">= ", "ge"),
+        annotated_types.Lt: ("< ", "lt"),
+        annotated_types.Le: ("<= ", "le"),
+    }
+    bounds = [
+        f"{words[type(m)][0]}{getattr(m, words[type(m)][1])}"
+        for m in Settings.model_fields[name].metadata
+        if type(m) in words
+    ]
+    return f"; range: {', '.join(bounds)}" if bounds else ""
+
+
 def _settings_help(names: Iterable[str] | None = None) -> str:
     """``SEVFLOW_<NAME> (default: …)`` and the description of each setting (all without names)."""
     lines = ["settings (environment variables):"]
     for name in names if names is not None else Settings.model_fields:
-        lines.append(f"  SEVFLOW_{name.upper()}  (default: {_default(name)})")
+        lines.append(f"  SEVFLOW_{name.upper()}  (default: {_default(name)}{_range(name)})")
         lines.append(f"      {Settings.model_fields[name].description}")
     return "\n".join(lines)
 

@@ -74,3 +74,12 @@ async def test_the_roles_build_with_every_number_at_its_bound(tmp_path: Path) ->
         assert 0 < consumer._max_poll_interval_ms <= INT32_MAX
     finally:
         await consumer.stop()
+
+
+def test_help_gives_each_number_its_range() -> None:
+    from tests.unit.test_cli import run_cli
+
+    shown = run_cli("--help").stdout
+    assert "SEVFLOW_UI_SESSION_HOURS  (default: 12.0; range: > 0, <= 8760)" in shown
+    assert "SEVFLOW_HTTP_PORT  (default: 8080; range: >= 0, <= 65535)" in shown
+    assert "SEVFLOW_KAFKA_BOOTSTRAP  (default: 127.0.0.1:19092)\n" in shown  # (not a number)
