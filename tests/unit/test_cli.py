@@ -11,7 +11,7 @@ import pytest
 
 from models.supervision import RoleStatus, loads
 from testkit.harness import wait_for
-from testkit.local import REPO
+from testkit.local import REPO, reaped
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -213,8 +213,7 @@ def test_run_starts_a_role_that_exited_again_and_keeps_the_others(tmp_path: Path
         f"sys.exit({EXIT_STALLED}) if n == 0 else time.sleep(60)\n"
     )
     sleeper = "import time; time.sleep(60)"
-    supervisor = _supervisor(tmp_path, {"worker": flaky, "receiver": sleeper}, limit=5)
-    try:
+    with reaped(_supervisor(tmp_path, {"worker": flaky, "receiver": sleeper}, limit=5)) as supervisor:
         first = wait_for(lambda: _roles(tmp_path).get("receiver"), 20, "the status file")
         # The stall exit is one exit like the others: started again.
         worker = wait_for(
@@ -236,25 +235,18 @@ def test_run_starts_a_role_that_exited_again_and_keeps_the_others(tmp_path: Path
         assert supervisor.poll() is None
         supervisor.send_signal(signal.SIGTERM)
         _, stderr = supervisor.communicate(timeout=30)
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert supervisor.returncode == 0, stderr
     assert "worker exited (killed by SIGKILL); starting it again" in stderr
     assert {r.state for r in _roles(tmp_path).values()} == {"down"}
 
 
 def test_run_gives_up_on_a_role_that_crash_loops(tmp_path: Path) -> None:
-    supervisor = _supervisor(
-        tmp_path, {"sinks": "import sys; sys.exit(3)", "receiver": "import time; time.sleep(60)"}, 3
-    )
-    try:
+    with reaped(
+        _supervisor(
+            tmp_path, {"sinks": "import sys; sys.exit(3)", "receiver": "import time; time.sleep(60)"}, 3
+        )
+    ) as supervisor:
         _, stderr = supervisor.communicate(timeout=60)
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert supervisor.returncode == 1
     assert "sinks crash-loops: 3 exits within 60s (last: status 3); stopping every role" in stderr
     roles = _roles(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 
 from models.supervision import loads
 from testkit.harness import wait_for
-from testkit.local import REPO
+from testkit.local import REPO, reaped
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -39,10 +39,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _pid_file_role(path: Path) -> list[str]:
+    code = f"import os, time; open({str(path)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    return [sys.executable, "-c", code]
+
+
+def _started(path: Path) -> int:
+    return int(wait_for(lambda: path.exists() and path.read_text(), 20, f"{path.name} started"))
+
+
 def test_a_status_file_that_cannot_be_written_leaves_the_roles_serving(tmp_path: Path) -> None:
     status = tmp_path / "data" / "roles.json"
-    supervisor = _supervisor({"receiver": SLEEPER, "worker": SLEEPER}, status)
-    try:
+    with reaped(_supervisor({"receiver": SLEEPER, "worker": SLEEPER}, status)) as supervisor:
         first = wait_for(
             lambda: status.exists() and {r.role: r for r in loads(status.read_text())[1]},
             20,
@@ -57,10 +65,6 @@ def test_a_status_file_that_cannot_be_written_leaves_the_roles_serving(tmp_path:
         assert supervisor.poll() is None  # still supervising
         supervisor.send_signal(signal.SIGTERM)
         _, stderr = supervisor.communicate(timeout=30)
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert supervisor.returncode == 0, stderr
     assert "worker exited (killed by SIGKILL); starting it again" in stderr
     assert stderr.count(f"cannot write {status}") == 1, stderr
@@ -69,50 +73,27 @@ def test_a_status_file_that_cannot_be_written_leaves_the_roles_serving(tmp_path:
 
 def test_a_supervisor_that_fails_stops_its_roles(tmp_path: Path) -> None:
     started = tmp_path / "started"
-    receiver = [
-        sys.executable,
-        "-c",
-        f"import os, time; open({str(started)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
-    ]
     # The worker exits once, removing itself: its restart fails in the supervisor's Popen.
     worker = tmp_path / "worker.sh"
     worker.write_text('#!/bin/sh\nsleep 1\nrm "$0"\nexit 3\n')
     worker.chmod(0o755)
-    supervisor = _supervisor({"receiver": receiver, "worker": [str(worker)]}, tmp_path / "r.json")
-    try:
+    roles = {"receiver": _pid_file_role(started), "worker": [str(worker)]}
+    with reaped(_supervisor(roles, tmp_path / "r.json")) as supervisor:
         _, stderr = supervisor.communicate(timeout=30)
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert supervisor.returncode == 1
     assert "FileNotFoundError" in stderr
     pid = int(started.read_text())
     wait_for(lambda: not _alive(pid), 10, "the receiver stopped with its supervisor")
 
 
-def _pid_file_role(path: Path) -> list[str]:
-    code = f"import os, time; open({str(path)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    return [sys.executable, "-c", code]
-
-
-def _started(path: Path) -> int:
-    return int(wait_for(lambda: path.exists() and path.read_text(), 20, f"{path.name} started"))
-
-
 def test_a_hang_up_stops_the_roles_like_sigterm(tmp_path: Path) -> None:
     """``kill -HUP`` (or the terminal closing) ended the supervisor alone, by Python's default,
     and its roles served on."""
     roles = {"receiver": _pid_file_role(tmp_path / "r"), "worker": _pid_file_role(tmp_path / "w")}
-    supervisor = _supervisor(roles, tmp_path / "roles.json")
-    try:
+    with reaped(_supervisor(roles, tmp_path / "roles.json")) as supervisor:
         pids = [_started(tmp_path / "r"), _started(tmp_path / "w")]
         supervisor.send_signal(signal.SIGHUP)
         _, stderr = supervisor.communicate(timeout=30)
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert supervisor.returncode == 0, stderr
     for pid in pids:
         wait_for(lambda pid=pid: not _alive(pid), 10, f"role {pid} stopped")
