@@ -7,7 +7,6 @@ again. Real receiver, worker, relay and broker; SQLite and PostgreSQL.
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -21,16 +20,6 @@ from testkit.harness import Sevflow, wait_for
 from testkit.kafka_io import read_json_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture
-def sevflow(tmp_path, kafka_bootstrap: str, empty_store_url: str) -> Iterator[Sevflow]:  # type: ignore[no-untyped-def]
-    running = Sevflow(tmp_path, kafka_bootstrap, empty_store_url)
-    running.extra_env.update(SEVFLOW_QUIET_PERIOD_SECONDS="3600")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 def _size(value: object) -> int:
@@ -63,7 +52,7 @@ def _payload(name: str, labels: dict[str, str], annotations: dict[str, str]) -> 
 
 
 def test_an_alert_of_a_megabyte_pages_and_the_events_behind_it_flow(
-    sevflow: Sevflow, kafka_bootstrap: str
+    fresh_sevflow: Sevflow, kafka_bootstrap: str
 ) -> None:
     huge = _payload(
         "HugeAlert",
@@ -71,14 +60,14 @@ def test_an_alert_of_a_megabyte_pages_and_the_events_behind_it_flow(
         {"description": "d" * 300_000, "impact": "i" * 120_000},
     )
     small = _payload("SmallAlert", {}, {})
-    headers = {"authorization": f"Bearer {sevflow.token}"}
-    with httpx.Client(base_url=sevflow.url, timeout=30) as http:
+    headers = {"authorization": f"Bearer {fresh_sevflow.token}"}
+    with httpx.Client(base_url=fresh_sevflow.url, timeout=30) as http:
         answered = http.post("/webhooks/alertmanager", json=huge, headers=headers)
         assert answered.status_code == 200, answered.text
         assert http.post("/webhooks/alertmanager", json=small, headers=headers).status_code == 200
     assert len(str(huge)) > 0.8 * MAX_RECORD_BYTES
 
-    topic = f"e2e-events-{sevflow.suffix}"
+    topic = f"e2e-events-{fresh_sevflow.suffix}"
 
     def opened() -> dict[str, tuple[int, IncidentEvent]] | None:
         values = asyncio.run(read_json_topic(kafka_bootstrap, topic, idle_polls=2))

@@ -5,7 +5,6 @@ was stored again. Real receiver, worker, relay and broker; SQLite and PostgreSQL
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,16 +16,6 @@ from testkit.harness import Sevflow, wait_for
 from testkit.kafka_io import read_json_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture
-def sevflow(tmp_path, kafka_bootstrap: str, empty_store_url: str) -> Iterator[Sevflow]:  # type: ignore[no-untyped-def]
-    running = Sevflow(tmp_path, kafka_bootstrap, empty_store_url)
-    running.extra_env.update(SEVFLOW_QUIET_PERIOD_SECONDS="3600")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 def _payload(name: str, group_key: str) -> dict[str, object]:
@@ -54,13 +43,13 @@ def _payload(name: str, group_key: str) -> dict[str, object]:
 
 
 def test_a_group_key_longer_than_the_index_takes_opens_its_incident_and_the_alerts_behind_it_flow(
-    sevflow: Sevflow, kafka_bootstrap: str
+    fresh_sevflow: Sevflow, kafka_bootstrap: str
 ) -> None:
     # Random hex: PostgreSQL compresses a long index entry, and a key of one repeated
     # character would fit compressed.
     long_key = '{}/{team="' + secrets.token_hex(5_000) + '"}:{alertname="LongGroup"}'
-    headers = {"authorization": f"Bearer {sevflow.token}"}
-    with httpx.Client(base_url=sevflow.url, timeout=30) as http:
+    headers = {"authorization": f"Bearer {fresh_sevflow.token}"}
+    with httpx.Client(base_url=fresh_sevflow.url, timeout=30) as http:
         for payload in (
             _payload("LongGroup", long_key),
             _payload("BehindIt", '{}:{alertname="BehindIt"}'),
@@ -68,7 +57,7 @@ def test_a_group_key_longer_than_the_index_takes_opens_its_incident_and_the_aler
             answered = http.post("/webhooks/alertmanager", json=payload, headers=headers)
             assert answered.status_code == 200, answered.text
 
-    topic = f"e2e-events-{sevflow.suffix}"
+    topic = f"e2e-events-{fresh_sevflow.suffix}"
 
     def opened() -> dict[str, IncidentEvent] | None:
         values = asyncio.run(read_json_topic(kafka_bootstrap, topic, idle_polls=2))
