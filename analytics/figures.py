@@ -37,8 +37,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from analytics.durations import format_duration
 from analytics.incident_times import Episode, IncidentTimes
-from models.escalation import BusinessCalendar, EscalationPolicy
+from models.escalation import BusinessCalendar, EscalationPolicy, SlaTarget
 from models.severity import PLAYBOOK, Severity
 
 # The times and how events give them: analytics.incident_times.
@@ -51,6 +52,7 @@ __all__ = [
     "SlaStatus",
     "compute_report",
     "duration_stats",
+    "episode_status",
     "percentile",
     "sla_status",
 ]
@@ -58,12 +60,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ResponseTargets:
-    """The playbook's response target per severity (SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 next
-    business day).
+    """The response target per severity: the escalation policy's acknowledge targets (the
+    playbook's SEV1 < 15 min, SEV2 < 30 min, SEV3 < 2 h, SEV4 next business day, unless
+    ``SEVFLOW_ESCALATION_POLICY_FILE`` or a team's own policy sets others), so that the report,
+    the postmortem and the console judge an incident by the deadline the escalation engine's
+    ``sla_breached`` used; a severity the policy gives no target falls back to the playbook's.
 
-    SEV4's "next business day" is the close of the first business day after the episode started,
-    by ``calendar`` (the escalation policy's business hours: the same deadline the escalation
-    engine's ``sla_breached`` uses); ``sev4_hours`` replaces it with a fixed number of hours.
+    "Next business day" is the close of the first business day after the episode started, by
+    ``calendar`` (the policy's business hours) or the team's own; ``sev4_hours`` replaces SEV4's
+    with a fixed number of hours (``sevflow report --sev4-target-hours``).
     """
 
     sev4_hours: float | None = None
@@ -71,12 +76,23 @@ class ResponseTargets:
     #: The business hours of each team that has its own (README "Teams"): its SEV4 incidents are
     #: due by the close of its next business day, as the escalation engine judges them.
     team_calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict, hash=False)
+    #: The policy's acknowledge targets (``acknowledge_targets``), and each team's where its own
+    #: policy file sets them: a severity missing here takes the playbook's.
+    acknowledge: Mapping[Severity, SlaTarget] = field(default_factory=dict, hash=False)
+    team_acknowledge: Mapping[str, Mapping[Severity, SlaTarget]] = field(
+        default_factory=dict, hash=False
+    )
 
     @classmethod
     def of_policy(cls, policy: EscalationPolicy, sev4_hours: float | None = None) -> "ResponseTargets":
-        """The targets an escalation policy's calendars judge by (its teams' too)."""
-        teams = {name: own.business_hours for name, own in policy.teams.items()}
-        return cls(sev4_hours, policy.business_hours, teams)
+        """The targets and calendars an escalation policy (and its teams') judge by."""
+        return cls(
+            sev4_hours,
+            policy.business_hours,
+            {name: own.business_hours for name, own in policy.teams.items()},
+            dict(policy.acknowledge_targets),
+            {name: dict(own.acknowledge_targets) for name, own in policy.teams.items()},
+        )
 
     def __post_init__(self) -> None:
         if self.sev4_hours is not None and not (math.isfinite(self.sev4_hours) and self.sev4_hours > 0):
@@ -84,19 +100,31 @@ class ResponseTargets:
                 f"the SEV4 target must be a positive number of hours, not {self.sev4_hours}"
             )
 
-    def target(self, severity: Severity) -> timedelta | None:
-        """The target as a duration; None for SEV4 by the calendar (see :meth:`deadline`)."""
-        playbook = PLAYBOOK[severity].response_target
-        if playbook is not None:
-            return playbook
-        return timedelta(hours=self.sev4_hours) if self.sev4_hours is not None else None
+    def target(self, severity: Severity, team: str | None = None) -> timedelta | None:
+        """The target as a duration; None for "next business day" (see :meth:`deadline`)."""
+        own = self.team_acknowledge.get(team, self.acknowledge) if team else self.acknowledge
+        chosen = own.get(severity) or PLAYBOOK[severity].response_target
+        if isinstance(chosen, timedelta):
+            return chosen
+        if severity is Severity.SEV4 and self.sev4_hours is not None:
+            return timedelta(hours=self.sev4_hours)
+        return None
+
+    def label(self, severity: Severity, team: str | None = None) -> str:
+        """``< 15 min``, ``< 2 hours`` (the playbook's words when the target is the playbook's),
+        ``< 45 min``, ``next business day``."""
+        target = self.target(severity, team)
+        playbook = PLAYBOOK[severity]
+        if target == playbook.response_target:
+            return playbook.response_text
+        return f"< {format_duration(target)}" if target is not None else "next business day"
 
     def deadline(self, severity: Severity, started_at: datetime, team: str | None = None) -> datetime:
         """When a response to an episode of ``severity`` (of ``team``) that started at
         ``started_at`` is due; the end of the calendar for a deadline beyond it (an opening
         stamped in the year 9999 by another producer: never due, where the report stopped at an
         OverflowError)."""
-        target = self.target(severity)
+        target = self.target(severity, team)
         try:
             if target is None:
                 calendar = self.team_calendars.get(team, self.calendar) if team else self.calendar
@@ -114,7 +142,7 @@ class SlaStatus:
     PENDING = "pending"
 
 
-def _episode_status(
+def episode_status(
     episode: Episode, times: IncidentTimes, targets: ResponseTargets, now: datetime
 ) -> str:
     deadline = targets.deadline(episode.severity or times.severity, episode.started_at, times.team)
@@ -129,7 +157,7 @@ def sla_status(times: IncidentTimes, targets: ResponseTargets, now: datetime) ->
     """``met`` / ``breached`` once responded, judged by the severity in effect at the response;
     unresponded: ``breached`` once the target of its latest severity has passed at ``now``, else
     ``pending`` (it may still be met, so it counts neither way)."""
-    statuses = [_episode_status(e, times, targets, now) for e in times.response_episodes]
+    statuses = [episode_status(e, times, targets, now) for e in times.response_episodes]
     for status in (SlaStatus.BREACHED, SlaStatus.PENDING):
         if status in statuses:
             return status
@@ -220,13 +248,14 @@ def _figures(
     items: Sequence[IncidentTimes],
     targets: ResponseTargets,
     now: datetime,
+    team: str | None,
 ) -> SeverityFigures:
     statuses = [sla_status(t, targets, now) for t in items]
     acks = [t.time_to_acknowledge for t in items if t.time_to_acknowledge is not None]
     resolves = [t.time_to_resolve for t in items if t.time_to_resolve is not None]
     return SeverityFigures(
         severity=severity,
-        target=targets.target(severity) if severity is not None else None,
+        target=targets.target(severity, team) if severity is not None else None,
         incidents=len(items),
         acknowledged=len(acks),
         resolved=len(resolves),
@@ -244,18 +273,20 @@ def compute_report(
     now: datetime,
     *,
     skipped: Mapping[str, int] | None = None,
+    team: str | None = None,
 ) -> Report:
     """The report over ``times`` (canary incidents left out); ``now`` decides which unresponded
-    incidents already breached."""
+    incidents already breached; ``team``: the team they are all of (``report --team``), whose
+    targets the table shows (each incident is judged by its own team's either way)."""
     items = sorted((t for t in times if not t.canary), key=lambda t: t.incident_id)
     by_severity = {
-        severity: _figures(severity, [t for t in items if t.severity is severity], targets, now)
+        severity: _figures(severity, [t for t in items if t.severity is severity], targets, now, team)
         for severity in Severity
     }
     return Report(
         targets=targets,
         now=now,
         by_severity=by_severity,
-        overall=_figures(None, items, targets, now),
+        overall=_figures(None, items, targets, now, team),
         skipped=dict(skipped or {}),
     )

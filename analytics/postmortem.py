@@ -15,11 +15,10 @@ content. The headings are the template's, in the playbook's order ("Post-Inciden
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from analytics.figures import ResponseTargets, sla_status
-from analytics.incident_times import times_of
+from analytics.figures import ResponseTargets, episode_status
+from analytics.incident_times import Episode, times_of
 from models.events import Actor, EventType, IncidentEvent
 from models.incident import Incident
-from models.severity import PLAYBOOK
 
 __all__ = [
     "IMPACT_PROMPTS",
@@ -150,18 +149,25 @@ def _detection(opened_at: datetime, ordered: Sequence[IncidentEvent]) -> str:
 def _response(
     incident: Incident, ordered: Sequence[IncidentEvent], targets: ResponseTargets, now: datetime
 ) -> list[str]:
-    """Time to acknowledge against the response target, and time to resolve."""
+    """Time to acknowledge against the response target, each later episode's verdict (a
+    reopening is answered again, perhaps at another severity), and time to resolve."""
     times = times_of(incident.snapshot(), ordered)
-    first = times.response_episodes[0]
-    severity = first.severity or incident.severity
-    target = f"{severity.value} response target {PLAYBOOK[severity].response_text}"
-    judged = f"{target}: {sla_status(times, targets, now)}"
+
+    def judged(episode: Episode) -> str:
+        severity = episode.severity or times.severity
+        verdict = episode_status(episode, times, targets, now)
+        return f"{severity.value} response target {targets.label(severity, times.team)}: {verdict}"
+
+    first, *later = times.response_episodes
+    judged_first = judged(first)
     acks = [e for e in ordered if e.type is EventType.ACKNOWLEDGED]
     if times.time_to_acknowledge is not None:
         who = f" by {acks[0].actor.name}" if acks and acks[0].actor.name else ""
-        acked = f"- Acknowledged: after {_span(times.time_to_acknowledge)}{who} ({judged})"
+        acked = f"- Acknowledged: after {_span(times.time_to_acknowledge)}{who} ({judged_first})"
     else:
-        acked = f"- Acknowledged: never ({judged})"
+        acked = f"- Acknowledged: never ({judged_first})"
+    reopenings = [f"reopened {_clock(e.started_at, incident.opened_at)}: {judged(e)}" for e in later]
+    answered_again = [f"- After reopening: {'; '.join(reopenings)}"] if reopenings else []
     missed = [e for e in ordered if e.type is EventType.SLA_BREACHED and e.data.get("kind") == "resolve"]
     late = (
         f" (resolve target missed at {_clock(missed[0].occurred_at, incident.opened_at)})"
@@ -172,7 +178,7 @@ def _response(
         resolved = f"- Resolved: after {_span(times.time_to_resolve)}{late}"
     else:
         resolved = f"- Resolved: not yet{late}"
-    return [acked, resolved]
+    return [acked, *answered_again, resolved]
 
 
 def _escalations(opened_at: datetime, ordered: Sequence[IncidentEvent]) -> list[str]:

@@ -90,6 +90,23 @@ class IncidentReads:
         events = [(i, d) for i, d in (await self._conn.execute(events_query)).all()]
         return documents, events
 
+    async def events_of(
+        self, incident_ids: Collection[str], event_types: Collection[str]
+    ) -> Sequence[tuple[str, str]]:
+        """``(incident_id, event document)`` of these incidents' events of ``event_types``, each
+        incident's in sequence order: one query."""
+        if not incident_ids:
+            return []
+        query = (
+            select(incident_events.c.incident_id, incident_events.c.document)
+            .where(
+                incident_events.c.incident_id.in_(list(incident_ids)),
+                incident_events.c.type.in_(list(event_types)),
+            )
+            .order_by(incident_events.c.incident_id, incident_events.c.sequence)
+        )
+        return [(i, d) for i, d in (await self._conn.execute(query)).all()]
+
     async def group_of_alert(self, fingerprint: str) -> str | None:
         """The group key the alert with this fingerprint was last grouped under, if it was seen."""
         query = select(alerts.c.group_key).where(alerts.c.fingerprint == fingerprint)

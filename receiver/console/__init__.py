@@ -53,7 +53,6 @@ def console_from_settings(
         clock=clock,
         targets=targets or ResponseTargets.of_policy(policy or playbook_policy()),
         proxy=proxy,
-        policy=policy or playbook_policy(),
         login_limiter=RateLimiter(settings.ui_login_per_minute / 60, settings.ui_login_burst),
         links=LinkSettings(
             slack_workspace_url=settings.ui_slack_workspace_url,

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from analytics.database import load_incident_times
+from analytics.database import load_incident_times, load_response_timelines
 from analytics.figures import compute_report
 from analytics.incidents import IncidentFilter, find_incidents, load_incident
 from analytics.postmortem import render_postmortem
@@ -49,10 +49,7 @@ from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.escalation_view import levels_ahead
 from receiver.console.links import Link, incident_links
-from receiver.console.targets import (
-    format_duration,
-    response_clock,
-)
+from receiver.console.targets import format_duration, responded_severities, response_clock
 from store.delivery_steps import incident_steps
 from store.escalations import EscalationRepo
 
@@ -72,8 +69,12 @@ class Console(ConsoleBase):
         params = request.query_params
         criteria = _criteria(params, now)
         page = await find_incidents(self._config.engine, criteria, limit=_LIST_LIMIT)
+        answered = [i for i in page.incidents if i.acknowledged_at or i.resolved_at]
+        timelines = await load_response_timelines(self._config.engine, [i.id for i in answered])
+        at_response = responded_severities(answered, timelines)
+        targets = self._config.targets
         rows = [
-            {"incident": i, "clock": response_clock(i, self._deadlines, now)}
+            {"incident": i, "clock": response_clock(i, targets, now, at_response.get(i.id))}
             for i in _ordered(page.incidents)
         ]
         filters = {k: params.get(k, "") for k in ("state", "severity", "service", "team", "range")}
@@ -106,13 +107,15 @@ class Console(ConsoleBase):
         steps = await incident_steps(self._config.engine, incident_id)
         deliveries = summarize(steps, now, letters)
         template = "_incident_live.html" if fragment else "incident.html"
+        timeline = sorted(detail.timeline, key=lambda e: e.sequence)
+        at_response = responded_severities([incident], {incident.id: timeline}).get(incident.id)
         return self._page(
             request,
             visitor,
             template,
             incident=incident,
-            clock=response_clock(incident, self._deadlines, now),
-            timeline=sorted(detail.timeline, key=lambda e: e.sequence),
+            clock=response_clock(incident, self._config.targets, now, at_response),
+            timeline=timeline,
             alerts=detail.alerts,
             escalation=escalation,
             ahead=ahead,

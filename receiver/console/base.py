@@ -22,14 +22,13 @@ from starlette.templating import Jinja2Templates
 from analytics.figures import ResponseTargets
 from models.access import Scope
 from models.clock import Clock
-from models.escalation import EscalationPolicy, playbook_policy
 from models.web_links import web_url
 from receiver.access import Credentials, Principal
 from receiver.console.actions import ApiRoutes, Forbidden
 from receiver.console.identity import ProxyTrust, identify, token_user
 from receiver.console.links import LinkSettings
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
-from receiver.console.targets import PolicyTargets, format_duration, format_remaining
+from receiver.console.targets import format_duration, format_remaining
 from receiver.errors import error_response
 from receiver.ratelimit import RateLimiter, retry_after_header
 from store.console_sessions import end_session, session_ended
@@ -53,11 +52,11 @@ class ConsoleConfig:
     credentials: Credentials
     signer: SessionSigner
     clock: Clock
+    #: The escalation policy's response targets (``SEVFLOW_ESCALATION_POLICY_FILE``, the
+    #: playbook's without one; its teams' own): the incidents' response clocks and the analytics
+    #: page judge by them, as the escalation engine does.
     targets: ResponseTargets = field(default_factory=ResponseTargets)
     proxy: ProxyTrust | None = None
-    #: The escalation policy (``SEVFLOW_ESCALATION_POLICY_FILE``, the playbook's without one):
-    #: its acknowledge targets and business hours time the list's response targets.
-    policy: EscalationPolicy = field(default_factory=playbook_policy)
     #: Sign-in attempts per client address (SEVFLOW_UI_LOGIN_PER_MINUTE, _BURST).
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10 / 60, 10))
     #: Where the vendors' web pages are: the incident page's links (receiver/console/links.py).
@@ -110,7 +109,6 @@ class ConsoleBase:
         self._config = config
         self._api = api
         self._templates = Jinja2Templates(env=_environment())
-        self._deadlines = PolicyTargets(config.policy)
         self._log = DeliveryLog(config.engine)
 
     # --- sessions ------------------------------------------------------------------------------

@@ -8,57 +8,25 @@ The current episode starts when the incident opened, or when it last reopened; a
 acknowledgement (or resolution) in that episode.
 """
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from analytics.durations import format_duration
 from analytics.figures import ResponseTargets
-from models.escalation import NEXT_BUSINESS_DAY, EscalationPolicy, EscalationSnapshot, playbook_policy
+from analytics.incident_times import times_of
+from models.events import IncidentEvent
 from models.incident import Incident
-from models.severity import PLAYBOOK, Severity
+from models.severity import Severity
 
 __all__ = [
-    "PolicyTargets",
     "ResponseClock",
     "format_duration",
     "format_remaining",
+    "responded_severities",
     "response_clock",
 ]
-
-
-class PolicyTargets:
-    """The acknowledge target per severity of an escalation policy (the playbook's by default),
-    of each team's own policy for its incidents (its targets, its business hours); a severity
-    the policy gives none falls back to the playbook's, by the policy's calendar."""
-
-    def __init__(self, policy: EscalationPolicy | None = None) -> None:
-        self._policy = policy or playbook_policy()
-        self._snapshots: dict[str, EscalationSnapshot] = {}
-
-    def _snapshot(self, team: str) -> EscalationSnapshot:
-        if (snapshot := self._snapshots.get(team)) is None:
-            snapshot = self._snapshots[team] = self._policy.for_team(team).snapshot(())
-        return snapshot
-
-    def deadline(self, severity: Severity, started_at: datetime, team: str = "default") -> datetime:
-        snapshot = self._snapshot(team)
-        target = snapshot.plans[severity].acknowledge_target
-        due = snapshot.sla_deadline(target, started_at)
-        if due is not None:
-            return due
-        return ResponseTargets(calendar=snapshot.business_hours).deadline(severity, started_at)
-
-    def label(self, severity: Severity, team: str = "default") -> str:
-        """``< 15 min``, ``< 2 hours`` (the playbook's words when the target is the playbook's),
-        ``< 45 min``, ``next business day``."""
-        target = self._snapshot(team).plans[severity].acknowledge_target
-        playbook = PLAYBOOK[severity]
-        if target is None or target == (playbook.response_target or NEXT_BUSINESS_DAY):
-            return playbook.response_text
-        if target == NEXT_BUSINESS_DAY:
-            return "next business day"
-        assert isinstance(target, timedelta)
-        return f"< {format_duration(target)}"
 
 
 @dataclass(frozen=True)
@@ -73,15 +41,23 @@ class ResponseClock:
     target_label: str
 
 
-def response_clock(incident: Incident, targets: PolicyTargets, now: datetime) -> ResponseClock:
+def response_clock(
+    incident: Incident,
+    targets: ResponseTargets,
+    now: datetime,
+    responded_severity: Severity | None = None,
+) -> ResponseClock:
+    """The current episode's clock. Answered, it is judged by ``responded_severity``, the
+    severity in effect at the response (:func:`responded_severities`; the incident's own when
+    unknown), as the escalation engine and the report judge it: a SEV3 acknowledged in 20
+    minutes and raised to SEV1 afterwards met its target. A reopening clears the acknowledgement
+    and the resolution, so any the incident holds are the current episode's, even one stamped
+    before the reopening by a host whose clock runs behind."""
     started = incident.reopened_at or incident.opened_at
-    deadline = targets.deadline(incident.severity, started, incident.team)
-    label = targets.label(incident.severity, incident.team)
-    responses = [
-        moment
-        for moment in (incident.acknowledged_at, incident.resolved_at)
-        if moment is not None and moment >= started
-    ]
+    responses = [m for m in (incident.acknowledged_at, incident.resolved_at) if m is not None]
+    severity = (responded_severity or incident.severity) if responses else incident.severity
+    deadline = targets.deadline(severity, started, incident.team)
+    label = targets.label(severity, incident.team)
     if responses:
         responded = min(responses)
         # (strict, as the playbook's "< 15 min" and the escalation loop: at the deadline is late)
@@ -90,6 +66,20 @@ def response_clock(incident: Incident, targets: PolicyTargets, now: datetime) ->
     return ResponseClock(
         deadline, "pending" if remaining > timedelta(0) else "breached", remaining, label
     )
+
+
+def responded_severities(
+    incidents: Iterable[Incident], timelines: Mapping[str, Sequence[IncidentEvent]]
+) -> dict[str, Severity]:
+    """The severity in effect at the response of each answered incident's current episode,
+    from its timeline (events in sequence order; the acknowledgements, resolutions and
+    reopenings suffice): the ``acknowledged`` / ``resolved`` event's own snapshot."""
+    found: dict[str, Severity] = {}
+    for incident in incidents:
+        episodes = times_of(incident.snapshot(), timelines.get(incident.id, ())).response_episodes
+        if episodes and episodes[-1].severity is not None:
+            found[incident.id] = episodes[-1].severity
+    return found
 
 
 def format_remaining(remaining: timedelta) -> str:
@@ -105,22 +95,3 @@ def format_remaining(remaining: timedelta) -> str:
     else:
         text = f"{minutes}m"
     return f"{text} left" if remaining > timedelta(0) else f"{text} over"
-
-
-def format_duration(duration: timedelta) -> str:
-    """A duration for people: ``7 s``, ``12 min``, ``1 h 05 min``, ``2 d 4 h`` (whole units,
-    rounded down; a negative duration keeps its sign)."""
-    sign = "-" if duration < timedelta(0) else ""
-    seconds = int(abs(duration.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        text = f"{days} d {hours} h"
-    elif hours:
-        text = f"{hours} h {minutes:02d} min"
-    elif minutes:
-        text = f"{minutes} min"
-    else:
-        text = f"{seconds} s"
-    return sign + text

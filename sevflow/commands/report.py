@@ -5,6 +5,7 @@ progress on stderr, so stdout stays the report alone. Exit statuses as in
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -88,8 +89,8 @@ def _progress(err: TextIO) -> Callable[[int, int], None]:
 
 
 def policy_targets(settings: Settings, command: str, err: TextIO) -> "ResponseTargets | None":
-    """The playbook's response targets, SEV4's judged by the calendars the escalation engine
-    uses (the playbook's without a policy file; a team's own business hours for its incidents);
+    """The response targets the escalation engine judges by: the policy's acknowledge targets
+    (the playbook's without a policy file) and calendars, a team's own for its incidents;
     None (said on ``err``) when the policy or the teams file is bad."""
     from analytics.figures import ResponseTargets
     from models.teams import TeamsError
@@ -127,7 +128,7 @@ def report(
 ) -> int:
     """``sevflow report``: response figures per SEV from the store, or ``--from-topic``."""
     from analytics.database import load_incident_times
-    from analytics.figures import ResponseTargets, compute_report
+    from analytics.figures import compute_report
     from analytics.text import render_report
 
     at = now()
@@ -136,18 +137,17 @@ def report(
     except OptionError as exc:
         print(f"sevflow report: {exc}", file=err)
         return EXIT_USAGE
-    if options.sev4_target_hours is not None:
-        targets: ResponseTargets | None = ResponseTargets(sev4_hours=options.sev4_target_hours)
-    else:
-        targets = policy_targets(settings, "report", err)
+    targets = policy_targets(settings, "report", err)
     if targets is None:
         return EXIT_FAILURE
+    if options.sev4_target_hours is not None:  # (SEV4's alone: the others stay the policy's)
+        targets = dataclasses.replace(targets, sev4_hours=options.sev4_target_hours)
     if options.from_topic:
         return _from_topic(settings, options, targets, out=out, err=err, span=(since, until), at=at)
 
     async def work(engine: "AsyncEngine") -> int:
         times = await load_incident_times(engine, since=since, until=until)
-        result = compute_report(of_team(times, options.team), targets, at)
+        result = compute_report(of_team(times, options.team), targets, at, team=options.team)
         print(render_report(result, source=f"incident store{_team_note(options.team)}"), file=out)
         return EXIT_OK
 
@@ -179,6 +179,8 @@ def _from_topic(
     since, until = span
     rebuilt = rebuild_times(read.events, since=since, until=until, passed_over=read.passed_over)
     skipped = {**read.skipped, **rebuilt.skipped}
-    result = compute_report(of_team(rebuilt.times, options.team), targets, at, skipped=skipped)
+    result = compute_report(
+        of_team(rebuilt.times, options.team), targets, at, skipped=skipped, team=options.team
+    )
     print(render_report(result, source=f"topic {topic}{_team_note(options.team)}"), file=out)
     return EXIT_OK

@@ -2,6 +2,7 @@
 shared scenario, from the events and from the store (which must agree exactly)."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from analytics.figures import (
 )
 from analytics.incident_times import IncidentTimes, rebuild_times, times_from_events
 from analytics.text import render_report
-from models.escalation import BusinessCalendar
+from models.escalation import BusinessCalendar, arm, playbook_policy
 from models.events import EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from store.incidents import IncidentStore
@@ -25,6 +26,7 @@ from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import T0, alert
 from tests.unit.test_analytics_scenario import NOW, POLICY, _command, build_scenario, minutes
+from tests.unit.test_escalation_policy import incident as opened_incident
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
@@ -112,6 +114,42 @@ def test_sev4_target_can_be_fixed_hours() -> None:
     assert sla_status(sev4, ResponseTargets(sev4_hours=48), at_25h) == SlaStatus.PENDING
     with pytest.raises(ValueError, match="positive"):
         ResponseTargets(sev4_hours=0)
+
+
+def test_the_policys_acknowledge_targets_judge_as_the_engine_does() -> None:
+    """A policy file that sets SEV3 to 45 minutes and SEV1 to 5: the escalation engine records
+    ``sla_breached`` at those deadlines, and the report, the postmortem and the console (all
+    through ResponseTargets) judged by the playbook's 2 hours and 15 minutes instead. A team's
+    own policy sets its own; ``--sev4-target-hours`` replaces SEV4's next business day alone."""
+    policy = playbook_policy()
+    stricter = {**policy.acknowledge_targets, Severity.SEV3: minutes(45), Severity.SEV1: minutes(5)}
+    team_policy = policy.model_copy(
+        update={"acknowledge_targets": {**policy.acknowledge_targets, Severity.SEV3: minutes(90)}}
+    )
+    configured = policy.model_copy(
+        update={"acknowledge_targets": stricter, "teams": {"storage": team_policy}}
+    )
+    targets = ResponseTargets.of_policy(configured)
+    sev3 = IncidentTimes("inc_a", Severity.SEV3, IncidentState.ACKNOWLEDGED, T0, T0 + minutes(60))
+    assert sla_status(sev3, targets, T0 + minutes(61)) == SlaStatus.BREACHED
+    assert sla_status(sev3, ResponseTargets.of_policy(policy), T0 + minutes(61)) == SlaStatus.MET
+    armed = arm(opened_incident(Severity.SEV3), configured, T0)
+    assert armed.acknowledge_due_at == targets.deadline(Severity.SEV3, T0) == T0 + minutes(45)
+    assert (targets.target(Severity.SEV1), targets.label(Severity.SEV1)) == (minutes(5), "< 5 min")
+    assert targets.label(Severity.SEV2) == "< 30 min"  # the playbook's words where it is the playbook's
+    storage = replace(sev3, team="storage")
+    assert sla_status(storage, targets, T0 + minutes(61)) == SlaStatus.MET
+    assert targets.label(Severity.SEV3, "storage") == "< 1 h 30 min"
+    report = compute_report([sev3], targets, T0 + minutes(61))
+    assert report.by_severity[Severity.SEV3].target == minutes(45)
+    assert compute_report([], targets, T0, team="storage").by_severity[Severity.SEV3].target == minutes(
+        90
+    )
+    fixed = replace(targets, sev4_hours=24)
+    assert (fixed.target(Severity.SEV4), fixed.target(Severity.SEV3)) == (
+        timedelta(hours=24),
+        minutes(45),
+    )
 
 
 def sev4(opened: datetime, acked: datetime) -> IncidentTimes:

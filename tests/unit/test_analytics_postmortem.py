@@ -5,7 +5,9 @@ from datetime import timedelta
 
 import pytest
 
+from analytics.figures import ResponseTargets
 from analytics.postmortem import format_hours_minutes, render_postmortem, timeline_lines
+from models.escalation import playbook_policy
 from models.events import Actor
 from models.incident import Command, apply_command
 from models.severity import Severity
@@ -311,3 +313,40 @@ def test_an_unanswered_incident_is_pending_until_its_target_passes() -> None:
     assert "- Acknowledged: never (SEV1 response target < 15 min: breached)\n" in late
     assert "**Lead:** [Name]\n" in late
     assert "## Root Cause\n[What actually caused the incident]\n" in late
+
+
+def test_each_reopening_is_judged_by_its_own_target_beside_the_first_answer() -> None:
+    """A SEV3 acknowledged after 10 minutes, resolved, reopened 30 minutes in and raised to SEV1,
+    then acknowledged 20 minutes later (T0: 14:30): the draft said "after 10 minutes by alice (SEV3
+    response target < 2 hours: breached)", the second episode's breach under the first's words."""
+    story = IncidentStory(severity=Severity.SEV3)
+    story.fire(at=T0)
+    story.ack(at=T0 + timedelta(minutes=10), who="alice")
+    story.resolve(at=T0 + timedelta(minutes=20), who="alice")
+    story.fire("fp2", at=T0 + timedelta(minutes=30), instance="api-2")
+    story.fire("fp3", at=T0 + timedelta(minutes=31), instance="api-3", severity=Severity.SEV1)
+    story.ack(at=T0 + timedelta(minutes=50), who="bob")
+    assert story.incident is not None
+    assert (story.incident.flaps, story.incident.severity) == (1, Severity.SEV1)
+    document = render_postmortem(story.incident, story.events, NOW)
+    assert (
+        "- Acknowledged: after 10 minutes by alice (SEV3 response target < 2 hours: met)\n"
+        "- After reopening: reopened 15:00: SEV1 response target < 15 min: breached\n"
+    ) in document
+
+
+def test_the_policys_targets_judge_the_response() -> None:
+    """A policy that sets SEV2's target to 20 minutes: the escalation engine records a breach
+    at 25 minutes, and so does the draft, in the policy's words."""
+    policy = playbook_policy()
+    stricter = policy.model_copy(
+        update={
+            "acknowledge_targets": {**policy.acknowledge_targets, Severity.SEV2: timedelta(minutes=20)}
+        }
+    )
+    story = scripted_incident(timedelta(minutes=25))
+    assert story.incident is not None
+    document = render_postmortem(story.incident, story.events, NOW, ResponseTargets.of_policy(stricter))
+    assert "by alice (SEV2 response target < 20 min: breached)\n" in document
+    playbook = render_postmortem(story.incident, story.events, NOW, ResponseTargets.of_policy(policy))
+    assert "by alice (SEV2 response target < 30 min: met)\n" in playbook

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from analytics.figures import ResponseTargets
 from models.access import ApiToken, Scope
+from models.events import IncidentState
 from models.incident import Command, Incident, LifecyclePolicy
 from models.severity import Severity
 from models.web_links import web_url
@@ -31,12 +32,7 @@ from receiver.console.deliveries import summarize
 from receiver.console.identity import ProxyTrust
 from receiver.console.links import LinkSettings, incident_links
 from receiver.console.session import COOKIE_NAME, SessionSigner
-from receiver.console.targets import (
-    PolicyTargets,
-    format_duration,
-    format_remaining,
-    response_clock,
-)
+from receiver.console.targets import format_duration, format_remaining, response_clock
 from receiver.incident_api import incident_routes
 from store.db import async_engine
 from store.deliveries import DeliveryLog
@@ -319,7 +315,7 @@ def test_response_clock_counts_down_marks_breaches_and_judges_responses() -> Non
     incident = Incident(
         id="inc_1", group_key="g", title="t", slug="t", severity=Severity.SEV1, opened_at=T0
     )
-    targets = PolicyTargets()
+    targets = ResponseTargets()
     pending = response_clock(incident, targets, T0 + timedelta(minutes=5))
     assert (pending.status, pending.remaining, pending.target_label) == (
         "pending",
@@ -333,9 +329,35 @@ def test_response_clock_counts_down_marks_breaches_and_judges_responses() -> Non
     assert response_clock(acked, targets, T0 + timedelta(hours=1)).status == "breached"
     quick = incident.model_copy(update={"acknowledged_at": T0 + timedelta(minutes=3)})
     assert response_clock(quick, targets, T0 + timedelta(hours=1)).status == "met"
-    # A reopening starts a new episode with its own target.
-    reopened = quick.model_copy(update={"reopened_at": T0 + timedelta(minutes=50)})
+    # A reopening starts a new episode with its own target (and clears the acknowledgement).
+    reopened = quick.model_copy(
+        update={"reopened_at": T0 + timedelta(minutes=50), "acknowledged_at": None}
+    )
     assert response_clock(reopened, targets, T0 + timedelta(hours=1)).status == "pending"
+    # An acknowledgement of this episode stamped a minute before the reopening by a host whose
+    # clock runs behind the receiver's is this episode's answer, as the engine and the report
+    # take it: met, not left out and judged unanswered.
+    skewed = reopened.model_copy(update={"acknowledged_at": T0 + timedelta(minutes=49)})
+    assert response_clock(skewed, targets, T0 + timedelta(hours=2)).status == "met"
+
+
+def test_an_answered_episode_is_judged_by_the_severity_in_effect_at_its_answer() -> None:
+    """A SEV3 acknowledged after 20 minutes and raised to SEV1 afterwards met its target, as
+    the escalation engine and the report judge it; the console judged it by SEV1's 15 minutes."""
+    raised = Incident(
+        id="inc_1",
+        group_key="g",
+        title="t",
+        slug="t",
+        severity=Severity.SEV1,
+        opened_at=T0,
+        state=IncidentState.ACKNOWLEDGED,
+        acknowledged_at=T0 + timedelta(minutes=20),
+    )
+    targets = ResponseTargets()
+    clock = response_clock(raised, targets, T0 + timedelta(hours=1), Severity.SEV3)
+    assert (clock.status, clock.target_label) == ("met", "< 2 hours")
+    assert response_clock(raised, targets, T0 + timedelta(hours=1)).status == "breached"
 
 
 def test_labels_and_titles_are_escaped(console: Console) -> None:

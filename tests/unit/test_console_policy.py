@@ -1,8 +1,14 @@
 """The console times response targets and the escalation still ahead by the escalation policy
 (models/escalation/), not by hard-coded playbook figures."""
 
+import asyncio
 from datetime import time, timedelta
+from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from analytics.figures import ResponseTargets
 from models.escalation import (
     BusinessCalendar,
     EscalationLevel,
@@ -12,11 +18,22 @@ from models.escalation import (
     arm,
     playbook_policy,
 )
-from models.incident import Incident
+from models.incident import Incident, LifecyclePolicy
 from models.severity import Severity
+from receiver.console import ConsoleConfig, console_mount
 from receiver.console.escalation_view import levels_ahead
-from receiver.console.targets import PolicyTargets, response_clock
-from tests.builders import T0  # a Friday, 12:00 UTC
+from receiver.console.session import SessionSigner
+from receiver.console.targets import response_clock
+from receiver.incident_api import incident_routes
+from store.db import async_engine, sync_engine
+from store.incidents import IncidentStore
+from store.schema import metadata
+from streams.pipeline import Pipeline
+from streams.rules import load_rules
+from tests.builders import T0, alert, command  # T0: a Friday, 12:00 UTC
+from tests.unit.test_console import READ as CONSOLE_READ
+from tests.unit.test_console import _credentials as console_credentials
+from tests.unit.test_console import _sign_in as console_sign_in
 
 _PAGER = Target(kind="pagerduty", to="primary", label="Primary")
 _BOSS = Target(kind="phone", to="boss", label="Boss")
@@ -31,7 +48,7 @@ def _policy(**changes: object) -> EscalationPolicy:
 
 
 def test_sev3_uses_the_policys_acknowledge_target() -> None:
-    targets = PolicyTargets(
+    targets = ResponseTargets.of_policy(
         _policy(
             acknowledge_targets={
                 **playbook_policy().acknowledge_targets,
@@ -41,18 +58,18 @@ def test_sev3_uses_the_policys_acknowledge_target() -> None:
     )
     clock = response_clock(_incident(Severity.SEV3), targets, T0 + timedelta(minutes=30))
     assert (clock.target_label, clock.remaining) == ("< 45 min", timedelta(minutes=15))
-    playbook = response_clock(_incident(Severity.SEV3), PolicyTargets(), T0 + timedelta(minutes=30))
+    playbook = response_clock(_incident(Severity.SEV3), ResponseTargets(), T0 + timedelta(minutes=30))
     assert (playbook.target_label, playbook.remaining) == ("< 2 hours", timedelta(minutes=90))
 
 
 def test_sev4_next_business_day_follows_the_policys_business_hours() -> None:
     every_day = BusinessCalendar(days=(0, 1, 2, 3, 4, 5, 6), start=time(8), end=time(18))
     clock = response_clock(
-        _incident(Severity.SEV4), PolicyTargets(_policy(business_hours=every_day)), T0
+        _incident(Severity.SEV4), ResponseTargets.of_policy(_policy(business_hours=every_day)), T0
     )
     assert clock.deadline == T0.replace(day=28, hour=18)  # Saturday is a business day here
     assert clock.target_label == "Next business day"
-    weekdays = response_clock(_incident(Severity.SEV4), PolicyTargets(), T0)
+    weekdays = response_clock(_incident(Severity.SEV4), ResponseTargets(), T0)
     assert weekdays.deadline == T0.replace(day=30, hour=17)  # Monday's close
 
 
@@ -89,3 +106,49 @@ def test_nothing_is_ahead_of_a_stopped_escalation() -> None:
     assert levels_ahead(state.model_copy(update={"next_step": state.plan.steps}), T0) == []
     stopped = state.model_copy(update={"status": EscalationStatus.ACKNOWLEDGED})
     assert levels_ahead(stopped, T0) == []
+
+
+async def _acknowledged_then_raised(url: str) -> str:
+    """A SEV3 incident acknowledged after 20 minutes, then raised to SEV1 by a critical alert
+    of its group at 30 minutes: its id."""
+    engine = sync_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    aengine = async_engine(url)
+    try:
+        pipeline = Pipeline(IncidentStore(aengine), load_rules(None), LifecyclePolicy())
+        (opened,) = await pipeline.process_alerts([alert("Slow", severity="warning", group="g")])
+        assert opened.incident.severity is Severity.SEV3
+        await pipeline.process_command(command(opened.incident_id, at=T0 + timedelta(minutes=20)))
+        critical = alert("Down", severity="critical", group="g", at=T0 + timedelta(minutes=30))
+        changes = await pipeline.process_alerts([critical])
+        assert changes[-1].incident.severity is Severity.SEV1
+        return opened.incident_id
+    finally:
+        await aengine.dispose()
+
+
+def test_the_console_judges_an_answer_by_the_severity_in_effect_at_it(tmp_path: Path) -> None:
+    """The escalation engine and the report judge a SEV3 acknowledged after 20 minutes and
+    raised to SEV1 afterwards as having met its target; the console's list and incident page
+    judged it by SEV1's 15 minutes (BREACHED)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    incident_id = asyncio.run(_acknowledged_then_raised(url))
+    engine = async_engine(url)
+    config = ConsoleConfig(
+        engine=engine,
+        credentials=console_credentials(),
+        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
+        clock=lambda: T0 + timedelta(hours=1),
+        targets=ResponseTargets(),
+    )
+    app = Starlette(routes=[console_mount(config, incident_routes(engine))])
+    with TestClient(app, base_url="https://testserver") as client:
+        console_sign_in(client, CONSOLE_READ)
+        listed = client.get("/ui/incidents").text
+        shown = client.get(f"/ui/incidents/{incident_id}").text
+        client.portal.call(engine.dispose)
+    for page in (listed, shown):
+        assert "SEV1" in page
+        assert 'class="target met">&lt; 2 hours' in page
+        assert "BREACHED" not in page

@@ -270,5 +270,8 @@ def test_report_judges_sev4_by_the_escalation_policy_calendar(
     assert failed.status == EXIT_FAILURE
     assert failed.err.startswith(f"sevflow report: escalation policy {broken}:")
     assert failed.out == ""
-    # --sev4-target-hours does not need the policy.
-    assert run(url, "report", "--sev4-target-hours", "24", escalation_policy_file=broken).status == 0
+    # --sev4-target-hours replaces SEV4's target alone: the others are still the policy's, so a
+    # broken policy is refused with it too (it judged SEV1-SEV3 by the playbook's instead).
+    fixed = run(url, "report", "--sev4-target-hours", "24", escalation_policy_file=broken)
+    assert fixed.status == EXIT_FAILURE
+    assert fixed.err.startswith(f"sevflow report: escalation policy {broken}:")

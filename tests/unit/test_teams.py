@@ -27,7 +27,6 @@ from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_te
 from receiver.access import protect_all
 from receiver.console import ConsoleConfig, console_mount
 from receiver.console.session import SessionSigner
-from receiver.console.targets import PolicyTargets
 from receiver.incident_api import incident_routes
 from sevflow.commands import add_commands, run_command
 from sevflow.teams import load_teams
@@ -401,7 +400,6 @@ def test_a_teams_sev4_is_judged_by_its_own_business_hours_as_the_engine_judges_i
     assert sla_status(times, ResponseTargets(), answered) == SlaStatus.MET  # the default's calendar
     berlin_close = datetime(2026, 1, 16, 15, 0, tzinfo=UTC)
     assert targets.deadline(Severity.SEV4, opened, "storage") == berlin_close
-    assert PolicyTargets(policy).deadline(Severity.SEV4, opened, "storage") == berlin_close
     incident = opened_incident(Severity.SEV4).model_copy(update={"opened_at": opened, "team": "storage"})
     armed = arm(incident, policy.for_team("storage"), opened)
     assert armed.acknowledge_due_at == berlin_close  # the engine's own deadline
