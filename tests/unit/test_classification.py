@@ -437,3 +437,48 @@ def test_the_classification_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
     for i in range(10):
         rules.classify({"alertname": f"Alert{i}"}, {})
         assert len(rules._cache) <= 3
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "expected"),
+    [
+        # An impact written as a YAML block (`impact: |`) ends with a line break: RE2's "." stops
+        # there without the s flag, so none of these matched, and the breach went public.
+        (
+            {"alertname": "ExportAnomaly"},
+            {"impact": "Unauthorized data access to customer records\n"},
+            "breach",
+        ),
+        (
+            {"alertname": "Bucket"},
+            {"impact": "Customer data exposure\nthrough a public bucket"},
+            "breach",
+        ),
+        ({"alertname": "Audit"}, {"impact": "Unauthorized access\nto user data"}, "breach"),
+        ({"alertname": "Replica"}, {"impact": "Data loss on the primary replica\n"}, "loss"),
+        (
+            {"alertname": "Login", "severity": "warning"},
+            {"impact": "All users\nunable to log in"},
+            "sev1",
+        ),
+        (
+            {"alertname": "Login", "severity": "warning"},
+            {"impact": "All  users unable to log in"},
+            "sev1",
+        ),
+        # A label value padded with blanks by a templating mistake is still the same word.
+        ({"alertname": "BruteForce", "security": " True "}, {}, "security"),
+        ({"alertname": "BruteForce", "security": "yes\n"}, {}, "security"),
+    ],
+)
+def test_default_rules_read_words_across_line_breaks_and_blanks(  # type: ignore[no-untyped-def]
+    labels, annotations, expected
+) -> None:
+    cls = DEFAULTS.classify(labels, annotations)
+    found = {
+        "breach": cls.data_breach and cls.security,
+        "loss": cls.data_loss and cls.severity is Severity.SEV1,
+        "sev1": cls.severity is Severity.SEV1,
+        "security": cls.security,
+    }
+    assert found[expected], cls
