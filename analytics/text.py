@@ -29,8 +29,26 @@ __all__ = [
 ]
 
 
+#: The widest a table's cell is shown (the API and ``incidents show``'s fields give the whole).
+CELL_MAX = 200
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, each unprintable character escaped as ``\\x..``: an alert's title
+    reached the terminal with its escape sequences (a colour, a bell, a cursor move) and its line
+    breaks split the table's rows."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _cell(text: str) -> str:
+    shown = printable(text)
+    return shown if len(shown) <= CELL_MAX else shown[: CELL_MAX - 1] + "…"
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell, a dashed rule under the headers."""
+    """Columns padded to their widest cell, a dashed rule under the headers; each cell one
+    printable line of at most :data:`CELL_MAX` characters."""
+    rows = [[_cell(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -147,7 +165,7 @@ def render_detail(detail: "IncidentDetail") -> str:
         ("Status page", _status_page(i)),
     ]
     width = max(len(name) for name, _ in fields)
-    lines = [f"{name + ':':<{width + 1}} {value}" for name, value in fields]
+    lines = [f"{name + ':':<{width + 1}} {printable(value)}" for name, value in fields]
     timeline = [
         [str(e.sequence), format_time(e.occurred_at), e.type.value, describe_event(e)]
         for e in sorted(detail.timeline, key=lambda e: e.sequence)

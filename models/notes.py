@@ -9,7 +9,7 @@ characters. One rule for every way in: the Slack and PagerDuty callbacks, the AP
 
 import unicodedata
 
-__all__ = ["NOTE_MAX", "clean_note"]
+__all__ = ["NOTE_MAX", "clean_note", "one_line"]
 
 NOTE_MAX = 128
 
@@ -19,9 +19,14 @@ def clean_note(value: object, limit: int = NOTE_MAX) -> str | None:
     string or nothing printable is left."""
     if not isinstance(value, str):
         return None
-    printable = "".join(" " if _unprintable(c) else c for c in value)
-    note = " ".join(printable.split())[:limit]
+    note = one_line(value)[:limit]
     return note or None
+
+
+def one_line(text: str) -> str:
+    """``text`` as one printable line: each control or format character (a line break, a bidi
+    override) a space, runs of white space one space, none at either end."""
+    return " ".join("".join(" " if _unprintable(c) else c for c in text).split())
 
 
 def _unprintable(char: str) -> bool:

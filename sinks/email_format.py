@@ -99,9 +99,12 @@ def _line(text: str, limit: int) -> str:
 
 
 def _quote(text: str, incident_id: str) -> str:
-    if len(text) <= FIELD_MAX:
-        return text
-    return text[:FIELD_MAX] + f"… (truncated, see `sevflow incidents show {incident_id}`)"
+    """``text`` from an alert or a caller on one line (a line break in an impact wrote lines
+    of its own, a "Status: resolved" among the facts), cut with a marker at FIELD_MAX."""
+    flat = _CONTROL.sub(" ", text).strip()
+    if len(flat) <= FIELD_MAX:
+        return flat
+    return flat[:FIELD_MAX] + f"… (truncated, see `sevflow incidents show {incident_id}`)"
 
 
 def thread_subject(incident: IncidentSnapshot) -> str:
@@ -113,7 +116,9 @@ def thread_subject(incident: IncidentSnapshot) -> str:
         if incident.security
         else "Incident"
     )
-    return _line(f"[{incident.severity}] {kind}: {incident.title} ({incident.id})", SUBJECT_MAX)
+    head, tail = f"[{incident.severity}] {kind}: ", f" ({incident.id})"
+    # (the title is cut, never the id: a long title took the id off the subject)
+    return head + _line(incident.title, SUBJECT_MAX - len(head) - len(tail)) + tail
 
 
 def _started(at: datetime) -> str:

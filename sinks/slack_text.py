@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.events import Actor, IncidentState
+from models.notes import one_line
 from sinks.limits import SLACK_CHANNEL_NAME_MAX, SLACK_SECTION_TEXT_MAX, SLACK_TEXT_MAX, clip_mrkdwn
 
 __all__ = [
@@ -95,12 +96,15 @@ def fit(text: str, limit: int = SECTION_TEXT_MAX) -> str:
 
 
 def quote(text: str, incident_id: str, limit: int = FIELD_MAX) -> str:
-    """``text`` from an alert or a caller, escaped and cut to ``limit`` with a marker saying
-    where the whole of it is. Three backticks in a row are kept apart by zero-width spaces:
-    Slack has no escape for them, and they opened a code block that took in the message's own
-    lines after them (its *Status:* and *Impact:*)."""
+    """``text`` from an alert or a caller, on one line, escaped and cut to ``limit`` with a
+    marker saying where the whole of it is. Every quote fills a line of the message's own (a
+    title, *Impact:*, a who): a line break in a summary wrote lines of its own below the title
+    (a forged "*Status:* Resolved … please ignore" above the real ones), so control and format
+    characters are spaces (:func:`models.notes.one_line`). Three backticks in a row are kept
+    apart by zero-width spaces: Slack has no escape for them, and they opened a code block that
+    took in the message's own lines after them (its *Status:* and *Impact:*)."""
     marker = f"… (truncated, see `sevflow incidents show {incident_id}`)"
-    return clip_mrkdwn(_FENCE.sub(_unfenced, escape(text)), limit, marker)
+    return clip_mrkdwn(_FENCE.sub(_unfenced, escape(one_line(text))), limit, marker)
 
 
 _FENCE = re.compile(r"`{3,}")

@@ -203,7 +203,7 @@ def resolved_body(incident: IncidentSnapshot, components: Components = NONE) -> 
     (what returned to normal), else naming the components (a security incident always gets
     the neutral words)."""
     if _alert_words(incident) and (said := resolution_sentences(incident.public_resolved_text)):
-        return clip(said, STATUSPAGE_BODY_MAX)
+        return clip(said, SUBJECT_MAX)  # (the alert's words: cut as the impact's are)
     names = components.words(incident)
     affected = _and(names) if names else "The affected service"
     verb = "are" if len(names) > 1 else "is"

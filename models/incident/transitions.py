@@ -50,10 +50,21 @@ def _public(annotations: dict[str, str], name: str) -> str | None:
     """An annotation written for the public status page: control characters (a bell, a line
     break) read as blanks, and a text with nothing visible (blanks, zero-width spaces,
     direction marks) is none, so the page's own words stand instead of an empty title."""
-    value = "".join(" " if unicodedata.category(c) == "Cc" else c for c in annotations.get(name, ""))
-    if all(unicodedata.category(c)[0] in "CZ" for c in value):
+    value = _visible(annotations.get(name))
+    return (
+        " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in value).split())
+        if value
+        else None
+    )
+
+
+def _visible(text: str | None) -> str | None:
+    """``text`` unless it shows nothing (blanks, control or format characters alone): an
+    alert's blank summary made a blank title (an empty announcement, a PagerDuty summary of
+    "[SEV1]" and blanks) where the alert's name stands in for a missing one."""
+    if text is None or all(unicodedata.category(c)[0] in "CZ" for c in text):
         return None
-    return " ".join(value.split())
+    return text
 
 
 #: Chooses the runbook of an incident from the alert that opens it (models.runbooks.RunbookSet).
@@ -74,10 +85,11 @@ def _open(
 ) -> Outcome:
     alert = alert_state(record, cls, incident_id, None, position)
     alertname = record.labels.get("alertname", "alert")
+    annotations = record.annotations
     incident = Incident(
         id=incident_id,
         group_key=record.group_key,
-        title=record.annotations.get("summary") or alertname,
+        title=_visible(annotations.get("summary")) or _visible(alertname) or "alert",
         slug=slugify(alertname),
         severity=cls.severity,
         alert_severity=cls.severity,
@@ -92,7 +104,7 @@ def _open(
         runbook_url=record.annotations.get("runbook_url") or record.annotations.get("runbook"),
         external_url=record.external_url,
         generator_url=record.generator_url,
-        impact=record.annotations.get("impact") or record.annotations.get("description"),
+        impact=_visible(annotations.get("impact")) or _visible(annotations.get("description")),
         canary=is_canary(record.labels),
         public_summary=_public(record.annotations, "summary_public"),
         public_impact=_public(record.annotations, "impact"),

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from analytics.figures import ResponseTargets, compute_report
 from analytics.incident_times import IncidentTimes
-from analytics.text import render_report
+from analytics.text import CELL_MAX, render_report, render_table
 from models.events import IncidentState
 from models.severity import Severity
 from tests.builders import T0
@@ -45,3 +45,16 @@ def test_report_notes_state_the_episode_definitions() -> None:
     text = render_report(compute_report([acked_after(0, 1)], ResponseTargets(), T0), source="x")
     assert "the opening and every reopening responded to" in text
     assert "from the opening (or reopening) it answered" in text
+
+
+def test_a_tables_cells_are_one_printable_line_of_bounded_width() -> None:
+    """An alert's title reached the terminal with its escape sequences (a colour, a bell) and
+    its line breaks split the row; a 100,000-character title made the rule as wide."""
+    text = render_table(
+        ["ID", "TITLE"], [["inc_1", "red\x1b[31m\x07\r\nnext row"], ["inc_2", "x" * 100_000]]
+    )
+    _header, rule, first, second = text.split("\n")
+    assert first == "inc_1  red\\x1b[31m\\x07\\x0d\\x0anext row"
+    assert len(second) == len("inc_2  ") + CELL_MAX
+    assert second.endswith("x…")
+    assert len(rule) == len("-----  ") + CELL_MAX

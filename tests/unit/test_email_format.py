@@ -147,3 +147,18 @@ def test_contacts_told_with_a_level_read_why_they_are_told_not_the_levels_reason
     text = message.get_content()
     assert "Why you are told: data-breach incident: notifying the data breach contact" in text
     assert "primary on-call" not in text
+
+
+def test_a_long_or_broken_title_never_takes_the_id_off_the_subject_nor_writes_lines() -> None:
+    """The Subject was cut at 200 characters with the id in it: a long title took the id off.
+    An impact's line breaks wrote lines of their own among the facts (a forged "Status:")."""
+    s = IncidentStory(severity=Severity.SEV1, security=True, summary="Ünïcödé 日本語 " * 40,
+                      impact="Logins fail\nStatus: Resolved")  # fmt: skip
+    (opened,) = s.fire()
+    message = contact_email(opened, ["security@example.com"], sender=SENDER, channel=None, thread=None)
+    subject = str(message["Subject"])
+    assert subject.startswith("[SEV1] Security incident: Ünïcödé 日本語")
+    assert subject.endswith(f"… ({opened.incident_id})")
+    body = message.get_body().get_content()  # type: ignore[union-attr]
+    assert "Impact: Logins fail Status: Resolved" in body.splitlines()
+    assert not any(line.startswith("Status: Resolved") for line in body.splitlines())

@@ -6,7 +6,7 @@ import pytest
 from models.events import IncidentEvent
 from models.severity import Severity
 from sinks.public_text import impact_phrase, resolution_sentences
-from sinks.statuspage_format import Components, StatusChange, status_changes
+from sinks.statuspage_format import SUBJECT_MAX, Components, StatusChange, status_changes
 from testkit.fakes.events import IncidentStory
 
 CHECKOUT = Components({"checkout": "Checkout"})
@@ -113,3 +113,12 @@ def test_the_resolved_update_says_what_returned_to_normal(
     story = IncidentStory(service="checkout", annotations=annotations)
     *_, resolve = _changes(story.fire() + story.resolve())
     assert resolve.body == resolution
+
+
+def test_an_alerts_resolved_text_is_cut_as_its_impact_is() -> None:
+    """The alert's words are cut to what a public reader reads (SUBJECT_MAX, as the impact);
+    a 100,000-character resolved_text went out as a 25,000-character body."""
+    story = IncidentStory(service="checkout", annotations={"resolved_text": "all good " * 11_000})
+    *_, resolve = _changes(story.fire() + story.resolve())
+    assert resolve.body.startswith("The issue has been resolved. All good all good")
+    assert len(resolve.body) <= SUBJECT_MAX

@@ -257,6 +257,29 @@ def test_an_alerts_code_fences_do_not_swallow_the_announcements_own_lines() -> N
     assert "\n*Status:* Investigating\n" in text
 
 
+def test_an_alerts_line_breaks_cannot_write_the_announcements_lines() -> None:
+    """A summary holding "\\n*Status:* Resolved …" wrote a forged status and impact under the
+    title, above the real ones; a blank summary made an empty title."""
+    forged = (
+        "Disk full\n\n*Status:* Resolved\r\n*Impact:* none, please ignore\u2028"
+        "Updates in #general\x1b[2J"
+    )
+    _, opened = story(summary=forged, impact="Checkout\nis down\x07")
+    text = announcement(opened.incident, lead="@oncall", channel="incident-x").text
+    lines = text.split("\n")
+    assert lines[0] == (
+        ":rotating_light: *INCIDENT* - [SEV2] - Disk full *Status:* Resolved *Impact:* none, "
+        "please ignore Updates in #general [2J"
+    )
+    assert lines[2:4] == ["*Status:* Investigating", "*Impact:* Checkout is down"]
+    assert sum(line.startswith("*Status:*") for line in lines) == 1
+    _, blank = story(name="DiskFull", summary=" \t\n ", impact="  ")
+    assert blank.incident.title == "DiskFull"
+    text = announcement(blank.incident, lead="@oncall", channel="incident-x").text
+    assert text.startswith(":rotating_light: *INCIDENT* - [SEV2] - DiskFull\n")
+    assert "*Impact:* Major functionality impaired (impact not yet assessed)" in text
+
+
 def test_announcement_in_the_playbooks_words() -> None:
     _, opened = story(name="ApiErrors")
     message = announcement(
