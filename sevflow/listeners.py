@@ -42,10 +42,12 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 from pydantic import SecretStr
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from models.settings.listeners import ListenerLimits
 from receiver.auth import WebhookAuth
+from receiver.peer import KeepPeer
 
 __all__ = [
     "LINGER_SECONDS",
@@ -190,18 +192,19 @@ def listener_config(
     keep-alive timeout and the connection cap (503) from them, no WebSocket upgrades (they would
     leave the guarded protocol), no access log, no lifespan; X-Forwarded-For/-Proto believed from
     ``forwarded_allow_ips`` only (``SEVFLOW_FORWARDED_ALLOW_IPS``; uvicorn would otherwise read
-    its own environment variable). ``options``: more of uvicorn's."""
+    its own environment variable), applied by uvicorn's middleware after :class:`KeepPeer` has
+    kept the connection's own address (the console trusts its SSO proxy by that one).
+    ``options``: more of uvicorn's."""
     protocol = type("GuardedListener", (GuardedProtocol,), {"limits": limits})
     return uvicorn.Config(
-        app,
+        KeepPeer(ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips)),
         host=host,
         port=port,
         http=protocol,
         ws="none",
         timeout_keep_alive=limits.keep_alive_seconds,
         limit_concurrency=limits.max_connections,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=False,  # (applied above, after KeepPeer)
         log_config=None,
         access_log=False,
         lifespan="off",

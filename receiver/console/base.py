@@ -30,6 +30,7 @@ from receiver.console.links import LinkSettings
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
 from receiver.console.targets import format_duration, format_remaining
 from receiver.errors import error_response
+from receiver.peer import connection_peer
 from receiver.ratelimit import RateLimiter, retry_after_header
 from store.console_sessions import end_session, session_ended
 from store.deliveries import DeliveryLog
@@ -123,7 +124,7 @@ class ConsoleBase:
         if session is None:
             session = config.signer.new("", now)
         header = request.headers.get(config.proxy.header) if config.proxy else None
-        peer = request.client.host if request.client else None
+        peer = connection_peer(request.scope)  # (not X-Forwarded-For's: see receiver.peer)
         principal = identify(
             config.credentials, session.holder, config.signer.holder, config.proxy, peer, header
         )
