@@ -51,12 +51,26 @@ _BODY_MAX = 64 * 1024
 RETRY_AFTER_SECONDS = 5
 
 
+#: The words a status page shows before anything is published, or when the store was not read.
+NOTHING_SHOWN: tuple[str | None, str | None] = (None, None)
+
+
 def publish_command(
-    incident_id: str, title: str, body: str, actor: Actor, now: datetime, source: str
+    incident_id: str,
+    title: str,
+    body: str,
+    actor: Actor,
+    now: datetime,
+    source: str,
+    shown: tuple[str | None, str | None] = NOTHING_SHOWN,
 ) -> Command:
-    """The ``publish`` command for these words; its id is derived from the incident and the
-    words, so the same request repeated (a retry, a second click) is applied once."""
-    digest = hashlib.sha256("\x00".join((incident_id, title, body)).encode()).hexdigest()[:40]
+    """The ``publish`` command for these words; its id is derived from the incident, the words
+    and the words ``shown`` when the request was checked, so the same request repeated (a
+    retry, a second click) is applied once, while going back to earlier words (A, then B, then
+    A again) is a change of its own: with the words alone its id was the first A's, and the
+    worker dropped it as done while the page went on showing B."""
+    parts = (incident_id, title, body, *(word if word is not None else "\x01" for word in shown))
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
     return Command(
         command_id=f"{source}:publish:{digest}",
         action="publish",
@@ -122,26 +136,31 @@ class _Publish:
         if isinstance(words, Response):
             return words
         title, body, by = words
-        unchanged = await self._unchanged(incident_id, title, body)
-        if unchanged is not None:
-            return unchanged
+        shown = await self._shown(incident_id, title, body)
+        if isinstance(shown, Response):
+            return shown
         # The token's name acts; the body's "by" is only a note shown beside it.
         actor = Actor(via="api", name=principal.name, note=by)
-        return await self._queue(publish_command(incident_id, title, body, actor, self._clock(), "api"))
+        command = publish_command(incident_id, title, body, actor, self._clock(), "api", shown)
+        return await self._queue(command)
 
-    async def _unchanged(self, incident_id: str, title: str, body: str) -> Response | None:
-        """404 for no such incident, 200 ``unchanged`` when it shows these words already; None
-        to go on (also when the store cannot be read: the command is queued unchecked)."""
+    async def _shown(
+        self, incident_id: str, title: str, body: str
+    ) -> tuple[str | None, str | None] | Response:
+        """The words the incident's page shows now; 404 for no such incident, 200 ``unchanged``
+        when it shows these words already (also when the store cannot be read: the command is
+        queued unchecked, as if nothing were shown)."""
         try:
             incident = await self._store.get(incident_id)
         except SQLAlchemyError as exc:
             log.warning(
                 "cannot check %s (%s): publish queued unchecked", incident_id, type(exc).__name__
             )
-            return None
+            return NOTHING_SHOWN
         if incident is None:
             return error_response(404, "not_found", f"no incident {incident_id}")
-        if (incident.status_page_title, incident.status_page_body) == (title, body):
+        shown = (incident.status_page_title, incident.status_page_body)
+        if shown == (title, body):
             return JSONResponse(
                 {
                     "status": "unchanged",
@@ -149,7 +168,7 @@ class _Publish:
                     "message": f"{incident_id} is published with these words already",
                 }
             )
-        return None
+        return shown
 
     async def _queue(self, command: Command) -> Response:
         """202 once Kafka has the command, else 503 + Retry-After."""

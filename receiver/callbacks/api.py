@@ -6,7 +6,6 @@ resolve also ``root_cause``, ``fix``, ``follow_up``; an escalation requires ``{"
 An ``Idempotency-Key`` header makes a retry the same command (applied once).
 """
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +20,8 @@ from receiver.access import principal_of
 from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
-    command_id,
     episode_of,
+    keyed_command_id,
     name_of,
     unauthorized,
 )
@@ -65,11 +64,7 @@ def api_endpoint(context: CallbackContext, action: Action) -> Callable[[Request]
             return fields
         key = request.headers.get("idempotency-key")
         command = Command(
-            command_id=(
-                command_id("api", incident_id, action, key)
-                if key and key.strip()
-                else f"api:{uuid.uuid4().hex}"
-            ),
+            command_id=keyed_command_id(incident_id, action, principal.name, key, body),
             action=action,
             incident_id=incident_id,
             # The token's name acts; the body's "by" is only a note shown beside it.

@@ -9,7 +9,6 @@ one clean line (models/timeline_notes.py), 422 ``invalid_body`` when missing, em
 than :data:`models.timeline_notes.NOTE_TEXT_MAX` characters once cleaned.
 """
 
-import uuid
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -23,8 +22,8 @@ from receiver.access import principal_of
 from receiver.callbacks.common import (
     INCIDENT_ID,
     CallbackContext,
-    command_id,
     episode_of,
+    keyed_command_id,
     name_of,
     unauthorized,
 )
@@ -54,11 +53,7 @@ def note_endpoint(context: CallbackContext) -> Callable[[Request], Awaitable[Res
         text, by, episode = parsed
         key = request.headers.get("idempotency-key")
         command = Command(
-            command_id=(
-                command_id("api", incident_id, "note", key)
-                if key and key.strip()
-                else f"api:{uuid.uuid4().hex}"
-            ),
+            command_id=keyed_command_id(incident_id, "note", principal.name, key, body),
             action="note",
             incident_id=incident_id,
             actor=Actor(via="api", name=principal.name, note=by),

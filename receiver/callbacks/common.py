@@ -5,6 +5,7 @@ clean line."""
 import hashlib
 import logging
 import re
+import uuid
 from datetime import timedelta
 from typing import Protocol
 
@@ -25,6 +26,7 @@ __all__ = [
     "CommandSink",
     "command_id",
     "episode_of",
+    "keyed_command_id",
     "log",
     "name_of",
     "unauthorized",
@@ -50,6 +52,17 @@ class CommandSink(Protocol):
 def command_id(source: str, *parts: str) -> str:
     """A short stable id: the same request (a retry) gives the same id, so it applies once."""
     return f"{source}:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def keyed_command_id(incident_id: str, action: str, caller: str, key: str | None, body: bytes) -> str:
+    """The id of an API command: with an ``Idempotency-Key``, the same for the same caller
+    sending the same body under the same key (a retry: applied once); otherwise new. The key
+    alone made it: a second note under a key already used, with other text or by another
+    token, was answered 202 and dropped as the first one's repeat, so one caller could suppress
+    another's command by reusing its key."""
+    if key is None or not key.strip():
+        return f"api:{uuid.uuid4().hex}"
+    return command_id("api", incident_id, action, caller, key, hashlib.sha256(body).hexdigest())
 
 
 def name_of(value: object) -> str | None:

@@ -87,9 +87,9 @@ def publish(
     from receiver.statuspage_api import publish_command
 
     err = err if err is not None else sys.stderr
-    done = _check(settings, incident_id, (title, body), out, err)
-    if done is not None:
-        return done
+    shown = _check(settings, incident_id, (title, body), out, err)
+    if isinstance(shown, int):
+        return shown
     command = publish_command(
         # The login name acts (as for every CLI command); ``by`` is only a note shown beside it.
         incident_id,
@@ -98,6 +98,7 @@ def publish(
         Actor(via="cli", name=login(), note=clean_note(by)),
         utc_now(),
         "cli",
+        shown,
     )
 
     async def send() -> Command:
@@ -123,9 +124,10 @@ def publish(
 
 def _check(
     settings: Settings, incident_id: str, words: tuple[str, str], out: TextIO, err: TextIO
-) -> int | None:
+) -> int | tuple[str | None, str | None]:
     """The exit status when there is nothing to queue (no such incident; published with these
-    words already), else None. An unreadable store lets the command through unchecked."""
+    words already), else the words the page shows now. An unreadable store lets the command
+    through unchecked, as if nothing were shown."""
     try:
         incident = read_incident(settings, incident_id)
     except StoreUnreadable as exc:
@@ -134,14 +136,15 @@ def _check(
             f"({exc}); queuing the command unchecked",
             file=err,
         )
-        return None
+        return (None, None)
     if incident is None:
         print(f"sevflow statuspage publish: no incident {incident_id}", file=err)
         return 1
-    if (incident.status_page_title, incident.status_page_body) == words:
+    shown = (incident.status_page_title, incident.status_page_body)
+    if shown == words:
         print(f"{incident_id} is published with these words already: nothing to do", file=out)
         return 0
-    return None
+    return shown
 
 
 def run(

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from receiver.access import protect_all
+from models.access import ApiToken, Scope
+from receiver.access import Credentials, protect_all
 from receiver.callbacks import callback_routes
 from receiver.incident_api import incident_routes
 from store.db import async_engine
@@ -81,3 +83,39 @@ def test_notes_need_the_write_scope_and_an_incident(
     missing = client.post("/api/incidents/inc_ffffffffffffffff/notes", headers=AUTH, json={"text": "x"})
     assert missing.status_code == 404
     assert publisher.commands == []
+
+
+def test_an_idempotency_key_is_the_same_command_only_for_the_same_caller_and_body(
+    tmp_path: Path,
+) -> None:
+    """The key alone made the command's id: a second note under a key already used, with other
+    text or from another token, was answered 202 and dropped by the worker as the first one's
+    repeat, so one caller could suppress another's note (or resolve, or escalation)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    incident_id = asyncio.run(incidents_in_every_state(url))["triggered"]
+    engine = async_engine(url)
+    publisher = CommandRecorder()
+    commands = [r for r in callback_routes(publisher) if r.path.startswith("/api/")]
+    tokens = Credentials(
+        [
+            ApiToken(name=name, scopes=frozenset({Scope.READ, Scope.WRITE}), secret=SecretStr(name))
+            for name in ("alice-token", "mallory-token")
+        ]
+    )
+    app = Starlette(routes=protect_all(incident_routes(engine, commands=commands), tokens))
+    with TestClient(app) as client:
+        for token, text in (("alice-token", "a"), ("alice-token", "a"), ("alice-token", "b"),
+                            ("mallory-token", "a")):  # fmt: skip
+            headers = {"authorization": f"Bearer {token}", "Idempotency-Key": "k1"}
+            sent = client.post(
+                f"/api/incidents/{incident_id}/notes", headers=headers, json={"text": text}
+            )
+            assert sent.status_code == 202
+        for token in ("alice-token", "mallory-token"):
+            headers = {"authorization": f"Bearer {token}", "Idempotency-Key": "k2"}
+            assert client.post(f"/api/incidents/{incident_id}/ack", headers=headers).status_code == 202
+        client.portal.call(engine.dispose)
+    first, retry, other_text, other_caller, ack, other_ack = publisher.commands
+    assert first.command_id == retry.command_id
+    assert len({first.command_id, other_text.command_id, other_caller.command_id}) == 3
+    assert ack.command_id != other_ack.command_id

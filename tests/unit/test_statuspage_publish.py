@@ -108,6 +108,27 @@ def test_the_api_shows_a_breach_held_and_publishes_it_with_the_operators_words(
     assert (unchanged.status_code, unchanged.json()["status"]) == (200, "unchanged")
 
 
+def test_going_back_to_earlier_words_is_published_again(
+    api: tuple[TestClient, dict[str, str], CommandRecorder, str],
+) -> None:
+    """Words A, then B, then A again: the command's id was made of the words alone, so the
+    second A had the first one's id, was answered 202 and dropped by the worker as done, and
+    the page went on showing B."""
+    client, ids, recorder, url = api
+    path = f"/api/incidents/{ids['breach']}/statuspage/publish"
+    first, second = (
+        {"title": "Checkout issue", "body": "We are investigating."},
+        {"title": "Checkout issue found", "body": "We have found the cause."},
+    )
+    applied = []
+    for words in (first, second, first):
+        assert client.post(path, json=words, headers=AUTH).status_code == 202
+        applied += asyncio.run(apply(url, recorder))
+    assert applied == [EventType.STATUSPAGE_PUBLISHED] * 3
+    shown = client.get(f"/api/incidents/{ids['breach']}", headers=AUTH).json()["incident"]
+    assert shown["status_page_title"] == "Checkout issue"
+
+
 def test_the_cli_lists_a_held_incident_and_publishes_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ids = asyncio.run(store_with_incidents(url))
