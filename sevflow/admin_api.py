@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -76,10 +76,7 @@ async def _document(request: Request, fields: tuple[str, ...]) -> dict[str, Any]
     """The request's JSON object, of ``fields`` only: a field the route does not take is refused
     by name rather than ignored (a replay whose misspelt ``positions`` was ignored replayed every
     record)."""
-    try:
-        body = await read_capped(request, MAX_BODY_BYTES, BODY_READ_SECONDS)
-    except BodyTooLarge:
-        raise _Invalid(f"the body exceeds {MAX_BODY_BYTES} bytes") from None
+    body = await read_capped(request, MAX_BODY_BYTES, BODY_READ_SECONDS)
     if not body.strip():
         return {}
     try:
@@ -157,8 +154,12 @@ def _answering(handler: Handler) -> Handler:
                 else str(exc)
             )
             return error_response(422, "invalid_request", reason)
+        except BodyTooLarge:
+            return error_response(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
         except BodyTooSlow:
             return body_too_slow(BODY_READ_SECONDS)
+        except ClientDisconnect:  # (a 500 with a traceback: the sender is gone, nobody reads this)
+            return error_response(400, "client_disconnected", "the body was not received in full")
         except (SQLAlchemyError, StoreUnreadable, KafkaError, OSError, TimeoutError) as exc:
             log.warning("admin API: %s unavailable (%s)", request.url.path, type(exc).__name__)
             return error_response(

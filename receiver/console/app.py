@@ -48,6 +48,7 @@ from receiver.console.base import (
 from receiver.console.charts import Bar, bar_chart
 from receiver.console.deliveries import summarize
 from receiver.console.escalation_view import levels_ahead
+from receiver.console.forms import read_form
 from receiver.console.links import Link, incident_links
 from receiver.console.targets import format_duration, responded_severities, response_clock
 from store.delivery_steps import incident_steps
@@ -165,7 +166,7 @@ class Console(ConsoleBase):
         async def act(request: Request, visitor: Visitor) -> Response:
             assert visitor.principal is not None
             incident_id = request.path_params["incident_id"]
-            form = await request.form()
+            form = await read_form(request)
             body: dict[str, Any] = {}
             for name in ("root_cause", "fix", "follow_up", "by", "text"):
                 value = form.get(name)
@@ -269,7 +270,7 @@ class Console(ConsoleBase):
 
     async def maintenance_add(self, request: Request, visitor: Visitor) -> Response:
         assert visitor.principal is not None
-        form = await request.form()
+        form = await read_form(request)
         matchers = [m.strip() for m in str(form.get("matchers", "")).splitlines() if m.strip()]
         body: dict[str, Any] = {"matchers": matchers, "end": str(form.get("end", "")).strip()}
         comment = str(form.get("comment", "")).strip()
@@ -306,7 +307,7 @@ class Console(ConsoleBase):
 
     async def dead_letters_replay(self, request: Request, visitor: Visitor) -> Response:
         assert visitor.principal is not None
-        form = await request.form()
+        form = await read_form(request)
         body: dict[str, Any] = {}
         sink = str(form.get("sink", "")).strip()
         if sink:

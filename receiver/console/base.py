@@ -25,8 +25,10 @@ from models.clock import Clock
 from models.web_links import web_url
 from receiver.access import Credentials, Principal
 from receiver.console.actions import ApiRoutes, Forbidden
+from receiver.console.forms import read_form
 from receiver.console.identity import ProxyTrust, identify, token_user
 from receiver.console.links import LinkSettings
+from receiver.console.refused import Refused
 from receiver.console.session import COOKIE_NAME, Session, SessionSigner
 from receiver.console.targets import format_duration, format_remaining
 from receiver.errors import error_response
@@ -74,16 +76,6 @@ class Visitor:
 
     def can(self, scope: Scope) -> bool:
         return self.principal is not None and scope in self.principal.scopes
-
-
-class Refused(Exception):
-    """A request the console answers with ``status``, ``code`` and ``message`` (HTML or JSON)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def _environment() -> jinja2.Environment:
@@ -198,7 +190,7 @@ class ConsoleBase:
             visitor = await self._visitor(request)
             try:
                 if request.method == "POST":
-                    form = await request.form()
+                    form = await read_form(request)
                     given = form.get("csrf")
                     if visitor.fresh or not self._config.signer.csrf_ok(
                         visitor.session, given if isinstance(given, str) else None
@@ -252,7 +244,10 @@ class ConsoleBase:
             response = self._refusal(request, visitor, Refused(429, "rate_limited", message))
             response.headers["Retry-After"] = seconds
             return response
-        form = await request.form()
+        try:
+            form = await read_form(request)
+        except Refused as refused:
+            return self._refusal(request, visitor, refused)
         given = form.get("csrf")
         if visitor.fresh or not self._config.signer.csrf_ok(
             visitor.session, given if isinstance(given, str) else None

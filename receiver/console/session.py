@@ -70,8 +70,10 @@ class SessionSigner:
         return f"{body}.{self._mac('session', body)}"
 
     def decode(self, cookie: str | None, now: datetime) -> Session | None:
-        """The session the cookie carries; None when absent, altered, malformed or expired."""
-        if not cookie:
+        """The session the cookie carries; None when absent, altered, malformed or expired (a
+        cookie of other than ASCII is altered: ``compare_digest`` raised TypeError on it, a 500
+        on every page, the sign-in page too, until the browser dropped the cookie)."""
+        if not cookie or not cookie.isascii():
             return None
         body, _, mac = cookie.rpartition(".")
         if not hmac.compare_digest(mac, self._mac("session", body)):
