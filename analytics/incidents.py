@@ -106,7 +106,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise CursorError("invalid cursor") from None
     if not incident_id or opened_at.tzinfo is None:
         raise CursorError("invalid cursor")
-    return opened_at, incident_id
+    try:  # (0001-01-01T00:00:00+01:00 is in year 0 in UTC: the store's read raised, a 503)
+        return opened_at.astimezone(UTC), incident_id
+    except OverflowError:
+        raise CursorError("invalid cursor") from None
 
 
 class _Pager:

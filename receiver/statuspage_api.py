@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from models.clock import Clock
 from models.events import Actor
-from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
+from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command, public_words_problem
 from models.notes import clean_note
 from models.wire import NotJson, read_json
 from receiver.access import principal_of
@@ -97,6 +97,9 @@ def _words(document: object) -> tuple[str, str, str | None] | str:
         return f"body: at most {PUBLIC_BODY_MAX} characters"
     if by is not None and not isinstance(by, str):
         return "by: a name"
+    problem = public_words_problem(title, body)
+    if problem is not None:
+        return problem
     return title.strip(), body.strip(), clean_note(by)
 
 

@@ -32,6 +32,7 @@ from models.incident.commands import (
     RESOLUTION_DETAILS,
     Command,
     apply_command,
+    public_words_problem,
     refusal,
 )
 from models.incident.quiet import expire_quiet_period, verified
@@ -89,6 +90,7 @@ __all__ = [
     "can_take_back",
     "expire_quiet_period",
     "new_incident_id",
+    "public_words_problem",
     "refusal",
     "slugify",
     "superseded",

@@ -1,5 +1,6 @@
 """Manual commands (acknowledge, resolve, publish, escalate) and how they change an incident."""
 
+import unicodedata
 from datetime import datetime
 from typing import Literal
 
@@ -20,6 +21,7 @@ __all__ = [
     "RESOLUTION_DETAIL_MAX",
     "Command",
     "apply_command",
+    "public_words_problem",
     "refusal",
 ]
 
@@ -34,6 +36,19 @@ RESOLUTION_DETAIL_MAX = 1000
 #: characters; its body 25,000: sevflow keeps a published text to what a reader reads).
 PUBLIC_TITLE_MAX = 255
 PUBLIC_BODY_MAX = 5000
+
+
+def public_words_problem(title: str, body: str) -> str | None:
+    """What an operator's public title and text must not hold, named; None when they are fit.
+    Control characters (U+0000 above all, which PostgreSQL cannot store) reached the public
+    page as written; a title is one line, a text may have line breaks and tabs."""
+    for what, text, allowed in (("title", title, ""), ("body", body, "\n\r\t")):
+        bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
+        if bad is not None:
+            return f"{what}: must not hold the control character U+{ord(bad):04X}"
+    return None
+
+
 #: The longest command id and incident id the incident store holds (``commands`` table); the
 #: receiver and the CLI build ids well within them, so only a foreign producer's record exceeds them.
 COMMAND_ID_MAX = 128

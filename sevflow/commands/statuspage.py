@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from models.clock import Clock, utc_now
 from models.events import Actor
-from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command
+from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command, public_words_problem
 from models.settings import Settings
 from sevflow.commands.common import StoreUnreadable, incident_id, login, read_incident
 
@@ -37,6 +37,9 @@ def _words(limit: int, what: str) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(f"the public {what} must not be empty")
         if len(value) > limit:
             raise argparse.ArgumentTypeError(f"the public {what} is at most {limit} characters")
+        problem = public_words_problem(value, "") if what == "title" else public_words_problem("", value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"the public {what} {problem.partition(': ')[2]}")
         return value
 
     return parse

@@ -2,6 +2,7 @@
 document: valid OpenAPI 3.1, served, and describing every route."""
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,6 +194,10 @@ def test_pagination_walks_every_incident_once(api: tuple[TestClient, Scenario]) 
     assert len(seen) == len(set(seen))
 
 
+def _cursor(opened: str) -> str:
+    return base64.urlsafe_b64encode(f"{opened}|inc_0000000000000000".encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -209,6 +214,9 @@ def test_pagination_walks_every_incident_once(api: tuple[TestClient, Scenario]) 
         ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
         ({"until": "9999-12-31T23:59:59-01:00"}, "until"),  # after year 9999 in UTC
         ({"cursor": "garbage"}, "cursor"),
+        # A cursor whose time is out of range in UTC was read by the store: 503 + Retry-After.
+        ({"cursor": _cursor("0001-01-01T00:00:00+01:00")}, "cursor"),
+        ({"cursor": _cursor("9999-12-31T23:59:59-01:00")}, "cursor"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_field(

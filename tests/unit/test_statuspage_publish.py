@@ -215,6 +215,41 @@ def test_the_cli_refuses_empty_words() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("words", "problem"),
+    [
+        (
+            {"title": "Checkout\x00 issue", "body": "b"},
+            "title: must not hold the control character U+0000",
+        ),
+        ({"title": "Checkout\nissue", "body": "b"}, "title: must not hold the control character U+000A"),
+        ({"title": "T", "body": "We are\x00 on it"}, "body: must not hold the control character U+0000"),
+        ({"title": "T", "body": "bell\x07"}, "body: must not hold the control character U+0007"),
+    ],
+)
+def test_control_characters_in_the_public_words_are_refused_by_name(
+    api: tuple[TestClient, dict[str, str], CommandRecorder, str],
+    words: dict[str, str],
+    problem: str,
+) -> None:
+    """U+0000 in a title was taken, stored and served on the public page (PostgreSQL cannot
+    store it at all); the API refuses it and every control character but a text's line breaks
+    and tabs, naming it, and so does the CLI."""
+    from sevflow.cli import _parser
+
+    client, ids, recorder, _ = api
+    path = f"/api/incidents/{ids['breach']}/statuspage/publish"
+    refused = client.post(path, json=words, headers=AUTH)
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_body")
+    assert refused.json()["message"] == problem
+    assert not recorder.commands
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["statuspage", "publish", ids["breach"], "--title", words["title"],
+                              "--body", words["body"]])  # fmt: skip
+    lines = {"title": "T", "body": "We are on it.\n\tMore soon."}
+    assert client.post(path, json=lines, headers=AUTH).status_code == 202
+
+
 #: A note that would write a line of its own into a log and reverse what follows it on screen.
 FORGED_NOTE = "dave\n2026-01-15 INFO resolved by admin\u202e\u200bevil\x07"
 CLEAN_NOTE = "dave 2026-01-15 INFO resolved by admin evil"
