@@ -23,8 +23,8 @@ from prometheus_client import Counter, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from models.clock import Clock
 from receiver.access import Credentials, protect
@@ -48,6 +48,7 @@ __all__ = [
     "WEBHOOK_PATH",
     "create_app",
     "create_callbacks_app",
+    "exact_paths",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,12 @@ def create_app(
         guarded = protect(path, methods, handler, auth)
         routes.append(_route(path, guarded, methods, level, name, stats, monotonic))
     if console is not None:  # the operator console (receiver/console/): acts through extra_routes
-        routes.append(console(extra_routes, partial(_console_page, stats=stats, monotonic=monotonic)))
-    return Starlette(exception_handlers={HTTPException: http_error}, routes=routes)
+        mount = console(extra_routes, partial(_console_page, stats=stats, monotonic=monotonic))
+        prefix = mount.path if isinstance(mount, Mount) else None
+        routes.append(mount)
+        if prefix:
+            routes.append(Route(prefix, _to(f"{prefix}/"), methods=["GET"]))
+    return exact_paths(Starlette(exception_handlers={HTTPException: http_error}, routes=routes))
 
 
 def _console_page(
@@ -255,16 +260,18 @@ def create_callbacks_app(
     """The public listener's app: the vendor callbacks ``routes`` (Slack, PagerDuty) and nothing
     else, every other path 404; with the request ids, logs and metrics of the receiver's own routes
     (pass the receiver's ``metrics``: they are exported on the internal ``/metrics``)."""
-    return Starlette(
-        exception_handlers={HTTPException: http_error},
-        routes=[
-            Route(
-                r.path,
-                _instrumented(r.path, r.endpoint, logging.INFO, metrics, monotonic),
-                methods=sorted(r.methods or {"GET"}),
-            )
-            for r in routes
-        ],
+    return exact_paths(
+        Starlette(
+            exception_handlers={HTTPException: http_error},
+            routes=[
+                Route(
+                    r.path,
+                    _instrumented(r.path, r.endpoint, logging.INFO, metrics, monotonic),
+                    methods=sorted(r.methods or {"GET"}),
+                )
+                for r in routes
+            ],
+        )
     )
 
 
@@ -279,3 +286,50 @@ def _internal_error(request_id: str, exc: Exception) -> Response:
         "unexpected error; quote the request id when reporting it",
         request_id=request_id,
     )
+
+
+def _to(location: str) -> Callable[[Request], Awaitable[Response]]:
+    """A GET answered 303 to ``location`` (the console's ``/ui`` without its slash: paths are
+    exact, see :func:`exact_paths`, and a person types it so)."""
+
+    async def moved(_request: Request) -> Response:
+        return RedirectResponse(location, 303)
+
+    return moved
+
+
+def exact_paths(app: Starlette) -> Starlette:
+    """``app`` answering a path with a slash added or missing as any unknown path (404, JSON),
+    not with Starlette's bare 307 to the other spelling: that redirect came before any credential
+    check, with no request id, log line or metric, and its Location took the caller's ``Host``.
+    Routes of one path (GET and POST of ``/api/maintenance``) are served as one, so a 405 names
+    every method the path takes (``PUT /api/maintenance`` said ``Allow: GET, HEAD``)."""
+    app.router.redirect_slashes = False
+    app.router.routes = one_route_per_path(app.router.routes)
+    return app
+
+
+def one_route_per_path(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """``routes`` with the :class:`Route` objects of one path merged into one taking all their
+    methods, each method served by its own endpoint; other routes (mounts) as they are."""
+    by_path: dict[str, list[Route]] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            by_path.setdefault(route.path, []).append(route)
+    merged: list[BaseRoute] = []
+    for route in routes:
+        if not isinstance(route, Route) or len(same := by_path[route.path]) == 1:
+            merged.append(route)
+        elif route is same[0]:
+            endpoints = {m: cast(Handler, r.endpoint) for r in same for m in r.methods or {"GET"}}
+            merged.append(
+                Route(route.path, _by_method(endpoints), methods=sorted(endpoints), name=route.name)
+            )
+    return merged
+
+
+def _by_method(endpoints: dict[str, Handler]) -> Handler:
+    async def dispatch(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    return dispatch

@@ -242,7 +242,7 @@ def create_status_app(
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/status.json", status_json),
@@ -250,6 +250,10 @@ def create_status_app(
         ],
         middleware=[Middleware(_Hardened)],
     )
+    # A path with a slash added is an unknown one (404), not a bare 307 whose Location took the
+    # caller's Host header: a public page must not send its readers elsewhere on request.
+    app.router.redirect_slashes = False
+    return app
 
 
 #: The page is one HTML document with its own inline style and nothing else: no script, no

@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from models.access import Scope
+from receiver.app import exact_paths
 from receiver.console.actions import ApiRoutes
 from receiver.console.app import Console
 from receiver.console.base import PREFIX, ConsoleConfig, Handler
@@ -81,4 +82,5 @@ def console_mount(
             else r
             for r in routes
         ]
-    return Mount(PREFIX, app=Starlette(routes=routes, exception_handlers={HTTPException: http_error}))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return Mount(PREFIX, app=exact_paths(app))

@@ -510,3 +510,16 @@ async def test_a_maintenance_time_beyond_the_calendar_in_utc_is_refused_by_name(
     assert refused.status_code == 422, refused.text
     assert "out of range once converted to UTC" in refused.json()["message"]
     assert (await receiver.http.get("/api/maintenance", headers=admin)).json()["windows"] == []
+
+
+async def test_a_method_a_path_does_not_take_is_405_naming_every_one_it_does(
+    receiver: Receiver,
+) -> None:
+    """GET and POST of /api/maintenance were two routes, and a PUT was answered by the first:
+    405 with ``Allow: GET, HEAD``, as if the path took no POST."""
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}"}
+    put = await receiver.http.put("/api/maintenance", headers=admin)
+    assert put.status_code == 405
+    assert set(put.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert put.json()["error"] == "method_not_allowed"
+    assert (await receiver.http.get("/api/maintenance", headers=admin)).status_code == 200

@@ -259,6 +259,9 @@ def test_the_consoles_refusals_are_json_with_a_request_id_as_the_receivers_are(t
     """The console's own refusals were Starlette's plain text, with no request id or log line."""
     with _console(tmp_path, in_receiver=True) as console:
         client = console.client
+        bare = client.get("/ui", follow_redirects=False)  # as a person types it: no slash
+        assert (bare.status_code, bare.headers["location"]) == (303, "/ui/")
+        assert client.get("/ui/incidents/", follow_redirects=False).status_code == 404
         missing = client.get("/ui/nonexistent")
         assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
         assert "/ui/nonexistent" in missing.json()["message"]

@@ -591,6 +591,16 @@ def test_unknown_paths_and_methods_are_answered_in_json(client) -> None:  # type
     }
 
 
+@pytest.mark.parametrize("path", ["/webhooks/alertmanager/", "/health/", "/metrics/"])
+def test_a_path_with_a_slash_added_is_404_not_a_redirect(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Starlette answered a bare 307 to the other spelling, before any credential check, with
+    no request id or log line, and a Location built from the caller's Host header."""
+    answer = client.post(path, headers={"host": "evil.example"}, follow_redirects=False)
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+    assert answer.json() == {"error": "not_found", "message": f"no such path: {path}"}
+
+
 @pytest.mark.parametrize("blank", ["", " "])
 def test_an_empty_configured_token_lets_nobody_in(publisher, blank: str) -> None:  # type: ignore[no-untyped-def]
     app = create_app(

@@ -14,7 +14,7 @@ from store.status_page import StatusPageStore
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("path", ["/", "/api/status.json", "/health", "/nowhere"])
+@pytest.mark.parametrize("path", ["/", "/api/status.json", "/health", "/nowhere", "/health/"])
 async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path: str) -> None:
     url = f"sqlite:///{tmp_path / 'sevflow.db'}"
     create_sink_tables(url)
@@ -33,3 +33,21 @@ async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path:
     assert "frame-ancestors 'none'" in policy
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_path_with_a_slash_added_is_not_redirected_elsewhere(tmp_path: Path) -> None:
+    """A public page must not send its readers to the host their request named: Starlette's
+    307 to the other spelling built its Location from the Host header."""
+    url = f"sqlite:///{tmp_path / 'sevflow.db'}"
+    create_sink_tables(url)
+    engine = async_engine(url)
+    try:
+        app = create_status_app(StatusPageStore(engine), lambda: NOW, "Acme")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://status.test"
+        ) as client:
+            answer = await client.get("/api/status.json/", headers={"host": "evil.example"})
+    finally:
+        await engine.dispose()
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
