@@ -76,6 +76,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._refused = False
+        #: A refusal held until the request before it on the connection is answered.
+        self._held: bytes | None = None
 
     # --- the phases of a request --------------------------------------------------------------
 
@@ -141,19 +143,49 @@ class GuardedProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, error: str, message: str, *args: object) -> None:
         """Answer ``status`` (unless a response has begun), stop the request, linger, close.
         ``message`` is formatted with ``args``. Once only: headers read whole in one go and over
-        the cap are refused while being parsed, then the read that brought them is over it too."""
+        the cap are refused while being parsed, then the read that brought them is over it too.
+
+        A request refused in its headers while the one before it on the connection (pipelined)
+        is still being answered waits for that answer: written at once, the refusal reached the
+        client first, and the earlier request's 200 (its alerts accepted) never did."""
         if self._refused:
             return
         self._disarm()
         self._refused = True
-        cycle = None if self._in_headers else self.cycle  # in headers: the last one's is done
-        if cycle is None or not cycle.response_started:
-            self.transport.write(_response(status, error, message % args))
-        if cycle is not None and not cycle.response_complete:
-            # What connection_lost does: the application's receive() answers http.disconnect and
-            # its send() writes nothing more on this connection.
-            cycle.disconnected = True
-            cycle.message_event.set()
+        refusal = _response(status, error, message % args)
+        if self._in_headers:
+            earlier = self.cycle  # (a new request's cycle begins when its headers are complete)
+            if earlier is not None and not earlier.response_complete:
+                self._held = refusal
+                return
+            self.transport.write(refusal)
+        else:
+            cycle = self.cycle
+            if not cycle.response_started:
+                self.transport.write(refusal)
+            if not cycle.response_complete:
+                # What connection_lost does: the application's receive() answers http.disconnect
+                # and its send() writes nothing more on this connection.
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._close_lingering()
+
+    def on_response_complete(self) -> None:
+        if self._held is None or self.pipeline:
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        self.transport.write(self._held)
+        self._held = None
+        self._close_lingering()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes its parser refuses (a bad chunk size, Content-Length and
+        chunked together, a bare LF): a 400 in JSON like every other refusal (it was plain text),
+        held behind an earlier request's answer like them."""
+        self._refuse(400, "invalid_http", "the request is not valid HTTP/1.1: %s", msg)
+
+    def _close_lingering(self) -> None:
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._arm(LINGER_SECONDS, self.transport.close)
@@ -172,7 +204,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
 def _response(status: int, error: str, message: str) -> bytes:
     body = json.dumps({"error": error, "message": message}).encode()
-    reason = {408: "Request Timeout", 431: "Request Header Fields Too Large"}[status]
+    reason = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}[status]
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

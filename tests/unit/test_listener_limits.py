@@ -17,6 +17,9 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from models.alert import AlertRecord
 from models.settings.listeners import ListenerLimits
@@ -247,3 +250,56 @@ async def test_the_status_page_listener_has_the_same_limits(tmp_path: Path) -> N
                 writer.close()
     finally:
         await engine.dispose()
+
+
+def _slow_app() -> Starlette:
+    """A route that takes a while to answer, as the webhook does while Kafka acknowledges."""
+
+    async def slow(request: Request) -> Response:
+        await request.body()
+        await asyncio.sleep(0.3)
+        return JSONResponse({"status": "accepted"})
+
+    return Starlette(routes=[Route("/slow", slow, methods=["POST"])])
+
+
+@pytest.mark.parametrize(
+    ("second", "status", "error"),
+    [
+        (b"GARBAGE \x00\r\n\r\n", 400, "invalid_http"),
+        (b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", 431, None),
+    ],
+)
+async def test_a_refused_pipelined_request_waits_for_the_answer_before_it(
+    second: bytes, status: int, error: str | None
+) -> None:
+    """A webhook POST followed on the same connection by bytes that are refused: the refusal
+    was written at once, the client read it first and never the 200 of the alerts accepted."""
+    async for port in serve(LIMITS, _slow_app()):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        first = b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
+        writer.write(first + second)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        answer, _ = await closed_after(reader, 2 * MARGIN)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        refusal = answer[answer.index(b"HTTP/1.1 ", 10) :]
+        assert refusal.startswith(b"HTTP/1.1 %d " % status)
+        assert b"content-type: application/json" in refusal
+        if error is not None:
+            assert json.loads(refusal.partition(b"\r\n\r\n")[2])["error"] == error
+
+
+async def test_bytes_the_parser_refuses_get_a_json_400(port: int) -> None:
+    """uvicorn answered them with a plain-text "Invalid HTTP request received."."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    answer, _ = await closed_after(reader, LIMITS.header_seconds + MARGIN)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "invalid_http"
