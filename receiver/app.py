@@ -126,11 +126,8 @@ def create_app(
         guarded = protect(path, methods, handler, auth)
         routes.append(_route(path, guarded, methods, level, name, stats, monotonic))
     if console is not None:  # the operator console (receiver/console/): acts through extra_routes
-        mount = console(extra_routes, partial(_console_page, stats=stats, monotonic=monotonic))
-        prefix = mount.path if isinstance(mount, Mount) else None
-        routes.append(mount)
-        if prefix:
-            routes.append(Route(prefix, _to(f"{prefix}/"), methods=["GET"]))
+        page = partial(_console_page, stats=stats, monotonic=monotonic)
+        routes += _with_bare_prefix(console(extra_routes, page))
     return exact_paths(Starlette(exception_handlers={HTTPException: http_error}, routes=routes))
 
 
@@ -288,14 +285,17 @@ def _internal_error(request_id: str, exc: Exception) -> Response:
     )
 
 
-def _to(location: str) -> Callable[[Request], Awaitable[Response]]:
-    """A GET answered 303 to ``location`` (the console's ``/ui`` without its slash: paths are
-    exact, see :func:`exact_paths`, and a person types it so)."""
+def _with_bare_prefix(mount: BaseRoute) -> list[BaseRoute]:
+    """The console's mount, and its prefix without the slash (``/ui``, as a person types it)
+    answered 303 to ``/ui/``: paths are exact (:func:`exact_paths`)."""
+    if not isinstance(mount, Mount):
+        return [mount]
+    location = f"{mount.path}/"
 
     async def moved(_request: Request) -> Response:
         return RedirectResponse(location, 303)
 
-    return moved
+    return [mount, Route(mount.path, moved, methods=["GET"])]
 
 
 def exact_paths(app: Starlette) -> Starlette:
