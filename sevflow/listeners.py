@@ -31,7 +31,9 @@ socket timeout on each connection; ``/health`` answers without the token.
 
 import asyncio
 import json
+import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 _TOO_LARGE = ("request_header_fields_too_large", "the request line and headers exceed %d bytes")
+
+log = logging.getLogger("sevflow.listeners")
 
 #: How long a refused connection's further bytes are read and dropped before it is closed.
 LINGER_SECONDS = 2.0
@@ -281,14 +285,19 @@ class _MetricsHandler(WSGIRequestHandler):
 
 
 def metrics_wsgi_app(registry: Collector, token: SecretStr | None) -> Callable[..., Iterable[bytes]]:
-    """``/health`` open; anything else is the metrics of ``registry``, behind ``token`` if set."""
+    """``/health`` open; ``/metrics`` the metrics of ``registry``, behind ``token`` if set;
+    any other path 404."""
     metrics = make_wsgi_app(registry)
     auth = WebhookAuth(tokens=[token]) if token is not None else None
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/health":
+        path = environ.get("PATH_INFO")
+        if path == "/health":
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b'{"status":"ok"}']
+        if path != "/metrics":  # (every path served the metrics, as prometheus_client does)
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error":"not_found","message":"this port serves /metrics and /health"}']
         if auth is not None and not auth.allows(environ.get("HTTP_AUTHORIZATION")):
             body = b'{"error":"unauthorized","message":"missing or invalid metrics token"}'
             start_response(
@@ -310,6 +319,12 @@ def start_metrics_server(
 
     class Server(ThreadingWSGIServer):
         address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """One line, not socketserver's traceback on stderr: a port scanner, a TCP probe or a
+            TLS hello on this port timed out or broke its connection (15 lines each, every one)."""
+            problem = sys.exc_info()[1]
+            log.debug("metrics connection from %s dropped: %r", client_address, problem)
 
     server = make_server(
         host, port, metrics_wsgi_app(registry, token), Server, handler_class=_MetricsHandler

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
-from sevflow.listeners import start_metrics_server
+from sevflow.listeners import _MetricsHandler, start_metrics_server
 from testkit.local import REPO, free_port
 
 METRICS_TOKEN = "metrics-t0ken-with-entropy"
@@ -146,3 +146,24 @@ def test_worker_and_sinks_metrics_server_need_the_token_when_set(token: SecretSt
     assert "sevflow_test_things_total 1.0" in bearer.text
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
+
+
+def test_the_metrics_server_answers_other_paths_404_and_drops_silent_connections_quietly(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every path served the metrics; a silent connection (a TCP probe, a port scanner) timed
+    out into socketserver's traceback on stderr, 15 lines per connection."""
+    monkeypatch.setattr(_MetricsHandler, "timeout", 0.2)
+    registry = CollectorRegistry()
+    port = free_port()
+    server = start_metrics_server(port, "127.0.0.1", registry, None)
+    try:
+        other = httpx.get(f"http://127.0.0.1:{port}/anything")
+        with socket.create_connection(("127.0.0.1", port)) as silent:
+            silent.settimeout(5)
+            assert silent.recv(1) == b""  # closed by the server once its timeout passed
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (other.status_code, other.json()["error"]) == (404, "not_found")
+    assert "Traceback" not in capfd.readouterr().err
