@@ -22,8 +22,17 @@ ACTIONS = (
     "quarantine.replayed",
     "incident.acknowledged",
     "incident.resolved",
+    "incident.noted",
     "statuspage.published",
 )
+#: The action recorded for each command the worker applies (``escalate`` records its own).
+_COMMAND_ACTIONS = {
+    "acknowledge": "incident.acknowledged",
+    "resolve": "incident.resolved",
+    "note": "incident.noted",
+    # (spelt "incident.publishd" when made of the command's name: a family no --action found)
+    "publish": "statuspage.published",
+}
 ACTION_MAX = 64
 ACTOR_MAX = 128
 TARGET_MAX = 255
@@ -46,10 +55,11 @@ class AuditEntry(BaseModel):
 
 
 def command_audit(command: Command) -> AuditEntry:
-    """The audit log's record of a manual acknowledgement or resolution that was applied."""
+    """The audit log's record of a manual command that was applied: an acknowledgement, a
+    resolution, a note or a status-page publication."""
     return AuditEntry(
         at=command.requested_at,
-        action=f"incident.{command.action}d",
+        action=_COMMAND_ACTIONS.get(command.action, f"incident.{command.action}"),
         actor=command.actor.name or command.actor.via,
         via=command.actor.via,
         target=command.incident_id,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.audit import AuditEntry
+from models.audit import ACTIONS, AuditEntry
 from models.events import Actor
 from models.incident import Command, LifecyclePolicy
 from models.maintenance import MaintenanceWindow, guard_problems, narrows
@@ -139,3 +139,30 @@ def test_cli_refuses_a_broad_window_without_force_and_audits_it(tmp_path: Path) 
             2,
             f"sevflow audit: '{far}' is too far in the past",
         )
+
+
+async def test_each_manual_command_is_recorded_under_an_action_the_listing_knows(
+    engine: AsyncEngine,
+) -> None:
+    """A status-page publication was recorded as "incident.publishd" (the command's name with a
+    "d"), which no ``--action`` family found; a note as "incident.noted", missing from ACTIONS."""
+    pipeline = Pipeline(IncidentStore(engine), load_rules(None), LifecyclePolicy())
+    (opened,) = await pipeline.process_alerts([alert("ApiDown", severity="sev2")])
+    actor = Actor(via="api", name="ops")
+    at = T0 + timedelta(minutes=5)
+    commands = [
+        Command(command_id="c-note", action="note", incident_id=opened.incident_id, actor=actor,
+                requested_at=at, text="looking"),
+        Command(command_id="c-pub", action="publish", incident_id=opened.incident_id, actor=actor,
+                requested_at=at, public_title="Checkout issue", public_body="We are on it."),
+        Command(command_id="c-ack", action="acknowledge", incident_id=opened.incident_id,
+                actor=actor, requested_at=at),
+    ]  # fmt: skip
+    for command in commands:
+        assert (await pipeline.process_command(command)).applied, command.action
+    recorded = [e.action for e in await audit.listing(engine)]
+    assert sorted(recorded) == ["incident.acknowledged", "incident.noted", "statuspage.published"]
+    assert set(recorded) <= set(ACTIONS)
+    assert [e.action for e in await audit.listing(engine, action="statuspage")] == [
+        "statuspage.published"
+    ]
