@@ -174,6 +174,13 @@ class Console(ConsoleBase):
                     body[name] = value.strip()
             if action == "escalate":
                 body["to"] = "manager"
+            # The episode the page showed (the incident's flaps): once it reopened since, the API
+            # refuses the command (409 incident_reopened) instead of acting on the new episode.
+            episode = form.get("episode")
+            if isinstance(episode, str) and episode:
+                if not (episode.isascii() and episode.isdigit() and len(episode) <= 9):
+                    raise Refused(422, "invalid_body", "episode must be the incident's flaps")
+                body["episode"] = int(episode)
             key = form.get("idempotency")
             result = await self._api.call(
                 visitor.principal,

@@ -399,6 +399,35 @@ def test_read_token_sees_no_buttons_and_cannot_act(console: Console) -> None:
     assert console.commands.commands == []
 
 
+def test_the_buttons_name_the_episode_the_page_showed(console: Console) -> None:
+    """The console's buttons sent no episode: an Acknowledge pressed on a page loaded before the
+    incident reopened acknowledged the new episode, where the API and Slack refuse it (409)."""
+    _sign_in(console.client, WRITE)
+    incident = console.ids["triggered"]
+    page = console.client.get(f"/ui/incidents/{incident}").text
+    assert page.count('name="episode" value="0"') == 3  # acknowledge, escalate, resolve
+    ack = console.client.post(
+        f"/ui/incidents/{incident}/ack",
+        data={"csrf": _csrf(page), "episode": "0"},
+        follow_redirects=False,
+    )
+    assert ack.status_code == 303
+    assert console.commands.commands[-1].episode == 0
+    stale = console.client.post(
+        f"/ui/incidents/{incident}/ack",
+        data={"csrf": _csrf(page), "episode": "1"},
+        headers={"accept": "application/json"},
+    )
+    assert (stale.status_code, stale.json()["error"]) == (409, "episode_not_reached")
+    bad = console.client.post(
+        f"/ui/incidents/{incident}/ack",
+        data={"csrf": _csrf(page), "episode": "-1"},
+        headers={"accept": "application/json"},
+    )
+    assert (bad.status_code, bad.json()["error"]) == (422, "invalid_body")
+    assert len(console.commands.commands) == 1
+
+
 def test_actions_take_the_api_route_with_the_signed_in_person_as_actor(console: Console) -> None:
     _sign_in(console.client, WRITE)
     incident = console.ids["triggered"]
