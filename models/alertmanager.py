@@ -142,9 +142,12 @@ class WebhookPayload(_Wire):
     version: Literal["4", "1"] = Field(
         description='"4" (Alertmanager); "1" only with orgId (Grafana alerting).'
     )
-    org_id: int | None = Field(default=None, alias="orgId", description="Grafana's organisation.")
+    # (strict: Go's decoder refuses "5", true and 1e3 for an integer, as these do now)
+    org_id: int | None = Field(
+        default=None, alias="orgId", strict=True, description="Grafana's organisation."
+    )
     group_key: NulFree | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=_MAX_UINT64)
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=_MAX_UINT64, strict=True)
     status: AlertStatus
     receiver: NulFree = Field(max_length=RECEIVER_MAX)
     group_labels: LabelSet = Field(default_factory=dict, alias="groupLabels")

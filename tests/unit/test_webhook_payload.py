@@ -156,6 +156,11 @@ def base_document() -> dict:  # type: ignore[type-arg]
         (lambda d: d["alerts"][0]["labels"].update({"": "x"}), "alerts.0.labels"),
         (lambda d: d["alerts"][0]["annotations"].update({"": "x"}), "alerts.0.annotations"),
         (lambda d: d.update(truncatedAlerts=2**64), "truncatedAlerts"),
+        # Go's decoder refuses these for an integer; pydantic read them as 5, 1 and 1000.
+        (lambda d: d.update(truncatedAlerts="5"), "truncatedAlerts"),
+        (lambda d: d.update(truncatedAlerts=True), "truncatedAlerts"),
+        (lambda d: d.update(truncatedAlerts=1e3), "truncatedAlerts"),
+        (lambda d: d.update(version="1", orgId="1"), "orgId"),
         (lambda d: d.update(version=4), "version"),
         (lambda d: d.update(version="5"), "version"),
         (lambda d: d.update(version="1"), "(body)"),
