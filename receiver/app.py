@@ -195,6 +195,15 @@ class _Internal:
         return Response(self._stats.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+_TWO_AUTHORIZATIONS = "more than one Authorization header: send one"
+
+
+def _two_authorizations(request: Request) -> bool:
+    """Whether the request has several Authorization headers. The first one was believed, where
+    a proxy in front may check the last: each would let a different credential through."""
+    return sum(1 for name, _ in request.scope["headers"] if name == b"authorization") > 1
+
+
 def _instrumented(
     path: str,
     handler: Handler,
@@ -214,7 +223,11 @@ def _instrumented(
         status = 500
         try:
             try:
-                response = await handler(request)
+                response = (
+                    await handler(request)
+                    if not _two_authorizations(request)
+                    else error_response(400, "ambiguous_credentials", _TWO_AUTHORIZATIONS)
+                )
             except HTTPException as exc:  # Starlette's own refusal (a form it cannot read)
                 response = await http_error(request, exc)
             except Exception as exc:  # noqa: BLE001 - any bug is still a JSON answer, logged

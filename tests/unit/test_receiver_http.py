@@ -611,3 +611,19 @@ def test_an_empty_configured_token_lets_nobody_in(publisher, blank: str) -> None
     for header in ("Bearer ", "Bearer", f"Bearer {blank}", "Basic ", "Basic", "Basic IA=="):
         assert post(http, body, authorization=header).status_code == 401, header
     assert publisher.records == []
+
+
+def test_two_authorization_headers_are_refused_as_ambiguous(client, publisher) -> None:  # type: ignore[no-untyped-def]
+    """The first of two Authorization headers was believed, where a proxy in front may check
+    the last: a request carrying a wrong one and a right one could pass either check."""
+    body = fixture_body("alertmanager-v0.25.0-captured__firing_three_alerts.json")
+    headers = [
+        ("authorization", f"Bearer {TOKEN}"),
+        ("authorization", "Bearer someone-elses"),
+        ("content-type", "application/json"),
+    ]
+    answer = client.post("/webhooks/alertmanager", content=body, headers=headers)
+    assert (answer.status_code, answer.json()["error"]) == (400, "ambiguous_credentials")
+    assert publisher.records == []
+    one = client.post("/webhooks/alertmanager", content=body, headers=headers[::2])
+    assert one.status_code == 200
