@@ -21,9 +21,16 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from models.topics import TopicSpec, TopicState, mismatches
 
-__all__ = ["TopicSettingsError", "ensure_topic", "ensure_topics"]
+__all__ = ["CONSUMER_METADATA_MAX_AGE_MS", "TopicSettingsError", "ensure_topic", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+#: How often a consumer group member of sevflow's (the worker's, each sink's) asks for its topics'
+#: metadata even when nothing changed (one small Metadata request). A member that joined while the
+#: broker was away again found its topics missing and got an empty assignment, which lasted until
+#: the next refresh: 5 minutes by default, its alerts waiting (tests/integration/
+#: test_worker_broker_flap.py). A refresh finds the topics and the group rebalances.
+CONSUMER_METADATA_MAX_AGE_MS = 10_000
 
 #: Seconds between two descriptions of a topic whose metadata is not there yet.
 DESCRIBE_INTERVAL = 0.1

@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from kafka_admin.topics import CONSUMER_METADATA_MAX_AGE_MS
 from models.settings import Settings
 from sinks.incarnation import Incarnation
 
@@ -160,6 +161,8 @@ def sink_consumer(settings: Settings, sink: str) -> SinkConsumer:
         rebalance_timeout_ms=batch_ms,
         # The relay publishes in transactions: a batch a fenced relay could not commit is skipped.
         isolation_level="read_committed",
+        # An assignment left empty by a join while the broker was away lasts seconds, not minutes.
+        metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import faust
 import mode
 
+from kafka_admin.topics import CONSUMER_METADATA_MAX_AGE_MS
 from models.clock import Clock, utc_now
 from models.settings import Settings
 from streams.batching import worker_batches
@@ -130,6 +131,8 @@ def _faust_app(settings: Settings, overrides: dict[str, Any]) -> _WorkerApp:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         broker_commit_interval=1.0,
+        # (faust's assignor leaves out topics missing from the consumer's metadata: see there)
+        consumer_metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
         **{**replication, **overrides},
     )
 

@@ -1,6 +1,7 @@
 """A Kafka broker of a test's own, and reading a topic until it is quiet (end-to-end tests)."""
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,20 @@ class PrivateKafka:
 
     def stop(self) -> None:
         self._script("stop")
+
+    def kill(self) -> None:
+        """``kill -9`` the broker (a crash: no controlled shutdown), and wait until it is gone."""
+        pidfile = self.home / f"kafka-{self.port}" / "broker.pid"
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the broker {pid} outlived SIGKILL")
 
 
 def read_topic(
