@@ -48,14 +48,19 @@ PUBLIC_ANNOTATIONS = ("summary_public", "impact", "resolved_text")
 
 def _public(annotations: dict[str, str], name: str) -> str | None:
     """An annotation written for the public status page: control characters (a bell, a line
-    break) read as blanks, and a text with nothing visible (blanks, zero-width spaces,
-    direction marks) is none, so the page's own words stand instead of an empty title."""
+    break) read as blanks, bidirectional overrides and isolates are dropped (on a public page
+    they make a text read otherwise than it holds), and a text with nothing visible (blanks,
+    zero-width spaces, direction marks) is none, so the page's own words stand instead of an
+    empty title."""
     value = _visible(annotations.get(name))
-    return (
-        " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in value).split())
-        if value
-        else None
-    )
+    if value is None:
+        return None
+    flat = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value.translate(_BIDI))
+    return " ".join(flat.split()) or None
+
+
+#: Unicode's bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069).
+_BIDI = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 
 
 def _visible(text: str | None) -> str | None:

@@ -87,6 +87,21 @@ def test_public_words_with_nothing_visible_leave_the_pages_own_and_lose_their_co
     assert resolve.body == "The issue has been resolved. Back to normal."
 
 
+def test_public_words_lose_bidirectional_overrides() -> None:
+    """U+202E reverses what follows it on screen: a public title could read otherwise than it
+    holds ("Checkout restored" shown for text that says something else)."""
+    story = IncidentStory(
+        service="checkout",
+        annotations={
+            "summary_public": "Payments \u202edelayed\u202c",
+            "resolved_text": "\u2067All\u2069 clear",
+        },
+    )
+    create, resolve = changes(story.fire() + story.resolve())
+    assert create.name == "Payments delayed"
+    assert resolve.body == "The issue has been resolved. All clear."
+
+
 def test_without_a_component_the_text_is_neutral() -> None:
     story = IncidentStory(service="ledger", impact=None)
     (create,) = changes(story.fire(), Components({"checkout": "Checkout"}))
