@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -148,6 +149,30 @@ def _sign_in(client: TestClient, token: str) -> None:
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
+
+
+def console_alone(engine: AsyncEngine, now: datetime, proxy: ProxyTrust | None = None) -> Starlette:
+    """The console alone (the playbook's targets, this module's tokens) on ``engine``, at ``now``."""
+    config = ConsoleConfig(
+        engine=engine,
+        credentials=_credentials(),
+        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
+        clock=lambda: now,
+        targets=ResponseTargets(),
+        proxy=proxy,
+    )
+    return Starlette(routes=[console_mount(config, incident_routes(engine))])
+
+
+@contextmanager
+def signed_in(engine: AsyncEngine, now: datetime) -> Iterator[TestClient]:
+    """:func:`console_alone`, signed in with the read token; the engine is disposed of at the
+    end."""
+    app = console_alone(engine, now)
+    with TestClient(app, base_url="https://testserver") as client:
+        _sign_in(client, READ)
+        yield client
+        client.portal.call(engine.dispose)
 
 
 def test_pages_need_a_sign_in_and_the_cookie_is_locked_down(console: Console) -> None:

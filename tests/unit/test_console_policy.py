@@ -5,9 +5,6 @@ import asyncio
 from datetime import time, timedelta
 from pathlib import Path
 
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
-
 from analytics.figures import ResponseTargets
 from models.escalation import (
     BusinessCalendar,
@@ -20,20 +17,15 @@ from models.escalation import (
 )
 from models.incident import Incident, LifecyclePolicy
 from models.severity import Severity
-from receiver.console import ConsoleConfig, console_mount
 from receiver.console.escalation_view import levels_ahead
-from receiver.console.session import SessionSigner
 from receiver.console.targets import response_clock
-from receiver.incident_api import incident_routes
 from store.db import async_engine, sync_engine
 from store.incidents import IncidentStore
 from store.schema import metadata
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from tests.builders import T0, alert, command  # T0: a Friday, 12:00 UTC
-from tests.unit.test_console import READ as CONSOLE_READ
-from tests.unit.test_console import _credentials as console_credentials
-from tests.unit.test_console import _sign_in as console_sign_in
+from tests.unit.test_console import signed_in
 
 _PAGER = Target(kind="pagerduty", to="primary", label="Primary")
 _BOSS = Target(kind="phone", to="boss", label="Boss")
@@ -134,20 +126,9 @@ def test_the_console_judges_an_answer_by_the_severity_in_effect_at_it(tmp_path: 
     judged it by SEV1's 15 minutes (BREACHED)."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     incident_id = asyncio.run(_acknowledged_then_raised(url))
-    engine = async_engine(url)
-    config = ConsoleConfig(
-        engine=engine,
-        credentials=console_credentials(),
-        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
-        clock=lambda: T0 + timedelta(hours=1),
-        targets=ResponseTargets(),
-    )
-    app = Starlette(routes=[console_mount(config, incident_routes(engine))])
-    with TestClient(app, base_url="https://testserver") as client:
-        console_sign_in(client, CONSOLE_READ)
+    with signed_in(async_engine(url), T0 + timedelta(hours=1)) as client:
         listed = client.get("/ui/incidents").text
         shown = client.get(f"/ui/incidents/{incident_id}").text
-        client.portal.call(engine.dispose)
     for page in (listed, shown):
         assert "SEV1" in page
         assert 'class="target met">&lt; 2 hours' in page

@@ -3,46 +3,33 @@ uvicorn listener: X-Forwarded-For, which the listener believes from SEVFLOW_FORW
 (127.0.0.1 by default) for logs and rate limits, named the trusted proxy's address and let any
 caller on the host sign in as whatever user its header named."""
 
-import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from analytics.figures import ResponseTargets
 from models.access import Scope
-from receiver.console import ConsoleConfig, console_mount
 from receiver.console.identity import ProxyTrust
-from receiver.console.session import SessionSigner
-from receiver.incident_api import incident_routes
 from receiver.peer import connection_peer
-from sevflow.listeners import listener_config
 from store.db import async_engine, sync_engine
 from store.schema import metadata
 from tests.builders import T0
-from tests.unit.test_console import _credentials
-from tests.unit.test_listener_limits import LIMITS
+from tests.unit.test_console import console_alone
+from tests.unit.test_listener_limits import LIMITS, serve
 
 USER_HEADER = "X-Forwarded-User"
 
 
 async def _serve(app: Starlette) -> AsyncIterator[str]:
-    config = listener_config(app, "127.0.0.1", 0, LIMITS, forwarded_allow_ips="127.0.0.1")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, it has no event to await
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    await task
+    """``app`` behind a listener that believes X-Forwarded-For from 127.0.0.1 (the default)."""
+    async for port in serve(LIMITS, app):
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_the_connection_peer_is_kept_beside_the_forwarded_client() -> None:
@@ -64,15 +51,8 @@ def _console_app(tmp_path: Path, proxy_network: str) -> tuple[Starlette, AsyncEn
     metadata.create_all(engine)
     engine.dispose()
     store = async_engine(url)
-    config = ConsoleConfig(
-        engine=store,
-        credentials=_credentials(),
-        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
-        clock=lambda: T0,
-        targets=ResponseTargets(),
-        proxy=ProxyTrust(USER_HEADER, [ip_network(proxy_network)], frozenset({Scope.READ, Scope.ADMIN})),
-    )
-    return Starlette(routes=[console_mount(config, incident_routes(store))]), store
+    proxy = ProxyTrust(USER_HEADER, [ip_network(proxy_network)], frozenset({Scope.READ, Scope.ADMIN}))
+    return console_alone(store, T0, proxy), store
 
 
 async def _incidents_page(url: str) -> httpx.Response:

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +15,8 @@ from store.status_page import StatusPageStore
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("path", ["/", "/api/status.json", "/health", "/nowhere", "/health/"])
-async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path: str) -> None:
+async def _get(tmp_path: Path, path: str, **options: Any) -> httpx.Response:
+    """``GET path`` of the built-in page on a new store."""
     url = f"sqlite:///{tmp_path / 'sevflow.db'}"
     create_sink_tables(url)
     engine = async_engine(url)
@@ -24,9 +25,14 @@ async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://status.test"
         ) as client:
-            answer = await client.get(path)
+            return await client.get(path, **options)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/", "/api/status.json", "/health", "/nowhere", "/health/"])
+async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path: str) -> None:
+    answer = await _get(tmp_path, path)
     policy = answer.headers["content-security-policy"]
     assert "default-src 'none'" in policy
     assert "script-src" not in policy  # (none: default-src 'none' covers scripts)
@@ -38,16 +44,6 @@ async def test_every_answer_of_the_public_page_is_hardened(tmp_path: Path, path:
 async def test_a_path_with_a_slash_added_is_not_redirected_elsewhere(tmp_path: Path) -> None:
     """A public page must not send its readers to the host their request named: Starlette's
     307 to the other spelling built its Location from the Host header."""
-    url = f"sqlite:///{tmp_path / 'sevflow.db'}"
-    create_sink_tables(url)
-    engine = async_engine(url)
-    try:
-        app = create_status_app(StatusPageStore(engine), lambda: NOW, "Acme")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://status.test"
-        ) as client:
-            answer = await client.get("/api/status.json/", headers={"host": "evil.example"})
-    finally:
-        await engine.dispose()
+    answer = await _get(tmp_path, "/api/status.json/", headers={"host": "evil.example"})
     assert answer.status_code == 404
     assert "location" not in answer.headers

@@ -25,8 +25,6 @@ from models.settings import Settings
 from models.severity import Severity
 from models.teams import DEFAULT_TEAM, Teams, TeamsError, default_team, parse_teams
 from receiver.access import protect_all
-from receiver.console import ConsoleConfig, console_mount
-from receiver.console.session import SessionSigner
 from receiver.incident_api import incident_routes
 from sevflow.commands import add_commands, run_command
 from sevflow.teams import load_teams
@@ -37,9 +35,7 @@ from streams.pipeline import Pipeline
 from streams.rules import load_rules
 from testkit.store_backends import fresh_database
 from tests.builders import T0, alert, api_credentials
-from tests.unit.test_console import READ as CONSOLE_READ
-from tests.unit.test_console import _credentials as console_credentials
-from tests.unit.test_console import _sign_in as console_sign_in
+from tests.unit.test_console import signed_in
 from tests.unit.test_escalation_policy import incident as opened_incident
 from tests.unit.test_pipeline_store import POLICY
 
@@ -357,17 +353,7 @@ async def test_the_topic_alone_gives_each_incidents_team(engine) -> None:  # typ
 
 
 def test_the_console_shows_and_filters_the_team(teams_db: str) -> None:
-    engine = async_engine(teams_db)
-    config = ConsoleConfig(
-        engine=engine,
-        credentials=console_credentials(),
-        signer=SessionSigner(b"k" * 32, timedelta(hours=12)),
-        clock=lambda: T0 + timedelta(hours=1),
-        targets=ResponseTargets(),
-    )
-    app = Starlette(routes=[console_mount(config, incident_routes(engine))])
-    with TestClient(app, base_url="https://testserver") as client:
-        console_sign_in(client, CONSOLE_READ)
+    with signed_in(async_engine(teams_db), T0 + timedelta(hours=1)) as client:
         page = client.get("/ui/incidents?team=storage").text
         (storage_id,) = re.findall(r'data-incident="([^"]+)"', page)
         assert "team storage" in page
@@ -376,7 +362,6 @@ def test_the_console_shows_and_filters_the_team(teams_db: str) -> None:
         assert len(every) == 4
         shown = client.get(f"/ui/incidents/{storage_id}").text
         assert "<dt>Team</dt><dd>storage</dd>" in shown
-        client.portal.call(engine.dispose)
 
 
 def test_a_teams_sev4_is_judged_by_its_own_business_hours_as_the_engine_judges_it() -> None:
