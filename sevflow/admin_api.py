@@ -93,9 +93,14 @@ async def _document(request: Request, fields: tuple[str, ...]) -> dict[str, Any]
 
 
 def _strings(document: dict[str, Any], key: str) -> list[str] | None:
-    value = document.get(key)
-    if value is None:
+    """``document[key]`` as a list of strings; None when the key is left out. A ``null`` is
+    refused: left out, a replay's ``events`` or ``positions`` means every record, and a null
+    read the same way replayed everything for a client that meant nothing."""
+    if key not in document:
         return None
+    value = document[key]
+    if value is None:
+        raise _Invalid(f"{key} must be a list of strings (leave it out for every one)")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Invalid(f"{key} must be a list of strings")
     return value

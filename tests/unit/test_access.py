@@ -453,6 +453,25 @@ async def test_the_admin_api_guards_maintenance_windows_and_records_the_token(
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/dlq/replay", {"sink": "slack", "events": None}, "events"),
+        ("/api/quarantine/replay", {"positions": None}, "positions"),
+    ],
+    ids=["dlq replay", "quarantine replay"],
+)
+async def test_a_null_list_in_a_replay_is_refused_not_read_as_every_record(
+    receiver: Receiver, path: str, body: dict[str, object], field: str
+) -> None:
+    """Left out, ``events`` or ``positions`` means every record; a null was read the same way,
+    and replayed everything for a client that meant nothing (before Kafka is asked)."""
+    admin = {"authorization": f"Bearer {SECRETS[Scope.ADMIN]}"}
+    refused = await receiver.http.post(path, json=body, headers=admin)
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request")
+    assert refused.json()["message"].startswith(f"{field} must be a list of strings")
+
+
+@pytest.mark.parametrize(
     ("path", "body", "named"),
     [
         ("/api/maintenance", {"matchers": ['service="db"'], "end": "+1h", "coment": "x"}, "'coment'"),
