@@ -86,6 +86,9 @@ def _words(document: object) -> tuple[str, str, str | None] | str:
     """``(title, body, by)`` from the request, or what is wrong with it."""
     if not isinstance(document, dict):
         return 'expected {"title": "…", "body": "…"}'
+    if unknown := sorted(set(document) - {"title", "body", "by"}):
+        named = ", ".join(repr(str(name)[:64]) for name in unknown[:5])
+        return f"unknown field(s) {named}: this request takes body, by, title"
     title, body, by = document.get("title"), document.get("body"), document.get("by")
     if not isinstance(title, str) or not title.strip():
         return "title: the public title is required"

@@ -24,6 +24,7 @@ from receiver.callbacks.common import (
     keyed_command_id,
     name_of,
     unauthorized,
+    unknown_fields,
 )
 from receiver.commands import Action
 from receiver.errors import error_response
@@ -105,6 +106,9 @@ def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Respo
         document.get("by") is None or isinstance(document.get("by"), str)
     ):
         return error_response(422, "invalid_body", 'expected {"by": "<a note>"} (optional)')
+    refused = unknown_fields(document, _TAKES)
+    if refused is not None:
+        return refused
     fields = _Fields(note=name_of(document.get("by")), episode=episode)
     problem = _resolution_details(document, action, fields.details) or _escalation_to(document, action)
     if problem is not None:
@@ -114,6 +118,11 @@ def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Respo
         return given
     fields.episode = given
     return fields
+
+
+#: The fields a command's body may name (another is refused by name: receiver.callbacks.common);
+#: one that belongs to another command is refused saying which (_resolution_details, _escalation_to).
+_TAKES = ("by", "episode", "to", *RESOLUTION_DETAILS)
 
 
 def _resolution_details(document: dict[str, Any], action: str, details: dict[str, str]) -> str | None:

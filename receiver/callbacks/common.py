@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Protocol
 
@@ -30,6 +31,7 @@ __all__ = [
     "log",
     "name_of",
     "unauthorized",
+    "unknown_fields",
 ]
 
 #: One logger for every callback (the API, Slack, PagerDuty): its name is what operators filter on.
@@ -68,6 +70,18 @@ def keyed_command_id(incident_id: str, action: str, caller: str, key: str | None
 def name_of(value: object) -> str | None:
     """Who acted, as the caller names them: one clean line (:func:`models.notes.clean_note`)."""
     return clean_note(value, _NAME_MAX)
+
+
+def unknown_fields(document: dict[str, object], takes: Collection[str]) -> Response | None:
+    """422 naming the body's fields the request does not take (the first five), else None: a
+    misspelt ``episdoe`` was ignored and the command acted on the current episode, and a
+    resolution's ``root_cause`` sent with a note was dropped without a word."""
+    unknown = sorted(set(document) - set(takes))
+    if not unknown:
+        return None
+    named = ", ".join(repr(name[:64]) for name in unknown[:5])
+    message = f"unknown field(s) {named}: this request takes {', '.join(sorted(takes))}"
+    return error_response(422, "invalid_body", message)
 
 
 def episode_of(document: dict[str, object], read: int | None) -> int | Response | None:

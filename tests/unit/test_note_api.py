@@ -119,3 +119,27 @@ def test_an_idempotency_key_is_the_same_command_only_for_the_same_caller_and_bod
     assert first.command_id == retry.command_id
     assert len({first.command_id, other_text.command_id, other_caller.command_id}) == 3
     assert ack.command_id != other_ack.command_id
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "named"),
+    [
+        ("notes", {"text": "looking", "episdoe": 0}, "'episdoe'"),
+        ("notes", {"text": "looking", "root_cause": "dns"}, "'root_cause'"),
+        ("ack", {"by": "bob", "episdoe": 3}, "'episdoe'"),
+        ("resolve", {"rootcause": "dns"}, "'rootcause'"),
+    ],
+)
+def test_a_field_a_command_does_not_take_is_refused_by_name(
+    notes_api: tuple[TestClient, dict[str, str], CommandRecorder],
+    path: str,
+    body: dict[str, object],
+    named: str,
+) -> None:
+    """A misspelt ``episode`` was ignored, and the command acted on the current episode; a
+    resolution's ``root_cause`` sent with a note was dropped without a word."""
+    client, by_state, publisher = notes_api
+    refused = client.post(f"/api/incidents/{by_state['triggered']}/{path}", headers=AUTH, json=body)
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_body")
+    assert refused.json()["message"].startswith(f"unknown field(s) {named}")
+    assert publisher.commands == []

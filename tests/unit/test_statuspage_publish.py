@@ -225,6 +225,10 @@ def test_the_cli_refuses_empty_words() -> None:
         ({"title": "Checkout\nissue", "body": "b"}, "title: must not hold the control character U+000A"),
         ({"title": "T", "body": "We are\x00 on it"}, "body: must not hold the control character U+0000"),
         ({"title": "T", "body": "bell\x07"}, "body: must not hold the control character U+0007"),
+        (
+            {"title": "T", "body": "B", "titel": "x"},
+            "unknown field(s) 'titel': this request takes body, by, title",
+        ),
     ],
 )
 def test_control_characters_in_the_public_words_are_refused_by_name(
@@ -243,9 +247,10 @@ def test_control_characters_in_the_public_words_are_refused_by_name(
     assert (refused.status_code, refused.json()["error"]) == (422, "invalid_body")
     assert refused.json()["message"] == problem
     assert not recorder.commands
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["statuspage", "publish", ids["breach"], "--title", words["title"],
-                              "--body", words["body"]])  # fmt: skip
+    if "titel" not in words:  # (the CLI has no such option to misspell)
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["statuspage", "publish", ids["breach"], "--title", words["title"],
+                                  "--body", words["body"]])  # fmt: skip
     lines = {"title": "T", "body": "We are on it.\n\tMore soon."}
     assert client.post(path, json=lines, headers=AUTH).status_code == 202
 
