@@ -12,6 +12,7 @@ Kafka and the store are imported by the functions that use them.
 
 import argparse
 import sys
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -51,12 +52,15 @@ def note(
     text: str,
     *,
     by: str | None = None,
+    key: str | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     now: Clock = utc_now,
 ) -> int:
     """``sevflow note <id> "text"``: exit 0 once Kafka has the note, 1 when there is no such
-    incident or Kafka did not take it, 2 for an empty or over-long text."""
+    incident or Kafka did not confirm it, 2 for an empty or over-long text. ``key``
+    (``--idempotency-key``) makes a repeat the same note; without one a key is made, and named
+    when Kafka did not confirm the note (it may still be applied: a plain repeat doubled it)."""
     cleaned = note_text(text)
     if cleaned is None or len(" ".join(text.split())) > NOTE_TEXT_MAX:
         print(f"sevflow note: the text must be 1 to {NOTE_TEXT_MAX} characters", file=err)
@@ -71,13 +75,22 @@ def note(
         print(f"sevflow note: cannot check {incident_id} ({exc}); queuing the note unchecked", file=err)
         episode = None
 
+    key = key or uuid.uuid4().hex
     command = cli_command(
-        incident_id, "note", by=login(), note=by, now=now(), episode=episode, text=cleaned
+        incident_id, "note", by=login(), note=by, now=now(), episode=episode, key=key, text=cleaned
     )
-    if not queue(settings, command, name="note", what="note", err=err):
+    retry = f"run the same command with --idempotency-key {key} to retry without doubling it"
+    if not queue(settings, command, name="note", what="note", err=err, retry=retry):
         return 1
     print(f"note on {incident_id} queued (command {command.command_id})", file=out)
     return 0
+
+
+def _key(value: str) -> str:
+    """An ``--idempotency-key``: 1 to 128 printable ASCII characters."""
+    if not 1 <= len(value) <= 128 or not (value.isascii() and value.isprintable()):
+        raise argparse.ArgumentTypeError("1 to 128 printable ASCII characters")
+    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -87,6 +100,13 @@ def add_parsers(sub: Any) -> None:
     parser.add_argument("text", help=f"the note (one line, at most {NOTE_TEXT_MAX} characters)")
     parser.add_argument(
         "--by", default=None, help="a note on who, shown beside your login name (the author)"
+    )
+    parser.add_argument(
+        "--idempotency-key",
+        type=_key,
+        default=None,
+        help="the same key (with the same text) makes a repeat the same note, applied once: "
+        "use the one a failed run names (default: a new key each run)",
     )
 
 
@@ -104,6 +124,7 @@ def run(
         args.incident_id,
         args.text,
         by=args.by,
+        key=args.idempotency_key,
         out=out if out is not None else sys.stdout,
         err=err if err is not None else sys.stderr,
         now=now,

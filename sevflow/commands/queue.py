@@ -4,6 +4,8 @@ name=<the login name>, note=<--by>)``, a fresh ``cli:`` id), published to the co
 the worker to apply once. Kafka is imported only when a command is sent."""
 
 import asyncio
+import hashlib
+import json
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -26,14 +28,21 @@ def cli_command(
     note: str | None,
     now: datetime,
     episode: int | None,
+    key: str | None = None,
     **fields: Any,
 ) -> Command:
     """A command given on the command line: ``by`` is the login name (the actor), ``note`` what
     ``--by`` said; ``episode`` the incident's ``flaps`` as read (None: not read), so the worker
     refuses it once the incident has reopened since. ``escalate`` from the command line is always
-    to the manager."""
+    to the manager. ``key`` (``--idempotency-key``): the same login giving the same command with
+    the same key makes the same command, applied once; without one, each run is new."""
+    if key is None:
+        command_id = f"cli:{uuid.uuid4().hex}"
+    else:
+        parts = (incident_id, action, by or "", key, json.dumps(fields, sort_keys=True))
+        command_id = "cli:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
     return Command(
-        command_id=f"cli:{uuid.uuid4().hex}",
+        command_id=command_id,
         action=action,
         incident_id=incident_id,
         actor=Actor(via="cli", name=by, note=note),
@@ -50,10 +59,20 @@ async def publish(publisher: "CommandSink", command: Command) -> Command:
     return command
 
 
-def queue(settings: Settings, command: Command, *, name: str, what: str, err: TextIO) -> bool:
+def queue(
+    settings: Settings,
+    command: Command,
+    *,
+    name: str,
+    what: str,
+    err: TextIO,
+    retry: str | None = None,
+) -> bool:
     """Publish ``command`` to the commands topic and wait for Kafka's acknowledgement; False
-    (said on ``err`` as ``sevflow <name>: could not queue the <what>``) when Kafka did not take
-    it."""
+    (said on ``err`` as ``sevflow <name>: could not queue the <what>``) when Kafka did not
+    confirm it. Unconfirmed is not refused: a record sent before the wait ran out is still
+    delivered when the producer closes, so ``retry`` (how to repeat it as the same command) is
+    said too."""
     from aiokafka.errors import KafkaError
 
     from receiver.commands import CommandPublisher
@@ -69,5 +88,7 @@ def queue(settings: Settings, command: Command, *, name: str, what: str, err: Te
         asyncio.run(main())
     except (KafkaError, TimeoutError, OSError) as exc:
         print(f"sevflow {name}: could not queue the {what}: Kafka: {type(exc).__name__}", file=err)
+        if retry is not None:
+            print(f"sevflow {name}: Kafka may still have taken it; {retry}", file=err)
         return False
     return True

@@ -3,6 +3,7 @@ topic, as the API's notes route sends it."""
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from models.settings import Settings
 from sevflow.cli import _parser
 from sevflow.commands import note as note_cli
+from sevflow.commands.queue import cli_command
 from tests.builders import T0, CommandRecorder
 from tests.unit.test_escalation_cli import clean_env, incidents_in_every_state
 
@@ -70,3 +72,34 @@ def test_note_checks_the_incident_and_the_text_before_kafka(
     assert code == status
     assert message in err.getvalue()
     assert "queued" not in out.getvalue()
+
+
+def test_a_note_kafka_did_not_confirm_names_the_key_that_makes_a_repeat_the_same_note(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A note whose publish timed out was still delivered when the producer closed, and the run
+    said "could not queue": its repeat, with a new id, was a second note. The failed run names
+    its key; the same key with the same text is the same command, applied once."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ids = asyncio.run(incidents_in_every_state(url))
+    clean_env.setenv("SEVFLOW_DATABASE_URL", url)
+    clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
+    out, err = io.StringIO(), io.StringIO()
+    assert note_cli.note(Settings(), ids["triggered"], "rolled back", out=out, err=err) == 1
+    found = re.search(r"--idempotency-key ([0-9a-f]{32}) to retry without doubling it", err.getvalue())
+    assert found, err.getvalue()
+    key = found.group(1)
+
+    def build(text: str, key: str | None, login: str = "dave") -> str:
+        return cli_command(
+            ids["triggered"], "note", by=login, note=None, now=T0, episode=0, key=key, text=text
+        ).command_id
+
+    assert build("rolled back", key) == build("rolled back", key)
+    assert len({build("rolled back", key), build("rolled back", "other"), build("other text", key),
+                build("rolled back", key, login="erin"), build("rolled back", None)}) == 5  # fmt: skip
+    args = _parser().parse_args(["note", ids["triggered"], "x", "--idempotency-key", key])
+    assert args.idempotency_key == key
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["note", ids["triggered"], "x", "--idempotency-key", "é" * 3])
