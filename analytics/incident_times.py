@@ -121,6 +121,7 @@ def rebuild_times(
     since: datetime | None = None,
     until: datetime | None = None,
     passed_over: Collection[tuple[str, int]] = (),
+    unread: Collection[str] = (),
 ) -> RebuiltTimes:
     """Rebuild every incident's times from its events, in any order and with repeats.
 
@@ -130,7 +131,8 @@ def rebuild_times(
     1, 2, … without a hole (the others are listed in ``incomplete``). ``passed_over``: the
     ``(incident_id, sequence)`` of events the reader skipped for their type or schema version,
     which hold their places all the same: one event of a type this version does not know left
-    a hole, and its whole incident out of the report.
+    a hole, and its whole incident out of the report. ``unread``: incidents one of whose
+    responses the reader skipped (a newer schema's acknowledgement): left out, as incomplete.
     """
     per_incident: dict[str, dict[int, IncidentEvent]] = {}
     for event in events:
@@ -147,7 +149,7 @@ def rebuild_times(
         if not _in_window(latest.opened_at, since, until):
             continue
         places = sorted(set(sequences) | skipped_at.get(incident_id, set()))
-        if places != list(range(1, len(places) + 1)):
+        if incident_id in unread or places != list(range(1, len(places) + 1)):
             incomplete.append(incident_id)
             continue
         result.append(times_of(latest, ordered))

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from analytics.incident_times import RESPONSE_TYPES
 from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent
 from models.wire import json_object, newer_version
 
@@ -58,6 +59,8 @@ class TopicRead:
     skipped: Counter[str] = field(default_factory=Counter)
     records: int = 0
     passed_over: set[tuple[str, int]] = field(default_factory=set)
+    #: Incidents with a response event skipped (a newer schema's): their times cannot be rebuilt.
+    unread: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ class Skipped:
 
     reason: str
     position: tuple[str, int] | None = None
+    #: An event the incident's times depend on (a response, or a type not readable): its
+    #: incident is left out rather than rebuilt without it.
+    response: bool = False
+
+
+_RESPONSE_TYPE_NAMES = frozenset(t.value for t in RESPONSE_TYPES)
 
 
 def read_record(raw: bytes | None) -> IncidentEvent | Skipped:
@@ -81,7 +90,12 @@ def read_record(raw: bytes | None) -> IncidentEvent | Skipped:
         return Skipped("invalid record")  # "2" or 2.0 is no version: read as 1, it would mislead
     if newer_version(document, EVENT_SCHEMA_VERSION) is not None:
         # A newer schema changed what some field means: read as this version, it would mislead.
-        return Skipped("newer schema", _position(document))
+        # It holds its place unless it is a response (an acknowledgement, a resolution, a
+        # reopening): without it the incident's times are wrong, so its incident is left out
+        # and counted ("never acknowledged, breached" was reported instead).
+        kind = document.get("type")
+        responds = not isinstance(kind, str) or kind in _RESPONSE_TYPE_NAMES
+        return Skipped("newer schema", _position(document), response=responds)
     kind = document.get("type")
     if not isinstance(kind, str):
         return Skipped("invalid record")
@@ -176,7 +190,9 @@ async def _read_all(
                 decoded = read_record(message.value)
                 if isinstance(decoded, Skipped):
                     result.skipped[decoded.reason] += 1
-                    if decoded.position is not None:
+                    if decoded.position is not None and decoded.response:
+                        result.unread.add(decoded.position[0])
+                    elif decoded.position is not None:
                         result.passed_over.add(decoded.position)
                 else:
                     result.events.append(decoded)

@@ -177,7 +177,9 @@ def _from_topic(
         print(f"sevflow report: {exc}", file=err)
         return EXIT_FAILURE
     since, until = span
-    rebuilt = rebuild_times(read.events, since=since, until=until, passed_over=read.passed_over)
+    rebuilt = rebuild_times(
+        read.events, since=since, until=until, passed_over=read.passed_over, unread=read.unread
+    )
     skipped = {**read.skipped, **rebuilt.skipped}
     result = compute_report(
         of_team(rebuilt.times, options.team), targets, at, skipped=skipped, team=options.team

@@ -1,6 +1,7 @@
 """Response figures: percentiles, SLA status, rebuilding times from events, and the report over the
 shared scenario, from the events and from the store (which must agree exactly)."""
 
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -18,12 +19,14 @@ from analytics.figures import (
 )
 from analytics.incident_times import IncidentTimes, rebuild_times, times_from_events
 from analytics.text import render_report
+from analytics.topic import Skipped, read_record
 from models.escalation import BusinessCalendar, arm, playbook_policy
-from models.events import EventType, IncidentEvent, IncidentState
+from models.events import EVENT_SCHEMA_VERSION, EventType, IncidentEvent, IncidentState
 from models.severity import Severity
 from store.incidents import IncidentStore
 from streams.pipeline import Pipeline
 from streams.rules import load_rules
+from testkit.fakes.events import IncidentStory
 from tests.builders import T0, alert
 from tests.unit.test_analytics_scenario import NOW, POLICY, _command, build_scenario, minutes
 from tests.unit.test_escalation_policy import incident as opened_incident
@@ -391,3 +394,31 @@ def test_analytics_package_resolves_inside_the_repository() -> None:
 
     assert analytics.__file__ is not None
     assert analytics.__file__.startswith(str(REPO / "analytics"))
+
+
+def test_a_newer_schema_response_leaves_its_incident_out_where_another_event_holds_its_place() -> None:
+    """An ``acknowledged`` record of a newer schema was skipped but held its place, so the
+    incident was rebuilt as never acknowledged and breached, while the store said met in 5
+    minutes. Its incident is now left out and counted as incomplete; another event of a newer
+    schema still holds its place."""
+    story = IncidentStory(name="ApiDown", severity=Severity.SEV1)
+    opened, added, acked = [
+        *story.fire(at=T0),
+        *story.fire("fp2", at=T0 + minutes(1), instance="api-2"),
+        *story.ack(at=T0 + minutes(5)),
+    ]
+
+    def newer(event: IncidentEvent) -> Skipped:
+        document = {**json.loads(event.to_bytes()), "schema_version": EVENT_SCHEMA_VERSION + 1}
+        skipped = read_record(json.dumps(document).encode())
+        assert isinstance(skipped, Skipped)
+        assert skipped.reason == "newer schema"
+        return skipped
+
+    place = (added.incident_id, added.sequence)
+    assert (newer(added).position, newer(added).response) == (place, False)
+    assert (newer(acked).position, newer(acked).response) == ((acked.incident_id, 3), True)
+    held = rebuild_times([opened, acked], passed_over={place})
+    assert (held.incomplete, held.times[0].time_to_acknowledge) == ([], minutes(5))
+    left_out = rebuild_times([opened, added], unread={acked.incident_id})
+    assert (left_out.incomplete, left_out.times) == ([acked.incident_id], [])
