@@ -13,7 +13,7 @@ transaction, in a Kafka record, in a log line).
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ __all__ = [
     "newer_version",
     "problems",
     "read_json",
+    "unknown_fields",
 ]
 
 
@@ -102,3 +103,15 @@ def problems(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
         for e in exc.errors(include_url=False, include_input=False)
     )
+
+
+def unknown_fields(document: Mapping[str, Any], takes: Sequence[str]) -> str | None:
+    """The body's fields a request does not take, named (the first five, each cut to 64
+    characters) beside those it takes, in the order given; None when there are none. A field
+    ignored rather than refused did harm: a misspelt ``positions`` replayed every record, a
+    misspelt ``episode`` acted on the current episode."""
+    unknown = sorted(str(name) for name in set(document) - set(takes))
+    if not unknown:
+        return None
+    named = ", ".join(repr(name[:64]) for name in unknown[:5])
+    return f"unknown field(s) {named}: this request takes {', '.join(takes)}"

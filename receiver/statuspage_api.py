@@ -34,7 +34,7 @@ from models.clock import Clock
 from models.events import Actor
 from models.incident import PUBLIC_BODY_MAX, PUBLIC_TITLE_MAX, Command, public_words_problem
 from models.notes import clean_note
-from models.wire import NotJson, read_json
+from models.wire import NotJson, read_json, unknown_fields
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.callbacks.common import INCIDENT_ID, CommandSink
@@ -86,9 +86,8 @@ def _words(document: object) -> tuple[str, str, str | None] | str:
     """``(title, body, by)`` from the request, or what is wrong with it."""
     if not isinstance(document, dict):
         return 'expected {"title": "…", "body": "…"}'
-    if unknown := sorted(set(document) - {"title", "body", "by"}):
-        named = ", ".join(repr(str(name)[:64]) for name in unknown[:5])
-        return f"unknown field(s) {named}: this request takes body, by, title"
+    if (unknown := unknown_fields(document, ("body", "by", "title"))) is not None:
+        return unknown
     title, body, by = document.get("title"), document.get("body"), document.get("by")
     if not isinstance(title, str) or not title.strip():
         return "title: the public title is required"

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from models.clock import Clock
 from models.notes import clean_note
 from models.settings import Settings
-from models.wire import NotJson, read_json
+from models.wire import NotJson, read_json, unknown_fields
 from receiver.access import principal_of
 from receiver.body import BODY_READ_SECONDS, BodyTooLarge, BodyTooSlow, read_capped
 from receiver.errors import body_too_slow, error_response
@@ -85,10 +85,8 @@ async def _document(request: Request, fields: tuple[str, ...]) -> dict[str, Any]
         raise _Invalid(f"the body is {exc}") from None
     if not isinstance(document, dict):
         raise _Invalid("the body must be a JSON object")
-    unknown = sorted(set(document) - set(fields))
-    if unknown:
-        named = ", ".join(repr(name[:64]) for name in unknown[:5])
-        raise _Invalid(f"unknown field(s) {named}: this request takes {', '.join(fields)}")
+    if (unknown := unknown_fields(document, fields)) is not None:
+        raise _Invalid(unknown)
     return document
 
 

@@ -23,8 +23,8 @@ from receiver.callbacks.common import (
     episode_of,
     keyed_command_id,
     name_of,
+    refused_fields,
     unauthorized,
-    unknown_fields,
 )
 from receiver.commands import Action
 from receiver.errors import error_response
@@ -106,7 +106,7 @@ def _fields(body: bytes, action: Action, episode: int | None) -> _Fields | Respo
         document.get("by") is None or isinstance(document.get("by"), str)
     ):
         return error_response(422, "invalid_body", 'expected {"by": "<a note>"} (optional)')
-    refused = unknown_fields(document, _TAKES)
+    refused = refused_fields(document, _TAKES)
     if refused is not None:
         return refused
     fields = _Fields(note=name_of(document.get("by")), episode=episode)

@@ -25,8 +25,8 @@ from receiver.callbacks.common import (
     episode_of,
     keyed_command_id,
     name_of,
+    refused_fields,
     unauthorized,
-    unknown_fields,
 )
 from receiver.errors import error_response
 
@@ -85,7 +85,7 @@ def _parse(body: bytes, episode: int | None) -> tuple[str, str | None, int | Non
         return error_response(400, "invalid_json", f"the body is {exc}")
     if not isinstance(document, dict) or not isinstance(document.get("text"), str):
         return error_response(422, "invalid_body", 'expected {"text": "<the note>"}')
-    refused = unknown_fields(document, ("text", "by", "episode"))
+    refused = refused_fields(document, ("text", "by", "episode"))
     if refused is not None:
         return refused
     raw = document["text"]

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from models.clock import Clock
 from models.incident import Command
 from models.notes import NOTE_MAX, clean_note
+from models.wire import unknown_fields
 from receiver.body import BodyTooLarge, BodyTooSlow, read_capped
 from receiver.errors import body_too_slow, error_response
 
@@ -30,8 +31,8 @@ __all__ = [
     "keyed_command_id",
     "log",
     "name_of",
+    "refused_fields",
     "unauthorized",
-    "unknown_fields",
 ]
 
 #: One logger for every callback (the API, Slack, PagerDuty): its name is what operators filter on.
@@ -72,16 +73,12 @@ def name_of(value: object) -> str | None:
     return clean_note(value, _NAME_MAX)
 
 
-def unknown_fields(document: dict[str, object], takes: Collection[str]) -> Response | None:
-    """422 naming the body's fields the request does not take (the first five), else None: a
-    misspelt ``episdoe`` was ignored and the command acted on the current episode, and a
-    resolution's ``root_cause`` sent with a note was dropped without a word."""
-    unknown = sorted(set(document) - set(takes))
-    if not unknown:
-        return None
-    named = ", ".join(repr(name[:64]) for name in unknown[:5])
-    message = f"unknown field(s) {named}: this request takes {', '.join(sorted(takes))}"
-    return error_response(422, "invalid_body", message)
+def refused_fields(document: dict[str, object], takes: Collection[str]) -> Response | None:
+    """422 naming the body's fields the command does not take (:func:`models.wire.unknown_fields`),
+    else None: a misspelt ``episdoe`` was ignored and the command acted on the current episode,
+    and a resolution's ``root_cause`` sent with a note was dropped without a word."""
+    unknown = unknown_fields(document, sorted(takes))
+    return None if unknown is None else error_response(422, "invalid_body", unknown)
 
 
 def episode_of(document: dict[str, object], read: int | None) -> int | Response | None:

@@ -44,6 +44,16 @@ def test_the_note_command_is_parsed() -> None:
     )
 
 
+def _store_without_kafka(tmp_path: Path, env: pytest.MonkeyPatch) -> dict[str, str]:
+    """A store with an incident in every state (state -> id), and a Kafka nobody answers."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ids = asyncio.run(incidents_in_every_state(url))
+    env.setenv("SEVFLOW_DATABASE_URL", url)
+    env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
+    return ids
+
+
 @pytest.mark.parametrize(
     ("state", "text", "status", "message"),
     [
@@ -62,11 +72,7 @@ def test_note_checks_the_incident_and_the_text_before_kafka(
     status: int,
     message: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    ids = asyncio.run(incidents_in_every_state(url))
-    clean_env.setenv("SEVFLOW_DATABASE_URL", url)
-    clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
-    clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
+    ids = _store_without_kafka(tmp_path, clean_env)
     out, err = io.StringIO(), io.StringIO()
     code = note_cli.note(Settings(), ids.get(state, "inc_ffffffffffffffff"), text, out=out, err=err)
     assert code == status
@@ -80,11 +86,7 @@ def test_a_note_kafka_did_not_confirm_names_the_key_that_makes_a_repeat_the_same
     """A note whose publish timed out was still delivered when the producer closed, and the run
     said "could not queue": its repeat, with a new id, was a second note. The failed run names
     its key; the same key with the same text is the same command, applied once."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    ids = asyncio.run(incidents_in_every_state(url))
-    clean_env.setenv("SEVFLOW_DATABASE_URL", url)
-    clean_env.setenv("SEVFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
-    clean_env.setenv("SEVFLOW_KAFKA_TIMEOUT_SECONDS", "1")
+    ids = _store_without_kafka(tmp_path, clean_env)
     out, err = io.StringIO(), io.StringIO()
     assert note_cli.note(Settings(), ids["triggered"], "rolled back", out=out, err=err) == 1
     found = re.search(r"--idempotency-key ([0-9a-f]{32}) to retry without doubling it", err.getvalue())
